@@ -1,0 +1,79 @@
+/**
+ * Public attention ops: validate → plan → pick a backend → run.
+ */
+import type { Mask } from '../masks/mask.js';
+import { Tensor } from '../tensor/tensor.js';
+import { type BackendName, type HostBackend, getBackend } from './backend.js';
+import { type AttentionOptions, type AttentionPlan, type VarlenOptions, planAttention, planAttentionVarlen } from './plan.js';
+import { canonical, checkOut, outputShapes } from './views.js';
+
+export interface RunOptions {
+  /** 'auto' (default: WebAssembly SIMD, else TypeScript), 'wasm', 'cpu-ts', 'webgpu', or a backend object. */
+  backend?: BackendName | HostBackend;
+  /** Preallocated output (shape of the result; dtype of q). */
+  out?: Tensor;
+  /** Preallocated log-sum-exp output (f32). */
+  lseOut?: Tensor;
+}
+
+export interface AttentionResult {
+  /** [batch, seqLenQ, numHeads, headDimV] (BSHD) or [batch, numHeads, seqLenQ, headDimV] (BHSD); varlen: [totalQ, numHeads, headDimV]. */
+  out: Tensor;
+  /** Natural-log log-sum-exp of the scaled scores: [batch, numHeads, seqLenQ] (varlen: [numHeads, totalQ]); −∞ on fully masked rows. */
+  lse?: Tensor;
+}
+
+async function execute(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, opts: RunOptions): Promise<AttentionResult> {
+  const shapes = outputShapes(plan);
+  const out = opts.out ?? Tensor.zeros(shapes.out, plan.dtype);
+  if (opts.out) checkOut(opts.out, shapes.out, plan.dtype, 'out');
+  let lse: Tensor | undefined;
+  if (plan.returnLse || opts.lseOut) {
+    lse = opts.lseOut ?? Tensor.zeros(shapes.lse, 'f32');
+    if (opts.lseOut) checkOut(opts.lseOut, shapes.lse, 'f32', 'lseOut');
+  }
+  const backend = await getBackend(opts.backend ?? 'auto');
+  await backend.run(plan, canonical(plan, q, 'q'), canonical(plan, k, 'k'), canonical(plan, v, 'v'), canonical(plan, out, 'out'), lse ?? null);
+  return lse ? { out, lse } : { out };
+}
+
+/**
+ * Scaled dot-product attention with FlashAttention semantics, never materialising the
+ * seqLenQ × seqLenK matrix.
+ *
+ * Shapes (layout 'bshd', the default): q [batch, seqLenQ, numHeads, headDim],
+ * k [batch, seqLenK, numKvHeads, headDim], v [batch, seqLenK, numKvHeads, headDimV].
+ * numHeads % numKvHeads == 0 (MHA, GQA, MQA); query head h uses KV head ⌊h / (numHeads/numKvHeads)⌋.
+ * headDim and headDimV: 1..256. Scores are q·k·scale (scale default 1/√headDim), then
+ * softcap·tanh(s/softcap) when softcap > 0.
+ *
+ * Masks: causal masks align bottom-right when seqLenQ ≠ seqLenK (query i sees keys
+ * j ≤ i + seqLenK − seqLenQ), as FlashAttention ≥ 2.1:
+ * ```
+ * Sq=2, Sk=5     Sq=5, Sk=2
+ * █ █ █ █ ░      ░ ░
+ * █ █ █ █ █      ░ ░
+ *                ░ ░
+ *                █ ░
+ *                █ █
+ * ```
+ * Fully masked rows output 0 (and lse −∞), never NaN. A NaN among a row's visible scores makes that
+ * row NaN.
+ */
+export async function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions & RunOptions = {}): Promise<AttentionResult> {
+  const plan = planAttention(q, k, v, opts);
+  return execute(plan, q, k, v, opts);
+}
+
+/**
+ * Packed variable-length attention (FlashAttention's varlen API): q [totalQ, numHeads, headDim],
+ * k [totalK, numKvHeads, headDim], v [totalK, numKvHeads, headDimV], with cuSeqlensQ/K
+ * (int, [numSeqs + 1], starting at 0). Each sequence is attended independently; masks apply per
+ * sequence with its own bottom-right alignment (Sk_b − Sq_b). lse is [numHeads, totalQ].
+ */
+export async function attentionVarlen(q: Tensor, k: Tensor, v: Tensor, opts: VarlenOptions & RunOptions): Promise<AttentionResult> {
+  const plan = planAttentionVarlen(q, k, v, opts);
+  return execute(plan, q, k, v, opts);
+}
+
+export type { AttentionOptions, VarlenOptions, Mask };

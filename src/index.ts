@@ -1,0 +1,18 @@
+/**
+ * vlm-attention: fast, inspectable attention for vision-language models.
+ * This entry point is browser-safe; Node-only pieces (worker threads, files, Dawn) live in
+ * `vlm-attention/node`.
+ */
+export * from './errors.js';
+export * from './tensor/dtype.js';
+export { Tensor, type Layout, type TensorInit, tensor, randn, mulberry32, contiguousStrides, numel, copyInto } from './tensor/tensor.js';
+export * from './masks/mask.js';
+export { planTiles, visitedFraction, type TilePlan } from './masks/tiles.js';
+export { attentionReference, attentionReferenceVarlen, type ReferenceOptions, type ReferenceResult } from './reference/attention-ref.js';
+export { attention, attentionVarlen, type AttentionResult, type RunOptions } from './attention/attention.js';
+export { planAttention, planAttentionVarlen, nominalFlops, type AttentionOptions, type VarlenOptions, type AttentionPlan, type TensorLike } from './attention/plan.js';
+export { registerBackend, getBackend, listBackends, setAutoOrder, type HostBackend, type BackendName } from './attention/backend.js';
+import './kernels/cpu/backend-ts.js';
+import './kernels/cpu/wasm-backend.js';
+export { configureCpu, cpuRuntime, cpuTensor, lastKernelStats, type CpuConfig, type CpuRuntime, type KernelStats } from './kernels/cpu/wasm-backend.js';
+export { WasmHeap } from './kernels/cpu/wasm-heap.js';

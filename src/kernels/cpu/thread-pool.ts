@@ -1,0 +1,150 @@
+/**
+ * Kernel threads over one shared WebAssembly memory. The calling thread is participant 0; workers
+ * 1..n−1 sleep on a generation word (Atomics.wait) and, when woken, call `runJobs` with the
+ * arguments in the control block. Work is split by an atomic job counter inside the kernel, so a
+ * dispatch costs one wake-up per worker, not one message per job.
+ *
+ * Node: worker_threads (loaded dynamically so the core stays browser-safe). Browsers: Web Workers,
+ * only when cross-origin isolated (SharedArrayBuffer). Otherwise: the calling thread alone.
+ */
+import type { WasmHeap } from './wasm-heap.js';
+
+/** Control block layout (Int32 slots). */
+const GEN = 0, ARGS = 1, DONE = 8, STOP = 9, CTRL_SLOTS = 16;
+
+export interface KernelExports {
+  runJobs(plan: number, kind: number, jobs: number, numJobs: number, counter: number, thread: number): void;
+  scratchBytes(tileQ: number, dpad: number, dvpad: number, topk: number): number;
+  fmaPeak(iters: number): number;
+}
+
+// The worker's whole program. Kept as a string so one build serves Node (eval) and browsers (Blob URL).
+const WORKER_SOURCE = `
+const isNode = typeof process !== 'undefined' && process.versions && process.versions.node;
+function start(d, send) {
+  const inst = new WebAssembly.Instance(d.module, { env: { memory: d.memory } });
+  const ctrl = new Int32Array(d.memory.buffer, d.ctrl, ${CTRL_SLOTS});
+  send('ready');
+  let gen = d.gen;
+  for (;;) {
+    Atomics.wait(ctrl, ${GEN}, gen);
+    gen = Atomics.load(ctrl, ${GEN});
+    if (Atomics.load(ctrl, ${STOP})) break;
+    try {
+      inst.exports.runJobs(ctrl[${ARGS}], ctrl[${ARGS + 1}], ctrl[${ARGS + 2}], ctrl[${ARGS + 3}], ctrl[${ARGS + 4}], d.thread);
+    } catch (e) { send('error:' + (e && e.stack || e)); }
+    Atomics.add(ctrl, ${DONE}, 1);
+    Atomics.notify(ctrl, ${DONE});
+  }
+}
+if (isNode) {
+  const { parentPort, workerData } = require('worker_threads');
+  start(workerData, (m) => parentPort.postMessage(m));
+} else {
+  self.onmessage = (e) => start(e.data, (m) => self.postMessage(m));
+}
+`;
+
+interface WorkerHandle {
+  terminate(): unknown;
+}
+
+export class ThreadPool {
+  private readonly ctrlPtr: number;
+  private workers: WorkerHandle[] = [];
+  private errors: string[] = [];
+
+  private constructor(
+    readonly heap: WasmHeap,
+    readonly exports: KernelExports,
+    readonly module: WebAssembly.Module,
+  ) {
+    this.ctrlPtr = heap.alloc(CTRL_SLOTS * 4);
+    this.ctrl().fill(0);
+  }
+
+  /** Number of participating threads (the caller included). */
+  get size(): number {
+    return this.workers.length + 1;
+  }
+
+  private ctrl(): Int32Array {
+    return this.heap.i32(this.ctrlPtr, CTRL_SLOTS);
+  }
+
+  static async create(heap: WasmHeap, module: WebAssembly.Module, threads: number): Promise<ThreadPool> {
+    const instance = await WebAssembly.instantiate(module, { env: { memory: heap.memory } });
+    const pool = new ThreadPool(heap, instance.exports as unknown as KernelExports, module);
+    if (threads > 1 && heap.shared) await pool.spawn(threads - 1);
+    return pool;
+  }
+
+  private async spawn(n: number): Promise<void> {
+    const gen = Atomics.load(this.ctrl(), GEN);
+    const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+    const ready: Promise<void>[] = [];
+    for (let t = 1; t <= n; t++) {
+      const data = { module: this.module, memory: this.heap.memory, ctrl: this.ctrlPtr, gen, thread: t };
+      if (isNode) {
+        const { Worker } = await import('node:worker_threads');
+        const w = new Worker(WORKER_SOURCE, { eval: true, workerData: data });
+        w.unref();
+        ready.push(new Promise((resolve, reject) => {
+          w.on('message', (m: string) => { if (m === 'ready') resolve(); else this.errors.push(m); });
+          w.once('error', reject);
+        }));
+        this.workers.push(w);
+      } else {
+        const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
+        const w = new Worker(url);
+        ready.push(new Promise((resolve, reject) => {
+          w.onmessage = (e: MessageEvent) => { if (e.data === 'ready') resolve(); else this.errors.push(String(e.data)); };
+          w.onerror = (e) => reject(e);
+        }));
+        w.postMessage(data);
+        this.workers.push(w);
+      }
+    }
+    await Promise.all(ready);
+  }
+
+  /**
+   * Runs `numJobs` jobs of `kind` on every thread and returns when all are done. The caller takes
+   * part (thread 0). Where the caller cannot block (a browser's main thread) it polls asynchronously.
+   */
+  async run(plan: number, kind: number, jobs: number, numJobs: number, counter: number): Promise<void> {
+    if (numJobs === 0) return;
+    this.heap.i32(counter, 1)[0] = 0;
+    const ctrl = this.ctrl();
+    const nw = this.workers.length;
+    if (nw > 0) {
+      ctrl[ARGS] = plan; ctrl[ARGS + 1] = kind; ctrl[ARGS + 2] = jobs; ctrl[ARGS + 3] = numJobs; ctrl[ARGS + 4] = counter;
+      Atomics.store(ctrl, DONE, 0);
+      Atomics.add(ctrl, GEN, 1);
+      Atomics.notify(ctrl, GEN);
+    }
+    this.exports.runJobs(plan, kind, jobs, numJobs, counter, 0);
+    if (nw > 0) {
+      const canBlock = typeof process !== 'undefined' && !!process.versions?.node;
+      for (;;) {
+        const done = Atomics.load(ctrl, DONE);
+        if (done >= nw) break;
+        if (canBlock) Atomics.wait(ctrl, DONE, done, 1000);
+        else await new Promise((r) => setTimeout(r, 0));
+      }
+    }
+    if (this.errors.length) {
+      const e = this.errors.splice(0);
+      throw new Error(`vlm-attention kernel thread failed: ${e.join('\n')}`);
+    }
+  }
+
+  async terminate(): Promise<void> {
+    const ctrl = this.ctrl();
+    Atomics.store(ctrl, STOP, 1);
+    Atomics.add(ctrl, GEN, 1);
+    Atomics.notify(ctrl, GEN);
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers = [];
+  }
+}

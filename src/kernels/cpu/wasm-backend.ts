@@ -1,0 +1,288 @@
+/**
+ * The WebAssembly SIMD backend ('wasm'): builds the kernel plan block, sequence table, tile plans,
+ * mask program and job list in the heap, then runs the jobs on the thread pool.
+ *
+ * Paths:
+ *   prefill  one job per (sequence, head, 64-row Q tile), longest first;
+ *   decode   few queries and a long KV: one job per (sequence, KV head, split of the visited KV
+ *            tiles) with the GQA group's rows packed together, then one merge job per
+ *            (sequence, KV head) combining partials by log-sum-exp (flash-decoding);
+ *   top-k    a threshold pass (k-th best score per row, min-heaps) before the prefill pass.
+ */
+import { type HostBackend, registerBackend, setAutoOrder } from '../../attention/backend.js';
+import type { AttentionPlan } from '../../attention/plan.js';
+import { lseView, rowView } from '../../attention/views.js';
+import { UnsupportedError } from '../../errors.js';
+import { Mask, findTopK } from '../../masks/mask.js';
+import { type TilePlan, planTiles } from '../../masks/tiles.js';
+import { type Tensor, copyInto } from '../../tensor/tensor.js';
+import {
+  JOB_SLOTS, KIND_DECODE_MERGE, KIND_DECODE_SPLIT, KIND_PREFILL, KIND_TOPK, PLAN_SLOTS, P_DPAD, P_DTYPE, P_DVPAD, P_GROUP,
+  P_HEAD_DIM, P_HEAD_DIM_V, P_JOBS, P_K_DATA, P_K_HEAD, P_K_ROW, P_LSE_DATA, P_LSE_HEAD, P_LSE_ROW, P_MASK_PROG,
+  P_NUM_HEADS, P_NUM_JOBS, P_NUM_KV_HEADS, P_OUT_DTYPE, P_O_DATA, P_O_HEAD, P_O_ROW, P_PARTIALS, P_PARTIAL_ROWS,
+  P_Q_DATA, P_Q_HEAD, P_Q_ROW, P_SCALE, P_SCRATCH, P_SCRATCH_BYTES, P_SEQS, P_SOFTCAP, P_SPLIT_TILES, P_THR_HEAD_STRIDE,
+  P_TILE_PLANS, P_TILE_Q, P_TOPK_K, P_TOPK_PROG, P_TOPK_THR, P_TOPK_TILE_PLANS, P_V_DATA, P_V_HEAD, P_V_ROW, SEQ_SLOTS,
+  S_K_BASE, S_LEN_K, S_LEN_Q, S_LSE_BASE, S_O_BASE, S_Q_BASE, S_ROW_GLOBAL, S_TILE_PLAN, S_V_BASE, TILEPLAN_SLOTS,
+} from './abi.generated.js';
+import { compileMaskProgram } from './mask-program.js';
+import { ThreadPool } from './thread-pool.js';
+import { WasmHeap } from './wasm-heap.js';
+import { FLASH_RELAXED_WASM, FLASH_SIMD_WASM, FLASH_SINGLE_WASM } from './wasm-binary.generated.js';
+
+export const TILE_K = 64;
+export const PREFILL_TILE_Q = 64;
+const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2 } as const;
+
+export interface CpuConfig {
+  /** Kernel threads including the caller (default: all cores, at most 16). */
+  threads?: number;
+  /** Use relaxed-SIMD FMA when the runtime supports it (default true). */
+  relaxedSimd?: boolean;
+}
+
+export interface CpuRuntime {
+  heap: WasmHeap;
+  pool: ThreadPool;
+  variant: 'relaxed-simd' | 'simd128' | 'simd128-single';
+  threads: number;
+}
+
+let config: CpuConfig = {};
+let runtime: Promise<CpuRuntime> | null = null;
+
+function decodeBase64(b64: string): Uint8Array {
+  if (typeof atob === 'function') {
+    const s = atob(b64);
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  }
+  return new Uint8Array(Buffer.from(b64, 'base64'));
+}
+
+async function defaultThreads(): Promise<number> {
+  if (typeof process !== 'undefined' && process.versions?.node) {
+    const os = await import('node:os');
+    return Math.min(16, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
+  }
+  return Math.min(16, (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1);
+}
+
+function sharedMemoryAvailable(): boolean {
+  if (typeof SharedArrayBuffer === 'undefined') return false;
+  const g = globalThis as { crossOriginIsolated?: boolean; process?: unknown };
+  return g.crossOriginIsolated !== false || typeof g.process !== 'undefined';
+}
+
+async function createRuntime(): Promise<CpuRuntime> {
+  if (typeof WebAssembly === 'undefined') throw new UnsupportedError('WebAssembly is not available here', 'cpu-ts');
+  const simd = decodeBase64(FLASH_SIMD_WASM), relaxed = decodeBase64(FLASH_RELAXED_WASM), single = decodeBase64(FLASH_SINGLE_WASM);
+  const shared = sharedMemoryAvailable();
+  let bytes: Uint8Array, variant: CpuRuntime['variant'];
+  if (!shared) { bytes = single; variant = 'simd128-single'; }
+  else if (config.relaxedSimd !== false && WebAssembly.validate(relaxed as BufferSource)) { bytes = relaxed; variant = 'relaxed-simd'; }
+  else { bytes = simd; variant = 'simd128'; }
+  if (!WebAssembly.validate(bytes as BufferSource)) throw new UnsupportedError('this runtime has no WebAssembly SIMD', 'cpu-ts');
+  const module = await WebAssembly.compile(bytes as BufferSource);
+  const heap = new WasmHeap(shared);
+  const threads = Math.max(1, shared ? config.threads ?? (await defaultThreads()) : 1);
+  const pool = await ThreadPool.create(heap, module, threads);
+  return { heap, pool, variant, threads: pool.size };
+}
+
+/** Configures the CPU runtime; takes effect at the next call (the current pool is shut down). */
+export async function configureCpu(c: CpuConfig): Promise<void> {
+  config = { ...config, ...c };
+  if (runtime) {
+    const old = runtime;
+    runtime = null;
+    await (await old).pool.terminate().catch(() => undefined);
+  }
+}
+
+export function cpuRuntime(): Promise<CpuRuntime> {
+  if (!runtime) {
+    runtime = createRuntime();
+    runtime.catch(() => { runtime = null; });
+  }
+  return runtime;
+}
+
+/** Allocates a tensor in the kernel heap: attention reads it in place (no copy). */
+export async function cpuTensor(shape: readonly number[], dtype: Tensor['dtype'] = 'f32'): Promise<Tensor> {
+  return (await cpuRuntime()).heap.tensor(shape, dtype);
+}
+
+const ceil4 = (x: number) => (x + 3) & ~3;
+
+interface Placed { tensor: Tensor; dataPtr: number; temp: boolean }
+
+function place(heap: WasmHeap, t: Tensor, copyIn: boolean): Placed {
+  if (heap.owns(t.data) && t.strides[t.rank - 1] === 1) return { tensor: t, dataPtr: t.data.byteOffset, temp: false };
+  const tmp = heap.tensor(t.shape, t.dtype);
+  if (copyIn) copyInto(t, tmp);
+  return { tensor: tmp, dataPtr: tmp.data.byteOffset, temp: true };
+}
+
+export interface KernelStats {
+  path: 'prefill' | 'decode';
+  jobs: number;
+  visitedTiles: number;
+  splits?: number;
+}
+
+/** Statistics of the last call (structural tests: which path, how many jobs and tiles). */
+export let lastKernelStats: KernelStats | null = null;
+
+export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor | null): Promise<void> {
+  const rt = await cpuRuntime();
+  const { heap, pool } = rt;
+  const allocs: number[] = [];
+  const alloc = (bytes: number) => { const p = heap.alloc(bytes); allocs.push(p); return p; };
+  const placed: Placed[] = [];
+  try {
+    const Q = place(heap, q, true), K = place(heap, k, true), V = place(heap, v, true);
+    const O = place(heap, out, false), L = lse ? place(heap, lse, false) : null;
+    placed.push(Q, K, V, O);
+    if (L) placed.push(L);
+    const qv = rowView(plan, Q.tensor, 'q'), kv = rowView(plan, K.tensor, 'k'), vv = rowView(plan, V.tensor, 'k'), ov = rowView(plan, O.tensor, 'o');
+    const lv = L ? lseView(plan, L.tensor) : null;
+    const D = plan.headDim, Dv = plan.headDimV, dpad = ceil4(D), dvpad = ceil4(Dv);
+    const topk = plan.mask ? findTopK(plan.mask.node) : null;
+    const decode = !topk && plan.seqLenQ <= 16 && plan.groupSize * plan.seqLenQ <= 64 && plan.seqLenK >= 128;
+    const tileQ = decode ? Math.max(4, ceil4(plan.groupSize * plan.seqLenQ)) : PREFILL_TILE_Q;
+    const topkK = topk ? Math.min(topk.k, Math.max(1, plan.seqLenK)) : 0;
+    const withinMask = topk ? new Mask(topk.within) : null;
+
+    // Sequences and their tile plans (deduplicated by shape).
+    const seqs = heap.i32(alloc(plan.batch * SEQ_SLOTS * 4), plan.batch * SEQ_SLOTS);
+    const shapeIndex = new Map<string, number>();
+    const plans: TilePlan[] = [], withinPlans: TilePlan[] = [];
+    const seqPlans: (TilePlan | null)[] = [];
+    for (let b = 0; b < plan.batch; b++) {
+      const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!, lenK = plan.cuSeqlensK[b + 1]! - plan.cuSeqlensK[b]!;
+      const key = `${lenQ},${lenK}`;
+      let idx = shapeIndex.get(key);
+      if (idx === undefined && lenQ > 0) {
+        idx = plans.length;
+        shapeIndex.set(key, idx);
+        const ctx = { seqLenQ: lenQ, seqLenK: lenK };
+        plans.push(planTiles(plan.mask, ctx, decode ? lenQ : tileQ, TILE_K));
+        if (topk) withinPlans.push(planTiles(withinMask!, ctx, tileQ, TILE_K));
+      }
+      seqPlans.push(idx === undefined ? null : plans[idx]!);
+      const o = b * SEQ_SLOTS;
+      seqs[o + S_Q_BASE] = qv.seqBase[b]!; seqs[o + S_K_BASE] = kv.seqBase[b]!; seqs[o + S_V_BASE] = vv.seqBase[b]!;
+      seqs[o + S_O_BASE] = ov.seqBase[b]!; seqs[o + S_LSE_BASE] = lv ? lv.seqBase[b]! : 0;
+      seqs[o + S_LEN_Q] = lenQ; seqs[o + S_LEN_K] = lenK; seqs[o + S_TILE_PLAN] = idx ?? 0; seqs[o + S_ROW_GLOBAL] = plan.cuSeqlensQ[b]!;
+    }
+    const writePlans = (list: TilePlan[]) => {
+      const table = heap.i32(alloc(Math.max(1, list.length) * TILEPLAN_SLOTS * 4), Math.max(1, list.length) * TILEPLAN_SLOTS);
+      const ptr = table.byteOffset;
+      list.forEach((tp, i) => {
+        const rs = alloc(tp.rowStart.length * 4), en = alloc(Math.max(1, tp.entries.length) * 4);
+        heap.i32(rs, tp.rowStart.length).set(tp.rowStart);
+        heap.i32(en, tp.entries.length).set(tp.entries);
+        const t = heap.i32(ptr, list.length * TILEPLAN_SLOTS);
+        t[i * TILEPLAN_SLOTS] = rs; t[i * TILEPLAN_SLOTS + 1] = en; t[i * TILEPLAN_SLOTS + 2] = tp.numQTiles;
+      });
+      return ptr;
+    };
+    const tilePlansPtr = writePlans(plans);
+    const withinPlansPtr = topk ? writePlans(withinPlans) : 0;
+
+    // Mask programs.
+    let maskProg = 0, topkProg = 0;
+    if (plan.mask) {
+      const mp = compileMaskProgram(plan.mask.node, heap, plan.seqLenQ, plan.seqLenK);
+      allocs.push(...mp.allocations);
+      maskProg = mp.ptr;
+      if (topk) {
+        const tp = compileMaskProgram(topk.within, heap, plan.seqLenQ, plan.seqLenK);
+        allocs.push(...tp.allocations);
+        topkProg = tp.ptr;
+      }
+    }
+
+    // Plan block.
+    const planPtr = alloc(PLAN_SLOTS * 4);
+    const P = heap.i32(planPtr, PLAN_SLOTS), PF = heap.f32(planPtr, PLAN_SLOTS);
+    P.fill(0);
+    P[P_Q_DATA] = Q.dataPtr; P[P_K_DATA] = K.dataPtr; P[P_V_DATA] = V.dataPtr; P[P_O_DATA] = O.dataPtr; P[P_LSE_DATA] = L ? L.dataPtr : 0;
+    P[P_DTYPE] = DTYPE_CODE[plan.dtype]; P[P_OUT_DTYPE] = DTYPE_CODE[out.dtype];
+    P[P_NUM_HEADS] = plan.numHeads; P[P_NUM_KV_HEADS] = plan.numKvHeads; P[P_GROUP] = plan.groupSize;
+    P[P_HEAD_DIM] = D; P[P_HEAD_DIM_V] = Dv; P[P_DPAD] = dpad; P[P_DVPAD] = dvpad;
+    P[P_Q_ROW] = qv.rowStride; P[P_Q_HEAD] = qv.headStride; P[P_K_ROW] = kv.rowStride; P[P_K_HEAD] = kv.headStride;
+    P[P_V_ROW] = vv.rowStride; P[P_V_HEAD] = vv.headStride; P[P_O_ROW] = ov.rowStride; P[P_O_HEAD] = ov.headStride;
+    P[P_LSE_ROW] = lv ? lv.rowStride : 0; P[P_LSE_HEAD] = lv ? lv.headStride : 0;
+    P[P_SEQS] = seqs.byteOffset; P[P_TILE_PLANS] = tilePlansPtr;
+    PF[P_SCALE] = plan.scale; PF[P_SOFTCAP] = plan.softcap;
+    P[P_MASK_PROG] = maskProg; P[P_TOPK_PROG] = topkProg; P[P_TOPK_TILE_PLANS] = withinPlansPtr; P[P_TOPK_K] = topkK;
+    P[P_TILE_Q] = tileQ;
+    const scratchBytes = pool.exports.scratchBytes(tileQ, dpad, dvpad, topkK);
+    P[P_SCRATCH_BYTES] = scratchBytes;
+    P[P_SCRATCH] = alloc(scratchBytes * pool.size);
+    const counter = alloc(4);
+
+    if (topk) {
+      const thr = alloc(plan.numHeads * Math.max(1, plan.totalQ) * 4);
+      P[P_TOPK_THR] = thr; P[P_THR_HEAD_STRIDE] = plan.totalQ;
+    }
+
+    if (!decode) {
+      // Prefill jobs, most expensive (most visited tiles) first.
+      const jobs: [number, number, number, number][] = [];
+      for (let b = 0; b < plan.batch; b++) {
+        const tp = seqPlans[b];
+        if (!tp) continue;
+        for (let qt = 0; qt < tp.numQTiles; qt++) {
+          const cost = tp.rowStart[qt + 1]! - tp.rowStart[qt]!;
+          for (let h = 0; h < plan.numHeads; h++) jobs.push([b, h, qt, cost]);
+        }
+      }
+      jobs.sort((a, z) => z[3] - a[3]);
+      const jobsPtr = alloc(Math.max(1, jobs.length) * JOB_SLOTS * 4);
+      const J = heap.i32(jobsPtr, Math.max(1, jobs.length) * JOB_SLOTS);
+      jobs.forEach(([b, h, qt], i) => { J[i * JOB_SLOTS] = b; J[i * JOB_SLOTS + 1] = h; J[i * JOB_SLOTS + 2] = qt; J[i * JOB_SLOTS + 3] = 0; });
+      P[P_JOBS] = jobsPtr; P[P_NUM_JOBS] = jobs.length;
+      if (topk) await pool.run(planPtr, KIND_TOPK, jobsPtr, jobs.length, counter);
+      await pool.run(planPtr, KIND_PREFILL, jobsPtr, jobs.length, counter);
+      lastKernelStats = { path: 'prefill', jobs: jobs.length, visitedTiles: jobs.reduce((s, j) => s + j[3], 0) };
+    } else {
+      // Split the visited KV tiles of each (sequence, KV head) so there are a few jobs per thread.
+      let total = 0;
+      for (let b = 0; b < plan.batch; b++) total += seqPlans[b] ? seqPlans[b]!.entries.length * plan.numKvHeads : 0;
+      const target = pool.size * 4;
+      const splitTiles = Math.max(1, Math.ceil(total / target));
+      const split: number[] = [], merge: number[] = [];
+      for (let b = 0; b < plan.batch; b++) {
+        const tp = seqPlans[b];
+        if (!tp) continue;
+        const n = Math.max(1, Math.ceil(tp.entries.length / splitTiles));
+        for (let hk = 0; hk < plan.numKvHeads; hk++) {
+          merge.push(b, hk, split.length / JOB_SLOTS, n);
+          for (let s = 0; s < n; s++) split.push(b, hk, 0, s);
+        }
+      }
+      const rows = plan.groupSize * plan.seqLenQ;
+      const nSplit = split.length / JOB_SLOTS, nMerge = merge.length / JOB_SLOTS;
+      const sp = alloc(Math.max(1, split.length) * 4), mp = alloc(Math.max(1, merge.length) * 4);
+      heap.i32(sp, split.length).set(split);
+      heap.i32(mp, merge.length).set(merge);
+      P[P_SPLIT_TILES] = splitTiles; P[P_PARTIAL_ROWS] = rows;
+      P[P_PARTIALS] = alloc(Math.max(1, nSplit) * rows * (dvpad + 2) * 4);
+      await pool.run(planPtr, KIND_DECODE_SPLIT, sp, nSplit, counter);
+      await pool.run(planPtr, KIND_DECODE_MERGE, mp, nMerge, counter);
+      lastKernelStats = { path: 'decode', jobs: nSplit + nMerge, visitedTiles: total, splits: nSplit };
+    }
+    if (O.temp) copyInto(O.tensor, out);
+    if (L?.temp) copyInto(L.tensor, lse!);
+  } finally {
+    for (const p of allocs) heap.release(p);
+    for (const p of placed) if (p.temp) heap.freeTensor(p.tensor);
+  }
+}
+
+export const wasmBackend: HostBackend = { name: 'wasm', run: runWasm };
+registerBackend('wasm', async () => { await cpuRuntime(); return wasmBackend; });
+setAutoOrder(['wasm', 'cpu-ts']);

@@ -1,0 +1,285 @@
+/**
+ * Host tensors: a typed-array storage, a dtype, a shape and element strides. Views (slice, permute,
+ * select, layout changes) are zero-copy: they share storage and change only shape/strides/offset.
+ */
+import { DTypeError, ShapeError, ValueError } from '../errors.js';
+import { type DType, type Storage, allocStorage, bytesPerElement, decoder, encoder, isDType } from './dtype.js';
+
+/** Attention tensor layouts. BSHD is FlashAttention's `[batch, seqLen, numHeads, headDim]`. */
+export type Layout = 'bshd' | 'bhsd';
+
+export function contiguousStrides(shape: readonly number[]): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i]!;
+  }
+  return strides;
+}
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+function checkShape(shape: readonly number[], argument: string): void {
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i]!;
+    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${argument}: dimension ${i} must be a non-negative integer, got ${d}`, argument, `dim${i}`);
+  }
+}
+
+export interface TensorInit {
+  dtype?: DType;
+  strides?: readonly number[];
+  offset?: number;
+}
+
+export class Tensor {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  /** Offset of element [0,…,0] in `data`, in elements. */
+  readonly offset: number;
+  readonly data: Storage;
+
+  constructor(data: Storage, shape: readonly number[], init: TensorInit = {}) {
+    const dtype = init.dtype ?? (data instanceof Float32Array ? 'f32' : undefined);
+    if (!dtype || !isDType(dtype)) throw new DTypeError(`a Uint16Array tensor needs dtype 'f16' or 'bf16'`, 'dtype');
+    if (dtype === 'f32' && !(data instanceof Float32Array)) throw new DTypeError(`dtype 'f32' needs a Float32Array, got ${data.constructor.name}`, 'data');
+    if (dtype !== 'f32' && !(data instanceof Uint16Array)) throw new DTypeError(`dtype '${dtype}' needs a Uint16Array of raw bits, got ${data.constructor.name}`, 'data');
+    checkShape(shape, 'shape');
+    const strides = init.strides ?? contiguousStrides(shape);
+    if (strides.length !== shape.length) throw new ShapeError(`strides has ${strides.length} entries for a rank-${shape.length} shape`, 'strides');
+    const offset = init.offset ?? 0;
+    if (numel(shape) > 0) {
+      let lo = offset, hi = offset;
+      for (let i = 0; i < shape.length; i++) {
+        const span = (shape[i]! - 1) * strides[i]!;
+        if (span < 0) lo += span; else hi += span;
+      }
+      if (lo < 0 || hi >= data.length) {
+        throw new ShapeError(`shape [${shape.join(', ')}] with strides [${strides.join(', ')}] and offset ${offset} reaches elements ${lo}..${hi}, outside storage of length ${data.length}`, 'shape');
+      }
+    }
+    this.dtype = dtype;
+    this.shape = Object.freeze([...shape]);
+    this.strides = Object.freeze([...strides]);
+    this.offset = offset;
+    this.data = data;
+  }
+
+  /** A new zero-filled contiguous tensor. */
+  static zeros(shape: readonly number[], dtype: DType = 'f32'): Tensor {
+    checkShape(shape, 'shape');
+    return new Tensor(allocStorage(dtype, numel(shape)), shape, { dtype });
+  }
+
+  /** A contiguous tensor of `dtype` holding `values` (rounded to the dtype, RNE). */
+  static fromValues(values: ArrayLike<number>, shape: readonly number[], dtype: DType = 'f32'): Tensor {
+    checkShape(shape, 'shape');
+    if (values.length !== numel(shape)) throw new ShapeError(`values has ${values.length} elements, shape [${shape.join(', ')}] needs ${numel(shape)}`, 'values');
+    const data = allocStorage(dtype, values.length);
+    if (dtype === 'f32') (data as Float32Array).set(values);
+    else {
+      const enc = encoder(dtype);
+      for (let i = 0; i < values.length; i++) data[i] = enc(values[i]!);
+    }
+    return new Tensor(data, shape, { dtype });
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get size(): number {
+    return numel(this.shape);
+  }
+
+  get bytes(): number {
+    return this.size * bytesPerElement(this.dtype);
+  }
+
+  isContiguous(): boolean {
+    const c = contiguousStrides(this.shape);
+    for (let i = 0; i < c.length; i++) if (this.shape[i]! > 1 && this.strides[i] !== c[i]) return false;
+    return true;
+  }
+
+  /** Element offset in `data` of an index tuple. */
+  index(idx: readonly number[]): number {
+    let o = this.offset;
+    for (let i = 0; i < idx.length; i++) o += idx[i]! * this.strides[i]!;
+    return o;
+  }
+
+  /** Decoded value at an index tuple. */
+  get(...idx: number[]): number {
+    if (idx.length !== this.rank) throw new ShapeError(`get needs ${this.rank} indices, got ${idx.length}`, 'idx');
+    return decoder(this.dtype)(this.data[this.index(idx)]!);
+  }
+
+  set(value: number, ...idx: number[]): void {
+    if (idx.length !== this.rank) throw new ShapeError(`set needs ${this.rank} indices, got ${idx.length}`, 'idx');
+    this.data[this.index(idx)] = encoder(this.dtype)(value);
+  }
+
+  /** Zero-copy permutation of dimensions. */
+  permute(order: readonly number[]): Tensor {
+    if (order.length !== this.rank || new Set(order).size !== this.rank || order.some((o) => o < 0 || o >= this.rank)) {
+      throw new ShapeError(`permute order [${order.join(', ')}] is not a permutation of 0..${this.rank - 1}`, 'order');
+    }
+    return new Tensor(this.data, order.map((o) => this.shape[o]!), { dtype: this.dtype, strides: order.map((o) => this.strides[o]!), offset: this.offset });
+  }
+
+  /** Zero-copy slice [start, end) along `dim`. */
+  slice(dim: number, start: number, end: number): Tensor {
+    const n = this.shape[dim];
+    if (n === undefined) throw new ShapeError(`slice: no dimension ${dim} in a rank-${this.rank} tensor`, 'dim');
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > n || start > end) {
+      throw new ShapeError(`slice [${start}, ${end}) is outside dimension ${dim} of size ${n}`, 'start', `dim${dim}`);
+    }
+    const shape = [...this.shape];
+    shape[dim] = end - start;
+    return new Tensor(this.data, shape, { dtype: this.dtype, strides: this.strides, offset: this.offset + start * this.strides[dim]! });
+  }
+
+  /** Zero-copy selection of one index along `dim` (drops the dimension). */
+  select(dim: number, i: number): Tensor {
+    const s = this.slice(dim, i, i + 1);
+    return new Tensor(this.data, s.shape.filter((_, d) => d !== dim), { dtype: this.dtype, strides: s.strides.filter((_, d) => d !== dim), offset: s.offset });
+  }
+
+  /** Zero-copy reshape of a contiguous tensor. */
+  reshape(shape: readonly number[]): Tensor {
+    checkShape(shape, 'shape');
+    if (numel(shape) !== this.size) throw new ShapeError(`cannot reshape [${this.shape.join(', ')}] (${this.size} elements) to [${shape.join(', ')}]`, 'shape');
+    if (!this.isContiguous()) return this.contiguous().reshape(shape);
+    return new Tensor(this.data, shape, { dtype: this.dtype, offset: this.offset });
+  }
+
+  /** A contiguous copy (or this tensor, if already contiguous and starting at offset 0). */
+  contiguous(): Tensor {
+    if (this.isContiguous() && this.offset === 0 && this.data.length === this.size) return this;
+    const out = Tensor.zeros(this.shape, this.dtype);
+    copyInto(this, out);
+    return out;
+  }
+
+  /** All values decoded to a contiguous Float32Array (row-major over `shape`). */
+  toFloat32(): Float32Array {
+    const out = new Float32Array(this.size);
+    const dec = decoder(this.dtype);
+    let k = 0;
+    forEachOffset(this, (o) => { out[k++] = dec(this.data[o]!); });
+    return out;
+  }
+
+  /** All values decoded to a contiguous Float64Array. */
+  toFloat64(): Float64Array {
+    return Float64Array.from(this.toFloat32());
+  }
+
+  /** A copy converted to another dtype (RNE). */
+  to(dtype: DType): Tensor {
+    if (dtype === this.dtype) return this.contiguous();
+    return Tensor.fromValues(this.toFloat32(), this.shape, dtype);
+  }
+
+  /**
+   * Reinterprets a 4-D attention tensor given in `layout` as BSHD (zero-copy).
+   * `bhsd` → permute(0, 2, 1, 3).
+   */
+  asBSHD(layout: Layout, argument = 'tensor'): Tensor {
+    if (this.rank !== 4) throw new ShapeError(`${argument} must be 4-D [${layout === 'bshd' ? 'batch, seqLen, numHeads, headDim' : 'batch, numHeads, seqLen, headDim'}], got rank ${this.rank} [${this.shape.join(', ')}]`, argument);
+    return layout === 'bshd' ? this : this.permute([0, 2, 1, 3]);
+  }
+
+  toString(): string {
+    return `Tensor(${this.dtype}, [${this.shape.join(', ')}])`;
+  }
+}
+
+/** Calls fn with the storage offset of every element, in row-major order. */
+export function forEachOffset(t: Tensor, fn: (offset: number) => void): void {
+  const rank = t.rank;
+  if (t.size === 0) return;
+  if (rank === 0) { fn(t.offset); return; }
+  const idx = new Array<number>(rank).fill(0);
+  const last = rank - 1;
+  const n = t.shape[last]!, s = t.strides[last]!;
+  for (;;) {
+    let base = t.offset;
+    for (let i = 0; i < last; i++) base += idx[i]! * t.strides[i]!;
+    for (let j = 0; j < n; j++) fn(base + j * s);
+    let d = last - 1;
+    while (d >= 0) {
+      if (++idx[d]! < t.shape[d]!) break;
+      idx[d] = 0;
+      d--;
+    }
+    if (d < 0) return;
+  }
+}
+
+/** Copies src into dst elementwise (same shape), converting dtypes. */
+export function copyInto(src: Tensor, dst: Tensor): void {
+  if (src.shape.length !== dst.shape.length || src.shape.some((d, i) => d !== dst.shape[i])) {
+    throw new ShapeError(`copy: shapes [${src.shape.join(', ')}] and [${dst.shape.join(', ')}] differ`, 'dst');
+  }
+  const offs: number[] = [];
+  forEachOffset(dst, (o) => offs.push(o));
+  let k = 0;
+  if (src.dtype === dst.dtype) {
+    forEachOffset(src, (o) => { dst.data[offs[k++]!] = src.data[o]!; });
+  } else {
+    const dec = decoder(src.dtype), enc = encoder(dst.dtype);
+    forEachOffset(src, (o) => { dst.data[offs[k++]!] = enc(dec(src.data[o]!)); });
+  }
+}
+
+/** Convenience constructor: `tensor(values, shape, dtype)`. */
+export function tensor(values: ArrayLike<number> | Storage, shape: readonly number[], dtype: DType = 'f32'): Tensor {
+  if (dtype === 'f32' && values instanceof Float32Array) {
+    if (values.length !== numel(shape)) throw new ShapeError(`values has ${values.length} elements, shape [${shape.join(', ')}] needs ${numel(shape)}`, 'values');
+    return new Tensor(values, shape);
+  }
+  if (dtype !== 'f32' && values instanceof Uint16Array) {
+    if (values.length !== numel(shape)) throw new ShapeError(`values has ${values.length} elements, shape [${shape.join(', ')}] needs ${numel(shape)}`, 'values');
+    return new Tensor(values, shape, { dtype });
+  }
+  return Tensor.fromValues(values, shape, dtype);
+}
+
+/** Deterministic pseudo-random normal tensor (for tests, benches and examples). */
+export function randn(shape: readonly number[], seed = 1, dtype: DType = 'f32', std = 1): Tensor {
+  const rng = mulberry32(seed);
+  const n = numel(shape);
+  const vals = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const u1 = Math.max(rng(), 1e-12), u2 = rng();
+    const r = Math.sqrt(-2 * Math.log(u1)) * std;
+    vals[i] = r * Math.cos(2 * Math.PI * u2);
+    if (i + 1 < n) vals[i + 1] = r * Math.sin(2 * Math.PI * u2);
+  }
+  return Tensor.fromValues(vals, shape, dtype);
+}
+
+/** Small, fast, seedable PRNG returning floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function requireRank(t: Tensor, rank: number, argument: string, dims: string): void {
+  if (!(t instanceof Tensor)) throw new ValueError(`${argument} must be a Tensor`, argument);
+  if (t.rank !== rank) throw new ShapeError(`${argument} must be ${rank}-D [${dims}], got [${t.shape.join(', ')}]`, argument);
+}
