@@ -16,3 +16,4 @@ import './kernels/cpu/backend-ts.js';
 import './kernels/cpu/wasm-backend.js';
 export { configureCpu, cpuRuntime, cpuTensor, lastKernelStats, type CpuConfig, type CpuRuntime, type KernelStats } from './kernels/cpu/wasm-backend.js';
 export { WasmHeap } from './kernels/cpu/wasm-heap.js';
+export { probabilityRows, columnSums, headMeans, topKeys, probabilityMatrix, type CaptureOptions } from './attention/capture.js';

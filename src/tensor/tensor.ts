@@ -229,6 +229,29 @@ export function copyInto(src: Tensor, dst: Tensor): void {
   if (src.shape.length !== dst.shape.length || src.shape.some((d, i) => d !== dst.shape[i])) {
     throw new ShapeError(`copy: shapes [${src.shape.join(', ')}] and [${dst.shape.join(', ')}] differ`, 'dst');
   }
+  // Fast path: same dtype, both dense over the same order → one typed-array copy.
+  if (src.dtype === dst.dtype && src.isContiguous() && dst.isContiguous()) {
+    (dst.data as Float32Array).set((src.data as Float32Array).subarray(src.offset, src.offset + src.size), dst.offset);
+    return;
+  }
+  // Rows along the last dimension are copied (and converted) row by row.
+  const rank = src.rank;
+  if (rank > 0 && src.strides[rank - 1] === 1 && dst.strides[rank - 1] === 1) {
+    const n = src.shape[rank - 1]!;
+    const outer = src.shape.slice(0, rank - 1);
+    const dec = decoder(src.dtype), enc = encoder(dst.dtype);
+    const same = src.dtype === dst.dtype;
+    const idx = new Array<number>(rank - 1).fill(0);
+    const total = numel(outer);
+    for (let t = 0; t < total; t++) {
+      let so = src.offset, d0 = dst.offset;
+      for (let i = 0; i < rank - 1; i++) { so += idx[i]! * src.strides[i]!; d0 += idx[i]! * dst.strides[i]!; }
+      if (same) (dst.data as Float32Array).set((src.data as Float32Array).subarray(so, so + n), d0);
+      else for (let j = 0; j < n; j++) dst.data[d0 + j] = enc(dec(src.data[so + j]!));
+      for (let i = rank - 2; i >= 0; i--) { if (++idx[i]! < outer[i]!) break; idx[i] = 0; }
+    }
+    return;
+  }
   const offs: number[] = [];
   forEachOffset(dst, (o) => offs.push(o));
   let k = 0;

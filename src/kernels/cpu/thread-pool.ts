@@ -88,7 +88,6 @@ export class ThreadPool {
       if (isNode) {
         const { Worker } = await import('node:worker_threads');
         const w = new Worker(WORKER_SOURCE, { eval: true, workerData: data });
-        w.unref();
         ready.push(new Promise((resolve, reject) => {
           w.on('message', (m: string) => { if (m === 'ready') resolve(); else this.errors.push(m); });
           w.once('error', reject);
@@ -106,6 +105,9 @@ export class ThreadPool {
       }
     }
     await Promise.all(ready);
+    // Idle kernel threads must not keep the process alive (after 'ready': an unref'd worker's
+    // pending message would not keep the loop alive either).
+    for (const w of this.workers) (w as { unref?: () => void }).unref?.();
   }
 
   /**

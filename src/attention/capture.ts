@@ -1,0 +1,190 @@
+/**
+ * Attention capture without N×N blow-up. Flash kernels never materialise P = softmax(S); given the
+ * forward pass's log-sum-exp, any slice of P is recomputed on demand as P[i, j] = exp(s[i, j] − lse[i])
+ * (masked entries 0). Memory is bounded by what is asked for:
+ *   - `probabilityRows`: chosen query rows against all keys        [batch, heads, rows, seqLenK]
+ *   - `columnSums`: attention received per key, summed over queries [batch, heads, seqLenK]
+ *   - `headMeans`: mean over a query range, per head                [batch, heads, seqLenK]
+ *   - `topKeys`: the k most attended keys per query row             [batch, heads, rows, k]
+ *   - `probabilityMatrix`: the whole P, only under a byte limit.
+ * q and k use the layout of `attention` (BSHD default); lse is [batch, numHeads, seqLenQ] as returned by
+ * `attention(..., { returnLse: true })`, and is computed here when not given.
+ */
+import { ShapeError, ValueError } from '../errors.js';
+import { type Mask, allowsScored, findTopK, topKThresholds } from '../masks/mask.js';
+import { planTiles } from '../masks/tiles.js';
+import { type Layout, Tensor } from '../tensor/tensor.js';
+import { attention } from './attention.js';
+import type { BackendName } from './backend.js';
+import { planAttention } from './plan.js';
+
+export interface CaptureOptions {
+  scale?: number;
+  softcap?: number;
+  mask?: Mask | null;
+  causal?: boolean;
+  layout?: Layout;
+  /** The forward pass's log-sum-exp [batch, numHeads, seqLenQ]; computed when absent. */
+  lse?: Tensor;
+  /** Query heads to include (default: all). */
+  heads?: readonly number[];
+  /** Backend for the LSE forward pass when lse is absent. */
+  backend?: BackendName;
+}
+
+interface Prepared {
+  B: number; Sq: number; Sk: number; H: number; Hk: number; D: number; group: number; scale: number; softcap: number;
+  mask: Mask | null; heads: number[];
+  Q: Float32Array; K: Float32Array; lse: Float32Array;
+}
+
+const TILE = 64;
+
+async function prepare(q: Tensor, k: Tensor, opts: CaptureOptions): Promise<Prepared> {
+  // Validation shares the attention plan (v stands in as k with the same shape).
+  const plan = planAttention(q, k, k, { scale: opts.scale, softcap: opts.softcap, mask: opts.mask, causal: opts.causal, layout: opts.layout });
+  const { batch: B, seqLenQ: Sq, seqLenK: Sk, numHeads: H, numKvHeads: Hk, headDim: D } = plan;
+  const heads = opts.heads ? [...opts.heads] : Array.from({ length: H }, (_, h) => h);
+  for (const h of heads) if (!Number.isInteger(h) || h < 0 || h >= H) throw new ShapeError(`heads contains ${h}; numHeads is ${H}`, 'heads', 'numHeads');
+  let lse = opts.lse;
+  if (lse) {
+    if (lse.rank !== 3 || lse.shape[0] !== B || lse.shape[1] !== H || lse.shape[2] !== Sq) {
+      throw new ShapeError(`lse must be [batch, numHeads, seqLenQ] = [${B}, ${H}, ${Sq}], got [${lse.shape.join(', ')}]`, 'lse');
+    }
+  } else {
+    const ones = Tensor.zeros(opts.layout === 'bhsd' ? [B, Hk, Sk, 1] : [B, Sk, Hk, 1]);
+    lse = (await attention(q, k, ones, { scale: plan.scale, softcap: plan.softcap, mask: plan.mask, layout: plan.layout, returnLse: true, backend: opts.backend })).lse!;
+  }
+  const qb = q.asBSHD(plan.layout, 'q').contiguous(), kb = k.asBSHD(plan.layout, 'k').contiguous();
+  return {
+    B, Sq, Sk, H, Hk, D, group: H / Hk, scale: plan.scale, softcap: plan.softcap, mask: plan.mask, heads,
+    Q: qb.toFloat32(), K: kb.toFloat32(), lse: lse.contiguous().toFloat32(),
+  };
+}
+
+/**
+ * Streams P[b, h, i, :] for the given rows through `visit(row, p)`, where p holds the probabilities
+ * of keys [k0, k0 + n) of one tile. Masked keys and skipped tiles are 0 (never visited).
+ */
+function streamRows(pp: Prepared, b: number, h: number, rows: readonly number[], visit: (r: number, k0: number, p: Float64Array, n: number) => void): void {
+  const { Sq, Sk, H, Hk, D, group, scale, softcap, mask } = pp;
+  const hk = Math.floor(h / group);
+  const ctx = { seqLenQ: Sq, seqLenK: Sk };
+  const tiles = planTiles(mask, ctx, 1, TILE);
+  const topk = mask ? findTopK(mask.node) : null;
+  const p = new Float64Array(TILE);
+  const scoreOf = (i: number, j: number) => {
+    const qo = ((b * Sq + i) * H + h) * D, ko = ((b * Sk + j) * Hk + hk) * D;
+    let dot = 0;
+    for (let c = 0; c < D; c++) dot += pp.Q[qo + c]! * pp.K[ko + c]!;
+    const s = Math.fround(dot) * scale;
+    return softcap > 0 ? softcap * Math.tanh(s / softcap) : s;
+  };
+  const thr = topk ? topKThresholds(topk, ctx, scoreOf) : null;
+  for (let r = 0; r < rows.length; r++) {
+    const i = rows[r]!;
+    const lse = pp.lse[(b * H + h) * Sq + i]!;
+    for (let e = tiles.rowStart[i]!; e < tiles.rowStart[i + 1]!; e++) {
+      const ent = tiles.entries[e]!, k0 = (ent >> 1) * TILE, partial = (ent & 1) === 1;
+      const n = Math.min(TILE, Sk - k0);
+      for (let j = 0; j < n; j++) {
+        const s = scoreOf(i, k0 + j);
+        p[j] = lse === -Infinity || (partial && !allowsScored(mask!, i, k0 + j, ctx, thr, s)) ? 0 : Math.exp(s - lse);
+      }
+      visit(r, k0, p, n);
+    }
+  }
+}
+
+function checkRows(rows: readonly number[], Sq: number): void {
+  for (const i of rows) if (!Number.isInteger(i) || i < 0 || i >= Sq) throw new ShapeError(`query row ${i} is out of range 0..${Sq - 1}`, 'rows', 'seqLenQ');
+}
+
+/** P for chosen query rows: [batch, heads.length, rows.length, seqLenK] (f32). */
+export async function probabilityRows(q: Tensor, k: Tensor, rows: readonly number[], opts: CaptureOptions = {}): Promise<Tensor> {
+  const pp = await prepare(q, k, opts);
+  checkRows(rows, pp.Sq);
+  const out = Tensor.zeros([pp.B, pp.heads.length, rows.length, pp.Sk]);
+  const o = out.data as Float32Array;
+  for (let b = 0; b < pp.B; b++) pp.heads.forEach((h, hi) => {
+    streamRows(pp, b, h, rows, (r, k0, p, n) => {
+      const base = ((b * pp.heads.length + hi) * rows.length + r) * pp.Sk + k0;
+      for (let j = 0; j < n; j++) o[base + j] = p[j]!;
+    });
+  });
+  return out;
+}
+
+function range(a: number, b: number): number[] {
+  return Array.from({ length: Math.max(0, b - a) }, (_, i) => a + i);
+}
+
+function queryRange(opts: { queryStart?: number; queryEnd?: number }, Sq: number): [number, number] {
+  const a = opts.queryStart ?? 0, z = opts.queryEnd ?? Sq;
+  if (!Number.isInteger(a) || !Number.isInteger(z) || a < 0 || z > Sq || a > z) throw new ShapeError(`query range [${a}, ${z}) is outside 0..${Sq}`, 'queryStart', 'seqLenQ');
+  return [a, z];
+}
+
+/** Σ over queries in [queryStart, queryEnd) of P[b, h, i, j]: attention received per key, [batch, heads, seqLenK]. */
+export async function columnSums(q: Tensor, k: Tensor, opts: CaptureOptions & { queryStart?: number; queryEnd?: number } = {}): Promise<Tensor> {
+  const pp = await prepare(q, k, opts);
+  const [a, z] = queryRange(opts, pp.Sq);
+  const out = Tensor.zeros([pp.B, pp.heads.length, pp.Sk]);
+  const o = out.data as Float32Array;
+  const acc = new Float64Array(pp.Sk);
+  for (let b = 0; b < pp.B; b++) pp.heads.forEach((h, hi) => {
+    acc.fill(0);
+    streamRows(pp, b, h, range(a, z), (_r, k0, p, n) => { for (let j = 0; j < n; j++) acc[k0 + j] += p[j]!; });
+    o.set(acc, (b * pp.heads.length + hi) * pp.Sk);
+  });
+  return out;
+}
+
+/** Mean over queries in [queryStart, queryEnd) of P, per head: [batch, heads, seqLenK]. */
+export async function headMeans(q: Tensor, k: Tensor, opts: CaptureOptions & { queryStart?: number; queryEnd?: number } = {}): Promise<Tensor> {
+  const sums = await columnSums(q, k, opts);
+  const Sq = q.shape[opts.layout === 'bhsd' ? 2 : 1]!;
+  const [a, z] = queryRange(opts, Sq);
+  const n = z - a;
+  const d = sums.data as Float32Array;
+  if (n > 0) for (let i = 0; i < d.length; i++) d[i] = d[i]! / n;
+  return sums;
+}
+
+/** The k most attended keys per query row: indices (Int32Array) and probabilities, [batch, heads, rows, k]. */
+export async function topKeys(q: Tensor, k: Tensor, rows: readonly number[], kk: number, opts: CaptureOptions = {}): Promise<{ indices: Int32Array; values: Float32Array; shape: number[] }> {
+  if (!Number.isInteger(kk) || kk < 1) throw new ValueError(`k must be an integer ≥ 1, got ${kk}`, 'k');
+  const pp = await prepare(q, k, opts);
+  checkRows(rows, pp.Sq);
+  const kEff = Math.min(kk, pp.Sk);
+  const shape = [pp.B, pp.heads.length, rows.length, kEff];
+  const indices = new Int32Array(shape.reduce((x, y) => x * y, 1)).fill(-1), values = new Float32Array(indices.length);
+  for (let b = 0; b < pp.B; b++) pp.heads.forEach((h, hi) => {
+    const best: { j: number; p: number }[][] = rows.map(() => []);
+    streamRows(pp, b, h, rows, (r, k0, p, n) => {
+      const list = best[r]!;
+      for (let j = 0; j < n; j++) {
+        const v = p[j]!;
+        if (list.length < kEff) { list.push({ j: k0 + j, p: v }); list.sort((x, y) => y.p - x.p || x.j - y.j); }
+        else if (v > list[kEff - 1]!.p) { list[kEff - 1] = { j: k0 + j, p: v }; list.sort((x, y) => y.p - x.p || x.j - y.j); }
+      }
+    });
+    best.forEach((list, r) => list.forEach((e, t) => {
+      const o = ((b * pp.heads.length + hi) * rows.length + r) * kEff + t;
+      indices[o] = e.j; values[o] = e.p;
+    }));
+  });
+  return { indices, values, shape };
+}
+
+/** The whole P [batch, heads, seqLenQ, seqLenK], only when it fits `maxBytes` (ShapeError otherwise). */
+export async function probabilityMatrix(q: Tensor, k: Tensor, opts: CaptureOptions & { maxBytes: number }): Promise<Tensor> {
+  if (!Number.isFinite(opts.maxBytes) || opts.maxBytes <= 0) throw new ValueError(`maxBytes must be a positive number, got ${opts.maxBytes}`, 'maxBytes');
+  const layout = opts.layout ?? 'bshd';
+  const B = q.shape[0]!, Sq = q.shape[layout === 'bshd' ? 1 : 2]!, Sk = k.shape[layout === 'bshd' ? 1 : 2]!;
+  const H = opts.heads?.length ?? q.shape[layout === 'bshd' ? 2 : 1]!;
+  const bytes = B * H * Sq * Sk * 4;
+  if (bytes > opts.maxBytes) throw new ShapeError(`the full probability matrix needs ${bytes} bytes, over maxBytes = ${opts.maxBytes}; capture rows, column sums or top-k instead`, 'maxBytes');
+  return probabilityRows(q, k, range(0, Sq), opts);
+}
+

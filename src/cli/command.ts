@@ -1,0 +1,29 @@
+/**
+ * CLI command contract: argv → public API only. A command parses its own flags (node:util parseArgs),
+ * prints human output by default and JSON with --json, and throws typed errors; main.ts turns any
+ * error into a one-line message and a non-zero exit code.
+ */
+export interface Command {
+  /** One line for the command list. */
+  summary: string;
+  /** Usage text shown by `vlm-attention <command> --help`. */
+  usage: string;
+  run(argv: string[]): Promise<number | void>;
+}
+
+/** A usage problem in the command line itself (exit code 2). */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** Progress for long steps: a single updating line on a TTY, plain lines otherwise; silent with --json. */
+export function progress(enabled: boolean): (label: string, fraction?: number) => void {
+  if (!enabled) return () => undefined;
+  const tty = typeof process !== 'undefined' && process.stderr.isTTY;
+  return (label, fraction) => {
+    const pct = fraction === undefined ? '' : ` ${(fraction * 100).toFixed(0)}%`;
+    if (tty) process.stderr.write(`\r\x1b[K${label}${pct}`);
+    else if (fraction === undefined || fraction >= 1) process.stderr.write(`${label}${pct}\n`);
+    if (tty && fraction !== undefined && fraction >= 1) process.stderr.write('\n');
+  };
+}

@@ -1,0 +1,47 @@
+import { parseArgs } from 'node:util';
+import { attention, causal, cpuRuntime, lastKernelStats, randn, renderMask, slidingWindow } from '../../index.js';
+import { type Command, UsageError } from '../command.js';
+
+const usage = `vlm-attention attention [--batch B] [--heads H] [--kv-heads Hk] [--seq N] [--seq-k Nk] [--head-dim D]
+                         [--causal] [--window L] [--backend auto|wasm|cpu-ts|webgpu] [--json]
+Runs one attention call on random inputs and reports time and GFLOP/s.`;
+
+const command: Command = {
+  summary: 'run one attention call on random inputs (timing and kernel statistics)',
+  usage,
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        batch: { type: 'string', default: '1' }, heads: { type: 'string', default: '16' }, 'kv-heads': { type: 'string' },
+        seq: { type: 'string', default: '577' }, 'seq-k': { type: 'string' }, 'head-dim': { type: 'string', default: '64' },
+        causal: { type: 'boolean', default: false }, window: { type: 'string' }, backend: { type: 'string', default: 'auto' },
+        json: { type: 'boolean', default: false },
+      },
+    });
+    const int = (name: string, v: string | undefined) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got ${v}`);
+      return n;
+    };
+    const B = int('batch', values.batch), H = int('heads', values.heads), Hk = int('kv-heads', values['kv-heads'] ?? values.heads);
+    const N = int('seq', values.seq), Nk = int('seq-k', values['seq-k'] ?? values.seq), D = int('head-dim', values['head-dim']);
+    let mask = values.causal ? causal() : null;
+    if (values.window !== undefined) mask = slidingWindow(int('window', values.window), 0).and(...(mask ? [mask] : []));
+    const q = randn([B, N, H, D], 1), k = randn([B, Nk, Hk, D], 2), v = randn([B, Nk, Hk, D], 3);
+    const backend = values.backend as 'auto';
+    await attention(q, k, v, { mask, backend });
+    const t0 = performance.now();
+    await attention(q, k, v, { mask, backend });
+    const ms = performance.now() - t0;
+    const flops = 4 * B * H * N * Nk * D;
+    const rt = backend === 'auto' || backend === 'wasm' ? await cpuRuntime() : null;
+    const result = { shape: { B, H, Hk, N, Nk, D }, mask: mask?.describe() ?? 'none', ms, gflops: flops / ms / 1e6, kernel: lastKernelStats, cpu: rt && { variant: rt.variant, threads: rt.threads } };
+    if (values.json) console.log(JSON.stringify(result, null, 2));
+    else {
+      console.log(`attention B${B} H${H}/${Hk} N${N}×${Nk} d${D} mask=${result.mask}: ${ms.toFixed(2)} ms, ${result.gflops.toFixed(1)} GFLOP/s (nominal 4·B·H·N·Nk·d)`);
+      if (mask) console.log(renderMask(mask, { seqLenQ: N, seqLenK: Nk }, { maxCells: 32 }));
+    }
+  },
+};
+export default command;

@@ -1,0 +1,6 @@
+// The command registry: one line per command. Each command lives in its own file here.
+import type { Command } from '../command.js';
+
+export const COMMANDS: Record<string, () => Promise<Command>> = {
+  attention: async () => (await import('./attention.js')).default,
+};

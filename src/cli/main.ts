@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+/**
+ * vlm-attention command line: `vlm-attention <command> [flags]`. Errors become one line on stderr
+ * and a non-zero exit code (2 for usage errors, 1 otherwise).
+ */
+import { COMMANDS } from './commands/index.js';
+import { UsageError } from './command.js';
+
+function help(): string {
+  const names = Object.keys(COMMANDS).sort();
+  return `vlm-attention: fast, inspectable attention for vision-language models\n\nUsage: vlm-attention <command> [flags]   (vlm-attention <command> --help)\n\nCommands:\n${names.map((n) => `  ${n}`).join('\n')}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    const lines: string[] = [];
+    for (const n of Object.keys(COMMANDS).sort()) lines.push(`  ${n.padEnd(12)} ${(await COMMANDS[n]!()).summary}`);
+    process.stdout.write(help().replace(/Commands:\n[\s\S]*$/, `Commands:\n${lines.join('\n')}\n`));
+    return name ? 0 : 2;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    process.stderr.write(`vlm-attention: unknown command '${name}' (commands: ${Object.keys(COMMANDS).sort().join(', ')})\n`);
+    return 2;
+  }
+  const cmd = await load();
+  if (rest.includes('--help') || rest.includes('-h')) { process.stdout.write(cmd.usage + '\n'); return 0; }
+  try {
+    const code = await cmd.run(rest);
+    return typeof code === 'number' ? code : 0;
+  } catch (e) {
+    const err = e as Error;
+    const isUsage = err instanceof UsageError || (err as { code?: string }).code?.startsWith?.('ERR_PARSE_ARGS');
+    process.stderr.write(`vlm-attention ${name}: ${err.name}: ${err.message.split('\n')[0]}\n`);
+    if (process.env.VLM_ATTENTION_DEBUG) process.stderr.write(`${err.stack}\n`);
+    return isUsage ? 2 : 1;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
