@@ -17,3 +17,6 @@ import './kernels/cpu/wasm-backend.js';
 export { configureCpu, cpuRuntime, cpuTensor, lastKernelStats, type CpuConfig, type CpuRuntime, type KernelStats } from './kernels/cpu/wasm-backend.js';
 export { WasmHeap } from './kernels/cpu/wasm-heap.js';
 export { probabilityRows, columnSums, headMeans, topKeys, probabilityMatrix, type CaptureOptions } from './attention/capture.js';
+export * from './viz/png.js';
+export * from './viz/colormap.js';
+export * from './viz/overlay.js';
