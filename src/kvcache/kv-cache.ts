@@ -1,0 +1,605 @@
+/**
+ * Paged KV cache (vLLM's PagedAttention + automatic prefix caching), the facade over
+ * block pool (block-pool.ts) → storage (kv-storage.ts) → sequences and prefix hashing (here).
+ *
+ * A sequence owns a block table: logical block i holds its tokens [i·bs, (i+1)·bs) in physical
+ * block table[i]. Tables grow by appending; full blocks are never written again, so they can be
+ * shared by reference count — between forks (parallel sampling, beam search) and, through the
+ * prefix cache, between requests with the same prefix. Writing into a partly filled block that is
+ * shared or registered in the prefix cache first copies it (copy-on-write).
+ *
+ * Lifecycle of a request:
+ * ```
+ * const { id, cachedTokens } = cache.addSequence({ tokenIds: prompt, images });  // prefix hit: cachedTokens reused
+ * cache.append(id, prompt.slice(cachedTokens), { k, v });  // prefill the rest: k, v [numLayers, n, numKvHeads, headDim]
+ * cache.append(id, [next], { k: k1, v: v1 });               // decode, one token at a time
+ * const tables = cache.batch([id, ...]);                    // block tables + lengths for paged attention
+ * cache.free(id);                                           // full blocks stay cached (LRU) for later hits
+ * ```
+ * Layer by layer, use `reserve` → `writeLayer` (once per layer) → `commit` instead of `append`.
+ *
+ * Prefix hashing follows vLLM V1 (see hash.ts): only full blocks are hashed; a block's hash
+ * chains its parent's hash, its token ids and extra keys — every image whose placeholder range
+ * overlaps the block contributes (image content hash, image offset − block start), and the tenant
+ * salt is mixed into block 0 only. The same placeholder token ids therefore never alias two
+ * different images, and a block after an image inherits the image through the chain.
+ */
+import { OutOfBlocksError, ShapeError, StateError, UnsupportedError, ValueError, assert, requireInt } from '../errors.js';
+import { Tensor } from '../tensor/tensor.js';
+import { BlockPool } from './block-pool.js';
+import { type ExtraKey, blockHash, noneHash } from './hash.js';
+import { KvBlockStorage, type KvDType, bytesPerBlock } from './kv-storage.js';
+import { makeRotation } from './quant.js';
+
+/** Sequence handle: a positive integer assigned by the cache, never reused. */
+export type SeqId = number;
+
+/** An image's placeholder tokens inside a sequence: positions [offset, offset + length). */
+export interface ImageSpan {
+  /** Content hash of the image (e.g. `imageContentHash`), not its name. */
+  readonly hash: string;
+  readonly offset: number;
+  readonly length: number;
+}
+
+export interface PagedKvCacheOptions {
+  numLayers: number;
+  numKvHeads: number;
+  headDim: number;
+  /** Tokens per block; default 16 (vLLM). Kernels may require a multiple of 16. */
+  blockSizeTokens?: number;
+  /** Pool size in blocks; or give `capacityBytes` (exactly one of the two). */
+  numBlocks?: number;
+  /** Pool size in bytes of K and V over all layers; numBlocks = ⌊capacityBytes / bytesPerBlock⌋. */
+  capacityBytes?: number;
+  /** Element type of the blocks; default 'f32'. */
+  dtype?: KvDType;
+  /** int8 only: store K and V rotated by a random-sign Hadamard transform (quant.ts). `true` = seed 0. */
+  rotation?: boolean | { seed: number };
+  /** Automatic prefix caching; default true. */
+  prefixCaching?: boolean;
+  /** Seed of the block-0 parent hash; default ''. Set a secret one to make block hashes unguessable. */
+  hashSeed?: string;
+  /** false: metadata only (no K/V arrays), for sizing and simulations; writes then throw. Default true. */
+  allocateStorage?: boolean;
+}
+
+/** The validated, frozen form of PagedKvCacheOptions. */
+export interface KvCachePlan {
+  readonly numLayers: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly blockSizeTokens: number;
+  readonly numBlocks: number;
+  readonly dtype: KvDType;
+  readonly rotationSeed: number | null;
+  readonly prefixCaching: boolean;
+  readonly hashSeed: string;
+  readonly allocateStorage: boolean;
+  /** Bytes of one block, K and V over all layers (int8 includes scales). */
+  readonly bytesPerBlock: number;
+}
+
+export function planKvCache(opts: PagedKvCacheOptions): KvCachePlan {
+  if (!opts || typeof opts !== 'object') throw new ValueError('PagedKvCache needs an options object', 'opts');
+  const numLayers = requireInt(opts.numLayers, 'numLayers', 1);
+  const numKvHeads = requireInt(opts.numKvHeads, 'numKvHeads', 1);
+  const headDim = requireInt(opts.headDim, 'headDim', 1);
+  const blockSizeTokens = requireInt(opts.blockSizeTokens ?? 16, 'blockSizeTokens', 1);
+  const dtype = opts.dtype ?? 'f32';
+  if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'int8') throw new UnsupportedError(`KV dtype '${String(dtype)}' is not supported`, "'f32', 'f16' or 'int8'");
+  let rotationSeed: number | null = null;
+  if (opts.rotation) {
+    if (dtype !== 'int8') throw new UnsupportedError(`rotation is only used with int8 blocks, not ${dtype}`, "dtype: 'int8'");
+    rotationSeed = opts.rotation === true ? 0 : requireInt(opts.rotation.seed, 'rotation.seed', 0);
+  }
+  const bpb = bytesPerBlock(numLayers, numKvHeads, headDim, blockSizeTokens, dtype);
+  if ((opts.numBlocks === undefined) === (opts.capacityBytes === undefined)) {
+    throw new ValueError('give exactly one of numBlocks and capacityBytes', opts.numBlocks === undefined ? 'numBlocks' : 'capacityBytes');
+  }
+  let numBlocks: number;
+  if (opts.numBlocks !== undefined) numBlocks = requireInt(opts.numBlocks, 'numBlocks', 1);
+  else {
+    const cap = opts.capacityBytes!;
+    if (typeof cap !== 'number' || !Number.isFinite(cap) || cap < 0) throw new ValueError(`capacityBytes must be a finite number ≥ 0, got ${cap}`, 'capacityBytes');
+    numBlocks = Math.floor(cap / bpb);
+    if (numBlocks < 1) throw new ValueError(`capacityBytes ${cap} holds no block (one block is ${bpb} bytes)`, 'capacityBytes');
+  }
+  const hashSeed = opts.hashSeed ?? '';
+  if (typeof hashSeed !== 'string') throw new ValueError('hashSeed must be a string', 'hashSeed');
+  return Object.freeze({
+    numLayers, numKvHeads, headDim, blockSizeTokens, numBlocks, dtype, rotationSeed,
+    prefixCaching: opts.prefixCaching ?? true, hashSeed, allocateStorage: opts.allocateStorage ?? true, bytesPerBlock: bpb,
+  });
+}
+
+class Sequence {
+  blocks = new Int32Array(4);
+  numBlocks = 0;
+  tokens = new Int32Array(16);
+  length = 0;
+  /** Tokens whose K/V are written and published; [committed, length) are reserved, pending. */
+  committed = 0;
+  /** Hash of each full block, chained; length = ⌊committed / bs⌋ once committed. */
+  blockHashes: string[] = [];
+  images: ImageSpan[] = [];
+  constructor(readonly id: SeqId, readonly salt: string | null) {}
+
+  pushBlock(b: number): void {
+    if (this.numBlocks === this.blocks.length) {
+      const nb = new Int32Array(this.blocks.length * 2);
+      nb.set(this.blocks);
+      this.blocks = nb;
+    }
+    this.blocks[this.numBlocks++] = b;
+  }
+
+  pushTokens(ids: ArrayLike<number>): void {
+    if (this.length + ids.length > this.tokens.length) {
+      const nt = new Int32Array(Math.max(this.tokens.length * 2, this.length + ids.length));
+      nt.set(this.tokens.subarray(0, this.length));
+      this.tokens = nt;
+    }
+    for (let i = 0; i < ids.length; i++) this.tokens[this.length + i] = ids[i]!;
+    this.length += ids.length;
+  }
+}
+
+export interface AddSequenceOptions {
+  /** The prompt's token ids, used to find cached prefix blocks. The caller appends the rest. */
+  tokenIds?: ArrayLike<number>;
+  /** Images of the prompt (placeholder ranges in token positions). */
+  images?: readonly ImageSpan[];
+  /** Tenant salt: sequences with different salts never share cached blocks. */
+  salt?: string;
+}
+
+export interface AddSequenceResult {
+  readonly id: SeqId;
+  /** Prompt tokens whose K/V came from the prefix cache (a multiple of blockSizeTokens, < tokenIds.length). */
+  readonly cachedTokens: number;
+}
+
+/** K and V of new tokens for every layer: [numLayers, numTokens, numKvHeads, headDim], f32/f16/bf16. */
+export interface KvInput {
+  readonly k: Tensor;
+  readonly v: Tensor;
+}
+
+/** Block tables of a batch, padded: the `block_table` of FlashAttention's paged API. */
+export interface BatchTables {
+  /** [numSeqs, maxBlocksPerSeq] int32 physical block ids; entries past a sequence's blocks are 0. */
+  readonly blockTables: Int32Array;
+  readonly maxBlocksPerSeq: number;
+  /** [numSeqs] tokens per sequence. */
+  readonly seqLens: Int32Array;
+}
+
+export interface KvCacheStats {
+  readonly totalBlocks: number;
+  readonly freeBlocks: number;
+  /** Blocks referenced by at least one live sequence. */
+  readonly usedBlocks: number;
+  /** Unreferenced blocks kept for prefix hits (evicted LRU when needed). */
+  readonly cachedBlocks: number;
+  readonly blockSizeTokens: number;
+  readonly bytesPerBlock: number;
+  readonly totalBytes: number;
+  readonly usedBytes: number;
+  readonly liveSequences: number;
+  /** Σ sequence lengths (a shared token counts once per sequence). */
+  readonly liveTokens: number;
+  /** usedBlocks / totalBlocks. */
+  readonly utilisation: number;
+  /** Token slots in used blocks (usedBlocks · blockSizeTokens). */
+  readonly slotsAllocated: number;
+  /** Distinct used slots that hold a live token. */
+  readonly slotsFilled: number;
+  /** Internal fragmentation: (slotsAllocated − slotsFilled) / slotsAllocated (0 when nothing is allocated). Paging has no external fragmentation: any free block serves any sequence. */
+  readonly fragmentation: number;
+  /** Σ block-table lengths: the blocks the live sequences would need without sharing. */
+  readonly logicalBlocks: number;
+  /** Blocks referenced by more than one sequence. */
+  readonly sharedBlocks: number;
+  /** logicalBlocks − usedBlocks, and in bytes. */
+  readonly sharingSavedBlocks: number;
+  readonly sharingSavedBytes: number;
+  readonly prefix: {
+    /** Full prompt blocks looked up in the prefix cache. */
+    readonly queriedBlocks: number;
+    readonly hitBlocks: number;
+    /** hitBlocks / queriedBlocks (0 before any query). */
+    readonly hitRate: number;
+  };
+  readonly evictions: number;
+  readonly copyOnWrites: number;
+}
+
+function checkTokenIds(ids: ArrayLike<number>, argument: string): void {
+  if (!ids || typeof ids.length !== 'number') throw new ValueError(`${argument} must be an array of token ids`, argument);
+  for (let i = 0; i < ids.length; i++) {
+    const t = ids[i]!;
+    if (!Number.isInteger(t) || t < -0x80000000 || t > 0x7fffffff) throw new ValueError(`${argument}[${i}] must be an int32 token id, got ${t}`, argument);
+  }
+}
+
+function checkImages(images: readonly ImageSpan[], minOffset: number, argument: string): ImageSpan[] {
+  if (!Array.isArray(images)) throw new ValueError(`${argument} must be an array of { hash, offset, length }`, argument);
+  return images.map((im, i) => {
+    if (!im || typeof im.hash !== 'string' || im.hash.length === 0) throw new ValueError(`${argument}[${i}].hash must be a non-empty content hash`, argument);
+    if (!Number.isInteger(im.offset) || im.offset < minOffset) {
+      throw new ValueError(`${argument}[${i}].offset must be an integer ≥ ${minOffset} (images cannot be added to tokens already in the sequence), got ${im.offset}`, argument);
+    }
+    if (!Number.isInteger(im.length) || im.length < 1) throw new ValueError(`${argument}[${i}].length must be a positive integer, got ${im.length}`, argument);
+    return Object.freeze({ hash: im.hash, offset: im.offset, length: im.length });
+  });
+}
+
+export class PagedKvCache {
+  readonly plan: KvCachePlan;
+  readonly pool: BlockPool;
+  /** Block contents (null with allocateStorage: false). */
+  readonly storage: KvBlockStorage | null;
+  private readonly seqs = new Map<SeqId, Sequence>();
+  private nextId = 1;
+  private readonly rootHash: string;
+  private queriedBlocks = 0;
+  private hitBlocks = 0;
+  private cow = 0;
+
+  constructor(opts: PagedKvCacheOptions) {
+    this.plan = planKvCache(opts);
+    const p = this.plan;
+    this.pool = new BlockPool(p.numBlocks);
+    const rotation = p.rotationSeed === null ? null : makeRotation(p.numLayers, p.numKvHeads, p.headDim, p.rotationSeed);
+    this.storage = p.allocateStorage ? new KvBlockStorage(p.numLayers, p.numBlocks, p.blockSizeTokens, p.numKvHeads, p.headDim, p.dtype, rotation) : null;
+    this.rootHash = noneHash(p.hashSeed);
+  }
+
+  get blockSizeTokens(): number {
+    return this.plan.blockSizeTokens;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Sequences
+
+  private seq(id: SeqId, argument = 'id'): Sequence {
+    const s = this.seqs.get(id);
+    if (s) return s;
+    if (Number.isInteger(id) && id >= 1 && id < this.nextId) throw new StateError(`sequence ${id} was already freed (${argument})`);
+    throw new StateError(`unknown sequence ${String(id)} (${argument}); live sequences: ${this.seqs.size}`);
+  }
+
+  /** Live sequence ids, in creation order. */
+  sequences(): SeqId[] {
+    return [...this.seqs.keys()];
+  }
+
+  has(id: SeqId): boolean {
+    return this.seqs.has(id);
+  }
+
+  /**
+   * Starts a sequence. With `tokenIds` and prefix caching on, the longest run of cached full
+   * blocks of the prompt is attached (no recompute); at least the last prompt token is left to
+   * compute so the model has logits. Returns the id and how many prompt tokens are already cached:
+   * append `tokenIds.slice(cachedTokens)` with their K/V next.
+   */
+  addSequence(opts: AddSequenceOptions = {}): AddSequenceResult {
+    const tokenIds = opts.tokenIds ?? [];
+    checkTokenIds(tokenIds, 'tokenIds');
+    const images = checkImages(opts.images ?? [], 0, 'images');
+    const salt = opts.salt ?? null;
+    if (salt !== null && typeof salt !== 'string') throw new ValueError('salt must be a string', 'salt');
+    const s = new Sequence(this.nextId++, salt);
+    s.images = images.sort((a, b) => a.offset - b.offset);
+    const bs = this.plan.blockSizeTokens;
+    if (this.plan.prefixCaching && tokenIds.length > 0) {
+      const maxBlocks = Math.floor((tokenIds.length - 1) / bs);
+      this.queriedBlocks += maxBlocks;
+      const hits: number[] = [];
+      let parent = this.rootHash;
+      for (let i = 0; i < maxBlocks; i++) {
+        const h = blockHash(parent, tokenIds, i * bs, (i + 1) * bs, this.extraKeys(s, i));
+        const b = this.pool.lookup(h);
+        if (b < 0) break;
+        hits.push(b);
+        s.blockHashes.push(h);
+        parent = h;
+      }
+      this.hitBlocks += hits.length;
+      for (const b of hits) { this.pool.incRef(b); s.pushBlock(b); }
+      s.pushTokens(Array.prototype.slice.call(tokenIds, 0, hits.length * bs) as number[]);
+      s.committed = s.length;
+    }
+    this.seqs.set(s.id, s);
+    return { id: s.id, cachedTokens: s.length };
+  }
+
+  private extraKeys(s: Sequence, block: number): ExtraKey[] {
+    const bs = this.plan.blockSizeTokens, start = block * bs, end = start + bs;
+    const out: ExtraKey[] = [];
+    for (const im of s.images) {
+      if (im.offset >= end) break;
+      if (im.offset + im.length > start) out.push({ kind: 'image', hash: im.hash, offsetFromBlockStart: im.offset - start });
+    }
+    if (block === 0 && s.salt !== null) out.push({ kind: 'salt', salt: s.salt });
+    return out;
+  }
+
+  /** Tokens in the sequence (committed and pending). */
+  length(id: SeqId): number {
+    return this.seq(id).length;
+  }
+
+  /** A copy of the sequence's block table (physical block ids of logical blocks 0, 1, …). */
+  blockTable(id: SeqId): Int32Array {
+    const s = this.seq(id);
+    return s.blocks.slice(0, s.numBlocks);
+  }
+
+  /** A copy of the sequence's token ids. */
+  tokenIds(id: SeqId): Int32Array {
+    const s = this.seq(id);
+    return s.tokens.slice(0, s.length);
+  }
+
+  /** Physical slot (block · bs + offset) of every token of the sequence, in order. */
+  slotMapping(id: SeqId, start = 0, end?: number): Int32Array {
+    const s = this.seq(id);
+    const e = end ?? s.length;
+    if (!Number.isInteger(start) || !Number.isInteger(e) || start < 0 || e > s.length || start > e) {
+      throw new ShapeError(`slot range [${start}, ${e}) is outside sequence ${id} of length ${s.length}`, 'start', 'seqLen');
+    }
+    const bs = this.plan.blockSizeTokens;
+    const out = new Int32Array(e - start);
+    for (let p = start; p < e; p++) out[p - start] = s.blocks[Math.floor(p / bs)]! * bs + (p % bs);
+    return out;
+  }
+
+  /** Blocks held per live sequence (a shared block counts for each holder). */
+  heldBy(): Map<SeqId, number> {
+    const m = new Map<SeqId, number>();
+    for (const [id, s] of this.seqs) m.set(id, s.numBlocks);
+    return m;
+  }
+
+  private outOfBlocks(id: SeqId, need: number, tokens: number, what: string): OutOfBlocksError {
+    const held = this.heldBy();
+    const top = [...held].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([s, n]) => `seq ${s}: ${n}`).join(', ');
+    const more = held.size > 8 ? `, … ${held.size - 8} more` : '';
+    return new OutOfBlocksError(
+      `${what} for sequence ${id} needs ${need} block(s) (${tokens} token(s)), but only ${this.pool.numFree} free + ${this.pool.numCached} cached of ${this.pool.numBlocks} blocks are available; ${this.pool.numUsed} used, held by ${held.size} sequence(s) [${top}${more}]`,
+      need, this.pool.numAvailable, held,
+    );
+  }
+
+  /**
+   * Reserves slots for `tokenIds` at the end of the sequence and returns their physical slots
+   * (block · bs + offset). The sequence grows now; write each layer's K/V with `writeLayer`, then
+   * `commit` to publish full blocks to the prefix cache. All-or-nothing: when the pool cannot hold
+   * the tokens, OutOfBlocksError is thrown and nothing changes.
+   */
+  reserve(id: SeqId, tokenIds: ArrayLike<number>, opts: { images?: readonly ImageSpan[] } = {}): Int32Array {
+    const s = this.seq(id);
+    if (s.committed !== s.length) throw new StateError(`sequence ${id} has ${s.length - s.committed} reserved token(s) not committed; commit (or truncate) before reserving more`);
+    checkTokenIds(tokenIds, 'tokenIds');
+    const images = checkImages(opts.images ?? [], s.length, 'images');
+    const n = tokenIds.length;
+    const bs = this.plan.blockSizeTokens;
+    const L = s.length;
+    const lastPartial = L % bs !== 0;
+    const last = lastPartial ? s.blocks[s.numBlocks - 1]! : -1;
+    const cow = lastPartial && n > 0 && (this.pool.refCount(last) > 1 || this.pool.hashOf(last) !== null);
+    const fresh = Math.ceil((L + n) / bs) - Math.ceil(L / bs);
+    const need = fresh + (cow ? 1 : 0);
+    if (need > this.pool.numAvailable) throw this.outOfBlocks(id, need, n, `reserving ${n} token(s)`);
+    if (images.length) s.images = [...s.images, ...images].sort((a, b) => a.offset - b.offset);
+    if (n === 0) return new Int32Array(0);
+    if (cow) {
+      const [nb] = this.pool.allocate(1);
+      this.storage?.copyBlock(last, nb!);
+      s.blocks[s.numBlocks - 1] = nb!;
+      this.pool.decRef(last);
+      this.cow++;
+    }
+    const newBlocks = this.pool.allocate(fresh);
+    for (const b of newBlocks) s.pushBlock(b);
+    s.pushTokens(tokenIds);
+    return this.slotMapping(id, L, L + n);
+  }
+
+  /** Pending (reserved, uncommitted) tokens of a sequence. */
+  pending(id: SeqId): number {
+    const s = this.seq(id);
+    return s.length - s.committed;
+  }
+
+  /**
+   * Writes one layer's K and V for the sequence's pending tokens: k, v [numPending, numKvHeads,
+   * headDim] (f32, f16 or bf16; same-dtype writes copy bits).
+   */
+  writeLayer(id: SeqId, layer: number, k: Tensor, v: Tensor): void {
+    const s = this.seq(id);
+    if (!this.storage) throw new UnsupportedError('this cache has no storage (allocateStorage: false)', 'allocateStorage: true');
+    if (!Number.isInteger(layer) || layer < 0 || layer >= this.plan.numLayers) throw new ValueError(`layer must be an integer in 0..${this.plan.numLayers - 1}, got ${layer}`, 'layer');
+    this.storage.writeSlots(layer, this.slotMapping(id, s.committed, s.length), k, v);
+  }
+
+  /**
+   * Publishes the pending tokens: blocks that became full get their chained hash and, with prefix
+   * caching, are registered for other sequences to hit. Call after every layer was written.
+   */
+  commit(id: SeqId): void {
+    const s = this.seq(id);
+    const bs = this.plan.blockSizeTokens;
+    const full = Math.floor(s.length / bs);
+    for (let i = s.blockHashes.length; i < full; i++) {
+      const parent = i === 0 ? this.rootHash : s.blockHashes[i - 1]!;
+      const h = blockHash(parent, s.tokens, i * bs, (i + 1) * bs, this.extraKeys(s, i));
+      s.blockHashes.push(h);
+      if (this.plan.prefixCaching) this.pool.register(s.blocks[i]!, h);
+    }
+    s.committed = s.length;
+  }
+
+  /**
+   * Appends tokens with their K/V for every layer ([numLayers, n, numKvHeads, headDim]):
+   * reserve → write each layer → commit. Without `kv` (metadata-only caches or simulations) the
+   * slots are reserved and committed unwritten. All-or-nothing on OutOfBlocksError and bad shapes.
+   */
+  append(id: SeqId, tokenIds: ArrayLike<number>, kv?: KvInput, opts: { images?: readonly ImageSpan[] } = {}): Int32Array {
+    const p = this.plan;
+    if (kv) {
+      for (const [t, name] of [[kv.k, 'k'], [kv.v, 'v']] as const) {
+        if (!(t instanceof Tensor)) throw new ValueError(`${name} must be a Tensor`, name);
+        const want = [p.numLayers, tokenIds?.length ?? 0, p.numKvHeads, p.headDim];
+        const dims = ['numLayers', 'numTokens', 'numKvHeads', 'headDim'];
+        if (t.rank !== 4) throw new ShapeError(`${name} must be 4-D [numLayers, numTokens, numKvHeads, headDim], got [${t.shape.join(', ')}]`, name);
+        for (let d = 0; d < 4; d++) if (t.shape[d] !== want[d]) throw new ShapeError(`${name} has ${dims[d]} ${t.shape[d]}, expected ${want[d]}`, name, dims[d]);
+      }
+      if (!this.storage) throw new UnsupportedError('this cache has no storage (allocateStorage: false)', 'allocateStorage: true');
+      if (p.dtype === 'int8') {
+        for (const [t, name] of [[kv.k, 'k'], [kv.v, 'v']] as const) {
+          const x = t.toFloat32();
+          for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) throw new ValueError(`${name} has a non-finite value ${x[i]} at flat index ${i}; int8 KV needs finite values`, name);
+        }
+      }
+    }
+    const slots = this.reserve(id, tokenIds, opts);
+    if (kv) for (let l = 0; l < p.numLayers; l++) this.storage!.writeSlots(l, slots, kv.k.select(0, l), kv.v.select(0, l));
+    this.commit(id);
+    return slots;
+  }
+
+  /**
+   * Forks a sequence (parallel sampling, beam search): the child shares every block (reference
+   * counts +1) and copies on its first write into the shared partial block. Cannot run out of blocks.
+   */
+  fork(id: SeqId): SeqId {
+    const s = this.seq(id);
+    if (s.committed !== s.length) throw new StateError(`sequence ${id} has ${s.length - s.committed} reserved token(s) not committed; commit before forking`);
+    const c = new Sequence(this.nextId++, s.salt);
+    c.blocks = s.blocks.slice();
+    c.numBlocks = s.numBlocks;
+    c.tokens = s.tokens.slice();
+    c.length = s.length;
+    c.committed = s.committed;
+    c.blockHashes = s.blockHashes.slice();
+    c.images = s.images.slice();
+    for (let i = 0; i < c.numBlocks; i++) this.pool.incRef(c.blocks[i]!);
+    this.seqs.set(c.id, c);
+    return c.id;
+  }
+
+  /**
+   * Rolls the sequence back to `length` tokens (speculative decoding, beam pruning). Blocks past
+   * the new end are released, last first. Cached content of a now-partial block is not modified:
+   * the next write copies it first.
+   */
+  truncate(id: SeqId, length: number): void {
+    const s = this.seq(id);
+    if (!Number.isInteger(length) || length < 0 || length > s.length) throw new ValueError(`length must be an integer in 0..${s.length} (sequence ${id}), got ${length}`, 'length');
+    const bs = this.plan.blockSizeTokens;
+    const keep = Math.ceil(length / bs);
+    for (let i = s.numBlocks - 1; i >= keep; i--) this.pool.decRef(s.blocks[i]!);
+    s.numBlocks = keep;
+    s.length = length;
+    s.committed = Math.min(s.committed, length);
+    s.blockHashes.length = Math.min(s.blockHashes.length, Math.floor(s.committed / bs));
+    s.images = s.images.filter((im) => im.offset < length);
+  }
+
+  /**
+   * Frees a sequence. Its blocks are released last block first, so among blocks that stay cached
+   * the longest suffix is evicted first (vLLM). A second free throws StateError.
+   */
+  free(id: SeqId): void {
+    const s = this.seq(id);
+    for (let i = s.numBlocks - 1; i >= 0; i--) this.pool.decRef(s.blocks[i]!);
+    s.numBlocks = 0;
+    this.seqs.delete(id);
+  }
+
+  /** Drops up to `count` least recently released cached blocks (all by default). Returns how many. */
+  evictCached(count = Infinity): number {
+    if (!(count >= 0)) throw new ValueError(`count must be ≥ 0, got ${count}`, 'count');
+    return this.pool.evict(count);
+  }
+
+  /**
+   * Block tables and lengths of a batch of sequences, padded to the longest table:
+   * blockTables [numSeqs, maxBlocksPerSeq] int32 (0 past a sequence's blocks), seqLens [numSeqs].
+   */
+  batch(ids: readonly SeqId[]): BatchTables {
+    const seqs = ids.map((id, i) => this.seq(id, `ids[${i}]`));
+    const maxBlocksPerSeq = Math.max(1, ...seqs.map((s) => s.numBlocks));
+    const blockTables = new Int32Array(seqs.length * maxBlocksPerSeq);
+    const seqLens = new Int32Array(seqs.length);
+    seqs.forEach((s, i) => {
+      blockTables.set(s.blocks.subarray(0, s.numBlocks), i * maxBlocksPerSeq);
+      seqLens[i] = s.length;
+    });
+    return { blockTables, maxBlocksPerSeq, seqLens };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Accounting
+
+  stats(): KvCacheStats {
+    const p = this.plan, pool = this.pool, bs = p.blockSizeTokens;
+    const fill = new Int32Array(p.numBlocks);
+    let logical = 0, liveTokens = 0;
+    for (const s of this.seqs.values()) {
+      logical += s.numBlocks;
+      liveTokens += s.length;
+      for (let i = 0; i < s.numBlocks; i++) {
+        const f = Math.min(bs, s.length - i * bs), b = s.blocks[i]!;
+        if (f > fill[b]!) fill[b] = f;
+      }
+    }
+    let filled = 0, shared = 0;
+    for (let b = 0; b < p.numBlocks; b++) {
+      filled += fill[b]!;
+      if (pool.refCount(b) > 1) shared++;
+    }
+    const used = pool.numUsed;
+    const allocated = used * bs;
+    return {
+      totalBlocks: p.numBlocks, freeBlocks: pool.numFree, usedBlocks: used, cachedBlocks: pool.numCached,
+      blockSizeTokens: bs, bytesPerBlock: p.bytesPerBlock, totalBytes: p.numBlocks * p.bytesPerBlock, usedBytes: used * p.bytesPerBlock,
+      liveSequences: this.seqs.size, liveTokens, utilisation: used / p.numBlocks,
+      slotsAllocated: allocated, slotsFilled: filled, fragmentation: allocated ? (allocated - filled) / allocated : 0,
+      logicalBlocks: logical, sharedBlocks: shared, sharingSavedBlocks: logical - used, sharingSavedBytes: (logical - used) * p.bytesPerBlock,
+      prefix: { queriedBlocks: this.queriedBlocks, hitBlocks: this.hitBlocks, hitRate: this.queriedBlocks ? this.hitBlocks / this.queriedBlocks : 0 },
+      evictions: pool.evictions, copyOnWrites: this.cow,
+    };
+  }
+
+  /** Resets the prefix hit counters (not the cache). */
+  resetPrefixStats(): void {
+    this.queriedBlocks = 0;
+    this.hitBlocks = 0;
+  }
+
+  /**
+   * Verifies every invariant (O(blocks + Σ table lengths)): the pool's own checks (free + used +
+   * cached = total, queues, hash map), each block's reference count equals the number of table
+   * entries naming it, and tables cover exactly ⌈length / bs⌉ blocks. Throws on violation; for
+   * tests and debugging.
+   */
+  checkInvariants(): { free: number; used: number; cached: number } {
+    const acc = this.pool.checkInvariants();
+    const refs = new Int32Array(this.plan.numBlocks);
+    const bs = this.plan.blockSizeTokens;
+    for (const s of this.seqs.values()) {
+      assert(s.numBlocks === Math.ceil(s.length / bs), `sequence ${s.id}: ${s.numBlocks} blocks for ${s.length} tokens`);
+      assert(s.blockHashes.length <= Math.floor(s.committed / bs), `sequence ${s.id}: hashes past its committed tokens`);
+      for (let i = 0; i < s.numBlocks; i++) refs[s.blocks[i]!]!++;
+    }
+    for (let b = 0; b < this.plan.numBlocks; b++) {
+      assert(refs[b] === this.pool.refCount(b), `block ${b}: refCount ${this.pool.refCount(b)} but ${refs[b]} table entries`);
+    }
+    return acc;
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * KV block storage: the bytes behind the block pool, laid out so attention kernels read it in place.
+ *
+ * Per layer, K and V are each
+ *   f32 / f16: a Tensor [numBlocks, blockSizeTokens, numKvHeads, headDim] (f16 as raw bits);
+ *   int8:      an Int8Array of that shape plus scales Float32Array [numBlocks, numKvHeads]
+ *              (value = fround(int8 · scale)), see quant.ts.
+ * A token's physical slot is block · blockSizeTokens + offsetInBlock, so element (slot, kvHead, c)
+ * sits at (slot · numKvHeads + kvHead) · headDim + c. With a rotation, K and V hold R·x (quant.ts).
+ */
+import { ShapeError, ValueError, assert } from '../errors.js';
+import { decoder, encoder } from '../tensor/dtype.js';
+import { Tensor } from '../tensor/tensor.js';
+import { type HadamardRotation, type RotationSource, dequantizeInt8, int8Scale, quantizeInt8, rotateInPlace } from './quant.js';
+
+/** Element types of KV blocks. */
+export type KvDType = 'f32' | 'f16' | 'int8';
+
+export type KvLayerStorage =
+  | { readonly dtype: 'f32' | 'f16'; readonly k: Tensor; readonly v: Tensor }
+  | { readonly dtype: 'int8'; readonly k: Int8Array; readonly v: Int8Array; readonly kScales: Float32Array; readonly vScales: Float32Array };
+
+/** Bytes of one block over all layers, K and V (int8 includes its f32 scales). */
+export function bytesPerBlock(numLayers: number, numKvHeads: number, headDim: number, blockSizeTokens: number, dtype: KvDType): number {
+  const elem = dtype === 'f32' ? 4 : dtype === 'f16' ? 2 : 1;
+  const perTensor = blockSizeTokens * numKvHeads * headDim * elem + (dtype === 'int8' ? numKvHeads * 4 : 0);
+  return numLayers * 2 * perTensor;
+}
+
+export class KvBlockStorage implements RotationSource {
+  readonly layers: readonly KvLayerStorage[];
+  /** Bytes of one block over all layers. */
+  readonly bytesPerBlock: number;
+
+  constructor(
+    readonly numLayers: number,
+    readonly numBlocks: number,
+    readonly blockSizeTokens: number,
+    readonly numKvHeads: number,
+    readonly headDim: number,
+    readonly dtype: KvDType,
+    /** Non-null when K and V are stored rotated (int8 only). */
+    readonly rotation: HadamardRotation | null,
+  ) {
+    const shape = [numBlocks, blockSizeTokens, numKvHeads, headDim];
+    const n = numBlocks * blockSizeTokens * numKvHeads * headDim;
+    const layers: KvLayerStorage[] = [];
+    for (let l = 0; l < numLayers; l++) {
+      if (dtype === 'int8') {
+        layers.push(Object.freeze({ dtype, k: new Int8Array(n), v: new Int8Array(n), kScales: new Float32Array(numBlocks * numKvHeads), vScales: new Float32Array(numBlocks * numKvHeads) }));
+      } else {
+        layers.push(Object.freeze({ dtype, k: Tensor.zeros(shape, dtype), v: Tensor.zeros(shape, dtype) }));
+      }
+    }
+    this.layers = Object.freeze(layers);
+    this.bytesPerBlock = bytesPerBlock(numLayers, numKvHeads, headDim, blockSizeTokens, dtype);
+  }
+
+  /** Elements per token slot (numKvHeads · headDim). */
+  get slotElems(): number {
+    return this.numKvHeads * this.headDim;
+  }
+
+  /**
+   * Writes n tokens' K and V ([n, numKvHeads, headDim], any float dtype) of one layer into `slots`.
+   * Same-dtype f32/f16 writes copy bits. int8 writes assume the slots of each block are consecutive
+   * and that the block's slots before the first written one hold valid tokens (whose scale may grow).
+   */
+  writeSlots(layer: number, slots: ArrayLike<number>, k: Tensor, v: Tensor): void {
+    const st = this.layers[layer]!;
+    for (const [t, name] of [[k, 'k'], [v, 'v']] as const) {
+      if (!(t instanceof Tensor)) throw new ValueError(`${name} must be a Tensor`, name);
+      if (t.rank !== 3) throw new ShapeError(`${name} must be 3-D [numTokens, numKvHeads, headDim], got [${t.shape.join(', ')}]`, name);
+      if (t.shape[0] !== slots.length) throw new ShapeError(`${name} has ${t.shape[0]} tokens, expected ${slots.length}`, name, 'numTokens');
+      if (t.shape[1] !== this.numKvHeads) throw new ShapeError(`${name} has ${t.shape[1]} heads, the cache has numKvHeads ${this.numKvHeads}`, name, 'numKvHeads');
+      if (t.shape[2] !== this.headDim) throw new ShapeError(`${name} has headDim ${t.shape[2]}, the cache has ${this.headDim}`, name, 'headDim');
+    }
+    if (st.dtype === 'int8') {
+      // Validate both before writing either, so a bad v leaves k untouched.
+      const xk = this.finiteValues(k, 'k'), xv = this.finiteValues(v, 'v');
+      this.writeInt8(layer, slots, xk, st.k, st.kScales);
+      this.writeInt8(layer, slots, xv, st.v, st.vScales);
+    } else {
+      this.writeFloat(slots, k, st.k);
+      this.writeFloat(slots, v, st.v);
+    }
+  }
+
+  private writeFloat(slots: ArrayLike<number>, src: Tensor, dst: Tensor): void {
+    const E = this.slotElems, D = this.headDim, Hk = this.numKvHeads;
+    const [s0, s1, s2] = src.strides as [number, number, number];
+    const out = dst.data;
+    if (src.dtype === dst.dtype && s2 === 1 && s1 === D) {
+      const data = src.data;
+      for (let t = 0; t < slots.length; t++) {
+        const o = src.offset + t * s0;
+        out.set(data.subarray(o, o + E), slots[t]! * E);
+      }
+      return;
+    }
+    const dec = decoder(src.dtype), enc = encoder(dst.dtype);
+    for (let t = 0; t < slots.length; t++) {
+      for (let h = 0; h < Hk; h++) {
+        const so = src.offset + t * s0 + h * s1, d0 = (slots[t]! * Hk + h) * D;
+        for (let c = 0; c < D; c++) out[d0 + c] = enc(dec(src.data[so + c * s2]!));
+      }
+    }
+  }
+
+  private finiteValues(src: Tensor, name: string): Float64Array {
+    const Hk = this.numKvHeads, D = this.headDim;
+    const x = src.toFloat64();
+    for (let i = 0; i < x.length; i++) {
+      if (!Number.isFinite(x[i]!)) {
+        throw new ValueError(`${name} has a non-finite value ${x[i]} at token ${Math.floor(i / (Hk * D))}, head ${Math.floor(i / D) % Hk}, channel ${i % D}; int8 KV needs finite values`, name);
+      }
+    }
+    return x;
+  }
+
+  /** Quantises x [n, numKvHeads, headDim] (float64, consumed: rotated in place) into slots. */
+  private writeInt8(layer: number, slots: ArrayLike<number>, x: Float64Array, q: Int8Array, scales: Float32Array): void {
+    const n = slots.length, Hk = this.numKvHeads, D = this.headDim, bs = this.blockSizeTokens;
+    const rot = this.rotation;
+    if (rot) for (let r = 0; r < n * Hk; r++) rotateInPlace(x, r * D, rot.signs[layer]!, (r % Hk) * D, rot.chunks);
+    let t = 0;
+    while (t < n) {
+      const first = slots[t]!, b = Math.floor(first / bs), o0 = first % bs;
+      let t1 = t + 1;
+      while (t1 < n && slots[t1] === slots[t1 - 1]! + 1 && Math.floor(slots[t1]! / bs) === b) t1++;
+      for (let h = 0; h < Hk; h++) {
+        let absmax = 0;
+        for (let tt = t; tt < t1; tt++) {
+          const base = (tt * Hk + h) * D;
+          for (let c = 0; c < D; c++) { const a = Math.abs(x[base + c]!); if (a > absmax) absmax = a; }
+        }
+        const si = b * Hk + h;
+        let scale = scales[si]!;
+        if (o0 === 0) scale = int8Scale(absmax);
+        else if (absmax > 127 * scale) {
+          // The block's earlier tokens of this head move to the larger scale.
+          const ns = int8Scale(absmax);
+          for (let o = 0; o < o0; o++) {
+            const base = ((b * bs + o) * Hk + h) * D;
+            for (let c = 0; c < D; c++) q[base + c] = quantizeInt8(dequantizeInt8(q[base + c]!, scale), ns);
+          }
+          scale = ns;
+        }
+        scales[si] = scale;
+        for (let tt = t; tt < t1; tt++) {
+          const xs = (tt * Hk + h) * D, qs = (slots[tt]! * Hk + h) * D;
+          for (let c = 0; c < D; c++) q[qs + c] = quantizeInt8(x[xs + c]!, scale);
+        }
+      }
+      t = t1;
+    }
+  }
+
+  /** Copies block `src` to block `dst` in every layer (K, V and int8 scales): copy-on-write. */
+  copyBlock(src: number, dst: number): void {
+    assert(src !== dst, 'copyBlock onto itself');
+    const n = this.blockSizeTokens * this.slotElems;
+    for (const st of this.layers) {
+      if (st.dtype === 'int8') {
+        st.k.copyWithin(dst * n, src * n, (src + 1) * n);
+        st.v.copyWithin(dst * n, src * n, (src + 1) * n);
+        const Hk = this.numKvHeads;
+        st.kScales.copyWithin(dst * Hk, src * Hk, (src + 1) * Hk);
+        st.vScales.copyWithin(dst * Hk, src * Hk, (src + 1) * Hk);
+      } else {
+        st.k.data.copyWithin(dst * n, src * n, (src + 1) * n);
+        st.v.data.copyWithin(dst * n, src * n, (src + 1) * n);
+      }
+    }
+  }
+
+  /**
+   * Reads one token slot of a layer as numbers into out[outOff..outOff + numKvHeads·headDim):
+   * decoded f32/f16, or dequantised int8 (still rotated if the storage is).
+   */
+  readSlot(layer: number, which: 'k' | 'v', slot: number, out: Float64Array | Float32Array, outOff: number): void {
+    const st = this.layers[layer]!, E = this.slotElems, D = this.headDim;
+    if (st.dtype === 'int8') {
+      const q = which === 'k' ? st.k : st.v, sc = which === 'k' ? st.kScales : st.vScales;
+      const b = Math.floor(slot / this.blockSizeTokens);
+      for (let e = 0; e < E; e++) out[outOff + e] = dequantizeInt8(q[slot * E + e]!, sc[b * this.numKvHeads + Math.floor(e / D)]!);
+    } else {
+      const t = which === 'k' ? st.k : st.v;
+      const dec = decoder(t.dtype);
+      for (let e = 0; e < E; e++) out[outOff + e] = dec(t.data[slot * E + e]!);
+    }
+  }
+}

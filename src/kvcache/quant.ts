@@ -1,0 +1,160 @@
+/**
+ * int8 KV quantisation and the random-sign Hadamard rotation ("incoherent processing",
+ * FlashAttention-3's FP8 path, after QuIP).
+ *
+ * Quantisation. Each (block, kvHead) of K and of V has one f32 scale over all its tokens and
+ * channels: scale = fround(absmax / 127), q = clamp(round(x / scale), −127, 127) with ties rounded
+ * away from zero, and the stored value is fround(q · scale). When a later token of a partly filled
+ * block exceeds 127 · scale, the block's earlier tokens of that head are requantised to the new
+ * scale (q ← round(q · old / new)), so a decode-time append never clips.
+ *
+ * Rotation. Outlier channels (a few channels 20–100× larger than the rest, common in K) force a
+ * large scale and wipe out the small channels. An orthogonal R spreads an outlier over all
+ * channels first:
+ *
+ *   R = blockdiag(H_n₁/√n₁, H_n₂/√n₂, …) · diag(s)
+ *
+ * where n₁ > n₂ > … are the powers of two of headDim's binary expansion (128 → [128]; 96 → [64, 32];
+ * 80 → [64, 16]), H_n is the Sylvester–Hadamard matrix (H_1 = [1], H_2n = [[H_n, H_n], [H_n, −H_n]],
+ * applied with the fast Walsh–Hadamard transform) and s ∈ {±1}^headDim is a random sign vector, one
+ * per (layer, kvHead):
+ *
+ *   s[c] = mulberry32(mix(seed, layer, kvHead)) draw c < 0.5 ? +1 : −1,
+ *   mix(seed, l, h) = (seed ^ imul(l + 1, 0x9E3779B1) ^ imul(h + 1, 0x85EBCA77)) >>> 0
+ *
+ * Both K and V of (layer, kvHead) are stored as R·x. Since RᵀR = I:
+ *   scores:  (R q)·(R k) = q·k           → rotate each query head with its KV head's R (`rotateQuery`);
+ *   output:  Σⱼ pⱼ R vⱼ = R o            → multiply the output by Rᵀ = diag(s)·blockdiag(H/√n) (`unrotateOutput`).
+ * Query head h uses KV head ⌊h / (numHeads / numKvHeads)⌋ (GQA), so its R is that head's.
+ */
+import { ShapeError, ValueError } from '../errors.js';
+import { Tensor, mulberry32 } from '../tensor/tensor.js';
+
+export interface HadamardRotation {
+  readonly seed: number;
+  readonly headDim: number;
+  readonly numKvHeads: number;
+  /** Powers of two summing to headDim, largest first (the Hadamard blocks). */
+  readonly chunks: readonly number[];
+  /** Per layer: the sign vectors s, [numKvHeads, headDim] row-major, each entry ±1. */
+  readonly signs: readonly Float32Array[];
+}
+
+/** The power-of-two blocks of headDim (its binary expansion), largest first. */
+export function hadamardChunks(headDim: number): number[] {
+  const out: number[] = [];
+  for (let bit = 1 << 30; bit >= 1; bit >>>= 1) if (headDim & bit) out.push(bit);
+  return out;
+}
+
+/** The ±1 sign vector of (layer, kvHead), see the module comment for the exact generator. */
+export function rotationSigns(seed: number, layer: number, kvHead: number, headDim: number): Float32Array {
+  const rng = mulberry32((seed ^ Math.imul(layer + 1, 0x9e3779b1) ^ Math.imul(kvHead + 1, 0x85ebca77)) >>> 0);
+  const s = new Float32Array(headDim);
+  for (let c = 0; c < headDim; c++) s[c] = rng() < 0.5 ? 1 : -1;
+  return s;
+}
+
+export function makeRotation(numLayers: number, numKvHeads: number, headDim: number, seed: number): HadamardRotation {
+  const signs: Float32Array[] = [];
+  for (let l = 0; l < numLayers; l++) {
+    const s = new Float32Array(numKvHeads * headDim);
+    for (let h = 0; h < numKvHeads; h++) s.set(rotationSigns(seed, l, h, headDim), h * headDim);
+    signs.push(s);
+  }
+  return Object.freeze({ seed, headDim, numKvHeads, chunks: Object.freeze(hadamardChunks(headDim)), signs: Object.freeze(signs) });
+}
+
+function fwht(x: Float64Array, base: number, n: number): void {
+  for (let h = 1; h < n; h *= 2) {
+    for (let i = base; i < base + n; i += 2 * h) {
+      for (let j = i; j < i + h; j++) {
+        const a = x[j]!, b = x[j + h]!;
+        x[j] = a + b;
+        x[j + h] = a - b;
+      }
+    }
+  }
+  const inv = 1 / Math.sqrt(n);
+  for (let j = base; j < base + n; j++) x[j]! *= inv;
+}
+
+/** x[off..off+D) ← R·x in place (float64), with the signs at signs[soff..soff+D). */
+export function rotateInPlace(x: Float64Array, off: number, signs: Float32Array, soff: number, chunks: readonly number[]): void {
+  let D = 0;
+  for (const n of chunks) D += n;
+  for (let c = 0; c < D; c++) x[off + c]! *= signs[soff + c]!;
+  let base = off;
+  for (const n of chunks) { fwht(x, base, n); base += n; }
+}
+
+/** x[off..off+D) ← Rᵀ·x in place (float64). */
+export function unrotateInPlace(x: Float64Array, off: number, signs: Float32Array, soff: number, chunks: readonly number[]): void {
+  let base = off;
+  for (const n of chunks) { fwht(x, base, n); base += n; }
+  for (let c = 0; c < base - off; c++) x[off + c]! *= signs[soff + c]!;
+}
+
+/** What the rotation helpers need from a KV storage. */
+export interface RotationSource {
+  readonly rotation: HadamardRotation | null;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly numLayers: number;
+}
+
+function rotateHeads(t: Tensor, src: RotationSource, layer: number, argument: string, inverse: boolean): Tensor {
+  if (!(t instanceof Tensor)) throw new ValueError(`${argument} must be a Tensor`, argument);
+  if (!Number.isInteger(layer) || layer < 0 || layer >= src.numLayers) throw new ValueError(`layer must be an integer in 0..${src.numLayers - 1}, got ${layer}`, 'layer');
+  const rank = t.rank;
+  if (rank < 2) throw new ShapeError(`${argument} must be at least 2-D [..., numHeads, headDim], got [${t.shape.join(', ')}]`, argument);
+  const H = t.shape[rank - 2]!, D = t.shape[rank - 1]!;
+  if (D !== src.headDim) throw new ShapeError(`${argument} has headDim ${D}, the KV cache has ${src.headDim}`, argument, 'headDim');
+  if (H % src.numKvHeads !== 0) throw new ShapeError(`${argument} has ${H} heads, not a multiple of the cache's numKvHeads ${src.numKvHeads}`, argument, 'numHeads');
+  const rot = src.rotation;
+  if (!rot) return t;
+  const group = H / src.numKvHeads;
+  const x = t.toFloat64();
+  const signs = rot.signs[layer]!;
+  for (let row = 0; row < x.length / D; row++) {
+    const hk = Math.floor((row % H) / group);
+    (inverse ? unrotateInPlace : rotateInPlace)(x, row * D, signs, hk * D, rot.chunks);
+  }
+  return Tensor.fromValues(x, t.shape, 'f32');
+}
+
+/**
+ * Rotates queries into the space a rotated cache stores K in, so (R q)·(R k) = q·k. q is
+ * [..., numHeads, headDim] (BSHD or varlen [totalQ, numHeads, headDim]); query head h uses the
+ * rotation of KV head ⌊h / (numHeads / numKvHeads)⌋. Returns a new f32 tensor of the same shape;
+ * returns q itself when the cache is not rotated.
+ */
+export function rotateQuery(q: Tensor, src: RotationSource, layer: number): Tensor {
+  return rotateHeads(q, src, layer, 'q', false);
+}
+
+/**
+ * Maps an attention output computed against rotated V back to the model's space: o = Rᵀ o'.
+ * out is [..., numHeads, headDim]; returns a new f32 tensor (or out itself when not rotated).
+ */
+export function unrotateOutput(out: Tensor, src: RotationSource, layer: number): Tensor {
+  return rotateHeads(out, src, layer, 'out', true);
+}
+
+/** int8 scale of a group with absolute maximum `absmax`. */
+export function int8Scale(absmax: number): number {
+  return Math.fround(absmax / 127);
+}
+
+/** Quantises x with `scale` (ties away from zero, clamped to ±127); scale 0 gives 0. */
+export function quantizeInt8(x: number, scale: number): number {
+  if (scale === 0) return 0;
+  const r = x / scale;
+  const q = r < 0 ? -Math.round(-r) : Math.round(r);
+  return q > 127 ? 127 : q < -127 ? -127 : q;
+}
+
+/** The value an int8 entry stands for: fround(q · scale). */
+export function dequantizeInt8(q: number, scale: number): number {
+  return Math.fround(q * scale);
+}

@@ -1,0 +1,103 @@
+/**
+ * Redis-backed FeatureStore (Node only; exported from `vlm-attention/node`): lets several processes
+ * or machines share vision-encoder outputs. Values use the tensor wire format of feature-cache.ts
+ * under `keyPrefix + key`, optionally with a TTL. Bounding the shared level in bytes is Redis's job:
+ * run it with `maxmemory <bytes>` and `maxmemory-policy allkeys-lru`.
+ *
+ * Failure behaviour: commands fail fast instead of queueing while Redis is unreachable
+ * (`enableOfflineQueue: false`, one connect attempt per call while down, `commandTimeoutMs`), and
+ * ioredis keeps reconnecting in the background. The errors reach `VisionFeatureCache`, which warns
+ * and computes locally; they never reach its caller.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Tensor } from '../tensor/tensor.js';
+import { type FeatureStore, decodeTensor, encodeTensor } from './feature-cache.js';
+import { ValueError } from '../errors.js';
+
+export interface RedisFeatureStoreOptions {
+  /** redis://[user:password@]host:port[/db]; or host/port. Default redis://127.0.0.1:6379. */
+  url?: string;
+  host?: string;
+  port?: number;
+  /** Prefix of every key; default 'vlm-attention:features:'. */
+  keyPrefix?: string;
+  /** Expire entries after this many seconds (default: no expiry, rely on maxmemory-policy). */
+  ttlSeconds?: number;
+  /** Per-command timeout (default 1000 ms). */
+  commandTimeoutMs?: number;
+  /** Connection timeout (default 1000 ms). */
+  connectTimeoutMs?: number;
+  /** Use an existing ioredis client instead (its options are left as they are). */
+  client?: Redis;
+}
+
+export class RedisFeatureStore implements FeatureStore {
+  readonly name = 'redis';
+  readonly client: Redis;
+  readonly keyPrefix: string;
+  private readonly ttlSeconds: number | undefined;
+  private connecting: Promise<void> | null = null;
+
+  constructor(opts: RedisFeatureStoreOptions = {}) {
+    this.keyPrefix = opts.keyPrefix ?? 'vlm-attention:features:';
+    if (opts.ttlSeconds !== undefined && (!Number.isInteger(opts.ttlSeconds) || opts.ttlSeconds < 1)) {
+      throw new ValueError(`ttlSeconds must be a positive integer, got ${opts.ttlSeconds}`, 'ttlSeconds');
+    }
+    this.ttlSeconds = opts.ttlSeconds;
+    if (opts.client) {
+      this.client = opts.client;
+    } else {
+      const common: RedisOptions = {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        connectTimeout: opts.connectTimeoutMs ?? 1000,
+        commandTimeout: opts.commandTimeoutMs ?? 1000,
+        // Keep retrying in the background (capped backoff) so the store recovers when Redis returns.
+        retryStrategy: (times) => Math.min(100 * times, 2000),
+      };
+      this.client = opts.url ? new Redis(opts.url, common) : new Redis({ ...common, host: opts.host ?? '127.0.0.1', port: opts.port ?? 6379 });
+    }
+    // An 'error' event without a listener is reported by ioredis on stderr at every retry; the cache reports outages itself.
+    this.client.on('error', () => undefined);
+  }
+
+  private async ready(): Promise<void> {
+    const st = this.client.status;
+    if (st === 'ready') return;
+    if (st === 'wait' || st === 'end' || st === 'close') {
+      this.connecting ??= this.client.connect().finally(() => { this.connecting = null; });
+      await this.connecting;
+      return;
+    }
+    throw new Error(`Redis is not connected (status '${st}')`);
+  }
+
+  async get(key: string): Promise<Tensor | undefined> {
+    await this.ready();
+    const buf = await this.client.getBuffer(this.keyPrefix + key);
+    return buf ? decodeTensor(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), `redis key ${this.keyPrefix + key}`) : undefined;
+  }
+
+  async set(key: string, value: Tensor): Promise<void> {
+    await this.ready();
+    const buf = Buffer.from(encodeTensor(value));
+    if (this.ttlSeconds) await this.client.set(this.keyPrefix + key, buf, 'EX', this.ttlSeconds);
+    else await this.client.set(this.keyPrefix + key, buf);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.ready();
+    await this.client.del(this.keyPrefix + key);
+  }
+
+  /** Closes the connection (QUIT, or a hard disconnect when Redis is unreachable). */
+  async close(): Promise<void> {
+    try {
+      if (this.client.status === 'ready') await this.client.quit();
+      else this.client.disconnect();
+    } catch {
+      this.client.disconnect();
+    }
+  }
+}
