@@ -20,3 +20,4 @@ export { probabilityRows, columnSums, headMeans, topKeys, probabilityMatrix, typ
 export * from './viz/png.js';
 export * from './viz/colormap.js';
 export * from './viz/overlay.js';
+export * from './cost/index.js';

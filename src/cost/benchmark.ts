@@ -1,0 +1,207 @@
+/**
+ * From a benchmark's JSON to a `measured` device profile, and measured kernel times against the
+ * model's predictions.
+ *
+ * Schema `vlm-attention-bench/1` (all rates in base units: FLOP/s, bytes/s; times in ms):
+ * ```json
+ * {
+ *   "schema": "vlm-attention-bench/1",
+ *   "device": "NVIDIA H200 via Dawn/Vulkan",      // display name (required)
+ *   "name": "h200-webgpu-run1",                    // profile key (default: derived from device)
+ *   "api": "webgpu",                               // optional
+ *   "base": "h200",                                // optional built-in profile for memory size, on-chip memory
+ *   "date": "2026-11-29",                          // optional
+ *   "ceilings": {                                  // what the benchmark measured (required)
+ *     "f32": { "vector": 65.5e12 },
+ *     "f16": { "vector": 66e12, "tensor": 550e12 },
+ *     "bandwidth": 4.15e12,
+ *     "sources": { "f16.tensor": "subgroup-matrix f16→f32, registers" }   // optional notes per figure
+ *   },
+ *   "results": [                                   // optional measured kernel times
+ *     { "name": "vitL14-336", "ms": 0.81, "unit": "tensor",
+ *       "shape": { "batch": 8, "seqLenQ": 577, "numHeads": 16, "headDim": 64, "dtype": "f16" } }
+ *   ]
+ * }
+ * ```
+ * `shape` takes the fields of `AttentionShape` that JSON can carry (batch, seqLenQ, seqLenK,
+ * numHeads, numKvHeads, headDim, headDimV, dtype, causal, window, softcap). Unknown keys anywhere →
+ * ValueError naming the key.
+ */
+import { ValueError } from '../errors.js';
+import { slidingWindow } from '../masks/mask.js';
+import { isDType } from '../tensor/dtype.js';
+import { type AttentionShape, type TilingSpec, attentionCost } from './attention-cost.js';
+import { type DeviceProfile, type DtypePeaks, type Figure, DEVICE_PROFILES, checkProfile, deviceProfile } from './devices.js';
+import { type RooflineResult, attentionRoofline } from './roofline.js';
+import { checkKeys, dim, oneOf, positive } from './validate.js';
+
+export const BENCH_SCHEMA = 'vlm-attention-bench/1';
+
+/** A JSON-friendly attention shape (the benchmark and config-file form). */
+export interface JsonAttentionShape {
+  batch?: number;
+  seqLenQ: number;
+  seqLenK?: number;
+  numHeads: number;
+  numKvHeads?: number;
+  headDim: number;
+  headDimV?: number;
+  dtype?: string;
+  causal?: boolean;
+  /** Sliding window to the left (keys i−window..i), combined with causal when set. */
+  window?: number;
+  softcap?: number;
+}
+
+export const JSON_SHAPE_KEYS = ['batch', 'seqLenQ', 'seqLenK', 'numHeads', 'numKvHeads', 'headDim', 'headDimV', 'dtype', 'causal', 'window', 'softcap'] as const;
+
+/** Validates a JSON shape (unknown keys → ValueError naming `path.key`) into an AttentionShape. */
+export function shapeFromJson(j: unknown, path = 'shape'): AttentionShape {
+  if (!j || typeof j !== 'object' || Array.isArray(j)) throw new ValueError(`${path} must be an object`, path);
+  checkKeys(j, JSON_SHAPE_KEYS, path);
+  const s = j as JsonAttentionShape;
+  let dtype: AttentionShape['dtype'];
+  if (s.dtype !== undefined) {
+    if (!isDType(s.dtype)) throw new ValueError(`${path}.dtype must be f32, f16 or bf16, got ${JSON.stringify(s.dtype)}`, `${path}.dtype`);
+    dtype = s.dtype;
+  }
+  if (s.causal !== undefined && typeof s.causal !== 'boolean') throw new ValueError(`${path}.causal must be true or false`, `${path}.causal`);
+  const mask = s.window !== undefined ? slidingWindow(dim(s.window, 'window', { min: 0, path }), s.causal ? 0 : -1) : null;
+  return {
+    batch: s.batch, seqLenQ: s.seqLenQ, seqLenK: s.seqLenK, numHeads: s.numHeads, numKvHeads: s.numKvHeads,
+    headDim: s.headDim, headDimV: s.headDimV, dtype, causal: s.causal, mask, softcap: s.softcap,
+  };
+}
+
+export interface BenchResult {
+  name: string;
+  ms: number;
+  shape: JsonAttentionShape;
+  unit?: 'tensor' | 'vector';
+  kernel?: 'flash' | 'standard';
+  variant?: string;
+}
+
+export interface BenchmarkJson {
+  schema: typeof BENCH_SCHEMA;
+  device: string;
+  name?: string;
+  api?: string;
+  base?: string;
+  date?: string;
+  ceilings: {
+    f32?: { tensor?: number; vector?: number };
+    f16?: { tensor?: number; vector?: number };
+    bf16?: { tensor?: number; vector?: number };
+    bandwidth: number;
+    sources?: Record<string, string>;
+  };
+  results?: BenchResult[];
+}
+
+function parse(json: string | object): BenchmarkJson {
+  let j: unknown = json;
+  if (typeof json === 'string') {
+    try { j = JSON.parse(json); } catch (e) { throw new ValueError(`benchmark JSON does not parse: ${(e as Error).message}`, 'benchmark'); }
+  }
+  if (!j || typeof j !== 'object' || Array.isArray(j)) throw new ValueError('benchmark must be a JSON object', 'benchmark');
+  checkKeys(j, ['schema', 'device', 'name', 'api', 'base', 'date', 'ceilings', 'results'], '');
+  const b = j as BenchmarkJson;
+  if (b.schema !== BENCH_SCHEMA) throw new ValueError(`schema must be '${BENCH_SCHEMA}', got ${JSON.stringify(b.schema)}`, 'schema');
+  if (typeof b.device !== 'string' || !b.device) throw new ValueError('device must be a non-empty string (the display name)', 'device');
+  if (!b.ceilings || typeof b.ceilings !== 'object') throw new ValueError('ceilings is required: { f32: { vector }, bandwidth, … }', 'ceilings');
+  checkKeys(b.ceilings, ['f32', 'f16', 'bf16', 'bandwidth', 'sources'], 'ceilings');
+  positive(b.ceilings.bandwidth, 'ceilings.bandwidth');
+  for (const dt of ['f32', 'f16', 'bf16'] as const) {
+    const c = b.ceilings[dt];
+    if (c === undefined) continue;
+    if (!c || typeof c !== 'object') throw new ValueError(`ceilings.${dt} must be { tensor?, vector? }`, `ceilings.${dt}`);
+    checkKeys(c, ['tensor', 'vector'], `ceilings.${dt}`);
+    if (c.tensor !== undefined) positive(c.tensor, `ceilings.${dt}.tensor`);
+    if (c.vector !== undefined) positive(c.vector, `ceilings.${dt}.vector`);
+  }
+  if (b.base !== undefined) deviceProfile(b.base);
+  if (b.results !== undefined) {
+    if (!Array.isArray(b.results)) throw new ValueError('results must be an array', 'results');
+    b.results.forEach((r, i) => {
+      const p = `results[${i}]`;
+      if (!r || typeof r !== 'object') throw new ValueError(`${p} must be an object`, p);
+      checkKeys(r, ['name', 'ms', 'shape', 'unit', 'kernel', 'variant'], p);
+      if (typeof r.name !== 'string') throw new ValueError(`${p}.name must be a string`, `${p}.name`);
+      positive(r.ms, `${p}.ms`);
+      if (r.unit !== undefined) oneOf(r.unit, ['tensor', 'vector'] as const, `${p}.unit`);
+      if (r.kernel !== undefined) oneOf(r.kernel, ['flash', 'standard'] as const, `${p}.kernel`);
+      shapeFromJson(r.shape, `${p}.shape`);
+    });
+  }
+  return b;
+}
+
+/**
+ * A `measured` device profile from a benchmark's JSON (schema above). Memory size and on-chip memory
+ * come from `base` (their datasheet labels kept) or are marked as not measured.
+ */
+export function profileFromBenchmark(json: string | object): DeviceProfile {
+  const b = parse(json);
+  const date = b.date ? ` on ${b.date}` : '';
+  const src = (key: string) => `measured by benchmark${date} (${b.device}${b.api ? `, ${b.api}` : ''})${b.ceilings.sources?.[key] ? `: ${b.ceilings.sources[key]}` : ''}`;
+  const fig = (value: number, key: string): Figure => ({ value, label: 'measured', source: src(key) });
+  const peaks: Partial<Record<'f32' | 'f16' | 'bf16', DtypePeaks>> = {};
+  for (const dt of ['f32', 'f16', 'bf16'] as const) {
+    const c = b.ceilings[dt];
+    if (!c) continue;
+    peaks[dt] = {
+      ...(c.tensor !== undefined ? { tensor: fig(c.tensor, `${dt}.tensor`) } : {}),
+      ...(c.vector !== undefined ? { vector: fig(c.vector, `${dt}.vector`) } : {}),
+    };
+  }
+  const base = b.base ? DEVICE_PROFILES[deviceProfile(b.base).name] : undefined;
+  const unknown = (what: string): Figure => ({ value: 1, label: 'derived', source: `${what} not measured and no base profile given (placeholder 1 byte)` });
+  const name = b.name ?? `${b.device.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}-measured`;
+  return checkProfile({
+    name, displayName: `${b.device} (measured${date})`, kind: base?.kind ?? 'gpu', api: b.api ?? base?.api ?? 'unknown',
+    peaks,
+    memoryBandwidth: fig(b.ceilings.bandwidth, 'bandwidth'),
+    memoryBytes: base?.memoryBytes ?? unknown('memory size'),
+    onChipBytes: base?.onChipBytes ?? unknown('on-chip memory'),
+    ...(base?.l2Bytes ? { l2Bytes: base.l2Bytes } : {}),
+  });
+}
+
+export interface PredictionRow {
+  name: string;
+  measuredMs: number;
+  predictedMs: number;
+  /** measured / predicted: ≥ 1 when the prediction is a true lower bound. */
+  ratio: number;
+  /** max(ratio, 1/ratio) ≤ 2. */
+  within2x: boolean;
+  bound: 'compute' | 'memory';
+  intensity: number;
+  /** Counted FLOPs / measured time. */
+  achievedFlopsPerSecond: number;
+  /** Minimum flash bytes / measured time. */
+  achievedBytesPerSecond: number;
+  roofline: RooflineResult;
+}
+
+/**
+ * Predicted lower bounds against a benchmark's measured times, shape by shape. `profile` defaults to
+ * `profileFromBenchmark(json)`; pass a datasheet profile to compare against the vendor figures.
+ */
+export function comparePredictions(json: string | object, profile?: string | DeviceProfile, opts: { tiling?: TilingSpec } = {}): PredictionRow[] {
+  const b = parse(json);
+  const p = profile ? deviceProfile(profile) : profileFromBenchmark(b);
+  return (b.results ?? []).map((r) => {
+    const cost = attentionCost(shapeFromJson(r.shape), { tiling: opts.tiling ?? { tileQ: 64, tileK: 64 } });
+    const roof = attentionRoofline(cost, p, { unit: r.unit, kernel: r.kernel });
+    const predictedMs = roof.seconds * 1e3;
+    const ratio = r.ms / predictedMs;
+    return {
+      name: r.name, measuredMs: r.ms, predictedMs, ratio, within2x: Math.max(ratio, 1 / ratio) <= 2,
+      bound: roof.bound, intensity: roof.intensity,
+      achievedFlopsPerSecond: cost.flops.total / (r.ms / 1e3), achievedBytesPerSecond: cost.bytes.flash.total / (r.ms / 1e3),
+      roofline: roof,
+    };
+  });
+}

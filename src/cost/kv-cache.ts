@@ -1,0 +1,153 @@
+/**
+ * KV-cache sizing: contiguous, paged (with the last block's waste), shared image prefixes, int8
+ * blocks with scales, and the largest batch that fits a memory size. Bytes, decimal prefixes when
+ * printed (1 MB = 10^6 bytes).
+ *
+ *   contiguous  2 · layers · kvHeads · seqLen · headDim · bytesPerElem · batch      (K and V)
+ *   paged       blocks = ⌈tokens / blockSizeTokens⌉ per sequence; the last block's empty slots are
+ *               allocated but unused (waste)
+ *   shared      a prefix of sharedPrefixTokens (an image and its prompt) stored once for the batch;
+ *               paged caches share only full blocks (vLLM hashes and reuses full blocks only), so the
+ *               prefix's partial last block is private to every sequence
+ *   int8        1 byte per element plus one f32 scale per (block, KV head) for K and for V, per layer
+ *               (blocks of blockSizeTokens, default 16)
+ * MHA, GQA and MQA differ only in kvHeads (numHeads, numHeads/g, 1).
+ */
+import { ValueError } from '../errors.js';
+import { checkHeads, dim, dimOr, oneOf } from './validate.js';
+import { parseBytes } from './units.js';
+
+export type KvDType = 'f32' | 'f16' | 'bf16' | 'int8';
+export const KV_DTYPES: readonly KvDType[] = ['f32', 'f16', 'bf16', 'int8'];
+
+/** vLLM's default block size (tokens per block). */
+export const DEFAULT_KV_BLOCK_SIZE = 16;
+
+export interface KvCacheInput {
+  numLayers: number;
+  numKvHeads: number;
+  headDim: number;
+  /** Value head dim; default headDim. */
+  headDimV?: number;
+  /** Tokens per sequence (visual + text, prompt + generated). */
+  seqLen: number;
+  /** Sequences; default 1. */
+  batch?: number;
+  /** Default 'f16'. */
+  dtype?: KvDType;
+  /** Paged cache with this block size (tokens). int8 defaults to 16; others to contiguous. */
+  blockSizeTokens?: number;
+  /** Leading tokens identical in every sequence (e.g. a shared image + system prompt), stored once. */
+  sharedPrefixTokens?: number;
+  /** Only to check GQA divisibility when given. */
+  numHeads?: number;
+}
+
+export interface KvCacheSize {
+  dtype: KvDType;
+  /** K + V bytes of one token across all layers, excluding int8 scales. */
+  bytesPerToken: number;
+  /** K + V bytes of one layer for the whole batch (contiguous, unshared): 2·kvHeads·seqLen·headDim·bpe·batch. */
+  perLayerBytes: number;
+  /** All layers, contiguous, no sharing: 2·layers·kvHeads·seqLen·headDim·bpe·batch. */
+  contiguousBytes: number;
+  /** Paging details (absent for a contiguous cache). */
+  paged?: {
+    blockSizeTokens: number;
+    /** Blocks one sequence holds (shared prefix blocks excluded when sharing). */
+    blocksPerSequence: number;
+    /** Shared full blocks, stored once. */
+    sharedBlocks: number;
+    totalBlocks: number;
+    /** Bytes of one block across all layers (incl. int8 scales). */
+    blockBytes: number;
+    /** Allocated but unused token slots (last blocks' waste), over the batch. */
+    wasteTokens: number;
+    wasteBytes: number;
+  };
+  /** Tokens stored once for the batch thanks to prefix sharing. */
+  sharedTokens: number;
+  /** int8 scale bytes included in totalBytes. */
+  scaleBytes: number;
+  /** What the cache allocates: paging, waste, sharing and scales included. */
+  totalBytes: number;
+  /** Bytes the same batch needs per sequence beyond the shared part (for batch sizing). */
+  perSequenceBytes: number;
+  /** Shared bytes (stored once). */
+  sharedBytes: number;
+}
+
+const BPE: Record<KvDType, number> = { f32: 4, f16: 2, bf16: 2, int8: 1 };
+
+/** Size of a KV cache (see the module comment for the formulas). */
+export function kvCacheSize(input: KvCacheInput): KvCacheSize {
+  if (!input || typeof input !== 'object') throw new ValueError('kv cache input must be an object', 'kv');
+  const layers = dim(input.numLayers, 'numLayers');
+  const kvHeads = dim(input.numKvHeads, 'numKvHeads');
+  if (input.numHeads !== undefined) checkHeads(dim(input.numHeads, 'numHeads'), kvHeads);
+  const headDim = dim(input.headDim, 'headDim');
+  const headDimV = dimOr(input.headDimV, headDim, 'headDimV');
+  const seqLen = dim(input.seqLen, 'seqLen', { min: 0 });
+  const batch = dimOr(input.batch, 1, 'batch', { min: 0 });
+  const dtype = input.dtype === undefined ? 'f16' : oneOf(input.dtype, KV_DTYPES, 'dtype');
+  const bpe = BPE[dtype];
+  const shared = dimOr(input.sharedPrefixTokens, 0, 'sharedPrefixTokens', { min: 0 });
+  if (shared > seqLen) throw new ValueError(`sharedPrefixTokens (${shared}) exceeds seqLen (${seqLen})`, 'sharedPrefixTokens');
+  const blockSize = input.blockSizeTokens !== undefined ? dim(input.blockSizeTokens, 'blockSizeTokens') : dtype === 'int8' ? DEFAULT_KV_BLOCK_SIZE : 0;
+
+  const bytesPerToken = layers * kvHeads * (headDim + headDimV) * bpe;
+  const perLayerBytes = kvHeads * (headDim + headDimV) * bpe * seqLen * batch;
+  const contiguousBytes = bytesPerToken * seqLen * batch;
+
+  if (!blockSize) {
+    const sharedBytes = batch > 0 ? bytesPerToken * shared : 0;
+    const perSequenceBytes = bytesPerToken * (seqLen - shared);
+    return {
+      dtype, bytesPerToken, perLayerBytes, contiguousBytes, sharedTokens: batch > 0 ? shared : 0, scaleBytes: 0,
+      totalBytes: sharedBytes + perSequenceBytes * batch, perSequenceBytes, sharedBytes,
+    };
+  }
+  // int8 scales: one f32 per (block, KV head) for K and one for V, per layer.
+  const scalePerBlock = dtype === 'int8' ? layers * kvHeads * 2 * 4 : 0;
+  const blockBytes = bytesPerToken * blockSize + scalePerBlock;
+  const sharedBlocks = batch > 0 ? Math.floor(shared / blockSize) : 0;
+  const privateTokens = seqLen - sharedBlocks * blockSize;
+  const blocksPerSequence = Math.ceil(privateTokens / blockSize);
+  const totalBlocks = sharedBlocks + blocksPerSequence * batch;
+  const wasteTokens = (blocksPerSequence * blockSize - privateTokens) * batch;
+  const sharedBytes = sharedBlocks * blockBytes;
+  const perSequenceBytes = blocksPerSequence * blockBytes;
+  return {
+    dtype, bytesPerToken, perLayerBytes, contiguousBytes,
+    paged: { blockSizeTokens: blockSize, blocksPerSequence, sharedBlocks, totalBlocks, blockBytes, wasteTokens, wasteBytes: wasteTokens * bytesPerToken },
+    sharedTokens: sharedBlocks * blockSize, scaleBytes: totalBlocks * scalePerBlock,
+    totalBytes: totalBlocks * blockBytes, perSequenceBytes, sharedBytes,
+  };
+}
+
+export interface MaxBatchResult {
+  /** Largest batch whose KV cache fits (0 if not even one sequence fits). */
+  batch: number;
+  /** Bytes available to the KV cache (memory − reserved). */
+  availableBytes: number;
+  /** KV bytes at that batch. */
+  usedBytes: number;
+  perSequenceBytes: number;
+  sharedBytes: number;
+}
+
+/**
+ * The largest batch whose KV cache fits `memoryBytes` after `reservedBytes` (weights, activations).
+ * `memoryBytes` may be a number or a size string (`80GB`, `24GiB`).
+ */
+export function maxBatchForMemory(input: Omit<KvCacheInput, 'batch'> & { memoryBytes: number | string; reservedBytes?: number | string }): MaxBatchResult {
+  const memory = parseBytes(input.memoryBytes, 'memoryBytes');
+  const reserved = input.reservedBytes === undefined ? 0 : parseBytes(input.reservedBytes, 'reservedBytes');
+  const one = kvCacheSize({ ...input, batch: 1 });
+  const available = memory - reserved;
+  const per = one.perSequenceBytes, sharedBytes = one.sharedBytes;
+  let batch = 0;
+  if (available >= sharedBytes + per) batch = per > 0 ? Math.floor((available - sharedBytes) / per) : Number.MAX_SAFE_INTEGER;
+  const used = batch > 0 ? kvCacheSize({ ...input, batch: Math.min(batch, 2 ** 31) }).totalBytes : 0;
+  return { batch, availableBytes: available, usedBytes: used, perSequenceBytes: per, sharedBytes };
+}

@@ -1,0 +1,55 @@
+/**
+ * Boundary checks shared by the cost model. Dimensions get a ShapeError naming the argument (its path
+ * in the options, e.g. `llm.numKvHeads`) and the dimension; other numbers get a ValueError.
+ */
+import { ShapeError, ValueError } from '../errors.js';
+
+/** An integer dimension ≥ min (default 1). `path` prefixes the argument name (e.g. `llm`). */
+export function dim(value: unknown, name: string, opts: { min?: number; path?: string } = {}): number {
+  const min = opts.min ?? 1;
+  const arg = opts.path ? `${opts.path}.${name}` : name;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    const what = typeof value === 'number' && Number.isFinite(value) && !Number.isInteger(value) ? 'a non-integer' : String(value);
+    throw new ShapeError(`${arg} must be an integer ≥ ${min}, got ${what === 'a non-integer' ? `${value} (not an integer)` : what}`, arg, name);
+  }
+  return value;
+}
+
+/** Optional integer dimension with a default. */
+export function dimOr(value: unknown, fallback: number, name: string, opts: { min?: number; path?: string } = {}): number {
+  return value === undefined || value === null ? fallback : dim(value, name, opts);
+}
+
+/** numHeads must be a multiple of numKvHeads (MHA, GQA, MQA). */
+export function checkHeads(numHeads: number, numKvHeads: number, path?: string): void {
+  if (numHeads % numKvHeads !== 0) {
+    const arg = path ? `${path}.numKvHeads` : 'numKvHeads';
+    throw new ShapeError(`numHeads (${numHeads}) must be divisible by numKvHeads (${numKvHeads}) for MHA/GQA/MQA`, arg, 'numKvHeads');
+  }
+}
+
+/** A finite number > 0 (or ≥ 0 with allowZero). */
+export function positive(value: unknown, name: string, opts: { allowZero?: boolean } = {}): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (value === 0 && !opts.allowZero)) {
+    throw new ValueError(`${name} must be a finite number ${opts.allowZero ? '≥' : '>'} 0, got ${String(value)}`, name);
+  }
+  return value;
+}
+
+/** Rejects keys of `obj` not in `allowed` (config files, option objects from JSON). */
+export function checkKeys(obj: object, allowed: readonly string[], path: string): void {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.includes(key)) {
+      const arg = path ? `${path}.${key}` : key;
+      throw new ValueError(`unknown key '${arg}' (allowed${path ? ` in ${path}` : ''}: ${allowed.join(', ')})`, arg);
+    }
+  }
+}
+
+/** One of a fixed set of strings. */
+export function oneOf<T extends string>(value: unknown, allowed: readonly T[], name: string): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw new ValueError(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`, name);
+  }
+  return value as T;
+}
