@@ -1,0 +1,87 @@
+/**
+ * Timing: warm-up runs, then timed runs until `runs` samples or the time budget is spent (never
+ * fewer than `minRuns`), reported as the median. Generic over anything awaitable, so the CPU and
+ * WebGPU benchmarks share it (a GPU bench passes a function that waits for the queue).
+ */
+
+export interface TimingOptions {
+  /** Untimed runs first (JIT, caches, lazy allocation). Default 2; after the first, warm-up stops
+   *  early when one run takes more than a quarter of the budget (long runs are warm already). */
+  warmup?: number;
+  /** Target number of timed runs (the N of "median of N"). Default 10. */
+  runs?: number;
+  /** Always take at least this many timed runs, whatever the budget. Default 3. */
+  minRuns?: number;
+  /** Stop adding runs once the timed runs have taken this long (ms). Default 4000. */
+  budgetMs?: number;
+}
+
+export interface Timing {
+  /** Median of the timed runs (ms). */
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  meanMs: number;
+  /** Median absolute deviation (ms): the spread a shared machine adds. */
+  madMs: number;
+  /** Number of timed runs (N). */
+  runs: number;
+  warmup: number;
+  samplesMs: number[];
+}
+
+export const now = (): number => performance.now();
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export function summarize(samplesMs: number[], warmup: number): Timing {
+  const med = median(samplesMs);
+  return {
+    medianMs: med,
+    minMs: Math.min(...samplesMs),
+    maxMs: Math.max(...samplesMs),
+    meanMs: samplesMs.reduce((a, b) => a + b, 0) / samplesMs.length,
+    madMs: median(samplesMs.map((x) => Math.abs(x - med))),
+    runs: samplesMs.length,
+    warmup,
+    samplesMs,
+  };
+}
+
+/** Times `fn` (sync or async); see TimingOptions for the run policy. */
+export async function timeIt(fn: () => unknown, opts: TimingOptions = {}): Promise<Timing> {
+  const warmup = opts.warmup ?? 2, runs = Math.max(1, opts.runs ?? 10), minRuns = Math.min(runs, Math.max(1, opts.minRuns ?? 3));
+  const budgetMs = opts.budgetMs ?? 4000;
+  let warmed = 0;
+  for (let i = 0; i < warmup; i++) {
+    const t0 = now();
+    await fn();
+    warmed++;
+    if (now() - t0 > budgetMs / 4) break;
+  }
+  const samples: number[] = [];
+  let spent = 0;
+  while (samples.length < runs && (samples.length < minRuns || spent < budgetMs)) {
+    const t0 = now();
+    await fn();
+    const dt = now() - t0;
+    samples.push(dt);
+    spent += dt;
+  }
+  return summarize(samples, warmed);
+}
+
+/** GFLOP/s from a FLOP count and a time in ms. */
+export function gflops(flops: number, ms: number): number {
+  return flops / (ms * 1e6);
+}
+
+/** GB/s from a byte count and a time in ms. */
+export function gbPerSecond(bytes: number, ms: number): number {
+  return bytes / (ms * 1e6);
+}
