@@ -9,7 +9,7 @@
 import { ValueError } from '../errors.js';
 import type { DType } from '../tensor/dtype.js';
 import type { TilingSpec } from './attention-cost.js';
-import { type KvDType, kvCacheSize } from './kv-cache.js';
+import { type KvCacheDType, kvCacheSize } from './kv-cache.js';
 import { type LlmConfig, encoderFlops, llmConfig, llmFlops } from './models.js';
 import { type ImageSize, type TokenizerName, type VisualTokenOptions, visualTokens } from './visual-tokens.js';
 import { checkKeys, dim, dimOr, oneOf } from './validate.js';
@@ -45,7 +45,7 @@ export interface BudgetSavingsInput {
   /** Compute dtype; default 'f16'. */
   dtype?: DType;
   /** KV-cache dtype; default the compute dtype. */
-  kvDtype?: KvDType;
+  kvDtype?: KvCacheDType;
   batch?: number;
   tokenizerOptions?: VisualTokenOptions;
   tiling?: TilingSpec;
@@ -80,7 +80,7 @@ export interface BudgetSavings {
   tokenizerDetail: string;
 }
 
-function side(llm: LlmConfig, visual: number, text: number, generated: number, batch: number, dtype: DType, kvDtype: KvDType, tiling?: TilingSpec): BudgetSide {
+function side(llm: LlmConfig, visual: number, text: number, generated: number, batch: number, dtype: DType, kvDtype: KvCacheDType, tiling?: TilingSpec): BudgetSide {
   const prefill = visual + text;
   const f = llmFlops({ llm, newTokens: prefill, batch, dtype, tiling });
   const kv = kvCacheSize({ numLayers: llm.numLayers, numKvHeads: llm.numKvHeads, headDim: llm.headDim, seqLen: prefill + generated, batch, dtype: kvDtype });

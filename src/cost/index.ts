@@ -17,7 +17,7 @@ export {
   BENCH_SCHEMA, profileFromBenchmark, comparePredictions, shapeFromJson,
   type BenchmarkJson, type BenchResult, type JsonAttentionShape, type PredictionRow,
 } from './benchmark.js';
-export { kvCacheSize, maxBatchForMemory, DEFAULT_KV_BLOCK_SIZE, KV_DTYPES, type KvCacheInput, type KvCacheSize, type KvDType, type MaxBatchResult } from './kv-cache.js';
+export { kvCacheSize, maxBatchForMemory, DEFAULT_KV_BLOCK_SIZE, KV_CACHE_DTYPES, type KvCacheInput, type KvCacheSize, type KvCacheDType, type MaxBatchResult } from './kv-cache.js';
 export {
   visualTokens, qwen2vlSmartResize, llavaNextBestResolution, internvlGrid, TOKENIZERS, LLAVA_NEXT_PINPOINTS,
   type TokenizerName, type ImageSize, type VisualTokenOptions, type VisualTokens,

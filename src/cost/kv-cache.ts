@@ -17,8 +17,8 @@ import { ValueError } from '../errors.js';
 import { checkHeads, dim, dimOr, oneOf } from './validate.js';
 import { parseBytes } from './units.js';
 
-export type KvDType = 'f32' | 'f16' | 'bf16' | 'int8';
-export const KV_DTYPES: readonly KvDType[] = ['f32', 'f16', 'bf16', 'int8'];
+export type KvCacheDType = 'f32' | 'f16' | 'bf16' | 'int8';
+export const KV_CACHE_DTYPES: readonly KvCacheDType[] = ['f32', 'f16', 'bf16', 'int8'];
 
 /** vLLM's default block size (tokens per block). */
 export const DEFAULT_KV_BLOCK_SIZE = 16;
@@ -34,7 +34,7 @@ export interface KvCacheInput {
   /** Sequences; default 1. */
   batch?: number;
   /** Default 'f16'. */
-  dtype?: KvDType;
+  dtype?: KvCacheDType;
   /** Paged cache with this block size (tokens). int8 defaults to 16; others to contiguous. */
   blockSizeTokens?: number;
   /** Leading tokens identical in every sequence (e.g. a shared image + system prompt), stored once. */
@@ -44,7 +44,7 @@ export interface KvCacheInput {
 }
 
 export interface KvCacheSize {
-  dtype: KvDType;
+  dtype: KvCacheDType;
   /** K + V bytes of one token across all layers, excluding int8 scales. */
   bytesPerToken: number;
   /** K + V bytes of one layer for the whole batch (contiguous, unshared): 2·kvHeads·seqLen·headDim·bpe·batch. */
@@ -77,7 +77,7 @@ export interface KvCacheSize {
   sharedBytes: number;
 }
 
-const BPE: Record<KvDType, number> = { f32: 4, f16: 2, bf16: 2, int8: 1 };
+const BPE: Record<KvCacheDType, number> = { f32: 4, f16: 2, bf16: 2, int8: 1 };
 
 /** Size of a KV cache (see the module comment for the formulas). */
 export function kvCacheSize(input: KvCacheInput): KvCacheSize {
@@ -89,7 +89,7 @@ export function kvCacheSize(input: KvCacheInput): KvCacheSize {
   const headDimV = dimOr(input.headDimV, headDim, 'headDimV');
   const seqLen = dim(input.seqLen, 'seqLen', { min: 0 });
   const batch = dimOr(input.batch, 1, 'batch', { min: 0 });
-  const dtype = input.dtype === undefined ? 'f16' : oneOf(input.dtype, KV_DTYPES, 'dtype');
+  const dtype = input.dtype === undefined ? 'f16' : oneOf(input.dtype, KV_CACHE_DTYPES, 'dtype');
   const bpe = BPE[dtype];
   const shared = dimOr(input.sharedPrefixTokens, 0, 'sharedPrefixTokens', { min: 0 });
   if (shared > seqLen) throw new ValueError(`sharedPrefixTokens (${shared}) exceeds seqLen (${seqLen})`, 'sharedPrefixTokens');
