@@ -21,3 +21,4 @@ export * from './viz/png.js';
 export * from './viz/colormap.js';
 export * from './viz/overlay.js';
 export * from './cost/index.js';
+export * from './kvcache/index.js';

@@ -1,105 +1,42 @@
 /**
- * KV-cache sizing: bytes per token and per sequence for MHA, GQA and MQA, and the memory waste of
- * paged allocation against contiguous max-length reservation. Pure arithmetic, no allocation.
+ * KV-cache sizing for the cache's users: MHA / GQA / MQA side by side, and the memory waste of
+ * paged allocation against contiguous max-length reservation. The byte arithmetic itself is the
+ * cost model's (`kvCacheSize` in cost/kv-cache.ts), so the CLI, the planner and the pool agree:
  *
  *   bytesPerToken = 2 (K and V) · numLayers · numKvHeads · headDim · bytes(dtype)
- *                   [+ int8: 2 · numLayers · numKvHeads · 4 bytes of scale per block, amortised over its tokens]
+ *   paged block   = bytesPerToken · blockSizeTokens (+ int8: 2 · numLayers · numKvHeads · 4 bytes of scales)
  *
  * Example (the seed note's, corrected): 32 layers, 32 heads, headDim 128, f16, 2,112 tokens →
- * MHA 2·32·32·128·2 = 524,288 B/token, 1,107,296,256 B (1.11 GB) per sequence; GQA with 8 KV heads
- * 276.8 MB; MQA 34.6 MB.
+ * MHA 524,288 B/token and 1,107,296,256 B (1.11 GB) per sequence — not 550 MB; GQA with 8 KV
+ * heads 276.8 MB; MQA 34.6 MB.
  */
 import { ValueError, requireInt } from '../errors.js';
-import type { KvDType } from './kv-storage.js';
-
-export interface KvModelShape {
-  numLayers: number;
-  numKvHeads: number;
-  headDim: number;
-  /** f32, f16, bf16 (2 bytes, like f16) or int8. */
-  dtype: KvDType | 'bf16';
-  /** Tokens per block (default 16); used for paged rounding and int8 scale amortisation. */
-  blockSizeTokens?: number;
-}
-
-function elemBytes(dtype: KvModelShape['dtype']): number {
-  switch (dtype) {
-    case 'f32': return 4;
-    case 'f16': case 'bf16': return 2;
-    case 'int8': return 1;
-    default: throw new ValueError(`dtype must be f32, f16, bf16 or int8, got ${String(dtype)}`, 'dtype');
-  }
-}
-
-function checkShape(s: KvModelShape): { L: number; Hk: number; D: number; bs: number; e: number } {
-  return {
-    L: requireInt(s.numLayers, 'numLayers', 1), Hk: requireInt(s.numKvHeads, 'numKvHeads', 1), D: requireInt(s.headDim, 'headDim', 1),
-    bs: requireInt(s.blockSizeTokens ?? 16, 'blockSizeTokens', 1), e: elemBytes(s.dtype),
-  };
-}
-
-/** Bytes of K and V per token over all layers (int8 includes its per-block scales, amortised). */
-export function kvBytesPerToken(shape: KvModelShape): number {
-  const { L, Hk, D, bs, e } = checkShape(shape);
-  return 2 * L * Hk * D * e + (shape.dtype === 'int8' ? (2 * L * Hk * 4) / bs : 0);
-}
-
-/** Bytes of one block over all layers. */
-export function kvBytesPerBlock(shape: KvModelShape): number {
-  const { L, Hk, D, bs, e } = checkShape(shape);
-  return 2 * L * (bs * Hk * D * e + (shape.dtype === 'int8' ? Hk * 4 : 0));
-}
-
-export interface SequenceBytes {
-  readonly tokens: number;
-  /** Blocks a paged cache allocates (⌈tokens / bs⌉); 0 for contiguous. */
-  readonly blocks: number;
-  /** Slots reserved: blocks · bs (paged) or the reservation length (contiguous). */
-  readonly slots: number;
-  readonly bytes: number;
-  /** (slots − tokens) / slots. */
-  readonly waste: number;
-}
-
-/**
- * Bytes one sequence of `seqLen` tokens occupies: paged (rounded up to whole blocks, default) or
- * contiguous with `reserveTokens` slots reserved up front (default seqLen).
- */
-export function kvBytesPerSequence(shape: KvModelShape, seqLen: number, opts: { paged?: boolean; reserveTokens?: number } = {}): SequenceBytes {
-  const { bs } = checkShape(shape);
-  requireInt(seqLen, 'seqLen', 0);
-  if (opts.paged ?? true) {
-    const blocks = Math.ceil(seqLen / bs);
-    return { tokens: seqLen, blocks, slots: blocks * bs, bytes: blocks * kvBytesPerBlock(shape), waste: blocks ? (blocks * bs - seqLen) / (blocks * bs) : 0 };
-  }
-  const reserve = requireInt(opts.reserveTokens ?? seqLen, 'reserveTokens', seqLen);
-  const perToken = kvBytesPerToken({ ...shape, blockSizeTokens: Math.max(1, reserve) });
-  return { tokens: seqLen, blocks: 0, slots: reserve, bytes: reserve * perToken, waste: reserve ? (reserve - seqLen) / reserve : 0 };
-}
+import { type KvCacheDType, kvCacheSize } from '../cost/kv-cache.js';
 
 export interface AttentionVariantKv {
   readonly variant: 'MHA' | 'GQA' | 'MQA';
   readonly numKvHeads: number;
+  /** K + V bytes per token over all layers (int8 scales excluded). */
   readonly bytesPerToken: number;
+  /** Bytes of one sequence of seqLen tokens: contiguous, or whole blocks (scales included) when blockSizeTokens is given. */
   readonly bytesPerSequence: number;
   /** MHA bytes / these bytes. */
   readonly reduction: number;
 }
 
 /**
- * KV bytes of the same model as MHA (numKvHeads = numHeads), GQA (the given numKvHeads) and MQA
- * (one KV head), for sequences of `seqLen` tokens (contiguous, exact tokens).
+ * KV bytes of one model as MHA (numKvHeads = numHeads), GQA (the given numKvHeads) and MQA (one
+ * KV head), per token and per sequence of `seqLen` tokens.
  */
-export function kvVariants(opts: { numLayers: number; numHeads: number; numKvHeads: number; headDim: number; dtype: KvModelShape['dtype']; seqLen: number }): AttentionVariantKv[] {
+export function kvVariants(opts: { numLayers: number; numHeads: number; numKvHeads: number; headDim: number; dtype?: KvCacheDType; seqLen: number; blockSizeTokens?: number }): AttentionVariantKv[] {
   const H = requireInt(opts.numHeads, 'numHeads', 1);
   const Hk = requireInt(opts.numKvHeads, 'numKvHeads', 1);
   if (H % Hk !== 0) throw new ValueError(`numHeads (${H}) must be a multiple of numKvHeads (${Hk})`, 'numKvHeads');
-  const seqLen = requireInt(opts.seqLen, 'seqLen', 0);
-  const row = (variant: AttentionVariantKv['variant'], heads: number) => {
-    const bpt = kvBytesPerToken({ numLayers: opts.numLayers, numKvHeads: heads, headDim: opts.headDim, dtype: opts.dtype });
-    return { variant, numKvHeads: heads, bytesPerToken: bpt, bytesPerSequence: bpt * seqLen, reduction: H / heads };
-  };
-  return [row('MHA', H), row('GQA', Hk), row('MQA', 1)];
+  const rows = ([['MHA', H], ['GQA', Hk], ['MQA', 1]] as const).map(([variant, heads]) => {
+    const s = kvCacheSize({ numLayers: opts.numLayers, numKvHeads: heads, headDim: opts.headDim, seqLen: opts.seqLen, dtype: opts.dtype, blockSizeTokens: opts.blockSizeTokens });
+    return { variant, numKvHeads: heads, bytesPerToken: s.bytesPerToken, bytesPerSequence: s.totalBytes };
+  });
+  return rows.map((r) => ({ ...r, reduction: rows[0]!.bytesPerSequence / (r.bytesPerSequence || 1) }));
 }
 
 export interface WasteReport {
@@ -111,8 +48,9 @@ export interface WasteReport {
 
 /**
  * Memory waste (allocated-but-unused slots / allocated) of a set of sequence lengths, paged with
- * `blockSizeTokens` against contiguous reservation of `maxLength` slots per sequence (the
- * pre-vLLM practice). Arithmetic only; `simulateWaste` measures the same on a live pool.
+ * `blockSizeTokens` (only each last block is partly empty) against contiguous reservation of
+ * `maxLength` slots per sequence (the pre-vLLM practice). Arithmetic only; `simulateWaste`
+ * measures the same on a live pool.
  */
 export function memoryWaste(lengths: ArrayLike<number>, opts: { blockSizeTokens?: number; maxLength: number }): WasteReport {
   const bs = requireInt(opts.blockSizeTokens ?? 16, 'blockSizeTokens', 1);

@@ -9,6 +9,6 @@ export { KvBlockStorage, bytesPerBlock, type KvDType, type KvLayerStorage } from
 export { sha256, blockHash, noneHash, imageContentHash, type ExtraKey, type PixelData } from './hash.js';
 export { rotateQuery, unrotateOutput, rotationSigns, hadamardChunks, makeRotation, int8Scale, quantizeInt8, dequantizeInt8, type HadamardRotation, type RotationSource } from './quant.js';
 export { pagedAttentionReference, gatherContiguous, packBlockTables, type PagedReferenceOptions, type PagedReferenceResult, type BlockTablesInput, type KvStorageLike } from './paged-reference.js';
-export { kvBytesPerToken, kvBytesPerBlock, kvBytesPerSequence, kvVariants, memoryWaste, type KvModelShape, type SequenceBytes, type AttentionVariantKv, type WasteReport } from './calculator.js';
+export { kvVariants, memoryWaste, type AttentionVariantKv, type WasteReport } from './calculator.js';
 export { simulateWaste, simulateImagePrefix, simulateServing, IMAGE_PAD_TOKEN, type WasteSimulation, type ImagePrefixOptions, type ImagePrefixReport, type PromptOrder, type ServingOptions, type ServingReport } from './simulate.js';
 export { VisionFeatureCache, MemoryFeatureStore, featureKey, canonicalJson, encodeTensor, decodeTensor, type FeatureStore, type FeatureKeyInput, type VisionFeatureCacheOptions, type FeatureCacheStats } from './feature-cache.js';
