@@ -51,7 +51,7 @@ export interface DeviceProfile {
 const ds = (value: number, source: string): Figure => ({ value, label: 'datasheet', source });
 const dv = (value: number, source: string): Figure => ({ value, label: 'derived', source });
 const ms = (value: number, source: string): Figure => ({ value, label: 'measured', source });
-const T = 1e12, G = 1e9, KiB = 1024, MiB = 1024 ** 2;
+const KiB = 1024, MiB = 1024 ** 2;
 
 const A100_DS = 'NVIDIA A100 Tensor Core GPU datasheet (SXM4 80GB), dense';
 const A100_WP = 'NVIDIA A100 Tensor Core GPU Architecture whitepaper, Table 1';
@@ -75,11 +75,11 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
   a100: {
     name: 'a100', displayName: 'NVIDIA A100 SXM4 80GB', kind: 'gpu', api: 'cuda',
     peaks: {
-      f32: { tensor: ds(156 * T, `${A100_DS}: TF32 Tensor Core 156 TFLOPS`), vector: ds(19.5 * T, `${A100_DS}: FP32 19.5 TFLOPS`) },
-      f16: { tensor: ds(312 * T, `${A100_DS}: FP16 Tensor Core 312 TFLOPS`), vector: ds(78 * T, `${A100_WP}: peak FP16 non-Tensor 78 TFLOPS`) },
-      bf16: { tensor: ds(312 * T, `${A100_DS}: BF16 Tensor Core 312 TFLOPS`), vector: ds(39 * T, `${A100_WP}: peak BF16 non-Tensor 39 TFLOPS`) },
+      f32: { tensor: ds(156e12, `${A100_DS}: TF32 Tensor Core 156 TFLOPS`), vector: ds(19.5e12, `${A100_DS}: FP32 19.5 TFLOPS`) },
+      f16: { tensor: ds(312e12, `${A100_DS}: FP16 Tensor Core 312 TFLOPS`), vector: ds(78e12, `${A100_WP}: peak FP16 non-Tensor 78 TFLOPS`) },
+      bf16: { tensor: ds(312e12, `${A100_DS}: BF16 Tensor Core 312 TFLOPS`), vector: ds(39e12, `${A100_WP}: peak BF16 non-Tensor 39 TFLOPS`) },
     },
-    memoryBandwidth: ds(2039 * G, `${A100_DS}: HBM2e 2,039 GB/s`),
+    memoryBandwidth: ds(2039e9, `${A100_DS}: HBM2e 2,039 GB/s`),
     memoryBytes: ds(80e9, `${A100_DS}: 80 GB HBM2e`),
     onChipBytes: ds(108 * (164 + 256) * KiB, `${A100_WP}: 108 SMs × (164 KiB shared memory + 256 KiB register file)`),
     l2Bytes: ds(40 * MiB, `${A100_WP}: 40 MB L2`),
@@ -87,11 +87,11 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
   h100: {
     name: 'h100', displayName: 'NVIDIA H100 SXM5 80GB', kind: 'gpu', api: 'cuda',
     peaks: {
-      f32: { tensor: ds(494.5 * T, `${H100_DS}: TF32 Tensor Core 989 TFLOPS with sparsity`), vector: ds(67 * T, `${H100_DS}: FP32 67 TFLOPS`) },
-      f16: { tensor: ds(989.5 * T, `${H100_DS}: FP16 Tensor Core 1,979 TFLOPS with sparsity`), vector: ds(133.8 * T, `${H100_WP}: peak FP16 non-Tensor 133.8 TFLOPS`) },
-      bf16: { tensor: ds(989.5 * T, `${H100_DS}: BF16 Tensor Core 1,979 TFLOPS with sparsity`), vector: ds(133.8 * T, `${H100_WP}: peak BF16 non-Tensor 133.8 TFLOPS`) },
+      f32: { tensor: ds(494.5e12, `${H100_DS}: TF32 Tensor Core 989 TFLOPS with sparsity`), vector: ds(67e12, `${H100_DS}: FP32 67 TFLOPS`) },
+      f16: { tensor: ds(989.5e12, `${H100_DS}: FP16 Tensor Core 1,979 TFLOPS with sparsity`), vector: ds(133.8e12, `${H100_WP}: peak FP16 non-Tensor 133.8 TFLOPS`) },
+      bf16: { tensor: ds(989.5e12, `${H100_DS}: BF16 Tensor Core 1,979 TFLOPS with sparsity`), vector: ds(133.8e12, `${H100_WP}: peak BF16 non-Tensor 133.8 TFLOPS`) },
     },
-    memoryBandwidth: ds(3.35 * T, `${H100_DS}: HBM3 3.35 TB/s`),
+    memoryBandwidth: ds(3.35e12, `${H100_DS}: HBM3 3.35 TB/s`),
     memoryBytes: ds(80e9, `${H100_DS}: 80 GB HBM3`),
     onChipBytes: ds(132 * (228 + 256) * KiB, `${H100_WP}: 132 SMs × (228 KiB shared memory + 256 KiB register file)`),
     l2Bytes: ds(50 * MiB, `${H100_WP}: 50 MB L2`),
@@ -99,11 +99,11 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
   h200: {
     name: 'h200', displayName: 'NVIDIA H200 SXM 141GB', kind: 'gpu', api: 'cuda',
     peaks: {
-      f32: { tensor: ds(494.5 * T, `${H200_DS}: TF32 Tensor Core 989 TFLOPS with sparsity`), vector: ds(67 * T, `${H200_DS}: FP32 67 TFLOPS`) },
-      f16: { tensor: ds(989.5 * T, `${H200_DS}: FP16 Tensor Core 1,979 TFLOPS with sparsity`), vector: ds(133.8 * T, `${H100_WP}: same GH100 SMs as H100 SXM5, FP16 non-Tensor 133.8 TFLOPS`) },
-      bf16: { tensor: ds(989.5 * T, `${H200_DS}: BF16 Tensor Core 1,979 TFLOPS with sparsity`), vector: ds(133.8 * T, `${H100_WP}: same GH100 SMs as H100 SXM5, BF16 non-Tensor 133.8 TFLOPS`) },
+      f32: { tensor: ds(494.5e12, `${H200_DS}: TF32 Tensor Core 989 TFLOPS with sparsity`), vector: ds(67e12, `${H200_DS}: FP32 67 TFLOPS`) },
+      f16: { tensor: ds(989.5e12, `${H200_DS}: FP16 Tensor Core 1,979 TFLOPS with sparsity`), vector: ds(133.8e12, `${H100_WP}: same GH100 SMs as H100 SXM5, FP16 non-Tensor 133.8 TFLOPS`) },
+      bf16: { tensor: ds(989.5e12, `${H200_DS}: BF16 Tensor Core 1,979 TFLOPS with sparsity`), vector: ds(133.8e12, `${H100_WP}: same GH100 SMs as H100 SXM5, BF16 non-Tensor 133.8 TFLOPS`) },
     },
-    memoryBandwidth: ds(4.8 * T, `${H200_DS}: HBM3e 4.8 TB/s`),
+    memoryBandwidth: ds(4.8e12, `${H200_DS}: HBM3e 4.8 TB/s`),
     memoryBytes: ds(141e9, `${H200_DS}: 141 GB HBM3e`),
     onChipBytes: ds(132 * (228 + 256) * KiB, `${H100_WP}: 132 SMs × (228 KiB shared memory + 256 KiB register file)`),
     l2Bytes: ds(50 * MiB, `${H100_WP}: 50 MB L2`),
@@ -111,10 +111,10 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
   'h200-webgpu': {
     name: 'h200-webgpu', displayName: 'NVIDIA H200 through WebGPU (Dawn/Vulkan), measured', kind: 'gpu', api: 'webgpu',
     peaks: {
-      f32: { vector: ms(65.5 * T, `${H200_MEASURED}: f32 FMA 65.5 TFLOP/s`) },
-      f16: { tensor: ms(550 * T, `${H200_MEASURED}: subgroup-matrix f16→f32 ≈550 TFLOP/s, operands in registers (an upper bound for kernels that load tiles from memory)`), vector: ms(66 * T, `${H200_MEASURED}: f16 FMA 66 TFLOP/s`) },
+      f32: { vector: ms(65.5e12, `${H200_MEASURED}: f32 FMA 65.5 TFLOP/s`) },
+      f16: { tensor: ms(550e12, `${H200_MEASURED}: subgroup-matrix f16→f32 ≈550 TFLOP/s, operands in registers (an upper bound for kernels that load tiles from memory)`), vector: ms(66e12, `${H200_MEASURED}: f16 FMA 66 TFLOP/s`) },
     },
-    memoryBandwidth: ms(4.15 * T, `${H200_MEASURED}: device-to-device copy 4.15 TB/s`),
+    memoryBandwidth: ms(4.15e12, `${H200_MEASURED}: device-to-device copy 4.15 TB/s`),
     memoryBytes: ds(141e9, `${H200_DS}: 141 GB HBM3e`),
     onChipBytes: ds(132 * (228 + 256) * KiB, `${H100_WP}: 132 SMs × (228 KiB shared memory + 256 KiB register file); WebGPU exposes at most maxComputeWorkgroupStorageSize per workgroup`),
     l2Bytes: ds(50 * MiB, `${H100_WP}: 50 MB L2`),
@@ -123,11 +123,11 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
   l4: {
     name: 'l4', displayName: 'NVIDIA L4 24GB', kind: 'gpu', api: 'cuda',
     peaks: {
-      f32: { tensor: ds(60 * T, `${L4_DS}: TF32 Tensor Core 120 TFLOPS with sparsity`), vector: ds(30.3 * T, `${L4_DS}: FP32 30.3 TFLOPS`) },
-      f16: { tensor: ds(121 * T, `${L4_DS}: FP16 Tensor Core 242 TFLOPS with sparsity`), vector: dv(30.3 * T, `${ADA_WP}: Ada runs FP16 non-Tensor at the FP32 rate; L4 FP32 30.3 TFLOPS`) },
-      bf16: { tensor: ds(121 * T, `${L4_DS}: BF16 Tensor Core 242 TFLOPS with sparsity`), vector: dv(30.3 * T, `${ADA_WP}: Ada runs BF16 non-Tensor at the FP32 rate; L4 FP32 30.3 TFLOPS`) },
+      f32: { tensor: ds(60e12, `${L4_DS}: TF32 Tensor Core 120 TFLOPS with sparsity`), vector: ds(30.3e12, `${L4_DS}: FP32 30.3 TFLOPS`) },
+      f16: { tensor: ds(121e12, `${L4_DS}: FP16 Tensor Core 242 TFLOPS with sparsity`), vector: dv(30.3e12, `${ADA_WP}: Ada runs FP16 non-Tensor at the FP32 rate; L4 FP32 30.3 TFLOPS`) },
+      bf16: { tensor: ds(121e12, `${L4_DS}: BF16 Tensor Core 242 TFLOPS with sparsity`), vector: dv(30.3e12, `${ADA_WP}: Ada runs BF16 non-Tensor at the FP32 rate; L4 FP32 30.3 TFLOPS`) },
     },
-    memoryBandwidth: ds(300 * G, `${L4_DS}: GDDR6 300 GB/s`),
+    memoryBandwidth: ds(300e9, `${L4_DS}: GDDR6 300 GB/s`),
     memoryBytes: ds(24e9, `${L4_DS}: 24 GB GDDR6`),
     onChipBytes: dv(58 * (100 + 256) * KiB, `${ADA_WP}: 58 SMs (L4) × (100 KiB shared memory + 256 KiB register file)`),
     l2Bytes: ds(48 * MiB, 'NVIDIA L4 product brief: 48 MB L2'),
@@ -135,11 +135,11 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
   rtx4090: {
     name: 'rtx4090', displayName: 'NVIDIA GeForce RTX 4090 24GB', kind: 'gpu', api: 'cuda',
     peaks: {
-      f32: { tensor: ds(82.6 * T, `${ADA_WP}: peak TF32 Tensor 82.6 TFLOPS`), vector: ds(82.6 * T, `${ADA_WP}: peak FP32 82.6 TFLOPS`) },
-      f16: { tensor: ds(165.2 * T, `${ADA_WP}: peak FP16 Tensor with FP32 accumulate 165.2 TFLOPS`), vector: ds(82.6 * T, `${ADA_WP}: peak FP16 non-Tensor 82.6 TFLOPS`) },
-      bf16: { tensor: ds(165.2 * T, `${ADA_WP}: peak BF16 Tensor with FP32 accumulate 165.2 TFLOPS`), vector: ds(82.6 * T, `${ADA_WP}: peak BF16 non-Tensor 82.6 TFLOPS`) },
+      f32: { tensor: ds(82.6e12, `${ADA_WP}: peak TF32 Tensor 82.6 TFLOPS`), vector: ds(82.6e12, `${ADA_WP}: peak FP32 82.6 TFLOPS`) },
+      f16: { tensor: ds(165.2e12, `${ADA_WP}: peak FP16 Tensor with FP32 accumulate 165.2 TFLOPS`), vector: ds(82.6e12, `${ADA_WP}: peak FP16 non-Tensor 82.6 TFLOPS`) },
+      bf16: { tensor: ds(165.2e12, `${ADA_WP}: peak BF16 Tensor with FP32 accumulate 165.2 TFLOPS`), vector: ds(82.6e12, `${ADA_WP}: peak BF16 non-Tensor 82.6 TFLOPS`) },
     },
-    memoryBandwidth: ds(1008 * G, `${ADA_WP}: GDDR6X 1,008 GB/s`),
+    memoryBandwidth: ds(1008e9, `${ADA_WP}: GDDR6X 1,008 GB/s`),
     memoryBytes: ds(24e9, `${ADA_WP}: 24 GB GDDR6X`),
     onChipBytes: ds(128 * (100 + 256) * KiB, `${ADA_WP}: 128 SMs × (100 KiB shared memory + 256 KiB register file)`),
     l2Bytes: ds(72 * MiB, `${ADA_WP}: 72 MB L2`),
@@ -147,41 +147,41 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
   'apple-m2': {
     name: 'apple-m2', displayName: 'Apple M2 (10-core GPU)', kind: 'soc', api: 'metal/webgpu',
     peaks: {
-      f32: { vector: ds(3.6 * T, 'Apple newsroom, "Apple unveils M2" (June 2022): GPU up to 3.6 TFLOPS') },
-      f16: { vector: dv(3.6 * T, 'Apple GPU family 8 runs f16 at the f32 rate; M2 GPU 3.6 TFLOPS (Apple). simdgroup_matrix runs on the same ALUs') },
+      f32: { vector: ds(3.6e12, 'Apple newsroom, "Apple unveils M2" (June 2022): GPU up to 3.6 TFLOPS') },
+      f16: { vector: dv(3.6e12, 'Apple GPU family 8 runs f16 at the f32 rate; M2 GPU 3.6 TFLOPS (Apple). simdgroup_matrix runs on the same ALUs') },
     },
-    memoryBandwidth: ds(100 * G, 'Apple newsroom (June 2022): 100 GB/s unified memory bandwidth'),
+    memoryBandwidth: ds(100e9, 'Apple newsroom (June 2022): 100 GB/s unified memory bandwidth'),
     memoryBytes: ds(24e9, 'Apple M2 specifications: up to 24 GB unified memory'),
     onChipBytes: dv(10 * 32 * KiB, '10 GPU cores × 32 KiB threadgroup memory (Metal feature set tables)'),
   },
   'apple-m3': {
     name: 'apple-m3', displayName: 'Apple M3 (10-core GPU)', kind: 'soc', api: 'metal/webgpu',
     peaks: {
-      f32: { vector: dv(3.58 * T, '10 GPU cores × 128 ALUs × 2 FLOP × ≈1.398 GHz (clock from third-party spec databases; Apple publishes no TFLOPS for M3)') },
-      f16: { vector: dv(3.58 * T, 'f16 at the f32 rate on Apple GPUs; M3 f32 figure derived as above') },
+      f32: { vector: dv(3.58e12, '10 GPU cores × 128 ALUs × 2 FLOP × ≈1.398 GHz (clock from third-party spec databases; Apple publishes no TFLOPS for M3)') },
+      f16: { vector: dv(3.58e12, 'f16 at the f32 rate on Apple GPUs; M3 f32 figure derived as above') },
     },
-    memoryBandwidth: ds(100 * G, 'Apple M3 MacBook Air technical specifications: 100 GB/s memory bandwidth'),
+    memoryBandwidth: ds(100e9, 'Apple M3 MacBook Air technical specifications: 100 GB/s memory bandwidth'),
     memoryBytes: ds(24e9, 'Apple M3 MacBook Air technical specifications: up to 24 GB unified memory'),
     onChipBytes: dv(10 * 32 * KiB, '10 GPU cores × 32 KiB threadgroup memory (Metal feature set tables)'),
   },
   'apple-m4': {
     name: 'apple-m4', displayName: 'Apple M4 (10-core GPU)', kind: 'soc', api: 'metal/webgpu',
     peaks: {
-      f32: { vector: dv(3.76 * T, '1,280 ALUs × 2 FLOP × ≈1.47 GHz (third-party spec databases; Apple publishes no TFLOPS for M4)') },
-      f16: { vector: dv(3.76 * T, 'f16 at the f32 rate on Apple GPUs; M4 f32 figure derived as above') },
+      f32: { vector: dv(3.76e12, '1,280 ALUs × 2 FLOP × ≈1.47 GHz (third-party spec databases; Apple publishes no TFLOPS for M4)') },
+      f16: { vector: dv(3.76e12, 'f16 at the f32 rate on Apple GPUs; M4 f32 figure derived as above') },
     },
-    memoryBandwidth: ds(120 * G, 'Apple newsroom, "Apple introduces M4 chip" (May 2024): 120 GB/s memory bandwidth'),
+    memoryBandwidth: ds(120e9, 'Apple newsroom, "Apple introduces M4 chip" (May 2024): 120 GB/s memory bandwidth'),
     memoryBytes: ds(32e9, 'Apple Mac mini (M4) technical specifications: up to 32 GB unified memory'),
     onChipBytes: dv(10 * 32 * KiB, '10 GPU cores × 32 KiB threadgroup memory (Metal feature set tables)'),
   },
   'cpu-generic': {
     name: 'cpu-generic', displayName: 'Generic 8-core AVX2 desktop CPU (native code)', kind: 'cpu', api: 'native',
     peaks: {
-      f32: { vector: dv(768 * G, '8 cores × 2 FMA ports × 8 f32 lanes (AVX2) × 2 FLOP × 3.0 GHz') },
-      f16: { vector: dv(768 * G, 'f16/bf16 converted to f32 (F16C); same rate as f32') },
-      bf16: { vector: dv(768 * G, 'bf16 converted to f32; same rate as f32') },
+      f32: { vector: dv(768e9, '8 cores × 2 FMA ports × 8 f32 lanes (AVX2) × 2 FLOP × 3.0 GHz') },
+      f16: { vector: dv(768e9, 'f16/bf16 converted to f32 (F16C); same rate as f32') },
+      bf16: { vector: dv(768e9, 'bf16 converted to f32; same rate as f32') },
     },
-    memoryBandwidth: dv(76.8 * G, 'dual-channel DDR5-4800: 2 channels × 8 bytes × 4.8 GT/s'),
+    memoryBandwidth: dv(76.8e9, 'dual-channel DDR5-4800: 2 channels × 8 bytes × 4.8 GT/s'),
     memoryBytes: dv(32e9, 'a typical 32 GB desktop'),
     onChipBytes: dv(32 * MiB, '8 × 1 MiB L2 + 24 MiB L3 (typical)'),
   },
