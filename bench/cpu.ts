@@ -37,6 +37,7 @@ const SPEC = {
   'runs=': 'target timed runs per measurement: the N of "median of N" (default 10)',
   'min-runs=': 'minimum timed runs, whatever the budget (default 3)',
   'budget-ms=': 'stop adding timed runs once they took this long, per measurement (default 3000)',
+  'slow-ms=': 'a measurement whose first warm-up run exceeds this takes 1 timed run, marked * (default 8000)',
   'threads=': 'our kernel threads (default: all cores, at most 16)',
   'ort-threads=': 'onnxruntime intra-op threads (default: the same as ours)',
   'skip=': 'comma-separated: relaxed, copy, ort, ort-alt, tfjs, naive, ceiling',
@@ -244,9 +245,11 @@ function ceilingFor(res: CpuBenchResults, variant: string | undefined): number |
   return c && 'allThreads' in c ? c.allThreads.gflops : undefined;
 }
 
+/** GFLOP/s text, with * when fewer than 3 timed runs make up the median. */
+const gCell = (g: number | undefined, t: Timing | undefined, digits = 1) => (g === undefined ? '' : `${fmt(g, digits)}${t && t.runs < 3 ? '*' : ''}`);
 const okG = (m: PeerMeasurement | null | undefined) => (m && m.status === 'ok' ? m.gflops : undefined);
 const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
-const peerCell = (m: PeerMeasurement | null | undefined) => (!m ? '' : m.status === 'ok' ? fmt(m.gflops) : m.status);
+const peerCell = (m: PeerMeasurement | null | undefined) => (!m ? '' : m.status === 'ok' ? gCell(m.gflops, m.timing) : m.status);
 
 function mainColumns(res: CpuBenchResults): Column<ShapeResult>[] {
   const ortStd = (r: ShapeResult) => r.ort?.standard;
@@ -254,13 +257,13 @@ function mainColumns(res: CpuBenchResults): Column<ShapeResult>[] {
   const tfBest = (r: ShapeResult) => (r.tfjs?.fastest ? r.tfjs.variants.find((a) => a.name === r.tfjs!.fastest) : undefined);
   return [
     { title: 'shape', cell: (r) => r.shape.name },
-    { title: 'ours simd128', cell: (r) => fmt(r.ours.simd128?.main.gflops) },
-    { title: 'ours relaxed', cell: (r) => (isOurs(r.ours.relaxed) ? `${fmt(r.ours.relaxed.main.gflops)}${r.ours.relaxed.main.variant === 'relaxed-simd' ? '' : ` (${r.ours.relaxed.main.variant})`}` : r.ours.relaxed ? 'failed' : '') },
-    { title: 'ours +copy', cell: (r) => fmt(r.ours.withCopy?.gflops) },
+    { title: 'ours simd128', cell: (r) => gCell(r.ours.simd128?.main.gflops, r.ours.simd128?.main.timing) },
+    { title: 'ours relaxed', cell: (r) => (isOurs(r.ours.relaxed) ? `${gCell(r.ours.relaxed.main.gflops, r.ours.relaxed.main.timing)}${r.ours.relaxed.main.variant === 'relaxed-simd' ? '' : ` (${r.ours.relaxed.main.variant})`}` : r.ours.relaxed ? 'failed' : '') },
+    { title: 'ours +copy', cell: (r) => gCell(r.ours.withCopy?.gflops, r.ours.withCopy?.timing) },
     { title: 'ORT Attention', cell: (r) => peerCell(ortStd(r)) },
-    { title: 'ORT fastest', cell: (r) => (ortBest(r) ? `${fmt(ortBest(r)!.gflops)} ${ortBest(r)!.name}` : r.ort ? 'none ok' : '') },
-    { title: 'tfjs-wasm', cell: (r) => (tfBest(r) ? `${fmt(tfBest(r)!.gflops)} ${tfBest(r)!.name}` : r.tfjs ? 'none ok' : '') },
-    { title: 'naive TS', cell: (r) => fmt(r.naive?.gflops, 2) },
+    { title: 'ORT fastest', cell: (r) => (ortBest(r) ? `${peerCell(ortBest(r))} ${ortBest(r)!.name}` : r.ort ? 'none ok' : '') },
+    { title: 'tfjs-wasm', cell: (r) => (tfBest(r) ? `${peerCell(tfBest(r))} ${tfBest(r)!.name}` : r.tfjs ? 'none ok' : '') },
+    { title: 'naive TS', cell: (r) => gCell(r.naive?.gflops, r.naive?.timing, 2) },
     { title: '÷ORT-Att', cell: (r) => fmtRatio(ratio(headline(r)?.gflops, okG(ortStd(r)))) },
     { title: '÷ORT-best', cell: (r) => fmtRatio(ratio(headline(r)?.gflops, okG(ortBest(r)))) },
     { title: '÷tfjs', cell: (r) => fmtRatio(ratio(headline(r)?.gflops, okG(tfBest(r)))) },
@@ -330,6 +333,8 @@ function printReport(res: CpuBenchResults, command: string, machineLine: string,
   table(mainColumns(res), res.shapes);
   say();
   say('÷ columns: ours (relaxed-SIMD where it ran, else SIMD128; inputs in the kernel heap) over each peer. % ceiling: of the same build\'s all-thread fmaPeak.');
+  say('ours +copy: SIMD128 from plain Float32Array tensors (inputs copied into the kernel heap, output copied out). naive TS: every k-th query row timed, extrapolated.');
+  say('* fewer than 3 timed runs (the first warm-up run exceeded --slow-ms).');
   const shapesOk = res.shapes.filter((r) => r.shape.blockSparse && r.ours.simd128?.dense);
   if (shapesOk.length) {
     say();
@@ -403,6 +408,7 @@ function timingOptions(args: ReturnType<typeof parseArgs>, quick: boolean): Timi
     runs: intOption(args, 'runs', quick ? 3 : 10),
     minRuns: intOption(args, 'min-runs', quick ? 2 : 3),
     budgetMs: intOption(args, 'budget-ms', quick ? 200 : 3000),
+    slowMs: intOption(args, 'slow-ms', 8000),
   };
 }
 

@@ -14,6 +14,9 @@ export interface TimingOptions {
   minRuns?: number;
   /** Stop adding runs once the timed runs have taken this long (ms). Default 4000. */
   budgetMs?: number;
+  /** When the first warm-up run takes longer than this (ms), take a single timed run (N = 1), so
+   *  one very slow peer cannot blow the bench's time limit. Default: never. */
+  slowMs?: number;
 }
 
 export interface Timing {
@@ -56,17 +59,19 @@ export function summarize(samplesMs: number[], warmup: number): Timing {
 /** Times `fn` (sync or async); see TimingOptions for the run policy. */
 export async function timeIt(fn: () => unknown, opts: TimingOptions = {}): Promise<Timing> {
   const warmup = opts.warmup ?? 2, runs = Math.max(1, opts.runs ?? 10), minRuns = Math.min(runs, Math.max(1, opts.minRuns ?? 3));
-  const budgetMs = opts.budgetMs ?? 4000;
-  let warmed = 0;
+  const budgetMs = opts.budgetMs ?? 4000, slowMs = opts.slowMs ?? Infinity;
+  let warmed = 0, floor = minRuns;
   for (let i = 0; i < warmup; i++) {
     const t0 = now();
     await fn();
     warmed++;
-    if (now() - t0 > budgetMs / 4) break;
+    const dt = now() - t0;
+    if (i === 0 && dt > slowMs) { floor = 1; break; }
+    if (dt > budgetMs / 4) break;
   }
   const samples: number[] = [];
   let spent = 0;
-  while (samples.length < runs && (samples.length < minRuns || spent < budgetMs)) {
+  while (samples.length < runs && (samples.length < floor || spent < budgetMs)) {
     const t0 = now();
     await fn();
     const dt = now() - t0;
