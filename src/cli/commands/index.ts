@@ -3,4 +3,5 @@ import type { Command } from '../command.js';
 
 export const COMMANDS: Record<string, () => Promise<Command>> = {
   attention: async () => (await import('./attention.js')).default,
+  cost: async () => (await import('./cost.js')).default,
 };
