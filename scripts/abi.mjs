@@ -10,7 +10,7 @@ export const PLAN = [
   'SCALE', 'SOFTCAP',                                   // f32
   'MASK_PROG', 'TOPK_THR', 'THR_HEAD_STRIDE', 'TOPK_K', 'TOPK_PROG', 'TOPK_TILE_PLANS',
   'TILE_Q', 'SCRATCH', 'SCRATCH_BYTES',
-  'PARTIALS', 'SPLIT_TILES', 'PARTIAL_ROWS',
+  'PARTIALS', 'SPLIT_TILES', 'PARTIAL_ROWS', 'VT_ROWS',
 ];
 export const SEQ = ['Q_BASE', 'K_BASE', 'V_BASE', 'O_BASE', 'LSE_BASE', 'LEN_Q', 'LEN_K', 'TILE_PLAN', 'ROW_GLOBAL'];
 export const TILEPLAN = ['ROW_START', 'ENTRIES', 'NUM_Q_TILES'];

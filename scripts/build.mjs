@@ -53,3 +53,6 @@ writeIfChanged(rel('src/kernels/webgpu/shaders.generated.ts'),
 
 // 4. TypeScript.
 if (!args.has('--no-tsc')) execFileSync(rel('node_modules/.bin/tsc'), ['-p', rel('tsconfig.json')], { stdio: 'inherit' });
+
+// 5. The offline cost calculator page (dist/web/cost.html).
+if (!args.has('--no-tsc')) await import('./build-cost-page.mjs');

@@ -21,7 +21,7 @@ import {
   P_HEAD_DIM, P_HEAD_DIM_V, P_JOBS, P_K_DATA, P_K_HEAD, P_K_ROW, P_LSE_DATA, P_LSE_HEAD, P_LSE_ROW, P_MASK_PROG,
   P_NUM_HEADS, P_NUM_JOBS, P_NUM_KV_HEADS, P_OUT_DTYPE, P_O_DATA, P_O_HEAD, P_O_ROW, P_PARTIALS, P_PARTIAL_ROWS,
   P_Q_DATA, P_Q_HEAD, P_Q_ROW, P_SCALE, P_SCRATCH, P_SCRATCH_BYTES, P_SEQS, P_SOFTCAP, P_SPLIT_TILES, P_THR_HEAD_STRIDE,
-  P_TILE_PLANS, P_TILE_Q, P_TOPK_K, P_TOPK_PROG, P_TOPK_THR, P_TOPK_TILE_PLANS, P_V_DATA, P_V_HEAD, P_V_ROW, SEQ_SLOTS,
+  P_TILE_PLANS, P_TILE_Q, P_TOPK_K, P_VT_ROWS, P_TOPK_PROG, P_TOPK_THR, P_TOPK_TILE_PLANS, P_V_DATA, P_V_HEAD, P_V_ROW, SEQ_SLOTS,
   S_K_BASE, S_LEN_K, S_LEN_Q, S_LSE_BASE, S_O_BASE, S_Q_BASE, S_ROW_GLOBAL, S_TILE_PLAN, S_V_BASE, TILEPLAN_SLOTS,
 } from './abi.generated.js';
 import { compileMaskProgram } from './mask-program.js';
@@ -68,6 +68,21 @@ async function defaultThreads(): Promise<number> {
   return Math.min(16, (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1);
 }
 
+/**
+ * Node 20's V8 (11.3) implements relaxed SIMD completely but behind a flag (shipped from V8 11.4,
+ * Node 22). Setting it before our module is compiled makes relaxed-SIMD FMA available; the module is
+ * validated again afterwards, so a V8 that rejects the flag simply keeps the SIMD128 build.
+ */
+async function enableRelaxedSimdInNode(): Promise<void> {
+  if (typeof process === 'undefined' || !process.versions?.node) return;
+  try {
+    const v8 = await import('node:v8');
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    // not Node, or flags locked: keep SIMD128
+  }
+}
+
 function sharedMemoryAvailable(): boolean {
   if (typeof SharedArrayBuffer === 'undefined') return false;
   const g = globalThis as { crossOriginIsolated?: boolean; process?: unknown };
@@ -78,6 +93,7 @@ async function createRuntime(): Promise<CpuRuntime> {
   if (typeof WebAssembly === 'undefined') throw new UnsupportedError('WebAssembly is not available here', 'cpu-ts');
   const simd = decodeBase64(FLASH_SIMD_WASM), relaxed = decodeBase64(FLASH_RELAXED_WASM), single = decodeBase64(FLASH_SINGLE_WASM);
   const shared = sharedMemoryAvailable();
+  if (config.relaxedSimd !== false && !WebAssembly.validate(relaxed as BufferSource)) await enableRelaxedSimdInNode();
   let bytes: Uint8Array, variant: CpuRuntime['variant'];
   if (!shared) { bytes = single; variant = 'simd128-single'; }
   else if (config.relaxedSimd !== false && WebAssembly.validate(relaxed as BufferSource)) { bytes = relaxed; variant = 'relaxed-simd'; }
@@ -149,8 +165,10 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
     const lv = L ? lseView(plan, L.tensor) : null;
     const D = plan.headDim, Dv = plan.headDimV, dpad = ceil4(D), dvpad = ceil4(Dv);
     const topk = plan.mask ? findTopK(plan.mask.node) : null;
-    const decode = !topk && plan.seqLenQ <= 16 && plan.groupSize * plan.seqLenQ <= 64 && plan.seqLenK >= 128;
-    const tileQ = decode ? Math.max(4, ceil4(plan.groupSize * plan.seqLenQ)) : PREFILL_TILE_Q;
+    // Decode: every head's rows of a sequence in one tile (rows = numHeads·seqLenQ), KV split across jobs.
+    const decode = !topk && plan.seqLenQ <= 16 && plan.numHeads * plan.seqLenQ <= 256 && plan.seqLenK >= 128;
+    const tileQ = decode ? Math.max(4, ceil4(plan.numHeads * plan.seqLenQ)) : PREFILL_TILE_Q;
+    const vtRows = decode ? plan.numKvHeads * TILE_K : TILE_K;
     const topkK = topk ? Math.min(topk.k, Math.max(1, plan.seqLenK)) : 0;
     const withinMask = topk ? new Mask(topk.within) : null;
 
@@ -218,8 +236,8 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
     P[P_SEQS] = seqs.byteOffset; P[P_TILE_PLANS] = tilePlansPtr;
     PF[P_SCALE] = plan.scale; PF[P_SOFTCAP] = plan.softcap;
     P[P_MASK_PROG] = maskProg; P[P_TOPK_PROG] = topkProg; P[P_TOPK_TILE_PLANS] = withinPlansPtr; P[P_TOPK_K] = topkK;
-    P[P_TILE_Q] = tileQ;
-    const scratchBytes = pool.exports.scratchBytes(tileQ, dpad, dvpad, topkK);
+    P[P_TILE_Q] = tileQ; P[P_VT_ROWS] = vtRows;
+    const scratchBytes = pool.exports.scratchBytes(tileQ, dpad, dvpad, topkK, vtRows);
     P[P_SCRATCH_BYTES] = scratchBytes;
     P[P_SCRATCH] = alloc(scratchBytes * pool.size);
     const counter = alloc(4);
@@ -249,9 +267,10 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
       await pool.run(planPtr, KIND_PREFILL, jobsPtr, jobs.length, counter);
       lastKernelStats = { path: 'prefill', jobs: jobs.length, visitedTiles: jobs.reduce((s, j) => s + j[3], 0) };
     } else {
-      // Split the visited KV tiles of each (sequence, KV head) so there are a few jobs per thread.
+      // Split each sequence's visited KV tiles so there are a few jobs per thread; a split job covers
+      // every head (K/V stream in memory order), a merge job one (sequence, KV head).
       let total = 0;
-      for (let b = 0; b < plan.batch; b++) total += seqPlans[b] ? seqPlans[b]!.entries.length * plan.numKvHeads : 0;
+      for (let b = 0; b < plan.batch; b++) total += seqPlans[b] ? seqPlans[b]!.entries.length : 0;
       const target = pool.size * 4;
       const splitTiles = Math.max(1, Math.ceil(total / target));
       const split: number[] = [], merge: number[] = [];
@@ -259,12 +278,11 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
         const tp = seqPlans[b];
         if (!tp) continue;
         const n = Math.max(1, Math.ceil(tp.entries.length / splitTiles));
-        for (let hk = 0; hk < plan.numKvHeads; hk++) {
-          merge.push(b, hk, split.length / JOB_SLOTS, n);
-          for (let s = 0; s < n; s++) split.push(b, hk, 0, s);
-        }
+        const first = split.length / JOB_SLOTS;
+        for (let s = 0; s < n; s++) split.push(b, 0, 0, s);
+        for (let hk = 0; hk < plan.numKvHeads; hk++) merge.push(b, hk, first, n);
       }
-      const rows = plan.groupSize * plan.seqLenQ;
+      const rows = plan.numHeads * plan.seqLenQ;
       const nSplit = split.length / JOB_SLOTS, nMerge = merge.length / JOB_SLOTS;
       const sp = alloc(Math.max(1, split.length) * 4), mp = alloc(Math.max(1, merge.length) * 4);
       heap.i32(sp, split.length).set(split);
@@ -273,7 +291,7 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
       P[P_PARTIALS] = alloc(Math.max(1, nSplit) * rows * (dvpad + 2) * 4);
       await pool.run(planPtr, KIND_DECODE_SPLIT, sp, nSplit, counter);
       await pool.run(planPtr, KIND_DECODE_MERGE, mp, nMerge, counter);
-      lastKernelStats = { path: 'decode', jobs: nSplit + nMerge, visitedTiles: total, splits: nSplit };
+      lastKernelStats = { path: 'decode', jobs: nSplit + nMerge, visitedTiles: total * plan.numKvHeads, splits: nSplit };
     }
     if (O.temp) copyInto(O.tensor, out);
     if (L?.temp) copyInto(L.tensor, lse!);

@@ -1,26 +1,35 @@
 // FlashAttention forward on WebAssembly SIMD (AssemblyScript).
 //
-// Algorithm (FlashAttention-2, one Q tile at a time, online softmax):
+// Algorithm (FlashAttention-2, one Q tile at a time, online softmax in base 2):
 //   for each visited KV tile (the host's tile plan lists them; empty tiles never appear):
-//     S = Q·Kᵀ·scale                      (4×8 register-blocked micro-kernel over a transposed K tile)
-//     S = softcap·tanh(S/softcap)         (optional)
-//     S[¬mask] = −∞                       (partial tiles only: row-bitmask program, 64 keys per word)
-//     m_new = max(m, rowmax(S)); P = exp(S − m_new); l = l·exp(m − m_new) + rowsum(P)
-//     acc = acc·exp(m − m_new) + P·V      (4×8 register-blocked micro-kernel)
-//   O = acc / l, lse = m + log(l)          (fully masked rows: O = 0, lse = −∞)
+//     Sᵀ = K·Qᵀ·(scale·log2 e)           (4 keys × 8 queries register blocks; K read in place)
+//     softcap·tanh(·/softcap)             (optional, in natural units)
+//     Sᵀ[¬mask] = −∞                      (partial tiles only: row-bitmask program, 64 keys per word)
+//     m_new = max(m, colmax(Sᵀ)); Pᵀ = 2^(Sᵀ − m_new); l = l·2^(m − m_new) + colsum(Pᵀ)
+//     acc = acc·2^(m − m_new) + P·V       (4 queries × 8 columns register blocks over a packed V tile)
+//   O = acc / l, lse = (m + log2 l)·ln 2   (fully masked rows: O = 0, lse = −∞)
+// Sᵀ is key-major so the softmax runs down columns with whole vectors of queries (no horizontal
+// reductions) and K needs no transpose: the QKᵀ micro-kernel broadcasts K elements against Qᵀ.
+// V is copied per tile into a dense buffer: V rows in BSHD are often 4 KiB apart, which would map a
+// tile's 64 rows onto one L1 set.
 //
-// Tiling: TILE_Q query rows (host-chosen, 64 for prefill) × 64 keys. Per-thread scratch holds the
-// scaled Q tile, the transposed K tile, the V tile (f32), S, acc, m, l: O(TILE_Q·(d + 64)) floats.
-// Decode (few queries, long KV) packs a GQA group's rows into one tile, splits the visited KV tiles
-// across jobs (flash-decoding) and merges the partial (m, l, acc) by log-sum-exp.
+// Decode (few queries, long KV): one job per (sequence, split of the visited KV tiles) covering all
+// heads, so K and V stream through memory in order (all heads of a key are adjacent in BSHD); the
+// rows of a GQA group share each K/V load; partial (m, l, acc) are merged by log-sum-exp.
 //
 // Threads: every worker instantiates this module over the same shared memory and pulls job indices
-// from an atomic counter (runJobs). The kernel keeps no mutable globals.
+// from an atomic counter (runJobs). The kernel keeps no mutable globals: per-thread state lives in
+// the thread's scratch region.
+//
+// Variants: v1 (row-major S, transposed K tiles, natural exp) ran the ViT-L shape at ~50% of one
+// core's FMA peak; v2 (this file: key-major Sᵀ, K in place, exp2 with a magic-constant rounding)
+// removes the K transpose and the horizontal reductions.
+
 import {
   P_Q_DATA, P_K_DATA, P_V_DATA, P_O_DATA, P_LSE_DATA, P_DTYPE, P_OUT_DTYPE, P_GROUP, P_HEAD_DIM, P_HEAD_DIM_V,
   P_DPAD, P_DVPAD, P_Q_ROW, P_Q_HEAD, P_K_ROW, P_K_HEAD, P_V_ROW, P_V_HEAD, P_O_ROW, P_O_HEAD, P_LSE_ROW, P_LSE_HEAD,
   P_SEQS, P_TILE_PLANS, P_SCALE, P_SOFTCAP, P_MASK_PROG, P_TOPK_THR, P_THR_HEAD_STRIDE, P_TOPK_K, P_TOPK_PROG,
-  P_TOPK_TILE_PLANS, P_TILE_Q, P_SCRATCH, P_SCRATCH_BYTES, P_PARTIALS, P_SPLIT_TILES, P_PARTIAL_ROWS,
+  P_TOPK_TILE_PLANS, P_TILE_Q, P_NUM_KV_HEADS, P_VT_ROWS, P_SCRATCH, P_SCRATCH_BYTES, P_PARTIALS, P_SPLIT_TILES, P_PARTIAL_ROWS,
   S_Q_BASE, S_K_BASE, S_V_BASE, S_O_BASE, S_LSE_BASE, S_LEN_Q, S_LEN_K, S_TILE_PLAN, S_ROW_GLOBAL, SEQ_SLOTS,
   T_ROW_START, T_ENTRIES, TILEPLAN_SLOTS, J_SEQ, J_HEAD, J_QTILE, J_SPLIT, JOB_SLOTS,
   KIND_PREFILL, KIND_DECODE_SPLIT, KIND_DECODE_MERGE, KIND_TOPK,
@@ -101,26 +110,36 @@ function f2h(v: f32): u32 {
   return f32x4.add(f32x4.mul(a, b), c);
 }
 
-// exp(x) for x ≤ 0 (or NaN): Cephes expf range reduction and polynomial (≈1 ulp); −∞ and
-// x < −87.3 give exactly 0; NaN stays NaN.
+// Lane maximum that need not propagate NaN (a NaN score still poisons the row through 2^(s − m)).
 // @ts-ignore: decorator
-@inline function expNeg4(x: v128): v128 {
-  const tiny = f32x4.lt(x, f32x4.splat(-87.3));
-  const xc = f32x4.max(x, f32x4.splat(-87.3));
-  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504088896341)));
-  let r = fma4(n, f32x4.splat(-0.693359375), xc);
-  r = fma4(n, f32x4.splat(2.12194440e-4), r);
-  let p = f32x4.splat(1.9875691500e-4);
-  p = fma4(p, r, f32x4.splat(1.3981999507e-3));
-  p = fma4(p, r, f32x4.splat(8.3334519073e-3));
-  p = fma4(p, r, f32x4.splat(4.1665795894e-2));
-  p = fma4(p, r, f32x4.splat(1.6666665459e-1));
-  p = fma4(p, r, f32x4.splat(5.0000001201e-1));
-  const r2 = f32x4.mul(r, r);
-  const y = f32x4.add(fma4(p, r2, r), f32x4.splat(1.0));
-  const pow2 = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  return v128.andnot(f32x4.mul(y, pow2), tiny);
+@inline function vmax(a: v128, b: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_max(a, b);
+  return f32x4.pmax(a, b);
 }
+
+const MAGIC: f32 = 12582912.0 + 127.0; // 1.5·2^23 + exponent bias
+
+// 2^x for x ≤ 0 (or NaN): rounding by the magic constant (its low mantissa bits become n + 127,
+// shifted straight into the exponent field), then Cephes' exp2f polynomial on [−½, ½] (≈1 ulp).
+// x < −126 (and −∞) give exactly 0; NaN stays NaN.
+// @ts-ignore: decorator
+@inline function exp2Neg4(x: v128): v128 {
+  const tiny = f32x4.lt(x, f32x4.splat(-126.0));
+  const xc = f32x4.pmax(x, f32x4.splat(-126.0)); // (x < −126) ? −126 : x, keeps NaN
+  const t = f32x4.add(xc, f32x4.splat(MAGIC));
+  const f = f32x4.sub(xc, f32x4.sub(t, f32x4.splat(MAGIC)));
+  let p = f32x4.splat(1.535336188319500e-4);
+  p = fma4(p, f, f32x4.splat(1.339887440266574e-3));
+  p = fma4(p, f, f32x4.splat(9.618437357674640e-3));
+  p = fma4(p, f, f32x4.splat(5.550332471162809e-2));
+  p = fma4(p, f, f32x4.splat(2.402264791363012e-1));
+  p = fma4(p, f, f32x4.splat(6.931472028550421e-1));
+  p = fma4(p, f, f32x4.splat(1.0));
+  return v128.andnot(f32x4.mul(p, i32x4.shl(t, 23)), tiny);
+}
+
+const LOG2E: f32 = 1.4426950408889634;
+const LN2: f32 = 0.6931471805599453;
 
 // tanh(x), Cephes tanhf: polynomial for |x| < 0.625, 1 − 2/(e^{2|x|} + 1) otherwise.
 // @ts-ignore: decorator
@@ -133,17 +152,10 @@ function f2h(v: f32): u32 {
   p = fma4(p, z, f32x4.splat(1.33314422036e-1));
   p = fma4(p, z, f32x4.splat(-3.33332819422e-1));
   const small = fma4(f32x4.mul(p, z), x, x);
-  const t = expNeg4(f32x4.mul(ax, f32x4.splat(-2.0))); // e^{−2|x|} in (0, 1]
+  const t = exp2Neg4(f32x4.mul(ax, f32x4.splat(-2.0 * LOG2E))); // e^{−2|x|} in (0, 1]
   const big = f32x4.div(f32x4.sub(f32x4.splat(1.0), t), f32x4.add(f32x4.splat(1.0), t));
   const signed = v128.or(big, v128.and(x, i32x4.splat(0x80000000)));
   return v128.bitselect(small, signed, f32x4.lt(ax, f32x4.splat(0.625)));
-}
-
-// @ts-ignore: decorator
-@inline function hmax(v: v128): f32 {
-  const a = f32x4.max(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
-  const b = f32x4.max(a, v128.shuffle<f32>(a, a, 1, 0, 3, 2));
-  return f32x4.extract_lane(b, 0);
 }
 
 // @ts-ignore: decorator
@@ -154,122 +166,96 @@ function f2h(v: f32): u32 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Scratch layout (per thread). The host sizes scratch with scratchBytes(), exported below.
+// Scratch: a thread's region starts with a header of buffer pointers (written by runJobs). No
+// module-level objects: all instances share linear memory, so per-thread state lives here.
 
-// A thread's scratch region starts with a header of pointers (written by runJobs), then the buffers.
-// No module-level objects: every instance shares linear memory, so per-thread state lives in scratch.
 const HEADER: usize = 64;
 // @ts-ignore: decorator
 @inline function scf(sc: usize, f: i32): usize { return <usize>load<u32>(sc + (<usize>f << 2)); }
 // @ts-ignore: decorator
-@inline function sc_qt(sc: usize): usize { return scf(sc, 0); }
+@inline function sc_q(sc: usize): usize { return scf(sc, 0); }     // Qᵀ (prefill: dpad × 64) or Q rows (decode: rows × dpad)
 // @ts-ignore: decorator
-@inline function sc_kt(sc: usize): usize { return scf(sc, 1); }
+@inline function sc_k(sc: usize): usize { return scf(sc, 1); }     // converted K tile rows (64 × dpad)
 // @ts-ignore: decorator
-@inline function sc_vt(sc: usize): usize { return scf(sc, 2); }
+@inline function sc_v(sc: usize): usize { return scf(sc, 2); }     // V tile(s): vtRows × dvpad
 // @ts-ignore: decorator
-@inline function sc_s(sc: usize): usize { return scf(sc, 3); }
+@inline function sc_s(sc: usize): usize { return scf(sc, 3); }     // Sᵀ (64 keys × 64 queries) or S (rows × 64)
 // @ts-ignore: decorator
-@inline function sc_o(sc: usize): usize { return scf(sc, 4); }
+@inline function sc_o(sc: usize): usize { return scf(sc, 4); }     // acc: rows × dvpad
 // @ts-ignore: decorator
 @inline function sc_m(sc: usize): usize { return scf(sc, 5); }
 // @ts-ignore: decorator
 @inline function sc_l(sc: usize): usize { return scf(sc, 6); }
 // @ts-ignore: decorator
-@inline function sc_stack(sc: usize): usize { return scf(sc, 7); }
+@inline function sc_alpha(sc: usize): usize { return scf(sc, 7); }
 // @ts-ignore: decorator
-@inline function sc_heap(sc: usize): usize { return scf(sc, 8); }
+@inline function sc_stack(sc: usize): usize { return scf(sc, 8); }
+// @ts-ignore: decorator
+@inline function sc_heap(sc: usize): usize { return scf(sc, 9); }
+// @ts-ignore: decorator
+@inline function sc_zero(sc: usize): usize { return scf(sc, 10); } // a zero row (dpad floats)
 
-// Lays out the buffers after `base`'s header (writing the header when `write`); returns the bytes used.
-function scratchLayout(base: usize, tileQ: i32, dpad: i32, dvpad: i32, topk: i32, write: bool): usize {
+function scratchLayout(base: usize, rows: i32, dpad: i32, dvpad: i32, topk: i32, vtRows: i32, write: bool): usize {
+  const r = rows > BC ? rows : BC;
   let p = base + HEADER;
-  // qt, kt, vt, s, o, m, l, stack, heap, rowbuf
-  const bytes0 = <usize>(tileQ * dpad) << 2;
-  const bytes1 = <usize>(dpad * BC) << 2;
-  const bytes2 = <usize>(BC * dvpad) << 2;
-  const bytes3 = <usize>(tileQ * BC) << 2;
-  const bytes4 = <usize>(tileQ * dvpad) << 2;
-  const bytes5 = <usize>tileQ << 2;
-  const bytes6 = <usize>tileQ << 2;
-  const bytes7 = <usize>STACK_WORDS << 3;
-  const bytes8 = <usize>(tileQ * (topk + 1)) << 2;
-  const bytes9 = <usize>(dpad > dvpad ? dpad : dvpad) << 2;
-  if (write) store<u32>(base, <u32>p, 0); p += (bytes0 + 15) & ~15;
-  if (write) store<u32>(base, <u32>p, 4); p += (bytes1 + 15) & ~15;
-  if (write) store<u32>(base, <u32>p, 8); p += (bytes2 + 15) & ~15;
-  if (write) store<u32>(base, <u32>p, 12); p += (bytes3 + 15) & ~15;
-  if (write) store<u32>(base, <u32>p, 16); p += (bytes4 + 15) & ~15;
-  if (write) store<u32>(base, <u32>p, 20); p += (bytes5 + 15) & ~15;
-  if (write) store<u32>(base, <u32>p, 24); p += (bytes6 + 15) & ~15;
-  if (write) store<u32>(base, <u32>p, 28); p += (bytes7 + 15) & ~15;
-  if (write) store<u32>(base, <u32>p, 32); p += (bytes8 + 15) & ~15;
-  if (write) store<u32>(base, <u32>p, 36); p += (bytes9 + 15) & ~15;
+  const put = (f: i32, bytes: usize, base: usize, p: usize, write: bool): usize => {
+    if (write) store<u32>(base + (<usize>f << 2), <u32>p);
+    return p + ((bytes + 63) & ~63);
+  };
+  p = put(0, <usize>(r * dpad) << 2, base, p, write);
+  p = put(1, <usize>(BC * dpad) << 2, base, p, write);
+  p = put(2, <usize>(vtRows * dvpad) << 2, base, p, write);
+  p = put(3, <usize>(r * BC) << 2, base, p, write);
+  p = put(4, <usize>(r * dvpad) << 2, base, p, write);
+  p = put(5, <usize>r << 2, base, p, write);
+  p = put(6, <usize>r << 2, base, p, write);
+  p = put(7, <usize>r << 2, base, p, write);
+  p = put(8, <usize>STACK_WORDS << 3, base, p, write);
+  p = put(9, <usize>(r * (topk + 1)) << 2, base, p, write);
+  p = put(10, <usize>dpad << 2, base, p, write);
   return p - base;
 }
 
-export function scratchBytes(tileQ: i32, dpad: i32, dvpad: i32, topk: i32): i32 {
-  return <i32>((scratchLayout(0, tileQ, dpad, dvpad, topk, false) + 63) & ~63);
+export function scratchBytes(rows: i32, dpad: i32, dvpad: i32, topk: i32, vtRows: i32): i32 {
+  return <i32>((scratchLayout(0, rows, dpad, dvpad, topk, vtRows, false) + 63) & ~63);
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tile loads
+// Loads
 
-// Q tile, scaled: qt[r·dpad + c] = q[row q0 + r, head h, c] · scale; rows nq..rowsPad and columns
-// D..dpad are zero.
-function loadQ(plan: usize, seq: usize, h: i32, q0: i32, nq: i32, rowsPad: i32, qt: usize): void {
-  const D = pi(plan, P_HEAD_DIM), dpad = pi(plan, P_DPAD), dtype = pi(plan, P_DTYPE);
-  const qdata = pu(plan, P_Q_DATA), scale = pf(plan, P_SCALE);
-  const qRow = pu(plan, P_Q_ROW), base = <usize>load<u32>(seq + (<usize>S_Q_BASE << 2)) + <usize>h * pu(plan, P_Q_HEAD);
-  memory.fill(qt, 0, <usize>(rowsPad * dpad) << 2);
-  for (let r = 0; r < nq; r++) {
-    const src = base + <usize>(q0 + r) * qRow;
-    const dst = qt + (<usize>(r * dpad) << 2);
-    for (let c = 0; c < D; c++) store<f32>(dst + (<usize>c << 2), loadElem(qdata, src + <usize>c, dtype) * scale);
-  }
-}
-
-// Packed-GQA Q tile for decode: row r = g·lenQ + i ↦ head hk·group + g, query i.
-function loadQPacked(plan: usize, seq: usize, hk: i32, lenQ: i32, rows: i32, rowsPad: i32, qt: usize): void {
-  const D = pi(plan, P_HEAD_DIM), dpad = pi(plan, P_DPAD), dtype = pi(plan, P_DTYPE), group = pi(plan, P_GROUP);
-  const qdata = pu(plan, P_Q_DATA), scale = pf(plan, P_SCALE);
-  const qRow = pu(plan, P_Q_ROW), qHead = pu(plan, P_Q_HEAD);
-  const base = <usize>load<u32>(seq + (<usize>S_Q_BASE << 2));
-  memory.fill(qt, 0, <usize>(rowsPad * dpad) << 2);
-  for (let r = 0; r < rows; r++) {
-    const g = r / lenQ, i = r - g * lenQ;
-    const src = base + <usize>i * qRow + <usize>(hk * group + g) * qHead;
-    const dst = qt + (<usize>(r * dpad) << 2);
-    for (let c = 0; c < D; c++) store<f32>(dst + (<usize>c << 2), loadElem(qdata, src + <usize>c, dtype) * scale);
-  }
-}
-
-// K tile transposed: kt[c·64 + j] = k[key k0 + j, head hk, c]; keys nk..nk8 are zero.
-function packKT(plan: usize, seq: usize, hk: i32, k0: i32, nk: i32, kt: usize): void {
+// Qᵀ for a prefill tile: qt[c·64 + i] = q[row q0 + i, head h, c]·qscale; queries nq..64 are zero.
+function loadQT(plan: usize, seq: usize, h: i32, q0: i32, nq: i32, qscale: f32, qt: usize): void {
   const D = pi(plan, P_HEAD_DIM), dtype = pi(plan, P_DTYPE);
-  const kdata = pu(plan, P_K_DATA), kRow = pu(plan, P_K_ROW);
-  const base = <usize>load<u32>(seq + (<usize>S_K_BASE << 2)) + <usize>hk * pu(plan, P_K_HEAD);
-  const nk8 = (nk + 7) & ~7;
-  if (dtype == 0) {
-    for (let j = 0; j < nk; j++) {
-      const src = kdata + ((base + <usize>(k0 + j) * kRow) << 2);
-      const dst = kt + (<usize>j << 2);
-      for (let c = 0; c < D; c++) store<f32>(dst + (<usize>(c * BC) << 2), load<f32>(src + (<usize>c << 2)));
-    }
-  } else {
-    for (let j = 0; j < nk; j++) {
-      const src = base + <usize>(k0 + j) * kRow;
-      const dst = kt + (<usize>j << 2);
-      for (let c = 0; c < D; c++) store<f32>(dst + (<usize>(c * BC) << 2), loadElem(kdata, src + <usize>c, dtype));
-    }
+  const qdata = pu(plan, P_Q_DATA), qRow = pu(plan, P_Q_ROW);
+  const base = <usize>ri(seq, S_Q_BASE) + <usize>h * pu(plan, P_Q_HEAD);
+  memory.fill(qt, 0, <usize>(D * BC) << 2);
+  for (let i = 0; i < nq; i++) {
+    const src = base + <usize>(q0 + i) * qRow;
+    for (let c = 0; c < D; c++) store<f32>(qt + (<usize>(c * BC + i) << 2), loadElem(qdata, src + <usize>c, dtype) * qscale);
   }
-  for (let j = nk; j < nk8; j++) for (let c = 0; c < D; c++) store<f32>(kt + (<usize>(c * BC + j) << 2), 0);
 }
 
-// Rows [k0, k0+nk) of K or V (head hk) into a dense f32 buffer with row stride `pad`, zero-padded.
-function packRows(data: usize, dtype: i32, base: usize, rowStride: usize, k0: i32, nk: i32, dim: i32, pad: i32, dst: usize): void {
+// Decode rows: row r = h·lenQ + i (all heads; a KV head's rows are contiguous), scaled, zero-padded
+// to dpad columns.
+function loadQRows(plan: usize, seq: usize, lenQ: i32, rows: i32, qscale: f32, q: usize): void {
+  const D = pi(plan, P_HEAD_DIM), dpad = pi(plan, P_DPAD), dtype = pi(plan, P_DTYPE);
+  const qdata = pu(plan, P_Q_DATA), qRow = pu(plan, P_Q_ROW), qHead = pu(plan, P_Q_HEAD);
+  const base = <usize>ri(seq, S_Q_BASE);
+  memory.fill(q, 0, <usize>(rows * dpad) << 2);
+  for (let r = 0; r < rows; r++) {
+    const h = r / lenQ, i = r - h * lenQ;
+    const src = base + <usize>i * qRow + <usize>h * qHead;
+    const dst = q + (<usize>(r * dpad) << 2);
+    for (let c = 0; c < D; c++) store<f32>(dst + (<usize>c << 2), loadElem(qdata, src + <usize>c, dtype) * qscale);
+  }
+}
+
+// Rows [k0, k0+nk) of K or V (head offset included in `base`) into a dense f32 buffer with row
+// stride `pad` floats, converting f16/bf16 and zero-padding columns dim..pad.
+function packRows(data: usize, dtype: i32, base: usize, rowStride: usize, k0: i32, nk: i32, dim: i32, pad: i32, dst: usize, dstStride: usize): void {
   for (let j = 0; j < nk; j++) {
     const src = base + <usize>(k0 + j) * rowStride;
-    const d = dst + (<usize>(j * pad) << 2);
+    const d = dst + <usize>j * dstStride;
     if (dtype == 0) memory.copy(d, data + (src << 2), <usize>dim << 2);
     else if (dtype == 2) {
       let c = 0;
@@ -283,32 +269,70 @@ function packRows(data: usize, dtype: i32, base: usize, rowStride: usize, k0: i3
 }
 
 // ---------------------------------------------------------------------------------------------
-// Micro-kernels
+// Prefill micro-kernels (Sᵀ layout: st[j·64 + i])
 
-// S[r][j] = Σ_c qt[r][c]·kt[c][j] for r < rows4 (multiple of 4), j < cols8 (multiple of 8).
-function qkTile(qt: usize, kt: usize, s: usize, rows4: i32, cols8: i32, D: i32, dpad: i32): void {
-  const rowBytes = <usize>dpad << 2;
-  for (let r = 0; r < rows4; r += 4) {
-    const q0 = qt + <usize>r * rowBytes, q1 = q0 + rowBytes, q2 = q1 + rowBytes, q3 = q2 + rowBytes;
-    const srow = s + (<usize>(r * BC) << 2);
-    for (let jb = 0; jb < cols8; jb += 8) {
+// K tile in 4-key interleaved blocks: kb[(j/4)·4D + c·4 + j%4] = K[k0 + j][c] (keys nk..nk4 zero).
+// The Sᵀ micro-kernel then broadcasts four keys' elements from one pointer with immediate offsets.
+function packK4(data: usize, dtype: i32, base: usize, rowStride: usize, k0: i32, nk: i32, D: i32, kb: usize): void {
+  const nk4 = (nk + 3) & ~3;
+  for (let jb = 0; jb < nk4; jb += 4) {
+    const dst = kb + (<usize>(jb * D) << 2);
+    if (dtype == 0 && jb + 4 <= nk) {
+      const r0 = data + ((base + <usize>(k0 + jb) * rowStride) << 2);
+      const r1 = r0 + (rowStride << 2), r2 = r1 + (rowStride << 2), r3 = r2 + (rowStride << 2);
+      let c = 0;
+      for (; c + 4 <= D; c += 4) {
+        const o = <usize>c << 2;
+        const a = v128.load(r0 + o), b = v128.load(r1 + o), e = v128.load(r2 + o), f = v128.load(r3 + o);
+        const ab0 = v128.shuffle<f32>(a, b, 0, 4, 1, 5), ab1 = v128.shuffle<f32>(a, b, 2, 6, 3, 7);
+        const ef0 = v128.shuffle<f32>(e, f, 0, 4, 1, 5), ef1 = v128.shuffle<f32>(e, f, 2, 6, 3, 7);
+        const d = dst + (o << 2);
+        v128.store(d, v128.shuffle<f32>(ab0, ef0, 0, 1, 4, 5));
+        v128.store(d, v128.shuffle<f32>(ab0, ef0, 2, 3, 6, 7), 16);
+        v128.store(d, v128.shuffle<f32>(ab1, ef1, 0, 1, 4, 5), 32);
+        v128.store(d, v128.shuffle<f32>(ab1, ef1, 2, 3, 6, 7), 48);
+      }
+      for (; c < D; c++) {
+        const o = <usize>c << 2;
+        store<f32>(dst + (o << 2), load<f32>(r0 + o)); store<f32>(dst + (o << 2), load<f32>(r1 + o), 4);
+        store<f32>(dst + (o << 2), load<f32>(r2 + o), 8); store<f32>(dst + (o << 2), load<f32>(r3 + o), 12);
+      }
+    } else {
+      for (let x = 0; x < 4; x++) {
+        const j = jb + x;
+        const src = base + <usize>(k0 + j) * rowStride;
+        for (let c = 0; c < D; c++) store<f32>(dst + (<usize>(c * 4 + x) << 2), j < nk ? loadElem(data, src + <usize>c, dtype) : 0);
+      }
+    }
+  }
+}
+
+// st[j][i] = Σ_c K[j][c]·qt[c][i] for keys j < nk4 (kb from packK4) and queries i < nq8.
+function qkTileT(qt: usize, kb: usize, st: usize, nk: i32, nq8: i32, D: i32): void {
+  const blockBytes = <usize>(D * 16);
+  for (let jb = 0; jb < nk; jb += 4) {
+    const kblk = kb + <usize>(jb >> 2) * blockBytes;
+    const srow = st + (<usize>(jb * BC) << 2);
+    for (let ib = 0; ib < nq8; ib += 8) {
       let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
       let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
-      let kp = kt + (<usize>jb << 2);
-      const end = <usize>D << 2;
-      for (let c: usize = 0; c < end; c += 4) {
-        const k0 = v128.load(kp), k1 = v128.load(kp, 16);
-        const x0 = v128.load32_splat(q0 + c);
-        a00 = fma4(x0, k0, a00); a01 = fma4(x0, k1, a01);
-        const x1 = v128.load32_splat(q1 + c);
-        a10 = fma4(x1, k0, a10); a11 = fma4(x1, k1, a11);
-        const x2 = v128.load32_splat(q2 + c);
-        a20 = fma4(x2, k0, a20); a21 = fma4(x2, k1, a21);
-        const x3 = v128.load32_splat(q3 + c);
-        a30 = fma4(x3, k0, a30); a31 = fma4(x3, k1, a31);
-        kp += <usize>BC << 2;
+      let qp = qt + (<usize>ib << 2);
+      let kp = kblk;
+      const kend = kblk + blockBytes;
+      while (kp < kend) {
+        const q0 = v128.load(qp), q1 = v128.load(qp, 16);
+        const x0 = v128.load32_splat(kp);
+        a00 = fma4(x0, q0, a00); a01 = fma4(x0, q1, a01);
+        const x1 = v128.load32_splat(kp, 4);
+        a10 = fma4(x1, q0, a10); a11 = fma4(x1, q1, a11);
+        const x2 = v128.load32_splat(kp, 8);
+        a20 = fma4(x2, q0, a20); a21 = fma4(x2, q1, a21);
+        const x3 = v128.load32_splat(kp, 12);
+        a30 = fma4(x3, q0, a30); a31 = fma4(x3, q1, a31);
+        qp += <usize>BC << 2;
+        kp += 16;
       }
-      const o = srow + (<usize>jb << 2);
+      const o = srow + (<usize>ib << 2);
       v128.store(o, a00); v128.store(o, a01, 16);
       v128.store(o, a10, 256); v128.store(o, a11, 272);
       v128.store(o, a20, 512); v128.store(o, a21, 528);
@@ -317,14 +341,14 @@ function qkTile(qt: usize, kt: usize, s: usize, rows4: i32, cols8: i32, D: i32, 
   }
 }
 
-// acc[r][c] += Σ_j P[r][j]·V[j][c], rows r < rows4, keys j < nk, columns c < dvpad (multiple of 4).
-// V rows are `vStride` bytes apart.
-function pvTile(s: usize, v: usize, vStride: usize, o: usize, rows4: i32, nk: i32, dvpad: i32): void {
+// acc[i][c] += Σ_j Pᵀ[j][i]·V[j][c] for queries i < nq4, keys j < nk, columns c < dvpad.
+function pvTileT(st: usize, v: usize, o: usize, nq4: i32, nk: i32, dvpad: i32): void {
   const oRow = <usize>dvpad << 2;
-  const pRow: usize = <usize>BC << 2;
-  for (let r = 0; r < rows4; r += 4) {
-    const p0 = s + <usize>r * pRow;
-    const o0 = o + <usize>r * oRow;
+  const vRow = <usize>dvpad << 2;
+  const end = <usize>nk * (<usize>BC << 2);
+  for (let ib = 0; ib < nq4; ib += 4) {
+    const pcol = st + (<usize>ib << 2);
+    const o0 = o + <usize>ib * oRow;
     let cb = 0;
     for (; cb + 8 <= dvpad; cb += 8) {
       const oc = o0 + (<usize>cb << 2);
@@ -333,29 +357,131 @@ function pvTile(s: usize, v: usize, vStride: usize, o: usize, rows4: i32, nk: i3
       let a20 = v128.load(oc + 2 * oRow), a21 = v128.load(oc + 2 * oRow, 16);
       let a30 = v128.load(oc + 3 * oRow), a31 = v128.load(oc + 3 * oRow, 16);
       let vp = v + (<usize>cb << 2);
-      const end = <usize>nk << 2;
-      for (let j: usize = 0; j < end; j += 4) {
+      for (let j: usize = 0; j < end; j += <usize>BC << 2) {
         const v0 = v128.load(vp), v1 = v128.load(vp, 16);
-        const x0 = v128.load32_splat(p0 + j);
+        const x0 = v128.load32_splat(pcol + j);
         a00 = fma4(x0, v0, a00); a01 = fma4(x0, v1, a01);
-        const x1 = v128.load32_splat(p0 + j, 256);
+        const x1 = v128.load32_splat(pcol + j, 4);
         a10 = fma4(x1, v0, a10); a11 = fma4(x1, v1, a11);
-        const x2 = v128.load32_splat(p0 + j, 512);
+        const x2 = v128.load32_splat(pcol + j, 8);
         a20 = fma4(x2, v0, a20); a21 = fma4(x2, v1, a21);
-        const x3 = v128.load32_splat(p0 + j, 768);
+        const x3 = v128.load32_splat(pcol + j, 12);
         a30 = fma4(x3, v0, a30); a31 = fma4(x3, v1, a31);
-        vp += vStride;
+        vp += vRow;
       }
       v128.store(oc, a00); v128.store(oc, a01, 16);
       v128.store(oc + oRow, a10); v128.store(oc + oRow, a11, 16);
       v128.store(oc + 2 * oRow, a20); v128.store(oc + 2 * oRow, a21, 16);
       v128.store(oc + 3 * oRow, a30); v128.store(oc + 3 * oRow, a31, 16);
     }
-    if (cb < dvpad) { // one 4-wide column block left
+    if (cb < dvpad) {
       const oc = o0 + (<usize>cb << 2);
       let a0 = v128.load(oc), a1 = v128.load(oc + oRow), a2 = v128.load(oc + 2 * oRow), a3 = v128.load(oc + 3 * oRow);
       let vp = v + (<usize>cb << 2);
-      const end = <usize>nk << 2;
+      for (let j: usize = 0; j < end; j += <usize>BC << 2) {
+        const v0 = v128.load(vp);
+        a0 = fma4(v128.load32_splat(pcol + j), v0, a0);
+        a1 = fma4(v128.load32_splat(pcol + j, 4), v0, a1);
+        a2 = fma4(v128.load32_splat(pcol + j, 8), v0, a2);
+        a3 = fma4(v128.load32_splat(pcol + j, 12), v0, a3);
+        vp += vRow;
+      }
+      v128.store(oc, a0); v128.store(oc + oRow, a1); v128.store(oc + 2 * oRow, a2); v128.store(oc + 3 * oRow, a3);
+    }
+  }
+}
+
+// Column-wise online softmax over Sᵀ (keys j < nk, queries in blocks of 4 up to nq4); Pᵀ overwrites Sᵀ;
+// alpha[i] = 2^(m_old − m_new) rescales acc rows.
+function softmaxT(sc: usize, nq4: i32, nk: i32, dvpad: i32): void {
+  const st = sc_s(sc), m = sc_m(sc), l = sc_l(sc), al = sc_alpha(sc), o = sc_o(sc);
+  const colStep: usize = <usize>BC << 2;
+  const end = <usize>nk * colStep;
+  for (let ib = 0; ib < nq4; ib += 4) {
+    const col = st + (<usize>ib << 2);
+    const mOld = v128.load(m + (<usize>ib << 2));
+    let mx = mOld;
+    for (let j: usize = 0; j < end; j += colStep) mx = vmax(v128.load(col + j), mx);
+    const ninf = f32x4.eq(mx, f32x4.splat(NEG_INF));
+    const mUse = v128.andnot(mx, ninf); // −∞ (nothing visible yet) → 0
+    let sum = f32x4.splat(0);
+    for (let j: usize = 0; j < end; j += colStep) {
+      const e = exp2Neg4(f32x4.sub(v128.load(col + j), mUse));
+      v128.store(col + j, e);
+      sum = f32x4.add(sum, e);
+    }
+    const alpha = exp2Neg4(f32x4.sub(mOld, mUse)); // m_old = −∞ → 0
+    v128.store(l + (<usize>ib << 2), fma4(v128.load(l + (<usize>ib << 2)), alpha, sum));
+    v128.store(m + (<usize>ib << 2), mx);
+    v128.store(al + (<usize>ib << 2), alpha);
+  }
+  for (let i = 0; i < nq4; i++) {
+    const a = load<f32>(al + (<usize>i << 2));
+    if (a == 1) continue;
+    const av = f32x4.splat(a);
+    const orow = o + (<usize>(i * dvpad) << 2);
+    for (let c = 0; c < dvpad; c += 4) {
+      const p = orow + (<usize>c << 2);
+      v128.store(p, f32x4.mul(v128.load(p), av));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decode micro-kernels (row-major S: s[r·64 + j])
+
+// s[r][j] = Σ_c q[r][c]·K[j][c] for the 4 rows at q (row stride dpad) and keys j < nk.
+function qkRows4(q: usize, k: usize, kStride: usize, s: usize, nk: i32, dpad: i32): void {
+  const qRow = <usize>dpad << 2;
+  const end = <usize>dpad << 2;
+  const q1 = q + qRow, q2 = q1 + qRow, q3 = q2 + qRow;
+  let kp = k;
+  for (let j = 0; j < nk; j++) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let c: usize = 0; c < end; c += 16) {
+      const kv = v128.load(kp + c);
+      a0 = fma4(v128.load(q + c), kv, a0);
+      a1 = fma4(v128.load(q1 + c), kv, a1);
+      a2 = fma4(v128.load(q2 + c), kv, a2);
+      a3 = fma4(v128.load(q3 + c), kv, a3);
+    }
+    const o = s + (<usize>j << 2);
+    store<f32>(o, hsum(a0)); store<f32>(o, hsum(a1), 256); store<f32>(o, hsum(a2), 512); store<f32>(o, hsum(a3), 768);
+    kp += kStride;
+  }
+}
+
+// One row: s[j] = Σ_c q[c]·K[j][c], with four independent partial sums.
+function qkRow1(q: usize, k: usize, kStride: usize, s: usize, nk: i32, dpad: i32): void {
+  const end = <usize>dpad << 2;
+  let kp = k;
+  for (let j = 0; j < nk; j++) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+    let c: usize = 0;
+    for (; c + 32 <= end; c += 32) {
+      a0 = fma4(v128.load(q + c), v128.load(kp + c), a0);
+      a1 = fma4(v128.load(q + c, 16), v128.load(kp + c, 16), a1);
+    }
+    if (c < end) a0 = fma4(v128.load(q + c), v128.load(kp + c), a0);
+    store<f32>(s + (<usize>j << 2), hsum(f32x4.add(a0, a1)));
+    kp += kStride;
+  }
+}
+
+// acc[r][c] += Σ_j P[r][j]·V[j][c] for rows [0, rows) at s/o (P row stride 64, acc row stride dvpad),
+// V rows at v (vStride bytes apart), keys j < nk.
+function pvRows(s: usize, v: usize, vStride: usize, o: usize, rows: i32, nk: i32, dvpad: i32): void {
+  const oRow = <usize>dvpad << 2;
+  const pRow: usize = <usize>BC << 2;
+  const end = <usize>nk << 2;
+  let r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const p0 = s + <usize>r * pRow;
+    const o0 = o + <usize>r * oRow;
+    for (let cb = 0; cb < dvpad; cb += 4) {
+      const oc = o0 + (<usize>cb << 2);
+      let a0 = v128.load(oc), a1 = v128.load(oc + oRow), a2 = v128.load(oc + 2 * oRow), a3 = v128.load(oc + 3 * oRow);
+      let vp = v + (<usize>cb << 2);
       for (let j: usize = 0; j < end; j += 4) {
         const v0 = v128.load(vp);
         a0 = fma4(v128.load32_splat(p0 + j), v0, a0);
@@ -367,34 +493,63 @@ function pvTile(s: usize, v: usize, vStride: usize, o: usize, rows4: i32, nk: i3
       v128.store(oc, a0); v128.store(oc + oRow, a1); v128.store(oc + 2 * oRow, a2); v128.store(oc + 3 * oRow, a3);
     }
   }
+  for (; r < rows; r++) {
+    const p0 = s + <usize>r * pRow;
+    const o0 = o + <usize>r * oRow;
+    for (let cb = 0; cb < dvpad; cb += 8) {
+      const oc = o0 + (<usize>cb << 2);
+      const two = cb + 8 <= dvpad;
+      let a0 = v128.load(oc), a1 = two ? v128.load(oc, 16) : f32x4.splat(0);
+      let vp = v + (<usize>cb << 2);
+      for (let j: usize = 0; j < end; j += 4) {
+        const x = v128.load32_splat(p0 + j);
+        a0 = fma4(x, v128.load(vp), a0);
+        if (two) a1 = fma4(x, v128.load(vp, 16), a1);
+        vp += vStride;
+      }
+      v128.store(oc, a0);
+      if (two) v128.store(oc, a1, 16);
+    }
+  }
 }
 
-// Decode S: S[r][j] = Σ_c qt[r][c]·K[j][c] with K rows `kStride` bytes apart (dot products along d).
-function qkRows(qt: usize, k: usize, kStride: usize, s: usize, rows4: i32, nk: i32, dpad: i32): void {
-  const qRow = <usize>dpad << 2;
-  const end = <usize>dpad << 2;
-  for (let r = 0; r < rows4; r += 4) {
-    const q0 = qt + <usize>r * qRow, q1 = q0 + qRow, q2 = q1 + qRow, q3 = q2 + qRow;
+// Row-wise online softmax for decode rows [0, rows) of S (row-major); P overwrites S.
+function softmaxRows(sc: usize, rows: i32, nk: i32, dvpad: i32): void {
+  const s = sc_s(sc), m = sc_m(sc), l = sc_l(sc), o = sc_o(sc);
+  for (let r = 0; r < rows; r++) {
     const srow = s + (<usize>(r * BC) << 2);
-    let kp = k;
-    for (let j = 0; j < nk; j++) {
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      for (let c: usize = 0; c < end; c += 16) {
-        const kv = v128.load(kp + c);
-        a0 = fma4(v128.load(q0 + c), kv, a0);
-        a1 = fma4(v128.load(q1 + c), kv, a1);
-        a2 = fma4(v128.load(q2 + c), kv, a2);
-        a3 = fma4(v128.load(q3 + c), kv, a3);
+    for (let j = nk; j < ((nk + 3) & ~3); j++) store<f32>(srow + (<usize>j << 2), NEG_INF);
+    const end = <usize>((nk + 3) & ~3) << 2;
+    let vm = f32x4.splat(NEG_INF);
+    for (let j: usize = 0; j < end; j += 16) vm = vmax(v128.load(srow + j), vm);
+    const mOld = load<f32>(m + (<usize>r << 2));
+    const a = vmax(vm, v128.shuffle<f32>(vm, vm, 2, 3, 0, 1));
+    const mTile = f32x4.extract_lane(vmax(a, v128.shuffle<f32>(a, a, 1, 0, 3, 2)), 0);
+    const mNew: f32 = mTile > mOld ? mTile : mOld;
+    const mUse: f32 = mNew == NEG_INF ? 0 : mNew;
+    const mv = f32x4.splat(mUse);
+    let vsum = f32x4.splat(0);
+    for (let j: usize = 0; j < end; j += 16) {
+      const e = exp2Neg4(f32x4.sub(v128.load(srow + j), mv));
+      v128.store(srow + j, e);
+      vsum = f32x4.add(vsum, e);
+    }
+    const alpha = f32x4.extract_lane(exp2Neg4(f32x4.splat(mOld - mUse)), 0);
+    store<f32>(l + (<usize>r << 2), load<f32>(l + (<usize>r << 2)) * alpha + hsum(vsum));
+    store<f32>(m + (<usize>r << 2), mNew);
+    if (alpha != 1) {
+      const av = f32x4.splat(alpha);
+      const orow = o + (<usize>(r * dvpad) << 2);
+      for (let c = 0; c < dvpad; c += 4) {
+        const p = orow + (<usize>c << 2);
+        v128.store(p, f32x4.mul(v128.load(p), av));
       }
-      const o = srow + (<usize>j << 2);
-      store<f32>(o, hsum(a0)); store<f32>(o, hsum(a1), 256); store<f32>(o, hsum(a2), 512); store<f32>(o, hsum(a3), 768);
-      kp += kStride;
     }
   }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Mask program: per row, a 64-bit word of visible keys [k0, k0 + 64)
+// Mask program: per query row, a 64-bit word of visible keys [k0, k0 + 64)
 
 const INF_POS: i64 = 0x40000000;
 
@@ -418,8 +573,9 @@ function docOf(cu: usize, ndocs: i32, p: i32): i32 {
   return lo;
 }
 
-// Evaluates the program for query row i (sequence-local) against keys [k0, k0+64).
-function rowBits(prog: usize, i: i32, k0: i32, lenQ: i32, lenK: i32, srow: usize, thr: f32, stack: usize): u64 {
+// Evaluates the program for query row i (sequence-local) against keys [k0, k0+64). `sv` points at
+// the row's first score, `sStride` bytes between keys (for top-k leaves).
+function rowBits(prog: usize, i: i32, k0: i32, lenQ: i32, lenK: i32, sv: usize, sStride: usize, thr: f32, stack: usize): u64 {
   let sp: usize = stack;
   let pc = prog;
   const K0 = <i64>k0;
@@ -469,7 +625,7 @@ function rowBits(prog: usize, i: i32, k0: i32, lenQ: i32, lenK: i32, srow: usize
       bits = load<u64>(base + (<usize>(i * words + (k0 >> 6)) << 3));
       pc += 12;
     } else if (op == OP_TOPK) {
-      for (let j = 0; j < 64; j++) if (load<f32>(srow + (<usize>j << 2)) >= thr) bits |= <u64>1 << <u64>j;
+      for (let j = 0; j < 64; j++) if (load<f32>(sv + <usize>j * sStride) >= thr) bits |= <u64>1 << <u64>j;
       pc += 4;
     } else if (op == OP_AND || op == OP_OR) {
       const n = load<i32>(pc, 4);
@@ -493,81 +649,51 @@ function rowBits(prog: usize, i: i32, k0: i32, lenQ: i32, lenK: i32, srow: usize
   return load<u64>(sp - 8);
 }
 
-// S[j] = −∞ where bit j is clear.
-function applyBits(srow: usize, bits: u64): void {
-  if (bits == <u64>-1) return;
-  const ninf = f32x4.splat(NEG_INF);
-  const lane = i32x4(1, 2, 4, 8);
-  for (let j = 0; j < 64; j += 4) {
-    const nib = <i32>((bits >> <u64>j) & 15);
-    const keep = i32x4.ne(v128.and(i32x4.splat(nib), lane), i32x4.splat(0));
-    const p = srow + (<usize>j << 2);
-    v128.store(p, v128.bitselect(v128.load(p), ninf, keep));
+// Sets the scores of keys j < nk whose bit is clear to −∞ (scores `stride` bytes apart).
+function maskScores(sv: usize, stride: usize, bits: u64, nk: i32): void {
+  let off = ~bits;
+  if (nk < 64) off &= (<u64>1 << <u64>nk) - 1;
+  while (off != 0) {
+    const j = <usize>ctz(off);
+    store<f32>(sv + j * stride, NEG_INF);
+    off &= off - 1;
+  }
+}
+
+// Soft-capping of scores s (natural units): cap·tanh(s/cap).
+function softcapScores(p: usize, count: i32, cap: f32): void {
+  const inv = f32x4.splat(<f32>1.0 / cap), c = f32x4.splat(cap);
+  for (let t = 0; t < count; t += 4) {
+    const a = p + (<usize>t << 2);
+    v128.store(a, f32x4.mul(c, tanh4(f32x4.mul(v128.load(a), inv))));
+  }
+}
+
+// Natural units → base-2 units for the softmax.
+function toBase2(p: usize, count: i32): void {
+  const c = f32x4.splat(LOG2E);
+  for (let t = 0; t < count; t += 4) {
+    const a = p + (<usize>t << 2);
+    v128.store(a, f32x4.mul(v128.load(a), c));
   }
 }
 
 // ---------------------------------------------------------------------------------------------
-// The online-softmax tile step shared by prefill and decode
+// Jobs
 
-function softcapRows(s: usize, rows: i32, cap: f32): void {
-  const inv = f32x4.splat(<f32>1.0 / cap), c = f32x4.splat(cap);
-  const n = rows * BC;
-  for (let t = 0; t < n; t += 4) {
-    const p = s + (<usize>t << 2);
-    v128.store(p, f32x4.mul(c, tanh4(f32x4.mul(v128.load(p), inv))));
-  }
+// Scores enter the softmax in base-2 units. Usually Q is pre-scaled by scale·log2 e. When scores
+// must be seen in natural units first (softcap's tanh, top-k thresholds, which must rank exactly as
+// the reference does), Q is scaled by `scale` alone and toBase2 converts after masking.
+// @ts-ignore: decorator
+@inline function naturalUnits(plan: usize): bool {
+  return pf(plan, P_SOFTCAP) > 0 || pu(plan, P_TOPK_THR) != 0;
+}
+// @ts-ignore: decorator
+@inline function qScale(plan: usize): f32 {
+  return naturalUnits(plan) ? pf(plan, P_SCALE) : pf(plan, P_SCALE) * LOG2E;
 }
 
-// Masks, tails and the online-softmax update for rows [0, rows); P overwrites S.
-function softmaxStep(plan: usize, sc: usize, rows: i32, rowPos0: i32, posPeriod: i32, k0: i32, nk: i32, partial: bool,
-                     prog: usize, lenQ: i32, lenK: i32, thrBase: usize, dvpad: i32): void {
-  const ninf = f32x4.splat(NEG_INF);
-  for (let r = 0; r < rows; r++) {
-    const srow = sc_s(sc) + (<usize>(r * BC) << 2);
-    if (partial) {
-      // Query position of this row: prefill rows are consecutive; packed decode rows repeat every lenQ.
-      const i = posPeriod > 0 ? r % posPeriod : rowPos0 + r;
-      const thr = thrBase != 0 ? load<f32>(thrBase + (<usize>i << 2)) : <f32>0;
-      applyBits(srow, rowBits(prog, i, k0, lenQ, lenK, srow, thr, sc_stack(sc)));
-    }
-    if (nk < BC) for (let j = nk; j < BC; j++) store<f32>(srow + (<usize>j << 2), NEG_INF);
-    let vmax = ninf;
-    for (let j = 0; j < BC; j += 4) vmax = f32x4.max(vmax, v128.load(srow + (<usize>j << 2)));
-    const mOld = load<f32>(sc_m(sc) + (<usize>r << 2));
-    const mNew = max<f32>(mOld, hmax(vmax));
-    const mUse: f32 = mNew == NEG_INF ? 0 : mNew;
-    const alpha = mOld == NEG_INF ? <f32>0 : Mathf.exp(mOld - mUse);
-    const mv = f32x4.splat(mUse);
-    let vsum = f32x4.splat(0);
-    for (let j = 0; j < BC; j += 4) {
-      const p = srow + (<usize>j << 2);
-      const e = expNeg4(f32x4.sub(v128.load(p), mv));
-      v128.store(p, e);
-      vsum = f32x4.add(vsum, e);
-    }
-    const lOld = load<f32>(sc_l(sc) + (<usize>r << 2));
-    store<f32>(sc_l(sc) + (<usize>r << 2), lOld * alpha + hsum(vsum));
-    store<f32>(sc_m(sc) + (<usize>r << 2), mNew);
-    if (alpha != 1) {
-      const av = f32x4.splat(alpha);
-      const orow = sc_o(sc) + (<usize>(r * dvpad) << 2);
-      for (let c = 0; c < dvpad; c += 4) {
-        const p = orow + (<usize>c << 2);
-        v128.store(p, f32x4.mul(v128.load(p), av));
-      }
-    }
-  }
-}
-
-function initState(sc: usize, rowsPad: i32, dvpad: i32): void {
-  for (let r = 0; r < rowsPad; r++) {
-    store<f32>(sc_m(sc) + (<usize>r << 2), NEG_INF);
-    store<f32>(sc_l(sc) + (<usize>r << 2), 0);
-  }
-  memory.fill(sc_o(sc), 0, <usize>(rowsPad * dvpad) << 2);
-}
-
-// Writes O = acc / l (0 for fully masked rows) and lse for one row.
+// Writes O = acc / l (0 for fully masked rows) and lse = (m + log2 l)·ln 2 for one row.
 function finalizeRow(plan: usize, sc: usize, r: i32, oPtr: usize, lsePtr: usize): void {
   const Dv = pi(plan, P_HEAD_DIM_V), dvpad = pi(plan, P_DVPAD), odt = pi(plan, P_OUT_DTYPE);
   const odata = pu(plan, P_O_DATA);
@@ -580,85 +706,121 @@ function finalizeRow(plan: usize, sc: usize, r: i32, oPtr: usize, lsePtr: usize)
     for (let c = 0; c < Dv; c++) storeElem(odata, oPtr + <usize>c, odt, load<f32>(acc + (<usize>c << 2)) * inv);
   }
   if (lsePtr != <usize>-1) {
-    const lse: f32 = l > 0 ? m + Mathf.log(l) : (l == 0 ? NEG_INF : <f32>NaN);
+    const lse: f32 = l > 0 ? (m + Mathf.log2(l)) * LN2 : (l == 0 ? NEG_INF : <f32>NaN);
     store<f32>(pu(plan, P_LSE_DATA) + (lsePtr << 2), lse);
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Jobs
+function initState(sc: usize, rows: i32, dvpad: i32): void {
+  const r4 = (rows + 3) & ~3;
+  for (let r = 0; r < r4; r++) {
+    store<f32>(sc_m(sc) + (<usize>r << 2), NEG_INF);
+    store<f32>(sc_l(sc) + (<usize>r << 2), 0);
+  }
+  memory.fill(sc_o(sc), 0, <usize>(r4 * dvpad) << 2);
+}
 
 function prefillJob(plan: usize, job: usize, sc: usize): void {
   const seq = pu(plan, P_SEQS) + (<usize>(ri(job, J_SEQ) * SEQ_SLOTS) << 2);
   const h = ri(job, J_HEAD), qtile = ri(job, J_QTILE);
   const lenQ = ri(seq, S_LEN_Q), lenK = ri(seq, S_LEN_K);
-  const tileQ = pi(plan, P_TILE_Q), D = pi(plan, P_HEAD_DIM), dpad = pi(plan, P_DPAD), dvpad = pi(plan, P_DVPAD);
+  const D = pi(plan, P_HEAD_DIM), dpad = pi(plan, P_DPAD), dvpad = pi(plan, P_DVPAD);
   const Dv = pi(plan, P_HEAD_DIM_V), dtype = pi(plan, P_DTYPE);
   const tp = pu(plan, P_TILE_PLANS) + (<usize>(ri(seq, S_TILE_PLAN) * TILEPLAN_SLOTS) << 2);
   const rowStart = <usize>ri(tp, T_ROW_START), entries = <usize>ri(tp, T_ENTRIES);
   const hk = h / pi(plan, P_GROUP);
-  const q0 = qtile * tileQ, nq = min(tileQ, lenQ - q0), rows4 = (nq + 3) & ~3;
-  const prog = pu(plan, P_MASK_PROG);
+  const q0 = qtile * BC, nq = min(BC, lenQ - q0), nq4 = (nq + 3) & ~3, nq8 = (nq + 7) & ~7;
+  const prog = pu(plan, P_MASK_PROG), cap = pf(plan, P_SOFTCAP);
   const thrTable = pu(plan, P_TOPK_THR);
   const thrBase: usize = thrTable != 0 ? thrTable + (<usize>(h * pi(plan, P_THR_HEAD_STRIDE) + ri(seq, S_ROW_GLOBAL)) << 2) : 0;
+  const kBase = <usize>ri(seq, S_K_BASE) + <usize>hk * pu(plan, P_K_HEAD);
   const vBase = <usize>ri(seq, S_V_BASE) + <usize>hk * pu(plan, P_V_HEAD);
-  loadQ(plan, seq, h, q0, nq, rows4, sc_qt(sc));
-  initState(sc, rows4, dvpad);
+  const st = sc_s(sc);
+  const natural = naturalUnits(plan);
+  memory.fill(sc_zero(sc), 0, <usize>dpad << 2);
+  loadQT(plan, seq, h, q0, nq, qScale(plan), sc_q(sc));
+  initState(sc, nq, dvpad);
   const e0 = load<i32>(rowStart + (<usize>qtile << 2)), e1 = load<i32>(rowStart + (<usize>(qtile + 1) << 2));
   for (let e = e0; e < e1; e++) {
     const ent = load<i32>(entries + (<usize>e << 2));
     const k0 = (ent >> 1) * BC, nk = min(BC, lenK - k0), partial = (ent & 1) != 0;
-    packKT(plan, seq, hk, k0, nk, sc_kt(sc));
-    packRows(pu(plan, P_V_DATA), dtype, vBase, pu(plan, P_V_ROW), k0, nk, Dv, dvpad, sc_vt(sc));
-    qkTile(sc_qt(sc), sc_kt(sc), sc_s(sc), rows4, (nk + 7) & ~7, D, dpad);
-    const cap = pf(plan, P_SOFTCAP);
-    if (cap > 0) softcapRows(sc_s(sc), rows4, cap);
-    softmaxStep(plan, sc, nq, q0, 0, k0, nk, partial, prog, lenQ, lenK, thrBase, dvpad);
-    pvTile(sc_s(sc), sc_vt(sc), <usize>dvpad << 2, sc_o(sc), rows4, nk, dvpad);
+    packK4(pu(plan, P_K_DATA), dtype, kBase, pu(plan, P_K_ROW), k0, nk, D, sc_k(sc));
+    qkTileT(sc_q(sc), sc_k(sc), st, nk, nq8, D);
+    if (cap > 0) softcapScores(st, nk * BC, cap);
+    if (partial) {
+      for (let i = 0; i < nq; i++) {
+        const sv = st + (<usize>i << 2);
+        const thr = thrBase != 0 ? load<f32>(thrBase + (<usize>(q0 + i) << 2)) : <f32>0;
+        maskScores(sv, <usize>BC << 2, rowBits(prog, q0 + i, k0, lenQ, lenK, sv, <usize>BC << 2, thr, sc_stack(sc)), nk);
+      }
+    }
+    if (natural) toBase2(st, nk * BC);
+    softmaxT(sc, nq4, nk, dvpad);
+    packRows(pu(plan, P_V_DATA), dtype, vBase, pu(plan, P_V_ROW), k0, nk, Dv, dvpad, sc_v(sc), <usize>dvpad << 2);
+    pvTileT(st, sc_v(sc), sc_o(sc), nq4, nk, dvpad);
   }
   const oBase = <usize>ri(seq, S_O_BASE) + <usize>h * pu(plan, P_O_HEAD), oRow = pu(plan, P_O_ROW);
   const hasLse = pu(plan, P_LSE_DATA) != 0;
   const lseBase = <usize>ri(seq, S_LSE_BASE) + <usize>h * pu(plan, P_LSE_HEAD), lseRow = pu(plan, P_LSE_ROW);
-  for (let r = 0; r < nq; r++) {
-    finalizeRow(plan, sc, r, oBase + <usize>(q0 + r) * oRow, hasLse ? lseBase + <usize>(q0 + r) * lseRow : <usize>-1);
+  for (let i = 0; i < nq; i++) {
+    finalizeRow(plan, sc, i, oBase + <usize>(q0 + i) * oRow, hasLse ? lseBase + <usize>(q0 + i) * lseRow : <usize>-1);
   }
 }
 
-// Split-KV decode: job (seq, kvHead, split) handles visited tiles [split·SPLIT_TILES, …) of the
-// sequence's single Q-tile row for all group·lenQ packed rows, and writes (m, l, acc) partials.
+// Split-KV decode: job (seq, ·, split) handles visited tiles [split·SPLIT_TILES, …) of the
+// sequence's single Q-tile row for every head (rows r = h·lenQ + i) and writes (m, l, acc) partials.
 function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void {
   const seq = pu(plan, P_SEQS) + (<usize>(ri(job, J_SEQ) * SEQ_SLOTS) << 2);
-  const hk = ri(job, J_HEAD), split = ri(job, J_SPLIT);
+  const split = ri(job, J_SPLIT);
   const lenQ = ri(seq, S_LEN_Q), lenK = ri(seq, S_LEN_K);
-  const group = pi(plan, P_GROUP), dtype = pi(plan, P_DTYPE);
+  const H = pi(plan, P_GROUP) * pi(plan, P_NUM_KV_HEADS), Hk = pi(plan, P_NUM_KV_HEADS), dtype = pi(plan, P_DTYPE);
   const D = pi(plan, P_HEAD_DIM), Dv = pi(plan, P_HEAD_DIM_V), dpad = pi(plan, P_DPAD), dvpad = pi(plan, P_DVPAD);
-  const rows = group * lenQ, rows4 = (rows + 3) & ~3;
+  const rows = H * lenQ, rowsPerKv = rows / Hk;
   const tp = pu(plan, P_TILE_PLANS) + (<usize>(ri(seq, S_TILE_PLAN) * TILEPLAN_SLOTS) << 2);
   const rowStart = <usize>ri(tp, T_ROW_START), entries = <usize>ri(tp, T_ENTRIES);
-  const prog = pu(plan, P_MASK_PROG);
-  const kBase = <usize>ri(seq, S_K_BASE) + <usize>hk * pu(plan, P_K_HEAD);
-  const vBase = <usize>ri(seq, S_V_BASE) + <usize>hk * pu(plan, P_V_HEAD);
-  const kRow = pu(plan, P_K_ROW), vRow = pu(plan, P_V_ROW);
-  const directK = dtype == 0 && (D & 3) == 0, directV = dtype == 0 && (Dv & 3) == 0;
-  loadQPacked(plan, seq, hk, lenQ, rows, rows4, sc_qt(sc));
-  initState(sc, rows4, dvpad);
+  const prog = pu(plan, P_MASK_PROG), cap = pf(plan, P_SOFTCAP);
+  const kRow = pu(plan, P_K_ROW), vRow = pu(plan, P_V_ROW), kHead = pu(plan, P_K_HEAD), vHead = pu(plan, P_V_HEAD);
+  const kSeq = <usize>ri(seq, S_K_BASE), vSeq = <usize>ri(seq, S_V_BASE);
+  const direct = dtype == 0 && (D & 3) == 0;
+  const q = sc_q(sc), s = sc_s(sc), o = sc_o(sc), vt = sc_v(sc);
+  loadQRows(plan, seq, lenQ, rows, qScale(plan), q);
+  initState(sc, rows, dvpad);
   const per = pi(plan, P_SPLIT_TILES);
   const eStart = load<i32>(rowStart), eEnd = load<i32>(rowStart, 4);
   const e0 = eStart + split * per, e1 = min(eEnd, e0 + per);
   for (let e = e0; e < e1; e++) {
     const ent = load<i32>(entries + (<usize>e << 2));
     const k0 = (ent >> 1) * BC, nk = min(BC, lenK - k0), partial = (ent & 1) != 0;
-    let kp: usize, kStride: usize;
-    if (directK) { kp = pu(plan, P_K_DATA) + ((kBase + <usize>k0 * kRow) << 2); kStride = kRow << 2; }
-    else { packRows(pu(plan, P_K_DATA), dtype, kBase, kRow, k0, nk, D, dpad, sc_kt(sc)); kp = sc_kt(sc); kStride = <usize>dpad << 2; }
-    qkRows(sc_qt(sc), kp, kStride, sc_s(sc), rows4, nk, dpad);
-    const cap = pf(plan, P_SOFTCAP);
-    if (cap > 0) softcapRows(sc_s(sc), rows4, cap);
-    softmaxStep(plan, sc, rows, 0, lenQ, k0, nk, partial, prog, lenQ, lenK, 0, dvpad);
-    let vp: usize, vStride: usize;
-    if (directV) { vp = pu(plan, P_V_DATA) + ((vBase + <usize>k0 * vRow) << 2); vStride = vRow << 2; }
-    else { packRows(pu(plan, P_V_DATA), dtype, vBase, vRow, k0, nk, Dv, dvpad, sc_vt(sc)); vp = sc_vt(sc); vStride = <usize>dvpad << 2; }
-    pvTile(sc_s(sc), vp, vStride, sc_o(sc), rows4, nk, dvpad);
+    // Scores for every KV head (heads of one key are adjacent in memory: K streams in order).
+    for (let hk = 0; hk < Hk; hk++) {
+      let kp: usize, kStride: usize;
+      const kBase = kSeq + <usize>hk * kHead;
+      if (direct) { kp = pu(plan, P_K_DATA) + ((kBase + <usize>k0 * kRow) << 2); kStride = kRow << 2; }
+      else { packRows(pu(plan, P_K_DATA), dtype, kBase, kRow, k0, nk, D, dpad, sc_k(sc), <usize>dpad << 2); kp = sc_k(sc); kStride = <usize>dpad << 2; }
+      const r0 = hk * rowsPerKv;
+      let r = 0;
+      for (; r + 4 <= rowsPerKv; r += 4) qkRows4(q + (<usize>((r0 + r) * dpad) << 2), kp, kStride, s + (<usize>((r0 + r) * BC) << 2), nk, dpad);
+      for (; r < rowsPerKv; r++) qkRow1(q + (<usize>((r0 + r) * dpad) << 2), kp, kStride, s + (<usize>((r0 + r) * BC) << 2), nk, dpad);
+    }
+    if (cap > 0) softcapScores(s, rows * BC, cap);
+    if (partial) {
+      for (let r = 0; r < rows; r++) {
+        const sv = s + (<usize>(r * BC) << 2);
+        maskScores(sv, 4, rowBits(prog, r % lenQ, k0, lenQ, lenK, sv, 4, 0, sc_stack(sc)), nk);
+      }
+    }
+    if (cap > 0) toBase2(s, rows * BC);
+    softmaxRows(sc, rows, nk, dvpad);
+    // V for every head, copied head-major (dense per head) in key order.
+    for (let j = 0; j < nk; j++) {
+      for (let hk = 0; hk < Hk; hk++) {
+        packRows(pu(plan, P_V_DATA), dtype, vSeq + <usize>hk * vHead, vRow, k0 + j, 1, Dv, dvpad, vt + (<usize>((hk * BC + j) * dvpad) << 2), 0);
+      }
+    }
+    for (let hk = 0; hk < Hk; hk++) {
+      const r0 = hk * rowsPerKv;
+      pvRows(s + (<usize>(r0 * BC) << 2), vt + (<usize>(hk * BC * dvpad) << 2), <usize>dvpad << 2, o + (<usize>(r0 * dvpad) << 2), rowsPerKv, nk, dvpad);
+    }
   }
   // Partials: [jobIndex][row] → (m, l, acc[dvpad]).
   const stride = dvpad + 2;
@@ -667,21 +829,23 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
     const p = part + (<usize>(r * stride) << 2);
     store<f32>(p, load<f32>(sc_m(sc) + (<usize>r << 2)));
     store<f32>(p, load<f32>(sc_l(sc) + (<usize>r << 2)), 4);
-    memory.copy(p + 8, sc_o(sc) + (<usize>(r * dvpad) << 2), <usize>dvpad << 2);
+    memory.copy(p + 8, o + (<usize>(r * dvpad) << 2), <usize>dvpad << 2);
   }
 }
 
-// Merge job (seq, kvHead): QTILE = index of the first split job, SPLIT = number of splits.
+// Merge job (seq, kvHead): QTILE = index of the first split job, SPLIT = number of splits; merges
+// the kvHead's rows.
 function decodeMergeJob(plan: usize, job: usize, sc: usize): void {
   const seq = pu(plan, P_SEQS) + (<usize>(ri(job, J_SEQ) * SEQ_SLOTS) << 2);
   const hk = ri(job, J_HEAD), first = ri(job, J_QTILE), nsplit = ri(job, J_SPLIT);
   const lenQ = ri(seq, S_LEN_Q), group = pi(plan, P_GROUP), dvpad = pi(plan, P_DVPAD);
-  const rows = group * lenQ, stride = dvpad + 2, prows = pi(plan, P_PARTIAL_ROWS);
+  const rowsPerKv = group * lenQ, stride = dvpad + 2, prows = pi(plan, P_PARTIAL_ROWS);
   const partials = pu(plan, P_PARTIALS);
   const oRow = pu(plan, P_O_ROW), oHead = pu(plan, P_O_HEAD);
   const hasLse = pu(plan, P_LSE_DATA) != 0;
   const lseRow = pu(plan, P_LSE_ROW), lseHead = pu(plan, P_LSE_HEAD);
-  for (let r = 0; r < rows; r++) {
+  for (let rr = 0; rr < rowsPerKv; rr++) {
+    const r = hk * rowsPerKv + rr;
     let M: f32 = NEG_INF;
     for (let s = 0; s < nsplit; s++) M = max<f32>(M, load<f32>(partials + (<usize>(((first + s) * prows + r) * stride) << 2)));
     const mUse: f32 = M == NEG_INF ? 0 : M;
@@ -692,7 +856,7 @@ function decodeMergeJob(plan: usize, job: usize, sc: usize): void {
       const p = partials + (<usize>(((first + s) * prows + r) * stride) << 2);
       const ms = load<f32>(p), ls = load<f32>(p, 4);
       if (ls == 0) continue;
-      const w = Mathf.exp(ms - mUse);
+      const w = f32x4.extract_lane(exp2Neg4(f32x4.splat(ms - mUse)), 0);
       L += ls * w;
       const wv = f32x4.splat(w);
       for (let c = 0; c < dvpad; c += 4) {
@@ -702,7 +866,7 @@ function decodeMergeJob(plan: usize, job: usize, sc: usize): void {
     }
     store<f32>(sc_m(sc), M);
     store<f32>(sc_l(sc), L);
-    const g = r / lenQ, i = r - g * lenQ, h = hk * group + g;
+    const h = r / lenQ, i = r - h * lenQ;
     const oPtr = <usize>ri(seq, S_O_BASE) + <usize>h * oHead + <usize>i * oRow;
     const lsePtr = hasLse ? <usize>ri(seq, S_LSE_BASE) + <usize>h * lseHead + <usize>i * lseRow : <usize>-1;
     finalizeRow(plan, sc, 0, oPtr, lsePtr);
@@ -715,35 +879,36 @@ function topkJob(plan: usize, job: usize, sc: usize): void {
   const seq = pu(plan, P_SEQS) + (<usize>(ri(job, J_SEQ) * SEQ_SLOTS) << 2);
   const h = ri(job, J_HEAD), qtile = ri(job, J_QTILE);
   const lenQ = ri(seq, S_LEN_Q), lenK = ri(seq, S_LEN_K);
-  const tileQ = pi(plan, P_TILE_Q), D = pi(plan, P_HEAD_DIM), dpad = pi(plan, P_DPAD);
-  const K = pi(plan, P_TOPK_K);
+  const D = pi(plan, P_HEAD_DIM), dpad = pi(plan, P_DPAD), dtype = pi(plan, P_DTYPE);
+  const K = pi(plan, P_TOPK_K), cap = pf(plan, P_SOFTCAP);
   const tp = pu(plan, P_TOPK_TILE_PLANS) + (<usize>(ri(seq, S_TILE_PLAN) * TILEPLAN_SLOTS) << 2);
   const rowStart = <usize>ri(tp, T_ROW_START), entries = <usize>ri(tp, T_ENTRIES);
   const hk = h / pi(plan, P_GROUP);
-  const q0 = qtile * tileQ, nq = min(tileQ, lenQ - q0), rows4 = (nq + 3) & ~3;
+  const q0 = qtile * BC, nq = min(BC, lenQ - q0), nq8 = (nq + 7) & ~7;
   const prog = pu(plan, P_TOPK_PROG);
-  loadQ(plan, seq, h, q0, nq, rows4, sc_qt(sc));
+  const kBase = <usize>ri(seq, S_K_BASE) + <usize>hk * pu(plan, P_K_HEAD);
+  const st = sc_s(sc);
+  memory.fill(sc_zero(sc), 0, <usize>dpad << 2);
+  loadQT(plan, seq, h, q0, nq, qScale(plan), sc_q(sc));
   const heapStride = K + 1; // slot 0: count
   for (let r = 0; r < nq; r++) store<i32>(sc_heap(sc) + (<usize>(r * heapStride) << 2), 0);
   const e0 = load<i32>(rowStart + (<usize>qtile << 2)), e1 = load<i32>(rowStart + (<usize>(qtile + 1) << 2));
   for (let e = e0; e < e1; e++) {
     const ent = load<i32>(entries + (<usize>e << 2));
     const k0 = (ent >> 1) * BC, nk = min(BC, lenK - k0), partial = (ent & 1) != 0;
-    packKT(plan, seq, hk, k0, nk, sc_kt(sc));
-    qkTile(sc_qt(sc), sc_kt(sc), sc_s(sc), rows4, (nk + 7) & ~7, D, dpad);
-    const cap = pf(plan, P_SOFTCAP);
-    if (cap > 0) softcapRows(sc_s(sc), rows4, cap);
+    packK4(pu(plan, P_K_DATA), dtype, kBase, pu(plan, P_K_ROW), k0, nk, D, sc_k(sc));
+    qkTileT(sc_q(sc), sc_k(sc), st, nk, nq8, D);
+    if (cap > 0) softcapScores(st, nk * BC, cap);
     for (let r = 0; r < nq; r++) {
-      const srow = sc_s(sc) + (<usize>(r * BC) << 2);
-      if (partial) applyBits(srow, rowBits(prog, q0 + r, k0, lenQ, lenK, srow, 0, sc_stack(sc)));
+      const sv = st + (<usize>r << 2);
+      if (partial) maskScores(sv, <usize>BC << 2, rowBits(prog, q0 + r, k0, lenQ, lenK, sv, <usize>BC << 2, 0, sc_stack(sc)), nk);
       const hp = sc_heap(sc) + (<usize>(r * heapStride) << 2);
       const data = hp + 4;
       let count = load<i32>(hp);
       for (let j = 0; j < nk; j++) {
-        const x = load<f32>(srow + (<usize>j << 2));
+        const x = load<f32>(sv + (<usize>(j * BC) << 2));
         if (x == NEG_INF || isNaN(x)) continue;
         if (count < K) {
-          // sift up
           let c = count++;
           while (c > 0) {
             const parent = (c - 1) >> 1;
@@ -754,7 +919,6 @@ function topkJob(plan: usize, job: usize, sc: usize): void {
           }
           store<f32>(data + (<usize>c << 2), x);
         } else if (x > load<f32>(data)) {
-          // replace the minimum and sift down
           let c = 0;
           while (true) {
             let child = 2 * c + 1;
@@ -786,7 +950,7 @@ function topkJob(plan: usize, job: usize, sc: usize): void {
  */
 export function runJobs(plan: usize, kind: i32, jobs: usize, numJobs: i32, counter: usize, thread: i32): void {
   const sc = pu(plan, P_SCRATCH) + <usize>thread * pu(plan, P_SCRATCH_BYTES);
-  scratchLayout(sc, pi(plan, P_TILE_Q), pi(plan, P_DPAD), pi(plan, P_DVPAD), pi(plan, P_TOPK_K), true);
+  scratchLayout(sc, pi(plan, P_TILE_Q), pi(plan, P_DPAD), pi(plan, P_DVPAD), pi(plan, P_TOPK_K), pi(plan, P_VT_ROWS), true);
   while (true) {
     let j: i32;
     if (ASC_FEATURE_THREADS) j = atomic.add<i32>(counter, 1);
@@ -800,7 +964,7 @@ export function runJobs(plan: usize, kind: i32, jobs: usize, numJobs: i32, count
   }
 }
 
-// Machine-ceiling probe for the benchmarks: `iters` rounds of 16 independent vector FMAs.
+// Machine-ceiling probe for the benchmarks: `iters` rounds of 12 independent vector FMAs (96 flops).
 export function fmaPeak(iters: i32): f32 {
   let a0 = f32x4.splat(1.0), a1 = f32x4.splat(1.1), a2 = f32x4.splat(1.2), a3 = f32x4.splat(1.3);
   let a4 = f32x4.splat(1.4), a5 = f32x4.splat(1.5), a6 = f32x4.splat(1.6), a7 = f32x4.splat(1.7);
