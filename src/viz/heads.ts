@@ -146,7 +146,7 @@ export function discoverHeads(examples: readonly HeadExample[], opts: DiscoverOp
     if (c.info.numHeads !== H) throw new ShapeError(`examples[${i}] has ${c.info.numHeads} heads, examples[0] has ${H}`, `examples[${i}].capture`, 'numHeads');
     const { seqLen: N, imageSpan: [s0, s1], queryPositions } = c.info;
     const P = s1 - s0, Q = queryPositions.length;
-    const toks = ex.tokens ? [...ex.tokens] : c.info.textPositions;
+    const toks: readonly number[] = ex.tokens ? [...ex.tokens] : c.info.textPositions;
     if (toks.length === 0) throw new ShapeError(`examples[${i}] has no query tokens`, `examples[${i}].tokens`, 'seqLen');
     const rows = toks.map((t) => {
       const r = queryPositions.indexOf(t);

@@ -1,0 +1,235 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ShapeError, ValueError } from '../../errors.js';
+import { parseNpy } from '../../io/npy.js';
+import { captureAvailability, headImportanceOf } from '../../viz/api.js';
+import { type Capture, encodeCapture } from '../../viz/capture-file.js';
+import { COLORMAP_NAMES, type ColormapName } from '../../viz/colormap.js';
+import { discoverHeads, type HeadExample, headDiscoveryJson, headHeatmap, headHeatmapPng } from '../../viz/heads.js';
+import { type MapMode, MAP_MODES, renderMapPng, tokenMap } from '../../viz/maps.js';
+import { captureStem, exportCapture, readCapture, writeCapture } from '../../viz/node-files.js';
+import { encodePng } from '../../viz/png.js';
+import { syntheticCapture } from '../../viz/synthetic.js';
+import { embedCapture, escapeHtml, loadViewerHtml } from '../../viz/viewer-html.js';
+import { type Command, UsageError, progress } from '../command.js';
+
+const usage = `vlm-attention viz <capture> [flags]        attention maps, head importance and a self-contained viewer
+vlm-attention viz --synthetic [flags]      the same for a built-in synthetic scene (no model needed)
+vlm-attention viz --discover <capture>...  head discovery over several (image, query) examples
+
+<capture>: a capture file (.vlmcap.safetensors), or a directory / capture.json manifest of arrays
+exported from PyTorch (safetensors or .npy, e.g. output_attentions=True per layer); see
+docs/interpretability.md.
+
+  --out DIR             output directory (default ./vlm-attention-out/viz/<name>)
+  --tokens W1,W2        text tokens by string (case-insensitive; BPE markers Ġ ▁ ignored); default: all text tokens
+  --positions P1,P2     text tokens by sequence position
+  --combine             one map averaging the chosen tokens instead of one map per token
+  --modes raw,rollout   maps to draw: raw, rollout, flow (default raw + rollout when available)
+  --layers all|0-3|1,5  layers to average (raw) or the stack to roll out (rollout/flow); default all
+  --heads all|0,2       heads to average; default all
+  --colormap NAME       inferno (default), magma, viridis
+  --alpha A             heatmap opacity 0..1 (default 0.75)
+  --no-html             skip the self-contained viewer.html
+  --export DIR          also export the capture as transformers-style arrays + capture.json
+  --export-format F     safetensors (default) or npy
+  --save-capture FILE   also write the (e.g. synthetic or manifest) capture as one capture file
+  --seed N              synthetic scene seed (default 1)
+  --discover            treat every positional argument as one example capture; rank heads
+  --examples FILE       head discovery from a JSON list of {capture, tokens?, mask?, activations?, label?}
+  --mask NAME|auto      discovery: the capture mask to localise against (auto: a mask whose name contains the token)
+  --k N                 discovery: heads to keep (default 20)
+  --json                machine-readable summary on stdout`;
+
+const slug = (s: string) => s.replace(/^[ĠĠ▁\s]+/u, '').replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 24) || 'tok';
+const norm = (s: string) => s.replace(/^[Ġ▁\s]+/u, '').trim().toLowerCase();
+
+function intList(v: string | undefined, flag: string): number[] | undefined {
+  if (v === undefined || v === 'all') return undefined;
+  const out: number[] = [];
+  for (const part of v.split(',')) {
+    const r = /^(\d+)-(\d+)$/.exec(part.trim());
+    if (r) { for (let i = Number(r[1]); i <= Number(r[2]); i++) out.push(i); continue; }
+    if (!/^-?\d+$/.test(part.trim())) throw new UsageError(`--${flag} must be 'all' or comma-separated integers / a-b ranges, got ${JSON.stringify(v)}`);
+    out.push(Number(part));
+  }
+  return out;
+}
+
+/** Sequence positions of the words among the capture's text tokens (every occurrence). */
+export function positionsOfWords(c: Capture, words: readonly string[]): number[] {
+  const out: number[] = [];
+  for (const w of words) {
+    const hits = c.info.textPositions.filter((p) => norm(c.info.tokens[p]!) === norm(w));
+    if (hits.length === 0) {
+      const avail = c.info.textPositions.map((p) => JSON.stringify(c.info.tokens[p])).slice(0, 40).join(' ');
+      throw new ValueError(`token ${JSON.stringify(w)} is not among the capture's text tokens: ${avail}`, 'tokens');
+    }
+    out.push(...hits);
+  }
+  return [...new Set(out)];
+}
+
+async function discover(values: Record<string, string | boolean | undefined>, positionals: string[], json: boolean): Promise<void> {
+  const examples: HeadExample[] = [];
+  const words = typeof values.tokens === 'string' ? values.tokens.split(',').filter(Boolean) : undefined;
+  const maskOpt = values.mask as string | undefined;
+  const maskFor = (c: Capture, toks: number[]): string | undefined => {
+    if (!maskOpt) return undefined;
+    if (maskOpt !== 'auto') return maskOpt;
+    const names = [...(c.masks?.keys() ?? [])];
+    const ws = toks.map((t) => norm(c.info.tokens[t]!));
+    return names.find((n) => ws.some((w) => w && n.toLowerCase().split(/[_\-]/).includes(w)));
+  };
+  if (typeof values.examples === 'string') {
+    const specPath = resolve(values.examples);
+    let spec: unknown;
+    try { spec = JSON.parse(await readFile(specPath, 'utf8')); } catch (e) { throw new ValueError(`--examples ${values.examples}: ${(e as Error).message}`, 'examples'); }
+    if (!Array.isArray(spec) || spec.length === 0) throw new ValueError('--examples must be a non-empty JSON array', 'examples');
+    for (const [i, ex] of spec.entries()) {
+      if (!ex || typeof ex.capture !== 'string') throw new ValueError(`examples[${i}].capture must be a path`, 'examples');
+      const c = await readCapture(join(dirname(specPath), ex.capture));
+      const toks = Array.isArray(ex.tokens) ? (ex.tokens.every((t: unknown) => typeof t === 'number') ? ex.tokens : positionsOfWords(c, ex.tokens)) : words ? positionsOfWords(c, words) : undefined;
+      const e: HeadExample = { capture: c, ...(toks ? { tokens: toks } : {}), ...(ex.mask ? { mask: ex.mask } : {}), ...(typeof ex.label === 'string' ? { label: ex.label } : {}) };
+      if (typeof ex.activations === 'string') e.activations = parseNpy(await readFile(join(dirname(specPath), ex.activations)), { path: ex.activations });
+      if (!e.mask && toks) { const m = maskFor(c, toks); if (m) e.mask = m; }
+      examples.push(e);
+    }
+  } else {
+    if (positionals.length === 0) throw new UsageError('--discover needs one or more capture paths');
+    for (const p of positionals) {
+      const c = await readCapture(p);
+      const toks = words ? positionsOfWords(c, words) : undefined;
+      // One example per chosen token, so each token can be scored against its own mask.
+      for (const t of toks ?? [undefined]) {
+        const tt = t === undefined ? undefined : [t];
+        const m = tt ? maskFor(c, tt) : maskFor(c, c.info.textPositions);
+        examples.push({ capture: c, ...(tt ? { tokens: tt } : {}), ...(m ? { mask: m } : {}) });
+      }
+    }
+  }
+  const k = values.k === undefined ? 20 : Number(values.k);
+  if (!Number.isInteger(k) || k < 1) throw new UsageError(`--k must be a positive integer, got ${values.k}`);
+  const d = discoverHeads(examples, { k });
+  const out = resolve((values.out as string | undefined) ?? 'vlm-attention-out/viz/heads');
+  await mkdir(out, { recursive: true });
+  await writeFile(join(out, 'heads.json'), JSON.stringify(headDiscoveryJson(d), null, 2) + '\n');
+  await writeFile(join(out, 'heads.png'), headHeatmapPng(d, { cellPixels: d.numHeads > 32 ? 8 : 16 }));
+  const summary = { method: d.method, examples: d.numExamples, numLayers: d.numLayers, numHeads: d.numHeads, top: d.top, files: [join(out, 'heads.json'), join(out, 'heads.png')] };
+  if (json) console.log(JSON.stringify(summary, null, 2));
+  else {
+    console.log(`head discovery over ${d.numExamples} example(s), ${d.numLayers} layers × ${d.numHeads} heads, ranked by ${d.method}`);
+    console.log('rank  layer  head  score');
+    d.top.forEach((t, i) => console.log(`${String(i + 1).padStart(4)}  ${String(t.layer).padStart(5)}  ${String(t.head).padStart(4)}  ${t.score.toFixed(4)}`));
+    console.log(`wrote ${summary.files.join(', ')}`);
+  }
+}
+
+const command: Command = {
+  summary: 'attention maps (raw/rollout/flow), head importance and a self-contained viewer for a capture',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        out: { type: 'string' }, tokens: { type: 'string' }, positions: { type: 'string' }, combine: { type: 'boolean', default: false },
+        modes: { type: 'string' }, layers: { type: 'string' }, heads: { type: 'string' }, colormap: { type: 'string', default: 'inferno' },
+        alpha: { type: 'string', default: '0.75' }, 'no-html': { type: 'boolean', default: false }, export: { type: 'string' },
+        'export-format': { type: 'string', default: 'safetensors' }, 'save-capture': { type: 'string' }, synthetic: { type: 'boolean', default: false },
+        seed: { type: 'string', default: '1' }, discover: { type: 'boolean', default: false }, examples: { type: 'string' }, mask: { type: 'string' },
+        k: { type: 'string' }, json: { type: 'boolean', default: false },
+      },
+    });
+    const json = values.json!;
+    if (values.discover || values.examples) return discover(values as Record<string, string | boolean | undefined>, positionals, json);
+    const say = progress(!json);
+    let capture: Capture, name: string;
+    if (values.synthetic) {
+      if (positionals.length) throw new UsageError('--synthetic takes no capture path');
+      const seed = Number(values.seed);
+      if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got ${values.seed}`);
+      say('building the synthetic scene capture');
+      capture = await syntheticCapture({ seed });
+      name = `synthetic-${seed}`;
+    } else {
+      if (positionals.length !== 1) throw new UsageError(`expected one capture path, got ${positionals.length}\n${usage.split('\n')[0]}`);
+      capture = await readCapture(positionals[0]!);
+      name = captureStem(positionals[0]!);
+    }
+    const cm = values.colormap as ColormapName;
+    if (!COLORMAP_NAMES.includes(cm)) throw new UsageError(`--colormap must be one of ${COLORMAP_NAMES.join(', ')}, got ${values.colormap}`);
+    const alpha = Number(values.alpha);
+    if (!(alpha >= 0 && alpha <= 1)) throw new UsageError(`--alpha must be in [0, 1], got ${values.alpha}`);
+    const layers = intList(values.layers, 'layers'), heads = intList(values.heads, 'heads');
+    const avail = captureAvailability(capture);
+    let modes: MapMode[];
+    if (values.modes) {
+      modes = values.modes.split(',').map((m) => m.trim()) as MapMode[];
+      for (const m of modes) if (!MAP_MODES.includes(m)) throw new UsageError(`--modes: unknown mode ${JSON.stringify(m)} (raw, rollout, flow)`);
+    } else modes = avail.rollout ? ['raw', 'rollout'] : ['raw'];
+    let positions: number[];
+    if (values.positions !== undefined) {
+      positions = intList(values.positions, 'positions') ?? capture.info.textPositions;
+      for (const p of positions) if (!Number.isInteger(p) || p < 0 || p >= capture.info.seqLen) throw new ShapeError(`--positions: token index ${p} is out of range 0..${capture.info.seqLen - 1}`, 'positions', 'seqLen');
+    } else if (values.tokens !== undefined) positions = positionsOfWords(capture, values.tokens.split(',').map((s) => s.trim()).filter(Boolean));
+    else positions = capture.info.textPositions;
+    if (positions.length === 0) throw new ShapeError('no text tokens to map', 'tokens', 'seqLen');
+    if (positions.length > 64 && !values.combine) throw new UsageError(`${positions.length} text tokens would give ${positions.length * modes.length} PNGs; choose some with --tokens/--positions, or --combine`);
+    const out = resolve(values.out ?? join('vlm-attention-out', 'viz', name));
+    await mkdir(out, { recursive: true });
+    const groups = values.combine ? [positions] : positions.map((p) => [p]);
+    const maps: { file: string; mode: MapMode; tokens: number[]; words: string[]; argmax: { row: number; col: number }; total: number }[] = [];
+    let done = 0;
+    for (const mode of modes) {
+      for (const g of groups) {
+        const m = tokenMap(capture, g, { mode, layers, heads });
+        const words = g.map((p) => capture.info.tokens[p]!);
+        const file = join(out, `${mode}-${g.length === 1 ? `${g[0]}-${slug(words[0]!)}` : `combined-${g.length}`}.png`);
+        await writeFile(file, renderMapPng(capture, m, { colormap: cm, alpha }));
+        maps.push({ file, mode, tokens: g, words, argmax: { row: m.argmax.row, col: m.argmax.col }, total: m.total });
+        say(`maps (${mode})`, ++done / (modes.length * groups.length));
+      }
+    }
+    const hi = headImportanceOf(capture);
+    const headsFile = join(out, 'heads.png');
+    await writeFile(headsFile, encodePng(headHeatmap(hi.scores, capture.info.numLayers, capture.info.numHeads, { cellPixels: capture.info.numHeads > 32 ? 8 : 16 })));
+    const files = [...maps.map((m) => m.file), headsFile];
+    if (!values['no-html']) {
+      const htmlFile = join(out, 'viewer.html');
+      const title = `vlm-attention viewer: ${name}`;
+      await writeFile(htmlFile, embedCapture(loadViewerHtml(), encodeCapture(capture), title));
+      files.push(htmlFile);
+    }
+    await writeFile(join(out, 'index.html'), indexHtml(name, capture, maps, !values['no-html']));
+    files.push(join(out, 'index.html'));
+    if (values['save-capture']) { await writeCapture(resolve(values['save-capture']), capture); files.push(resolve(values['save-capture'])); }
+    if (values.export) {
+      const fmt = values['export-format'];
+      if (fmt !== 'safetensors' && fmt !== 'npy') throw new UsageError(`--export-format must be safetensors or npy, got ${fmt}`);
+      files.push(...(await exportCapture(capture, resolve(values.export), { format: fmt })));
+    }
+    const summary = { capture: name, out, grid: capture.info.grid, numLayers: capture.info.numLayers, numHeads: capture.info.numHeads, available: avail, headImportance: { method: hi.method }, maps: maps.map((m) => ({ ...m, file: m.file })), files };
+    if (json) console.log(JSON.stringify(summary, null, 2));
+    else {
+      console.log(`${name}: ${capture.info.numLayers} layers × ${capture.info.numHeads} heads, ${capture.info.seqLen} tokens, grid ${capture.info.grid.rows}×${capture.info.grid.cols}`);
+      for (const m of maps) console.log(`  ${m.mode.padEnd(7)} ${m.words.map((w) => JSON.stringify(w)).join('+').padEnd(24)} hottest patch (${m.argmax.row}, ${m.argmax.col})  → ${m.file}`);
+      console.log(`  head importance (${hi.method}) → ${headsFile}`);
+      if (!values['no-html']) console.log(`  viewer (self-contained, offline) → ${join(out, 'viewer.html')}`);
+    }
+  },
+};
+
+function indexHtml(name: string, c: Capture, maps: { file: string; mode: string; words: string[]; tokens: number[]; argmax: { row: number; col: number } }[], viewer: boolean): string {
+  const rel = (f: string) => f.split(/[\\/]/).pop()!;
+  const cards = maps.map((m) => `<figure><img src="${escapeHtml(rel(m.file))}" alt=""><figcaption><b>${escapeHtml(m.words.join(' + '))}</b> · ${m.mode} · hottest (${m.argmax.row}, ${m.argmax.col})${viewer ? ` · <a href="viewer.html#tokens=${m.tokens.join(',')}&amp;mode=${m.mode}">open in viewer</a>` : ''}</figcaption></figure>`).join('\n');
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(name)}: attention maps</title>
+<style>body{font:14px system-ui,sans-serif;background:#111317;color:#e8e8ea;margin:16px}a{color:#4cc2ff}figure{display:inline-block;margin:6px;vertical-align:top}img{width:224px;image-rendering:auto;border-radius:4px}figcaption{max-width:224px;font-size:12px;color:#9aa0aa}</style></head>
+<body><h1>${escapeHtml(name)}</h1><p>${escapeHtml(c.info.meta.model ?? '')} ${escapeHtml(c.info.meta.prompt ? `“${c.info.meta.prompt}”` : '')} · ${c.info.numLayers} layers × ${c.info.numHeads} heads${viewer ? ' · <a href="viewer.html">interactive viewer</a>' : ''}</p>
+${cards}
+<h2>Head importance</h2><img src="heads.png" alt="layer × head importance" style="width:auto;image-rendering:pixelated"></body></html>
+`;
+}
+
+export default command;

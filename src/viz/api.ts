@@ -1,0 +1,134 @@
+/**
+ * The viewer's request handler, browser-safe and pure: (capture, method, path, query) → response.
+ * The local server (`vlm-attention view`) answers HTTP with it, and the self-contained HTML page
+ * calls it in-page, so both deliveries run the same code and give the same errors.
+ *
+ *   GET /api/info                          capture info + what is available (rollout, flow, heads)
+ *   GET /api/map?tokens=5,7&layers=all&heads=0,2&mode=raw|rollout|flow    token → patch-grid map
+ *   GET /api/patch?patch=12&layers=…&heads=…&mode=…                       patch → text tokens
+ *   GET /api/heads                         head importance [numLayers·numHeads] and its method
+ *   GET /api/image                         the capture's PNG
+ *
+ * Bad parameters (token index out of range, unknown layer or head, malformed numbers, a rollout the
+ * capture cannot support) answer 400 with `{ error, message, argument?, dimension? }`; unknown paths
+ * 404; other methods 405. Nothing here throws.
+ */
+import { ShapeError, UnsupportedError, ValueError, VlmAttentionError } from '../errors.js';
+import type { Capture } from './capture-file.js';
+import { discoverHeads, headScores } from './heads.js';
+import { type MapMode, MAP_MODES, patchMap, tokenMap } from './maps.js';
+import { flowWork } from './rollout.js';
+
+export interface ApiResponse {
+  status: number;
+  contentType: string;
+  body: string | Uint8Array;
+}
+
+/** Default work limit for flow requests (edge visits): keeps one request under a few seconds. */
+export const API_FLOW_MAX_WORK = 5e8;
+
+function json(status: number, value: unknown): ApiResponse {
+  return { status, contentType: 'application/json; charset=utf-8', body: JSON.stringify(value) };
+}
+
+/** A typed error as a 4xx JSON body. */
+export function errorResponse(e: unknown): ApiResponse {
+  if (e instanceof VlmAttentionError) {
+    const x = e as VlmAttentionError & { argument?: string; dimension?: string };
+    return json(e instanceof UnsupportedError ? 422 : 400, { error: e.name, message: e.message, ...(x.argument ? { argument: x.argument } : {}), ...(x.dimension ? { dimension: x.dimension } : {}) });
+  }
+  return json(500, { error: 'InternalError', message: e instanceof Error ? e.message : String(e) });
+}
+
+function intList(v: string | null, argument: string, dimension: string): number[] | undefined {
+  if (v === null || v === '' || v === 'all') return undefined;
+  if (v.length > 100_000) throw new ValueError(`${argument} is too long`, argument);
+  const parts = v.split(',');
+  const out: number[] = [];
+  for (const p of parts) {
+    const range = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(p);
+    if (range) {
+      const a = Number(range[1]), b = Number(range[2]);
+      if (b < a || b - a > 100_000) throw new ShapeError(`${argument}: bad range ${p}`, argument, dimension);
+      for (let i = a; i <= b; i++) out.push(i);
+      continue;
+    }
+    if (!/^\s*-?\d+\s*$/.test(p)) throw new ShapeError(`${argument} must be comma-separated integers (or a-b ranges, or 'all'), got ${JSON.stringify(v.slice(0, 80))}`, argument, dimension);
+    out.push(Number(p));
+  }
+  return out;
+}
+
+function modeOf(v: string | null): MapMode {
+  const m = (v ?? 'raw') as MapMode;
+  if (!MAP_MODES.includes(m)) throw new ValueError(`mode must be one of ${MAP_MODES.join(', ')}, got ${JSON.stringify(v)}`, 'mode');
+  return m;
+}
+
+/** What the capture supports, for the page's controls. */
+export function captureAvailability(c: Capture): { rollout: boolean; flow: boolean; rolloutHeadSubsets: boolean; storedHeadImportance: boolean } {
+  const { queryPositions, seqLen, numLayers } = c.info;
+  const full = queryPositions.length === seqLen;
+  return {
+    rollout: full || !!c.layerMeans || !!c.rollout,
+    flow: (full || !!c.layerMeans) && flowWork(1, seqLen, numLayers) <= API_FLOW_MAX_WORK,
+    rolloutHeadSubsets: full,
+    storedHeadImportance: !!c.headImportance,
+  };
+}
+
+const headCache = new WeakMap<Capture, { scores: number[]; method: string; description: string }>();
+
+/** Head importance: the capture's own, or (computed once) the image-attention mass of its text tokens. */
+export function headImportanceOf(c: Capture): { scores: number[]; method: string; description: string } {
+  if (c.headImportance) return { scores: Array.from(c.headImportance), method: c.info.headImportance?.method ?? 'unspecified', description: c.info.headImportance?.description ?? 'stored in the capture' };
+  let v = headCache.get(c);
+  if (!v) {
+    if (c.info.textPositions.length === 0) v = { scores: new Array(c.info.numLayers * c.info.numHeads).fill(0), method: 'none', description: 'the capture has no text positions' };
+    else {
+      const d = discoverHeads([{ capture: c }], { method: 'activation' });
+      v = { scores: Array.from(headScores(d)), method: 'activation', description: 'mean attention mass from the text tokens to the image (this capture)' };
+    }
+    headCache.set(c, v);
+  }
+  return v;
+}
+
+/** Answers one viewer request. Never throws. */
+export function handleApi(c: Capture, method: string, pathname: string, query: URLSearchParams): ApiResponse {
+  try {
+    if (method !== 'GET' && method !== 'HEAD') return json(405, { error: 'MethodNotAllowed', message: `${method} is not allowed on ${pathname}` });
+    switch (pathname) {
+      case '/api/info':
+        return json(200, { info: c.info, available: captureAvailability(c) });
+      case '/api/map': {
+        const tokens = intList(query.get('tokens'), 'tokens', 'seqLen');
+        if (!tokens) throw new ShapeError("tokens is required (comma-separated sequence positions)", 'tokens', 'seqLen');
+        const m = tokenMap(c, tokens, {
+          layers: intList(query.get('layers'), 'layers', 'numLayers'), heads: intList(query.get('heads'), 'heads', 'numHeads'),
+          mode: modeOf(query.get('mode')), maxWork: API_FLOW_MAX_WORK,
+        });
+        return json(200, { ...m, values: Array.from(m.values) });
+      }
+      case '/api/patch': {
+        const p = intList(query.get('patch'), 'patch', 'grid');
+        if (!p || p.length !== 1) throw new ShapeError('patch must be one integer (row-major index into the grid)', 'patch', 'grid');
+        const m = patchMap(c, p[0]!, {
+          layers: intList(query.get('layers'), 'layers', 'numLayers'), heads: intList(query.get('heads'), 'heads', 'numHeads'),
+          mode: modeOf(query.get('mode')), maxWork: API_FLOW_MAX_WORK,
+        });
+        return json(200, { ...m, values: Array.from(m.values) });
+      }
+      case '/api/heads':
+        return json(200, { numLayers: c.info.numLayers, numHeads: c.info.numHeads, ...headImportanceOf(c) });
+      case '/api/image':
+        if (!c.imagePng) return json(404, { error: 'NotFound', message: 'this capture has no image' });
+        return { status: 200, contentType: 'image/png', body: c.imagePng };
+      default:
+        return json(404, { error: 'NotFound', message: `no such endpoint: ${pathname}` });
+    }
+  } catch (e) {
+    return errorResponse(e);
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The viewer's local HTTP server (Node-only): binds 127.0.0.1 only, serves the bundled page at `/`
+ * and answers `/api/*` through `handleApi`. `POST /api/capture` (body: a capture file) replaces the
+ * capture being viewed; a corrupt upload answers 400 and keeps the old one.
+ *
+ * It never crashes on input: every handler error becomes a 4xx/5xx JSON answer, oversize bodies 413,
+ * and requests whose Host is not 127.0.0.1/localhost get 403 (DNS-rebinding guard).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ValueError } from '../errors.js';
+import { type ApiResponse, errorResponse, handleApi } from './api.js';
+import { type Capture, decodeCapture } from './capture-file.js';
+import { loadViewerHtml } from './viewer-html.js';
+
+export interface ViewerServerOptions {
+  /** Port (default 0: any free port). */
+  port?: number;
+  /** The page to serve (default: the bundled viewer). */
+  html?: string;
+  /** Largest accepted upload (default 512 MiB). */
+  maxUploadBytes?: number;
+  /** Called for each request with its status (logging). */
+  onRequest?: (method: string, url: string, status: number) => void;
+}
+
+export interface ViewerServer {
+  url: string;
+  port: number;
+  server: Server;
+  /** The capture currently viewed. */
+  readonly capture: Capture;
+  close(): Promise<void>;
+}
+
+export const VIEWER_HOST = '127.0.0.1';
+
+function send(res: ServerResponse, r: ApiResponse, head = false): void {
+  const body = typeof r.body === 'string' ? Buffer.from(r.body, 'utf8') : Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength);
+  res.writeHead(r.status, {
+    'Content-Type': r.contentType,
+    'Content-Length': body.length,
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+    'Content-Security-Policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'",
+  });
+  res.end(head ? undefined : body);
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) { reject(Object.assign(new ValueError(`upload of ${declared} bytes exceeds the ${limit}-byte limit`, 'body'), { status: 413 })); return; }
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > limit) { reject(Object.assign(new ValueError(`upload exceeds the ${limit}-byte limit`, 'body'), { status: 413 })); req.destroy(); return; }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
+    req.on('error', reject);
+  });
+}
+
+/** Starts the viewer server on 127.0.0.1. */
+export async function startViewerServer(capture: Capture, opts: ViewerServerOptions = {}): Promise<ViewerServer> {
+  const html = opts.html ?? loadViewerHtml();
+  const limit = opts.maxUploadBytes ?? 512 * 1024 * 1024;
+  let current = capture;
+  let port = 0;
+  const server = createServer(async (req, res) => {
+    const method = req.method ?? 'GET';
+    let status = 500;
+    try {
+      const host = (req.headers.host ?? '').toLowerCase();
+      if (host !== `${VIEWER_HOST}:${port}` && host !== `localhost:${port}`) {
+        status = 403;
+        send(res, { status, contentType: 'application/json', body: JSON.stringify({ error: 'Forbidden', message: `Host ${JSON.stringify(host)} is not this local viewer` }) });
+        return;
+      }
+      const url = new URL(req.url ?? '/', `http://${VIEWER_HOST}:${port}`);
+      if (url.pathname === '/' || url.pathname === '/index.html') {
+        status = method === 'GET' || method === 'HEAD' ? 200 : 405;
+        send(res, status === 200 ? { status, contentType: 'text/html; charset=utf-8', body: html } : { status, contentType: 'application/json', body: JSON.stringify({ error: 'MethodNotAllowed', message: `${method} /` }) }, method === 'HEAD');
+        return;
+      }
+      if (url.pathname === '/api/capture' && method === 'POST') {
+        try {
+          const bytes = await readBody(req, limit);
+          current = decodeCapture(bytes, { path: 'upload' });
+          status = 200;
+          send(res, { status, contentType: 'application/json', body: JSON.stringify({ ok: true, info: current.info }) });
+        } catch (e) {
+          const r = errorResponse(e);
+          status = (e as { status?: number }).status ?? r.status;
+          send(res, { ...r, status });
+        }
+        return;
+      }
+      if (url.pathname === '/favicon.ico') { status = 204; res.writeHead(204); res.end(); return; }
+      const r = handleApi(current, method, url.pathname, url.searchParams);
+      status = r.status;
+      send(res, r, method === 'HEAD');
+    } catch (e) {
+      const r = errorResponse(e);
+      status = r.status;
+      if (!res.headersSent) send(res, r); else res.destroy();
+    } finally {
+      opts.onRequest?.(method, req.url ?? '', status);
+    }
+  });
+  server.on('clientError', (_err, socket) => { if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'); else socket.destroy(); });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, VIEWER_HOST, () => { server.off('error', reject); resolve(); });
+  });
+  port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://${VIEWER_HOST}:${port}/`, port, server,
+    get capture() { return current; },
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections?.(); server.close(() => resolve()); }),
+  };
+}
