@@ -4,4 +4,6 @@ import type { Command } from '../command.js';
 export const COMMANDS: Record<string, () => Promise<Command>> = {
   attention: async () => (await import('./attention.js')).default,
   cost: async () => (await import('./cost.js')).default,
+  viz: async () => (await import('./viz.js')).default,
+  view: async () => (await import('./view.js')).default,
 };
