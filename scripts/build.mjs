@@ -56,3 +56,6 @@ if (!args.has('--no-tsc')) execFileSync(rel('node_modules/.bin/tsc'), ['-p', rel
 
 // 5. The offline cost calculator page (dist/web/cost.html).
 if (!args.has('--no-tsc')) await import('./build-cost-page.mjs');
+
+// 6. The attention viewer page (dist/viewer/index.html), bundled with esbuild; needs no tsc output.
+await (await import('./build-viewer.mjs')).buildViewer();
