@@ -205,3 +205,47 @@ export function comparePredictions(json: string | object, profile?: string | Dev
     };
   });
 }
+
+/**
+ * The benchmark shapes of the CPU issue (`npm run bench:cpu`, batch 1) and the GPU issue
+ * (`npm run bench:gpu`). 8k-d128-causal's head count is not given there; 16 heads are assumed.
+ */
+export const BENCHMARK_SHAPES: Readonly<Record<'cpu' | 'gpu', readonly { name: string; shape: JsonAttentionShape }[]>> = Object.freeze({
+  cpu: [
+    { name: 'vitL14-336', shape: { batch: 1, seqLenQ: 577, numHeads: 16, headDim: 64 } },
+    { name: 'siglip-384', shape: { batch: 1, seqLenQ: 729, numHeads: 16, headDim: 72 } },
+    { name: 'qwen2vl-1024px', shape: { batch: 1, seqLenQ: 5329, numHeads: 16, headDim: 80 } },
+    { name: 'prefill-2k-gqa', shape: { batch: 1, seqLenQ: 2048, numHeads: 32, numKvHeads: 8, headDim: 128, causal: true } },
+    { name: 'decode-kv4k', shape: { batch: 1, seqLenQ: 1, seqLenK: 4096, numHeads: 32, numKvHeads: 8, headDim: 128 } },
+    { name: 'arrcoc-xattn', shape: { batch: 1, seqLenQ: 32, seqLenK: 196, numHeads: 8, headDim: 64 } },
+  ],
+  gpu: [
+    { name: 'vitL14-336', shape: { batch: 8, seqLenQ: 577, numHeads: 16, headDim: 64 } },
+    { name: 'siglip-384', shape: { batch: 8, seqLenQ: 729, numHeads: 16, headDim: 72 } },
+    { name: 'qwen2vl-1024px', shape: { batch: 1, seqLenQ: 5329, numHeads: 16, headDim: 80 } },
+    { name: 'prefill-4k-gqa', shape: { batch: 1, seqLenQ: 4096, numHeads: 32, numKvHeads: 8, headDim: 128, causal: true } },
+    { name: 'decode-kv4k', shape: { batch: 16, seqLenQ: 1, seqLenK: 4096, numHeads: 32, numKvHeads: 8, headDim: 128 } },
+    { name: '8k-d64', shape: { batch: 1, seqLenQ: 8192, numHeads: 16, headDim: 64 } },
+    { name: '8k-d128-causal', shape: { batch: 1, seqLenQ: 8192, numHeads: 16, headDim: 128, causal: true } },
+  ],
+});
+
+export interface ShapePrediction {
+  name: string;
+  shape: JsonAttentionShape;
+  roofline: RooflineResult;
+  /** Nominal FLOPs (benchmark convention) over the lower bound: the FLOP/s a benchmark would report at the bound. */
+  nominalFlopsPerSecond: number;
+}
+
+/** Roofline lower bounds of the benchmark shapes on a device (dtype and unit as given). */
+export function predictBenchmarkShapes(set: 'cpu' | 'gpu', device: string | DeviceProfile, opts: { dtype?: 'f32' | 'f16' | 'bf16'; unit?: 'auto' | 'tensor' | 'vector'; kernel?: 'flash' | 'standard'; tiling?: TilingSpec } = {}): ShapePrediction[] {
+  const shapes = BENCHMARK_SHAPES[oneOf(set, ['cpu', 'gpu'] as const, 'set')];
+  const p = deviceProfile(device);
+  return shapes.map(({ name, shape }) => {
+    const s = { ...shape, dtype: opts.dtype ?? (set === 'cpu' ? 'f32' : 'f16') };
+    const cost = attentionCost(shapeFromJson(s), { tiling: opts.tiling ?? (set === 'cpu' ? 'cpu' : { tileQ: 64, tileK: 64 }) });
+    const roof = attentionRoofline(cost, p, { unit: opts.unit, kernel: opts.kernel });
+    return { name, shape: s, roofline: roof, nominalFlopsPerSecond: cost.flops.nominal / roof.seconds };
+  });
+}

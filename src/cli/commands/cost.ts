@@ -3,11 +3,11 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import {
   type CostConfig, type DeviceProfile, DEVICE_PROFILES, FormatError, comparePredictions, formatBytesSI, formatCostReport, formatDuration,
-  formatSI, measureCpuProfile, runCostConfig,
+  formatSI, measureCpuProfile, predictBenchmarkShapes, runCostConfig,
 } from '../../index.js';
 import { type Command, UsageError } from '../command.js';
 
-const usage = `vlm-attention cost [attention|kv|tokens|budget|devices|bench] [flags] [--json]
+const usage = `vlm-attention cost [attention|kv|tokens|budget|devices|shapes|bench] [flags] [--json]
 vlm-attention cost --config calc.yaml [--json]       (JSON or YAML; see docs/cost.md)
 
 Analytic cost model: FLOPs (from the kernels' tile classifier), minimum HBM bytes, roofline time
@@ -24,10 +24,12 @@ Units are decimal: 1 MB = 10^6 bytes, 1 GFLOP = 10^9 FLOPs.
   budget     --model qwen2-vl-7b|qwen2-vl-2b|llava-1.5-7b|llava-next-7b|internvl2-8b --budget T [--image WxH]
              [--text 32] [--generated 0] [--batch B] [--dtype f16]
   devices    list device profiles (every figure labelled datasheet/measured/derived) [--measure-cpu]
+  shapes     [--set gpu|cpu] [--device NAME] [--dtype f16] [--unit auto|tensor|vector]: lower bounds of the
+             benchmark shapes, and which are memory-bound
   bench      results.json [--device NAME]: benchmark JSON (schema vlm-attention-bench/1) → measured
              profile and predicted vs measured time per shape (exit code 1 if a shape is off by > 2×)`;
 
-const SECTIONS = ['attention', 'kv', 'tokens', 'budget', 'devices', 'bench'] as const;
+const SECTIONS = ['attention', 'kv', 'tokens', 'budget', 'devices', 'bench', 'shapes'] as const;
 
 function image(v: string | undefined): { width: number; height: number } | undefined {
   if (v === undefined) return undefined;
@@ -83,7 +85,7 @@ const command: Command = {
         layers: { type: 'string' }, 'block-size': { type: 'string' }, 'shared-prefix': { type: 'string' }, memory: { type: 'string' }, reserved: { type: 'string' },
         tokenizer: { type: 'string' }, image: { type: 'string' }, 'max-pixels': { type: 'string' }, 'max-tiles': { type: 'string' },
         model: { type: 'string' }, budget: { type: 'string' }, text: { type: 'string' }, generated: { type: 'string' },
-        'measure-cpu': { type: 'boolean', default: false },
+        'measure-cpu': { type: 'boolean', default: false }, set: { type: 'string' },
       },
     });
     const print = (report: unknown, text: string) => console.log(values.json ? JSON.stringify(report, (_, v) => (ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<number>) : v), 2) : text);
@@ -149,6 +151,20 @@ const command: Command = {
         const profiles = Object.values(DEVICE_PROFILES);
         if (values['measure-cpu']) profiles.push(await measureCpuProfile());
         print(profiles, devicesTable(profiles));
+        return 0;
+      }
+      case 'shapes': {
+        const set = (values.set ?? 'gpu') as 'gpu' | 'cpu';
+        if (set !== 'gpu' && set !== 'cpu') throw new UsageError(`--set must be gpu or cpu, got '${values.set}'`);
+        const device = devices?.[0] ?? (set === 'gpu' ? 'h200-webgpu' : 'cpu-wasm-2core');
+        const rows = predictBenchmarkShapes(set, device, { dtype: values.dtype as 'f16' | undefined, unit: values.unit as 'auto' | undefined, kernel: values.kernel as 'flash' | undefined });
+        const table = [['shape', 'dtype', 'unit', 'FLOP/B', 'compute', 'memory', 'time ≥', 'bound', 'nominal rate at bound']];
+        for (const r of rows) {
+          const x = r.roofline;
+          table.push([r.name, String(r.shape.dtype), x.unit, x.intensity.toFixed(1), formatDuration(x.computeSeconds), formatDuration(x.memorySeconds), formatDuration(x.seconds), x.bound, formatSI(r.nominalFlopsPerSecond, 'FLOP/s')]);
+        }
+        const w = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
+        print(rows, `${device}:\n` + table.map((r) => r.map((c, i) => (i ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ')).join('\n'));
         return 0;
       }
       case 'bench': {

@@ -111,6 +111,9 @@ describe('vlm-attention cost', () => {
       ceilings: { f32: { vector: 65.5e12 }, f16: { vector: 66e12, tensor: 550e12 }, bandwidth: 4.15e12 },
       results: [{ name: 'decode-kv4k', shape, ms: predicted * 1.25 }],
     }));
+    const shapes = await run(['shapes', '--set', 'gpu', '--device', 'h200-webgpu']);
+    expect(shapes.out).toMatch(/decode-kv4k .* memory/);
+    expect(shapes.out).toMatch(/8k-d64 .* compute/);
     const r = await run(['bench', file]);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/decode-kv4k .* 1\.25 .* yes .* memory/);

@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  BENCH_SCHEMA, DEVICE_PROFILES, UnsupportedError, ValueError, attentionCost, attentionRoofline, comparePredictions, deviceProfile,
+  BENCH_SCHEMA, BENCHMARK_SHAPES, DEVICE_PROFILES, predictBenchmarkShapes, UnsupportedError, ValueError, attentionCost, attentionRoofline, comparePredictions, deviceProfile,
   listDevices, measureCpuProfile, profileFromBenchmark, roofline, type Figure,
 } from '../../../src/index.js';
 
@@ -157,6 +157,23 @@ describe('benchmark JSON → measured profile', () => {
     expect(() => profileFromBenchmark({ ...bench(), ceilings: { bandwidth: -1 } })).toThrow(/ceilings.bandwidth/);
     expect(() => profileFromBenchmark('{not json')).toThrow(/does not parse/);
     expect(() => profileFromBenchmark({ ...bench(), base: 'tpu' })).toThrow(/known devices/);
+  });
+});
+
+describe('benchmark shapes', () => {
+  it('on the measured H200 WebGPU profile only decode-kv4k is memory-bound (f16 and f32); the CPU set likewise', () => {
+    for (const dtype of ['f16', 'f32'] as const) {
+      const rows = predictBenchmarkShapes('gpu', 'h200-webgpu', { dtype });
+      expect(rows.map((r) => r.name)).toEqual(BENCHMARK_SHAPES.gpu.map((s) => s.name));
+      expect(rows.filter((r) => r.roofline.bound === 'memory').map((r) => r.name)).toEqual(['decode-kv4k']);
+      expect(rows[0]!.roofline.unit).toBe(dtype === 'f16' ? 'tensor' : 'vector');
+    }
+    const cpu = predictBenchmarkShapes('cpu', 'cpu-wasm-2core');
+    expect(cpu.filter((r) => r.roofline.bound === 'memory').map((r) => r.name)).toEqual(['decode-kv4k']);
+    // decode-kv4k moves K and V once: 16 × 4096 × 8 × 128 × 2 (K, V) × 2 bytes + Q and O.
+    const d = predictBenchmarkShapes('gpu', 'h200-webgpu').find((r) => r.name === 'decode-kv4k')!;
+    expect(d.roofline.bytes).toBe(16 * 4096 * 8 * 128 * 2 * 2 + 2 * 16 * 32 * 128 * 2);
+    expect(d.roofline.seconds).toBeCloseTo(d.roofline.bytes / 4.15e12, 15);
   });
 });
 
