@@ -29,7 +29,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { BlockPool } from './block-pool.js';
 import { type ExtraKey, blockHash, noneHash } from './hash.js';
 import { KvBlockStorage, type KvDType, bytesPerBlock } from './kv-storage.js';
-import { makeRotation } from './quant.js';
+import { type HadamardRotation, type RotationSource, makeRotation } from './quant.js';
 
 /** Sequence handle: a positive integer assigned by the cache, never reused. */
 export type SeqId = number;
@@ -235,8 +235,10 @@ function checkImages(images: readonly ImageSpan[], minOffset: number, argument: 
   });
 }
 
-export class PagedKvCache {
+export class PagedKvCache implements RotationSource {
   readonly plan: KvCachePlan;
+  /** The Hadamard rotation of K and V (rotated int8 caches), else null. */
+  readonly rotation: HadamardRotation | null;
   readonly pool: BlockPool;
   /** Block contents (null with allocateStorage: false). */
   readonly storage: KvBlockStorage | null;
@@ -251,13 +253,25 @@ export class PagedKvCache {
     this.plan = planKvCache(opts);
     const p = this.plan;
     this.pool = new BlockPool(p.numBlocks);
-    const rotation = p.rotationSeed === null ? null : makeRotation(p.numLayers, p.numKvHeads, p.headDim, p.rotationSeed);
-    this.storage = p.allocateStorage ? new KvBlockStorage(p.numLayers, p.numBlocks, p.blockSizeTokens, p.numKvHeads, p.headDim, p.dtype, rotation) : null;
+    this.rotation = p.rotationSeed === null ? null : makeRotation(p.numLayers, p.numKvHeads, p.headDim, p.rotationSeed);
+    this.storage = p.allocateStorage ? new KvBlockStorage(p.numLayers, p.numBlocks, p.blockSizeTokens, p.numKvHeads, p.headDim, p.dtype, this.rotation) : null;
     this.rootHash = noneHash(p.hashSeed);
   }
 
   get blockSizeTokens(): number {
     return this.plan.blockSizeTokens;
+  }
+
+  get numLayers(): number {
+    return this.plan.numLayers;
+  }
+
+  get numKvHeads(): number {
+    return this.plan.numKvHeads;
+  }
+
+  get headDim(): number {
+    return this.plan.headDim;
   }
 
   // ------------------------------------------------------------------------------------------

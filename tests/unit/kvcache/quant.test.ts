@@ -1,0 +1,216 @@
+import { describe, expect, it } from 'vitest';
+import {
+  PagedKvCache, ShapeError, causal as causalMask, Tensor, ValueError, attentionReference, dequantizeInt8, gatherContiguous, hadamardChunks, int8Scale,
+  mulberry32, pagedAttentionReference, quantizeInt8, randn, rotateQuery, rotationSigns, unrotateOutput,
+} from '../../../src/index.js';
+import { rotateInPlace, unrotateInPlace } from '../../../src/kvcache/quant.js';
+import { expectClose } from '../../helpers/close.js';
+
+/** The rotation as an explicit matrix: column j = R e_j. */
+function rotationMatrix(signs: Float32Array, D: number): Float64Array {
+  const R = new Float64Array(D * D);
+  for (let j = 0; j < D; j++) {
+    const x = new Float64Array(D);
+    x[j] = 1;
+    rotateInPlace(x, 0, signs, 0, hadamardChunks(D));
+    for (let i = 0; i < D; i++) R[i * D + j] = x[i]!;
+  }
+  return R;
+}
+
+describe('Hadamard rotation', () => {
+  it('splits headDim into its binary expansion', () => {
+    expect(hadamardChunks(128)).toEqual([128]);
+    expect(hadamardChunks(96)).toEqual([64, 32]);
+    expect(hadamardChunks(80)).toEqual([64, 16]);
+    expect(hadamardChunks(33)).toEqual([32, 1]);
+    expect(hadamardChunks(1)).toEqual([1]);
+  });
+
+  it('is the Sylvester Hadamard matrix / √n times diag(signs) (D = 4, by hand)', () => {
+    const s = new Float32Array([1, -1, -1, 1]);
+    const H4 = [1, 1, 1, 1, 1, -1, 1, -1, 1, 1, -1, -1, 1, -1, -1, 1];
+    const R = rotationMatrix(s, 4);
+    for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) expect(R[i * 4 + j]).toBeCloseTo((H4[i * 4 + j]! * s[j]!) / 2, 14);
+  });
+
+  it.each([1, 3, 8, 33, 80, 96, 128])('is orthogonal for headDim %i (RᵀR = I) and unrotate inverts it', (D) => {
+    const s = rotationSigns(7, 2, 1, D);
+    const R = rotationMatrix(s, D);
+    for (let i = 0; i < D; i++) {
+      for (let j = 0; j < D; j++) {
+        let dot = 0;
+        for (let r = 0; r < D; r++) dot += R[r * D + i]! * R[r * D + j]!;
+        expect(Math.abs(dot - (i === j ? 1 : 0))).toBeLessThan(1e-12);
+      }
+    }
+    const x = Float64Array.from(randn([D], D).toFloat32());
+    const y = x.slice();
+    rotateInPlace(y, 0, s, 0, hadamardChunks(D));
+    unrotateInPlace(y, 0, s, 0, hadamardChunks(D));
+    expectClose(y, x, { atol: 1e-12, label: 'round trip' });
+  });
+
+  it('signs follow the documented generator', () => {
+    const seed = 11, layer = 3, head = 2, D = 40;
+    const rng = mulberry32((seed ^ Math.imul(layer + 1, 0x9e3779b1) ^ Math.imul(head + 1, 0x85ebca77)) >>> 0);
+    const want = Array.from({ length: D }, () => (rng() < 0.5 ? 1 : -1));
+    expect(Array.from(rotationSigns(seed, layer, head, D))).toEqual(want);
+    const cache = new PagedKvCache({ numLayers: 4, numKvHeads: 3, headDim: D, numBlocks: 2, dtype: 'int8', rotation: { seed } });
+    expect(Array.from(cache.storage!.rotation!.signs[layer]!.subarray(head * D, (head + 1) * D))).toEqual(want);
+  });
+
+  it('rotateQuery keeps q·k (GQA head mapping) and unrotateOutput inverts the V rotation', () => {
+    const H = 6, Hk = 2, D = 24, group = H / Hk;
+    const cache = new PagedKvCache({ numLayers: 2, numKvHeads: Hk, headDim: D, numBlocks: 2, dtype: 'int8', rotation: { seed: 3 } });
+    const st = cache.storage!;
+    const q = randn([2, 3, H, D], 1), k = randn([Hk, D], 2);
+    const qr = rotateQuery(q, st, 1).toFloat64(), qq = q.toFloat64(), kk = Float64Array.from(k.toFloat32());
+    const kr = kk.slice();
+    for (let h = 0; h < Hk; h++) rotateInPlace(kr, h * D, st.rotation!.signs[1]!, h * D, st.rotation!.chunks);
+    for (let row = 0; row < 2 * 3 * H; row++) {
+      const hk = Math.floor((row % H) / group);
+      let a = 0, b = 0;
+      for (let c = 0; c < D; c++) { a += qq[row * D + c]! * kk[hk * D + c]!; b += qr[row * D + c]! * kr[hk * D + c]!; }
+      expect(Math.abs(a - b)).toBeLessThan(1e-5 * (1 + Math.abs(a)));
+    }
+    const back = unrotateOutput(rotateQuery(q, st, 1), st, 1).toFloat32();
+    expectClose(back, q.toFloat32(), { atol: 1e-5, label: 'unrotate(rotate(q))' });
+    // Non-rotated caches: identity.
+    const plain = new PagedKvCache({ numLayers: 1, numKvHeads: Hk, headDim: D, numBlocks: 2, dtype: 'int8' });
+    expect(rotateQuery(q, plain, 0)).toBe(q);
+  });
+
+  it('rejects bad shapes and layers with typed errors', () => {
+    const cache = new PagedKvCache({ numLayers: 1, numKvHeads: 2, headDim: 8, numBlocks: 2, dtype: 'int8', rotation: true });
+    expect(() => rotateQuery(randn([1, 1, 3, 8]), cache.storage!, 0)).toThrow(ShapeError);
+    expect(() => rotateQuery(randn([1, 1, 4, 7]), cache.storage!, 0)).toThrow(/headDim/);
+    expect(() => rotateQuery(randn([1, 1, 4, 8]), cache.storage!, 1)).toThrow(ValueError);
+  });
+});
+
+describe('int8 quantisation', () => {
+  it('rounds ties away from zero, clamps to ±127, and treats scale 0 as zero', () => {
+    expect(quantizeInt8(2.5, 1)).toBe(3);
+    expect(quantizeInt8(-2.5, 1)).toBe(-3);
+    expect(quantizeInt8(1000, 1)).toBe(127);
+    expect(quantizeInt8(-1000, 1)).toBe(-127);
+    expect(quantizeInt8(5, 0)).toBe(0);
+    expect(int8Scale(127)).toBe(1);
+    expect(dequantizeInt8(-3, 0.1)).toBe(Math.fround(-0.3));
+  });
+
+  it('stores each (block, head) within half a step, and requantises earlier tokens when a decode token grows the range', () => {
+    const Hk = 2, D = 5, bs = 4;
+    const cache = new PagedKvCache({ numLayers: 1, numKvHeads: Hk, headDim: D, blockSizeTokens: bs, numBlocks: 8, dtype: 'int8' });
+    const { id } = cache.addSequence();
+    const rng = mulberry32(5);
+    const all: number[] = [];
+    // Token magnitudes grow, so every decode step after the first raises the block's scale.
+    for (let t = 0; t < 11; t++) {
+      const vals = Array.from({ length: Hk * D }, () => (rng() * 2 - 1) * (1 + t));
+      all.push(...vals);
+      const k = Tensor.fromValues(vals, [1, 1, Hk, D]);
+      cache.append(id, [t], { k, v: k });
+    }
+    const st = cache.storage!.layers[0]!;
+    if (st.dtype !== 'int8') throw new Error('int8 expected');
+    const { k } = gatherContiguous(cache, 0, cache.blockTable(id), 11);
+    const got = k.toFloat32();
+    const table = cache.blockTable(id);
+    for (let t = 0; t < 11; t++) {
+      for (let h = 0; h < Hk; h++) {
+        const scale = st.kScales[table[Math.floor(t / bs)]! * Hk + h]!;
+        for (let c = 0; c < D; c++) {
+          const i = (t * Hk + h) * D + c;
+          // One rounding at the final scale plus at most one at an earlier, smaller scale.
+          expect(Math.abs(got[i]! - all[i]!)).toBeLessThanOrEqual(scale * 1.0001);
+          expect(Math.abs(got[i]!)).toBeLessThanOrEqual(127 * scale * 1.0001);
+        }
+      }
+    }
+    // The newest token of each block is quantised once, at the final scale: within half a step.
+    for (const t of [3, 7, 10]) {
+      for (let h = 0; h < Hk; h++) {
+        const scale = st.kScales[table[Math.floor(t / bs)]! * Hk + h]!;
+        for (let c = 0; c < D; c++) expect(Math.abs(got[(t * Hk + h) * D + c]! - all[(t * Hk + h) * D + c]!)).toBeLessThanOrEqual(scale / 2 + 1e-6);
+      }
+    }
+  });
+});
+
+// ----------------------------------------------------------------------------------------------
+// The issue's bar: attention output error of int8 KV vs f32, with and without the rotation, on
+// inputs with outlier channels, measured through the TS paged reference.
+
+interface Design { name: string; kOutliers: boolean; vOutliers: boolean; qStd: number }
+
+const OUT_CHANNELS = [3, 17, 64, 101];
+const OUT_FACTORS = [20, 45, 70, 100];
+
+function makeKv(n: number, Hk: number, D: number, seed: number, outliers: boolean): Float32Array {
+  const t = randn([n, Hk, D], seed).toFloat32();
+  if (outliers) for (let i = 0; i < n * Hk; i++) OUT_CHANNELS.forEach((c, j) => { t[i * D + c]! *= OUT_FACTORS[j]!; });
+  return t;
+}
+
+/** Relative Frobenius error ‖o − o_f32‖ / ‖o_f32‖ of int8 paged attention (decode and a causal prefill chunk). */
+function int8Error(design: Design, rotation: boolean): number {
+  const H = 8, Hk = 2, D = 128, bs = 16, lens = [97, 300], Sq = 5;
+  const cache = new PagedKvCache({ numLayers: 1, numKvHeads: Hk, headDim: D, blockSizeTokens: bs, numBlocks: 64, dtype: 'int8', rotation: rotation ? { seed: 5 } : false, prefixCaching: false });
+  const ids: number[] = [], ks: Tensor[] = [], vs: Tensor[] = [];
+  lens.forEach((L, b) => {
+    const k = Tensor.fromValues(makeKv(L, Hk, D, 100 + b, design.kOutliers), [1, L, Hk, D]);
+    const v = Tensor.fromValues(makeKv(L, Hk, D, 200 + b, design.vOutliers), [1, L, Hk, D]);
+    const { id } = cache.addSequence();
+    cache.append(id, Array.from({ length: L }, (_, i) => i), { k, v });
+    ids.push(id); ks.push(k); vs.push(v);
+  });
+  const q = randn([lens.length, Sq, H, D], 9, 'f32', design.qStd);
+  const t = cache.batch(ids);
+  let num = 0, den = 0;
+  for (const causal of [false, true]) {
+    const qq = causal ? q : q.slice(1, 0, 1).contiguous(); // decode: one query; prefill chunk: Sq causal queries
+    const sq = qq.shape[1]!;
+    const mask = causal ? causalMask() : null;
+    const r = pagedAttentionReference(qq, cache, 0, t, t.seqLens, { mask });
+    for (let b = 0; b < lens.length; b++) {
+      const ref = attentionReference(qq.slice(0, b, b + 1), ks[b]!.reshape([1, lens[b]!, Hk, D]), vs[b]!.reshape([1, lens[b]!, Hk, D]), { mask });
+      const off = b * sq * H * D;
+      for (let i = 0; i < ref.out.length; i++) { const d = r.out[off + i]! - ref.out[i]!; num += d * d; den += ref.out[i]! ** 2; }
+    }
+  }
+  return Math.sqrt(num / den);
+}
+
+describe('int8 KV with and without the Hadamard rotation (issue bar)', () => {
+  const designs: Design[] = [
+    { name: 'no outliers, q ~ N(0,1)', kOutliers: false, vOutliers: false, qStd: 1 },
+    { name: 'K outliers ×20–100, q ~ N(0,1)', kOutliers: true, vOutliers: false, qStd: 1 },
+    { name: 'K+V outliers ×20–100, q ~ N(0,1)', kOutliers: true, vOutliers: true, qStd: 1 },
+    { name: 'K+V outliers ×20–100, q ~ N(0,0.25²)', kOutliers: true, vOutliers: true, qStd: 0.25 },
+    { name: 'K+V outliers ×20–100, q ~ N(0,0.1²)', kOutliers: true, vOutliers: true, qStd: 0.1 },
+  ];
+  const rows = designs.map((d) => ({ design: d.name, plain: int8Error(d, false), rotated: int8Error(d, true) }));
+
+  it('reports the error table', () => {
+    console.log('int8 KV relative output error vs f32 (B=2, Sk 97/300, H8/Hk2, d128, bs16):');
+    console.table(rows.map((r) => ({ ...r, plain: r.plain.toExponential(2), rotated: r.rotated.toExponential(2), improvement: (r.plain / r.rotated).toFixed(1) + '×' })));
+    for (const r of rows) expect(Number.isFinite(r.plain) && Number.isFinite(r.rotated)).toBe(true);
+  });
+
+  it('the rotation cuts the error at least 2× on every outlier-heavy input', () => {
+    for (const r of rows.slice(1)) expect(r.plain / r.rotated, r.design).toBeGreaterThanOrEqual(2);
+  });
+
+  it('without outliers the rotation neither helps nor hurts much (both at the int8 floor ≈ 0.8 %)', () => {
+    const r = rows[0]!;
+    expect(r.rotated).toBeLessThan(1.5e-2);
+    expect(r.rotated / r.plain).toBeGreaterThan(0.5);
+    expect(r.rotated / r.plain).toBeLessThan(2);
+  });
+
+  it('rotated int8 stays within 3 % of f32 on every outlier design (the issue asks for < 1 %: not met, see docs/kvcache.md)', () => {
+    for (const r of rows.slice(1)) expect(r.rotated, r.design).toBeLessThan(3e-2);
+  });
+});
