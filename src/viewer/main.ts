@@ -294,6 +294,7 @@ async function load(): Promise<void> {
   state.available = available;
   const png = await src.image();
   state.image = png ? decodePng(png) : null;
+  put(baseImage(info.grid.rows, info.grid.cols));
   if (!state.tokens) state.tokens = String(info.textPositions[info.textPositions.length - 1] ?? info.queryPositions[info.queryPositions.length - 1]);
   buildControls();
   await buildHeads();

@@ -22,7 +22,8 @@ import '../kernels/cpu/backend-ts.js';
 import '../kernels/cpu/wasm-backend.js';
 import { ValueError } from '../errors.js';
 import { Tensor, mulberry32 } from '../tensor/tensor.js';
-import { type Capture, makeCapture } from './capture-file.js';
+import { type Capture, makeCapture, withHeadImportance } from './capture-file.js';
+import { discoverHeads, headScores } from './heads.js';
 import { encodePng, type RgbaImage } from './png.js';
 
 /** The objects of the synthetic scene. */
@@ -179,8 +180,16 @@ export async function syntheticCapture(opts: SyntheticOptions = {}): Promise<Cap
     }
     masks[name] = g;
   }
-  return makeCapture({
+  const capture = makeCapture({
     tokens, grid: [G, G], imageSpan: [1, 1 + P], attention: attentionLayers, imagePng: encodePng(image), masks,
     meta: { model: 'vlm-attention synthetic toy model (4 heads: 2 colour, 1 locality, 1 diffuse)', prompt: prompt.join(' '), seed: String(opts.seed ?? 1) },
   });
+  // Head importance: localisation of each object's colour word against the object's mask.
+  const examples = SYNTHETIC_OBJECTS.flatMap((o) => {
+    const t = tokens.lastIndexOf(o.colour);
+    return t > P ? [{ capture, tokens: [t], mask: o.name }] : [];
+  });
+  if (examples.length === 0) return capture;
+  const d = discoverHeads(examples, { method: 'localisation' });
+  return withHeadImportance(capture, headScores(d), 'localisation', 'share of each colour word\'s image attention inside its object\'s mask');
 }

@@ -1,0 +1,196 @@
+/**
+ * The attention viewer in a real browser: Debian's Chromium driven by playwright-core, started here.
+ * Under CI=true (and everywhere else) a missing Chromium fails this test; it is never skipped.
+ * Screenshots are kept in test-artifacts/ (gitignored).
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type BrowserContext, type Page, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error: plain .mjs build script without types
+import { buildViewer } from '../../scripts/build-viewer.mjs';
+import { type Capture, encodeCapture } from '../../src/viz/capture-file.js';
+import { patchMap, tokenMap } from '../../src/viz/maps.js';
+import { startViewerServer, type ViewerServer } from '../../src/viz/server.js';
+import { syntheticCapture } from '../../src/viz/synthetic.js';
+import { embedCapture } from '../../src/viz/viewer-html.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARTIFACTS = resolve('test-artifacts');
+const tmp = mkdtempSync(join(tmpdir(), 'vlm-viewer-'));
+
+let browser: BrowserContext;
+let server: ViewerServer;
+let capture: Capture;
+let html: string;
+
+/** Chromium with a fresh profile directory (playwright passes it as --user-data-dir). */
+async function launch(): Promise<BrowserContext> {
+  try {
+    return await chromium.launchPersistentContext(mkdtempSync(join(tmp, 'profile-')), {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1200, height: 800 },
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  } catch (e) {
+    throw new Error(`Chromium could not start from ${CHROMIUM} (CI=${process.env.CI ?? 'unset'}); install Debian's chromium or set CHROMIUM_PATH.\n${(e as Error).message}`);
+  }
+}
+
+beforeAll(async () => {
+  const built = await buildViewer({ outFile: join(tmp, 'viewer.html') });
+  html = readFileSync(built.outFile, 'utf8');
+  capture = await syntheticCapture({ seed: 2 });
+  server = await startViewerServer(capture, { html });
+  browser = await launch();
+  mkdirSync(ARTIFACTS, { recursive: true });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const pos = (word: string) => capture.info.tokens.lastIndexOf(word);
+
+async function ready(page: Page): Promise<void> {
+  await page.waitForSelector('#stage[data-state="ready"], #stage[data-state="error"]', { timeout: 30_000 });
+  await page.waitForFunction(() => document.getElementById('stage')!.dataset.state !== 'loading', undefined, { timeout: 30_000 });
+}
+
+async function stageData(page: Page): Promise<Record<string, string>> {
+  return page.evaluate(() => ({ ...document.getElementById('stage')!.dataset }) as Record<string, string>);
+}
+
+/** Records every request the page makes; the viewer must only talk to its own 127.0.0.1 server (or nothing). */
+function watchRequests(page: Page): string[] {
+  const urls: string[] = [];
+  page.on('request', (r) => urls.push(r.url()));
+  return urls;
+}
+
+describe('attention viewer in Chromium', () => {
+  it('served page: click a token → heatmap argmax on its object; rollout; click a patch; layer/head; screenshot', async () => {
+    const page = await browser.newPage();
+    const requests = watchRequests(page);
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(server.url);
+    await ready(page);
+    const initial = await stageData(page);
+    expect(initial.state).toBe('ready');
+
+    // Click "red": the argmax must be the one the library computes, on the red square.
+    const red = pos('red');
+    const rawRed = tokenMap(capture, [red], { mode: 'raw' });
+    expect(capture.masks!.get('red_square')![rawRed.argmax.index]).toBe(1);
+    await page.click(`.tok[data-position="${red}"]`);
+    await page.waitForFunction((p) => document.getElementById('stage')!.dataset.tokens === String(p) && document.getElementById('stage')!.dataset.state === 'ready', red);
+    let d = await stageData(page);
+    expect(d.argmax).toBe(`${rawRed.argmax.row},${rawRed.argmax.col}`);
+    expect(d.argmax).not.toBe(initial.argmax); // the heatmap changed (initial token is "triangle")
+
+    // Switch to rollout.
+    const rollRed = tokenMap(capture, [red], { mode: 'rollout' });
+    await page.check('input[name="mode"][value="rollout"]');
+    await page.waitForFunction(() => document.getElementById('stage')!.dataset.mode === 'rollout' && document.getElementById('stage')!.dataset.state === 'ready');
+    d = await stageData(page);
+    expect(d.argmax).toBe(`${rollRed.argmax.row},${rollRed.argmax.col}`);
+    expect(capture.masks!.get('red_square')![rollRed.argmax.index]).toBe(1);
+    await page.screenshot({ path: join(ARTIFACTS, 'viewer-rollout-red.png'), fullPage: true });
+
+    // Click the hottest patch: the tokens attending to it most are "red"/"square".
+    const box = (await page.locator('#canvas').boundingBox())!;
+    const { rows, cols } = capture.info.grid;
+    await page.mouse.click(box.x + ((rollRed.argmax.col + 0.5) / cols) * box.width, box.y + ((rollRed.argmax.row + 0.5) / rows) * box.height);
+    await page.waitForFunction(() => document.getElementById('stage')!.dataset.view === 'patch' && document.getElementById('stage')!.dataset.state === 'ready');
+    d = await stageData(page);
+    expect(Number(d.patch)).toBe(rollRed.argmax.index);
+    const pm = patchMap(capture, rollRed.argmax.index, { mode: 'rollout' });
+    expect(Number(d.patchArgmax)).toBe(pm.argmax);
+    expect(['red', 'square']).toContain(capture.info.tokens[pm.argmax]);
+    await page.screenshot({ path: join(ARTIFACTS, 'viewer-patch.png'), fullPage: true });
+
+    // Raw, layer 2, head 1 via the selectors, then "blue".
+    await page.check('input[name="mode"][value="raw"]');
+    await page.selectOption('#layer', '2');
+    await page.selectOption('#head', '1');
+    const blue = pos('blue');
+    await page.click(`.tok[data-position="${blue}"]`);
+    await page.waitForFunction((p) => { const s = document.getElementById('stage')!.dataset; return s.tokens === String(p) && s.mode === 'raw' && s.state === 'ready'; }, blue);
+    const m = tokenMap(capture, [blue], { mode: 'raw', layers: [2], heads: [1] });
+    expect((await stageData(page)).argmax).toBe(`${m.argmax.row},${m.argmax.col}`);
+    expect(capture.masks!.get('blue_disc')![m.argmax.index]).toBe(1);
+
+    // Head-importance grid: one cell per (layer, head); clicking selects it.
+    expect(await page.locator('#heads .cell').count()).toBe(capture.info.numLayers * capture.info.numHeads);
+    await page.click('#heads .cell[data-layer="1"][data-head="0"]');
+    await page.waitForFunction(() => (document.getElementById('layer') as HTMLSelectElement).value === '1' && document.getElementById('stage')!.dataset.state === 'ready');
+    const m10 = tokenMap(capture, [blue], { mode: 'raw', layers: [1], heads: [0] });
+    expect((await stageData(page)).argmax).toBe(`${m10.argmax.row},${m10.argmax.col}`);
+    await page.screenshot({ path: join(ARTIFACTS, 'viewer-raw-blue.png'), fullPage: true });
+
+    expect(errors).toEqual([]);
+    for (const u of requests) expect(u.startsWith(server.url) || u.startsWith('data:')).toBe(true);
+    await page.close();
+  }, 120_000);
+
+  it('bad input shows clear errors in the page; the server keeps working', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${server.url}?tokens=9999`);
+    await ready(page);
+    expect((await stageData(page)).state).toBe('error');
+    const msg = await page.textContent('#error');
+    expect(msg).toMatch(/ShapeError: tokens contains 9999; the sequence has 208 positions/);
+    await page.goto(`${server.url}?tokens=${pos('red')}&layer=7`);
+    await ready(page);
+    expect(await page.textContent('#error')).toMatch(/layers contains .*7.*4 layers/);
+    await page.goto(`${server.url}?tokens=${pos('red')}&head=9`);
+    await ready(page);
+    expect(await page.textContent('#error')).toMatch(/heads contains 9/);
+    await page.screenshot({ path: join(ARTIFACTS, 'viewer-error.png') });
+    // A corrupt capture uploaded through "Open capture…" → FormatError in the page, old capture kept.
+    const bytes = encodeCapture(capture);
+    await page.setInputFiles('#file', { name: 'broken.vlmcap.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from(bytes.subarray(0, 1000)) });
+    await page.waitForFunction(() => /could not open broken/.test(document.getElementById('error')!.textContent ?? ''));
+    expect(await page.textContent('#error')).toMatch(/FormatError/);
+    expect(server.capture).toBe(capture);
+    // The page recovers with a good request.
+    await page.goto(`${server.url}?tokens=${pos('green')}`);
+    await ready(page);
+    const g = tokenMap(capture, [pos('green')]);
+    expect((await stageData(page)).argmax).toBe(`${g.argmax.row},${g.argmax.col}`);
+    expect(await page.isHidden('#error')).toBe(true);
+    await page.close();
+  }, 120_000);
+
+  it('self-contained viz HTML works offline from file:// with the same maps', async () => {
+    const file = join(tmp, 'viewer-embedded.html');
+    writeFileSync(file, embedCapture(html, encodeCapture(capture), 'embedded'));
+    const page = await browser.newPage();
+    const requests: string[] = [];
+    await page.route('**/*', (route) => {
+      requests.push(route.request().url());
+      return route.request().url().startsWith('file:') || route.request().url().startsWith('data:') ? route.continue() : route.abort();
+    });
+    await page.goto(pathToFileURL(file).href + `#tokens=${pos('disc')}&mode=rollout`);
+    await ready(page);
+    const r = tokenMap(capture, [pos('disc')], { mode: 'rollout' });
+    let d = await stageData(page);
+    expect(d.state).toBe('ready');
+    expect(d.argmax).toBe(`${r.argmax.row},${r.argmax.col}`);
+    await page.click(`.tok[data-position="${pos('green')}"]`);
+    await page.waitForFunction((p) => document.getElementById('stage')!.dataset.tokens === String(p) && document.getElementById('stage')!.dataset.state === 'ready', pos('green'));
+    const g = tokenMap(capture, [pos('green')], { mode: 'rollout' });
+    d = await stageData(page);
+    expect(d.argmax).toBe(`${g.argmax.row},${g.argmax.col}`);
+    expect(capture.masks!.get('green_triangle')![g.argmax.index]).toBe(1);
+    await page.screenshot({ path: join(ARTIFACTS, 'viewer-embedded-green.png'), fullPage: true });
+    expect(requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:'))).toEqual([]);
+    await page.close();
+  }, 120_000);
+});
