@@ -130,6 +130,7 @@ function take(a: ArrayInput, dims: [string, number][], argument: string, allowBa
     if (vals.length !== n) throw new ShapeError(`${argument} has ${vals.length} values, expected ${n} = [${dims.map(([k, v]) => `${k} ${v}`).join(', ')}]`, argument);
     return vals;
   }
+  const original = shape;
   if (allowBatch && shape.length === dims.length + 1) {
     const B = shape[0]!;
     if (!Number.isInteger(batchIndex) || batchIndex < 0 || batchIndex >= B) throw new ShapeError(`batchIndex ${batchIndex} is out of range for ${argument} with batch ${B}`, 'batchIndex', 'batch');
@@ -141,7 +142,10 @@ function take(a: ArrayInput, dims: [string, number][], argument: string, allowBa
     throw new ShapeError(`${argument} must be ${dims.length}-D [${dims.map((d) => d[0]).join(', ')}]${allowBatch ? ' (or with a leading batch dimension)' : ''}, got [${shape.join(', ')}]`, argument);
   }
   for (let i = 0; i < dims.length; i++) {
-    if (shape[i] !== dims[i]![1]) throw new ShapeError(`${argument} dimension ${i} (${dims[i]![0]}) is ${shape[i]}, expected ${dims[i]![1]}; shape [${shape.join(', ')}] vs [${want.join(', ')}]`, argument, dims[i]![0]);
+    if (shape[i] !== dims[i]![1]) {
+      const batch = original.length !== shape.length ? ` (after the batch dimension of [${original.join(', ')}])` : '';
+      throw new ShapeError(`${argument}: ${dims[i]![0]} is ${shape[i]}, expected ${dims[i]![1]}; shape [${shape.join(', ')}]${batch} vs [${dims.map(([k, v]) => `${k} ${v}`).join(', ')}]`, argument, dims[i]![0]);
+    }
   }
   return vals;
 }

@@ -1,0 +1,140 @@
+/**
+ * `vlm-attention viz` and `vlm-attention view`: outputs, --json, typed errors for bad input.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+// @ts-expect-error: plain .mjs build script without types
+import { buildViewer } from '../../../scripts/build-viewer.mjs';
+import { UsageError } from '../../../src/cli/command.js';
+import { COMMANDS } from '../../../src/cli/commands/index.js';
+import { startView } from '../../../src/cli/commands/view.js';
+import { FormatError, ShapeError, ValueError } from '../../../src/errors.js';
+import { type Capture, decodeCapture } from '../../../src/viz/capture-file.js';
+import { tokenMap } from '../../../src/viz/maps.js';
+import { writeCapture } from '../../../src/viz/node-files.js';
+import { decodePng } from '../../../src/viz/png.js';
+import { SYNTHETIC_OBJECTS, syntheticCapture } from '../../../src/viz/synthetic.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vlm-viz-cli-'));
+let capture: Capture;
+const capFile = join(dir, 'scene.vlmcap.safetensors');
+
+beforeAll(async () => {
+  // The commands read the bundled page; build it where they look (also done by scripts/build.mjs).
+  await buildViewer();
+  capture = await syntheticCapture({ seed: 5 });
+  await writeCapture(capFile, capture);
+}, 120_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function viz(argv: string[]): Promise<string> {
+  const cmd = await COMMANDS.viz!();
+  const lines: string[] = [];
+  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { lines.push(a.join(' ')); });
+  try {
+    await cmd.run(argv);
+    return lines.join('\n');
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+describe('vlm-attention viz', () => {
+  it('writes one PNG per token and mode, heads.png, a self-contained viewer.html and index.html; maps show each object hottest', async () => {
+    const out = join(dir, 'out1');
+    const s = JSON.parse(await viz([capFile, '--out', out, '--tokens', 'red,blue,green', '--json']));
+    expect(s.maps.length).toBe(6); // 3 tokens × (raw, rollout)
+    for (const m of s.maps) {
+      expect(existsSync(m.file)).toBe(true);
+      const obj = SYNTHETIC_OBJECTS.find((o) => o.colour === m.words[0])!;
+      const mask = capture.masks!.get(obj.name)!;
+      expect(mask[m.argmax.row * capture.info.grid.cols + m.argmax.col], `${m.mode} ${m.words[0]}`).toBe(1);
+      const img = decodePng(readFileSync(m.file));
+      expect([img.width, img.height]).toEqual([capture.info.image!.width, capture.info.image!.height]);
+    }
+    expect(existsSync(join(out, 'heads.png'))).toBe(true);
+    const html = readFileSync(join(out, 'viewer.html'), 'utf8');
+    const b64 = /<script id="vlm-capture" type="application\/octet-stream;base64">([^<]+)<\/script>/.exec(html)![1]!;
+    expect(decodeCapture(new Uint8Array(Buffer.from(b64, 'base64'))).info).toEqual(capture.info);
+    expect(html).not.toMatch(/https?:\/\/(?!127\.0\.0\.1)[a-z]/i); // nothing fetched from the network
+    expect(readFileSync(join(out, 'index.html'), 'utf8')).toContain('viewer.html#tokens=');
+  }, 60_000);
+
+  it('--positions, --layers, --heads, --modes flow, --combine and exports', async () => {
+    const out = join(dir, 'out2');
+    const red = capture.info.tokens.lastIndexOf('red'), sq = capture.info.tokens.lastIndexOf('square');
+    const s = JSON.parse(await viz([capFile, '--out', out, '--positions', `${red},${sq}`, '--combine', '--modes', 'raw,flow', '--layers', '0-1', '--heads', '0,1', '--no-html', '--export', join(out, 'export'), '--export-format', 'npy', '--json']));
+    expect(s.maps.map((m: { mode: string }) => m.mode)).toEqual(['raw', 'flow']);
+    const ref = tokenMap(capture, [red, sq], { layers: [0, 1], heads: [0, 1] });
+    expect(s.maps[0].argmax).toEqual({ row: ref.argmax.row, col: ref.argmax.col });
+    expect(existsSync(join(out, 'viewer.html'))).toBe(false);
+    expect(existsSync(join(out, 'export', 'capture.json'))).toBe(true);
+    expect(existsSync(join(out, 'export', 'attentions', 'layer_00.npy'))).toBe(true);
+    // The export reads back through the manifest path.
+    const again = JSON.parse(await viz([join(out, 'export'), '--out', join(dir, 'out3'), '--tokens', 'green', '--modes', 'raw', '--no-html', '--json']));
+    expect(again.maps[0].argmax).toEqual((() => { const m = tokenMap(capture, [capture.info.tokens.lastIndexOf('green')]); return { row: m.argmax.row, col: m.argmax.col }; })());
+  }, 60_000);
+
+  it('--synthetic and --discover', async () => {
+    const out = join(dir, 'synth');
+    const s = JSON.parse(await viz(['--synthetic', '--seed', '3', '--out', out, '--tokens', 'blue', '--no-html', '--save-capture', join(dir, 's3.vlmcap.safetensors'), '--json']));
+    expect(s.maps.length).toBe(2);
+    const d = JSON.parse(await viz(['--discover', capFile, join(dir, 's3.vlmcap.safetensors'), '--tokens', 'red,blue,green', '--mask', 'auto', '--k', '4', '--out', join(dir, 'heads'), '--json']));
+    expect(d.method).toBe('localisation');
+    expect(d.examples).toBe(6);
+    for (const t of d.top) expect([0, 1]).toContain(t.head);
+    const heads = JSON.parse(readFileSync(join(dir, 'heads', 'heads.json'), 'utf8'));
+    expect(heads.stats.length).toBe(4 * 4);
+    expect(existsSync(join(dir, 'heads', 'heads.png'))).toBe(true);
+  }, 60_000);
+
+  it('bad input → typed errors (the CLI prints one line and exits non-zero)', async () => {
+    await expect(viz([join(dir, 'nope.vlmcap.safetensors')])).rejects.toThrow(FormatError);
+    const corrupt = join(dir, 'corrupt.vlmcap.safetensors');
+    writeFileSync(corrupt, readFileSync(capFile).subarray(0, 2000));
+    await expect(viz([corrupt])).rejects.toThrow(FormatError);
+    await expect(viz([capFile, '--positions', '999', '--out', join(dir, 'e')])).rejects.toThrow(/token index 999 is out of range/);
+    await expect(viz([capFile, '--positions', '999', '--out', join(dir, 'e')])).rejects.toThrow(ShapeError);
+    await expect(viz([capFile, '--tokens', 'zebra', '--out', join(dir, 'e')])).rejects.toThrow(ValueError);
+    await expect(viz([capFile, '--tokens', 'red', '--layers', '7', '--out', join(dir, 'e')])).rejects.toThrow(/layers contains 7/);
+    await expect(viz([capFile, '--tokens', 'red', '--heads', '4', '--out', join(dir, 'e')])).rejects.toThrow(/heads contains 4/);
+    await expect(viz([capFile, '--modes', 'magic'])).rejects.toThrow(UsageError);
+    await expect(viz([capFile, '--colormap', 'jet'])).rejects.toThrow(UsageError);
+    await expect(viz([])).rejects.toThrow(UsageError);
+    await expect(viz([capFile, '--layers', 'x'])).rejects.toThrow(UsageError);
+    // Examples from different models cannot be ranked together.
+    const three = join(dir, 'three.vlmcap.safetensors');
+    await writeCapture(three, await syntheticCapture({ seed: 1, numLayers: 3 }));
+    await expect(viz(['--discover', capFile, three, '--out', join(dir, 'e')])).rejects.toThrow(/examples\[1\] has 3 layers, examples\[0\] has 4/);
+  });
+});
+
+describe('vlm-attention view', () => {
+  it('prints a 127.0.0.1 URL and serves the page and the API', async () => {
+    const lines: string[] = [];
+    const server = await startView([capFile, '--port', '0'], (l) => lines.push(l));
+    try {
+      expect(lines[0]).toMatch(/^vlm-attention viewer: http:\/\/127\.0\.0\.1:\d+\/ /);
+      const page = await fetch(server.url);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<canvas id="canvas"');
+      const red = capture.info.tokens.lastIndexOf('red');
+      const m = await (await fetch(`${server.url}api/map?tokens=${red}&mode=rollout`)).json();
+      const ref = tokenMap(capture, [red], { mode: 'rollout' });
+      expect(m.argmax).toEqual(ref.argmax);
+      const bad = await fetch(`${server.url}api/map?tokens=${red}&heads=12`);
+      expect(bad.status).toBe(400);
+      expect((await bad.json()).message).toMatch(/heads contains 12/);
+    } finally {
+      await server.close();
+    }
+    await expect(startView([capFile, '--port', 'x'])).rejects.toThrow(UsageError);
+    await expect(startView([join(dir, 'nope')])).rejects.toThrow(FormatError);
+    const j: string[] = [];
+    const s2 = await startView(['--synthetic', '--json'], (l) => j.push(l));
+    expect(JSON.parse(j[0]!).url).toBe(s2.url);
+    await s2.close();
+  }, 60_000);
+});
