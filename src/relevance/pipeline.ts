@@ -1,0 +1,242 @@
+/**
+ * The relevance-realisation pipeline: options → validated plan → stages → result.
+ *
+ * ```
+ * image ─▶ texture array ─▶ scorers (information, salience, participatory) ─▶ opponent processing
+ *       ─▶ allocation (A: water-filling, or B: level DP) ─▶ realised tokens ─▶ LOD attention (varlen)
+ * ```
+ * Every stage is timed; `latencyTable` compares the stages with the seed's 200 ms plan
+ * (texture 10, scoring 30, allocation 5, LOD attention 40, opponent 15 ms, + 100 ms for the LLM,
+ * which is not part of this pipeline). `backend` selects the attention backend of the attention
+ * stages (participatory scoring, encoder salience, LOD attention); the texture, information,
+ * opponent and allocation stages run on the CPU.
+ */
+import type { BackendName } from '../attention/backend.js';
+import { ValueError } from '../errors.js';
+import type { RgbaImage } from '../viz/png.js';
+import { type Allocation, allocateLevels, allocateWaterFill } from './allocate.js';
+import { type RgbImage, checkRgbImage, rgbaToRgb } from './image-ops.js';
+import { type LexiconQuery, parseQuery } from './lexicon.js';
+import { type OpponentOptions, type OpponentResult, opponentProcess, resolveOpponent } from './opponent.js';
+import { type LodAttentionResult, type RealisedTokens, attendRealised, realiseTokens } from './realise.js';
+import { type GridOptions, type GridPlan, planGrid } from './regions.js';
+import {
+  type AttentionInputs, type AttentionScore, informationScore, participatoryFromAttention, participatoryFromEmbeddings,
+  participatoryFromLexicon, salienceFromAttention, salienceScore,
+} from './scorers.js';
+import { NUM_TEXTURE_CHANNELS, type TextureArray, computeTexture } from './texture.js';
+
+/** A query: free text for the concept lexicon, or embeddings from any encoder. */
+export type RelevanceQuery =
+  | string
+  | { text: Float32Array; patches: Float32Array; dim: number; numHeads?: number; visualGrid?: { rows: number; cols: number } }
+  | { attention: AttentionInputs };
+
+/** Options of the whole pipeline. */
+export interface RelevanceOptions {
+  /** The query (required). */
+  query: RelevanceQuery;
+  /** Total visual tokens B (default 1600). */
+  budget?: number;
+  /** 'water-fill' (A, default) or 'levels' (B). */
+  allocator?: 'water-fill' | 'levels';
+  /** Allocator A bounds (defaults 64, 400, 16) and dropping. */
+  min?: number;
+  max?: number;
+  quantum?: number;
+  allowDrop?: boolean;
+  /** Cap each region at its base-patch count n_r (spec's M_r = min(M, n_r)); default false. */
+  capByBasePatches?: boolean;
+  /** Allocator B levels, level-0 option and mode. */
+  levels?: readonly number[];
+  levelMode?: 'exact' | 'at-most';
+  grid?: GridOptions;
+  opponent?: OpponentOptions;
+  /** Lexicon kernel bandwidth σ (default 0.12). */
+  bandwidth?: number;
+  /** Salience from an encoder's attention instead of the Sobel magnitude. */
+  salienceAttention?: AttentionInputs;
+  /** Attention backend for the attention stages (default 'auto'). */
+  backend?: BackendName;
+  /** LOD attention: 'per-region' (default), 'with-query', or 'none' to skip. */
+  lodAttention?: 'per-region' | 'with-query' | 'none';
+  /** Token realisation mode (default 'reencode'). */
+  realise?: 'reencode' | 'pool';
+  /** Progress callback for long steps: stage name and fraction done. */
+  onProgress?: (stage: string, fraction: number) => void;
+}
+
+/** A validated plan. */
+export interface RelevancePlan {
+  readonly grid: GridPlan;
+  readonly query: RelevanceQuery;
+  readonly lexicon: LexiconQuery | null;
+  readonly budget: number;
+  readonly allocator: 'water-fill' | 'levels';
+  readonly options: Readonly<RelevanceOptions>;
+}
+
+/** Stage names, in pipeline order. */
+export const STAGES = ['texture', 'scoring', 'opponent', 'allocation', 'lod-attention'] as const;
+export type Stage = (typeof STAGES)[number];
+/** The seed's plan per stage, ms (LLM inference: 100 ms, not part of this pipeline). */
+export const SEED_PLAN_MS: Readonly<Record<Stage | 'llm', number>> = Object.freeze({ texture: 10, scoring: 30, allocation: 5, 'lod-attention': 40, opponent: 15, llm: 100 });
+
+/** The pipeline's result. */
+export interface RelevanceResult {
+  plan: RelevancePlan;
+  texture: TextureArray;
+  scores: { information: Float64Array; salience: Float64Array; participatory: Float64Array };
+  /** Participatory mass per base patch (or visual token), for heatmaps. */
+  participatoryTokens: Float64Array;
+  opponent: OpponentResult;
+  allocation: Allocation;
+  tokens: RealisedTokens;
+  attention: LodAttentionResult | null;
+  /** Milliseconds per stage. */
+  timings: Record<Stage, number>;
+}
+
+function allocate(plan: RelevancePlan, rho: ArrayLike<number>): Allocation {
+  const o = plan.options;
+  const caps = o.capByBasePatches ? plan.grid.regions.map((r) => r.basePatches) : undefined;
+  return plan.allocator === 'water-fill'
+    ? allocateWaterFill(rho, { budget: plan.budget, min: o.min, max: o.max, quantum: o.quantum, allowDrop: o.allowDrop, caps })
+    : allocateLevels(rho, { budget: plan.budget, levels: o.levels, allowZero: o.allowDrop, mode: o.levelMode, caps });
+}
+
+/**
+ * Validates everything that can be checked before seeing pixels: image size, grid, query, knobs,
+ * and the budget's feasibility for this grid (an allocation of uniform ρ is attempted, so an
+ * infeasible budget fails here with its InfeasibleError).
+ */
+export function planRelevance(width: number, height: number, options: RelevanceOptions): RelevancePlan {
+  if (!options || options.query === undefined) throw new ValueError('query is required', 'query');
+  const grid = planGrid(width, height, options.grid);
+  const budget = options.budget ?? 1600;
+  if (typeof budget !== 'number' || !Number.isFinite(budget) || budget < 0 || !Number.isInteger(budget)) {
+    throw new ValueError(`budget must be a finite integer ≥ 0 (tokens), got ${budget}`, 'budget');
+  }
+  const allocator = options.allocator ?? 'water-fill';
+  if (allocator !== 'water-fill' && allocator !== 'levels') throw new ValueError(`allocator must be 'water-fill' or 'levels', got ${String(allocator)}`, 'allocator');
+  resolveOpponent(options.opponent);
+  let lexicon: LexiconQuery | null = null;
+  const q = options.query;
+  if (typeof q === 'string') lexicon = parseQuery(q);
+  else if (!q || (!('attention' in q) && !('text' in q))) throw new ValueError('query must be a string, {text, patches, dim} embeddings, or {attention}', 'query');
+  const lod = options.lodAttention ?? 'per-region';
+  if (lod !== 'per-region' && lod !== 'with-query' && lod !== 'none') throw new ValueError(`lodAttention must be 'per-region', 'with-query' or 'none', got ${String(lod)}`, 'lodAttention');
+  if (lod === 'with-query' && !lexicon) throw new ValueError("lodAttention 'with-query' needs a text (lexicon) query", 'lodAttention');
+  const plan: RelevancePlan = Object.freeze({ grid, query: q, lexicon, budget, allocator, options: Object.freeze({ ...options }) });
+  const R = grid.regions.length;
+  allocate(plan, new Float64Array(R).fill(1 / R));
+  return plan;
+}
+
+const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
+
+/** Runs the pipeline on an image (8-bit RGBA or planar float RGB) of the plan's size. */
+export async function runRelevance(image: RgbaImage | RgbImage, plan: RelevancePlan): Promise<RelevanceResult> {
+  const o = plan.options;
+  const progress = o.onProgress ?? (() => undefined);
+  const rgb: RgbImage = image.data instanceof Float32Array ? (image as RgbImage) : rgbaToRgb(image as RgbaImage);
+  checkRgbImage(rgb);
+  const timings = {} as Record<Stage, number>;
+  let t = now();
+  const lap = (s: Stage) => { const n = now(); timings[s] = n - t; t = n; progress(s, 1); };
+
+  progress('texture', 0);
+  const texture = computeTexture(rgb, plan.grid);
+  lap('texture');
+
+  progress('scoring', 0);
+  const information = informationScore(texture);
+  const salience = o.salienceAttention
+    ? (await salienceFromAttention(o.salienceAttention, plan.grid, { backend: o.backend })).regions
+    : salienceScore(texture);
+  let part: AttentionScore;
+  const q = plan.query;
+  if (typeof q === 'string') part = await participatoryFromLexicon(plan.lexicon!, texture, { backend: o.backend, bandwidth: o.bandwidth });
+  else if ('attention' in q) part = await participatoryFromAttention(q.attention, plan.grid, { backend: o.backend });
+  else part = await participatoryFromEmbeddings(q.text, q.patches, q.dim, plan.grid, { backend: o.backend, numHeads: q.numHeads, visualGrid: q.visualGrid });
+  lap('scoring');
+
+  progress('opponent', 0);
+  const opponent = opponentProcess(information, salience, part.regions, o.opponent);
+  lap('opponent');
+
+  progress('allocation', 0);
+  const allocation = allocate(plan, opponent.rho);
+  lap('allocation');
+
+  progress('lod-attention', 0);
+  const tokens = realiseTokens(texture, allocation.tokens, { mode: o.realise });
+  let attention: LodAttentionResult | null = null;
+  const lod = o.lodAttention ?? 'per-region';
+  if (lod !== 'none' && tokens.count > 0) {
+    const queryFeatures = lod === 'with-query' ? lexiconQueryFeatures(plan.lexicon!) : undefined;
+    attention = await attendRealised(tokens, { mode: lod, queryFeatures, backend: o.backend });
+  }
+  lap('lod-attention');
+  return {
+    plan, texture, scores: { information, salience, participatory: part.regions }, participatoryTokens: part.tokens,
+    opponent, allocation, tokens, attention, timings,
+  };
+}
+
+/** Query tokens of a lexicon query as texture-space features [T, 14] (their prototype targets). */
+export function lexiconQueryFeatures(query: LexiconQuery): Float32Array {
+  const C = NUM_TEXTURE_CHANNELS;
+  const out = new Float32Array(query.tokens.length * C);
+  query.tokens.forEach((tok, t) => out.set(tok.target, t * C));
+  return out;
+}
+
+/** One row of the latency table. */
+export interface LatencyRow {
+  stage: Stage | 'llm' | 'total';
+  measuredMs: number | null;
+  planMs: number;
+}
+
+/** The per-stage latency table vs the seed's plan, with a total that excludes the LLM. */
+export function latencyTable(timings: Record<Stage, number>): LatencyRow[] {
+  const rows: LatencyRow[] = STAGES.map((s) => ({ stage: s, measuredMs: timings[s] ?? 0, planMs: SEED_PLAN_MS[s] }));
+  rows.push({ stage: 'llm', measuredMs: null, planMs: SEED_PLAN_MS.llm });
+  rows.push({ stage: 'total', measuredMs: STAGES.reduce((s, k) => s + (timings[k] ?? 0), 0), planMs: STAGES.reduce((s, k) => s + SEED_PLAN_MS[k], 0) });
+  return rows;
+}
+
+/** Formats the latency table as fixed-width text. */
+export function formatLatencyTable(rows: readonly LatencyRow[]): string {
+  const lines = ['stage           measured ms   seed plan ms'];
+  for (const r of rows) {
+    const m = r.measuredMs === null ? '(not ours)' : r.measuredMs.toFixed(1);
+    lines.push(`${r.stage.padEnd(15)} ${m.padStart(11)}   ${String(r.planMs).padStart(12)}`);
+  }
+  return lines.join('\n');
+}
+
+/**
+ * Relevance precision: the share of the budget on the regions an object occupies. A region counts
+ * as the object's when the object covers at least `minCover` of it (default 0.1).
+ */
+export function relevancePrecision(tokens: ArrayLike<number>, grid: GridPlan, mask: Uint8Array, minCover = 0.1): { precision: number; targetRegions: number[]; uniformPrecision: number } {
+  if (mask.length !== grid.imageWidth * grid.imageHeight) throw new ValueError(`mask must be ${grid.imageWidth}×${grid.imageHeight}`, 'mask');
+  const target = regionCover(grid, mask).map((c, r) => (c >= minCover ? r : -1)).filter((r) => r >= 0);
+  let tot = 0, on = 0;
+  for (let r = 0; r < tokens.length; r++) { tot += tokens[r]!; if (target.includes(r)) on += tokens[r]!; }
+  return { precision: tot > 0 ? on / tot : 0, targetRegions: target, uniformPrecision: target.length / grid.regions.length };
+}
+
+/** Fraction of each region's pixels that the mask covers. */
+export function regionCover(grid: GridPlan, mask: Uint8Array): number[] {
+  const W = grid.imageWidth;
+  return grid.regions.map((reg) => {
+    const { x, y, width, height } = reg.imageRect;
+    const x0 = Math.round(x), x1 = Math.round(x + width), y0 = Math.round(y), y1 = Math.round(y + height);
+    let c = 0;
+    for (let yy = y0; yy < y1; yy++) for (let xx = x0; xx < x1; xx++) c += mask[yy * W + xx]!;
+    return c / Math.max(1, (x1 - x0) * (y1 - y0));
+  });
+}
