@@ -1,0 +1,380 @@
+import { describe, expect, it } from 'vitest';
+import {
+  OutOfBlocksError, PagedKvCache, ShapeError, StateError, Tensor, UnsupportedError, ValueError, blockHash, gatherContiguous,
+  kvCacheSize, noneHash, randn,
+} from '../../../src/index.js';
+import { kvInput, saltSeed, stepHash, type ToyModel } from './kv-model.js';
+
+const M: ToyModel = { numLayers: 2, numKvHeads: 2, headDim: 3, dtype: 'f32' };
+
+function hashesOf(tokens: number[], salt?: string, imageAt: (p: number) => number = () => -1): number[] {
+  let h = saltSeed(salt);
+  return tokens.map((t, i) => (h = stepHash(h, t, imageAt(i))));
+}
+
+/** Appends tokens with the toy model's K/V, continuing `prefix` (tokens already in the sequence). */
+function appendToy(cache: PagedKvCache, id: number, all: number[], from: number, salt?: string, imageAt?: (p: number) => number): void {
+  const hashes = hashesOf(all, salt, imageAt).slice(from);
+  cache.append(id, all.slice(from), kvInput(M, hashes));
+}
+
+function snapshot(cache: PagedKvCache): string {
+  return JSON.stringify({
+    st: cache.stats(), seqs: cache.sequences().map((id) => [id, cache.length(id), Array.from(cache.blockTable(id)), Array.from(cache.tokenIds(id))]),
+    refs: Array.from({ length: cache.plan.numBlocks }, (_, b) => cache.pool.refCount(b)), cached: cache.pool.cachedOrder(),
+  });
+}
+
+describe('PagedKvCache options', () => {
+  it('validates options with typed errors naming the argument', () => {
+    expect(() => new PagedKvCache({ numLayers: 0, numKvHeads: 1, headDim: 8, numBlocks: 4 })).toThrow(/numLayers/);
+    expect(() => new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: 8 })).toThrow(ValueError);
+    expect(() => new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: 8, numBlocks: 4, capacityBytes: 1e6 })).toThrow(/exactly one/);
+    expect(() => new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: 8, capacityBytes: 10 })).toThrow(/holds no block/);
+    expect(() => new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: 8, numBlocks: 4, blockSizeTokens: 0 })).toThrow(/blockSizeTokens/);
+    expect(() => new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: 8, numBlocks: 4, dtype: 'f16', rotation: true })).toThrow(UnsupportedError);
+    expect(() => new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: 8, numBlocks: 4, dtype: 'bf16' as 'f16' })).toThrow(UnsupportedError);
+  });
+
+  it.each(['f32', 'f16', 'int8'] as const)('sizes the pool from capacityBytes with the cost model’s block bytes (%s)', (dtype) => {
+    const shape = { numLayers: 3, numKvHeads: 2, headDim: 40, blockSizeTokens: 16 };
+    const blockBytes = kvCacheSize({ ...shape, seqLen: 16, dtype }).paged!.blockBytes;
+    const cache = new PagedKvCache({ ...shape, dtype, capacityBytes: blockBytes * 10 + blockBytes - 1 });
+    expect(cache.plan.bytesPerBlock).toBe(blockBytes);
+    expect(cache.plan.numBlocks).toBe(10);
+    const st = cache.storage!.layers[0]!;
+    const elems = 10 * 16 * 2 * 40;
+    if (st.dtype === 'int8') {
+      expect(st.k.length).toBe(elems);
+      expect(st.kScales.length).toBe(10 * 2);
+    } else {
+      expect(st.k.shape).toEqual([10, 16, 2, 40]);
+      expect(st.k.dtype).toBe(dtype);
+    }
+  });
+});
+
+describe('sequences', () => {
+  it('lays tokens out per the kernel contract: slot = table[p / bs] · bs + p % bs, element (slot · Hk + h) · D + c', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 4, numBlocks: 8 });
+    const filler = cache.addSequence().id;
+    cache.append(filler, [1, 2, 3, 4, 5]); // takes blocks 0 and 1, so the next sequence does not start at 0
+    const { id } = cache.addSequence();
+    const k = randn([2, 9, 2, 3], 1), v = randn([2, 9, 2, 3], 2);
+    const slots = cache.append(id, [0, 1, 2, 3, 4, 5, 6, 7, 8], { k, v });
+    const table = cache.blockTable(id);
+    expect(table.length).toBe(3);
+    expect(Array.from(table)).not.toContain(0);
+    for (let p = 0; p < 9; p++) expect(slots[p]).toBe(table[Math.floor(p / 4)]! * 4 + (p % 4));
+    expect(Array.from(cache.slotMapping(id))).toEqual(Array.from(slots));
+    const st = cache.storage!.layers[1]!;
+    if (st.dtype === 'int8') throw new Error('float expected');
+    for (let p = 0; p < 9; p++) for (let h = 0; h < 2; h++) for (let c = 0; c < 3; c++) {
+      expect(st.k.data[(slots[p]! * 2 + h) * 3 + c]).toBe(k.get(1, p, h, c));
+      expect(st.v.data[(slots[p]! * 2 + h) * 3 + c]).toBe(v.get(1, p, h, c));
+    }
+    expect(cache.length(id)).toBe(9);
+    expect(Array.from(cache.tokenIds(id))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it('layer-wise reserve → writeLayer → commit equals append, and f16 writes keep bits', () => {
+    const m16 = { ...M, dtype: 'f16' as const };
+    const a = new PagedKvCache({ ...m16, blockSizeTokens: 4, numBlocks: 8 });
+    const b = new PagedKvCache({ ...m16, blockSizeTokens: 4, numBlocks: 8 });
+    const kv = kvInput(m16, hashesOf([5, 6, 7, 8, 9, 10]));
+    const ia = a.addSequence().id, ib = b.addSequence().id;
+    a.append(ia, [5, 6, 7, 8, 9, 10], kv);
+    const slots = b.reserve(ib, [5, 6, 7, 8, 9, 10]);
+    expect(b.pending(ib)).toBe(6);
+    expect(slots.length).toBe(6);
+    for (let l = 0; l < 2; l++) b.writeLayer(ib, l, kv.k.select(0, l), kv.v.select(0, l));
+    b.commit(ib);
+    expect(b.pending(ib)).toBe(0);
+    for (let l = 0; l < 2; l++) {
+      const ga = gatherContiguous(a, l, a.blockTable(ia), 6), gb = gatherContiguous(b, l, b.blockTable(ib), 6);
+      expect(Array.from(gb.k.data)).toEqual(Array.from(ga.k.data));
+      expect(Array.from(ga.k.data)).toEqual(Array.from(kv.k.select(0, l).contiguous().data));
+    }
+  });
+
+  it('fork shares every block; the first write into the shared partial block copies it (copy-on-write)', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 4, numBlocks: 16 });
+    const { id } = cache.addSequence();
+    const toks = [1, 2, 3, 4, 5, 6];
+    appendToy(cache, id, toks, 0);
+    const child = cache.fork(id);
+    expect(Array.from(cache.blockTable(child))).toEqual(Array.from(cache.blockTable(id)));
+    for (const b of cache.blockTable(id)) expect(cache.pool.refCount(b)).toBe(2);
+    expect(cache.stats().sharingSavedBlocks).toBe(2);
+    appendToy(cache, child, [...toks, 9], 6);
+    const pt = cache.blockTable(id), ct = cache.blockTable(child);
+    expect(ct[0]).toBe(pt[0]); // full block still shared
+    expect(ct[1]).not.toBe(pt[1]); // partial block copied
+    expect(cache.pool.refCount(pt[0]!)).toBe(2);
+    expect(cache.pool.refCount(pt[1]!)).toBe(1);
+    expect(cache.stats().copyOnWrites).toBe(1);
+    // The parent's data is untouched and the child sees the parent's tokens plus its own.
+    appendToy(cache, id, [...toks, 7], 6);
+    const hp = hashesOf([...toks, 7]), hc = hashesOf([...toks, 9]);
+    for (const [sid, h] of [[id, hp], [child, hc]] as const) {
+      const want = kvInput(M, h);
+      for (let l = 0; l < 2; l++) expect(Array.from(gatherContiguous(cache, l, cache.blockTable(sid), 7).k.data)).toEqual(Array.from(want.k.select(0, l).contiguous().data));
+    }
+    expect(cache.stats().copyOnWrites).toBe(1); // the parent now owns its partial block alone: no copy
+    cache.checkInvariants();
+  });
+
+  it('truncate releases blocks past the new end and never rewrites a cached block in place', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 4, numBlocks: 16 });
+    const { id } = cache.addSequence();
+    const toks = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    appendToy(cache, id, toks, 0);
+    const before = cache.blockTable(id);
+    cache.truncate(id, 6);
+    expect(cache.length(id)).toBe(6);
+    expect(cache.blockTable(id).length).toBe(2);
+    expect(cache.pool.refCount(before[2]!)).toBe(0);
+    // Block 1 (tokens 4..7) was full and registered; writing token 6 again must copy it.
+    const registered = before[1]!;
+    expect(cache.pool.hashOf(registered)).not.toBeNull();
+    appendToy(cache, id, [1, 2, 3, 4, 5, 6, 99, 98], 6);
+    expect(cache.blockTable(id)[1]).not.toBe(registered);
+    expect(cache.stats().copyOnWrites).toBe(1);
+    // A new request with the original prompt still hits the original block 1.
+    const r = cache.addSequence({ tokenIds: toks });
+    expect(r.cachedTokens).toBe(8);
+    expect(cache.blockTable(r.id)[1]).toBe(registered);
+    appendToy(cache, r.id, toks, 8);
+    expect(Array.from(gatherContiguous(cache, 0, cache.blockTable(r.id), 10).k.data)).toEqual(Array.from(kvInput(M, hashesOf(toks)).k.select(0, 0).contiguous().data));
+    cache.truncate(id, 0);
+    expect(cache.blockTable(id).length).toBe(0);
+    cache.checkInvariants();
+  });
+
+  it('batch() pads block tables for the paged kernels', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 2, numBlocks: 16 });
+    const a = cache.addSequence().id, b = cache.addSequence().id;
+    cache.append(a, [1, 2, 3, 4, 5]);
+    cache.append(b, [1]);
+    const t = cache.batch([a, b]);
+    expect(t.maxBlocksPerSeq).toBe(3);
+    expect(Array.from(t.seqLens)).toEqual([5, 1]);
+    expect(Array.from(t.blockTables.subarray(0, 3))).toEqual(Array.from(cache.blockTable(a)));
+    expect(Array.from(t.blockTables.subarray(3))).toEqual([cache.blockTable(b)[0], 0, 0]);
+  });
+});
+
+describe('prefix caching', () => {
+  it('reuses full blocks only, and leaves at least the last prompt token to compute', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 4, numBlocks: 32 });
+    const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    const a = cache.addSequence({ tokenIds: prompt });
+    expect(a.cachedTokens).toBe(0);
+    appendToy(cache, a.id, prompt, 0);
+    const b = cache.addSequence({ tokenIds: prompt });
+    expect(b.cachedTokens).toBe(8);
+    expect(Array.from(cache.blockTable(b.id))).toEqual(Array.from(cache.blockTable(a.id)).slice(0, 2));
+    const c = cache.addSequence({ tokenIds: prompt.slice(0, 8) });
+    expect(c.cachedTokens).toBe(4); // an 8-token prompt would be fully cached: the last block is recomputed
+    const d = cache.addSequence({ tokenIds: [1, 2, 3, 4, 5, 6, 0, 8, 9] });
+    expect(d.cachedTokens).toBe(4);
+    const st = cache.stats();
+    expect(st.prefix.queriedBlocks).toBe(2 + 2 + 1 + 2);
+    expect(st.prefix.hitBlocks).toBe(0 + 2 + 1 + 1);
+    expect(st.prefix.hitRate).toBeCloseTo(4 / 7, 12);
+  });
+
+  it('hashes block i as H(parent, tokens, extra keys): images by (content hash, offset from block start), salt in block 0 only', () => {
+    const bs = 4;
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: bs, numBlocks: 32, hashSeed: 'deploy-1' });
+    const pad = 9;
+    const tokens = [1, 2, pad, pad, pad, pad, pad, 3, 4, 5, 6, 7, 8];
+    const image = { hash: 'img-A', offset: 2, length: 5 };
+    const { id } = cache.addSequence({ tokenIds: tokens, images: [image], salt: 'tenant-1' });
+    appendToy(cache, id, tokens, 0, 'tenant-1');
+    const table = cache.blockTable(id);
+    const h0 = blockHash(noneHash('deploy-1'), tokens, 0, 4, [{ kind: 'image', hash: 'img-A', offsetFromBlockStart: 2 }, { kind: 'salt', salt: 'tenant-1' }]);
+    const h1 = blockHash(h0, tokens, 4, 8, [{ kind: 'image', hash: 'img-A', offsetFromBlockStart: -2 }]);
+    const h2 = blockHash(h1, tokens, 8, 12, []);
+    expect(cache.pool.hashOf(table[0]!)).toBe(h0);
+    expect(cache.pool.hashOf(table[1]!)).toBe(h1);
+    expect(cache.pool.hashOf(table[2]!)).toBe(h2);
+    expect(cache.pool.hashOf(table[3]!)).toBeNull(); // partial block: not cached
+    expect(noneHash('deploy-1')).not.toBe(noneHash(''));
+  });
+
+  it('never aliases different images behind the same placeholder tokens, nor one image at another offset', () => {
+    const bs = 4, pad = 9;
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: bs, numBlocks: 64 });
+    const tokens = [1, 2, 3, 4, pad, pad, pad, pad, pad, pad, pad, pad, 5, 6, 7];
+    const withImage = (hash: string, offset = 4, length = 8) => cache.addSequence({ tokenIds: tokens, images: [{ hash, offset, length }] });
+    const a = withImage('A');
+    appendToy(cache, a.id, tokens, 0, undefined, (p) => (p >= 4 && p < 12 ? 0 : -1));
+    expect(withImage('A').cachedTokens).toBe(12); // same image: image blocks and the block after hit
+    expect(withImage('B').cachedTokens).toBe(4); // different image, same placeholders: only the text before it
+    // Same image, two placeholders earlier/later inside identical placeholder blocks.
+    expect(cache.addSequence({ tokenIds: tokens, images: [{ hash: 'A', offset: 5, length: 7 }] }).cachedTokens).toBe(4);
+    // Two images back to back with a moved boundary: the same tokens, a different layout.
+    const two = (split: number) => cache.addSequence({ tokenIds: tokens, images: [{ hash: 'A', offset: 4, length: split }, { hash: 'B', offset: 4 + split, length: 8 - split }] });
+    const t1 = two(3);
+    appendToy(cache, t1.id, tokens, t1.cachedTokens, undefined, (p) => (p >= 4 && p < 7 ? 0 : p >= 7 && p < 12 ? 1 : -1));
+    expect(two(3).cachedTokens).toBe(12);
+    expect(two(2).cachedTokens).toBe(4);
+  });
+
+  it('isolates tenants by salt', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 2, numBlocks: 32 });
+    const prompt = [1, 2, 3, 4, 5];
+    const a = cache.addSequence({ tokenIds: prompt, salt: 'A' });
+    appendToy(cache, a.id, prompt, 0, 'A');
+    expect(cache.addSequence({ tokenIds: prompt, salt: 'A' }).cachedTokens).toBe(4);
+    expect(cache.addSequence({ tokenIds: prompt, salt: 'B' }).cachedTokens).toBe(0);
+    expect(cache.addSequence({ tokenIds: prompt }).cachedTokens).toBe(0);
+  });
+
+  it('frees longest suffix first and evicts the least recently released cached block when no free block is left', () => {
+    const bs = 2;
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: bs, numBlocks: 6 });
+    const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+    const a = cache.addSequence({ tokenIds: prompt });
+    appendToy(cache, a.id, prompt, 0);
+    const table = Array.from(cache.blockTable(a.id));
+    cache.free(a.id);
+    // Full blocks 0..3 stay cached, released last block first; the partial block 4 is free.
+    expect(cache.pool.cachedOrder()).toEqual([table[3], table[2], table[1], table[0]]);
+    expect(cache.stats()).toMatchObject({ freeBlocks: 2, cachedBlocks: 4, usedBlocks: 0 });
+    // Taking 3 blocks: the 2 free ones, then the LRU cached one (the suffix block 3).
+    const filler = cache.addSequence().id;
+    cache.append(filler, [50, 51, 52, 53, 54, 55]);
+    expect(cache.stats().evictions).toBe(1);
+    expect(Array.from(cache.blockTable(filler))).toContain(table[3]);
+    const again = cache.addSequence({ tokenIds: prompt });
+    expect(again.cachedTokens).toBe(6); // blocks 0..2 still hit
+    expect(cache.evictCached()).toBe(0); // all referenced now
+    cache.free(again.id);
+    expect(cache.evictCached(2)).toBe(2);
+    expect(cache.stats().cachedBlocks).toBe(1);
+    cache.checkInvariants();
+  });
+
+  it('can be turned off', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 2, numBlocks: 16, prefixCaching: false });
+    const a = cache.addSequence({ tokenIds: [1, 2, 3, 4, 5] });
+    cache.append(a.id, [1, 2, 3, 4, 5]);
+    cache.free(a.id);
+    expect(cache.stats().cachedBlocks).toBe(0);
+    expect(cache.addSequence({ tokenIds: [1, 2, 3, 4, 5] }).cachedTokens).toBe(0);
+  });
+});
+
+describe('errors', () => {
+  it('out of blocks: OutOfBlocksError says what is held and by whom, and nothing changes', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 4, numBlocks: 5 });
+    const a = cache.addSequence().id, b = cache.addSequence().id;
+    appendToy(cache, a, [1, 2, 3, 4, 5, 6, 7, 8, 9], 0);
+    appendToy(cache, b, [1, 2, 3], 0);
+    const before = snapshot(cache);
+    let err: OutOfBlocksError | undefined;
+    try {
+      appendToy(cache, b, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 3);
+    } catch (e) {
+      err = e as OutOfBlocksError;
+    }
+    expect(err).toBeInstanceOf(OutOfBlocksError);
+    expect(err!.requested).toBe(2);
+    expect(err!.free).toBe(1);
+    expect([...err!.heldBy]).toEqual([[a, 3], [b, 1]]);
+    expect(err!.message).toMatch(new RegExp(`sequence ${b}.*needs 2 block.*1 free \\+ 0 cached of 5.*seq ${a}: 3`));
+    expect(snapshot(cache)).toBe(before);
+    // Copy-on-write counts too: a fork's first write needs a block for the copy.
+    const c = cache.fork(b);
+    const d = cache.addSequence().id;
+    cache.append(d, [1]); // takes the last free block
+    const before2 = snapshot(cache);
+    expect(() => appendToy(cache, c, [1, 2, 3, 4], 3)).toThrow(/needs 1 block/);
+    expect(snapshot(cache)).toBe(before2);
+    cache.checkInvariants();
+  });
+
+  it('unknown sequence, double free, fork or append of a freed sequence: StateError, state unchanged', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 4, numBlocks: 8 });
+    const { id } = cache.addSequence();
+    cache.append(id, [1, 2, 3]);
+    cache.free(id);
+    const before = snapshot(cache);
+    expect(() => cache.free(id)).toThrow(StateError);
+    expect(() => cache.free(id)).toThrow(/already freed/);
+    expect(() => cache.fork(id)).toThrow(StateError);
+    expect(() => cache.append(id, [1])).toThrow(StateError);
+    expect(() => cache.truncate(id, 0)).toThrow(StateError);
+    expect(() => cache.free(12345)).toThrow(/unknown sequence 12345/);
+    expect(() => cache.length(-1)).toThrow(StateError);
+    expect(snapshot(cache)).toBe(before);
+  });
+
+  it('pending tokens: reserve twice or fork before commit is a StateError', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 4, numBlocks: 8 });
+    const { id } = cache.addSequence();
+    cache.reserve(id, [1, 2]);
+    expect(() => cache.reserve(id, [3])).toThrow(/not committed/);
+    expect(() => cache.fork(id)).toThrow(StateError);
+    cache.truncate(id, 1); // rolling back pending tokens is allowed
+    expect(cache.pending(id)).toBe(1);
+    cache.commit(id);
+    expect(cache.length(id)).toBe(1);
+  });
+
+  it('bad input gets typed errors naming the argument and dimension, and changes nothing', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 4, numBlocks: 8 });
+    const { id } = cache.addSequence();
+    cache.append(id, [1, 2]);
+    const before = snapshot(cache);
+    const kv = kvInput(M, [1, 2, 3]);
+    expect(() => cache.append(id, [1, 2], kv)).toThrow(expect.objectContaining({ name: 'ShapeError', argument: 'k', dimension: 'numTokens' }));
+    expect(() => cache.append(id, [1, 2, 3], { k: randn([2, 3, 1, 3]), v: kv.v })).toThrow(expect.objectContaining({ dimension: 'numKvHeads' }));
+    expect(() => cache.append(id, [1, 2, 3], { k: kv.k, v: randn([2, 3, 2, 4]) })).toThrow(expect.objectContaining({ argument: 'v', dimension: 'headDim' }));
+    expect(() => cache.append(id, [1, 2, 3], { k: randn([3, 2, 3]), v: kv.v })).toThrow(ShapeError);
+    expect(() => cache.append(id, [1, 2.5])).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'tokenIds' }));
+    expect(() => cache.append(id, [1], undefined, { images: [{ hash: 'x', offset: 0, length: 1 }] })).toThrow(/cannot be added to tokens already/);
+    expect(() => cache.addSequence({ images: [{ hash: '', offset: 0, length: 1 }] })).toThrow(ValueError);
+    expect(() => cache.truncate(id, 5)).toThrow(expect.objectContaining({ argument: 'length' }));
+    expect(() => cache.writeLayer(id, 2, randn([0, 2, 3]), randn([0, 2, 3]))).toThrow(/layer/);
+    expect(snapshot(cache).replace(/"id":\d+/g, '')).toBe(before.replace(/"id":\d+/g, '')); // (the rejected addSequence consumed no id either way)
+  });
+
+  it('int8: a non-finite value is rejected before anything is written', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 4, numBlocks: 8, dtype: 'int8' });
+    const { id } = cache.addSequence();
+    const k = Tensor.fromValues([...new Array(2 * 2 * 2 * 3 - 1).fill(1), NaN], [2, 2, 2, 3]);
+    const before = snapshot(cache);
+    expect(() => cache.append(id, [1, 2], { k, v: k })).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'k' }));
+    expect(snapshot(cache)).toBe(before);
+  });
+
+  it('metadata-only caches refuse K/V writes', () => {
+    const cache = new PagedKvCache({ ...M, numBlocks: 4, allocateStorage: false });
+    const { id } = cache.addSequence();
+    expect(() => cache.append(id, [1], kvInput(M, [1]))).toThrow(UnsupportedError);
+    cache.append(id, [1]);
+    expect(cache.length(id)).toBe(1);
+  });
+});
+
+describe('stats', () => {
+  it('reports utilisation, fragmentation and sharing exactly', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 4, numBlocks: 10 });
+    const a = cache.addSequence().id;
+    cache.append(a, [1, 2, 3, 4, 5, 6]); // 2 blocks, 6 of 8 slots
+    const b = cache.fork(a);
+    cache.append(b, [7]); // copy-on-write: 3 blocks used
+    const st = cache.stats();
+    expect(st).toMatchObject({
+      totalBlocks: 10, usedBlocks: 3, freeBlocks: 7, cachedBlocks: 0, liveSequences: 2, liveTokens: 13,
+      slotsAllocated: 12, slotsFilled: 4 + 2 + 3, logicalBlocks: 4, sharedBlocks: 1, sharingSavedBlocks: 1, copyOnWrites: 1,
+    });
+    expect(st.utilisation).toBeCloseTo(0.3, 12);
+    expect(st.fragmentation).toBeCloseTo(3 / 12, 12);
+    expect(st.sharingSavedBytes).toBe(cache.plan.bytesPerBlock);
+    expect(st.usedBytes).toBe(3 * cache.plan.bytesPerBlock);
+  });
+});
