@@ -117,6 +117,18 @@ function checkPositions(c: Capture, tokens: readonly number[], argument: string)
  * UnsupportedError when the capture does not hold enough to build them.
  */
 export function layerMatrices(c: Capture, layers: readonly number[], heads: readonly number[]): Float64Array[] {
+  // One cached entry per capture: the viewer asks for many tokens with the same layers and heads.
+  const key = `${layers.join(',')}|${heads.join(',')}`;
+  const hit = matrixCache.get(c);
+  if (hit && hit.key === key) return hit.mats;
+  const mats = buildLayerMatrices(c, layers, heads);
+  matrixCache.set(c, { key, mats });
+  return mats;
+}
+
+const matrixCache = new WeakMap<Capture, { key: string; mats: Float64Array[] }>();
+
+function buildLayerMatrices(c: Capture, layers: readonly number[], heads: readonly number[]): Float64Array[] {
   const { seqLen: N, numHeads: H, queryPositions } = c.info;
   const Q = queryPositions.length;
   const allHeads = heads.length === H;
