@@ -165,6 +165,10 @@ export interface LodAttentionResult {
   cuSeqlens: Int32Array;
   numHeads: number;
   headDim: number;
+  /** The projected inputs [N (+T), numHeads, headDim] (for inspection and tests). */
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
 }
 
 /**
@@ -211,5 +215,5 @@ export async function attendRealised(tokens: RealisedTokens, options: LodAttenti
   const cu = mode === 'per-region' ? tokens.cuSeqlens : Int32Array.from([0, N]);
   const Q = new Tensor(q, [N, H, D]), K = new Tensor(k, [N, H, D]), V = new Tensor(v, [N, H, D]);
   const res = await attentionVarlen(Q, K, V, { cuSeqlensQ: cu, backend: options.backend });
-  return { out: res.out, cuSeqlens: cu, numHeads: H, headDim: D };
+  return { out: res.out, cuSeqlens: cu, numHeads: H, headDim: D, q: Q, k: K, v: V };
 }
