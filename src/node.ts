@@ -7,3 +7,4 @@ export { readNpyFile, writeNpyFile, readSafetensorsFile, writeSafetensorsFile, r
 export { startViewerServer, VIEWER_HOST, type ViewerServer, type ViewerServerOptions } from './viz/server.js';
 export { loadViewerHtml, embedCapture, CAPTURE_MARKER } from './viz/viewer-html.js';
 export { decodeImage, type DecodeImageOptions } from './io/image.js';
+export { RedisFeatureStore, type RedisFeatureStoreOptions } from './kvcache/redis-store.js';
