@@ -8,4 +8,5 @@ export const COMMANDS: Record<string, () => Promise<Command>> = {
   cost: async () => (await import('./cost.js')).default,
   viz: async () => (await import('./viz.js')).default,
   view: async () => (await import('./view.js')).default,
+  'cache-stats': async () => (await import('./cache-stats.js')).default,
 };

@@ -1,0 +1,61 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import command from '../../../src/cli/commands/cache-stats.js';
+import { COMMANDS } from '../../../src/cli/commands/index.js';
+import { UsageError } from '../../../src/cli/command.js';
+
+function capture() {
+  const out: string[] = [];
+  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { out.push(a.join(' ')); });
+  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  return out;
+}
+
+describe('vlm-attention cache-stats', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('is registered', async () => {
+    expect(await COMMANDS['cache-stats']!()).toBe(command);
+  });
+
+  it('runs the default serving workload and prints pool statistics', async () => {
+    const out = capture();
+    await command.run(['--requests', '40', '--blocks', '600']);
+    const text = out.join('\n');
+    expect(text).toMatch(/KV cache: 28 layers × 4 KV heads × headDim 128, f16/);
+    expect(text).toMatch(/MHA\s+28 KV heads/);
+    expect(text).toMatch(/GQA\s+4 KV heads/);
+    expect(text).toMatch(/MQA\s+1 KV heads/);
+    expect(text).toMatch(/utilisation/);
+    expect(text).toMatch(/fragmentation/);
+    expect(text).toMatch(/prefix cache\s+\d+\.\d+ % hit rate/);
+    expect(text).toMatch(/Serving: 40 requests/);
+  });
+
+  it('--json gives the report as JSON (image-prefix workload)', async () => {
+    const out = capture();
+    await command.run(['--workload', 'image-prefix', '--json']);
+    const j = JSON.parse(out.join('\n'));
+    expect(j.workload).toBe('image-prefix');
+    expect(j.reports[0].order).toBe('image-first');
+    expect(j.reports[0].imageBlocksReused).toBe(j.reports[0].imageBlocksAfterFirst);
+    expect(j.variants.map((v: { variant: string }) => v.variant)).toEqual(['MHA', 'GQA', 'MQA']);
+  });
+
+  it('waste workload and --memory sizing', async () => {
+    const out = capture();
+    await command.run(['--workload', 'waste']);
+    expect(out.join('\n')).toMatch(/paged \(blocks of 16\)\s+0\.\d+ % unused/);
+    const out2 = capture();
+    await command.run(['--memory', '1GB', '--requests', '10', '--json']);
+    const j = JSON.parse(out2.join('\n'));
+    expect(j.plan.numBlocks).toBe(Math.floor(1e9 / j.plan.bytesPerBlock));
+  });
+
+  it('rejects bad flags with usage errors', async () => {
+    capture();
+    await expect(command.run(['--dtype', 'bf16'])).rejects.toThrow(UsageError);
+    await expect(command.run(['--heads', '6', '--kv-heads', '4'])).rejects.toThrow(/multiple/);
+    await expect(command.run(['--workload', 'nope'])).rejects.toThrow(/--workload/);
+    await expect(command.run(['--blocks', '10', '--memory', '1GB'])).rejects.toThrow(/not both/);
+  });
+});
