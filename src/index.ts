@@ -26,8 +26,9 @@ export { type ArrayDType, type ArrayData, type NdArray, ARRAY_DTYPES, arrayItemS
 export { parseSafetensors, parseSafetensorsHeader, writeSafetensors, safetensorsDType, SAFETENSORS_MAX_HEADER_BYTES, type SafetensorsFile, type SafetensorsParseOptions } from './io/safetensors.js';
 export { CAPTURE_FORMAT, CAPTURE_VERSION, type Capture, type CaptureInfo, type CaptureInit, type CaptureDType, type ArrayInput, makeCapture, encodeCapture, decodeCapture, withHeadImportance, pngSize } from './viz/capture-file.js';
 export { residualAugment, attentionRollout, rolloutRows, rolloutColumns, attentionFlow, flowWork, LayeredFlow, type RolloutOptions, type FlowOptions } from './viz/rollout.js';
-export { tokenMap, patchMap, renderMap, renderMapPng, layerMatrices, MAP_MODES, type MapMode, type MapSelection, type GridMap, type TokenValues, type RenderOptions } from './viz/maps.js';
+export { tokenMap, patchMap, renderMap, renderMapPng, overlayMap, layerMatrices, MAP_MODES, type MapMode, type MapSelection, type GridMap, type TokenValues, type RenderOptions } from './viz/maps.js';
 export { discoverHeads, savClassify, headDiscoveryJson, headScores, headHeatmap, headHeatmapPng, type HeadExample, type HeadStats, type HeadDiscovery, type HeadRankMethod, type DiscoverOptions } from './viz/heads.js';
 export { handleApi, captureAvailability, headImportanceOf, type ApiResponse } from './viz/api.js';
 export { syntheticCapture, syntheticScene, SYNTHETIC_OBJECTS, type SyntheticOptions } from './viz/synthetic.js';
+export * from './kernels/webgpu/index.js';
 export * from './relevance/index.js';

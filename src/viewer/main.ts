@@ -11,7 +11,7 @@
 import { handleApi } from '../viz/api.js';
 import { type Capture, type CaptureInfo, decodeCapture } from '../viz/capture-file.js';
 import { type ColormapName, colormapLut } from '../viz/colormap.js';
-import { overlayHeatmap } from '../viz/overlay.js';
+import { overlayMap } from '../viz/maps.js';
 import { decodePng, type RgbaImage } from '../viz/png.js';
 
 interface Available { rollout: boolean; flow: boolean; rolloutHeadSubsets: boolean; storedHeadImportance: boolean }
@@ -153,8 +153,8 @@ async function refresh(): Promise<void> {
       const m = await src.get<MapJson>('/api/map', { tokens: state.tokens, ...params() });
       if (seq !== state.seq) return;
       state.lastMap = m;
-      const img = overlayHeatmap(baseImage(rows, cols), m.values, cols, rows, {
-        colormap: state.colormap, alpha: state.image ? Number(alphaIn.value) / 100 : 1, weightByValue: !!state.image, gamma: 0.7,
+      const img = overlayMap(baseImage(rows, cols), m.values, cols, rows, {
+        colormap: state.colormap, alpha: state.image ? Number(alphaIn.value) / 100 : 1, weightByValue: !!state.image,
       });
       put(img);
       outlinePatch(m.argmax.row, m.argmax.col, rows, cols, '#4cc2ff');

@@ -258,7 +258,7 @@ export interface RenderOptions {
   colormap?: ColormapName;
   /** Heatmap opacity over the image (default 0.75; with `weightByValue` the hottest pixels get this). */
   alpha?: number;
-  /** Blend weight grows with the value, so cold areas show the image (default true). */
+  /** Blend weight grows with the value, so cold areas mostly show the image (default true; false = uniform alpha). */
   weightByValue?: boolean;
   /** Pixels per patch when the capture has no image (default 24). */
   cellPixels?: number;
@@ -271,16 +271,28 @@ export interface RenderOptions {
 export function renderMap(c: Capture, map: GridMap, opts: RenderOptions = {}): RgbaImage {
   const cm = opts.colormap ?? 'inferno';
   if (!COLORMAP_NAMES.includes(cm)) throw new ValueError(`colormap must be one of ${COLORMAP_NAMES.join(', ')}, got ${JSON.stringify(cm)}`, 'colormap');
-  if (c.imagePng) {
-    const img = decodePng(c.imagePng, 'image.png');
-    return overlayHeatmap(img, map.values, map.cols, map.rows, { colormap: cm, alpha: opts.alpha ?? 0.75, weightByValue: opts.weightByValue ?? true, gamma: 0.7 });
-  }
+  if (c.imagePng) return overlayMap(decodePng(c.imagePng, 'image.png'), map.values, map.cols, map.rows, { ...opts, colormap: cm });
   const cell = opts.cellPixels ?? 24;
   if (!Number.isInteger(cell) || cell < 1 || cell > 256) throw new ValueError(`cellPixels must be an integer in 1..256, got ${cell}`, 'cellPixels');
   const w = map.cols * cell, h = map.rows * cell;
   const big = new Float32Array(w * h);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) big[y * w + x] = map.values[Math.floor(y / cell) * map.cols + Math.floor(x / cell)]!;
   return applyColormap(big, w, h, { colormap: cm });
+}
+
+/**
+ * Blends a grid map over an image: bilinear upsampling, colormap, and (default) two passes: a light
+ * uniform wash (cold regions dim towards the colormap's dark end, so the hot region stands out),
+ * then a value-weighted pass (hot regions take the colour, cold ones keep the image). With
+ * `weightByValue: false`, one uniform blend at `alpha`. Used by `renderMap` and by the viewer page.
+ */
+export function overlayMap(image: RgbaImage, values: ArrayLike<number>, cols: number, rows: number, opts: RenderOptions = {}): RgbaImage {
+  const cm = opts.colormap ?? 'inferno';
+  const alpha = opts.alpha ?? 0.75;
+  if (!(alpha >= 0 && alpha <= 1)) throw new ValueError(`alpha must be in [0, 1], got ${alpha}`, 'alpha');
+  if (opts.weightByValue === false) return overlayHeatmap(image, values, cols, rows, { colormap: cm, alpha });
+  const washed = overlayHeatmap(image, values, cols, rows, { colormap: cm, alpha: alpha * 0.4 });
+  return overlayHeatmap(washed, values, cols, rows, { colormap: cm, alpha, weightByValue: true, gamma: 0.6 });
 }
 
 /** `renderMap` encoded as PNG bytes. */
