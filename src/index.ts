@@ -30,4 +30,5 @@ export { tokenMap, patchMap, renderMap, renderMapPng, overlayMap, layerMatrices,
 export { discoverHeads, savClassify, headDiscoveryJson, headScores, headHeatmap, headHeatmapPng, type HeadExample, type HeadStats, type HeadDiscovery, type HeadRankMethod, type DiscoverOptions } from './viz/heads.js';
 export { handleApi, captureAvailability, headImportanceOf, type ApiResponse } from './viz/api.js';
 export { syntheticCapture, syntheticScene, SYNTHETIC_OBJECTS, type SyntheticOptions } from './viz/synthetic.js';
+export * from './kernels/webgpu/index.js';
 export * from './relevance/index.js';

@@ -1,0 +1,215 @@
+/**
+ * WebGPU device layer: adapter and device acquisition in browsers (navigator.gpu) and in Node
+ * (Dawn's `webgpu` package, loaded on demand), capability detection, WGSL compilation with compiler
+ * messages surfaced as DeviceError, device-loss reporting with recovery on the next call, a pipeline
+ * cache keyed by kernel variants, and a buffer pool.
+ */
+import { DeviceError } from '../../errors.js';
+
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+export interface GpuCaps {
+  f16: boolean;
+  subgroups: boolean;
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
+  timestamp: boolean;
+  subgroupMatrix: SubgroupMatrixConfig[];
+  maxWorkgroupStorage: number;
+  maxStorageBinding: number;
+  maxBufferSize: number;
+  maxInvocations: number;
+  vendor: string;
+  architecture: string;
+  description: string;
+}
+
+export interface WebGpuInit {
+  /** A GPU object (navigator.gpu or Dawn's create(...)); found automatically when absent. */
+  gpu?: GPU;
+  powerPreference?: GPUPowerPreference;
+  /** Dawn toggles for Node (default: allow_unsafe_apis, vulkan_enable_f16_on_nvidia). */
+  dawnFlags?: string[];
+  /** Disable optional features (for tests of the fallbacks): 'shader-f16', 'subgroups', 'subgroup-matrix'. */
+  disable?: string[];
+}
+
+const WANTED: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix' as GPUFeatureName];
+
+export const NO_WEBGPU_HELP =
+  'no WebGPU adapter found. In browsers, use one with WebGPU enabled (Chrome/Edge ≥ 113, Firefox ≥ 141, Safari ≥ 26). ' +
+  "In Node, install the optional 'webgpu' package (npm install webgpu) and make sure a Vulkan driver is present; " +
+  'without a GPU, SwiftShader works: install Debian\'s chromium and libvulkan1 and set ' +
+  'VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json (and XDG_RUNTIME_DIR).';
+
+async function findGpu(init: WebGpuInit): Promise<GPU> {
+  if (init.gpu) return init.gpu;
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  if (typeof process !== 'undefined' && process.versions?.node) {
+    let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+    try {
+      mod = (await import(/* webpackIgnore: true */ 'webgpu' as string)) as typeof mod;
+    } catch (e) {
+      throw new DeviceError(`${NO_WEBGPU_HELP} (could not load the 'webgpu' package: ${(e as Error).message})`);
+    }
+    // Dawn's globals (GPUBufferUsage, GPUMapMode, …) are needed by WebGPU code.
+    for (const [k, v] of Object.entries(mod.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+    const flags = init.dawnFlags ?? [process.env.DAWN_FLAGS ?? 'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];
+    return mod.create(flags);
+  }
+  throw new DeviceError(NO_WEBGPU_HELP);
+}
+
+export class GpuContext {
+  readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  private pool = new Map<number, GPUBuffer[]>();
+  lostReason: string | null = null;
+
+  /** `gpu` is held so that Dawn's instance outlives the device (collecting it crashes Dawn's event loop). */
+  constructor(readonly gpu: GPU, readonly adapter: GPUAdapter, readonly device: GPUDevice, readonly caps: GpuCaps) {
+    device.lost.then((info) => {
+      this.lostReason = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  get lost(): boolean {
+    return this.lostReason !== null;
+  }
+
+  /** Compiles WGSL, raising DeviceError with the compiler's messages (line:col) on failure. */
+  async pipeline(key: string, code: string, constants: Record<string, number> = {}): Promise<GPUComputePipeline> {
+    let p = this.pipelines.get(key);
+    if (!p) {
+      p = this.compile(key, code, constants);
+      this.pipelines.set(key, p);
+      p.catch(() => this.pipelines.delete(key));
+    }
+    return p;
+  }
+
+  private async compile(key: string, code: string, constants: Record<string, number>): Promise<GPUComputePipeline> {
+    const device = this.device;
+    device.pushErrorScope('validation');
+    const module = device.createShaderModule({ code, label: key });
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === 'error');
+    if (errors.length) {
+      await device.popErrorScope();
+      const lines = code.split('\n');
+      throw new DeviceError(`WGSL compilation failed for kernel ${key}`, errors.map((m) => `  ${m.lineNum}:${m.linePos} ${m.message}\n    ${lines[m.lineNum - 1] ?? ''}`));
+    }
+    try {
+      // Dawn's node binding aborts the process in createComputePipelineAsync on some drivers
+      // (std::system_error from its worker pool), so Node compiles synchronously.
+      const desc: GPUComputePipelineDescriptor = { layout: 'auto', label: key, compute: { module, entryPoint: 'main', constants } };
+      const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+      const pipe = isNode ? device.createComputePipeline(desc) : await device.createComputePipelineAsync(desc);
+      const err = await device.popErrorScope();
+      if (err) throw new DeviceError(`pipeline creation failed for kernel ${key}: ${err.message}`);
+      return pipe;
+    } catch (e) {
+      if (e instanceof DeviceError) throw e;
+      throw new DeviceError(`pipeline creation failed for kernel ${key}: ${(e as Error).message}`);
+    }
+  }
+
+  /** A storage buffer of at least `bytes` (pooled by power-of-two size class). */
+  acquire(bytes: number, usage: number = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC): GPUBuffer {
+    const size = Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(bytes, 4))));
+    const key = size * 16 + (usage & 0xf) ;
+    const list = this.pool.get(key);
+    const hit = list?.pop();
+    if (hit) return hit;
+    return this.device.createBuffer({ size, usage });
+  }
+
+  release(buffer: GPUBuffer, usage: number = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC): void {
+    const key = buffer.size * 16 + (usage & 0xf);
+    let list = this.pool.get(key);
+    if (!list) { list = []; this.pool.set(key, list); }
+    if (list.length < 8) list.push(buffer); else buffer.destroy();
+  }
+
+  /** Raises the device's validation/out-of-memory errors from the work submitted in `fn`. */
+  async checked<T>(what: string, fn: () => T | Promise<T>): Promise<T> {
+    const device = this.device;
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    const result = await fn();
+    const v = await device.popErrorScope();
+    const o = await device.popErrorScope();
+    if (this.lostReason) throw new DeviceError(`the GPU device was lost during ${what} (${this.lostReason}); the next call acquires a new device`);
+    if (v) throw new DeviceError(`${what}: ${v.message}`);
+    if (o) throw new DeviceError(`${what}: out of GPU memory: ${o.message}`);
+    return result;
+  }
+}
+
+let current: Promise<GpuContext> | null = null;
+let currentInit: WebGpuInit = {};
+
+/** Sets how the WebGPU device is acquired (takes effect at the next acquisition). */
+export function configureWebGpu(init: WebGpuInit): void {
+  currentInit = { ...init };
+  current = null;
+}
+
+async function create(init: WebGpuInit): Promise<GpuContext> {
+  const gpu = await findGpu(init);
+  const adapter = await gpu.requestAdapter({ powerPreference: init.powerPreference ?? 'high-performance' });
+  if (!adapter) throw new DeviceError(NO_WEBGPU_HELP);
+  const disable = new Set(init.disable ?? []);
+  const features = WANTED.filter((f) => adapter.features.has(f) && !disable.has(f) && !(f === ('chromium-experimental-subgroup-matrix' as GPUFeatureName) && disable.has('subgroup-matrix')));
+  if (features.includes('chromium-experimental-subgroup-matrix' as GPUFeatureName) && !features.includes('subgroups')) features.splice(features.indexOf('chromium-experimental-subgroup-matrix' as GPUFeatureName), 1);
+  const L = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredFeatures: features,
+    requiredLimits: {
+      maxBufferSize: L.maxBufferSize,
+      maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
+      maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: L.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: L.maxComputeWorkgroupSizeX,
+      maxStorageBuffersPerShaderStage: L.maxStorageBuffersPerShaderStage,
+    },
+  });
+  const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info ?? ({} as GPUAdapterInfo);
+  const ext = info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number; subgroupMatrixConfigs?: SubgroupMatrixConfig[] };
+  const has = (f: string) => features.includes(f as GPUFeatureName);
+  const caps: GpuCaps = {
+    f16: has('shader-f16'),
+    subgroups: has('subgroups'),
+    subgroupMinSize: ext.subgroupMinSize ?? 0,
+    subgroupMaxSize: ext.subgroupMaxSize ?? 0,
+    timestamp: has('timestamp-query'),
+    subgroupMatrix: has('chromium-experimental-subgroup-matrix') ? (ext.subgroupMatrixConfigs ?? []).map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K })) : [],
+    maxWorkgroupStorage: device.limits.maxComputeWorkgroupStorageSize,
+    maxStorageBinding: device.limits.maxStorageBufferBindingSize,
+    maxBufferSize: device.limits.maxBufferSize,
+    maxInvocations: device.limits.maxComputeInvocationsPerWorkgroup,
+    vendor: info.vendor ?? '',
+    architecture: info.architecture ?? '',
+    description: info.description ?? '',
+  };
+  return new GpuContext(gpu, adapter, device, caps);
+}
+
+/** The shared GPU context; re-acquired after a device loss. */
+export async function gpuContext(init?: WebGpuInit): Promise<GpuContext> {
+  if (init) configureWebGpu(init);
+  if (current) {
+    const ctx = await current.catch(() => null);
+    if (ctx && !ctx.lost) return ctx;
+    current = null;
+  }
+  current = create(currentInit);
+  current.catch(() => { current = null; });
+  return current;
+}

@@ -1,0 +1,8 @@
+import { registerBackend } from '../../attention/backend.js';
+import { webgpuBackend } from './attention-gpu.js';
+import { gpuContext } from './device.js';
+
+registerBackend('webgpu', async () => { await gpuContext(); return webgpuBackend; });
+
+export { gpuContext, configureWebGpu, GpuContext, NO_WEBGPU_HELP, type GpuCaps, type WebGpuInit, type SubgroupMatrixConfig } from './device.js';
+export { lastGpuStats, setGpuOutputPoisoning, type GpuRunStats } from './attention-gpu.js';

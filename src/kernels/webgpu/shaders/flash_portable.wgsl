@@ -1,0 +1,206 @@
+// Flash attention forward, portable f32 arithmetic (any adapter; f16/bf16 inputs are unpacked to f32).
+//
+// One workgroup = one Q tile of 64 rows against the KV tiles its tile-plan row lists. With GQA the
+// tile packs the G query heads of one KV head (row r ↦ head g = r % G, position r / G), so a group
+// shares every K/V load (FlashAttention-3's pack_gqa). 256 threads as 16×16: thread (ty, tx) owns
+// S rows 4ty..4ty+3 × keys 4tx..4tx+3 and O rows 4ty..4ty+3 × columns tx + 16t.
+//
+// Per KV tile (64 keys):
+//   S = Qᵀ-chunk × Kᵀ-chunk over 16-dim slices in workgroup memory (4×4 outer products per slice);
+//   softcap; element predicate on partial tiles only; row max/sum across the 16 tx lanes
+//   (subgroup shuffles when subgroups hold ≥ 16 lanes, workgroup memory otherwise);
+//   P = 2^(S − m) into workgroup memory; O = O·2^(m_old − m) + P·V over V chunks in workgroup memory.
+// The prelude defines D, DV, DVT, DVP, BCV, G, NP, NATURAL, CAP, the loaders ld_q/ld_k/ld_v, the
+// output binding, the row reductions rowmax16/rowsum16 and mask_allows.
+
+struct Params {
+  qRow: u32, qHead: u32, kRow: u32, kHead: u32,
+  vRow: u32, vHead: u32, oRow: u32, oHead: u32,
+  lseRow: u32, lseHead: u32, numJobs: u32, hasLse: u32,
+  seqTable: u32, planTable: u32, jobTable: u32, maskBase: u32,
+  scale: f32, softcap: f32, thrHeadStride: u32, group: u32,
+  negInf: f32, _p0: u32, _p1: u32, _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> tbl: array<u32>;
+@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+
+const BR: u32 = 64u;
+const BC: u32 = 64u;
+const LOG2E: f32 = 1.4426950408889634;
+const LN2: f32 = 0.6931471805599453;
+// Masked scores are a large finite negative: drivers may assume IEEE infinities never occur.
+const MASKED: f32 = -1.0e30;
+
+var<workgroup> wa: array<vec4<f32>, 512>;   // Qᵀ/Kᵀ slices (S phase), V chunk (PV phase)
+var<workgroup> ps: array<vec4<f32>, 1024>;  // P, 64 rows × 64 keys
+var<workgroup> wjob: array<u32, 16>;
+var<workgroup> wtile: u32;
+
+fn exp2_masked(x: f32) -> f32 {
+  return select(exp2(x), 0.0, x < -126.0);
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let job = wg.x + wg.y * 65535u;
+  let tx = lid & 15u;
+  let ty = lid >> 4u;
+  if (lid == 0u) {
+    let jb = P.jobTable + min(job, P.numJobs - 1u) * 3u;
+    let seq = tbl[jb];
+    let sb = P.seqTable + seq * 9u;
+    wjob[0] = select(0u, 1u, job < P.numJobs);
+    wjob[1] = tbl[jb + 1u];            // head block: query heads hb·G .. hb·G + G − 1
+    wjob[2] = tbl[jb + 2u];            // Q tile
+    for (var t = 0u; t < 9u; t++) { wjob[3u + t] = tbl[sb + t]; }
+  }
+  let live = workgroupUniformLoad(&wjob[0]);
+  if (live == 0u) { return; }
+  let hb = workgroupUniformLoad(&wjob[1]);
+  let qtile = workgroupUniformLoad(&wjob[2]);
+  let qBase = workgroupUniformLoad(&wjob[3]);
+  let kBase = workgroupUniformLoad(&wjob[4]);
+  let vBase = workgroupUniformLoad(&wjob[5]);
+  let oBase = workgroupUniformLoad(&wjob[6]);
+  let lseBase = workgroupUniformLoad(&wjob[7]);
+  let lenQ = workgroupUniformLoad(&wjob[8]);
+  let lenK = workgroupUniformLoad(&wjob[9]);
+  let plan = workgroupUniformLoad(&wjob[10]);
+  let rowGlobal = workgroupUniformLoad(&wjob[11]);
+  let hk = (hb * G) / P.group;
+  let rowStart = tbl[P.planTable + plan * 2u];
+  let entries = tbl[P.planTable + plan * 2u + 1u];
+  if (lid == 0u) { wtile = tbl[rowStart + qtile]; }
+  let e0 = workgroupUniformLoad(&wtile);
+  if (lid == 0u) { wtile = tbl[rowStart + qtile + 1u]; }
+  let e1 = workgroupUniformLoad(&wtile);
+
+  let qscale = select(P.scale * LOG2E, P.scale, NATURAL);
+
+  // This thread's rows: r = 4·ty + a ↦ head hb·G + r % G, position qtile·NP + r / G.
+  var valid: array<bool, 4>;
+  var pos: array<u32, 4>;
+  var head: array<u32, 4>;
+  for (var a = 0u; a < 4u; a++) {
+    let r = ty * 4u + a;
+    pos[a] = qtile * NP + r / G;
+    head[a] = hb * G + r % G;
+    valid[a] = r < NP * G && pos[a] < lenQ;
+  }
+  // Loader rows for the Qᵀ slice: thread loads row lr, dims 4·(lid & 3) .. +3 of each slice.
+  let lr = lid >> 2u;
+  let lpos = qtile * NP + lr / G;
+  let lvalid = lr < NP * G && lpos < lenQ;
+  let lq = qBase + lpos * P.qRow + (hb * G + lr % G) * P.qHead;
+
+  var m: array<f32, 4>;
+  var l: array<f32, 4>;
+  var o: array<array<f32, DVT>, 4>;
+  for (var a = 0u; a < 4u; a++) {
+    m[a] = MASKED;
+    l[a] = 0.0;
+    for (var t = 0u; t < DVT; t++) { o[a][t] = 0.0; }
+  }
+
+  for (var e = e0; e < e1; e++) {
+    if (lid == 0u) { wtile = tbl[entries + e]; }
+    let ent = workgroupUniformLoad(&wtile);
+    let k0 = (ent >> 1u) * BC;
+    let nk = min(BC, lenK - k0);
+    let partial = (ent & 1u) == 1u;
+
+    // ---- S = Q·Kᵀ over 16-dim slices
+    var acc: array<vec4<f32>, 4>;
+    for (var a = 0u; a < 4u; a++) { acc[a] = vec4<f32>(0.0); }
+    for (var d0 = 0u; d0 < D; d0 += 16u) {
+      let dq = (lid & 3u) * 4u;
+      for (var t = 0u; t < 4u; t++) {
+        let d = d0 + dq + t;
+        var x = 0.0;
+        if (lvalid && d < D) { x = ld_q(lq + d) * qscale; }
+        wa[(dq + t) * 16u + (lr >> 2u)][lr & 3u] = x;
+        let kj = lr;
+        var y = 0.0;
+        if (kj < nk && d < D) { y = ld_k(kBase + (k0 + kj) * P.kRow + hk * P.kHead + d); }
+        wa[256u + (dq + t) * 16u + (kj >> 2u)][kj & 3u] = y;
+      }
+      workgroupBarrier();
+      for (var dd = 0u; dd < 16u; dd++) {
+        let qa = wa[dd * 16u + ty];
+        let kb = wa[256u + dd * 16u + tx];
+        acc[0] += qa.x * kb;
+        acc[1] += qa.y * kb;
+        acc[2] += qa.z * kb;
+        acc[3] += qa.w * kb;
+      }
+      workgroupBarrier();
+    }
+
+    // ---- scores: softcap, mask, online softmax
+    for (var a = 0u; a < 4u; a++) {
+      let r = ty * 4u + a;
+      var s = acc[a];
+      if (CAP) { s = P.softcap * tanh(s / P.softcap); }
+      for (var b = 0u; b < 4u; b++) {
+        let jl = tx * 4u + b;
+        var keep = valid[a] && jl < nk;
+        if (keep && partial) {
+          keep = mask_allows(i32(pos[a]), i32(k0 + jl), i32(lenQ), i32(lenK), head[a] * P.thrHeadStride + rowGlobal + pos[a], s[b]);
+        }
+        s[b] = select(MASKED, s[b], keep);
+      }
+      if (NATURAL) { s = s * LOG2E; }
+      let tmax = rowmax16(max(max(s.x, s.y), max(s.z, s.w)), r, tx);
+      let mNew = max(m[a], tmax);
+      let mUse = select(mNew, 0.0, mNew <= MASKED);
+      let p = vec4<f32>(exp2_masked(s.x - mUse), exp2_masked(s.y - mUse), exp2_masked(s.z - mUse), exp2_masked(s.w - mUse));
+      let tsum = rowsum16(p.x + p.y + p.z + p.w, r, tx);
+      let alpha = select(exp2(m[a] - mUse), 0.0, m[a] <= MASKED);
+      l[a] = l[a] * alpha + tsum;
+      m[a] = mNew;
+      ps[r * 16u + tx] = p;
+      for (var t = 0u; t < DVT; t++) { o[a][t] *= alpha; }
+    }
+    workgroupBarrier();
+
+    // ---- O += P·V over V chunks of BCV keys
+    for (var j0 = 0u; j0 < nk; j0 += BCV) {
+      for (var x = lid; x < BCV * DVP; x += 256u) {
+        let jj = x / DVP;
+        let c = x % DVP;
+        var v = 0.0;
+        if (j0 + jj < nk && c < DV) { v = ld_v(vBase + (k0 + j0 + jj) * P.vRow + hk * P.vHead + c); }
+        wa[x >> 2u][x & 3u] = v;
+      }
+      workgroupBarrier();
+      let jn = min(BCV, nk - j0);
+      for (var jj = 0u; jj < jn; jj++) {
+        let j = j0 + jj;
+        var pr: array<f32, 4>;
+        for (var a = 0u; a < 4u; a++) { pr[a] = ps[(ty * 4u + a) * 16u + (j >> 2u)][j & 3u]; }
+        for (var t = 0u; t < DVT; t++) {
+          let c = jj * DVP + tx + 16u * t;
+          let v = wa[c >> 2u][c & 3u];
+          for (var a = 0u; a < 4u; a++) { o[a][t] += pr[a] * v; }
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+
+  // ---- O = acc / l, lse = (m + log2 l)·ln 2
+  for (var a = 0u; a < 4u; a++) {
+    if (!valid[a]) { continue; }
+    let ob = oBase + pos[a] * P.oRow + head[a] * P.oHead;
+    let inv = select(1.0 / l[a], 0.0, l[a] == 0.0);
+    for (var t = 0u; t < DVT; t++) {
+      let c = tx + 16u * t;
+      if (c < DV) { out[ob + c] = select(o[a][t] * inv, 0.0, l[a] == 0.0); }
+    }
+    if (P.hasLse == 1u && tx == 0u) {
+      lse[lseBase + head[a] * P.lseHead + pos[a] * P.lseRow] = select((m[a] + log2(l[a])) * LN2, P.negInf, l[a] == 0.0);
+    }
+  }
+}
