@@ -82,7 +82,7 @@ interface OursMeasurement {
   stats: KernelStats | null;
 }
 
-async function measureOurs(s: AttentionShape, x: QKV, mask: Mask | null, rr: ReferenceRows, placement: 'heap' | 'copy', timing: TimingOptions, flops: number, visible: number): Promise<OursMeasurement> {
+async function measureOurs(s: AttentionShape, x: QKV, mask: Mask | null, rr: ReferenceRows, placement: 'heap' | 'copy', timing: TimingOptions, flops: number, visible: number, keepOutput?: (out: Float32Array) => void): Promise<OursMeasurement> {
   const rt = await cpuRuntime();
   const qShape = [s.batch, s.seqLenQ, s.numHeads, s.headDim], kShape = [s.batch, s.seqLenK, s.numKvHeads, s.headDim];
   const vShape = [s.batch, s.seqLenK, s.numKvHeads, s.headDimV], oShape = [s.batch, s.seqLenQ, s.numHeads, s.headDimV];
@@ -99,11 +99,14 @@ async function measureOurs(s: AttentionShape, x: QKV, mask: Mask | null, rr: Ref
     }
     let last: Tensor | null = null;
     const run = async () => { last = (await attention(q, k, v, { mask, backend: 'wasm', ...(out ? { out } : {}) })).out; };
+    const t0 = performance.now();
     await run();
+    const firstRunMs = performance.now() - t0;
     const stats = lastKernelStats ? { ...lastKernelStats } : null;
     const check = checkRows(s, rr, bshdAt(s, last!.data as Float32Array));
     if (!check.ok) throw new ValidationError(`${s.name}: our ${rt.variant} kernel (${placement}${mask ? ', masked' : ''}) is WRONG: ${describeCheck(check)}`);
-    const t = await timeIt(run, timing);
+    keepOutput?.((last!.data as Float32Array).slice());
+    const t = await timeIt(run, { ...timing, firstRunMs });
     return {
       variant: rt.variant, threads: rt.threads, placement, masked: !!mask, check, timing: t, gflops: gflops(flops, t.medianMs),
       ...(mask && s.blockSparse ? { visibleGflops: gflops(flops * visible, t.medianMs) } : {}),
@@ -164,15 +167,17 @@ async function measurePeer(s: AttentionShape, c: PeerCandidate, rr: ReferenceRow
     p = await c.build();
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0]!;
-    return { ...base, status: msg.startsWith('skipped') ? 'skipped' : 'failed', error: msg };
+    return msg.startsWith('skipped: ') ? { ...base, status: 'skipped', error: msg.slice(9) } : { ...base, status: 'failed', error: msg };
   }
   try {
+    const t0 = performance.now();
     await p.run();
+    const firstRunMs = performance.now() - t0;
     const o = p.output();
     const check = checkRows(s, rr, (o.layout === 'bshd' ? bshdAt : bhsdAt)(s, o.data), PEER_SLACK);
     const maxDiffToOurs = maxAbsDiff(bshdFromLayout(s, o.data, o.layout), ours);
     if (!check.ok) return { ...base, status: 'wrong-output', check, maxDiffToOurs, error: describeCheck(check) };
-    const t = await timeIt(() => p.run(), timing);
+    const t = await timeIt(() => p.run(), { ...timing, firstRunMs });
     return {
       ...base, status: 'ok', check, maxDiffToOurs, timing: t, gflops: gflops(flops, t.medianMs),
       ...(s.seqLenQ <= 16 ? { kvGBs: gbPerSecond(kvBytes(s), t.medianMs) } : {}),
@@ -519,7 +524,8 @@ async function main(): Promise<void> {
       res.shapes.push(r);
 
       // Ours: validated inside measureOurs before timing (throws ValidationError when wrong).
-      const main = await measureOurs(s, x, mask, rr, 'heap', timing, flops, visible);
+      let ours: Float32Array = new Float32Array(0); // our validated output, for the peers' whole-output comparison
+      const main = await measureOurs(s, x, mask, rr, 'heap', timing, flops, visible, (o) => { ours = o; });
       const dense = s.blockSparse ? await measureOurs(s, x, null, referenceRows(s, x, null), 'heap', timing, flops, 1) : undefined;
       r.ours.simd128 = dense ? { main, dense } : { main };
       console.log(`  ours ${main.variant}: ${fmt(main.gflops)} GFLOP/s (${fmt(main.timing.medianMs, 2)} ms, N=${main.timing.runs}); check ${describeCheck(main.check)}${dense ? `; dense ${fmt(dense.gflops)} GFLOP/s, speed-up ${fmtRatio(dense.timing.medianMs / main.timing.medianMs)}` : ''}`);
@@ -539,14 +545,9 @@ async function main(): Promise<void> {
         console.log(`  ours ${r.ours.withCopy.variant} from plain Float32Array tensors (copies timed): ${fmt(r.ours.withCopy.gflops)} GFLOP/s`);
       }
 
-      // Our output, for the peers' whole-output comparison.
-      const ours = new Float32Array(s.batch * s.seqLenQ * s.numHeads * s.headDimV);
-      await attention(new Tensor(x.q, [s.batch, s.seqLenQ, s.numHeads, s.headDim]), new Tensor(x.k, [s.batch, s.seqLenK, s.numKvHeads, s.headDim]),
-        new Tensor(x.v, [s.batch, s.seqLenK, s.numKvHeads, s.headDimV]), { mask, backend: 'wasm', out: new Tensor(ours, [s.batch, s.seqLenQ, s.numHeads, s.headDimV]) });
-
       // Block-sparse shapes are compared with our own dense kernel only (the issue's bar).
       const peers = !s.blockSparse;
-      const peerTiming: TimingOptions = { ...timing, warmup: 1 };
+      const peerTiming: TimingOptions = timing;
       if (peers && !skip.has('ort')) {
         const standard = await measurePeer(s, ortAttentionOp(s, x, { intraOpThreads: ortThreads }), rr, ours, peerTiming, flops);
         const alternatives: PeerMeasurement[] = [];

@@ -17,6 +17,9 @@ export interface TimingOptions {
   /** When the first warm-up run takes longer than this (ms), take a single timed run (N = 1), so
    *  one very slow peer cannot blow the bench's time limit. Default: never. */
   slowMs?: number;
+  /** Duration of an untimed run the caller already made (e.g. the validation run): it counts as
+   *  the first warm-up, and decides `slowMs`. */
+  firstRunMs?: number;
 }
 
 export interface Timing {
@@ -61,7 +64,12 @@ export async function timeIt(fn: () => unknown, opts: TimingOptions = {}): Promi
   const warmup = opts.warmup ?? 2, runs = Math.max(1, opts.runs ?? 10), minRuns = Math.min(runs, Math.max(1, opts.minRuns ?? 3));
   const budgetMs = opts.budgetMs ?? 4000, slowMs = opts.slowMs ?? Infinity;
   let warmed = 0, floor = minRuns;
-  for (let i = 0; i < warmup; i++) {
+  const first = opts.firstRunMs;
+  if (first !== undefined) {
+    warmed = 1;
+    if (first > slowMs) floor = 1;
+  }
+  for (let i = warmed; i < warmup && (first === undefined || first <= budgetMs / 4); i++) {
     const t0 = now();
     await fn();
     warmed++;
