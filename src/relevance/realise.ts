@@ -105,7 +105,7 @@ export function realiseTokens(texture: TextureArray, tokens: ArrayLike<number>, 
   const shapes: Array<[number, number]> = [];
   const cu: number[] = [0];
   const seqRegions: number[] = [];
-  const p = plan.patchSize;
+  const p = plan.featurePatch;
   let o = 0;
   for (const reg of plan.regions) {
     const t = tokens[reg.index]!;

@@ -1,10 +1,12 @@
 /**
- * The region grid: an image is resampled to a working size that is a whole number of base patches
- * (patchSize px each, e.g. 14), and the base-patch grid is split into regions, the unit of
- * allocation (spec §4.1). Validated once into a frozen GridPlan.
+ * The region grid: an image is cut into base patches (patchSize px each, e.g. 14; a central crop
+ * of whole patches, or a resize when the image exceeds maxSide), texture features are computed on
+ * a work image of featurePatch px per patch (≈ 512 px on the longer side, like the seed), and the
+ * base-patch grid is split into regions, the unit of allocation (spec §4.1). Validated once into a
+ * frozen GridPlan.
  *
  * ```
- * image W×H ──resize──▶ work (gridCols·p) × (gridRows·p) ──▶ base grid gridRows × gridCols
+ * image W×H ──crop/resize──▶ work (gridCols·fp) × (gridRows·fp) ──▶ base grid gridRows × gridCols
  *                                                           └─▶ regionRows × regionCols regions
  * ```
  */
@@ -12,10 +14,16 @@ import { ValueError } from '../errors.js';
 
 /** Options for {@link planGrid}. */
 export interface GridOptions {
-  /** Base patch side in working pixels (default 14). */
+  /** Base patch side in image pixels (default 14), after shrinking to `maxSide`. */
   patchSize?: number;
-  /** The working image's longer side is at most this many pixels (default 1024). */
+  /** Images whose longer side exceeds this are shrunk first (default 1024). */
   maxSide?: number;
+  /**
+   * Texture features are computed at about this many pixels on the longer side (default 512, the
+   * seed's 16×32): `featurePatch` = min(patchSize, ⌊featureSide / max(gridRows, gridCols)⌋, ≥ 2)
+   * work pixels per base patch. `Infinity` computes them at full resolution.
+   */
+  featureSide?: number;
   /** Split the base grid into regionRows × regionCols regions (default 4 × 4). */
   regionRows?: number;
   regionCols?: number;
@@ -43,7 +51,10 @@ export interface Region {
 export interface GridPlan {
   readonly imageWidth: number;
   readonly imageHeight: number;
+  /** Base patch side in image pixels (after `maxSide`). */
   readonly patchSize: number;
+  /** Base patch side in work (feature) pixels. */
+  readonly featurePatch: number;
   readonly gridRows: number;
   readonly gridCols: number;
   readonly workWidth: number;
@@ -51,6 +62,8 @@ export interface GridPlan {
   readonly regionRows: number;
   readonly regionCols: number;
   readonly regions: readonly Region[];
+  /** The part of the image the work image covers (pixels); resampled to workWidth × workHeight unless equal. */
+  readonly crop: { readonly x: number; readonly y: number; readonly width: number; readonly height: number };
   /** Base-patch index (raster) → region index. */
   readonly patchRegion: Int32Array;
 }
@@ -74,8 +87,20 @@ export function planGrid(width: number, height: number, options: GridOptions = {
   const maxSide = posInt(options.maxSide, 'maxSide', 1024, 1 << 16);
   if (maxSide < p) throw new ValueError(`maxSide (${maxSide}) must be ≥ patchSize (${p})`, 'maxSide');
   const scale = Math.min(1, maxSide / Math.max(width, height));
-  const gridCols = Math.max(1, Math.min(Math.floor(maxSide / p), Math.round((width * scale) / p)));
-  const gridRows = Math.max(1, Math.min(Math.floor(maxSide / p), Math.round((height * scale) / p)));
+  // At full scale the work image is a central crop of whole patches (≤ p − 1 px dropped per axis,
+  // no resampling); when shrinking, or for an image smaller than one patch, it is resampled.
+  const axis = (n: number) => {
+    if (scale === 1 && n >= p) {
+      const cells = Math.floor(n / p);
+      return { cells, crop0: Math.floor((n - cells * p) / 2), cropLen: cells * p };
+    }
+    return { cells: Math.max(1, Math.min(Math.floor(maxSide / p), Math.round((n * scale) / p))), crop0: 0, cropLen: n };
+  };
+  const ax = axis(width), ay = axis(height);
+  const gridCols = ax.cells, gridRows = ay.cells;
+  const featureSide = options.featureSide ?? 512;
+  if (typeof featureSide !== 'number' || !(featureSide >= 2)) throw new ValueError(`featureSide must be a number ≥ 2 (or Infinity), got ${options.featureSide}`, 'featureSide');
+  const featurePatch = Math.max(Math.min(2, p), Math.min(p, Math.floor(featureSide / Math.max(gridRows, gridCols))));
   let rowB: number[], colB: number[];
   if (options.regionPatches !== undefined) {
     const k = posInt(options.regionPatches, 'regionPatches', 1);
@@ -89,7 +114,7 @@ export function planGrid(width: number, height: number, options: GridOptions = {
     rowB = splits(gridRows, rr); colB = splits(gridCols, rc);
   }
   const regionRows = rowB.length - 1, regionCols = colB.length - 1;
-  const sx = width / gridCols, sy = height / gridRows;
+  const sx = ax.cropLen / gridCols, sy = ay.cropLen / gridRows;
   const regions: Region[] = [];
   const patchRegion = new Int32Array(gridRows * gridCols);
   for (let i = 0; i < regionRows; i++) for (let j = 0; j < regionCols; j++) {
@@ -99,12 +124,13 @@ export function planGrid(width: number, height: number, options: GridOptions = {
     regions.push(Object.freeze({
       index, row: i, col: j, patchRow0: r0, patchRow1: r1, patchCol0: c0, patchCol1: c1,
       basePatches: (r1 - r0) * (c1 - c0),
-      imageRect: Object.freeze({ x: c0 * sx, y: r0 * sy, width: (c1 - c0) * sx, height: (r1 - r0) * sy }),
+      imageRect: Object.freeze({ x: ax.crop0 + c0 * sx, y: ay.crop0 + r0 * sy, width: (c1 - c0) * sx, height: (r1 - r0) * sy }),
     }));
   }
   return Object.freeze({
-    imageWidth: width, imageHeight: height, patchSize: p, gridRows, gridCols,
-    workWidth: gridCols * p, workHeight: gridRows * p, regionRows, regionCols,
+    imageWidth: width, imageHeight: height, patchSize: p, featurePatch, gridRows, gridCols,
+    workWidth: gridCols * featurePatch, workHeight: gridRows * featurePatch, regionRows, regionCols,
+    crop: Object.freeze({ x: ax.crop0, y: ay.crop0, width: ax.cropLen, height: ay.cropLen }),
     regions: Object.freeze(regions), patchRegion,
   });
 }

@@ -251,14 +251,14 @@ export async function buildRelevanceCapture(result: RelevanceResult, imagePng: U
 
 /** Object masks (pixel, W×H) → base-grid masks (a patch is in when ≥ half its pixels are). */
 export function masksToGrid(result: RelevanceResult, masks: Record<string, Uint8Array>): Record<string, Uint8Array> {
-  const g = result.plan.grid, W = g.imageWidth, H = g.imageHeight;
+  const g = result.plan.grid, W = g.imageWidth, { crop } = g;
   const out: Record<string, Uint8Array> = {};
   for (const [name, m] of Object.entries(masks)) {
     const cnt = new Float64Array(g.gridRows * g.gridCols), tot = new Float64Array(g.gridRows * g.gridCols);
-    for (let y = 0; y < H; y++) {
-      const pr = Math.min(g.gridRows - 1, Math.floor((y * g.gridRows) / H));
-      for (let x = 0; x < W; x++) {
-        const i = pr * g.gridCols + Math.min(g.gridCols - 1, Math.floor((x * g.gridCols) / W));
+    for (let y = crop.y; y < crop.y + crop.height; y++) {
+      const pr = Math.min(g.gridRows - 1, Math.floor(((y - crop.y) * g.gridRows) / crop.height));
+      for (let x = crop.x; x < crop.x + crop.width; x++) {
+        const i = pr * g.gridCols + Math.min(g.gridCols - 1, Math.floor(((x - crop.x) * g.gridCols) / crop.width));
         tot[i] += 1; cnt[i] += m[y * W + x]!;
       }
     }

@@ -40,7 +40,7 @@ export function toDistribution(x: ArrayLike<number>, argument = 'scores'): Float
 /** Raw information score per region: entropy (bits) of a 16-bin histogram of L* / 100, divided by 4. */
 export function informationRaw(texture: TextureArray): Float64Array {
   const { plan, pixels } = texture;
-  const W = plan.workWidth, H = plan.workHeight, n = W * H, p = plan.patchSize;
+  const W = plan.workWidth, H = plan.workHeight, n = W * H, p = plan.featurePatch;
   const L = pixels.subarray(CH.lab_l * n, (CH.lab_l + 1) * n);
   const R = plan.regions.length;
   const hist = new Float64Array(R * 16);

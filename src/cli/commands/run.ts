@@ -152,7 +152,8 @@ export function printJob(job: JobOutput, out: string): void {
   console.log(formatAllocationTable(result));
   console.log('');
   console.log(formatLatencyTable(latencyTable(result.timings)));
-  console.log(`(backend warm-up ${job.warmupMs.toFixed(1)} ms, not counted; wall time ${(job.wallMs / 1000).toFixed(2)} s including rendering)`);
+  console.log(`(one cold run: JIT warm-up included; backend start-up ${job.warmupMs.toFixed(1)} ms not counted; steady state: npm run bench:relevance)`);
+  console.log(`(wall time ${(job.wallMs / 1000).toFixed(2)} s including rendering and writing)`);
   console.log(`\nwrote ${job.files.length} files to ${resolve(out)}: ${job.files.map((f) => f.split(/[\\/]/).pop()).join(', ')}`);
 }
 

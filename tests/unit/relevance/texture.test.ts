@@ -108,15 +108,20 @@ describe('texture array', () => {
     expect(tex.pixels.subarray(CH.sobel_mag * 256, (CH.sobel_mag + 1) * 256).every((v) => v === 0)).toBe(true);
   });
 
-  it('resamples images that are not a whole number of patches (area average when shrinking)', () => {
+  it('crops to whole patches at full scale and resamples (area average) when shrinking', () => {
     const img = randomImage(50, 30, 9);
-    const plan = planGrid(50, 30, { patchSize: 7 });
-    expect([plan.workWidth, plan.workHeight]).toEqual([49, 28]);
+    const crop = planGrid(50, 30, { patchSize: 7 });
+    expect([crop.workWidth, crop.workHeight]).toEqual([49, 28]);
+    expect(crop.crop).toEqual({ x: 0, y: 1, width: 49, height: 28 });
+    expect(crop.regions[0]!.imageRect.y).toBe(1);
+    const tc = computeTexture(img, crop);
+    for (let y = 0; y < 28; y++) for (let x = 0; x < 49; x++) expect(tc.work.data[y * 49 + x]).toBe(img.data[(y + 1) * 50 + x]);
+    const plan = planGrid(50, 30, { patchSize: 7, maxSide: 35 });
+    expect([plan.workWidth, plan.workHeight]).toEqual([35, 21]);
     const tex = computeTexture(img, plan);
-    expect(tex.work.width).toBe(49);
     // Area averaging preserves the mean of each channel.
     const mean = (a: ArrayLike<number>) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]!; return s / a.length; };
-    expect(Math.abs(mean(img.data.subarray(0, 1500)) - mean(tex.work.data.subarray(0, 49 * 28)))).toBeLessThan(0.01);
+    expect(Math.abs(mean(img.data.subarray(0, 1500)) - mean(tex.work.data.subarray(0, 35 * 21)))).toBeLessThan(0.01);
     const down = resamplePlanar(Float32Array.from([1, 2, 3, 4]), 1, 4, 1, 2, 1);
     expectClose(down, [1.5, 3.5], { atol: 1e-6 });
   });
