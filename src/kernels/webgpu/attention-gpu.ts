@@ -7,15 +7,16 @@ import type { HostBackend } from '../../attention/backend.js';
 import type { AttentionPlan } from '../../attention/plan.js';
 import { lseView, rowView } from '../../attention/views.js';
 import { DTypeError, ShapeError, UnsupportedError } from '../../errors.js';
-import { findTopK } from '../../masks/mask.js';
+import { Mask, findTopK } from '../../masks/mask.js';
 import { type TilePlan, planTiles } from '../../masks/tiles.js';
 import { Tensor, copyInto } from '../../tensor/tensor.js';
 import { type GpuContext, gpuContext } from './device.js';
 import { compileMaskWgsl } from './mask-wgsl.js';
-import { type PortableFlashVariant, portableSource, variantKey } from './variants.js';
+import { type PortableFlashVariant, type TopKVariant, portableSource, topkSource, variantKey } from './variants.js';
 
 export const GPU_TILE_K = 64;
 const PARAM_WORDS = 24;
+export const TOPK_MAX = 512;
 
 /** A storage buffer holding a tensor's elements contiguously (f32, or f16/bf16 packed two per word). */
 export interface GpuBufferView {
@@ -86,12 +87,12 @@ export async function runWebGpu(plan: AttentionPlan, q: Tensor, k: Tensor, v: Te
   const ctx = await gpuContext();
   const caps = ctx.caps;
   const topk = plan.mask ? findTopK(plan.mask.node) : null;
-  if (topk) throw new UnsupportedError('top-k masks are not yet supported by the WebGPU backend', "backend 'wasm'");
+  if (topk && topk.k > TOPK_MAX) throw new UnsupportedError(`topK(${topk.k}) exceeds the WebGPU threshold kernel's heap of ${TOPK_MAX} scores`, `topK(${TOPK_MAX}) or backend 'wasm'`);
   // Contiguous canonical layouts: dense [B, S, H, D] or varlen [total, H, D].
   const qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
   const G = plan.groupSize <= 64 ? plan.groupSize : 1;
   const NP = Math.floor(64 / G);
-  const natural = plan.softcap > 0;
+  const natural = plan.softcap > 0 || topk !== null;
   const mask = compileMaskWgsl(plan.mask?.node ?? null, plan.seqLenQ, plan.seqLenK);
   const variant: PortableFlashVariant = {
     kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G,
@@ -141,6 +142,35 @@ export async function runWebGpu(plan: AttentionPlan, q: Tensor, k: Tensor, v: Te
   }
   jobs.sort((a, z) => z[3] - a[3]);
   const jobTable = meta.push(jobs.flatMap(([b, hb, qt]) => [b, hb, qt]));
+  // Top-k: thresholds [numHeads, totalQ] in the meta buffer, written by a first pass over the
+  // `within` mask's tiles (64-row tiles, one job per (sequence, head, tile)).
+  let topkPass: { pipeline: GPUComputePipeline; params: ArrayBuffer; jobs: number } | null = null;
+  if (topk) {
+    const thrBase = meta.reserve(plan.numHeads * Math.max(1, plan.totalQ));
+    mask.data[mask.thrSlot] = thrBase;
+    const within = compileMaskWgsl(topk.within, plan.seqLenQ, plan.seqLenK);
+    const wPlanTable = meta.reserve(plans.length * 2);
+    const withinMask = new Mask(topk.within);
+    const wPlans = plans.map((tp) => planTiles(withinMask, { seqLenQ: tp.seqLenQ, seqLenK: tp.seqLenK }, 64, GPU_TILE_K));
+    wPlans.forEach((tp, i) => {
+      meta.words[wPlanTable + i * 2] = meta.push(tp.rowStart);
+      meta.words[wPlanTable + i * 2 + 1] = meta.push(tp.entries);
+    });
+    const tjobs: number[] = [];
+    for (let b = 0; b < plan.batch; b++) {
+      const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!;
+      for (let h = 0; h < plan.numHeads; h++) for (let qt = 0; qt < Math.ceil(lenQ / 64); qt++) tjobs.push(b, h, qt);
+    }
+    const tJobTable = meta.push(tjobs);
+    const wMaskBase = meta.push(within.data);
+    const tv: TopKVariant = { kernel: 'topk_threshold', fmt: plan.dtype, D: plan.headDim, KK: topk.k, cap: plan.softcap > 0, maskKey: within.key };
+    const tpipe = await ctx.pipeline(variantKey(tv), topkSource(tv, within.fn));
+    const tp = new ArrayBuffer(16 * 4);
+    const tu = new Uint32Array(tp), tf = new Float32Array(tp);
+    tu.set([qv.rowStride, qv.headStride, kv.rowStride, kv.headStride, tjobs.length / 3, seqTable, wPlanTable, tJobTable, wMaskBase, thrBase, plan.totalQ, plan.groupSize]);
+    tf[12] = plan.scale; tf[13] = plan.softcap; tf[14] = -Infinity; tf[15] = Infinity;
+    topkPass = { pipeline: tpipe, params: tp, jobs: tjobs.length / 3 };
+  }
   const maskBase = meta.push(mask.data);
   if (meta.words.length * 4 > caps.maxStorageBinding) throw new ShapeError('the kernel metadata (tile plans and mask data) exceeds the adapter\'s storage binding size', 'mask');
 
@@ -159,11 +189,32 @@ export async function runWebGpu(plan: AttentionPlan, q: Tensor, k: Tensor, v: Te
   const pu = new Uint32Array(params), pf = new Float32Array(params);
   pu.set([qv.rowStride, qv.headStride, kv.rowStride, kv.headStride, vv.rowStride, vv.headStride, ov.rowStride, ov.headStride,
     lv?.rowStride ?? 0, lv?.headStride ?? 0, jobs.length, lv ? 1 : 0, seqTable, planTable, jobTable, maskBase]);
-  pf[16] = plan.scale; pf[17] = plan.softcap; pu[18] = plan.totalQ; pu[19] = plan.groupSize; pf[20] = -Infinity;
+  pf[16] = plan.scale; pf[17] = plan.softcap; pu[18] = plan.totalQ; pu[19] = plan.groupSize; pf[20] = -Infinity; pf[21] = NaN;
   const paramBuf = device.createBuffer({ size: params.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(paramBuf, 0, params);
   try {
     await ctx.checked('attention (WebGPU)', async () => {
+      if (topkPass && topkPass.jobs > 0) {
+        const tbuf = device.createBuffer({ size: topkPass.params.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+        device.queue.writeBuffer(tbuf, 0, topkPass.params);
+        const bind = device.createBindGroup({
+          layout: topkPass.pipeline.getBindGroupLayout(0),
+          entries: [
+            { binding: 0, resource: { buffer: tbuf } },
+            { binding: 1, resource: { buffer: metaBuf } },
+            { binding: 2, resource: { buffer: uploads[0]!.buffer } },
+            { binding: 3, resource: { buffer: uploads[1]!.buffer } },
+          ],
+        });
+        const enc = device.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        pass.setPipeline(topkPass.pipeline);
+        pass.setBindGroup(0, bind);
+        pass.dispatchWorkgroups(Math.min(topkPass.jobs, 65535), Math.ceil(topkPass.jobs / 65535));
+        pass.end();
+        device.queue.submit([enc.finish()]);
+        tbuf.destroy();
+      }
       if (jobs.length > 0) {
         const bind = device.createBindGroup({
           layout: pipeline.getBindGroupLayout(0),

@@ -94,3 +94,24 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
   ].join('\n');
   return `${prelude}\n${SHADERS['flash_portable']}\n${reductions(v.sg)}\n${MASK_HELPERS}\n${maskFn}\n`;
 }
+
+export interface TopKVariant {
+  readonly kernel: 'topk_threshold';
+  readonly fmt: InFormat;
+  readonly D: number;
+  /** Heap size: the k of topK(k). */
+  readonly KK: number;
+  readonly cap: boolean;
+  readonly maskKey: string;
+}
+
+export function topkSource(v: TopKVariant, maskFn: string): string {
+  const prelude = [
+    `const D: u32 = ${v.D}u;`,
+    `const KK: u32 = ${v.KK}u;`,
+    `const CAP: bool = ${v.cap};`,
+    loader('q', 2, v.fmt),
+    loader('k', 3, v.fmt),
+  ].join('\n');
+  return `${prelude}\n${SHADERS['topk_threshold']}\n${MASK_HELPERS}\n${maskFn}\n`;
+}

@@ -19,7 +19,7 @@ struct Params {
   lseRow: u32, lseHead: u32, numJobs: u32, hasLse: u32,
   seqTable: u32, planTable: u32, jobTable: u32, maskBase: u32,
   scale: f32, softcap: f32, thrHeadStride: u32, group: u32,
-  negInf: f32, _p0: u32, _p1: u32, _p2: u32,
+  negInf: f32, nanv: f32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -37,6 +37,16 @@ var<workgroup> wa: array<vec4<f32>, 512>;   // Qᵀ/Kᵀ slices (S phase), V chu
 var<workgroup> ps: array<vec4<f32>, 1024>;  // P, 64 rows × 64 keys
 var<workgroup> wjob: array<u32, 16>;
 var<workgroup> wtile: u32;
+
+// NaN tests by bit pattern: compilers may assume x != x is false.
+fn is_nan(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// tanh of a clamped argument: some drivers compute tanh(x) as a ratio of exponentials, NaN for large |x|.
+fn tanh_safe(x: vec4<f32>) -> vec4<f32> {
+  return tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0)));
+}
 
 fn exp2_masked(x: f32) -> f32 {
   return select(exp2(x), 0.0, x < -126.0);
@@ -97,10 +107,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   var m: array<f32, 4>;
   var l: array<f32, 4>;
+  var bad: array<f32, 4>;   // 1 once a visible score was NaN: the row's output is NaN
   var o: array<array<f32, DVT>, 4>;
   for (var a = 0u; a < 4u; a++) {
     m[a] = MASKED;
     l[a] = 0.0;
+    bad[a] = 0.0;
     for (var t = 0u; t < DVT; t++) { o[a][t] = 0.0; }
   }
 
@@ -142,14 +154,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var a = 0u; a < 4u; a++) {
       let r = ty * 4u + a;
       var s = acc[a];
-      if (CAP) { s = P.softcap * tanh(s / P.softcap); }
+      if (CAP) { s = P.softcap * tanh_safe(s / P.softcap); }
       for (var b = 0u; b < 4u; b++) {
         let jl = tx * 4u + b;
         var keep = valid[a] && jl < nk;
         if (keep && partial) {
           keep = mask_allows(i32(pos[a]), i32(k0 + jl), i32(lenQ), i32(lenK), head[a] * P.thrHeadStride + rowGlobal + pos[a], s[b]);
         }
-        s[b] = select(MASKED, s[b], keep);
+        if (keep && is_nan(s[b])) { bad[a] = 1.0; }
+        s[b] = select(MASKED, s[b], keep && !is_nan(s[b]));
       }
       if (NATURAL) { s = s * LOG2E; }
       let tmax = rowmax16(max(max(s.x, s.y), max(s.z, s.w)), r, tx);
@@ -190,17 +203,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
 
-  // ---- O = acc / l, lse = (m + log2 l)·ln 2
+  // ---- O = acc / l, lse = (m + log2 l)·ln 2 (NaN rows: NaN)
+  for (var a = 0u; a < 4u; a++) { bad[a] = rowmax16(bad[a], ty * 4u + a, tx); }
+  let nan = P.nanv;
   for (var a = 0u; a < 4u; a++) {
     if (!valid[a]) { continue; }
     let ob = oBase + pos[a] * P.oRow + head[a] * P.oHead;
     let inv = select(1.0 / l[a], 0.0, l[a] == 0.0);
     for (var t = 0u; t < DVT; t++) {
       let c = tx + 16u * t;
-      if (c < DV) { out[ob + c] = select(o[a][t] * inv, 0.0, l[a] == 0.0); }
+      if (c < DV) { out[ob + c] = select(select(o[a][t] * inv, 0.0, l[a] == 0.0), nan, bad[a] > 0.0); }
     }
     if (P.hasLse == 1u && tx == 0u) {
-      lse[lseBase + head[a] * P.lseHead + pos[a] * P.lseRow] = select((m[a] + log2(l[a])) * LN2, P.negInf, l[a] == 0.0);
+      lse[lseBase + head[a] * P.lseHead + pos[a] * P.lseRow] = select(select((m[a] + log2(l[a])) * LN2, P.negInf, l[a] == 0.0), nan, bad[a] > 0.0);
     }
   }
 }
