@@ -93,6 +93,7 @@ export function resamplePlanar(data: Float32Array, channels: number, width: numb
   }
   if (data.length !== channels * width * height) throw new ShapeError(`data has ${data.length} values, expected ${channels}·${height}·${width}`, 'data');
   if (outWidth === width && outHeight === height) return data.slice();
+  if (width % outWidth === 0 && height % outHeight === 0) return boxDown(data, channels, width, height, width / outWidth, height / outHeight);
   const wx = weights(width, outWidth), wy = weights(height, outHeight);
   const tmp = new Float32Array(channels * height * outWidth);
   for (let c = 0; c < channels; c++) {
@@ -115,6 +116,31 @@ export function resamplePlanar(data: Float32Array, channels: number, width: numb
         const wk = wy.w[wo + k]!, src = (c * height + st + k) * outWidth;
         for (let x = 0; x < outWidth; x++) out[dst + x] += tmp[src + x]! * wk;
       }
+    }
+  }
+  return out;
+}
+
+/** Exact integer downsampling by kx × ky box averaging (the area filter's special case). */
+function boxDown(data: Float32Array, channels: number, width: number, height: number, kx: number, ky: number): Float32Array {
+  const ow = width / kx, oh = height / ky;
+  const out = new Float32Array(channels * ow * oh);
+  const acc = new Float64Array(ow);
+  const inv = 1 / (kx * ky);
+  for (let c = 0; c < channels; c++) {
+    for (let oy = 0; oy < oh; oy++) {
+      acc.fill(0);
+      for (let y = oy * ky; y < (oy + 1) * ky; y++) {
+        let src = (c * height + y) * width;
+        for (let ox = 0; ox < ow; ox++) {
+          let s = 0;
+          for (let k = 0; k < kx; k++) s += data[src + k]!;
+          acc[ox] += s;
+          src += kx;
+        }
+      }
+      const dst = (c * oh + oy) * ow;
+      for (let ox = 0; ox < ow; ox++) out[dst + ox] = acc[ox]! * inv;
     }
   }
   return out;

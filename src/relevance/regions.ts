@@ -100,7 +100,11 @@ export function planGrid(width: number, height: number, options: GridOptions = {
   const gridCols = ax.cells, gridRows = ay.cells;
   const featureSide = options.featureSide ?? 512;
   if (typeof featureSide !== 'number' || !(featureSide >= 2)) throw new ValueError(`featureSide must be a number ≥ 2 (or Infinity), got ${options.featureSide}`, 'featureSide');
-  const featurePatch = Math.max(Math.min(2, p), Math.min(p, Math.floor(featureSide / Math.max(gridRows, gridCols))));
+  // Prefer a divisor of p (an exact k×k box downsample) unless it is under half the target.
+  const target = Math.max(Math.min(2, p), Math.min(p, Math.floor(featureSide / Math.max(gridRows, gridCols))));
+  let divisor = target;
+  while (p % divisor !== 0) divisor--;
+  const featurePatch = scale === 1 && 2 * divisor >= target ? divisor : target;
   let rowB: number[], colB: number[];
   if (options.regionPatches !== undefined) {
     const k = posInt(options.regionPatches, 'regionPatches', 1);
