@@ -11,7 +11,7 @@ export { planTiles, visitedFraction, type TilePlan } from './masks/tiles.js';
 export { attentionReference, attentionReferenceVarlen, type ReferenceOptions, type ReferenceResult } from './reference/attention-ref.js';
 export { attention, attentionVarlen, type AttentionResult, type RunOptions } from './attention/attention.js';
 export { planAttention, planAttentionVarlen, nominalFlops, type AttentionOptions, type VarlenOptions, type AttentionPlan, type TensorLike } from './attention/plan.js';
-export { registerBackend, getBackend, listBackends, setAutoOrder, type HostBackend, type BackendName } from './attention/backend.js';
+export { registerBackend, getBackend, listBackends, setAutoOrder, isDeviceTensor, type HostBackend, type BackendName, type DeviceTensor } from './attention/backend.js';
 import './kernels/cpu/backend-ts.js';
 import './kernels/cpu/wasm-backend.js';
 export { configureCpu, cpuRuntime, cpuTensor, lastKernelStats, type CpuConfig, type CpuRuntime, type KernelStats } from './kernels/cpu/wasm-backend.js';

@@ -3,7 +3,8 @@
  */
 import type { Mask } from '../masks/mask.js';
 import { Tensor } from '../tensor/tensor.js';
-import { type BackendName, type HostBackend, getBackend } from './backend.js';
+import { UnsupportedError } from '../errors.js';
+import { type BackendName, type DeviceTensor, type HostBackend, getBackend, isDeviceTensor } from './backend.js';
 import { type AttentionOptions, type AttentionPlan, type VarlenOptions, planAttention, planAttentionVarlen } from './plan.js';
 import { canonical, checkOut, outputShapes } from './views.js';
 
@@ -60,9 +61,34 @@ async function execute(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, opt
  * Fully masked rows output 0 (and lse −∞), never NaN. A NaN among a row's visible scores makes that
  * row NaN.
  */
-export async function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions & RunOptions = {}): Promise<AttentionResult> {
+export async function attention(q: Tensor, k: Tensor, v: Tensor, opts?: AttentionOptions & RunOptions): Promise<AttentionResult>;
+export async function attention(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, opts?: AttentionOptions & DeviceRunOptions): Promise<DeviceAttentionResult>;
+export async function attention(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, opts: AttentionOptions & RunOptions & DeviceRunOptions = {}): Promise<AttentionResult | DeviceAttentionResult> {
   const plan = planAttention(q, k, v, opts);
-  return execute(plan, q, k, v, opts);
+  if (isDeviceTensor(q)) return executeDevice(plan, q, k as DeviceTensor, v as DeviceTensor);
+  return execute(plan, q, k as Tensor, v as Tensor, opts);
+}
+
+export interface DeviceRunOptions {
+  /** Ignored for device tensors: the backend that owns them runs the call. */
+  backend?: BackendName | HostBackend;
+}
+
+export interface DeviceAttentionResult {
+  out: DeviceTensor;
+  lse?: DeviceTensor;
+}
+
+async function executeDevice(plan: AttentionPlan, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor): Promise<DeviceAttentionResult> {
+  if (!isDeviceTensor(k) || !isDeviceTensor(v) || k.device !== q.device || v.device !== q.device) {
+    throw new UnsupportedError('q, k and v must all live on the same device (mixing host and device tensors)', `upload with ${q.device} tensors`);
+  }
+  const backend = await getBackend(q.device);
+  if (!backend.runDevice) throw new UnsupportedError(`backend '${q.device}' cannot run on device tensors`, 'host tensors');
+  const view = (t: DeviceTensor) => (plan.varlen || plan.layout === 'bshd' ? t : t.permute([0, 2, 1, 3]));
+  const r = await backend.runDevice(plan, view(q), view(k), view(v));
+  const out = plan.varlen || plan.layout === 'bshd' ? r.out : r.out.permute([0, 2, 1, 3]);
+  return r.lse ? { out, lse: r.lse } : { out };
 }
 
 /**
@@ -71,9 +97,12 @@ export async function attention(q: Tensor, k: Tensor, v: Tensor, opts: Attention
  * (int, [numSeqs + 1], starting at 0). Each sequence is attended independently; masks apply per
  * sequence with its own bottom-right alignment (Sk_b − Sq_b). lse is [numHeads, totalQ].
  */
-export async function attentionVarlen(q: Tensor, k: Tensor, v: Tensor, opts: VarlenOptions & RunOptions): Promise<AttentionResult> {
+export async function attentionVarlen(q: Tensor, k: Tensor, v: Tensor, opts: VarlenOptions & RunOptions): Promise<AttentionResult>;
+export async function attentionVarlen(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, opts: VarlenOptions & DeviceRunOptions): Promise<DeviceAttentionResult>;
+export async function attentionVarlen(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, opts: VarlenOptions & RunOptions): Promise<AttentionResult | DeviceAttentionResult> {
   const plan = planAttentionVarlen(q, k, v, opts);
-  return execute(plan, q, k, v, opts);
+  if (isDeviceTensor(q)) return executeDevice(plan, q, k as DeviceTensor, v as DeviceTensor);
+  return execute(plan, q, k as Tensor, v as Tensor, opts);
 }
 
 export type { AttentionOptions, VarlenOptions, Mask };

@@ -11,6 +11,26 @@ export interface HostBackend {
   readonly name: string;
   /** Computes out (and lse when given) for the plan. q/k/v/out are BSHD views (or varlen [total, H, D]). */
   run(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor | null): void | Promise<void>;
+  /**
+   * Device-resident tensors (e.g. GpuTensor): computes without copies to the host and returns device
+   * outputs. `lse` undefined = allocate when the plan asks for it; null = none.
+   */
+  runDevice?(plan: AttentionPlan, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, out?: DeviceTensor, lse?: DeviceTensor | null): Promise<{ out: DeviceTensor; lse: DeviceTensor | null }>;
+}
+
+/** A tensor owned by a device backend (shape, dtype and element strides; storage elsewhere). */
+export interface DeviceTensor {
+  readonly shape: readonly number[];
+  readonly dtype: Tensor['dtype'];
+  readonly strides: readonly number[];
+  readonly offset: number;
+  /** The backend that owns the storage, e.g. 'webgpu'. */
+  readonly device: string;
+  permute(order: readonly number[]): DeviceTensor;
+}
+
+export function isDeviceTensor(x: unknown): x is DeviceTensor {
+  return typeof x === 'object' && x !== null && typeof (x as DeviceTensor).device === 'string' && 'strides' in x;
 }
 
 export type BackendName = 'auto' | 'cpu' | 'wasm' | 'cpu-ts' | 'webgpu';

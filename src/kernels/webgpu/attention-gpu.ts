@@ -1,254 +1,88 @@
 /**
- * The WebGPU attention backend: plan → kernel variant → meta buffer (sequence table, tile plans,
- * jobs, mask data) → dispatch. Inputs may be host tensors (uploaded, computed, downloaded) or
- * GpuTensors (computed in place; outputs stay on the device).
+ * The WebGPU attention backend: plan → kernel choice → meta buffer (sequence table, tile plans, jobs,
+ * mask data) → dispatches. `prepareGpuAttention` records a call once (for benchmarks, encoded many
+ * times); `attentionGpu` runs on device tensors; the host backend uploads, runs and downloads.
+ *
+ * Kernels (shaders/):
+ *   flash_portable  f32 arithmetic, any adapter, f32/f16/bf16 storage (unpacked), GQA group packed;
+ *   flash_sgmat     f16 on tensor cores (subgroup matrices), f32 accumulate;
+ *   decode_split + decode_merge  flash-decoding for few queries against a long KV;
+ *   topk_threshold  the per-row k-th score for top-k masks (before the main kernel);
+ *   convert_out     f32 → f16/bf16 outputs of the f32-arithmetic kernels.
  */
 import type { HostBackend } from '../../attention/backend.js';
 import type { AttentionPlan } from '../../attention/plan.js';
-import { lseView, rowView } from '../../attention/views.js';
-import { DTypeError, ShapeError, UnsupportedError } from '../../errors.js';
+import { ShapeError, UnsupportedError } from '../../errors.js';
 import { Mask, findTopK } from '../../masks/mask.js';
 import { type TilePlan, planTiles } from '../../masks/tiles.js';
-import { Tensor, copyInto } from '../../tensor/tensor.js';
+import type { DType } from '../../tensor/dtype.js';
+import { Tensor, contiguousStrides, copyInto, numel } from '../../tensor/tensor.js';
 import { type GpuContext, gpuContext } from './device.js';
 import { compileMaskWgsl } from './mask-wgsl.js';
-import { type PortableFlashVariant, type TopKVariant, portableSource, topkSource, variantKey } from './variants.js';
+import {
+  type DecodeVariant, type PortableFlashVariant, type SgmatVariant, type TopKVariant, convertSource, decodeMergeSource,
+  decodeSource, portableSource, sgmatConfigs, sgmatSource, topkSource, variantKey,
+} from './variants.js';
 
 export const GPU_TILE_K = 64;
-const PARAM_WORDS = 24;
 export const TOPK_MAX = 512;
+const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC (GPUBufferUsage values)
 
-/** A storage buffer holding a tensor's elements contiguously (f32, or f16/bf16 packed two per word). */
-export interface GpuBufferView {
-  buffer: GPUBuffer;
-  /** Element strides of [seq (dense: batch), row, head] for kernels. */
-  dtype: Tensor['dtype'];
-}
-
-interface Uploaded {
-  buffer: GPUBuffer;
-  release: boolean;
-}
-
-function bytesOf(t: Tensor): Uint8Array {
-  const c = t.contiguous();
-  const elem = t.dtype === 'f32' ? 4 : 2;
-  const view = new Uint8Array(c.data.buffer, c.data.byteOffset + c.offset * elem, c.size * elem);
-  return view;
-}
-
-function upload(ctx: GpuContext, t: Tensor): Uploaded {
-  const bytes = bytesOf(t);
-  const size = Math.max(16, Math.ceil(bytes.byteLength / 4) * 4);
-  if (size > ctx.caps.maxStorageBinding) {
-    throw new ShapeError(`a tensor of ${bytes.byteLength} bytes exceeds this adapter's maxStorageBufferBindingSize (${ctx.caps.maxStorageBinding}); split the batch or the heads into several calls`, 'q');
+/** A tensor resident in a GPU storage buffer: contiguous elements (f16/bf16 packed two per word). */
+export class GpuTensor {
+  readonly strides: readonly number[];
+  readonly offset = 0;
+  readonly device = 'webgpu';
+  private disposed = false;
+  constructor(readonly ctx: GpuContext, readonly buffer: GPUBuffer, readonly shape: readonly number[], readonly dtype: DType, strides?: readonly number[]) {
+    this.strides = strides ?? contiguousStrides(shape);
   }
-  const buffer = ctx.acquire(size);
-  if (bytes.byteLength % 4 === 0) ctx.device.queue.writeBuffer(buffer, 0, bytes as Uint8Array<ArrayBuffer>);
-  else {
-    const padded = new Uint8Array(size);
-    padded.set(bytes);
-    ctx.device.queue.writeBuffer(buffer, 0, padded);
-  }
-  return { buffer, release: true };
-}
+  get size(): number { return numel(this.shape); }
+  get bytes(): number { return this.size * (this.dtype === 'f32' ? 4 : 2); }
 
-export interface GpuRunStats {
-  kernel: string;
-  jobs: number;
-  visitedTiles: number;
-  dispatches: number;
-}
-
-export let lastGpuStats: GpuRunStats | null = null;
-
-let poison = false;
-/** Tests: fill device outputs with NaN before every dispatch, so unwritten elements show. */
-export function setGpuOutputPoisoning(on: boolean): void {
-  poison = on;
-}
-
-/** Meta buffer: seq table (9 words per sequence), plan table, tile plans, jobs, mask data, top-k thresholds. */
-class MetaBuilder {
-  words: number[] = [];
-  push(xs: ArrayLike<number>): number {
-    const at = this.words.length;
-    for (let i = 0; i < xs.length; i++) this.words.push(xs[i]! | 0);
-    return at;
-  }
-  reserve(n: number): number {
-    const at = this.words.length;
-    for (let i = 0; i < n; i++) this.words.push(0);
-    return at;
-  }
-}
-
-export async function runWebGpu(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor | null): Promise<void> {
-  const ctx = await gpuContext();
-  const caps = ctx.caps;
-  const topk = plan.mask ? findTopK(plan.mask.node) : null;
-  if (topk && topk.k > TOPK_MAX) throw new UnsupportedError(`topK(${topk.k}) exceeds the WebGPU threshold kernel's heap of ${TOPK_MAX} scores`, `topK(${TOPK_MAX}) or backend 'wasm'`);
-  // Contiguous canonical layouts: dense [B, S, H, D] or varlen [total, H, D].
-  const qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
-  const G = plan.groupSize <= 64 ? plan.groupSize : 1;
-  const NP = Math.floor(64 / G);
-  const natural = plan.softcap > 0 || topk !== null;
-  const mask = compileMaskWgsl(plan.mask?.node ?? null, plan.seqLenQ, plan.seqLenK);
-  const variant: PortableFlashVariant = {
-    kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G,
-    sg: caps.subgroups && caps.subgroupMinSize >= 16, natural, cap: plan.softcap > 0, maskKey: mask.key,
-  };
-  const key = variantKey(variant);
-  const pipeline = await ctx.pipeline(key, portableSource(variant, mask.fn));
-
-  // Row addressing (element strides) of the contiguous uploads.
-  const outF32 = new Tensor(new Float32Array(plan.totalQ * plan.numHeads * plan.headDimV), plan.varlen ? [plan.totalQ, plan.numHeads, plan.headDimV] : [plan.batch, plan.seqLenQ, plan.numHeads, plan.headDimV]);
-  const lseF32 = lse ? Tensor.zeros(lse.shape, 'f32') : null;
-  const qv = rowView(plan, qc, 'q'), kv = rowView(plan, kc, 'k'), vv = rowView(plan, vc, 'k'), ov = rowView(plan, outF32, 'o');
-  const lv = lseF32 ? lseView(plan, lseF32) : null;
-
-  const meta = new MetaBuilder();
-  const seqTable = meta.reserve(plan.batch * 9);
-  const planIndex = new Map<string, number>();
-  const plans: TilePlan[] = [];
-  const seqPlan: (TilePlan | null)[] = [];
-  for (let b = 0; b < plan.batch; b++) {
-    const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!, lenK = plan.cuSeqlensK[b + 1]! - plan.cuSeqlensK[b]!;
-    const sk = `${lenQ},${lenK}`;
-    let idx = planIndex.get(sk);
-    if (idx === undefined) {
-      idx = plans.length;
-      planIndex.set(sk, idx);
-      plans.push(planTiles(plan.mask, { seqLenQ: lenQ, seqLenK: lenK }, NP, GPU_TILE_K));
+  /** Uploads a host tensor (any strides; stored contiguously). */
+  static async fromTensor(t: Tensor, ctx?: GpuContext): Promise<GpuTensor> {
+    const c = ctx ?? (await gpuContext());
+    const cont = t.contiguous();
+    const elem = t.dtype === 'f32' ? 4 : 2;
+    const bytes = new Uint8Array(cont.data.buffer, cont.data.byteOffset + cont.offset * elem, cont.size * elem);
+    const size = Math.max(16, Math.ceil(bytes.byteLength / 4) * 4);
+    if (size > c.caps.maxStorageBinding) {
+      throw new ShapeError(`a tensor of ${bytes.byteLength} bytes exceeds this adapter's maxStorageBufferBindingSize (${c.caps.maxStorageBinding} bytes); split the batch or the heads into several calls`, 'tensor');
     }
-    seqPlan.push(lenQ > 0 ? plans[idx]! : null);
-    const w = [qv.seqBase[b]!, kv.seqBase[b]!, vv.seqBase[b]!, ov.seqBase[b]!, lv ? lv.seqBase[b]! : 0, lenQ, lenK, idx, plan.cuSeqlensQ[b]!];
-    for (let t = 0; t < 9; t++) meta.words[seqTable + b * 9 + t] = w[t]!;
+    const buffer = c.device.createBuffer({ size, usage: STORAGE });
+    const padded = bytes.byteLength % 4 === 0 ? bytes : (() => { const p = new Uint8Array(size); p.set(bytes); return p; })();
+    c.device.queue.writeBuffer(buffer, 0, padded as Uint8Array<ArrayBuffer>);
+    return new GpuTensor(c, buffer, t.shape, t.dtype);
   }
-  const planTable = meta.reserve(plans.length * 2);
-  plans.forEach((tp, i) => {
-    meta.words[planTable + i * 2] = meta.push(tp.rowStart);
-    meta.words[planTable + i * 2 + 1] = meta.push(tp.entries);
-  });
-  const jobs: [number, number, number, number][] = [];
-  let visited = 0;
-  for (let b = 0; b < plan.batch; b++) {
-    const tp = seqPlan[b];
-    if (!tp) continue;
-    for (let qt = 0; qt < tp.numQTiles; qt++) {
-      const cost = tp.rowStart[qt + 1]! - tp.rowStart[qt]!;
-      for (let hb = 0; hb < plan.numHeads / G; hb++) { jobs.push([b, hb, qt, cost]); visited += cost; }
-    }
-  }
-  jobs.sort((a, z) => z[3] - a[3]);
-  const jobTable = meta.push(jobs.flatMap(([b, hb, qt]) => [b, hb, qt]));
-  // Top-k: thresholds [numHeads, totalQ] in the meta buffer, written by a first pass over the
-  // `within` mask's tiles (64-row tiles, one job per (sequence, head, tile)).
-  let topkPass: { pipeline: GPUComputePipeline; params: ArrayBuffer; jobs: number } | null = null;
-  if (topk) {
-    const thrBase = meta.reserve(plan.numHeads * Math.max(1, plan.totalQ));
-    mask.data[mask.thrSlot] = thrBase;
-    const within = compileMaskWgsl(topk.within, plan.seqLenQ, plan.seqLenK);
-    const wPlanTable = meta.reserve(plans.length * 2);
-    const withinMask = new Mask(topk.within);
-    const wPlans = plans.map((tp) => planTiles(withinMask, { seqLenQ: tp.seqLenQ, seqLenK: tp.seqLenK }, 64, GPU_TILE_K));
-    wPlans.forEach((tp, i) => {
-      meta.words[wPlanTable + i * 2] = meta.push(tp.rowStart);
-      meta.words[wPlanTable + i * 2 + 1] = meta.push(tp.entries);
-    });
-    const tjobs: number[] = [];
-    for (let b = 0; b < plan.batch; b++) {
-      const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!;
-      for (let h = 0; h < plan.numHeads; h++) for (let qt = 0; qt < Math.ceil(lenQ / 64); qt++) tjobs.push(b, h, qt);
-    }
-    const tJobTable = meta.push(tjobs);
-    const wMaskBase = meta.push(within.data);
-    const tv: TopKVariant = { kernel: 'topk_threshold', fmt: plan.dtype, D: plan.headDim, KK: topk.k, cap: plan.softcap > 0, maskKey: within.key };
-    const tpipe = await ctx.pipeline(variantKey(tv), topkSource(tv, within.fn));
-    const tp = new ArrayBuffer(16 * 4);
-    const tu = new Uint32Array(tp), tf = new Float32Array(tp);
-    tu.set([qv.rowStride, qv.headStride, kv.rowStride, kv.headStride, tjobs.length / 3, seqTable, wPlanTable, tJobTable, wMaskBase, thrBase, plan.totalQ, plan.groupSize]);
-    tf[12] = plan.scale; tf[13] = plan.softcap; tf[14] = -Infinity; tf[15] = Infinity;
-    topkPass = { pipeline: tpipe, params: tp, jobs: tjobs.length / 3 };
-  }
-  const maskBase = meta.push(mask.data);
-  if (meta.words.length * 4 > caps.maxStorageBinding) throw new ShapeError('the kernel metadata (tile plans and mask data) exceeds the adapter\'s storage binding size', 'mask');
 
-  const device = ctx.device;
-  const uploads = [upload(ctx, qc), upload(ctx, kc), upload(ctx, vc)];
-  const outBytes = Math.max(16, outF32.size * 4);
-  const lseBytes = Math.max(16, (lseF32?.size ?? 1) * 4);
-  const outBuf = ctx.acquire(outBytes), lseBuf = ctx.acquire(lseBytes);
-  if (poison) {
-    device.queue.writeBuffer(outBuf, 0, new Float32Array(outBytes / 4).fill(NaN));
-    device.queue.writeBuffer(lseBuf, 0, new Float32Array(lseBytes / 4).fill(NaN));
+  /** An uninitialised device tensor. */
+  static empty(ctx: GpuContext, shape: readonly number[], dtype: DType): GpuTensor {
+    const bytes = numel(shape) * (dtype === 'f32' ? 4 : 2);
+    const size = Math.max(16, Math.ceil(bytes / 4) * 4);
+    if (size > ctx.caps.maxStorageBinding) throw new ShapeError(`an output of ${bytes} bytes exceeds this adapter's maxStorageBufferBindingSize (${ctx.caps.maxStorageBinding})`, 'out');
+    return new GpuTensor(ctx, ctx.device.createBuffer({ size, usage: STORAGE }), shape, dtype);
   }
-  const metaBuf = ctx.acquire(Math.max(16, meta.words.length * 4));
-  device.queue.writeBuffer(metaBuf, 0, new Uint32Array(meta.words));
-  const params = new ArrayBuffer(PARAM_WORDS * 4);
-  const pu = new Uint32Array(params), pf = new Float32Array(params);
-  pu.set([qv.rowStride, qv.headStride, kv.rowStride, kv.headStride, vv.rowStride, vv.headStride, ov.rowStride, ov.headStride,
-    lv?.rowStride ?? 0, lv?.headStride ?? 0, jobs.length, lv ? 1 : 0, seqTable, planTable, jobTable, maskBase]);
-  pf[16] = plan.scale; pf[17] = plan.softcap; pu[18] = plan.totalQ; pu[19] = plan.groupSize; pf[20] = -Infinity; pf[21] = NaN;
-  const paramBuf = device.createBuffer({ size: params.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  device.queue.writeBuffer(paramBuf, 0, params);
-  try {
-    await ctx.checked('attention (WebGPU)', async () => {
-      if (topkPass && topkPass.jobs > 0) {
-        const tbuf = device.createBuffer({ size: topkPass.params.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-        device.queue.writeBuffer(tbuf, 0, topkPass.params);
-        const bind = device.createBindGroup({
-          layout: topkPass.pipeline.getBindGroupLayout(0),
-          entries: [
-            { binding: 0, resource: { buffer: tbuf } },
-            { binding: 1, resource: { buffer: metaBuf } },
-            { binding: 2, resource: { buffer: uploads[0]!.buffer } },
-            { binding: 3, resource: { buffer: uploads[1]!.buffer } },
-          ],
-        });
-        const enc = device.createCommandEncoder();
-        const pass = enc.beginComputePass();
-        pass.setPipeline(topkPass.pipeline);
-        pass.setBindGroup(0, bind);
-        pass.dispatchWorkgroups(Math.min(topkPass.jobs, 65535), Math.ceil(topkPass.jobs / 65535));
-        pass.end();
-        device.queue.submit([enc.finish()]);
-        tbuf.destroy();
-      }
-      if (jobs.length > 0) {
-        const bind = device.createBindGroup({
-          layout: pipeline.getBindGroupLayout(0),
-          entries: [
-            { binding: 0, resource: { buffer: paramBuf } },
-            { binding: 1, resource: { buffer: metaBuf } },
-            { binding: 2, resource: { buffer: uploads[0]!.buffer } },
-            { binding: 3, resource: { buffer: uploads[1]!.buffer } },
-            { binding: 4, resource: { buffer: uploads[2]!.buffer } },
-            { binding: 5, resource: { buffer: outBuf } },
-            { binding: 6, resource: { buffer: lseBuf } },
-          ],
-        });
-        const enc = device.createCommandEncoder();
-        const pass = enc.beginComputePass();
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, bind);
-        pass.dispatchWorkgroups(Math.min(jobs.length, 65535), Math.ceil(jobs.length / 65535));
-        pass.end();
-        device.queue.submit([enc.finish()]);
-      }
-      const outData = await readBuffer(ctx, outBuf, outF32.size * 4);
-      (outF32.data as Float32Array).set(new Float32Array(outData));
-      if (lseF32) (lseF32.data as Float32Array).set(new Float32Array(await readBuffer(ctx, lseBuf, lseF32.size * 4)));
-    });
-  } finally {
-    for (const u of uploads) if (u.release) ctx.release(u.buffer);
-    ctx.release(outBuf); ctx.release(lseBuf); ctx.release(metaBuf);
-    paramBuf.destroy();
+
+  /** Downloads into a new host tensor. */
+  async toTensor(): Promise<Tensor> {
+    const raw = await readBuffer(this.ctx, this.buffer, this.bytes);
+    const data = this.dtype === 'f32' ? new Float32Array(raw) : new Uint16Array(raw);
+    return new Tensor(data, this.shape, { dtype: this.dtype });
   }
-  if (plan.dtype !== out.dtype) throw new DTypeError(`out must have dtype ${plan.dtype}`, 'out');
-  copyInto(outF32, out);
-  if (lse && lseF32) copyInto(lseF32, lse);
-  lastGpuStats = { kernel: key, jobs: jobs.length, visitedTiles: visited, dispatches: jobs.length > 0 ? 1 : 0 };
+
+  /** Zero-copy permutation (for BHSD ↔ BSHD views). */
+  permute(order: readonly number[]): GpuTensor {
+    return new GpuTensor(this.ctx, this.buffer, order.map((o) => this.shape[o]!), this.dtype, order.map((o) => this.strides[o]!));
+  }
+
+  dispose(): void {
+    if (!this.disposed) { this.disposed = true; this.buffer.destroy(); }
+  }
+}
+
+export function isGpuTensor(x: unknown): x is GpuTensor {
+  return x instanceof GpuTensor;
 }
 
 export async function readBuffer(ctx: GpuContext, src: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
@@ -264,4 +98,360 @@ export async function readBuffer(ctx: GpuContext, src: GPUBuffer, bytes: number)
   return copy;
 }
 
-export const webgpuBackend: HostBackend = { name: 'webgpu', run: runWebGpu };
+export interface GpuRunStats {
+  kernel: 'flash_portable' | 'flash_sgmat' | 'decode';
+  key: string;
+  jobs: number;
+  visitedTiles: number;
+  dispatches: number;
+}
+
+export let lastGpuStats: GpuRunStats | null = null;
+
+let poison = false;
+/** Tests: fill device outputs with NaN before every dispatch, so unwritten elements show. */
+export function setGpuOutputPoisoning(on: boolean): void {
+  poison = on;
+}
+
+export type GpuKernelPreference = 'auto' | 'portable' | 'sgmat' | 'decode';
+let preference: GpuKernelPreference = 'auto';
+/** Forces a kernel family when it supports the call (tests and benchmarks); 'auto' picks the fastest. */
+export function setGpuKernelPreference(p: GpuKernelPreference): void {
+  preference = p;
+}
+
+/** Element addressing of a (dense BSHD view or varlen [total, H, D]) tensor per sequence. */
+interface Addr { seqBase: number[]; row: number; head: number }
+
+function addr(plan: AttentionPlan, t: { strides: readonly number[]; offset: number }, which: 'q' | 'k'): Addr {
+  const cu = which === 'k' ? plan.cuSeqlensK : plan.cuSeqlensQ;
+  const seqBase: number[] = [];
+  if (plan.varlen) {
+    for (let b = 0; b < plan.batch; b++) seqBase.push(t.offset + cu[b]! * t.strides[0]!);
+    return { seqBase, row: t.strides[0]!, head: t.strides[1]! };
+  }
+  for (let b = 0; b < plan.batch; b++) seqBase.push(t.offset + b * t.strides[0]!);
+  return { seqBase, row: t.strides[1]!, head: t.strides[2]! };
+}
+
+function lseAddr(plan: AttentionPlan): Addr {
+  const seqBase: number[] = [];
+  if (plan.varlen) {
+    for (let b = 0; b < plan.batch; b++) seqBase.push(plan.cuSeqlensQ[b]!);
+    return { seqBase, row: 1, head: plan.totalQ };
+  }
+  for (let b = 0; b < plan.batch; b++) seqBase.push(b * plan.numHeads * plan.seqLenQ);
+  return { seqBase, row: 1, head: plan.seqLenQ };
+}
+
+class Meta {
+  words: number[] = [];
+  push(xs: ArrayLike<number>): number {
+    const at = this.words.length;
+    for (let i = 0; i < xs.length; i++) this.words.push(xs[i]! | 0);
+    return at;
+  }
+  reserve(n: number): number {
+    const at = this.words.length;
+    for (let i = 0; i < n; i++) this.words.push(0);
+    return at;
+  }
+}
+
+/** Placeholder for the meta buffer's binding (the buffer is created after every table is known). */
+const META = 'meta' as const;
+
+interface Dispatch {
+  pipeline: GPUComputePipeline;
+  entries: (GPUBindGroupEntry | typeof META)[];
+  groups: number;
+}
+
+export interface PreparedGpuAttention {
+  readonly stats: GpuRunStats;
+  readonly out: GpuTensor;
+  readonly lse: GpuTensor | null;
+  /** Records the call's dispatches (top-k pass, main kernel, merge, conversion) into `encoder`. */
+  encode(encoder: GPUCommandEncoder): void;
+  /** Releases the call's metadata and temporaries (not q, k, v, out, lse). */
+  destroy(): void;
+}
+
+function uniform(ctx: GpuContext, data: ArrayBuffer, temps: GPUBuffer[]): GPUBuffer {
+  const b = ctx.device.createBuffer({ size: Math.max(16, data.byteLength), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  ctx.device.queue.writeBuffer(b, 0, data);
+  temps.push(b);
+  return b;
+}
+
+function chooseKernel(ctx: GpuContext, plan: AttentionPlan, topk: boolean): GpuRunStats['kernel'] {
+  const R = plan.groupSize * plan.seqLenQ;
+  const decodeOk = !topk && plan.seqLenQ <= 16 && R <= 64 && R * plan.headDim <= 4096 && plan.seqLenK >= 128;
+  const sgOk = plan.dtype === 'f16' && ctx.caps.f16 && ctx.caps.subgroupMinSize === 32 && ctx.caps.subgroupMaxSize === 32 &&
+    sgmatConfigs(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV) !== null;
+  if (preference === 'decode' && decodeOk) return 'decode';
+  if (preference === 'sgmat' && sgOk) return 'flash_sgmat';
+  if (preference === 'portable') return 'flash_portable';
+  if (preference === 'auto') {
+    if (decodeOk) return 'decode';
+    if (sgOk) return 'flash_sgmat';
+  }
+  return 'flash_portable';
+}
+
+/**
+ * Records one attention call on device tensors. q/k/v are BSHD views (layout already applied) or
+ * varlen [total, H, D]; out (same layout as q, headDimV) and lse ([B, H, Sq] / [H, totalQ], f32)
+ * are created when absent.
+ */
+export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: GpuTensor, v: GpuTensor, outIn?: GpuTensor, lseIn?: GpuTensor | null): Promise<PreparedGpuAttention> {
+  const ctx = q.ctx;
+  const caps = ctx.caps;
+  const temps: GPUBuffer[] = [];
+  const topk = plan.mask ? findTopK(plan.mask.node) : null;
+  if (topk && topk.k > TOPK_MAX) throw new UnsupportedError(`topK(${topk.k}) exceeds the WebGPU threshold kernel's heap of ${TOPK_MAX} scores`, `topK(${TOPK_MAX}) or backend 'wasm'`);
+  const kernel = chooseKernel(ctx, plan, topk !== null);
+  const outShape = plan.varlen ? [plan.totalQ, plan.numHeads, plan.headDimV] : [plan.batch, plan.seqLenQ, plan.numHeads, plan.headDimV];
+  const out = outIn ?? GpuTensor.empty(ctx, outShape, plan.dtype);
+  const lse = lseIn === undefined ? (plan.returnLse ? GpuTensor.empty(ctx, plan.varlen ? [plan.numHeads, plan.totalQ] : [plan.batch, plan.numHeads, plan.seqLenQ], 'f32') : null) : lseIn;
+  // Kernels that compute in f32 write f32; 16-bit outputs then go through convert_out.
+  const directOut = out.dtype === 'f32' || kernel === 'flash_sgmat';
+  const outF32 = directOut ? out : GpuTensor.empty(ctx, out.shape, 'f32');
+  if (!directOut) temps.push(outF32.buffer);
+  const lseBuf = lse?.buffer ?? (() => { const b = ctx.device.createBuffer({ size: 16, usage: STORAGE }); temps.push(b); return b; })();
+  if (poison) {
+    ctx.device.queue.writeBuffer(outF32.buffer, 0, new Float32Array(outF32.buffer.size / 4).fill(NaN));
+    if (lse) ctx.device.queue.writeBuffer(lse.buffer, 0, new Float32Array(lse.buffer.size / 4).fill(NaN));
+  }
+
+  const qa = addr(plan, q, 'q'), ka = addr(plan, k, 'k'), va = addr(plan, v, 'k'), oa = addr(plan, outF32, 'q'), la = lseAddr(plan);
+  const natural = plan.softcap > 0 || topk !== null;
+  const cap = plan.softcap > 0;
+  const mask = compileMaskWgsl(plan.mask?.node ?? null, plan.seqLenQ, plan.seqLenK);
+
+  // Rows per tile: positions per Q tile for the chosen kernel.
+  let tileQ: number, G: number, sgCfg: ReturnType<typeof sgmatConfigs> = null;
+  if (kernel === 'flash_sgmat') {
+    sgCfg = sgmatConfigs(caps.subgroupMatrix, plan.headDim, plan.headDimV)!;
+    G = plan.groupSize % 4 === 0 ? 4 : plan.groupSize % 2 === 0 ? 2 : 1;
+    tileQ = 16 * (4 / G);
+  } else if (kernel === 'decode') {
+    G = plan.groupSize;
+    tileQ = Math.max(1, plan.seqLenQ);
+  } else {
+    G = plan.groupSize <= 64 ? plan.groupSize : 1;
+    tileQ = Math.floor(64 / G);
+  }
+
+  const meta = new Meta();
+  const seqTable = meta.reserve(plan.batch * 9);
+  const planIndex = new Map<string, number>();
+  const plans: TilePlan[] = [];
+  const seqPlan: (TilePlan | null)[] = [];
+  for (let b = 0; b < plan.batch; b++) {
+    const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!, lenK = plan.cuSeqlensK[b + 1]! - plan.cuSeqlensK[b]!;
+    const key = `${lenQ},${lenK}`;
+    let idx = planIndex.get(key);
+    if (idx === undefined) {
+      idx = plans.length;
+      planIndex.set(key, idx);
+      plans.push(planTiles(plan.mask, { seqLenQ: lenQ, seqLenK: lenK }, kernel === 'decode' ? Math.max(1, lenQ) : tileQ, GPU_TILE_K));
+    }
+    seqPlan.push(lenQ > 0 ? plans[idx]! : null);
+    const w = [qa.seqBase[b]!, ka.seqBase[b]!, va.seqBase[b]!, oa.seqBase[b]!, la.seqBase[b]!, lenQ, lenK, idx, plan.cuSeqlensQ[b]!];
+    for (let t = 0; t < 9; t++) meta.words[seqTable + b * 9 + t] = w[t]!;
+  }
+  const planTable = meta.reserve(plans.length * 2);
+  plans.forEach((tp, i) => {
+    meta.words[planTable + i * 2] = meta.push(tp.rowStart);
+    meta.words[planTable + i * 2 + 1] = meta.push(tp.entries);
+  });
+
+  const dispatches: Dispatch[] = [];
+  let jobsCount = 0, visited = 0, key = '';
+
+  // Top-k thresholds first (natural units, the `within` mask's tiles).
+  if (topk) {
+    const thrBase = meta.reserve(plan.numHeads * Math.max(1, plan.totalQ));
+    mask.data[mask.thrSlot] = thrBase;
+    const within = compileMaskWgsl(topk.within, plan.seqLenQ, plan.seqLenK);
+    const withinMask = new Mask(topk.within);
+    const wPlanTable = meta.reserve(plans.length * 2);
+    plans.forEach((tp, i) => {
+      const wp = planTiles(withinMask, { seqLenQ: tp.seqLenQ, seqLenK: tp.seqLenK }, 64, GPU_TILE_K);
+      meta.words[wPlanTable + i * 2] = meta.push(wp.rowStart);
+      meta.words[wPlanTable + i * 2 + 1] = meta.push(wp.entries);
+    });
+    const tjobs: number[] = [];
+    for (let b = 0; b < plan.batch; b++) {
+      const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!;
+      for (let h = 0; h < plan.numHeads; h++) for (let qt = 0; qt < Math.ceil(lenQ / 64); qt++) tjobs.push(b, h, qt);
+    }
+    const tJobTable = meta.push(tjobs);
+    const wMaskBase = meta.push(within.data);
+    const tv: TopKVariant = { kernel: 'topk_threshold', fmt: plan.dtype, D: plan.headDim, KK: topk.k, cap, maskKey: within.key };
+    const pipe = await ctx.pipeline(variantKey(tv), topkSource(tv, within.fn));
+    const p = new ArrayBuffer(64), pu = new Uint32Array(p), pf = new Float32Array(p);
+    pu.set([qa.row, qa.head, ka.row, ka.head, tjobs.length / 3, seqTable, wPlanTable, tJobTable, wMaskBase, thrBase, plan.totalQ, plan.groupSize]);
+    pf[12] = plan.scale; pf[13] = plan.softcap; pf[14] = -Infinity; pf[15] = Infinity;
+    const ub = uniform(ctx, p, temps);
+    dispatches.push({ pipeline: pipe, groups: tjobs.length / 3, entries: [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: k.buffer } }] });
+  }
+
+  if (kernel === 'decode') {
+    // Split each sequence's visited tiles so that there are ≥ 4 workgroups per multiprocessor-ish.
+    let total = 0;
+    for (let b = 0; b < plan.batch; b++) total += seqPlan[b] ? seqPlan[b]!.entries.length * plan.numKvHeads : 0;
+    const target = 1024;
+    const perSeqHead = Math.max(1, Math.ceil(total / plan.numKvHeads / Math.max(1, plan.batch)));
+    const splitTiles = Math.max(1, Math.ceil(perSeqHead / Math.max(1, Math.ceil(target / Math.max(1, plan.batch * plan.numKvHeads)))));
+    const split: number[] = [], merge: number[] = [];
+    for (let b = 0; b < plan.batch; b++) {
+      const tp = seqPlan[b];
+      if (!tp) continue;
+      const n = Math.max(1, Math.ceil(tp.entries.length / splitTiles));
+      for (let hk = 0; hk < plan.numKvHeads; hk++) {
+        merge.push(b, hk, split.length / 3, n);
+        for (let s = 0; s < n; s++) split.push(b, hk, s);
+      }
+    }
+    const rows = plan.groupSize * plan.seqLenQ;
+    const nSplit = split.length / 3, nMerge = merge.length / 4;
+    const jobTable = meta.push(split), mergeTable = meta.push(merge);
+    const maskBase = meta.push(mask.data);
+    const dv: DecodeVariant = { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key };
+    const pipe = await ctx.pipeline(variantKey(dv), decodeSource(dv, mask.fn));
+    const partBytes = Math.max(16, nSplit * rows * (plan.headDimV + 2) * 4);
+    const partBuf = ctx.device.createBuffer({ size: partBytes, usage: STORAGE });
+    temps.push(partBuf);
+    const p = new ArrayBuffer(64), pu = new Uint32Array(p), pf = new Float32Array(p);
+    pu.set([qa.row, qa.head, ka.row, ka.head, va.row, va.head, nSplit, splitTiles, seqTable, planTable, jobTable, maskBase]);
+    pf[12] = plan.scale; pf[13] = plan.softcap; pu[14] = plan.groupSize; pu[15] = rows;
+    const ub = uniform(ctx, p, temps);
+    dispatches.push({ pipeline: pipe, groups: nSplit, entries: [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: k.buffer } }, { binding: 4, resource: { buffer: v.buffer } }, { binding: 5, resource: { buffer: partBuf } }] });
+    const mv = { kernel: 'decode_merge', DV: plan.headDimV } as const;
+    const mpipe = await ctx.pipeline(variantKey(mv), decodeMergeSource(plan.headDimV));
+    const mp = new ArrayBuffer(48), mu = new Uint32Array(mp), mf = new Float32Array(mp);
+    mu.set([oa.row, oa.head, la.row, la.head, nMerge, lse ? 1 : 0, seqTable, mergeTable, plan.groupSize, rows]);
+    mf[10] = -Infinity; mf[11] = NaN;
+    const mub = uniform(ctx, mp, temps);
+    dispatches.push({ pipeline: mpipe, groups: nMerge, entries: [{ binding: 0, resource: { buffer: mub } }, META, { binding: 2, resource: { buffer: partBuf } }, { binding: 3, resource: { buffer: outF32.buffer } }, { binding: 4, resource: { buffer: lseBuf } }] });
+    jobsCount = nSplit + nMerge;
+    visited = total;
+    key = variantKey(dv);
+  } else {
+    const jobs: [number, number, number, number][] = [];
+    const headBlocks = plan.numHeads / G;
+    for (let b = 0; b < plan.batch; b++) {
+      const tp = seqPlan[b];
+      if (!tp) continue;
+      for (let qt = 0; qt < tp.numQTiles; qt++) {
+        const cost = tp.rowStart[qt + 1]! - tp.rowStart[qt]!;
+        for (let hb = 0; hb < headBlocks; hb++) { jobs.push([b, hb, qt, cost]); visited += cost; }
+      }
+    }
+    jobs.sort((a, z) => z[3] - a[3]);
+    const jobTable = meta.push(jobs.flatMap(([b, hb, qt]) => [b, hb, qt]));
+    const maskBase = meta.push(mask.data);
+    let pipe: GPUComputePipeline;
+    if (kernel === 'flash_sgmat') {
+      const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, cfg: sgCfg!, natural, cap, outF16: out.dtype === 'f16', maskKey: mask.key };
+      key = variantKey(sv);
+      pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
+    } else {
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg: caps.subgroups && caps.subgroupMinSize >= 16, natural, cap, maskKey: mask.key };
+      key = variantKey(pv);
+      pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
+    }
+    const p = new ArrayBuffer(96), pu = new Uint32Array(p), pf = new Float32Array(p);
+    pu.set([qa.row, qa.head, ka.row, ka.head, va.row, va.head, oa.row, oa.head, la.row, la.head, jobs.length, lse ? 1 : 0, seqTable, planTable, jobTable, maskBase]);
+    pf[16] = plan.scale; pf[17] = plan.softcap; pu[18] = plan.totalQ; pu[19] = plan.groupSize; pf[20] = -Infinity; pf[21] = NaN;
+    const ub = uniform(ctx, p, temps);
+    dispatches.push({ pipeline: pipe, groups: jobs.length, entries: [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: k.buffer } }, { binding: 4, resource: { buffer: v.buffer } }, { binding: 5, resource: { buffer: outF32.buffer } }, { binding: 6, resource: { buffer: lseBuf } }] });
+    jobsCount = jobs.length;
+  }
+
+  if (!directOut) {
+    const fmt = out.dtype === 'f16' ? 1 : 2;
+    const cpipe = await ctx.pipeline(`convert_out:${fmt}`, convertSource(fmt));
+    const words = Math.ceil(out.size / 2);
+    const cp = new Uint32Array([words, out.size, 0, 0]);
+    const cub = uniform(ctx, cp.buffer, temps);
+    dispatches.push({ pipeline: cpipe, groups: Math.ceil(words / 256), entries: [{ binding: 0, resource: { buffer: cub } }, { binding: 1, resource: { buffer: outF32.buffer } }, { binding: 2, resource: { buffer: out.buffer } }] });
+  }
+
+  if (meta.words.length * 4 > caps.maxStorageBinding) throw new ShapeError("the kernel metadata (tile plans and mask data) exceeds the adapter's storage binding size", 'mask');
+  const metaBuf = ctx.device.createBuffer({ size: Math.max(16, meta.words.length * 4), usage: STORAGE });
+  temps.push(metaBuf);
+  ctx.device.queue.writeBuffer(metaBuf, 0, new Uint32Array(meta.words));
+  const bound = dispatches.map((d) => ({
+    pipeline: d.pipeline,
+    groups: d.groups,
+    bind: ctx.device.createBindGroup({
+      layout: d.pipeline.getBindGroupLayout(0),
+      entries: d.entries.map((e) => (e === META ? { binding: 1, resource: { buffer: metaBuf } } : e)),
+    }),
+  }));
+  const stats: GpuRunStats = { kernel, key, jobs: jobsCount, visitedTiles: visited, dispatches: bound.filter((b) => b.groups !== 0).length };
+  return {
+    stats, out, lse,
+    encode(encoder) {
+      for (const d of bound) {
+        const n = d.groups;
+        if (n === 0) continue;
+        const pass = encoder.beginComputePass();
+        pass.setPipeline(d.pipeline);
+        pass.setBindGroup(0, d.bind);
+        pass.dispatchWorkgroups(Math.min(n, 65535), Math.ceil(n / 65535));
+        pass.end();
+      }
+    },
+    destroy() {
+      for (const b of temps) b.destroy();
+      temps.length = 0;
+    },
+  };
+}
+
+/** Runs a prepared call now and waits for the device. */
+async function submit(ctx: GpuContext, prepared: PreparedGpuAttention): Promise<void> {
+  await ctx.checked('attention (WebGPU)', async () => {
+    const enc = ctx.device.createCommandEncoder();
+    prepared.encode(enc);
+    ctx.device.queue.submit([enc.finish()]);
+    await ctx.device.queue.onSubmittedWorkDone();
+  });
+}
+
+/** Attention on device tensors (outputs stay on the device). */
+export async function runDevice(plan: AttentionPlan, q: GpuTensor, k: GpuTensor, v: GpuTensor, out?: GpuTensor, lse?: GpuTensor | null): Promise<{ out: GpuTensor; lse: GpuTensor | null }> {
+  const prepared = await prepareGpuAttention(plan, q, k, v, out, lse);
+  try {
+    await submit(q.ctx, prepared);
+  } finally {
+    prepared.destroy();
+  }
+  lastGpuStats = prepared.stats;
+  return { out: prepared.out, lse: prepared.lse };
+}
+
+async function runHost(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor | null): Promise<void> {
+  const ctx = await gpuContext();
+  const gq = await GpuTensor.fromTensor(q, ctx), gk = await GpuTensor.fromTensor(k, ctx), gv = await GpuTensor.fromTensor(v, ctx);
+  let res: { out: GpuTensor; lse: GpuTensor | null } | null = null;
+  try {
+    res = await runDevice({ ...plan, returnLse: lse !== null }, gq, gk, gv, undefined, lse ? undefined : null);
+    copyInto(await res.out.toTensor(), out);
+    if (lse && res.lse) copyInto(await res.lse.toTensor(), lse);
+  } finally {
+    gq.dispose(); gk.dispose(); gv.dispose();
+    res?.out.dispose(); res?.lse?.dispose();
+  }
+}
+
+export const webgpuBackend: HostBackend = {
+  name: 'webgpu',
+  run: runHost,
+  runDevice: (plan, q, k, v, out, lse) => runDevice(plan, q as GpuTensor, k as GpuTensor, v as GpuTensor, out as GpuTensor | undefined, lse as GpuTensor | null | undefined),
+};

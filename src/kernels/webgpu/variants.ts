@@ -115,3 +115,107 @@ export function topkSource(v: TopKVariant, maskFn: string): string {
   ].join('\n');
   return `${prelude}\n${SHADERS['topk_threshold']}\n${MASK_HELPERS}\n${maskFn}\n`;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-core (subgroup-matrix) flash kernel
+
+export interface SgmatConfig {
+  /** QKᵀ: result columns (keys) and contraction (head dim) per matrix. */
+  qkN: number;
+  qkK: number;
+  /** PV: result columns (value dims) and contraction (keys) per matrix. */
+  pvN: number;
+  pvK: number;
+}
+
+/**
+ * Picks subgroup-matrix shapes (M = 16 rows, f16 operands, f32 result) for head dims D and DV from the
+ * adapter's configs; null when none fits (the head dims must be multiples of 8).
+ */
+export function sgmatConfigs(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[], D: number, DV: number): SgmatConfig | null {
+  const has = (N: number, K: number) => configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === N && c.K === K);
+  let qk: [number, number] | null = null;
+  if (D % 16 === 0 && has(16, 16)) qk = [16, 16];
+  else if (D % 16 === 0 && has(8, 16)) qk = [8, 16];
+  else if (D % 8 === 0 && has(8, 8)) qk = [8, 8];
+  let pv: [number, number] | null = null;
+  if (DV % 16 === 0 && has(16, 16)) pv = [16, 16];
+  else if (DV % 8 === 0 && has(8, 16)) pv = [8, 16];
+  else if (DV % 8 === 0 && has(8, 8)) pv = [8, 8];
+  if (!qk || !pv || D > 256 || DV > 256) return null;
+  return { qkN: qk[0], qkK: qk[1], pvN: pv[0], pvK: pv[1] };
+}
+
+export interface SgmatVariant {
+  readonly kernel: 'flash_sgmat';
+  readonly D: number;
+  readonly DV: number;
+  /** Heads of one KV group per workgroup (1, 2 or 4). */
+  readonly G4: number;
+  readonly cfg: SgmatConfig;
+  readonly natural: boolean;
+  readonly cap: boolean;
+  readonly outF16: boolean;
+  readonly maskKey: string;
+}
+
+export function sgmatSource(v: SgmatVariant, maskFn: string): string {
+  const prelude = [
+    'enable f16;',
+    'enable subgroups;',
+    'enable chromium_experimental_subgroup_matrix;',
+    `const D: u32 = ${v.D}u;`,
+    `const DV: u32 = ${v.DV}u;`,
+    `const QK_N: u32 = ${v.cfg.qkN}u;`,
+    `const QK_K: u32 = ${v.cfg.qkK}u;`,
+    `const PV_N: u32 = ${v.cfg.pvN}u;`,
+    `const PV_K: u32 = ${v.cfg.pvK}u;`,
+    `const G4: u32 = ${v.G4}u;`,
+    `const TQ: u32 = ${16 * (4 / v.G4)}u;`,
+    `const NROUND: u32 = ${Math.ceil(v.DV / 64)}u;`,
+    `const NATURAL: bool = ${v.natural};`,
+    `const CAP: bool = ${v.cap};`,
+    `alias OUT_T = ${v.outF16 ? 'f16' : 'f32'};`,
+    `@group(0) @binding(5) var<storage, read_write> out: array<OUT_T>;`,
+  ].join('\n');
+  return `${prelude}\n${SHADERS['flash_sgmat']}\n${MASK_HELPERS}\n${maskFn}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flash-decoding
+
+export interface DecodeVariant {
+  readonly kernel: 'decode_split';
+  readonly fmt: InFormat;
+  readonly D: number;
+  readonly DV: number;
+  /** Packed rows per workgroup: group size × query length. */
+  readonly R: number;
+  readonly natural: boolean;
+  readonly cap: boolean;
+  readonly maskKey: string;
+}
+
+export function decodeSource(v: DecodeVariant, maskFn: string): string {
+  const prelude = [
+    `const D: u32 = ${v.D}u;`,
+    `const DV: u32 = ${v.DV}u;`,
+    `const R: u32 = ${v.R}u;`,
+    `const CPT: u32 = ${Math.ceil(v.DV / 128)}u;`,
+    `const NATURAL: bool = ${v.natural};`,
+    `const CAP: bool = ${v.cap};`,
+    loader('q', 2, v.fmt),
+    loader('k', 3, v.fmt),
+    loader('v', 4, v.fmt),
+  ].join('\n');
+  return `${prelude}\n${SHADERS['decode_split']}\n${MASK_HELPERS}\n${maskFn}\n`;
+}
+
+export function decodeMergeSource(DV: number): string {
+  return `const DV: u32 = ${DV}u;\nconst CPT: u32 = ${Math.ceil(DV / 128)}u;\n${SHADERS['decode_merge']}`;
+}
+
+/** f32 → f16 (fmt 1) or bf16 (fmt 2), two per word. */
+export function convertSource(fmt: 1 | 2): string {
+  return `const FMT: u32 = ${fmt}u;\n${SHADERS['convert_out']}`;
+}
