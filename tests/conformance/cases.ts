@@ -181,7 +181,8 @@ function bshd(t: Tensor, c: ConformanceCase): Tensor {
 const expectedCache = new Map<string, Expected>();
 
 export function expectedFor(c: ConformanceCase, inputs: CaseInputs): Expected {
-  const hit = expectedCache.get(c.name);
+  const cacheKey = `${c.name}|${c.dtype ?? "f32"}`;
+  const hit = expectedCache.get(cacheKey);
   if (hit) return hit;
   const dtype = c.dtype ?? 'f32';
   const mask = c.mask?.() ?? null;
@@ -205,7 +206,7 @@ export function expectedFor(c: ConformanceCase, inputs: CaseInputs): Expected {
     outTol: 2 * errorStats(naive.out, ref.out).maxAbs + floor,
     lseTol: 2 * errorStats(naive.lse, ref.lse).maxAbs + FLOOR[dtype] * 8,
   };
-  expectedCache.set(c.name, e);
+  expectedCache.set(cacheKey, e);
   return e;
 }
 

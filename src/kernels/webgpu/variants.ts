@@ -161,6 +161,10 @@ export interface SgmatVariant {
 
 export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const prelude = [
+    // Offsets derive from the subgroup index, which the uniformity analysis cannot prove subgroup-uniform
+    // (they are: a subgroup's lanes share it); the barriers stay workgroup-uniform.
+    'diagnostic(off, chromium.subgroup_matrix_uniformity);',
+    'diagnostic(off, subgroup_uniformity);',
     'enable f16;',
     'enable subgroups;',
     'enable chromium_experimental_subgroup_matrix;',

@@ -1,0 +1,232 @@
+/**
+ * `npm run bench:gpu`: WebGPU attention (TFLOP/s per shape and kernel variant) side by side with
+ * PyTorch SDPA on the same GPU (bench/torch_sdpa.py, run in the same invocation), and the GPU's
+ * ceilings measured in the same run. Every variant is validated against a float64 reference on a
+ * subset of rows before it is timed.
+ *
+ * Timing: each sample encodes `iters` calls in one command buffer and waits for the queue; the
+ * per-call time is the sample over iters (≥ 20 ms of work per sample); median of N samples.
+ * FLOPs: 4·B·H·Sq·Sk·d, halved for causal when Sq = Sk (bench/lib/shapes.ts).
+ *
+ *   node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--out=path]
+ */
+import { spawnSync } from 'node:child_process';
+import {
+  type AttentionPlan, GpuTensor, Tensor, causal, f16ToF32, f32ToF16, gpuContext, mulberry32, planAttention,
+  prepareGpuAttention, setGpuKernelPreference, BENCH_SCHEMA, comparePredictions,
+} from '../src/index.js';
+import { parseArgs } from './lib/args.js';
+import { type QKV, pickRows, referenceRow } from './lib/check.js';
+import { machineInfo } from './lib/machine.js';
+import { writeJson, resultsDir } from './lib/results.js';
+import { type AttentionShape, attentionFlops } from './lib/shapes.js';
+import { formatTable, markdownTable, type Column } from './lib/table.js';
+import { median } from './lib/timing.js';
+import { measureGpuCeilings, type GpuCeilings } from './lib/gpu-ceilings.js';
+
+const usage = 'node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--out=path]';
+
+function shape(name: string, s: Partial<AttentionShape> & Pick<AttentionShape, 'numHeads' | 'seqLenQ' | 'headDim'>): AttentionShape {
+  return {
+    name, batch: s.batch ?? 1, numHeads: s.numHeads, numKvHeads: s.numKvHeads ?? s.numHeads, seqLenQ: s.seqLenQ,
+    seqLenK: s.seqLenK ?? s.seqLenQ, headDim: s.headDim, headDimV: s.headDim, causal: s.causal ?? false, note: '',
+  };
+}
+
+/** Issue 3's shapes. 8k-d128-causal's head count is not given there: 16 heads. */
+export const GPU_SHAPES: AttentionShape[] = [
+  shape('vitL14-336', { batch: 8, numHeads: 16, seqLenQ: 577, headDim: 64 }),
+  shape('siglip-384', { batch: 8, numHeads: 16, seqLenQ: 729, headDim: 72 }),
+  shape('qwen2vl-1024px', { batch: 1, numHeads: 16, seqLenQ: 5329, headDim: 80 }),
+  shape('prefill-4k-gqa', { batch: 1, numHeads: 32, numKvHeads: 8, seqLenQ: 4096, headDim: 128, causal: true }),
+  shape('decode-kv4k', { batch: 16, numHeads: 32, numKvHeads: 8, seqLenQ: 1, seqLenK: 4096, headDim: 128 }),
+  shape('8k-d64', { batch: 1, numHeads: 16, seqLenQ: 8192, headDim: 64 }),
+  shape('8k-d128-causal', { batch: 1, numHeads: 16, seqLenQ: 8192, headDim: 128, causal: true }),
+];
+
+interface Variant { name: string; dtype: 'f32' | 'f16'; kernel: 'auto' | 'portable' }
+const VARIANTS: Record<string, Variant> = {
+  f32: { name: 'f32', dtype: 'f32', kernel: 'auto' },
+  f16: { name: 'f16', dtype: 'f16', kernel: 'auto' },
+  'f16-portable': { name: 'f16-portable', dtype: 'f16', kernel: 'portable' },
+};
+
+interface Row {
+  shape: string;
+  variant: string;
+  kernel: string;
+  ms: number;
+  tflops: number;
+  gbps: number;
+  maxErr: number;
+  torch: Record<string, number>;
+  note?: string;
+}
+
+function randomInputs(s: AttentionShape, dtype: 'f32' | 'f16', seed: number): { host: QKV; tensors: [Tensor, Tensor, Tensor] } {
+  const rng = mulberry32(seed);
+  const gen = (n: number) => {
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; i += 2) {
+      const u1 = Math.max(rng(), 1e-12), u2 = rng(), r = Math.sqrt(-2 * Math.log(u1));
+      a[i] = r * Math.cos(2 * Math.PI * u2);
+      if (i + 1 < n) a[i + 1] = r * Math.sin(2 * Math.PI * u2);
+    }
+    if (dtype === 'f16') for (let i = 0; i < n; i++) a[i] = f16ToF32(f32ToF16(a[i]!)); // the values the kernel sees
+    return a;
+  };
+  const q = gen(s.batch * s.seqLenQ * s.numHeads * s.headDim), k = gen(s.batch * s.seqLenK * s.numKvHeads * s.headDim), v = gen(s.batch * s.seqLenK * s.numKvHeads * s.headDimV);
+  const t = (a: Float32Array, shp: number[]) => Tensor.fromValues(a, shp, dtype);
+  return {
+    host: { q, k, v },
+    tensors: [t(q, [s.batch, s.seqLenQ, s.numHeads, s.headDim]), t(k, [s.batch, s.seqLenK, s.numKvHeads, s.headDim]), t(v, [s.batch, s.seqLenK, s.numKvHeads, s.headDimV])],
+  };
+}
+
+function runTorch(names: string[]): { version: string; device: string; results: { shape: string; backend: string; dtype: string; ms?: number; tflops?: number; error?: string }[] } | { error: string } {
+  const py = spawnSync('python3', ['bench/torch_sdpa.py', `--shapes=${names.join(',')}`], { encoding: 'utf8', timeout: 240_000 });
+  if (py.status !== 0) return { error: (py.stderr || py.error?.message || 'python3 failed').split('\n').slice(-3).join(' ') };
+  try { return JSON.parse(py.stdout.trim().split('\n').pop()!); } catch (e) { return { error: `could not parse torch output: ${(e as Error).message}` }; }
+}
+
+async function timeCall(ctx: Awaited<ReturnType<typeof gpuContext>>, encode: (e: GPUCommandEncoder) => void): Promise<number> {
+  const device = ctx.device;
+  const once = async (iters: number) => {
+    const enc = device.createCommandEncoder();
+    for (let i = 0; i < iters; i++) encode(enc);
+    const t0 = performance.now();
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  await once(1);
+  const probe = await once(3);
+  const iters = Math.max(3, Math.min(2000, Math.ceil(20 / Math.max(probe / 3, 1e-3))));
+  const samples: number[] = [];
+  for (let s = 0; s < 7; s++) samples.push((await once(iters)) / iters);
+  return median(samples);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2), { 'shapes=': 'comma-separated shape names', 'variants=': 'f32,f16,f16-portable', 'out=': 'JSON path', 'no-torch': 'skip the PyTorch peer' }, usage);
+  const pick = args.values.get('shapes');
+  const shapes = pick ? GPU_SHAPES.filter((s) => pick.split(',').includes(s.name)) : GPU_SHAPES;
+  const variants = (args.values.get('variants') ?? 'f32,f16').split(',').map((v) => VARIANTS[v] ?? (() => { throw new Error(`unknown variant ${v}`); })());
+  const ctx = await gpuContext();
+  const info = `${ctx.caps.vendor} ${ctx.caps.architecture} ${ctx.caps.description}`.trim();
+  console.log(`adapter: ${info}; f16=${ctx.caps.f16} subgroups=${ctx.caps.subgroups} (${ctx.caps.subgroupMinSize}–${ctx.caps.subgroupMaxSize}) subgroup-matrix configs: ${ctx.caps.subgroupMatrix.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ') || 'none'}`);
+  const ceilings: GpuCeilings = await measureGpuCeilings(ctx);
+  console.log(`ceilings (this run): f32 FMA ${(ceilings.f32FmaFlops / 1e12).toFixed(1)} TFLOP/s, f16 FMA ${ceilings.f16FmaFlops ? (ceilings.f16FmaFlops / 1e12).toFixed(1) : '–'}, copy ${(ceilings.copyBytesPerSecond / 1e12).toFixed(2)} TB/s, subgroup-matrix f16→f32 ${ceilings.sgmatFlops ? (ceilings.sgmatFlops / 1e12).toFixed(0) : '–'} TFLOP/s (registers)`);
+  const torch = args.flags.has('no-torch') ? { error: 'skipped (--no-torch)' } : runTorch(shapes.map((s) => s.name));
+  if ('error' in torch) console.log(`PyTorch SDPA peer: ${torch.error}`);
+  else console.log(`PyTorch ${torch.version} on ${torch.device}`);
+
+  const rows: Row[] = [];
+  for (const s of shapes) {
+    for (const variant of variants) {
+      const { host, tensors } = randomInputs(s, variant.dtype, 11);
+      const [gq, gk, gv] = await Promise.all(tensors.map((t) => GpuTensor.fromTensor(t, ctx)));
+      const mask = s.causal ? causal() : null;
+      const plan: AttentionPlan = planAttention(gq!, gk!, gv!, { mask });
+      setGpuKernelPreference(variant.kernel);
+      let prepared;
+      try {
+        prepared = await prepareGpuAttention(plan, gq!, gk!, gv!);
+      } finally {
+        setGpuKernelPreference('auto');
+      }
+      // Validate before timing.
+      const enc = ctx.device.createCommandEncoder();
+      prepared.encode(enc);
+      ctx.device.queue.submit([enc.finish()]);
+      const out = (await prepared.out.toTensor()).toFloat32();
+      let maxErr = 0;
+      for (const r of pickRows(s, 12)) {
+        const ref = referenceRow(s, host, r, mask, false);
+        const o = ((r.b * s.seqLenQ + r.i) * s.numHeads + r.h) * s.headDimV;
+        for (let c = 0; c < s.headDimV; c++) maxErr = Math.max(maxErr, Math.abs(out[o + c]! - ref[c]!));
+      }
+      const tol = variant.dtype === 'f16' ? 2e-2 : 1e-4;
+      const ok = maxErr <= tol && Number.isFinite(maxErr);
+      const ms = ok ? await timeCall(ctx, (e) => prepared!.encode(e)) : NaN;
+      const flops = attentionFlops(s);
+      const elem = variant.dtype === 'f16' ? 2 : 4;
+      const kvBytes = elem * s.batch * s.seqLenK * s.numKvHeads * (s.headDim + s.headDimV);
+      const torchBy: Record<string, number> = {};
+      if (!('error' in torch)) for (const t of torch.results) if (t.shape === s.name && t.tflops) torchBy[`${t.backend}-${t.dtype}`] = t.tflops;
+      rows.push({
+        shape: s.name, variant: variant.name, kernel: prepared.stats.kernel, ms, tflops: flops / (ms / 1e3) / 1e12, gbps: kvBytes / (ms / 1e3) / 1e9,
+        maxErr, torch: torchBy, ...(ok ? {} : { note: `validation failed: max error ${maxErr.toExponential(2)} > ${tol}` }),
+      });
+      console.log(`${s.name} ${variant.name} [${prepared.stats.kernel}]: ${ok ? `${ms.toFixed(3)} ms, ${(flops / ms / 1e9).toFixed(1)} TFLOP/s` : `INVALID (max err ${maxErr})`}`);
+      prepared.destroy();
+      prepared.out.dispose(); prepared.lse?.dispose();
+      gq!.dispose(); gk!.dispose(); gv!.dispose();
+    }
+  }
+
+  const ratio = (r: Row, key: string) => (r.torch[key] ? (r.tflops / r.torch[key]!).toFixed(2) + '×' : '');
+  const cols: Column<Row>[] = [
+    { title: 'shape', cell: (r) => r.shape },
+    { title: 'variant', cell: (r) => r.variant },
+    { title: 'kernel', cell: (r) => r.kernel },
+    { title: 'ms', cell: (r) => (Number.isFinite(r.ms) ? r.ms.toFixed(3) : 'invalid') },
+    { title: 'TFLOP/s', cell: (r) => (Number.isFinite(r.tflops) ? r.tflops.toFixed(1) : '') },
+    { title: 'KV GB/s', cell: (r) => (r.shape.startsWith('decode') && Number.isFinite(r.gbps) ? r.gbps.toFixed(0) : '') },
+    { title: 'torch FLASH fp16', cell: (r) => r.torch['FLASH-fp16']?.toFixed(1) ?? '' },
+    { title: 'torch CUDNN fp16', cell: (r) => r.torch['CUDNN-fp16']?.toFixed(1) ?? '' },
+    { title: 'torch EFF fp16', cell: (r) => r.torch['EFFICIENT-fp16']?.toFixed(1) ?? '' },
+    { title: 'torch EFF fp32', cell: (r) => r.torch['EFFICIENT-fp32']?.toFixed(1) ?? '' },
+    { title: 'vs FLASH', cell: (r) => ratio(r, 'FLASH-fp16') },
+    { title: 'vs EFF fp32', cell: (r) => ratio(r, 'EFFICIENT-fp32') },
+    { title: '% ceiling', cell: (r) => {
+      if (!Number.isFinite(r.tflops)) return '';
+      if (r.shape.startsWith('decode')) return `${(r.gbps * 1e9 / ceilings.copyBytesPerSecond * 100).toFixed(0)}% copy`;
+      const c = r.kernel === 'flash_sgmat' ? ceilings.sgmatFlops : r.variant.startsWith('f16') && ceilings.f16FmaFlops ? ceilings.f16FmaFlops : ceilings.f32FmaFlops;
+      return c ? `${(r.tflops * 1e12 / c * 100).toFixed(0)}%` : '';
+    } },
+  ];
+  console.log('\n' + formatTable(cols, rows));
+  const machine = machineInfo();
+  const command = `npm run bench:gpu -- ${process.argv.slice(2).join(' ')}`.trim();
+  const file = {
+    bench: 'gpu', command, machine, adapter: info, caps: ctx.caps, ceilings,
+    torch: 'error' in torch ? torch : { version: torch.version, device: torch.device },
+    method: 'median of 7 samples; each sample = one command buffer of N calls (≥ 20 ms), per-call time = sample / N',
+    results: rows, torchResults: 'error' in torch ? [] : torch.results, markdown: markdownTable(cols, rows),
+  };
+  const out = args.values.get('out') ?? `${resultsDir()}/gpu.json`;
+  console.log(`\nwrote ${writeJson(out, file)}`);
+  // The cost model's measured profile and its predictions for these shapes.
+  const profile = {
+    schema: BENCH_SCHEMA, device: `${info} via WebGPU`, name: 'webgpu-measured', api: 'webgpu', base: 'h200', date: machine.date.slice(0, 10),
+    ceilings: {
+      f32: { vector: ceilings.f32FmaFlops },
+      f16: { vector: ceilings.f16FmaFlops ?? ceilings.f32FmaFlops, ...(ceilings.sgmatFlops ? { tensor: ceilings.sgmatFlops } : {}) },
+      bandwidth: ceilings.copyBytesPerSecond,
+      sources: { 'f16.tensor': 'subgroup-matrix f16→f32 MMA from registers (bench/lib/gpu-ceilings.ts)' },
+    },
+    results: rows.filter((r) => Number.isFinite(r.ms)).map((r) => {
+      const s = shapes.find((x) => x.name === r.shape)!;
+      return { name: `${r.shape}/${r.variant}`, ms: r.ms, unit: r.kernel === 'flash_sgmat' ? 'tensor' : 'vector', shape: { batch: s.batch, seqLenQ: s.seqLenQ, seqLenK: s.seqLenK, numHeads: s.numHeads, numKvHeads: s.numKvHeads, headDim: s.headDim, dtype: r.variant.startsWith('f16') ? 'f16' : 'f32', causal: s.causal } };
+    }),
+  };
+  writeJson(out.replace(/\.json$/, '-profile.json'), profile);
+  try {
+    const pred = comparePredictions(profile);
+    console.log('\ncost model (measured profile) vs measured:');
+    console.log(formatTable([
+      { title: 'call', cell: (p: typeof pred[number]) => p.name },
+      { title: 'measured ms', cell: (p) => p.measuredMs.toFixed(3) },
+      { title: 'predicted ms', cell: (p) => p.predictedMs.toFixed(3) },
+      { title: 'ratio', cell: (p) => p.ratio.toFixed(2) },
+      { title: 'within 2×', cell: (p) => (p.within2x ? 'yes' : 'no') },
+      { title: 'bound', cell: (p) => p.bound },
+    ], pred));
+  } catch (e) {
+    console.log(`cost-model comparison failed: ${(e as Error).message}`);
+  }
+  process.exit(0);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,54 @@
+/**
+ * `npm run check:gpu`: the conformance case list on every WebGPU kernel variant the adapter offers,
+ * for a real GPU (CI's SwiftShader has no shader-f16 and no subgroup matrices; CI runs the f32 suite in
+ * tests/conformance/webgpu.test.ts). Each case runs in f16 on the tensor-core kernel (when the adapter
+ * exposes subgroup matrices) and on the portable kernel, and in f32 on the decode kernel where it applies.
+ * Prints one line per (variant, case) and a summary.
+ */
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { attention, attentionVarlen, gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning, type GpuKernelPreference } from '../../src/index.js';
+import { CASES, type ConformanceCase, checkCase } from '../conformance/cases.js';
+
+const summary: string[] = [];
+
+async function runCase(c: ConformanceCase, kernel: GpuKernelPreference): Promise<string> {
+  setGpuKernelPreference(kernel);
+  try {
+    const r = await checkCase(c, async (inp, o) => {
+      if (inp.cuSeqlensQ) await attentionVarlen(inp.q, inp.k, inp.v, { cuSeqlensQ: inp.cuSeqlensQ, cuSeqlensK: inp.cuSeqlensK, scale: o.scale, softcap: o.softcap, mask: o.mask, out: o.out, lseOut: o.lseOut, backend: 'webgpu' });
+      else await attention(inp.q, inp.k, inp.v, { scale: o.scale, softcap: o.softcap, mask: o.mask, layout: o.layout, out: o.out, lseOut: o.lseOut, backend: 'webgpu' });
+    });
+    return `${lastGpuStats?.kernel ?? '?'} err ${r.outErr.toExponential(2)} ≤ tol ${r.tol.toExponential(2)}`;
+  } finally {
+    setGpuKernelPreference('auto');
+  }
+}
+
+describe('check:gpu — every kernel variant', () => {
+  let hasSgmat = false, hasF16 = false;
+  beforeAll(async () => {
+    setGpuOutputPoisoning(true);
+    const ctx = await gpuContext();
+    hasF16 = ctx.caps.f16;
+    hasSgmat = ctx.caps.subgroupMatrix.length > 0 && ctx.caps.subgroupMinSize === 32;
+    console.log(`adapter: ${ctx.caps.vendor} ${ctx.caps.architecture} ${ctx.caps.description}; f16=${hasF16}; subgroup-matrix=${JSON.stringify(ctx.caps.subgroupMatrix)}`);
+  });
+  afterAll(() => { console.log(`\ncheck:gpu summary\n${summary.join('\n')}`); });
+
+  for (const c of CASES) {
+    const f16: ConformanceCase = { ...c, dtype: 'f16', name: `${c.name} [f16]` };
+    it(`f16 tensor-core: ${c.name}`, async () => {
+      if (!hasSgmat) throw new Error('this adapter has no subgroup matrices: check:gpu must run on a GPU that has them');
+      const line = await runCase(f16, 'sgmat');
+      summary.push(`sgmat    ${c.name}: ${line}`);
+    }, 300_000);
+    it(`f16 portable: ${c.name}`, async () => {
+      const line = await runCase(f16, 'portable');
+      summary.push(`portable ${c.name}: ${line}`);
+    }, 300_000);
+    it(`f32 decode-preferred: ${c.name}`, async () => {
+      const line = await runCase(c, 'decode');
+      summary.push(`decode?  ${c.name}: ${line}`);
+    }, 300_000);
+  }
+});
