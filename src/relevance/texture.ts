@@ -82,10 +82,10 @@ function labF(t: number): number {
 // labF by table on [0, 1.25] (linear interpolation, error < 2e-6 above the 0.008856 knee; exact
 // formula outside the table).
 const CBRT_N = 16384, CBRT_MAX = 1.25;
-let CBRT: Float64Array | null = null;
+let CBRT: Float32Array | null = null;
 function labFFast(t: number): number {
   if (!(t > 0.008856) || t >= CBRT_MAX) return labF(t);
-  if (!CBRT) { CBRT = new Float64Array(CBRT_N + 2); for (let i = 0; i <= CBRT_N + 1; i++) CBRT[i] = Math.cbrt((i * CBRT_MAX) / CBRT_N); }
+  if (!CBRT) { CBRT = new Float32Array(CBRT_N + 2); for (let i = 0; i <= CBRT_N + 1; i++) CBRT[i] = Math.cbrt((i * CBRT_MAX) / CBRT_N); }
   const x = (t * CBRT_N) / CBRT_MAX, i = x | 0, f = x - i;
   return CBRT[i]! + (CBRT[i + 1]! - CBRT[i]!) * f;
 }
@@ -117,6 +117,64 @@ function minMax(plane: Float32Array): void {
   for (let i = 0; i < plane.length; i++) plane[i] = (plane[i]! - lo) * inv;
 }
 
+const COORDS = new Map<string, Float32Array>();
+/** y, x and eccentricity planes [3, H, W] for a work size (small cache). */
+function coordinatePlanes(W: number, H: number): Float32Array {
+  const key = `${W}x${H}`;
+  let c = COORDS.get(key);
+  if (c) return c;
+  const n = W * H;
+  c = new Float32Array(3 * n);
+  const emax = Math.SQRT1_2;
+  for (let y = 0; y < H; y++) {
+    const fy = H > 1 ? y / (H - 1) : 0.5;
+    for (let x = 0; x < W; x++) {
+      const fx = W > 1 ? x / (W - 1) : 0.5;
+      const i = y * W + x;
+      c[i] = fy; c[n + i] = fx; c[2 * n + i] = Math.sqrt((fy - 0.5) ** 2 + (fx - 0.5) ** 2) / emax;
+    }
+  }
+  if (COORDS.size >= 4) COORDS.delete(COORDS.keys().next().value!);
+  COORDS.set(key, c);
+  return c;
+}
+
+/** The plan's crop of the image, resampled to the work size (an exact box average when the crop is a multiple of it). */
+function cropAndResample(image: RgbImage, plan: GridPlan): RgbImage {
+  const { crop, workWidth: W, workHeight: H } = plan;
+  const whole = crop.width === image.width && crop.height === image.height;
+  if (whole && W === image.width && H === image.height) return image;
+  if (crop.width % W === 0 && crop.height % H === 0) {
+    const kx = crop.width / W, ky = crop.height / H, n0 = image.width * image.height, n = W * H;
+    const out = new Float32Array(3 * n), acc = new Float64Array(W), inv = 1 / (kx * ky);
+    for (let c = 0; c < 3; c++) for (let oy = 0; oy < H; oy++) {
+      acc.fill(0);
+      for (let y = crop.y + oy * ky; y < crop.y + (oy + 1) * ky; y++) {
+        const src = c * n0 + y * image.width + crop.x, d = image.data;
+        if (kx === 2) for (let ox = 0; ox < W; ox++) acc[ox] += d[src + 2 * ox]! + d[src + 2 * ox + 1]!;
+        else for (let ox = 0, o = src; ox < W; ox++, o += kx) {
+          let s = 0;
+          for (let k = 0; k < kx; k++) s += d[o + k]!;
+          acc[ox] += s;
+        }
+      }
+      for (let ox = 0; ox < W; ox++) out[c * n + oy * W + ox] = acc[ox]! * inv;
+    }
+    return { width: W, height: H, data: out };
+  }
+  let work = image;
+  if (!whole) {
+    const n0 = image.width * image.height, nc = crop.width * crop.height;
+    const data = new Float32Array(3 * nc);
+    for (let c = 0; c < 3; c++) for (let y = 0; y < crop.height; y++) {
+      const src = c * n0 + (crop.y + y) * image.width + crop.x;
+      data.set(image.data.subarray(src, src + crop.width), c * nc + y * crop.width);
+    }
+    work = { width: crop.width, height: crop.height, data };
+  }
+  return work.width === W && work.height === H ? work : resizeRgb(work, W, H);
+}
+
 /**
  * Computes the texture array of `image` (planar RGB in [0, 1]) on the plan's working grid: the
  * image is resampled to workWidth × workHeight, features are computed per pixel and normalised
@@ -130,18 +188,7 @@ export function computeTexture(image: RgbImage, plan: GridPlan, options: Texture
   const rad = options.localVarianceRadius ?? 3;
   if (!Number.isInteger(rad) || rad < 0 || rad > 64) throw new ValueError(`localVarianceRadius must be an integer in 0..64, got ${rad}`, 'localVarianceRadius');
   const W = plan.workWidth, H = plan.workHeight, n = W * H;
-  const { crop } = plan;
-  let work: RgbImage = image;
-  if (crop.width !== image.width || crop.height !== image.height) {
-    const n0 = image.width * image.height, nc = crop.width * crop.height;
-    const data = new Float32Array(3 * nc);
-    for (let c = 0; c < 3; c++) for (let y = 0; y < crop.height; y++) {
-      const src = c * n0 + (crop.y + y) * image.width + crop.x;
-      data.set(image.data.subarray(src, src + crop.width), c * nc + y * crop.width);
-    }
-    work = { width: crop.width, height: crop.height, data };
-  }
-  if (work.width !== W || work.height !== H) work = resizeRgb(work, W, H);
+  const work = cropAndResample(image, plan);
   const C = NUM_TEXTURE_CHANNELS;
   const px = new Float32Array(C * n);
   const plane = (c: number) => px.subarray(c * n, (c + 1) * n);
@@ -162,27 +209,29 @@ export function computeTexture(image: RgbImage, plan: GridPlan, options: Texture
   }
   // Sobel on L* / 100 with replicated borders; kernel normalised by 8 (kornia's "normalized").
   const Gx = plane(CH.sobel_x), Gy = plane(CH.sobel_y), Gm = plane(CH.sobel_mag);
-  for (let y = 0; y < H; y++) {
+  const sobelAt = (y: number, x: number) => {
     const ym = (y > 0 ? y - 1 : 0) * W, y0 = y * W, yp = (y < H - 1 ? y + 1 : H - 1) * W;
-    for (let x = 0; x < W; x++) {
-      const xm = x > 0 ? x - 1 : 0, xp = x < W - 1 ? x + 1 : W - 1;
-      const gx = (L[ym + xp]! + 2 * L[y0 + xp]! + L[yp + xp]! - L[ym + xm]! - 2 * L[y0 + xm]! - L[yp + xm]!) / 8;
-      const gy = (L[yp + xm]! + 2 * L[yp + x]! + L[yp + xp]! - L[ym + xm]! - 2 * L[ym + x]! - L[ym + xp]!) / 8;
+    const xm = x > 0 ? x - 1 : 0, xp = x < W - 1 ? x + 1 : W - 1;
+    const gx = (L[ym + xp]! + 2 * L[y0 + xp]! + L[yp + xp]! - L[ym + xm]! - 2 * L[y0 + xm]! - L[yp + xm]!) / 8;
+    const gy = (L[yp + xm]! + 2 * L[yp + x]! + L[yp + xp]! - L[ym + xm]! - 2 * L[ym + x]! - L[ym + xp]!) / 8;
+    Gx[y0 + x] = gx; Gy[y0 + x] = gy; Gm[y0 + x] = Math.sqrt(gx * gx + gy * gy + 1e-8);
+  };
+  for (let y = 0; y < H; y++) {
+    if (y === 0 || y === H - 1 || W < 3) { for (let x = 0; x < W; x++) sobelAt(y, x); continue; }
+    sobelAt(y, 0);
+    // Interior: no clamping.
+    const ym = (y - 1) * W, y0 = y * W, yp = (y + 1) * W;
+    for (let x = 1; x < W - 1; x++) {
+      const a = L[ym + x - 1]!, b = L[ym + x]!, c = L[ym + x + 1]!, d = L[y0 + x - 1]!, f = L[y0 + x + 1]!, g = L[yp + x - 1]!, h = L[yp + x]!, k = L[yp + x + 1]!;
+      const gx = (c + 2 * f + k - a - 2 * d - g) / 8;
+      const gy = (g + 2 * h + k - a - 2 * b - c) / 8;
       Gx[y0 + x] = gx; Gy[y0 + x] = gy; Gm[y0 + x] = Math.sqrt(gx * gx + gy * gy + 1e-8);
     }
+    sobelAt(y, W - 1);
   }
   minMax(Gx); minMax(Gy); minMax(Gm);
-  // Coordinates.
-  const Yc = plane(CH.y), Xc = plane(CH.x), E = plane(CH.eccentricity);
-  const emax = Math.SQRT1_2;
-  for (let y = 0; y < H; y++) {
-    const fy = H > 1 ? y / (H - 1) : 0.5;
-    for (let x = 0; x < W; x++) {
-      const fx = W > 1 ? x / (W - 1) : 0.5;
-      const i = y * W + x;
-      Yc[i] = fy; Xc[i] = fx; E[i] = Math.sqrt((fy - 0.5) ** 2 + (fx - 0.5) ** 2) / emax;
-    }
-  }
+  // Coordinates (the same for every image of this work size: cached).
+  px.set(coordinatePlanes(W, H), CH.y * n);
   // Local variance of L via summed-area tables (float64).
   const V = plane(CH.local_variance);
   const sat1 = new Float64Array((W + 1) * (H + 1)), sat2 = new Float64Array((W + 1) * (H + 1));
