@@ -11,7 +11,7 @@
  *
  *   npm run bench:relevance -- [--seeds=20] [--runs=5] [--backend=auto] [--skip=precision|latency] [--markdown]
  */
-import { STAGES, SEED_PLAN_MS, type Stage, evaluateRelevance, generateScene, planRelevance, runRelevance, type EvalSummary, EVAL_METHODS } from '../src/index.js';
+import { STAGES, SEED_PLAN_MS, type Stage, evaluateRelevance, generateScene, planRelevance, runRelevance, type EvalSummary, EVAL_METHODS, participatoryFromAttention, randn, planGrid } from '../src/index.js';
 import type { BackendName } from '../src/attention/backend.js';
 import { intOption, parseArgs } from './lib/args.js';
 import { describeMachine, machineInfo } from './lib/machine.js';
@@ -78,6 +78,48 @@ if (skip !== 'precision') {
   }
 }
 
+// Validate before timing: the participatory scorer on the chosen backend against a float64
+// reference (explicit softmax of QKᵀ over visible keys, column sums), GQA and causal.
+function participatoryReference(q: ReturnType<typeof randn>, k: ReturnType<typeof randn>, rows: [number, number], span: [number, number]): Float64Array {
+  const [, Sq, H, D] = q.shape as [number, number, number, number];
+  const Sk = k.shape[1]!, Hk = k.shape[2]!;
+  const Q = q.toFloat32(), K = k.toFloat32();
+  const rel = new Float64Array(Sk);
+  for (let h = 0; h < H; h++) {
+    const hk = Math.floor(h / (H / Hk));
+    for (let i = rows[0]; i < rows[1]; i++) {
+      const s = new Float64Array(Sk).fill(-Infinity);
+      for (let j = 0; j <= i + Sk - Sq && j < Sk; j++) {
+        let d = 0;
+        for (let c = 0; c < D; c++) d += Q[(i * H + h) * D + c]! * K[(j * Hk + hk) * D + c]!;
+        s[j] = d / Math.sqrt(D);
+      }
+      let m = -Infinity;
+      for (const v of s) m = Math.max(m, v);
+      let z = 0;
+      for (let j = 0; j < Sk; j++) z += Math.exp(s[j]! - m);
+      for (let j = 0; j < Sk; j++) rel[j] += Math.exp(s[j]! - m) / z / (H * (rows[1] - rows[0]));
+    }
+  }
+  const v = rel.subarray(span[0], span[1]);
+  const tot = v.reduce((a, b) => a + b, 0);
+  return Float64Array.from(v, (x) => x / tot);
+}
+let validation: { maxAbsError: number; tokens: number; backend: string } | null = null;
+if (skip !== 'latency') {
+  // An LLM-like layer: [BOS][24×24 image][40 text tokens], 16 query heads over 4 KV heads, d = 64.
+  const grid = planGrid(24 * 14, 24 * 14, { regionRows: 4, regionCols: 4 });
+  const Sk = 1 + 576 + 40;
+  const q = randn([1, Sk, 16, 64], 31), k = randn([1, Sk, 4, 64], 32);
+  const res = await participatoryFromAttention({ q, k, queryRows: [577, Sk], visualSpan: [1, 577], causal: true }, grid, { backend });
+  const ref = participatoryReference(q, k, [577, Sk], [1, 577]);
+  let err = 0;
+  for (let j = 0; j < ref.length; j++) err = Math.max(err, Math.abs(res.tokens[j]! - ref[j]!));
+  validation = { maxAbsError: err, tokens: ref.length, backend };
+  console.log(`\nvalidation: participatory scorer on ${backend} vs float64 reference (explicit softmax of QKᵀ, column sums; GQA 16/4, causal, 40 text rows × 577 keys): max abs error ${err.toExponential(2)} ${err <= 1e-5 ? '≤' : '>'} 1e-5`);
+  if (!(err <= 1e-5)) { console.error('validation failed: not timing'); process.exit(1); }
+}
+
 interface LatencyRowOut { stage: string; medianMs: number | null; minMs: number | null; planMs: number }
 const latencyRows: LatencyRowOut[] = [];
 let latencyInfo: Record<string, unknown> = {};
@@ -115,6 +157,6 @@ if (skip !== 'latency') {
 const path = writeResults('relevance-eval', {
   bench: 'relevance-eval', command, machine,
   method: 'precision: mean over procedural scenes (seeds 1..N); latency: median of N pipeline runs after one warm-up run',
-  results: { precision: precisionRows, summaries: Object.fromEntries(Object.entries(summaries).map(([k, s]) => [k, { mean: s.mean, ratioToUniform: s.ratioToUniform, instability: s.instability, cases: s.cases }])), methods: EVAL_METHODS, latency: { ...latencyInfo, rows: latencyRows } },
+  results: { validation, precision: precisionRows, summaries: Object.fromEntries(Object.entries(summaries).map(([k, s]) => [k, { mean: s.mean, ratioToUniform: s.ratioToUniform, instability: s.instability, cases: s.cases }])), methods: EVAL_METHODS, latency: { ...latencyInfo, rows: latencyRows } },
 }, args.values.get('out'));
 console.log(`\nwrote ${path}`);
