@@ -132,6 +132,12 @@ async function main(): Promise<void> {
       let prepared;
       try {
         prepared = await prepareGpuAttention(plan, gq!, gk!, gv!);
+      } catch (e) {
+        const msg = (e as Error).message.split('\n').slice(0, 6).join(' | ');
+        console.log(`${s.name} ${variant.name}: FAILED to prepare: ${msg}`);
+        rows.push({ shape: s.name, variant: variant.name, kernel: 'error', ms: NaN, tflops: NaN, gbps: NaN, maxErr: NaN, torch: {}, note: msg });
+        gq!.dispose(); gk!.dispose(); gv!.dispose();
+        continue;
       } finally {
         setGpuKernelPreference('auto');
       }

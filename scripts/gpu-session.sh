@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One H200 session (device machine, repo root): GPU facts, check:gpu (conformance on every kernel
+# variant), then bench:gpu against PyTorch SDPA. Logs and JSON go to $OUT.
+# Run there with carry [".gpu", "dist", the three *.generated.ts kernel sources].
+set -u
+source .gpu/env.sh
+export XDG_RUNTIME_DIR=/tmp PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt" 2>&1
+python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)" >> "$OUT/gpu.txt" 2>&1
+timeout 60 node .gpu/probe.mjs > "$OUT/probe.txt" 2>&1
+cat "$OUT/gpu.txt" "$OUT/probe.txt"
+if [ "${SKIP_CHECK:-0}" != 1 ]; then
+  timeout "${CHECK_S:-330}" npx vitest run --config vitest.gpu.config.ts ${CHECK_FILTER:+-t "$CHECK_FILTER"} > "$OUT/check-gpu.log" 2>&1
+  echo "check:gpu exit $?"; grep -E "Tests |Test Files" "$OUT/check-gpu.log"; grep -E "^ +(×|✗)" "$OUT/check-gpu.log" | head -40
+fi
+if [ "${SKIP_BENCH:-0}" != 1 ]; then
+  timeout "${BENCH_S:-240}" node scripts/run-bench.mjs --no-build gpu --out="$OUT/gpu.json" ${BENCH_ARGS:-} > "$OUT/bench-gpu.log" 2>&1
+  echo "bench:gpu exit $?"; tail -40 "$OUT/bench-gpu.log"
+fi
