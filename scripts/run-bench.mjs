@@ -66,8 +66,20 @@ if (missing || (stale && !noBuild)) {
   console.error('run-bench: warning: generated kernel files are older than their sources (--no-build given)');
 }
 
+// What the bundle was built from, so every result names its source (the kernels change often).
+function git(args) {
+  try { return execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return null; }
+}
+const dirty = git(['status', '--porcelain', '--', 'src', 'scripts', 'bench']);
+const source = {
+  commit: git(['rev-parse', '--short=12', 'HEAD']),
+  uncommittedFiles: dirty === null ? null : dirty.split('\n').filter(Boolean).length,
+  bundledAt: new Date().toISOString(),
+};
+
 const outfile = join(root, 'build', 'bench', `${name}.js`);
 await build({
+  define: { __VLM_BENCH_SOURCE__: JSON.stringify(source) },
   entryPoints: [entry],
   outfile,
   bundle: true,

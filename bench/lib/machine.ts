@@ -4,6 +4,22 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
+/** Injected by scripts/run-bench.mjs at bundle time. */
+declare const __VLM_BENCH_SOURCE__: SourceInfo | undefined;
+
+export interface SourceInfo {
+  /** HEAD when the bench was bundled. */
+  commit: string | null;
+  /** Files under src/, scripts/, bench/ that differed from HEAD (the kernels were mid-edit if > 0). */
+  uncommittedFiles: number | null;
+  bundledAt: string;
+}
+
+/** The source the running bench was bundled from (null when not run through run-bench.mjs). */
+export function sourceInfo(): SourceInfo | null {
+  return typeof __VLM_BENCH_SOURCE__ !== 'undefined' ? __VLM_BENCH_SOURCE__ : null;
+}
+
 export interface MachineInfo {
   cpuModel: string;
   /** Logical cores the OS reports. */
@@ -24,6 +40,7 @@ export interface MachineInfo {
   execArgv: string[];
   /** ISO date-time of the run. */
   date: string;
+  source: SourceInfo | null;
 }
 
 /** MemAvailable from /proc/meminfo (bytes), or os.freemem() elsewhere. */
@@ -63,6 +80,7 @@ export function machineInfo(): MachineInfo {
     v8: process.versions.v8,
     execArgv: process.execArgv,
     date: new Date().toISOString(),
+    source: sourceInfo(),
   };
 }
 
@@ -70,5 +88,6 @@ export function machineInfo(): MachineInfo {
 export function describeMachine(m: MachineInfo): string {
   return `${m.cpuModel} (${m.logicalCores} logical cores${m.cpuFlags.length ? `; ${m.cpuFlags.join(' ')}` : ''}), ` +
     `${(m.totalMemBytes / 2 ** 30).toFixed(0)} GiB RAM, ${m.platform} ${m.arch}, Node ${m.node} (V8 ${m.v8}), ` +
-    `load avg ${m.loadAvg.map((x) => x.toFixed(2)).join('/')} at start, ${m.date}`;
+    `load avg ${m.loadAvg.map((x) => x.toFixed(2)).join('/')} at start, ${m.date}` +
+    (m.source ? `; source ${m.source.commit ?? '?'}${m.source.uncommittedFiles ? ` + ${m.source.uncommittedFiles} uncommitted file(s)` : ''}` : '');
 }
