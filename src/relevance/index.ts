@@ -5,6 +5,7 @@ export {
   TEXTURE_CHANNELS, NUM_TEXTURE_CHANNELS, CH as TEXTURE_CHANNEL_INDEX, computeTexture, srgbToLab, textureOfColor, poolPatches, poolRegions,
   type TextureArray, type TextureChannel, type TextureOptions,
 } from './texture.js';
+export { computeTextureGpu } from './texture-gpu.js';
 export { parseQuery, lexiconWords, lookupConcept, type Concept, type ConceptToken, type LexiconQuery } from './lexicon.js';
 export {
   SCORE_EPS, toDistribution, informationRaw, informationScore, salienceScore, tokensToRegions, participatoryFromAttention, salienceFromAttention,

@@ -8,8 +8,9 @@
  * Every stage is timed; `latencyTable` compares the stages with the seed's 200 ms plan
  * (texture 10, scoring 30, allocation 5, LOD attention 40, opponent 15 ms, + 100 ms for the LLM,
  * which is not part of this pipeline). `backend` selects the attention backend of the attention
- * stages (participatory scoring, encoder salience, LOD attention); the texture, information,
- * opponent and allocation stages run on the CPU.
+ * stages (participatory scoring, encoder salience, LOD attention); the texture array runs on WebGPU
+ * when `backend` (or `textureBackend`) is 'webgpu'; information, opponent and allocation run on
+ * the CPU.
  */
 import type { BackendName } from '../attention/backend.js';
 import { ValueError } from '../errors.js';
@@ -25,6 +26,7 @@ import {
   participatoryFromLexicon, salienceFromAttention, salienceScore,
 } from './scorers.js';
 import { NUM_TEXTURE_CHANNELS, type TextureArray, computeTexture } from './texture.js';
+import { computeTextureGpu } from './texture-gpu.js';
 
 /** A query: free text for the concept lexicon, or embeddings from any encoder. */
 export type RelevanceQuery =
@@ -58,6 +60,8 @@ export interface RelevanceOptions {
   salienceAttention?: AttentionInputs;
   /** Attention backend for the attention stages (default 'auto'). */
   backend?: BackendName;
+  /** Where the texture array is computed: 'cpu' or 'webgpu' (default: 'webgpu' when backend is 'webgpu'). */
+  textureBackend?: 'cpu' | 'webgpu';
   /** LOD attention: 'per-region' (default), 'with-query', or 'none' to skip. */
   lodAttention?: 'per-region' | 'with-query' | 'none';
   /** Token realisation mode (default 'reencode'). */
@@ -127,6 +131,9 @@ export function planRelevance(width: number, height: number, options: RelevanceO
   const lod = options.lodAttention ?? 'per-region';
   if (lod !== 'per-region' && lod !== 'with-query' && lod !== 'none') throw new ValueError(`lodAttention must be 'per-region', 'with-query' or 'none', got ${String(lod)}`, 'lodAttention');
   if (lod === 'with-query' && !lexicon) throw new ValueError("lodAttention 'with-query' needs a text (lexicon) query", 'lodAttention');
+  if (options.textureBackend !== undefined && options.textureBackend !== 'cpu' && options.textureBackend !== 'webgpu') {
+    throw new ValueError(`textureBackend must be 'cpu' or 'webgpu', got ${String(options.textureBackend)}`, 'textureBackend');
+  }
   const plan: RelevancePlan = Object.freeze({ grid, query: q, lexicon, budget, allocator, options: Object.freeze({ ...options }) });
   const R = grid.regions.length;
   allocate(plan, new Float64Array(R).fill(1 / R));
@@ -146,7 +153,9 @@ export async function runRelevance(image: RgbaImage | RgbImage, plan: RelevanceP
   const lap = (s: Stage) => { const n = now(); timings[s] = n - t; t = n; progress(s, 1); };
 
   progress('texture', 0);
-  const texture = computeTexture(rgb, plan.grid);
+  const texture = (o.textureBackend ?? (o.backend === 'webgpu' ? 'webgpu' : 'cpu')) === 'webgpu'
+    ? await computeTextureGpu(rgb, plan.grid)
+    : computeTexture(rgb, plan.grid);
   lap('texture');
 
   progress('scoring', 0);

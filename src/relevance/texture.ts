@@ -140,7 +140,7 @@ function coordinatePlanes(W: number, H: number): Float32Array {
 }
 
 /** The plan's crop of the image, resampled to the work size (an exact box average when the crop is a multiple of it). */
-function cropAndResample(image: RgbImage, plan: GridPlan): RgbImage {
+export function cropAndResample(image: RgbImage, plan: GridPlan): RgbImage {
   const { crop, workWidth: W, workHeight: H } = plan;
   const whole = crop.width === image.width && crop.height === image.height;
   if (whole && W === image.width && H === image.height) return image;
