@@ -11,7 +11,7 @@
  *
  *   npm run bench:relevance -- [--seeds=20] [--runs=5] [--backend=auto] [--skip=precision|latency] [--markdown]
  */
-import { STAGES, SEED_PLAN_MS, type Stage, evaluateRelevance, generateScene, planRelevance, runRelevance, type EvalSummary, EVAL_METHODS, participatoryFromAttention, randn, planGrid } from '../src/index.js';
+import { STAGES, SEED_PLAN_MS, type Stage, evaluateRelevance, generateScene, planRelevance, runRelevance, type EvalSummary, EVAL_METHODS, participatoryFromAttention, randn, planGrid, computeTexture, computeTextureGpu } from '../src/index.js';
 import type { BackendName } from '../src/attention/backend.js';
 import { intOption, parseArgs } from './lib/args.js';
 import { describeMachine, machineInfo } from './lib/machine.js';
@@ -105,7 +105,7 @@ function participatoryReference(q: ReturnType<typeof randn>, k: ReturnType<typeo
   const tot = v.reduce((a, b) => a + b, 0);
   return Float64Array.from(v, (x) => x / tot);
 }
-let validation: { maxAbsError: number; tokens: number; backend: string } | null = null;
+let validation: { maxAbsError: number; tokens: number; backend: string; textureGpuMaxAbsError?: number } | null = null;
 if (skip !== 'latency') {
   // An LLM-like layer: [BOS][24×24 image][40 text tokens], 16 query heads over 4 KV heads, d = 64.
   const grid = planGrid(24 * 14, 24 * 14, { regionRows: 4, regionCols: 4 });
@@ -118,6 +118,16 @@ if (skip !== 'latency') {
   validation = { maxAbsError: err, tokens: ref.length, backend };
   console.log(`\nvalidation: participatory scorer on ${backend} vs float64 reference (explicit softmax of QKᵀ, column sums; GQA 16/4, causal, 40 text rows × 577 keys): max abs error ${err.toExponential(2)} ${err <= 1e-5 ? '≤' : '>'} 1e-5`);
   if (!(err <= 1e-5)) { console.error('validation failed: not timing'); process.exit(1); }
+  if (backend === 'webgpu') {
+    const scene = generateScene({ width: size, height: size, seed: 3 });
+    const tplan = planGrid(size, size, { patchSize: 14, maxSide: 1024, regionRows: 8, regionCols: 8 });
+    const a = computeTexture(scene.image, tplan), b = await computeTextureGpu(scene.image, tplan);
+    let terr = 0;
+    for (let i = 0; i < a.pixels.length; i++) terr = Math.max(terr, Math.abs(a.pixels[i]! - b.pixels[i]!));
+    validation!.textureGpuMaxAbsError = terr;
+    console.log(`validation: texture array on WebGPU vs CPU (${size}², 14 channels): max abs error ${terr.toExponential(2)} ${terr <= 2e-4 ? '≤' : '>'} 2e-4`);
+    if (!(terr <= 2e-4)) { console.error('validation failed: not timing'); process.exit(1); }
+  }
 }
 
 interface LatencyRowOut { stage: string; medianMs: number | null; minMs: number | null; planMs: number }
