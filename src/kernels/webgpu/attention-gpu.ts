@@ -187,7 +187,8 @@ function uniform(ctx: GpuContext, data: ArrayBuffer, temps: GPUBuffer[]): GPUBuf
 
 function chooseKernel(ctx: GpuContext, plan: AttentionPlan, topk: boolean): GpuRunStats['kernel'] {
   const R = plan.groupSize * plan.seqLenQ;
-  const decodeOk = !topk && plan.seqLenQ <= 16 && R <= 64 && R * plan.headDim <= 4096 && plan.seqLenK >= 128;
+  const decodeShared = 4 * (R * plan.headDim + R * 64 + 32 * (plan.headDim + 1) + R + 17);
+  const decodeOk = !topk && plan.seqLenQ <= 16 && R <= 64 && R * plan.headDim <= 4096 && plan.seqLenK >= 128 && decodeShared <= ctx.caps.maxWorkgroupStorage;
   const sgOk = plan.dtype === 'f16' && ctx.caps.f16 && ctx.caps.subgroupMinSize === 32 && ctx.caps.subgroupMaxSize === 32 &&
     sgmatConfigs(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV) !== null;
   if (preference === 'decode' && decodeOk) return 'decode';

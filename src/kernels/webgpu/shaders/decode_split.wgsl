@@ -1,11 +1,12 @@
 // Flash-decoding, split phase: few queries against a long KV. One workgroup = one (sequence, KV head,
 // split of the visited KV tiles); the G·lenQ query rows of the GQA group are packed together, so each
 // K/V element is read once per group. 128 threads.
-// Per 64-key tile: thread t scores key t % 64 against rows ≡ t/64 (mod 2) (K read in place, Q from
-// workgroup memory); rows' online softmax; thread t accumulates output column(s) t (+128) for every
-// row from V read in place (coalesced across threads). Partials (m, l, acc) go to `part` and are merged
-// by decode_merge. The prelude defines D, DV, R (rows = G·lenQ, ≤ 64), CPT (columns per thread),
-// NATURAL, CAP, ld_q/ld_k/ld_v and mask_allows.
+// Per 64-key tile, in two halves of 32 keys: the half's K rows are staged in workgroup memory with
+// coalesced loads (rows padded to D+1 floats: conflict-free column reads), then thread t scores key
+// t % 32 against rows ≡ t/32 (mod 4); the rows' online softmax runs one thread per row; thread t
+// accumulates output column(s) t (+128) for every row from V read in place (coalesced across threads).
+// Partials (m, l, acc) go to `part` and are merged by decode_merge. The prelude defines D, DV, R
+// (rows = G·lenQ, ≤ 64), CPT (columns per thread), NATURAL, CAP, ld_q/ld_k/ld_v and mask_allows.
 
 struct Params {
   qRow: u32, qHead: u32, kRow: u32, kHead: u32,
@@ -23,6 +24,7 @@ const MASKED: f32 = -1.0e30;
 
 var<workgroup> qs: array<f32, R * D>;
 var<workgroup> ss: array<f32, R * 64>;
+var<workgroup> ks: array<f32, 32 * (D + 1)>;
 var<workgroup> alpha: array<f32, R>;
 var<workgroup> wjob: array<u32, 16>;
 var<workgroup> wtile: u32;
@@ -85,8 +87,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   workgroupBarrier();
 
-  let jl = lid & 63u;
-  let rpar = lid >> 6u;
   for (var e = e0; e < e1; e++) {
     if (lid == 0u) { wtile = tbl[entries + e]; }
     let ent = workgroupUniformLoad(&wtile);
@@ -94,23 +94,34 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let nk = min(64u, lenK - k0);
     let partial = (ent & 1u) == 1u;
 
-    // ---- scores
-    let kb = kBase + (k0 + jl) * P.kRow + hk * P.kHead;
-    for (var r = rpar; r < R; r += 2u) {
-      var s = MASKED;
-      if (r < rows && jl < nk) {
-        var dot = 0.0;
-        for (var c = 0u; c < D; c++) { dot += qs[r * D + c] * ld_k(kb + c); }
-        s = dot;
-        if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }
-        var keep = true;
-        if (partial) { keep = mask_allows(i32(r % lenQ), i32(k0 + jl), i32(lenQ), i32(lenK), 0u, s); }
-        if (NATURAL) { s *= LOG2E; }
-        if (!keep) { s = MASKED; }
+    // ---- scores, 32 keys at a time through workgroup memory
+    for (var h0 = 0u; h0 < 64u; h0 += 32u) {
+      for (var x = lid; x < 32u * D; x += 128u) {
+        let jj = x / D;
+        let c = x % D;
+        var kv = 0.0;
+        if (h0 + jj < nk) { kv = ld_k(kBase + (k0 + h0 + jj) * P.kRow + hk * P.kHead + c); }
+        ks[jj * (D + 1u) + c] = kv;
       }
-      ss[r * 64u + jl] = s;
+      workgroupBarrier();
+      let jj = lid & 31u;
+      let jl = h0 + jj;
+      for (var r = lid >> 5u; r < R; r += 4u) {
+        var s = MASKED;
+        if (r < rows && jl < nk) {
+          var dot = 0.0;
+          for (var c = 0u; c < D; c++) { dot += qs[r * D + c] * ks[jj * (D + 1u) + c]; }
+          s = dot;
+          if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }
+          var keep = true;
+          if (partial) { keep = mask_allows(i32(r % lenQ), i32(k0 + jl), i32(lenQ), i32(lenK), 0u, s); }
+          if (NATURAL) { s *= LOG2E; }
+          if (!keep) { s = MASKED; }
+        }
+        ss[r * 64u + jl] = s;
+      }
+      workgroupBarrier();
     }
-    workgroupBarrier();
 
     // ---- online softmax, one thread per row
     if (lid < rows) {
