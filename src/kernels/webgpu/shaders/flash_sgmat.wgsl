@@ -1,5 +1,7 @@
 // Flash attention forward on tensor cores: f16 in, f32 accumulate, QKᵀ and PV on subgroup matrices
-// (chromium_experimental_subgroup_matrix; Vulkan cooperative matrices underneath).
+// (chromium_experimental_subgroup_matrix; Vulkan cooperative matrices underneath). Loads and stores use
+// the template form (subgroupMatrixLoad<T[, col_major]>(p, offset, stride)): on Dawn/NVIDIA the older
+// bool-argument overload read right matrices column-major whatever the flag said.
 //
 // Workgroup = 4 subgroups of 32 lanes. Subgroup s owns 16 query rows of one head: with GQA, the G4
 // heads of one KV head share the workgroup (heads hb·G4 + s % G4, positions q0 + 16·(s / G4) .. +15),
@@ -97,7 +99,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var ql: array<subgroup_matrix_left<f16, QK_K, 16>, NKD>;
   let qoff = qBase + min(pos0, max(lenQ, 1u) - 1u) * P.qRow + head * P.qHead;
   for (var kd = 0u; kd < NKD; kd++) {
-    ql[kd] = subgroupMatrixLoad<subgroup_matrix_left<f16, QK_K, 16>>(&qb, qoff + kd * QK_K, false, P.qRow);
+    ql[kd] = subgroupMatrixLoad<subgroup_matrix_left<f16, QK_K, 16>>(&qb, qoff + kd * QK_K, P.qRow);
   }
 
   var m = MASKED;
@@ -118,10 +120,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var nb = 0u; nb < 64u / QK_N; nb++) {
       var acc = subgroup_matrix_result<f32, QK_N, 16>();
       for (var kd = 0u; kd < NKD; kd++) {
-        let kr = subgroupMatrixLoad<subgroup_matrix_right<f16, QK_N, QK_K>>(&kb, koff + nb * QK_N * P.kRow + kd * QK_K, true, P.kRow);
+        let kr = subgroupMatrixLoad<subgroup_matrix_right<f16, QK_N, QK_K>, col_major>(&kb, koff + nb * QK_N * P.kRow + kd * QK_K, P.kRow);
         acc = subgroupMatrixMultiplyAccumulate(ql[kd], kr, acc);
       }
-      subgroupMatrixStore(&sS, sbase + nb * QK_N, acc, false, 64u);
+      subgroupMatrixStore(&sS, sbase + nb * QK_N, acc, 64u);
     }
     workgroupBarrier();
 
@@ -168,11 +170,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         if (col < DV) {
           var acc = subgroup_matrix_result<f32, PV_N, 16>();
           for (var kc = 0u; kc < 64u / PV_K; kc++) {
-            let pl = subgroupMatrixLoad<subgroup_matrix_left<f16, PV_K, 16>>(&sP, sbase + kc * PV_K, false, 64u);
-            let vr = subgroupMatrixLoad<subgroup_matrix_right<f16, PV_N, PV_K>>(&vb, voff + kc * PV_K * P.vRow + col, false, P.vRow);
+            let pl = subgroupMatrixLoad<subgroup_matrix_left<f16, PV_K, 16>>(&sP, sbase + kc * PV_K, 64u);
+            let vr = subgroupMatrixLoad<subgroup_matrix_right<f16, PV_N, PV_K>>(&vb, voff + kc * PV_K * P.vRow + col, P.vRow);
             acc = subgroupMatrixMultiplyAccumulate(pl, vr, acc);
           }
-          subgroupMatrixStore(&sS, sbase + db * PV_N, acc, false, 64u);
+          subgroupMatrixStore(&sS, sbase + db * PV_N, acc, 64u);
         }
       }
       workgroupBarrier();
