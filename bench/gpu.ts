@@ -83,7 +83,7 @@ function randomInputs(s: AttentionShape, dtype: 'f32' | 'f16', seed: number): { 
   };
 }
 
-function runTorch(names: string[]): { version: string; device: string; results: { shape: string; backend: string; dtype: string; ms?: number; tflops?: number; error?: string }[] } | { error: string } {
+function runTorch(names: string[]): { torch: string; device: string; results: { shape: string; backend: string; dtype: string; ms?: number; tflops?: number; error?: string }[] } | { error: string } {
   const py = spawnSync('python3', ['bench/torch_sdpa.py', `--shapes=${names.join(',')}`], { encoding: 'utf8', timeout: 240_000 });
   if (py.status !== 0) return { error: (py.stderr || py.error?.message || 'python3 failed').split('\n').slice(-3).join(' ') };
   try { return JSON.parse(py.stdout.trim().split('\n').pop()!); } catch (e) { return { error: `could not parse torch output: ${(e as Error).message}` }; }
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
   console.log(`ceilings (this run): f32 FMA ${(ceilings.f32FmaFlops / 1e12).toFixed(1)} TFLOP/s, f16 FMA ${ceilings.f16FmaFlops ? (ceilings.f16FmaFlops / 1e12).toFixed(1) : '–'}, copy ${(ceilings.copyBytesPerSecond / 1e12).toFixed(2)} TB/s, subgroup-matrix f16→f32 ${ceilings.sgmatFlops ? (ceilings.sgmatFlops / 1e12).toFixed(0) : '–'} TFLOP/s (registers)`);
   const torch = args.flags.has('no-torch') ? { error: 'skipped (--no-torch)' } : runTorch(shapes.map((s) => s.name));
   if ('error' in torch) console.log(`PyTorch SDPA peer: ${torch.error}`);
-  else console.log(`PyTorch ${torch.version} on ${torch.device}`);
+  else console.log(`PyTorch ${torch.torch} on ${torch.device}`);
 
   const rows: Row[] = [];
   for (const s of shapes) {
@@ -197,7 +197,7 @@ async function main(): Promise<void> {
   const command = `npm run bench:gpu -- ${process.argv.slice(2).join(' ')}`.trim();
   const file = {
     bench: 'gpu', command, machine, adapter: info, caps: ctx.caps, ceilings,
-    torch: 'error' in torch ? torch : { version: torch.version, device: torch.device },
+    torch: 'error' in torch ? torch : { version: torch.torch, device: torch.device },
     method: 'median of 7 samples; each sample = one command buffer of N calls (≥ 20 ms), per-call time = sample / N',
     results: rows, torchResults: 'error' in torch ? [] : torch.results, markdown: markdownTable(cols, rows),
   };

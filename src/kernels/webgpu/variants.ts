@@ -138,10 +138,8 @@ export function sgmatConfigs(configs: readonly { componentType: string; resultCo
   if (D % 16 === 0 && has(16, 16)) qk = [16, 16];
   else if (D % 16 === 0 && has(8, 16)) qk = [8, 16];
   else if (D % 8 === 0 && has(8, 8)) qk = [8, 8];
-  let pv: [number, number] | null = null;
-  if (DV % 16 === 0 && has(16, 16)) pv = [16, 16];
-  else if (DV % 8 === 0 && has(8, 16)) pv = [8, 16];
-  else if (DV % 8 === 0 && has(8, 8)) pv = [8, 8];
+  // P·V runs as Oᵀ = Vᵀ·Pᵀ with 16×16×16 matrices (value dims pad to 16; the padded columns are never stored).
+  const pv: [number, number] | null = has(16, 16) && DV % 8 === 0 ? [16, 16] : null;
   if (!qk || !pv || D > 256 || DV > 256) return null;
   return { qkN: qk[0], qkK: qk[1], pvN: pv[0], pvK: pv[1] };
 }

@@ -1,7 +1,8 @@
 // Flash attention forward on tensor cores: f16 in, f32 accumulate, QKᵀ and PV on subgroup matrices
 // (chromium_experimental_subgroup_matrix; Vulkan cooperative matrices underneath). Loads and stores use
-// the template form (subgroupMatrixLoad<T[, col_major]>(p, offset, stride)): on Dawn/NVIDIA the older
-// bool-argument overload read right matrices column-major whatever the flag said.
+// column-major loads and stores in the template form (subgroupMatrixLoad<T, col_major>(p, offset, stride));
+// row-major ones in the bool form with `false` (measured on Dawn/NVIDIA: right matrices load column-major
+// whatever the bool says, so V enters transposed, see the P·V step).
 //
 // Workgroup = 4 subgroups of 32 lanes. Subgroup s owns 16 query rows of one head: with GQA, the G4
 // heads of one KV head share the workgroup (heads hb·G4 + s % G4, positions q0 + 16·(s / G4) .. +15),
@@ -15,7 +16,7 @@
 //   O_tile = P·V in 64-column rounds (right matrices straight from the V buffer), stored to
 //   workgroup memory and added to the O registers (lane → row lane/2, 32 columns per round).
 // Subgroup matrices cannot scale rows, so O lives in registers and each tile's P·V passes through
-// workgroup memory once. The prelude defines D, DV, QK_N, QK_K, PV_N, PV_K, G4, TQ, NROUND, NATURAL,
+// workgroup memory once. The prelude defines D, DV, QK_N, QK_K, G4, TQ, NROUND, NATURAL,
 // CAP, OUT_T, the out binding and mask_allows.
 
 struct Params {
@@ -99,7 +100,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var ql: array<subgroup_matrix_left<f16, QK_K, 16>, NKD>;
   let qoff = qBase + min(pos0, max(lenQ, 1u) - 1u) * P.qRow + head * P.qHead;
   for (var kd = 0u; kd < NKD; kd++) {
-    ql[kd] = subgroupMatrixLoad<subgroup_matrix_left<f16, QK_K, 16>>(&qb, qoff + kd * QK_K, P.qRow);
+    ql[kd] = subgroupMatrixLoad<subgroup_matrix_left<f16, QK_K, 16>>(&qb, qoff + kd * QK_K, false, P.qRow);
   }
 
   var m = MASKED;
@@ -123,7 +124,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let kr = subgroupMatrixLoad<subgroup_matrix_right<f16, QK_N, QK_K>, col_major>(&kb, koff + nb * QK_N * P.kRow + kd * QK_K, P.kRow);
         acc = subgroupMatrixMultiplyAccumulate(ql[kd], kr, acc);
       }
-      subgroupMatrixStore(&sS, sbase + nb * QK_N, acc, 64u);
+      subgroupMatrixStore(&sS, sbase + nb * QK_N, acc, false, 64u);
     }
     workgroupBarrier();
 
@@ -162,19 +163,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var t = 0u; t < NROUND * 32u; t++) { o[t] *= alpha; }
     workgroupBarrier();
 
-    // ---- O += P·V, 64 output columns per round
+    // ---- O += P·V as Oᵀ = Vᵀ·Pᵀ, 64 output columns per round. Right matrices only load column-major
+    // on this path, so V (row-major) enters as the left operand, Vᵀ; Pᵀ is P read column-major; the
+    // result Oᵀ is stored column-major, i.e. as O row-major.
     let voff = vBase + k0 * P.vRow + hk * P.vHead;
     for (var rd = 0u; rd < NROUND; rd++) {
-      for (var db = 0u; db < 64u / PV_N; db++) {
-        let col = rd * 64u + db * PV_N;
+      for (var db = 0u; db < 4u; db++) {
+        let col = rd * 64u + db * 16u;
         if (col < DV) {
-          var acc = subgroup_matrix_result<f32, PV_N, 16>();
-          for (var kc = 0u; kc < 64u / PV_K; kc++) {
-            let pl = subgroupMatrixLoad<subgroup_matrix_left<f16, PV_K, 16>>(&sP, sbase + kc * PV_K, 64u);
-            let vr = subgroupMatrixLoad<subgroup_matrix_right<f16, PV_N, PV_K>>(&vb, voff + kc * PV_K * P.vRow + col, P.vRow);
-            acc = subgroupMatrixMultiplyAccumulate(pl, vr, acc);
+          var acc = subgroup_matrix_result<f32, 16, 16>();
+          for (var kc = 0u; kc < 4u; kc++) {
+            let vl = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&vb, voff + kc * 16u * P.vRow + col, P.vRow);
+            let pr = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&sP, sbase + kc * 16u, 64u);
+            acc = subgroupMatrixMultiplyAccumulate(vl, pr, acc);
           }
-          subgroupMatrixStore(&sS, sbase + db * PV_N, acc, 64u);
+          subgroupMatrixStore<col_major>(&sS, sbase + db * 16u, acc, 64u);
         }
       }
       workgroupBarrier();
