@@ -3,7 +3,7 @@
  * memory (ORT materialising N² scores): the parent survives whatever the child does. The child
  * writes its JSON to a file the parent names with --child-out.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -12,9 +12,19 @@ export type ChildResult<T> =
   | { ok: true; value: T; wallMs: number }
   | { ok: false; error: string; exitCode: number | null; signal: string | null; wallMs: number };
 
-/** Whether this node accepts `flag` (V8 flags included). */
+const accepted = new Map<string, boolean>();
+
+/**
+ * Whether this node starts with `flag` (V8 flags included: allowedNodeEnvironmentFlags lists only
+ * what NODE_OPTIONS may carry, so ask node itself).
+ */
 export function nodeAcceptsFlag(flag: string): boolean {
-  return process.allowedNodeEnvironmentFlags.has(flag.split('=')[0]!);
+  let ok = accepted.get(flag);
+  if (ok === undefined) {
+    ok = spawnSync(process.execPath, [flag, '-e', '0'], { stdio: 'ignore' }).status === 0;
+    accepted.set(flag, ok);
+  }
+  return ok;
 }
 
 /**
