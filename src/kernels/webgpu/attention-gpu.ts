@@ -46,7 +46,7 @@ export class GpuTensor {
     const cont = t.contiguous();
     const elem = t.dtype === 'f32' ? 4 : 2;
     const bytes = new Uint8Array(cont.data.buffer, cont.data.byteOffset + cont.offset * elem, cont.size * elem);
-    const size = Math.max(16, Math.ceil(bytes.byteLength / 4) * 4);
+    const size = Math.max(16, Math.ceil((bytes.byteLength + slackBytes(t.shape, t.dtype)) / 4) * 4);
     if (size > c.caps.maxStorageBinding) {
       throw new ShapeError(`a tensor of ${bytes.byteLength} bytes exceeds this adapter's maxStorageBufferBindingSize (${c.caps.maxStorageBinding} bytes); split the batch or the heads into several calls`, 'tensor');
     }
@@ -59,7 +59,7 @@ export class GpuTensor {
   /** An uninitialised device tensor. */
   static empty(ctx: GpuContext, shape: readonly number[], dtype: DType): GpuTensor {
     const bytes = numel(shape) * (dtype === 'f32' ? 4 : 2);
-    const size = Math.max(16, Math.ceil(bytes / 4) * 4);
+    const size = Math.max(16, Math.ceil((bytes + slackBytes(shape, dtype)) / 4) * 4);
     if (size > ctx.caps.maxStorageBinding) throw new ShapeError(`an output of ${bytes} bytes exceeds this adapter's maxStorageBufferBindingSize (${ctx.caps.maxStorageBinding})`, 'out');
     return new GpuTensor(ctx, ctx.device.createBuffer({ size, usage: STORAGE }), shape, dtype);
   }
@@ -79,6 +79,21 @@ export class GpuTensor {
   dispose(): void {
     if (!this.disposed) { this.disposed = true; this.buffer.destroy(); }
   }
+}
+
+/**
+ * Slack after a tensor's elements: 64 rows of the (heads × dims) inner block. Tensor-core loads read
+ * whole 16-row matrices, and on Dawn/NVIDIA a subgroup-matrix load that would cross the buffer's end is
+ * shifted rather than clamped per element, so the last partial tile must stay inside the buffer.
+ */
+export function slackBytes(shape: readonly number[], dtype: DType): number {
+  const inner = shape.length >= 2 ? numel(shape.slice(shape.length === 3 ? 1 : 2)) : 1;
+  return 64 * inner * (dtype === 'f32' ? 4 : 2) + 256;
+}
+
+/** Whether the buffer holds the slack that tensor-core loads need past the tensor's last row. */
+function hasSlack(t: GpuTensor): boolean {
+  return t.buffer.size >= t.bytes + slackBytes(t.shape, t.dtype) - 256;
 }
 
 export function isGpuTensor(x: unknown): x is GpuTensor {
@@ -185,12 +200,12 @@ function uniform(ctx: GpuContext, data: ArrayBuffer, temps: GPUBuffer[]): GPUBuf
   return b;
 }
 
-function chooseKernel(ctx: GpuContext, plan: AttentionPlan, topk: boolean): GpuRunStats['kernel'] {
+function chooseKernel(ctx: GpuContext, plan: AttentionPlan, topk: boolean, slack: boolean): GpuRunStats['kernel'] {
   const R = plan.groupSize * plan.seqLenQ;
   const decodeShared = 4 * (R * plan.headDim + R * 64 + 32 * (plan.headDim + 1) + R + 17);
   const decodeOk = !topk && plan.seqLenQ <= 16 && R <= 64 && R * plan.headDim <= 4096 && plan.seqLenK >= 128 && decodeShared <= ctx.caps.maxWorkgroupStorage;
   const sgOk = plan.dtype === 'f16' && ctx.caps.f16 && ctx.caps.subgroupMinSize === 32 && ctx.caps.subgroupMaxSize === 32 &&
-    sgmatConfigs(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV) !== null;
+    sgmatConfigs(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV) !== null && slack;
   if (preference === 'decode' && decodeOk) return 'decode';
   if (preference === 'sgmat' && sgOk) return 'flash_sgmat';
   if (preference === 'portable') return 'flash_portable';
@@ -212,7 +227,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
   const temps: GPUBuffer[] = [];
   const topk = plan.mask ? findTopK(plan.mask.node) : null;
   if (topk && topk.k > TOPK_MAX) throw new UnsupportedError(`topK(${topk.k}) exceeds the WebGPU threshold kernel's heap of ${TOPK_MAX} scores`, `topK(${TOPK_MAX}) or backend 'wasm'`);
-  const kernel = chooseKernel(ctx, plan, topk !== null);
+  const kernel = chooseKernel(ctx, plan, topk !== null, hasSlack(q) && hasSlack(k) && hasSlack(v));
   const outShape = plan.varlen ? [plan.totalQ, plan.numHeads, plan.headDimV] : [plan.batch, plan.seqLenQ, plan.numHeads, plan.headDimV];
   const out = outIn ?? GpuTensor.empty(ctx, outShape, plan.dtype);
   const lse = lseIn === undefined ? (plan.returnLse ? GpuTensor.empty(ctx, plan.varlen ? [plan.numHeads, plan.totalQ] : [plan.batch, plan.numHeads, plan.seqLenQ], 'f32') : null) : lseIn;

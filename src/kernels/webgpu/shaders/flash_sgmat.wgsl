@@ -6,7 +6,7 @@
 //
 // Workgroup = 4 subgroups of 32 lanes. Subgroup s owns 16 query rows of one head: with GQA, the G4
 // heads of one KV head share the workgroup (heads hb·G4 + s % G4, positions q0 + 16·(s / G4) .. +15),
-// so they read the same K/V tiles through L1. Q stays in registers as D/QK_K left matrices.
+// so they read the same K/V tiles through L1.
 // Per 64-key tile:
 //   S (16×64, f32) = Q·Kᵀ: right matrices loaded straight from the K buffer (column-major view),
 //   stored to workgroup memory;
@@ -54,10 +54,11 @@ fn exp2_masked(x: f32) -> f32 {
 }
 
 @compute @workgroup_size(128)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32) {
   let job = wg.x + wg.y * 65535u;
-  let sg = lid >> 5u;
-  let lane = lid & 31u;
+  let sg = sgid;
+  let lane = sgl;
   if (lid == 0u) {
     let jb = P.jobTable + min(job, P.numJobs - 1u) * 3u;
     let sb = P.seqTable + tbl[jb] * 9u;
@@ -96,12 +97,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let scl = select(P.scale * LOG2E, P.scale, NATURAL);
   let sbase = sg * 1024u;
 
-  // Q (16 rows × D) as left matrices, kept for the whole kernel.
-  var ql: array<subgroup_matrix_left<f16, QK_K, 16>, NKD>;
+  // Q rows (16 × D) are read as left matrices straight from the Q buffer (L1-resident after the first
+  // tile). An array of subgroup matrices indexed in a loop gave wrong scores on NVIDIA.
   let qoff = qBase + min(pos0, max(lenQ, 1u) - 1u) * P.qRow + head * P.qHead;
-  for (var kd = 0u; kd < NKD; kd++) {
-    ql[kd] = subgroupMatrixLoad<subgroup_matrix_left<f16, QK_K, 16>>(&qb, qoff + kd * QK_K, false, P.qRow);
-  }
 
   var m = MASKED;
   var l = 0.0;
@@ -122,9 +120,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       var acc = subgroup_matrix_result<f32, QK_N, 16>();
       for (var kd = 0u; kd < NKD; kd++) {
         let kr = subgroupMatrixLoad<subgroup_matrix_right<f16, QK_N, QK_K>, col_major>(&kb, koff + nb * QK_N * P.kRow + kd * QK_K, P.kRow);
-        acc = subgroupMatrixMultiplyAccumulate(ql[kd], kr, acc);
+        let ql = subgroupMatrixLoad<subgroup_matrix_left<f16, QK_K, 16>>(&qb, qoff + kd * QK_K, false, P.qRow);
+        acc = subgroupMatrixMultiplyAccumulate(ql, kr, acc);
       }
-      subgroupMatrixStore(&sS, sbase + nb * QK_N, acc, false, 64u);
+      subgroupMatrixStore<col_major>(&sS, sbase + nb * QK_N * 16u, acc, 16u);   // S[r][j] at j·16 + r
     }
     workgroupBarrier();
 
@@ -133,7 +132,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var sv: array<f32, 32>;
     for (var c = 0u; c < 32u; c++) {
       let jl = half * 32u + c;
-      var s = sS[sbase + r * 64u + jl];
+      var s = sS[sbase + jl * 16u + r];
       if (NATURAL) { s *= P.scale; } else { s *= scl; }
       if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }
       var keep = valid && jl < nk;
