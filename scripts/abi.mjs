@@ -11,11 +11,12 @@ export const PLAN = [
   'MASK_PROG', 'TOPK_THR', 'THR_HEAD_STRIDE', 'TOPK_K', 'TOPK_PROG', 'TOPK_TILE_PLANS',
   'TILE_Q', 'SCRATCH', 'SCRATCH_BYTES',
   'PARTIALS', 'SPLIT_TILES', 'PARTIAL_ROWS', 'VT_ROWS',
+  'COLSUM', 'COLSUM_STRIDE', 'Q_START', 'Q_END', 'TOTAL_K', // capture: per-thread column sums, query range
 ];
-export const SEQ = ['Q_BASE', 'K_BASE', 'V_BASE', 'O_BASE', 'LSE_BASE', 'LEN_Q', 'LEN_K', 'TILE_PLAN', 'ROW_GLOBAL'];
+export const SEQ = ['Q_BASE', 'K_BASE', 'V_BASE', 'O_BASE', 'LSE_BASE', 'LEN_Q', 'LEN_K', 'TILE_PLAN', 'ROW_GLOBAL', 'ROW_GLOBAL_K'];
 export const TILEPLAN = ['ROW_START', 'ENTRIES', 'NUM_Q_TILES'];
 export const JOB = ['SEQ', 'HEAD', 'QTILE', 'SPLIT'];
-export const KIND = ['PREFILL', 'DECODE_SPLIT', 'DECODE_MERGE', 'TOPK'];
+export const KIND = ['PREFILL', 'DECODE_SPLIT', 'DECODE_MERGE', 'TOPK', 'COLSUM'];
 // Mask program opcodes (row-bitmask machine, see kernels/cpu/mask-program.ts).
 export const OP = ['ALL', 'NONE', 'REL', 'KEYRANGE', 'STRIDED', 'BLOCKSPARSE', 'KEYBITS', 'DOCS', 'BITMATRIX', 'TOPK', 'AND', 'OR', 'NOT', 'END'];
 

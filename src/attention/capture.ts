@@ -17,6 +17,8 @@ import { type Layout, Tensor } from '../tensor/tensor.js';
 import { attention } from './attention.js';
 import type { BackendName } from './backend.js';
 import { planAttention } from './plan.js';
+import { getBackend } from './backend.js';
+import { type WasmCapture, runWasm } from '../kernels/cpu/wasm-backend.js';
 
 export interface CaptureOptions {
   scale?: number;
@@ -125,8 +127,14 @@ function queryRange(opts: { queryStart?: number; queryEnd?: number }, Sq: number
   return [a, z];
 }
 
-/** Σ over queries in [queryStart, queryEnd) of P[b, h, i, j]: attention received per key, [batch, heads, seqLenK]. */
+/**
+ * Σ over queries in [queryStart, queryEnd) of P[b, h, i, j]: attention received per key, [batch, heads, seqLenK].
+ * On the WebAssembly backend (the default) this is one recompute pass in the SIMD kernel: scores per
+ * tile, P = 2^(s − lse₂), column sums per thread, with memory bounded by the output.
+ */
 export async function columnSums(q: Tensor, k: Tensor, opts: CaptureOptions & { queryStart?: number; queryEnd?: number } = {}): Promise<Tensor> {
+  const backend = await getBackend(opts.backend ?? 'auto');
+  if (backend.name === 'wasm') return columnSumsWasm(q, k, opts);
   const pp = await prepare(q, k, opts);
   const [a, z] = queryRange(opts, pp.Sq);
   const out = Tensor.zeros([pp.B, pp.heads.length, pp.Sk]);
@@ -188,3 +196,26 @@ export async function probabilityMatrix(q: Tensor, k: Tensor, opts: CaptureOptio
   return probabilityRows(q, k, range(0, Sq), opts);
 }
 
+
+async function columnSumsWasm(q: Tensor, k: Tensor, opts: CaptureOptions & { queryStart?: number; queryEnd?: number }): Promise<Tensor> {
+  const plan = planAttention(q, k, k, { scale: opts.scale, softcap: opts.softcap, mask: opts.mask, causal: opts.causal, layout: opts.layout });
+  const { batch: B, seqLenQ: Sq, seqLenK: Sk, numHeads: H } = plan;
+  const heads = opts.heads ? [...opts.heads] : Array.from({ length: H }, (_, h) => h);
+  for (const h of heads) if (!Number.isInteger(h) || h < 0 || h >= H) throw new ShapeError(`heads contains ${h}; numHeads is ${H}`, 'heads', 'numHeads');
+  const [a, z] = queryRange(opts, Sq);
+  let lse = opts.lse;
+  if (lse) {
+    if (lse.rank !== 3 || lse.shape[0] !== B || lse.shape[1] !== H || lse.shape[2] !== Sq) {
+      throw new ShapeError(`lse must be [batch, numHeads, seqLenQ] = [${B}, ${H}, ${Sq}], got [${lse.shape.join(', ')}]`, 'lse');
+    }
+  } else {
+    const ones = Tensor.zeros(plan.layout === 'bhsd' ? [B, plan.numKvHeads, Sk, 1] : [B, Sk, plan.numKvHeads, 1]);
+    lse = (await attention(q, k, ones, { scale: plan.scale, softcap: plan.softcap, mask: plan.mask, layout: plan.layout, returnLse: true, backend: 'wasm' })).lse!;
+  }
+  const cap: WasmCapture = { heads, queryStart: a, queryEnd: z };
+  await runWasm(plan, q.asBSHD(plan.layout, 'q'), k.asBSHD(plan.layout, 'k'), k.asBSHD(plan.layout, 'k'), null, lse, cap);
+  const out = Tensor.zeros([B, heads.length, Sk]);
+  const o = out.data as Float32Array, r = cap.result!;
+  for (let b = 0; b < B; b++) heads.forEach((h, hi) => o.set(r.subarray(h * plan.totalK + b * Sk, h * plan.totalK + (b + 1) * Sk), (b * heads.length + hi) * Sk));
+  return out;
+}

@@ -17,12 +17,12 @@ import { Mask, findTopK } from '../../masks/mask.js';
 import { type TilePlan, planTiles } from '../../masks/tiles.js';
 import { type Tensor, copyInto } from '../../tensor/tensor.js';
 import {
-  JOB_SLOTS, KIND_DECODE_MERGE, KIND_DECODE_SPLIT, KIND_PREFILL, KIND_TOPK, PLAN_SLOTS, P_DPAD, P_DTYPE, P_DVPAD, P_GROUP,
+  JOB_SLOTS, KIND_COLSUM, KIND_DECODE_MERGE, KIND_DECODE_SPLIT, KIND_PREFILL, KIND_TOPK, PLAN_SLOTS, P_DPAD, P_DTYPE, P_DVPAD, P_GROUP,
   P_HEAD_DIM, P_HEAD_DIM_V, P_JOBS, P_K_DATA, P_K_HEAD, P_K_ROW, P_LSE_DATA, P_LSE_HEAD, P_LSE_ROW, P_MASK_PROG,
   P_NUM_HEADS, P_NUM_JOBS, P_NUM_KV_HEADS, P_OUT_DTYPE, P_O_DATA, P_O_HEAD, P_O_ROW, P_PARTIALS, P_PARTIAL_ROWS,
   P_Q_DATA, P_Q_HEAD, P_Q_ROW, P_SCALE, P_SCRATCH, P_SCRATCH_BYTES, P_SEQS, P_SOFTCAP, P_SPLIT_TILES, P_THR_HEAD_STRIDE,
-  P_TILE_PLANS, P_TILE_Q, P_TOPK_K, P_VT_ROWS, P_TOPK_PROG, P_TOPK_THR, P_TOPK_TILE_PLANS, P_V_DATA, P_V_HEAD, P_V_ROW, SEQ_SLOTS,
-  S_K_BASE, S_LEN_K, S_LEN_Q, S_LSE_BASE, S_O_BASE, S_Q_BASE, S_ROW_GLOBAL, S_TILE_PLAN, S_V_BASE, TILEPLAN_SLOTS,
+  P_TILE_PLANS, P_TILE_Q, P_TOPK_K, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_TOTAL_K, P_Q_START, P_Q_END, P_TOPK_PROG, P_TOPK_THR, P_TOPK_TILE_PLANS, P_V_DATA, P_V_HEAD, P_V_ROW, SEQ_SLOTS,
+  S_K_BASE, S_LEN_K, S_LEN_Q, S_LSE_BASE, S_O_BASE, S_Q_BASE, S_ROW_GLOBAL, S_ROW_GLOBAL_K, S_TILE_PLAN, S_V_BASE, TILEPLAN_SLOTS,
 } from './abi.generated.js';
 import { compileMaskProgram } from './mask-program.js';
 import { ThreadPool } from './thread-pool.js';
@@ -150,23 +150,36 @@ export interface KernelStats {
 /** Statistics of the last call (structural tests: which path, how many jobs and tiles). */
 export let lastKernelStats: KernelStats | null = null;
 
-export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor | null): Promise<void> {
+/** Capture mode: column sums of P = exp(s − lse) over a query range, per head (see attention/capture.ts). */
+export interface WasmCapture {
+  /** Query heads to sum (jobs run only for these). */
+  heads: readonly number[];
+  /** Sequence-local query range [start, end). */
+  queryStart: number;
+  queryEnd: number;
+  /** Filled with Σ_i P[b, h, i, j] laid out [numHeads, totalK] (rows of heads not asked for stay 0). */
+  result?: Float32Array;
+}
+
+export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor | null, lse: Tensor | null, capture?: WasmCapture): Promise<void> {
   const rt = await cpuRuntime();
   const { heap, pool } = rt;
   const allocs: number[] = [];
   const alloc = (bytes: number) => { const p = heap.alloc(bytes); allocs.push(p); return p; };
   const placed: Placed[] = [];
   try {
-    const Q = place(heap, q, true), K = place(heap, k, true), V = place(heap, v, true);
-    const O = place(heap, out, false), L = lse ? place(heap, lse, false) : null;
-    placed.push(Q, K, V, O);
+    const Q = place(heap, q, true), K = place(heap, k, true), V = capture ? K : place(heap, v, true);
+    const O = out ? place(heap, out, false) : null, L = lse ? place(heap, lse, capture !== undefined) : null;
+    placed.push(Q, K);
+    if (!capture) placed.push(V);
+    if (O) placed.push(O);
     if (L) placed.push(L);
-    const qv = rowView(plan, Q.tensor, 'q'), kv = rowView(plan, K.tensor, 'k'), vv = rowView(plan, V.tensor, 'k'), ov = rowView(plan, O.tensor, 'o');
+    const qv = rowView(plan, Q.tensor, 'q'), kv = rowView(plan, K.tensor, 'k'), vv = rowView(plan, V.tensor, 'k'), ov = O ? rowView(plan, O.tensor, 'o') : qv;
     const lv = L ? lseView(plan, L.tensor) : null;
     const D = plan.headDim, Dv = plan.headDimV, dpad = ceil4(D), dvpad = ceil4(Dv);
     const topk = plan.mask ? findTopK(plan.mask.node) : null;
     // Decode: every head's rows of a sequence in one tile (rows = numHeads·seqLenQ), KV split across jobs.
-    const decode = !topk && plan.seqLenQ <= 16 && plan.numHeads * plan.seqLenQ <= 256 && plan.seqLenK >= 128;
+    const decode = !capture && !topk && plan.seqLenQ <= 16 && plan.numHeads * plan.seqLenQ <= 256 && plan.seqLenK >= 128;
     const tileQ = decode ? Math.max(4, ceil4(plan.numHeads * plan.seqLenQ)) : PREFILL_TILE_Q;
     const vtRows = decode ? plan.numKvHeads * TILE_K : TILE_K;
     const topkK = topk ? Math.min(topk.k, Math.max(1, plan.seqLenK)) : 0;
@@ -193,6 +206,7 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
       seqs[o + S_Q_BASE] = qv.seqBase[b]!; seqs[o + S_K_BASE] = kv.seqBase[b]!; seqs[o + S_V_BASE] = vv.seqBase[b]!;
       seqs[o + S_O_BASE] = ov.seqBase[b]!; seqs[o + S_LSE_BASE] = lv ? lv.seqBase[b]! : 0;
       seqs[o + S_LEN_Q] = lenQ; seqs[o + S_LEN_K] = lenK; seqs[o + S_TILE_PLAN] = idx ?? 0; seqs[o + S_ROW_GLOBAL] = plan.cuSeqlensQ[b]!;
+      seqs[o + S_ROW_GLOBAL_K] = plan.cuSeqlensK[b]!;
     }
     const writePlans = (list: TilePlan[]) => {
       const table = heap.i32(alloc(Math.max(1, list.length) * TILEPLAN_SLOTS * 4), Math.max(1, list.length) * TILEPLAN_SLOTS);
@@ -226,8 +240,8 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
     const planPtr = alloc(PLAN_SLOTS * 4);
     const P = heap.i32(planPtr, PLAN_SLOTS), PF = heap.f32(planPtr, PLAN_SLOTS);
     P.fill(0);
-    P[P_Q_DATA] = Q.dataPtr; P[P_K_DATA] = K.dataPtr; P[P_V_DATA] = V.dataPtr; P[P_O_DATA] = O.dataPtr; P[P_LSE_DATA] = L ? L.dataPtr : 0;
-    P[P_DTYPE] = DTYPE_CODE[plan.dtype]; P[P_OUT_DTYPE] = DTYPE_CODE[out.dtype];
+    P[P_Q_DATA] = Q.dataPtr; P[P_K_DATA] = K.dataPtr; P[P_V_DATA] = V.dataPtr; P[P_O_DATA] = O ? O.dataPtr : 0; P[P_LSE_DATA] = L ? L.dataPtr : 0;
+    P[P_DTYPE] = DTYPE_CODE[plan.dtype]; P[P_OUT_DTYPE] = DTYPE_CODE[out?.dtype ?? plan.dtype];
     P[P_NUM_HEADS] = plan.numHeads; P[P_NUM_KV_HEADS] = plan.numKvHeads; P[P_GROUP] = plan.groupSize;
     P[P_HEAD_DIM] = D; P[P_HEAD_DIM_V] = Dv; P[P_DPAD] = dpad; P[P_DVPAD] = dvpad;
     P[P_Q_ROW] = qv.rowStride; P[P_Q_HEAD] = qv.headStride; P[P_K_ROW] = kv.rowStride; P[P_K_HEAD] = kv.headStride;
@@ -255,7 +269,11 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
         if (!tp) continue;
         for (let qt = 0; qt < tp.numQTiles; qt++) {
           const cost = tp.rowStart[qt + 1]! - tp.rowStart[qt]!;
-          for (let h = 0; h < plan.numHeads; h++) jobs.push([b, h, qt, cost]);
+          if (capture) {
+            const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!;
+            if (qt * PREFILL_TILE_Q >= Math.min(capture.queryEnd, lenQ) || (qt + 1) * PREFILL_TILE_Q <= capture.queryStart) continue;
+          }
+          for (const h of capture?.heads ?? Array.from({ length: plan.numHeads }, (_, x) => x)) jobs.push([b, h, qt, cost]);
         }
       }
       jobs.sort((a, z) => z[3] - a[3]);
@@ -264,7 +282,22 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
       jobs.forEach(([b, h, qt], i) => { J[i * JOB_SLOTS] = b; J[i * JOB_SLOTS + 1] = h; J[i * JOB_SLOTS + 2] = qt; J[i * JOB_SLOTS + 3] = 0; });
       P[P_JOBS] = jobsPtr; P[P_NUM_JOBS] = jobs.length;
       if (topk) await pool.run(planPtr, KIND_TOPK, jobsPtr, jobs.length, counter);
-      await pool.run(planPtr, KIND_PREFILL, jobsPtr, jobs.length, counter);
+      if (capture) {
+        // Per-thread column-sum rows, reduced here: threads never write the same word.
+        const stride = plan.numHeads * plan.totalK;
+        const cs = alloc(Math.max(1, stride * pool.size) * 4);
+        heap.f32(cs, stride * pool.size).fill(0);
+        P[P_COLSUM] = cs; P[P_COLSUM_STRIDE] = stride; P[P_TOTAL_K] = plan.totalK;
+        P[P_Q_START] = capture.queryStart; P[P_Q_END] = capture.queryEnd;
+        await pool.run(planPtr, KIND_COLSUM, jobsPtr, jobs.length, counter);
+        const all = heap.f32(cs, stride * pool.size);
+        const result = capture.result ?? new Float32Array(stride);
+        result.fill(0);
+        for (let t = 0; t < pool.size; t++) for (let x = 0; x < stride; x++) result[x] += all[t * stride + x]!;
+        capture.result = result;
+      } else {
+        await pool.run(planPtr, KIND_PREFILL, jobsPtr, jobs.length, counter);
+      }
       lastKernelStats = { path: 'prefill', jobs: jobs.length, visitedTiles: jobs.reduce((s, j) => s + j[3], 0) };
     } else {
       // Split each sequence's visited KV tiles so there are a few jobs per thread; a split job covers
@@ -293,8 +326,8 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
       await pool.run(planPtr, KIND_DECODE_MERGE, mp, nMerge, counter);
       lastKernelStats = { path: 'decode', jobs: nSplit + nMerge, visitedTiles: total * plan.numKvHeads, splits: nSplit };
     }
-    if (O.temp) copyInto(O.tensor, out);
-    if (L?.temp) copyInto(L.tensor, lse!);
+    if (O?.temp) copyInto(O.tensor, out!);
+    if (L?.temp && !capture) copyInto(L.tensor, lse!);
   } finally {
     for (const p of allocs) heap.release(p);
     for (const p of placed) if (p.temp) heap.freeTensor(p.tensor);

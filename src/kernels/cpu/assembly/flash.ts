@@ -29,10 +29,10 @@ import {
   P_Q_DATA, P_K_DATA, P_V_DATA, P_O_DATA, P_LSE_DATA, P_DTYPE, P_OUT_DTYPE, P_GROUP, P_HEAD_DIM, P_HEAD_DIM_V,
   P_DPAD, P_DVPAD, P_Q_ROW, P_Q_HEAD, P_K_ROW, P_K_HEAD, P_V_ROW, P_V_HEAD, P_O_ROW, P_O_HEAD, P_LSE_ROW, P_LSE_HEAD,
   P_SEQS, P_TILE_PLANS, P_SCALE, P_SOFTCAP, P_MASK_PROG, P_TOPK_THR, P_THR_HEAD_STRIDE, P_TOPK_K, P_TOPK_PROG,
-  P_TOPK_TILE_PLANS, P_TILE_Q, P_NUM_KV_HEADS, P_VT_ROWS, P_SCRATCH, P_SCRATCH_BYTES, P_PARTIALS, P_SPLIT_TILES, P_PARTIAL_ROWS,
-  S_Q_BASE, S_K_BASE, S_V_BASE, S_O_BASE, S_LSE_BASE, S_LEN_Q, S_LEN_K, S_TILE_PLAN, S_ROW_GLOBAL, SEQ_SLOTS,
+  P_TOPK_TILE_PLANS, P_TILE_Q, P_NUM_KV_HEADS, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_Q_START, P_Q_END, P_TOTAL_K, P_SCRATCH, P_SCRATCH_BYTES, P_PARTIALS, P_SPLIT_TILES, P_PARTIAL_ROWS,
+  S_Q_BASE, S_K_BASE, S_V_BASE, S_O_BASE, S_LSE_BASE, S_LEN_Q, S_LEN_K, S_TILE_PLAN, S_ROW_GLOBAL, S_ROW_GLOBAL_K, SEQ_SLOTS,
   T_ROW_START, T_ENTRIES, TILEPLAN_SLOTS, J_SEQ, J_HEAD, J_QTILE, J_SPLIT, JOB_SLOTS,
-  KIND_PREFILL, KIND_DECODE_SPLIT, KIND_DECODE_MERGE, KIND_TOPK,
+  KIND_PREFILL, KIND_DECODE_SPLIT, KIND_DECODE_MERGE, KIND_TOPK, KIND_COLSUM,
   OP_ALL, OP_NONE, OP_REL, OP_KEYRANGE, OP_STRIDED, OP_BLOCKSPARSE, OP_KEYBITS, OP_DOCS, OP_BITMATRIX, OP_TOPK,
   OP_AND, OP_OR, OP_NOT, OP_END,
 } from './abi.generated';
@@ -720,7 +720,9 @@ function initState(sc: usize, rows: i32, dvpad: i32): void {
   memory.fill(sc_o(sc), 0, <usize>(r4 * dvpad) << 2);
 }
 
-function prefillJob(plan: usize, job: usize, sc: usize): void {
+// Prefill, or (colsum) the capture pass: with the forward pass's log-sum-exp, P = 2^(S − lse₂) and
+// its column sums over the query range accumulate into this thread's row of the COLSUM buffer.
+function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i32): void {
   const seq = pu(plan, P_SEQS) + (<usize>(ri(job, J_SEQ) * SEQ_SLOTS) << 2);
   const h = ri(job, J_HEAD), qtile = ri(job, J_QTILE);
   const lenQ = ri(seq, S_LEN_Q), lenK = ri(seq, S_LEN_K);
@@ -740,6 +742,22 @@ function prefillJob(plan: usize, job: usize, sc: usize): void {
   memory.fill(sc_zero(sc), 0, <usize>dpad << 2);
   loadQT(plan, seq, h, q0, nq, qScale(plan), sc_q(sc));
   initState(sc, nq, dvpad);
+  let csOut: usize = 0;
+  if (colsum) {
+    // Per-row base-2 LSE in sc_l; rows outside the query range (or past the tile) get +huge → P = 0.
+    const lseIn = pu(plan, P_LSE_DATA), lb = <usize>ri(seq, S_LSE_BASE) + <usize>h * pu(plan, P_LSE_HEAD), lr = pu(plan, P_LSE_ROW);
+    const qs = pi(plan, P_Q_START), qe = pi(plan, P_Q_END);
+    for (let i = 0; i < BC; i++) {
+      let v: f32 = 3.0e38;
+      const row = q0 + i;
+      if (i < nq && row >= qs && row < qe) {
+        const x = load<f32>(lseIn + ((lb + <usize>row * lr) << 2));
+        if (x != NEG_INF) v = x * LOG2E;
+      }
+      store<f32>(sc_l(sc) + (<usize>i << 2), v);
+    }
+    csOut = pu(plan, P_COLSUM) + (<usize>(thread * pi(plan, P_COLSUM_STRIDE) + h * pi(plan, P_TOTAL_K) + ri(seq, S_ROW_GLOBAL_K)) << 2);
+  }
   const e0 = load<i32>(rowStart + (<usize>qtile << 2)), e1 = load<i32>(rowStart + (<usize>(qtile + 1) << 2));
   for (let e = e0; e < e1; e++) {
     const ent = load<i32>(entries + (<usize>e << 2));
@@ -755,10 +773,24 @@ function prefillJob(plan: usize, job: usize, sc: usize): void {
       }
     }
     if (natural) toBase2(st, nk * BC);
+    if (colsum) {
+      for (let j = 0; j < nk; j++) {
+        const srow = st + (<usize>(j * BC) << 2);
+        let acc = f32x4.splat(0);
+        for (let i = 0; i < nq4; i += 4) {
+          const o = <usize>i << 2;
+          acc = f32x4.add(acc, exp2Neg4(f32x4.sub(v128.load(srow + o), v128.load(sc_l(sc) + o))));
+        }
+        const dst = csOut + (<usize>(k0 + j) << 2);
+        store<f32>(dst, load<f32>(dst) + hsum(acc));
+      }
+      continue;
+    }
     softmaxT(sc, nq4, nk, dvpad);
     packRows(pu(plan, P_V_DATA), dtype, vBase, pu(plan, P_V_ROW), k0, nk, Dv, dvpad, sc_v(sc), <usize>dvpad << 2);
     pvTileT(st, sc_v(sc), sc_o(sc), nq4, nk, dvpad);
   }
+  if (colsum) return;
   const oBase = <usize>ri(seq, S_O_BASE) + <usize>h * pu(plan, P_O_HEAD), oRow = pu(plan, P_O_ROW);
   const hasLse = pu(plan, P_LSE_DATA) != 0;
   const lseBase = <usize>ri(seq, S_LSE_BASE) + <usize>h * pu(plan, P_LSE_HEAD), lseRow = pu(plan, P_LSE_ROW);
@@ -957,7 +989,8 @@ export function runJobs(plan: usize, kind: i32, jobs: usize, numJobs: i32, count
     else { j = load<i32>(counter); store<i32>(counter, j + 1); }
     if (j >= numJobs) break;
     const job = jobs + (<usize>(j * JOB_SLOTS) << 2);
-    if (kind == KIND_PREFILL) prefillJob(plan, job, sc);
+    if (kind == KIND_PREFILL) prefillJob(plan, job, sc, false, thread);
+    else if (kind == KIND_COLSUM) prefillJob(plan, job, sc, true, thread);
     else if (kind == KIND_DECODE_SPLIT) decodeSplitJob(plan, j, job, sc);
     else if (kind == KIND_DECODE_MERGE) decodeMergeJob(plan, job, sc);
     else if (kind == KIND_TOPK) topkJob(plan, job, sc);

@@ -1,0 +1,107 @@
+/**
+ * Capture: probability slices recomputed from the forward log-sum-exp equal a float64 reference
+ * (explicit softmax of QKᵀ with the dense mask) within 1e-6, on the WASM and TypeScript paths; the
+ * column-sum capture of an N = 5,329 self-attention stays under 64 MB.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  type Mask, Tensor, attention, causal, columnSums, copyInto, cpuRuntime, cpuTensor, denseMask, headMeans, probabilityMatrix,
+  probabilityRows, randn, slidingWindow, topKeys,
+} from '../../../src/index.js';
+import { expectClose } from '../../helpers/close.js';
+
+/** P[b, h, i, j] in float64 from an explicitly materialised mask. */
+function referenceP(q: Tensor, k: Tensor, opts: { scale?: number; softcap?: number; mask?: Mask | null }): Float64Array {
+  const [B, Sq, H, D] = q.shape as number[] as [number, number, number, number];
+  const [, Sk, Hk] = k.shape as number[] as [number, number, number];
+  const Q = q.toFloat64(), K = k.toFloat64();
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const m = opts.mask ? denseMask(opts.mask, { seqLenQ: Sq, seqLenK: Sk }) : null;
+  const P = new Float64Array(B * H * Sq * Sk);
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < Sq; i++) {
+    const hk = Math.floor(h / (H / Hk));
+    const s = new Float64Array(Sk);
+    let mx = -Infinity;
+    for (let j = 0; j < Sk; j++) {
+      if (m && !m[i * Sk + j]) { s[j] = -Infinity; continue; }
+      let dot = 0;
+      for (let c = 0; c < D; c++) dot += Q[((b * Sq + i) * H + h) * D + c]! * K[((b * Sk + j) * Hk + hk) * D + c]!;
+      dot *= scale;
+      if (opts.softcap) dot = opts.softcap * Math.tanh(dot / opts.softcap);
+      s[j] = dot;
+      mx = Math.max(mx, dot);
+    }
+    let sum = 0;
+    for (let j = 0; j < Sk; j++) sum += s[j] === -Infinity ? 0 : Math.exp(s[j]! - mx);
+    for (let j = 0; j < Sk; j++) P[((b * H + h) * Sq + i) * Sk + j] = s[j] === -Infinity || mx === -Infinity ? 0 : Math.exp(s[j]! - mx) / sum;
+  }
+  return P;
+}
+
+const cases: { name: string; B: number; Sq: number; Sk: number; H: number; Hk: number; D: number; mask?: Mask; softcap?: number }[] = [
+  { name: 'cross 37×150 GQA', B: 2, Sq: 37, Sk: 150, H: 4, Hk: 2, D: 24 },
+  { name: 'causal 97 with fully masked rows (Sq > Sk)', B: 1, Sq: 97, Sk: 70, H: 2, Hk: 1, D: 16, mask: causal() },
+  { name: 'window + softcap', B: 1, Sq: 80, Sk: 80, H: 2, Hk: 2, D: 32, mask: slidingWindow(9, 3), softcap: 7 },
+];
+
+describe('capture: slices from the log-sum-exp', () => {
+  for (const c of cases) {
+    for (const backend of ['wasm', 'cpu-ts'] as const) {
+      it(`${c.name} (${backend})`, async () => {
+        const q = randn([c.B, c.Sq, c.H, c.D], 3), k = randn([c.B, c.Sk, c.Hk, c.D], 4), v = randn([c.B, c.Sk, c.Hk, c.D], 5);
+        const opts = { mask: c.mask ?? null, softcap: c.softcap };
+        const { lse } = await attention(q, k, v, { ...opts, returnLse: true, backend });
+        const P = referenceP(q, k, opts);
+        const { B, Sq, Sk, H } = c;
+        // Rows.
+        const rows = [0, Math.floor(Sq / 2), Sq - 1];
+        const pr = (await probabilityRows(q, k, rows, { ...opts, lse, backend })).toFloat64();
+        const expRows = new Float64Array(B * H * rows.length * Sk);
+        for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) rows.forEach((i, r) => expRows.set(P.subarray(((b * H + h) * Sq + i) * Sk, ((b * H + h) * Sq + i + 1) * Sk), ((b * H + h) * rows.length + r) * Sk));
+        expectClose(pr, expRows, { atol: 1e-6, label: 'probabilityRows' });
+        // Column sums over a query range, a head subset.
+        const heads = [H - 1, 0];
+        const cs = (await columnSums(q, k, { ...opts, lse, heads, queryStart: 3, queryEnd: Sq - 2, backend })).toFloat64();
+        const expCs = new Float64Array(B * heads.length * Sk);
+        for (let b = 0; b < B; b++) heads.forEach((h, hi) => { for (let i = 3; i < Sq - 2; i++) for (let j = 0; j < Sk; j++) expCs[(b * heads.length + hi) * Sk + j] += P[((b * H + h) * Sq + i) * Sk + j]!; });
+        expectClose(cs, expCs, { atol: 1e-6 * Sq, label: 'columnSums' });
+        // Means and the full matrix under a byte limit.
+        const hm = (await headMeans(q, k, { ...opts, lse, backend })).toFloat64();
+        const expHm = new Float64Array(B * H * Sk);
+        for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < Sq; i++) for (let j = 0; j < Sk; j++) expHm[(b * H + h) * Sk + j] += P[((b * H + h) * Sq + i) * Sk + j]! / Sq;
+        expectClose(hm, expHm, { atol: 1e-6, label: 'headMeans' });
+        const full = (await probabilityMatrix(q, k, { ...opts, lse, maxBytes: 1e8, backend })).toFloat64();
+        expectClose(full, P, { atol: 1e-6, label: 'probabilityMatrix' });
+        await expect(probabilityMatrix(q, k, { ...opts, lse, maxBytes: 16, backend })).rejects.toThrow(/maxBytes/);
+        // Top keys of row 0 are the argmaxes of P.
+        const tk = await topKeys(q, k, [0], 3, { ...opts, lse, backend });
+        const row = Array.from(P.subarray(0, Sk));
+        const best = row.map((p, j) => [p, j] as const).sort((x, y) => y[0] - x[0] || x[1] - y[1]).slice(0, 3).map((x) => x[1]);
+        if (row.some((p) => p > 0)) expect(Array.from(tk.indices.subarray(0, 3))).toEqual(best);
+      }, 60_000);
+    }
+  }
+
+  it('column sums of an N = 5,329 self-attention allocate < 64 MB (heap tensors, LSE given)', async () => {
+    const N = 5329, H = 16, D = 80;
+    const q = await cpuTensor([1, N, H, D]), k = await cpuTensor([1, N, H, D]), v = await cpuTensor([1, N, H, D]);
+    copyInto(randn([1, N, H, D], 1, 'f32', 0.5), q); copyInto(randn([1, N, H, D], 2, 'f32', 0.5), k); copyInto(randn([1, N, H, D], 3), v);
+    const { lse } = await attention(q, k, v, { returnLse: true, backend: 'wasm' });
+    const rt = await cpuRuntime();
+    rt.heap.resetHighWater();
+    const before = rt.heap.inUseBytes, ab0 = process.memoryUsage().arrayBuffers;
+    const cs = await columnSums(q, k, { lse, backend: 'wasm' });
+    const heapBytes = rt.heap.highWaterBytes - before;
+    const jsBytes = process.memoryUsage().arrayBuffers - ab0;
+    console.log(`column sums N=${N}: heap ${(heapBytes / 2 ** 20).toFixed(1)} MiB, JS array buffers ${(jsBytes / 2 ** 20).toFixed(1)} MiB`);
+    expect(heapBytes + Math.max(0, jsBytes)).toBeLessThan(64 * 2 ** 20);
+    // Every query's probabilities sum to 1, so the column sums of each head add up to N.
+    const s = cs.toFloat64();
+    for (let h = 0; h < H; h++) {
+      let tot = 0;
+      for (let j = 0; j < N; j++) tot += s[h * N + j]!;
+      expect(Math.abs(tot - N) / N).toBeLessThan(1e-4);
+    }
+    for (const t of [q, k, v]) rt.heap.freeTensor(t);
+  }, 180_000);
+});
