@@ -12,8 +12,10 @@ export const PLAN = [
   'TILE_Q', 'SCRATCH', 'SCRATCH_BYTES',
   'PARTIALS', 'SPLIT_TILES', 'PARTIAL_ROWS', 'VT_ROWS',
   'COLSUM', 'COLSUM_STRIDE', 'Q_START', 'Q_END', 'TOTAL_K', // capture: per-thread column sums, query range
+  'BLOCK_SIZE', 'K_SCALES', 'V_SCALES', // paged KV: tokens per block; int8 scales [numBlocks, numKvHeads]
+  'KV_DTYPE', // K/V element type: 0 f32, 1 f16, 2 bf16, 3 int8 (DTYPE is q's)
 ];
-export const SEQ = ['Q_BASE', 'K_BASE', 'V_BASE', 'O_BASE', 'LSE_BASE', 'LEN_Q', 'LEN_K', 'TILE_PLAN', 'ROW_GLOBAL', 'ROW_GLOBAL_K'];
+export const SEQ = ['Q_BASE', 'K_BASE', 'V_BASE', 'O_BASE', 'LSE_BASE', 'LEN_Q', 'LEN_K', 'TILE_PLAN', 'ROW_GLOBAL', 'ROW_GLOBAL_K', 'BLOCK_TABLE'];
 export const TILEPLAN = ['ROW_START', 'ENTRIES', 'NUM_Q_TILES'];
 export const JOB = ['SEQ', 'HEAD', 'QTILE', 'SPLIT'];
 export const KIND = ['PREFILL', 'DECODE_SPLIT', 'DECODE_MERGE', 'TOPK', 'COLSUM'];

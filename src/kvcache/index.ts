@@ -12,3 +12,4 @@ export { pagedAttentionReference, gatherContiguous, packBlockTables, type PagedR
 export { kvVariants, memoryWaste, type AttentionVariantKv, type WasteReport } from './calculator.js';
 export { simulateWaste, simulateImagePrefix, simulateServing, IMAGE_PAD_TOKEN, type WasteSimulation, type ImagePrefixOptions, type ImagePrefixReport, type PromptOrder, type ServingOptions, type ServingReport } from './simulate.js';
 export { VisionFeatureCache, MemoryFeatureStore, featureKey, canonicalJson, encodeTensor, decodeTensor, type FeatureStore, type FeatureKeyInput, type VisionFeatureCacheOptions, type FeatureCacheStats } from './feature-cache.js';
+export { attentionPaged, type PagedAttentionOptions } from './paged-attention.js';

@@ -33,7 +33,7 @@ export interface PagedReferenceResult {
   lse: Float64Array;
 }
 
-function storageOf(pool: KvStorageLike): KvBlockStorage {
+export function storageOf(pool: KvStorageLike): KvBlockStorage {
   if (pool instanceof KvBlockStorage) return pool;
   if (pool instanceof PagedKvCache) {
     if (!pool.storage) throw new ValueError('the cache has no storage (allocateStorage: false)', 'pool');
@@ -50,7 +50,7 @@ export function packBlockTables(tables: readonly ArrayLike<number>[]): { blockTa
   return { blockTables, maxBlocksPerSeq };
 }
 
-function tableRows(input: BlockTablesInput, numSeqs: number): ArrayLike<number>[] {
+export function tableRows(input: BlockTablesInput, numSeqs: number): ArrayLike<number>[] {
   if (Array.isArray(input)) {
     if (input.length !== numSeqs) throw new ShapeError(`blockTables has ${input.length} tables, seqLens has ${numSeqs} sequences`, 'blockTables', 'numSeqs');
     return input as ArrayLike<number>[];
@@ -65,7 +65,7 @@ function tableRows(input: BlockTablesInput, numSeqs: number): ArrayLike<number>[
   return Array.from({ length: numSeqs }, (_, i) => blockTables.subarray(i * maxBlocksPerSeq, (i + 1) * maxBlocksPerSeq));
 }
 
-function checkTable(st: KvBlockStorage, table: ArrayLike<number>, seqLen: number, which: string): void {
+export function checkTable(st: KvBlockStorage, table: ArrayLike<number>, seqLen: number, which: string): void {
   const bs = st.blockSizeTokens;
   if (!Number.isInteger(seqLen) || seqLen < 0) throw new ValueError(`${which}: seqLen must be an integer ≥ 0, got ${seqLen}`, 'seqLens');
   const need = Math.ceil(seqLen / bs);

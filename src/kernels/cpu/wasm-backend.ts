@@ -21,8 +21,8 @@ import {
   P_HEAD_DIM, P_HEAD_DIM_V, P_JOBS, P_K_DATA, P_K_HEAD, P_K_ROW, P_LSE_DATA, P_LSE_HEAD, P_LSE_ROW, P_MASK_PROG,
   P_NUM_HEADS, P_NUM_JOBS, P_NUM_KV_HEADS, P_OUT_DTYPE, P_O_DATA, P_O_HEAD, P_O_ROW, P_PARTIALS, P_PARTIAL_ROWS,
   P_Q_DATA, P_Q_HEAD, P_Q_ROW, P_SCALE, P_SCRATCH, P_SCRATCH_BYTES, P_SEQS, P_SOFTCAP, P_SPLIT_TILES, P_THR_HEAD_STRIDE,
-  P_TILE_PLANS, P_TILE_Q, P_TOPK_K, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_TOTAL_K, P_Q_START, P_Q_END, P_TOPK_PROG, P_TOPK_THR, P_TOPK_TILE_PLANS, P_V_DATA, P_V_HEAD, P_V_ROW, SEQ_SLOTS,
-  S_K_BASE, S_LEN_K, S_LEN_Q, S_LSE_BASE, S_O_BASE, S_Q_BASE, S_ROW_GLOBAL, S_ROW_GLOBAL_K, S_TILE_PLAN, S_V_BASE, TILEPLAN_SLOTS,
+  P_TILE_PLANS, P_TILE_Q, P_TOPK_K, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_TOTAL_K, P_Q_START, P_Q_END, P_BLOCK_SIZE, P_K_SCALES, P_V_SCALES, P_KV_DTYPE, P_TOPK_PROG, P_TOPK_THR, P_TOPK_TILE_PLANS, P_V_DATA, P_V_HEAD, P_V_ROW, SEQ_SLOTS,
+  S_K_BASE, S_LEN_K, S_LEN_Q, S_LSE_BASE, S_O_BASE, S_Q_BASE, S_ROW_GLOBAL, S_ROW_GLOBAL_K, S_BLOCK_TABLE, S_TILE_PLAN, S_V_BASE, TILEPLAN_SLOTS,
 } from './abi.generated.js';
 import { compileMaskProgram } from './mask-program.js';
 import { ThreadPool } from './thread-pool.js';
@@ -161,20 +161,46 @@ export interface WasmCapture {
   result?: Float32Array;
 }
 
-export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor | null, lse: Tensor | null, capture?: WasmCapture): Promise<void> {
+/**
+ * Paged K/V: the layer's block storage [numBlocks, blockSizeTokens, numKvHeads, headDim] (f32/f16
+ * tensors, or int8 with per-block-per-head scales) and one block table per sequence; the kernel reads
+ * key j of sequence b at slot table[b][j / bs]·bs + j % bs (no gather).
+ */
+export interface WasmPaged {
+  blockSize: number;
+  tables: readonly ArrayLike<number>[];
+  k: Tensor | Int8Array;
+  v: Tensor | Int8Array;
+  kScales?: Float32Array;
+  vScales?: Float32Array;
+}
+
+export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor | null, lse: Tensor | null, capture?: WasmCapture, paged?: WasmPaged): Promise<void> {
   const rt = await cpuRuntime();
   const { heap, pool } = rt;
   const allocs: number[] = [];
   const alloc = (bytes: number) => { const p = heap.alloc(bytes); allocs.push(p); return p; };
   const placed: Placed[] = [];
   try {
-    const Q = place(heap, q, true), K = place(heap, k, true), V = capture ? K : place(heap, v, true);
+    const placeRaw = (a: Int8Array | Float32Array): number => {
+      if (heap.owns(a)) return a.byteOffset;
+      const ptr = alloc(a.byteLength);
+      new Uint8Array(heap.buffer(), ptr, a.byteLength).set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+      return ptr;
+    };
+    const pagedKV = (x: Tensor | Int8Array): Placed => (x instanceof Int8Array ? { tensor: k, dataPtr: placeRaw(x), temp: false } : place(heap, x, true));
+    const Q = place(heap, q, true);
+    const K = paged ? pagedKV(paged.k) : place(heap, k, true);
+    const V = paged ? pagedKV(paged.v) : capture ? K : place(heap, v, true);
     const O = out ? place(heap, out, false) : null, L = lse ? place(heap, lse, capture !== undefined) : null;
     placed.push(Q, K);
-    if (!capture) placed.push(V);
+    if (!capture && V !== K) placed.push(V);
     if (O) placed.push(O);
     if (L) placed.push(L);
-    const qv = rowView(plan, Q.tensor, 'q'), kv = rowView(plan, K.tensor, 'k'), vv = rowView(plan, V.tensor, 'k'), ov = O ? rowView(plan, O.tensor, 'o') : qv;
+    const qv = rowView(plan, Q.tensor, 'q'), ov = O ? rowView(plan, O.tensor, 'o') : qv;
+    // Paged storage rows are [slot, head, dim]: row stride numKvHeads·headDim, head stride headDim.
+    const pagedView = { seqBase: new Float64Array(plan.batch), rowStride: plan.numKvHeads * plan.headDim, headStride: plan.headDim };
+    const kv = paged ? pagedView : rowView(plan, K.tensor, 'k'), vv = paged ? { ...pagedView, rowStride: plan.numKvHeads * plan.headDimV, headStride: plan.headDimV } : rowView(plan, V.tensor, 'k');
     const lv = L ? lseView(plan, L.tensor) : null;
     const D = plan.headDim, Dv = plan.headDimV, dpad = ceil4(D), dvpad = ceil4(Dv);
     const topk = plan.mask ? findTopK(plan.mask.node) : null;
@@ -186,7 +212,8 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
     const withinMask = topk ? new Mask(topk.within) : null;
 
     // Sequences and their tile plans (deduplicated by shape).
-    const seqs = heap.i32(alloc(plan.batch * SEQ_SLOTS * 4), plan.batch * SEQ_SLOTS);
+    const seqs = heap.i32(alloc(Math.max(1, plan.batch) * SEQ_SLOTS * 4), Math.max(1, plan.batch) * SEQ_SLOTS);
+    seqs.fill(0);
     const shapeIndex = new Map<string, number>();
     const plans: TilePlan[] = [], withinPlans: TilePlan[] = [];
     const seqPlans: (TilePlan | null)[] = [];
@@ -207,6 +234,12 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
       seqs[o + S_O_BASE] = ov.seqBase[b]!; seqs[o + S_LSE_BASE] = lv ? lv.seqBase[b]! : 0;
       seqs[o + S_LEN_Q] = lenQ; seqs[o + S_LEN_K] = lenK; seqs[o + S_TILE_PLAN] = idx ?? 0; seqs[o + S_ROW_GLOBAL] = plan.cuSeqlensQ[b]!;
       seqs[o + S_ROW_GLOBAL_K] = plan.cuSeqlensK[b]!;
+      if (paged) {
+        const t = paged.tables[b]!;
+        const tp = alloc(Math.max(1, t.length) * 4);
+        heap.i32(tp, t.length).set(t);
+        seqs[o + S_BLOCK_TABLE] = tp;
+      }
     }
     const writePlans = (list: TilePlan[]) => {
       const table = heap.i32(alloc(Math.max(1, list.length) * TILEPLAN_SLOTS * 4), Math.max(1, list.length) * TILEPLAN_SLOTS);
@@ -241,7 +274,12 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
     const P = heap.i32(planPtr, PLAN_SLOTS), PF = heap.f32(planPtr, PLAN_SLOTS);
     P.fill(0);
     P[P_Q_DATA] = Q.dataPtr; P[P_K_DATA] = K.dataPtr; P[P_V_DATA] = V.dataPtr; P[P_O_DATA] = O ? O.dataPtr : 0; P[P_LSE_DATA] = L ? L.dataPtr : 0;
-    P[P_DTYPE] = DTYPE_CODE[plan.dtype]; P[P_OUT_DTYPE] = DTYPE_CODE[out?.dtype ?? plan.dtype];
+    P[P_DTYPE] = DTYPE_CODE[q.dtype]; P[P_OUT_DTYPE] = DTYPE_CODE[out?.dtype ?? plan.dtype];
+    P[P_KV_DTYPE] = paged ? (paged.k instanceof Int8Array ? 3 : DTYPE_CODE[paged.k.dtype]) : DTYPE_CODE[plan.dtype];
+    if (paged) {
+      P[P_BLOCK_SIZE] = paged.blockSize;
+      if (paged.kScales) { P[P_K_SCALES] = placeRaw(paged.kScales); P[P_V_SCALES] = placeRaw(paged.vScales!); }
+    }
     P[P_NUM_HEADS] = plan.numHeads; P[P_NUM_KV_HEADS] = plan.numKvHeads; P[P_GROUP] = plan.groupSize;
     P[P_HEAD_DIM] = D; P[P_HEAD_DIM_V] = Dv; P[P_DPAD] = dpad; P[P_DVPAD] = dvpad;
     P[P_Q_ROW] = qv.rowStride; P[P_Q_HEAD] = qv.headStride; P[P_K_ROW] = kv.rowStride; P[P_K_HEAD] = kv.headStride;

@@ -29,8 +29,8 @@ import {
   P_Q_DATA, P_K_DATA, P_V_DATA, P_O_DATA, P_LSE_DATA, P_DTYPE, P_OUT_DTYPE, P_GROUP, P_HEAD_DIM, P_HEAD_DIM_V,
   P_DPAD, P_DVPAD, P_Q_ROW, P_Q_HEAD, P_K_ROW, P_K_HEAD, P_V_ROW, P_V_HEAD, P_O_ROW, P_O_HEAD, P_LSE_ROW, P_LSE_HEAD,
   P_SEQS, P_TILE_PLANS, P_SCALE, P_SOFTCAP, P_MASK_PROG, P_TOPK_THR, P_THR_HEAD_STRIDE, P_TOPK_K, P_TOPK_PROG,
-  P_TOPK_TILE_PLANS, P_TILE_Q, P_NUM_KV_HEADS, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_Q_START, P_Q_END, P_TOTAL_K, P_SCRATCH, P_SCRATCH_BYTES, P_PARTIALS, P_SPLIT_TILES, P_PARTIAL_ROWS,
-  S_Q_BASE, S_K_BASE, S_V_BASE, S_O_BASE, S_LSE_BASE, S_LEN_Q, S_LEN_K, S_TILE_PLAN, S_ROW_GLOBAL, S_ROW_GLOBAL_K, SEQ_SLOTS,
+  P_TOPK_TILE_PLANS, P_TILE_Q, P_NUM_KV_HEADS, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_Q_START, P_Q_END, P_TOTAL_K, P_BLOCK_SIZE, P_K_SCALES, P_V_SCALES, P_KV_DTYPE, P_SCRATCH, P_SCRATCH_BYTES, P_PARTIALS, P_SPLIT_TILES, P_PARTIAL_ROWS,
+  S_Q_BASE, S_K_BASE, S_V_BASE, S_O_BASE, S_LSE_BASE, S_LEN_Q, S_LEN_K, S_TILE_PLAN, S_ROW_GLOBAL, S_ROW_GLOBAL_K, S_BLOCK_TABLE, SEQ_SLOTS,
   T_ROW_START, T_ENTRIES, TILEPLAN_SLOTS, J_SEQ, J_HEAD, J_QTILE, J_SPLIT, JOB_SLOTS,
   KIND_PREFILL, KIND_DECODE_SPLIT, KIND_DECODE_MERGE, KIND_TOPK, KIND_COLSUM,
   OP_ALL, OP_NONE, OP_REL, OP_KEYRANGE, OP_STRIDED, OP_BLOCKSPARSE, OP_KEYBITS, OP_DOCS, OP_BITMATRIX, OP_TOPK,
@@ -250,36 +250,62 @@ function loadQRows(plan: usize, seq: usize, lenQ: i32, rows: i32, qscale: f32, q
   }
 }
 
-// Rows [k0, k0+nk) of K or V (head offset included in `base`) into a dense f32 buffer with row
-// stride `pad` floats, converting f16/bf16 and zero-padding columns dim..pad.
-function packRows(data: usize, dtype: i32, base: usize, rowStride: usize, k0: i32, nk: i32, dim: i32, pad: i32, dst: usize, dstStride: usize): void {
+// Where key j's row (head 0) of K (v = false) or V (v = true) starts, in elements. Contiguous:
+// seqBase + j·rowStride. Paged (the sequence has a block table): physical slot table[j / bs]·bs + j % bs.
+// @ts-ignore: decorator
+@inline function kvRow(plan: usize, seq: usize, v: bool, j: i32): usize {
+  const rowStride = pu(plan, v ? P_V_ROW : P_K_ROW);
+  const table = <usize>load<u32>(seq + (<usize>S_BLOCK_TABLE << 2));
+  if (table == 0) return <usize>load<u32>(seq + (<usize>(v ? S_V_BASE : S_K_BASE) << 2)) + <usize>j * rowStride;
+  const bs = pi(plan, P_BLOCK_SIZE);
+  const blk = load<i32>(table + (<usize>(j / bs) << 2));
+  return <usize>(blk * bs + j % bs) * rowStride;
+}
+
+// int8 dequantisation scale of key j's block for KV head hk (paged int8 storage).
+// @ts-ignore: decorator
+@inline function kvScale(plan: usize, seq: usize, v: bool, j: i32, hk: i32): f32 {
+  const table = <usize>load<u32>(seq + (<usize>S_BLOCK_TABLE << 2));
+  const blk = load<i32>(table + (<usize>(j / pi(plan, P_BLOCK_SIZE)) << 2));
+  return load<f32>(pu(plan, v ? P_V_SCALES : P_K_SCALES) + (<usize>(blk * pi(plan, P_NUM_KV_HEADS) + hk) << 2));
+}
+
+// Rows [k0, k0+nk) of K or V for KV head hk into a dense f32 buffer (row stride dstStride bytes),
+// converting f16/bf16, dequantising int8, zero-padding columns dim..pad.
+function packRows(plan: usize, seq: usize, v: bool, hk: i32, k0: i32, nk: i32, dim: i32, pad: i32, dst: usize, dstStride: usize): void {
+  const data = pu(plan, v ? P_V_DATA : P_K_DATA), dtype = pi(plan, P_KV_DTYPE);
+  const headOff = <usize>hk * pu(plan, v ? P_V_HEAD : P_K_HEAD);
   for (let j = 0; j < nk; j++) {
-    const src = base + <usize>(k0 + j) * rowStride;
+    const src = kvRow(plan, seq, v, k0 + j) + headOff;
     const d = dst + <usize>j * dstStride;
     if (dtype == 0) memory.copy(d, data + (src << 2), <usize>dim << 2);
     else if (dtype == 2) {
       let c = 0;
       for (; c + 4 <= dim; c += 4) v128.store(d + (<usize>c << 2), i32x4.shl(v128.load16x4_u(data + ((src + <usize>c) << 1)), 16));
       for (; c < dim; c++) store<f32>(d + (<usize>c << 2), reinterpret<f32>(<u32>load<u16>(data + ((src + <usize>c) << 1)) << 16));
-    } else {
+    } else if (dtype == 1) {
       for (let c = 0; c < dim; c++) store<f32>(d + (<usize>c << 2), h2f(<u32>load<u16>(data + ((src + <usize>c) << 1))));
+    } else {
+      const scale = kvScale(plan, seq, v, k0 + j, hk);
+      for (let c = 0; c < dim; c++) store<f32>(d + (<usize>c << 2), <f32>load<i8>(data + src + <usize>c) * scale);
     }
     for (let c = dim; c < pad; c++) store<f32>(d + (<usize>c << 2), 0);
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Prefill micro-kernels (Sᵀ layout: st[j·64 + i])
-
 // K tile in 4-key interleaved blocks: kb[(j/4)·4D + c·4 + j%4] = K[k0 + j][c] (keys nk..nk4 zero).
 // The Sᵀ micro-kernel then broadcasts four keys' elements from one pointer with immediate offsets.
-function packK4(data: usize, dtype: i32, base: usize, rowStride: usize, k0: i32, nk: i32, D: i32, kb: usize): void {
+function packK4(plan: usize, seq: usize, hk: i32, k0: i32, nk: i32, D: i32, kb: usize): void {
+  const data = pu(plan, P_K_DATA), dtype = pi(plan, P_KV_DTYPE);
+  const headOff = <usize>hk * pu(plan, P_K_HEAD);
   const nk4 = (nk + 3) & ~3;
   for (let jb = 0; jb < nk4; jb += 4) {
     const dst = kb + (<usize>(jb * D) << 2);
     if (dtype == 0 && jb + 4 <= nk) {
-      const r0 = data + ((base + <usize>(k0 + jb) * rowStride) << 2);
-      const r1 = r0 + (rowStride << 2), r2 = r1 + (rowStride << 2), r3 = r2 + (rowStride << 2);
+      const r0 = data + ((kvRow(plan, seq, false, k0 + jb) + headOff) << 2);
+      const r1 = data + ((kvRow(plan, seq, false, k0 + jb + 1) + headOff) << 2);
+      const r2 = data + ((kvRow(plan, seq, false, k0 + jb + 2) + headOff) << 2);
+      const r3 = data + ((kvRow(plan, seq, false, k0 + jb + 3) + headOff) << 2);
       let c = 0;
       for (; c + 4 <= D; c += 4) {
         const o = <usize>c << 2;
@@ -300,12 +326,20 @@ function packK4(data: usize, dtype: i32, base: usize, rowStride: usize, k0: i32,
     } else {
       for (let x = 0; x < 4; x++) {
         const j = jb + x;
-        const src = base + <usize>(k0 + j) * rowStride;
-        for (let c = 0; c < D; c++) store<f32>(dst + (<usize>(c * 4 + x) << 2), j < nk ? loadElem(data, src + <usize>c, dtype) : 0);
+        if (j >= nk) { for (let c = 0; c < D; c++) store<f32>(dst + (<usize>(c * 4 + x) << 2), 0); continue; }
+        const src = kvRow(plan, seq, false, k0 + j) + headOff;
+        const scale: f32 = dtype == 3 ? kvScale(plan, seq, false, k0 + j, hk) : 1;
+        for (let c = 0; c < D; c++) {
+          const val: f32 = dtype == 3 ? <f32>load<i8>(data + src + <usize>c) * scale : loadElem(data, src + <usize>c, dtype);
+          store<f32>(dst + (<usize>(c * 4 + x) << 2), val);
+        }
       }
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Prefill micro-kernels (Sᵀ layout: st[j·64 + i])
 
 // st[j][i] = Σ_c K[j][c]·qt[c][i] for keys j < nk4 (kb from packK4) and queries i < nq8.
 function qkTileT(qt: usize, kb: usize, st: usize, nk: i32, nq8: i32, D: i32): void {
@@ -762,7 +796,7 @@ function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i3
   for (let e = e0; e < e1; e++) {
     const ent = load<i32>(entries + (<usize>e << 2));
     const k0 = (ent >> 1) * BC, nk = min(BC, lenK - k0), partial = (ent & 1) != 0;
-    packK4(pu(plan, P_K_DATA), dtype, kBase, pu(plan, P_K_ROW), k0, nk, D, sc_k(sc));
+    packK4(plan, seq, hk, k0, nk, D, sc_k(sc));
     qkTileT(sc_q(sc), sc_k(sc), st, nk, nq8, D);
     if (cap > 0) softcapScores(st, nk * BC, cap);
     if (partial) {
@@ -787,7 +821,7 @@ function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i3
       continue;
     }
     softmaxT(sc, nq4, nk, dvpad);
-    packRows(pu(plan, P_V_DATA), dtype, vBase, pu(plan, P_V_ROW), k0, nk, Dv, dvpad, sc_v(sc), <usize>dvpad << 2);
+    packRows(plan, seq, true, hk, k0, nk, Dv, dvpad, sc_v(sc), <usize>dvpad << 2);
     pvTileT(st, sc_v(sc), sc_o(sc), nq4, nk, dvpad);
   }
   if (colsum) return;
@@ -813,7 +847,7 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
   const prog = pu(plan, P_MASK_PROG), cap = pf(plan, P_SOFTCAP);
   const kRow = pu(plan, P_K_ROW), vRow = pu(plan, P_V_ROW), kHead = pu(plan, P_K_HEAD), vHead = pu(plan, P_V_HEAD);
   const kSeq = <usize>ri(seq, S_K_BASE), vSeq = <usize>ri(seq, S_V_BASE);
-  const direct = dtype == 0 && (D & 3) == 0;
+  const direct = pi(plan, P_KV_DTYPE) == 0 && (D & 3) == 0 && load<u32>(seq + (<usize>S_BLOCK_TABLE << 2)) == 0;
   const q = sc_q(sc), s = sc_s(sc), o = sc_o(sc), vt = sc_v(sc);
   loadQRows(plan, seq, lenQ, rows, qScale(plan), q);
   initState(sc, rows, dvpad);
@@ -828,7 +862,7 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
       let kp: usize, kStride: usize;
       const kBase = kSeq + <usize>hk * kHead;
       if (direct) { kp = pu(plan, P_K_DATA) + ((kBase + <usize>k0 * kRow) << 2); kStride = kRow << 2; }
-      else { packRows(pu(plan, P_K_DATA), dtype, kBase, kRow, k0, nk, D, dpad, sc_k(sc), <usize>dpad << 2); kp = sc_k(sc); kStride = <usize>dpad << 2; }
+      else { packRows(plan, seq, false, hk, k0, nk, D, dpad, sc_k(sc), <usize>dpad << 2); kp = sc_k(sc); kStride = <usize>dpad << 2; }
       const r0 = hk * rowsPerKv;
       let r = 0;
       for (; r + 4 <= rowsPerKv; r += 4) qkRows4(q + (<usize>((r0 + r) * dpad) << 2), kp, kStride, s + (<usize>((r0 + r) * BC) << 2), nk, dpad);
@@ -846,7 +880,7 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
     // V for every head, copied head-major (dense per head) in key order.
     for (let j = 0; j < nk; j++) {
       for (let hk = 0; hk < Hk; hk++) {
-        packRows(pu(plan, P_V_DATA), dtype, vSeq + <usize>hk * vHead, vRow, k0 + j, 1, Dv, dvpad, vt + (<usize>((hk * BC + j) * dvpad) << 2), 0);
+        packRows(plan, seq, true, hk, k0 + j, 1, Dv, dvpad, vt + (<usize>((hk * BC + j) * dvpad) << 2), 0);
       }
     }
     for (let hk = 0; hk < Hk; hk++) {
@@ -928,7 +962,7 @@ function topkJob(plan: usize, job: usize, sc: usize): void {
   for (let e = e0; e < e1; e++) {
     const ent = load<i32>(entries + (<usize>e << 2));
     const k0 = (ent >> 1) * BC, nk = min(BC, lenK - k0), partial = (ent & 1) != 0;
-    packK4(pu(plan, P_K_DATA), dtype, kBase, pu(plan, P_K_ROW), k0, nk, D, sc_k(sc));
+    packK4(plan, seq, hk, k0, nk, D, sc_k(sc));
     qkTileT(sc_q(sc), sc_k(sc), st, nk, nq8, D);
     if (cap > 0) softcapScores(st, nk * BC, cap);
     for (let r = 0; r < nq; r++) {
