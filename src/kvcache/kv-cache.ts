@@ -28,6 +28,7 @@ import { OutOfBlocksError, ShapeError, StateError, UnsupportedError, ValueError,
 import { Tensor } from '../tensor/tensor.js';
 import { BlockPool } from './block-pool.js';
 import { type ExtraKey, blockHash, noneHash } from './hash.js';
+import type { WasmHeap } from '../kernels/cpu/wasm-heap.js';
 import { KvBlockStorage, type KvDType, bytesPerBlock } from './kv-storage.js';
 import { type HadamardRotation, type RotationSource, makeRotation } from './quant.js';
 
@@ -62,6 +63,8 @@ export interface PagedKvCacheOptions {
   hashSeed?: string;
   /** false: metadata only (no K/V arrays), for sizing and simulations; writes then throw. Default true. */
   allocateStorage?: boolean;
+  /** Allocate the blocks in the CPU kernel heap (`(await cpuRuntime()).heap`) so paged attention reads them in place. */
+  heap?: WasmHeap;
 }
 
 /** The validated, frozen form of PagedKvCacheOptions. */
@@ -254,7 +257,7 @@ export class PagedKvCache implements RotationSource {
     const p = this.plan;
     this.pool = new BlockPool(p.numBlocks);
     this.rotation = p.rotationSeed === null ? null : makeRotation(p.numLayers, p.numKvHeads, p.headDim, p.rotationSeed);
-    this.storage = p.allocateStorage ? new KvBlockStorage(p.numLayers, p.numBlocks, p.blockSizeTokens, p.numKvHeads, p.headDim, p.dtype, this.rotation) : null;
+    this.storage = p.allocateStorage ? new KvBlockStorage(p.numLayers, p.numBlocks, p.blockSizeTokens, p.numKvHeads, p.headDim, p.dtype, this.rotation, opts.heap) : null;
     this.rootHash = noneHash(p.hashSeed);
   }
 

@@ -11,6 +11,7 @@
 import { ShapeError, ValueError, assert } from '../errors.js';
 import { decoder, encoder } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
+import type { WasmHeap } from '../kernels/cpu/wasm-heap.js';
 import { type HadamardRotation, type RotationSource, dequantizeInt8, int8Scale, quantizeInt8, rotateInPlace } from './quant.js';
 
 /** Element types of KV blocks. */
@@ -41,15 +42,23 @@ export class KvBlockStorage implements RotationSource {
     readonly dtype: KvDType,
     /** Non-null when K and V are stored rotated (int8 only). */
     readonly rotation: HadamardRotation | null,
+    /**
+     * Where block memory comes from. Default: ordinary arrays. Pass the CPU kernel heap
+     * (`(await cpuRuntime()).heap`) and `attentionPaged` reads the blocks in place, with no copy per call.
+     */
+    heap?: WasmHeap,
   ) {
     const shape = [numBlocks, blockSizeTokens, numKvHeads, headDim];
     const n = numBlocks * blockSizeTokens * numKvHeads * headDim;
     const layers: KvLayerStorage[] = [];
+    const i8 = (len: number) => (heap ? new Int8Array(heap.buffer(), heap.alloc(len), len).fill(0) : new Int8Array(len));
+    const f32 = (len: number) => (heap ? heap.f32(heap.alloc(len * 4), len).fill(0) : new Float32Array(len));
+    const tensor = () => { if (!heap) return Tensor.zeros(shape, dtype as 'f32' | 'f16'); const t = heap.tensor(shape, dtype as 'f32' | 'f16'); t.data.fill(0); return t; };
     for (let l = 0; l < numLayers; l++) {
       if (dtype === 'int8') {
-        layers.push(Object.freeze({ dtype, k: new Int8Array(n), v: new Int8Array(n), kScales: new Float32Array(numBlocks * numKvHeads), vScales: new Float32Array(numBlocks * numKvHeads) }));
+        layers.push(Object.freeze({ dtype, k: i8(n), v: i8(n), kScales: f32(numBlocks * numKvHeads), vScales: f32(numBlocks * numKvHeads) }));
       } else {
-        layers.push(Object.freeze({ dtype, k: Tensor.zeros(shape, dtype), v: Tensor.zeros(shape, dtype) }));
+        layers.push(Object.freeze({ dtype, k: tensor(), v: tensor() }));
       }
     }
     this.layers = Object.freeze(layers);
