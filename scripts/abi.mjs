@@ -18,7 +18,9 @@ export const PLAN = [
 export const SEQ = ['Q_BASE', 'K_BASE', 'V_BASE', 'O_BASE', 'LSE_BASE', 'LEN_Q', 'LEN_K', 'TILE_PLAN', 'ROW_GLOBAL', 'ROW_GLOBAL_K', 'BLOCK_TABLE'];
 export const TILEPLAN = ['ROW_START', 'ENTRIES', 'NUM_Q_TILES'];
 export const JOB = ['SEQ', 'HEAD', 'QTILE', 'SPLIT'];
-export const KIND = ['PREFILL', 'DECODE_SPLIT', 'DECODE_MERGE', 'TOPK', 'COLSUM'];
+export const KIND = ['PREFILL', 'DECODE_SPLIT', 'DECODE_MERGE', 'TOPK', 'COLSUM', 'MATMUL'];
+// Matmul descriptor (KIND_MATMUL): C[M×N] = A[M×K]·Wᵀ + bias, W [N×K] row-major (PyTorch Linear).
+export const MM = ['A', 'W', 'BIAS', 'C', 'M', 'N', 'K', 'A_ROW', 'C_ROW'];
 // Mask program opcodes (row-bitmask machine, see kernels/cpu/mask-program.ts).
 export const OP = ['ALL', 'NONE', 'REL', 'KEYRANGE', 'STRIDED', 'BLOCKSPARSE', 'KEYBITS', 'DOCS', 'BITMATRIX', 'TOPK', 'AND', 'OR', 'NOT', 'END'];
 
@@ -31,5 +33,6 @@ export function generate() {
   emit('J_', JOB); lines.push(`export const JOB_SLOTS = ${JOB.length};`);
   emit('KIND_', KIND);
   emit('OP_', OP);
+  emit('MM_', MM);
   return lines.join('\n') + '\n';
 }

@@ -32,3 +32,5 @@ export { handleApi, captureAvailability, headImportanceOf, type ApiResponse } fr
 export { syntheticCapture, syntheticScene, SYNTHETIC_OBJECTS, type SyntheticOptions } from './viz/synthetic.js';
 export * from './kernels/webgpu/index.js';
 export * from './relevance/index.js';
+export { linear } from './modules/linear.js';
+export { GroupedQueryAttention, MultiHeadAttention, MultiQueryAttention, type AttentionModuleConfig, type AttentionWeights } from './modules/attention-modules.js';

@@ -32,7 +32,8 @@ import {
   P_TOPK_TILE_PLANS, P_TILE_Q, P_NUM_KV_HEADS, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_Q_START, P_Q_END, P_TOTAL_K, P_BLOCK_SIZE, P_K_SCALES, P_V_SCALES, P_KV_DTYPE, P_SCRATCH, P_SCRATCH_BYTES, P_PARTIALS, P_SPLIT_TILES, P_PARTIAL_ROWS,
   S_Q_BASE, S_K_BASE, S_V_BASE, S_O_BASE, S_LSE_BASE, S_LEN_Q, S_LEN_K, S_TILE_PLAN, S_ROW_GLOBAL, S_ROW_GLOBAL_K, S_BLOCK_TABLE, SEQ_SLOTS,
   T_ROW_START, T_ENTRIES, TILEPLAN_SLOTS, J_SEQ, J_HEAD, J_QTILE, J_SPLIT, JOB_SLOTS,
-  KIND_PREFILL, KIND_DECODE_SPLIT, KIND_DECODE_MERGE, KIND_TOPK, KIND_COLSUM,
+  KIND_PREFILL, KIND_DECODE_SPLIT, KIND_DECODE_MERGE, KIND_TOPK, KIND_COLSUM, KIND_MATMUL,
+  MM_A, MM_W, MM_BIAS, MM_C, MM_M, MM_N, MM_K, MM_A_ROW, MM_C_ROW,
   OP_ALL, OP_NONE, OP_REL, OP_KEYRANGE, OP_STRIDED, OP_BLOCKSPARSE, OP_KEYBITS, OP_DOCS, OP_BITMATRIX, OP_TOPK,
   OP_AND, OP_OR, OP_NOT, OP_END,
 } from './abi.generated';
@@ -1015,6 +1016,7 @@ function topkJob(plan: usize, job: usize, sc: usize): void {
  * `thread` selects this thread's scratch region.
  */
 export function runJobs(plan: usize, kind: i32, jobs: usize, numJobs: i32, counter: usize, thread: i32): void {
+  if (kind == KIND_MATMUL) { matmulJobs(plan, numJobs, counter); return; }
   const sc = pu(plan, P_SCRATCH) + <usize>thread * pu(plan, P_SCRATCH_BYTES);
   scratchLayout(sc, pi(plan, P_TILE_Q), pi(plan, P_DPAD), pi(plan, P_DVPAD), pi(plan, P_TOPK_K), pi(plan, P_VT_ROWS), true);
   while (true) {
@@ -1028,6 +1030,67 @@ export function runJobs(plan: usize, kind: i32, jobs: usize, numJobs: i32, count
     else if (kind == KIND_DECODE_SPLIT) decodeSplitJob(plan, j, job, sc);
     else if (kind == KIND_DECODE_MERGE) decodeMergeJob(plan, job, sc);
     else if (kind == KIND_TOPK) topkJob(plan, job, sc);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear layers: C[M×N] = A[M×K]·Wᵀ + bias with W [N×K] row-major (PyTorch's Linear weight), f32.
+// Job j covers rows 2⌊j/nb⌋.. +1 and columns 64·(j mod nb) .. +63; inner blocks of 2 rows × 4 columns
+// accumulate dot products along K in vectors (8 accumulators), reduced horizontally at the end.
+
+function matmulJobs(d: usize, numJobs: i32, counter: usize): void {
+  const A = pu(d, MM_A), W = pu(d, MM_W), bias = pu(d, MM_BIAS), C = pu(d, MM_C);
+  const M = pi(d, MM_M), N = pi(d, MM_N), K = pi(d, MM_K);
+  const aRow = <usize>pi(d, MM_A_ROW) << 2, cRow = <usize>pi(d, MM_C_ROW) << 2, wRow = <usize>K << 2;
+  const nb = (N + 63) >> 6;
+  const K4 = <usize>(K & ~3) << 2;
+  while (true) {
+    let j: i32;
+    if (ASC_FEATURE_THREADS) j = atomic.add<i32>(counter, 1);
+    else { j = load<i32>(counter); store<i32>(counter, j + 1); }
+    if (j >= numJobs) break;
+    const r0 = (j / nb) * 2, c0 = (j % nb) * 64;
+    const twoRows = r0 + 1 < M;
+    const a0 = A + <usize>r0 * aRow, a1 = twoRows ? a0 + aRow : a0;
+    const cEnd = min(N, c0 + 64);
+    for (let n = c0; n < cEnd; n += 4) {
+      const nn = min(4, cEnd - n);
+      const w0 = W + <usize>n * wRow;
+      const w1 = nn > 1 ? w0 + wRow : w0, w2 = nn > 2 ? w0 + 2 * wRow : w0, w3 = nn > 3 ? w0 + 3 * wRow : w0;
+      let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s02 = f32x4.splat(0), s03 = f32x4.splat(0);
+      let s10 = f32x4.splat(0), s11 = f32x4.splat(0), s12 = f32x4.splat(0), s13 = f32x4.splat(0);
+      for (let k: usize = 0; k < K4; k += 16) {
+        const x0 = v128.load(a0 + k), x1 = v128.load(a1 + k);
+        const y0 = v128.load(w0 + k), y1 = v128.load(w1 + k), y2 = v128.load(w2 + k), y3 = v128.load(w3 + k);
+        s00 = fma4(x0, y0, s00); s01 = fma4(x0, y1, s01); s02 = fma4(x0, y2, s02); s03 = fma4(x0, y3, s03);
+        s10 = fma4(x1, y0, s10); s11 = fma4(x1, y1, s11); s12 = fma4(x1, y2, s12); s13 = fma4(x1, y3, s13);
+      }
+      let t00 = hsum(s00), t01 = hsum(s01), t02 = hsum(s02), t03 = hsum(s03);
+      let t10 = hsum(s10), t11 = hsum(s11), t12 = hsum(s12), t13 = hsum(s13);
+      for (let k = K & ~3; k < K; k++) {
+        const o = <usize>k << 2;
+        const x0 = load<f32>(a0 + o), x1 = load<f32>(a1 + o);
+        const y0 = load<f32>(w0 + o), y1 = load<f32>(w1 + o), y2 = load<f32>(w2 + o), y3 = load<f32>(w3 + o);
+        t00 += x0 * y0; t01 += x0 * y1; t02 += x0 * y2; t03 += x0 * y3;
+        t10 += x1 * y0; t11 += x1 * y1; t12 += x1 * y2; t13 += x1 * y3;
+      }
+      const b0: f32 = bias ? load<f32>(bias + (<usize>n << 2)) : 0;
+      const b1: f32 = bias && nn > 1 ? load<f32>(bias + (<usize>(n + 1) << 2)) : 0;
+      const b2: f32 = bias && nn > 2 ? load<f32>(bias + (<usize>(n + 2) << 2)) : 0;
+      const b3: f32 = bias && nn > 3 ? load<f32>(bias + (<usize>(n + 3) << 2)) : 0;
+      const c00 = C + <usize>r0 * cRow + (<usize>n << 2);
+      store<f32>(c00, t00 + b0);
+      if (nn > 1) store<f32>(c00, t01 + b1, 4);
+      if (nn > 2) store<f32>(c00, t02 + b2, 8);
+      if (nn > 3) store<f32>(c00, t03 + b3, 12);
+      if (twoRows) {
+        const c10 = c00 + cRow;
+        store<f32>(c10, t10 + b0);
+        if (nn > 1) store<f32>(c10, t11 + b1, 4);
+        if (nn > 2) store<f32>(c10, t12 + b2, 8);
+        if (nn > 3) store<f32>(c10, t13 + b3, 12);
+      }
+    }
   }
 }
 

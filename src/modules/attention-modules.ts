@@ -1,0 +1,194 @@
+/**
+ * Attention modules with Q/K/V/O projections: GroupedQueryAttention, and its special cases
+ * MultiHeadAttention (numKvHeads = numHeads) and MultiQueryAttention (numKvHeads = 1). The
+ * projections and the attention run on the same backend. Weights follow PyTorch / Hugging Face
+ * conventions (Linear weight [outFeatures, inFeatures]) and load from safetensors with either
+ * `q_proj`/`k_proj`/`v_proj`/`o_proj` names (Llama, Qwen, SigLIP…) or nn.MultiheadAttention's fused
+ * `in_proj_weight`/`out_proj.weight`.
+ *
+ * forward(x [batch, seqLen, embedDim], { context [batch, seqLenK, embedDim] for cross-attention }) →
+ * [batch, seqLen, embedDim].
+ */
+import { attention } from '../attention/attention.js';
+import type { BackendName } from '../attention/backend.js';
+import type { AttentionOptions } from '../attention/plan.js';
+import { ShapeError, ValueError } from '../errors.js';
+import { type NdArray } from '../io/npy.js';
+import { parseSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { Tensor, mulberry32 } from '../tensor/tensor.js';
+import { linear } from './linear.js';
+
+export interface AttentionModuleConfig {
+  embedDim: number;
+  numHeads: number;
+  /** Default numHeads (MHA). */
+  numKvHeads?: number;
+  /** Default embedDim / numHeads. */
+  headDim?: number;
+  /** Projection biases (default true). */
+  bias?: boolean;
+  backend?: BackendName;
+}
+
+export interface AttentionWeights {
+  q: Tensor; k: Tensor; v: Tensor; o: Tensor;
+  qBias?: Tensor | null; kBias?: Tensor | null; vBias?: Tensor | null; oBias?: Tensor | null;
+}
+
+interface ResolvedConfig { embedDim: number; numHeads: number; numKvHeads: number; headDim: number; bias: boolean; backend?: BackendName }
+
+function resolve(c: AttentionModuleConfig): ResolvedConfig {
+  const int = (v: unknown, name: string) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError(`${name} must be an integer ≥ 1, got ${String(v)}`, name);
+    return v;
+  };
+  const embedDim = int(c.embedDim, 'embedDim'), numHeads = int(c.numHeads, 'numHeads');
+  const numKvHeads = int(c.numKvHeads ?? numHeads, 'numKvHeads');
+  if (numHeads % numKvHeads !== 0) throw new ShapeError(`numHeads (${numHeads}) must be divisible by numKvHeads (${numKvHeads})`, 'numKvHeads', 'numKvHeads');
+  const headDim = c.headDim !== undefined ? int(c.headDim, 'headDim') : embedDim / numHeads;
+  if (!Number.isInteger(headDim)) throw new ShapeError(`embedDim (${embedDim}) is not divisible by numHeads (${numHeads}); give headDim`, 'headDim', 'headDim');
+  return { embedDim, numHeads, numKvHeads, headDim, bias: c.bias ?? true, backend: c.backend };
+}
+
+function toTensor(a: NdArray, name: string): Tensor {
+  if (a.dtype !== 'f32' && a.dtype !== 'f16' && a.dtype !== 'bf16' && a.dtype !== 'f64') throw new ValueError(`${name} has dtype ${a.dtype}; weights must be floating point`, name);
+  if (a.dtype === 'f64') return Tensor.fromValues(a.data as Float64Array, a.shape, 'f32');
+  return new Tensor(a.data as Float32Array | Uint16Array, a.shape, { dtype: a.dtype });
+}
+
+interface ModuleClass<T> {
+  new (c: AttentionModuleConfig, w: AttentionWeights): T;
+  normalize(c: AttentionModuleConfig): AttentionModuleConfig;
+}
+
+export class GroupedQueryAttention {
+  /** The configuration this class implies (MHA/MQA fix numKvHeads). */
+  static normalize(c: AttentionModuleConfig): AttentionModuleConfig {
+    return c;
+  }
+
+  readonly config: Readonly<ResolvedConfig>;
+  readonly weights: Readonly<AttentionWeights>;
+
+  constructor(config: AttentionModuleConfig, weights: AttentionWeights) {
+    const c = resolve(config);
+    const { embedDim: E, numHeads: H, numKvHeads: Hk, headDim: Dh } = c;
+    const expect = (t: Tensor | null | undefined, shape: number[], name: string) => {
+      if (!t) return;
+      if (t.rank !== shape.length || t.shape.some((d, i) => d !== shape[i])) throw new ShapeError(`${name} must be [${shape.join(', ')}], got [${t.shape.join(', ')}]`, name);
+    };
+    expect(weights.q, [H * Dh, E], 'q'); expect(weights.k, [Hk * Dh, E], 'k'); expect(weights.v, [Hk * Dh, E], 'v'); expect(weights.o, [E, H * Dh], 'o');
+    expect(weights.qBias, [H * Dh], 'qBias'); expect(weights.kBias, [Hk * Dh], 'kBias'); expect(weights.vBias, [Hk * Dh], 'vBias'); expect(weights.oBias, [E], 'oBias');
+    this.config = Object.freeze(c);
+    this.weights = Object.freeze({ ...weights });
+  }
+
+  /** Random weights (uniform ±1/√inFeatures, as PyTorch's Linear init), seeded. */
+  static init<T extends GroupedQueryAttention>(this: ModuleClass<T>, config: AttentionModuleConfig, seed = 1): T {
+    const c = resolve(this.normalize(config));
+    const rng = mulberry32(seed);
+    const mat = (rows: number, cols: number) => Tensor.fromValues(Float32Array.from({ length: rows * cols }, () => (rng() * 2 - 1) / Math.sqrt(cols)), [rows, cols]);
+    const vec = (n: number, fan: number) => (c.bias ? Tensor.fromValues(Float32Array.from({ length: n }, () => (rng() * 2 - 1) / Math.sqrt(fan)), [n]) : null);
+    const { embedDim: E, numHeads: H, numKvHeads: Hk, headDim: Dh } = c;
+    return new this(config, {
+      q: mat(H * Dh, E), k: mat(Hk * Dh, E), v: mat(Hk * Dh, E), o: mat(E, H * Dh),
+      qBias: vec(H * Dh, E), kBias: vec(Hk * Dh, E), vBias: vec(Hk * Dh, E), oBias: vec(E, H * Dh),
+    });
+  }
+
+  /**
+   * Loads weights from a safetensors file. `prefix` selects a layer, e.g. 'model.layers.0.self_attn.'.
+   * Names: `{prefix}q_proj.weight` (… k_proj, v_proj, o_proj, with optional .bias), or the fused
+   * `{prefix}in_proj_weight` / `in_proj_bias` / `out_proj.weight` / `out_proj.bias`.
+   */
+  static fromSafetensors<T extends GroupedQueryAttention>(this: ModuleClass<T>, bytes: Uint8Array, config: AttentionModuleConfig, opts: { prefix?: string } = {}): T {
+    const c = resolve(this.normalize(config));
+    const p = opts.prefix ?? '';
+    const file = parseSafetensors(bytes);
+    const get = (name: string) => { const a = file.tensors.get(p + name); return a ? toTensor(a, p + name) : null; };
+    const need = (name: string) => { const t = get(name); if (!t) throw new ValueError(`safetensors has no tensor '${p + name}' (names: ${[...file.tensors.keys()].slice(0, 12).join(', ')}${file.tensors.size > 12 ? ', …' : ''})`, 'bytes'); return t; };
+    let w: AttentionWeights;
+    if (get('q_proj.weight')) {
+      w = {
+        q: need('q_proj.weight'), k: need('k_proj.weight'), v: need('v_proj.weight'), o: need('o_proj.weight'),
+        qBias: get('q_proj.bias'), kBias: get('k_proj.bias'), vBias: get('v_proj.bias'), oBias: get('o_proj.bias'),
+      };
+    } else {
+      const inW = need('in_proj_weight').to('f32'), inB = get('in_proj_bias')?.to('f32') ?? null;
+      const { numHeads: H, numKvHeads: Hk, headDim: Dh } = c;
+      const rows = [H * Dh, Hk * Dh, Hk * Dh];
+      const cut = (t: Tensor, i: number) => t.slice(0, rows.slice(0, i).reduce((x, y) => x + y, 0), rows.slice(0, i + 1).reduce((x, y) => x + y, 0)).contiguous();
+      w = {
+        q: cut(inW, 0), k: cut(inW, 1), v: cut(inW, 2), o: need('out_proj.weight'),
+        qBias: inB && cut(inB, 0), kBias: inB && cut(inB, 1), vBias: inB && cut(inB, 2), oBias: get('out_proj.bias'),
+      };
+    }
+    return new this({ ...config, bias: config.bias ?? w.qBias !== null }, w);
+  }
+
+  /** The weights as safetensors with q_proj/k_proj/v_proj/o_proj names under `prefix`. */
+  toSafetensors(opts: { prefix?: string } = {}): Uint8Array {
+    const p = opts.prefix ?? '';
+    const entries: [string, NdArray][] = [];
+    const add = (name: string, t: Tensor | null | undefined) => {
+      if (!t) return;
+      const c = t.contiguous();
+      entries.push([p + name, { dtype: c.dtype, shape: [...c.shape], data: c.data }]);
+    };
+    const w = this.weights;
+    add('q_proj.weight', w.q); add('k_proj.weight', w.k); add('v_proj.weight', w.v); add('o_proj.weight', w.o);
+    add('q_proj.bias', w.qBias); add('k_proj.bias', w.kBias); add('v_proj.bias', w.vBias); add('o_proj.bias', w.oBias);
+    return writeSafetensors(entries);
+  }
+
+  /**
+   * x [batch, seqLen, embedDim] → [batch, seqLen, embedDim]. With `context` [batch, seqLenK, embedDim],
+   * keys and values come from it (cross-attention). Attention options (mask, causal, scale, softcap)
+   * pass through; causal masks align bottom-right when seqLen ≠ seqLenK.
+   */
+  async forward(x: Tensor, opts: Omit<AttentionOptions, 'layout'> & { context?: Tensor; backend?: BackendName } = {}): Promise<{ out: Tensor; lse?: Tensor }> {
+    const { embedDim: E, numHeads: H, numKvHeads: Hk, headDim: Dh } = this.config;
+    const backend = opts.backend ?? this.config.backend;
+    const ctx = opts.context ?? x;
+    for (const [t, name] of [[x, 'x'], [ctx, 'context']] as const) {
+      if (t.rank !== 3 || t.shape[2] !== E) throw new ShapeError(`${name} must be [batch, seqLen, ${E}], got [${t.shape.join(', ')}]`, name, 'embedDim');
+    }
+    if (ctx.shape[0] !== x.shape[0]) throw new ShapeError(`context has batch ${ctx.shape[0]}, x has ${x.shape[0]}`, 'context', 'batch');
+    const [B, S] = x.shape as [number, number];
+    const Sk = ctx.shape[1]!;
+    const w = this.weights;
+    const [q, k, v] = await Promise.all([
+      linear(x, w.q, w.qBias ?? null, { backend }), linear(ctx, w.k, w.kBias ?? null, { backend }), linear(ctx, w.v, w.vBias ?? null, { backend }),
+    ]);
+    const { context: _c, backend: _b, ...attnOpts } = opts;
+    const r = await attention(q.reshape([B, S, H, Dh]), k.reshape([B, Sk, Hk, Dh]), v.reshape([B, Sk, Hk, Dh]), { ...attnOpts, backend });
+    const out = await linear(r.out.reshape([B, S, H * Dh]), w.o, w.oBias ?? null, { backend });
+    return r.lse ? { out, lse: r.lse } : { out };
+  }
+}
+
+/** Multi-head attention: every query head has its own K/V head. */
+export class MultiHeadAttention extends GroupedQueryAttention {
+  static override normalize(c: AttentionModuleConfig): AttentionModuleConfig {
+    if (c.numKvHeads !== undefined && c.numKvHeads !== c.numHeads) throw new ValueError('MultiHeadAttention has numKvHeads = numHeads; use GroupedQueryAttention', 'numKvHeads');
+    return { ...c, numKvHeads: c.numHeads };
+  }
+
+  constructor(config: AttentionModuleConfig, weights: AttentionWeights) {
+    if (config.numKvHeads !== undefined && config.numKvHeads !== config.numHeads) throw new ValueError('MultiHeadAttention has numKvHeads = numHeads; use GroupedQueryAttention', 'numKvHeads');
+    super({ ...config, numKvHeads: config.numHeads }, weights);
+  }
+}
+
+/** Multi-query attention: all query heads share one K/V head. */
+export class MultiQueryAttention extends GroupedQueryAttention {
+  static override normalize(c: AttentionModuleConfig): AttentionModuleConfig {
+    if (c.numKvHeads !== undefined && c.numKvHeads !== 1) throw new ValueError('MultiQueryAttention has numKvHeads = 1; use GroupedQueryAttention', 'numKvHeads');
+    return { ...c, numKvHeads: 1 };
+  }
+
+  constructor(config: AttentionModuleConfig, weights: AttentionWeights) {
+    if (config.numKvHeads !== undefined && config.numKvHeads !== 1) throw new ValueError('MultiQueryAttention has numKvHeads = 1; use GroupedQueryAttention', 'numKvHeads');
+    super({ ...config, numKvHeads: 1 }, weights);
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * Attention modules (MHA / GQA / MQA with projections) and linear layers against a float64
+ * reference, on every backend that runs here; weights round-trip through safetensors, including the
+ * fused nn.MultiheadAttention names.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  GroupedQueryAttention, MultiHeadAttention, MultiQueryAttention, ShapeError, Tensor, ValueError, attentionReference, causal, linear,
+  randn, writeSafetensors,
+} from '../../../src/index.js';
+import { expectClose } from '../../helpers/close.js';
+
+function linearRef(x: Float64Array, M: number, K: number, w: Tensor, b: Tensor | null | undefined): Float64Array {
+  const W = w.toFloat64(), Bv = b?.toFloat64(), N = w.shape[0]!;
+  const y = new Float64Array(M * N);
+  for (let i = 0; i < M; i++) for (let n = 0; n < N; n++) {
+    let s = Bv ? Bv[n]! : 0;
+    for (let k = 0; k < K; k++) s += x[i * K + k]! * W[n * K + k]!;
+    y[i * N + n] = s;
+  }
+  return y;
+}
+
+function moduleRef(m: GroupedQueryAttention, x: Tensor, ctx: Tensor, mask = null as ReturnType<typeof causal> | null): Float64Array {
+  const { embedDim: E, numHeads: H, numKvHeads: Hk, headDim: Dh } = m.config;
+  const [B, S] = x.shape as [number, number];
+  const Sk = ctx.shape[1]!;
+  const w = m.weights;
+  const q = linearRef(x.toFloat64(), B * S, E, w.q, w.qBias), k = linearRef(ctx.toFloat64(), B * Sk, E, w.k, w.kBias), v = linearRef(ctx.toFloat64(), B * Sk, E, w.v, w.vBias);
+  const t = (a: Float64Array, shape: number[]) => Tensor.fromValues(a, shape, 'f32');
+  const r = attentionReference(t(q, [B, S, H, Dh]), t(k, [B, Sk, Hk, Dh]), t(v, [B, Sk, Hk, Dh]), { mask });
+  return linearRef(r.out, B * S, H * Dh, w.o, w.oBias);
+}
+
+describe('linear', () => {
+  for (const backend of ['wasm', 'cpu-ts', 'webgpu'] as const) {
+    it(`${backend}: odd sizes against float64`, async () => {
+      for (const [M, K, N] of [[1, 1, 1], [3, 7, 5], [37, 61, 130], [64, 128, 96]]) {
+        const x = randn([M, K], M + K), w = randn([N, K], N), b = randn([N], 3);
+        const y = await linear(x, w, b, { backend });
+        expectClose(y.toFloat64(), linearRef(x.toFloat64(), M, K, w, b), { atol: 2e-5 * Math.sqrt(K), label: `linear ${M}×${K}×${N}` });
+      }
+    }, 120_000);
+  }
+  it('rejects mismatched shapes', async () => {
+    await expect(linear(randn([2, 5], 1), randn([3, 4], 2))).rejects.toThrow(ShapeError);
+    await expect(linear(randn([2, 4], 1), randn([3, 4], 2), randn([4], 3))).rejects.toThrow(ShapeError);
+  });
+});
+
+describe('attention modules', () => {
+  const cases = [
+    { name: 'MHA self, causal', make: () => MultiHeadAttention.init({ embedDim: 48, numHeads: 4 }, 1), B: 2, S: 37, Sk: 37, causal: true },
+    { name: 'GQA cross-attention', make: () => GroupedQueryAttention.init({ embedDim: 64, numHeads: 8, numKvHeads: 2 }, 2), B: 1, S: 19, Sk: 70, causal: false },
+    { name: 'MQA, headDim ≠ embedDim/numHeads, no bias', make: () => MultiQueryAttention.init({ embedDim: 40, numHeads: 4, headDim: 24, bias: false }, 3), B: 1, S: 33, Sk: 33, causal: true },
+  ];
+  for (const c of cases) {
+    for (const backend of ['wasm', 'cpu-ts', 'webgpu'] as const) {
+      it(`${c.name} (${backend})`, async () => {
+        const m = c.make();
+        const E = m.config.embedDim;
+        const x = randn([c.B, c.S, E], 5), ctx = c.S === c.Sk ? x : randn([c.B, c.Sk, E], 6);
+        const mask = c.causal ? causal() : null;
+        const got = await m.forward(x, { context: c.S === c.Sk ? undefined : ctx, mask, backend });
+        expectClose(got.out.toFloat64(), moduleRef(m, x, ctx, mask), { atol: 2e-5, label: c.name });
+      }, 120_000);
+    }
+  }
+
+  it('weights round-trip through safetensors, and fused in_proj names load', async () => {
+    const m = GroupedQueryAttention.init({ embedDim: 32, numHeads: 4, numKvHeads: 2 }, 9);
+    const again = GroupedQueryAttention.fromSafetensors(m.toSafetensors({ prefix: 'layers.0.attn.' }), { embedDim: 32, numHeads: 4, numKvHeads: 2 }, { prefix: 'layers.0.attn.' });
+    const x = randn([1, 9, 32], 4);
+    expectClose((await again.forward(x)).out.toFloat64(), (await m.forward(x)).out.toFloat64(), { atol: 0, label: 'round trip' });
+    const mha = MultiHeadAttention.init({ embedDim: 16, numHeads: 2 }, 5);
+    const w = mha.weights;
+    const fused = Tensor.fromValues([...w.q.toFloat32(), ...w.k.toFloat32(), ...w.v.toFloat32()], [48, 16]);
+    const fusedB = Tensor.fromValues([...w.qBias!.toFloat32(), ...w.kBias!.toFloat32(), ...w.vBias!.toFloat32()], [48]);
+    const nd = (t: Tensor) => ({ dtype: 'f32' as const, shape: [...t.shape], data: t.contiguous().data as Float32Array });
+    const bytes = writeSafetensors({ in_proj_weight: nd(fused), in_proj_bias: nd(fusedB), 'out_proj.weight': nd(w.o), 'out_proj.bias': nd(w.oBias!) });
+    const loaded = MultiHeadAttention.fromSafetensors(bytes, { embedDim: 16, numHeads: 2 });
+    const y = randn([2, 5, 16], 8);
+    expectClose((await loaded.forward(y)).out.toFloat64(), (await mha.forward(y)).out.toFloat64(), { atol: 0, label: 'fused names' });
+  });
+
+  it('bad configs and inputs get typed errors', async () => {
+    expect(() => GroupedQueryAttention.init({ embedDim: 30, numHeads: 4 })).toThrow(ShapeError);
+    expect(() => GroupedQueryAttention.init({ embedDim: 32, numHeads: 4, numKvHeads: 3 })).toThrow(ShapeError);
+    expect(() => MultiQueryAttention.init({ embedDim: 32, numHeads: 4, numKvHeads: 2 })).toThrow(ValueError);
+    const m = MultiHeadAttention.init({ embedDim: 16, numHeads: 2 });
+    await expect(m.forward(randn([1, 4, 15], 1))).rejects.toThrow(ShapeError);
+    expect(() => MultiHeadAttention.fromSafetensors(writeSafetensors({}), { embedDim: 16, numHeads: 2 })).toThrow(/no tensor/);
+  });
+});
