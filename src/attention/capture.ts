@@ -18,6 +18,8 @@ import { attention } from './attention.js';
 import type { BackendName } from './backend.js';
 import { planAttention } from './plan.js';
 import { getBackend } from './backend.js';
+import { GpuTensor, prepareGpuAttention } from '../kernels/webgpu/attention-gpu.js';
+import { gpuContext } from '../kernels/webgpu/device.js';
 import { type WasmCapture, runWasm } from '../kernels/cpu/wasm-backend.js';
 
 export interface CaptureOptions {
@@ -104,6 +106,7 @@ function checkRows(rows: readonly number[], Sq: number): void {
 
 /** P for chosen query rows: [batch, heads.length, rows.length, seqLenK] (f32). */
 export async function probabilityRows(q: Tensor, k: Tensor, rows: readonly number[], opts: CaptureOptions = {}): Promise<Tensor> {
+  if ((await getBackend(opts.backend ?? 'auto')).name === 'webgpu') return captureGpu(q, k, { ...opts, mode: 2, rows });
   const pp = await prepare(q, k, opts);
   checkRows(rows, pp.Sq);
   const out = Tensor.zeros([pp.B, pp.heads.length, rows.length, pp.Sk]);
@@ -135,6 +138,7 @@ function queryRange(opts: { queryStart?: number; queryEnd?: number }, Sq: number
 export async function columnSums(q: Tensor, k: Tensor, opts: CaptureOptions & { queryStart?: number; queryEnd?: number } = {}): Promise<Tensor> {
   const backend = await getBackend(opts.backend ?? 'auto');
   if (backend.name === 'wasm') return columnSumsWasm(q, k, opts);
+  if (backend.name === 'webgpu') return captureGpu(q, k, { ...opts, mode: 1 });
   const pp = await prepare(q, k, opts);
   const [a, z] = queryRange(opts, pp.Sq);
   const out = Tensor.zeros([pp.B, pp.heads.length, pp.Sk]);
@@ -218,4 +222,49 @@ async function columnSumsWasm(q: Tensor, k: Tensor, opts: CaptureOptions & { que
   const o = out.data as Float32Array, r = cap.result!;
   for (let b = 0; b < B; b++) heads.forEach((h, hi) => o.set(r.subarray(h * plan.totalK + b * Sk, h * plan.totalK + (b + 1) * Sk), (b * heads.length + hi) * Sk));
   return out;
+}
+
+/** Capture on WebGPU: the forward LSE (given or computed there), then one recompute pass on the GPU. */
+async function captureGpu(q: Tensor, k: Tensor, opts: CaptureOptions & { queryStart?: number; queryEnd?: number; mode: 1 | 2; rows?: readonly number[] }): Promise<Tensor> {
+  const plan = planAttention(q, k, k, { scale: opts.scale, softcap: opts.softcap, mask: opts.mask, causal: opts.causal, layout: opts.layout });
+  const { batch: B, seqLenQ: Sq, seqLenK: Sk, numHeads: H } = plan;
+  const heads = opts.heads ? [...opts.heads] : Array.from({ length: H }, (_, h) => h);
+  for (const h of heads) if (!Number.isInteger(h) || h < 0 || h >= H) throw new ShapeError(`heads contains ${h}; numHeads is ${H}`, 'heads', 'numHeads');
+  if (opts.rows) checkRows(opts.rows, Sq);
+  const [a, z] = opts.mode === 1 ? queryRange(opts, Sq) : [0, Sq];
+  let lse = opts.lse;
+  if (lse) {
+    if (lse.rank !== 3 || lse.shape[0] !== B || lse.shape[1] !== H || lse.shape[2] !== Sq) throw new ShapeError(`lse must be [batch, numHeads, seqLenQ] = [${B}, ${H}, ${Sq}], got [${lse.shape.join(', ')}]`, 'lse');
+  } else {
+    const ones = Tensor.zeros(plan.layout === 'bhsd' ? [B, plan.numKvHeads, Sk, 1] : [B, Sk, plan.numKvHeads, 1]);
+    lse = (await attention(q, k, ones, { scale: plan.scale, softcap: plan.softcap, mask: plan.mask, layout: plan.layout, returnLse: true, backend: 'webgpu' })).lse!;
+  }
+  const ctx = await gpuContext();
+  const gq = await GpuTensor.fromTensor(q.asBSHD(plan.layout, 'q'), ctx), gk = await GpuTensor.fromTensor(k.asBSHD(plan.layout, 'k'), ctx);
+  const gl = await GpuTensor.fromTensor(lse, ctx);
+  const bshdPlan = { ...plan, layout: 'bshd' as const };
+  const prepared = await prepareGpuAttention(bshdPlan, gq, gk, gk, undefined, null, { mode: opts.mode, heads, queryStart: a, queryEnd: z, rows: opts.rows, lse: gl });
+  try {
+    await ctx.checked('capture (WebGPU)', async () => {
+      const enc = ctx.device.createCommandEncoder();
+      prepared.encode(enc);
+      ctx.device.queue.submit([enc.finish()]);
+      await ctx.device.queue.onSubmittedWorkDone();
+    });
+    const raw = (await prepared.out.toTensor()).data as Float32Array;
+    if (opts.mode === 2) return new Tensor(Float32Array.from(raw.subarray(0, B * heads.length * opts.rows!.length * Sk)), [B, heads.length, opts.rows!.length, Sk]);
+    // Column sums: partials [job = (b, head, Q tile)][K tile][64] summed over Q tiles.
+    const nQT = Math.ceil(Sq / 64), nKT = Math.ceil(Sk / 64);
+    const out = Tensor.zeros([B, heads.length, Sk]);
+    const o = out.data as Float32Array;
+    for (let b = 0; b < B; b++) for (let hi = 0; hi < heads.length; hi++) for (let qt = 0; qt < nQT; qt++) {
+      const base = ((b * heads.length + hi) * nQT + qt) * nKT * 64;
+      for (let j = 0; j < Sk; j++) o[(b * heads.length + hi) * Sk + j] += raw[base + j]!;
+    }
+    return out;
+  } finally {
+    prepared.destroy();
+    prepared.out.dispose();
+    gq.dispose(); gk.dispose(); gl.dispose();
+  }
 }

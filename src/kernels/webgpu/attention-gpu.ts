@@ -221,27 +221,50 @@ function chooseKernel(ctx: GpuContext, plan: AttentionPlan, topk: boolean, slack
  * varlen [total, H, D]; out (same layout as q, headDimV) and lse ([B, H, Sq] / [H, totalQ], f32)
  * are created when absent.
  */
-export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: GpuTensor, v: GpuTensor, outIn?: GpuTensor, lseIn?: GpuTensor | null): Promise<PreparedGpuAttention> {
+/**
+ * Capture (dense plans): probabilities recomputed from the forward LSE. Mode 1: column sums over the
+ * query range, into `out` as [job][kTile][64] partials (summed by the caller); mode 2: the rows in
+ * `rows` for the heads in `heads`, into `out` as [batch, heads, rows, seqLenK].
+ */
+export interface GpuCapture {
+  mode: 1 | 2;
+  heads: readonly number[];
+  queryStart: number;
+  queryEnd: number;
+  rows?: readonly number[];
+  lse: GpuTensor;
+}
+
+export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: GpuTensor, v: GpuTensor, outIn?: GpuTensor, lseIn?: GpuTensor | null, capture?: GpuCapture): Promise<PreparedGpuAttention> {
   const ctx = q.ctx;
   const caps = ctx.caps;
   const temps: GPUBuffer[] = [];
   const topk = plan.mask ? findTopK(plan.mask.node) : null;
   if (topk && topk.k > TOPK_MAX) throw new UnsupportedError(`topK(${topk.k}) exceeds the WebGPU threshold kernel's heap of ${TOPK_MAX} scores`, `topK(${TOPK_MAX}) or backend 'wasm'`);
-  const kernel = chooseKernel(ctx, plan, topk !== null, hasSlack(q) && hasSlack(k) && hasSlack(v));
+  const kernel = capture ? 'flash_portable' : chooseKernel(ctx, plan, topk !== null, hasSlack(q) && hasSlack(k) && hasSlack(v));
   const outShape = plan.varlen ? [plan.totalQ, plan.numHeads, plan.headDimV] : [plan.batch, plan.seqLenQ, plan.numHeads, plan.headDimV];
-  const out = outIn ?? GpuTensor.empty(ctx, outShape, plan.dtype);
+  const nQT = Math.ceil(plan.seqLenQ / 64), nKT = Math.ceil(plan.seqLenK / 64);
+  const captureShape = capture ? (capture.mode === 1 ? [plan.batch * capture.heads.length * nQT * nKT * 64] : [plan.batch, capture.heads.length, capture.rows!.length, plan.seqLenK]) : null;
+  const out = outIn ?? GpuTensor.empty(ctx, captureShape ?? outShape, capture ? 'f32' : plan.dtype);
   const lse = lseIn === undefined ? (plan.returnLse ? GpuTensor.empty(ctx, plan.varlen ? [plan.numHeads, plan.totalQ] : [plan.batch, plan.numHeads, plan.seqLenQ], 'f32') : null) : lseIn;
   // Kernels that compute in f32 write f32; 16-bit outputs then go through convert_out.
   const directOut = out.dtype === 'f32' || kernel === 'flash_sgmat';
   const outF32 = directOut ? out : GpuTensor.empty(ctx, out.shape, 'f32');
   if (!directOut) temps.push(outF32.buffer);
-  const lseBuf = lse?.buffer ?? (() => { const b = ctx.device.createBuffer({ size: 16, usage: STORAGE }); temps.push(b); return b; })();
-  if (poison) {
+  const lseBuf = capture ? capture.lse.buffer : lse?.buffer ?? (() => { const b = ctx.device.createBuffer({ size: 16, usage: STORAGE }); temps.push(b); return b; })();
+  if (capture) {
+    const enc = ctx.device.createCommandEncoder();
+    enc.clearBuffer(out.buffer);
+    ctx.device.queue.submit([enc.finish()]);
+  } else if (poison) {
     ctx.device.queue.writeBuffer(outF32.buffer, 0, new Float32Array(outF32.buffer.size / 4).fill(NaN));
     if (lse) ctx.device.queue.writeBuffer(lse.buffer, 0, new Float32Array(lse.buffer.size / 4).fill(NaN));
   }
 
-  const qa = addr(plan, q, 'q'), ka = addr(plan, k, 'k'), va = addr(plan, v, 'k'), oa = addr(plan, outF32, 'q'), la = lseAddr(plan);
+  const qa = addr(plan, q, 'q'), ka = addr(plan, k, 'k'), va = addr(plan, v, 'k'), la = lseAddr(plan);
+  const oa = capture
+    ? { seqBase: Array.from({ length: plan.batch }, (_, b) => (capture.mode === 2 ? b * capture.heads.length * capture.rows!.length * plan.seqLenK : 0)), row: 0, head: 0 }
+    : addr(plan, outF32, 'q');
   const natural = plan.softcap > 0 || topk !== null;
   const cap = plan.softcap > 0;
   const mask = compileMaskWgsl(plan.mask?.node ?? null, plan.seqLenQ, plan.seqLenK);
@@ -256,7 +279,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     G = plan.groupSize;
     tileQ = Math.max(1, plan.seqLenQ);
   } else {
-    G = plan.groupSize <= 64 ? plan.groupSize : 1;
+    G = capture ? 1 : plan.groupSize <= 64 ? plan.groupSize : 1;
     tileQ = Math.floor(64 / G);
   }
 
@@ -359,15 +382,28 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
   } else {
     const jobs: [number, number, number, number][] = [];
     const headBlocks = plan.numHeads / G;
-    for (let b = 0; b < plan.batch; b++) {
-      const tp = seqPlan[b];
-      if (!tp) continue;
-      for (let qt = 0; qt < tp.numQTiles; qt++) {
-        const cost = tp.rowStart[qt + 1]! - tp.rowStart[qt]!;
-        for (let hb = 0; hb < headBlocks; hb++) { jobs.push([b, hb, qt, cost]); visited += cost; }
+    if (capture) {
+      // Capture jobs in (batch, selected head, Q tile) order: column-sum partials are indexed by it.
+      const sel = new Set(capture.rows ?? []);
+      for (let b = 0; b < plan.batch; b++) {
+        const tp = seqPlan[b];
+        for (const h of capture.heads) for (let qt = 0; qt < nQT; qt++) {
+          if (capture.mode === 2 && ![...sel].some((i) => i >= qt * 64 && i < (qt + 1) * 64)) continue;
+          const cost = tp ? tp.rowStart[qt + 1]! - tp.rowStart[qt]! : 0;
+          jobs.push([b, h, qt, cost]); visited += cost;
+        }
       }
+    } else {
+      for (let b = 0; b < plan.batch; b++) {
+        const tp = seqPlan[b];
+        if (!tp) continue;
+        for (let qt = 0; qt < tp.numQTiles; qt++) {
+          const cost = tp.rowStart[qt + 1]! - tp.rowStart[qt]!;
+          for (let hb = 0; hb < headBlocks; hb++) { jobs.push([b, hb, qt, cost]); visited += cost; }
+        }
+      }
+      jobs.sort((a, z) => z[3] - a[3]);
     }
-    jobs.sort((a, z) => z[3] - a[3]);
     const jobTable = meta.push(jobs.flatMap(([b, hb, qt]) => [b, hb, qt]));
     const maskBase = meta.push(mask.data);
     let pipe: GPUComputePipeline;
@@ -376,13 +412,24 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg: caps.subgroups && caps.subgroupMinSize >= 16, natural, cap, maskKey: mask.key };
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg: caps.subgroups && caps.subgroupMinSize >= 16, natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0 };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }
-    const p = new ArrayBuffer(96), pu = new Uint32Array(p), pf = new Float32Array(p);
+    let rowMap = 0, headMap = 0;
+    if (capture) {
+      const rm = new Int32Array(plan.seqLenQ).fill(-1);
+      capture.rows?.forEach((i, r) => { rm[i] = r; });
+      rowMap = meta.push(rm);
+      const hm = new Int32Array(plan.numHeads).fill(0);
+      capture.heads.forEach((h, i) => { hm[h] = i; });
+      headMap = meta.push(hm);
+    }
+    const p = new ArrayBuffer(112), pu = new Uint32Array(p), pf = new Float32Array(p);
     pu.set([qa.row, qa.head, ka.row, ka.head, va.row, va.head, oa.row, oa.head, la.row, la.head, jobs.length, lse ? 1 : 0, seqTable, planTable, jobTable, maskBase]);
     pf[16] = plan.scale; pf[17] = plan.softcap; pu[18] = plan.totalQ; pu[19] = plan.groupSize; pf[20] = -Infinity; pf[21] = NaN;
+    pu[22] = capture?.queryStart ?? 0; pu[23] = capture?.queryEnd ?? 0;
+    pu[24] = rowMap; pu[25] = headMap; pu[26] = capture?.rows?.length ?? 0; pu[27] = nKT;
     const ub = uniform(ctx, p, temps);
     dispatches.push({ pipeline: pipe, groups: jobs.length, entries: [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: k.buffer } }, { binding: 4, resource: { buffer: v.buffer } }, { binding: 5, resource: { buffer: outF32.buffer } }, { binding: 6, resource: { buffer: lseBuf } }] });
     jobsCount = jobs.length;

@@ -27,6 +27,8 @@ export interface PortableFlashVariant {
   readonly natural: boolean;
   readonly cap: boolean;
   readonly maskKey: string;
+  /** 0 forward; 1 column sums, 2 probability rows (capture from the forward LSE). */
+  readonly capture?: 0 | 1 | 2;
 }
 
 export function portableGeometry(v: { DV: number }) {
@@ -87,6 +89,7 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const NP: u32 = ${Math.floor(64 / v.G)}u;`,
     `const NATURAL: bool = ${v.natural};`,
     `const CAP: bool = ${v.cap};`,
+    `const CAPTURE: u32 = ${v.capture ?? 0}u;`,
     loader('q', 2, v.fmt),
     loader('k', 3, v.fmt),
     loader('v', 4, v.fmt),

@@ -1,6 +1,6 @@
 /**
  * Capture: probability slices recomputed from the forward log-sum-exp equal a float64 reference
- * (explicit softmax of QKᵀ with the dense mask) within 1e-6, on the WASM and TypeScript paths; the
+ * (explicit softmax of QKᵀ with the dense mask) within 1e-6, on the WASM, TypeScript and WebGPU paths; the
  * column-sum capture of an N = 5,329 self-attention stays under 64 MB.
  */
 import { describe, expect, it } from 'vitest';
@@ -46,7 +46,7 @@ const cases: { name: string; B: number; Sq: number; Sk: number; H: number; Hk: n
 
 describe('capture: slices from the log-sum-exp', () => {
   for (const c of cases) {
-    for (const backend of ['wasm', 'cpu-ts'] as const) {
+    for (const backend of ['wasm', 'cpu-ts', 'webgpu'] as const) {
       it(`${c.name} (${backend})`, async () => {
         const q = randn([c.B, c.Sq, c.H, c.D], 3), k = randn([c.B, c.Sk, c.Hk, c.D], 4), v = randn([c.B, c.Sk, c.Hk, c.D], 5);
         const opts = { mask: c.mask ?? null, softcap: c.softcap };

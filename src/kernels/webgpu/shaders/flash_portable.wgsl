@@ -12,6 +12,10 @@
 //   P = 2^(S − m) into workgroup memory; O = O·2^(m_old − m) + P·V over V chunks in workgroup memory.
 // The prelude defines D, DV, DVT, DVP, BCV, G, NP, NATURAL, CAP, the loaders ld_q/ld_k/ld_v, the
 // output binding, the row reductions rowmax16/rowsum16 and mask_allows.
+//
+// CAPTURE = 1 (column sums) or 2 (probability rows): with the forward pass's LSE (binding 6, read),
+// P = 2^(S − lse₂) replaces the online softmax; no P·V. Column sums reduce each tile's 64 rows into
+// out[job][kTile][64] (summed over Q tiles afterwards); rows mode writes the selected rows of P.
 
 struct Params {
   qRow: u32, qHead: u32, kRow: u32, kHead: u32,
@@ -19,7 +23,9 @@ struct Params {
   lseRow: u32, lseHead: u32, numJobs: u32, hasLse: u32,
   seqTable: u32, planTable: u32, jobTable: u32, maskBase: u32,
   scale: f32, softcap: f32, thrHeadStride: u32, group: u32,
-  negInf: f32, nanv: f32, _p1: u32, _p2: u32,
+  negInf: f32, nanv: f32, qStart: u32, qEnd: u32,
+  // capture modes: row → output slot map (rows mode), head → slot map, output row length, tiles per row
+  rowMap: u32, headMap: u32, numRows: u32, numKTiles: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -115,6 +121,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     bad[a] = 0.0;
     for (var t = 0u; t < DVT; t++) { o[a][t] = 0.0; }
   }
+  // Capture: the row's base-2 LSE (+huge excludes the row: outside the range, unselected, or −∞).
+  var lse2: array<f32, 4>;
+  var slot: array<i32, 4>;
+  if (CAPTURE != 0u) {
+    for (var a = 0u; a < 4u; a++) {
+      lse2[a] = 3.0e38;
+      slot[a] = -1;
+      if (valid[a] && pos[a] >= P.qStart && pos[a] < P.qEnd) {
+        if (CAPTURE == 2u) { slot[a] = bitcast<i32>(tbl[P.rowMap + pos[a]]); }
+        let x = lse[lseBase + head[a] * P.lseHead + pos[a] * P.lseRow];
+        if ((CAPTURE == 1u || slot[a] >= 0) && x > P.negInf) { lse2[a] = x * LOG2E; }
+      }
+    }
+  }
 
   for (var e = e0; e < e1; e++) {
     if (lid == 0u) { wtile = tbl[entries + e]; }
@@ -165,6 +185,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         s[b] = select(MASKED, s[b], keep && !is_nan(s[b]));
       }
       if (NATURAL) { s = s * LOG2E; }
+      if (CAPTURE != 0u) {
+        let pc = vec4<f32>(exp2_masked(s.x - lse2[a]), exp2_masked(s.y - lse2[a]), exp2_masked(s.z - lse2[a]), exp2_masked(s.w - lse2[a]));
+        ps[r * 16u + tx] = pc;
+        if (CAPTURE == 2u && slot[a] >= 0) {
+          let ob = ((u32(bitcast<i32>(tbl[P.headMap + head[a]])) * P.numRows + u32(slot[a])) * lenK) + k0 + tx * 4u;
+          for (var b = 0u; b < 4u; b++) { if (tx * 4u + b < nk) { out[oBase + ob + b] = pc[b]; } }
+        }
+        continue;
+      }
       let tmax = rowmax16(max(max(s.x, s.y), max(s.z, s.w)), r, tx);
       let mNew = max(m[a], tmax);
       let mUse = select(mNew, 0.0, mNew <= MASKED);
@@ -177,6 +206,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var t = 0u; t < DVT; t++) { o[a][t] *= alpha; }
     }
     workgroupBarrier();
+    if (CAPTURE == 1u) {
+      // Column sums of this tile's 64 rows: thread lid < 64 sums key lid down the rows.
+      if (lid < 64u) {
+        var cs = 0.0;
+        for (var rr = 0u; rr < 64u; rr++) { cs += ps[rr * 16u + (lid >> 2u)][lid & 3u]; }
+        out[(job * P.numKTiles + (ent >> 1u)) * 64u + lid] = cs;
+      }
+      workgroupBarrier();
+      continue;
+    }
+    if (CAPTURE == 2u) { continue; }
 
     // ---- O += P·V over V chunks of BCV keys
     for (var j0 = 0u; j0 < nk; j0 += BCV) {
@@ -203,6 +243,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
 
+  if (CAPTURE != 0u) { return; }
   // ---- O = acc / l, lse = (m + log2 l)·ln 2 (NaN rows: NaN)
   for (var a = 0u; a < 4u; a++) { bad[a] = rowmax16(bad[a], ty * 4u + a, tx); }
   let nan = P.nanv;
