@@ -170,6 +170,19 @@ export interface ReportContext {
   /** Free-form notes shown under the header (e.g. scene objects, precision). */
   notes?: string[];
   backend?: string;
+  /**
+   * Where the interactive viewer for this run is: `href` a page relative to the report (e.g. the
+   * self-contained viewer.html written next to it), `capture` the capture file for `vlm-attention view`.
+   */
+  viewer?: { href?: string; capture?: string };
+}
+
+function viewerLine(v: ReportContext['viewer']): string {
+  if (!v || (!v.href && !v.capture)) return '';
+  const parts: string[] = [];
+  if (v.href) parts.push(`<a id="viewer-link" href="${esc(v.href)}">Open the interactive viewer</a> (query rows over the image, per token; works offline)`);
+  if (v.capture) parts.push(`or serve it with <code>npx vlm-attention view ${esc(v.capture)}</code>`);
+  return `<p>${parts.join(' ')}.</p>`;
 }
 
 /** A self-contained HTML report (images inlined as data URIs; no scripts, no external files). */
@@ -199,6 +212,7 @@ th{background:#f4f4f4}.hot{background:#fff3c4}code{background:#f4f4f4;padding:1p
 (${result.plan.grid.regionRows}×${result.plan.grid.regionCols}; base grid ${result.plan.grid.gridRows}×${result.plan.grid.gridCols} patches of ${result.plan.grid.patchSize} px)${a.dropped.length ? `, ${a.dropped.length} dropped` : ''}.
 Opponent knobs: mix w = (${o.weights.join(', ')}), τ = ${o.temperature}, ε<sub>x</sub> = ${o.explore}. Backend: ${esc(ctx.backend ?? result.plan.options.backend ?? 'auto')}.</p>
 ${(ctx.notes ?? []).map((n) => `<p>${esc(n)}</p>`).join('\n')}
+${viewerLine(ctx.viewer)}
 <h2>Maps</h2>
 <div class="grid">
 ${img('heatmap-query.png', 'Query coupling (participatory) per base patch')}

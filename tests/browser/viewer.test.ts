@@ -16,6 +16,8 @@ import { patchMap, tokenMap } from '../../src/viz/maps.js';
 import { startViewerServer, type ViewerServer } from '../../src/viz/server.js';
 import { syntheticCapture } from '../../src/viz/synthetic.js';
 import { embedCapture } from '../../src/viz/viewer-html.js';
+import { decodeCapture } from '../../src/viz/capture-file.js';
+import demo from '../../src/cli/commands/demo.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = resolve('test-artifacts');
@@ -193,4 +195,42 @@ describe('attention viewer in Chromium', () => {
     expect(requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:'))).toEqual([]);
     await page.close();
   }, 120_000);
+
+  it('the relevance demo report links to its viewer; the query token\'s map peaks on the named object', async () => {
+    const out = join(tmp, 'demo-out');
+    process.env.VLM_ATTENTION_VIEWER_HTML = join(tmp, 'viewer.html');
+    const log = console.log;
+    console.log = () => {};
+    try {
+      await demo.run(['--out', out, '--json']);
+    } finally {
+      console.log = log;
+    }
+    const report = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(report).toContain('href="viewer.html"');
+    expect(report).toContain(`vlm-attention view ${join(out, 'capture.vlmcap.safetensors')}`);
+    const cap = decodeCapture(new Uint8Array(readFileSync(join(out, 'capture.vlmcap.safetensors'))));
+    const page = await browser.newPage();
+    const requests: string[] = [];
+    await page.route('**/*', (route) => {
+      requests.push(route.request().url());
+      return route.request().url().startsWith('file:') || route.request().url().startsWith('data:') ? route.continue() : route.abort();
+    });
+    await page.goto(pathToFileURL(join(out, 'report.html')).href);
+    await Promise.all([page.waitForURL(/viewer\.html/), page.click('#viewer-link')]);
+    await ready(page);
+    const red = cap.info.tokens.findIndex((t) => t.split('+').includes('red'));
+    expect(red).toBeGreaterThan(0);
+    await page.click(`.tok[data-position="${red}"]`);
+    await page.waitForFunction((p) => document.getElementById('stage')!.dataset.tokens === String(p) && document.getElementById('stage')!.dataset.state === 'ready', red);
+    const m = tokenMap(cap, [red]);
+    const d = await stageData(page);
+    expect(d.argmax).toBe(`${m.argmax.row},${m.argmax.col}`);
+    const redMasks = [...cap.masks!.entries()].filter(([name]) => name.startsWith('red'));
+    expect(redMasks.length).toBeGreaterThan(0);
+    expect(redMasks.some(([, mask]) => mask[m.argmax.index] === 1)).toBe(true);
+    await page.screenshot({ path: join(ARTIFACTS, 'viewer-from-demo-report.png'), fullPage: true });
+    expect(requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:'))).toEqual([]);
+    await page.close();
+  }, 180_000);
 });

@@ -7,7 +7,8 @@ import { SHARED_OPTIONS, SHARED_USAGE, jobSummary, optionsFromFlags, printJob, r
 const usage = `vlm-attention demo [--query TEXT] [--seed N] [flags]
 Runs the whole relevance pipeline on a built-in procedural scene (objects of several colours and
 textures, with known masks): prints the allocation table and the latency budget, and writes
-heatmaps, the allocation overlay, report.html and a capture file to ./vlm-attention-out/.
+heatmaps, the allocation overlay, report.html (linking viewer.html, the interactive viewer with
+the capture embedded) and the capture file to ./vlm-attention-out/.
 Defaults: query "red striped", 784×784 scene, 7x7 regions, budget 1600, min 16.
   --seed N              a random procedural scene instead of the built-in one
 ${SHARED_USAGE}`;

@@ -9,6 +9,8 @@ import { parseQuery } from '../../relevance/lexicon.js';
 import { buildRelevanceCapture, formatAllocationTable, masksToGrid, renderHtmlReport, renderRelevancePngs } from '../../relevance/report.js';
 import { randn } from '../../tensor/tensor.js';
 import type { RgbaImage } from '../../viz/png.js';
+import { embedCapture, loadViewerHtml } from '../../viz/viewer-html.js';
+import { UnsupportedError } from '../../errors.js';
 import { type Command, UsageError, progress } from '../command.js';
 
 /** Flags shared by `run` and `demo`. */
@@ -106,18 +108,29 @@ export async function runJob(image: RgbaImage, options: RelevanceOptions, out: s
   say('rendering heatmaps and the allocation overlay', 0);
   const pngs = renderRelevancePngs(result, image, 1024, { level: 3, deflate: (d, level) => deflateSync(d, { level }) });
   say('rendering heatmaps and the allocation overlay', 1);
-  const html = renderHtmlReport(result, pngs, { title: ctx.title, source: ctx.source, notes: ctx.notes, backend: String(options.backend ?? 'auto') });
   const dir = resolve(out);
   await mkdir(dir, { recursive: true });
   const files: string[] = [];
   const write = async (name: string, data: Uint8Array | string) => { const p = join(dir, name); await writeFile(p, data); files.push(p); };
   for (const [name, bytes] of Object.entries(pngs)) await write(name, bytes);
-  await write('report.html', html);
+  let viewer: { href?: string; capture?: string } | undefined;
   if (result.plan.lexicon) {
-    say('writing the capture file');
+    say('writing the capture file and the viewer page');
     const masks = ctx.masks ? masksToGrid(result, ctx.masks) : undefined;
-    await write('capture.vlmcap.safetensors', await buildRelevanceCapture(result, pngs['image.png'], masks));
+    const capture = await buildRelevanceCapture(result, pngs['image.png'], masks);
+    const captureName = 'capture.vlmcap.safetensors';
+    await write(captureName, capture);
+    viewer = { capture: join(out, captureName) };
+    try {
+      await write('viewer.html', embedCapture(loadViewerHtml(), capture, `${ctx.title} — viewer`));
+      viewer.href = 'viewer.html';
+    } catch (e) {
+      if (!(e instanceof UnsupportedError)) throw e;
+      say(`viewer page not written: ${e.message}`);
+    }
   }
+  const html = renderHtmlReport(result, pngs, { title: ctx.title, source: ctx.source, notes: ctx.notes, backend: String(options.backend ?? 'auto'), viewer });
+  await write('report.html', html);
   const summary = jobSummary(result, warmupMs, ctx.extra);
   await write('result.json', JSON.stringify(summary, null, 2) + '\n');
   return { result, files, warmupMs, wallMs: performance.now() - t0 };
@@ -159,7 +172,7 @@ export function printJob(job: JobOutput, out: string): void {
 
 const usage = `vlm-attention run --image FILE --query TEXT [--budget N] [flags]
 Scores the image's regions against the query, allocates the token budget, realises the tokens and
-writes heatmaps, the allocation overlay, report.html, a capture file and result.json.
+writes heatmaps, the allocation overlay, report.html, viewer.html, a capture file and result.json.
 ${SHARED_USAGE}`;
 
 const command: Command = {
