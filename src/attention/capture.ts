@@ -16,7 +16,7 @@ import { planTiles } from '../masks/tiles.js';
 import { type Layout, Tensor } from '../tensor/tensor.js';
 import { attention } from './attention.js';
 import type { BackendName } from './backend.js';
-import { planAttention } from './plan.js';
+import { type AttentionPlan, planAttention } from './plan.js';
 import { getBackend } from './backend.js';
 import { GpuTensor, prepareGpuAttention } from '../kernels/webgpu/attention-gpu.js';
 import { gpuContext } from '../kernels/webgpu/device.js';
@@ -44,6 +44,13 @@ interface Prepared {
 
 const TILE = 64;
 
+/** The forward log-sum-exp of q·kᵀ under the plan (one attention pass with a 1-wide V of zeros). */
+async function forwardLse(plan: AttentionPlan, q: Tensor, k: Tensor, backend: BackendName | undefined): Promise<Tensor> {
+  const { batch: B, seqLenK: Sk, numKvHeads: Hk } = plan;
+  const ones = Tensor.zeros(plan.layout === 'bhsd' ? [B, Hk, Sk, 1] : [B, Sk, Hk, 1]);
+  return (await attention(q, k, ones, { scale: plan.scale, softcap: plan.softcap, mask: plan.mask, layout: plan.layout, returnLse: true, backend })).lse!;
+}
+
 async function prepare(q: Tensor, k: Tensor, opts: CaptureOptions): Promise<Prepared> {
   // Validation shares the attention plan (v stands in as k with the same shape).
   const plan = planAttention(q, k, k, { scale: opts.scale, softcap: opts.softcap, mask: opts.mask, causal: opts.causal, layout: opts.layout });
@@ -56,8 +63,7 @@ async function prepare(q: Tensor, k: Tensor, opts: CaptureOptions): Promise<Prep
       throw new ShapeError(`lse must be [batch, numHeads, seqLenQ] = [${B}, ${H}, ${Sq}], got [${lse.shape.join(', ')}]`, 'lse');
     }
   } else {
-    const ones = Tensor.zeros(opts.layout === 'bhsd' ? [B, Hk, Sk, 1] : [B, Sk, Hk, 1]);
-    lse = (await attention(q, k, ones, { scale: plan.scale, softcap: plan.softcap, mask: plan.mask, layout: plan.layout, returnLse: true, backend: opts.backend })).lse!;
+    lse = await forwardLse(plan, q, k, opts.backend);
   }
   const qb = q.asBSHD(plan.layout, 'q').contiguous(), kb = k.asBSHD(plan.layout, 'k').contiguous();
   return {
@@ -166,6 +172,7 @@ export async function headMeans(q: Tensor, k: Tensor, opts: CaptureOptions & { q
 /** The k most attended keys per query row: indices (Int32Array) and probabilities, [batch, heads, rows, k]. */
 export async function topKeys(q: Tensor, k: Tensor, rows: readonly number[], kk: number, opts: CaptureOptions = {}): Promise<{ indices: Int32Array; values: Float32Array; shape: number[] }> {
   if (!Number.isInteger(kk) || kk < 1) throw new ValueError(`k must be an integer ≥ 1, got ${kk}`, 'k');
+  if ((await getBackend(opts.backend ?? 'auto')).name === 'webgpu') return topKeysGpu(q, k, rows, kk, opts);
   const pp = await prepare(q, k, opts);
   checkRows(rows, pp.Sq);
   const kEff = Math.min(kk, pp.Sk);
@@ -187,6 +194,51 @@ export async function topKeys(q: Tensor, k: Tensor, rows: readonly number[], kk:
     }));
   });
   return { indices, values, shape };
+}
+
+/** Bytes of probability rows the WebGPU top-k path reads back at a time. */
+const TOPK_CHUNK_BYTES = 32 * 2 ** 20;
+
+/** Top-k on WebGPU: probability rows recomputed on the GPU in chunks (bounded memory), selected on the host. */
+async function topKeysGpu(q: Tensor, k: Tensor, rows: readonly number[], kk: number, opts: CaptureOptions): Promise<{ indices: Int32Array; values: Float32Array; shape: number[] }> {
+  const layout = opts.layout ?? 'bshd';
+  const B = q.shape[0]!, Sq = q.shape[layout === 'bshd' ? 1 : 2]!, Sk = k.shape[layout === 'bshd' ? 1 : 2]!;
+  const nh = opts.heads?.length ?? q.shape[layout === 'bshd' ? 2 : 1]!;
+  checkRows(rows, Sq);
+  const kEff = Math.min(kk, Sk);
+  const shape = [B, nh, rows.length, kEff];
+  const indices = new Int32Array(shape.reduce((x, y) => x * y, 1)).fill(-1), values = new Float32Array(indices.length);
+  const chunk = Math.max(1, Math.floor(TOPK_CHUNK_BYTES / Math.max(1, B * nh * Sk * 4)));
+  if (!opts.lse && rows.length > chunk) {
+    const plan = planAttention(q, k, k, { scale: opts.scale, softcap: opts.softcap, mask: opts.mask, causal: opts.causal, layout: opts.layout });
+    opts = { ...opts, lse: await forwardLse(plan, q, k, 'webgpu') };
+  }
+  for (let r0 = 0; r0 < rows.length; r0 += chunk) {
+    const part = rows.slice(r0, r0 + chunk);
+    const P = (await captureGpu(q, k, { ...opts, mode: 2, rows: part })).data as Float32Array;
+    for (let bh = 0; bh < B * nh; bh++) for (let r = 0; r < part.length; r++) {
+      const row = P.subarray((bh * part.length + r) * Sk, (bh * part.length + r + 1) * Sk);
+      const best = selectTop(row, kEff);
+      const o = (bh * rows.length + r0 + r) * kEff;
+      best.forEach((j, t) => { indices[o + t] = j; values[o + t] = row[j]!; });
+    }
+  }
+  return { indices, values, shape };
+}
+
+/** Indices of the k largest positive entries (ties: lower index first), largest first. */
+function selectTop(row: Float32Array, k: number): number[] {
+  const best: number[] = [];
+  for (let j = 0; j < row.length; j++) {
+    const v = row[j]!;
+    if (!(v > 0)) continue;
+    if (best.length === k && v <= row[best[k - 1]!]!) continue;
+    let at = best.length === k ? k - 1 : best.length;
+    while (at > 0 && row[best[at - 1]!]! < v) at--;
+    best.splice(at, 0, j);
+    if (best.length > k) best.pop();
+  }
+  return best;
 }
 
 /** The whole P [batch, heads, seqLenQ, seqLenK], only when it fits `maxBytes` (ShapeError otherwise). */
@@ -236,8 +288,7 @@ async function captureGpu(q: Tensor, k: Tensor, opts: CaptureOptions & { querySt
   if (lse) {
     if (lse.rank !== 3 || lse.shape[0] !== B || lse.shape[1] !== H || lse.shape[2] !== Sq) throw new ShapeError(`lse must be [batch, numHeads, seqLenQ] = [${B}, ${H}, ${Sq}], got [${lse.shape.join(', ')}]`, 'lse');
   } else {
-    const ones = Tensor.zeros(plan.layout === 'bhsd' ? [B, plan.numKvHeads, Sk, 1] : [B, Sk, plan.numKvHeads, 1]);
-    lse = (await attention(q, k, ones, { scale: plan.scale, softcap: plan.softcap, mask: plan.mask, layout: plan.layout, returnLse: true, backend: 'webgpu' })).lse!;
+    lse = await forwardLse(plan, q, k, 'webgpu');
   }
   const ctx = await gpuContext();
   const gq = await GpuTensor.fromTensor(q.asBSHD(plan.layout, 'q'), ctx), gk = await GpuTensor.fromTensor(k.asBSHD(plan.layout, 'k'), ctx);
