@@ -85,7 +85,7 @@ describe('CLI demo and run', () => {
     expect(json.precision[0].object).toBe('red striped circle');
     expect(json.precision[0].ratio).toBeGreaterThanOrEqual(2);
     expect(json.latency.map((r: { stage: string }) => r.stage)).toEqual(['texture', 'scoring', 'opponent', 'allocation', 'lod-attention', 'llm', 'total']);
-    for (const f of ['image.png', 'heatmap-query.png', 'heatmap-rho.png', 'heatmap-information.png', 'heatmap-salience.png', 'allocation.png', 'report.html', 'capture.vlmcap.safetensors', 'result.json']) {
+    for (const f of ['image.png', 'heatmap-query.png', 'heatmap-rho.png', 'heatmap-information.png', 'heatmap-salience.png', 'allocation.png', 'report.html', 'viewer.html', 'capture.vlmcap.safetensors', 'result.json']) {
       expect(existsSync(join(out, f)), f).toBe(true);
     }
     expect(decodePng(readFileSync(join(out, 'allocation.png'))).width).toBe(784);
@@ -95,7 +95,9 @@ describe('CLI demo and run', () => {
     const text = await runCmd('run', ['--image', jpgPath, '--query', 'red car', '--budget', '1600', '--regions', '4x4', '--out', join(dir, 'run-out')]);
     expect(text).toMatch(/total 1600 tokens over 16 regions/);
     expect(text).toMatch(/lod-attention/);
-    expect(text).toMatch(/wrote 9 files/);
+    expect(text).toMatch(/wrote 10 files/);
+    expect(readFileSync(join(dir, 'run-out', 'report.html'), 'utf8')).toContain('href="viewer.html"');
+    expect(readFileSync(join(dir, 'run-out', 'viewer.html'), 'utf8')).toContain('id="vlm-capture"');
   });
 
   it('bad input exits non-zero with a one-line typed message (real CLI process)', async () => {
