@@ -14,7 +14,7 @@ const GEN = 0, ARGS = 1, DONE = 8, STOP = 9, CTRL_SLOTS = 16;
 
 export interface KernelExports {
   runJobs(plan: number, kind: number, jobs: number, numJobs: number, counter: number, thread: number): void;
-  scratchBytes(rows: number, dpad: number, dvpad: number, topk: number, vtRows: number): number;
+  scratchBytes(rows: number, dpad: number, dvpad: number, topk: number, vtRows: number, panel: number): number;
   fmaPeak(iters: number): number;
 }
 

@@ -21,7 +21,7 @@ import {
   P_HEAD_DIM, P_HEAD_DIM_V, P_JOBS, P_K_DATA, P_K_HEAD, P_K_ROW, P_LSE_DATA, P_LSE_HEAD, P_LSE_ROW, P_MASK_PROG,
   P_NUM_HEADS, P_NUM_JOBS, P_NUM_KV_HEADS, P_OUT_DTYPE, P_O_DATA, P_O_HEAD, P_O_ROW, P_PARTIALS, P_PARTIAL_ROWS,
   P_Q_DATA, P_Q_HEAD, P_Q_ROW, P_SCALE, P_SCRATCH, P_SCRATCH_BYTES, P_SEQS, P_SOFTCAP, P_SPLIT_TILES, P_THR_HEAD_STRIDE,
-  P_TILE_PLANS, P_TILE_Q, P_TOPK_K, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_TOTAL_K, P_Q_START, P_Q_END, P_BLOCK_SIZE, P_K_SCALES, P_V_SCALES, P_KV_DTYPE, P_TOPK_PROG, P_TOPK_THR, P_TOPK_TILE_PLANS, P_V_DATA, P_V_HEAD, P_V_ROW, SEQ_SLOTS,
+  P_TILE_PLANS, P_TILE_Q, P_TOPK_K, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_TOTAL_K, P_Q_START, P_Q_END, P_BLOCK_SIZE, P_K_SCALES, P_V_SCALES, P_KV_DTYPE, P_PANEL_TILES, P_TOPK_PROG, P_TOPK_THR, P_TOPK_TILE_PLANS, P_V_DATA, P_V_HEAD, P_V_ROW, SEQ_SLOTS,
   S_K_BASE, S_LEN_K, S_LEN_Q, S_LSE_BASE, S_O_BASE, S_Q_BASE, S_ROW_GLOBAL, S_ROW_GLOBAL_K, S_BLOCK_TABLE, S_TILE_PLAN, S_V_BASE, TILEPLAN_SLOTS,
 } from './abi.generated.js';
 import { compileMaskProgram } from './mask-program.js';
@@ -31,6 +31,8 @@ import { FLASH_RELAXED_WASM, FLASH_SIMD_WASM, FLASH_SINGLE_WASM } from './wasm-b
 
 export const TILE_K = 64;
 export const PREFILL_TILE_Q = 64;
+/** Most bytes of packed K/V one prefill thread keeps across jobs (beyond it, tiles are packed per job). */
+const PANEL_MAX_BYTES = 16 * 2 ** 20;
 const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2 } as const;
 
 export interface CpuConfig {
@@ -289,7 +291,17 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
     PF[P_SCALE] = plan.scale; PF[P_SOFTCAP] = plan.softcap;
     P[P_MASK_PROG] = maskProg; P[P_TOPK_PROG] = topkProg; P[P_TOPK_TILE_PLANS] = withinPlansPtr; P[P_TOPK_K] = topkK;
     P[P_TILE_Q] = tileQ; P[P_VT_ROWS] = vtRows;
-    const scratchBytes = pool.exports.scratchBytes(tileQ, dpad, dvpad, topkK, vtRows);
+    // Prefill threads keep the packed K/V tiles of the (sequence, KV head) they work on across jobs
+    // (jobs are ordered to follow one another), when a panel for the longest sequence fits the limit.
+    let panelTiles = 0;
+    if (!decode) {
+      let maxK = 0;
+      for (let b = 0; b < plan.batch; b++) maxK = Math.max(maxK, plan.cuSeqlensK[b + 1]! - plan.cuSeqlensK[b]!);
+      const tiles = Math.ceil(maxK / TILE_K);
+      if (tiles * TILE_K * (dpad + dvpad) * 4 <= PANEL_MAX_BYTES) panelTiles = tiles;
+    }
+    P[P_PANEL_TILES] = panelTiles;
+    const scratchBytes = pool.exports.scratchBytes(tileQ, dpad, dvpad, topkK, vtRows, panelTiles);
     P[P_SCRATCH_BYTES] = scratchBytes;
     P[P_SCRATCH] = alloc(scratchBytes * pool.size);
     const counter = alloc(4);
@@ -300,21 +312,31 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
     }
 
     if (!decode) {
-      // Prefill jobs, most expensive (most visited tiles) first.
-      const jobs: [number, number, number, number][] = [];
+      // Prefill jobs in groups of one (sequence, KV head), so that a thread's consecutive jobs reuse
+      // its packed K/V panel; groups most expensive first, and in a group the Q tiles most expensive
+      // first (the cheap ones balance the threads at the end), each for the group's query heads.
+      const heads = capture?.heads ?? Array.from({ length: plan.numHeads }, (_, x) => x);
+      const groups: { jobs: [number, number, number, number][]; cost: number }[] = [];
       for (let b = 0; b < plan.batch; b++) {
         const tp = seqPlans[b];
         if (!tp) continue;
+        const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!;
+        const qts: { qt: number; cost: number }[] = [];
         for (let qt = 0; qt < tp.numQTiles; qt++) {
-          const cost = tp.rowStart[qt + 1]! - tp.rowStart[qt]!;
-          if (capture) {
-            const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!;
-            if (qt * PREFILL_TILE_Q >= Math.min(capture.queryEnd, lenQ) || (qt + 1) * PREFILL_TILE_Q <= capture.queryStart) continue;
-          }
-          for (const h of capture?.heads ?? Array.from({ length: plan.numHeads }, (_, x) => x)) jobs.push([b, h, qt, cost]);
+          if (capture && (qt * PREFILL_TILE_Q >= Math.min(capture.queryEnd, lenQ) || (qt + 1) * PREFILL_TILE_Q <= capture.queryStart)) continue;
+          qts.push({ qt, cost: tp.rowStart[qt + 1]! - tp.rowStart[qt]! });
+        }
+        qts.sort((a, z) => z.cost - a.cost);
+        for (let hk = 0; hk < plan.numKvHeads; hk++) {
+          const hs = heads.filter((h) => Math.floor(h / plan.groupSize) === hk);
+          if (hs.length === 0) continue;
+          const g = { jobs: [] as [number, number, number, number][], cost: 0 };
+          for (const { qt, cost } of qts) for (const h of hs) { g.jobs.push([b, h, qt, cost]); g.cost += cost; }
+          groups.push(g);
         }
       }
-      jobs.sort((a, z) => z[3] - a[3]);
+      groups.sort((a, z) => z.cost - a.cost);
+      const jobs = groups.flatMap((g) => g.jobs);
       const jobsPtr = alloc(Math.max(1, jobs.length) * JOB_SLOTS * 4);
       const J = heap.i32(jobsPtr, Math.max(1, jobs.length) * JOB_SLOTS);
       jobs.forEach(([b, h, qt], i) => { J[i * JOB_SLOTS] = b; J[i * JOB_SLOTS + 1] = h; J[i * JOB_SLOTS + 2] = qt; J[i * JOB_SLOTS + 3] = 0; });

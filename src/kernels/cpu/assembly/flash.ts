@@ -29,7 +29,7 @@ import {
   P_Q_DATA, P_K_DATA, P_V_DATA, P_O_DATA, P_LSE_DATA, P_DTYPE, P_OUT_DTYPE, P_GROUP, P_HEAD_DIM, P_HEAD_DIM_V,
   P_DPAD, P_DVPAD, P_Q_ROW, P_Q_HEAD, P_K_ROW, P_K_HEAD, P_V_ROW, P_V_HEAD, P_O_ROW, P_O_HEAD, P_LSE_ROW, P_LSE_HEAD,
   P_SEQS, P_TILE_PLANS, P_SCALE, P_SOFTCAP, P_MASK_PROG, P_TOPK_THR, P_THR_HEAD_STRIDE, P_TOPK_K, P_TOPK_PROG,
-  P_TOPK_TILE_PLANS, P_TILE_Q, P_NUM_KV_HEADS, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_Q_START, P_Q_END, P_TOTAL_K, P_BLOCK_SIZE, P_K_SCALES, P_V_SCALES, P_KV_DTYPE, P_SCRATCH, P_SCRATCH_BYTES, P_PARTIALS, P_SPLIT_TILES, P_PARTIAL_ROWS,
+  P_TOPK_TILE_PLANS, P_TILE_Q, P_NUM_KV_HEADS, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_Q_START, P_Q_END, P_TOTAL_K, P_BLOCK_SIZE, P_K_SCALES, P_V_SCALES, P_KV_DTYPE, P_PANEL_TILES, P_SCRATCH, P_SCRATCH_BYTES, P_PARTIALS, P_SPLIT_TILES, P_PARTIAL_ROWS,
   S_Q_BASE, S_K_BASE, S_V_BASE, S_O_BASE, S_LSE_BASE, S_LEN_Q, S_LEN_K, S_TILE_PLAN, S_ROW_GLOBAL, S_ROW_GLOBAL_K, S_BLOCK_TABLE, SEQ_SLOTS,
   T_ROW_START, T_ENTRIES, TILEPLAN_SLOTS, J_SEQ, J_HEAD, J_QTILE, J_SPLIT, JOB_SLOTS,
   KIND_PREFILL, KIND_DECODE_SPLIT, KIND_DECODE_MERGE, KIND_TOPK, KIND_COLSUM, KIND_MATMUL,
@@ -41,6 +41,7 @@ import {
 const BC: i32 = 64; // keys per tile (one 64-bit mask word per row)
 const NEG_INF: f32 = -Infinity;
 const STACK_WORDS: i32 = 32;
+const VC: i32 = 8; // keys per in-place P·V chunk in decode
 
 // ---------------------------------------------------------------------------------------------
 // Plan access
@@ -195,8 +196,14 @@ const HEADER: usize = 64;
 @inline function sc_heap(sc: usize): usize { return scf(sc, 9); }
 // @ts-ignore: decorator
 @inline function sc_zero(sc: usize): usize { return scf(sc, 10); } // a zero row (dpad floats)
+// @ts-ignore: decorator
+@inline function sc_pk(sc: usize): usize { return scf(sc, 11); }   // K panel: tile t packed (packK4) at t·64·D floats
+// @ts-ignore: decorator
+@inline function sc_pv(sc: usize): usize { return scf(sc, 12); }   // V panel: tile t rows (dvpad floats) at t·64·dvpad
+// @ts-ignore: decorator
+@inline function sc_ptag(sc: usize): usize { return scf(sc, 13); } // per tile: which (sequence, KV head) + 1 it holds, 0 none
 
-function scratchLayout(base: usize, rows: i32, dpad: i32, dvpad: i32, topk: i32, vtRows: i32, write: bool): usize {
+function scratchLayout(base: usize, rows: i32, dpad: i32, dvpad: i32, topk: i32, vtRows: i32, panel: i32, write: bool): usize {
   const r = rows > BC ? rows : BC;
   let p = base + HEADER;
   const put = (f: i32, bytes: usize, base: usize, p: usize, write: bool): usize => {
@@ -214,11 +221,15 @@ function scratchLayout(base: usize, rows: i32, dpad: i32, dvpad: i32, topk: i32,
   p = put(8, <usize>STACK_WORDS << 3, base, p, write);
   p = put(9, <usize>(r * (topk + 1)) << 2, base, p, write);
   p = put(10, <usize>dpad << 2, base, p, write);
+  p = put(11, <usize>(panel * BC * dpad) << 2, base, p, write);
+  p = put(12, <usize>(panel * BC * dvpad) << 2, base, p, write);
+  p = put(13, <usize>panel << 2, base, p, write);
   return p - base;
 }
 
-export function scratchBytes(rows: i32, dpad: i32, dvpad: i32, topk: i32, vtRows: i32): i32 {
-  return <i32>((scratchLayout(0, rows, dpad, dvpad, topk, vtRows, false) + 63) & ~63);
+/** Bytes of one thread's scratch; `panel` K tiles of packed K/V kept across jobs (0: none). */
+export function scratchBytes(rows: i32, dpad: i32, dvpad: i32, topk: i32, vtRows: i32, panel: i32): i32 {
+  return <i32>((scratchLayout(0, rows, dpad, dvpad, topk, vtRows, panel, false) + 63) & ~63);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -471,7 +482,26 @@ function qkRows4(q: usize, k: usize, kStride: usize, s: usize, nk: i32, dpad: i3
   const end = <usize>dpad << 2;
   const q1 = q + qRow, q2 = q1 + qRow, q3 = q2 + qRow;
   let kp = k;
-  for (let j = 0; j < nk; j++) {
+  let j = 0;
+  // Two keys at a time: eight independent accumulators hide the multiply-add latency.
+  for (; j + 2 <= nk; j += 2) {
+    const kp1 = kp + kStride;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+    for (let c: usize = 0; c < end; c += 16) {
+      const ka = v128.load(kp + c), kb = v128.load(kp1 + c);
+      const x0 = v128.load(q + c), x1 = v128.load(q1 + c), x2 = v128.load(q2 + c), x3 = v128.load(q3 + c);
+      a0 = fma4(x0, ka, a0); b0 = fma4(x0, kb, b0);
+      a1 = fma4(x1, ka, a1); b1 = fma4(x1, kb, b1);
+      a2 = fma4(x2, ka, a2); b2 = fma4(x2, kb, b2);
+      a3 = fma4(x3, ka, a3); b3 = fma4(x3, kb, b3);
+    }
+    const o = s + (<usize>j << 2);
+    store<f32>(o, hsum(a0)); store<f32>(o, hsum(a1), 256); store<f32>(o, hsum(a2), 512); store<f32>(o, hsum(a3), 768);
+    store<f32>(o, hsum(b0), 4); store<f32>(o, hsum(b1), 260); store<f32>(o, hsum(b2), 516); store<f32>(o, hsum(b3), 772);
+    kp += kStride << 1;
+  }
+  if (j < nk) {
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     for (let c: usize = 0; c < end; c += 16) {
       const kv = v128.load(kp + c);
@@ -482,7 +512,6 @@ function qkRows4(q: usize, k: usize, kStride: usize, s: usize, nk: i32, dpad: i3
     }
     const o = s + (<usize>j << 2);
     store<f32>(o, hsum(a0)); store<f32>(o, hsum(a1), 256); store<f32>(o, hsum(a2), 512); store<f32>(o, hsum(a3), 768);
-    kp += kStride;
   }
 }
 
@@ -513,7 +542,29 @@ function pvRows(s: usize, v: usize, vStride: usize, o: usize, rows: i32, nk: i32
   for (; r + 4 <= rows; r += 4) {
     const p0 = s + <usize>r * pRow;
     const o0 = o + <usize>r * oRow;
-    for (let cb = 0; cb < dvpad; cb += 4) {
+    let cb = 0;
+    // Eight columns at a time: eight independent accumulators hide the multiply-add latency.
+    for (; cb + 8 <= dvpad; cb += 8) {
+      const oc = o0 + (<usize>cb << 2);
+      let a0 = v128.load(oc), a1 = v128.load(oc + oRow), a2 = v128.load(oc + 2 * oRow), a3 = v128.load(oc + 3 * oRow);
+      let b0 = v128.load(oc, 16), b1 = v128.load(oc + oRow, 16), b2 = v128.load(oc + 2 * oRow, 16), b3 = v128.load(oc + 3 * oRow, 16);
+      let vp = v + (<usize>cb << 2);
+      for (let j: usize = 0; j < end; j += 4) {
+        const v0 = v128.load(vp), v1 = v128.load(vp, 16);
+        const x0 = v128.load32_splat(p0 + j);
+        a0 = fma4(x0, v0, a0); b0 = fma4(x0, v1, b0);
+        const x1 = v128.load32_splat(p0 + j, 256);
+        a1 = fma4(x1, v0, a1); b1 = fma4(x1, v1, b1);
+        const x2 = v128.load32_splat(p0 + j, 512);
+        a2 = fma4(x2, v0, a2); b2 = fma4(x2, v1, b2);
+        const x3 = v128.load32_splat(p0 + j, 768);
+        a3 = fma4(x3, v0, a3); b3 = fma4(x3, v1, b3);
+        vp += vStride;
+      }
+      v128.store(oc, a0); v128.store(oc + oRow, a1); v128.store(oc + 2 * oRow, a2); v128.store(oc + 3 * oRow, a3);
+      v128.store(oc, b0, 16); v128.store(oc + oRow, b1, 16); v128.store(oc + 2 * oRow, b2, 16); v128.store(oc + 3 * oRow, b3, 16);
+    }
+    for (; cb < dvpad; cb += 4) {
       const oc = o0 + (<usize>cb << 2);
       let a0 = v128.load(oc), a1 = v128.load(oc + oRow), a2 = v128.load(oc + 2 * oRow), a3 = v128.load(oc + 3 * oRow);
       let vp = v + (<usize>cb << 2);
@@ -774,6 +825,7 @@ function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i3
   const vBase = <usize>ri(seq, S_V_BASE) + <usize>hk * pu(plan, P_V_HEAD);
   const st = sc_s(sc);
   const natural = naturalUnits(plan);
+  const panelTiles = pi(plan, P_PANEL_TILES), tag = ri(job, J_SEQ) * pi(plan, P_NUM_KV_HEADS) + hk + 1;
   memory.fill(sc_zero(sc), 0, <usize>dpad << 2);
   loadQT(plan, seq, h, q0, nq, qScale(plan), sc_q(sc));
   initState(sc, nq, dvpad);
@@ -797,8 +849,22 @@ function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i3
   for (let e = e0; e < e1; e++) {
     const ent = load<i32>(entries + (<usize>e << 2));
     const k0 = (ent >> 1) * BC, nk = min(BC, lenK - k0), partial = (ent & 1) != 0;
-    packK4(plan, seq, hk, k0, nk, D, sc_k(sc));
-    qkTileT(sc_q(sc), sc_k(sc), st, nk, nq8, D);
+    // K (and V) of this tile: from the thread's panel when an earlier job of the same (sequence,
+    // KV head) packed it, else packed now (into the panel when there is one).
+    const kt = ent >> 1;
+    let kb = sc_k(sc), vb = sc_v(sc), fresh = true;
+    if (kt < panelTiles) {
+      kb = sc_pk(sc) + (<usize>(kt * BC * D) << 2);
+      vb = sc_pv(sc) + (<usize>(kt * BC * dvpad) << 2);
+      const tagAt = sc_ptag(sc) + (<usize>kt << 2);
+      fresh = load<i32>(tagAt) != tag;
+      if (fresh) {
+        store<i32>(tagAt, tag);
+        if (!colsum) packRows(plan, seq, true, hk, k0, nk, Dv, dvpad, vb, <usize>dvpad << 2);
+      }
+    }
+    if (fresh) packK4(plan, seq, hk, k0, nk, D, kb);
+    qkTileT(sc_q(sc), kb, st, nk, nq8, D);
     if (cap > 0) softcapScores(st, nk * BC, cap);
     if (partial) {
       for (let i = 0; i < nq; i++) {
@@ -822,8 +888,8 @@ function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i3
       continue;
     }
     softmaxT(sc, nq4, nk, dvpad);
-    packRows(plan, seq, true, hk, k0, nk, Dv, dvpad, sc_v(sc), <usize>dvpad << 2);
-    pvTileT(st, sc_v(sc), sc_o(sc), nq4, nk, dvpad);
+    if (kt >= panelTiles) packRows(plan, seq, true, hk, k0, nk, Dv, dvpad, vb, <usize>dvpad << 2);
+    pvTileT(st, vb, sc_o(sc), nq4, nk, dvpad);
   }
   if (colsum) return;
   const oBase = <usize>ri(seq, S_O_BASE) + <usize>h * pu(plan, P_O_HEAD), oRow = pu(plan, P_O_ROW);
@@ -848,7 +914,8 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
   const prog = pu(plan, P_MASK_PROG), cap = pf(plan, P_SOFTCAP);
   const kRow = pu(plan, P_K_ROW), vRow = pu(plan, P_V_ROW), kHead = pu(plan, P_K_HEAD), vHead = pu(plan, P_V_HEAD);
   const kSeq = <usize>ri(seq, S_K_BASE), vSeq = <usize>ri(seq, S_V_BASE);
-  const direct = pi(plan, P_KV_DTYPE) == 0 && (D & 3) == 0 && load<u32>(seq + (<usize>S_BLOCK_TABLE << 2)) == 0;
+  const contiguousF32 = pi(plan, P_KV_DTYPE) == 0 && load<u32>(seq + (<usize>S_BLOCK_TABLE << 2)) == 0;
+  const direct = contiguousF32 && (D & 3) == 0, vDirect = contiguousF32 && Dv == dvpad;
   const q = sc_q(sc), s = sc_s(sc), o = sc_o(sc), vt = sc_v(sc);
   loadQRows(plan, seq, lenQ, rows, qScale(plan), q);
   initState(sc, rows, dvpad);
@@ -858,16 +925,27 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
   for (let e = e0; e < e1; e++) {
     const ent = load<i32>(entries + (<usize>e << 2));
     const k0 = (ent >> 1) * BC, nk = min(BC, lenK - k0), partial = (ent & 1) != 0;
-    // Scores for every KV head (heads of one key are adjacent in memory: K streams in order).
-    for (let hk = 0; hk < Hk; hk++) {
-      let kp: usize, kStride: usize;
-      const kBase = kSeq + <usize>hk * kHead;
-      if (direct) { kp = pu(plan, P_K_DATA) + ((kBase + <usize>k0 * kRow) << 2); kStride = kRow << 2; }
-      else { packRows(plan, seq, false, hk, k0, nk, D, dpad, sc_k(sc), <usize>dpad << 2); kp = sc_k(sc); kStride = <usize>dpad << 2; }
-      const r0 = hk * rowsPerKv;
-      let r = 0;
-      for (; r + 4 <= rowsPerKv; r += 4) qkRows4(q + (<usize>((r0 + r) * dpad) << 2), kp, kStride, s + (<usize>((r0 + r) * BC) << 2), nk, dpad);
-      for (; r < rowsPerKv; r++) qkRow1(q + (<usize>((r0 + r) * dpad) << 2), kp, kStride, s + (<usize>((r0 + r) * BC) << 2), nk, dpad);
+    // Scores for every KV head. In place (f32), VC keys at a time across all heads: a key's heads are
+    // adjacent in memory, so K streams in address order and the chunk's rows stay in L1.
+    if (direct) {
+      for (let kc = 0; kc < nk; kc += VC) {
+        const n = min(VC, nk - kc);
+        for (let hk = 0; hk < Hk; hk++) {
+          const kp = pu(plan, P_K_DATA) + ((kSeq + <usize>hk * kHead + <usize>(k0 + kc) * kRow) << 2), kStride = kRow << 2;
+          const r0 = hk * rowsPerKv;
+          let r = 0;
+          for (; r + 4 <= rowsPerKv; r += 4) qkRows4(q + (<usize>((r0 + r) * dpad) << 2), kp, kStride, s + (<usize>((r0 + r) * BC + kc) << 2), n, dpad);
+          for (; r < rowsPerKv; r++) qkRow1(q + (<usize>((r0 + r) * dpad) << 2), kp, kStride, s + (<usize>((r0 + r) * BC + kc) << 2), n, dpad);
+        }
+      }
+    } else {
+      for (let hk = 0; hk < Hk; hk++) {
+        packRows(plan, seq, false, hk, k0, nk, D, dpad, sc_k(sc), <usize>dpad << 2);
+        const r0 = hk * rowsPerKv;
+        let r = 0;
+        for (; r + 4 <= rowsPerKv; r += 4) qkRows4(q + (<usize>((r0 + r) * dpad) << 2), sc_k(sc), <usize>dpad << 2, s + (<usize>((r0 + r) * BC) << 2), nk, dpad);
+        for (; r < rowsPerKv; r++) qkRow1(q + (<usize>((r0 + r) * dpad) << 2), sc_k(sc), <usize>dpad << 2, s + (<usize>((r0 + r) * BC) << 2), nk, dpad);
+      }
     }
     if (cap > 0) softcapScores(s, rows * BC, cap);
     if (partial) {
@@ -878,15 +956,24 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
     }
     if (cap > 0) toBase2(s, rows * BC);
     softmaxRows(sc, rows, nk, dvpad);
-    // V for every head, copied head-major (dense per head) in key order.
-    for (let j = 0; j < nk; j++) {
-      for (let hk = 0; hk < Hk; hk++) {
-        packRows(plan, seq, true, hk, k0 + j, 1, Dv, dvpad, vt + (<usize>((hk * BC + j) * dvpad) << 2), 0);
+    if (vDirect) {
+      // f32 V read in place, VC keys at a time across all heads (address order): P·V sweeps a head's
+      // chunk once per column block, and VC strided rows stay in L1 where a whole tile's rows (often
+      // 4 KiB apart) would alias.
+      for (let kc = 0; kc < nk; kc += VC) {
+        const vc = pu(plan, P_V_DATA) + ((vSeq + <usize>(k0 + kc) * vRow) << 2);
+        for (let hk = 0; hk < Hk; hk++) {
+          const r0 = hk * rowsPerKv;
+          pvRows(s + (<usize>(r0 * BC + kc) << 2), vc + (<usize>hk * vHead << 2), vRow << 2, o + (<usize>(r0 * dvpad) << 2), rowsPerKv, min(VC, nk - kc), dvpad);
+        }
       }
-    }
-    for (let hk = 0; hk < Hk; hk++) {
-      const r0 = hk * rowsPerKv;
-      pvRows(s + (<usize>(r0 * BC) << 2), vt + (<usize>(hk * BC * dvpad) << 2), <usize>dvpad << 2, o + (<usize>(r0 * dvpad) << 2), rowsPerKv, nk, dvpad);
+    } else {
+      // V for every head, converted head-major (dense per head, rows contiguous) in key order.
+      for (let hk = 0; hk < Hk; hk++) packRows(plan, seq, true, hk, k0, nk, Dv, dvpad, vt + (<usize>(hk * BC * dvpad) << 2), <usize>dvpad << 2);
+      for (let hk = 0; hk < Hk; hk++) {
+        const r0 = hk * rowsPerKv;
+        pvRows(s + (<usize>(r0 * BC) << 2), vt + (<usize>(hk * BC * dvpad) << 2), <usize>dvpad << 2, o + (<usize>(r0 * dvpad) << 2), rowsPerKv, nk, dvpad);
+      }
     }
   }
   // Partials: [jobIndex][row] → (m, l, acc[dvpad]).
@@ -1018,7 +1105,8 @@ function topkJob(plan: usize, job: usize, sc: usize): void {
 export function runJobs(plan: usize, kind: i32, jobs: usize, numJobs: i32, counter: usize, thread: i32): void {
   if (kind == KIND_MATMUL) { matmulJobs(plan, numJobs, counter); return; }
   const sc = pu(plan, P_SCRATCH) + <usize>thread * pu(plan, P_SCRATCH_BYTES);
-  scratchLayout(sc, pi(plan, P_TILE_Q), pi(plan, P_DPAD), pi(plan, P_DVPAD), pi(plan, P_TOPK_K), pi(plan, P_VT_ROWS), true);
+  scratchLayout(sc, pi(plan, P_TILE_Q), pi(plan, P_DPAD), pi(plan, P_DVPAD), pi(plan, P_TOPK_K), pi(plan, P_VT_ROWS), pi(plan, P_PANEL_TILES), true);
+  memory.fill(sc_ptag(sc), 0, <usize>pi(plan, P_PANEL_TILES) << 2);
   while (true) {
     let j: i32;
     if (ASC_FEATURE_THREADS) j = atomic.add<i32>(counter, 1);
