@@ -8,12 +8,15 @@
  * per-call time is the sample over iters (≥ 20 ms of work per sample); median of N samples.
  * FLOPs: 4·B·H·Sq·Sk·d, halved for causal when Sq = Sk (bench/lib/shapes.ts).
  *
- *   node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--out=path]
+ * Decode shapes are also run over a paged KV (16-token blocks in shuffled order, read through the
+ * block tables): issue 4's bar is paged ≥ 0.9× the contiguous decode kernel's throughput.
+ *
+ *   node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--no-paged] [--out=path]
  */
 import { spawnSync } from 'node:child_process';
 import {
-  type AttentionPlan, GpuTensor, Tensor, causal, f16ToF32, f32ToF16, gpuContext, mulberry32, planAttention,
-  prepareGpuAttention, setGpuKernelPreference, BENCH_SCHEMA, comparePredictions,
+  type AttentionPlan, GpuTensor, KvBlockStorage, Tensor, causal, f16ToF32, f32ToF16, gpuContext, gpuKvMirror, mulberry32, planAttention,
+  prepareGpuAttention, setGpuKernelPreference, BENCH_SCHEMA, comparePredictions, type PreparedGpuAttention,
 } from '../src/index.js';
 import { parseArgs } from './lib/args.js';
 import { type QKV, pickRows, referenceRow } from './lib/check.js';
@@ -24,7 +27,7 @@ import { formatTable, markdownTable, type Column } from './lib/table.js';
 import { median } from './lib/timing.js';
 import { measureGpuCeilings, type GpuCeilings } from './lib/gpu-ceilings.js';
 
-const usage = 'node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--out=path]';
+const usage = 'node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--no-paged] [--out=path]';
 
 function shape(name: string, s: Partial<AttentionShape> & Pick<AttentionShape, 'numHeads' | 'seqLenQ' | 'headDim'>): AttentionShape {
   return {
@@ -61,6 +64,28 @@ interface Row {
   maxErr: number;
   torch: Record<string, number>;
   note?: string;
+}
+
+/** A decode call over a paged copy of k/v: 16-token blocks dealt out in a shuffled order. */
+async function pagedDecode(ctx: Awaited<ReturnType<typeof gpuContext>>, s: AttentionShape, dtype: 'f32' | 'f16', plan: AttentionPlan, gq: GpuTensor, k: Tensor, v: Tensor): Promise<{ prepared: PreparedGpuAttention; dispose: () => void }> {
+  const bs = 16, per = Math.ceil(s.seqLenK / bs), numBlocks = s.batch * per;
+  const st = new KvBlockStorage(1, numBlocks, bs, s.numKvHeads, s.headDim, dtype, null);
+  const rng = mulberry32(5);
+  const ids = Array.from({ length: numBlocks }, (_, i) => i);
+  for (let i = ids.length - 1; i > 0; i--) { const j = Math.floor(rng() * (i + 1)); [ids[i], ids[j]] = [ids[j]!, ids[i]!]; }
+  const tables = Array.from({ length: s.batch }, (_, b) => ids.slice(b * per, (b + 1) * per));
+  for (let b = 0; b < s.batch; b++) {
+    const slots = Array.from({ length: s.seqLenK }, (_, j) => tables[b]![Math.floor(j / bs)]! * bs + (j % bs));
+    st.writeSlots(0, slots, k.select(0, b), v.select(0, b));
+  }
+  const mirror = await gpuKvMirror(st);
+  const L = mirror.layers[0]!;
+  const prepared = await prepareGpuAttention(plan, gq, null, null, undefined, undefined, undefined, { blockSize: bs, tables, kvFmt: L.kvFmt, k: L.k, v: L.v });
+  const enc = ctx.device.createCommandEncoder();
+  prepared.encode(enc);
+  ctx.device.queue.submit([enc.finish()]);
+  await ctx.device.queue.onSubmittedWorkDone();
+  return { prepared, dispose: () => { prepared.destroy(); prepared.out.dispose(); prepared.lse?.dispose(); mirror.dispose(); } };
 }
 
 function randomInputs(s: AttentionShape, dtype: 'f32' | 'f16', seed: number): { host: QKV; tensors: [Tensor, Tensor, Tensor] } {
@@ -108,7 +133,7 @@ async function timeCall(ctx: Awaited<ReturnType<typeof gpuContext>>, encode: (e:
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), { 'shapes=': 'comma-separated shape names', 'variants=': 'f32,f16,f16-portable', 'out=': 'JSON path', 'no-torch': 'skip the PyTorch peer' }, usage);
+  const args = parseArgs(process.argv.slice(2), { 'shapes=': 'comma-separated shape names', 'variants=': 'f32,f16,f16-portable', 'out=': 'JSON path', 'no-torch': 'skip the PyTorch peer', 'no-paged': 'skip the paged-KV decode runs' }, usage);
   const pick = args.values.get('shapes');
   const shapes = pick ? GPU_SHAPES.filter((s) => pick.split(',').includes(s.name)) : GPU_SHAPES;
   const variants = (args.values.get('variants') ?? 'f32,f16').split(',').map((v) => VARIANTS[v] ?? (() => { throw new Error(`unknown variant ${v}`); })());
@@ -165,6 +190,22 @@ async function main(): Promise<void> {
         maxErr, torch: torchBy, ...(ok ? {} : { note: `validation failed: max error ${maxErr.toExponential(2)} > ${tol}` }),
       });
       console.log(`${s.name} ${variant.name} [${prepared.stats.kernel}]: ${ok ? `${ms.toFixed(3)} ms, ${(flops / ms / 1e9).toFixed(1)} TFLOP/s` : `INVALID (max err ${maxErr})`}`);
+      if (ok && s.seqLenQ === 1 && !args.flags.has('no-paged')) {
+        // The same decode over a paged KV (16-token blocks, shuffled physical ids), read through the
+        // block tables in place; checked against the contiguous output, then timed the same way.
+        const paged = await pagedDecode(ctx, s, variant.dtype, plan, gq!, tensors[1], tensors[2]);
+        let pdiff = 0;
+        const pout = (await paged.prepared.out.toTensor()).toFloat32();
+        for (let i = 0; i < pout.length; i++) pdiff = Math.max(pdiff, Math.abs(pout[i]! - out[i]!));
+        const pok = pdiff <= (variant.dtype === 'f16' ? 1e-3 : 1e-5);
+        const pms = pok ? await timeCall(ctx, (e) => paged.prepared.encode(e)) : NaN;
+        rows.push({
+          shape: s.name, variant: `${variant.name}-paged`, kernel: paged.prepared.stats.kernel, ms: pms, tflops: flops / (pms / 1e3) / 1e12, gbps: kvBytes / (pms / 1e3) / 1e9,
+          maxErr: pdiff, torch: {}, note: pok ? `paged ÷ contiguous throughput ${(ms / pms).toFixed(2)}×` : `paged output differs from contiguous by ${pdiff.toExponential(2)}`,
+        });
+        console.log(`${s.name} ${variant.name}-paged [${paged.prepared.stats.kernel}]: ${pok ? `${pms.toFixed(3)} ms (${(ms / pms).toFixed(2)}× contiguous)` : `INVALID (differs by ${pdiff})`}`);
+        paged.dispose();
+      }
       prepared.destroy();
       prepared.out.dispose(); prepared.lse?.dispose();
       gq!.dispose(); gk!.dispose(); gv!.dispose();

@@ -5,7 +5,8 @@
  */
 export { PagedKvCache, planKvCache, type PagedKvCacheOptions, type KvCachePlan, type SeqId, type ImageSpan, type AddSequenceOptions, type AddSequenceResult, type KvInput, type BatchTables, type KvCacheStats } from './kv-cache.js';
 export { BlockPool } from './block-pool.js';
-export { KvBlockStorage, bytesPerBlock, type KvDType, type KvLayerStorage } from './kv-storage.js';
+export { KvBlockStorage, bytesPerBlock, type KvDType, type KvLayerStorage, type KvStorageObserver } from './kv-storage.js';
+export { GpuKvMirror, gpuKvMirror, type GpuKvLayer } from './kv-gpu.js';
 export { sha256, blockHash, noneHash, imageContentHash, type ExtraKey, type PixelData } from './hash.js';
 export { rotateQuery, unrotateOutput, rotationSigns, hadamardChunks, makeRotation, int8Scale, quantizeInt8, dequantizeInt8, type HadamardRotation, type RotationSource } from './quant.js';
 export { pagedAttentionReference, gatherContiguous, packBlockTables, type PagedReferenceOptions, type PagedReferenceResult, type BlockTablesInput, type KvStorageLike } from './paged-reference.js';

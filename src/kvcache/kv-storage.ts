@@ -28,8 +28,14 @@ export function bytesPerBlock(numLayers: number, numKvHeads: number, headDim: nu
   return numLayers * 2 * perTensor;
 }
 
+/** Told which blocks of a layer changed (e.g. a device copy of the storage, kv-gpu.ts). */
+export interface KvStorageObserver {
+  blocksChanged(layer: number, blocks: readonly number[]): void;
+}
+
 export class KvBlockStorage implements RotationSource {
   readonly layers: readonly KvLayerStorage[];
+  private readonly observers = new Set<KvStorageObserver>();
   /** Bytes of one block over all layers. */
   readonly bytesPerBlock: number;
 
@@ -65,6 +71,16 @@ export class KvBlockStorage implements RotationSource {
     this.bytesPerBlock = bytesPerBlock(numLayers, numKvHeads, headDim, blockSizeTokens, dtype);
   }
 
+  /** Registers an observer of block writes; returns the function that removes it. */
+  observe(o: KvStorageObserver): () => void {
+    this.observers.add(o);
+    return () => { this.observers.delete(o); };
+  }
+
+  private changed(layer: number, blocks: readonly number[]): void {
+    for (const o of this.observers) o.blocksChanged(layer, blocks);
+  }
+
   /** Elements per token slot (numKvHeads · headDim). */
   get slotElems(): number {
     return this.numKvHeads * this.headDim;
@@ -92,6 +108,11 @@ export class KvBlockStorage implements RotationSource {
     } else {
       this.writeFloat(slots, k, st.k);
       this.writeFloat(slots, v, st.v);
+    }
+    if (this.observers.size) {
+      const bs = this.blockSizeTokens, blocks = new Set<number>();
+      for (let t = 0; t < slots.length; t++) blocks.add(Math.floor(slots[t]! / bs));
+      this.changed(layer, [...blocks]);
     }
   }
 
@@ -181,6 +202,7 @@ export class KvBlockStorage implements RotationSource {
         st.v.data.copyWithin(dst * n, src * n, (src + 1) * n);
       }
     }
+    if (this.observers.size) for (let l = 0; l < this.numLayers; l++) this.changed(l, [dst]);
   }
 
   /**

@@ -1,8 +1,8 @@
 /**
  * Paged attention: queries against K/V that live in the paged block pool, read through each
- * sequence's block table (vLLM's PagedAttention) with no gather into a contiguous copy on the
- * WebAssembly backend. Prefill and decode, GQA, every mask (aligned bottom-right per sequence), varlen
- * batches of sequences of different lengths (continuous batching), f32/f16 blocks and int8 blocks with
+ * sequence's block table (vLLM's PagedAttention) with no gather into a contiguous copy, on the
+ * WebAssembly backend and on WebGPU (from the storage's device copy, kv-gpu.ts). Prefill and decode,
+ * GQA, every mask (aligned bottom-right per sequence), varlen batches of sequences of different lengths (continuous batching), f32/f16 blocks and int8 blocks with
  * per-block-per-head scales dequantised inside the kernel. Rotated int8 caches rotate q and un-rotate
  * the output on the host (quant.ts), which leaves QKᵀ and P·V unchanged.
  *
@@ -18,13 +18,15 @@ import { ShapeError, ValueError } from '../errors.js';
 import { checkCuSeqlens } from '../masks/mask.js';
 import { Tensor } from '../tensor/tensor.js';
 import { runWasm } from '../kernels/cpu/wasm-backend.js';
+import { runPagedHost } from '../kernels/webgpu/attention-gpu.js';
+import { gpuKvMirror } from './kv-gpu.js';
 import { type BlockTablesInput, type KvStorageLike, checkTable, gatherContiguous, storageOf, tableRows } from './paged-reference.js';
 import { rotateQuery, unrotateOutput } from './quant.js';
 
 export interface PagedAttentionOptions extends Omit<AttentionOptions, 'layout'> {
   /** Varlen queries: q is [totalQ, numHeads, headDim] split by these boundaries [numSeqs + 1]. */
   cuSeqlensQ?: ArrayLike<number>;
-  /** 'auto'/'wasm' read blocks in place; 'cpu-ts' gathers (reference-speed fallback). */
+  /** 'auto'/'wasm' and 'webgpu' read blocks in place; 'cpu-ts' gathers (reference-speed fallback). */
   backend?: RunOptions['backend'];
 }
 
@@ -64,8 +66,16 @@ export async function attentionPaged(q: Tensor, pool: KvStorageLike, layer: numb
       ? { blockSize: st.blockSizeTokens, tables, k: L.k, v: L.v, kScales: L.kScales, vScales: L.vScales }
       : { blockSize: st.blockSizeTokens, tables, k: L.k, v: L.v };
     await runWasm(plan, qFlat, qFlat, qFlat, out, lse ?? null, undefined, paged);
+  } else if (backend.name === 'webgpu') {
+    // The storage's device copy (uploaded once, then kept in step with writes), read in place.
+    const kvLike = { shape: [cuK[numSeqs]!, Hk, D], dtype: q.dtype } as const;
+    const plan = planAttentionVarlen(qFlat, kvLike, kvLike, { ...attnOpts, cuSeqlensQ: cuQ, cuSeqlensK: cuK });
+    out = Tensor.zeros([totalQ, H, D], q.dtype);
+    lse = opts.returnLse ? Tensor.zeros([H, totalQ]) : undefined;
+    const G = (await gpuKvMirror(st)).layers[layer]!;
+    await runPagedHost(plan, qFlat, { blockSize: st.blockSizeTokens, tables, kvFmt: G.kvFmt, k: G.k, v: G.v, kScales: G.kScales, vScales: G.vScales }, out, lse ?? null);
   } else {
-    // Gathering fallback (TypeScript / WebGPU backends): one contiguous copy per sequence.
+    // Gathering fallback (TypeScript backend): one contiguous copy per sequence.
     const ks: Tensor[] = [], vs: Tensor[] = [];
     for (let b = 0; b < numSeqs; b++) {
       const g = gatherContiguous(st, layer, tables[b]!, seqLens[b]!);

@@ -1,13 +1,15 @@
 /**
  * Paged attention equals contiguous attention (fast-check): random block tables over shuffled physical
  * blocks, mixed sequence lengths (continuous batching), dense and varlen queries, GQA, masks, f32/f16
- * blocks and int8 blocks with and without the Hadamard rotation — on the in-place WASM kernel and the
- * gathering TypeScript fallback, against the gathering float64 oracle.
+ * blocks and int8 blocks with and without the Hadamard rotation — on the in-place WASM kernel, the
+ * WebGPU kernels (reading the storage's device copy in place) and the gathering TypeScript fallback,
+ * against the gathering float64 oracle.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  KvBlockStorage, type KvDType, type Mask, Tensor, attentionPaged, causal, makeRotation, mulberry32, pagedAttentionReference, randn, slidingWindow,
+  KvBlockStorage, type KvDType, type Mask, Tensor, attentionPaged, causal, lastGpuStats, makeRotation, mulberry32, pagedAttentionReference, randn,
+  slidingWindow, topK,
 } from '../../src/index.js';
 import { errorStats } from '../helpers/close.js';
 
@@ -23,7 +25,7 @@ function randomStorage(seed: number, numBlocks: number, bs: number, Hk: number, 
 }
 
 describe('paged == contiguous', () => {
-  for (const backend of ['wasm', 'cpu-ts'] as const) {
+  for (const backend of ['wasm', 'webgpu', 'cpu-ts'] as const) {
     it(`${backend}: random tables, lengths, GQA, masks, dtypes`, async () => {
       await fc.assert(fc.asyncProperty(
         fc.record({
@@ -67,7 +69,75 @@ describe('paged == contiguous', () => {
           expect(le.nonFiniteMismatch).toBe(0);
           expect(le.maxAbs).toBeLessThan(2e-5);
         },
-      ), { numRuns: 60, seed: 31 });
+      ), { numRuns: backend === 'webgpu' ? 16 : 60, seed: 31 });
     }, 300_000);
   }
+});
+
+describe('WebGPU paged kernels (each kernel family through the block tables)', () => {
+  // Dyadic values (multiples of 1/4 in [-1, 1]) and a power-of-two scale: scores are exact in f32, so
+  // top-k selections (ties included) agree with the float64 oracle.
+  const dyadic = (shape: number[], seed: number) => {
+    const r = mulberry32(seed);
+    const n = shape.reduce((a, b) => a * b, 1);
+    return Tensor.fromValues(Float32Array.from({ length: n }, () => (Math.floor(r() * 9) - 4) / 4), shape);
+  };
+  const build = (dtype: KvDType, rotate: boolean, lens: number[], bs: number, Hk: number, D: number, seed: number, exact: boolean) => {
+    const numBlocks = lens.reduce((a, l) => a + Math.ceil(l / bs), 0) + 2;
+    const st = new KvBlockStorage(1, numBlocks, bs, Hk, D, dtype, rotate ? makeRotation(1, Hk, D, seed) : null);
+    const rng = mulberry32(seed);
+    const ids = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rng() - 0.5);
+    let at = 0;
+    const tables = lens.map((l) => ids.slice(at, (at += Math.ceil(l / bs))));
+    lens.forEach((L, b) => {
+      if (L === 0) return;
+      const slots = Array.from({ length: L }, (_, j) => tables[b]![Math.floor(j / bs)]! * bs + (j % bs));
+      const k = exact ? dyadic([L, Hk, D], seed + b) : randn([L, Hk, D], seed + b);
+      const v = exact ? dyadic([L, Hk, D], seed + 50 + b) : randn([L, Hk, D], seed + 50 + b);
+      st.writeSlots(0, slots, k, v);
+    });
+    return { st, tables };
+  };
+  const check = async (q: Tensor, st: KvBlockStorage, tables: number[][], lens: number[], mask: Mask | null, kernel: string, cuSeqlensQ?: number[], scale?: number) => {
+    const ref = pagedAttentionReference(q, st, 0, tables, lens, { mask, cuSeqlensQ, scale });
+    const got = await attentionPaged(q, st, 0, tables, lens, { mask, cuSeqlensQ, scale, backend: 'webgpu', returnLse: true });
+    expect(lastGpuStats?.kernel).toBe(kernel);
+    const e = errorStats(got.out.toFloat64(), ref.out);
+    expect(e.nonFiniteMismatch).toBe(0);
+    expect(e.maxAbs).toBeLessThan(2e-5);
+    const le = errorStats(got.lse!.toFloat64(), ref.lse);
+    expect(le.nonFiniteMismatch).toBe(0);
+    expect(le.maxAbs).toBeLessThan(2e-5);
+  };
+
+  for (const dtype of ['f32', 'f16', 'int8'] as const) {
+    it(`decode kernel (split + merge), ${dtype}${dtype === 'int8' ? ' rotated' : ''}: GQA 4, lengths 300/1/129/0/257, 16-token blocks`, async () => {
+      const lens = [300, 1, 129, 0, 257], Hk = 2, D = 32;
+      const { st, tables } = build(dtype, dtype === 'int8', lens, 16, Hk, D, 7, false);
+      await check(randn([lens.length, 1, Hk * 4, D], 8), st, tables, lens, null, 'decode');
+      await check(randn([lens.length, 1, Hk * 4, D], 9), st, tables, lens, slidingWindow(40, 0), 'decode');
+    }, 120_000);
+  }
+
+  it('portable kernel: varlen prefill chunks, causal, 8-token blocks; top-k threshold pass through the tables', async () => {
+    const lens = [70, 150, 5], Hk = 1, D = 24;
+    const { st, tables } = build('f32', false, lens, 8, Hk, D, 11, true);
+    const cu = [0, 20, 83, 88];
+    await check(dyadic([88, 2, D], 12), st, tables, lens, causal(), 'flash_portable', cu);
+    await check(dyadic([88, 2, D], 13), st, tables, lens, topK(5, causal()), 'flash_portable', cu, 0.125);
+  }, 120_000);
+
+  it('writes after the first call reach the device copy (appends, copy-on-write block copies)', async () => {
+    const lens = [40], Hk = 1, D = 16;
+    const { st, tables } = build('f16', false, [64], 16, Hk, D, 21, false);
+    const q = randn([1, 1, 2, D], 22);
+    await check(q, st, tables, lens, null, 'flash_portable');
+    // Overwrite keys 16..39 and copy block tables[0][1] onto a fresh block used by a second table.
+    const slots = Array.from({ length: 24 }, (_, j) => tables[0]![Math.floor((16 + j) / 16)]! * 16 + ((16 + j) % 16));
+    st.writeSlots(0, slots, randn([24, Hk, D], 23), randn([24, Hk, D], 24));
+    const spare = [...Array(st.numBlocks).keys()].find((b) => !tables[0]!.includes(b))!;
+    st.copyBlock(tables[0]![1]!, spare);
+    await check(q, st, tables, lens, null, 'flash_portable');
+    await check(q, st, [[tables[0]![0]!, spare, tables[0]![2]!]], lens, null, 'flash_portable');
+  }, 120_000);
 });

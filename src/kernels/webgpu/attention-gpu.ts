@@ -20,8 +20,8 @@ import { Tensor, contiguousStrides, copyInto, numel } from '../../tensor/tensor.
 import { type GpuContext, gpuContext } from './device.js';
 import { compileMaskWgsl } from './mask-wgsl.js';
 import {
-  type DecodeVariant, type PortableFlashVariant, type SgmatVariant, type TopKVariant, convertSource, decodeMergeSource,
-  decodeSource, portableSource, sgmatConfigs, sgmatSource, topkSource, variantKey,
+  type DecodeVariant, type InFormat, type KvPaging, type PortableFlashVariant, type SgmatVariant, type TopKVariant, convertSource,
+  decodeMergeSource, decodeSource, portableSource, sgmatConfigs, sgmatSource, topkSource, variantKey,
 } from './variants.js';
 
 export const GPU_TILE_K = 64;
@@ -235,13 +235,36 @@ export interface GpuCapture {
   lse: GpuTensor;
 }
 
-export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: GpuTensor, v: GpuTensor, outIn?: GpuTensor, lseIn?: GpuTensor | null, capture?: GpuCapture): Promise<PreparedGpuAttention> {
+/**
+ * Paged K/V (vLLM's PagedAttention): the layer's block pool [numBlocks·blockSize, numKvHeads, headDim]
+ * in `k`/`v` (f32, f16 as pairs of halves, or int8 four per word with per-(block, KV head) f32 scales),
+ * and one block table per sequence of the plan; key j of sequence b is slot tables[b][j / bs]·bs + j % bs.
+ */
+export interface GpuPaged {
+  blockSize: number;
+  tables: readonly ArrayLike<number>[];
+  kvFmt: InFormat | 'i8';
+  k: GPUBuffer;
+  v: GPUBuffer;
+  kScales?: GPUBuffer;
+  vScales?: GPUBuffer;
+}
+
+export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: GpuTensor | null, v: GpuTensor | null, outIn?: GpuTensor, lseIn?: GpuTensor | null, capture?: GpuCapture, paged?: GpuPaged): Promise<PreparedGpuAttention> {
   const ctx = q.ctx;
   const caps = ctx.caps;
   const temps: GPUBuffer[] = [];
   const topk = plan.mask ? findTopK(plan.mask.node) : null;
   if (topk && topk.k > TOPK_MAX) throw new UnsupportedError(`topK(${topk.k}) exceeds the WebGPU threshold kernel's heap of ${TOPK_MAX} scores`, `topK(${TOPK_MAX}) or backend 'wasm'`);
-  const kernel = capture ? 'flash_portable' : chooseKernel(ctx, plan, topk !== null, hasSlack(q) && hasSlack(k) && hasSlack(v));
+  if (paged && capture) throw new UnsupportedError('capture from a paged KV cache', 'contiguous K/V');
+  if (!paged && (!k || !v)) throw new ShapeError('k and v are required unless K/V are paged', 'k');
+  const kBuf = paged ? paged.k : k!.buffer, vBuf = paged ? paged.v : v!.buffer;
+  const pagedV: KvPaging | undefined = paged ? { bs: paged.blockSize, kvFmt: paged.kvFmt, numKvHeads: plan.numKvHeads, headDim: plan.headDim } : undefined;
+  // Tensor-core kernels load whole 16-key matrices, which need contiguous rows: not paged.
+  const kernel = capture ? 'flash_portable' : chooseKernel(ctx, plan, topk !== null, !paged && hasSlack(q) && hasSlack(k!) && hasSlack(v!));
+  const scaleEntries = (withV: boolean): GPUBindGroupEntry[] => (paged?.kvFmt === 'i8'
+    ? [{ binding: 7, resource: { buffer: paged.kScales! } }, ...(withV ? [{ binding: 8, resource: { buffer: paged.vScales! } }] : [])]
+    : []);
   const outShape = plan.varlen ? [plan.totalQ, plan.numHeads, plan.headDimV] : [plan.batch, plan.seqLenQ, plan.numHeads, plan.headDimV];
   const nQT = Math.ceil(plan.seqLenQ / 64), nKT = Math.ceil(plan.seqLenK / 64);
   const captureShape = capture ? (capture.mode === 1 ? [plan.batch * capture.heads.length * nQT * nKT * 64] : [plan.batch, capture.heads.length, capture.rows!.length, plan.seqLenK]) : null;
@@ -261,7 +284,19 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     if (lse) ctx.device.queue.writeBuffer(lse.buffer, 0, new Float32Array(lse.buffer.size / 4).fill(NaN));
   }
 
-  const qa = addr(plan, q, 'q'), ka = addr(plan, k, 'k'), va = addr(plan, v, 'k'), la = lseAddr(plan);
+  const meta = new Meta();
+  const qa = addr(plan, q, 'q'), la = lseAddr(plan);
+  let ka: Addr, va: Addr;
+  if (paged) {
+    // The sequence table's K/V base is the sequence's block table in the metadata.
+    if (paged.tables.length !== plan.batch) throw new ShapeError(`${paged.tables.length} block tables for ${plan.batch} sequences`, 'blockTables', 'numSeqs');
+    const slot = plan.numKvHeads * plan.headDim;
+    const seqBase = paged.tables.map((t) => meta.push(t.length ? t : [0]));
+    ka = { seqBase, row: slot, head: plan.headDim };
+    va = ka;
+  } else {
+    ka = addr(plan, k!, 'k'); va = addr(plan, v!, 'k');
+  }
   const oa = capture
     ? { seqBase: Array.from({ length: plan.batch }, (_, b) => (capture.mode === 2 ? b * capture.heads.length * capture.rows!.length * plan.seqLenK : 0)), row: 0, head: 0 }
     : addr(plan, outF32, 'q');
@@ -283,7 +318,6 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     tileQ = Math.floor(64 / G);
   }
 
-  const meta = new Meta();
   const seqTable = meta.reserve(plan.batch * 9);
   const planIndex = new Map<string, number>();
   const plans: TilePlan[] = [];
@@ -329,13 +363,13 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     }
     const tJobTable = meta.push(tjobs);
     const wMaskBase = meta.push(within.data);
-    const tv: TopKVariant = { kernel: 'topk_threshold', fmt: plan.dtype, D: plan.headDim, KK: topk.k, cap, maskKey: within.key };
+    const tv: TopKVariant = { kernel: 'topk_threshold', fmt: plan.dtype, D: plan.headDim, KK: topk.k, cap, maskKey: within.key, ...(pagedV ? { paged: pagedV } : {}) };
     const pipe = await ctx.pipeline(variantKey(tv), topkSource(tv, within.fn));
     const p = new ArrayBuffer(64), pu = new Uint32Array(p), pf = new Float32Array(p);
     pu.set([qa.row, qa.head, ka.row, ka.head, tjobs.length / 3, seqTable, wPlanTable, tJobTable, wMaskBase, thrBase, plan.totalQ, plan.groupSize]);
     pf[12] = plan.scale; pf[13] = plan.softcap; pf[14] = -Infinity; pf[15] = Infinity;
     const ub = uniform(ctx, p, temps);
-    dispatches.push({ pipeline: pipe, groups: tjobs.length / 3, entries: [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: k.buffer } }] });
+    dispatches.push({ pipeline: pipe, groups: tjobs.length / 3, entries: [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: kBuf } }, ...scaleEntries(false)] });
   }
 
   if (kernel === 'decode') {
@@ -359,7 +393,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const nSplit = split.length / 3, nMerge = merge.length / 4;
     const jobTable = meta.push(split), mergeTable = meta.push(merge);
     const maskBase = meta.push(mask.data);
-    const dv: DecodeVariant = { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key };
+    const dv: DecodeVariant = { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}) };
     const pipe = await ctx.pipeline(variantKey(dv), decodeSource(dv, mask.fn));
     const partBytes = Math.max(16, nSplit * rows * (plan.headDimV + 2) * 4);
     const partBuf = ctx.device.createBuffer({ size: partBytes, usage: STORAGE });
@@ -368,7 +402,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     pu.set([qa.row, qa.head, ka.row, ka.head, va.row, va.head, nSplit, splitTiles, seqTable, planTable, jobTable, maskBase]);
     pf[12] = plan.scale; pf[13] = plan.softcap; pu[14] = plan.groupSize; pu[15] = rows;
     const ub = uniform(ctx, p, temps);
-    dispatches.push({ pipeline: pipe, groups: nSplit, entries: [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: k.buffer } }, { binding: 4, resource: { buffer: v.buffer } }, { binding: 5, resource: { buffer: partBuf } }] });
+    dispatches.push({ pipeline: pipe, groups: nSplit, entries: [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: kBuf } }, { binding: 4, resource: { buffer: vBuf } }, { binding: 5, resource: { buffer: partBuf } }, ...scaleEntries(true)] });
     const mv = { kernel: 'decode_merge', DV: plan.headDimV } as const;
     const mpipe = await ctx.pipeline(variantKey(mv), decodeMergeSource(plan.headDimV));
     const mp = new ArrayBuffer(48), mu = new Uint32Array(mp), mf = new Float32Array(mp);
@@ -412,7 +446,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg: caps.subgroups && caps.subgroupMinSize >= 16, natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0 };
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg: caps.subgroups && caps.subgroupMinSize >= 16, natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }
@@ -431,7 +465,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     pu[22] = capture?.queryStart ?? 0; pu[23] = capture?.queryEnd ?? 0;
     pu[24] = rowMap; pu[25] = headMap; pu[26] = capture?.rows?.length ?? 0; pu[27] = nKT;
     const ub = uniform(ctx, p, temps);
-    dispatches.push({ pipeline: pipe, groups: jobs.length, entries: [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: k.buffer } }, { binding: 4, resource: { buffer: v.buffer } }, { binding: 5, resource: { buffer: outF32.buffer } }, { binding: 6, resource: { buffer: lseBuf } }] });
+    dispatches.push({ pipeline: pipe, groups: jobs.length, entries: [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: kBuf } }, { binding: 4, resource: { buffer: vBuf } }, { binding: 5, resource: { buffer: outF32.buffer } }, { binding: 6, resource: { buffer: lseBuf } }, ...scaleEntries(true)] });
     jobsCount = jobs.length;
   }
 
@@ -497,6 +531,28 @@ export async function runDevice(plan: AttentionPlan, q: GpuTensor, k: GpuTensor,
   }
   lastGpuStats = prepared.stats;
   return { out: prepared.out, lse: prepared.lse };
+}
+
+/**
+ * Paged attention from host queries: q uploaded, K/V read from the device block pool through the
+ * block tables (no gather), out and lse downloaded into the given host tensors.
+ */
+export async function runPagedHost(plan: AttentionPlan, q: Tensor, paged: GpuPaged, out: Tensor, lse: Tensor | null): Promise<GpuRunStats> {
+  const ctx = await gpuContext();
+  const gq = await GpuTensor.fromTensor(q, ctx);
+  let prepared: PreparedGpuAttention | null = null;
+  try {
+    prepared = await prepareGpuAttention({ ...plan, returnLse: lse !== null }, gq, null, null, undefined, lse ? undefined : null, undefined, paged);
+    await submit(ctx, prepared);
+    lastGpuStats = prepared.stats;
+    copyInto(await prepared.out.toTensor(), out);
+    if (lse && prepared.lse) copyInto(await prepared.lse.toTensor(), lse);
+    return prepared.stats;
+  } finally {
+    gq.dispose();
+    prepared?.destroy();
+    prepared?.out.dispose(); prepared?.lse?.dispose();
+  }
 }
 
 async function runHost(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor | null): Promise<void> {

@@ -5,5 +5,5 @@ import { gpuContext } from './device.js';
 registerBackend('webgpu', async () => { await gpuContext(); return webgpuBackend; });
 
 export { gpuContext, configureWebGpu, GpuContext, NO_WEBGPU_HELP, type GpuCaps, type WebGpuInit, type SubgroupMatrixConfig } from './device.js';
-export { lastGpuStats, setGpuOutputPoisoning, setGpuKernelPreference, prepareGpuAttention, GpuTensor, isGpuTensor, readBuffer, TOPK_MAX, type GpuRunStats, type GpuKernelPreference, type PreparedGpuAttention } from './attention-gpu.js';
+export { lastGpuStats, setGpuOutputPoisoning, setGpuKernelPreference, prepareGpuAttention, GpuTensor, isGpuTensor, readBuffer, TOPK_MAX, type GpuPaged, type GpuRunStats, type GpuKernelPreference, type PreparedGpuAttention } from './attention-gpu.js';
 export { sgmatConfigs, type SgmatConfig } from './variants.js';

@@ -14,6 +14,46 @@ export function loader(name: string, binding: number, fmt: InFormat): string {
   return `@group(0) @binding(${binding}) var<storage, read> ${name}b: array<u32>;\nfn ld_${name}(e: u32) -> f32 { let w = ${name}b[e >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (e & 1u) == 1u)); }`;
 }
 
+/**
+ * K/V addressing of a variant. Contiguous (absent): key j of a sequence is row kBase + j·row. Paged:
+ * the sequence table's K/V base is the offset of the sequence's block table in the metadata, and key j
+ * lives in physical slot table[j / bs]·bs + j % bs of the pool ([numBlocks·bs, numKvHeads, headDim]).
+ * `kvFmt` 'i8' reads int8 blocks (four per word) scaled per (block, KV head) from bindings 7 and 8.
+ */
+export interface KvPaging {
+  readonly bs: number;
+  readonly kvFmt: InFormat | 'i8';
+  readonly numKvHeads: number;
+  readonly headDim: number;
+}
+
+/** kv_at and the K/V loaders (binding 3 = K, 4 = V; int8 scales 7, 8). */
+export function kvPrelude(fmt: InFormat, paged: KvPaging | undefined, withV = true): string {
+  const lines = [paged
+    ? `const PAGED_BS: u32 = ${paged.bs}u;
+fn kv_at(base: u32, key: u32, row: u32) -> u32 {
+  return (tbl[base + key / PAGED_BS] * PAGED_BS + key % PAGED_BS) * row;
+}`
+    : `fn kv_at(base: u32, key: u32, row: u32) -> u32 { return base + key * row; }`];
+  if (paged?.kvFmt === 'i8') {
+    lines.push(`const KV_HEADS: u32 = ${paged.numKvHeads}u;`, `const KV_D: u32 = ${paged.headDim}u;`);
+    for (const [name, binding, sb] of [['k', 3, 7], ['v', 4, 8]] as const) {
+      if (name === 'v' && !withV) continue;
+      lines.push(`@group(0) @binding(${binding}) var<storage, read> ${name}b: array<u32>;
+@group(0) @binding(${sb}) var<storage, read> ${name}sc: array<f32>;
+fn ld_${name}(e: u32) -> f32 {
+  let x = extractBits(bitcast<i32>(${name}b[e >> 2u]), (e & 3u) * 8u, 8u);
+  return f32(x) * ${name}sc[(e / (KV_HEADS * KV_D) / PAGED_BS) * KV_HEADS + (e / KV_D) % KV_HEADS];
+}`);
+    }
+  } else {
+    const kf = (paged?.kvFmt ?? fmt) as InFormat;
+    lines.push(loader('k', 3, kf));
+    if (withV) lines.push(loader('v', 4, kf));
+  }
+  return lines.join('\n');
+}
+
 export interface PortableFlashVariant {
   readonly kernel: 'flash_portable';
   readonly fmt: InFormat;
@@ -29,6 +69,7 @@ export interface PortableFlashVariant {
   readonly maskKey: string;
   /** 0 forward; 1 column sums, 2 probability rows (capture from the forward LSE). */
   readonly capture?: 0 | 1 | 2;
+  readonly paged?: KvPaging;
 }
 
 export function portableGeometry(v: { DV: number }) {
@@ -91,8 +132,7 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const CAP: bool = ${v.cap};`,
     `const CAPTURE: u32 = ${v.capture ?? 0}u;`,
     loader('q', 2, v.fmt),
-    loader('k', 3, v.fmt),
-    loader('v', 4, v.fmt),
+    kvPrelude(v.fmt, v.paged),
     '@group(0) @binding(5) var<storage, read_write> out: array<f32>;',
   ].join('\n');
   return `${prelude}\n${SHADERS['flash_portable']}\n${reductions(v.sg)}\n${MASK_HELPERS}\n${maskFn}\n`;
@@ -106,6 +146,7 @@ export interface TopKVariant {
   readonly KK: number;
   readonly cap: boolean;
   readonly maskKey: string;
+  readonly paged?: KvPaging;
 }
 
 export function topkSource(v: TopKVariant, maskFn: string): string {
@@ -114,7 +155,7 @@ export function topkSource(v: TopKVariant, maskFn: string): string {
     `const KK: u32 = ${v.KK}u;`,
     `const CAP: bool = ${v.cap};`,
     loader('q', 2, v.fmt),
-    loader('k', 3, v.fmt),
+    kvPrelude(v.fmt, v.paged, false),
   ].join('\n');
   return `${prelude}\n${SHADERS['topk_threshold']}\n${MASK_HELPERS}\n${maskFn}\n`;
 }
@@ -199,6 +240,7 @@ export interface DecodeVariant {
   readonly natural: boolean;
   readonly cap: boolean;
   readonly maskKey: string;
+  readonly paged?: KvPaging;
 }
 
 export function decodeSource(v: DecodeVariant, maskFn: string): string {
@@ -210,8 +252,7 @@ export function decodeSource(v: DecodeVariant, maskFn: string): string {
     `const NATURAL: bool = ${v.natural};`,
     `const CAP: bool = ${v.cap};`,
     loader('q', 2, v.fmt),
-    loader('k', 3, v.fmt),
-    loader('v', 4, v.fmt),
+    kvPrelude(v.fmt, v.paged),
   ].join('\n');
   return `${prelude}\n${SHADERS['decode_split']}\n${MASK_HELPERS}\n${maskFn}\n`;
 }

@@ -6,7 +6,7 @@
 // t % 32 against rows ≡ t/32 (mod 4); the rows' online softmax runs one thread per row; thread t
 // accumulates output column(s) t (+128) for every row from V read in place (coalesced across threads).
 // Partials (m, l, acc) go to `part` and are merged by decode_merge. The prelude defines D, DV, R
-// (rows = G·lenQ, ≤ 64), CPT (columns per thread), NATURAL, CAP, ld_q/ld_k/ld_v and mask_allows.
+// (rows = G·lenQ, ≤ 64), CPT (columns per thread), NATURAL, CAP, ld_q/ld_k/ld_v, mask_allows and kv_at.
 
 struct Params {
   qRow: u32, qHead: u32, kRow: u32, kHead: u32,
@@ -100,7 +100,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let jj = x / D;
         let c = x % D;
         var kv = 0.0;
-        if (h0 + jj < nk) { kv = ld_k(kBase + (k0 + h0 + jj) * P.kRow + hk * P.kHead + c); }
+        if (h0 + jj < nk) { kv = ld_k(kv_at(kBase, k0 + h0 + jj, P.kRow) + hk * P.kHead + c); }
         ks[jj * (D + 1u) + c] = kv;
       }
       workgroupBarrier();
@@ -155,7 +155,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var t = 0u; t < CPT; t++) { o[t][r] *= a; }
     }
     for (var j = 0u; j < nk; j++) {
-      let vbj = vBase + (k0 + j) * P.vRow + hk * P.vHead;
+      let vbj = kv_at(vBase, k0 + j, P.vRow) + hk * P.vHead;
       for (var t = 0u; t < CPT; t++) {
         let c = lid + 128u * t;
         if (c < DV) {

@@ -11,7 +11,8 @@
 //   (subgroup shuffles when subgroups hold ≥ 16 lanes, workgroup memory otherwise);
 //   P = 2^(S − m) into workgroup memory; O = O·2^(m_old − m) + P·V over V chunks in workgroup memory.
 // The prelude defines D, DV, DVT, DVP, BCV, G, NP, NATURAL, CAP, the loaders ld_q/ld_k/ld_v, the
-// output binding, the row reductions rowmax16/rowsum16 and mask_allows.
+// output binding, the row reductions rowmax16/rowsum16, mask_allows and kv_at (a key's row: contiguous,
+// or through the sequence's block table when K/V are paged).
 //
 // CAPTURE = 1 (column sums) or 2 (probability rows): with the forward pass's LSE (binding 6, read),
 // P = 2^(S − lse₂) replaces the online softmax; no P·V. Column sums reduce each tile's 64 rows into
@@ -155,7 +156,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         wa[(dq + t) * 16u + (lr >> 2u)][lr & 3u] = x;
         let kj = lr;
         var y = 0.0;
-        if (kj < nk && d < D) { y = ld_k(kBase + (k0 + kj) * P.kRow + hk * P.kHead + d); }
+        if (kj < nk && d < D) { y = ld_k(kv_at(kBase, k0 + kj, P.kRow) + hk * P.kHead + d); }
         wa[256u + (dq + t) * 16u + (kj >> 2u)][kj & 3u] = y;
       }
       workgroupBarrier();
@@ -224,7 +225,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let jj = x / DVP;
         let c = x % DVP;
         var v = 0.0;
-        if (j0 + jj < nk && c < DV) { v = ld_v(vBase + (k0 + j0 + jj) * P.vRow + hk * P.vHead + c); }
+        if (j0 + jj < nk && c < DV) { v = ld_v(kv_at(vBase, k0 + j0 + jj, P.vRow) + hk * P.vHead + c); }
         wa[x >> 2u][x & 3u] = v;
       }
       workgroupBarrier();

@@ -63,7 +63,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let partial = (ent & 1u) == 1u;
     for (var jl = 0u; jl < nk; jl++) {
       let j = k0 + jl;
-      let kb = kBase + j * P.kRow + hk * P.kHead;
+      let kb = kv_at(kBase, j, P.kRow) + hk * P.kHead;
       var dot = 0.0;
       for (var c = 0u; c < D; c++) { dot += (ld_q(qb + c) * P.scale) * ld_k(kb + c); }
       var s = dot;
