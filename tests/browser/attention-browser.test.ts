@@ -1,0 +1,133 @@
+/**
+ * The attention kernels in a real browser: the library bundled for the browser (esbuild, no Node
+ * built-ins), served on 127.0.0.1 with cross-origin isolation (COOP/COEP, so SharedArrayBuffer and
+ * kernel Web Workers are available), run in Debian's Chromium with WebGPU on SwiftShader's Vulkan
+ * driver (--enable-unsafe-webgpu --enable-unsafe-swiftshader --enable-features=Vulkan). The WASM
+ * backend (multi-threaded) and the WebGPU backend are checked against the float64 reference computed
+ * here from the same seeded inputs. A missing Chromium or WebGPU adapter fails the test (never skips).
+ */
+import { createServer, type Server } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+import { type BrowserContext, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attentionReference, causal, randn, slidingWindow, type Mask } from '../../src/index.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const tmp = mkdtempSync(join(tmpdir(), 'vlm-attention-browser-'));
+let browser: BrowserContext;
+let server: Server;
+let origin = '';
+
+// The page's entry: inputs from the library's seeded generator, so Node can rebuild them exactly.
+const ENTRY = `
+import { attention, randn, causal, slidingWindow, cpuRuntime, gpuContext } from './src/index.ts';
+const masks = { none: () => null, causal: () => causal(), window: () => slidingWindow(9, 3) };
+globalThis.attentionTest = async (cases, backend) => {
+  const info = { isolated: globalThis.crossOriginIsolated === true };
+  if (backend === 'wasm') { const rt = await cpuRuntime(); info.variant = rt.variant; info.threads = rt.threads; }
+  else { const ctx = await gpuContext(); info.adapter = ctx.caps.vendor + ' ' + ctx.caps.architecture + ' ' + ctx.caps.description; }
+  const outs = [];
+  for (const c of cases) {
+    const q = randn([c.B, c.Sq, c.H, c.D], c.seed), k = randn([c.B, c.Sk, c.Hk, c.D], c.seed + 1), v = randn([c.B, c.Sk, c.Hk, c.D], c.seed + 2);
+    const r = await attention(q, k, v, { mask: masks[c.mask](), softcap: c.softcap, returnLse: true, backend });
+    outs.push({ out: Array.from(r.out.toFloat32()), lse: Array.from(r.lse.toFloat32()) });
+  }
+  return { info, outs };
+};
+`;
+
+const HTML = '<!doctype html><meta charset="utf-8"><title>vlm-attention kernels</title><script src="/bundle.js"></script>';
+
+interface Case { name: string; B: number; Sq: number; Sk: number; H: number; Hk: number; D: number; mask: 'none' | 'causal' | 'window'; softcap?: number; seed: number }
+const CASES: Case[] = [
+  { name: 'cross 97×130 GQA 2, causal', B: 1, Sq: 97, Sk: 130, H: 4, Hk: 2, D: 40, mask: 'causal', seed: 11 },
+  { name: 'decode 1×300, GQA 4, batch 2', B: 2, Sq: 1, Sk: 300, H: 8, Hk: 2, D: 64, mask: 'none', seed: 21 },
+  { name: 'self 65, window + softcap', B: 1, Sq: 65, Sk: 65, H: 2, Hk: 2, D: 24, mask: 'window', softcap: 20, seed: 31 },
+];
+
+function maskOf(c: Case): Mask | null {
+  return c.mask === 'causal' ? causal() : c.mask === 'window' ? slidingWindow(9, 3) : null;
+}
+
+beforeAll(async () => {
+  const out = await build({
+    stdin: { contents: ENTRY, resolveDir: process.cwd(), loader: 'ts' }, bundle: true, platform: 'browser', format: 'iife', write: false,
+    logLevel: 'silent', external: ['webgpu', 'node:*'], // dynamic, behind Node checks in the core
+  });
+  const bundle = out.outputFiles[0]!.text;
+  server = createServer((req, res) => {
+    const headers = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cache-Control': 'no-store' };
+    if (req.url === '/bundle.js') res.writeHead(200, { ...headers, 'Content-Type': 'text/javascript' }).end(bundle);
+    else if (req.url === '/') res.writeHead(200, { ...headers, 'Content-Type': 'text/html' }).end(HTML);
+    else res.writeHead(404, headers).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  try {
+    browser = await chromium.launchPersistentContext(mkdtempSync(join(tmp, 'profile-')), {
+      executablePath: CHROMIUM, headless: true,
+      args: ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--enable-features=Vulkan', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  } catch (e) {
+    throw new Error(`Chromium could not start from ${CHROMIUM} (CI=${process.env.CI ?? 'unset'}); install Debian's chromium or set CHROMIUM_PATH.\n${(e as Error).message}`);
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise((r) => server?.close(r));
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function runInPage(backend: 'wasm' | 'webgpu'): Promise<{ info: Record<string, unknown>; outs: { out: number[]; lse: number[] }[] }> {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(origin + '/');
+  await page.waitForFunction(() => typeof (globalThis as { attentionTest?: unknown }).attentionTest === 'function');
+  try {
+    return await page.evaluate(([cases, b]) => (globalThis as unknown as { attentionTest: (c: unknown, b: string) => Promise<{ info: Record<string, unknown>; outs: { out: number[]; lse: number[] }[] }> }).attentionTest(cases, b), [CASES, backend] as const);
+  } finally {
+    expect(errors).toEqual([]);
+    await page.close();
+  }
+}
+
+function checkAgainstReference(outs: { out: number[]; lse: number[] }[]): void {
+  CASES.forEach((c, i) => {
+    const q = randn([c.B, c.Sq, c.H, c.D], c.seed), k = randn([c.B, c.Sk, c.Hk, c.D], c.seed + 1), v = randn([c.B, c.Sk, c.Hk, c.D], c.seed + 2);
+    const ref = attentionReference(q, k, v, { mask: maskOf(c), softcap: c.softcap });
+    const got = outs[i]!;
+    expect(got.out.length, c.name).toBe(ref.out.length);
+    let err = 0;
+    for (let x = 0; x < ref.out.length; x++) err = Math.max(err, Math.abs(got.out[x]! - ref.out[x]!));
+    expect(err, `${c.name}: max |out − float64|`).toBeLessThan(2e-5);
+    let lerr = 0;
+    for (let x = 0; x < ref.lse.length; x++) {
+      if (ref.lse[x] === -Infinity) expect(got.lse[x], c.name).toBe(-Infinity);
+      else lerr = Math.max(lerr, Math.abs(got.lse[x]! - ref.lse[x]!));
+    }
+    expect(lerr, `${c.name}: max |lse − float64|`).toBeLessThan(2e-5);
+  });
+}
+
+describe('attention kernels in Chromium', () => {
+  it('WebAssembly SIMD backend, cross-origin isolated: worker threads over shared memory', async () => {
+    const { info, outs } = await runInPage('wasm');
+    console.log(`Chromium WASM runtime: ${info.variant}, ${info.threads} threads, crossOriginIsolated ${info.isolated}`);
+    expect(info.isolated).toBe(true);
+    expect(info.threads as number).toBeGreaterThan(1);
+    expect(['relaxed-simd', 'simd128']).toContain(info.variant);
+    checkAgainstReference(outs);
+  }, 180_000);
+
+  it('WebGPU backend (SwiftShader adapter in headless Chromium)', async () => {
+    const { info, outs } = await runInPage('webgpu');
+    console.log(`Chromium WebGPU adapter: ${info.adapter}`);
+    expect(typeof info.adapter).toBe('string');
+    checkAgainstReference(outs);
+  }, 300_000);
+});
