@@ -13,6 +13,8 @@ import type { WasmHeap } from './wasm-heap.js';
 const GEN = 0, ARGS = 1, DONE = 8, STOP = 9, CTRL_SLOTS = 16;
 /** Polls of the generation word a worker makes before it sleeps (about 50 µs). */
 const SPIN = 20000;
+/** Below this many FLOPs (≈ 50 µs on one core) a call runs on the calling thread only. */
+export const SOLO_FLOPS = 2e6;
 
 export interface KernelExports {
   runJobs(plan: number, kind: number, jobs: number, numJobs: number, counter: number, thread: number): void;
@@ -119,11 +121,13 @@ export class ThreadPool {
    * Runs `numJobs` jobs of `kind` on every thread and returns when all are done. The caller takes
    * part (thread 0). Where the caller cannot block (a browser's main thread) it polls asynchronously.
    */
-  async run(plan: number, kind: number, jobs: number, numJobs: number, counter: number): Promise<void> {
+  async run(plan: number, kind: number, jobs: number, numJobs: number, counter: number, opts: { flops?: number } = {}): Promise<void> {
     if (numJobs === 0) return;
     this.heap.i32(counter, 1)[0] = 0;
     const ctrl = this.ctrl();
-    const nw = this.workers.length;
+    // Work too small to repay waking the workers (or waiting for a core on a busy machine) runs on
+    // the calling thread alone.
+    const nw = opts.flops !== undefined && opts.flops < SOLO_FLOPS ? 0 : this.workers.length;
     if (nw > 0) {
       ctrl[ARGS] = plan; ctrl[ARGS + 1] = kind; ctrl[ARGS + 2] = jobs; ctrl[ARGS + 3] = numJobs; ctrl[ARGS + 4] = counter;
       Atomics.store(ctrl, DONE, 0);

@@ -356,7 +356,13 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
         for (let t = 0; t < pool.size; t++) for (let x = 0; x < stride; x++) result[x] += all[t * stride + x]!;
         capture.result = result;
       } else {
-        await pool.run(planPtr, KIND_PREFILL, jobsPtr, jobs.length, counter);
+        // Work estimate: per job, its Q tile's rows × visited tiles × 64 keys × 2·(D + Dv) FLOPs.
+        let flops = 0;
+        for (const [b, , qt, cost] of jobs) {
+          const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!, lenK = plan.cuSeqlensK[b + 1]! - plan.cuSeqlensK[b]!;
+          flops += Math.min(PREFILL_TILE_Q, lenQ - qt * PREFILL_TILE_Q) * Math.min(cost * TILE_K, lenK) * 2 * (D + Dv);
+        }
+        await pool.run(planPtr, KIND_PREFILL, jobsPtr, jobs.length, counter, { flops });
       }
       lastKernelStats = { path: 'prefill', jobs: jobs.length, visitedTiles: jobs.reduce((s, j) => s + j[3], 0) };
     } else {
@@ -382,8 +388,8 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
       heap.i32(mp, merge.length).set(merge);
       P[P_SPLIT_TILES] = splitTiles; P[P_PARTIAL_ROWS] = rows;
       P[P_PARTIALS] = alloc(Math.max(1, nSplit) * rows * (dvpad + 2) * 4);
-      await pool.run(planPtr, KIND_DECODE_SPLIT, sp, nSplit, counter);
-      await pool.run(planPtr, KIND_DECODE_MERGE, mp, nMerge, counter);
+      await pool.run(planPtr, KIND_DECODE_SPLIT, sp, nSplit, counter, { flops: total * plan.numKvHeads * 2 * TILE_K * Math.max(1, rows / plan.numKvHeads) * (D + Dv) });
+      await pool.run(planPtr, KIND_DECODE_MERGE, mp, nMerge, counter, { flops: 0 });
       lastKernelStats = { path: 'decode', jobs: nSplit + nMerge, visitedTiles: total * plan.numKvHeads, splits: nSplit };
     }
     if (O?.temp) copyInto(O.tensor, out!);
