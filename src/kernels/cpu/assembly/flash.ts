@@ -141,6 +141,8 @@ const MAGIC: f32 = 12582912.0 + 127.0; // 1.5·2^23 + exponent bias
 }
 
 const LOG2E: f32 = 1.4426950408889634;
+/** Base-2 headroom of the lazily rescaled softmax: unnormalised probabilities stay ≤ 2^8. */
+const RESCALE_SLACK: f32 = 8.0;
 const LN2: f32 = 0.6931471805599453;
 
 // tanh(x), Cephes tanhf: polynomial for |x| < 0.625, 1 − 2/(e^{2|x|} + 1) otherwise.
@@ -463,6 +465,8 @@ function pvTileT(st: usize, v: usize, o: usize, nq4: i32, nk: i32, dvpad: i32): 
 
 // Column-wise online softmax over Sᵀ (keys j < nk, queries in blocks of 4 up to nq4); Pᵀ overwrites Sᵀ;
 // alpha[i] = 2^(m_old − m_new) rescales acc rows.
+// The running max moves only when a tile's max exceeds it by more than RESCALE_SLACK (FlashAttention-4's
+// conditional rescaling): P ≤ 2^RESCALE_SLACK then, and most tiles skip rescaling acc altogether.
 function softmaxT(sc: usize, nq4: i32, nk: i32, dvpad: i32): void {
   const st = sc_s(sc), m = sc_m(sc), l = sc_l(sc), al = sc_alpha(sc), o = sc_o(sc);
   const colStep: usize = <usize>BC << 2;
@@ -470,8 +474,10 @@ function softmaxT(sc: usize, nq4: i32, nk: i32, dvpad: i32): void {
   for (let ib = 0; ib < nq4; ib += 4) {
     const col = st + (<usize>ib << 2);
     const mOld = v128.load(m + (<usize>ib << 2));
-    let mx = mOld;
-    for (let j: usize = 0; j < end; j += colStep) mx = vmax(v128.load(col + j), mx);
+    let mt = mOld;
+    for (let j: usize = 0; j < end; j += colStep) mt = vmax(v128.load(col + j), mt);
+    // Keep m_old unless the new max exceeds it by more than the slack (m_old = −∞: always move).
+    const mx = v128.bitselect(mt, mOld, f32x4.gt(f32x4.sub(mt, mOld), f32x4.splat(RESCALE_SLACK)));
     const ninf = f32x4.eq(mx, f32x4.splat(NEG_INF));
     const mUse = v128.andnot(mx, ninf); // −∞ (nothing visible yet) → 0
     let sum = f32x4.splat(0);
