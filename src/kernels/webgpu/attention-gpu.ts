@@ -20,9 +20,10 @@ import { Tensor, contiguousStrides, copyInto, numel } from '../../tensor/tensor.
 import { type GpuContext, gpuContext } from './device.js';
 import { compileMaskWgsl } from './mask-wgsl.js';
 import {
-  type DecodeVariant, type InFormat, type KvPaging, type PortableFlashVariant, type SgmatVariant, type TopKVariant, convertSource,
-  decodeMergeSource, decodeSource, portableSource, sgmatConfigs, sgmatSource, topkSource, variantKey,
+  type DecodeVariant, type InFormat, type KvPaging, type PortableFlashVariant, type TopKVariant, convertSource,
+  decodeMergeSource, decodeSource, portableSource, topkSource, variantKey,
 } from './variants.js';
+import { type SgmatVariant, sgmatGeometry, sgmatSource } from './sgmat.js';
 
 export const GPU_TILE_K = 64;
 export const TOPK_MAX = 512;
@@ -46,7 +47,7 @@ export class GpuTensor {
     const cont = t.contiguous();
     const elem = t.dtype === 'f32' ? 4 : 2;
     const bytes = new Uint8Array(cont.data.buffer, cont.data.byteOffset + cont.offset * elem, cont.size * elem);
-    const size = Math.max(16, Math.ceil((bytes.byteLength + slackBytes(t.shape, t.dtype)) / 4) * 4);
+    const size = Math.max(16, Math.ceil(bytes.byteLength / 16) * 16);
     if (size > c.caps.maxStorageBinding) {
       throw new ShapeError(`a tensor of ${bytes.byteLength} bytes exceeds this adapter's maxStorageBufferBindingSize (${c.caps.maxStorageBinding} bytes); split the batch or the heads into several calls`, 'tensor');
     }
@@ -59,7 +60,7 @@ export class GpuTensor {
   /** An uninitialised device tensor. */
   static empty(ctx: GpuContext, shape: readonly number[], dtype: DType): GpuTensor {
     const bytes = numel(shape) * (dtype === 'f32' ? 4 : 2);
-    const size = Math.max(16, Math.ceil((bytes + slackBytes(shape, dtype)) / 4) * 4);
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
     if (size > ctx.caps.maxStorageBinding) throw new ShapeError(`an output of ${bytes} bytes exceeds this adapter's maxStorageBufferBindingSize (${ctx.caps.maxStorageBinding})`, 'out');
     return new GpuTensor(ctx, ctx.device.createBuffer({ size, usage: STORAGE }), shape, dtype);
   }
@@ -79,21 +80,6 @@ export class GpuTensor {
   dispose(): void {
     if (!this.disposed) { this.disposed = true; this.buffer.destroy(); }
   }
-}
-
-/**
- * Slack after a tensor's elements: 64 rows of the (heads × dims) inner block. Tensor-core loads read
- * whole 16-row matrices, and on Dawn/NVIDIA a subgroup-matrix load that would cross the buffer's end is
- * shifted rather than clamped per element, so the last partial tile must stay inside the buffer.
- */
-export function slackBytes(shape: readonly number[], dtype: DType): number {
-  const inner = shape.length >= 2 ? numel(shape.slice(shape.length === 3 ? 1 : 2)) : 1;
-  return 64 * inner * (dtype === 'f32' ? 4 : 2) + 256;
-}
-
-/** Whether the buffer holds the slack that tensor-core loads need past the tensor's last row. */
-function hasSlack(t: GpuTensor): boolean {
-  return t.buffer.size >= t.bytes + slackBytes(t.shape, t.dtype) - 256;
 }
 
 export function isGpuTensor(x: unknown): x is GpuTensor {
@@ -129,7 +115,11 @@ export function setGpuOutputPoisoning(on: boolean): void {
   poison = on;
 }
 
-export type GpuKernelPreference = 'auto' | 'portable' | 'sgmat' | 'decode';
+/**
+ * 'sgmat-emulated' runs the tensor-core kernel's logic with its subgroup-matrix builtins emulated in plain
+ * WGSL (for testing it on adapters without subgroup matrices, such as SwiftShader; slow).
+ */
+export type GpuKernelPreference = 'auto' | 'portable' | 'sgmat' | 'sgmat-emulated' | 'decode';
 let preference: GpuKernelPreference = 'auto';
 /** Forces a kernel family when it supports the call (tests and benchmarks); 'auto' picks the fastest. */
 export function setGpuKernelPreference(p: GpuKernelPreference): void {
@@ -200,14 +190,25 @@ function uniform(ctx: GpuContext, data: ArrayBuffer, temps: GPUBuffer[]): GPUBuf
   return b;
 }
 
-function chooseKernel(ctx: GpuContext, plan: AttentionPlan, topk: boolean, slack: boolean): GpuRunStats['kernel'] {
+/** The tensor-core kernel's key tile for this call, or null when it cannot run it. */
+function sgmatFit(ctx: GpuContext, plan: AttentionPlan): { BK: number; emulate: boolean } | null {
+  if (plan.dtype !== 'f16') return null;
+  if (preference === 'sgmat-emulated') {
+    const g = sgmatGeometry(null, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage);
+    return g && { ...g, emulate: true };
+  }
+  if (!ctx.caps.f16 || ctx.caps.subgroupMinSize !== 32 || ctx.caps.subgroupMaxSize !== 32) return null;
+  const g = sgmatGeometry(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage);
+  return g && { ...g, emulate: false };
+}
+
+function chooseKernel(ctx: GpuContext, plan: AttentionPlan, topk: boolean): GpuRunStats['kernel'] {
   const R = plan.groupSize * plan.seqLenQ;
   const decodeShared = 4 * (R * plan.headDim + R * 64 + 32 * (plan.headDim + 1) + R + 17);
   const decodeOk = !topk && plan.seqLenQ <= 16 && R <= 64 && R * plan.headDim <= 4096 && plan.seqLenK >= 128 && decodeShared <= ctx.caps.maxWorkgroupStorage;
-  const sgOk = plan.dtype === 'f16' && ctx.caps.f16 && ctx.caps.subgroupMinSize === 32 && ctx.caps.subgroupMaxSize === 32 &&
-    sgmatConfigs(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV) !== null && slack;
+  const sgOk = sgmatFit(ctx, plan) !== null;
   if (preference === 'decode' && decodeOk) return 'decode';
-  if (preference === 'sgmat' && sgOk) return 'flash_sgmat';
+  if ((preference === 'sgmat' || preference === 'sgmat-emulated') && sgOk) return 'flash_sgmat';
   if (preference === 'portable') return 'flash_portable';
   if (preference === 'auto') {
     if (decodeOk) return 'decode';
@@ -260,8 +261,8 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
   if (!paged && (!k || !v)) throw new ShapeError('k and v are required unless K/V are paged', 'k');
   const kBuf = paged ? paged.k : k!.buffer, vBuf = paged ? paged.v : v!.buffer;
   const pagedV: KvPaging | undefined = paged ? { bs: paged.blockSize, kvFmt: paged.kvFmt, numKvHeads: plan.numKvHeads, headDim: plan.headDim } : undefined;
-  // Tensor-core kernels load whole 16-key matrices, which need contiguous rows: not paged.
-  const kernel = capture ? 'flash_portable' : chooseKernel(ctx, plan, topk !== null, !paged && hasSlack(q) && hasSlack(k!) && hasSlack(v!));
+  const kernel = capture ? 'flash_portable' : chooseKernel(ctx, plan, topk !== null);
+  const sgFit = kernel === 'flash_sgmat' ? sgmatFit(ctx, plan)! : null;
   const scaleEntries = (withV: boolean): GPUBindGroupEntry[] => (paged?.kvFmt === 'i8'
     ? [{ binding: 7, resource: { buffer: paged.kScales! } }, ...(withV ? [{ binding: 8, resource: { buffer: paged.vScales! } }] : [])]
     : []);
@@ -271,7 +272,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
   const out = outIn ?? GpuTensor.empty(ctx, captureShape ?? outShape, capture ? 'f32' : plan.dtype);
   const lse = lseIn === undefined ? (plan.returnLse ? GpuTensor.empty(ctx, plan.varlen ? [plan.numHeads, plan.totalQ] : [plan.batch, plan.numHeads, plan.seqLenQ], 'f32') : null) : lseIn;
   // Kernels that compute in f32 write f32; 16-bit outputs then go through convert_out.
-  const directOut = out.dtype === 'f32' || kernel === 'flash_sgmat';
+  const directOut = out.dtype === 'f32' || (sgFit !== null && !sgFit.emulate);
   const outF32 = directOut ? out : GpuTensor.empty(ctx, out.shape, 'f32');
   if (!directOut) temps.push(outF32.buffer);
   const lseBuf = capture ? capture.lse.buffer : lse?.buffer ?? (() => { const b = ctx.device.createBuffer({ size: 16, usage: STORAGE }); temps.push(b); return b; })();
@@ -305,9 +306,8 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
   const mask = compileMaskWgsl(plan.mask?.node ?? null, plan.seqLenQ, plan.seqLenK);
 
   // Rows per tile: positions per Q tile for the chosen kernel.
-  let tileQ: number, G: number, sgCfg: ReturnType<typeof sgmatConfigs> = null;
+  let tileQ: number, G: number;
   if (kernel === 'flash_sgmat') {
-    sgCfg = sgmatConfigs(caps.subgroupMatrix, plan.headDim, plan.headDimV)!;
     G = plan.groupSize % 4 === 0 ? 4 : plan.groupSize % 2 === 0 ? 2 : 1;
     tileQ = 16 * (4 / G);
   } else if (kernel === 'decode') {
@@ -442,7 +442,11 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const maskBase = meta.push(mask.data);
     let pipe: GPUComputePipeline;
     if (kernel === 'flash_sgmat') {
-      const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, cfg: sgCfg!, natural, cap, outF16: out.dtype === 'f16', maskKey: mask.key };
+      // 16-byte loads when every row, head and sequence offset is a multiple of 8 halves.
+      const al = (a: Addr, bases: boolean) => a.row % 8 === 0 && a.head % 8 === 0 && (!bases || a.seqBase.every((x) => x % 8 === 0));
+      const vec = plan.headDim % 8 === 0 && plan.headDimV % 8 === 0 && al(qa, true) &&
+        (paged ? paged.kvFmt === 'f16' && al(ka, false) : al(ka, true) && al(va, true));
+      const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, vec: vec && !sgFit!.emulate, natural, cap, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}) };
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {

@@ -27,14 +27,19 @@ export interface KvPaging {
   readonly headDim: number;
 }
 
-/** kv_at and the K/V loaders (binding 3 = K, 4 = V; int8 scales 7, 8). */
-export function kvPrelude(fmt: InFormat, paged: KvPaging | undefined, withV = true): string {
-  const lines = [paged
+/** kv_at(base, key, row): the element offset of key's row (contiguous or through the block table). */
+export function kvAt(paged: KvPaging | undefined): string {
+  return paged
     ? `const PAGED_BS: u32 = ${paged.bs}u;
 fn kv_at(base: u32, key: u32, row: u32) -> u32 {
   return (tbl[base + key / PAGED_BS] * PAGED_BS + key % PAGED_BS) * row;
 }`
-    : `fn kv_at(base: u32, key: u32, row: u32) -> u32 { return base + key * row; }`];
+    : `fn kv_at(base: u32, key: u32, row: u32) -> u32 { return base + key * row; }`;
+}
+
+/** kv_at and the K/V loaders (binding 3 = K, 4 = V; int8 scales 7, 8). */
+export function kvPrelude(fmt: InFormat, paged: KvPaging | undefined, withV = true): string {
+  const lines = [kvAt(paged)];
   if (paged?.kvFmt === 'i8') {
     lines.push(`const KV_HEADS: u32 = ${paged.numKvHeads}u;`, `const KV_D: u32 = ${paged.headDim}u;`);
     for (const [name, binding, sb] of [['k', 3, 7], ['v', 4, 8]] as const) {
@@ -158,73 +163,6 @@ export function topkSource(v: TopKVariant, maskFn: string): string {
     kvPrelude(v.fmt, v.paged, false),
   ].join('\n');
   return `${prelude}\n${SHADERS['topk_threshold']}\n${MASK_HELPERS}\n${maskFn}\n`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tensor-core (subgroup-matrix) flash kernel
-
-export interface SgmatConfig {
-  /** QKᵀ: result columns (keys) and contraction (head dim) per matrix. */
-  qkN: number;
-  qkK: number;
-  /** PV: result columns (value dims) and contraction (keys) per matrix. */
-  pvN: number;
-  pvK: number;
-}
-
-/**
- * Picks subgroup-matrix shapes (M = 16 rows, f16 operands, f32 result) for head dims D and DV from the
- * adapter's configs; null when none fits (the head dims must be multiples of 8).
- */
-export function sgmatConfigs(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[], D: number, DV: number): SgmatConfig | null {
-  const has = (N: number, K: number) => configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === N && c.K === K);
-  let qk: [number, number] | null = null;
-  if (D % 16 === 0 && has(16, 16)) qk = [16, 16];
-  else if (D % 16 === 0 && has(8, 16)) qk = [8, 16];
-  else if (D % 8 === 0 && has(8, 8)) qk = [8, 8];
-  // P·V runs as Oᵀ = Vᵀ·Pᵀ with 16×16×16 matrices (value dims pad to 16; the padded columns are never stored).
-  const pv: [number, number] | null = has(16, 16) && DV % 8 === 0 ? [16, 16] : null;
-  if (!qk || !pv || D > 256 || DV > 256) return null;
-  return { qkN: qk[0], qkK: qk[1], pvN: pv[0], pvK: pv[1] };
-}
-
-export interface SgmatVariant {
-  readonly kernel: 'flash_sgmat';
-  readonly D: number;
-  readonly DV: number;
-  /** Heads of one KV group per workgroup (1, 2 or 4). */
-  readonly G4: number;
-  readonly cfg: SgmatConfig;
-  readonly natural: boolean;
-  readonly cap: boolean;
-  readonly outF16: boolean;
-  readonly maskKey: string;
-}
-
-export function sgmatSource(v: SgmatVariant, maskFn: string): string {
-  const prelude = [
-    // Offsets derive from the subgroup index, which the uniformity analysis cannot prove subgroup-uniform
-    // (they are: a subgroup's lanes share it); the barriers stay workgroup-uniform.
-    'diagnostic(off, chromium.subgroup_matrix_uniformity);',
-    'diagnostic(off, subgroup_uniformity);',
-    'enable f16;',
-    'enable subgroups;',
-    'enable chromium_experimental_subgroup_matrix;',
-    `const D: u32 = ${v.D}u;`,
-    `const DV: u32 = ${v.DV}u;`,
-    `const QK_N: u32 = ${v.cfg.qkN}u;`,
-    `const QK_K: u32 = ${v.cfg.qkK}u;`,
-    `const PV_N: u32 = ${v.cfg.pvN}u;`,
-    `const PV_K: u32 = ${v.cfg.pvK}u;`,
-    `const G4: u32 = ${v.G4}u;`,
-    `const TQ: u32 = ${16 * (4 / v.G4)}u;`,
-    `const NROUND: u32 = ${Math.ceil(v.DV / 64)}u;`,
-    `const NATURAL: bool = ${v.natural};`,
-    `const CAP: bool = ${v.cap};`,
-    `alias OUT_T = ${v.outF16 ? 'f16' : 'f32'};`,
-    `@group(0) @binding(5) var<storage, read_write> out: array<OUT_T>;`,
-  ].join('\n');
-  return `${prelude}\n${SHADERS['flash_sgmat']}\n${MASK_HELPERS}\n${maskFn}\n`;
 }
 
 // ---------------------------------------------------------------------------------------------

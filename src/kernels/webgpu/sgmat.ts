@@ -1,0 +1,456 @@
+/**
+ * The tensor-core flash kernel: f16 in, f32 accumulate, QKᵀ and P·V on WebGPU subgroup matrices
+ * (chromium_experimental_subgroup_matrix; Vulkan cooperative matrices underneath), generated per
+ * variant so that every matrix is a named variable (an array of subgroup matrices indexed in a loop
+ * gave wrong scores on NVIDIA).
+ *
+ * Workgroup = 4 subgroups of 32 lanes; subgroup s owns 16 query rows. With GQA the G4 heads of one KV
+ * head share the workgroup (heads hb·G4 + s % G4, positions q0 + 16·(s / G4) .. +15), so one K/V tile
+ * in workgroup memory serves all four subgroups.
+ *
+ *   once:      the 64 query rows → workgroup memory (transposed, zero-padded to DP), then each subgroup
+ *              holds its Q as DP/16 left matrices in registers;
+ *   per tile of BK keys:
+ *              K (row-major) and Vᵀ → workgroup memory (zero rows past the sequence end), one barrier;
+ *              S = Q·Kᵀ on subgroup matrices → workgroup memory (f32, column-major);
+ *              softmax in SIMT (lane → row lane/2, BK/2 keys): scale, softcap, element predicate on
+ *              partial tiles only, NaN flag; P (f16) → workgroup memory;
+ *              O += P·V on subgroup matrices: O stays in DVP/16 accumulator matrices for the whole
+ *              pass.
+ *
+ * Subgroup matrices cannot scale rows, so the online softmax rescales lazily (FlashAttention-4's
+ * conditional rescaling): a row's reference max moves only when a tile's max exceeds it by more than
+ * SLACK (base 2), so P ≤ 2^SLACK. When some row of the workgroup moves, the accumulators are flushed
+ * into a per-lane f32 copy (o_lane = (o_lane + acc)·α) and restarted from zero; after the first tile
+ * that is rare. At the end the accumulators are flushed once more with α = 1 and o_lane / l is written.
+ *
+ * Loads and stores use only the forms measured correct on Dawn/NVIDIA: template-form column-major
+ * loads of left and right matrices, column-major stores.
+ *
+ * `emulate` swaps the subgroup-matrix builtins for plain WGSL with the same data layout (matrices as 8
+ * values per lane, products through workgroup memory, pair shuffles through workgroup memory, f16
+ * rounding by pack/unpack): the same kernel logic then runs on adapters without subgroup matrices or
+ * shader-f16 (SwiftShader in CI). It is for tests, not speed.
+ */
+import { MASK_HELPERS } from './mask-wgsl.js';
+import { kvAt, kvPrelude, loader, type KvPaging } from './variants.js';
+
+/** Largest head dims the kernel holds in registers (Q: DP/16 left matrices; O: DVP/16 accumulators). */
+export const SGMAT_MAX_HEAD_DIM = 128;
+/** Base-2 headroom of the lazily rescaled softmax. */
+const SLACK = 8;
+
+export interface SgmatVariant {
+  readonly kernel: 'flash_sgmat';
+  readonly D: number;
+  readonly DV: number;
+  /** Heads of one KV group per workgroup (1, 2 or 4). */
+  readonly G4: number;
+  /** Keys per tile in workgroup memory (64, 32 or 16; a divisor of the tile plan's 64). */
+  readonly BK: number;
+  /** 16-byte loads: head dims, strides and bases are multiples of 8 halves and K/V are f16. */
+  readonly vec: boolean;
+  readonly natural: boolean;
+  readonly cap: boolean;
+  readonly outF16: boolean;
+  readonly emulate: boolean;
+  readonly maskKey: string;
+  readonly paged?: KvPaging;
+}
+
+const pad16 = (x: number) => Math.ceil(x / 16) * 16;
+
+/** Workgroup memory (bytes) of a variant's geometry. */
+export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boolean): number {
+  const g = layout(D, DV, BK, emulate);
+  const half = emulate ? 4 : 2;
+  return g.KV * half + 64 * BK * 4 + 64 * BK * half + 64 * 4 + (emulate ? 1024 * 4 + 128 * 4 : 0);
+}
+
+/**
+ * Workgroup-memory layout. Real: Q staged transposed (stride QS) before the loop, rows padded by 8 halves.
+ * Emulated: Q loads straight from storage and rows are unpadded (SwiftShader has 32 KiB).
+ */
+function layout(D: number, DV: number, BK: number, emulate: boolean) {
+  const DP = pad16(D), DVP = pad16(DV), pad = emulate ? 0 : 8;
+  const QS = 64 + pad, DPS = DP + pad, BKS = BK + pad;
+  const KV = Math.max(emulate ? 0 : DP * QS, BK * DPS + DVP * BKS);
+  return { DP, DVP, QS, DPS, BKS, KV, VT0: BK * DPS };
+}
+
+/**
+ * Whether the adapter runs the kernel for head dims D, DV (f16 16×16×16 with an f32 result, head dims
+ * ≤ SGMAT_MAX_HEAD_DIM), and the largest key tile that fits its workgroup memory; null when it cannot.
+ */
+export function sgmatGeometry(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] | null, D: number, DV: number, maxShared: number): { BK: number } | null {
+  const emulate = configs === null;
+  if (!emulate && !configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) return null;
+  if (pad16(D) > SGMAT_MAX_HEAD_DIM || pad16(DV) > SGMAT_MAX_HEAD_DIM) return null;
+  for (const BK of [64, 32, 16]) if (sgmatSharedBytes(D, DV, BK, emulate) <= maxShared) return { BK };
+  return null;
+}
+
+/** The matrix operations, real or emulated. */
+interface Ops {
+  left: string; right: string; res: string;
+  zero: string;
+  loadL(arr: string, off: string, stride: string): string;
+  loadR(arr: string, off: string, stride: string): string;
+  mma(a: string, b: string, c: string): string;
+  store(arr: string, off: string, m: string, stride: string): string;
+}
+
+const REAL: Ops = {
+  left: 'subgroup_matrix_left<f16, 16, 16>',
+  right: 'subgroup_matrix_right<f16, 16, 16>',
+  res: 'subgroup_matrix_result<f32, 16, 16>',
+  zero: 'subgroup_matrix_result<f32, 16, 16>()',
+  loadL: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
+  loadR: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
+  mma: (a, b, c) => `subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c})`,
+  store: (a, o, m, s) => `subgroupMatrixStore<col_major>(&${a}, ${o}, ${m}, ${s});`,
+};
+
+// Emulated matrices: element i = t·32 + lane of the 16×16 matrix (row i / 16, column i % 16) in slot t.
+const EMU: Ops = {
+  left: 'array<f32, 8>', right: 'vec2<u32>', res: 'array<f32, 8>',
+  zero: 'array<f32, 8>()',
+  loadL: (a, o, s) => `emu_ld_${a}(${o}, ${s})`,
+  // Right operands always come from sKV: kept as (offset, stride) and read inside the product.
+  loadR: (_a, o, s) => `vec2<u32>(${o}, ${s})`,
+  mma: (a, b, c) => `emu_mma(${a}, ${b}, ${c})`,
+  store: (a, o, m, s) => `emu_st_${a}(${o}, ${m}, ${s});`,
+};
+
+const EMU_HELPERS = `
+var<private> emu_sg: u32;
+var<private> emu_lane: u32;
+var<workgroup> emuA: array<f32, 1024>;
+var<workgroup> exch: array<f32, 128>;
+// Q rows pos0 .. pos0+15, dims c0 .. c0+15 of head h (zero outside the sequence and past D).
+fn emu_ld_q(c0: u32, qBase: u32, pos0: u32, h: u32, lenQ: u32) -> array<f32, 8> {
+  var m: array<f32, 8>;
+  for (var t = 0u; t < 8u; t++) {
+    let i = t * 32u + emu_lane;
+    let qp = pos0 + i / 16u;
+    let c = c0 + i % 16u;
+    var x = 0.0;
+    if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + h * P.qHead + c); }
+    m[t] = tohalf(x);
+  }
+  return m;
+}
+fn emu_ld_sP(off: u32, stride: u32) -> array<f32, 8> {
+  var m: array<f32, 8>;
+  for (var t = 0u; t < 8u; t++) { let i = t * 32u + emu_lane; m[t] = sP[off + (i % 16u) * stride + i / 16u]; }
+  return m;
+}
+fn emu_st_sS(off: u32, m: array<f32, 8>, stride: u32) {
+  for (var t = 0u; t < 8u; t++) { let i = t * 32u + emu_lane; sS[off + (i % 16u) * stride + i / 16u] = m[t]; }
+}
+fn emu_mma(a: array<f32, 8>, b: vec2<u32>, c: array<f32, 8>) -> array<f32, 8> {
+  let base = emu_sg * 256u;
+  for (var t = 0u; t < 8u; t++) { emuA[base + t * 32u + emu_lane] = a[t]; }
+  workgroupBarrier();
+  var r = c;
+  for (var t = 0u; t < 8u; t++) {
+    let i = t * 32u + emu_lane;
+    let row = i / 16u;
+    let col = i % 16u;
+    var s = 0.0;
+    for (var k = 0u; k < 16u; k++) { s += emuA[base + row * 16u + k] * sKV[b.x + col * b.y + k]; }
+    r[t] += s;
+  }
+  workgroupBarrier();
+  return r;
+}
+fn partner(x: f32, lid: u32) -> f32 {
+  exch[lid] = x;
+  workgroupBarrier();
+  let y = exch[lid ^ 1u];
+  workgroupBarrier();
+  return y;
+}
+fn tohalf(x: f32) -> f32 { return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x; }
+`;
+
+const REAL_HELPERS = `
+fn partner(x: f32, lid: u32) -> f32 { return subgroupShuffleXor(x, 1u); }
+fn tohalf(x: f32) -> f16 { return f16(x); }
+`;
+
+/** Unrolled statements for i in [0, n). */
+function each(n: number, f: (i: number) => string): string {
+  return Array.from({ length: n }, (_, i) => f(i)).join('\n');
+}
+
+export function sgmatSource(v: SgmatVariant, maskFn: string): string {
+  const M = v.emulate ? EMU : REAL;
+  const BK = v.BK;
+  const { DP, DVP, QS, DPS, BKS, KV, VT0 } = layout(v.D, v.DV, BK, v.emulate);
+  const NKD = DP / 16, NDV = DVP / 16, NKB = BK / 16, NR = Math.ceil(DVP / BK), HB = BK / 2;
+  const halfT = v.emulate ? 'f32' : 'f16';
+  const outT = v.outF16 && !v.emulate ? 'f16' : 'f32';
+
+  const prelude = [
+    ...(v.emulate ? [] : [
+      // Offsets derive from the subgroup index, which the uniformity analysis cannot prove subgroup-uniform
+      // (they are: a subgroup's lanes share it); the barriers stay workgroup-uniform.
+      'diagnostic(off, chromium.subgroup_matrix_uniformity);',
+      'diagnostic(off, subgroup_uniformity);',
+      'enable f16;',
+      'enable subgroups;',
+      'enable chromium_experimental_subgroup_matrix;',
+    ]),
+    `const D: u32 = ${v.D}u;`,
+    `const DV: u32 = ${v.DV}u;`,
+    `const DP: u32 = ${DP}u;`,
+    `const DVP: u32 = ${DVP}u;`,
+    `const BK: u32 = ${BK}u;`,
+    `const HB: u32 = ${HB}u;`,
+    `const G4: u32 = ${v.G4}u;`,
+    `const TQ: u32 = ${16 * (4 / v.G4)}u;`,
+    `const NATURAL: bool = ${v.natural};`,
+    `const CAP: bool = ${v.cap};`,
+    `const SLACK: f32 = ${SLACK}.0;`,
+    `alias HALF = ${halfT};`,
+    `@group(0) @binding(5) var<storage, read_write> out: array<${outT}>;`,
+    v.vec
+      ? `@group(0) @binding(2) var<storage, read> qb: array<vec4<u32>>;\n@group(0) @binding(3) var<storage, read> kb: array<vec4<u32>>;\n@group(0) @binding(4) var<storage, read> vb: array<vec4<u32>>;\n${kvAt(v.paged)}`
+      : `${loader('q', 2, 'f16')}\n${kvPrelude('f16', v.paged)}`,
+  ].join('\n');
+
+  // Tile loads into workgroup memory. VEC: 8 halves per 16-byte load.
+  const store8 = (dst: (t: number) => string) => `let a0 = unpack2x16float(w.x); let a1 = unpack2x16float(w.y); let a2 = unpack2x16float(w.z); let a3 = unpack2x16float(w.w);
+        ${each(8, (t) => `sKV[${dst(t)}] = HALF(a${t >> 1}.${t & 1 ? 'y' : 'x'});`)}`;
+  const loadQ = v.vec
+    ? `for (var u = lid; u < 64u * (DP / 8u); u += 128u) {
+      let rho = u % 64u; let c8 = (u / 64u) * 8u;
+      let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
+      var w = vec4<u32>(0u);
+      if (qp < lenQ && c8 < D) { w = qb[(qBase + qp * P.qRow + qh * P.qHead + c8) >> 3u]; }
+      ${store8((t) => `(c8 + ${t}u) * ${QS}u + rho`)}
+    }`
+    : `for (var u = lid; u < 64u * DP; u += 128u) {
+      let rho = u % 64u; let c = u / 64u;
+      let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
+      var x = 0.0;
+      if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + qh * P.qHead + c); }
+      sKV[c * ${QS}u + rho] = HALF(x);
+    }`;
+  const loadKV = v.vec
+    ? `for (var u = lid; u < BK * (DP / 8u); u += 128u) {
+      let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
+      var w = vec4<u32>(0u);
+      if (j < nk && c8 < D) { w = kb[(kv_at(kBase, ks + j, P.kRow) + hk * P.kHead + c8) >> 3u]; }
+      ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)}
+    }
+    for (var u = lid; u < BK * (DVP / 8u); u += 128u) {
+      let j = u % BK; let c8 = (u / BK) * 8u;
+      var w = vec4<u32>(0u);
+      if (j < nk && c8 < DV) { w = vb[(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c8) >> 3u]; }
+      ${store8((t) => `${VT0}u + (c8 + ${t}u) * ${BKS}u + j`)}
+    }`
+    : `for (var u = lid; u < BK * DP; u += 128u) {
+      let j = u / DP; let c = u % DP;
+      var x = 0.0;
+      if (j < nk && c < D) { x = ld_k(kv_at(kBase, ks + j, P.kRow) + hk * P.kHead + c); }
+      sKV[j * ${DPS}u + c] = HALF(x);
+    }
+    for (var u = lid; u < BK * DVP; u += 128u) {
+      let j = u % BK; let c = u / BK;
+      var x = 0.0;
+      if (j < nk && c < DV) { x = ld_v(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c); }
+      sKV[${VT0}u + c * ${BKS}u + j] = HALF(x);
+    }`;
+
+  // Flush the accumulators into o_lane: o_lane = (o_lane + acc)·alpha, acc = 0; BK columns per round.
+  const flush = (alpha: string) => each(NR, (rd) => {
+    const dbs = Array.from({ length: NDV }, (_, db) => db).filter((db) => Math.floor(db / NKB) === rd);
+    return `    ${dbs.map((db) => `${M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')} o${db} = ${M.zero};`).join('\n    ')}
+    workgroupBarrier();
+    for (var c = 0u; c < HB; c++) {
+      let col = half * HB + c;
+      if (${rd * BK}u + col < DVP) { os[${rd * HB}u + c] = (os[${rd * HB}u + c] + sS[sb + col * 16u + r]) * ${alpha}; }
+    }
+    workgroupBarrier();`;
+  });
+
+  const body = `
+struct Params {
+  qRow: u32, qHead: u32, kRow: u32, kHead: u32,
+  vRow: u32, vHead: u32, oRow: u32, oHead: u32,
+  lseRow: u32, lseHead: u32, numJobs: u32, hasLse: u32,
+  seqTable: u32, planTable: u32, jobTable: u32, maskBase: u32,
+  scale: f32, softcap: f32, thrHeadStride: u32, group: u32,
+  negInf: f32, nanv: f32, _p1: u32, _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> tbl: array<u32>;
+@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+
+const LOG2E: f32 = 1.4426950408889634;
+const LN2: f32 = 0.6931471805599453;
+const MASKED: f32 = -1.0e30;
+
+// Q (transposed, 64 rows at stride ${QS}) before the loop; then K row-major at stride ${DPS} and Vᵀ at ${VT0}, stride ${BKS}.
+var<workgroup> sKV: array<HALF, ${KV}>;
+var<workgroup> sS: array<f32, ${64 * BK}>;   // per subgroup 16×BK (column-major): S, then accumulator flushes
+var<workgroup> sP: array<HALF, ${64 * BK}>;  // per subgroup 16×BK (column-major): P
+var<workgroup> wjob: array<u32, 16>;
+var<workgroup> wtile: u32;
+var<workgroup> wflag: u32;
+
+fn is_nan(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn exp2_masked(x: f32) -> f32 {
+  return select(exp2(x), 0.0, x < -126.0);
+}
+${v.emulate ? EMU_HELPERS : REAL_HELPERS}
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32${v.emulate ? '' : ',\n        @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32'}) {
+  let job = wg.x + wg.y * 65535u;
+  let sg = ${v.emulate ? 'lid / 32u' : 'sgid'};
+  let lane = ${v.emulate ? 'lid % 32u' : 'sgl'};
+  ${v.emulate ? 'emu_sg = sg; emu_lane = lane;' : ''}
+  if (lid == 0u) {
+    let jb = P.jobTable + min(job, P.numJobs - 1u) * 3u;
+    let sb = P.seqTable + tbl[jb] * 9u;
+    wjob[0] = select(0u, 1u, job < P.numJobs);
+    wjob[1] = tbl[jb + 1u];
+    wjob[2] = tbl[jb + 2u];
+    for (var t = 0u; t < 9u; t++) { wjob[3u + t] = tbl[sb + t]; }
+  }
+  let live = workgroupUniformLoad(&wjob[0]);
+  if (live == 0u) { return; }
+  let hb = workgroupUniformLoad(&wjob[1]);
+  let qtile = workgroupUniformLoad(&wjob[2]);
+  let qBase = workgroupUniformLoad(&wjob[3]);
+  let kBase = workgroupUniformLoad(&wjob[4]);
+  let vBase = workgroupUniformLoad(&wjob[5]);
+  let oBase = workgroupUniformLoad(&wjob[6]);
+  let lseBase = workgroupUniformLoad(&wjob[7]);
+  let lenQ = workgroupUniformLoad(&wjob[8]);
+  let lenK = workgroupUniformLoad(&wjob[9]);
+  let plan = workgroupUniformLoad(&wjob[10]);
+  let rowGlobal = workgroupUniformLoad(&wjob[11]);
+  let rowStart = tbl[P.planTable + plan * 2u];
+  let entries = tbl[P.planTable + plan * 2u + 1u];
+  if (lid == 0u) { wtile = tbl[rowStart + qtile]; }
+  let e0 = workgroupUniformLoad(&wtile);
+  if (lid == 0u) { wtile = tbl[rowStart + qtile + 1u]; }
+  let e1 = workgroupUniformLoad(&wtile);
+
+  let head = hb * G4 + sg % G4;
+  let hk = (hb * G4) / P.group;
+  let r = lane >> 1u;          // this lane's row in the subgroup's 16
+  let half = lane & 1u;        // which half of a tile's keys / a round's columns
+  let pos = qtile * TQ + (sg / G4) * 16u + r;
+  let valid = pos < lenQ;
+  let scl = select(P.scale * LOG2E, P.scale, NATURAL);
+  let sb = sg * ${16 * BK}u;
+
+  // ---- Q → registers (left matrices), through workgroup memory.
+${v.emulate
+    ? each(NKD, (kd) => `  let q${kd} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * 16u, head, lenQ);`)
+    : `  ${loadQ}
+  workgroupBarrier();
+${each(NKD, (kd) => `  let q${kd} = ${M.loadL('sKV', `${kd * 16 * QS}u + sg * 16u`, `${QS}u`)};`)}
+  workgroupBarrier();`}
+
+  var m = MASKED;
+  var l = 0.0;
+  var bad = 0.0;
+  var os: array<f32, ${NR * HB}>;
+  for (var t = 0u; t < ${NR * HB}u; t++) { os[t] = 0.0; }
+${each(NDV, (db) => `  var o${db} = ${M.zero};`)}
+
+  for (var e = e0; e < e1; e++) {
+    if (lid == 0u) { wtile = tbl[entries + e]; }
+    let ent = workgroupUniformLoad(&wtile);
+    let k0 = (ent >> 1u) * 64u;
+    let partial = (ent & 1u) == 1u;
+    for (var sub = 0u; sub < 64u / BK; sub++) {
+      let ks = k0 + sub * BK;
+      if (ks < lenK) {
+        let nk = min(BK, lenK - ks);
+        if (lid == 0u) { wflag = 0u; }
+        ${loadKV}
+        workgroupBarrier();
+
+        // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
+${each(NKB, (nb) => `        var s${nb} = ${M.zero};
+${each(NKD, (kd) => `        s${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `s${nb}`)};`)}
+        ${M.store('sS', `sb + ${nb * 256}u`, `s${nb}`, '16u')}`)}
+        workgroupBarrier();
+
+        // ---- softmax: lane → row r, keys half·HB .. +HB−1
+        var mx = MASKED;
+        for (var c = 0u; c < HB; c++) {
+          let j = half * HB + c;
+          let idx = sb + j * 16u + r;
+          var s = sS[idx];
+          if (NATURAL) { s *= P.scale; } else { s *= scl; }
+          if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }
+          var keep = valid && j < nk;
+          if (keep && partial) {
+            keep = mask_allows(i32(pos), i32(ks + j), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s);
+          }
+          if (keep && is_nan(s)) { bad = 1.0; }
+          keep = keep && !is_nan(s);
+          if (NATURAL) { s *= LOG2E; }
+          s = select(MASKED, s, keep);
+          sS[idx] = s;
+          mx = max(mx, s);
+        }
+        mx = max(mx, partner(mx, lid));
+        let moved = mx > m + SLACK;
+        let mNew = select(m, mx, moved);
+        let need = moved && m > MASKED;
+        let alpha = select(1.0, exp2(m - mNew), need);
+        let mUse = select(mNew, 0.0, mNew <= MASKED);
+        var sum = 0.0;
+        for (var c = 0u; c < HB; c++) {
+          let idx = sb + (half * HB + c) * 16u + r;
+          let p = exp2_masked(sS[idx] - mUse);
+          sum += p;
+          sP[idx] = tohalf(p);
+        }
+        sum += partner(sum, lid);
+        l = l * alpha + sum;
+        m = mNew;
+        if (need) { wflag = 1u; }
+        if (workgroupUniformLoad(&wflag) != 0u) {
+${flush('alpha')}
+        }
+
+        // ---- O += P·V
+${each(NKB, (kc) => `        let p${kc} = ${M.loadL('sP', `sb + ${kc * 256}u`, '16u')};
+${each(NDV, (db) => `        o${db} = ${M.mma(`p${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}`)}
+        workgroupBarrier();
+      }
+    }
+  }
+
+${flush('1.0')}
+  bad = max(bad, partner(bad, lid));
+  if (valid) {
+    let ob = oBase + pos * P.oRow + head * P.oHead;
+    let inv = select(1.0 / l, 0.0, l == 0.0);
+    for (var rd = 0u; rd < ${NR}u; rd++) {
+      for (var c = 0u; c < HB; c++) {
+        let col = rd * BK + half * HB + c;
+        if (col < DV) { out[ob + col] = ${outT}(select(os[rd * HB + c] * inv, P.nanv, bad > 0.0)); }
+      }
+    }
+    if (P.hasLse == 1u && half == 0u) {
+      lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
+    }
+  }
+}
+`;
+  return `${prelude}\n${body}\n${MASK_HELPERS}\n${maskFn}\n`;
+}
