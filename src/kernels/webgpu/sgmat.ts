@@ -37,6 +37,12 @@ import { kvAt, kvPrelude, loader, type KvPaging } from './variants.js';
 
 /** Largest head dims the kernel holds in registers (Q: DP/16 left matrices; O: DVP/16 accumulators). */
 export const SGMAT_MAX_HEAD_DIM = 128;
+/**
+ * Stride (halves) of P in workgroup memory. Measured on Dawn/NVIDIA (scripts/sgmat-forms.mjs): f16
+ * column-major loads from workgroup memory with a stride of 16 halves (32 bytes) read wrong elements;
+ * strides 24, 32 and 72 are right.
+ */
+const PS = 24;
 /** Base-2 headroom of the lazily rescaled softmax. */
 const SLACK = 8;
 
@@ -64,7 +70,7 @@ const pad16 = (x: number) => Math.ceil(x / 16) * 16;
 export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boolean): number {
   const g = layout(D, DV, BK, emulate);
   const half = emulate ? 4 : 2;
-  return g.KV * half + 64 * BK * 4 + 64 * BK * half + 64 * 4 + (emulate ? 1024 * 4 + 128 * 4 : 0);
+  return g.KV * half + 64 * BK * 4 + 4 * BK * PS * half + 64 * 4 + (emulate ? 1024 * 4 + 128 * 4 : 0);
 }
 
 /**
@@ -297,10 +303,12 @@ const MASKED: f32 = -1.0e30;
 // Q (transposed, 64 rows at stride ${QS}) before the loop; then K row-major at stride ${DPS} and Vᵀ at ${VT0}, stride ${BKS}.
 var<workgroup> sKV: array<HALF, ${KV}>;
 var<workgroup> sS: array<f32, ${64 * BK}>;   // per subgroup 16×BK (column-major): S, then accumulator flushes
-var<workgroup> sP: array<HALF, ${64 * BK}>;  // per subgroup 16×BK (column-major): P
+var<workgroup> sP: array<HALF, ${4 * BK * PS}>;  // per subgroup 16×BK (column-major, stride ${PS}): P
 var<workgroup> wjob: array<u32, 16>;
-var<workgroup> wtile: u32;
-var<workgroup> wflag: u32;
+// Every workgroup variable is a multiple of 16 bytes: on Dawn/NVIDIA, subgroup-matrix loads and stores
+// in workgroup memory go wrong when a variable declared before theirs leaves them off a 16-byte
+// boundary (scripts/sgmat-forms.mjs). [0] = the tile entry, [1] = the rescale flag.
+var<workgroup> wmisc: array<u32, 4>;
 
 fn is_nan(x: f32) -> bool {
   return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
@@ -339,10 +347,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let rowGlobal = workgroupUniformLoad(&wjob[11]);
   let rowStart = tbl[P.planTable + plan * 2u];
   let entries = tbl[P.planTable + plan * 2u + 1u];
-  if (lid == 0u) { wtile = tbl[rowStart + qtile]; }
-  let e0 = workgroupUniformLoad(&wtile);
-  if (lid == 0u) { wtile = tbl[rowStart + qtile + 1u]; }
-  let e1 = workgroupUniformLoad(&wtile);
+  if (lid == 0u) { wmisc[0] = tbl[rowStart + qtile]; }
+  let e0 = workgroupUniformLoad(&wmisc[0]);
+  if (lid == 0u) { wmisc[0] = tbl[rowStart + qtile + 1u]; }
+  let e1 = workgroupUniformLoad(&wmisc[0]);
 
   let head = hb * G4 + sg % G4;
   let hk = (hb * G4) / P.group;
@@ -352,6 +360,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let valid = pos < lenQ;
   let scl = select(P.scale * LOG2E, P.scale, NATURAL);
   let sb = sg * ${16 * BK}u;
+  let sbp = sg * ${BK * PS}u;
 
   // ---- Q → registers (left matrices), through workgroup memory.
 ${v.emulate
@@ -369,15 +378,15 @@ ${each(NKD, (kd) => `  let q${kd} = ${M.loadL('sKV', `${kd * 16 * QS}u + sg * 16
 ${each(NDV, (db) => `  var o${db} = ${M.zero};`)}
 
   for (var e = e0; e < e1; e++) {
-    if (lid == 0u) { wtile = tbl[entries + e]; }
-    let ent = workgroupUniformLoad(&wtile);
+    if (lid == 0u) { wmisc[0] = tbl[entries + e]; }
+    let ent = workgroupUniformLoad(&wmisc[0]);
     let k0 = (ent >> 1u) * 64u;
     let partial = (ent & 1u) == 1u;
     for (var sub = 0u; sub < 64u / BK; sub++) {
       let ks = k0 + sub * BK;
       if (ks < lenK) {
         let nk = min(BK, lenK - ks);
-        if (lid == 0u) { wflag = 0u; }
+        if (lid == 0u) { wmisc[1] = 0u; }
         ${loadKV}
         workgroupBarrier();
 
@@ -417,18 +426,18 @@ ${each(NKD, (kd) => `        s${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 1
           let idx = sb + (half * HB + c) * 16u + r;
           let p = exp2_masked(sS[idx] - mUse);
           sum += p;
-          sP[idx] = tohalf(p);
+          sP[sbp + (half * HB + c) * ${PS}u + r] = tohalf(p);
         }
         sum += partner(sum, lid);
         l = l * alpha + sum;
         m = mNew;
-        if (need) { wflag = 1u; }
-        if (workgroupUniformLoad(&wflag) != 0u) {
+        if (need) { wmisc[1] = 1u; }
+        if (workgroupUniformLoad(&wmisc[1]) != 0u) {
 ${flush('alpha')}
         }
 
         // ---- O += P·V
-${each(NKB, (kc) => `        let p${kc} = ${M.loadL('sP', `sb + ${kc * 256}u`, '16u')};
+${each(NKB, (kc) => `        let p${kc} = ${M.loadL('sP', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
 ${each(NDV, (db) => `        o${db} = ${M.mma(`p${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}`)}
         workgroupBarrier();
       }
