@@ -46,6 +46,14 @@ const PS = 24;
 /** Base-2 headroom of the lazily rescaled softmax. */
 const SLACK = 8;
 
+let ablation = '';
+/**
+ * Profiling aid (scripts/sgmat-profile.mjs): drops parts of the kernel ('load', 'qk', 'softmax', 'pv',
+ * comma-separated) so that their cost shows as the time saved. The results are wrong while it is set.
+ */
+export function setSgmatAblation(parts: string): void { ablation = parts; }
+export function sgmatAblation(): string { return ablation; }
+
 export interface SgmatVariant {
   readonly kernel: 'flash_sgmat';
   readonly D: number;
@@ -62,6 +70,8 @@ export interface SgmatVariant {
   readonly emulate: boolean;
   readonly maskKey: string;
   readonly paged?: KvPaging;
+  /** See setSgmatAblation. */
+  readonly ablate?: string;
 }
 
 const pad16 = (x: number) => Math.ceil(x / 16) * 16;
@@ -173,7 +183,7 @@ fn emu_mma(a: array<f32, 8>, b: vec2<u32>, c: array<f32, 8>) -> array<f32, 8> {
 fn partner(x: f32, lid: u32) -> f32 {
   exch[lid] = x;
   workgroupBarrier();
-  let y = exch[lid ^ 1u];
+  let y = exch[lid ^ 16u];
   workgroupBarrier();
   return y;
 }
@@ -181,7 +191,7 @@ fn tohalf(x: f32) -> f32 { return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0
 `;
 
 const REAL_HELPERS = `
-fn partner(x: f32, lid: u32) -> f32 { return subgroupShuffleXor(x, 1u); }
+fn partner(x: f32, lid: u32) -> f32 { return subgroupShuffleXor(x, 16u); }
 fn tohalf(x: f32) -> f16 { return f16(x); }
 `;
 
@@ -196,6 +206,7 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const { DP, DVP, QS, DPS, BKS, KV, VT0 } = layout(v.D, v.DV, BK, v.emulate);
   const NKD = DP / 16, NDV = DVP / 16, NKB = BK / 16, NR = Math.ceil(DVP / BK), HB = BK / 2;
   const halfT = v.emulate ? 'f32' : 'f16';
+  const drop = new Set((v.ablate ?? '').split(',').filter(Boolean));
   const outT = v.outF16 && !v.emulate ? 'f16' : 'f32';
 
   const prelude = [
@@ -244,19 +255,19 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
       if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + qh * P.qHead + c); }
       sKV[c * ${QS}u + rho] = HALF(x);
     }`;
+  // VEC: every 16-byte load of the tile is issued before the first store, so their latencies overlap.
+  const nLk = Math.ceil((BK * DP) / 8 / 128), nLv = Math.ceil((BK * DVP) / 8 / 128);
   const loadKV = v.vec
-    ? `for (var u = lid; u < BK * (DP / 8u); u += 128u) {
-      let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
-      var w = vec4<u32>(0u);
-      if (j < nk && c8 < D) { w = kb[(kv_at(kBase, ks + j, P.kRow) + hk * P.kHead + c8) >> 3u]; }
-      ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)}
-    }
-    for (var u = lid; u < BK * (DVP / 8u); u += 128u) {
-      let j = u % BK; let c8 = (u / BK) * 8u;
-      var w = vec4<u32>(0u);
-      if (j < nk && c8 < DV) { w = vb[(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c8) >> 3u]; }
-      ${store8((t) => `${VT0}u + (c8 + ${t}u) * ${BKS}u + j`)}
-    }`
+    ? `${each(nLk, (i) => `var wk${i} = vec4<u32>(0u);
+        let uk${i} = lid + ${i * 128}u; let jk${i} = uk${i} / (DP / 8u); let ck${i} = (uk${i} % (DP / 8u)) * 8u;
+        if (jk${i} < nk && ck${i} < D && uk${i} < ${(BK * DP) / 8}u) { wk${i} = kb[(kv_at(kBase, ks + jk${i}, P.kRow) + hk * P.kHead + ck${i}) >> 3u]; }`)}
+${each(nLv, (i) => `        var wv${i} = vec4<u32>(0u);
+        let uv${i} = lid + ${i * 128}u; let jv${i} = uv${i} % BK; let cv${i} = (uv${i} / BK) * 8u;
+        if (jv${i} < nk && cv${i} < DV && uv${i} < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ks + jv${i}, P.vRow) + hk * P.vHead + cv${i}) >> 3u]; }`)}
+${each(nLk, (i) => `        if (uk${i} < ${(BK * DP) / 8}u) { let w = wk${i}; let j = jk${i}; let c8 = ck${i};
+          ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)} }`)}
+${each(nLv, (i) => `        if (uv${i} < ${(BK * DVP) / 8}u) { let w = wv${i}; let j = jv${i}; let c8 = cv${i};
+          ${store8((t) => `${VT0}u + (c8 + ${t}u) * ${BKS}u + j`)} }`)}`
     : `for (var u = lid; u < BK * DP; u += 128u) {
       let j = u / DP; let c = u % DP;
       var x = 0.0;
@@ -276,7 +287,7 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
     return `    ${dbs.map((db) => `${M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')} o${db} = ${M.zero};`).join('\n    ')}
     workgroupBarrier();
     for (var c = 0u; c < HB; c++) {
-      let col = half * HB + c;
+      let col = rot(c, half);
       if (${rd * BK}u + col < DVP) { os[${rd * HB}u + c] = (os[${rd * HB}u + c] + sS[sb + col * 16u + r]) * ${alpha}; }
     }
     workgroupBarrier();`;
@@ -317,6 +328,12 @@ fn is_nan(x: f32) -> bool {
 fn exp2_masked(x: f32) -> f32 {
   return select(exp2(x), 0.0, x < -126.0);
 }
+
+// The c-th key / column of a lane's half of a tile, rotated by one for the upper half: the two halves
+// of a subgroup then hit different workgroup-memory banks (rows r and keys j at j·16 + r).
+fn rot(c: u32, half: u32) -> u32 {
+  return half * HB + ((c + half) & (HB - 1u));
+}
 ${v.emulate ? EMU_HELPERS : REAL_HELPERS}
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32${v.emulate ? '' : ',\n        @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32'}) {
@@ -354,8 +371,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   let head = hb * G4 + sg % G4;
   let hk = (hb * G4) / P.group;
-  let r = lane >> 1u;          // this lane's row in the subgroup's 16
-  let half = lane & 1u;        // which half of a tile's keys / a round's columns
+  let r = lane & 15u;          // this lane's row in the subgroup's 16
+  let half = lane >> 4u;       // which half of a tile's keys / a round's columns
   let pos = qtile * TQ + (sg / G4) * 16u + r;
   let valid = pos < lenQ;
   let scl = select(P.scale * LOG2E, P.scale, NATURAL);
@@ -387,58 +404,72 @@ ${each(NDV, (db) => `  var o${db} = ${M.zero};`)}
       if (ks < lenK) {
         let nk = min(BK, lenK - ks);
         if (lid == 0u) { wmisc[1] = 0u; }
-        ${loadKV}
+        ${drop.has('load') ? `if (lenK > 1000000000u) { ${loadKV} }` : loadKV}
         workgroupBarrier();
 
         // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
-${each(NKB, (nb) => `        var s${nb} = ${M.zero};
-${each(NKD, (kd) => `        s${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `s${nb}`)};`)}
-        ${M.store('sS', `sb + ${nb * 256}u`, `s${nb}`, '16u')}`)}
+${drop.has('qk') ? '' : each(NKB, (nb) => `        var sm${nb} = ${M.zero};
+${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `sm${nb}`)};`)}
+        ${M.store('sS', `sb + ${nb * 256}u`, `sm${nb}`, '16u')}`)}
         workgroupBarrier();
 
         // ---- softmax: lane → row r, keys half·HB .. +HB−1
         var mx = MASKED;
-        for (var c = 0u; c < HB; c++) {
-          let j = half * HB + c;
+        var rescale = 1.0;
+        ${drop.has('softmax') ? 'if (lenK > 1000000000u) {' : '{'}
+${v.emulate ? `        for (var c = 0u; c < HB; c++) {
+          let j = rot(c, half);
           let idx = sb + j * 16u + r;
           var s = sS[idx];
           if (NATURAL) { s *= P.scale; } else { s *= scl; }
           if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }
           var keep = valid && j < nk;
-          if (keep && partial) {
-            keep = mask_allows(i32(pos), i32(ks + j), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s);
-          }
+          if (keep && partial) { keep = mask_allows(i32(pos), i32(ks + j), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s); }
           if (keep && is_nan(s)) { bad = 1.0; }
-          keep = keep && !is_nan(s);
           if (NATURAL) { s *= LOG2E; }
-          s = select(MASKED, s, keep);
+          s = select(MASKED, s, keep && !is_nan(s));
           sS[idx] = s;
           mx = max(mx, s);
         }
-        mx = max(mx, partner(mx, lid));
+` : `${each(HB, (c) => `        let j${c} = rot(${c}u, half);
+        var s${c} = sS[sb + j${c} * 16u + r];
+        if (NATURAL) { s${c} *= P.scale; } else { s${c} *= scl; }
+        if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }
+        var k${c} = valid && j${c} < nk;
+        if (k${c} && partial) { k${c} = mask_allows(i32(pos), i32(ks + j${c}), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s${c}); }
+        if (k${c} && is_nan(s${c})) { bad = 1.0; }
+        if (NATURAL) { s${c} *= LOG2E; }
+        s${c} = select(MASKED, s${c}, k${c} && !is_nan(s${c}));
+        mx = max(mx, s${c});`)}
+`}        mx = max(mx, partner(mx, lid));
         let moved = mx > m + SLACK;
         let mNew = select(m, mx, moved);
         let need = moved && m > MASKED;
         let alpha = select(1.0, exp2(m - mNew), need);
         let mUse = select(mNew, 0.0, mNew <= MASKED);
         var sum = 0.0;
-        for (var c = 0u; c < HB; c++) {
-          let idx = sb + (half * HB + c) * 16u + r;
-          let p = exp2_masked(sS[idx] - mUse);
+${v.emulate ? `        for (var c = 0u; c < HB; c++) {
+          let j = rot(c, half);
+          let p = exp2_masked(sS[sb + j * 16u + r] - mUse);
           sum += p;
-          sP[sbp + (half * HB + c) * ${PS}u + r] = tohalf(p);
+          sP[sbp + j * ${PS}u + r] = tohalf(p);
         }
-        sum += partner(sum, lid);
+` : `${each(HB, (c) => `        let p${c} = exp2_masked(s${c} - mUse);
+        sum += p${c};
+        sP[sbp + j${c} * ${PS}u + r] = tohalf(p${c});`)}
+`}        sum += partner(sum, lid);
         l = l * alpha + sum;
         m = mNew;
         if (need) { wmisc[1] = 1u; }
+        rescale = alpha;
+        }
         if (workgroupUniformLoad(&wmisc[1]) != 0u) {
-${flush('alpha')}
+${flush('rescale')}
         }
 
         // ---- O += P·V
-${each(NKB, (kc) => `        let p${kc} = ${M.loadL('sP', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
-${each(NDV, (db) => `        o${db} = ${M.mma(`p${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}`)}
+${drop.has('pv') ? '' : each(NKB, (kc) => `        let pm${kc} = ${M.loadL('sP', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
+${each(NDV, (db) => `        o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}`)}
         workgroupBarrier();
       }
     }
@@ -451,7 +482,7 @@ ${flush('1.0')}
     let inv = select(1.0 / l, 0.0, l == 0.0);
     for (var rd = 0u; rd < ${NR}u; rd++) {
       for (var c = 0u; c < HB; c++) {
-        let col = rd * BK + half * HB + c;
+        let col = rd * BK + rot(c, half);
         if (col < DV) { out[ob + col] = ${outT}(select(os[rd * HB + c] * inv, P.nanv, bad > 0.0)); }
       }
     }

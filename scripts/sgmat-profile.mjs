@@ -1,0 +1,55 @@
+// Where the tensor-core kernel's time goes: times a few shapes with parts of the kernel dropped
+// (setSgmatAblation) and prints ms per variant. Outputs are wrong in the ablated runs; only time counts.
+// Usage (after npm run build, on a GPU with subgroup matrices): node scripts/sgmat-profile.mjs [ablations…]
+import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setGpuKernelPreference, causal } from '../dist/index.js';
+import { setSgmatAblation } from '../dist/kernels/webgpu/sgmat.js';
+
+const ctx = await gpuContext();
+const shapes = [
+  ['vitL B8 H16 N577 d64', 8, 16, 577, 64, false],
+  ['vitL B1 H128 N577 d64', 1, 128, 577, 64, false],
+  ['8k B1 H16 N8192 d64', 1, 16, 8192, 64, false],
+  ['qwen B1 H16 N5329 d80', 1, 16, 5329, 80, false],
+];
+const ablations = process.argv.length > 2 ? process.argv.slice(2) : ['', 'load', 'qk', 'softmax', 'pv', 'load,qk,softmax,pv'];
+async function time(prep) {
+  const once = async (n) => {
+    const enc = ctx.device.createCommandEncoder();
+    for (let i = 0; i < n; i++) prep.encode(enc);
+    const t0 = performance.now();
+    ctx.device.queue.submit([enc.finish()]);
+    await ctx.device.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  await once(1);
+  const n = Math.max(3, Math.ceil(20 / Math.max(0.01, (await once(3)) / 3)));
+  const s = [];
+  for (let i = 0; i < 5; i++) s.push((await once(n)) / n);
+  return s.sort((a, b) => a - b)[2];
+}
+setGpuKernelPreference('sgmat');
+for (const [name, B, H, N, d, c] of shapes) {
+  const shape = [B, N, H, d];
+  // Independent standard-normal q, k, v (SAME=1: one sin-filled tensor for all three).
+  let seed = 7;
+  const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+  const normal = () => Math.sqrt(-2 * Math.log(Math.max(rnd(), 1e-12))) * Math.cos(2 * Math.PI * rnd());
+  const make = async (f) => GpuTensor.fromTensor(Tensor.fromValues(Float32Array.from({ length: B * N * H * d }, f), shape, 'f16'), ctx);
+  const same = process.env.SAME === '1';
+  const gq = same ? await make((_, i) => Math.sin(i * 0.37)) : await make(normal);
+  const gk = same ? gq : await make(normal), gv = same ? gq : await make(normal);
+  const g = gq;
+  const plan = planAttention(gq, gk, gv, { mask: c ? causal() : null });
+  const flops = 4 * B * H * N * N * d / (c ? 2 : 1);
+  const cells = [];
+  for (const a of ablations) {
+    setSgmatAblation(a);
+    const prep = await prepareGpuAttention(plan, gq, gk, gv);
+    const ms = await time(prep);
+    cells.push(`${a || 'full'} ${ms.toFixed(3)} ms (${(flops / ms / 1e9).toFixed(1)} TF)`);
+    prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
+  }
+  setSgmatAblation('');
+  console.log(`${name}: ${cells.join(' | ')}`);
+  gq.dispose(); if (!same) { gk.dispose(); gv.dispose(); }
+}
