@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   KvBlockStorage, type KvDType, type Mask, Tensor, attentionPaged, causal, lastGpuStats, makeRotation, mulberry32, pagedAttentionReference, randn,
-  slidingWindow, topK,
+  slidingWindow, topK, setGpuKernelPreference,
 } from '../../src/index.js';
 import { errorStats } from '../helpers/close.js';
 
@@ -126,6 +126,30 @@ describe('WebGPU paged kernels (each kernel family through the block tables)', (
     await check(dyadic([88, 2, D], 12), st, tables, lens, causal(), 'flash_portable', cu);
     await check(dyadic([88, 2, D], 13), st, tables, lens, topK(5, causal()), 'flash_portable', cu, 0.125);
   }, 120_000);
+
+  for (const dtype of ['f16', 'int8'] as const) {
+    it(`tensor-core kernel (emulated matrices), ${dtype} blocks: varlen prefill chunks, GQA 2, causal and window, 16-token blocks`, async () => {
+      const lens = [70, 150, 5], Hk = 2, D = 32;
+      const { st, tables } = build(dtype, false, lens, 16, Hk, D, 31, false);
+      const cu = [0, 20, 83, 88];
+      setGpuKernelPreference('sgmat-emulated');
+      try {
+        for (const mask of [causal(), slidingWindow(24, 0)]) {
+          const q = randn([88, Hk * 2, D], 32).to('f16');
+          const ref = pagedAttentionReference(q, st, 0, tables, lens, { mask, cuSeqlensQ: cu });
+          const got = await attentionPaged(q, st, 0, tables, lens, { mask, cuSeqlensQ: cu, backend: 'webgpu', returnLse: true });
+          expect(lastGpuStats?.kernel).toBe('flash_sgmat');
+          const e = errorStats(got.out.toFloat64(), ref.out);
+          expect(e.nonFiniteMismatch).toBe(0);
+          expect(e.maxAbs).toBeLessThan(1e-2); // K, V and P pass through f16 on the tensor-core path
+          const le = errorStats(got.lse!.toFloat64(), ref.lse);
+          expect(le.maxAbs).toBeLessThan(1e-2);
+        }
+      } finally {
+        setGpuKernelPreference('auto');
+      }
+    }, 300_000);
+  }
 
   it('writes after the first call reach the device copy (appends, copy-on-write block copies)', async () => {
     const lens = [40], Hk = 1, D = 16;
