@@ -33,7 +33,7 @@
  * shader-f16 (SwiftShader in CI). It is for tests, not speed.
  */
 import { MASK_HELPERS } from './mask-wgsl.js';
-import { kvAt, kvPrelude, loader, type KvPaging } from './variants.js';
+import { JOB_WGSL, kvAt, kvPrelude, loader, type KvPaging } from './variants.js';
 
 /** Largest head dims the kernel holds in registers (Q: DP/16 left matrices; O: DVP/16 accumulators). */
 export const SGMAT_MAX_HEAD_DIM = 128;
@@ -315,7 +315,6 @@ const MASKED: f32 = -1.0e30;
 var<workgroup> sKV: array<HALF, ${KV}>;
 var<workgroup> sS: array<f32, ${64 * BK}>;   // per subgroup 16×BK (column-major): S, then accumulator flushes
 var<workgroup> sP: array<HALF, ${4 * BK * PS}>;  // per subgroup 16×BK (column-major, stride ${PS}): P
-var<workgroup> wjob: array<u32, 16>;
 // Every workgroup variable is a multiple of 16 bytes: on Dawn/NVIDIA, subgroup-matrix loads and stores
 // in workgroup memory go wrong when a variable declared before theirs leaves them off a 16-byte
 // boundary (scripts/sgmat-forms.mjs). [0] = the tile entry, [1] = the rescale flag.
@@ -341,14 +340,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let sg = ${v.emulate ? 'lid / 32u' : 'sgid'};
   let lane = ${v.emulate ? 'lid % 32u' : 'sgl'};
   ${v.emulate ? 'emu_sg = sg; emu_lane = lane;' : ''}
-  if (lid == 0u) {
-    let jb = P.jobTable + min(job, P.numJobs - 1u) * 3u;
-    let sb = P.seqTable + tbl[jb] * 9u;
-    wjob[0] = select(0u, 1u, job < P.numJobs);
-    wjob[1] = tbl[jb + 1u];
-    wjob[2] = tbl[jb + 2u];
-    for (var t = 0u; t < 9u; t++) { wjob[3u + t] = tbl[sb + t]; }
-  }
+  stage_job(job, lid);
   let live = workgroupUniformLoad(&wjob[0]);
   if (live == 0u) { return; }
   let hb = workgroupUniformLoad(&wjob[1]);
@@ -492,5 +484,5 @@ ${flush('1.0')}
   }
 }
 `;
-  return `${prelude}\n${body}\n${MASK_HELPERS}\n${maskFn}\n`;
+  return `${prelude}\n${body}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
 }

@@ -59,6 +59,23 @@ fn ld_${name}(e: u32) -> f32 {
   return lines.join('\n');
 }
 
+/**
+ * The job prologue every tiled kernel shares: invocation 0 stages its job's row of the job table
+ * (wjob[1], wjob[2]) and that job's sequence row (wjob[3..11]; wjob[0] = 0 past the last job), which
+ * the kernel reads back with workgroupUniformLoad. Needs P.jobTable, P.numJobs, P.seqTable and tbl.
+ */
+export const JOB_WGSL = `var<workgroup> wjob: array<u32, 16>;
+fn stage_job(job: u32, lid: u32) {
+  if (lid == 0u) {
+    let jb = P.jobTable + min(job, P.numJobs - 1u) * 3u;
+    let sb = P.seqTable + tbl[jb] * 9u;
+    wjob[0] = select(0u, 1u, job < P.numJobs);
+    wjob[1] = tbl[jb + 1u];
+    wjob[2] = tbl[jb + 2u];
+    for (var t = 0u; t < 9u; t++) { wjob[3u + t] = tbl[sb + t]; }
+  }
+}`;
+
 export interface PortableFlashVariant {
   readonly kernel: 'flash_portable';
   readonly fmt: InFormat;
@@ -140,7 +157,7 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     kvPrelude(v.fmt, v.paged),
     '@group(0) @binding(5) var<storage, read_write> out: array<f32>;',
   ].join('\n');
-  return `${prelude}\n${SHADERS['flash_portable']}\n${reductions(v.sg)}\n${MASK_HELPERS}\n${maskFn}\n`;
+  return `${prelude}\n${SHADERS['flash_portable']}\n${JOB_WGSL}\n${reductions(v.sg)}\n${MASK_HELPERS}\n${maskFn}\n`;
 }
 
 export interface TopKVariant {
@@ -162,7 +179,7 @@ export function topkSource(v: TopKVariant, maskFn: string): string {
     loader('q', 2, v.fmt),
     kvPrelude(v.fmt, v.paged, false),
   ].join('\n');
-  return `${prelude}\n${SHADERS['topk_threshold']}\n${MASK_HELPERS}\n${maskFn}\n`;
+  return `${prelude}\n${SHADERS['topk_threshold']}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -192,7 +209,7 @@ export function decodeSource(v: DecodeVariant, maskFn: string): string {
     loader('q', 2, v.fmt),
     kvPrelude(v.fmt, v.paged),
   ].join('\n');
-  return `${prelude}\n${SHADERS['decode_split']}\n${MASK_HELPERS}\n${maskFn}\n`;
+  return `${prelude}\n${SHADERS['decode_split']}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
 }
 
 export function decodeMergeSource(DV: number): string {

@@ -26,7 +26,6 @@ var<workgroup> qs: array<f32, R * D>;
 var<workgroup> ss: array<f32, R * 64>;
 var<workgroup> ks: array<f32, 32 * (D + 1)>;
 var<workgroup> alpha: array<f32, R>;
-var<workgroup> wjob: array<u32, 16>;
 var<workgroup> wtile: u32;
 
 fn is_nan(x: f32) -> bool {
@@ -36,14 +35,7 @@ fn is_nan(x: f32) -> bool {
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let job = wg.x + wg.y * 65535u;
-  if (lid == 0u) {
-    let jb = P.jobTable + min(job, P.numJobs - 1u) * 3u;
-    let sb = P.seqTable + tbl[jb] * 9u;
-    wjob[0] = select(0u, 1u, job < P.numJobs);
-    wjob[1] = tbl[jb + 1u];
-    wjob[2] = tbl[jb + 2u];
-    for (var t = 0u; t < 9u; t++) { wjob[3u + t] = tbl[sb + t]; }
-  }
+  stage_job(job, lid);
   let live = workgroupUniformLoad(&wjob[0]);
   if (live == 0u) { return; }
   let hk = workgroupUniformLoad(&wjob[1]);

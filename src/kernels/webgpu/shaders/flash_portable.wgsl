@@ -42,7 +42,6 @@ const MASKED: f32 = -1.0e30;
 
 var<workgroup> wa: array<vec4<f32>, 512>;   // Qᵀ/Kᵀ slices (S phase), V chunk (PV phase)
 var<workgroup> ps: array<vec4<f32>, 1024>;  // P, 64 rows × 64 keys
-var<workgroup> wjob: array<u32, 16>;
 var<workgroup> wtile: u32;
 
 // NaN tests by bit pattern: compilers may assume x != x is false.
@@ -64,15 +63,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let job = wg.x + wg.y * 65535u;
   let tx = lid & 15u;
   let ty = lid >> 4u;
-  if (lid == 0u) {
-    let jb = P.jobTable + min(job, P.numJobs - 1u) * 3u;
-    let seq = tbl[jb];
-    let sb = P.seqTable + seq * 9u;
-    wjob[0] = select(0u, 1u, job < P.numJobs);
-    wjob[1] = tbl[jb + 1u];            // head block: query heads hb·G .. hb·G + G − 1
-    wjob[2] = tbl[jb + 2u];            // Q tile
-    for (var t = 0u; t < 9u; t++) { wjob[3u + t] = tbl[sb + t]; }
-  }
+  stage_job(job, lid);
   let live = workgroupUniformLoad(&wjob[0]);
   if (live == 0u) { return; }
   let hb = workgroupUniformLoad(&wjob[1]);

@@ -14,7 +14,6 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read_write> tbl: array<u32>;
 
-var<workgroup> wjob: array<u32, 16>;
 var<workgroup> wtile: u32;
 
 fn is_nan(x: f32) -> bool {
@@ -24,14 +23,7 @@ fn is_nan(x: f32) -> bool {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let job = wg.x + wg.y * 65535u;
-  if (lid == 0u) {
-    let jb = P.jobTable + min(job, P.numJobs - 1u) * 3u;
-    let sb = P.seqTable + tbl[jb] * 9u;
-    wjob[0] = select(0u, 1u, job < P.numJobs);
-    wjob[1] = tbl[jb + 1u];
-    wjob[2] = tbl[jb + 2u];
-    for (var t = 0u; t < 9u; t++) { wjob[3u + t] = tbl[sb + t]; }
-  }
+  stage_job(job, lid);
   let live = workgroupUniformLoad(&wjob[0]);
   if (live == 0u) { return; }
   let h = workgroupUniformLoad(&wjob[1]);
