@@ -340,20 +340,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let sg = ${v.emulate ? 'lid / 32u' : 'sgid'};
   let lane = ${v.emulate ? 'lid % 32u' : 'sgl'};
   ${v.emulate ? 'emu_sg = sg; emu_lane = lane;' : ''}
-  stage_job(job, lid);
-  let live = workgroupUniformLoad(&wjob[0]);
+  let J = stage_job(job, lid);
+  let live = J[0];
   if (live == 0u) { return; }
-  let hb = workgroupUniformLoad(&wjob[1]);
-  let qtile = workgroupUniformLoad(&wjob[2]);
-  let qBase = workgroupUniformLoad(&wjob[3]);
-  let kBase = workgroupUniformLoad(&wjob[4]);
-  let vBase = workgroupUniformLoad(&wjob[5]);
-  let oBase = workgroupUniformLoad(&wjob[6]);
-  let lseBase = workgroupUniformLoad(&wjob[7]);
-  let lenQ = workgroupUniformLoad(&wjob[8]);
-  let lenK = workgroupUniformLoad(&wjob[9]);
-  let plan = workgroupUniformLoad(&wjob[10]);
-  let rowGlobal = workgroupUniformLoad(&wjob[11]);
+  let hb = J[1];
+  let qtile = J[2];
+  let qBase = J[3];
+  let kBase = J[4];
+  let vBase = J[5];
+  let oBase = J[6];
+  let lseBase = J[7];
+  let lenQ = J[8];
+  let lenK = J[9];
+  let plan = J[10];
+  let rowGlobal = J[11];
   let rowStart = tbl[P.planTable + plan * 2u];
   let entries = tbl[P.planTable + plan * 2u + 1u];
   if (lid == 0u) { wmisc[0] = tbl[rowStart + qtile]; }

@@ -61,11 +61,11 @@ fn ld_${name}(e: u32) -> f32 {
 
 /**
  * The job prologue every tiled kernel shares: invocation 0 stages its job's row of the job table
- * (wjob[1], wjob[2]) and that job's sequence row (wjob[3..11]; wjob[0] = 0 past the last job), which
- * the kernel reads back with workgroupUniformLoad. Needs P.jobTable, P.numJobs, P.seqTable and tbl.
+ * [1], [2] and that job's sequence row [3..11] ([0] = 0 past the last job), and returns them to every
+ * invocation as one workgroup-uniform array (one barrier pair). Needs P.jobTable, P.numJobs, P.seqTable and tbl.
  */
 export const JOB_WGSL = `var<workgroup> wjob: array<u32, 16>;
-fn stage_job(job: u32, lid: u32) {
+fn stage_job(job: u32, lid: u32) -> array<u32, 16> {
   if (lid == 0u) {
     let jb = P.jobTable + min(job, P.numJobs - 1u) * 3u;
     let sb = P.seqTable + tbl[jb] * 9u;
@@ -74,6 +74,7 @@ fn stage_job(job: u32, lid: u32) {
     wjob[2] = tbl[jb + 2u];
     for (var t = 0u; t < 9u; t++) { wjob[3u + t] = tbl[sb + t]; }
   }
+  return workgroupUniformLoad(&wjob);
 }`;
 
 export interface PortableFlashVariant {

@@ -35,17 +35,17 @@ fn is_nan(x: f32) -> bool {
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let job = wg.x + wg.y * 65535u;
-  stage_job(job, lid);
-  let live = workgroupUniformLoad(&wjob[0]);
+  let J = stage_job(job, lid);
+  let live = J[0];
   if (live == 0u) { return; }
-  let hk = workgroupUniformLoad(&wjob[1]);
-  let split = workgroupUniformLoad(&wjob[2]);
-  let qBase = workgroupUniformLoad(&wjob[3]);
-  let kBase = workgroupUniformLoad(&wjob[4]);
-  let vBase = workgroupUniformLoad(&wjob[5]);
-  let lenQ = workgroupUniformLoad(&wjob[8]);
-  let lenK = workgroupUniformLoad(&wjob[9]);
-  let plan = workgroupUniformLoad(&wjob[10]);
+  let hk = J[1];
+  let split = J[2];
+  let qBase = J[3];
+  let kBase = J[4];
+  let vBase = J[5];
+  let lenQ = J[8];
+  let lenK = J[9];
+  let plan = J[10];
   let rowStart = tbl[P.planTable + plan * 2u];
   let entries = tbl[P.planTable + plan * 2u + 1u];
   if (lid == 0u) { wtile = tbl[rowStart]; }
