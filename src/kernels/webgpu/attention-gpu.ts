@@ -214,11 +214,11 @@ function sgmatFit(ctx: GpuContext, plan: AttentionPlan): { BK: number; emulate: 
   return g && { ...g, emulate: false };
 }
 
-function chooseKernel(ctx: GpuContext, plan: AttentionPlan, topk: boolean): GpuRunStats['kernel'] {
+function chooseKernel(ctx: GpuContext, plan: AttentionPlan, topk: boolean, sgOk: boolean): GpuRunStats['kernel'] {
   const R = plan.groupSize * plan.seqLenQ;
-  const decodeShared = 4 * (R * plan.headDim + R * 64 + 32 * (plan.headDim + 1) + R + 17);
+  // qs, ss, ks, alpha, then JOB_WGSL's wjob (16 words) and wtile (4).
+  const decodeShared = 4 * (R * plan.headDim + R * 64 + 32 * (plan.headDim + 1) + R + 20);
   const decodeOk = !topk && plan.seqLenQ <= 16 && R <= 64 && R * plan.headDim <= 4096 && plan.seqLenK >= 128 && decodeShared <= ctx.caps.maxWorkgroupStorage;
-  const sgOk = sgmatFit(ctx, plan) !== null;
   if (preference === 'decode' && decodeOk) return 'decode';
   if ((preference === 'sgmat' || preference === 'sgmat-emulated') && sgOk) return 'flash_sgmat';
   if (preference === 'portable') return 'flash_portable';
@@ -273,8 +273,9 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
   if (!paged && (!k || !v)) throw new ShapeError('k and v are required unless K/V are paged', 'k');
   const kBuf = paged ? paged.k : k!.buffer, vBuf = paged ? paged.v : v!.buffer;
   const pagedV: KvPaging | undefined = paged ? { bs: paged.blockSize, kvFmt: paged.kvFmt, numKvHeads: plan.numKvHeads, headDim: plan.headDim } : undefined;
-  const kernel = capture ? 'flash_portable' : chooseKernel(ctx, plan, topk !== null);
-  const sgFit = kernel === 'flash_sgmat' ? sgmatFit(ctx, plan)! : null;
+  const fit = capture ? null : sgmatFit(ctx, plan);
+  const kernel = capture ? 'flash_portable' : chooseKernel(ctx, plan, topk !== null, fit !== null);
+  const sgFit = kernel === 'flash_sgmat' ? fit : null;
   const scaleEntries = (withV: boolean): GPUBindGroupEntry[] => (paged?.kvFmt === 'i8'
     ? [{ binding: 7, resource: { buffer: paged.kScales! } }, ...(withV ? [{ binding: 8, resource: { buffer: paged.vScales! } }] : [])]
     : []);

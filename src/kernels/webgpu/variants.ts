@@ -60,7 +60,7 @@ fn ld_${name}(e: u32) -> f32 {
 }
 
 /**
- * The job prologue every tiled kernel shares: invocation 0 stages its job's row of the job table
+ * The job prologue and tile-list reads every tiled kernel shares: invocation 0 stages its job's row of the job table
  * [1], [2] and that job's sequence row [3..11] ([0] = 0 past the last job), and returns them to every
  * invocation as one workgroup-uniform array (one barrier pair). Needs P.jobTable, P.numJobs, P.seqTable and tbl.
  */
@@ -75,6 +75,22 @@ fn stage_job(job: u32, lid: u32) -> array<u32, 16> {
     for (var t = 0u; t < 9u; t++) { wjob[3u + t] = tbl[sb + t]; }
   }
   return workgroupUniformLoad(&wjob);
+}
+var<workgroup> wtile: array<u32, 4>;
+// Entries [x, y) of Q tile qtile in the tile list of plan (workgroup-uniform).
+fn tile_range(plan: u32, qtile: u32, lid: u32) -> vec2<u32> {
+  if (lid == 0u) {
+    let rowStart = tbl[P.planTable + plan * 2u];
+    wtile[0] = tbl[rowStart + qtile];
+    wtile[1] = tbl[rowStart + qtile + 1u];
+  }
+  let w = workgroupUniformLoad(&wtile);
+  return vec2<u32>(w[0], w[1]);
+}
+// The tile-list entry at \`at\` ((key tile << 1) | partial), workgroup-uniform.
+fn tile_entry(at: u32, lid: u32) -> u32 {
+  if (lid == 0u) { wtile[0] = tbl[at]; }
+  return workgroupUniformLoad(&wtile[0]);
 }`;
 
 export interface PortableFlashVariant {

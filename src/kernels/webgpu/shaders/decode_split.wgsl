@@ -26,7 +26,6 @@ var<workgroup> qs: array<f32, R * D>;
 var<workgroup> ss: array<f32, R * 64>;
 var<workgroup> ks: array<f32, 32 * (D + 1)>;
 var<workgroup> alpha: array<f32, R>;
-var<workgroup> wtile: u32;
 
 fn is_nan(x: f32) -> bool {
   return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
@@ -46,12 +45,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let lenQ = J[8];
   let lenK = J[9];
   let plan = J[10];
-  let rowStart = tbl[P.planTable + plan * 2u];
   let entries = tbl[P.planTable + plan * 2u + 1u];
-  if (lid == 0u) { wtile = tbl[rowStart]; }
-  let eFirst = workgroupUniformLoad(&wtile);
-  if (lid == 0u) { wtile = tbl[rowStart + 1u]; }
-  let eLast = workgroupUniformLoad(&wtile);
+  let range = tile_range(plan, 0u, lid);
+  let eFirst = range.x;
+  let eLast = range.y;
   let e0 = eFirst + split * P.splitTiles;
   let e1 = min(eLast, e0 + P.splitTiles);
   let rows = P.group * lenQ;
@@ -80,8 +77,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   workgroupBarrier();
 
   for (var e = e0; e < e1; e++) {
-    if (lid == 0u) { wtile = tbl[entries + e]; }
-    let ent = workgroupUniformLoad(&wtile);
+    let ent = tile_entry(entries + e, lid);
     let k0 = (ent >> 1u) * 64u;
     let nk = min(64u, lenK - k0);
     let partial = (ent & 1u) == 1u;

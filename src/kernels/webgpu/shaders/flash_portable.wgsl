@@ -42,7 +42,6 @@ const MASKED: f32 = -1.0e30;
 
 var<workgroup> wa: array<vec4<f32>, 512>;   // Qᵀ/Kᵀ slices (S phase), V chunk (PV phase)
 var<workgroup> ps: array<vec4<f32>, 1024>;  // P, 64 rows × 64 keys
-var<workgroup> wtile: u32;
 
 // NaN tests by bit pattern: compilers may assume x != x is false.
 fn is_nan(x: f32) -> bool {
@@ -78,12 +77,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let plan = J[10];
   let rowGlobal = J[11];
   let hk = (hb * G) / P.group;
-  let rowStart = tbl[P.planTable + plan * 2u];
   let entries = tbl[P.planTable + plan * 2u + 1u];
-  if (lid == 0u) { wtile = tbl[rowStart + qtile]; }
-  let e0 = workgroupUniformLoad(&wtile);
-  if (lid == 0u) { wtile = tbl[rowStart + qtile + 1u]; }
-  let e1 = workgroupUniformLoad(&wtile);
+  let range = tile_range(plan, qtile, lid);
+  let e0 = range.x;
+  let e1 = range.y;
 
   let qscale = select(P.scale * LOG2E, P.scale, NATURAL);
 
@@ -129,8 +126,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
 
   for (var e = e0; e < e1; e++) {
-    if (lid == 0u) { wtile = tbl[entries + e]; }
-    let ent = workgroupUniformLoad(&wtile);
+    let ent = tile_entry(entries + e, lid);
     let k0 = (ent >> 1u) * BC;
     let nk = min(BC, lenK - k0);
     let partial = (ent & 1u) == 1u;

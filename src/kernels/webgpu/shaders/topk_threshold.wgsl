@@ -14,7 +14,6 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read_write> tbl: array<u32>;
 
-var<workgroup> wtile: u32;
 
 fn is_nan(x: f32) -> bool {
   return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
@@ -35,12 +34,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let plan = J[10];
   let rowGlobal = J[11];
   let hk = h / P.group;
-  let rowStart = tbl[P.planTable + plan * 2u];
   let entries = tbl[P.planTable + plan * 2u + 1u];
-  if (lid == 0u) { wtile = tbl[rowStart + qtile]; }
-  let e0 = workgroupUniformLoad(&wtile);
-  if (lid == 0u) { wtile = tbl[rowStart + qtile + 1u]; }
-  let e1 = workgroupUniformLoad(&wtile);
+  let range = tile_range(plan, qtile, lid);
+  let e0 = range.x;
+  let e1 = range.y;
 
   let i = qtile * 64u + lid;
   let valid = i < lenQ;
@@ -48,8 +45,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var heap: array<f32, KK>;
   var count = 0u;
   for (var e = e0; e < e1; e++) {
-    if (lid == 0u) { wtile = tbl[entries + e]; }
-    let ent = workgroupUniformLoad(&wtile);
+    let ent = tile_entry(entries + e, lid);
     let k0 = (ent >> 1u) * 64u;
     let nk = min(64u, lenK - k0);
     let partial = (ent & 1u) == 1u;
