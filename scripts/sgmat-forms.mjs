@@ -77,7 +77,9 @@ const cases = [
   workgroupBarrier();
   var acc = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<L, col_major>(&wgA, sg * 256u, 16u), I, C());`, (s) => (r, k) => ((s * 256 + k * 16 + r) % 13)],
 ];
-// The kernel's own set of workgroup variables: f16 K/V, f32 S, f16 P, small u32 job state.
+// The kernel's own set of workgroup variables: f16 K/V, f32 S, f16 P, small u32 job state. On the H200
+// (Dawn, driver 580) these cases still failed in the last run even with every variable a multiple of
+// 16 bytes, while the kernel itself passes check:gpu: the layout rule behind them is not understood.
 const kernelVars = `var<workgroup> xKV: array<f16, 9216>;
 var<workgroup> xS: array<f32, 4096>;
 var<workgroup> xP: array<f16, 1536>;

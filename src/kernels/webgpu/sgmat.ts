@@ -38,9 +38,9 @@ import { JOB_WGSL, kvAt, kvPrelude, loader, type KvPaging } from './variants.js'
 /** Largest head dims the kernel holds in registers (Q: DP/16 left matrices; O: DVP/16 accumulators). */
 export const SGMAT_MAX_HEAD_DIM = 128;
 /**
- * Stride (halves) of P in workgroup memory. Measured on Dawn/NVIDIA (scripts/sgmat-forms.mjs): f16
- * column-major loads from workgroup memory with a stride of 16 halves (32 bytes) read wrong elements;
- * strides 24, 32 and 72 are right.
+ * Stride (halves) of P in workgroup memory, the one check:gpu verified on the H200. (A stride of 16
+ * first looked broken there; the cause was the 16-byte alignment rule below, and scripts/sgmat-forms.mjs
+ * passes stride 16 once it holds.)
  */
 const PS = 24;
 /** Base-2 headroom of the lazily rescaled softmax. */
@@ -108,7 +108,6 @@ export function sgmatGeometry(configs: readonly { componentType: string; resultC
 
 /** The matrix operations, real or emulated. */
 interface Ops {
-  left: string; right: string; res: string;
   zero: string;
   loadL(arr: string, off: string, stride: string): string;
   loadR(arr: string, off: string, stride: string): string;
@@ -117,9 +116,6 @@ interface Ops {
 }
 
 const REAL: Ops = {
-  left: 'subgroup_matrix_left<f16, 16, 16>',
-  right: 'subgroup_matrix_right<f16, 16, 16>',
-  res: 'subgroup_matrix_result<f32, 16, 16>',
   zero: 'subgroup_matrix_result<f32, 16, 16>()',
   loadL: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
   loadR: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
@@ -129,7 +125,6 @@ const REAL: Ops = {
 
 // Emulated matrices: element i = t·32 + lane of the 16×16 matrix (row i / 16, column i % 16) in slot t.
 const EMU: Ops = {
-  left: 'array<f32, 8>', right: 'vec2<u32>', res: 'array<f32, 8>',
   zero: 'array<f32, 8>()',
   loadL: (a, o, s) => `emu_ld_${a}(${o}, ${s})`,
   // Right operands always come from sKV: kept as (offset, stride) and read inside the product.
@@ -316,9 +311,9 @@ var<workgroup> sKV: array<HALF, ${KV}>;
 var<workgroup> sS: array<f32, ${64 * BK}>;   // per subgroup 16×BK (column-major): S, then accumulator flushes
 var<workgroup> sP: array<HALF, ${4 * BK * PS}>;  // per subgroup 16×BK (column-major, stride ${PS}): P
 // Every workgroup variable is a multiple of 16 bytes: on Dawn/NVIDIA, subgroup-matrix loads and stores
-// in workgroup memory go wrong when a variable declared before theirs leaves them off a 16-byte
-// boundary (scripts/sgmat-forms.mjs). [0] = the tile entry, [1] = the rescale flag.
-var<workgroup> wmisc: array<u32, 4>;
+// in workgroup memory went wrong with a 4-byte variable among them, and this layout passes check:gpu
+// (the full rule is not known: see scripts/sgmat-forms.mjs). [0] = the rescale flag.
+var<workgroup> wflag: array<u32, 4>;
 
 fn is_nan(x: f32) -> bool {
   return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
@@ -354,12 +349,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let lenK = J[9];
   let plan = J[10];
   let rowGlobal = J[11];
-  let rowStart = tbl[P.planTable + plan * 2u];
   let entries = tbl[P.planTable + plan * 2u + 1u];
-  if (lid == 0u) { wmisc[0] = tbl[rowStart + qtile]; }
-  let e0 = workgroupUniformLoad(&wmisc[0]);
-  if (lid == 0u) { wmisc[0] = tbl[rowStart + qtile + 1u]; }
-  let e1 = workgroupUniformLoad(&wmisc[0]);
+  let range = tile_range(plan, qtile, lid);
+  let e0 = range.x;
+  let e1 = range.y;
 
   let head = hb * G4 + sg % G4;
   let hk = (hb * G4) / P.group;
@@ -387,15 +380,14 @@ ${each(NKD, (kd) => `  let q${kd} = ${M.loadL('sKV', `${kd * 16 * QS}u + sg * 16
 ${each(NDV, (db) => `  var o${db} = ${M.zero};`)}
 
   for (var e = e0; e < e1; e++) {
-    if (lid == 0u) { wmisc[0] = tbl[entries + e]; }
-    let ent = workgroupUniformLoad(&wmisc[0]);
+    let ent = tile_entry(entries + e, lid);
     let k0 = (ent >> 1u) * 64u;
     let partial = (ent & 1u) == 1u;
     for (var sub = 0u; sub < 64u / BK; sub++) {
       let ks = k0 + sub * BK;
       if (ks < lenK) {
         let nk = min(BK, lenK - ks);
-        if (lid == 0u) { wmisc[1] = 0u; }
+        if (lid == 0u) { wflag[0] = 0u; }
         ${drop.has('load') ? `if (lenK > 1000000000u) { ${loadKV} }` : loadKV}
         workgroupBarrier();
 
@@ -452,10 +444,10 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
 `}        sum += partner(sum, lid);
         l = l * alpha + sum;
         m = mNew;
-        if (need) { wmisc[1] = 1u; }
+        if (need) { wflag[0] = 1u; }
         rescale = alpha;
         }
-        if (workgroupUniformLoad(&wmisc[1]) != 0u) {
+        if (workgroupUniformLoad(&wflag[0]) != 0u) {
 ${flush('rescale')}
         }
 
