@@ -459,7 +459,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       const al = (a: Addr, bases: boolean) => a.row % 8 === 0 && a.head % 8 === 0 && (!bases || a.seqBase.every((x) => x % 8 === 0));
       const vec = plan.headDim % 8 === 0 && plan.headDimV % 8 === 0 && al(qa, true) &&
         (paged ? paged.kvFmt === 'f16' && al(ka, false) : al(ka, true) && al(va, true));
-      const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, vec: vec && !sgFit!.emulate, natural, cap, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}) };
+      const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, vec, natural, cap, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}) };
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {

@@ -228,7 +228,8 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
     `alias HALF = ${halfT};`,
     `@group(0) @binding(5) var<storage, read_write> out: array<${outT}>;`,
     v.vec
-      ? `@group(0) @binding(2) var<storage, read> qb: array<vec4<u32>>;\n@group(0) @binding(3) var<storage, read> kb: array<vec4<u32>>;\n@group(0) @binding(4) var<storage, read> vb: array<vec4<u32>>;\n${kvAt(v.paged)}`
+      ? `@group(0) @binding(2) var<storage, read> qb: array<vec4<u32>>;\n@group(0) @binding(3) var<storage, read> kb: array<vec4<u32>>;\n@group(0) @binding(4) var<storage, read> vb: array<vec4<u32>>;\n${kvAt(v.paged)}
+${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >> 1u) & 3u])[i & 1u]; }' : ''}`
       : `${loader('q', 2, 'f16')}\n${kvPrelude('f16', v.paged)}`,
   ].join('\n');
 
@@ -250,19 +251,26 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
       if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + qh * P.qHead + c); }
       sKV[c * ${QS}u + rho] = HALF(x);
     }`;
-  // VEC: every 16-byte load of the tile is issued before the first store, so their latencies overlap.
+  // VEC: every 16-byte load of a tile is issued before the first store, so their latencies overlap;
+  // with prefetching (the default) the loads of tile t+1 are issued right after tile t is in workgroup
+  // memory and land in registers while tile t is computed (register double-buffering).
   const nLk = Math.ceil((BK * DP) / 8 / 128), nLv = Math.ceil((BK * DVP) / 8 / 128);
+  const prefetch = v.vec && !drop.has('prefetch');
+  const issueKV = (ks: string, nk: string) => `${each(nLk, (i) => `        wk${i} = vec4<u32>(0u);
+        { let u = lid + ${i * 128}u; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
+          if (j < ${nk} && c8 < D && u < ${(BK * DP) / 8}u) { wk${i} = kb[(kv_at(kBase, ${ks} + j, P.kRow) + hk * P.kHead + c8) >> 3u]; } }`)}
+${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
+        { let u = lid + ${i * 128}u; let j = u % BK; let c8 = (u / BK) * 8u;
+          if (j < ${nk} && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ${ks} + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
+  const storeKV = `${each(nLk, (i) => `        { let u = lid + ${i * 128}u;
+          if (u < ${(BK * DP) / 8}u) { let w = wk${i}; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
+          ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)} } }`)}
+${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
+          if (u < ${(BK * DVP) / 8}u) { let w = wv${i}; let j = u % BK; let c8 = (u / BK) * 8u;
+          ${store8((t) => `${VT0}u + (c8 + ${t}u) * ${BKS}u + j`)} } }`)}`;
+  const kvRegs = v.vec ? `${each(nLk, (i) => `  var wk${i}: vec4<u32>;`)}\n${each(nLv, (i) => `  var wv${i}: vec4<u32>;`)}` : '';
   const loadKV = v.vec
-    ? `${each(nLk, (i) => `var wk${i} = vec4<u32>(0u);
-        let uk${i} = lid + ${i * 128}u; let jk${i} = uk${i} / (DP / 8u); let ck${i} = (uk${i} % (DP / 8u)) * 8u;
-        if (jk${i} < nk && ck${i} < D && uk${i} < ${(BK * DP) / 8}u) { wk${i} = kb[(kv_at(kBase, ks + jk${i}, P.kRow) + hk * P.kHead + ck${i}) >> 3u]; }`)}
-${each(nLv, (i) => `        var wv${i} = vec4<u32>(0u);
-        let uv${i} = lid + ${i * 128}u; let jv${i} = uv${i} % BK; let cv${i} = (uv${i} / BK) * 8u;
-        if (jv${i} < nk && cv${i} < DV && uv${i} < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ks + jv${i}, P.vRow) + hk * P.vHead + cv${i}) >> 3u]; }`)}
-${each(nLk, (i) => `        if (uk${i} < ${(BK * DP) / 8}u) { let w = wk${i}; let j = jk${i}; let c8 = ck${i};
-          ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)} }`)}
-${each(nLv, (i) => `        if (uv${i} < ${(BK * DVP) / 8}u) { let w = wv${i}; let j = jv${i}; let c8 = cv${i};
-          ${store8((t) => `${VT0}u + (c8 + ${t}u) * ${BKS}u + j`)} }`)}`
+    ? `${issueKV('ks', 'nk')}\n${storeKV}`
     : `for (var u = lid; u < BK * DP; u += 128u) {
       let j = u / DP; let c = u % DP;
       var x = 0.0;
@@ -275,6 +283,7 @@ ${each(nLv, (i) => `        if (uv${i} < ${(BK * DVP) / 8}u) { let w = wv${i}; l
       if (j < nk && c < DV) { x = ld_v(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c); }
       sKV[${VT0}u + c * ${BKS}u + j] = HALF(x);
     }`;
+  const loadTile = drop.has('load') ? `if (lenK > 1000000000u) { ${loadKV} }` : prefetch ? storeKV : loadKV;
 
   // Flush the accumulators into o_lane: o_lane = (o_lane + acc)·alpha, acc = 0; BK columns per round.
   const flush = (alpha: string) => each(NR, (rd) => {
@@ -314,10 +323,6 @@ var<workgroup> sP: array<HALF, ${4 * BK * PS}>;  // per subgroup 16×BK (column-
 // in workgroup memory went wrong with a 4-byte variable among them, and this layout passes check:gpu
 // (the full rule is not known: see scripts/sgmat-forms.mjs). [0] = the rescale flag.
 var<workgroup> wflag: array<u32, 4>;
-
-fn is_nan(x: f32) -> bool {
-  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
 
 fn exp2_masked(x: f32) -> f32 {
   return select(exp2(x), 0.0, x < -126.0);
@@ -374,23 +379,45 @@ ${each(NKD, (kd) => `  let q${kd} = ${M.loadL('sKV', `${kd * 16 * QS}u + sg * 16
 
   var m = MASKED;
   var l = 0.0;
-  var bad = 0.0;
+  // NaN among the kept scores (WGSL does not promise that arithmetic carries NaN): the largest
+  // magnitude bit pattern seen, compared with the NaN range once at the end.
+  var nanb = 0u;
   var os: array<f32, ${NR * HB}>;
   for (var t = 0u; t < ${NR * HB}u; t++) { os[t] = 0.0; }
 ${each(NDV, (db) => `  var o${db} = ${M.zero};`)}
+${kvRegs}
 
-  for (var e = e0; e < e1; e++) {
-    let ent = tile_entry(entries + e, lid);
-    let k0 = (ent >> 1u) * 64u;
+  // Key tiles of BK keys: tile x is sub-tile x % SUB of list entry e0 + x / SUB. The entries of the next
+  // two tiles ride on the uniform loads the loop does anyway (wflag[1], wflag[2]), so the tile list costs
+  // no barrier of its own.
+  let SUB = 64u / BK;
+  let NT = (e1 - e0) * SUB;
+  if (lid == 0u && NT > 0u) {
+    wflag[1] = tbl[entries + min(e0, e1 - 1u)];
+    wflag[2] = tbl[entries + min(e0 + 1u / SUB, e1 - 1u)];
+  }
+  let w0 = workgroupUniformLoad(&wflag);
+  var ent = w0[1];
+  var entN = w0[2];
+${prefetch ? `  if (NT > 0u) {
+    let ks = (ent >> 1u) * 64u;
+    let nk = select(0u, min(BK, lenK - ks), ks < lenK);
+${issueKV('ks', 'nk')}
+  }` : ''}
+  for (var ti = 0u; ti < NT; ti++) {
+    let ks = (ent >> 1u) * 64u + (ti % SUB) * BK;
     let partial = (ent & 1u) == 1u;
-    for (var sub = 0u; sub < 64u / BK; sub++) {
-      let ks = k0 + sub * BK;
-      if (ks < lenK) {
-        let nk = min(BK, lenK - ks);
-        if (lid == 0u) { wflag[0] = 0u; }
-        ${drop.has('load') ? `if (lenK > 1000000000u) { ${loadKV} }` : loadKV}
-        workgroupBarrier();
-
+    let nk = select(0u, min(BK, lenK - ks), ks < lenK);
+    if (lid == 0u) { wflag[0] = 0u; wflag[1] = tbl[entries + min(e0 + (ti + 2u) / SUB, e1 - 1u)]; }
+        ${loadTile}
+    workgroupBarrier();
+${prefetch ? `    if (ti + 1u < NT) {
+      let ksN = (entN >> 1u) * 64u + ((ti + 1u) % SUB) * BK;
+      let nkN = select(0u, min(BK, lenK - ksN), ksN < lenK);
+${issueKV('ksN', 'nkN')}
+    }` : ''}
+    var rescale = 1.0;
+    if (nk > 0u) {
         // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
 ${drop.has('qk') ? '' : each(NKB, (nb) => `        var sm${nb} = ${M.zero};
 ${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `sm${nb}`)};`)}
@@ -399,7 +426,6 @@ ${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 
 
         // ---- softmax: lane → row r, keys half·HB .. +HB−1
         var mx = MASKED;
-        var rescale = 1.0;
         ${drop.has('softmax') ? 'if (lenK > 1000000000u) {' : '{'}
 ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
           let j = rot(c, half);
@@ -409,9 +435,9 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
           if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }
           var keep = valid && j < nk;
           if (keep && partial) { keep = mask_allows(i32(pos), i32(ks + j), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s); }
-          if (keep && is_nan(s)) { bad = 1.0; }
           if (NATURAL) { s *= LOG2E; }
-          s = select(MASKED, s, keep && !is_nan(s));
+          s = select(MASKED, s, keep);
+          nanb = max(nanb, bitcast<u32>(s) & 0x7fffffffu);
           sS[idx] = s;
           mx = max(mx, s);
         }
@@ -421,9 +447,9 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
         if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }
         var k${c} = valid && j${c} < nk;
         if (k${c} && partial) { k${c} = mask_allows(i32(pos), i32(ks + j${c}), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s${c}); }
-        if (k${c} && is_nan(s${c})) { bad = 1.0; }
         if (NATURAL) { s${c} *= LOG2E; }
-        s${c} = select(MASKED, s${c}, k${c} && !is_nan(s${c}));
+        s${c} = select(MASKED, s${c}, k${c});
+        nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);
         mx = max(mx, s${c});`)}
 `}        mx = max(mx, partner(mx, lid));
         let moved = mx > m + SLACK;
@@ -447,20 +473,24 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
         if (need) { wflag[0] = 1u; }
         rescale = alpha;
         }
-        if (workgroupUniformLoad(&wflag[0]) != 0u) {
-${flush('rescale')}
-        }
-
-        // ---- O += P·V
-${drop.has('pv') ? '' : each(NKB, (kc) => `        let pm${kc} = ${M.loadL('sP', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
-${each(NDV, (db) => `        o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}`)}
-        workgroupBarrier();
-      }
     }
+    let w = workgroupUniformLoad(&wflag);
+    ent = entN;
+    entN = w[1];
+    if (nk > 0u) {
+      if (w[0] != 0u) {
+${flush('rescale')}
+      }
+
+      // ---- O += P·V
+${drop.has('pv') ? '' : each(NKB, (kc) => `      let pm${kc} = ${M.loadL('sP', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
+${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}`)}
+    }
+    workgroupBarrier();
   }
 
 ${flush('1.0')}
-  bad = max(bad, partner(bad, lid));
+  let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));
   if (valid) {
     let ob = oBase + pos * P.oRow + head * P.oHead;
     let inv = select(1.0 / l, 0.0, l == 0.0);
