@@ -114,6 +114,9 @@ function runTorch(names: string[]): { torch: string; device: string; results: { 
   try { return JSON.parse(py.stdout.trim().split('\n').pop()!); } catch (e) { return { error: `could not parse torch output: ${(e as Error).message}` }; }
 }
 
+/** Sustained load before sampling (see timeCall). */
+const WARM_MS = 600;
+
 async function timeCall(ctx: Awaited<ReturnType<typeof gpuContext>>, encode: (e: GPUCommandEncoder) => void): Promise<number> {
   const device = ctx.device;
   const once = async (iters: number) => {
@@ -125,8 +128,12 @@ async function timeCall(ctx: Awaited<ReturnType<typeof gpuContext>>, encode: (e:
     return performance.now() - t0;
   };
   await once(1);
-  const probe = await once(3);
-  const iters = Math.max(3, Math.min(2000, Math.ceil(20 / Math.max(probe / 3, 1e-3))));
+  const batch = (perCall: number) => Math.max(3, Math.min(2000, Math.ceil(20 / Math.max(perCall, 1e-3))));
+  let perCall = (await once(3)) / 3;
+  // Clock warm-up: the H200 idles at 345 MHz and reaches its 1980 MHz boost only after ~0.3 s of
+  // sustained load (scripts/gpu-clocks.mjs); without it, short shapes were timed at idle clocks.
+  for (const end = performance.now() + WARM_MS; performance.now() < end; ) { const n = batch(perCall); perCall = (await once(n)) / n; }
+  const iters = batch(perCall);
   const samples: number[] = [];
   for (let s = 0; s < 7; s++) samples.push((await once(iters)) / iters);
   return median(samples);

@@ -21,7 +21,7 @@ import { type GpuContext, gpuContext } from './device.js';
 import { compileMaskWgsl } from './mask-wgsl.js';
 import {
   type DecodeVariant, type InFormat, type KvPaging, type PortableFlashVariant, type TopKVariant, convertSource,
-  decodeMergeSource, decodeSource, portableSource, topkSource, variantKey,
+  decodeMergeSource, decodeSharedBytes, decodeSource, portableSource, topkSource, variantKey,
 } from './variants.js';
 import { type SgmatVariant, sgmatAblation, sgmatGeometry, sgmatSource } from './sgmat.js';
 
@@ -216,8 +216,7 @@ function sgmatFit(ctx: GpuContext, plan: AttentionPlan): { BK: number; emulate: 
 
 function chooseKernel(ctx: GpuContext, plan: AttentionPlan, topk: boolean, sgOk: boolean): GpuRunStats['kernel'] {
   const R = plan.groupSize * plan.seqLenQ;
-  // qs, ss, ks, alpha, then JOB_WGSL's wjob (16 words) and wtile (4).
-  const decodeShared = 4 * (R * plan.headDim + R * 64 + 32 * (plan.headDim + 1) + R + 20);
+  const decodeShared = decodeSharedBytes(R, plan.headDim, plan.headDimV);
   const decodeOk = !topk && plan.seqLenQ <= 16 && R <= 64 && R * plan.headDim <= 4096 && plan.seqLenK >= 128 && decodeShared <= ctx.caps.maxWorkgroupStorage;
   if (preference === 'decode' && decodeOk) return 'decode';
   if ((preference === 'sgmat' || preference === 'sgmat-emulated') && sgOk) return 'flash_sgmat';
@@ -406,7 +405,10 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const nSplit = split.length / 3, nMerge = merge.length / 4;
     const jobTable = meta.push(split), mergeTable = meta.push(merge);
     const maskBase = meta.push(mask.data);
-    const dv: DecodeVariant = { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}) };
+    // Four elements per K/V load when every row, head and sequence offset is a multiple of 4.
+    const al4 = (a: Addr, bases: boolean) => a.row % 4 === 0 && a.head % 4 === 0 && (!bases || a.seqBase.every((x) => x % 4 === 0));
+    const vec4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && (paged ? paged.kvFmt !== 'i8' && al4(ka, false) && al4(va, false) : al4(ka, true) && al4(va, true));
+    const dv: DecodeVariant = { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, vec4, ...(pagedV ? { paged: pagedV } : {}) };
     const pipe = await ctx.pipeline(variantKey(dv), decodeSource(dv, mask.fn));
     const partBytes = Math.max(16, nSplit * rows * (plan.headDimV + 2) * 4);
     const partBuf = ctx.device.createBuffer({ size: partBytes, usage: STORAGE });

@@ -213,18 +213,50 @@ export interface DecodeVariant {
   readonly cap: boolean;
   readonly maskKey: string;
   readonly paged?: KvPaging;
+  /** K/V read four elements per load (8–16 bytes): head dims, strides and bases are multiples of 4. */
+  readonly vec4?: boolean;
+}
+
+/** Workgroup memory (bytes) of the decode kernel: qs, ss, kv, redm, reds, alpha, JOB_WGSL's 20 words. */
+export function decodeSharedBytes(R: number, D: number, DV: number): number {
+  return 4 * (R * D + R * 64 + 32 * Math.max(D + 1, DV) + 256 + R + 20);
+}
+
+/** ld_k4 / ld_v4: four consecutive elements of a K/V row from offset e (n of them inside the row). */
+function kvLoader4(fmt: InFormat, paged: KvPaging | undefined, vec4: boolean): string {
+  if (!vec4) {
+    return [kvPrelude(fmt, paged), ...(['k', 'v'] as const).map((x) => `fn ld_${x}4(e: u32, n: u32) -> vec4<f32> {
+  var w = vec4<f32>(0.0);
+  for (var t = 0u; t < 4u; t++) { if (t < n) { w[t] = ld_${x}(e + t); } }
+  return w;
+}`)].join('\n');
+  }
+  const kf = (paged?.kvFmt ?? fmt) as InFormat;
+  const lines = [kvAt(paged)];
+  for (const [x, binding] of [['k', 3], ['v', 4]] as const) {
+    if (kf === 'f32') lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec4<f32>>;\nfn ld_${x}4(e: u32, n: u32) -> vec4<f32> { return ${x}b[e >> 2u]; }`);
+    else if (kf === 'f16') lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec2<u32>>;\nfn ld_${x}4(e: u32, n: u32) -> vec4<f32> { let w = ${x}b[e >> 2u]; return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }`);
+    else lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec2<u32>>;\nfn ld_${x}4(e: u32, n: u32) -> vec4<f32> { let w = ${x}b[e >> 2u]; return vec4<f32>(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u)); }`);
+  }
+  return lines.join('\n');
 }
 
 export function decodeSource(v: DecodeVariant, maskFn: string): string {
+  let RP = 1;
+  while (RP < v.R) RP *= 2;
+  const T = Math.min(64, 128 / RP);
   const prelude = [
     `const D: u32 = ${v.D}u;`,
     `const DV: u32 = ${v.DV}u;`,
     `const R: u32 = ${v.R}u;`,
     `const CPT: u32 = ${Math.ceil(v.DV / 128)}u;`,
+    `const T: u32 = ${T}u;`,
+    `const NJ: u32 = ${64 / T}u;`,
+    `const KVN: u32 = ${32 * Math.max(v.D + 1, v.DV)}u;`,
     `const NATURAL: bool = ${v.natural};`,
     `const CAP: bool = ${v.cap};`,
     loader('q', 2, v.fmt),
-    kvPrelude(v.fmt, v.paged),
+    kvLoader4(v.fmt, v.paged, v.vec4 === true && v.paged?.kvFmt !== 'i8'),
   ].join('\n');
   return `${prelude}\n${SHADERS['decode_split']}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
 }

@@ -1,12 +1,19 @@
 // Flash-decoding, split phase: few queries against a long KV. One workgroup = one (sequence, KV head,
 // split of the visited KV tiles); the G·lenQ query rows of the GQA group are packed together, so each
 // K/V element is read once per group. 128 threads.
-// Per 64-key tile, in two halves of 32 keys: the half's K rows are staged in workgroup memory with
-// coalesced loads (rows padded to D+1 floats: conflict-free column reads), then thread t scores key
-// t % 32 against rows ≡ t/32 (mod 4); the rows' online softmax runs one thread per row; thread t
-// accumulates output column(s) t (+128) for every row from V read in place (coalesced across threads).
+//
+// Decode is a streaming problem, so every K/V load phase issues all of its loads before the first
+// store (4 elements per load, 8–16 bytes per lane: ld_k4/ld_v4), and no loop waits on one load at a
+// time. Per 64-key tile, in halves of 32 keys:
+//   K half → workgroup memory (rows padded to D+1 floats: conflict-free column reads); thread t scores
+//   key t % 32 against rows ≡ t/32 (mod 4);
+//   online softmax with T threads per row (T = 128 / rows, ≤ 64): partial max and sum over the
+//   thread's keys, combined through workgroup memory; every thread of a row keeps the row's (m, l);
+//   V half → the same workgroup memory; thread t accumulates output column(s) t (+128) for every row.
 // Partials (m, l, acc) go to `part` and are merged by decode_merge. The prelude defines D, DV, R
-// (rows = G·lenQ, ≤ 64), CPT (columns per thread), NATURAL, CAP, ld_q/ld_k/ld_v, mask_allows and kv_at.
+// (rows = G·lenQ, ≤ 64), CPT (columns per thread), T, NJ (= 64 / T), KVN (workgroup floats for a
+// half tile), NATURAL, CAP, ld_q, ld_k4/ld_v4 (four elements from a row offset, `n` of them valid),
+// mask_allows and kv_at.
 
 struct Params {
   qRow: u32, qHead: u32, kRow: u32, kHead: u32,
@@ -21,10 +28,17 @@ struct Params {
 
 const LOG2E: f32 = 1.4426950408889634;
 const MASKED: f32 = -1.0e30;
+const KS: u32 = D + 1u;                       // K row stride in kv
+const NKC: u32 = (D + 3u) / 4u;               // 4-element chunks of a K row
+const NVC: u32 = (DV + 3u) / 4u;
+const LK: u32 = (32u * NKC + 127u) / 128u;    // chunk loads per thread for a K half
+const LV: u32 = (32u * NVC + 127u) / 128u;
 
 var<workgroup> qs: array<f32, R * D>;
 var<workgroup> ss: array<f32, R * 64>;
-var<workgroup> ks: array<f32, 32 * (D + 1)>;
+var<workgroup> kv: array<f32, KVN>;
+var<workgroup> redm: array<f32, 128>;
+var<workgroup> reds: array<f32, 128>;
 var<workgroup> alpha: array<f32, R>;
 
 fn is_nan(x: f32) -> bool {
@@ -66,13 +80,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     qs[x] = v;
   }
-  var m: array<f32, R>;
-  var l: array<f32, R>;
-  var bad: array<f32, R>;
+  // This thread's softmax row and lane; the row's running (m, l, NaN seen), the same in all T lanes.
+  let sr = lid / T;
+  let su = lid % T;
+  let rowOK = sr < rows;
+  var mrow = MASKED;
+  var lrow = 0.0;
+  var badrow = false;
   var o: array<array<f32, R>, CPT>;
-  for (var r = 0u; r < R; r++) {
-    m[r] = MASKED; l[r] = 0.0; bad[r] = 0.0;
-    for (var t = 0u; t < CPT; t++) { o[t][r] = 0.0; }
+  for (var t = 0u; t < CPT; t++) {
+    for (var r = 0u; r < R; r++) { o[t][r] = 0.0; }
   }
   workgroupBarrier();
 
@@ -84,12 +101,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
     // ---- scores, 32 keys at a time through workgroup memory
     for (var h0 = 0u; h0 < 64u; h0 += 32u) {
-      for (var x = lid; x < 32u * D; x += 128u) {
-        let jj = x / D;
-        let c = x % D;
-        var kv = 0.0;
-        if (h0 + jj < nk) { kv = ld_k(kv_at(kBase, k0 + h0 + jj, P.kRow) + hk * P.kHead + c); }
-        ks[jj * (D + 1u) + c] = kv;
+      var kb: array<vec4<f32>, LK>;
+      for (var i = 0u; i < LK; i++) {
+        let x = lid + i * 128u;
+        let jj = x / NKC;
+        let c4 = (x % NKC) * 4u;
+        var w = vec4<f32>(0.0);
+        if (x < 32u * NKC && h0 + jj < nk) { w = ld_k4(kv_at(kBase, k0 + h0 + jj, P.kRow) + hk * P.kHead + c4, D - c4); }
+        kb[i] = w;
+      }
+      for (var i = 0u; i < LK; i++) {
+        let x = lid + i * 128u;
+        if (x < 32u * NKC) {
+          let jj = x / NKC;
+          let c4 = (x % NKC) * 4u;
+          for (var t = 0u; t < 4u; t++) { if (c4 + t < D) { kv[jj * KS + c4 + t] = kb[i][t]; } }
+        }
       }
       workgroupBarrier();
       let jj = lid & 31u;
@@ -97,9 +124,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var r = lid >> 5u; r < R; r += 4u) {
         var s = MASKED;
         if (r < rows && jl < nk) {
-          var dot = 0.0;
-          for (var c = 0u; c < D; c++) { dot += qs[r * D + c] * ks[jj * (D + 1u) + c]; }
-          s = dot;
+          var d4 = vec4<f32>(0.0);
+          var c = 0u;
+          for (; c + 4u <= D; c += 4u) {
+            d4 += vec4<f32>(qs[r * D + c], qs[r * D + c + 1u], qs[r * D + c + 2u], qs[r * D + c + 3u]) *
+                  vec4<f32>(kv[jj * KS + c], kv[jj * KS + c + 1u], kv[jj * KS + c + 2u], kv[jj * KS + c + 3u]);
+          }
+          for (; c < D; c++) { d4.x += qs[r * D + c] * kv[jj * KS + c]; }
+          s = (d4.x + d4.y) + (d4.z + d4.w);
           if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }
           var keep = true;
           if (partial) { keep = mask_allows(i32(r % lenQ), i32(k0 + jl), i32(lenQ), i32(lenK), 0u, s); }
@@ -111,56 +143,93 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       workgroupBarrier();
     }
 
-    // ---- online softmax, one thread per row
-    if (lid < rows) {
-      let r = lid;
-      var mx = MASKED;
-      var nanSeen = false;
-      for (var j = 0u; j < nk; j++) {
-        let s = ss[r * 64u + j];
-        if (is_nan(s)) { nanSeen = true; } else { mx = max(mx, s); }
+    // ---- online softmax, T threads per row: partial max (NaN noted), combined through redm/reds
+    var mloc = MASKED;
+    var nanloc = 0.0;
+    if (rowOK) {
+      for (var i = 0u; i < NJ; i++) {
+        let s = ss[sr * 64u + su + T * i];
+        if (is_nan(s)) { nanloc = 1.0; } else { mloc = max(mloc, s); }
       }
-      let mNew = max(m[r], mx);
-      let mUse = select(mNew, 0.0, mNew <= MASKED);
-      var sum = 0.0;
-      for (var j = 0u; j < 64u; j++) {
-        let s = ss[r * 64u + j];
+    }
+    redm[lid] = mloc;
+    reds[lid] = nanloc;
+    workgroupBarrier();
+    var mt = MASKED;
+    var nanrow = false;
+    if (rowOK) {
+      for (var u = 0u; u < T; u++) { mt = max(mt, redm[sr * T + u]); nanrow = nanrow || reds[sr * T + u] > 0.0; }
+    }
+    workgroupBarrier();
+    let mNew = max(mrow, mt);
+    let mUse = select(mNew, 0.0, mNew <= MASKED);
+    var sl = 0.0;
+    if (rowOK) {
+      for (var i = 0u; i < NJ; i++) {
+        let j = su + T * i;
+        let s = ss[sr * 64u + j];
         let p = select(select(exp2(s - mUse), 0.0, s - mUse < -126.0), 0.0, j >= nk || is_nan(s));
-        ss[r * 64u + j] = p;
-        sum += p;
+        ss[sr * 64u + j] = p;
+        sl += p;
       }
-      let a = select(exp2(m[r] - mUse), 0.0, m[r] <= MASKED);
-      l[r] = l[r] * a + sum;
-      m[r] = mNew;
-      if (nanSeen) { bad[r] = 1.0; }
-      alpha[r] = a;
+    }
+    reds[lid] = sl;
+    workgroupBarrier();
+    if (rowOK) {
+      var st = 0.0;
+      for (var u = 0u; u < T; u++) { st += reds[sr * T + u]; }
+      let a = select(exp2(mrow - mUse), 0.0, mrow <= MASKED);
+      lrow = lrow * a + st;
+      mrow = mNew;
+      badrow = badrow || nanrow;
+      if (su == 0u) { alpha[sr] = a; }
     }
     workgroupBarrier();
 
-    // ---- O += P·V; thread owns columns lid + 128·t
+    // ---- O += P·V through workgroup memory, 32 keys at a time; thread owns columns lid + 128·t
     for (var r = 0u; r < R; r++) {
       let a = alpha[r];
       for (var t = 0u; t < CPT; t++) { o[t][r] *= a; }
     }
-    for (var j = 0u; j < nk; j++) {
-      let vbj = kv_at(vBase, k0 + j, P.vRow) + hk * P.vHead;
+    for (var h0 = 0u; h0 < nk; h0 += 32u) {
+      var vb: array<vec4<f32>, LV>;
+      for (var i = 0u; i < LV; i++) {
+        let x = lid + i * 128u;
+        let jj = x / NVC;
+        let c4 = (x % NVC) * 4u;
+        var w = vec4<f32>(0.0);
+        if (x < 32u * NVC && h0 + jj < nk) { w = ld_v4(kv_at(vBase, k0 + h0 + jj, P.vRow) + hk * P.vHead + c4, DV - c4); }
+        vb[i] = w;
+      }
+      for (var i = 0u; i < LV; i++) {
+        let x = lid + i * 128u;
+        if (x < 32u * NVC) {
+          let jj = x / NVC;
+          let c4 = (x % NVC) * 4u;
+          for (var t = 0u; t < 4u; t++) { if (c4 + t < DV) { kv[jj * DV + c4 + t] = vb[i][t]; } }
+        }
+      }
+      workgroupBarrier();
+      let jn = min(32u, nk - h0);
       for (var t = 0u; t < CPT; t++) {
         let c = lid + 128u * t;
         if (c < DV) {
-          let v = ld_v(vbj + c);
-          for (var r = 0u; r < R; r++) { o[t][r] += ss[r * 64u + j] * v; }
+          for (var jj = 0u; jj < jn; jj++) {
+            let v = kv[jj * DV + c];
+            for (var r = 0u; r < R; r++) { o[t][r] += ss[r * 64u + h0 + jj] * v; }
+          }
         }
       }
+      workgroupBarrier();
     }
-    workgroupBarrier();
   }
 
-  // ---- partials: [job][row] → (m, l, acc[DV]) in base-2 units; m and l by the row's softmax thread
+  // ---- partials: [job][row] → (m, l, acc[DV]) in base-2 units; m and l by lane 0 of the row
   let stride = DV + 2u;
   let pbase = job * P.partRows * stride;
-  if (lid < rows) {
-    part[pbase + lid * stride] = m[lid];
-    part[pbase + lid * stride + 1u] = select(l[lid], -1.0, bad[lid] > 0.0);   // −1 marks a NaN row
+  if (rowOK && su == 0u) {
+    part[pbase + sr * stride] = mrow;
+    part[pbase + sr * stride + 1u] = select(lrow, -1.0, badrow);   // −1 marks a NaN row
   }
   for (var t = 0u; t < CPT; t++) {
     let c = lid + 128u * t;
