@@ -217,9 +217,9 @@ export interface DecodeVariant {
   readonly vec4?: boolean;
 }
 
-/** Workgroup memory (bytes) of the decode kernel: qs, ss, kv, redm, reds, alpha, JOB_WGSL's 20 words. */
+/** Workgroup memory (bytes) of the decode kernel: qs, ss, kv, redm, reds, alpha, slots, JOB_WGSL's 20 words. */
 export function decodeSharedBytes(R: number, D: number, DV: number): number {
-  return 4 * (R * D + R * 64 + 32 * Math.max(D + 1, DV) + 256 + R + 20);
+  return 4 * (R * D + R * 64 + 32 * Math.max(D + 1, DV) + 256 + R + 128 + 20);
 }
 
 /** ld_k4 / ld_v4: four consecutive elements of a K/V row from offset e (n of them inside the row). */
@@ -255,6 +255,7 @@ export function decodeSource(v: DecodeVariant, maskFn: string): string {
     `const KVN: u32 = ${32 * Math.max(v.D + 1, v.DV)}u;`,
     `const NATURAL: bool = ${v.natural};`,
     `const CAP: bool = ${v.cap};`,
+    `const PAGED: bool = ${v.paged !== undefined};`,
     loader('q', 2, v.fmt),
     kvLoader4(v.fmt, v.paged, v.vec4 === true && v.paged?.kvFmt !== 'i8'),
   ].join('\n');

@@ -12,8 +12,8 @@
 //   V half → the same workgroup memory; thread t accumulates output column(s) t (+128) for every row.
 // Partials (m, l, acc) go to `part` and are merged by decode_merge. The prelude defines D, DV, R
 // (rows = G·lenQ, ≤ 64), CPT (columns per thread), T, NJ (= 64 / T), KVN (workgroup floats for a
-// half tile), NATURAL, CAP, ld_q, ld_k4/ld_v4 (four elements from a row offset, `n` of them valid),
-// mask_allows and kv_at.
+// half tile), NATURAL, CAP, PAGED, ld_q, ld_k4/ld_v4 (four elements from a row offset, `n` of them
+// valid), mask_allows and kv_at.
 
 struct Params {
   qRow: u32, qHead: u32, kRow: u32, kHead: u32,
@@ -40,6 +40,22 @@ var<workgroup> kv: array<f32, KVN>;
 var<workgroup> redm: array<f32, 128>;
 var<workgroup> reds: array<f32, 128>;
 var<workgroup> alpha: array<f32, R>;
+// Paged K/V: the row offsets of the current tile's 64 keys (and the next tile's, double-buffered),
+// looked up in the block table once per key and one tile ahead, so no load waits on the table.
+var<workgroup> slots: array<u32, 128>;
+
+// Element offset of key k0 + j's K (V) row: from the tile's slot table when paged.
+fn k_row(kBase: u32, k0: u32, j: u32, sbuf: u32) -> u32 {
+  if (PAGED) { return slots[sbuf + j]; }
+  return kv_at(kBase, k0 + j, P.kRow);
+}
+fn v_row(vBase: u32, k0: u32, j: u32, sbuf: u32) -> u32 {
+  if (PAGED) { return slots[sbuf + j]; }
+  return kv_at(vBase, k0 + j, P.vRow);
+}
+fn slot_of(kBase: u32, k0: u32, j: u32, lenK: u32) -> u32 {
+  return select(0u, kv_at(kBase, k0 + j, P.kRow), k0 + j < lenK);
+}
 
 fn is_nan(x: f32) -> bool {
   return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
@@ -91,6 +107,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var t = 0u; t < CPT; t++) {
     for (var r = 0u; r < R; r++) { o[t][r] = 0.0; }
   }
+  if (PAGED && lid < 64u && e0 < e1) { slots[lid] = slot_of(kBase, (tbl[entries + e0] >> 1u) * 64u, lid, lenK); }
   workgroupBarrier();
 
   for (var e = e0; e < e1; e++) {
@@ -98,6 +115,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let k0 = (ent >> 1u) * 64u;
     let nk = min(64u, lenK - k0);
     let partial = (ent & 1u) == 1u;
+    let sbuf = ((e - e0) & 1u) * 64u;
+    var nextSlot = 0u;
+    if (PAGED && lid < 64u && e + 1u < e1) { nextSlot = slot_of(kBase, (tbl[entries + e + 1u] >> 1u) * 64u, lid, lenK); }
 
     // ---- scores, 32 keys at a time through workgroup memory
     for (var h0 = 0u; h0 < 64u; h0 += 32u) {
@@ -107,7 +127,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let jj = x / NKC;
         let c4 = (x % NKC) * 4u;
         var w = vec4<f32>(0.0);
-        if (x < 32u * NKC && h0 + jj < nk) { w = ld_k4(kv_at(kBase, k0 + h0 + jj, P.kRow) + hk * P.kHead + c4, D - c4); }
+        if (x < 32u * NKC && h0 + jj < nk) { w = ld_k4(k_row(kBase, k0, h0 + jj, sbuf) + hk * P.kHead + c4, D - c4); }
         kb[i] = w;
       }
       for (var i = 0u; i < LK; i++) {
@@ -184,6 +204,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       badrow = badrow || nanrow;
       if (su == 0u) { alpha[sr] = a; }
     }
+    if (PAGED && lid < 64u) { slots[64u - sbuf + lid] = nextSlot; }
     workgroupBarrier();
 
     // ---- O += P·V through workgroup memory, 32 keys at a time; thread owns columns lid + 128·t
@@ -198,7 +219,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let jj = x / NVC;
         let c4 = (x % NVC) * 4u;
         var w = vec4<f32>(0.0);
-        if (x < 32u * NVC && h0 + jj < nk) { w = ld_v4(kv_at(vBase, k0 + h0 + jj, P.vRow) + hk * P.vHead + c4, DV - c4); }
+        if (x < 32u * NVC && h0 + jj < nk) { w = ld_v4(v_row(vBase, k0, h0 + jj, sbuf) + hk * P.vHead + c4, DV - c4); }
         vb[i] = w;
       }
       for (var i = 0u; i < LV; i++) {
