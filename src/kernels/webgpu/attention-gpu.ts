@@ -405,12 +405,10 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const nSplit = split.length / 3, nMerge = merge.length / 4;
     const jobTable = meta.push(split), mergeTable = meta.push(merge);
     const maskBase = meta.push(mask.data);
-    // Eight (16-bit K/V) or four elements per K/V load when every row, head and sequence offset allows.
-    const al = (a: Addr, bases: boolean, n: number) => a.row % n === 0 && a.head % n === 0 && (!bases || a.seqBase.every((x) => x % n === 0));
-    const fits = (n: number) => plan.headDim % n === 0 && plan.headDimV % n === 0 && (paged ? paged.kvFmt !== 'i8' && al(ka, false, n) && al(va, false, n) : al(ka, true, n) && al(va, true, n));
-    const kv16 = (paged ? paged.kvFmt : plan.dtype) !== 'f32';
-    const chunk = kv16 && fits(8) ? 8 : fits(4) ? 4 : 0;
-    const dv: DecodeVariant = { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, chunk, ...(pagedV ? { paged: pagedV } : {}) };
+    // Four elements per K/V load when every row, head and sequence offset is a multiple of 4.
+    const al4 = (a: Addr, bases: boolean) => a.row % 4 === 0 && a.head % 4 === 0 && (!bases || a.seqBase.every((x) => x % 4 === 0));
+    const vec4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && (paged ? paged.kvFmt !== 'i8' && al4(ka, false) && al4(va, false) : al4(ka, true) && al4(va, true));
+    const dv: DecodeVariant = { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, vec4, ...(pagedV ? { paged: pagedV } : {}) };
     const pipe = await ctx.pipeline(variantKey(dv), decodeSource(dv, mask.fn));
     const partBytes = Math.max(16, nSplit * rows * (plan.headDimV + 2) * 4);
     const partBuf = ctx.device.createBuffer({ size: partBytes, usage: STORAGE });

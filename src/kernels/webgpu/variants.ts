@@ -213,11 +213,8 @@ export interface DecodeVariant {
   readonly cap: boolean;
   readonly maskKey: string;
   readonly paged?: KvPaging;
-  /**
-   * Elements per K/V load: 8 (16-bit K/V; head dims, strides and bases multiples of 8), 4 (multiples
-   * of 4), 0 (scalar loads).
-   */
-  readonly chunk: 0 | 4 | 8;
+  /** K/V read four elements per load (8–16 bytes): head dims, strides and bases are multiples of 4. */
+  readonly vec4?: boolean;
 }
 
 /** Workgroup memory (bytes) of the decode kernel: qs, ss, kv, redm, reds, alpha, slots, JOB_WGSL's 20 words. */
@@ -225,32 +222,21 @@ export function decodeSharedBytes(R: number, D: number, DV: number): number {
   return 4 * (R * D + R * 64 + 32 * Math.max(D + 1, DV) + 256 + R + 128 + 20);
 }
 
-/**
- * ld_kc / ld_vc: CW consecutive elements of a K/V row from offset e (n of them inside the row). `chunk`
- * 8 (f16/bf16) reads 16 bytes per load, 4 reads 16 (f32) or 8 bytes; 0 falls back to scalar loads (CW 4).
- */
-function kvLoaderChunk(fmt: InFormat, paged: KvPaging | undefined, chunk: 0 | 4 | 8): string {
-  const kf = (paged?.kvFmt ?? fmt) as InFormat | 'i8';
-  if (chunk === 0 || kf === 'i8' || (chunk === 8 && kf === 'f32')) {
-    return [kvPrelude(fmt, paged), 'const CW: u32 = 4u;', ...(['k', 'v'] as const).map((x) => `fn ld_${x}c(e: u32, n: u32) -> array<f32, 4> {
-  var w: array<f32, 4>;
+/** ld_k4 / ld_v4: four consecutive elements of a K/V row from offset e (n of them inside the row). */
+function kvLoader4(fmt: InFormat, paged: KvPaging | undefined, vec4: boolean): string {
+  if (!vec4) {
+    return [kvPrelude(fmt, paged), ...(['k', 'v'] as const).map((x) => `fn ld_${x}4(e: u32, n: u32) -> vec4<f32> {
+  var w = vec4<f32>(0.0);
   for (var t = 0u; t < 4u; t++) { if (t < n) { w[t] = ld_${x}(e + t); } }
   return w;
 }`)].join('\n');
   }
-  const lines = [kvAt(paged), `const CW: u32 = ${chunk}u;`];
-  const bf = (w: string) => `bitcast<f32>(${w} << 16u), bitcast<f32>(${w} & 0xffff0000u)`;
+  const kf = (paged?.kvFmt ?? fmt) as InFormat;
+  const lines = [kvAt(paged)];
   for (const [x, binding] of [['k', 3], ['v', 4]] as const) {
-    if (kf === 'f32') lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec4<f32>>;\nfn ld_${x}c(e: u32, n: u32) -> array<f32, 4> { let w = ${x}b[e >> 2u]; return array<f32, 4>(w.x, w.y, w.z, w.w); }`);
-    else if (chunk === 4) {
-      const un = kf === 'f16' ? 'let a = unpack2x16float(w.x); let b = unpack2x16float(w.y); return array<f32, 4>(a.x, a.y, b.x, b.y);' : `return array<f32, 4>(${bf('w.x')}, ${bf('w.y')});`;
-      lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec2<u32>>;\nfn ld_${x}c(e: u32, n: u32) -> array<f32, 4> { let w = ${x}b[e >> 2u]; ${un} }`);
-    } else {
-      const un = kf === 'f16'
-        ? 'let a = unpack2x16float(w.x); let b = unpack2x16float(w.y); let c = unpack2x16float(w.z); let d = unpack2x16float(w.w); return array<f32, 8>(a.x, a.y, b.x, b.y, c.x, c.y, d.x, d.y);'
-        : `return array<f32, 8>(${bf('w.x')}, ${bf('w.y')}, ${bf('w.z')}, ${bf('w.w')});`;
-      lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec4<u32>>;\nfn ld_${x}c(e: u32, n: u32) -> array<f32, 8> { let w = ${x}b[e >> 3u]; ${un} }`);
-    }
+    if (kf === 'f32') lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec4<f32>>;\nfn ld_${x}4(e: u32, n: u32) -> vec4<f32> { return ${x}b[e >> 2u]; }`);
+    else if (kf === 'f16') lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec2<u32>>;\nfn ld_${x}4(e: u32, n: u32) -> vec4<f32> { let w = ${x}b[e >> 2u]; return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }`);
+    else lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec2<u32>>;\nfn ld_${x}4(e: u32, n: u32) -> vec4<f32> { let w = ${x}b[e >> 2u]; return vec4<f32>(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u)); }`);
   }
   return lines.join('\n');
 }
@@ -271,7 +257,7 @@ export function decodeSource(v: DecodeVariant, maskFn: string): string {
     `const CAP: bool = ${v.cap};`,
     `const PAGED: bool = ${v.paged !== undefined};`,
     loader('q', 2, v.fmt),
-    kvLoaderChunk(v.fmt, v.paged, v.chunk),
+    kvLoader4(v.fmt, v.paged, v.vec4 === true && v.paged?.kvFmt !== 'i8'),
   ].join('\n');
   return `${prelude}\n${SHADERS['decode_split']}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
 }

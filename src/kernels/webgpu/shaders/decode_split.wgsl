@@ -3,7 +3,7 @@
 // K/V element is read once per group. 128 threads.
 //
 // Decode is a streaming problem, so every K/V load phase issues all of its loads before the first
-// store (CW = 4 or 8 elements, 8–16 bytes, per load: ld_kc/ld_vc), and no loop waits on one load at a
+// store (4 elements per load, 8–16 bytes per lane: ld_k4/ld_v4), and no loop waits on one load at a
 // time. Per 64-key tile, in halves of 32 keys:
 //   K half → workgroup memory (rows padded to D+1 floats: conflict-free column reads); thread t scores
 //   key t % 32 against rows ≡ t/32 (mod 4);
@@ -12,8 +12,8 @@
 //   V half → the same workgroup memory; thread t accumulates output column(s) t (+128) for every row.
 // Partials (m, l, acc) go to `part` and are merged by decode_merge. The prelude defines D, DV, R
 // (rows = G·lenQ, ≤ 64), CPT (columns per thread), T, NJ (= 64 / T), KVN (workgroup floats for a
-// half tile), NATURAL, CAP, PAGED, CW, ld_q, ld_kc/ld_vc (CW elements from a row offset, `n` of
-// them inside the row), mask_allows and kv_at.
+// half tile), NATURAL, CAP, PAGED, ld_q, ld_k4/ld_v4 (four elements from a row offset, `n` of them
+// valid), mask_allows and kv_at.
 
 struct Params {
   qRow: u32, qHead: u32, kRow: u32, kHead: u32,
@@ -29,8 +29,8 @@ struct Params {
 const LOG2E: f32 = 1.4426950408889634;
 const MASKED: f32 = -1.0e30;
 const KS: u32 = D + 1u;                       // K row stride in kv
-const NKC: u32 = (D + CW - 1u) / CW;          // CW-element chunks of a K row
-const NVC: u32 = (DV + CW - 1u) / CW;
+const NKC: u32 = (D + 3u) / 4u;               // 4-element chunks of a K row
+const NVC: u32 = (DV + 3u) / 4u;
 const LK: u32 = (32u * NKC + 127u) / 128u;    // chunk loads per thread for a K half
 const LV: u32 = (32u * NVC + 127u) / 128u;
 
@@ -121,21 +121,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
     // ---- scores, 32 keys at a time through workgroup memory
     for (var h0 = 0u; h0 < 64u; h0 += 32u) {
-      var kb: array<array<f32, CW>, LK>;
+      var kb: array<vec4<f32>, LK>;
       for (var i = 0u; i < LK; i++) {
         let x = lid + i * 128u;
         let jj = x / NKC;
-        let c4 = (x % NKC) * CW;
-        var w: array<f32, CW>;
-        if (x < 32u * NKC && h0 + jj < nk) { w = ld_kc(k_row(kBase, k0, h0 + jj, sbuf) + hk * P.kHead + c4, D - c4); }
+        let c4 = (x % NKC) * 4u;
+        var w = vec4<f32>(0.0);
+        if (x < 32u * NKC && h0 + jj < nk) { w = ld_k4(k_row(kBase, k0, h0 + jj, sbuf) + hk * P.kHead + c4, D - c4); }
         kb[i] = w;
       }
       for (var i = 0u; i < LK; i++) {
         let x = lid + i * 128u;
         if (x < 32u * NKC) {
           let jj = x / NKC;
-          let c4 = (x % NKC) * CW;
-          for (var t = 0u; t < CW; t++) { if (c4 + t < D) { kv[jj * KS + c4 + t] = kb[i][t]; } }
+          let c4 = (x % NKC) * 4u;
+          for (var t = 0u; t < 4u; t++) { if (c4 + t < D) { kv[jj * KS + c4 + t] = kb[i][t]; } }
         }
       }
       workgroupBarrier();
@@ -213,21 +213,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var t = 0u; t < CPT; t++) { o[t][r] *= a; }
     }
     for (var h0 = 0u; h0 < nk; h0 += 32u) {
-      var vb: array<array<f32, CW>, LV>;
+      var vb: array<vec4<f32>, LV>;
       for (var i = 0u; i < LV; i++) {
         let x = lid + i * 128u;
         let jj = x / NVC;
-        let c4 = (x % NVC) * CW;
-        var w: array<f32, CW>;
-        if (x < 32u * NVC && h0 + jj < nk) { w = ld_vc(v_row(vBase, k0, h0 + jj, sbuf) + hk * P.vHead + c4, DV - c4); }
+        let c4 = (x % NVC) * 4u;
+        var w = vec4<f32>(0.0);
+        if (x < 32u * NVC && h0 + jj < nk) { w = ld_v4(v_row(vBase, k0, h0 + jj, sbuf) + hk * P.vHead + c4, DV - c4); }
         vb[i] = w;
       }
       for (var i = 0u; i < LV; i++) {
         let x = lid + i * 128u;
         if (x < 32u * NVC) {
           let jj = x / NVC;
-          let c4 = (x % NVC) * CW;
-          for (var t = 0u; t < CW; t++) { if (c4 + t < DV) { kv[jj * DV + c4 + t] = vb[i][t]; } }
+          let c4 = (x % NVC) * 4u;
+          for (var t = 0u; t < 4u; t++) { if (c4 + t < DV) { kv[jj * DV + c4 + t] = vb[i][t]; } }
         }
       }
       workgroupBarrier();
