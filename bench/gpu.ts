@@ -246,7 +246,7 @@ async function main(): Promise<void> {
   const file = {
     bench: 'gpu', command, machine, adapter: info, caps: ctx.caps, ceilings,
     torch: 'error' in torch ? torch : { version: torch.torch, device: torch.device },
-    method: 'median of 7 samples; each sample = one command buffer of N calls (≥ 20 ms), per-call time = sample / N',
+    method: 'after ≥ 0.6 s of back-to-back calls (clock warm-up), median of 7 samples; each sample = one command buffer of N calls (≥ 20 ms), per-call time = sample / N',
     results: rows, torchResults: 'error' in torch ? [] : torch.results, markdown: markdownTable(cols, rows),
   };
   const out = args.values.get('out') ?? `${resultsDir()}/gpu.json`;

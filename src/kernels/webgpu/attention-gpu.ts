@@ -47,7 +47,7 @@ export class GpuTensor {
     const cont = t.contiguous();
     const elem = t.dtype === 'f32' ? 4 : 2;
     const bytes = new Uint8Array(cont.data.buffer, cont.data.byteOffset + cont.offset * elem, cont.size * elem);
-    const size = Math.max(16, Math.ceil((bytes.byteLength + padBytes(t.shape, t.dtype)) / 16) * 16);
+    const size = Math.max(16, Math.ceil(bytes.byteLength / 16) * 16);
     if (size > c.caps.maxStorageBinding) {
       throw new ShapeError(`a tensor of ${bytes.byteLength} bytes exceeds this adapter's maxStorageBufferBindingSize (${c.caps.maxStorageBinding} bytes); split the batch or the heads into several calls`, 'tensor');
     }
@@ -60,7 +60,7 @@ export class GpuTensor {
   /** An uninitialised device tensor. */
   static empty(ctx: GpuContext, shape: readonly number[], dtype: DType): GpuTensor {
     const bytes = numel(shape) * (dtype === 'f32' ? 4 : 2);
-    const size = Math.max(16, Math.ceil((bytes + padBytes(shape, dtype)) / 16) * 16);
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
     if (size > ctx.caps.maxStorageBinding) throw new ShapeError(`an output of ${bytes} bytes exceeds this adapter's maxStorageBufferBindingSize (${ctx.caps.maxStorageBinding})`, 'out');
     return new GpuTensor(ctx, ctx.device.createBuffer({ size, usage: STORAGE }), shape, dtype);
   }
@@ -80,18 +80,6 @@ export class GpuTensor {
   dispose(): void {
     if (!this.disposed) { this.disposed = true; this.buffer.destroy(); }
   }
-}
-
-/**
- * Bytes left unused after a tensor's elements: 64 rows of the (heads × dims) inner block plus 256.
- * Kernels never read them. Measured on the H200 (Dawn/Vulkan): with exactly sized buffers, Q, K and V
- * allocated back to back start at aligned offsets and the kernels ran 3–5× slower on the batch-8 vision
- * shapes (K and V rows of the same key then contend for the same memory channels); this padding
- * staggers them.
- */
-export function padBytes(shape: readonly number[], dtype: DType): number {
-  const inner = shape.length >= 2 ? numel(shape.slice(shape.length === 3 ? 1 : 2)) : 1;
-  return 64 * inner * (dtype === 'f32' ? 4 : 2) + 256;
 }
 
 export function isGpuTensor(x: unknown): x is GpuTensor {
@@ -461,7 +449,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       const al = (a: Addr, bases: boolean) => a.row % 8 === 0 && a.head % 8 === 0 && (!bases || a.seqBase.every((x) => x % 8 === 0));
       const vec = plan.headDim % 8 === 0 && plan.headDimV % 8 === 0 && al(qa, true) &&
         (paged ? paged.kvFmt === 'f16' && al(ka, false) : al(ka, true) && al(va, true));
-      const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, vec, natural, cap, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}) };
+      const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}) };
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {

@@ -13,7 +13,7 @@
  *   per tile of BK keys:
  *              K (row-major) and Vᵀ → workgroup memory (zero rows past the sequence end), one barrier;
  *              S = Q·Kᵀ on subgroup matrices → workgroup memory (f32, column-major);
- *              softmax in SIMT (lane → row lane/2, BK/2 keys): scale, softcap, element predicate on
+ *              softmax in SIMT (lane → row lane % 16, keys 2c + lane / 16): scale, softcap, predicate on
  *              partial tiles only, NaN flag; P (f16) → workgroup memory;
  *              O += P·V on subgroup matrices: O stays in DVP/16 accumulator matrices for the whole
  *              pass.
@@ -66,6 +66,8 @@ export interface SgmatVariant {
   readonly vec: boolean;
   readonly natural: boolean;
   readonly cap: boolean;
+  /** Raw scores through the max, the scale folded into exp2 (no softcap, no top-k, scale > 0). */
+  readonly fuse: boolean;
   readonly outF16: boolean;
   readonly emulate: boolean;
   readonly maskKey: string;
@@ -290,8 +292,7 @@ ${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
     return `    ${dbs.map((db) => `${M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')} o${db} = ${M.zero};`).join('\n    ')}
     workgroupBarrier();
     for (var c = 0u; c < HB; c++) {
-      let col = rot(c, half);
-      if (${rd * BK}u + col < DVP) { os[${rd * HB}u + c] = (os[${rd * HB}u + c] + sS[sb + col * 16u + r]) * ${alpha}; }
+      if (${rd * BK}u + 2u * c + half < DVP) { os[${rd * HB}u + c] = (os[${rd * HB}u + c] + sS[sb + 32u * c + lane]) * ${alpha}; }
     }
     workgroupBarrier();`;
   });
@@ -327,11 +328,6 @@ fn exp2_masked(x: f32) -> f32 {
   return select(exp2(x), 0.0, x < -126.0);
 }
 
-// The c-th key / column of a lane's half of a tile, rotated by one for the upper half: the two halves
-// of a subgroup then hit different workgroup-memory banks (rows r and keys j at j·16 + r).
-fn rot(c: u32, half: u32) -> u32 {
-  return half * HB + ((c + half) & (HB - 1u));
-}
 ${v.emulate ? EMU_HELPERS : REAL_HELPERS}
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32${v.emulate ? '' : ',\n        @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32'}) {
@@ -413,16 +409,20 @@ ${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 
         ${M.store('sS', `sb + ${nb * 256}u`, `sm${nb}`, '16u')}`)}
         workgroupBarrier();
 
-        // ---- softmax: lane → row r, keys half·HB .. +HB−1
+        // ---- softmax: lane → row r, keys 2c + half (S[r][j] at sb + j·16 + r = sb + 32c + lane: every
+        // lane a different bank, offsets known at compile time). Rows past lenQ have zero Q, so finite
+        // scores, and are never written. FUSE: scores stay raw (the scale is > 0, so the max commutes
+        // with it) and the scale folds into exp2's argument as one fma.
         var mx = MASKED;
+        let lim = nk - half;
         ${drop.has('softmax') ? 'if (lenK > 1000000000u) {' : '{'}
 ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
-          let j = rot(c, half);
-          let idx = sb + j * 16u + r;
+          let j = 2u * c + half;
+          let idx = sb + 32u * c + lane;
           var s = sS[idx];
-          if (NATURAL) { s *= P.scale; } else { s *= scl; }
-          if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }
-          var keep = valid && j < nk;
+          ${v.fuse ? '' : `if (NATURAL) { s *= P.scale; } else { s *= scl; }
+          if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }`}
+          var keep = 2u * c < lim;
           if (keep && partial) { keep = mask_allows(i32(pos), i32(ks + j), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s); }
           if (NATURAL) { s *= LOG2E; }
           s = select(MASKED, s, keep);
@@ -430,17 +430,18 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
           sS[idx] = s;
           mx = max(mx, s);
         }
-` : `${each(HB, (c) => `        let j${c} = rot(${c}u, half);
-        var s${c} = sS[sb + j${c} * 16u + r];
-        if (NATURAL) { s${c} *= P.scale; } else { s${c} *= scl; }
-        if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }
-        var k${c} = valid && j${c} < nk;
+` : `${each(HB, (c) => `        let j${c} = ${2 * c}u + half;
+        var s${c} = sS[sb + ${32 * c}u + lane];
+        ${v.fuse ? '' : `if (NATURAL) { s${c} *= P.scale; } else { s${c} *= scl; }
+        if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }`}
+        var k${c} = ${2 * c}u < lim;
         if (k${c} && partial) { k${c} = mask_allows(i32(pos), i32(ks + j${c}), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s${c}); }
         if (NATURAL) { s${c} *= LOG2E; }
         s${c} = select(MASKED, s${c}, k${c});
         nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);
         mx = max(mx, s${c});`)}
 `}        mx = max(mx, partner(mx, lid));
+        ${v.fuse ? 'mx = select(MASKED, mx * scl, mx > MASKED);' : ''}
         let moved = mx > m + SLACK;
         let mNew = select(m, mx, moved);
         let need = moved && m > MASKED;
@@ -448,12 +449,12 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
         let mUse = select(mNew, 0.0, mNew <= MASKED);
         var sum = 0.0;
 ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
-          let j = rot(c, half);
-          let p = exp2_masked(sS[sb + j * 16u + r] - mUse);
+          let j = 2u * c + half;
+          let p = exp2_masked(${v.fuse ? 'fma(sS[sb + 32u * c + lane], scl, -mUse)' : 'sS[sb + 32u * c + lane] - mUse'});
           sum += p;
           sP[sbp + j * ${PS}u + r] = tohalf(p);
         }
-` : `${each(HB, (c) => `        let p${c} = exp2_masked(s${c} - mUse);
+` : `${each(HB, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};
         sP[sbp + j${c} * ${PS}u + r] = tohalf(p${c});`)}
 `}        sum += partner(sum, lid);
@@ -485,7 +486,7 @@ ${flush('1.0')}
     let inv = select(1.0 / l, 0.0, l == 0.0);
     for (var rd = 0u; rd < ${NR}u; rd++) {
       for (var c = 0u; c < HB; c++) {
-        let col = rd * BK + rot(c, half);
+        let col = rd * BK + 2u * c + half;
         if (col < DV) { out[ob + col] = ${outT}(select(os[rd * HB + c] * inv, P.nanv, bad > 0.0)); }
       }
     }
