@@ -49,7 +49,8 @@ const SLACK = 8;
 let ablation = '';
 /**
  * Profiling aid (scripts/sgmat-profile.mjs): drops parts of the kernel ('load', 'qk', 'softmax', 'pv',
- * comma-separated) so that their cost shows as the time saved. The results are wrong while it is set.
+ * comma-separated) so that their cost shows as the time saved; the results are wrong while one is set.
+ * 'reload' is an experiment instead (results stay right): O kept only in the accumulators, see flush.
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
 export function sgmatAblation(): string { return ablation; }
@@ -115,6 +116,8 @@ interface Ops {
   loadR(arr: string, off: string, stride: string): string;
   mma(a: string, b: string, c: string): string;
   store(arr: string, off: string, m: string, stride: string): string;
+  /** An accumulator (result matrix) from sS, column-major. */
+  loadAcc(off: string, stride: string): string;
 }
 
 const REAL: Ops = {
@@ -123,6 +126,7 @@ const REAL: Ops = {
   loadR: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
   mma: (a, b, c) => `subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c})`,
   store: (a, o, m, s) => `subgroupMatrixStore<col_major>(&${a}, ${o}, ${m}, ${s});`,
+  loadAcc: (o, s) => `subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, col_major>(&sS, ${o}, ${s})`,
 };
 
 // Emulated matrices: element i = t·32 + lane of the 16×16 matrix (row i / 16, column i % 16) in slot t.
@@ -133,6 +137,7 @@ const EMU: Ops = {
   loadR: (_a, o, s) => `vec2<u32>(${o}, ${s})`,
   mma: (a, b, c) => `emu_mma(${a}, ${b}, ${c})`,
   store: (a, o, m, s) => `emu_st_${a}(${o}, ${m}, ${s});`,
+  loadAcc: (o, s) => `emu_ld_acc(${o}, ${s})`,
 };
 
 const EMU_HELPERS = `
@@ -156,6 +161,11 @@ fn emu_ld_q(c0: u32, qBase: u32, pos0: u32, h: u32, lenQ: u32) -> array<f32, 8> 
 fn emu_ld_sP(off: u32, stride: u32) -> array<f32, 8> {
   var m: array<f32, 8>;
   for (var t = 0u; t < 8u; t++) { let i = t * 32u + emu_lane; m[t] = sP[off + (i % 16u) * stride + i / 16u]; }
+  return m;
+}
+fn emu_ld_acc(off: u32, stride: u32) -> array<f32, 8> {
+  var m: array<f32, 8>;
+  for (var t = 0u; t < 8u; t++) { let i = t * 32u + emu_lane; m[t] = sS[off + (i % 16u) * stride + i / 16u]; }
   return m;
 }
 fn emu_st_sS(off: u32, m: array<f32, 8>, stride: u32) {
@@ -287,15 +297,48 @@ ${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
   const loadTile = drop.has('load') ? `if (lenK > 1000000000u) { ${loadKV} }` : loadKV;
 
   // Flush the accumulators into o_lane: o_lane = (o_lane + acc)·alpha, acc = 0; BK columns per round.
-  const flush = (alpha: string) => each(NR, (rd) => {
-    const dbs = Array.from({ length: NDV }, (_, db) => db).filter((db) => Math.floor(db / NKB) === rd);
-    return `    ${dbs.map((db) => `${M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')} o${db} = ${M.zero};`).join('\n    ')}
+  // 'reload' (experimental, off by default): O lives only in the accumulators; a rescale stores them to
+  // sS, scales the rows there and loads them back as result matrices, and the epilogue writes from sS.
+  // It drops the per-lane copy o_lane (NR·HB floats of registers per lane).
+  const reload = drop.has('reload');
+  const roundBlocks = (rd: number) => Array.from({ length: NDV }, (_, db) => db).filter((db) => Math.floor(db / NKB) === rd);
+  const storeRound = (rd: number, reset: boolean) => roundBlocks(rd).map((db) => `${M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')}${reset ? ` o${db} = ${M.zero};` : ''}`).join('\n    ');
+  // Flush the accumulators into o_lane: o_lane = (o_lane + acc)·alpha, acc = 0; BK columns per round.
+  const flush = (alpha: string) => each(NR, (rd) => reload
+    ? `    ${storeRound(rd, false)}
+    workgroupBarrier();
+    for (var c = 0u; c < HB; c++) {
+      if (${rd * BK}u + 2u * c + half < DVP) { sS[sb + 32u * c + lane] *= ${alpha}; }
+    }
+    workgroupBarrier();
+    ${roundBlocks(rd).map((db) => `o${db} = ${M.loadAcc(`sb + ${(db - rd * NKB) * 256}u`, '16u')};`).join('\n    ')}
+    workgroupBarrier();`
+    : `    ${storeRound(rd, true)}
     workgroupBarrier();
     for (var c = 0u; c < HB; c++) {
       if (${rd * BK}u + 2u * c + half < DVP) { os[${rd * HB}u + c] = (os[${rd * HB}u + c] + sS[sb + 32u * c + lane]) * ${alpha}; }
     }
-    workgroupBarrier();`;
-  });
+    workgroupBarrier();`);
+  // The epilogue: O / l (NaN rows: NaN) from o_lane, or (reload) from the accumulators through sS.
+  const writeOut = reload
+    ? each(NR, (rd) => `  ${storeRound(rd, false)}
+  workgroupBarrier();
+  if (valid) {
+    for (var c = 0u; c < HB; c++) {
+      let col = ${rd * BK}u + 2u * c + half;
+      if (col < DV) { out[ob + col] = ${outT}(select(sS[sb + 32u * c + lane] * inv, P.nanv, bad > 0.0)); }
+    }
+  }
+  workgroupBarrier();`)
+    : `${flush('1.0')}
+  if (valid) {
+    for (var rd = 0u; rd < ${NR}u; rd++) {
+      for (var c = 0u; c < HB; c++) {
+        let col = rd * BK + 2u * c + half;
+        if (col < DV) { out[ob + col] = ${outT}(select(os[rd * HB + c] * inv, P.nanv, bad > 0.0)); }
+      }
+    }
+  }`;
 
   const body = `
 struct Params {
@@ -377,8 +420,8 @@ ${each(NKD, (kd) => `  let q${kd} = ${M.loadL('sKV', `${kd * 16 * QS}u + sg * 16
   // NaN among the kept scores (WGSL does not promise that arithmetic carries NaN): the largest
   // magnitude bit pattern seen, compared with the NaN range once at the end.
   var nanb = 0u;
-  var os: array<f32, ${NR * HB}>;
-  for (var t = 0u; t < ${NR * HB}u; t++) { os[t] = 0.0; }
+${reload ? '' : `  var os: array<f32, ${NR * HB}>;
+  for (var t = 0u; t < ${NR * HB}u; t++) { os[t] = 0.0; }`}
 ${each(NDV, (db) => `  var o${db} = ${M.zero};`)}
 ${kvRegs}
 
@@ -479,17 +522,11 @@ ${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${VT0 + d
     workgroupBarrier();
   }
 
-${flush('1.0')}
   let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));
+  let ob = oBase + pos * P.oRow + head * P.oHead;
+  let inv = select(1.0 / l, 0.0, l == 0.0);
+${writeOut}
   if (valid) {
-    let ob = oBase + pos * P.oRow + head * P.oHead;
-    let inv = select(1.0 / l, 0.0, l == 0.0);
-    for (var rd = 0u; rd < ${NR}u; rd++) {
-      for (var c = 0u; c < HB; c++) {
-        let col = rd * BK + 2u * c + half;
-        if (col < DV) { out[ob + col] = ${outT}(select(os[rd * HB + c] * inv, P.nanv, bad > 0.0)); }
-      }
-    }
     if (P.hasLse == 1u && half == 0u) {
       lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
     }
