@@ -319,9 +319,17 @@ ${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
       if (${rd * BK}u + 2u * c + half < DVP) { os[${rd * HB}u + c] = (os[${rd * HB}u + c] + sS[sb + 32u * c + lane]) * ${alpha}; }
     }
     workgroupBarrier();`);
-  // The epilogue: O / l (NaN rows: NaN) from o_lane, or (reload) from the accumulators through sS.
-  const writeOut = reload
-    ? each(NR, (rd) => `  ${storeRound(rd, false)}
+  // The epilogue: O / l (NaN rows: NaN) and the LSE, from o_lane or (reload) from the accumulators
+  // through sS.
+  const badLine = 'let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));';
+  const lseLine = `if (P.hasLse == 1u && half == 0u) {
+      lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
+    }`;
+  const epilogue = reload
+    ? `  ${badLine}
+  let ob = oBase + pos * P.oRow + head * P.oHead;
+  let inv = select(1.0 / l, 0.0, l == 0.0);
+${each(NR, (rd) => `  ${storeRound(rd, false)}
   workgroupBarrier();
   if (valid) {
     for (var c = 0u; c < HB; c++) {
@@ -329,15 +337,22 @@ ${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
       if (col < DV) { out[ob + col] = ${outT}(select(sS[sb + 32u * c + lane] * inv, P.nanv, bad > 0.0)); }
     }
   }
-  workgroupBarrier();`)
-    : `${flush('1.0')}
+  workgroupBarrier();`)}
   if (valid) {
+    ${lseLine}
+  }`
+    : `${flush('1.0')}
+  ${badLine}
+  if (valid) {
+    let ob = oBase + pos * P.oRow + head * P.oHead;
+    let inv = select(1.0 / l, 0.0, l == 0.0);
     for (var rd = 0u; rd < ${NR}u; rd++) {
       for (var c = 0u; c < HB; c++) {
         let col = rd * BK + 2u * c + half;
         if (col < DV) { out[ob + col] = ${outT}(select(os[rd * HB + c] * inv, P.nanv, bad > 0.0)); }
       }
     }
+    ${lseLine}
   }`;
 
   const body = `
@@ -522,15 +537,7 @@ ${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${VT0 + d
     workgroupBarrier();
   }
 
-  let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));
-  let ob = oBase + pos * P.oRow + head * P.oHead;
-  let inv = select(1.0 / l, 0.0, l == 0.0);
-${writeOut}
-  if (valid) {
-    if (P.hasLse == 1u && half == 0u) {
-      lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
-    }
-  }
+${epilogue}
 }
 `;
   return `${prelude}\n${body}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
