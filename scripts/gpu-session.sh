@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One H200 session (device machine, repo root): GPU facts, check:gpu (conformance on every kernel
 # variant), then bench:gpu against PyTorch SDPA. Logs and JSON go to $OUT.
-# Run there with carry [".gpu", "dist", the three *.generated.ts kernel sources].
+# Run there with carry [".gpu", "dist", the *.generated.ts kernel sources]. Knobs: CHECK_FILTER, CHECK_S,
+# SKIP_CHECK, PROFILE_ARGS (scripts/sgmat-profile.mjs arguments), BENCH_ARGS, BENCH_S, SKIP_BENCH.
 set -u
 source .gpu/env.sh
 export XDG_RUNTIME_DIR=/tmp PYTHONUNBUFFERED=1
@@ -13,6 +14,11 @@ cat "$OUT/gpu.txt" "$OUT/probe.txt"
 if [ "${SKIP_CHECK:-0}" != 1 ]; then
   timeout "${CHECK_S:-330}" node node_modules/vitest/vitest.mjs run --config vitest.gpu.config.ts ${CHECK_FILTER:+-t "$CHECK_FILTER"} > "$OUT/check-gpu.log" 2>&1
   echo "check:gpu exit $?"; grep -E "Tests |Test Files" "$OUT/check-gpu.log"; grep -E "^ +(×|✗)" "$OUT/check-gpu.log" | head -40
+fi
+if [ -n "${PROFILE_ARGS:-}" ]; then
+  # e.g. PROFILE_ARGS='"" reload': the tensor-core kernel as is and with an experiment, side by side.
+  eval "timeout ${PROFILE_S:-120} node scripts/sgmat-profile.mjs $PROFILE_ARGS" > "$OUT/profile.txt" 2>&1
+  echo "sgmat-profile exit $?"; grep -v "^ *at " "$OUT/profile.txt" | tail -8
 fi
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
   timeout "${BENCH_S:-240}" node scripts/run-bench.mjs --no-build gpu --out="$OUT/gpu.json" ${BENCH_ARGS:-} > "$OUT/bench-gpu.log" 2>&1
