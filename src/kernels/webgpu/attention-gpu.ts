@@ -82,6 +82,17 @@ export class GpuTensor {
   }
 }
 
+/**
+ * Decode tuning for profiling (scripts/decode-profile.mjs): `target` = how many split workgroups a call
+ * aims for (default 1024), `ablate` = parts of the decode kernel dropped (DecodeVariant.ablate; the
+ * results are wrong while it is non-zero).
+ */
+const decodeTuning = { target: 1024, ablate: 0 };
+export function setDecodeTuning(t: Partial<typeof decodeTuning>): void {
+  if (t.target !== undefined) decodeTuning.target = Math.max(1, Math.floor(t.target));
+  if (t.ablate !== undefined) decodeTuning.ablate = t.ablate;
+}
+
 export function isGpuTensor(x: unknown): x is GpuTensor {
   return x instanceof GpuTensor;
 }
@@ -376,7 +387,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     // Split each sequence's visited tiles so that there are ≥ 4 workgroups per multiprocessor-ish.
     let total = 0;
     for (let b = 0; b < plan.batch; b++) total += seqPlan[b] ? seqPlan[b]!.entries.length * plan.numKvHeads : 0;
-    const target = 1024;
+    const target = decodeTuning.target;
     const perSeqHead = Math.max(1, Math.ceil(total / plan.numKvHeads / Math.max(1, plan.batch)));
     const splitTiles = Math.max(1, Math.ceil(perSeqHead / Math.max(1, Math.ceil(target / Math.max(1, plan.batch * plan.numKvHeads)))));
     const split: number[] = [], merge: number[] = [];
@@ -396,7 +407,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     // Four elements per K/V load when every row, head and sequence offset is a multiple of 4.
     const al4 = (a: Addr, bases: boolean) => a.row % 4 === 0 && a.head % 4 === 0 && (!bases || a.seqBase.every((x) => x % 4 === 0));
     const vec4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && (paged ? paged.kvFmt !== 'i8' && al4(ka, false) && al4(va, false) : al4(ka, true) && al4(va, true));
-    const dv: DecodeVariant = { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, vec4, ...(pagedV ? { paged: pagedV } : {}) };
+    const dv: DecodeVariant = { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, vec4, ...(pagedV ? { paged: pagedV } : {}), ...(decodeTuning.ablate ? { ablate: decodeTuning.ablate } : {}) };
     const pipe = await ctx.pipeline(variantKey(dv), decodeSource(dv, mask.fn));
     const partBytes = Math.max(16, nSplit * rows * (plan.headDimV + 2) * 4);
     const partBuf = ctx.device.createBuffer({ size: partBytes, usage: STORAGE });

@@ -215,6 +215,11 @@ export interface DecodeVariant {
   readonly paged?: KvPaging;
   /** K/V read four elements per load (8–16 bytes): head dims, strides and bases are multiples of 4. */
   readonly vec4?: boolean;
+  /**
+   * Profiling aid (scripts/decode-profile.mjs): parts of the kernel dropped, bits 1 K loads, 2 scores,
+   * 4 softmax, 8 V loads, 16 P·V. The results are wrong while it is set.
+   */
+  readonly ablate?: number;
 }
 
 /** Workgroup memory (bytes) of the decode kernel: qs, ss, kv, redm, reds, alpha, slots, JOB_WGSL's 20 words. */
@@ -256,6 +261,7 @@ export function decodeSource(v: DecodeVariant, maskFn: string): string {
     `const NATURAL: bool = ${v.natural};`,
     `const CAP: bool = ${v.cap};`,
     `const PAGED: bool = ${v.paged !== undefined};`,
+    `const ABLATE: u32 = ${v.ablate ?? 0}u;`,
     loader('q', 2, v.fmt),
     kvLoader4(v.fmt, v.paged, v.vec4 === true && v.paged?.kvFmt !== 'i8'),
   ].join('\n');

@@ -12,8 +12,8 @@
 //   V half → the same workgroup memory; thread t accumulates output column(s) t (+128) for every row.
 // Partials (m, l, acc) go to `part` and are merged by decode_merge. The prelude defines D, DV, R
 // (rows = G·lenQ, ≤ 64), CPT (columns per thread), T, NJ (= 64 / T), KVN (workgroup floats for a
-// half tile), NATURAL, CAP, PAGED, ld_q, ld_k4/ld_v4 (four elements from a row offset, `n` of them
-// valid), mask_allows and kv_at.
+// half tile), NATURAL, CAP, PAGED, ABLATE (profiling: parts dropped; 0 in use), ld_q, ld_k4/ld_v4
+// (four elements from a row offset, `n` of them valid), mask_allows and kv_at.
 
 struct Params {
   qRow: u32, qHead: u32, kRow: u32, kHead: u32,
@@ -127,7 +127,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let jj = x / NKC;
         let c4 = (x % NKC) * 4u;
         var w = vec4<f32>(0.0);
-        if (x < 32u * NKC && h0 + jj < nk) { w = ld_k4(k_row(kBase, k0, h0 + jj, sbuf) + hk * P.kHead + c4, D - c4); }
+        if ((ABLATE & 1u) == 0u && x < 32u * NKC && h0 + jj < nk) { w = ld_k4(k_row(kBase, k0, h0 + jj, sbuf) + hk * P.kHead + c4, D - c4); }
         kb[i] = w;
       }
       for (var i = 0u; i < LK; i++) {
@@ -143,7 +143,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let jl = h0 + jj;
       for (var r = lid >> 5u; r < R; r += 4u) {
         var s = MASKED;
-        if (r < rows && jl < nk) {
+        if ((ABLATE & 2u) == 0u && r < rows && jl < nk) {
           var d4 = vec4<f32>(0.0);
           var c = 0u;
           for (; c + 4u <= D; c += 4u) {
@@ -166,7 +166,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     // ---- online softmax, T threads per row: partial max (NaN noted), combined through redm/reds
     var mloc = MASKED;
     var nanloc = 0.0;
-    if (rowOK) {
+    if ((ABLATE & 4u) == 0u && rowOK) {
       for (var i = 0u; i < NJ; i++) {
         let s = ss[sr * 64u + su + T * i];
         if (is_nan(s)) { nanloc = 1.0; } else { mloc = max(mloc, s); }
@@ -219,7 +219,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let jj = x / NVC;
         let c4 = (x % NVC) * 4u;
         var w = vec4<f32>(0.0);
-        if (x < 32u * NVC && h0 + jj < nk) { w = ld_v4(v_row(vBase, k0, h0 + jj, sbuf) + hk * P.vHead + c4, DV - c4); }
+        if ((ABLATE & 8u) == 0u && x < 32u * NVC && h0 + jj < nk) { w = ld_v4(v_row(vBase, k0, h0 + jj, sbuf) + hk * P.vHead + c4, DV - c4); }
         vb[i] = w;
       }
       for (var i = 0u; i < LV; i++) {
@@ -234,7 +234,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let jn = min(32u, nk - h0);
       for (var t = 0u; t < CPT; t++) {
         let c = lid + 128u * t;
-        if (c < DV) {
+        if ((ABLATE & 16u) == 0u && c < DV) {
           for (var jj = 0u; jj < jn; jj++) {
             let v = kv[jj * DV + c];
             for (var r = 0u; r < R; r++) { o[t][r] += ss[r * 64u + h0 + jj] * v; }

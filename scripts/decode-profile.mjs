@@ -1,0 +1,51 @@
+// Where the decode kernel's time goes, and how it depends on the split count: times decode-kv4k
+// (B16 H32/8 Sq1 Sk4096 d128) in f16 and f32 with the split target varied, then with parts of the
+// kernel dropped (setDecodeTuning({ ablate }): outputs are wrong in those runs; only time counts).
+// Usage (after npm run build, on a GPU): node scripts/decode-profile.mjs
+import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention } from '../dist/index.js';
+import { setDecodeTuning } from '../dist/kernels/webgpu/attention-gpu.js';
+
+const ctx = await gpuContext();
+// SMALL=1: a small shape, to try the script on a slow adapter.
+const [B, H, Hk, Sk, d] = process.env.SMALL ? [2, 8, 2, 512, 64] : [16, 32, 8, 4096, 128];
+async function time(prep) {
+  const once = async (n) => {
+    const enc = ctx.device.createCommandEncoder();
+    for (let i = 0; i < n; i++) prep.encode(enc);
+    const t0 = performance.now();
+    ctx.device.queue.submit([enc.finish()]);
+    await ctx.device.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  await once(1);
+  let n = Math.max(3, Math.ceil(20 / Math.max(0.005, (await once(3)) / 3)));
+  // Clock warm-up (the card idles at a low SM clock; scripts/gpu-clocks.mjs).
+  for (const end = performance.now() + 600; performance.now() < end; ) n = Math.max(3, Math.ceil(20 / Math.max(0.005, (await once(n)) / n)));
+  const s = [];
+  for (let i = 0; i < 5; i++) s.push((await once(n)) / n);
+  return s.sort((a, b) => a - b)[2];
+}
+let seed = 3;
+const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 - 0.5; };
+for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
+  const mk = (shape) => GpuTensor.fromTensor(Tensor.fromValues(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, rnd), shape, dtype), ctx);
+  const q = await mk([B, 1, H, d]), k = await mk([B, Sk, Hk, d]), v = await mk([B, Sk, Hk, d]);
+  const bytes = 2 * B * Sk * Hk * d * (dtype === 'f16' ? 2 : 4);
+  const plan = planAttention(q, k, v, {});
+  const run = async (label, t) => {
+    setDecodeTuning({ target: 1024, ablate: 0, ...t });
+    const prep = await prepareGpuAttention(plan, q, k, v);
+    const ms = await time(prep);
+    prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
+    return `${label} ${ms.toFixed(3)} ms (${(bytes / ms / 1e6).toFixed(0)} GB/s)`;
+  };
+  const cells = [];
+  for (const target of [128, 256, 512, 1024, 2048, 4096, 8192]) cells.push(await run(`target ${target}:`, { target }));
+  console.log(`decode-kv4k ${dtype}, split target: ${cells.join(' | ')}`);
+  const ab = [];
+  for (const [name, bits] of [['full', 0], ['-K loads', 1], ['-V loads', 8], ['-K,V loads', 9], ['-scores', 2], ['-P·V', 16], ['-scores,max,P·V', 22], ['-all', 31]]) ab.push(await run(`${name}:`, { ablate: bits }));
+  console.log(`decode-kv4k ${dtype}, parts dropped (target 1024): ${ab.join(' | ')}`);
+  setDecodeTuning({ target: 1024, ablate: 0 });
+  q.dispose(); k.dispose(); v.dispose();
+}
+process.exit(0);
