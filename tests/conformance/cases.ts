@@ -6,7 +6,7 @@
  * (NaN) before each run so unwritten elements show.
  */
 import {
-  type DType, type Layout, type Mask, Tensor, attentionReference, attentionReferenceVarlen, blockSparse, causal,
+  type BackendName, attention, attentionVarlen, type DType, type Layout, type Mask, Tensor, attentionReference, attentionReferenceVarlen, blockSparse, causal,
   documents, keyImportance, mulberry32, noKeys, predicate, prefixLM, slidingWindow, strided, topK,
 } from '../../src/index.js';
 import { errorStats, expectClose } from '../helpers/close.js';
@@ -211,6 +211,14 @@ export function expectedFor(c: ConformanceCase, inputs: CaseInputs): Expected {
 }
 
 /** Runs one case through `run` (which must honour the poisoned `out`/`lseOut`) and checks it. */
+/** checkCase's runner for one backend: attention, or attentionVarlen for varlen cases. */
+export function runOn(backend: BackendName): Parameters<typeof checkCase>[1] {
+  return async (inp, o) => {
+    if (inp.cuSeqlensQ) await attentionVarlen(inp.q, inp.k, inp.v, { cuSeqlensQ: inp.cuSeqlensQ, cuSeqlensK: inp.cuSeqlensK, scale: o.scale, softcap: o.softcap, mask: o.mask, out: o.out, lseOut: o.lseOut, backend });
+    else await attention(inp.q, inp.k, inp.v, { scale: o.scale, softcap: o.softcap, mask: o.mask, layout: o.layout, out: o.out, lseOut: o.lseOut, backend });
+  };
+}
+
 export async function checkCase(
   c: ConformanceCase,
   run: (inputs: CaseInputs, opts: { scale?: number; softcap?: number; mask: Mask | null; layout?: Layout; out: Tensor; lseOut: Tensor }) => Promise<void>,

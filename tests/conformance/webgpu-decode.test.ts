@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attention, attentionVarlen, causal, gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning, slidingWindow } from '../../src/index.js';
-import { type ConformanceCase, checkCase } from './cases.js';
+import { causal, gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning, slidingWindow } from '../../src/index.js';
+import { type ConformanceCase, checkCase, runOn } from './cases.js';
 
 // The split-KV decode kernel (decode_split + decode_merge) forced on cases chosen to reach each of
 // its paths: K/V loaded four elements at a time from f32 (16-byte), f16 and bf16 (8-byte) storage,
@@ -27,10 +27,7 @@ describe('webgpu decode kernel (split + merge), forced', () => {
   afterAll(() => setGpuKernelPreference('auto'));
   for (const c of CASES_DECODE) {
     it(c.name, async () => {
-      await checkCase(c, async (inp, o) => {
-        if (inp.cuSeqlensQ) await attentionVarlen(inp.q, inp.k, inp.v, { cuSeqlensQ: inp.cuSeqlensQ, cuSeqlensK: inp.cuSeqlensK, scale: o.scale, softcap: o.softcap, mask: o.mask, out: o.out, lseOut: o.lseOut, backend: 'webgpu' });
-        else await attention(inp.q, inp.k, inp.v, { scale: o.scale, softcap: o.softcap, mask: o.mask, layout: o.layout, out: o.out, lseOut: o.lseOut, backend: 'webgpu' });
-      });
+      await checkCase(c, runOn('webgpu'));
       expect(lastGpuStats?.kernel).toBe('decode');
     }, 300_000);
   }

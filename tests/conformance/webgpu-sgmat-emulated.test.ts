@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attention, attentionVarlen, gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
+import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
 import { setSgmatAblation } from '../../src/kernels/webgpu/sgmat.js';
-import { CASES, type ConformanceCase, checkCase } from './cases.js';
+import { CASES, type ConformanceCase, checkCase, runOn } from './cases.js';
 
 // The tensor-core kernel's logic (tiling, lazy rescaling, masks, GQA packing, varlen, paged-free loads)
 // with its subgroup-matrix builtins emulated in plain WGSL, so that CI's SwiftShader (no subgroup
@@ -35,10 +35,7 @@ describe('conformance: webgpu tensor-core kernel, emulated matrices', () => {
   for (const c0 of picked()) {
     const c: ConformanceCase = { ...c0, dtype: 'f16', name: `${c0.name} [f16]` };
     it(c.name, async () => {
-      await checkCase(c, async (inp, o) => {
-        if (inp.cuSeqlensQ) await attentionVarlen(inp.q, inp.k, inp.v, { cuSeqlensQ: inp.cuSeqlensQ, cuSeqlensK: inp.cuSeqlensK, scale: o.scale, softcap: o.softcap, mask: o.mask, out: o.out, lseOut: o.lseOut, backend: 'webgpu' });
-        else await attention(inp.q, inp.k, inp.v, { scale: o.scale, softcap: o.softcap, mask: o.mask, layout: o.layout, out: o.out, lseOut: o.lseOut, backend: 'webgpu' });
-      });
+      await checkCase(c, runOn('webgpu'));
       expect(lastGpuStats?.kernel).toBe('flash_sgmat');
     }, 300_000);
   }
@@ -61,9 +58,7 @@ describe('tensor-core kernel, emulated matrices, reload experiment', () => {
     const c0 = CASES.find((x) => x.name === name)!;
     const c: ConformanceCase = { ...c0, dtype: 'f16', name: `${c0.name} [f16, reload]` };
     it(c.name, async () => {
-      await checkCase(c, async (inp, o) => {
-        await attention(inp.q, inp.k, inp.v, { scale: o.scale, softcap: o.softcap, mask: o.mask, layout: o.layout, out: o.out, lseOut: o.lseOut, backend: 'webgpu' });
-      });
+      await checkCase(c, runOn('webgpu'));
       expect(lastGpuStats?.kernel).toBe('flash_sgmat');
     }, 300_000);
   }

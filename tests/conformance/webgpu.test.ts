@@ -1,6 +1,6 @@
 import { beforeAll, describe, it } from 'vitest';
-import { attention, attentionVarlen, gpuContext, setGpuOutputPoisoning } from '../../src/index.js';
-import { CASES, checkCase } from './cases.js';
+import { gpuContext, setGpuOutputPoisoning } from '../../src/index.js';
+import { CASES, checkCase, runOn } from './cases.js';
 
 // WebGPU conformance: the same case list as the CPU backends. In CI the adapter is SwiftShader
 // (Vulkan on the CPU); under CI=true a missing adapter fails the suite instead of skipping it.
@@ -12,10 +12,7 @@ describe('conformance: webgpu backend', () => {
   });
   for (const c of CASES) {
     it(c.name, async () => {
-      await checkCase(c, async (inp, o) => {
-        if (inp.cuSeqlensQ) await attentionVarlen(inp.q, inp.k, inp.v, { cuSeqlensQ: inp.cuSeqlensQ, cuSeqlensK: inp.cuSeqlensK, scale: o.scale, softcap: o.softcap, mask: o.mask, out: o.out, lseOut: o.lseOut, backend: 'webgpu' });
-        else await attention(inp.q, inp.k, inp.v, { scale: o.scale, softcap: o.softcap, mask: o.mask, layout: o.layout, out: o.out, lseOut: o.lseOut, backend: 'webgpu' });
-      });
+      await checkCase(c, runOn('webgpu'));
     }, 300_000);
   }
 });

@@ -6,18 +6,15 @@
  * Prints one line per (variant, case) and a summary.
  */
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { attention, attentionVarlen, gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning, type GpuKernelPreference } from '../../src/index.js';
-import { CASES, type ConformanceCase, checkCase } from '../conformance/cases.js';
+import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning, type GpuKernelPreference } from '../../src/index.js';
+import { CASES, type ConformanceCase, checkCase, runOn } from '../conformance/cases.js';
 
 const summary: string[] = [];
 
 async function runCase(c: ConformanceCase, kernel: GpuKernelPreference): Promise<string> {
   setGpuKernelPreference(kernel);
   try {
-    const r = await checkCase(c, async (inp, o) => {
-      if (inp.cuSeqlensQ) await attentionVarlen(inp.q, inp.k, inp.v, { cuSeqlensQ: inp.cuSeqlensQ, cuSeqlensK: inp.cuSeqlensK, scale: o.scale, softcap: o.softcap, mask: o.mask, out: o.out, lseOut: o.lseOut, backend: 'webgpu' });
-      else await attention(inp.q, inp.k, inp.v, { scale: o.scale, softcap: o.softcap, mask: o.mask, layout: o.layout, out: o.out, lseOut: o.lseOut, backend: 'webgpu' });
-    });
+    const r = await checkCase(c, runOn('webgpu'));
     return `${lastGpuStats?.kernel ?? '?'} err ${r.outErr.toExponential(2)} ≤ tol ${r.tol.toExponential(2)}`;
   } finally {
     setGpuKernelPreference('auto');
