@@ -4,27 +4,11 @@
 // Usage (after npm run build, on a GPU): node scripts/decode-profile.mjs
 import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention } from '../dist/index.js';
 import { setDecodeTuning } from '../dist/kernels/webgpu/attention-gpu.js';
+import { timeGpu } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
 // SMALL=1: a small shape, to try the script on a slow adapter.
 const [B, H, Hk, Sk, d] = process.env.SMALL ? [2, 8, 2, 512, 64] : [16, 32, 8, 4096, 128];
-async function time(prep) {
-  const once = async (n) => {
-    const enc = ctx.device.createCommandEncoder();
-    for (let i = 0; i < n; i++) prep.encode(enc);
-    const t0 = performance.now();
-    ctx.device.queue.submit([enc.finish()]);
-    await ctx.device.queue.onSubmittedWorkDone();
-    return performance.now() - t0;
-  };
-  await once(1);
-  let n = Math.max(3, Math.ceil(20 / Math.max(0.005, (await once(3)) / 3)));
-  // Clock warm-up (the card idles at a low SM clock; scripts/gpu-clocks.mjs).
-  for (const end = performance.now() + 600; performance.now() < end; ) n = Math.max(3, Math.ceil(20 / Math.max(0.005, (await once(n)) / n)));
-  const s = [];
-  for (let i = 0; i < 5; i++) s.push((await once(n)) / n);
-  return s.sort((a, b) => a - b)[2];
-}
 let seed = 3;
 const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 - 0.5; };
 for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
@@ -35,7 +19,7 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
   const run = async (label, t) => {
     setDecodeTuning({ target: 1024, ablate: 0, ...t });
     const prep = await prepareGpuAttention(plan, q, k, v);
-    const ms = await time(prep);
+    const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
     return `${label} ${ms.toFixed(3)} ms (${(bytes / ms / 1e6).toFixed(0)} GB/s)`;
   };

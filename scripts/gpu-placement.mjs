@@ -8,27 +8,15 @@
 // Usage (after npm run build): node scripts/gpu-placement.mjs
 import { execFileSync } from 'node:child_process';
 import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention } from '../dist/index.js';
+import { timeGpu } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
 const dev = ctx.device;
 const usedMiB = () => { try { return Number(execFileSync('nvidia-smi', ['--query-gpu=memory.used', '--format=csv,noheader,nounits'], { encoding: 'utf8' }).trim().split('\n')[0]); } catch { return NaN; } };
 const log = (...a) => console.log(...a);
+// No clock warm-up: this script shows what short timings from an idle GPU read (the effect it chased).
+const timeCold = (encode) => timeGpu(dev, encode, { warmMs: 0 });
 
-async function timeEncode(encode, minMs = 20) {
-  const once = async (n) => {
-    const enc = dev.createCommandEncoder();
-    for (let i = 0; i < n; i++) encode(enc);
-    const t0 = performance.now();
-    dev.queue.submit([enc.finish()]);
-    await dev.queue.onSubmittedWorkDone();
-    return performance.now() - t0;
-  };
-  await once(1);
-  const n = Math.max(3, Math.ceil(minMs / Math.max(0.005, (await once(3)) / 3)));
-  const s = [];
-  for (let i = 0; i < 5; i++) s.push((await once(n)) / n);
-  return s.sort((a, b) => a - b)[2];
-}
 
 // ---- 1. read bandwidth per buffer ----
 const READ = `
@@ -47,7 +35,7 @@ const readPipe = dev.createComputePipeline({ layout: 'auto', compute: { module: 
 const sink = dev.createBuffer({ size: 4 * 256 * 4096, usage: GPUBufferUsage.STORAGE });
 async function readGBs(buf) {
   const bg = dev.createBindGroup({ layout: readPipe.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: buf } }, { binding: 1, resource: { buffer: sink } }] });
-  const ms = await timeEncode((enc) => { const p = enc.beginComputePass(); p.setPipeline(readPipe); p.setBindGroup(0, bg); p.dispatchWorkgroups(4096); p.end(); });
+  const ms = await timeCold((enc) => { const p = enc.beginComputePass(); p.setPipeline(readPipe); p.setBindGroup(0, bg); p.dispatchWorkgroups(4096); p.end(); });
   return buf.size / (ms / 1e3) / 1e9;
 }
 function makeBuf(bytes, fill) {
@@ -85,7 +73,7 @@ async function attn(name, B, H, N, d, dtype, data = 'normal') {
   const plan = planAttention(q, k, v, {});
   const prep = await prepareGpuAttention(plan, q, k, v);
   const flops = 4 * B * H * N * N * d;
-  const run = async (label) => { const ms = await timeEncode((e) => prep.encode(e)); log(`  ${name} ${dtype} ${data} [${prep.stats.kernel}] ${label}: ${ms.toFixed(3)} ms ${(flops / ms / 1e9).toFixed(1)} TFLOP/s`); return ms; };
+  const run = async (label) => { const ms = await timeCold((e) => prep.encode(e)); log(`  ${name} ${dtype} ${data} [${prep.stats.kernel}] ${label}: ${ms.toFixed(3)} ms ${(flops / ms / 1e9).toFixed(1)} TFLOP/s`); return ms; };
   const dispose = () => { prep.destroy(); prep.out.dispose(); prep.lse?.dispose(); q.dispose(); k.dispose(); v.dispose(); };
   return { run, dispose, q, k, v };
 }

@@ -3,6 +3,7 @@
 // Usage (after npm run build, on a GPU with subgroup matrices): node scripts/sgmat-profile.mjs [ablations…]
 import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setGpuKernelPreference, causal } from '../dist/index.js';
 import { setSgmatAblation } from '../dist/kernels/webgpu/sgmat.js';
+import { timeGpu } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
 const shapes = [
@@ -12,23 +13,6 @@ const shapes = [
   ['qwen B1 H16 N5329 d80', 1, 16, 5329, 80, false],
 ];
 const ablations = process.argv.length > 2 ? process.argv.slice(2) : ['', 'load', 'qk', 'softmax', 'pv', 'load,qk,softmax,pv'];
-async function time(prep) {
-  const once = async (n) => {
-    const enc = ctx.device.createCommandEncoder();
-    for (let i = 0; i < n; i++) prep.encode(enc);
-    const t0 = performance.now();
-    ctx.device.queue.submit([enc.finish()]);
-    await ctx.device.queue.onSubmittedWorkDone();
-    return performance.now() - t0;
-  };
-  await once(1);
-  let n = Math.max(3, Math.ceil(20 / Math.max(0.01, (await once(3)) / 3)));
-  // Clock warm-up (the card idles at a low SM clock; scripts/gpu-clocks.mjs).
-  for (const end = performance.now() + 600; performance.now() < end; ) n = Math.max(3, Math.ceil(20 / Math.max(0.01, (await once(n)) / n)));
-  const s = [];
-  for (let i = 0; i < 5; i++) s.push((await once(n)) / n);
-  return s.sort((a, b) => a - b)[2];
-}
 setGpuKernelPreference('sgmat');
 for (const [name, B, H, N, d, c] of shapes) {
   const shape = [B, N, H, d];
@@ -47,7 +31,7 @@ for (const [name, B, H, N, d, c] of shapes) {
   for (const a of ablations) {
     setSgmatAblation(a);
     const prep = await prepareGpuAttention(plan, gq, gk, gv);
-    const ms = await time(prep);
+    const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     cells.push(`${a || 'full'} ${ms.toFixed(3)} ms (${(flops / ms / 1e9).toFixed(1)} TF)`);
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
   }

@@ -1,0 +1,21 @@
+// Per-call GPU time of `encode` (which records one call into a command encoder): command buffers of
+// n calls (≥ minMs each), median of `samples`. `warmMs` of back-to-back calls first lets the clock
+// ramp up (the H200 idles at 345 MHz and needs ~0.3 s of load to reach 1980 MHz: scripts/gpu-clocks.mjs);
+// warmMs 0 times from whatever state the GPU is in.
+export async function timeGpu(device, encode, { warmMs = 600, minMs = 20, samples = 5 } = {}) {
+  const once = async (n) => {
+    const enc = device.createCommandEncoder();
+    for (let i = 0; i < n; i++) encode(enc);
+    const t0 = performance.now();
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  const batch = (perCall) => Math.max(3, Math.ceil(minMs / Math.max(0.005, perCall)));
+  await once(1);
+  let n = batch((await once(3)) / 3);
+  for (const end = performance.now() + warmMs; performance.now() < end; ) n = batch((await once(n)) / n);
+  const s = [];
+  for (let i = 0; i < samples; i++) s.push((await once(n)) / n);
+  return s.sort((a, b) => a - b)[samples >> 1];
+}
