@@ -214,7 +214,7 @@ export interface DecodeVariant {
   readonly maskKey: string;
   readonly paged?: KvPaging;
   /** K/V read four elements per load (8–16 bytes): head dims, strides and bases are multiples of 4. */
-  readonly vec4?: boolean;
+  readonly vec4: boolean;
   /**
    * Profiling aid (scripts/decode-profile.mjs): parts of the kernel dropped, bits 1 K loads, 2 scores,
    * 4 softmax, 8 V loads, 16 P·V. The results are wrong while it is set.
@@ -263,7 +263,7 @@ export function decodeSource(v: DecodeVariant, maskFn: string): string {
     `const PAGED: bool = ${v.paged !== undefined};`,
     `const ABLATE: u32 = ${v.ablate ?? 0}u;`,
     loader('q', 2, v.fmt),
-    kvLoader4(v.fmt, v.paged, v.vec4 === true && v.paged?.kvFmt !== 'i8'),
+    kvLoader4(v.fmt, v.paged, v.vec4 && v.paged?.kvFmt !== 'i8'),
   ].join('\n');
   return `${prelude}\n${SHADERS['decode_split']}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
 }
