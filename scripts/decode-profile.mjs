@@ -1,8 +1,9 @@
 // Where the decode kernel's time goes, and how it depends on the split count: times decode-kv4k
-// (B16 H32/8 Sq1 Sk4096 d128) in f16 and f32 with the split target varied, then with parts of the
-// kernel dropped (setDecodeTuning({ ablate }): outputs are wrong in those runs; only time counts).
+// (B16 H32/8 Sq1 Sk4096 d128) in f16 and f32: decode_split against decode_warp, the split target and
+// decode_warp's keys per batch varied, then with parts of the kernel dropped (setDecodeTuning({ ablate }):
+// outputs are wrong in those runs; only time counts).
 // Usage (after npm run build, on a GPU): node scripts/decode-profile.mjs
-import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention } from '../dist/index.js';
+import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setGpuKernelPreference } from '../dist/index.js';
 import { setDecodeTuning } from '../dist/kernels/webgpu/attention-gpu.js';
 import { timeGpu } from './lib/gpu-time.mjs';
 
@@ -16,20 +17,24 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
   const q = await mk([B, 1, H, d]), k = await mk([B, Sk, Hk, d]), v = await mk([B, Sk, Hk, d]);
   const bytes = 2 * B * Sk * Hk * d * (dtype === 'f16' ? 2 : 4);
   const plan = planAttention(q, k, v, {});
-  const run = async (label, t) => {
-    setDecodeTuning({ target: 1024, ablate: 0, ...t });
+  const run = async (label, t, pref = 'decode') => {
+    setGpuKernelPreference(pref);
+    setDecodeTuning({ target: 1024, ablate: 0, kb: 16, ...t });
     const prep = await prepareGpuAttention(plan, q, k, v);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
+    const kernel = /decode_(warp|split)/.exec(prep.stats.key)?.[0] ?? prep.stats.kernel;
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
-    return `${label} ${ms.toFixed(3)} ms (${(bytes / ms / 1e6).toFixed(0)} GB/s)`;
+    return `${label} ${ms.toFixed(3)} ms (${(bytes / ms / 1e6).toFixed(0)} GB/s${pref === 'decode' ? `, ${kernel}` : ''})`;
   };
-  const cells = [];
-  for (const target of [128, 256, 512, 1024, 2048, 4096, 8192]) cells.push(await run(`target ${target}:`, { target }));
-  console.log(`decode-kv4k ${dtype}, split target: ${cells.join(' | ')}`);
+  const cells = [await run('decode_split (target 1024):', {}, 'decode-split')];
+  for (const target of [128, 256, 512, 1024, 2048]) cells.push(await run(`target ${target}:`, { target }));
+  for (const kb of [4, 8]) cells.push(await run(`kb ${kb}:`, { kb }));
+  console.log(`decode-kv4k ${dtype}, kernel, split target, keys per batch: ${cells.join(' | ')}`);
   const ab = [];
-  for (const [name, bits] of [['full', 0], ['-K loads', 1], ['-V loads', 8], ['-K,V loads', 9], ['-scores', 2], ['-P·V', 16], ['-scores,max,P·V', 22], ['-all', 31]]) ab.push(await run(`${name}:`, { ablate: bits }));
+  for (const [name, bits] of [['full', 0], ['-K loads', 1], ['-V loads', 8], ['-K,V loads', 9], ['-reduction', 2], ['-P·V', 16], ['-reduction,P·V', 18], ['-all', 27]]) ab.push(await run(`${name}:`, { ablate: bits }));
   console.log(`decode-kv4k ${dtype}, parts dropped (target 1024): ${ab.join(' | ')}`);
-  setDecodeTuning({ target: 1024, ablate: 0 });
+  setDecodeTuning({ target: 1024, ablate: 0, kb: 16 });
+  setGpuKernelPreference('auto');
   q.dispose(); k.dispose(); v.dispose();
 }
 process.exit(0);

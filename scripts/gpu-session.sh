@@ -2,7 +2,8 @@
 # One H200 session (device machine, repo root): GPU facts, check:gpu (conformance on every kernel
 # variant), then bench:gpu against PyTorch SDPA. Logs and JSON go to $OUT.
 # Run there with carry [".gpu", "dist", the *.generated.ts kernel sources]. Knobs: CHECK_FILTER, CHECK_S,
-# SKIP_CHECK, PROFILE_ARGS (scripts/sgmat-profile.mjs arguments), BENCH_ARGS, BENCH_S, SKIP_BENCH.
+# SKIP_CHECK, PROFILE_ARGS (scripts/sgmat-profile.mjs arguments), DECODE_PROFILE=1 (scripts/decode-profile.mjs),
+# BENCH_ARGS, BENCH_S, SKIP_BENCH.
 set -u
 source .gpu/env.sh
 export XDG_RUNTIME_DIR=/tmp PYTHONUNBUFFERED=1
@@ -19,6 +20,10 @@ if [ -n "${PROFILE_ARGS:-}" ]; then
   # e.g. PROFILE_ARGS='"" reload': the tensor-core kernel as is and with an experiment, side by side.
   eval "timeout ${PROFILE_S:-120} node scripts/sgmat-profile.mjs $PROFILE_ARGS" > "$OUT/profile.txt" 2>&1
   echo "sgmat-profile exit $?"; grep -v "^ *at " "$OUT/profile.txt" | tail -8
+fi
+if [ "${DECODE_PROFILE:-0}" = 1 ]; then
+  timeout "${PROFILE_S:-120}" node scripts/decode-profile.mjs > "$OUT/decode-profile.txt" 2>&1
+  echo "decode-profile exit $?"; grep -v "^ *at " "$OUT/decode-profile.txt" | tail -6
 fi
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
   timeout "${BENCH_S:-240}" node scripts/run-bench.mjs --no-build gpu --out="$OUT/gpu.json" ${BENCH_ARGS:-} > "$OUT/bench-gpu.log" 2>&1

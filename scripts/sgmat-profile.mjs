@@ -11,6 +11,7 @@ const shapes = [
   ['vitL B1 H128 N577 d64', 1, 128, 577, 64, false],
   ['8k B1 H16 N8192 d64', 1, 16, 8192, 64, false],
   ['qwen B1 H16 N5329 d80', 1, 16, 5329, 80, false],
+  ['8k causal B1 H16 N8192 d128', 1, 16, 8192, 128, true],
 ];
 const ablations = process.argv.length > 2 ? process.argv.slice(2) : ['', 'load', 'qk', 'softmax', 'pv', 'load,qk,softmax,pv'];
 setGpuKernelPreference('sgmat');
@@ -28,11 +29,20 @@ for (const [name, B, H, N, d, c] of shapes) {
   const plan = planAttention(gq, gk, gv, { mask: c ? causal() : null });
   const flops = 4 * B * H * N * N * d / (c ? 2 : 1);
   const cells = [];
+  // Experiments (no part dropped) must give the full kernel's output: max |difference| is printed.
+  const dropped = (a) => /load|qk|softmax|pv/.test(a);
+  let ref = null;
   for (const a of ablations) {
     setSgmatAblation(a);
     const prep = await prepareGpuAttention(plan, gq, gk, gv);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
-    cells.push(`${a || 'full'} ${ms.toFixed(3)} ms (${(flops / ms / 1e9).toFixed(1)} TF)`);
+    let check = '';
+    if (!dropped(a)) {
+      const o = (await prep.out.toTensor()).toFloat32();
+      if (!ref) ref = o;
+      else { let e = 0; for (let i = 0; i < o.length; i++) e = Math.max(e, Math.abs(o[i] - ref[i]) || (o[i] === ref[i] ? 0 : Infinity)); check = `, Δ ${e.toExponential(1)}`; }
+    }
+    cells.push(`${a || 'full'} ${ms.toFixed(3)} ms (${(flops / ms / 1e9).toFixed(1)} TF${check})`);
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
   }
   setSgmatAblation('');

@@ -22,13 +22,34 @@ describe('webgpu decode kernel (split + merge), forced', () => {
   beforeAll(async () => {
     setGpuOutputPoisoning(true);
     await gpuContext();
-    setGpuKernelPreference('decode');
+    setGpuKernelPreference('decode-split');
   });
   afterAll(() => setGpuKernelPreference('auto'));
   for (const c of CASES_DECODE) {
     it(c.name, async () => {
       await checkCase(c, runOn('webgpu'));
       expect(lastGpuStats?.kernel).toBe('decode');
+    }, 300_000);
+  }
+});
+
+// The subgroup decode kernel (decode-warp.ts) with its shuffles emulated in workgroup memory, on the
+// cases whose shapes it takes (4-element K/V loads, rows ≤ the lanes per key): one to sixteen lanes
+// per key group (KPW 1 and 2), reduce-scatters that end with copies (V < LPK) and without, packed GQA
+// rows, varlen, masks on partial tiles, softcap, NaN. On GPUs with 32-lane subgroups ('decode' in
+// check:gpu) the same kernel runs with real shuffles.
+describe('webgpu decode kernel on subgroups (decode_warp), emulated shuffles', () => {
+  beforeAll(async () => {
+    setGpuOutputPoisoning(true);
+    await gpuContext();
+    setGpuKernelPreference('decode-emulated');
+  });
+  afterAll(() => setGpuKernelPreference('auto'));
+  for (const c of CASES_DECODE.filter((x) => x.headDim % 4 === 0 && x.headDim >= 64)) {
+    it(c.name, async () => {
+      await checkCase(c, runOn('webgpu'));
+      expect(lastGpuStats?.kernel).toBe('decode');
+      expect(lastGpuStats?.key).toContain('decode_warp');
     }, 300_000);
   }
 });

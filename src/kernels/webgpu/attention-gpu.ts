@@ -24,6 +24,7 @@ import {
   decodeMergeSource, decodeSharedBytes, decodeSource, portableSource, topkSource, variantKey,
 } from './variants.js';
 import { type SgmatVariant, sgmatAblation, sgmatGeometry, sgmatSource } from './sgmat.js';
+import { type DecodeWarpVariant, decodeWarpGeometry, decodeWarpSource } from './decode-warp.js';
 
 export const GPU_TILE_K = 64;
 export const TOPK_MAX = 512;
@@ -87,10 +88,11 @@ export class GpuTensor {
  * aims for (default 1024), `ablate` = parts of the decode kernel dropped (DecodeVariant.ablate; the
  * results are wrong while it is non-zero).
  */
-const decodeTuning = { target: 1024, ablate: 0 };
+const decodeTuning = { target: 1024, ablate: 0, kb: 16 };
 export function setDecodeTuning(t: Partial<typeof decodeTuning>): void {
   if (t.target !== undefined) decodeTuning.target = Math.max(1, Math.floor(t.target));
   if (t.ablate !== undefined) decodeTuning.ablate = t.ablate;
+  if (t.kb !== undefined) decodeTuning.kb = t.kb;
 }
 
 export function isGpuTensor(x: unknown): x is GpuTensor {
@@ -128,9 +130,11 @@ export function setGpuOutputPoisoning(on: boolean): void {
 
 /**
  * 'sgmat-emulated' runs the tensor-core kernel's logic with its subgroup-matrix builtins emulated in plain
- * WGSL (for testing it on adapters without subgroup matrices, such as SwiftShader; slow).
+ * WGSL (for testing it on adapters without subgroup matrices, such as SwiftShader; slow). 'decode' forces
+ * flash-decoding (the subgroup kernel decode_warp where it applies, else decode_split); 'decode-split'
+ * forces decode_split; 'decode-emulated' runs decode_warp with its shuffles emulated in workgroup memory.
  */
-export type GpuKernelPreference = 'auto' | 'portable' | 'sgmat' | 'sgmat-emulated' | 'decode';
+export type GpuKernelPreference = 'auto' | 'portable' | 'sgmat' | 'sgmat-emulated' | 'decode' | 'decode-split' | 'decode-emulated';
 let preference: GpuKernelPreference = 'auto';
 /** Forces a kernel family when it supports the call (tests and benchmarks); 'auto' picks the fastest. */
 export function setGpuKernelPreference(p: GpuKernelPreference): void {
@@ -210,6 +214,9 @@ function sgmatFit(ctx: GpuContext, plan: AttentionPlan): { BK: number; emulate: 
   }
   if (!ctx.caps.f16 || ctx.caps.subgroupMinSize !== 32 || ctx.caps.subgroupMaxSize !== 32) return null;
   const g = sgmatGeometry(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage);
+  // Profiling aid: 'bk16' in the ablation string caps the key tile (scripts/sgmat-profile.mjs).
+  const cap = /bk(16)/.exec(sgmatAblation());
+  if (g && cap) g.BK = Math.min(g.BK, Number(cap[1]));
   return g && { ...g, emulate: false };
 }
 
@@ -217,7 +224,7 @@ function chooseKernel(ctx: GpuContext, plan: AttentionPlan, topk: boolean, sgOk:
   const R = plan.groupSize * plan.seqLenQ;
   const decodeShared = decodeSharedBytes(R, plan.headDim, plan.headDimV);
   const decodeOk = !topk && plan.seqLenQ <= 16 && R <= 64 && R * plan.headDim <= 4096 && plan.seqLenK >= 128 && decodeShared <= ctx.caps.maxWorkgroupStorage;
-  if (preference === 'decode' && decodeOk) return 'decode';
+  if ((preference === 'decode' || preference === 'decode-split' || preference === 'decode-emulated') && decodeOk) return 'decode';
   if ((preference === 'sgmat' || preference === 'sgmat-emulated') && sgOk) return 'flash_sgmat';
   if (preference === 'portable') return 'flash_portable';
   if (preference === 'auto') {
@@ -390,26 +397,34 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const target = decodeTuning.target;
     const perSeqHead = Math.max(1, Math.ceil(total / plan.numKvHeads / Math.max(1, plan.batch)));
     const splitTiles = Math.max(1, Math.ceil(perSeqHead / Math.max(1, Math.ceil(target / Math.max(1, plan.batch * plan.numKvHeads)))));
+    const rows = plan.groupSize * plan.seqLenQ;
+    // Four elements per K/V load when every row, head and sequence offset is a multiple of 4.
+    const al4 = (a: Addr, bases: boolean) => a.row % 4 === 0 && a.head % 4 === 0 && (!bases || a.seqBase.every((x) => x % 4 === 0));
+    const vec4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && (paged ? paged.kvFmt !== 'i8' && al4(ka, false) && al4(va, false) : al4(ka, true) && al4(va, true));
+    // The subgroup kernel (decode-warp.ts) where it takes the shape: 32-lane subgroups, or emulated on request.
+    const sg32 = caps.subgroups && caps.subgroupMinSize === 32 && caps.subgroupMaxSize === 32;
+    const wg = vec4 && preference !== 'decode-split' && (sg32 || preference === 'decode-emulated') ? decodeWarpGeometry(plan.headDim, plan.headDimV, Math.max(1, rows), decodeTuning.kb) : null;
+    // Partials per split workgroup: one per subgroup for decode_warp.
+    const PW = wg ? 4 : 1;
     const split: number[] = [], merge: number[] = [];
     for (let b = 0; b < plan.batch; b++) {
       const tp = seqPlan[b];
       if (!tp) continue;
       const n = Math.max(1, Math.ceil(tp.entries.length / splitTiles));
       for (let hk = 0; hk < plan.numKvHeads; hk++) {
-        merge.push(b, hk, split.length / 3, n);
+        merge.push(b, hk, (split.length / 3) * PW, n * PW);
         for (let s = 0; s < n; s++) split.push(b, hk, s);
       }
     }
-    const rows = plan.groupSize * plan.seqLenQ;
     const nSplit = split.length / 3, nMerge = merge.length / 4;
     const jobTable = meta.push(split), mergeTable = meta.push(merge);
     const maskBase = meta.push(mask.data);
-    // Four elements per K/V load when every row, head and sequence offset is a multiple of 4.
-    const al4 = (a: Addr, bases: boolean) => a.row % 4 === 0 && a.head % 4 === 0 && (!bases || a.seqBase.every((x) => x % 4 === 0));
-    const vec4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && (paged ? paged.kvFmt !== 'i8' && al4(ka, false) && al4(va, false) : al4(ka, true) && al4(va, true));
-    const dv: DecodeVariant = { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, vec4, ...(pagedV ? { paged: pagedV } : {}), ...(decodeTuning.ablate ? { ablate: decodeTuning.ablate } : {}) };
-    const pipe = await ctx.pipeline(variantKey(dv), decodeSource(dv, mask.fn));
-    const partBytes = Math.max(16, nSplit * rows * (plan.headDimV + 2) * 4);
+    const ablate = decodeTuning.ablate ? { ablate: decodeTuning.ablate } : {};
+    const dv: DecodeVariant | DecodeWarpVariant = wg
+      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, natural, cap, maskKey: mask.key, sg: sg32 && preference !== 'decode-emulated', ...(pagedV ? { paged: pagedV } : {}), ...ablate }
+      : { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, vec4, ...(pagedV ? { paged: pagedV } : {}), ...ablate };
+    const pipe = await ctx.pipeline(variantKey(dv), dv.kernel === 'decode_warp' ? decodeWarpSource(dv, mask.fn) : decodeSource(dv, mask.fn));
+    const partBytes = Math.max(16, nSplit * PW * rows * (plan.headDimV + 2) * 4);
     const partBuf = ctx.device.createBuffer({ size: partBytes, usage: STORAGE });
     temps.push(partBuf);
     const p = new ArrayBuffer(64), pu = new Uint32Array(p), pf = new Float32Array(p);

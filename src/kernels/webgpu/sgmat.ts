@@ -61,7 +61,7 @@ export interface SgmatVariant {
   readonly DV: number;
   /** Heads of one KV group per workgroup (1, 2 or 4). */
   readonly G4: number;
-  /** Keys per tile in workgroup memory (64, 32 or 16; a divisor of the tile plan's 64). */
+  /** Keys per tile in workgroup memory (32 or 16; a divisor of the tile plan's 64). */
   readonly BK: number;
   /** 16-byte loads: head dims, strides and bases are multiples of 8 halves and K/V are f16. */
   readonly vec: boolean;
@@ -99,13 +99,15 @@ function layout(D: number, DV: number, BK: number, emulate: boolean) {
 
 /**
  * Whether the adapter runs the kernel for head dims D, DV (f16 16×16×16 with an f32 result, head dims
- * ≤ SGMAT_MAX_HEAD_DIM), and the largest key tile that fits its workgroup memory; null when it cannot.
+ * ≤ SGMAT_MAX_HEAD_DIM), and its key tile (32 keys, or 16 where 32 does not fit); null when it cannot.
  */
 export function sgmatGeometry(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] | null, D: number, DV: number, maxShared: number): { BK: number } | null {
   const emulate = configs === null;
   if (!emulate && !configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) return null;
   if (pad16(D) > SGMAT_MAX_HEAD_DIM || pad16(DV) > SGMAT_MAX_HEAD_DIM) return null;
-  for (const BK of [64, 32, 16]) if (sgmatSharedBytes(D, DV, BK, emulate) <= maxShared) return { BK };
+  // 32 before 64: the smaller tile halves sS and sP, so more workgroups share a compute unit. On the H200
+  // (48 KiB per workgroup, 228 KiB per SM) d64 went from 36 to 48 TFLOP/s (vitL14-336) and 52 to 68 (8k).
+  for (const BK of [32, 16]) if (sgmatSharedBytes(D, DV, BK, emulate) <= maxShared) return { BK };
   return null;
 }
 
@@ -302,6 +304,10 @@ ${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
   // sS, scales the rows there and loads them back as result matrices, and the epilogue writes from sS.
   // It drops the per-lane copy o_lane (NR·HB floats of registers per lane).
   const reload = drop.has('reload');
+  // 'reread' (experiment): the masked scores go back to sS and the exponentials read them from there,
+  // instead of keeping HB scores per lane in registers across the row max.
+  const reread = drop.has('reread');
+  const sv = (c: number) => (reread ? `sS[sb + ${32 * c}u + lane]` : `s${c}`);
   const roundBlocks = (rd: number) => Array.from({ length: NDV }, (_, db) => db).filter((db) => Math.floor(db / NKB) === rd);
   const storeRound = (rd: number, reset: boolean) => roundBlocks(rd).map((db) => `${M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')}${reset ? ` o${db} = ${M.zero};` : ''}`).join('\n    ');
   // Flush the accumulators into o_lane: o_lane = (o_lane + acc)·alpha, acc = 0; BK columns per round.
@@ -497,7 +503,8 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
         if (k${c} && partial) { k${c} = mask_allows(i32(pos), i32(ks + j${c}), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s${c}); }
         if (NATURAL) { s${c} *= LOG2E; }
         s${c} = select(MASKED, s${c}, k${c});
-        nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);
+        nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);${reread ? `
+        sS[sb + ${32 * c}u + lane] = s${c};` : ''}
         mx = max(mx, s${c});`)}
 `}        mx = max(mx, partner(mx, lid));
         ${v.fuse ? 'mx = select(MASKED, mx * scl, mx > MASKED);' : ''}
@@ -513,7 +520,7 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
           sum += p;
           sP[sbp + j * ${PS}u + r] = tohalf(p);
         }
-` : `${each(HB, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
+` : `${each(HB, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(${sv(c)}, scl, -mUse)` : `${sv(c)} - mUse`});
         sum += p${c};
         sP[sbp + j${c} * ${PS}u + r] = tohalf(p${c});`)}
 `}        sum += partner(sum, lid);

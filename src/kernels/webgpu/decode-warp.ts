@@ -1,0 +1,211 @@
+/**
+ * Flash-decoding on subgroups (split phase): few query rows against a long KV, with K and V consumed
+ * straight from registers. The partials go to decode_merge like decode_split's, one per subgroup.
+ *
+ * Workgroup = (sequence, KV head, split of the visited 64-key tiles), 4 subgroups of 32 lanes; each
+ * subgroup takes 16 keys of every tile and keeps its own online softmax, so the loop has no barrier.
+ * The R = G·lenQ rows of the GQA group are packed, so each K/V element is read once.
+ *
+ * Lanes per key: LPK = 32 lanes hold one K/V row (4 consecutive elements each, NCK/NCV times), or
+ * 32/LPK rows at once when the head dims are small (KPW keys per subgroup step). Per batch of KB keys
+ * per lane group:
+ *   every lane issues its K and V loads (4 elements per load) first;
+ *   lane partial dots x[r·KB + kb] = q_r · k_kb over its elements (Q in registers, rows padded to RP);
+ *   a butterfly reduce-scatter over the LPK lanes (⌈log2⌉ shuffles with half the values each) leaves
+ *   each lane one full score s(r, kb), (r, kb) = lane bits, with V = KB·RP ≤ LPK (lanes below
+ *   LPK/V hold copies);
+ *   scale, softcap, the mask predicate on partial tiles only, NaN flag; the row max over the key bits
+ *   of the lanes; p = 2^(s − m); each lane keeps its own running sum l (summed across lanes at the end);
+ *   O_r += p(r, kb)·V_kb with p broadcast from the lane that holds it (shuffle), rescaled by α_r.
+ * At the end the lane groups' O are summed (when KPW > 1) and each subgroup writes (m, l, O) per row.
+ *
+ * `sg` false emulates the shuffles through workgroup memory (two barriers each), so the same logic runs
+ * where subgroups are not 32 lanes wide (SwiftShader in CI). It is for tests, not speed.
+ */
+import { JOB_WGSL, kvAt, type InFormat, type KvPaging } from './variants.js';
+import { SHADERS } from './shaders.generated.js';
+import { MASK_HELPERS } from './mask-wgsl.js';
+
+export interface DecodeWarpVariant {
+  readonly kernel: 'decode_warp';
+  readonly fmt: InFormat;
+  readonly D: number;
+  readonly DV: number;
+  /** Packed rows (group size × query length). */
+  readonly R: number;
+  /** Keys per lane group and batch (a power of two; decodeWarpGeometry's choice unless tuned). */
+  readonly KB: number;
+  readonly natural: boolean;
+  readonly cap: boolean;
+  readonly maskKey: string;
+  readonly paged?: KvPaging;
+  /** Real subgroup shuffles (subgroups of exactly 32 lanes); false = emulated through workgroup memory. */
+  readonly sg: boolean;
+  /** Profiling aid: parts dropped, bits 1 K loads, 2 score reduction, 8 V loads, 16 P·V. Wrong results. */
+  readonly ablate?: number;
+}
+
+const pow2ceil = (x: number) => 2 ** Math.ceil(Math.log2(Math.max(1, x)));
+const pow2floor = (x: number) => 2 ** Math.floor(Math.log2(Math.max(1, x)));
+const log2 = (x: number) => Math.round(Math.log2(x));
+
+/**
+ * The register geometry for head dims D, DV and R packed rows, or null when the kernel does not take
+ * the shape (head dims below 32 or above 256, more rows than a lane group holds scores for, or more
+ * than 64 Q values per lane).
+ */
+export function decodeWarpGeometry(D: number, DV: number, R: number, kbCap = 16): { LPK: number; KPW: number; NCK: number; NCV: number; RP: number; KB: number } | null {
+  if (Math.max(D, DV) < 32 || Math.max(D, DV) > 256 || D % 4 !== 0 || DV % 4 !== 0) return null;
+  const LPK = Math.min(32, pow2ceil(Math.max(D, DV) / 4));
+  const KPW = 32 / LPK;
+  const NCK = Math.ceil(D / 4 / LPK), NCV = Math.ceil(DV / 4 / LPK);
+  const RP = pow2ceil(R);
+  if (RP > LPK || RP * 4 * NCK > 64) return null;
+  const KB = Math.max(1, Math.min(16 / KPW, LPK / RP, pow2floor(16 / (NCK + NCV)), pow2floor(kbCap)));
+  return { LPK, KPW, NCK, NCV, RP, KB };
+}
+
+function each(n: number, f: (i: number) => string, sep = '\n'): string {
+  return Array.from({ length: n }, (_, i) => f(i)).join(sep);
+}
+
+/** ld_k4 / ld_v4 (four elements at e; e a multiple of 4) for the variant's K/V format. */
+function loaders4(fmt: InFormat, paged: KvPaging | undefined): string {
+  const kf = (paged?.kvFmt ?? fmt) as InFormat;
+  const lines = [kvAt(paged)];
+  for (const [x, binding] of [['k', 3], ['v', 4]] as const) {
+    if (kf === 'f32') lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec4<f32>>;\nfn ld_${x}4(e: u32) -> vec4<f32> { return ${x}b[e >> 2u]; }`);
+    else if (kf === 'f16') lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec2<u32>>;\nfn ld_${x}4(e: u32) -> vec4<f32> { let w = ${x}b[e >> 2u]; return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }`);
+    else lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec2<u32>>;\nfn ld_${x}4(e: u32) -> vec4<f32> { let w = ${x}b[e >> 2u]; return vec4<f32>(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u)); }`);
+  }
+  return lines.join('\n');
+}
+
+const SHUFFLES_REAL = `fn xsh(x: f32, m: u32, lid: u32) -> f32 { return subgroupShuffleXor(x, m); }
+fn bsh(x: f32, src: u32, lid: u32) -> f32 { return subgroupShuffle(x, src); }`;
+const SHUFFLES_EMU = `var<workgroup> exch: array<f32, 128>;
+fn xsh(x: f32, m: u32, lid: u32) -> f32 {
+  exch[lid] = x;
+  workgroupBarrier();
+  let y = exch[lid ^ m];
+  workgroupBarrier();
+  return y;
+}
+fn bsh(x: f32, src: u32, lid: u32) -> f32 {
+  exch[lid] = x;
+  workgroupBarrier();
+  let y = exch[(lid & ~31u) | src];
+  workgroupBarrier();
+  return y;
+}`;
+
+export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
+  const g = decodeWarpGeometry(v.D, v.DV, v.R, v.KB);
+  if (!g) throw new Error(`decode_warp: no geometry for D ${v.D}, DV ${v.DV}, R ${v.R}`);
+  const { LPK, KPW, NCK, NCV, RP } = g;
+  const KB = v.KB;
+  const V = KB * RP;
+  const SH = log2(LPK / V), LKB = log2(KB);
+  const ab = v.ablate ?? 0;
+  // Lane bits of the key index within a group (row reductions) and of the lane groups.
+  const keyMasks = Array.from({ length: LKB }, (_, i) => 1 << (SH + i));
+  const groupMasks = Array.from({ length: log2(KPW) }, (_, i) => LPK << i);
+  const red = (name: string, op: (a: string, b: string) => string, masks: number[]) =>
+    `fn ${name}(x: f32, lid: u32) -> f32 {\n  var y = x;\n${masks.map((m) => `  y = ${op('y', `xsh(y, ${m}u, lid)`)};`).join('\n')}\n  return y;\n}`;
+
+  // Reduce-scatter of x0..x(V−1) over the LPK lanes of a group: masks LPK/2 … LPK/V halve the values,
+  // the remaining masks (LPK/V)/2 … 1 add the copies.
+  const rs: string[] = [];
+  let n = V;
+  for (let m = LPK / 2; m >= 1; m /= 2) {
+    if (n > 1) {
+      const h = n / 2;
+      rs.push(`      { let bit = (gl & ${m}u) != 0u;`);
+      for (let i = 0; i < h; i++) rs.push(`        let t${i} = xsh(select(x${i + h}, x${i}, bit), ${m}u, lid); x${i} = select(x${i}, x${i + h}, bit) + t${i};`);
+      rs.push('      }');
+      n = h;
+    } else {
+      rs.push(`      x0 += xsh(x0, ${m}u, lid);`);
+    }
+  }
+
+  const prelude = [
+    v.sg ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);' : '',
+    `const D: u32 = ${v.D}u;`,
+    `const DV: u32 = ${v.DV}u;`,
+    `const R: u32 = ${v.R}u;`,
+    `const KB: u32 = ${KB}u;`,
+    `const KPW: u32 = ${KPW}u;`,
+    `const LPK: u32 = ${LPK}u;`,
+    `const NATURAL: bool = ${v.natural};`,
+    `const CAP: bool = ${v.cap};`,
+    '@group(0) @binding(2) var<storage, read> qb: array<u32>;',
+    v.fmt === 'f32' ? 'fn ld_q(e: u32) -> f32 { return bitcast<f32>(qb[e]); }'
+      : v.fmt === 'f16' ? 'fn ld_q(e: u32) -> f32 { return unpack2x16float(qb[e >> 1u])[e & 1u]; }'
+      : 'fn ld_q(e: u32) -> f32 { let w = qb[e >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (e & 1u) == 1u)); }',
+    loaders4(v.fmt, v.paged),
+    v.sg ? SHUFFLES_REAL : SHUFFLES_EMU,
+    red('row_max', (a, b) => `max(${a}, ${b})`, [...keyMasks, ...groupMasks]),
+    red('row_sum', (a, b) => `${a} + ${b}`, [...keyMasks, ...groupMasks]),
+    red('group_sum', (a, b) => `${a} + ${b}`, groupMasks),
+  ].join('\n');
+
+  // Q rows (registers): q{r}_{t} = dims 4·(gl + LPK·t) … +3 of row r, scaled.
+  const qRegs = each(v.R, (r) => each(NCK, (t) => `  var q${r}_${t} = vec4<f32>(0.0);
+  { let c = (gl + ${LPK * t}u) * 4u;
+    if (${r}u < rows && c < D) { let e = qBase + (${r}u % lenQ) * P.qRow + (hk * P.group + ${r}u / lenQ) * P.qHead + c;
+      q${r}_${t} = vec4<f32>(ld_q(e), ld_q(e + 1u), ld_q(e + 2u), ld_q(e + 3u)) * qscale; } }`));
+  const oRegs = each(v.R, (r) => each(NCV, (t) => `  var o${r}_${t} = vec4<f32>(0.0);`));
+
+  const batch = `
+      let kq = k0 + w * 16u + bt * ${KPW * KB}u + gi * KB;   // this lane group's first key of the batch
+${each(KB, (kb) => `      let ok${kb} = kq + ${kb}u < kEnd;
+      let kr${kb} = kv_at(kBase, kq + ${kb}u, P.kRow);
+      let vr${kb} = kv_at(vBase, kq + ${kb}u, P.vRow);`)}
+${each(KB, (kb) => each(NCK, (t) => `      var k${kb}_${t} = vec4<f32>(0.0);
+      { let c = (gl + ${LPK * t}u) * 4u; if (${ab & 1 ? 'false && ' : ''}ok${kb} && c < D) { k${kb}_${t} = ld_k4(kr${kb} + hk * P.kHead + c); } }`))}
+${each(KB, (kb) => each(NCV, (t) => `      var v${kb}_${t} = vec4<f32>(0.0);
+      { let c = (gl + ${LPK * t}u) * 4u; if (${ab & 8 ? 'false && ' : ''}ok${kb} && c < DV) { v${kb}_${t} = ld_v4(vr${kb} + hk * P.vHead + c); } }`))}
+      // partial dots, value index r·KB + kb (rows past R are zero)
+${each(RP, (r) => each(KB, (kb) => `      var x${r * KB + kb} = ${r < v.R ? each(NCK, (t) => `dot(q${r}_${t}, k${kb}_${t})`, ' + ') : '0.0'};`))}
+${ab & 2 ? '' : rs.join('\n')}
+      // this lane's score: row sr, key kq + skb
+      var s = x0;
+      let key = kq + skb;
+      var keep = sr < rows && key < kEnd;
+      if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }
+      if (keep && partial) { keep = mask_allows(i32(sr % lenQ), i32(key), i32(lenQ), i32(lenK), 0u, s); }
+      if (NATURAL) { s *= LOG2E; }
+      if (keep && is_nan(s)) { bad = 1.0; keep = false; }
+      s = select(MASKED, s, keep);
+      let mNew = max(m, row_max(s, lid));
+      let mUse = select(mNew, 0.0, mNew <= MASKED);
+      let alpha = select(exp2(m - mUse), 0.0, m <= MASKED);
+      let p = select(0.0, exp2(s - mUse), keep && s - mUse >= -126.0);
+      l = l * alpha + p;
+      m = mNew;
+${ab & 16 ? '' : each(v.R, (r) => `      { let a = bsh(alpha, ${r << (SH + LKB)}u, lid);
+${each(KB, (kb) => `        let p${kb} = bsh(p, gi * LPK + ${(r * KB + kb) << SH}u, lid);`)}
+${each(NCV, (t) => `        o${r}_${t} = o${r}_${t} * a${each(KB, (kb) => ` + p${kb} * v${kb}_${t}`, '')};`)}
+      }`)}`;
+
+  const body = SHADERS['decode_warp']!
+    .replace('//@Q', qRegs)
+    .replace('//@O', oRegs)
+    .replace('//@BATCH', batch)
+    .replace('//@NB', `${16 / (KPW * KB)}u`)
+    .replaceAll('//@SH', `${SH}u`)
+    .replaceAll('//@LKB', `${LKB}u`)
+    .replace('//@WRITE', each(v.R, (r) => `  {
+    let lr = bsh(lsum, ${r << (SH + LKB)}u, lid);
+    let mr = bsh(m, ${r << (SH + LKB)}u, lid);
+    let br = bsh(badr, ${r << (SH + LKB)}u, lid);
+    let pb = pbase + ${r}u * stride;
+${each(NCV, (t) => `    let o${t} = vec4<f32>(group_sum(o${r}_${t}.x, lid), group_sum(o${r}_${t}.y, lid), group_sum(o${r}_${t}.z, lid), group_sum(o${r}_${t}.w, lid));`)}
+    if (${r}u < rows) {
+      if (lane == 0u) { part[pb] = mr; part[pb + 1u] = select(lr, -1.0, br > 0.0); }
+${each(NCV, (t) => `      { let c = (gl + ${LPK * t}u) * 4u; if (gi == 0u && c < DV) { part[pb + 2u + c] = o${t}.x; part[pb + 3u + c] = o${t}.y; part[pb + 4u + c] = o${t}.z; part[pb + 5u + c] = o${t}.w; } }`)}
+    }
+  }`));
+  return `${prelude}\n${body}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
+}

@@ -1,0 +1,77 @@
+// Flash-decoding on subgroups, split phase. src/kernels/webgpu/decode-warp.ts fills in the marked
+// lines (Q registers, O accumulators, one batch of keys, the partials' writes) and constants. One
+// workgroup = one (sequence, KV head, split of the visited KV tiles); subgroup w takes keys
+// w·16 … w·16 + 15 of every 64-key tile, in batches, with its own online softmax; its partial
+// (m, l, O) per row goes to part[(job·4 + w)·partRows + row] for decode_merge.
+
+struct Params {
+  qRow: u32, qHead: u32, kRow: u32, kHead: u32,
+  vRow: u32, vHead: u32, numJobs: u32, splitTiles: u32,
+  seqTable: u32, planTable: u32, jobTable: u32, maskBase: u32,
+  scale: f32, softcap: f32, group: u32, partRows: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> tbl: array<u32>;
+@group(0) @binding(5) var<storage, read_write> part: array<f32>;
+
+const LOG2E: f32 = 1.4426950408889634;
+const MASKED: f32 = -1.0e30;
+
+fn is_nan(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let job = wg.x + wg.y * 65535u;
+  let J = stage_job(job, lid);
+  let live = J[0];
+  if (live == 0u) { return; }
+  let hk = J[1];
+  let split = J[2];
+  let qBase = J[3];
+  let kBase = J[4];
+  let vBase = J[5];
+  let lenQ = J[8];
+  let lenK = J[9];
+  let plan = J[10];
+  let entries = tbl[P.planTable + plan * 2u + 1u];
+  let range = tile_range(plan, 0u, lid);
+  let e0 = range.x + split * P.splitTiles;
+  let e1 = min(range.y, e0 + P.splitTiles);
+  let rows = P.group * lenQ;
+  let qscale = select(P.scale * LOG2E, P.scale, NATURAL);
+
+  // Lane roles: subgroup w, lane (group gi of LPK lanes, lane gl in it); this lane's score after the
+  // reduce-scatter is row sr, key skb of the batch.
+  let w = lid >> 5u;
+  let lane = lid & 31u;
+  let gi = lane / LPK;
+  let gl = lane % LPK;
+  let sr = gl >> (//@SH + //@LKB);
+  let skb = (gl >> //@SH) & (KB - 1u);
+
+//@Q
+//@O
+  var m = MASKED;     // the row's running max (the same in every lane of the row)
+  var l = 0.0;        // this lane's running sum of its own probabilities
+  var bad = 0.0;      // 1 once one of this lane's kept scores was NaN
+
+  for (var e = e0; e < e1; e++) {
+    let ent = tbl[entries + e];
+    let k0 = (ent >> 1u) * 64u;
+    let kEnd = min(k0 + 64u, lenK);
+    let partial = (ent & 1u) == 1u;
+    for (var bt = 0u; bt < //@NB; bt++) {
+//@BATCH
+    }
+  }
+
+  // ---- partials: (m, l, O) per row in base-2 units; l = −1 marks a NaN row
+  let stride = DV + 2u;
+  let pbase = (job * 4u + w) * P.partRows * stride;
+  let lsum = row_sum(l, lid);
+  let badr = row_max(bad, lid);
+//@WRITE
+}
