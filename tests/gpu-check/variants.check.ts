@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning, type GpuKernelPreference } from '../../src/index.js';
-import { CASES, type ConformanceCase, checkCase, runOn } from '../conformance/cases.js';
+import { CASES, CASES_DECODE, type ConformanceCase, checkCase, runOn } from '../conformance/cases.js';
 
 const summary: string[] = [];
 
@@ -15,7 +15,8 @@ async function runCase(c: ConformanceCase, kernel: GpuKernelPreference): Promise
   setGpuKernelPreference(kernel);
   try {
     const r = await checkCase(c, runOn('webgpu'));
-    return `${lastGpuStats?.kernel ?? '?'} err ${r.outErr.toExponential(2)} ≤ tol ${r.tol.toExponential(2)}`;
+    const name = /decode_(warp|split)/.exec(lastGpuStats?.key ?? '')?.[0] ?? lastGpuStats?.kernel ?? '?';
+    return `${name} err ${r.outErr.toExponential(2)} ≤ tol ${r.tol.toExponential(2)}`;
   } finally {
     setGpuKernelPreference('auto');
   }
@@ -47,5 +48,15 @@ describe('check:gpu — every kernel variant', () => {
       const line = await runCase(c, 'decode');
       summary.push(`decode?  ${c.name}: ${line}`);
     }, 300_000);
+  }
+  // The decode kernels' own cases (tests/conformance/webgpu-decode.test.ts), with real subgroup
+  // shuffles in decode_warp: as given, and in f16 where given as f32.
+  for (const c of CASES_DECODE) {
+    for (const cc of c.dtype ? [c] : [c, { ...c, dtype: 'f16' as const, name: `${c.name} [f16]` }]) {
+      it(`decode-preferred: ${cc.name}`, async () => {
+        const line = await runCase(cc, 'decode');
+        summary.push(`decode   ${cc.name}: ${line}`);
+      }, 300_000);
+    }
   }
 });

@@ -119,6 +119,22 @@ describe('WebGPU paged kernels (each kernel family through the block tables)', (
     }, 120_000);
   }
 
+  for (const [dtype, bs] of [['f32', 16], ['f16', 3]] as const) {
+    it(`decode kernel on subgroups (decode_warp, emulated shuffles), ${dtype}: GQA 4, lengths 300/1/129/0/257, ${bs}-token blocks`, async () => {
+      // 16-token blocks: one block-table lookup per batch of keys; 3-token blocks: one per key.
+      const lens = [300, 1, 129, 0, 257], Hk = 2, D = 32;
+      const { st, tables } = build(dtype, false, lens, bs, Hk, D, 17, false);
+      setGpuKernelPreference('decode-emulated');
+      try {
+        await check(randn([lens.length, 1, Hk * 4, D], 18), st, tables, lens, null, 'decode');
+        expect(lastGpuStats?.key).toContain('decode_warp');
+        await check(randn([lens.length, 1, Hk * 4, D], 19), st, tables, lens, slidingWindow(40, 0), 'decode');
+      } finally {
+        setGpuKernelPreference('auto');
+      }
+    }, 120_000);
+  }
+
   it('portable kernel: varlen prefill chunks, causal, 8-token blocks; top-k threshold pass through the tables', async () => {
     const lens = [70, 150, 5], Hk = 1, D = 24;
     const { st, tables } = build('f32', false, lens, 8, Hk, D, 11, true);

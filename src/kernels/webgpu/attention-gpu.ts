@@ -85,10 +85,10 @@ export class GpuTensor {
 
 /**
  * Decode tuning for profiling (scripts/decode-profile.mjs): `target` = how many split workgroups a call
- * aims for (default 1024), `ablate` = parts of the decode kernel dropped (DecodeVariant.ablate; the
+ * aims for (default 512: decode-kv4k on the H200 took 0.135 ms at 512, 0.185 at 1024, 0.164 at 256), `ablate` = parts of the decode kernel dropped (DecodeVariant.ablate; the
  * results are wrong while it is non-zero).
  */
-const decodeTuning = { target: 1024, ablate: 0, kb: 16 };
+const decodeTuning = { target: 512, ablate: 0, kb: 16 };
 export function setDecodeTuning(t: Partial<typeof decodeTuning>): void {
   if (t.target !== undefined) decodeTuning.target = Math.max(1, Math.floor(t.target));
   if (t.ablate !== undefined) decodeTuning.ablate = t.ablate;
@@ -403,7 +403,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const vec4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && (paged ? paged.kvFmt !== 'i8' && al4(ka, false) && al4(va, false) : al4(ka, true) && al4(va, true));
     // The subgroup kernel (decode-warp.ts) where it takes the shape: 32-lane subgroups, or emulated on request.
     const sg32 = caps.subgroups && caps.subgroupMinSize === 32 && caps.subgroupMaxSize === 32;
-    const wg = vec4 && preference !== 'decode-split' && (sg32 || preference === 'decode-emulated') ? decodeWarpGeometry(plan.headDim, plan.headDimV, Math.max(1, rows), decodeTuning.kb) : null;
+    const wg = vec4 && preference !== 'decode-split' && (sg32 || preference === 'decode-emulated') ? decodeWarpGeometry(plan.headDim, plan.headDimV, Math.max(1, rows), paged ? paged.kvFmt as InFormat : plan.dtype, decodeTuning.kb) : null;
     // Partials per split workgroup: one per subgroup for decode_warp.
     const PW = wg ? 4 : 1;
     const split: number[] = [], merge: number[] = [];

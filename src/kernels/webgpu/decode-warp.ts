@@ -54,14 +54,18 @@ const log2 = (x: number) => Math.round(Math.log2(x));
  * the shape (head dims below 32 or above 256, more rows than a lane group holds scores for, or more
  * than 64 Q values per lane).
  */
-export function decodeWarpGeometry(D: number, DV: number, R: number, kbCap = 16): { LPK: number; KPW: number; NCK: number; NCV: number; RP: number; KB: number } | null {
+export function decodeWarpGeometry(D: number, DV: number, R: number, fmt: InFormat, kbCap = 16): { LPK: number; KPW: number; NCK: number; NCV: number; RP: number; KB: number } | null {
   if (Math.max(D, DV) < 32 || Math.max(D, DV) > 256 || D % 4 !== 0 || DV % 4 !== 0) return null;
   const LPK = Math.min(32, pow2ceil(Math.max(D, DV) / 4));
   const KPW = 32 / LPK;
   const NCK = Math.ceil(D / 4 / LPK), NCV = Math.ceil(DV / 4 / LPK);
   const RP = pow2ceil(R);
   if (RP > LPK || RP * 4 * NCK > 64) return null;
-  const KB = Math.max(1, Math.min(16 / KPW, LPK / RP, pow2floor(16 / (NCK + NCV)), pow2floor(kbCap)));
+  // K/V registers of a batch: KB·(NCK + NCV) four-element loads, held to 32 registers (16 loads of
+  // 16-bit pairs, 8 of f32). On the H200 (decode-kv4k, d128): f16 KB 8 0.181 ms vs KB 4 0.212; f32 KB 4
+  // 0.195 ms vs KB 8 0.278.
+  const loads = fmt === 'f32' ? 8 : 16;
+  const KB = Math.max(1, Math.min(16 / KPW, LPK / RP, pow2floor(loads / (NCK + NCV)), pow2floor(kbCap)));
   return { LPK, KPW, NCK, NCV, RP, KB };
 }
 
@@ -100,13 +104,16 @@ fn bsh(x: f32, src: u32, lid: u32) -> f32 {
 }`;
 
 export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
-  const g = decodeWarpGeometry(v.D, v.DV, v.R, v.KB);
+  const g = decodeWarpGeometry(v.D, v.DV, v.R, v.fmt, v.KB);
   if (!g) throw new Error(`decode_warp: no geometry for D ${v.D}, DV ${v.DV}, R ${v.R}`);
   const { LPK, KPW, NCK, NCV, RP } = g;
   const KB = v.KB;
   const V = KB * RP;
   const SH = log2(LPK / V), LKB = log2(KB);
   const ab = v.ablate ?? 0;
+  // Paged K/V: a batch's keys start at a multiple of KB, so when the block size is a multiple of KB they
+  // are consecutive slots of one block (K and V share slots and base): one table lookup per batch.
+  const oneLookup = v.paged !== undefined && v.paged.bs % KB === 0;
   // Lane bits of the key index within a group (row reductions) and of the lane groups.
   const keyMasks = Array.from({ length: LKB }, (_, i) => 1 << (SH + i));
   const groupMasks = Array.from({ length: log2(KPW) }, (_, i) => LPK << i);
@@ -159,9 +166,12 @@ export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
 
   const batch = `
       let kq = k0 + w * 16u + bt * ${KPW * KB}u + gi * KB;   // this lane group's first key of the batch
+${oneLookup ? `      let kr0 = kv_at(kBase, kq, P.kRow);   // the batch's KB keys are consecutive slots of one block
+      let vr0 = kr0;` : ''}
 ${each(KB, (kb) => `      let ok${kb} = kq + ${kb}u < kEnd;
-      let kr${kb} = kv_at(kBase, kq + ${kb}u, P.kRow);
-      let vr${kb} = kv_at(vBase, kq + ${kb}u, P.vRow);`)}
+${oneLookup ? (kb ? `      let kr${kb} = kr0 + ${kb}u * P.kRow;
+      let vr${kb} = kr${kb};` : '') : `      let kr${kb} = kv_at(kBase, kq + ${kb}u, P.kRow);
+      let vr${kb} = kv_at(vBase, kq + ${kb}u, P.vRow);`}`)}
 ${each(KB, (kb) => each(NCK, (t) => `      var k${kb}_${t} = vec4<f32>(0.0);
       { let c = (gl + ${LPK * t}u) * 4u; if (${ab & 1 ? 'false && ' : ''}ok${kb} && c < D) { k${kb}_${t} = ld_k4(kr${kb} + hk * P.kHead + c); } }`))}
 ${each(KB, (kb) => each(NCV, (t) => `      var v${kb}_${t} = vec4<f32>(0.0);

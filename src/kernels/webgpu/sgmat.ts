@@ -99,15 +99,19 @@ function layout(D: number, DV: number, BK: number, emulate: boolean) {
 
 /**
  * Whether the adapter runs the kernel for head dims D, DV (f16 16×16×16 with an f32 result, head dims
- * ≤ SGMAT_MAX_HEAD_DIM), and its key tile (32 keys, or 16 where 32 does not fit); null when it cannot.
+ * ≤ SGMAT_MAX_HEAD_DIM), and its key tile (32 keys; 16 for head dims of an odd number of 16-blocks or where
+ * 32 does not fit); null when it cannot.
  */
 export function sgmatGeometry(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] | null, D: number, DV: number, maxShared: number): { BK: number } | null {
   const emulate = configs === null;
   if (!emulate && !configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) return null;
   if (pad16(D) > SGMAT_MAX_HEAD_DIM || pad16(DV) > SGMAT_MAX_HEAD_DIM) return null;
-  // 32 before 64: the smaller tile halves sS and sP, so more workgroups share a compute unit. On the H200
-  // (48 KiB per workgroup, 228 KiB per SM) d64 went from 36 to 48 TFLOP/s (vitL14-336) and 52 to 68 (8k).
-  for (const BK of [32, 16]) if (sgmatSharedBytes(D, DV, BK, emulate) <= maxShared) return { BK };
+  // 32 keys rather than 64: the smaller tile halves sS and sP, so more workgroups share a compute unit.
+  // On the H200 (48 KiB per workgroup, 228 KiB per SM) d64 went from 36 to 48 TFLOP/s (vitL14-336) and
+  // 52 to 68 (8k); 16 keys were slower there (38, 50) and at d128 (40.5 vs 49.8), but faster at d80
+  // (qwen2vl: 52.2 vs 45.3), whose 80-wide rows split into an odd number of 16-wide blocks.
+  const order = pad16(D) % 32 ? [16] : [32, 16];
+  for (const BK of order) if (sgmatSharedBytes(D, DV, BK, emulate) <= maxShared) return { BK };
   return null;
 }
 
