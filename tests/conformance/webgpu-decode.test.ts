@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
+import { setDecodeTuning } from '../../src/kernels/webgpu/attention-gpu.js';
 import { CASES_DECODE, checkCase, runOn } from './cases.js';
 
 // decode_split forced on CASES_DECODE (cases.ts), then decode_warp with emulated shuffles.
@@ -36,6 +37,18 @@ describe('webgpu decode kernel on subgroups (decode_warp), emulated shuffles', (
       await checkCase(c, runOn('webgpu'));
       expect(lastGpuStats?.kernel).toBe('decode');
       expect(lastGpuStats?.key).toContain('decode_warp');
+    }, 300_000);
+  }
+  // Without the one-batch-ahead prefetch (a tuning knob; prefetch is the default).
+  for (const c of CASES_DECODE.filter((x) => x.headDim % 4 === 0 && x.headDim >= 64).slice(0, 3)) {
+    it(`${c.name}, no prefetch`, async () => {
+      setDecodeTuning({ pipe: false });
+      try {
+        await checkCase(c, runOn('webgpu'));
+      } finally {
+        setDecodeTuning({ pipe: true });
+      }
+      expect(lastGpuStats?.key).toContain('"pipe":false');
     }, 300_000);
   }
 });

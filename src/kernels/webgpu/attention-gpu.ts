@@ -88,11 +88,12 @@ export class GpuTensor {
  * aims for (default 512: decode-kv4k on the H200 took 0.135 ms at 512, 0.185 at 1024, 0.164 at 256), `ablate` = parts of the decode kernel dropped (DecodeVariant.ablate; the
  * results are wrong while it is non-zero).
  */
-const decodeTuning = { target: 512, ablate: 0, kb: 16 };
+const decodeTuning = { target: 512, ablate: 0, kb: 16, pipe: true };
 export function setDecodeTuning(t: Partial<typeof decodeTuning>): void {
   if (t.target !== undefined) decodeTuning.target = Math.max(1, Math.floor(t.target));
   if (t.ablate !== undefined) decodeTuning.ablate = t.ablate;
   if (t.kb !== undefined) decodeTuning.kb = t.kb;
+  if (t.pipe !== undefined) decodeTuning.pipe = t.pipe;
 }
 
 export function isGpuTensor(x: unknown): x is GpuTensor {
@@ -421,7 +422,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const maskBase = meta.push(mask.data);
     const ablate = decodeTuning.ablate ? { ablate: decodeTuning.ablate } : {};
     const dv: DecodeVariant | DecodeWarpVariant = wg
-      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, natural, cap, maskKey: mask.key, sg: sg32 && preference !== 'decode-emulated', ...(pagedV ? { paged: pagedV } : {}), ...ablate }
+      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, pipe: decodeTuning.pipe, natural, cap, maskKey: mask.key, sg: sg32 && preference !== 'decode-emulated', ...(pagedV ? { paged: pagedV } : {}), ...ablate }
       : { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, vec4, ...(pagedV ? { paged: pagedV } : {}), ...ablate };
     const pipe = await ctx.pipeline(variantKey(dv), dv.kernel === 'decode_warp' ? decodeWarpSource(dv, mask.fn) : decodeSource(dv, mask.fn));
     const partBytes = Math.max(16, nSplit * PW * rows * (plan.headDimV + 2) * 4);

@@ -41,6 +41,8 @@ export interface DecodeWarpVariant {
   readonly paged?: KvPaging;
   /** Real subgroup shuffles (subgroups of exactly 32 lanes); false = emulated through workgroup memory. */
   readonly sg: boolean;
+  /** Each batch's K/V loads issued one batch ahead (twice the load registers). */
+  readonly pipe: boolean;
   /** Profiling aid: parts dropped, bits 1 K loads, 2 score reduction, 8 V loads, 16 P·V. Wrong results. */
   readonly ablate?: number;
 }
@@ -73,14 +75,18 @@ function each(n: number, f: (i: number) => string, sep = '\n'): string {
   return Array.from({ length: n }, (_, i) => f(i)).join(sep);
 }
 
-/** ld_k4 / ld_v4 (four elements at e; e a multiple of 4) for the variant's K/V format. */
+/**
+ * raw_k4 / raw_v4: four elements at e (a multiple of 4) as stored (vec4<f32>, or vec2<u32> of 16-bit
+ * pairs), so that a prefetched batch holds half the registers in f16; unpack4 converts at use.
+ */
 function loaders4(fmt: InFormat, paged: KvPaging | undefined): string {
   const kf = (paged?.kvFmt ?? fmt) as InFormat;
   const lines = [kvAt(paged)];
+  lines.push(kf === 'f32' ? 'alias RAW4 = vec4<f32>;\nfn unpack4(w: RAW4) -> vec4<f32> { return w; }'
+    : kf === 'f16' ? 'alias RAW4 = vec2<u32>;\nfn unpack4(w: RAW4) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }'
+    : 'alias RAW4 = vec2<u32>;\nfn unpack4(w: RAW4) -> vec4<f32> { return vec4<f32>(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u)); }');
   for (const [x, binding] of [['k', 3], ['v', 4]] as const) {
-    if (kf === 'f32') lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec4<f32>>;\nfn ld_${x}4(e: u32) -> vec4<f32> { return ${x}b[e >> 2u]; }`);
-    else if (kf === 'f16') lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec2<u32>>;\nfn ld_${x}4(e: u32) -> vec4<f32> { let w = ${x}b[e >> 2u]; return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }`);
-    else lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec2<u32>>;\nfn ld_${x}4(e: u32) -> vec4<f32> { let w = ${x}b[e >> 2u]; return vec4<f32>(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u)); }`);
+    lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<RAW4>;\nfn raw_${x}4(e: u32) -> RAW4 { return ${x}b[e >> 2u]; }`);
   }
   return lines.join('\n');
 }
@@ -164,27 +170,39 @@ export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
       q${r}_${t} = vec4<f32>(ld_q(e), ld_q(e + 1u), ld_q(e + 2u), ld_q(e + 3u)) * qscale; } }`));
   const oRegs = each(v.R, (r) => each(NCV, (t) => `  var o${r}_${t} = vec4<f32>(0.0);`));
 
-  const batch = `
-      let kq = k0 + w * 16u + bt * ${KPW * KB}u + gi * KB;   // this lane group's first key of the batch
-${oneLookup ? `      let kr0 = kv_at(kBase, kq, P.kRow);   // the batch's KB keys are consecutive slots of one block
-      let vr0 = kr0;` : ''}
-${each(KB, (kb) => `      let ok${kb} = kq + ${kb}u < kEnd;
-${oneLookup ? (kb ? `      let kr${kb} = kr0 + ${kb}u * P.kRow;
-      let vr${kb} = kr${kb};` : '') : `      let kr${kb} = kv_at(kBase, kq + ${kb}u, P.kRow);
-      let vr${kb} = kv_at(vBase, kq + ${kb}u, P.vRow);`}`)}
-${each(KB, (kb) => each(NCK, (t) => `      var k${kb}_${t} = vec4<f32>(0.0);
-      { let c = (gl + ${LPK * t}u) * 4u; if (${ab & 1 ? 'false && ' : ''}ok${kb} && c < D) { k${kb}_${t} = ld_k4(kr${kb} + hk * P.kHead + c); } }`))}
-${each(KB, (kb) => each(NCV, (t) => `      var v${kb}_${t} = vec4<f32>(0.0);
-      { let c = (gl + ${LPK * t}u) * 4u; if (${ab & 8 ? 'false && ' : ''}ok${kb} && c < DV) { v${kb}_${t} = ld_v4(vr${kb} + hk * P.vHead + c); } }`))}
+  // Loads of batch `i` into the registers prefixed `d` (c: current, n: next): its first key dkq, the
+  // tile's end dkEnd and partial flag, and raw K/V (zero outside the sequence and past the head dims).
+  const load = (d: string, i: string) => `      { let e = e0 + (${i}) / NB;
+        let ent = tbl[entries + e];
+        let k0 = (ent >> 1u) * 64u;
+        ${d}kEnd = min(k0 + 64u, lenK);
+        ${d}partial = (ent & 1u) == 1u;
+        ${d}kq = k0 + w * 16u + ((${i}) % NB) * ${KPW * KB}u + gi * KB;   // this lane group's first key
+${oneLookup ? `        let kr0 = kv_at(kBase, ${d}kq, P.kRow);   // the batch's KB keys: consecutive slots of one block` : ''}
+${each(KB, (kb) => `        { let ok = ${d}kq + ${kb}u < ${d}kEnd;
+          let kr = ${oneLookup ? `kr0 + ${kb}u * P.kRow` : `kv_at(kBase, ${d}kq + ${kb}u, P.kRow)`};
+          let vr = ${oneLookup ? 'kr' : `kv_at(vBase, ${d}kq + ${kb}u, P.vRow)`};
+${each(NCK, (t) => `          ${d}k${kb}_${t} = RAW4(); { let c = (gl + ${LPK * t}u) * 4u; if (${ab & 1 ? 'false && ' : ''}ok && c < D) { ${d}k${kb}_${t} = raw_k4(kr + hk * P.kHead + c); } }`)}
+${each(NCV, (t) => `          ${d}v${kb}_${t} = RAW4(); { let c = (gl + ${LPK * t}u) * 4u; if (${ab & 8 ? 'false && ' : ''}ok && c < DV) { ${d}v${kb}_${t} = raw_v4(vr + hk * P.vHead + c); } }`)}
+        }`)}
+      }`;
+  const regs = (d: string) => `  var ${d}kq = 0u;
+  var ${d}kEnd = 0u;
+  var ${d}partial = false;
+${each(KB, (kb) => `${each(NCK, (t) => `  var ${d}k${kb}_${t}: RAW4;`)}
+${each(NCV, (t) => `  var ${d}v${kb}_${t}: RAW4;`)}`)}`;
+  const compute = `
+${each(KB, (kb) => each(NCK, (t) => `      let k${kb}_${t} = unpack4(ck${kb}_${t});`))}
+${each(KB, (kb) => each(NCV, (t) => `      let v${kb}_${t} = unpack4(cv${kb}_${t});`))}
       // partial dots, value index r·KB + kb (rows past R are zero)
 ${each(RP, (r) => each(KB, (kb) => `      var x${r * KB + kb} = ${r < v.R ? each(NCK, (t) => `dot(q${r}_${t}, k${kb}_${t})`, ' + ') : '0.0'};`))}
 ${ab & 2 ? '' : rs.join('\n')}
-      // this lane's score: row sr, key kq + skb
+      // this lane's score: row sr, key ckq + skb
       var s = x0;
-      let key = kq + skb;
-      var keep = sr < rows && key < kEnd;
+      let key = ckq + skb;
+      var keep = sr < rows && key < ckEnd;
       if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }
-      if (keep && partial) { keep = mask_allows(i32(sr % lenQ), i32(key), i32(lenQ), i32(lenK), 0u, s); }
+      if (keep && cpartial) { keep = mask_allows(i32(sr % lenQ), i32(key), i32(lenQ), i32(lenK), 0u, s); }
       if (NATURAL) { s *= LOG2E; }
       if (keep && is_nan(s)) { bad = 1.0; keep = false; }
       s = select(MASKED, s, keep);
@@ -198,12 +216,32 @@ ${ab & 16 ? '' : each(v.R, (r) => `      { let a = bsh(alpha, ${r << (SH + LKB)}
 ${each(KB, (kb) => `        let p${kb} = bsh(p, gi * LPK + ${(r * KB + kb) << SH}u, lid);`)}
 ${each(NCV, (t) => `        o${r}_${t} = o${r}_${t} * a${each(KB, (kb) => ` + p${kb} * v${kb}_${t}`, '')};`)}
       }`)}`;
+  const copyNext = `${['kq', 'kEnd', 'partial'].map((x) => `      c${x} = n${x};`).join('\n')}
+${each(KB, (kb) => `${each(NCK, (t) => `      ck${kb}_${t} = nk${kb}_${t};`)}\n${each(NCV, (t) => `      cv${kb}_${t} = nv${kb}_${t};`)}`)}`;
+  // Prefetch (v.pipe): batch i + 1's loads are issued before batch i's arithmetic.
+  const loop = v.pipe
+    ? `${regs('c')}\n${regs('n')}
+  if (NT > 0u) {
+${load('c', '0u')}
+  }
+  for (var i = 0u; i < NT; i++) {
+    if (i + 1u < NT) {
+${load('n', 'i + 1u')}
+    }
+${compute}
+${copyNext}
+  }`
+    : `${regs('c')}
+  for (var i = 0u; i < NT; i++) {
+${load('c', 'i')}
+${compute}
+  }`;
 
   const body = SHADERS['decode_warp']!
     .replace('//@Q', qRegs)
     .replace('//@O', oRegs)
-    .replace('//@BATCH', batch)
-    .replace('//@NB', `${16 / (KPW * KB)}u`)
+    .replace('//@LOOP', loop)
+    .replace('//@NB', `${16 / (KPW * KB)}`)
     .replaceAll('//@SH', `${SH}u`)
     .replaceAll('//@LKB', `${LKB}u`)
     .replace('//@WRITE', each(v.R, (r) => `  {

@@ -16,6 +16,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> part: array<f32>;
 
 const LOG2E: f32 = 1.4426950408889634;
+const NB: u32 = //@NBu;
 const MASKED: f32 = -1.0e30;
 
 fn is_nan(x: f32) -> bool {
@@ -58,15 +59,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var l = 0.0;        // this lane's running sum of its own probabilities
   var bad = 0.0;      // 1 once one of this lane's kept scores was NaN
 
-  for (var e = e0; e < e1; e++) {
-    let ent = tbl[entries + e];
-    let k0 = (ent >> 1u) * 64u;
-    let kEnd = min(k0 + 64u, lenK);
-    let partial = (ent & 1u) == 1u;
-    for (var bt = 0u; bt < //@NB; bt++) {
-//@BATCH
-    }
-  }
+  // Batches i = 0 … NT − 1: tile e0 + i / NB, batch i % NB of this subgroup's 16 keys in it.
+  let NT = select(0u, (e1 - e0) * NB, e1 > e0);
+//@LOOP
 
   // ---- partials: (m, l, O) per row in base-2 units; l = −1 marks a NaN row
   let stride = DV + 2u;
