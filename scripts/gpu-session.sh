@@ -3,6 +3,7 @@
 # variant), then bench:gpu against PyTorch SDPA. Logs and JSON go to $OUT.
 # Run there with carry [".gpu", "dist", the *.generated.ts kernel sources]. Knobs: CHECK_FILTER, CHECK_S,
 # SKIP_CHECK, PROFILE_ARGS (scripts/sgmat-profile.mjs arguments), DECODE_PROFILE=1 (scripts/decode-profile.mjs),
+# PORTABLE_PROFILE=1 (scripts/portable-profile.mjs),
 # BENCH_ARGS, BENCH_S, SKIP_BENCH.
 set -u
 source .gpu/env.sh
@@ -20,6 +21,10 @@ if [ -n "${PROFILE_ARGS:-}" ]; then
   # e.g. PROFILE_ARGS='"" reload': the tensor-core kernel as is and with an experiment, side by side.
   eval "timeout ${PROFILE_S:-120} node scripts/sgmat-profile.mjs $PROFILE_ARGS" > "$OUT/profile.txt" 2>&1
   echo "sgmat-profile exit $?"; grep -v "^ *at " "$OUT/profile.txt" | tail -8
+fi
+if [ "${PORTABLE_PROFILE:-0}" = 1 ]; then
+  timeout "${PROFILE_S:-120}" node scripts/portable-profile.mjs > "$OUT/portable-profile.txt" 2>&1
+  echo "portable-profile exit $?"; grep -v "^ *at " "$OUT/portable-profile.txt" | tail -4
 fi
 if [ "${DECODE_PROFILE:-0}" = 1 ]; then
   timeout "${PROFILE_S:-120}" node scripts/decode-profile.mjs > "$OUT/decode-profile.txt" 2>&1

@@ -21,7 +21,7 @@ import { type GpuContext, gpuContext } from './device.js';
 import { compileMaskWgsl } from './mask-wgsl.js';
 import {
   type DecodeVariant, type InFormat, type KvPaging, type PortableFlashVariant, type TopKVariant, convertSource,
-  decodeMergeSource, decodeSharedBytes, decodeSource, portableSource, topkSource, variantKey,
+  decodeMergeSource, decodeSharedBytes, decodeSource, portableSharedBytes, portableSource, topkSource, variantKey,
 } from './variants.js';
 import { type SgmatVariant, sgmatAblation, sgmatGeometry, sgmatSource } from './sgmat.js';
 import { type DecodeWarpVariant, decodeWarpGeometry, decodeWarpSource } from './decode-warp.js';
@@ -85,10 +85,14 @@ export class GpuTensor {
 
 /**
  * Decode tuning for profiling (scripts/decode-profile.mjs): `target` = how many split workgroups a call
- * aims for (default 512: decode-kv4k on the H200 took 0.135 ms at 512, 0.185 at 1024, 0.164 at 256), `ablate` = parts of the decode kernel dropped (DecodeVariant.ablate; the
+ * aims for (default 256: decode-kv4k f16 on the H200 took 0.111 ms at 256, 0.129 at 512, 0.170 at 1024), `ablate` = parts of the decode kernel dropped (DecodeVariant.ablate; the
  * results are wrong while it is non-zero).
  */
-const decodeTuning = { target: 512, ablate: 0, kb: 16, pipe: true };
+const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: true };
+let portableWide = true;
+/** Profiling aid: false keeps the portable kernel on 16-dim S slices where 32 would fit. */
+export function setPortableWide(on: boolean): void { portableWide = on; }
+
 export function setDecodeTuning(t: Partial<typeof decodeTuning>): void {
   if (t.target !== undefined) decodeTuning.target = Math.max(1, Math.floor(t.target));
   if (t.ablate !== undefined) decodeTuning.ablate = t.ablate;
@@ -480,7 +484,8 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg: caps.subgroups && caps.subgroupMinSize >= 16, natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
+      const sg = caps.subgroups && caps.subgroupMinSize >= 16;
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide: portableWide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage, natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }

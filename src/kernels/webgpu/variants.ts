@@ -106,16 +106,28 @@ export interface PortableFlashVariant {
   readonly natural: boolean;
   readonly cap: boolean;
   readonly maskKey: string;
+  /** 32-dim S slices (twice the workgroup memory of 16, half the barriers). */
+  readonly wide: boolean;
   /** 0 forward; 1 column sums, 2 probability rows (capture from the forward LSE). */
   readonly capture?: 0 | 1 | 2;
   readonly paged?: KvPaging;
 }
 
-export function portableGeometry(v: { DV: number }) {
+/**
+ * DS: dims per S slice (32 when `wide`, else 16); the V chunk (BCV keys, a multiple of 4) fills the same
+ * workgroup array of 128·DS floats.
+ */
+export function portableGeometry(v: { DV: number; wide: boolean }) {
+  const DS = v.wide ? 32 : 16;
   const DVT = Math.ceil(v.DV / 16);
   const DVP = DVT * 16;
-  const BCV = Math.min(64, Math.floor(2048 / DVP));
-  return { DVT, DVP, BCV };
+  const BCV = Math.min(64, Math.floor((128 * DS) / DVP / 4) * 4);
+  return { DS, DVT, DVP, BCV };
+}
+
+/** Workgroup memory (bytes) of the portable kernel: wa, ps, the row reductions without subgroups, job staging. */
+export function portableSharedBytes(wide: boolean, sg: boolean): number {
+  return 512 * (wide ? 32 : 16) + 16384 + (sg ? 0 : 4096) + 80;
 }
 
 function reductions(sg: boolean): string {
@@ -157,10 +169,11 @@ export function variantKey(v: object): string {
 }
 
 export function portableSource(v: PortableFlashVariant, maskFn: string): string {
-  const { DVT, DVP, BCV } = portableGeometry(v);
+  const { DS, DVT, DVP, BCV } = portableGeometry(v);
   const prelude = [
     v.sg ? 'enable subgroups;' : '',
     `const D: u32 = ${v.D}u;`,
+    `const DS: u32 = ${DS}u;`,
     `const DV: u32 = ${v.DV}u;`,
     `const DVT: u32 = ${DVT}u;`,
     `const DVP: u32 = ${DVP}u;`,

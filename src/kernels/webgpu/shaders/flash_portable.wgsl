@@ -6,11 +6,13 @@
 // S rows 4ty..4ty+3 × keys 4tx..4tx+3 and O rows 4ty..4ty+3 × columns tx + 16t.
 //
 // Per KV tile (64 keys):
-//   S = Qᵀ-chunk × Kᵀ-chunk over 16-dim slices in workgroup memory (4×4 outer products per slice);
+//   S = Qᵀ-chunk × Kᵀ-chunk over DS-dim slices in workgroup memory (4×4 outer products per slice;
+//   DS = 32 where workgroup memory allows, else 16: each slice costs two barriers);
 //   softcap; element predicate on partial tiles only; row max/sum across the 16 tx lanes
 //   (subgroup shuffles when subgroups hold ≥ 16 lanes, workgroup memory otherwise);
-//   P = 2^(S − m) into workgroup memory; O = O·2^(m_old − m) + P·V over V chunks in workgroup memory.
-// The prelude defines D, DV, DVT, DVP, BCV, G, NP, NATURAL, CAP, the loaders ld_q/ld_k/ld_v, the
+//   P = 2^(S − m) into workgroup memory; O = O·2^(m_old − m) + P·V over V chunks in workgroup memory
+//   (BCV keys, a multiple of 4, taken four at a time).
+// The prelude defines D, DV, DS, DVT, DVP, BCV, G, NP, NATURAL, CAP, the loaders ld_q/ld_k/ld_v, the
 // output binding, the row reductions rowmax16/rowsum16, mask_allows and kv_at (a key's row: contiguous,
 // or through the sequence's block table when K/V are paged).
 //
@@ -40,7 +42,7 @@ const LN2: f32 = 0.6931471805599453;
 // Masked scores are a large finite negative: drivers may assume IEEE infinities never occur.
 const MASKED: f32 = -1.0e30;
 
-var<workgroup> wa: array<vec4<f32>, 512>;   // Qᵀ/Kᵀ slices (S phase), V chunk (PV phase)
+var<workgroup> wa: array<vec4<f32>, 32u * DS>;   // Qᵀ/Kᵀ slices of DS dims (S phase), V chunk (PV phase)
 var<workgroup> ps: array<vec4<f32>, 1024>;  // P, 64 rows × 64 keys
 
 // NaN tests by bit pattern: compilers may assume x != x is false.
@@ -131,25 +133,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let nk = min(BC, lenK - k0);
     let partial = (ent & 1u) == 1u;
 
-    // ---- S = Q·Kᵀ over 16-dim slices
+    // ---- S = Q·Kᵀ over DS-dim slices (Qᵀ at wa[d·16 + row / 4], Kᵀ after it)
     var acc: array<vec4<f32>, 4>;
     for (var a = 0u; a < 4u; a++) { acc[a] = vec4<f32>(0.0); }
-    for (var d0 = 0u; d0 < D; d0 += 16u) {
-      let dq = (lid & 3u) * 4u;
-      for (var t = 0u; t < 4u; t++) {
+    let krow = kv_at(kBase, k0 + lr, P.kRow) + hk * P.kHead;
+    for (var d0 = 0u; d0 < D; d0 += DS) {
+      let dq = (lid & 3u) * (DS / 4u);
+      for (var t = 0u; t < DS / 4u; t++) {
         let d = d0 + dq + t;
         var x = 0.0;
         if (lvalid && d < D) { x = ld_q(lq + d) * qscale; }
         wa[(dq + t) * 16u + (lr >> 2u)][lr & 3u] = x;
-        let kj = lr;
         var y = 0.0;
-        if (kj < nk && d < D) { y = ld_k(kv_at(kBase, k0 + kj, P.kRow) + hk * P.kHead + d); }
-        wa[256u + (dq + t) * 16u + (kj >> 2u)][kj & 3u] = y;
+        if (lr < nk && d < D) { y = ld_k(krow + d); }
+        wa[16u * DS + (dq + t) * 16u + (lr >> 2u)][lr & 3u] = y;
       }
       workgroupBarrier();
-      for (var dd = 0u; dd < 16u; dd++) {
+      for (var dd = 0u; dd < DS; dd++) {
         let qa = wa[dd * 16u + ty];
-        let kb = wa[256u + dd * 16u + tx];
+        let kb = wa[16u * DS + dd * 16u + tx];
         acc[0] += qa.x * kb;
         acc[1] += qa.y * kb;
         acc[2] += qa.z * kb;
@@ -216,15 +218,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         wa[x >> 2u][x & 3u] = v;
       }
       workgroupBarrier();
+      // Four keys at a time: P as one vec4 per row (keys past nk have P = 0 and zero V rows).
       let jn = min(BCV, nk - j0);
-      for (var jj = 0u; jj < jn; jj++) {
-        let j = j0 + jj;
-        var pr: array<f32, 4>;
-        for (var a = 0u; a < 4u; a++) { pr[a] = ps[(ty * 4u + a) * 16u + (j >> 2u)][j & 3u]; }
-        for (var t = 0u; t < DVT; t++) {
-          let c = jj * DVP + tx + 16u * t;
-          let v = wa[c >> 2u][c & 3u];
-          for (var a = 0u; a < 4u; a++) { o[a][t] += pr[a] * v; }
+      for (var jj = 0u; jj < jn; jj += 4u) {
+        var pr: array<vec4<f32>, 4>;
+        for (var a = 0u; a < 4u; a++) { pr[a] = ps[(ty * 4u + a) * 16u + ((j0 + jj) >> 2u)]; }
+        for (var i = 0u; i < 4u; i++) {
+          for (var t = 0u; t < DVT; t++) {
+            let c = (jj + i) * DVP + tx + 16u * t;
+            let v = wa[c >> 2u][c & 3u];
+            for (var a = 0u; a < 4u; a++) { o[a][t] += pr[a][i] * v; }
+          }
         }
       }
       workgroupBarrier();

@@ -1,0 +1,36 @@
+// The portable f32 kernel with 32-dim S slices (default where workgroup memory allows) against 16-dim
+// slices, on three benchmark shapes. Usage (after npm run build, on a GPU): node scripts/portable-profile.mjs
+import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setGpuKernelPreference } from '../dist/index.js';
+import { setPortableWide } from '../dist/kernels/webgpu/attention-gpu.js';
+import { timeGpu } from './lib/gpu-time.mjs';
+
+const ctx = await gpuContext();
+const shapes = process.env.SMALL ? [['small B1 H2 N200 d64', 1, 2, 200, 64]] : [
+  ['vitL B8 H16 N577 d64', 8, 16, 577, 64],
+  ['qwen B1 H16 N5329 d80', 1, 16, 5329, 80],
+  ['8k B1 H16 N8192 d64', 1, 16, 8192, 64],
+];
+setGpuKernelPreference('portable');
+let seed = 5;
+const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 - 0.5; };
+for (const [name, B, H, N, d] of shapes) {
+  const mk = () => GpuTensor.fromTensor(Tensor.fromValues(Float32Array.from({ length: B * N * H * d }, rnd), [B, N, H, d], 'f32'), ctx);
+  const q = await mk(), k = await mk(), v = await mk();
+  const plan = planAttention(q, k, v, {});
+  const cells = [];
+  let ref = null;
+  for (const wide of [true, false]) {
+    setPortableWide(wide);
+    const prep = await prepareGpuAttention(plan, q, k, v);
+    const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
+    const o = (await prep.out.toTensor()).toFloat32();
+    let diff = '';
+    if (ref) { let e = 0; for (let i = 0; i < o.length; i++) e = Math.max(e, Math.abs(o[i] - ref[i])); diff = `, Δ ${e.toExponential(1)}`; } else ref = o;
+    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
+    prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
+  }
+  console.log(`${name} f32 portable: ${cells.join(' | ')}`);
+  q.dispose(); k.dispose(); v.dispose();
+}
+setPortableWide(true);
+process.exit(0);
