@@ -252,5 +252,6 @@ export const CASES_DECODE: ConformanceCase[] = [
   { name: 'f32 GQA8 Sq8 (64 rows) causal', batch: 1, seqLenQ: 8, seqLenK: 200, numHeads: 8, numKvHeads: 1, headDim: 32, mask: () => causal(), seed: 75 },
   { name: 'f32 headDimV 48 ≠ headDim 80, softcap', batch: 1, seqLenQ: 1, seqLenK: 1030, numHeads: 4, numKvHeads: 2, headDim: 80, headDimV: 48, softcap: 20, seed: 76 },
   { name: 'f32 NaN in k', batch: 1, seqLenQ: 1, seqLenK: 257, numHeads: 2, numKvHeads: 2, headDim: 64, inputs: 'nan-k', seed: 77 },
+  { name: 'f16 GQA16 Sq1 d64 (16 rows)', batch: 2, seqLenQ: 1, seqLenK: 390, numHeads: 16, numKvHeads: 1, headDim: 64, dtype: 'f16', mask: () => slidingWindow(300, 0), seed: 79 },
   { name: 'f16 varlen decode', batch: 0, seqLenQ: 0, seqLenK: 0, numHeads: 4, numKvHeads: 2, headDim: 64, dtype: 'f16', varlen: [[1, 130], [1, 700], [2, 129]], mask: () => causal(), seed: 78 },
 ];

@@ -24,7 +24,7 @@ import {
   decodeMergeSource, decodeSharedBytes, decodeSource, portableSharedBytes, portableSource, topkSource, variantKey,
 } from './variants.js';
 import { type SgmatVariant, sgmatAblation, sgmatGeometry, sgmatSource } from './sgmat.js';
-import { type DecodeWarpVariant, decodeWarpGeometry, decodeWarpSource } from './decode-warp.js';
+import { type DecodeWarpVariant, decodeWarpCombines, decodeWarpGeometry, decodeWarpSource } from './decode-warp.js';
 
 export const GPU_TILE_K = 64;
 export const TOPK_MAX = 512;
@@ -88,7 +88,7 @@ export class GpuTensor {
  * aims for (default 256: decode-kv4k f16 on the H200 took 0.111 ms at 256, 0.129 at 512, 0.170 at 1024), `ablate` = parts of the decode kernel dropped (DecodeVariant.ablate; the
  * results are wrong while it is non-zero).
  */
-const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: true };
+const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: true, combine: true };
 let portableWide = true;
 /** Profiling aid: false keeps the portable kernel on 16-dim S slices where 32 would fit. */
 export function setPortableWide(on: boolean): void { portableWide = on; }
@@ -98,6 +98,7 @@ export function setDecodeTuning(t: Partial<typeof decodeTuning>): void {
   if (t.ablate !== undefined) decodeTuning.ablate = t.ablate;
   if (t.kb !== undefined) decodeTuning.kb = t.kb;
   if (t.pipe !== undefined) decodeTuning.pipe = t.pipe;
+  if (t.combine !== undefined) decodeTuning.combine = t.combine;
 }
 
 export function isGpuTensor(x: unknown): x is GpuTensor {
@@ -410,7 +411,8 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const sg32 = caps.subgroups && caps.subgroupMinSize === 32 && caps.subgroupMaxSize === 32;
     const wg = vec4 && preference !== 'decode-split' && (sg32 || preference === 'decode-emulated') ? decodeWarpGeometry(plan.headDim, plan.headDimV, Math.max(1, rows), paged ? paged.kvFmt as InFormat : plan.dtype, decodeTuning.kb) : null;
     // Partials per split workgroup: one per subgroup for decode_warp.
-    const PW = wg ? 4 : 1;
+    const combine = wg !== null && decodeTuning.combine && decodeWarpCombines(Math.max(1, rows), plan.headDimV);
+    const PW = wg && !combine ? 4 : 1;
     const split: number[] = [], merge: number[] = [];
     for (let b = 0; b < plan.batch; b++) {
       const tp = seqPlan[b];
@@ -426,7 +428,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const maskBase = meta.push(mask.data);
     const ablate = decodeTuning.ablate ? { ablate: decodeTuning.ablate } : {};
     const dv: DecodeVariant | DecodeWarpVariant = wg
-      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, pipe: decodeTuning.pipe, natural, cap, maskKey: mask.key, sg: sg32 && preference !== 'decode-emulated', ...(pagedV ? { paged: pagedV } : {}), ...ablate }
+      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, pipe: decodeTuning.pipe, combine, natural, cap, maskKey: mask.key, sg: sg32 && preference !== 'decode-emulated', ...(pagedV ? { paged: pagedV } : {}), ...ablate }
       : { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, vec4, ...(pagedV ? { paged: pagedV } : {}), ...ablate };
     const pipe = await ctx.pipeline(variantKey(dv), dv.kernel === 'decode_warp' ? decodeWarpSource(dv, mask.fn) : decodeSource(dv, mask.fn));
     const partBytes = Math.max(16, nSplit * PW * rows * (plan.headDimV + 2) * 4);

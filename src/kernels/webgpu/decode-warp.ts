@@ -41,6 +41,8 @@ export interface DecodeWarpVariant {
   readonly paged?: KvPaging;
   /** Real subgroup shuffles (subgroups of exactly 32 lanes); false = emulated through workgroup memory. */
   readonly sg: boolean;
+  /** The four subgroups' partials combined in workgroup memory (decodeWarpCombines): one partial per workgroup. */
+  readonly combine: boolean;
   /** Each batch's K/V loads issued one batch ahead (twice the load registers). */
   readonly pipe: boolean;
   /** Profiling aid: parts dropped, bits 1 K loads, 2 score reduction, 8 V loads, 16 P·V. Wrong results. */
@@ -69,6 +71,14 @@ export function decodeWarpGeometry(D: number, DV: number, R: number, fmt: InForm
   const loads = fmt === 'f32' ? 8 : 16;
   const KB = Math.max(1, Math.min(16 / KPW, LPK / RP, pow2floor(loads / (NCK + NCV)), pow2floor(kbCap)));
   return { LPK, KPW, NCK, NCV, RP, KB };
+}
+
+/**
+ * Whether the subgroups' partials are combined inside the workgroup (4·R·(DV + 2) floats of workgroup
+ * memory, held within WebGPU's default 16 KiB); otherwise each subgroup writes its own.
+ */
+export function decodeWarpCombines(R: number, DV: number): boolean {
+  return 16 * R * (DV + 2) <= 16384;
 }
 
 function each(n: number, f: (i: number) => string, sep = '\n'): string {
@@ -158,6 +168,7 @@ export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
       : 'fn ld_q(e: u32) -> f32 { let w = qb[e >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (e & 1u) == 1u)); }',
     loaders4(v.fmt, v.paged),
     v.sg ? SHUFFLES_REAL : SHUFFLES_EMU,
+    v.combine ? `var<workgroup> wst: array<f32, ${4 * v.R * (v.DV + 2)}>;` : '',
     red('row_max', (a, b) => `max(${a}, ${b})`, [...keyMasks, ...groupMasks]),
     red('row_sum', (a, b) => `${a} + ${b}`, [...keyMasks, ...groupMasks]),
     red('group_sum', (a, b) => `${a} + ${b}`, groupMasks),
@@ -237,6 +248,45 @@ ${load('c', 'i')}
 ${compute}
   }`;
 
+  // The partials: each subgroup's (m, l, O) per row, straight to `part` or (combine) through workgroup
+  // memory, where the workgroup's 128 threads combine the four by log-sum-exp, one (row, column) each.
+  const rowPartial = (r: number, dst: (what: 'm' | 'l' | 'o', c?: string) => string) => `  {
+    let lr = bsh(lsum, ${r << (SH + LKB)}u, lid);
+    let mr = bsh(m, ${r << (SH + LKB)}u, lid);
+    let br = bsh(badr, ${r << (SH + LKB)}u, lid);
+${each(NCV, (t) => `    let o${t} = vec4<f32>(group_sum(o${r}_${t}.x, lid), group_sum(o${r}_${t}.y, lid), group_sum(o${r}_${t}.z, lid), group_sum(o${r}_${t}.w, lid));`)}
+    if (${r}u < rows) {
+      if (lane == 0u) { ${dst('m')} = mr; ${dst('l')} = select(lr, -1.0, br > 0.0); }
+${each(NCV, (t) => `      { let c = (gl + ${LPK * t}u) * 4u; if (gi == 0u && c < DV) { ${dst('o', 'c')} = o${t}.x; ${dst('o', 'c + 1u')} = o${t}.y; ${dst('o', 'c + 2u')} = o${t}.z; ${dst('o', 'c + 3u')} = o${t}.w; } }`)}
+    }
+  }`;
+  const write = v.combine
+    ? `${each(v.R, (r) => rowPartial(r, (x, c) => `wst[(w * R + ${r}u) * stride${x === 'm' ? '' : x === 'l' ? ' + 1u' : ` + 2u + ${c}`}]`))}
+  workgroupBarrier();
+  let pbase = job * P.partRows * stride;
+  for (var x = lid; x < R * DV; x += 128u) {
+    let r = x / DV;
+    let c = x % DV;
+    if (r < rows) {
+      var M = MASKED;
+      var nan = false;
+      for (var u = 0u; u < 4u; u++) { M = max(M, wst[(u * R + r) * stride]); nan = nan || wst[(u * R + r) * stride + 1u] < 0.0; }
+      let mu = select(M, 0.0, M <= MASKED);
+      var L = 0.0;
+      var O = 0.0;
+      for (var u = 0u; u < 4u; u++) {
+        let b = (u * R + r) * stride;
+        let f = select(0.0, exp2(wst[b] - mu), wst[b + 1u] > 0.0);
+        L += wst[b + 1u] * f;
+        O += wst[b + 2u + c] * f;
+      }
+      part[pbase + r * stride + 2u + c] = O;
+      if (c == 0u) { part[pbase + r * stride] = M; part[pbase + r * stride + 1u] = select(L, -1.0, nan); }
+    }
+  }`
+    : `  let pbase = (job * 4u + w) * P.partRows * stride;
+${each(v.R, (r) => rowPartial(r, (x, c) => `part[pbase + ${r}u * stride${x === 'm' ? '' : x === 'l' ? ' + 1u' : ` + 2u + ${c}`}]`))}`;
+
   const body = SHADERS['decode_warp']!
     .replace('//@Q', qRegs)
     .replace('//@O', oRegs)
@@ -244,16 +294,6 @@ ${compute}
     .replace('//@NB', `${16 / (KPW * KB)}`)
     .replaceAll('//@SH', `${SH}u`)
     .replaceAll('//@LKB', `${LKB}u`)
-    .replace('//@WRITE', each(v.R, (r) => `  {
-    let lr = bsh(lsum, ${r << (SH + LKB)}u, lid);
-    let mr = bsh(m, ${r << (SH + LKB)}u, lid);
-    let br = bsh(badr, ${r << (SH + LKB)}u, lid);
-    let pb = pbase + ${r}u * stride;
-${each(NCV, (t) => `    let o${t} = vec4<f32>(group_sum(o${r}_${t}.x, lid), group_sum(o${r}_${t}.y, lid), group_sum(o${r}_${t}.z, lid), group_sum(o${r}_${t}.w, lid));`)}
-    if (${r}u < rows) {
-      if (lane == 0u) { part[pb] = mr; part[pb + 1u] = select(lr, -1.0, br > 0.0); }
-${each(NCV, (t) => `      { let c = (gl + ${LPK * t}u) * 4u; if (gi == 0u && c < DV) { part[pb + 2u + c] = o${t}.x; part[pb + 3u + c] = o${t}.y; part[pb + 4u + c] = o${t}.z; part[pb + 5u + c] = o${t}.w; } }`)}
-    }
-  }`));
+    .replace('//@WRITE', write);
   return `${prelude}\n${body}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
 }

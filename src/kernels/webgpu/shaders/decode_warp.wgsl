@@ -1,8 +1,9 @@
 // Flash-decoding on subgroups, split phase. src/kernels/webgpu/decode-warp.ts fills in the marked
 // lines (Q registers, O accumulators, one batch of keys, the partials' writes) and constants. One
 // workgroup = one (sequence, KV head, split of the visited KV tiles); subgroup w takes keys
-// w·16 … w·16 + 15 of every 64-key tile, in batches, with its own online softmax; its partial
-// (m, l, O) per row goes to part[(job·4 + w)·partRows + row] for decode_merge.
+// w·16 … w·16 + 15 of every 64-key tile, in batches, with its own online softmax. The four subgroups'
+// (m, l, O) per row are combined in workgroup memory into part[job·partRows + row] (COMBINE), or each
+// goes to part[(job·4 + w)·partRows + row]; decode_merge combines the splits.
 
 struct Params {
   qRow: u32, qHead: u32, kRow: u32, kHead: u32,
@@ -65,7 +66,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   // ---- partials: (m, l, O) per row in base-2 units; l = −1 marks a NaN row
   let stride = DV + 2u;
-  let pbase = (job * 4u + w) * P.partRows * stride;
   let lsum = row_sum(l, lid);
   let badr = row_max(bad, lid);
 //@WRITE
