@@ -19,23 +19,21 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
   const plan = planAttention(q, k, v, {});
   const run = async (label, t, pref = 'decode') => {
     setGpuKernelPreference(pref);
-    setDecodeTuning({ target: 512, ablate: 0, kb: 16, pipe: true, ...t });
+    setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: true, combine: true, ...t });
     const prep = await prepareGpuAttention(plan, q, k, v);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     const kernel = /decode_(warp|split)/.exec(prep.stats.key)?.[0] ?? prep.stats.kernel;
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
     return `${label} ${ms.toFixed(3)} ms (${(bytes / ms / 1e6).toFixed(0)} GB/s${pref === 'decode' ? `, ${kernel}` : ''})`;
   };
-  const cells = [await run('decode_split:', {}, 'decode-split')];
-  for (const pipe of [true, false]) {
-    for (const target of [256, 512, 1024]) cells.push(await run(`${pipe ? 'prefetch' : 'no prefetch'}, target ${target}:`, { target, pipe }));
-    for (const kb of [2, 4, 8]) cells.push(await run(`${pipe ? 'prefetch' : 'no prefetch'}, kb ${kb}:`, { kb, pipe }));
-  }
-  console.log(`decode-kv4k ${dtype}, kernel, split target, keys per batch: ${cells.join(' | ')}`);
+  const cells = [await run('decode_split:', {}, 'decode-split'), await run('default:', {}), await run('no combine:', { combine: false }), await run('no prefetch:', { pipe: false })];
+  for (const target of [128, 512]) cells.push(await run(`target ${target}:`, { target }));
+  for (const kb of [4]) cells.push(await run(`kb ${kb}:`, { kb }));
+  console.log(`decode-kv4k ${dtype}, kernel and tuning: ${cells.join(' | ')}`);
   const ab = [];
   for (const [name, bits] of [['full', 0], ['-K loads', 1], ['-V loads', 8], ['-K,V loads', 9], ['-reduction', 2], ['-P·V', 16], ['-reduction,P·V', 18], ['-all', 27]]) ab.push(await run(`${name}:`, { ablate: bits }));
-  console.log(`decode-kv4k ${dtype}, parts dropped (target 512, prefetch): ${ab.join(' | ')}`);
-  setDecodeTuning({ target: 512, ablate: 0, kb: 16, pipe: true });
+  console.log(`decode-kv4k ${dtype}, parts dropped (defaults): ${ab.join(' | ')}`);
+  setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: true, combine: true });
   setGpuKernelPreference('auto');
   q.dispose(); k.dispose(); v.dispose();
 }

@@ -273,12 +273,17 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   // (Issuing tile t+1's loads into registers while tile t computes was measured slower on the H200:
   // 5.50 vs 5.32 ms on 8k-d64, 3.45 vs 3.22 on qwen2vl; the registers cost more than the overlap gains.)
   const nLk = Math.ceil((BK * DP) / 8 / 128), nLv = Math.ceil((BK * DVP) / 8 / 128);
-  const issueKV = `${each(nLk, (i) => `        wk${i} = vec4<u32>(0u);
+  const issue = (ks: string, nk: string) => `${each(nLk, (i) => `        wk${i} = vec4<u32>(0u);
         { let u = lid + ${i * 128}u; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
-          if (j < nk && c8 < D && u < ${(BK * DP) / 8}u) { wk${i} = kb[(kv_at(kBase, ks + j, P.kRow) + hk * P.kHead + c8) >> 3u]; } }`)}
+          if (j < ${nk} && c8 < D && u < ${(BK * DP) / 8}u) { wk${i} = kb[(kv_at(kBase, ${ks} + j, P.kRow) + hk * P.kHead + c8) >> 3u]; } }`)}
 ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
         { let u = lid + ${i * 128}u; let j = u % BK; let c8 = (u / BK) * 8u;
-          if (j < nk && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
+          if (j < ${nk} && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ${ks} + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
+  const issueKV = issue('ks', 'nk');
+  // 'prefetch' (experiment, VEC only): tile ti + 1's loads are issued right after tile ti's stores reach
+  // workgroup memory, so they fly during tile ti's products and softmax.
+  const prefetch = v.vec && drop.has('prefetch');
+  const tileOf = (ent: string, x: string) => `let ksN = (${ent} >> 1u) * 64u + ((${x}) % SUB) * BK; let nkN = select(0u, min(BK, lenK - ksN), ksN < lenK);`;
   const storeKV = `${each(nLk, (i) => `        { let u = lid + ${i * 128}u;
           if (u < ${(BK * DP) / 8}u) { let w = wk${i}; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
           ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)} } }`)}
@@ -288,7 +293,7 @@ ${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
   // The load registers, declared once per invocation (the form timed and checked on the H200).
   const kvRegs = v.vec ? `${each(nLk, (i) => `  var wk${i}: vec4<u32>;`)}\n${each(nLv, (i) => `  var wv${i}: vec4<u32>;`)}` : '';
   const loadKV = v.vec
-    ? `${issueKV}\n${storeKV}`
+    ? (prefetch ? storeKV : `${issueKV}\n${storeKV}`)
     : `for (var u = lid; u < BK * DP; u += 128u) {
       let j = u / DP; let c = u % DP;
       var x = 0.0;
@@ -463,6 +468,9 @@ ${kvRegs}
   let w0 = workgroupUniformLoad(&wflag);
   var ent = w0[1];
   var entN = w0[2];
+${prefetch ? `  if (NT > 0u) { ${tileOf('ent', '0u')}
+${issue('ksN', 'nkN')}
+  }` : ''}
   for (var ti = 0u; ti < NT; ti++) {
     let ks = (ent >> 1u) * 64u + (ti % SUB) * BK;
     let partial = (ent & 1u) == 1u;
@@ -470,6 +478,9 @@ ${kvRegs}
     if (lid == 0u) { wflag[0] = 0u; wflag[1] = tbl[entries + min(e0 + (ti + 2u) / SUB, e1 - 1u)]; }
         ${loadTile}
     workgroupBarrier();
+${prefetch ? `    if (ti + 1u < NT) { ${tileOf('entN', 'ti + 1u')}
+${issue('ksN', 'nkN')}
+    }` : ''}
     var rescale = 1.0;
     if (nk > 0u) {
         // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
