@@ -50,7 +50,7 @@ let ablation = '';
 /**
  * Profiling aid (scripts/sgmat-profile.mjs): drops parts of the kernel ('load', 'qk', 'softmax', 'pv',
  * comma-separated) so that their cost shows as the time saved; the results are wrong while one is set.
- * 'reload' is an experiment instead (results stay right): O kept only in the accumulators, see flush.
+ * 'bk16' instead caps the key tile at 16 (results stay right).
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
 export function sgmatAblation(): string { return ablation; }
@@ -280,10 +280,6 @@ ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
         { let u = lid + ${i * 128}u; let j = u % BK; let c8 = (u / BK) * 8u;
           if (j < ${nk} && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ${ks} + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
   const issueKV = issue('ks', 'nk');
-  // 'prefetch' (experiment, VEC only): tile ti + 1's loads are issued right after tile ti's stores reach
-  // workgroup memory, so they fly during tile ti's products and softmax.
-  const prefetch = v.vec && drop.has('prefetch');
-  const tileOf = (ent: string, x: string) => `let ksN = (${ent} >> 1u) * 64u + ((${x}) % SUB) * BK; let nkN = select(0u, min(BK, lenK - ksN), ksN < lenK);`;
   const storeKV = `${each(nLk, (i) => `        { let u = lid + ${i * 128}u;
           if (u < ${(BK * DP) / 8}u) { let w = wk${i}; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
           ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)} } }`)}
@@ -293,7 +289,7 @@ ${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
   // The load registers, declared once per invocation (the form timed and checked on the H200).
   const kvRegs = v.vec ? `${each(nLk, (i) => `  var wk${i}: vec4<u32>;`)}\n${each(nLv, (i) => `  var wv${i}: vec4<u32>;`)}` : '';
   const loadKV = v.vec
-    ? (prefetch ? storeKV : `${issueKV}\n${storeKV}`)
+    ? `${issueKV}\n${storeKV}`
     : `for (var u = lid; u < BK * DP; u += 128u) {
       let j = u / DP; let c = u % DP;
       var x = 0.0;
@@ -308,56 +304,21 @@ ${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
     }`;
   const loadTile = drop.has('load') ? `if (lenK > 1000000000u) { ${loadKV} }` : loadKV;
 
-  // Flush the accumulators into o_lane: o_lane = (o_lane + acc)·alpha, acc = 0; BK columns per round.
-  // 'reload' (experimental, off by default): O lives only in the accumulators; a rescale stores them to
-  // sS, scales the rows there and loads them back as result matrices, and the epilogue writes from sS.
-  // It drops the per-lane copy o_lane (NR·HB floats of registers per lane).
-  const reload = drop.has('reload');
-  // 'reread' (experiment): the masked scores go back to sS and the exponentials read them from there,
-  // instead of keeping HB scores per lane in registers across the row max.
-  const reread = drop.has('reread');
-  const sv = (c: number) => (reread ? `sS[sb + ${32 * c}u + lane]` : `s${c}`);
   const roundBlocks = (rd: number) => Array.from({ length: NDV }, (_, db) => db).filter((db) => Math.floor(db / NKB) === rd);
-  const storeRound = (rd: number, reset: boolean) => roundBlocks(rd).map((db) => `${M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')}${reset ? ` o${db} = ${M.zero};` : ''}`).join('\n    ');
+  const storeRound = (rd: number) => roundBlocks(rd).map((db) => `${M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')} o${db} = ${M.zero};`).join('\n    ');
   // Flush the accumulators into o_lane: o_lane = (o_lane + acc)·alpha, acc = 0; BK columns per round.
-  const flush = (alpha: string) => each(NR, (rd) => reload
-    ? `    ${storeRound(rd, false)}
-    workgroupBarrier();
-    for (var c = 0u; c < HB; c++) {
-      if (${rd * BK}u + 2u * c + half < DVP) { sS[sb + 32u * c + lane] *= ${alpha}; }
-    }
-    workgroupBarrier();
-    ${roundBlocks(rd).map((db) => `o${db} = ${M.loadAcc(`sb + ${(db - rd * NKB) * 256}u`, '16u')};`).join('\n    ')}
-    workgroupBarrier();`
-    : `    ${storeRound(rd, true)}
+  const flush = (alpha: string) => each(NR, (rd) => `    ${storeRound(rd)}
     workgroupBarrier();
     for (var c = 0u; c < HB; c++) {
       if (${rd * BK}u + 2u * c + half < DVP) { os[${rd * HB}u + c] = (os[${rd * HB}u + c] + sS[sb + 32u * c + lane]) * ${alpha}; }
     }
     workgroupBarrier();`);
-  // The epilogue: O / l (NaN rows: NaN) and the LSE, from o_lane or (reload) from the accumulators
-  // through sS.
+  // The epilogue: O / l (NaN rows: NaN) and the LSE, from o_lane.
   const badLine = 'let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));';
   const lseLine = `if (P.hasLse == 1u && half == 0u) {
       lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
     }`;
-  const epilogue = reload
-    ? `  ${badLine}
-  let ob = oBase + pos * P.oRow + head * P.oHead;
-  let inv = select(1.0 / l, 0.0, l == 0.0);
-${each(NR, (rd) => `  ${storeRound(rd, false)}
-  workgroupBarrier();
-  if (valid) {
-    for (var c = 0u; c < HB; c++) {
-      let col = ${rd * BK}u + 2u * c + half;
-      if (col < DV) { out[ob + col] = ${outT}(select(sS[sb + 32u * c + lane] * inv, P.nanv, bad > 0.0)); }
-    }
-  }
-  workgroupBarrier();`)}
-  if (valid) {
-    ${lseLine}
-  }`
-    : `${flush('1.0')}
+  const epilogue = `${flush('1.0')}
   ${badLine}
   if (valid) {
     let ob = oBase + pos * P.oRow + head * P.oHead;
@@ -451,8 +412,8 @@ ${each(NKD, (kd) => `  let q${kd} = ${M.loadL('sKV', `${kd * 16 * QS}u + sg * 16
   // NaN among the kept scores (WGSL does not promise that arithmetic carries NaN): the largest
   // magnitude bit pattern seen, compared with the NaN range once at the end.
   var nanb = 0u;
-${reload ? '' : `  var os: array<f32, ${NR * HB}>;
-  for (var t = 0u; t < ${NR * HB}u; t++) { os[t] = 0.0; }`}
+  var os: array<f32, ${NR * HB}>;
+  for (var t = 0u; t < ${NR * HB}u; t++) { os[t] = 0.0; }
 ${each(NDV, (db) => `  var o${db} = ${M.zero};`)}
 ${kvRegs}
 
@@ -468,9 +429,6 @@ ${kvRegs}
   let w0 = workgroupUniformLoad(&wflag);
   var ent = w0[1];
   var entN = w0[2];
-${prefetch ? `  if (NT > 0u) { ${tileOf('ent', '0u')}
-${issue('ksN', 'nkN')}
-  }` : ''}
   for (var ti = 0u; ti < NT; ti++) {
     let ks = (ent >> 1u) * 64u + (ti % SUB) * BK;
     let partial = (ent & 1u) == 1u;
@@ -478,9 +436,6 @@ ${issue('ksN', 'nkN')}
     if (lid == 0u) { wflag[0] = 0u; wflag[1] = tbl[entries + min(e0 + (ti + 2u) / SUB, e1 - 1u)]; }
         ${loadTile}
     workgroupBarrier();
-${prefetch ? `    if (ti + 1u < NT) { ${tileOf('entN', 'ti + 1u')}
-${issue('ksN', 'nkN')}
-    }` : ''}
     var rescale = 1.0;
     if (nk > 0u) {
         // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
@@ -518,8 +473,7 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
         if (k${c} && partial) { k${c} = mask_allows(i32(pos), i32(ks + j${c}), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s${c}); }
         if (NATURAL) { s${c} *= LOG2E; }
         s${c} = select(MASKED, s${c}, k${c});
-        nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);${reread ? `
-        sS[sb + ${32 * c}u + lane] = s${c};` : ''}
+        nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);
         mx = max(mx, s${c});`)}
 `}        mx = max(mx, partner(mx, lid));
         ${v.fuse ? 'mx = select(MASKED, mx * scl, mx > MASKED);' : ''}
@@ -535,7 +489,7 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
           sum += p;
           sP[sbp + j * ${PS}u + r] = tohalf(p);
         }
-` : `${each(HB, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(${sv(c)}, scl, -mUse)` : `${sv(c)} - mUse`});
+` : `${each(HB, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};
         sP[sbp + j${c} * ${PS}u + r] = tohalf(p${c});`)}
 `}        sum += partner(sum, lid);
