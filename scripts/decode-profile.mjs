@@ -17,23 +17,31 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
   const q = await mk([B, 1, H, d]), k = await mk([B, Sk, Hk, d]), v = await mk([B, Sk, Hk, d]);
   const bytes = 2 * B * Sk * Hk * d * (dtype === 'f16' ? 2 : 4);
   const plan = planAttention(q, k, v, {});
+  let ref = null;
   const run = async (label, t, pref = 'decode') => {
     setGpuKernelPreference(pref);
-    setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: true, combine: true, ...t });
+    setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, ...t });
     const prep = await prepareGpuAttention(plan, q, k, v);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     const kernel = /decode_(warp|split)/.exec(prep.stats.key)?.[0] ?? prep.stats.kernel;
+    // Runs that drop nothing must agree with the first one (decode_split): max |difference| printed.
+    let check = '';
+    if (!t.ablate) {
+      const o = (await prep.out.toTensor()).toFloat32();
+      if (!ref) ref = o;
+      else { let e = 0; for (let i = 0; i < o.length; i++) e = Math.max(e, Math.abs(o[i] - ref[i]) || (o[i] === ref[i] ? 0 : Infinity)); check = `, Δ ${e.toExponential(1)}`; }
+    }
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
-    return `${label} ${ms.toFixed(3)} ms (${(bytes / ms / 1e6).toFixed(0)} GB/s${pref === 'decode' ? `, ${kernel}` : ''})`;
+    return `${label} ${ms.toFixed(3)} ms (${(bytes / ms / 1e6).toFixed(0)} GB/s${pref === 'decode' ? `, ${kernel}` : ''}${check})`;
   };
-  const cells = [await run('decode_split:', {}, 'decode-split'), await run('default:', {}), await run('no combine:', { combine: false }), await run('no prefetch:', { pipe: false })];
+  const cells = [await run('decode_split:', {}, 'decode-split'), await run('default:', {}), await run('no combine:', { combine: false }), await run('no prefetch:', { pipe: 0 }), await run('prefetch 2:', { pipe: 2 }), await run('prefetch 2, target 512:', { pipe: 2, target: 512 })];
   for (const target of [128, 512]) cells.push(await run(`target ${target}:`, { target }));
   for (const kb of [4]) cells.push(await run(`kb ${kb}:`, { kb }));
   console.log(`decode-kv4k ${dtype}, kernel and tuning: ${cells.join(' | ')}`);
   const ab = [];
   for (const [name, bits] of [['full', 0], ['-K loads', 1], ['-V loads', 8], ['-K,V loads', 9], ['-reduction', 2], ['-P·V', 16], ['-reduction,P·V', 18], ['-all', 27]]) ab.push(await run(`${name}:`, { ablate: bits }));
   console.log(`decode-kv4k ${dtype}, parts dropped (defaults): ${ab.join(' | ')}`);
-  setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: true, combine: true });
+  setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: 1, combine: true });
   setGpuKernelPreference('auto');
   q.dispose(); k.dispose(); v.dispose();
 }

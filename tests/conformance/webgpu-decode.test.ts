@@ -39,17 +39,29 @@ describe('webgpu decode kernel on subgroups (decode_warp), emulated shuffles', (
       expect(lastGpuStats?.key).toContain('decode_warp');
     }, 300_000);
   }
+  // Prefetch two batches ahead.
+  for (const c of CASES_DECODE.filter((x) => x.headDim % 4 === 0 && x.headDim >= 64).slice(0, 2)) {
+    it(`${c.name}, prefetch depth 2`, async () => {
+      setDecodeTuning({ pipe: 2 });
+      try {
+        await checkCase(c, runOn('webgpu'));
+      } finally {
+        setDecodeTuning({ pipe: 1 });
+      }
+      expect(lastGpuStats?.key).toContain('"pipe":2');
+    }, 300_000);
+  }
   // Without the one-batch-ahead prefetch and without combining the subgroups' partials in the workgroup
   // (tuning knobs; both on by default; the 16-row case never combines: its partials exceed 16 KiB).
   for (const c of CASES_DECODE.filter((x) => x.headDim % 4 === 0 && x.headDim >= 64).slice(0, 3)) {
     it(`${c.name}, no prefetch, no combine`, async () => {
-      setDecodeTuning({ pipe: false, combine: false });
+      setDecodeTuning({ pipe: 0, combine: false });
       try {
         await checkCase(c, runOn('webgpu'));
       } finally {
-        setDecodeTuning({ pipe: true, combine: true });
+        setDecodeTuning({ pipe: 1, combine: true });
       }
-      expect(lastGpuStats?.key).toContain('"pipe":false,"combine":false');
+      expect(lastGpuStats?.key).toContain('"pipe":0,"combine":false');
     }, 300_000);
   }
 });

@@ -88,7 +88,7 @@ export class GpuTensor {
  * aims for (default 256: decode-kv4k f16 on the H200 took 0.111 ms at 256, 0.129 at 512, 0.170 at 1024), `ablate` = parts of the decode kernel dropped (DecodeVariant.ablate; the
  * results are wrong while it is non-zero).
  */
-const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: true, combine: true };
+const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true };
 let portableWide = true;
 /** Profiling aid: false keeps the portable kernel on 16-dim S slices where 32 would fit. */
 export function setPortableWide(on: boolean): void { portableWide = on; }

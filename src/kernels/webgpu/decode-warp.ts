@@ -43,8 +43,8 @@ export interface DecodeWarpVariant {
   readonly sg: boolean;
   /** The four subgroups' partials combined in workgroup memory (decodeWarpCombines): one partial per workgroup. */
   readonly combine: boolean;
-  /** Each batch's K/V loads issued one batch ahead (twice the load registers). */
-  readonly pipe: boolean;
+  /** Prefetch depth: each batch's K/V loads issued this many batches ahead (0–2; registers grow with it). */
+  readonly pipe: number;
   /** Profiling aid: parts dropped, bits 1 K loads, 2 score reduction, 8 V loads, 16 P·V. Wrong results. */
   readonly ablate?: number;
 }
@@ -227,20 +227,21 @@ ${ab & 16 ? '' : each(v.R, (r) => `      { let a = bsh(alpha, ${r << (SH + LKB)}
 ${each(KB, (kb) => `        let p${kb} = bsh(p, gi * LPK + ${(r * KB + kb) << SH}u, lid);`)}
 ${each(NCV, (t) => `        o${r}_${t} = o${r}_${t} * a${each(KB, (kb) => ` + p${kb} * v${kb}_${t}`, '')};`)}
       }`)}`;
-  const copyNext = `${['kq', 'kEnd', 'partial'].map((x) => `      c${x} = n${x};`).join('\n')}
-${each(KB, (kb) => `${each(NCK, (t) => `      ck${kb}_${t} = nk${kb}_${t};`)}\n${each(NCV, (t) => `      cv${kb}_${t} = nv${kb}_${t};`)}`)}`;
-  // Prefetch (v.pipe): batch i + 1's loads are issued before batch i's arithmetic.
-  const loop = v.pipe
-    ? `${regs('c')}\n${regs('n')}
-  if (NT > 0u) {
-${load('c', '0u')}
-  }
+  const copy = (dst: string, src: string) => `${['kq', 'kEnd', 'partial'].map((x) => `      ${dst}${x} = ${src}${x};`).join('\n')}
+${each(KB, (kb) => `${each(NCK, (t) => `      ${dst}k${kb}_${t} = ${src}k${kb}_${t};`)}\n${each(NCV, (t) => `      ${dst}v${kb}_${t} = ${src}v${kb}_${t};`)}`)}`;
+  // Prefetch depth PD (v.pipe): batch i + PD's loads are issued before batch i's arithmetic, into the
+  // register sets n1 … nPD that shift down by one set each batch (c = the batch computed).
+  const PD = v.pipe;
+  const sets = ['c', ...Array.from({ length: PD }, (_, k) => `n${k + 1}`)];
+  const loop = PD > 0
+    ? `${sets.map(regs).join('\n')}
+${each(PD, (k) => `  if (${k}u < NT) {\n${load(sets[k]!, `${k}u`)}\n  }`)}
   for (var i = 0u; i < NT; i++) {
-    if (i + 1u < NT) {
-${load('n', 'i + 1u')}
+    if (i + ${PD}u < NT) {
+${load(sets[PD]!, `i + ${PD}u`)}
     }
 ${compute}
-${copyNext}
+${each(PD, (k) => copy(sets[k]!, sets[k + 1]!))}
   }`
     : `${regs('c')}
   for (var i = 0u; i < NT; i++) {
