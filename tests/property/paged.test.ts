@@ -11,6 +11,7 @@ import {
   KvBlockStorage, type KvDType, type Mask, Tensor, attentionPaged, causal, lastGpuStats, makeRotation, mulberry32, pagedAttentionReference, randn,
   slidingWindow, topK, setGpuKernelPreference,
 } from '../../src/index.js';
+import { decodeWarpGeometry } from '../../src/kernels/webgpu/decode-warp.js';
 import { errorStats } from '../helpers/close.js';
 
 function randomStorage(seed: number, numBlocks: number, bs: number, Hk: number, D: number, dtype: KvDType, rotate: boolean): KvBlockStorage {
@@ -77,6 +78,47 @@ describe('paged == contiguous', () => {
       ), { numRuns: backend === 'webgpu' ? 16 : 60, seed: 31 });
     }, 300_000);
   }
+});
+
+describe('paged == contiguous, decode on subgroups (decode_warp, shuffles emulated)', () => {
+  it('webgpu: random decode shapes (queries, GQA, head dims, block sizes, masks, dtypes)', async () => {
+    setGpuKernelPreference('decode-emulated');
+    try {
+      await fc.assert(fc.asyncProperty(
+        fc.record({
+          seed: fc.integer({ min: 1, max: 1e6 }),
+          numSeqs: fc.integer({ min: 1, max: 3 }),
+          bs: fc.constantFrom(3, 16, 32),
+          Hk: fc.integer({ min: 1, max: 2 }), G: fc.constantFrom(1, 2, 4, 8), D: fc.constantFrom(32, 64, 128),
+          sq: fc.integer({ min: 1, max: 3 }),
+          dtype: fc.constantFrom<KvDType>('f32', 'f16'), maskKind: fc.constantFrom('none', 'causal', 'window'),
+          lens: fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 3, maxLength: 3 }),
+        }),
+        async (c) => {
+          const seqLens = c.lens.slice(0, c.numSeqs);
+          seqLens[0] = Math.max(seqLens[0]!, 128);   // the decode kernels take ≥ 128 keys
+          const need = seqLens.map((l) => Math.ceil(l / c.bs));
+          const numBlocks = need.reduce((a, b) => a + b, 0) + 3;
+          const st = randomStorage(c.seed, numBlocks, c.bs, c.Hk, c.D, c.dtype, false);
+          const rng = mulberry32(c.seed);
+          const ids = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rng() - 0.5);
+          let at = 0;
+          const tables = need.map((n) => ids.slice(at, (at += n)));
+          const mask: Mask | null = c.maskKind === 'causal' ? causal() : c.maskKind === 'window' ? slidingWindow(40, 0) : null;
+          const sq = c.G === 8 ? 1 : c.sq;   // packed rows ≤ 12: every case fits a decode kernel here
+          const q = randn([c.numSeqs, sq, c.Hk * c.G, c.D], c.seed + 3);
+          const ref = pagedAttentionReference(q, st, 0, tables, seqLens, { mask });
+          const got = await attentionPaged(q, st, 0, tables, seqLens, { mask, backend: 'webgpu', returnLse: true });
+          expect(lastGpuStats?.kernel).toBe('decode');
+          const warp = decodeWarpGeometry(c.D, c.D, c.G * sq, c.dtype === 'f16' ? 'f16' : 'f32') !== null;
+          expect(lastGpuStats?.key.includes('decode_warp')).toBe(warp);
+          expectMatch(got, ref, 2e-5);
+        },
+      ), { numRuns: 16, seed: 37 });
+    } finally {
+      setGpuKernelPreference('auto');
+    }
+  }, 300_000);
 });
 
 describe('WebGPU paged kernels (each kernel family through the block tables)', () => {
