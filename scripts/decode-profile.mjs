@@ -12,7 +12,7 @@ const ctx = await gpuContext();
 const [B, H, Hk, Sk, d] = process.env.SMALL ? [2, 8, 2, 512, 64] : [16, 32, 8, 4096, 128];
 let seed = 3;
 const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 - 0.5; };
-for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
+for (const dtype of ctx.caps.f16 || !process.env.QUICK ? (ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) : ['f32']) {
   const mk = (shape) => GpuTensor.fromTensor(Tensor.fromValues(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, rnd), shape, dtype), ctx);
   const q = await mk([B, 1, H, d]), k = await mk([B, Sk, Hk, d]), v = await mk([B, Sk, Hk, d]);
   const bytes = 2 * B * Sk * Hk * d * (dtype === 'f16' ? 2 : 4);
@@ -20,7 +20,7 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
   let ref = null;
   const run = async (label, t, pref = 'decode') => {
     setGpuKernelPreference(pref);
-    setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, ...t });
+    setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: false, ...t });
     const prep = await prepareGpuAttention(plan, q, k, v);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     const kernel = /decode_(warp|split)/.exec(prep.stats.key)?.[0] ?? prep.stats.kernel;
@@ -34,6 +34,13 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
     return `${label} ${ms.toFixed(3)} ms (${(bytes / ms / 1e6).toFixed(0)} GB/s${pref === 'decode' ? `, ${kernel}` : ''}${check})`;
   };
+  if (process.env.QUICK) {
+    // QUICK=1: f16 only, the defaults against 16-byte loads.
+    if (dtype !== 'f16') break;
+    const quick = [await run('decode_split:', {}, 'decode-split'), await run('default:', {}), await run('16-byte loads:', { wide: true }), await run('16-byte loads, target 512:', { wide: true, target: 512 }), await run('16-byte loads, no prefetch:', { wide: true, pipe: 0 }), await run('default again:', {})];
+    console.log(`decode-kv4k ${dtype}, quick: ${quick.join(' | ')}`);
+    break;
+  }
   const cells = [await run('decode_split:', {}, 'decode-split'), await run('default:', {}), await run('no combine:', { combine: false }), await run('no prefetch:', { pipe: 0 }), await run('prefetch 2:', { pipe: 2 }), await run('prefetch 2, target 512:', { pipe: 2, target: 512 })];
   for (const target of [128, 512]) cells.push(await run(`target ${target}:`, { target }));
   for (const kb of [4]) cells.push(await run(`kb ${kb}:`, { kb }));

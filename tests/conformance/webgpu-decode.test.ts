@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
 import { setDecodeTuning } from '../../src/kernels/webgpu/attention-gpu.js';
+import { decodeWarpGeometry } from '../../src/kernels/webgpu/decode-warp.js';
 import { CASES_DECODE, checkCase, runOn } from './cases.js';
 
 // decode_split forced on CASES_DECODE (cases.ts), then decode_warp with emulated shuffles.
@@ -37,6 +38,20 @@ describe('webgpu decode kernel on subgroups (decode_warp), emulated shuffles', (
       await checkCase(c, runOn('webgpu'));
       expect(lastGpuStats?.kernel).toBe('decode');
       expect(lastGpuStats?.key).toContain('decode_warp');
+    }, 300_000);
+  }
+  // Eight 16-bit elements per lane chunk (16-byte loads; a tuning knob, off by default).
+  for (const c0 of CASES_DECODE.filter((x) => x.headDim % 8 === 0 && (x.headDimV ?? x.headDim) % 8 === 0)) {
+    const c = c0.dtype && c0.dtype !== 'f32' ? c0 : { ...c0, dtype: 'f16' as const, name: `${c0.name} [f16]` };
+    if (!decodeWarpGeometry(c.headDim, c.headDimV ?? c.headDim, (c.numHeads / c.numKvHeads) * Math.max(c.seqLenQ, ...(c.varlen ?? []).map((x) => x[0])), 'f16', 16, true)) continue;
+    it(`${c.name}, 16-byte loads`, async () => {
+      setDecodeTuning({ wide: true });
+      try {
+        await checkCase(c, runOn('webgpu'));
+      } finally {
+        setDecodeTuning({ wide: false });
+      }
+      expect(lastGpuStats?.key).toContain('"wide":true');
     }, 300_000);
   }
   // Prefetch two batches ahead.

@@ -88,7 +88,7 @@ export class GpuTensor {
  * aims for (default 256: decode-kv4k f16 on the H200 took 0.111 ms at 256, 0.129 at 512, 0.170 at 1024), `ablate` = parts of the decode kernel dropped (DecodeVariant.ablate; the
  * results are wrong while it is non-zero).
  */
-const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true };
+const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: false };
 let portableWide = true;
 /** Profiling aid: false keeps the portable kernel on 16-dim S slices where 32 would fit. */
 export function setPortableWide(on: boolean): void { portableWide = on; }
@@ -99,6 +99,7 @@ export function setDecodeTuning(t: Partial<typeof decodeTuning>): void {
   if (t.kb !== undefined) decodeTuning.kb = t.kb;
   if (t.pipe !== undefined) decodeTuning.pipe = t.pipe;
   if (t.combine !== undefined) decodeTuning.combine = t.combine;
+  if (t.wide !== undefined) decodeTuning.wide = t.wide;
 }
 
 export function isGpuTensor(x: unknown): x is GpuTensor {
@@ -407,9 +408,12 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     // Four elements per K/V load when every row, head and sequence offset is a multiple of 4.
     const al4 = (a: Addr, bases: boolean) => a.row % 4 === 0 && a.head % 4 === 0 && (!bases || a.seqBase.every((x) => x % 4 === 0));
     const vec4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && (paged ? paged.kvFmt !== 'i8' && al4(ka, false) && al4(va, false) : al4(ka, true) && al4(va, true));
+    // Eight 16-bit elements per load when every K/V row, head and sequence offset is a multiple of 8.
+    const al8 = (a: Addr, bases: boolean) => a.row % 8 === 0 && a.head % 8 === 0 && (!bases || a.seqBase.every((x) => x % 8 === 0));
+    const vec8 = vec4 && (paged ? al8(ka, false) : al8(ka, true) && al8(va, true));
     // The subgroup kernel (decode-warp.ts) where it takes the shape: 32-lane subgroups, or emulated on request.
     const sg32 = caps.subgroups && caps.subgroupMinSize === 32 && caps.subgroupMaxSize === 32;
-    const wg = vec4 && preference !== 'decode-split' && (sg32 || preference === 'decode-emulated') ? decodeWarpGeometry(plan.headDim, plan.headDimV, Math.max(1, rows), paged ? paged.kvFmt as InFormat : plan.dtype, decodeTuning.kb) : null;
+    const wg = vec4 && preference !== 'decode-split' && (sg32 || preference === 'decode-emulated') ? decodeWarpGeometry(plan.headDim, plan.headDimV, Math.max(1, rows), paged ? paged.kvFmt as InFormat : plan.dtype, decodeTuning.kb, decodeTuning.wide && vec8) : null;
     // Partials per split workgroup: one per subgroup for decode_warp.
     const combine = wg !== null && decodeTuning.combine && decodeWarpCombines(Math.max(1, rows), plan.headDimV);
     const PW = wg && !combine ? 4 : 1;
@@ -428,7 +432,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const maskBase = meta.push(mask.data);
     const ablate = decodeTuning.ablate ? { ablate: decodeTuning.ablate } : {};
     const dv: DecodeVariant | DecodeWarpVariant = wg
-      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, pipe: decodeTuning.pipe, combine, natural, cap, maskKey: mask.key, sg: sg32 && preference !== 'decode-emulated', ...(pagedV ? { paged: pagedV } : {}), ...ablate }
+      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, wide: wg.E === 8, pipe: decodeTuning.pipe, combine, natural, cap, maskKey: mask.key, sg: sg32 && preference !== 'decode-emulated', ...(pagedV ? { paged: pagedV } : {}), ...ablate }
       : { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, vec4, ...(pagedV ? { paged: pagedV } : {}), ...ablate };
     const pipe = await ctx.pipeline(variantKey(dv), dv.kernel === 'decode_warp' ? decodeWarpSource(dv, mask.fn) : decodeSource(dv, mask.fn));
     const partBytes = Math.max(16, nSplit * PW * rows * (plan.headDimV + 2) * 4);

@@ -6,7 +6,8 @@
  * subgroup takes 16 keys of every tile and keeps its own online softmax, so the loop has no barrier.
  * The R = G·lenQ rows of the GQA group are packed, so each K/V element is read once.
  *
- * Lanes per key: LPK = 32 lanes hold one K/V row (4 consecutive elements each, NCK/NCV times), or
+ * Lanes per key: LPK = 32 lanes hold one K/V row (E = 4 consecutive elements each, or 8 for 16-bit K/V
+ * with `wide`, NCK/NCV times), or
  * 32/LPK rows at once when the head dims are small (KPW keys per subgroup step). Per batch of KB keys
  * per lane group:
  *   every lane issues its K and V loads (4 elements per load) first;
@@ -43,6 +44,8 @@ export interface DecodeWarpVariant {
   readonly sg: boolean;
   /** The four subgroups' partials combined in workgroup memory (decodeWarpCombines): one partial per workgroup. */
   readonly combine: boolean;
+  /** Eight elements per lane chunk (16-byte loads of 16-bit K/V) instead of four. */
+  readonly wide: boolean;
   /** Prefetch depth: each batch's K/V loads issued this many batches ahead (0–2; registers grow with it). */
   readonly pipe: number;
   /** Profiling aid: parts dropped, bits 1 K loads, 2 score reduction, 8 V loads, 16 P·V. Wrong results. */
@@ -58,19 +61,21 @@ const log2 = (x: number) => Math.round(Math.log2(x));
  * the shape (head dims below 32 or above 256, more rows than a lane group holds scores for, or more
  * than 64 Q values per lane).
  */
-export function decodeWarpGeometry(D: number, DV: number, R: number, fmt: InFormat, kbCap = 16): { LPK: number; KPW: number; NCK: number; NCV: number; RP: number; KB: number } | null {
+export function decodeWarpGeometry(D: number, DV: number, R: number, fmt: InFormat, kbCap = 16, wide = false): { E: number; LPK: number; KPW: number; NCK: number; NCV: number; RP: number; KB: number } | null {
   if (Math.max(D, DV) < 32 || Math.max(D, DV) > 256 || D % 4 !== 0 || DV % 4 !== 0) return null;
-  const LPK = Math.min(32, pow2ceil(Math.max(D, DV) / 4));
+  // Elements per lane chunk: 8 (one 16-byte load) for 16-bit K/V when asked and the head dims allow.
+  const E = wide && fmt !== 'f32' && D % 8 === 0 && DV % 8 === 0 ? 8 : 4;
+  const LPK = Math.min(32, pow2ceil(Math.max(D, DV) / E));
   const KPW = 32 / LPK;
-  const NCK = Math.ceil(D / 4 / LPK), NCV = Math.ceil(DV / 4 / LPK);
+  const NCK = Math.ceil(D / E / LPK), NCV = Math.ceil(DV / E / LPK);
   const RP = pow2ceil(R);
-  if (RP > LPK || RP * 4 * NCK > 64) return null;
-  // K/V registers of a batch: KB·(NCK + NCV) four-element loads, held to 32 registers (16 loads of
-  // 16-bit pairs, 8 of f32). On the H200 (decode-kv4k, d128): f16 KB 8 0.181 ms vs KB 4 0.212; f32 KB 4
-  // 0.195 ms vs KB 8 0.278.
-  const loads = fmt === 'f32' ? 8 : 16;
+  if (RP > LPK || RP * E * NCK > 64) return null;
+  // K/V registers of a batch: KB·(NCK + NCV) chunk loads, held to 32 registers (16 loads of 16-bit
+  // pairs, 8 of f32 or of eight halves). On the H200 (decode-kv4k, d128): f16 KB 8 0.181 ms vs KB 4
+  // 0.212; f32 KB 4 0.195 ms vs KB 8 0.278.
+  const loads = fmt === 'f32' || E === 8 ? 8 : 16;
   const KB = Math.max(1, Math.min(16 / KPW, LPK / RP, pow2floor(loads / (NCK + NCV)), pow2floor(kbCap)));
-  return { LPK, KPW, NCK, NCV, RP, KB };
+  return { E, LPK, KPW, NCK, NCV, RP, KB };
 }
 
 /**
@@ -86,17 +91,19 @@ function each(n: number, f: (i: number) => string, sep = '\n'): string {
 }
 
 /**
- * raw_k4 / raw_v4: four elements at e (a multiple of 4) as stored (vec4<f32>, or vec2<u32> of 16-bit
- * pairs), so that a prefetched batch holds half the registers in f16; unpack4 converts at use.
+ * raw_k / raw_v: one lane chunk of E elements at e (a multiple of E) as stored — vec4<f32> (f32), vec2<u32>
+ * (four 16-bit values) or vec4<u32> (eight) — so that a prefetched batch holds 16-bit data packed;
+ * unpack{h}(w) gives elements 4h … 4h + 3 as f32 at use.
  */
-function loaders4(fmt: InFormat, paged: KvPaging | undefined): string {
+function loaders(fmt: InFormat, paged: KvPaging | undefined, E: number): string {
   const kf = (paged?.kvFmt ?? fmt) as InFormat;
   const lines = [kvAt(paged)];
-  lines.push(kf === 'f32' ? 'alias RAW4 = vec4<f32>;\nfn unpack4(w: RAW4) -> vec4<f32> { return w; }'
-    : kf === 'f16' ? 'alias RAW4 = vec2<u32>;\nfn unpack4(w: RAW4) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }'
-    : 'alias RAW4 = vec2<u32>;\nfn unpack4(w: RAW4) -> vec4<f32> { return vec4<f32>(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u)); }');
+  const half = (w: string) => (kf === 'f16' ? `unpack2x16float(${w})` : `vec2<f32>(bitcast<f32>(${w} << 16u), bitcast<f32>(${w} & 0xffff0000u))`);
+  if (kf === 'f32') lines.push('alias RAW = vec4<f32>;\nfn unpack0(w: RAW) -> vec4<f32> { return w; }');
+  else if (E === 4) lines.push(`alias RAW = vec2<u32>;\nfn unpack0(w: RAW) -> vec4<f32> { return vec4<f32>(${half('w.x')}, ${half('w.y')}); }`);
+  else lines.push(`alias RAW = vec4<u32>;\nfn unpack0(w: RAW) -> vec4<f32> { return vec4<f32>(${half('w.x')}, ${half('w.y')}); }\nfn unpack1(w: RAW) -> vec4<f32> { return vec4<f32>(${half('w.z')}, ${half('w.w')}); }`);
   for (const [x, binding] of [['k', 3], ['v', 4]] as const) {
-    lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<RAW4>;\nfn raw_${x}4(e: u32) -> RAW4 { return ${x}b[e >> 2u]; }`);
+    lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<RAW>;\nfn raw_${x}(e: u32) -> RAW { return ${x}b[e / ${E}u]; }`);
   }
   return lines.join('\n');
 }
@@ -120,9 +127,13 @@ fn bsh(x: f32, src: u32, lid: u32) -> f32 {
 }`;
 
 export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
-  const g = decodeWarpGeometry(v.D, v.DV, v.R, v.fmt, v.KB);
+  const g = decodeWarpGeometry(v.D, v.DV, v.R, v.fmt, v.KB, v.wide);
   if (!g) throw new Error(`decode_warp: no geometry for D ${v.D}, DV ${v.DV}, R ${v.R}`);
-  const { LPK, KPW, NCK, NCV, RP } = g;
+  const { E, LPK, KPW, NCK, NCV, RP } = g;
+  // A lane's chunk t of a row holds elements (gl + LPK·t)·E … +E − 1, as NH four-element parts h.
+  const NH = E / 4;
+  const parts = (n: number) => Array.from({ length: n * NH }, (_, i) => [Math.floor(i / NH), i % NH] as const);
+  const col = (t: number) => `(gl + ${LPK * t}u) * ${E}u`;
   const KB = v.KB;
   const V = KB * RP;
   const SH = log2(LPK / V), LKB = log2(KB);
@@ -166,7 +177,7 @@ export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
     v.fmt === 'f32' ? 'fn ld_q(e: u32) -> f32 { return bitcast<f32>(qb[e]); }'
       : v.fmt === 'f16' ? 'fn ld_q(e: u32) -> f32 { return unpack2x16float(qb[e >> 1u])[e & 1u]; }'
       : 'fn ld_q(e: u32) -> f32 { let w = qb[e >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (e & 1u) == 1u)); }',
-    loaders4(v.fmt, v.paged),
+    loaders(v.fmt, v.paged, E),
     v.sg ? SHUFFLES_REAL : SHUFFLES_EMU,
     v.combine ? `var<workgroup> wst: array<f32, ${4 * v.R * (v.DV + 2)}>;` : '',
     red('row_max', (a, b) => `max(${a}, ${b})`, [...keyMasks, ...groupMasks]),
@@ -175,11 +186,11 @@ export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
   ].join('\n');
 
   // Q rows (registers): q{r}_{t} = dims 4·(gl + LPK·t) … +3 of row r, scaled.
-  const qRegs = each(v.R, (r) => each(NCK, (t) => `  var q${r}_${t} = vec4<f32>(0.0);
-  { let c = (gl + ${LPK * t}u) * 4u;
+  const qRegs = each(v.R, (r) => parts(NCK).map(([t, h]) => `  var q${r}_${t}_${h} = vec4<f32>(0.0);
+  { let c = ${col(t)} + ${4 * h}u;
     if (${r}u < rows && c < D) { let e = qBase + (${r}u % lenQ) * P.qRow + (hk * P.group + ${r}u / lenQ) * P.qHead + c;
-      q${r}_${t} = vec4<f32>(ld_q(e), ld_q(e + 1u), ld_q(e + 2u), ld_q(e + 3u)) * qscale; } }`));
-  const oRegs = each(v.R, (r) => each(NCV, (t) => `  var o${r}_${t} = vec4<f32>(0.0);`));
+      q${r}_${t}_${h} = vec4<f32>(ld_q(e), ld_q(e + 1u), ld_q(e + 2u), ld_q(e + 3u)) * qscale; } }`).join('\n'));
+  const oRegs = each(v.R, (r) => parts(NCV).map(([t, h]) => `  var o${r}_${t}_${h} = vec4<f32>(0.0);`).join('\n'));
 
   // Loads of batch `i` into the registers prefixed `d` (c: current, n: next): its first key dkq, the
   // tile's end dkEnd and partial flag, and raw K/V (zero outside the sequence and past the head dims).
@@ -193,20 +204,20 @@ ${oneLookup ? `        let kr0 = kv_at(kBase, ${d}kq, P.kRow);   // the batch's 
 ${each(KB, (kb) => `        { let ok = ${d}kq + ${kb}u < ${d}kEnd;
           let kr = ${oneLookup ? `kr0 + ${kb}u * P.kRow` : `kv_at(kBase, ${d}kq + ${kb}u, P.kRow)`};
           let vr = ${oneLookup ? 'kr' : `kv_at(vBase, ${d}kq + ${kb}u, P.vRow)`};
-${each(NCK, (t) => `          ${d}k${kb}_${t} = RAW4(); { let c = (gl + ${LPK * t}u) * 4u; if (${ab & 1 ? 'false && ' : ''}ok && c < D) { ${d}k${kb}_${t} = raw_k4(kr + hk * P.kHead + c); } }`)}
-${each(NCV, (t) => `          ${d}v${kb}_${t} = RAW4(); { let c = (gl + ${LPK * t}u) * 4u; if (${ab & 8 ? 'false && ' : ''}ok && c < DV) { ${d}v${kb}_${t} = raw_v4(vr + hk * P.vHead + c); } }`)}
+${each(NCK, (t) => `          ${d}k${kb}_${t} = RAW(); { let c = ${col(t)}; if (${ab & 1 ? 'false && ' : ''}ok && c < D) { ${d}k${kb}_${t} = raw_k(kr + hk * P.kHead + c); } }`)}
+${each(NCV, (t) => `          ${d}v${kb}_${t} = RAW(); { let c = ${col(t)}; if (${ab & 8 ? 'false && ' : ''}ok && c < DV) { ${d}v${kb}_${t} = raw_v(vr + hk * P.vHead + c); } }`)}
         }`)}
       }`;
   const regs = (d: string) => `  var ${d}kq = 0u;
   var ${d}kEnd = 0u;
   var ${d}partial = false;
-${each(KB, (kb) => `${each(NCK, (t) => `  var ${d}k${kb}_${t}: RAW4;`)}
-${each(NCV, (t) => `  var ${d}v${kb}_${t}: RAW4;`)}`)}`;
+${each(KB, (kb) => `${each(NCK, (t) => `  var ${d}k${kb}_${t}: RAW;`)}
+${each(NCV, (t) => `  var ${d}v${kb}_${t}: RAW;`)}`)}`;
   const compute = `
-${each(KB, (kb) => each(NCK, (t) => `      let k${kb}_${t} = unpack4(ck${kb}_${t});`))}
-${each(KB, (kb) => each(NCV, (t) => `      let v${kb}_${t} = unpack4(cv${kb}_${t});`))}
+${each(KB, (kb) => parts(NCK).map(([t, h]) => `      let k${kb}_${t}_${h} = unpack${h}(ck${kb}_${t});`).join('\n'))}
+${each(KB, (kb) => parts(NCV).map(([t, h]) => `      let v${kb}_${t}_${h} = unpack${h}(cv${kb}_${t});`).join('\n'))}
       // partial dots, value index r·KB + kb (rows past R are zero)
-${each(RP, (r) => each(KB, (kb) => `      var x${r * KB + kb} = ${r < v.R ? each(NCK, (t) => `dot(q${r}_${t}, k${kb}_${t})`, ' + ') : '0.0'};`))}
+${each(RP, (r) => each(KB, (kb) => `      var x${r * KB + kb} = ${r < v.R ? parts(NCK).map(([t, h]) => `dot(q${r}_${t}_${h}, k${kb}_${t}_${h})`).join(' + ') : '0.0'};`))}
 ${ab & 2 ? '' : rs.join('\n')}
       // this lane's score: row sr, key ckq + skb
       var s = x0;
@@ -225,7 +236,7 @@ ${ab & 2 ? '' : rs.join('\n')}
       m = mNew;
 ${ab & 16 ? '' : each(v.R, (r) => `      { let a = bsh(alpha, ${r << (SH + LKB)}u, lid);
 ${each(KB, (kb) => `        let p${kb} = bsh(p, gi * LPK + ${(r * KB + kb) << SH}u, lid);`)}
-${each(NCV, (t) => `        o${r}_${t} = o${r}_${t} * a${each(KB, (kb) => ` + p${kb} * v${kb}_${t}`, '')};`)}
+${parts(NCV).map(([t, h]) => `        o${r}_${t}_${h} = o${r}_${t}_${h} * a${each(KB, (kb) => ` + p${kb} * v${kb}_${t}_${h}`, '')};`).join('\n')}
       }`)}`;
   const copy = (dst: string, src: string) => `${['kq', 'kEnd', 'partial'].map((x) => `      ${dst}${x} = ${src}${x};`).join('\n')}
 ${each(KB, (kb) => `${each(NCK, (t) => `      ${dst}k${kb}_${t} = ${src}k${kb}_${t};`)}\n${each(NCV, (t) => `      ${dst}v${kb}_${t} = ${src}v${kb}_${t};`)}`)}`;
@@ -255,10 +266,10 @@ ${compute}
     let lr = bsh(lsum, ${r << (SH + LKB)}u, lid);
     let mr = bsh(m, ${r << (SH + LKB)}u, lid);
     let br = bsh(badr, ${r << (SH + LKB)}u, lid);
-${each(NCV, (t) => `    let o${t} = vec4<f32>(group_sum(o${r}_${t}.x, lid), group_sum(o${r}_${t}.y, lid), group_sum(o${r}_${t}.z, lid), group_sum(o${r}_${t}.w, lid));`)}
+${parts(NCV).map(([t, h]) => `    let o${t}_${h} = vec4<f32>(group_sum(o${r}_${t}_${h}.x, lid), group_sum(o${r}_${t}_${h}.y, lid), group_sum(o${r}_${t}_${h}.z, lid), group_sum(o${r}_${t}_${h}.w, lid));`).join('\n')}
     if (${r}u < rows) {
       if (lane == 0u) { ${dst('m')} = mr; ${dst('l')} = select(lr, -1.0, br > 0.0); }
-${each(NCV, (t) => `      { let c = (gl + ${LPK * t}u) * 4u; if (gi == 0u && c < DV) { ${dst('o', 'c')} = o${t}.x; ${dst('o', 'c + 1u')} = o${t}.y; ${dst('o', 'c + 2u')} = o${t}.z; ${dst('o', 'c + 3u')} = o${t}.w; } }`)}
+${parts(NCV).map(([t, h]) => `      { let c = ${col(t)} + ${4 * h}u; if (gi == 0u && c < DV) { ${dst('o', 'c')} = o${t}_${h}.x; ${dst('o', 'c + 1u')} = o${t}_${h}.y; ${dst('o', 'c + 2u')} = o${t}_${h}.z; ${dst('o', 'c + 3u')} = o${t}_${h}.w; } }`).join('\n')}
     }
   }`;
   const write = v.combine
