@@ -12,7 +12,7 @@ const ctx = await gpuContext();
 const [B, H, Hk, Sk, d] = process.env.SMALL ? [2, 8, 2, 512, 64] : [16, 32, 8, 4096, 128];
 let seed = 3;
 const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 - 0.5; };
-for (const dtype of ctx.caps.f16 || !process.env.QUICK ? (ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) : ['f32']) {
+for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
   const mk = (shape) => GpuTensor.fromTensor(Tensor.fromValues(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, rnd), shape, dtype), ctx);
   const q = await mk([B, 1, H, d]), k = await mk([B, Sk, Hk, d]), v = await mk([B, Sk, Hk, d]);
   const bytes = 2 * B * Sk * Hk * d * (dtype === 'f16' ? 2 : 4);
