@@ -302,6 +302,9 @@ ${each(v.R, (r) => rowPartial(r, (x, c) => `part[pbase + ${r}u * stride${x === '
   const body = SHADERS['decode_warp']!
     .replace('//@Q', qRegs)
     .replace('//@O', oRegs)
+    .replace('/*@SUBGROUP_BUILTINS*/', v.sg ? ', @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32' : '')
+    .replace('/*@W*/', v.sg ? 'sgid' : 'lid >> 5u')
+    .replace('/*@LANE*/', v.sg ? 'sgl' : 'lid & 31u')
     .replace('//@LOOP', loop)
     .replace('//@NB', `${16 / (KPW * KB)}`)
     .replaceAll('//@SH', `${SH}u`)

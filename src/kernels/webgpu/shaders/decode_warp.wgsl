@@ -25,7 +25,7 @@ fn is_nan(x: f32) -> bool {
 }
 
 @compute @workgroup_size(128)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32/*@SUBGROUP_BUILTINS*/) {
   let job = wg.x + wg.y * 65535u;
   let J = stage_job(job, lid);
   let live = J[0];
@@ -47,8 +47,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   // Lane roles: subgroup w, lane (group gi of LPK lanes, lane gl in it); this lane's score after the
   // reduce-scatter is row sr, key skb of the batch.
-  let w = lid >> 5u;
-  let lane = lid & 31u;
+  // With real shuffles the subgroup's own index and lane (the shuffles address lanes by the latter).
+  let w = /*@W*/;
+  let lane = /*@LANE*/;
   let gi = lane / LPK;
   let gl = lane % LPK;
   let sr = gl >> (//@SH + //@LKB);
