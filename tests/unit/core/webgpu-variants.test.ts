@@ -1,0 +1,79 @@
+/**
+ * Structural tests of the WebGPU kernel variants that need no GPU: the register geometry of the
+ * subgroup decode kernel, where its loop synchronises, the tensor-core kernel's key tile, and the
+ * portable kernel's workgroup-memory budget.
+ */
+import { describe, expect, it } from 'vitest';
+import { decodeWarpCombines, decodeWarpGeometry, decodeWarpSource, type DecodeWarpVariant } from '../../../src/kernels/webgpu/decode-warp.js';
+import { sgmatGeometry } from '../../../src/kernels/webgpu/sgmat.js';
+import { portableGeometry, portableSharedBytes } from '../../../src/kernels/webgpu/variants.js';
+
+const NO_MASK = 'fn mask_allows(i: i32, j: i32, lenQ: i32, lenK: i32, thr: u32, s: f32) -> bool { return true; }';
+
+describe('decode_warp geometry', () => {
+  it('spreads a K/V row over the lanes and sizes the batch by the register budget', () => {
+    // d128, GQA 4 (decode-kv4k): one row per 32 lanes; 8 keys per batch in f16, 4 in f32.
+    expect(decodeWarpGeometry(128, 128, 4, 'f16')).toEqual({ E: 4, LPK: 32, KPW: 1, NCK: 1, NCV: 1, RP: 4, KB: 8 });
+    expect(decodeWarpGeometry(128, 128, 4, 'f32')).toEqual({ E: 4, LPK: 32, KPW: 1, NCK: 1, NCV: 1, RP: 4, KB: 4 });
+    // d64: 16 lanes a row, two rows per subgroup step.
+    expect(decodeWarpGeometry(64, 64, 1, 'f16')).toMatchObject({ LPK: 16, KPW: 2, KB: 8 });
+    // d256: two chunks per lane.
+    expect(decodeWarpGeometry(256, 256, 2, 'bf16')).toMatchObject({ LPK: 32, NCK: 2, NCV: 2, KB: 4 });
+    // 16-byte loads: eight halves per lane, so half the lanes per row.
+    expect(decodeWarpGeometry(128, 128, 4, 'f16', 16, true)).toMatchObject({ E: 8, LPK: 16, KPW: 2 });
+    expect(decodeWarpGeometry(128, 128, 4, 'f32', 16, true)).toMatchObject({ E: 4 });
+  });
+  it('declines shapes it cannot hold: more rows than a row has lanes, too many Q registers, odd head dims', () => {
+    expect(decodeWarpGeometry(64, 64, 32, 'f16')).toBeNull();    // 32 rows > 16 lanes
+    expect(decodeWarpGeometry(128, 128, 32, 'f16')).toBeNull();  // 32 rows × 4 elements > 64 registers
+    expect(decodeWarpGeometry(59, 59, 1, 'f16')).toBeNull();
+    expect(decodeWarpGeometry(16, 16, 1, 'f32')).toBeNull();
+  });
+  it('combines the subgroups in workgroup memory only within 16 KiB', () => {
+    expect(decodeWarpCombines(4, 128)).toBe(true);
+    expect(decodeWarpCombines(16, 64)).toBe(false);
+  });
+  it('has no barrier in its loop: with real shuffles the only one is the final combine', () => {
+    const base: DecodeWarpVariant = { kernel: 'decode_warp', fmt: 'f16', D: 128, DV: 128, R: 4, KB: 8, wide: false, pipe: 1, combine: true, natural: false, cap: false, maskKey: 'none', sg: true };
+    const count = (src: string) => src.split('workgroupBarrier()').length - 1;
+    expect(count(decodeWarpSource(base, NO_MASK))).toBe(1);
+    expect(count(decodeWarpSource({ ...base, combine: false }, NO_MASK))).toBe(0);
+    expect(decodeWarpSource(base, NO_MASK)).toContain('subgroupShuffleXor');
+    // Emulated: the shuffles go through workgroup memory instead.
+    const emu = decodeWarpSource({ ...base, sg: false }, NO_MASK);
+    expect(emu).not.toContain('subgroupShuffle');
+    expect(emu).toContain('var<workgroup> exch');
+  });
+});
+
+describe('tensor-core kernel key tile', () => {
+  const configs = [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }];
+  it('takes 32 keys, 16 for head dims of an odd number of 16-blocks', () => {
+    expect(sgmatGeometry(configs, 64, 64, 49152)).toEqual({ BK: 32 });
+    expect(sgmatGeometry(configs, 128, 128, 49152)).toEqual({ BK: 32 });
+    expect(sgmatGeometry(configs, 80, 80, 49152)).toEqual({ BK: 16 });
+    expect(sgmatGeometry(configs, 72, 72, 49152)).toEqual({ BK: 16 });
+    expect(sgmatGeometry(configs, 256, 256, 49152)).toBeNull();
+    expect(sgmatGeometry([], 64, 64, 49152)).toBeNull();
+  });
+});
+
+describe('portable kernel workgroup memory', () => {
+  it('fits 32-dim slices in 48 KiB, not in 32 KiB without subgroup reductions', () => {
+    expect(portableSharedBytes(true, true)).toBeLessThanOrEqual(49152);
+    expect(portableSharedBytes(true, false)).toBeLessThanOrEqual(49152);
+    expect(portableSharedBytes(true, false)).toBeGreaterThan(32768);
+    expect(portableSharedBytes(false, false)).toBeLessThanOrEqual(32768);
+  });
+  it('takes V chunks of a multiple of 4 keys, at most a tile', () => {
+    for (const wide of [false, true]) {
+      for (const DV of [1, 40, 64, 80, 111, 128, 256]) {
+        const g = portableGeometry({ DV, wide });
+        expect(g.BCV % 4).toBe(0);
+        expect(g.BCV).toBeGreaterThan(0);
+        expect(g.BCV).toBeLessThanOrEqual(64);
+        expect(g.BCV * g.DVP).toBeLessThanOrEqual(128 * g.DS);
+      }
+    }
+  });
+});
