@@ -122,8 +122,6 @@ interface Ops {
   loadR(arr: string, off: string, stride: string): string;
   mma(a: string, b: string, c: string): string;
   store(arr: string, off: string, m: string, stride: string): string;
-  /** An accumulator (result matrix) from sS, column-major. */
-  loadAcc(off: string, stride: string): string;
 }
 
 const REAL: Ops = {
@@ -132,7 +130,6 @@ const REAL: Ops = {
   loadR: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
   mma: (a, b, c) => `subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c})`,
   store: (a, o, m, s) => `subgroupMatrixStore<col_major>(&${a}, ${o}, ${m}, ${s});`,
-  loadAcc: (o, s) => `subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, col_major>(&sS, ${o}, ${s})`,
 };
 
 // Emulated matrices: element i = t·32 + lane of the 16×16 matrix (row i / 16, column i % 16) in slot t.
@@ -143,7 +140,6 @@ const EMU: Ops = {
   loadR: (_a, o, s) => `vec2<u32>(${o}, ${s})`,
   mma: (a, b, c) => `emu_mma(${a}, ${b}, ${c})`,
   store: (a, o, m, s) => `emu_st_${a}(${o}, ${m}, ${s});`,
-  loadAcc: (o, s) => `emu_ld_acc(${o}, ${s})`,
 };
 
 const EMU_HELPERS = `
@@ -167,11 +163,6 @@ fn emu_ld_q(c0: u32, qBase: u32, pos0: u32, h: u32, lenQ: u32) -> array<f32, 8> 
 fn emu_ld_sP(off: u32, stride: u32) -> array<f32, 8> {
   var m: array<f32, 8>;
   for (var t = 0u; t < 8u; t++) { let i = t * 32u + emu_lane; m[t] = sP[off + (i % 16u) * stride + i / 16u]; }
-  return m;
-}
-fn emu_ld_acc(off: u32, stride: u32) -> array<f32, 8> {
-  var m: array<f32, 8>;
-  for (var t = 0u; t < 8u; t++) { let i = t * 32u + emu_lane; m[t] = sS[off + (i % 16u) * stride + i / 16u]; }
   return m;
 }
 fn emu_st_sS(off: u32, m: array<f32, 8>, stride: u32) {
@@ -273,13 +264,12 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   // (Issuing tile t+1's loads into registers while tile t computes was measured slower on the H200:
   // 5.50 vs 5.32 ms on 8k-d64, 3.45 vs 3.22 on qwen2vl; the registers cost more than the overlap gains.)
   const nLk = Math.ceil((BK * DP) / 8 / 128), nLv = Math.ceil((BK * DVP) / 8 / 128);
-  const issue = (ks: string, nk: string) => `${each(nLk, (i) => `        wk${i} = vec4<u32>(0u);
+  const issueKV = `${each(nLk, (i) => `        wk${i} = vec4<u32>(0u);
         { let u = lid + ${i * 128}u; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
-          if (j < ${nk} && c8 < D && u < ${(BK * DP) / 8}u) { wk${i} = kb[(kv_at(kBase, ${ks} + j, P.kRow) + hk * P.kHead + c8) >> 3u]; } }`)}
+          if (j < nk && c8 < D && u < ${(BK * DP) / 8}u) { wk${i} = kb[(kv_at(kBase, ks + j, P.kRow) + hk * P.kHead + c8) >> 3u]; } }`)}
 ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
         { let u = lid + ${i * 128}u; let j = u % BK; let c8 = (u / BK) * 8u;
-          if (j < ${nk} && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ${ks} + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
-  const issueKV = issue('ks', 'nk');
+          if (j < nk && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
   const storeKV = `${each(nLk, (i) => `        { let u = lid + ${i * 128}u;
           if (u < ${(BK * DP) / 8}u) { let w = wk${i}; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
           ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)} } }`)}
@@ -304,22 +294,19 @@ ${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
     }`;
   const loadTile = drop.has('load') ? `if (lenK > 1000000000u) { ${loadKV} }` : loadKV;
 
-  const roundBlocks = (rd: number) => Array.from({ length: NDV }, (_, db) => db).filter((db) => Math.floor(db / NKB) === rd);
-  const storeRound = (rd: number) => roundBlocks(rd).map((db) => `${M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')} o${db} = ${M.zero};`).join('\n    ');
   // Flush the accumulators into o_lane: o_lane = (o_lane + acc)·alpha, acc = 0; BK columns per round.
-  const flush = (alpha: string) => each(NR, (rd) => `    ${storeRound(rd)}
+  const flush = (alpha: string) => each(NR, (rd) => {
+    const dbs = Array.from({ length: NDV }, (_, db) => db).filter((db) => Math.floor(db / NKB) === rd);
+    return `    ${dbs.map((db) => `${M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')} o${db} = ${M.zero};`).join('\n    ')}
     workgroupBarrier();
     for (var c = 0u; c < HB; c++) {
       if (${rd * BK}u + 2u * c + half < DVP) { os[${rd * HB}u + c] = (os[${rd * HB}u + c] + sS[sb + 32u * c + lane]) * ${alpha}; }
     }
-    workgroupBarrier();`);
+    workgroupBarrier();`;
+  });
   // The epilogue: O / l (NaN rows: NaN) and the LSE, from o_lane.
-  const badLine = 'let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));';
-  const lseLine = `if (P.hasLse == 1u && half == 0u) {
-      lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
-    }`;
   const epilogue = `${flush('1.0')}
-  ${badLine}
+  let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));
   if (valid) {
     let ob = oBase + pos * P.oRow + head * P.oHead;
     let inv = select(1.0 / l, 0.0, l == 0.0);
@@ -329,7 +316,9 @@ ${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
         if (col < DV) { out[ob + col] = ${outT}(select(os[rd * HB + c] * inv, P.nanv, bad > 0.0)); }
       }
     }
-    ${lseLine}
+    if (P.hasLse == 1u && half == 0u) {
+      lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
+    }
   }`;
 
   const body = `
