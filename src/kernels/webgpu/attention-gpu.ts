@@ -84,9 +84,11 @@ export class GpuTensor {
 }
 
 /**
- * Decode tuning for profiling (scripts/decode-profile.mjs): `target` = how many split workgroups a call
- * aims for (default 256: decode-kv4k f16 on the H200 took 0.111 ms at 256, 0.129 at 512, 0.170 at 1024), `ablate` = parts of the decode kernel dropped (DecodeVariant.ablate; the
- * results are wrong while it is non-zero).
+ * Decode tuning for profiling (scripts/decode-profile.mjs). `target`: how many split workgroups a call
+ * aims for (256: decode-kv4k f16 on the H200 took 0.111 ms at 256, 0.129 at 512, 0.170 at 1024);
+ * decode_warp's `kb` (cap on keys per batch), `pipe` (prefetch depth), `combine` (subgroup partials
+ * combined in the workgroup) and `wide` (16-byte loads of 16-bit K/V, untimed so far); `ablate`: parts
+ * of the kernel dropped (the results are wrong while it is non-zero).
  */
 const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: false };
 let portableWide = true;
@@ -160,6 +162,16 @@ function addr(plan: AttentionPlan, t: { strides: readonly number[]; offset: numb
   }
   for (let b = 0; b < plan.batch; b++) seqBase.push(t.offset + b * t.strides[0]!);
   return { seqBase, row: t.strides[1]!, head: t.strides[2]! };
+}
+
+/** Whether a tensor's row and head strides (and, with `bases`, its sequence offsets) are multiples of n elements. */
+function aligned(a: Addr, n: number, bases: boolean): boolean {
+  return a.row % n === 0 && a.head % n === 0 && (!bases || a.seqBase.every((x) => x % n === 0));
+}
+
+/** aligned() for K and V; a paged pool's sequence bases are block tables, not element offsets. */
+function kvAligned(ka: Addr, va: Addr, n: number, paged: boolean): boolean {
+  return aligned(ka, n, !paged) && aligned(va, n, !paged);
 }
 
 function lseAddr(plan: AttentionPlan): Addr {
@@ -405,12 +417,10 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const perSeqHead = Math.max(1, Math.ceil(total / plan.numKvHeads / Math.max(1, plan.batch)));
     const splitTiles = Math.max(1, Math.ceil(perSeqHead / Math.max(1, Math.ceil(target / Math.max(1, plan.batch * plan.numKvHeads)))));
     const rows = plan.groupSize * plan.seqLenQ;
-    // Four elements per K/V load when every row, head and sequence offset is a multiple of 4.
-    const al4 = (a: Addr, bases: boolean) => a.row % 4 === 0 && a.head % 4 === 0 && (!bases || a.seqBase.every((x) => x % 4 === 0));
-    const vec4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && (paged ? paged.kvFmt !== 'i8' && al4(ka, false) && al4(va, false) : al4(ka, true) && al4(va, true));
-    // Eight 16-bit elements per load when every K/V row, head and sequence offset is a multiple of 8.
-    const al8 = (a: Addr, bases: boolean) => a.row % 8 === 0 && a.head % 8 === 0 && (!bases || a.seqBase.every((x) => x % 8 === 0));
-    const vec8 = vec4 && (paged ? al8(ka, false) : al8(ka, true) && al8(va, true));
+    // Four elements per K/V load when every row, head and sequence offset is a multiple of 4; eight
+    // 16-bit elements when they are multiples of 8.
+    const vec4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && paged?.kvFmt !== 'i8' && kvAligned(ka, va, 4, !!paged);
+    const vec8 = vec4 && kvAligned(ka, va, 8, !!paged);
     // The subgroup kernel (decode-warp.ts) where it takes the shape: 32-lane subgroups, or emulated on request.
     const sg32 = caps.subgroups && caps.subgroupMinSize === 32 && caps.subgroupMaxSize === 32;
     const wg = vec4 && preference !== 'decode-split' && (sg32 || preference === 'decode-emulated') ? decodeWarpGeometry(plan.headDim, plan.headDimV, Math.max(1, rows), paged ? paged.kvFmt as InFormat : plan.dtype, decodeTuning.kb, decodeTuning.wide && vec8) : null;
@@ -483,9 +493,8 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     let pipe: GPUComputePipeline;
     if (kernel === 'flash_sgmat') {
       // 16-byte loads when every row, head and sequence offset is a multiple of 8 halves.
-      const al = (a: Addr, bases: boolean) => a.row % 8 === 0 && a.head % 8 === 0 && (!bases || a.seqBase.every((x) => x % 8 === 0));
-      const vec = plan.headDim % 8 === 0 && plan.headDimV % 8 === 0 && al(qa, true) &&
-        (paged ? paged.kvFmt === 'f16' && al(ka, false) : al(ka, true) && al(va, true));
+      const vec = plan.headDim % 8 === 0 && plan.headDimV % 8 === 0 && aligned(qa, 8, true) &&
+        (!paged || paged.kvFmt === 'f16') && kvAligned(ka, va, 8, !!paged);
       const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}) };
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));

@@ -1,16 +1,16 @@
 /**
  * Flash-decoding on subgroups (split phase): few query rows against a long KV, with K and V consumed
- * straight from registers. The partials go to decode_merge like decode_split's, one per subgroup.
+ * straight from registers. The partials go to decode_merge like decode_split's (one per workgroup, or
+ * one per subgroup when they do not fit workgroup memory).
  *
  * Workgroup = (sequence, KV head, split of the visited 64-key tiles), 4 subgroups of 32 lanes; each
  * subgroup takes 16 keys of every tile and keeps its own online softmax, so the loop has no barrier.
  * The R = G·lenQ rows of the GQA group are packed, so each K/V element is read once.
  *
- * Lanes per key: LPK = 32 lanes hold one K/V row (E = 4 consecutive elements each, or 8 for 16-bit K/V
- * with `wide`, NCK/NCV times), or
- * 32/LPK rows at once when the head dims are small (KPW keys per subgroup step). Per batch of KB keys
- * per lane group:
- *   every lane issues its K and V loads (4 elements per load) first;
+ * Lanes per key: LPK = 32 lanes hold one K/V row (E = 4 consecutive elements each, or 8 for 16-bit
+ * K/V with `wide`, NCK/NCV times), or 32/LPK rows at once when the head dims are small (KPW keys per
+ * subgroup step). Per batch of KB keys per lane group:
+ *   every lane issues its K and V loads (E elements per load) first;
  *   lane partial dots x[r·KB + kb] = q_r · k_kb over its elements (Q in registers, rows padded to RP);
  *   a butterfly reduce-scatter over the LPK lanes (⌈log2⌉ shuffles with half the values each) leaves
  *   each lane one full score s(r, kb), (r, kb) = lane bits, with V = KB·RP ≤ LPK (lanes below
@@ -23,7 +23,7 @@
  * `sg` false emulates the shuffles through workgroup memory (two barriers each), so the same logic runs
  * where subgroups are not 32 lanes wide (SwiftShader in CI). It is for tests, not speed.
  */
-import { JOB_WGSL, kvAt, type InFormat, type KvPaging } from './variants.js';
+import { JOB_WGSL, each, kvRawLoaders, type InFormat, type KvPaging } from './variants.js';
 import { SHADERS } from './shaders.generated.js';
 import { MASK_HELPERS } from './mask-wgsl.js';
 
@@ -61,10 +61,10 @@ const log2 = (x: number) => Math.round(Math.log2(x));
  * the shape (head dims below 32 or above 256, more rows than a lane group holds scores for, or more
  * than 64 Q values per lane).
  */
-export function decodeWarpGeometry(D: number, DV: number, R: number, fmt: InFormat, kbCap = 16, wide = false): { E: number; LPK: number; KPW: number; NCK: number; NCV: number; RP: number; KB: number } | null {
+export function decodeWarpGeometry(D: number, DV: number, R: number, fmt: InFormat, kbCap = 16, wide = false): { E: 4 | 8; LPK: number; KPW: number; NCK: number; NCV: number; RP: number; KB: number } | null {
   if (Math.max(D, DV) < 32 || Math.max(D, DV) > 256 || D % 4 !== 0 || DV % 4 !== 0) return null;
   // Elements per lane chunk: 8 (one 16-byte load) for 16-bit K/V when asked and the head dims allow.
-  const E = wide && fmt !== 'f32' && D % 8 === 0 && DV % 8 === 0 ? 8 : 4;
+  const E: 4 | 8 = wide && fmt !== 'f32' && D % 8 === 0 && DV % 8 === 0 ? 8 : 4;
   const LPK = Math.min(32, pow2ceil(Math.max(D, DV) / E));
   const KPW = 32 / LPK;
   const NCK = Math.ceil(D / E / LPK), NCV = Math.ceil(DV / E / LPK);
@@ -86,27 +86,6 @@ export function decodeWarpCombines(R: number, DV: number): boolean {
   return 16 * R * (DV + 2) <= 16384;
 }
 
-function each(n: number, f: (i: number) => string, sep = '\n'): string {
-  return Array.from({ length: n }, (_, i) => f(i)).join(sep);
-}
-
-/**
- * raw_k / raw_v: one lane chunk of E elements at e (a multiple of E) as stored — vec4<f32> (f32), vec2<u32>
- * (four 16-bit values) or vec4<u32> (eight) — so that a prefetched batch holds 16-bit data packed;
- * unpack{h}(w) gives elements 4h … 4h + 3 as f32 at use.
- */
-function loaders(fmt: InFormat, paged: KvPaging | undefined, E: number): string {
-  const kf = (paged?.kvFmt ?? fmt) as InFormat;
-  const lines = [kvAt(paged)];
-  const half = (w: string) => (kf === 'f16' ? `unpack2x16float(${w})` : `vec2<f32>(bitcast<f32>(${w} << 16u), bitcast<f32>(${w} & 0xffff0000u))`);
-  if (kf === 'f32') lines.push('alias RAW = vec4<f32>;\nfn unpack0(w: RAW) -> vec4<f32> { return w; }');
-  else if (E === 4) lines.push(`alias RAW = vec2<u32>;\nfn unpack0(w: RAW) -> vec4<f32> { return vec4<f32>(${half('w.x')}, ${half('w.y')}); }`);
-  else lines.push(`alias RAW = vec4<u32>;\nfn unpack0(w: RAW) -> vec4<f32> { return vec4<f32>(${half('w.x')}, ${half('w.y')}); }\nfn unpack1(w: RAW) -> vec4<f32> { return vec4<f32>(${half('w.z')}, ${half('w.w')}); }`);
-  for (const [x, binding] of [['k', 3], ['v', 4]] as const) {
-    lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<RAW>;\nfn raw_${x}(e: u32) -> RAW { return ${x}b[e / ${E}u]; }`);
-  }
-  return lines.join('\n');
-}
 
 const SHUFFLES_REAL = `fn xsh(x: f32, m: u32, lid: u32) -> f32 { return subgroupShuffleXor(x, m); }
 fn bsh(x: f32, src: u32, lid: u32) -> f32 { return subgroupShuffle(x, src); }`;
@@ -127,7 +106,8 @@ fn bsh(x: f32, src: u32, lid: u32) -> f32 {
 }`;
 
 export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
-  const g = decodeWarpGeometry(v.D, v.DV, v.R, v.fmt, v.KB, v.wide);
+  // The K/V format (a paged pool's, or the inputs'), as the caller chose the geometry with.
+  const g = decodeWarpGeometry(v.D, v.DV, v.R, (v.paged?.kvFmt ?? v.fmt) as InFormat, v.KB, v.wide);
   if (!g) throw new Error(`decode_warp: no geometry for D ${v.D}, DV ${v.DV}, R ${v.R}`);
   const { E, LPK, KPW, NCK, NCV, RP } = g;
   // A lane's chunk t of a row holds elements (gl + LPK·t)·E … +E − 1, as NH four-element parts h.
@@ -177,7 +157,7 @@ export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
     v.fmt === 'f32' ? 'fn ld_q(e: u32) -> f32 { return bitcast<f32>(qb[e]); }'
       : v.fmt === 'f16' ? 'fn ld_q(e: u32) -> f32 { return unpack2x16float(qb[e >> 1u])[e & 1u]; }'
       : 'fn ld_q(e: u32) -> f32 { let w = qb[e >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (e & 1u) == 1u)); }',
-    loaders(v.fmt, v.paged, E),
+    kvRawLoaders(v.fmt, v.paged, E),
     v.sg ? SHUFFLES_REAL : SHUFFLES_EMU,
     v.combine ? `var<workgroup> wst: array<f32, ${4 * v.R * (v.DV + 2)}>;` : '',
     red('row_max', (a, b) => `max(${a}, ${b})`, [...keyMasks, ...groupMasks]),

@@ -33,7 +33,7 @@
  * shader-f16 (SwiftShader in CI). It is for tests, not speed.
  */
 import { MASK_HELPERS } from './mask-wgsl.js';
-import { JOB_WGSL, kvAt, kvPrelude, loader, type KvPaging } from './variants.js';
+import { JOB_WGSL, each, kvAt, kvPrelude, loader, type KvPaging } from './variants.js';
 
 /** Largest head dims the kernel holds in registers (Q: DP/16 left matrices; O: DVP/16 accumulators). */
 export const SGMAT_MAX_HEAD_DIM = 128;
@@ -199,10 +199,6 @@ fn partner(x: f32, lid: u32) -> f32 { return subgroupShuffleXor(x, 16u); }
 fn tohalf(x: f32) -> f16 { return f16(x); }
 `;
 
-/** Unrolled statements for i in [0, n). */
-function each(n: number, f: (i: number) => string): string {
-  return Array.from({ length: n }, (_, i) => f(i)).join('\n');
-}
 
 export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const M = v.emulate ? EMU : REAL;

@@ -7,6 +7,11 @@ import { MASK_HELPERS } from './mask-wgsl.js';
 
 export type InFormat = 'f32' | 'f16' | 'bf16';
 
+/** Unrolled source for i in [0, n): the generated kernels name every register instead of indexing arrays. */
+export function each(n: number, f: (i: number) => string, sep = '\n'): string {
+  return Array.from({ length: n }, (_, i) => f(i)).join(sep);
+}
+
 /** Storage loader for a 16/32-bit input binding: 32-bit words, f16/bf16 unpacked to f32. */
 export function loader(name: string, binding: number, fmt: InFormat): string {
   if (fmt === 'f32') return `@group(0) @binding(${binding}) var<storage, read> ${name}b: array<f32>;\nfn ld_${name}(e: u32) -> f32 { return ${name}b[e]; }`;
@@ -249,12 +254,23 @@ function kvLoader4(fmt: InFormat, paged: KvPaging | undefined, vec4: boolean): s
   return w;
 }`)].join('\n');
   }
+  return [kvRawLoaders(fmt, paged, 4), ...(['k', 'v'] as const).map((x) => `fn ld_${x}4(e: u32, n: u32) -> vec4<f32> { return unpack0(raw_${x}(e)); }`)].join('\n');
+}
+
+/**
+ * kv_at, and raw_k / raw_v: one chunk of E (4 or 8) K/V elements at e (a multiple of E) as stored —
+ * vec4<f32> (f32), vec2<u32> (four 16-bit values) or vec4<u32> (eight) — so that registers can hold
+ * 16-bit data packed; unpack{h}(w) gives elements 4h … 4h + 3 as f32.
+ */
+export function kvRawLoaders(fmt: InFormat, paged: KvPaging | undefined, E: 4 | 8): string {
   const kf = (paged?.kvFmt ?? fmt) as InFormat;
   const lines = [kvAt(paged)];
+  const half = (w: string) => (kf === 'f16' ? `unpack2x16float(${w})` : `vec2<f32>(bitcast<f32>(${w} << 16u), bitcast<f32>(${w} & 0xffff0000u))`);
+  if (kf === 'f32') lines.push('alias RAW = vec4<f32>;\nfn unpack0(w: RAW) -> vec4<f32> { return w; }');
+  else if (E === 4) lines.push(`alias RAW = vec2<u32>;\nfn unpack0(w: RAW) -> vec4<f32> { return vec4<f32>(${half('w.x')}, ${half('w.y')}); }`);
+  else lines.push(`alias RAW = vec4<u32>;\nfn unpack0(w: RAW) -> vec4<f32> { return vec4<f32>(${half('w.x')}, ${half('w.y')}); }\nfn unpack1(w: RAW) -> vec4<f32> { return vec4<f32>(${half('w.z')}, ${half('w.w')}); }`);
   for (const [x, binding] of [['k', 3], ['v', 4]] as const) {
-    if (kf === 'f32') lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec4<f32>>;\nfn ld_${x}4(e: u32, n: u32) -> vec4<f32> { return ${x}b[e >> 2u]; }`);
-    else if (kf === 'f16') lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec2<u32>>;\nfn ld_${x}4(e: u32, n: u32) -> vec4<f32> { let w = ${x}b[e >> 2u]; return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }`);
-    else lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<vec2<u32>>;\nfn ld_${x}4(e: u32, n: u32) -> vec4<f32> { let w = ${x}b[e >> 2u]; return vec4<f32>(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u)); }`);
+    lines.push(`@group(0) @binding(${binding}) var<storage, read> ${x}b: array<RAW>;\nfn raw_${x}(e: u32) -> RAW { return ${x}b[e / ${E}u]; }`);
   }
   return lines.join('\n');
 }
