@@ -24,7 +24,7 @@ import { machineInfo } from './lib/machine.js';
 import { writeJson, resultsDir } from './lib/results.js';
 import { type AttentionShape, attentionFlops } from './lib/shapes.js';
 import { formatTable, markdownTable, type Column } from './lib/table.js';
-import { median } from './lib/timing.js';
+import { timeGpu } from '../scripts/lib/gpu-time.mjs';
 import { measureGpuCeilings, type GpuCeilings } from './lib/gpu-ceilings.js';
 
 const usage = 'node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--no-paged] [--out=path]';
@@ -114,29 +114,10 @@ function runTorch(names: string[]): { torch: string; device: string; results: { 
   try { return JSON.parse(py.stdout.trim().split('\n').pop()!); } catch (e) { return { error: `could not parse torch output: ${(e as Error).message}` }; }
 }
 
-/** Sustained load before sampling (see timeCall). */
-const WARM_MS = 600;
-
-async function timeCall(ctx: Awaited<ReturnType<typeof gpuContext>>, encode: (e: GPUCommandEncoder) => void): Promise<number> {
-  const device = ctx.device;
-  const once = async (iters: number) => {
-    const enc = device.createCommandEncoder();
-    for (let i = 0; i < iters; i++) encode(enc);
-    const t0 = performance.now();
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    return performance.now() - t0;
-  };
-  await once(1);
-  const batch = (perCall: number) => Math.max(3, Math.min(2000, Math.ceil(20 / Math.max(perCall, 1e-3))));
-  let perCall = (await once(3)) / 3;
-  // Clock warm-up: the H200 idles at 345 MHz and reaches its 1980 MHz boost only after ~0.3 s of
-  // sustained load (scripts/gpu-clocks.mjs); without it, short shapes were timed at idle clocks.
-  for (const end = performance.now() + WARM_MS; performance.now() < end; ) { const n = batch(perCall); perCall = (await once(n)) / n; }
-  const iters = batch(perCall);
-  const samples: number[] = [];
-  for (let s = 0; s < 7; s++) samples.push((await once(iters)) / iters);
-  return median(samples);
+/** Per-call time after ≥ 0.6 s of back-to-back calls: the H200 idles at 345 MHz and reaches its 1980 MHz
+ * boost only after ~0.3 s of sustained load (scripts/gpu-clocks.mjs); median of 7 command buffers. */
+function timeCall(ctx: Awaited<ReturnType<typeof gpuContext>>, encode: (e: GPUCommandEncoder) => void): Promise<number> {
+  return timeGpu(ctx.device, encode, { warmMs: 600, samples: 7, maxIters: 2000 });
 }
 
 async function main(): Promise<void> {

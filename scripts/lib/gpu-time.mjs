@@ -1,8 +1,9 @@
 // Per-call GPU time of `encode` (which records one call into a command encoder): command buffers of
 // n calls (≥ minMs each), median of `samples`. `warmMs` of back-to-back calls first lets the clock
 // ramp up (the H200 idles at 345 MHz and needs ~0.3 s of load to reach 1980 MHz: scripts/gpu-clocks.mjs);
-// warmMs 0 times from whatever state the GPU is in.
-export async function timeGpu(device, encode, { warmMs = 600, minMs = 20, samples = 5 } = {}) {
+// warmMs 0 times from whatever state the GPU is in; maxIters caps the calls per command buffer.
+// bench/gpu.ts times with it too (7 samples, at most 2000 calls).
+export async function timeGpu(device, encode, { warmMs = 600, minMs = 20, samples = 5, maxIters = Infinity } = {}) {
   const once = async (n) => {
     const enc = device.createCommandEncoder();
     for (let i = 0; i < n; i++) encode(enc);
@@ -11,7 +12,7 @@ export async function timeGpu(device, encode, { warmMs = 600, minMs = 20, sample
     await device.queue.onSubmittedWorkDone();
     return performance.now() - t0;
   };
-  const batch = (perCall) => Math.max(3, Math.ceil(minMs / Math.max(0.005, perCall)));
+  const batch = (perCall) => Math.max(3, Math.min(maxIters, Math.ceil(minMs / Math.max(0.005, perCall))));
   await once(1);
   let n = batch((await once(3)) / 3);
   for (const end = performance.now() + warmMs; performance.now() < end; ) n = batch((await once(n)) / n);
