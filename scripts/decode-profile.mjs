@@ -20,7 +20,7 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
   let ref = null;
   const run = async (label, t, pref = 'decode') => {
     setGpuKernelPreference(pref);
-    setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: false, ...t });
+    setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true, ...t });
     const prep = await prepareGpuAttention(plan, q, k, v);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     const kernel = /decode_(warp|split)/.exec(prep.stats.key)?.[0] ?? prep.stats.kernel;
@@ -35,9 +35,9 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
     return `${label} ${ms.toFixed(3)} ms (${(bytes / ms / 1e6).toFixed(0)} GB/s${pref === 'decode' ? `, ${kernel}` : ''}${check})`;
   };
   if (process.env.QUICK) {
-    // QUICK=1: f16 only, the defaults against 16-byte loads.
+    // QUICK=1: f16 only, the defaults (16-byte loads) against 8-byte loads and nearby split targets.
     if (dtype !== 'f16') break;
-    const quick = [await run('decode_split:', {}, 'decode-split'), await run('default:', {}), await run('16-byte loads:', { wide: true }), await run('16-byte loads, target 512:', { wide: true, target: 512 }), await run('16-byte loads, no prefetch:', { wide: true, pipe: 0 }), await run('default again:', {})];
+    const quick = [await run('decode_split:', {}, 'decode-split'), await run('default:', {}), await run('8-byte loads:', { wide: false }), await run('target 128:', { target: 128 }), await run('target 192:', { target: 192 }), await run('target 384:', { target: 384 }), await run('kb 4:', { kb: 4 }), await run('prefetch 2:', { pipe: 2 }), await run('default again:', {})];
     console.log(`decode-kv4k ${dtype}, quick: ${quick.join(' | ')}`);
     break;
   }
@@ -48,7 +48,7 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
   const ab = [];
   for (const [name, bits] of [['full', 0], ['-K loads', 1], ['-V loads', 8], ['-K,V loads', 9], ['-reduction', 2], ['-P·V', 16], ['-reduction,P·V', 18], ['-all', 27]]) ab.push(await run(`${name}:`, { ablate: bits }));
   console.log(`decode-kv4k ${dtype}, parts dropped (defaults): ${ab.join(' | ')}`);
-  setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: 1, combine: true });
+  setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true });
   setGpuKernelPreference('auto');
   q.dispose(); k.dispose(); v.dispose();
 }

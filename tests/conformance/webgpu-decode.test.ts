@@ -40,18 +40,23 @@ describe('webgpu decode kernel on subgroups (decode_warp), emulated shuffles', (
       expect(lastGpuStats?.key).toContain('decode_warp');
     }, 300_000);
   }
-  // Eight 16-bit elements per lane chunk (16-byte loads; a tuning knob, off by default).
+  // 16-bit K/V as f16, with eight elements per lane chunk (16-byte loads, the default) and with four
+  // (8-byte loads, the tuning knob off).
   for (const c0 of CASES_DECODE.filter((x) => x.headDim % 8 === 0 && (x.headDimV ?? x.headDim) % 8 === 0)) {
     const c = c0.dtype && c0.dtype !== 'f32' ? c0 : { ...c0, dtype: 'f16' as const, name: `${c0.name} [f16]` };
     if (!decodeWarpGeometry(c.headDim, c.headDimV ?? c.headDim, (c.numHeads / c.numKvHeads) * Math.max(c.seqLenQ, ...(c.varlen ?? []).map((x) => x[0])), 'f16', 16, true)) continue;
     it(`${c.name}, 16-byte loads`, async () => {
-      setDecodeTuning({ wide: true });
+      await checkCase(c, runOn('webgpu'));
+      expect(lastGpuStats?.key).toContain('"wide":true');
+    }, 300_000);
+    it(`${c.name}, 8-byte loads`, async () => {
+      setDecodeTuning({ wide: false });
       try {
         await checkCase(c, runOn('webgpu'));
       } finally {
-        setDecodeTuning({ wide: false });
+        setDecodeTuning({ wide: true });
       }
-      expect(lastGpuStats?.key).toContain('"wide":true');
+      expect(lastGpuStats?.key).toContain('"wide":false');
     }, 300_000);
   }
   // Prefetch two batches ahead.

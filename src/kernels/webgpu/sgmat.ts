@@ -8,24 +8,24 @@
  * head share the workgroup (heads hb·G4 + s % G4, positions q0 + 16·(s / G4) .. +15), so one K/V tile
  * in workgroup memory serves all four subgroups.
  *
- *   once:      the 64 query rows → workgroup memory (transposed, zero-padded to DP), then each subgroup
- *              holds its Q as DP/16 left matrices in registers;
+ *   once:      the 64 query rows → workgroup memory 16 dims at a time (transposed, zero-padded to DP),
+ *              each subgroup taking its Q as DP/16 left matrices into registers;
  *   per tile of BK keys:
  *              K (row-major) and Vᵀ → workgroup memory (zero rows past the sequence end), one barrier;
- *              S = Q·Kᵀ on subgroup matrices → workgroup memory (f32, column-major);
+ *              S = Q·Kᵀ on subgroup matrices → workgroup memory (f32, column-major), one barrier;
  *              softmax in SIMT (lane → row lane % 16, keys 2c + lane / 16): scale, softcap, predicate on
- *              partial tiles only, NaN flag; P (f16) → workgroup memory;
+ *              partial tiles only, NaN flag; P (f16) → workgroup memory where the K tile was;
  *              O += P·V on subgroup matrices: O stays in DVP/16 accumulator matrices for the whole
  *              pass.
  *
  * Subgroup matrices cannot scale rows, so the online softmax rescales lazily (FlashAttention-4's
  * conditional rescaling): a row's reference max moves only when a tile's max exceeds it by more than
- * SLACK (base 2), so P ≤ 2^SLACK. When some row of the workgroup moves, the accumulators are flushed
- * into a per-lane f32 copy (o_lane = (o_lane + acc)·α) and restarted from zero; after the first tile
- * that is rare. At the end the accumulators are flushed once more with α = 1 and o_lane / l is written.
+ * SLACK (base 2), so P ≤ 2^SLACK. When some row of the workgroup moves, the accumulators make a round
+ * trip through workgroup memory, each lane scaling its row by α; after the first tile that is rare. At
+ * the end the accumulators go out through workgroup memory once more as O / l.
  *
  * Loads and stores use only the forms measured correct on Dawn/NVIDIA: template-form column-major
- * loads of left and right matrices, column-major stores.
+ * loads of left, right and result matrices, column-major stores.
  *
  * `emulate` swaps the subgroup-matrix builtins for plain WGSL with the same data layout (matrices as 8
  * values per lane, products through workgroup memory, pair shuffles through workgroup memory, f16
@@ -38,11 +38,10 @@ import { JOB_WGSL, each, kvAt, kvPrelude, loader, type KvPaging } from './varian
 /** Largest head dims the kernel holds in registers (Q: DP/16 left matrices; O: DVP/16 accumulators). */
 export const SGMAT_MAX_HEAD_DIM = 128;
 /**
- * Stride (halves) of P in workgroup memory, the one check:gpu verified on the H200. (A stride of 16
- * first looked broken there; the cause was the 16-byte alignment rule below, and scripts/sgmat-forms.mjs
- * passes stride 16 once it holds.)
+ * Stride (halves) of P in workgroup memory. (A stride of 16 first looked broken on the H200; the cause
+ * was the 16-byte alignment rule below, and scripts/sgmat-forms.mjs passes stride 16 once it holds.)
  */
-const PS = 24;
+const PS = 16;
 /** Base-2 headroom of the lazily rescaled softmax. */
 const SLACK = 8;
 
@@ -50,7 +49,7 @@ let ablation = '';
 /**
  * Profiling aid (scripts/sgmat-profile.mjs): drops parts of the kernel ('load', 'qk', 'softmax', 'pv',
  * comma-separated) so that their cost shows as the time saved; the results are wrong while one is set.
- * 'bk16' instead caps the key tile at 16 (results stay right).
+ * 'bk16' / 'bk32' instead set the key tile (results stay right).
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
 export function sgmatAblation(): string { return ablation; }
@@ -61,7 +60,7 @@ export interface SgmatVariant {
   readonly DV: number;
   /** Heads of one KV group per workgroup (1, 2 or 4). */
   readonly G4: number;
-  /** Keys per tile in workgroup memory (32 or 16; a divisor of the tile plan's 64). */
+  /** Keys per tile in workgroup memory (16; 32 for profiling; a divisor of the tile plan's 64). */
   readonly BK: number;
   /** 16-byte loads: head dims, strides and bases are multiples of 8 halves and K/V are f16. */
   readonly vec: boolean;
@@ -83,36 +82,43 @@ const pad16 = (x: number) => Math.ceil(x / 16) * 16;
 export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boolean): number {
   const g = layout(D, DV, BK, emulate);
   const half = emulate ? 4 : 2;
-  return g.KV * half + 64 * BK * 4 + 4 * BK * PS * half + 64 * 4 + (emulate ? 1024 * 4 + 128 * 4 : 0);
+  return g.KV * half + 64 * BK * 4 + 64 * 4 + (emulate ? 1024 * 4 + 128 * 4 : 0);
 }
 
 /**
- * Workgroup-memory layout. Real: Q staged transposed (stride QS) before the loop, rows padded by 8 halves.
- * Emulated: Q loads straight from storage and rows are unpadded (SwiftShader has 32 KiB).
+ * Workgroup-memory layout (halves), sKV:
+ *   before the loop, Q staged 16 dims at a time (transposed, 64 rows at stride QS; real matrices only:
+ *   the emulated ones load Q straight from storage);
+ *   per tile, K row-major at stride DPS from 0 and Vᵀ at VT0, stride BKS; once every subgroup's Q·Kᵀ
+ *   has passed the barrier after it, the K tile's place takes P (4 subgroups × BK keys × PS).
+ * Rows are padded by 8 halves on real matrices (SwiftShader, which runs the emulated ones, has 32 KiB).
+ * On the H200 (qwen2vl-1024px, d80) each of these cut occupancy-bound time: P in the K tile's place
+ * instead of its own buffer 2.82 → 2.33 ms, Q by chunks instead of whole 2.33 → 2.03 with O kept only
+ * in the accumulators; d64 and d128 stayed within ±2%.
  */
 function layout(D: number, DV: number, BK: number, emulate: boolean) {
   const DP = pad16(D), DVP = pad16(DV), pad = emulate ? 0 : 8;
   const QS = 64 + pad, DPS = DP + pad, BKS = BK + pad;
-  const KV = Math.max(emulate ? 0 : DP * QS, BK * DPS + DVP * BKS);
-  return { DP, DVP, QS, DPS, BKS, KV, VT0: BK * DPS };
+  const VT0 = Math.max(BK * DPS, 4 * BK * PS);
+  const KV = Math.max(emulate ? 0 : 16 * QS, VT0 + DVP * BKS);
+  return { DP, DVP, QS, DPS, BKS, KV, VT0 };
 }
 
 /**
  * Whether the adapter runs the kernel for head dims D, DV (f16 16×16×16 with an f32 result, head dims
- * ≤ SGMAT_MAX_HEAD_DIM), and its key tile (32 keys; 16 for head dims of an odd number of 16-blocks or where
- * 32 does not fit); null when it cannot.
+ * ≤ SGMAT_MAX_HEAD_DIM), and its key tile (16 keys); null when it cannot.
  */
 export function sgmatGeometry(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] | null, D: number, DV: number, maxShared: number): { BK: number } | null {
   const emulate = configs === null;
   if (!emulate && !configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) return null;
   if (pad16(D) > SGMAT_MAX_HEAD_DIM || pad16(DV) > SGMAT_MAX_HEAD_DIM) return null;
-  // 32 keys rather than 64: the smaller tile halves sS and sP, so more workgroups share a compute unit.
-  // On the H200 (48 KiB per workgroup, 228 KiB per SM) d64 went from 36 to 48 TFLOP/s (vitL14-336) and
-  // 52 to 68 (8k); 16 keys were slower there (38, 50) and at d128 (40.5 vs 49.8), but faster at d80
-  // (qwen2vl: 52.2 vs 45.3), whose 80-wide rows split into an odd number of 16-wide blocks.
-  const order = pad16(D) % 32 ? [16] : [32, 16];
-  for (const BK of order) if (sgmatSharedBytes(D, DV, BK, emulate) <= maxShared) return { BK };
-  return null;
+  // 16 keys: workgroup memory bounds how many workgroups share a compute unit (on the H200 8 KiB more
+  // per workgroup cost a third of the speed at d64 and d80). Since P took the K tile's place, Q is staged
+  // by chunks and O left the registers, 16-key tiles beat 32 everywhere: vitL14-336 47.6 → 56.9 TFLOP/s,
+  // 8k-d64 67.7 → 71.9, 8k-d128-causal 48.6 → 80.5, qwen2vl (d80) 72.0 vs 66.6 (64-key tiles, earlier:
+  // 36 at vitL14-336).
+  const BK = 16;
+  return sgmatSharedBytes(D, DV, BK, emulate) <= maxShared ? { BK } : null;
 }
 
 /** The matrix operations, real or emulated. */
@@ -120,6 +126,8 @@ interface Ops {
   zero: string;
   loadL(arr: string, off: string, stride: string): string;
   loadR(arr: string, off: string, stride: string): string;
+  /** An f32 result matrix (an accumulator) from workgroup memory. */
+  loadAcc(arr: string, off: string, stride: string): string;
   mma(a: string, b: string, c: string): string;
   store(arr: string, off: string, m: string, stride: string): string;
 }
@@ -128,6 +136,7 @@ const REAL: Ops = {
   zero: 'subgroup_matrix_result<f32, 16, 16>()',
   loadL: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
   loadR: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
+  loadAcc: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
   mma: (a, b, c) => `subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c})`,
   store: (a, o, m, s) => `subgroupMatrixStore<col_major>(&${a}, ${o}, ${m}, ${s});`,
 };
@@ -138,6 +147,7 @@ const EMU: Ops = {
   loadL: (a, o, s) => `emu_ld_${a}(${o}, ${s})`,
   // Right operands always come from sKV: kept as (offset, stride) and read inside the product.
   loadR: (_a, o, s) => `vec2<u32>(${o}, ${s})`,
+  loadAcc: (a, o, s) => `emu_ldr_${a}(${o}, ${s})`,
   mma: (a, b, c) => `emu_mma(${a}, ${b}, ${c})`,
   store: (a, o, m, s) => `emu_st_${a}(${o}, ${m}, ${s});`,
 };
@@ -160,9 +170,15 @@ fn emu_ld_q(c0: u32, qBase: u32, pos0: u32, h: u32, lenQ: u32) -> array<f32, 8> 
   }
   return m;
 }
-fn emu_ld_sP(off: u32, stride: u32) -> array<f32, 8> {
+fn emu_ld_sKV(off: u32, stride: u32) -> array<f32, 8> {
   var m: array<f32, 8>;
-  for (var t = 0u; t < 8u; t++) { let i = t * 32u + emu_lane; m[t] = sP[off + (i % 16u) * stride + i / 16u]; }
+  for (var t = 0u; t < 8u; t++) { let i = t * 32u + emu_lane; m[t] = sKV[off + (i % 16u) * stride + i / 16u]; }
+  return m;
+}
+// An accumulator back from sS (the inverse of emu_st_sS).
+fn emu_ldr_sS(off: u32, stride: u32) -> array<f32, 8> {
+  var m: array<f32, 8>;
+  for (var t = 0u; t < 8u; t++) { let i = t * 32u + emu_lane; m[t] = sS[off + (i % 16u) * stride + i / 16u]; }
   return m;
 }
 fn emu_st_sS(off: u32, m: array<f32, 8>, stride: u32) {
@@ -241,20 +257,21 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   // Tile loads into workgroup memory. VEC: 8 halves per 16-byte load.
   const store8 = (dst: (t: number) => string) => `let a0 = unpack2x16float(w.x); let a1 = unpack2x16float(w.y); let a2 = unpack2x16float(w.z); let a3 = unpack2x16float(w.w);
         ${each(8, (t) => `sKV[${dst(t)}] = HALF(a${t >> 1}.${t & 1 ? 'y' : 'x'});`)}`;
-  const loadQ = v.vec
-    ? `for (var u = lid; u < 64u * (DP / 8u); u += 128u) {
-      let rho = u % 64u; let c8 = (u / 64u) * 8u;
+  // Q, dims kd·16 .. kd·16 + 15 of the 64 rows, transposed at stride QS (one 16-byte load a lane).
+  const loadQChunk = (kd: number) => v.vec
+    ? `{
+      let u = lid; let rho = u % 64u; let c8 = ${kd * 16}u + (u / 64u) * 8u;
       let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
       var w = vec4<u32>(0u);
       if (qp < lenQ && c8 < D) { w = qb[(qBase + qp * P.qRow + qh * P.qHead + c8) >> 3u]; }
-      ${store8((t) => `(c8 + ${t}u) * ${QS}u + rho`)}
+      ${store8((t) => `(c8 - ${kd * 16}u + ${t}u) * ${QS}u + rho`)}
     }`
-    : `for (var u = lid; u < 64u * DP; u += 128u) {
-      let rho = u % 64u; let c = u / 64u;
+    : `for (var u = lid; u < 64u * 16u; u += 128u) {
+      let rho = u % 64u; let c = ${kd * 16}u + u / 64u;
       let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
       var x = 0.0;
       if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + qh * P.qHead + c); }
-      sKV[c * ${QS}u + rho] = HALF(x);
+      sKV[(c - ${kd * 16}u) * ${QS}u + rho] = HALF(x);
     }`;
   // VEC: every 16-byte load of a tile is issued before the first store, so their latencies overlap.
   // (Issuing tile t+1's loads into registers while tile t computes was measured slower on the H200:
@@ -290,31 +307,30 @@ ${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
     }`;
   const loadTile = drop.has('load') ? `if (lenK > 1000000000u) { ${loadKV} }` : loadKV;
 
-  // Flush the accumulators into o_lane: o_lane = (o_lane + acc)·alpha, acc = 0; BK columns per round.
-  const flush = (alpha: string) => each(NR, (rd) => {
-    const dbs = Array.from({ length: NDV }, (_, db) => db).filter((db) => Math.floor(db / NKB) === rd);
-    return `    ${dbs.map((db) => `${M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')} o${db} = ${M.zero};`).join('\n    ')}
+  // O lives only in the accumulators (no per-lane f32 copy: its registers cost occupancy). A rescale
+  // round-trips them through sS, each lane scaling its row's BK/2 columns of a round; the epilogue writes
+  // O / l (NaN rows: NaN) and the LSE from sS the same way.
+  const roundDbs = (rd: number) => Array.from({ length: NDV }, (_, db) => db).filter((db) => Math.floor(db / NKB) === rd);
+  const flush = (alpha: string) => each(NR, (rd) => `    ${roundDbs(rd).map((db) => M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')).join('\n    ')}
     workgroupBarrier();
-    for (var c = 0u; c < HB; c++) {
-      if (${rd * BK}u + 2u * c + half < DVP) { os[${rd * HB}u + c] = (os[${rd * HB}u + c] + sS[sb + 32u * c + lane]) * ${alpha}; }
-    }
-    workgroupBarrier();`;
-  });
-  // The epilogue: O / l (NaN rows: NaN) and the LSE, from o_lane.
-  const epilogue = `${flush('1.0')}
-  let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));
+    for (var c = 0u; c < HB; c++) { sS[sb + 32u * c + lane] *= ${alpha}; }
+    workgroupBarrier();
+    ${roundDbs(rd).map((db) => `o${db} = ${M.loadAcc('sS', `sb + ${(db - rd * NKB) * 256}u`, '16u')};`).join('\n    ')}
+    workgroupBarrier();`);
+  const epilogue = `  let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));
+  let ob = oBase + pos * P.oRow + head * P.oHead;
+  let inv = select(1.0 / l, 0.0, l == 0.0);
+${each(NR, (rd) => `  ${roundDbs(rd).map((db) => M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')).join('\n  ')}
+  workgroupBarrier();
   if (valid) {
-    let ob = oBase + pos * P.oRow + head * P.oHead;
-    let inv = select(1.0 / l, 0.0, l == 0.0);
-    for (var rd = 0u; rd < ${NR}u; rd++) {
-      for (var c = 0u; c < HB; c++) {
-        let col = rd * BK + 2u * c + half;
-        if (col < DV) { out[ob + col] = ${outT}(select(os[rd * HB + c] * inv, P.nanv, bad > 0.0)); }
-      }
+    for (var c = 0u; c < HB; c++) {
+      let col = ${rd * BK}u + 2u * c + half;
+      if (col < DV) { out[ob + col] = ${outT}(select(sS[sb + 32u * c + lane] * inv, P.nanv, bad > 0.0)); }
     }
-    if (P.hasLse == 1u && half == 0u) {
-      lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
-    }
+  }
+  workgroupBarrier();`)}
+  if (valid && P.hasLse == 1u && half == 0u) {
+    lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
   }`;
 
   const body = `
@@ -338,7 +354,6 @@ const MASKED: f32 = -1.0e30;
 // Q (transposed, 64 rows at stride ${QS}) before the loop; then K row-major at stride ${DPS} and Vᵀ at ${VT0}, stride ${BKS}.
 var<workgroup> sKV: array<HALF, ${KV}>;
 var<workgroup> sS: array<f32, ${64 * BK}>;   // per subgroup 16×BK (column-major): S, then accumulator flushes
-var<workgroup> sP: array<HALF, ${4 * BK * PS}>;  // per subgroup 16×BK (column-major, stride ${PS}): P
 // Every workgroup variable is a multiple of 16 bytes: on Dawn/NVIDIA, subgroup-matrix loads and stores
 // in workgroup memory went wrong with a 4-byte variable among them, and this layout passes check:gpu
 // (the full rule is not known: see scripts/sgmat-forms.mjs). [0] = the rescale flag.
@@ -382,23 +397,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let valid = pos < lenQ;
   let scl = select(P.scale * LOG2E, P.scale, NATURAL);
   let sb = sg * ${16 * BK}u;
-  let sbp = sg * ${BK * PS}u;
+  let sbp = sg * ${BK * PS}u;   // this subgroup's P (16×BK, column-major) in the K tile's place
 
   // ---- Q → registers (left matrices), through workgroup memory.
 ${v.emulate
     ? each(NKD, (kd) => `  let q${kd} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * 16u, head, lenQ);`)
-    : `  ${loadQ}
+    : each(NKD, (kd) => `  ${loadQChunk(kd)}
   workgroupBarrier();
-${each(NKD, (kd) => `  let q${kd} = ${M.loadL('sKV', `${kd * 16 * QS}u + sg * 16u`, `${QS}u`)};`)}
-  workgroupBarrier();`}
+  let q${kd} = ${M.loadL('sKV', 'sg * 16u', `${QS}u`)};
+  workgroupBarrier();`)}
 
   var m = MASKED;
   var l = 0.0;
   // NaN among the kept scores (WGSL does not promise that arithmetic carries NaN): the largest
   // magnitude bit pattern seen, compared with the NaN range once at the end.
   var nanb = 0u;
-  var os: array<f32, ${NR * HB}>;
-  for (var t = 0u; t < ${NR * HB}u; t++) { os[t] = 0.0; }
 ${each(NDV, (db) => `  var o${db} = ${M.zero};`)}
 ${kvRegs}
 
@@ -472,11 +485,11 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
           let j = 2u * c + half;
           let p = exp2_masked(${v.fuse ? 'fma(sS[sb + 32u * c + lane], scl, -mUse)' : 'sS[sb + 32u * c + lane] - mUse'});
           sum += p;
-          sP[sbp + j * ${PS}u + r] = tohalf(p);
+          sKV[sbp + j * ${PS}u + r] = tohalf(p);
         }
 ` : `${each(HB, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};
-        sP[sbp + j${c} * ${PS}u + r] = tohalf(p${c});`)}
+        sKV[sbp + j${c} * ${PS}u + r] = tohalf(p${c});`)}
 `}        sum += partner(sum, lid);
         l = l * alpha + sum;
         m = mNew;
@@ -493,7 +506,7 @@ ${flush('rescale')}
       }
 
       // ---- O += P·V
-${drop.has('pv') ? '' : each(NKB, (kc) => `      let pm${kc} = ${M.loadL('sP', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
+${drop.has('pv') ? '' : each(NKB, (kc) => `      let pm${kc} = ${M.loadL('sKV', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
 ${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}`)}
     }
     workgroupBarrier();
