@@ -63,8 +63,16 @@ const log2 = (x: number) => Math.round(Math.log2(x));
  */
 export function decodeWarpGeometry(D: number, DV: number, R: number, fmt: InFormat, kbCap = 16, wide = false): { E: 4 | 8; LPK: number; KPW: number; NCK: number; NCV: number; RP: number; KB: number } | null {
   if (Math.max(D, DV) < 32 || Math.max(D, DV) > 256 || D % 4 !== 0 || DV % 4 !== 0) return null;
-  // Elements per lane chunk: 8 (one 16-byte load) for 16-bit K/V when asked and the head dims allow.
-  const E: 4 | 8 = wide && fmt !== 'f32' && D % 8 === 0 && DV % 8 === 0 ? 8 : 4;
+  // Elements per lane chunk: 8 (one 16-byte load) for 16-bit K/V when asked and the head dims allow;
+  // 4 where eight would leave a row fewer lanes than it has packed rows (small head dims, big groups).
+  if (wide && fmt !== 'f32' && D % 8 === 0 && DV % 8 === 0) {
+    const g = warpGeometry(D, DV, R, fmt, kbCap, 8);
+    if (g) return g;
+  }
+  return warpGeometry(D, DV, R, fmt, kbCap, 4);
+}
+
+function warpGeometry(D: number, DV: number, R: number, fmt: InFormat, kbCap: number, E: 4 | 8): { E: 4 | 8; LPK: number; KPW: number; NCK: number; NCV: number; RP: number; KB: number } | null {
   const LPK = Math.min(32, pow2ceil(Math.max(D, DV) / E));
   const KPW = 32 / LPK;
   const NCK = Math.ceil(D / E / LPK), NCV = Math.ceil(DV / E / LPK);

@@ -22,6 +22,10 @@ describe('decode_warp geometry', () => {
     // 16-byte loads: eight halves per lane, so half the lanes per row.
     expect(decodeWarpGeometry(128, 128, 4, 'f16', 16, true)).toMatchObject({ E: 8, LPK: 16, KPW: 2 });
     expect(decodeWarpGeometry(128, 128, 4, 'f32', 16, true)).toMatchObject({ E: 4 });
+    // ... but four where eight would leave a row fewer lanes than packed rows (d64 with 16 rows, d32 with 8).
+    expect(decodeWarpGeometry(64, 64, 16, 'f16', 16, true)).toMatchObject({ E: 4, LPK: 16 });
+    expect(decodeWarpGeometry(32, 32, 8, 'f16', 16, true)).toMatchObject({ E: 4, LPK: 8 });
+    expect(decodeWarpGeometry(64, 64, 8, 'f16', 16, true)).toMatchObject({ E: 8, LPK: 8 });
   });
   it('declines shapes it cannot hold: more rows than a row has lanes, too many Q registers, odd head dims', () => {
     expect(decodeWarpGeometry(64, 64, 32, 'f16')).toBeNull();    // 32 rows > 16 lanes
