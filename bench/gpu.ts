@@ -248,16 +248,20 @@ async function main(): Promise<void> {
   };
   writeJson(out.replace(/\.json$/, '-profile.json'), profile);
   try {
-    const pred = comparePredictions(profile);
-    console.log('\ncost model (measured profile) vs measured:');
-    console.log(formatTable([
-      { title: 'call', cell: (p: typeof pred[number]) => p.name },
-      { title: 'measured ms', cell: (p) => p.measuredMs.toFixed(3) },
-      { title: 'predicted ms', cell: (p) => p.predictedMs.toFixed(3) },
-      { title: 'ratio', cell: (p) => p.ratio.toFixed(2) },
-      { title: 'within 2×', cell: (p) => (p.within2x ? 'yes' : 'no') },
-      { title: 'bound', cell: (p) => p.bound },
-    ], pred));
+    const table = (title: string, pred: ReturnType<typeof comparePredictions>) => {
+      console.log(title);
+      console.log(formatTable([
+        { title: 'call', cell: (p: typeof pred[number]) => p.name },
+        { title: 'measured ms', cell: (p) => p.measuredMs.toFixed(3) },
+        { title: 'predicted ms', cell: (p) => p.predictedMs.toFixed(3) },
+        { title: 'ratio', cell: (p) => p.ratio.toFixed(2) },
+        { title: 'within 2×', cell: (p) => (p.within2x ? 'yes' : 'no') },
+        { title: 'bound', cell: (p) => p.bound },
+        { title: 'rate from', cell: (p) => (p.calibration === 'ceiling' ? 'ceiling' : `${p.calibratedFrom!.length} other shapes, ${(p.calibratedFlopsPerSecond! / 1e12).toFixed(1)} TFLOP/s`) },
+      ], pred));
+    };
+    table('\ncost model (measured profile), roofline lower bounds on the measured ceilings vs measured:', comparePredictions(profile));
+    table('\ncost model, each compute-bound shape predicted from the rate the same kernel sustained on the other shapes (leave-one-out):', comparePredictions(profile, undefined, { calibrate: 'leave-one-out' }));
   } catch (e) {
     console.log(`cost-model comparison failed: ${(e as Error).message}`);
   }

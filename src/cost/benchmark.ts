@@ -182,25 +182,68 @@ export interface PredictionRow {
   achievedFlopsPerSecond: number;
   /** Minimum flash bytes / measured time. */
   achievedBytesPerSecond: number;
+  /**
+   * Where the compute rate behind the prediction came from: 'ceiling' (the profile's peak: a lower
+   * bound), or 'leave-one-out' (the median rate the same kernel unit sustained on the other shapes).
+   */
+  calibration: 'ceiling' | 'leave-one-out';
+  /** With leave-one-out: the shapes whose sustained rates were used, and that rate (FLOP/s). */
+  calibratedFrom?: string[];
+  calibratedFlopsPerSecond?: number;
   roofline: RooflineResult;
 }
 
+export interface CompareOptions {
+  tiling?: TilingSpec;
+  /**
+   * 'ceiling' (default): predictions are roofline lower bounds on the profile's peaks. 'leave-one-out':
+   * each compute-bound shape is predicted from the median rate (matrix FLOPs per measured second) that
+   * the same unit and dtype sustained on the *other* compute-bound shapes of the file (rows of the same
+   * shape, such as a paged variant, are left out too), which tests the model's FLOP counting, masks
+   * and bound classification across shapes without the kernel's distance from the peak. Memory-bound
+   * shapes, and shapes without such peers, keep the ceiling bound.
+   */
+  calibrate?: 'ceiling' | 'leave-one-out';
+}
+
+const median = (xs: number[]) => {
+  const v = [...xs].sort((x, y) => x - y);
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+};
+
 /**
- * Predicted lower bounds against a benchmark's measured times, shape by shape. `profile` defaults to
- * `profileFromBenchmark(json)`; pass a datasheet profile to compare against the vendor figures.
+ * Predicted times against a benchmark's measured times, shape by shape. `profile` defaults to
+ * `profileFromBenchmark(json)`; pass a datasheet profile to compare against the vendor figures. See
+ * CompareOptions for the two kinds of prediction.
  */
-export function comparePredictions(json: string | object, profile?: string | DeviceProfile, opts: { tiling?: TilingSpec } = {}): PredictionRow[] {
+export function comparePredictions(json: string | object, profile?: string | DeviceProfile, opts: CompareOptions = {}): PredictionRow[] {
   const b = parse(json);
   const p = profile ? deviceProfile(profile) : profileFromBenchmark(b);
-  return (b.results ?? []).map((r) => {
+  const mode = oneOf(opts.calibrate ?? 'ceiling', ['ceiling', 'leave-one-out'] as const, 'calibrate');
+  const base = (b.results ?? []).map((r) => {
     const cost = attentionCost(shapeFromJson(r.shape), { tiling: opts.tiling ?? { tileQ: 64, tileK: 64 } });
     const roof = attentionRoofline(cost, p, { unit: r.unit, kernel: r.kernel });
-    const predictedMs = roof.seconds * 1e3;
+    return { r, cost, roof, key: JSON.stringify(r.shape), rate: cost.flops.matmul / (r.ms / 1e3) };
+  });
+  return base.map(({ r, cost, roof, key }) => {
+    let predictedMs = roof.seconds * 1e3;
+    let calibration: PredictionRow['calibration'] = 'ceiling';
+    let from: typeof base = [];
+    if (mode === 'leave-one-out' && roof.bound === 'compute') {
+      from = base.filter((o) => o.key !== key && o.roof.bound === 'compute' && o.roof.unit === roof.unit && o.roof.dtype === roof.dtype);
+      if (from.length) {
+        calibration = 'leave-one-out';
+        predictedMs = Math.max(cost.flops.matmul / median(from.map((o) => o.rate)), roof.memorySeconds) * 1e3;
+      }
+    }
     const ratio = r.ms / predictedMs;
     return {
       name: r.name, measuredMs: r.ms, predictedMs, ratio, within2x: Math.max(ratio, 1 / ratio) <= 2,
       bound: roof.bound, intensity: roof.intensity,
       achievedFlopsPerSecond: cost.flops.total / (r.ms / 1e3), achievedBytesPerSecond: cost.bytes.flash.total / (r.ms / 1e3),
+      calibration,
+      ...(calibration === 'leave-one-out' ? { calibratedFrom: from.map((o) => o.r.name), calibratedFlopsPerSecond: median(from.map((o) => o.rate)) } : {}),
       roofline: roof,
     };
   });

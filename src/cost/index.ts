@@ -15,7 +15,7 @@ export {
 export { roofline, attentionRoofline, type RooflineInput, type RooflineOptions, type RooflineResult, type AttentionRooflineOptions, type ComputeUnit } from './roofline.js';
 export {
   BENCH_SCHEMA, profileFromBenchmark, comparePredictions, shapeFromJson, BENCHMARK_SHAPES, predictBenchmarkShapes,
-  type BenchmarkJson, type ShapePrediction, type BenchResult, type JsonAttentionShape, type PredictionRow,
+  type BenchmarkJson, type ShapePrediction, type BenchResult, type JsonAttentionShape, type PredictionRow, type CompareOptions,
 } from './benchmark.js';
 export { kvCacheSize, maxBatchForMemory, DEFAULT_KV_BLOCK_SIZE, KV_CACHE_DTYPES, type KvCacheInput, type KvCacheSize, type KvCacheDType, type MaxBatchResult } from './kv-cache.js';
 export {

@@ -26,8 +26,11 @@ Units are decimal: 1 MB = 10^6 bytes, 1 GFLOP = 10^9 FLOPs.
   devices    list device profiles (every figure labelled datasheet/measured/derived) [--measure-cpu]
   shapes     [--set gpu|cpu] [--device NAME] [--dtype f16] [--unit auto|tensor|vector]: lower bounds of the
              benchmark shapes, and which are memory-bound
-  bench      results.json [--device NAME]: benchmark JSON (schema vlm-attention-bench/1) → measured
-             profile and predicted vs measured time per shape (exit code 1 if a shape is off by > 2×)`;
+  bench      results.json [--device NAME] [--calibrate ceiling|leave-one-out]: benchmark JSON (schema
+             vlm-attention-bench/1) → measured profile and predicted vs measured time per shape (exit
+             code 1 if a shape is off by > 2×); ceiling: roofline lower bounds on the measured peaks;
+             leave-one-out: each compute-bound shape predicted from the rate its kernel sustained on
+             the other shapes`;
 
 const SECTIONS = ['attention', 'kv', 'tokens', 'budget', 'devices', 'bench', 'shapes'] as const;
 
@@ -85,7 +88,7 @@ const command: Command = {
         layers: { type: 'string' }, 'block-size': { type: 'string' }, 'shared-prefix': { type: 'string' }, memory: { type: 'string' }, reserved: { type: 'string' },
         tokenizer: { type: 'string' }, image: { type: 'string' }, 'max-pixels': { type: 'string' }, 'max-tiles': { type: 'string' },
         model: { type: 'string' }, budget: { type: 'string' }, text: { type: 'string' }, generated: { type: 'string' },
-        'measure-cpu': { type: 'boolean', default: false }, set: { type: 'string' },
+        'measure-cpu': { type: 'boolean', default: false }, set: { type: 'string' }, calibrate: { type: 'string' },
       },
     });
     const print = (report: unknown, text: string) => console.log(values.json ? JSON.stringify(report, (_, v) => (ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<number>) : v), 2) : text);
@@ -170,10 +173,13 @@ const command: Command = {
       case 'bench': {
         const file = positionals[1];
         if (!file) throw new UsageError('bench needs a results file: vlm-attention cost bench results.json');
-        const rows = comparePredictions(readCostConfig(file) as object, devices?.[0]);
-        const table = [['shape', 'measured', 'predicted ≥', 'ratio', 'within 2×', 'bound', 'FLOP/B', 'achieved']];
+        const calibrate = values.calibrate ?? 'ceiling';
+        if (calibrate !== 'ceiling' && calibrate !== 'leave-one-out') throw new UsageError(`--calibrate must be ceiling or leave-one-out, got '${calibrate}'`);
+        const rows = comparePredictions(readCostConfig(file) as object, devices?.[0], { calibrate });
+        const table = [['shape', 'measured', calibrate === 'ceiling' ? 'predicted ≥' : 'predicted', 'ratio', 'within 2×', 'bound', 'FLOP/B', 'achieved', 'rate from']];
         for (const r of rows) {
-          table.push([r.name, formatDuration(r.measuredMs / 1e3), formatDuration(r.predictedMs / 1e3), r.ratio.toFixed(2), r.within2x ? 'yes' : 'NO', r.bound, r.intensity.toFixed(1), formatSI(r.achievedFlopsPerSecond, 'FLOP/s')]);
+          table.push([r.name, formatDuration(r.measuredMs / 1e3), formatDuration(r.predictedMs / 1e3), r.ratio.toFixed(2), r.within2x ? 'yes' : 'NO', r.bound, r.intensity.toFixed(1), formatSI(r.achievedFlopsPerSecond, 'FLOP/s'),
+            r.calibration === 'ceiling' ? 'ceiling' : `${r.calibratedFrom!.length} other shapes`]);
         }
         const w = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
         print(rows.map(({ roofline: _r, ...rest }) => rest), table.map((r) => r.map((c, i) => (i ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ')).join('\n'));

@@ -117,5 +117,12 @@ describe('vlm-attention cost', () => {
     const r = await run(['bench', file]);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/decode-kv4k .* 1\.25 .* yes .* memory/);
+    // The recorded H200 run: leave-one-out predictions within 2× (exit code 0); lower bounds are not.
+    const h200 = new URL('../../../bench/results/gpu-h200-profile.json', import.meta.url).pathname;
+    const loo = await run(['bench', h200, '--calibrate', 'leave-one-out']);
+    expect(loo.code).toBe(0);
+    expect(loo.out).toMatch(/vitL14-336\/f16 .* yes .* compute .* 5 other shapes/);
+    expect((await run(['bench', h200])).code).toBe(1);
+    await expect(run(['bench', h200, '--calibrate', 'median'])).rejects.toThrow(/--calibrate/);
   });
 });

@@ -149,6 +149,41 @@ describe('benchmark JSON → measured profile', () => {
     expect(comparePredictions(bench(results), 'h200')[0]!.predictedMs).toBeLessThan(rows[0]!.predictedMs);
   });
 
+  it('leave-one-out: each compute-bound shape from the median rate of the other shapes of its unit', () => {
+    const mk = (name: string, shape: object, ms: number, unit: 'tensor' | 'vector') => ({ name, shape, ms, unit });
+    const a = { batch: 8, seqLenQ: 577, numHeads: 16, headDim: 64, dtype: 'f16' };
+    const b2 = { seqLenQ: 8192, numHeads: 16, headDim: 64, dtype: 'f16' };
+    const c = { seqLenQ: 8192, numHeads: 16, headDim: 128, dtype: 'f16', causal: true };
+    const dec = { batch: 16, seqLenQ: 1, seqLenK: 4096, numHeads: 32, numKvHeads: 8, headDim: 128, dtype: 'f16' };
+    const results = [mk('a', a, 0.2, 'tensor'), mk('b', b2, 4, 'tensor'), mk('b-paged', b2, 4.4, 'tensor'), mk('c', c, 3.5, 'tensor'), mk('dec', dec, 0.09, 'tensor'), mk('a32', { ...a, dtype: 'f32' }, 1.4, 'vector')];
+    const rows = comparePredictions(bench(results), undefined, { calibrate: 'leave-one-out' });
+    const matmul = (sh: object) => attentionCost(sh as never, { tiling: { tileQ: 64, tileK: 64 } }).flops.matmul;
+    const rate = (sh: object, ms: number) => matmul(sh) / (ms / 1e3);
+    // 'a' from the median of b, b-paged and c; 'b' not from its own paged twin.
+    const ra = [rate(b2, 4), rate(b2, 4.4), rate(c, 3.5)].sort((x, y) => x - y)[1]!;
+    expect(rows[0]!.predictedMs).toBeCloseTo(matmul(a) / ra * 1e3, 9);
+    expect(rows[0]!.calibratedFrom).toEqual(['b', 'b-paged', 'c']);
+    expect(rows[1]!.calibratedFrom).toEqual(['a', 'c']);
+    expect(rows[1]!.predictedMs).toBeCloseTo(matmul(b2) / ((rate(a, 0.2) + rate(c, 3.5)) / 2) * 1e3, 9);
+    // Memory-bound decode and the lone f32 row keep the ceiling bound.
+    expect(rows[4]).toMatchObject({ bound: 'memory', calibration: 'ceiling' });
+    expect(rows[5]).toMatchObject({ calibration: 'ceiling' });
+    expect(rows[5]!.predictedMs).toBe(comparePredictions(bench(results))[5]!.predictedMs);
+    expect(() => comparePredictions(bench(results), undefined, { calibrate: 'median' as never })).toThrow(/calibrate/);
+  });
+
+  it('on the recorded H200 run: the ceilings bound every measured time from below; leave-one-out is within 2× everywhere', async () => {
+    const { readFileSync } = await import('node:fs');
+    const run = JSON.parse(readFileSync(new URL('../../../bench/results/gpu-h200-profile.json', import.meta.url), 'utf8')) as { results: unknown[] };
+    const bounds = comparePredictions(run);
+    expect(bounds.length).toBeGreaterThanOrEqual(14);
+    for (const r of bounds) expect(r.ratio, r.name).toBeGreaterThanOrEqual(1);
+    expect(bounds.filter((r) => r.bound === 'memory').map((r) => r.name.split('/')[0])).toEqual(['decode-kv4k', 'decode-kv4k', 'decode-kv4k', 'decode-kv4k']);
+    const loo = comparePredictions(run, undefined, { calibrate: 'leave-one-out' });
+    for (const r of loo) expect(r.within2x, `${r.name}: ratio ${r.ratio.toFixed(2)}`).toBe(true);
+    expect(loo.filter((r) => r.calibration === 'leave-one-out').length).toBe(12);
+  });
+
   it('rejects unknown keys and a wrong schema, naming the key', () => {
     expect(() => profileFromBenchmark({ ...bench(), gpu: 'x' })).toThrow(/unknown key 'gpu'/);
     expect(() => profileFromBenchmark({ ...bench(), ceilings: { ...bench().ceilings, f64: { vector: 1 } } })).toThrow(/ceilings\.f64/);
