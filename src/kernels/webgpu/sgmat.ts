@@ -96,13 +96,12 @@ export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boo
  * instead of its own buffer 2.82 → 2.33 ms, Q by chunks instead of whole 2.33 → 2.03 with O kept only
  * in the accumulators; d64 and d128 stayed within ±2%.
  */
-function layout(D: number, DV: number, BK: number, emulate: boolean, double = false) {
+function layout(D: number, DV: number, BK: number, emulate: boolean) {
   const DP = pad16(D), DVP = pad16(DV), pad = emulate ? 0 : 8;
   const QS = 64 + pad, DPS = DP + pad, BKS = BK + pad;
   const VT0 = Math.max(BK * DPS, 4 * BK * PS);
-  const R = VT0 + DVP * BKS;
-  const KV = Math.max(emulate ? 0 : 16 * QS, (double ? 2 : 1) * R);
-  return { DP, DVP, QS, DPS, BKS, KV, VT0, R };
+  const KV = Math.max(emulate ? 0 : 16 * QS, VT0 + DVP * BKS);
+  return { DP, DVP, QS, DPS, BKS, KV, VT0 };
 }
 
 /**
@@ -220,10 +219,7 @@ fn tohalf(x: f32) -> f16 { return f16(x); }
 export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const M = v.emulate ? EMU : REAL;
   const BK = v.BK;
-  const dbuf = (v.ablate ?? '').split(',').includes('db');
-  const { DP, DVP, QS, DPS, BKS, KV, VT0, R } = layout(v.D, v.DV, BK, v.emulate, dbuf);
-  // db (experiment): tiles alternate between two K/V/P buffers, so the loop's closing barrier goes.
-  const B0 = dbuf ? 'kvb + ' : '';
+  const { DP, DVP, QS, DPS, BKS, KV, VT0 } = layout(v.D, v.DV, BK, v.emulate);
   const NKD = DP / 16, NDV = DVP / 16, NKB = BK / 16, NR = Math.ceil(DVP / BK), HB = BK / 2;
   const halfT = v.emulate ? 'f32' : 'f16';
   const drop = new Set((v.ablate ?? '').split(',').filter(Boolean));
@@ -290,10 +286,10 @@ ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
           if (j < nk && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
   const storeKV = `${each(nLk, (i) => `        { let u = lid + ${i * 128}u;
           if (u < ${(BK * DP) / 8}u) { let w = wk${i}; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
-          ${store8((t) => `${B0}j * ${DPS}u + c8 + ${t}u`)} } }`)}
+          ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)} } }`)}
 ${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
           if (u < ${(BK * DVP) / 8}u) { let w = wv${i}; let j = u % BK; let c8 = (u / BK) * 8u;
-          ${store8((t) => `${B0}${VT0}u + (c8 + ${t}u) * ${BKS}u + j`)} } }`)}`;
+          ${store8((t) => `${VT0}u + (c8 + ${t}u) * ${BKS}u + j`)} } }`)}`;
   // The load registers, declared once per invocation (the form timed and checked on the H200).
   const kvRegs = v.vec ? `${each(nLk, (i) => `  var wk${i}: vec4<u32>;`)}\n${each(nLv, (i) => `  var wv${i}: vec4<u32>;`)}` : '';
   const loadKV = v.vec
@@ -302,13 +298,13 @@ ${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
       let j = u / DP; let c = u % DP;
       var x = 0.0;
       if (j < nk && c < D) { x = ld_k(kv_at(kBase, ks + j, P.kRow) + hk * P.kHead + c); }
-      sKV[${B0}j * ${DPS}u + c] = HALF(x);
+      sKV[j * ${DPS}u + c] = HALF(x);
     }
     for (var u = lid; u < BK * DVP; u += 128u) {
       let j = u % BK; let c = u / BK;
       var x = 0.0;
       if (j < nk && c < DV) { x = ld_v(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c); }
-      sKV[${B0}${VT0}u + c * ${BKS}u + j] = HALF(x);
+      sKV[${VT0}u + c * ${BKS}u + j] = HALF(x);
     }`;
   const loadTile = drop.has('load') ? `if (lenK > 1000000000u) { ${loadKV} }` : loadKV;
 
@@ -436,7 +432,6 @@ ${kvRegs}
     let ks = (ent >> 1u) * 64u + (ti % SUB) * BK;
     let partial = (ent & 1u) == 1u;
     let nk = select(0u, min(BK, lenK - ks), ks < lenK);
-    ${dbuf ? `let kvb = (ti & 1u) * ${R}u;` : ''}
     if (lid == 0u) { wflag[0] = 0u; wflag[1] = tbl[entries + min(e0 + (ti + 2u) / SUB, e1 - 1u)]; }
         ${loadTile}
     workgroupBarrier();
@@ -444,7 +439,7 @@ ${kvRegs}
     if (nk > 0u) {
         // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
 ${drop.has('qk') ? '' : each(NKB, (nb) => `        var sm${nb} = ${M.zero};
-${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${B0}${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `sm${nb}`)};`)}
+${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `sm${nb}`)};`)}
         ${M.store('sS', `sb + ${nb * 256}u`, `sm${nb}`, '16u')}`)}
         workgroupBarrier();
 
@@ -491,11 +486,11 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
           let j = 2u * c + half;
           let p = exp2_masked(${v.fuse ? 'fma(sS[sb + 32u * c + lane], scl, -mUse)' : 'sS[sb + 32u * c + lane] - mUse'});
           sum += p;
-          sKV[${B0}sbp + j * ${PS}u + r] = tohalf(p);
+          sKV[sbp + j * ${PS}u + r] = tohalf(p);
         }
 ` : `${each(HB, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};
-        sKV[${B0}sbp + j${c} * ${PS}u + r] = tohalf(p${c});`)}
+        sKV[sbp + j${c} * ${PS}u + r] = tohalf(p${c});`)}
 `}        sum += partner(sum, lid);
         l = l * alpha + sum;
         m = mNew;
@@ -512,10 +507,10 @@ ${flush('rescale')}
       }
 
       // ---- O += P·V
-${drop.has('pv') ? '' : each(NKB, (kc) => `      let pm${kc} = ${M.loadL('sKV', `${B0}sbp + ${kc * 16 * PS}u`, `${PS}u`)};
-${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${B0}${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}`)}
+${drop.has('pv') ? '' : each(NKB, (kc) => `      let pm${kc} = ${M.loadL('sKV', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
+${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}`)}
     }
-    ${dbuf ? '' : 'workgroupBarrier();'}
+    workgroupBarrier();
   }
 
 ${epilogue}
