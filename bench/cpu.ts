@@ -38,6 +38,7 @@ const SPEC = {
   'min-runs=': 'minimum timed runs, whatever the budget (default 3)',
   'budget-ms=': 'stop adding timed runs once they took this long, per measurement (default 3000)',
   'slow-ms=': 'a measurement whose first warm-up run exceeds this takes 1 timed run, marked * (default 8000)',
+  'warm-ms=': 'warm up each measurement with back-to-back calls for at least this long (default 300)',
   'threads=': 'our kernel threads (default: all cores, at most 16)',
   'ort-threads=': 'onnxruntime intra-op threads (default: the same as ours)',
   'skip=': 'comma-separated: relaxed, copy, ort, ort-alt, tfjs, naive, ceiling',
@@ -212,7 +213,7 @@ async function measureNaive(s: AttentionShape, x: QKV, mask: Mask | null, rr: Re
   const check = checkRows(s, rr, bshdAt(s, out), PEER_SLACK);
   if (!check.ok) throw new ValidationError(`${s.name}: the naive TypeScript peer is WRONG: ${describeCheck(check)}`);
   const rows = naiveTimedRows(s, flops, maxFlops);
-  const t = await timeIt(() => naiveAttention(s, x, mask, out, rows), { ...timing, warmup: 1 });
+  const t = await timeIt(() => naiveAttention(s, x, mask, out, rows), { ...timing, warmup: 1, warmMs: 0 });
   const fullMs = t.medianMs * (s.seqLenQ / rows.length);
   return { check, rowsTimed: rows.length, timing: t, fullMs, gflops: gflops(flops, fullMs) };
 }
@@ -414,6 +415,8 @@ function printReport(res: CpuBenchResults, command: string, machineLine: string,
 function timingOptions(args: ReturnType<typeof parseArgs>, quick: boolean): TimingOptions {
   return {
     warmup: 2,
+    // Every timed call (ours and each peer) first runs back to back for 0.3 s.
+    warmMs: intOption(args, 'warm-ms', quick ? 50 : 300),
     runs: intOption(args, 'runs', quick ? 3 : 10),
     minRuns: intOption(args, 'min-runs', quick ? 2 : 3),
     budgetMs: intOption(args, 'budget-ms', quick ? 200 : 3000),
