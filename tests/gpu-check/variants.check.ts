@@ -3,11 +3,13 @@
  * for a real GPU (CI's SwiftShader has no shader-f16 and no subgroup matrices; CI runs the f32 suite in
  * tests/conformance/webgpu.test.ts). Each case runs in f16 on the tensor-core kernel (when the adapter
  * exposes subgroup matrices) and on the portable kernel, and in f32 on the decode kernel where it applies.
- * Prints one line per (variant, case) and a summary.
+ * Prints one line per (variant, case) and a summary. SGMAT_ABLATE=<experiments> (e.g. rb2) runs the
+ * tensor-core cases with a profiling experiment of src/kernels/webgpu/sgmat.ts switched on.
  */
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning, type GpuKernelPreference } from '../../src/index.js';
 import { CASES, CASES_DECODE, type ConformanceCase, checkCase, runOn } from '../conformance/cases.js';
+import { setSgmatAblation } from '../../src/kernels/webgpu/sgmat.js';
 
 const summary: string[] = [];
 
@@ -37,8 +39,14 @@ describe('check:gpu — every kernel variant', () => {
     const f16: ConformanceCase = { ...c, dtype: 'f16', name: `${c.name} [f16]` };
     it(`f16 tensor-core: ${c.name}`, async () => {
       if (!hasSgmat) throw new Error('this adapter has no subgroup matrices: check:gpu must run on a GPU that has them');
-      const line = await runCase(f16, 'sgmat');
-      summary.push(`sgmat    ${c.name}: ${line}`);
+      const experiment = process.env.SGMAT_ABLATE ?? '';
+      setSgmatAblation(experiment);
+      try {
+        const line = await runCase(f16, 'sgmat');
+        summary.push(`sgmat${experiment ? ` [${experiment}]` : ''}    ${c.name}: ${line}`);
+      } finally {
+        setSgmatAblation('');
+      }
     }, 300_000);
     it(`f16 portable: ${c.name}`, async () => {
       const line = await runCase(f16, 'portable');
