@@ -1,7 +1,8 @@
 // The portable f32 kernel with 32-dim S slices (default where workgroup memory allows) against 16-dim
-// slices, on three benchmark shapes. Usage (after npm run build, on a GPU): node scripts/portable-profile.mjs
+// slices, and with the v4 option (four consecutive output columns a thread, V read as vec4), on three
+// benchmark shapes. Usage (after npm run build, on a GPU): node scripts/portable-profile.mjs
 import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setGpuKernelPreference } from '../dist/index.js';
-import { setPortableWide } from '../dist/kernels/webgpu/attention-gpu.js';
+import { setPortableV4, setPortableWide } from '../dist/kernels/webgpu/attention-gpu.js';
 import { timeGpu } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
@@ -19,18 +20,20 @@ for (const [name, B, H, N, d] of shapes) {
   const plan = planAttention(q, k, v, {});
   const cells = [];
   let ref = null;
-  for (const wide of [true, false]) {
+  for (const [wide, v4] of [[true, false], [false, false], [true, true]]) {
     setPortableWide(wide);
+    setPortableV4(v4);
     const prep = await prepareGpuAttention(plan, q, k, v);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     const o = (await prep.out.toTensor()).toFloat32();
     let diff = '';
     if (ref) { let e = 0; for (let i = 0; i < o.length; i++) e = Math.max(e, Math.abs(o[i] - ref[i])); diff = `, Δ ${e.toExponential(1)}`; } else ref = o;
-    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
+    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices${v4 ? ', V as vec4' : ''} ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
   }
   console.log(`${name} f32 portable: ${cells.join(' | ')}`);
   q.dispose(); k.dispose(); v.dispose();
 }
 setPortableWide(true);
+setPortableV4(false);
 process.exit(0);

@@ -1,5 +1,6 @@
-import { beforeAll, describe, it } from 'vitest';
-import { gpuContext, setGpuOutputPoisoning } from '../../src/index.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
+import { setPortableV4 } from '../../src/kernels/webgpu/attention-gpu.js';
 import { CASES, checkCase, runOn } from './cases.js';
 
 // WebGPU conformance: the same case list as the CPU backends. In CI the adapter is SwiftShader
@@ -13,6 +14,27 @@ describe('conformance: webgpu backend', () => {
   for (const c of CASES) {
     it(c.name, async () => {
       await checkCase(c, runOn('webgpu'));
+    }, 300_000);
+  }
+});
+
+// The portable kernel's v4 option (four consecutive output columns a thread, V read as vec4; off by
+// default until timed on a GPU) on cases that reach its column mapping: value head dims that are and
+// are not multiples of 64, masks on partial tiles, GQA packing, NaN propagation.
+describe('conformance: webgpu portable kernel, V as vec4 (option)', () => {
+  const V4 = ['self N129 d64', 'headDim 128', 'headDimV 111 ≠ headDim 40', 'causal 129x97', 'NaN in v propagates', 'varlen window GQA8'];
+  beforeAll(async () => {
+    setGpuOutputPoisoning(true);
+    await gpuContext();
+    setGpuKernelPreference('portable');
+    setPortableV4(true);
+  });
+  afterAll(() => { setPortableV4(false); setGpuKernelPreference('auto'); });
+  for (const name of V4) {
+    const c = CASES.find((x) => x.name === name)!;
+    it(`${name} [v4]`, async () => {
+      await checkCase(c, runOn('webgpu'));
+      expect(lastGpuStats?.key).toContain('"v4":true');
     }, 300_000);
   }
 });

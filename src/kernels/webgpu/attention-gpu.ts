@@ -95,6 +95,9 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
 let portableWide = true;
 /** Profiling aid: false keeps the portable kernel on 16-dim S slices where 32 would fit. */
 export function setPortableWide(on: boolean): void { portableWide = on; }
+let portableV4 = false;
+/** Profiling aid: true gives each thread four consecutive output columns (V read as vec4); untimed. */
+export function setPortableV4(on: boolean): void { portableV4 = on; }
 
 export function setDecodeTuning(t: Partial<typeof decodeTuning>): void {
   if (t.target !== undefined) decodeTuning.target = Math.max(1, Math.floor(t.target));
@@ -501,7 +504,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {
       const sg = caps.subgroups && caps.subgroupMinSize >= 16;
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide: portableWide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage, natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide: portableWide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage, ...(portableV4 ? { v4: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }

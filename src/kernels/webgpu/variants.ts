@@ -113,6 +113,8 @@ export interface PortableFlashVariant {
   readonly maskKey: string;
   /** 32-dim S slices (twice the workgroup memory of 16, half the barriers). */
   readonly wide: boolean;
+  /** Four consecutive output columns a thread, V read as vec4 (an option, off by default: untimed). */
+  readonly v4?: boolean;
   /** 0 forward; 1 column sums, 2 probability rows (capture from the forward LSE). */
   readonly capture?: 0 | 1 | 2;
   readonly paged?: KvPaging;
@@ -122,12 +124,14 @@ export interface PortableFlashVariant {
  * DS: dims per S slice (32 when `wide`, else 16); the V chunk (BCV keys, a multiple of 4) fills the same
  * workgroup array of 128·DS floats.
  */
-export function portableGeometry(v: { DV: number; wide: boolean }) {
+export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean }) {
   const DS = v.wide ? 32 : 16;
   const DVT = Math.ceil(v.DV / 16);
   const DVP = DVT * 16;
   const BCV = Math.min(64, Math.floor((128 * DS) / DVP / 4) * 4);
-  return { DS, DVT, DVP, BCV };
+  // Output values a thread keeps per row: DVT columns tx + 16t, or with v4 four per 64-column group.
+  const OT = v.v4 ? 4 * Math.ceil(DVP / 64) : DVT;
+  return { DS, DVT, DVP, BCV, OT };
 }
 
 /** Workgroup memory (bytes) of the portable kernel: wa, ps, the row reductions without subgroups, job staging. */
@@ -174,7 +178,7 @@ export function variantKey(v: object): string {
 }
 
 export function portableSource(v: PortableFlashVariant, maskFn: string): string {
-  const { DS, DVT, DVP, BCV } = portableGeometry(v);
+  const { DS, DVT, DVP, BCV, OT } = portableGeometry(v);
   const prelude = [
     v.sg ? 'enable subgroups;' : '',
     `const D: u32 = ${v.D}u;`,
@@ -182,6 +186,8 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const DV: u32 = ${v.DV}u;`,
     `const DVT: u32 = ${DVT}u;`,
     `const DVP: u32 = ${DVP}u;`,
+    `const OT: u32 = ${OT}u;`,
+    `const V4: bool = ${!!v.v4};`,
     `const BCV: u32 = ${BCV}u;`,
     `const G: u32 = ${v.G}u;`,
     `const NP: u32 = ${Math.floor(64 / v.G)}u;`,

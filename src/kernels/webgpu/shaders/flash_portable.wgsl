@@ -12,7 +12,9 @@
 //   (subgroup shuffles when subgroups hold ≥ 16 lanes, workgroup memory otherwise);
 //   P = 2^(S − m) into workgroup memory; O = O·2^(m_old − m) + P·V over V chunks in workgroup memory
 //   (BCV keys, a multiple of 4, taken four at a time).
-// The prelude defines D, DV, DS, DVT, DVP, BCV, G, NP, NATURAL, CAP, the loaders ld_q/ld_k/ld_v, the
+// V4 (an option): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
+// as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
+// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, NATURAL, CAP, the loaders ld_q/ld_k/ld_v, the
 // output binding, the row reductions rowmax16/rowsum16, mask_allows and kv_at (a key's row: contiguous,
 // or through the sequence's block table when K/V are paged).
 //
@@ -105,12 +107,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var m: array<f32, 4>;
   var l: array<f32, 4>;
   var bad: array<f32, 4>;   // 1 once a visible score was NaN: the row's output is NaN
-  var o: array<array<f32, DVT>, 4>;
+  var o: array<array<f32, OT>, 4>;
   for (var a = 0u; a < 4u; a++) {
     m[a] = MASKED;
     l[a] = 0.0;
     bad[a] = 0.0;
-    for (var t = 0u; t < DVT; t++) { o[a][t] = 0.0; }
+    for (var t = 0u; t < OT; t++) { o[a][t] = 0.0; }
   }
   // Capture: the row's base-2 LSE (+huge excludes the row: outside the range, unselected, or −∞).
   var lse2: array<f32, 4>;
@@ -193,7 +195,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       l[a] = l[a] * alpha + tsum;
       m[a] = mNew;
       ps[r * 16u + tx] = p;
-      for (var t = 0u; t < DVT; t++) { o[a][t] *= alpha; }
+      for (var t = 0u; t < OT; t++) { o[a][t] *= alpha; }
     }
     workgroupBarrier();
     if (CAPTURE == 1u) {
@@ -224,10 +226,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         var pr: array<vec4<f32>, 4>;
         for (var a = 0u; a < 4u; a++) { pr[a] = ps[(ty * 4u + a) * 16u + ((j0 + jj) >> 2u)]; }
         for (var i = 0u; i < 4u; i++) {
-          for (var t = 0u; t < DVT; t++) {
-            let c = (jj + i) * DVP + tx + 16u * t;
-            let v = wa[c >> 2u][c & 3u];
-            for (var a = 0u; a < 4u; a++) { o[a][t] += pr[a][i] * v; }
+          if (V4) {
+            for (var u = 0u; u < OT / 4u; u++) {
+              let c4 = tx + 16u * u;
+              if (4u * c4 < DVP) {
+                let v4 = wa[((jj + i) * DVP) / 4u + c4];
+                for (var a = 0u; a < 4u; a++) {
+                  let p = pr[a][i];
+                  o[a][4u * u] += p * v4.x; o[a][4u * u + 1u] += p * v4.y;
+                  o[a][4u * u + 2u] += p * v4.z; o[a][4u * u + 3u] += p * v4.w;
+                }
+              }
+            }
+          } else {
+            for (var t = 0u; t < DVT; t++) {
+              let c = (jj + i) * DVP + tx + 16u * t;
+              let v = wa[c >> 2u][c & 3u];
+              for (var a = 0u; a < 4u; a++) { o[a][t] += pr[a][i] * v; }
+            }
           }
         }
       }
@@ -243,8 +259,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (!valid[a]) { continue; }
     let ob = oBase + pos[a] * P.oRow + head[a] * P.oHead;
     let inv = select(1.0 / l[a], 0.0, l[a] == 0.0);
-    for (var t = 0u; t < DVT; t++) {
-      let c = tx + 16u * t;
+    for (var t = 0u; t < OT; t++) {
+      let c = select(tx + 16u * t, 4u * (tx + 16u * (t / 4u)) + t % 4u, V4);
       if (c < DV) { out[ob + c] = select(select(o[a][t] * inv, 0.0, l[a] == 0.0), nan, bad[a] > 0.0); }
     }
     if (P.hasLse == 1u && tx == 0u) {
