@@ -25,6 +25,17 @@ function randomStorage(seed: number, numBlocks: number, bs: number, Hk: number, 
   return st;
 }
 
+/** Storage for the sequences' blocks (plus 3 spare), and their block tables dealt out of shuffled physical ids. */
+function shuffledPaging(seed: number, seqLens: number[], bs: number, Hk: number, D: number, dtype: KvDType, rotate: boolean): { st: KvBlockStorage; tables: number[][] } {
+  const need = seqLens.map((l) => Math.ceil(l / bs));
+  const numBlocks = need.reduce((a, b) => a + b, 0) + 3;
+  const st = randomStorage(seed, numBlocks, bs, Hk, D, dtype, rotate);
+  const rng = mulberry32(seed);
+  const ids = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rng() - 0.5);
+  let at = 0;
+  return { st, tables: need.map((n) => ids.slice(at, (at += n))) };
+}
+
 /** Output and LSE of a paged call against the float64 paged reference: no NaN/Inf mismatch, max |error| < tol. */
 function expectMatch(got: { out: Tensor; lse: Tensor | null }, ref: { out: Float64Array; lse: Float64Array }, tol: number): void {
   const e = errorStats(got.out.toFloat64(), ref.out);
@@ -52,14 +63,7 @@ describe('paged == contiguous', () => {
         async (c) => {
           const rotate = c.dtype === 'int8' && c.rotate;
           const seqLens = c.lens.slice(0, c.numSeqs);
-          const need = seqLens.map((l) => Math.ceil(l / c.bs));
-          const numBlocks = need.reduce((a, b) => a + b, 0) + 3;
-          const st = randomStorage(c.seed, numBlocks, c.bs, c.Hk, c.D, c.dtype, rotate);
-          // Shuffle physical block ids and deal them out.
-          const rng = mulberry32(c.seed);
-          const ids = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rng() - 0.5);
-          let at = 0;
-          const tables = need.map((n) => ids.slice(at, (at += n)));
+          const { st, tables } = shuffledPaging(c.seed, seqLens, c.bs, c.Hk, c.D, c.dtype, rotate);
           const H = c.Hk * c.G;
           const mask: Mask | null = c.maskKind === 'causal' ? causal() : c.maskKind === 'window' ? slidingWindow(9, 0) : null;
           let q: Tensor, cuSeqlensQ: number[] | undefined;
@@ -97,13 +101,7 @@ describe('paged == contiguous, decode on subgroups (decode_warp, shuffles emulat
         async (c) => {
           const seqLens = c.lens.slice(0, c.numSeqs);
           seqLens[0] = Math.max(seqLens[0]!, 128);   // the decode kernels take ≥ 128 keys
-          const need = seqLens.map((l) => Math.ceil(l / c.bs));
-          const numBlocks = need.reduce((a, b) => a + b, 0) + 3;
-          const st = randomStorage(c.seed, numBlocks, c.bs, c.Hk, c.D, c.dtype, false);
-          const rng = mulberry32(c.seed);
-          const ids = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rng() - 0.5);
-          let at = 0;
-          const tables = need.map((n) => ids.slice(at, (at += n)));
+          const { st, tables } = shuffledPaging(c.seed, seqLens, c.bs, c.Hk, c.D, c.dtype, false);
           const mask: Mask | null = c.maskKind === 'causal' ? causal() : c.maskKind === 'window' ? slidingWindow(40, 0) : null;
           const sq = c.G === 8 ? 1 : c.sq;   // packed rows ≤ 12: every case fits a decode kernel here
           const q = randn([c.numSeqs, sq, c.Hk * c.G, c.D], c.seed + 3);
