@@ -18,7 +18,7 @@ if [ "${SKIP_CHECK:-0}" != 1 ]; then
   echo "check:gpu exit $?"; grep -E "Tests |Test Files" "$OUT/check-gpu.log"; grep -E "^ +(×|✗)" "$OUT/check-gpu.log" | head -40
 fi
 if [ -n "${PROFILE_ARGS:-}" ]; then
-  # e.g. PROFILE_ARGS='"" bk16': the tensor-core kernel as is and with an experiment, side by side.
+  # e.g. PROFILE_ARGS='"" rb2': the tensor-core kernel as is and with an experiment, side by side.
   eval "timeout ${PROFILE_S:-120} node scripts/sgmat-profile.mjs $PROFILE_ARGS" > "$OUT/profile.txt" 2>&1
   echo "sgmat-profile exit $?"; grep -v "^ *at " "$OUT/profile.txt" | tail -8
 fi

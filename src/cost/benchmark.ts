@@ -229,12 +229,13 @@ export function comparePredictions(json: string | object, profile?: string | Dev
   return base.map(({ r, cost, roof, key }) => {
     let predictedMs = roof.seconds * 1e3;
     let calibration: PredictionRow['calibration'] = 'ceiling';
-    let from: typeof base = [];
+    let from: typeof base = [], rate = 0;
     if (mode === 'leave-one-out' && roof.bound === 'compute') {
       from = base.filter((o) => o.key !== key && o.roof.bound === 'compute' && o.roof.unit === roof.unit && o.roof.dtype === roof.dtype);
       if (from.length) {
         calibration = 'leave-one-out';
-        predictedMs = Math.max(cost.flops.matmul / median(from.map((o) => o.rate)), roof.memorySeconds) * 1e3;
+        rate = median(from.map((o) => o.rate));
+        predictedMs = Math.max(cost.flops.matmul / rate, roof.memorySeconds) * 1e3;
       }
     }
     const ratio = r.ms / predictedMs;
@@ -243,7 +244,7 @@ export function comparePredictions(json: string | object, profile?: string | Dev
       bound: roof.bound, intensity: roof.intensity,
       achievedFlopsPerSecond: cost.flops.total / (r.ms / 1e3), achievedBytesPerSecond: cost.bytes.flash.total / (r.ms / 1e3),
       calibration,
-      ...(calibration === 'leave-one-out' ? { calibratedFrom: from.map((o) => o.r.name), calibratedFlopsPerSecond: median(from.map((o) => o.rate)) } : {}),
+      ...(calibration === 'leave-one-out' ? { calibratedFrom: from.map((o) => o.r.name), calibratedFlopsPerSecond: rate } : {}),
       roofline: roof,
     };
   });

@@ -88,8 +88,8 @@ export class GpuTensor {
  * aims for (256: decode-kv4k f16 on the H200 took 0.111 ms at 256, 0.129 at 512, 0.170 at 1024);
  * decode_warp's `kb` (cap on keys per batch), `pipe` (prefetch depth), `combine` (subgroup partials
  * combined in the workgroup) and `wide` (16-byte loads of 16-bit K/V: decode-kv4k f16 0.091 ms against
- * 0.103–0.107 with 8-byte loads); `ablate`: parts
- * of the kernel dropped (the results are wrong while it is non-zero).
+ * 0.103–0.107 with 8-byte loads); `ablate`: parts of the kernel dropped (the results are wrong while it
+ * is non-zero).
  */
 const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true };
 let portableWide = true;
