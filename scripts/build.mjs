@@ -1,7 +1,7 @@
 // Build: ABI constants → AssemblyScript kernels (SIMD128 and relaxed-SIMD variants) → embedded as
 // base64 modules; WGSL shaders → embedded strings; then tsc. One build serves Node and browsers.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generate } from './abi.mjs';
@@ -52,7 +52,12 @@ writeIfChanged(rel('src/kernels/webgpu/shaders.generated.ts'),
   `export const SHADERS: Record<string, string> = {\n${shaders.map((f) => `  ${JSON.stringify(f.replace(/\.wgsl$/, ''))}: ${JSON.stringify(readFileSync(join(shaderDir, f), 'utf8'))},`).join('\n')}\n};\n`);
 
 // 4. TypeScript.
-if (!args.has('--no-tsc')) execFileSync(rel('node_modules/.bin/tsc'), ['-p', rel('tsconfig.json')], { stdio: 'inherit' });
+if (!args.has('--no-tsc')) {
+  execFileSync(rel('node_modules/.bin/tsc'), ['-p', rel('tsconfig.json')], { stdio: 'inherit' });
+  // The package's bin: tsc writes it without the execute bit, and `npx vlm-attention` in a fresh
+  // checkout runs the file itself (npm sets the bit only when it links the package as a dependency).
+  chmodSync(rel('dist/cli/main.js'), 0o755);
+}
 
 // 5. The offline cost calculator page (dist/web/cost.html).
 if (!args.has('--no-tsc')) await import('./build-cost-page.mjs');

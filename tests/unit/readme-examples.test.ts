@@ -16,6 +16,13 @@ describe('README examples', () => {
     for (const b of blocks) expect(bodies).toContain(b);
     expect(files.length).toBe(blocks.length);
   });
+  // The set-up command's `npx vlm-attention` in a fresh checkout runs the bin file itself (through its
+  // shebang): the build must leave it executable.
+  it('the built bin runs as a program', () => {
+    const bin = JSON.parse(readFileSync('package.json', 'utf8')).bin['vlm-attention'] as string;
+    const out = execFileSync(bin, ['--help'], { encoding: 'utf8', timeout: 60_000 });
+    expect(out).toMatch(/demo/);
+  }, 90_000);
   for (const f of readdirSync('examples').filter((x) => x.endsWith('.mjs'))) {
     it(`runs examples/${f}`, () => {
       execFileSync(process.execPath, [`examples/${f}`], { stdio: 'pipe', timeout: 120_000 });
