@@ -1,8 +1,8 @@
 // The portable f32 kernel with 32-dim S slices (default where workgroup memory allows) against 16-dim
-// slices, and with the v4 option (four consecutive output columns a thread, V read as vec4), on three
-// benchmark shapes. Usage (after npm run build, on a GPU): node scripts/portable-profile.mjs
+// slices, and with the V-as-vec4 column mapping (four consecutive output columns a thread) flipped from
+// its default for the head dim, on four shapes. Usage (after npm run build, on a GPU): node scripts/portable-profile.mjs
 import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setGpuKernelPreference } from '../dist/index.js';
-import { setPortableV4, setPortableWide } from '../dist/kernels/webgpu/attention-gpu.js';
+import { portableUsesV4, setPortableV4, setPortableWide } from '../dist/kernels/webgpu/attention-gpu.js';
 import { timeGpu } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
@@ -10,6 +10,7 @@ const shapes = process.env.SMALL ? [['small B1 H2 N200 d64', 1, 2, 200, 64]] : [
   ['vitL B8 H16 N577 d64', 8, 16, 577, 64],
   ['qwen B1 H16 N5329 d80', 1, 16, 5329, 80],
   ['8k B1 H16 N8192 d64', 1, 16, 8192, 64],
+  ['B1 H16 N4096 d128', 1, 16, 4096, 128],
 ];
 setGpuKernelPreference('portable');
 let seed = 5;
@@ -20,7 +21,7 @@ for (const [name, B, H, N, d] of shapes) {
   const plan = planAttention(q, k, v, {});
   const cells = [];
   let ref = null;
-  for (const [wide, v4] of [[true, false], [false, false], [true, true]]) {
+  for (const [wide, v4] of [[true, 'auto'], [false, 'auto'], [true, !portableUsesV4(d)]]) {
     setPortableWide(wide);
     setPortableV4(v4);
     const prep = await prepareGpuAttention(plan, q, k, v);
@@ -28,12 +29,12 @@ for (const [name, B, H, N, d] of shapes) {
     const o = (await prep.out.toTensor()).toFloat32();
     let diff = '';
     if (ref) { let e = 0; for (let i = 0; i < o.length; i++) e = Math.max(e, Math.abs(o[i] - ref[i])); diff = `, Δ ${e.toExponential(1)}`; } else ref = o;
-    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices${v4 ? ', V as vec4' : ''} ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
+    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices${/"v4":true/.test(prep.stats.key) ? ', V as vec4' : ''} ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
   }
   console.log(`${name} f32 portable: ${cells.join(' | ')}`);
   q.dispose(); k.dispose(); v.dispose();
 }
 setPortableWide(true);
-setPortableV4(false);
+setPortableV4('auto');
 process.exit(0);

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
-import { setSgmatAblation } from '../../src/kernels/webgpu/sgmat.js';
 import { CASES, type ConformanceCase, checkCase, runOn } from './cases.js';
 
 // The tensor-core kernel's logic (tiling, lazy rescaling, masks, GQA packing, varlen, paged-free loads)
@@ -37,29 +36,6 @@ describe('conformance: webgpu tensor-core kernel, emulated matrices', () => {
     it(c.name, async () => {
       await checkCase(c, runOn('webgpu'));
       expect(lastGpuStats?.kernel).toBe('flash_sgmat');
-    }, 300_000);
-  }
-});
-
-// The 'rb2' experiment (two 16-row blocks per subgroup, two subgroups per workgroup; a profiling knob
-// until timed): the same kernel logic on a few cases that reach every per-block path (partial tiles,
-// odd head dims, GQA packing, the rescale round trip, NaN rows, varlen).
-describe('conformance: webgpu tensor-core kernel, emulated, two row blocks per subgroup (experiment)', () => {
-  const RB2 = ['causal 129x97', 'headDim 111', 'inputs near ±1000', 'NaN in k: rows that see it are NaN, others not', 'varlen window GQA8'];
-  beforeAll(async () => {
-    setGpuOutputPoisoning(true);
-    await gpuContext();
-    setGpuKernelPreference('sgmat-emulated');
-    setSgmatAblation('rb2');
-  });
-  afterAll(() => { setSgmatAblation(''); setGpuKernelPreference('auto'); });
-  for (const name of RB2) {
-    const c0 = CASES.find((x) => x.name === name)!;
-    const c: ConformanceCase = { ...c0, dtype: 'f16', name: `${c0.name} [f16, rb2]` };
-    it(c.name, async () => {
-      await checkCase(c, runOn('webgpu'));
-      expect(lastGpuStats?.kernel).toBe('flash_sgmat');
-      expect(lastGpuStats?.key).toContain('rb2');
     }, 300_000);
   }
 });

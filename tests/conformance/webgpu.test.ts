@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
-import { setPortableV4 } from '../../src/kernels/webgpu/attention-gpu.js';
+import { portableUsesV4, setPortableV4 } from '../../src/kernels/webgpu/attention-gpu.js';
 import { CASES, checkCase, runOn } from './cases.js';
 
 // WebGPU conformance: the same case list as the CPU backends. In CI the adapter is SwiftShader
@@ -18,23 +18,28 @@ describe('conformance: webgpu backend', () => {
   }
 });
 
-// The portable kernel's v4 option (four consecutive output columns a thread, V read as vec4; off by
-// default until timed on a GPU) on cases that reach its column mapping: value head dims that are and
-// are not multiples of 64, masks on partial tiles, GQA packing, NaN propagation.
-describe('conformance: webgpu portable kernel, V as vec4 (option)', () => {
+// The portable kernel's V-as-vec4 mapping (four consecutive output columns a thread) is the default
+// where the value head dim rounds up to a multiple of 64, and the tx + 16t mapping elsewhere; here each
+// is forced where the other is the default: value head dims that are and are not multiples of 64,
+// masks on partial tiles, GQA packing, NaN propagation.
+describe('conformance: webgpu portable kernel, column mappings forced', () => {
   const V4 = ['self N129 d64', 'headDim 128', 'headDimV 111 ≠ headDim 40', 'causal 129x97', 'NaN in v propagates', 'varlen window GQA8'];
   beforeAll(async () => {
     setGpuOutputPoisoning(true);
     await gpuContext();
     setGpuKernelPreference('portable');
-    setPortableV4(true);
   });
-  afterAll(() => { setPortableV4(false); setGpuKernelPreference('auto'); });
+  afterAll(() => { setPortableV4('auto'); setGpuKernelPreference('auto'); });
   for (const name of V4) {
     const c = CASES.find((x) => x.name === name)!;
-    it(`${name} [v4]`, async () => {
-      await checkCase(c, runOn('webgpu'));
-      expect(lastGpuStats?.key).toContain('"v4":true');
+    const dv = c.headDimV ?? c.headDim;
+    const forced = !portableUsesV4(dv);
+    it(`${name} [${forced ? 'v4' : 'no v4'} forced]`, async () => {
+      setPortableV4(forced);
+      try {
+        await checkCase(c, runOn('webgpu'));
+        expect(lastGpuStats?.key.includes('"v4":true')).toBe(forced);
+      } finally { setPortableV4('auto'); }
     }, 300_000);
   }
 });

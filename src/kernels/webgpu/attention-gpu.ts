@@ -95,9 +95,18 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
 let portableWide = true;
 /** Profiling aid: false keeps the portable kernel on 16-dim S slices where 32 would fit. */
 export function setPortableWide(on: boolean): void { portableWide = on; }
-let portableV4 = false;
-/** Profiling aid: true gives each thread four consecutive output columns (V read as vec4); untimed. */
-export function setPortableV4(on: boolean): void { portableV4 = on; }
+let portableV4: 'auto' | boolean = 'auto';
+/**
+ * Profiling aid for the portable kernel's V-as-vec4 mapping (each thread owns four consecutive output
+ * columns). 'auto' (default) takes it when the value head dim, rounded up to 16, is a multiple of 64: on
+ * the H200 it took vitL14-336 from 7.9 to 9.0 TFLOP/s and 8k-d64 from 8.5 to 9.7, while at d80 (where it
+ * would carry 128 columns for 80) it fell from 7.2 to 6.6 (bench/results/gpu-h200-portable-v4.txt).
+ */
+export function setPortableV4(mode: 'auto' | boolean): void { portableV4 = mode; }
+/** Whether the portable kernel reads V as vec4 for this value head dim (see setPortableV4). */
+export function portableUsesV4(headDimV: number): boolean {
+  return portableV4 === 'auto' ? (Math.ceil(headDimV / 16) * 16) % 64 === 0 : portableV4;
+}
 
 export function setDecodeTuning(t: Partial<typeof decodeTuning>): void {
   if (t.target !== undefined) decodeTuning.target = Math.max(1, Math.floor(t.target));
@@ -504,7 +513,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {
       const sg = caps.subgroups && caps.subgroupMinSize >= 16;
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide: portableWide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage, ...(portableV4 ? { v4: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide: portableWide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }

@@ -49,8 +49,7 @@ let ablation = '';
 /**
  * Profiling aid (scripts/sgmat-profile.mjs): drops parts of the kernel ('load', 'qk', 'softmax', 'pv',
  * comma-separated) so that their cost shows as the time saved; the results are wrong while one is set.
- * 'bk16' / 'bk32' instead set the key tile, and 'rb2' gives each subgroup two 16-row blocks with two
- * subgroups a workgroup (experiments: results stay right; CI checks rb2 with emulated matrices).
+ * 'bk16' / 'bk32' instead set the key tile (results stay right).
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
 export function sgmatAblation(): string { return ablation; }
@@ -225,14 +224,6 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const halfT = v.emulate ? 'f32' : 'f16';
   const drop = new Set((v.ablate ?? '').split(',').filter(Boolean));
   const outT = v.outF16 && !v.emulate ? 'f16' : 'f32';
-  // rb2 (experiment): two 16-row blocks per subgroup and two subgroups per workgroup (64 threads),
-  // so each K/V right matrix read from workgroup memory feeds two products. With one block (the
-  // default) every name below keeps its plain form and the generated code is unchanged.
-  const RB = drop.has('rb2') ? 2 : 1;
-  const WT = 128 / RB;
-  const sfx = (rb: number) => (RB === 1 ? '' : `_${rb}`);
-  const per = (f: (x: string, rb: number) => string) => each(RB, (rb) => f(sfx(rb), rb));
-  const VB = (rb: number) => (RB === 1 ? 'sg' : `(sg * 2u + ${rb}u)`);
 
   const prelude = [
     ...(v.emulate ? [] : [
@@ -268,13 +259,14 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
         ${each(8, (t) => `sKV[${dst(t)}] = HALF(a${t >> 1}.${t & 1 ? 'y' : 'x'});`)}`;
   // Q, dims kd·16 .. kd·16 + 15 of the 64 rows, transposed at stride QS (one 16-byte load a lane).
   const loadQChunk = (kd: number) => v.vec
-    ? `${RB === 1 ? '{\n      let u = lid;' : `for (var u = lid; u < 128u; u += ${WT}u) {`} let rho = u % 64u; let c8 = ${kd * 16}u + (u / 64u) * 8u;
+    ? `{
+      let u = lid; let rho = u % 64u; let c8 = ${kd * 16}u + (u / 64u) * 8u;
       let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
       var w = vec4<u32>(0u);
       if (qp < lenQ && c8 < D) { w = qb[(qBase + qp * P.qRow + qh * P.qHead + c8) >> 3u]; }
       ${store8((t) => `(c8 - ${kd * 16}u + ${t}u) * ${QS}u + rho`)}
     }`
-    : `for (var u = lid; u < 64u * 16u; u += ${WT}u) {
+    : `for (var u = lid; u < 64u * 16u; u += 128u) {
       let rho = u % 64u; let c = ${kd * 16}u + u / 64u;
       let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
       var x = 0.0;
@@ -285,30 +277,30 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   // (Issuing tile t+1's loads into registers while tile t computes was measured slower on the H200:
   // 5.50 vs 5.32 ms on 8k-d64, 3.45 vs 3.22 on qwen2vl; again with 16-key tiles, 3.76 vs 3.42 ms on
   // 8k-d128-causal, 2.35 vs 2.04 on qwen2vl: the registers cost more than the overlap gains.)
-  const nLk = Math.ceil((BK * DP) / 8 / WT), nLv = Math.ceil((BK * DVP) / 8 / WT);
+  const nLk = Math.ceil((BK * DP) / 8 / 128), nLv = Math.ceil((BK * DVP) / 8 / 128);
   const issueKV = `${each(nLk, (i) => `        wk${i} = vec4<u32>(0u);
-        { let u = lid + ${i * WT}u; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
+        { let u = lid + ${i * 128}u; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
           if (j < nk && c8 < D && u < ${(BK * DP) / 8}u) { wk${i} = kb[(kv_at(kBase, ks + j, P.kRow) + hk * P.kHead + c8) >> 3u]; } }`)}
 ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
-        { let u = lid + ${i * WT}u; let j = u % BK; let c8 = (u / BK) * 8u;
+        { let u = lid + ${i * 128}u; let j = u % BK; let c8 = (u / BK) * 8u;
           if (j < nk && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
-  const storeKV = `${each(nLk, (i) => `        { let u = lid + ${i * WT}u;
+  const storeKV = `${each(nLk, (i) => `        { let u = lid + ${i * 128}u;
           if (u < ${(BK * DP) / 8}u) { let w = wk${i}; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
           ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)} } }`)}
-${each(nLv, (i) => `        { let u = lid + ${i * WT}u;
+${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
           if (u < ${(BK * DVP) / 8}u) { let w = wv${i}; let j = u % BK; let c8 = (u / BK) * 8u;
           ${store8((t) => `${VT0}u + (c8 + ${t}u) * ${BKS}u + j`)} } }`)}`;
   // The load registers, declared once per invocation (the form timed and checked on the H200).
   const kvRegs = v.vec ? `${each(nLk, (i) => `  var wk${i}: vec4<u32>;`)}\n${each(nLv, (i) => `  var wv${i}: vec4<u32>;`)}` : '';
   const loadKV = v.vec
     ? `${issueKV}\n${storeKV}`
-    : `for (var u = lid; u < BK * DP; u += ${WT}u) {
+    : `for (var u = lid; u < BK * DP; u += 128u) {
       let j = u / DP; let c = u % DP;
       var x = 0.0;
       if (j < nk && c < D) { x = ld_k(kv_at(kBase, ks + j, P.kRow) + hk * P.kHead + c); }
       sKV[j * ${DPS}u + c] = HALF(x);
     }
-    for (var u = lid; u < BK * DVP; u += ${WT}u) {
+    for (var u = lid; u < BK * DVP; u += 128u) {
       let j = u % BK; let c = u / BK;
       var x = 0.0;
       if (j < nk && c < DV) { x = ld_v(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c); }
@@ -320,82 +312,27 @@ ${each(nLv, (i) => `        { let u = lid + ${i * WT}u;
   // round-trips them through sS, each lane scaling its row's BK/2 columns of a round; the epilogue writes
   // O / l (NaN rows: NaN) and the LSE from sS the same way.
   const roundDbs = (rd: number) => Array.from({ length: NDV }, (_, db) => db).filter((db) => Math.floor(db / NKB) === rd);
-  const flush = (alpha: string, x: string) => each(NR, (rd) => `    ${roundDbs(rd).map((db) => M.store('sS', `sb${x} + ${(db - rd * NKB) * 256}u`, `o${db}${x}`, '16u')).join('\n    ')}
+  const flush = (alpha: string) => each(NR, (rd) => `    ${roundDbs(rd).map((db) => M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')).join('\n    ')}
     workgroupBarrier();
-    for (var c = 0u; c < HB; c++) { sS[sb${x} + 32u * c + lane] *= ${alpha}; }
+    for (var c = 0u; c < HB; c++) { sS[sb + 32u * c + lane] *= ${alpha}; }
     workgroupBarrier();
-    ${roundDbs(rd).map((db) => `o${db}${x} = ${M.loadAcc('sS', `sb${x} + ${(db - rd * NKB) * 256}u`, '16u')};`).join('\n    ')}
+    ${roundDbs(rd).map((db) => `o${db} = ${M.loadAcc('sS', `sb + ${(db - rd * NKB) * 256}u`, '16u')};`).join('\n    ')}
     workgroupBarrier();`);
-  const epilogueOf = (x: string) => `  let bad = max(select(0.0, 1.0, nanb${x} > 0x7f800000u), partner(select(0.0, 1.0, nanb${x} > 0x7f800000u), lid));
-  let ob = oBase + pos${x} * P.oRow + head${x} * P.oHead;
-  let inv = select(1.0 / l${x}, 0.0, l${x} == 0.0);
-${each(NR, (rd) => `  ${roundDbs(rd).map((db) => M.store('sS', `sb${x} + ${(db - rd * NKB) * 256}u`, `o${db}${x}`, '16u')).join('\n  ')}
+  const epilogue = `  let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));
+  let ob = oBase + pos * P.oRow + head * P.oHead;
+  let inv = select(1.0 / l, 0.0, l == 0.0);
+${each(NR, (rd) => `  ${roundDbs(rd).map((db) => M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')).join('\n  ')}
   workgroupBarrier();
-  if (valid${x}) {
+  if (valid) {
     for (var c = 0u; c < HB; c++) {
       let col = ${rd * BK}u + 2u * c + half;
-      if (col < DV) { out[ob + col] = ${outT}(select(sS[sb${x} + 32u * c + lane] * inv, P.nanv, bad > 0.0)); }
+      if (col < DV) { out[ob + col] = ${outT}(select(sS[sb + 32u * c + lane] * inv, P.nanv, bad > 0.0)); }
     }
   }
   workgroupBarrier();`)}
-  if (valid${x} && P.hasLse == 1u && half == 0u) {
-    lse[lseBase + head${x} * P.lseHead + pos${x} * P.lseRow] = select(select((m${x} + log2(l${x})) * LN2, P.negInf, l${x} == 0.0), P.nanv, bad > 0.0);
+  if (valid && P.hasLse == 1u && half == 0u) {
+    lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
   }`;
-  // With two blocks each one's epilogue sits in its own scope (bad, ob, inv per block).
-  const epilogue = RB === 1 ? epilogueOf('') : per((x) => `  {\n${epilogueOf(x)}\n  }`);
-
-  // The softmax of one 16-row block (names suffixed by x when a subgroup holds two).
-  const softmaxOf = (x: string) => `        var mx = MASKED;
-        let lim = nk - half;
-        ${drop.has('softmax') ? 'if (lenK > 1000000000u) {' : '{'}
-${v.emulate ? `        for (var c = 0u; c < HB; c++) {
-          let j = 2u * c + half;
-          let idx = sb${x} + 32u * c + lane;
-          var s = sS[idx];
-          ${v.fuse ? '' : `if (NATURAL) { s *= P.scale; } else { s *= scl; }
-          if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }`}
-          var keep = 2u * c < lim;
-          if (keep && partial) { keep = mask_allows(i32(pos${x}), i32(ks + j), i32(lenQ), i32(lenK), head${x} * P.thrHeadStride + rowGlobal + pos${x}, s); }
-          if (NATURAL) { s *= LOG2E; }
-          s = select(MASKED, s, keep);
-          nanb${x} = max(nanb${x}, bitcast<u32>(s) & 0x7fffffffu);
-          sS[idx] = s;
-          mx = max(mx, s);
-        }
-` : `${each(HB, (c) => `        let j${c} = ${2 * c}u + half;
-        var s${c} = sS[sb${x} + ${32 * c}u + lane];
-        ${v.fuse ? '' : `if (NATURAL) { s${c} *= P.scale; } else { s${c} *= scl; }
-        if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }`}
-        var k${c} = ${2 * c}u < lim;
-        if (k${c} && partial) { k${c} = mask_allows(i32(pos${x}), i32(ks + j${c}), i32(lenQ), i32(lenK), head${x} * P.thrHeadStride + rowGlobal + pos${x}, s${c}); }
-        if (NATURAL) { s${c} *= LOG2E; }
-        s${c} = select(MASKED, s${c}, k${c});
-        nanb${x} = max(nanb${x}, bitcast<u32>(s${c}) & 0x7fffffffu);
-        mx = max(mx, s${c});`)}
-`}        mx = max(mx, partner(mx, lid));
-        ${v.fuse ? 'mx = select(MASKED, mx * scl, mx > MASKED);' : ''}
-        let moved = mx > m${x} + SLACK;
-        let mNew = select(m${x}, mx, moved);
-        let need = moved && m${x} > MASKED;
-        let alpha = select(1.0, exp2(m${x} - mNew), need);
-        let mUse = select(mNew, 0.0, mNew <= MASKED);
-        var sum = 0.0;
-${v.emulate ? `        for (var c = 0u; c < HB; c++) {
-          let j = 2u * c + half;
-          let p = exp2_masked(${v.fuse ? `fma(sS[sb${x} + 32u * c + lane], scl, -mUse)` : `sS[sb${x} + 32u * c + lane] - mUse`});
-          sum += p;
-          sKV[sbp${x} + j * ${PS}u + r] = tohalf(p);
-        }
-` : `${each(HB, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
-        sum += p${c};
-        sKV[sbp${x} + j${c} * ${PS}u + r] = tohalf(p${c});`)}
-`}        sum += partner(sum, lid);
-        l${x} = l${x} * alpha + sum;
-        m${x} = mNew;
-        if (need) { wflag[0] = 1u; }
-        rescale${x} = alpha;
-        }
-`;
 
   const body = `
 struct Params {
@@ -428,7 +365,7 @@ fn exp2_masked(x: f32) -> f32 {
 }
 
 ${v.emulate ? EMU_HELPERS : REAL_HELPERS}
-@compute @workgroup_size(${WT})
+@compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32${v.emulate ? '' : ',\n        @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32'}) {
   let job = wg.x + wg.y * 65535u;
   let sg = ${v.emulate ? 'lid / 32u' : 'sgid'};
@@ -453,30 +390,30 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let e0 = range.x;
   let e1 = range.y;
 
+  let head = hb * G4 + sg % G4;
   let hk = (hb * G4) / P.group;
   let r = lane & 15u;          // this lane's row in the subgroup's 16
   let half = lane >> 4u;       // which half of a tile's keys / a round's columns
+  let pos = qtile * TQ + (sg / G4) * 16u + r;
+  let valid = pos < lenQ;
   let scl = select(P.scale * LOG2E, P.scale, NATURAL);
-${per((x, rb) => `  let head${x} = hb * G4 + ${VB(rb)} % G4;
-  let pos${x} = qtile * TQ + (${VB(rb)} / G4) * 16u + r;
-  let valid${x} = pos${x} < lenQ;
-  let sb${x} = ${VB(rb)} * ${16 * BK}u;
-  let sbp${x} = ${VB(rb)} * ${BK * PS}u;   // this block's P (16×BK, column-major) in the K tile's place`)}
+  let sb = sg * ${16 * BK}u;
+  let sbp = sg * ${BK * PS}u;   // this subgroup's P (16×BK, column-major) in the K tile's place
 
   // ---- Q → registers (left matrices), through workgroup memory.
 ${v.emulate
-    ? each(NKD, (kd) => per((x, rb) => `  let q${kd}${x} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (${VB(rb)} / G4) * 16u, head${x}, lenQ);`))
+    ? each(NKD, (kd) => `  let q${kd} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * 16u, head, lenQ);`)
     : each(NKD, (kd) => `  ${loadQChunk(kd)}
   workgroupBarrier();
-${per((x, rb) => `  let q${kd}${x} = ${M.loadL('sKV', `${VB(rb)} * 16u`, `${QS}u`)};`)}
+  let q${kd} = ${M.loadL('sKV', 'sg * 16u', `${QS}u`)};
   workgroupBarrier();`)}
 
+  var m = MASKED;
+  var l = 0.0;
   // NaN among the kept scores (WGSL does not promise that arithmetic carries NaN): the largest
   // magnitude bit pattern seen, compared with the NaN range once at the end.
-${per((x) => `  var m${x} = MASKED;
-  var l${x} = 0.0;
-  var nanb${x} = 0u;
-${each(NDV, (db) => `  var o${db}${x} = ${M.zero};`)}`)}
+  var nanb = 0u;
+${each(NDV, (db) => `  var o${db} = ${M.zero};`)}
 ${kvRegs}
 
   // Key tiles of BK keys: tile x is sub-tile x % SUB of list entry e0 + x / SUB. The entries of the next
@@ -498,35 +435,80 @@ ${kvRegs}
     if (lid == 0u) { wflag[0] = 0u; wflag[1] = tbl[entries + min(e0 + (ti + 2u) / SUB, e1 - 1u)]; }
         ${loadTile}
     workgroupBarrier();
-${per((x) => `    var rescale${x} = 1.0;`)}
+    var rescale = 1.0;
     if (nk > 0u) {
         // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
-${drop.has('qk') ? '' : each(NKB, (nb) => RB === 1 ? `        var sm${nb} = ${M.zero};
+${drop.has('qk') ? '' : each(NKB, (nb) => `        var sm${nb} = ${M.zero};
 ${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `sm${nb}`)};`)}
-        ${M.store('sS', `sb + ${nb * 256}u`, `sm${nb}`, '16u')}` : `${per((x) => `        var sm${nb}${x} = ${M.zero};`)}
-${each(NKD, (kd) => `        { let kr = ${M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`)};
-${per((x) => `          sm${nb}${x} = ${M.mma(`q${kd}${x}`, 'kr', `sm${nb}${x}`)};`)} }`)}
-${per((x) => `        ${M.store('sS', `sb${x} + ${nb * 256}u`, `sm${nb}${x}`, '16u')}`)}`)}
+        ${M.store('sS', `sb + ${nb * 256}u`, `sm${nb}`, '16u')}`)}
         workgroupBarrier();
 
         // ---- softmax: lane → row r, keys 2c + half (S[r][j] at sb + j·16 + r = sb + 32c + lane: every
         // lane a different bank, offsets known at compile time). Rows past lenQ have zero Q, so finite
         // scores, and are never written. FUSE: scores stay raw (the scale is > 0, so the max commutes
         // with it) and the scale folds into exp2's argument as one fma.
-${RB === 1 ? softmaxOf('') : per((x) => `        {\n${softmaxOf(x)}        }\n`)}    }
+        var mx = MASKED;
+        let lim = nk - half;
+        ${drop.has('softmax') ? 'if (lenK > 1000000000u) {' : '{'}
+${v.emulate ? `        for (var c = 0u; c < HB; c++) {
+          let j = 2u * c + half;
+          let idx = sb + 32u * c + lane;
+          var s = sS[idx];
+          ${v.fuse ? '' : `if (NATURAL) { s *= P.scale; } else { s *= scl; }
+          if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }`}
+          var keep = 2u * c < lim;
+          if (keep && partial) { keep = mask_allows(i32(pos), i32(ks + j), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s); }
+          if (NATURAL) { s *= LOG2E; }
+          s = select(MASKED, s, keep);
+          nanb = max(nanb, bitcast<u32>(s) & 0x7fffffffu);
+          sS[idx] = s;
+          mx = max(mx, s);
+        }
+` : `${each(HB, (c) => `        let j${c} = ${2 * c}u + half;
+        var s${c} = sS[sb + ${32 * c}u + lane];
+        ${v.fuse ? '' : `if (NATURAL) { s${c} *= P.scale; } else { s${c} *= scl; }
+        if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }`}
+        var k${c} = ${2 * c}u < lim;
+        if (k${c} && partial) { k${c} = mask_allows(i32(pos), i32(ks + j${c}), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s${c}); }
+        if (NATURAL) { s${c} *= LOG2E; }
+        s${c} = select(MASKED, s${c}, k${c});
+        nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);
+        mx = max(mx, s${c});`)}
+`}        mx = max(mx, partner(mx, lid));
+        ${v.fuse ? 'mx = select(MASKED, mx * scl, mx > MASKED);' : ''}
+        let moved = mx > m + SLACK;
+        let mNew = select(m, mx, moved);
+        let need = moved && m > MASKED;
+        let alpha = select(1.0, exp2(m - mNew), need);
+        let mUse = select(mNew, 0.0, mNew <= MASKED);
+        var sum = 0.0;
+${v.emulate ? `        for (var c = 0u; c < HB; c++) {
+          let j = 2u * c + half;
+          let p = exp2_masked(${v.fuse ? 'fma(sS[sb + 32u * c + lane], scl, -mUse)' : 'sS[sb + 32u * c + lane] - mUse'});
+          sum += p;
+          sKV[sbp + j * ${PS}u + r] = tohalf(p);
+        }
+` : `${each(HB, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
+        sum += p${c};
+        sKV[sbp + j${c} * ${PS}u + r] = tohalf(p${c});`)}
+`}        sum += partner(sum, lid);
+        l = l * alpha + sum;
+        m = mNew;
+        if (need) { wflag[0] = 1u; }
+        rescale = alpha;
+        }
+    }
     let w = workgroupUniformLoad(&wflag);
     ent = entN;
     entN = w[1];
     if (nk > 0u) {
       if (w[0] != 0u) {
-${per((x) => flush(`rescale${x}`, x))}
+${flush('rescale')}
       }
 
       // ---- O += P·V
-${drop.has('pv') ? '' : each(NKB, (kc) => RB === 1 ? `      let pm${kc} = ${M.loadL('sKV', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
-${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}` : `${per((x) => `      let pm${kc}${x} = ${M.loadL('sKV', `sbp${x} + ${kc * 16 * PS}u`, `${PS}u`)};`)}
-${each(NDV, (db) => `      { let vr = ${M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`)};
-${per((x) => `        o${db}${x} = ${M.mma(`pm${kc}${x}`, 'vr', `o${db}${x}`)};`)} }`)}`)}
+${drop.has('pv') ? '' : each(NKB, (kc) => `      let pm${kc} = ${M.loadL('sKV', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
+${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}`)}
     }
     workgroupBarrier();
   }

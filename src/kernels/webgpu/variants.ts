@@ -113,7 +113,7 @@ export interface PortableFlashVariant {
   readonly maskKey: string;
   /** 32-dim S slices (twice the workgroup memory of 16, half the barriers). */
   readonly wide: boolean;
-  /** Four consecutive output columns a thread, V read as vec4 (an option, off by default: untimed). */
+  /** Four consecutive output columns a thread, V read as vec4 (taken where DV rounds up to a multiple of 64). */
   readonly v4?: boolean;
   /** 0 forward; 1 column sums, 2 probability rows (capture from the forward LSE). */
   readonly capture?: 0 | 1 | 2;

@@ -12,7 +12,7 @@
 //   (subgroup shuffles when subgroups hold ≥ 16 lanes, workgroup memory otherwise);
 //   P = 2^(S − m) into workgroup memory; O = O·2^(m_old − m) + P·V over V chunks in workgroup memory
 //   (BCV keys, a multiple of 4, taken four at a time).
-// V4 (an option): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
+// V4 (where DVP is a multiple of 64): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
 // as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
 // The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, NATURAL, CAP, the loaders ld_q/ld_k/ld_v, the
 // output binding, the row reductions rowmax16/rowsum16, mask_allows and kv_at (a key's row: contiguous,
