@@ -3,15 +3,13 @@
  * for a real GPU (CI's SwiftShader has no shader-f16 and no subgroup matrices; CI runs the f32 suite in
  * tests/conformance/webgpu.test.ts). Each case runs in f16 on the tensor-core kernel (when the adapter
  * exposes subgroup matrices) and on the portable kernel, and in f32 on the decode kernel where it applies.
- * Prints one line per (variant, case) and a summary. SGMAT_ABLATE=<experiments> (e.g. bc) runs the
- * tensor-core cases with a profiling experiment of src/kernels/webgpu/sgmat.ts switched on;
- * PORTABLE_ROWS=8 the portable cases with eight rows a thread (setPortableRows).
+ * Prints one line per (variant, case) and a summary. SGMAT_ABLATE=<experiment> (see setSgmatAblation) runs the
+ * tensor-core cases with a profiling experiment of src/kernels/webgpu/sgmat.ts switched on.
  */
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning, type GpuKernelPreference } from '../../src/index.js';
 import { CASES, CASES_DECODE, type ConformanceCase, checkCase, runOn } from '../conformance/cases.js';
 import { setSgmatAblation } from '../../src/kernels/webgpu/sgmat.js';
-import { setPortableRows } from '../../src/kernels/webgpu/attention-gpu.js';
 
 const summary: string[] = [];
 
@@ -30,8 +28,6 @@ describe('check:gpu — every kernel variant', () => {
   let hasSgmat = false, hasF16 = false;
   beforeAll(async () => {
     setGpuOutputPoisoning(true);
-    // PORTABLE_ROWS=8: the portable kernel's eight-rows-a-thread experiment (setPortableRows).
-    if (process.env.PORTABLE_ROWS === '8') setPortableRows(8);
     const ctx = await gpuContext();
     hasF16 = ctx.caps.f16;
     hasSgmat = ctx.caps.subgroupMatrix.length > 0 && ctx.caps.subgroupMinSize === 32;

@@ -103,12 +103,6 @@ let portableV4: 'auto' | boolean = 'auto';
  * would carry 128 columns for 80) it fell from 7.2 to 6.6 (bench/results/gpu-h200-portable-v4.txt).
  */
 export function setPortableV4(mode: 'auto' | boolean): void { portableV4 = mode; }
-let portableRows: 4 | 8 = 4;
-/**
- * Profiling aid: 8 gives the portable kernel's threads eight rows each (128 threads a workgroup) where the
- * value head dim is ≤ 128 — twice the FMAs per workgroup-memory load, half the threads; untimed.
- */
-export function setPortableRows(rows: 4 | 8): void { portableRows = rows; }
 /** Whether the portable kernel reads V as vec4 for this value head dim (see setPortableV4). */
 export function portableUsesV4(headDimV: number): boolean {
   return portableV4 === 'auto' ? (Math.ceil(headDimV / 16) * 16) % 64 === 0 : portableV4;
@@ -519,7 +513,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {
       const sg = caps.subgroups && caps.subgroupMinSize >= 16;
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide: portableWide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(portableRows === 8 && Math.ceil(plan.headDimV / 16) <= 8 ? { r8: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide: portableWide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }

@@ -255,8 +255,9 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   ].join('\n');
 
   // Tile loads into workgroup memory. VEC: 8 halves per 16-byte load.
-  // 'bc' (experiment): the halves reinterpreted in place (bitcast) instead of unpacked to f32 and back.
-  const unpackH = !v.emulate && drop.has('bc') ? 'bitcast<vec2<f16>>' : 'unpack2x16float';
+  // Real matrices take the halves as they are (bitcast); measured on the H200 as fast as unpacking them to
+  // f32 and converting back (bench/results/gpu-h200-sgmat-bc.txt), with two conversions fewer a pair.
+  const unpackH = v.emulate ? 'unpack2x16float' : 'bitcast<vec2<f16>>';
   const store8 = (dst: (t: number) => string) => `let a0 = ${unpackH}(w.x); let a1 = ${unpackH}(w.y); let a2 = ${unpackH}(w.z); let a3 = ${unpackH}(w.w);
         ${each(8, (t) => `sKV[${dst(t)}] = HALF(a${t >> 1}.${t & 1 ? 'y' : 'x'});`)}`;
   // Q, dims kd·16 .. kd·16 + 15 of the 64 rows, transposed at stride QS (one 16-byte load a lane).
