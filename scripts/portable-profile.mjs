@@ -2,7 +2,7 @@
 // slices, and with the V-as-vec4 column mapping (four consecutive output columns a thread) flipped from
 // its default for the head dim, on four shapes. Usage (after npm run build, on a GPU): node scripts/portable-profile.mjs
 import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setGpuKernelPreference } from '../dist/index.js';
-import { portableUsesV4, setPortableV4, setPortableWide } from '../dist/kernels/webgpu/attention-gpu.js';
+import { portableUsesV4, setPortableRows, setPortableV4, setPortableWide } from '../dist/kernels/webgpu/attention-gpu.js';
 import { timeGpu } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
@@ -22,15 +22,16 @@ for (const [name, B, H, N, d] of shapes) {
   const cells = [];
   let ref = null;
   setPortableV4('auto');
-  for (const [wide, v4] of [[true, 'auto'], [false, 'auto'], [true, !portableUsesV4(d)]]) {
+  for (const [wide, v4, rows] of [[true, 'auto', 4], [false, 'auto', 4], [true, !portableUsesV4(d), 4], [true, 'auto', 2], [false, 'auto', 2]]) {
     setPortableWide(wide);
     setPortableV4(v4);
+    setPortableRows(rows);
     const prep = await prepareGpuAttention(plan, q, k, v);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     const o = (await prep.out.toTensor()).toFloat32();
     let diff = '';
     if (ref) { let e = 0; for (let i = 0; i < o.length; i++) e = Math.max(e, Math.abs(o[i] - ref[i])); diff = `, Δ ${e.toExponential(1)}`; } else ref = o;
-    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices${/"v4":true/.test(prep.stats.key) ? ', V as vec4' : ''} ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
+    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices${/"v4":true/.test(prep.stats.key) ? ', V as vec4' : ''}${/"r2":true/.test(prep.stats.key) ? ', 2 rows a thread' : ''} ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
   }
   console.log(`${name} f32 portable: ${cells.join(' | ')}`);
@@ -38,4 +39,5 @@ for (const [name, B, H, N, d] of shapes) {
 }
 setPortableWide(true);
 setPortableV4('auto');
+setPortableRows(4);
 process.exit(0);

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning, type GpuKernelPreference } from '../../src/index.js';
 import { CASES, CASES_DECODE, type ConformanceCase, checkCase, runOn } from '../conformance/cases.js';
 import { setSgmatAblation } from '../../src/kernels/webgpu/sgmat.js';
+import { setPortableRows } from '../../src/kernels/webgpu/attention-gpu.js';
 
 const summary: string[] = [];
 
@@ -28,6 +29,8 @@ describe('check:gpu — every kernel variant', () => {
   let hasSgmat = false, hasF16 = false;
   beforeAll(async () => {
     setGpuOutputPoisoning(true);
+    // PORTABLE_ROWS=2: the portable kernel's two-rows-a-thread experiment (setPortableRows).
+    if (process.env.PORTABLE_ROWS === '2') setPortableRows(2);
     const ctx = await gpuContext();
     hasF16 = ctx.caps.f16;
     hasSgmat = ctx.caps.subgroupMatrix.length > 0 && ctx.caps.subgroupMinSize === 32;

@@ -115,6 +115,8 @@ export interface PortableFlashVariant {
   readonly wide: boolean;
   /** Four consecutive output columns a thread, V read as vec4 (taken where DV rounds up to a multiple of 64). */
   readonly v4?: boolean;
+  /** Two rows a thread and 512 threads instead of four and 256 (an experiment). */
+  readonly r2?: boolean;
   /** 0 forward; 1 column sums, 2 probability rows (capture from the forward LSE). */
   readonly capture?: 0 | 1 | 2;
   readonly paged?: KvPaging;
@@ -188,6 +190,8 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const DVP: u32 = ${DVP}u;`,
     `const OT: u32 = ${OT}u;`,
     `const V4: bool = ${!!v.v4};`,
+    `const RPT: u32 = ${v.r2 ? 2 : 4}u;`,
+    `const NT: u32 = ${v.r2 ? 512 : 256}u;`,
     `const BCV: u32 = ${BCV}u;`,
     `const G: u32 = ${v.G}u;`,
     `const NP: u32 = ${Math.floor(64 / v.G)}u;`,

@@ -2,11 +2,12 @@
 //
 // One workgroup = one Q tile of 64 rows against the KV tiles its tile-plan row lists. With GQA the
 // tile packs the G query heads of one KV head (row r ↦ head g = r % G, position r / G), so a group
-// shares every K/V load (FlashAttention-3's pack_gqa). 256 threads as 16×16: thread (ty, tx) owns
-// S rows 4ty..4ty+3 × keys 4tx..4tx+3 and O rows 4ty..4ty+3 × columns tx + 16t.
+// shares every K/V load (FlashAttention-3's pack_gqa). NT threads as (64 / RPT) × 16: thread (ty, tx)
+// owns S rows RPT·ty .. +RPT−1 × keys 4tx..4tx+3 and O rows RPT·ty .. +RPT−1 × columns tx + 16t
+// (RPT = 4 with 256 threads; an experiment: 2 with 512, half the registers a thread).
 //
 // Per KV tile (64 keys):
-//   S = Qᵀ-chunk × Kᵀ-chunk over DS-dim slices in workgroup memory (4×4 outer products per slice;
+//   S = Qᵀ-chunk × Kᵀ-chunk over DS-dim slices in workgroup memory (RPT×4 outer products per slice;
 //   DS = 32 where workgroup memory allows, else 16: each slice costs two barriers);
 //   softcap; element predicate on partial tiles only; row max/sum across the 16 tx lanes
 //   (subgroup shuffles when subgroups hold ≥ 16 lanes, workgroup memory otherwise);
@@ -14,7 +15,7 @@
 //   (BCV keys, a multiple of 4, taken four at a time).
 // V4 (where DVP is a multiple of 64): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
 // as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
-// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, NATURAL, CAP, the loaders ld_q/ld_k/ld_v, the
+// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, NATURAL, CAP, the loaders ld_q/ld_k/ld_v, the
 // output binding, the row reductions rowmax16/rowsum16, mask_allows and kv_at (a key's row: contiguous,
 // or through the sequence's block table when K/V are paged).
 //
@@ -61,7 +62,7 @@ fn exp2_masked(x: f32) -> f32 {
   return select(exp2(x), 0.0, x < -126.0);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(NT)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let job = wg.x + wg.y * 65535u;
   let tx = lid & 15u;
@@ -88,37 +89,38 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   let qscale = select(P.scale * LOG2E, P.scale, NATURAL);
 
-  // This thread's rows: r = 4·ty + a ↦ head hb·G + r % G, position qtile·NP + r / G.
-  var valid: array<bool, 4>;
-  var pos: array<u32, 4>;
-  var head: array<u32, 4>;
-  for (var a = 0u; a < 4u; a++) {
-    let r = ty * 4u + a;
+  // This thread's rows: r = RPT·ty + a ↦ head hb·G + r % G, position qtile·NP + r / G.
+  var valid: array<bool, RPT>;
+  var pos: array<u32, RPT>;
+  var head: array<u32, RPT>;
+  for (var a = 0u; a < RPT; a++) {
+    let r = ty * RPT + a;
     pos[a] = qtile * NP + r / G;
     head[a] = hb * G + r % G;
     valid[a] = r < NP * G && pos[a] < lenQ;
   }
-  // Loader rows for the Qᵀ slice: thread loads row lr, dims 4·(lid & 3) .. +3 of each slice.
-  let lr = lid >> 2u;
+  // Loader rows for the Qᵀ/Kᵀ slices: NT / 64 threads a row; thread loads row lr, DS / LPR dims of each slice.
+  let LPR = NT / 64u;
+  let lr = lid / LPR;
   let lpos = qtile * NP + lr / G;
   let lvalid = lr < NP * G && lpos < lenQ;
   let lq = qBase + lpos * P.qRow + (hb * G + lr % G) * P.qHead;
 
-  var m: array<f32, 4>;
-  var l: array<f32, 4>;
-  var bad: array<f32, 4>;   // 1 once a visible score was NaN: the row's output is NaN
-  var o: array<array<f32, OT>, 4>;
-  for (var a = 0u; a < 4u; a++) {
+  var m: array<f32, RPT>;
+  var l: array<f32, RPT>;
+  var bad: array<f32, RPT>;   // 1 once a visible score was NaN: the row's output is NaN
+  var o: array<array<f32, OT>, RPT>;
+  for (var a = 0u; a < RPT; a++) {
     m[a] = MASKED;
     l[a] = 0.0;
     bad[a] = 0.0;
     for (var t = 0u; t < OT; t++) { o[a][t] = 0.0; }
   }
   // Capture: the row's base-2 LSE (+huge excludes the row: outside the range, unselected, or −∞).
-  var lse2: array<f32, 4>;
-  var slot: array<i32, 4>;
+  var lse2: array<f32, RPT>;
+  var slot: array<i32, RPT>;
   if (CAPTURE != 0u) {
-    for (var a = 0u; a < 4u; a++) {
+    for (var a = 0u; a < RPT; a++) {
       lse2[a] = 3.0e38;
       slot[a] = -1;
       if (valid[a] && pos[a] >= P.qStart && pos[a] < P.qEnd) {
@@ -136,12 +138,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let partial = (ent & 1u) == 1u;
 
     // ---- S = Q·Kᵀ over DS-dim slices (Qᵀ at wa[d·16 + row / 4], Kᵀ after it)
-    var acc: array<vec4<f32>, 4>;
-    for (var a = 0u; a < 4u; a++) { acc[a] = vec4<f32>(0.0); }
+    var acc: array<vec4<f32>, RPT>;
+    for (var a = 0u; a < RPT; a++) { acc[a] = vec4<f32>(0.0); }
     let krow = kv_at(kBase, k0 + lr, P.kRow) + hk * P.kHead;
     for (var d0 = 0u; d0 < D; d0 += DS) {
-      let dq = (lid & 3u) * (DS / 4u);
-      for (var t = 0u; t < DS / 4u; t++) {
+      let dq = (lid % LPR) * (DS / LPR);
+      for (var t = 0u; t < DS / LPR; t++) {
         let d = d0 + dq + t;
         var x = 0.0;
         if (lvalid && d < D) { x = ld_q(lq + d) * qscale; }
@@ -152,19 +154,28 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
       workgroupBarrier();
       for (var dd = 0u; dd < DS; dd++) {
-        let qa = wa[dd * 16u + ty];
         let kb = wa[16u * DS + dd * 16u + tx];
-        acc[0] += qa.x * kb;
-        acc[1] += qa.y * kb;
-        acc[2] += qa.z * kb;
-        acc[3] += qa.w * kb;
+        if (RPT == 2u) {
+          let qa = wa[dd * 16u + (ty >> 1u)];
+          let q2 = select(qa.xy, qa.zw, (ty & 1u) == 1u);
+          acc[0] += q2.x * kb;
+          acc[1] += q2.y * kb;
+        } else {
+          for (var g = 0u; g < RPT / 4u; g++) {
+            let qa = wa[dd * 16u + ty * (RPT / 4u) + g];
+            acc[4u * g] += qa.x * kb;
+            acc[4u * g + 1u] += qa.y * kb;
+            acc[4u * g + 2u] += qa.z * kb;
+            acc[4u * g + 3u] += qa.w * kb;
+          }
+        }
       }
       workgroupBarrier();
     }
 
     // ---- scores: softcap, mask, online softmax
-    for (var a = 0u; a < 4u; a++) {
-      let r = ty * 4u + a;
+    for (var a = 0u; a < RPT; a++) {
+      let r = ty * RPT + a;
       var s = acc[a];
       if (CAP) { s = P.softcap * tanh_safe(s / P.softcap); }
       for (var b = 0u; b < 4u; b++) {
@@ -212,7 +223,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
     // ---- O += P·V over V chunks of BCV keys
     for (var j0 = 0u; j0 < nk; j0 += BCV) {
-      for (var x = lid; x < BCV * DVP; x += 256u) {
+      for (var x = lid; x < BCV * DVP; x += NT) {
         let jj = x / DVP;
         let c = x % DVP;
         var v = 0.0;
@@ -223,15 +234,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       // Four keys at a time: P as one vec4 per row (keys past nk have P = 0 and zero V rows).
       let jn = min(BCV, nk - j0);
       for (var jj = 0u; jj < jn; jj += 4u) {
-        var pr: array<vec4<f32>, 4>;
-        for (var a = 0u; a < 4u; a++) { pr[a] = ps[(ty * 4u + a) * 16u + ((j0 + jj) >> 2u)]; }
+        var pr: array<vec4<f32>, RPT>;
+        for (var a = 0u; a < RPT; a++) { pr[a] = ps[(ty * RPT + a) * 16u + ((j0 + jj) >> 2u)]; }
         for (var i = 0u; i < 4u; i++) {
           if (V4) {
             for (var u = 0u; u < OT / 4u; u++) {
               let c4 = tx + 16u * u;
               if (4u * c4 < DVP) {
                 let v4 = wa[((jj + i) * DVP) / 4u + c4];
-                for (var a = 0u; a < 4u; a++) {
+                for (var a = 0u; a < RPT; a++) {
                   let p = pr[a][i];
                   o[a][4u * u] += p * v4.x; o[a][4u * u + 1u] += p * v4.y;
                   o[a][4u * u + 2u] += p * v4.z; o[a][4u * u + 3u] += p * v4.w;
@@ -242,7 +253,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             for (var t = 0u; t < DVT; t++) {
               let c = (jj + i) * DVP + tx + 16u * t;
               let v = wa[c >> 2u][c & 3u];
-              for (var a = 0u; a < 4u; a++) { o[a][t] += pr[a][i] * v; }
+              for (var a = 0u; a < RPT; a++) { o[a][t] += pr[a][i] * v; }
             }
           }
         }
@@ -253,9 +264,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   if (CAPTURE != 0u) { return; }
   // ---- O = acc / l, lse = (m + log2 l)·ln 2 (NaN rows: NaN)
-  for (var a = 0u; a < 4u; a++) { bad[a] = rowmax16(bad[a], ty * 4u + a, tx); }
+  for (var a = 0u; a < RPT; a++) { bad[a] = rowmax16(bad[a], ty * RPT + a, tx); }
   let nan = P.nanv;
-  for (var a = 0u; a < 4u; a++) {
+  for (var a = 0u; a < RPT; a++) {
     if (!valid[a]) { continue; }
     let ob = oBase + pos[a] * P.oRow + head[a] * P.oHead;
     let inv = select(1.0 / l[a], 0.0, l[a] == 0.0);
