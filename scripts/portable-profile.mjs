@@ -22,7 +22,7 @@ for (const [name, B, H, N, d] of shapes) {
   const cells = [];
   let ref = null;
   setPortableV4('auto');
-  for (const [wide, v4, rows] of [[true, 'auto', 4], [false, 'auto', 4], [true, !portableUsesV4(d), 4], [true, 'auto', 2], [false, 'auto', 2]]) {
+  for (const [wide, v4, rows] of [[true, 'auto', 'auto'], [true, 'auto', 4], [true, 'auto', 2], [false, 'auto', 'auto'], [true, !portableUsesV4(d), 'auto']]) {
     setPortableWide(wide);
     setPortableV4(v4);
     setPortableRows(rows);
@@ -39,5 +39,5 @@ for (const [name, B, H, N, d] of shapes) {
 }
 setPortableWide(true);
 setPortableV4('auto');
-setPortableRows(4);
+setPortableRows('auto');
 process.exit(0);

@@ -29,8 +29,8 @@ describe('check:gpu — every kernel variant', () => {
   let hasSgmat = false, hasF16 = false;
   beforeAll(async () => {
     setGpuOutputPoisoning(true);
-    // PORTABLE_ROWS=2: the portable kernel's two-rows-a-thread experiment (setPortableRows).
-    if (process.env.PORTABLE_ROWS === '2') setPortableRows(2);
+    // PORTABLE_ROWS=2 or 4: the portable kernel's rows a thread forced (setPortableRows; default auto).
+    if (process.env.PORTABLE_ROWS === '2' || process.env.PORTABLE_ROWS === '4') setPortableRows(Number(process.env.PORTABLE_ROWS) as 2 | 4);
     const ctx = await gpuContext();
     hasF16 = ctx.caps.f16;
     hasSgmat = ctx.caps.subgroupMatrix.length > 0 && ctx.caps.subgroupMinSize === 32;

@@ -103,9 +103,14 @@ let portableV4: 'auto' | boolean = 'auto';
  * would carry 128 columns for 80) it fell from 7.2 to 6.6 (bench/results/gpu-h200-portable-v4.txt).
  */
 export function setPortableV4(mode: 'auto' | boolean): void { portableV4 = mode; }
-let portableRows: 2 | 4 = 4;
-/** Profiling aid: 2 gives the portable kernel's threads two rows each (512 threads a workgroup, where the adapter allows); untimed. */
-export function setPortableRows(rows: 2 | 4): void { portableRows = rows; }
+let portableRows: 'auto' | 2 | 4 = 'auto';
+/**
+ * Profiling aid: rows of the portable kernel's 64-row tile a thread owns (4: 256 threads a workgroup, 2:
+ * 512). 'auto' (default) takes 2 where V is read as vec4 and the adapter allows 512 invocations: on the
+ * H200 that gave vitL14-336 8.6 → 9.1 TFLOP/s, 8k-d64 9.3 → 10.3, d128 10.0 → 11.0, while d80 (one column
+ * per 16) went 6.9 → 6.7 (bench/results/gpu-h200-portable-r2.txt); eight rows a thread was 30–35% slower.
+ */
+export function setPortableRows(rows: 'auto' | 2 | 4): void { portableRows = rows; }
 /** Whether the portable kernel reads V as vec4 for this value head dim (see setPortableV4). */
 export function portableUsesV4(headDimV: number): boolean {
   return portableV4 === 'auto' ? (Math.ceil(headDimV / 16) * 16) % 64 === 0 : portableV4;
@@ -516,7 +521,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {
       const sg = caps.subgroups && caps.subgroupMinSize >= 16;
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide: portableWide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(portableRows === 2 && caps.maxInvocations >= 512 ? { r2: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide: portableWide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...((portableRows === 'auto' ? portableUsesV4(plan.headDimV) : portableRows === 2) && caps.maxInvocations >= 512 ? { r2: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }

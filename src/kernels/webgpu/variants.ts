@@ -115,7 +115,7 @@ export interface PortableFlashVariant {
   readonly wide: boolean;
   /** Four consecutive output columns a thread, V read as vec4 (taken where DV rounds up to a multiple of 64). */
   readonly v4?: boolean;
-  /** Two rows a thread and 512 threads instead of four and 256 (an experiment). */
+  /** Two rows a thread and 512 threads instead of four and 256 (with v4, where the adapter allows 512). */
   readonly r2?: boolean;
   /** 0 forward; 1 column sums, 2 probability rows (capture from the forward LSE). */
   readonly capture?: 0 | 1 | 2;

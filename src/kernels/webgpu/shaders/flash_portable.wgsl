@@ -4,7 +4,7 @@
 // tile packs the G query heads of one KV head (row r ↦ head g = r % G, position r / G), so a group
 // shares every K/V load (FlashAttention-3's pack_gqa). NT threads as (64 / RPT) × 16: thread (ty, tx)
 // owns S rows RPT·ty .. +RPT−1 × keys 4tx..4tx+3 and O rows RPT·ty .. +RPT−1 × columns tx + 16t
-// (RPT = 4 with 256 threads; an experiment: 2 with 512, half the registers a thread).
+// (RPT = 4 with 256 threads, or 2 with 512: half the registers a thread, twice the warps in flight).
 //
 // Per KV tile (64 keys):
 //   S = Qᵀ-chunk × Kᵀ-chunk over DS-dim slices in workgroup memory (RPT×4 outer products per slice;
