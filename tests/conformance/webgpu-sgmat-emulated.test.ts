@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
 import { CASES, type ConformanceCase, checkCase, runOn } from './cases.js';
-import { setSgmatAblation } from '../../src/kernels/webgpu/sgmat.js';
 
 // The tensor-core kernel's logic (tiling, lazy rescaling, masks, GQA packing, varlen, paged-free loads)
 // with its subgroup-matrix builtins emulated in plain WGSL, so that CI's SwiftShader (no subgroup
@@ -37,27 +36,6 @@ describe('conformance: webgpu tensor-core kernel, emulated matrices', () => {
     it(c.name, async () => {
       await checkCase(c, runOn('webgpu'));
       expect(lastGpuStats?.kernel).toBe('flash_sgmat');
-    }, 300_000);
-  }
-});
-
-// The 'qs' experiment (Q left in workgroup memory, its left matrices loaded there for every tile; a
-// profiling knob, off by default): head dim 32 keeps its emulated f32 Q within SwiftShader's 32 KiB.
-describe('conformance: webgpu tensor-core kernel, emulated, Q in workgroup memory (qs experiment)', () => {
-  const QS_CASES = ['self N129 d64', 'causal 129x97', 'GQA decode Sq4 causal', 'softcap 30', 'NaN in k: rows that see it are NaN, others not', 'varlen window GQA8'];
-  beforeAll(async () => {
-    setGpuOutputPoisoning(true);
-    await gpuContext();
-    setGpuKernelPreference('sgmat-emulated');
-    setSgmatAblation('qs');
-  });
-  afterAll(() => { setSgmatAblation(''); setGpuKernelPreference('auto'); });
-  for (const name of QS_CASES) {
-    const c0 = CASES.find((x) => x.name === name)!;
-    const c: ConformanceCase = { ...c0, headDim: 32, headDimV: 32, dtype: 'f16', name: `${name} [f16, d32, qs]` };
-    it(c.name, async () => {
-      await checkCase(c, runOn('webgpu'));
-      expect(lastGpuStats?.key).toContain('qs');
     }, 300_000);
   }
 });

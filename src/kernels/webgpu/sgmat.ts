@@ -258,13 +258,8 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   // Real matrices take the halves as they are (bitcast); measured on the H200 as fast as unpacking them to
   // f32 and converting back (bench/results/gpu-h200-sgmat-bc.txt), with two conversions fewer a pair.
   const unpackH = v.emulate ? 'unpack2x16float' : 'bitcast<vec2<f16>>';
-  const store8 = (dst: (t: number) => string, arr = 'sKV') => `let a0 = ${unpackH}(w.x); let a1 = ${unpackH}(w.y); let a2 = ${unpackH}(w.z); let a3 = ${unpackH}(w.w);
-        ${each(8, (t) => `${arr}[${dst(t)}] = HALF(a${t >> 1}.${t & 1 ? 'y' : 'x'});`)}`;
-  // 'qs' (experiment): Q stays in workgroup memory (sQ, all DP dims at stride QS) and its left matrices
-  // are loaded there for every tile instead of held in registers: fewer registers a lane, more
-  // workgroup memory (at d128 the registers look like the bound on occupancy).
-  const qs = drop.has('qs');
-  const qArr = qs ? 'sQ' : 'sKV', qOff = (kd: number) => (qs ? 0 : kd * 16);
+  const store8 = (dst: (t: number) => string) => `let a0 = ${unpackH}(w.x); let a1 = ${unpackH}(w.y); let a2 = ${unpackH}(w.z); let a3 = ${unpackH}(w.w);
+        ${each(8, (t) => `sKV[${dst(t)}] = HALF(a${t >> 1}.${t & 1 ? 'y' : 'x'});`)}`;
   // Q, dims kd·16 .. kd·16 + 15 of the 64 rows, transposed at stride QS (one 16-byte load a lane).
   const loadQChunk = (kd: number) => v.vec
     ? `{
@@ -272,14 +267,14 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
       let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
       var w = vec4<u32>(0u);
       if (qp < lenQ && c8 < D) { w = qb[(qBase + qp * P.qRow + qh * P.qHead + c8) >> 3u]; }
-      ${store8((t) => `(c8 - ${qOff(kd)}u + ${t}u) * ${QS}u + rho`, qArr)}
+      ${store8((t) => `(c8 - ${kd * 16}u + ${t}u) * ${QS}u + rho`)}
     }`
     : `for (var u = lid; u < 64u * 16u; u += 128u) {
       let rho = u % 64u; let c = ${kd * 16}u + u / 64u;
       let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
       var x = 0.0;
       if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + qh * P.qHead + c); }
-      ${qArr}[(c - ${qOff(kd)}u) * ${QS}u + rho] = HALF(x);
+      sKV[(c - ${kd * 16}u) * ${QS}u + rho] = HALF(x);
     }`;
   // VEC: every 16-byte load of a tile is issued before the first store, so their latencies overlap.
   // (Issuing tile t+1's loads into registers while tile t computes was measured slower on the H200:
@@ -363,12 +358,6 @@ const MASKED: f32 = -1.0e30;
 // Q (transposed, 64 rows at stride ${QS}) before the loop; then K row-major at stride ${DPS} and Vᵀ at ${VT0}, stride ${BKS}.
 var<workgroup> sKV: array<HALF, ${KV}>;
 var<workgroup> sS: array<f32, ${64 * BK}>;   // per subgroup 16×BK (column-major): S, then accumulator flushes
-${qs ? `var<workgroup> sQ: array<HALF, ${DP * QS}>;   // qs: Q transposed, all dims
-${v.emulate ? `fn emu_ld_sQ(off: u32, stride: u32) -> array<f32, 8> {
-  var m: array<f32, 8>;
-  for (var t = 0u; t < 8u; t++) { let i = t * 32u + emu_lane; m[t] = sQ[off + (i % 16u) * stride + i / 16u]; }
-  return m;
-}` : ''}` : ''}
 // Every workgroup variable is a multiple of 16 bytes: on Dawn/NVIDIA, subgroup-matrix loads and stores
 // in workgroup memory went wrong with a 4-byte variable among them, and this layout passes check:gpu
 // (the full rule is not known: see scripts/sgmat-forms.mjs). [0] = the rescale flag.
@@ -414,9 +403,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let sb = sg * ${16 * BK}u;
   let sbp = sg * ${BK * PS}u;   // this subgroup's P (16×BK, column-major) in the K tile's place
 
-  // ---- Q → registers (left matrices), through workgroup memory (qs: into sQ, left there).
-${qs ? `${each(NKD, (kd) => `  ${loadQChunk(kd)}`)}
-  workgroupBarrier();` : v.emulate
+  // ---- Q → registers (left matrices), through workgroup memory.
+${v.emulate
     ? each(NKD, (kd) => `  let q${kd} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * 16u, head, lenQ);`)
     : each(NKD, (kd) => `  ${loadQChunk(kd)}
   workgroupBarrier();
@@ -454,7 +442,7 @@ ${kvRegs}
     if (nk > 0u) {
         // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
 ${drop.has('qk') ? '' : each(NKB, (nb) => `        var sm${nb} = ${M.zero};
-${each(NKD, (kd) => `        sm${nb} = ${M.mma(qs ? M.loadL('sQ', `${kd * 16 * QS}u + sg * 16u`, `${QS}u`) : `q${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `sm${nb}`)};`)}
+${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `sm${nb}`)};`)}
         ${M.store('sS', `sb + ${nb * 256}u`, `sm${nb}`, '16u')}`)}
         workgroupBarrier();
 
