@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
+import { portableSource } from '../../src/kernels/webgpu/variants.js';
 import { portableUsesV4, setPortableV4 } from '../../src/kernels/webgpu/attention-gpu.js';
 import { CASES, checkCase, runOn } from './cases.js';
 
@@ -42,4 +43,24 @@ describe('conformance: webgpu portable kernel, column mappings forced', () => {
       } finally { setPortableV4('auto'); }
     }, 300_000);
   }
+});
+
+// Two rows a thread in 512-thread workgroups is the portable kernel's form on adapters that allow 512
+// invocations (with V read as vec4); SwiftShader allows 256, so CI cannot run it (check:gpu does, with
+// every conformance case). CI compiles it here, so a WGSL error in that form cannot reach a release.
+describe('webgpu portable kernel, two rows a thread', () => {
+  const NO_MASK = 'fn mask_allows(i: i32, j: i32, lenQ: i32, lenK: i32, thr: u32, s: f32) -> bool { return true; }';
+  it('compiles without errors (f32 and f16 storage, with and without subgroups, d64 and d128)', async () => {
+    const ctx = await gpuContext();
+    for (const DV of [64, 128]) {
+      for (const sg of [true, false]) {
+        for (const fmt of ['f32', 'f16'] as const) {
+          const code = portableSource({ kernel: 'flash_portable', fmt, D: DV, DV, G: 1, sg, natural: false, cap: false, maskKey: 'none', wide: false, v4: true, r2: true }, NO_MASK);
+          expect(code).toContain('const NT: u32 = 512u;');
+          const info = await ctx.device.createShaderModule({ code }).getCompilationInfo();
+          expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message), `d${DV} ${fmt} sg=${sg}`).toEqual([]);
+        }
+      }
+    }
+  }, 120_000);
 });
