@@ -1,8 +1,8 @@
-// The portable f32 kernel with 32-dim S slices (default where workgroup memory allows) against 16-dim
-// slices, and with the V-as-vec4 column mapping (four consecutive output columns a thread) flipped from
-// its default for the head dim, on four shapes. Usage (after npm run build, on a GPU): node scripts/portable-profile.mjs
+// The portable f32 kernel as chosen by default, then with one choice changed at a time: four or two rows
+// a thread, 16-dim S slices instead of 32, the V-as-vec4 column mapping flipped from its default for the
+// head dim, and four-element storage loads (an experiment); on four shapes. Usage (after npm run build, on a GPU): node scripts/portable-profile.mjs
 import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setGpuKernelPreference } from '../dist/index.js';
-import { portableUsesV4, setPortableRows, setPortableV4, setPortableWide } from '../dist/kernels/webgpu/attention-gpu.js';
+import { portableUsesV4, setPortableRows, setPortableV4, setPortableVecLoads, setPortableWide } from '../dist/kernels/webgpu/attention-gpu.js';
 import { timeGpu } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
@@ -22,16 +22,17 @@ for (const [name, B, H, N, d] of shapes) {
   const cells = [];
   let ref = null;
   setPortableV4('auto');
-  for (const [wide, v4, rows] of [[true, 'auto', 'auto'], [true, 'auto', 4], [true, 'auto', 2], [false, 'auto', 'auto'], [true, !portableUsesV4(d), 'auto']]) {
+  for (const [wide, v4, rows, vload] of [[true, 'auto', 'auto', false], [true, 'auto', 4, false], [true, 'auto', 2, false], [false, 'auto', 'auto', false], [true, !portableUsesV4(d), 'auto', false], [true, 'auto', 'auto', true]]) {
     setPortableWide(wide);
     setPortableV4(v4);
     setPortableRows(rows);
+    setPortableVecLoads(vload);
     const prep = await prepareGpuAttention(plan, q, k, v);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     const o = (await prep.out.toTensor()).toFloat32();
     let diff = '';
     if (ref) { let e = 0; for (let i = 0; i < o.length; i++) e = Math.max(e, Math.abs(o[i] - ref[i])); diff = `, Δ ${e.toExponential(1)}`; } else ref = o;
-    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices${/"v4":true/.test(prep.stats.key) ? ', V as vec4' : ''}${/"r2":true/.test(prep.stats.key) ? ', 2 rows a thread' : ''} ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
+    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices${/"v4":true/.test(prep.stats.key) ? ', V as vec4' : ''}${/"r2":true/.test(prep.stats.key) ? ', 2 rows a thread' : ''}${/"vload":true/.test(prep.stats.key) ? ', vector loads' : ''} ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
   }
   console.log(`${name} f32 portable: ${cells.join(' | ')}`);
@@ -40,4 +41,5 @@ for (const [name, B, H, N, d] of shapes) {
 setPortableWide(true);
 setPortableV4('auto');
 setPortableRows('auto');
+setPortableVecLoads(false);
 process.exit(0);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
 import { portableSource } from '../../src/kernels/webgpu/variants.js';
-import { portableUsesV4, setPortableV4 } from '../../src/kernels/webgpu/attention-gpu.js';
+import { portableUsesV4, setPortableV4, setPortableVecLoads } from '../../src/kernels/webgpu/attention-gpu.js';
 import { CASES, checkCase, runOn } from './cases.js';
 
 // WebGPU conformance: the same case list as the CPU backends. In CI the adapter is SwiftShader
@@ -50,17 +50,42 @@ describe('conformance: webgpu portable kernel, column mappings forced', () => {
 // every conformance case). CI compiles it here, so a WGSL error in that form cannot reach a release.
 describe('webgpu portable kernel, two rows a thread', () => {
   const NO_MASK = 'fn mask_allows(i: i32, j: i32, lenQ: i32, lenK: i32, thr: u32, s: f32) -> bool { return true; }';
-  it('compiles without errors (f32 and f16 storage, with and without subgroups, d64 and d128)', async () => {
+  it('compiles without errors (f32 and f16 storage, with and without subgroups and vector loads, d64 and d128)', async () => {
     const ctx = await gpuContext();
     for (const DV of [64, 128]) {
       for (const sg of [true, false]) {
         for (const fmt of ['f32', 'f16'] as const) {
-          const code = portableSource({ kernel: 'flash_portable', fmt, D: DV, DV, G: 1, sg, natural: false, cap: false, maskKey: 'none', wide: false, v4: true, r2: true }, NO_MASK);
-          expect(code).toContain('const NT: u32 = 512u;');
-          const info = await ctx.device.createShaderModule({ code }).getCompilationInfo();
-          expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message), `d${DV} ${fmt} sg=${sg}`).toEqual([]);
+          for (const vload of [false, true]) {
+            const code = portableSource({ kernel: 'flash_portable', fmt, D: DV, DV, G: 1, sg, natural: false, cap: false, maskKey: 'none', wide: vload, v4: true, r2: true, vload }, NO_MASK);
+            expect(code).toContain('const NT: u32 = 512u;');
+            const info = await ctx.device.createShaderModule({ code }).getCompilationInfo();
+            expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message), `d${DV} ${fmt} sg=${sg} vload=${vload}`).toEqual([]);
+          }
         }
       }
     }
   }, 120_000);
+});
+
+// The portable kernel's four-element storage loads (setPortableVecLoads, an experiment): cases that
+// take them (head dims multiples of 4; f32, f16 and bf16 storage; GQA packing, varlen, BHSD, masks on
+// partial tiles, NaN) and ones that must fall back to scalar loads (head dims 59, 111, 1).
+describe('conformance: webgpu portable kernel, four-element storage loads', () => {
+  const VL = ['self N129 d64', 'headDim 128', 'causal 129x97', 'varlen window GQA8', 'softcap 30', 'NaN in v propagates', 'layout BHSD',
+    'f16 causal GQA', 'bf16 cross', 'headDimV 32 ≠ headDim 64', 'headDim 59', 'headDimV 111 ≠ headDim 40', 'headDim 1'];
+  beforeAll(async () => {
+    setGpuOutputPoisoning(true);
+    await gpuContext();
+    setGpuKernelPreference('portable');
+    setPortableVecLoads(true);
+  });
+  afterAll(() => { setPortableVecLoads(false); setGpuKernelPreference('auto'); });
+  for (const name of VL) {
+    const c = CASES.find((x) => x.name === name)!;
+    const takes = c.headDim % 4 === 0 && (c.headDimV ?? c.headDim) % 4 === 0;
+    it(`${name} [${takes ? 'vector loads' : 'falls back to scalar loads'}]`, async () => {
+      await checkCase(c, runOn('webgpu'));
+      expect(lastGpuStats?.key.includes('"vload":true')).toBe(takes);
+    }, 300_000);
+  }
 });

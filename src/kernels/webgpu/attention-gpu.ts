@@ -111,6 +111,12 @@ let portableRows: 'auto' | 2 | 4 = 'auto';
  * per 16) went 6.9 → 6.7 (bench/results/gpu-h200-portable-r2.txt); eight rows a thread was 30–35% slower.
  */
 export function setPortableRows(rows: 'auto' | 2 | 4): void { portableRows = rows; }
+let portableVecLoads = false;
+/**
+ * Profiling aid: true lets the portable kernel read Q, K and V from storage four elements per load where
+ * the layout allows (head dims, rows, heads and bases multiples of 4, K/V not int8); untimed, off by default.
+ */
+export function setPortableVecLoads(on: boolean): void { portableVecLoads = on; }
 /** Whether the portable kernel reads V as vec4 for this value head dim (see setPortableV4). */
 export function portableUsesV4(headDimV: number): boolean {
   return portableV4 === 'auto' ? (Math.ceil(headDimV / 16) * 16) % 64 === 0 : portableV4;
@@ -521,7 +527,13 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {
       const sg = caps.subgroups && caps.subgroupMinSize >= 16;
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide: portableWide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...((portableRows === 'auto' ? portableUsesV4(plan.headDimV) : portableRows === 2) && caps.maxInvocations >= 512 ? { r2: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
+      const wide = portableWide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage;
+      const r2 = (portableRows === 'auto' ? portableUsesV4(plan.headDimV) : portableRows === 2) && caps.maxInvocations >= 512;
+      // Four elements per load: every Q/K/V row, head and sequence offset a multiple of 4, and each
+      // loader thread's share of an S slice (DS dims over NT / 64 threads a row) a multiple of 4.
+      const vload = portableVecLoads && plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && aligned(qa, 4, true) &&
+        paged?.kvFmt !== 'i8' && kvAligned(ka, va, 4, !!paged) && ((wide ? 32 : 16) / (r2 ? 8 : 4)) % 4 === 0;
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vload ? { vload: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }

@@ -117,6 +117,11 @@ export interface PortableFlashVariant {
   readonly v4?: boolean;
   /** Two rows a thread and 512 threads instead of four and 256 (with v4, where the adapter allows 512). */
   readonly r2?: boolean;
+  /**
+   * Q, K and V read from storage four elements per load (an experiment, off by default): head dims,
+   * rows, heads and bases are multiples of 4, K/V not int8, and a thread's slice of DS dims a multiple of 4.
+   */
+  readonly vload?: boolean;
   /** 0 forward; 1 column sums, 2 probability rows (capture from the forward LSE). */
   readonly capture?: 0 | 1 | 2;
   readonly paged?: KvPaging;
@@ -179,6 +184,23 @@ export function variantKey(v: object): string {
   return JSON.stringify(v);
 }
 
+/** ld_q4 / ld_k4 / ld_v4 (four elements from a multiple of 4) where loads stay scalar: the VLOAD branch must compile. */
+const scalarLoaders4 = (['q', 'k', 'v'] as const).map((x) => `fn ld_${x}4(e: u32) -> vec4<f32> { return vec4<f32>(ld_${x}(e), ld_${x}(e + 1u), ld_${x}(e + 2u), ld_${x}(e + 3u)); }`).join('\n');
+
+/** Q, K and V four elements per load (ld_q4 / ld_k4 / ld_v4 at multiples of 4), with scalar ld_q / ld_k / ld_v beside them. */
+function vecLoaders(fmt: InFormat, paged: KvPaging | undefined): string {
+  const qUnpack = fmt === 'f32' ? 'w'
+    : fmt === 'f16' ? 'vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y))'
+    : 'vec4<f32>(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u))';
+  return [
+    `@group(0) @binding(2) var<storage, read> qb: array<${fmt === 'f32' ? 'vec4<f32>' : 'vec2<u32>'}>;`,
+    `fn ld_q4(e: u32) -> vec4<f32> { let w = qb[e >> 2u]; return ${qUnpack}; }`,
+    'fn ld_q(e: u32) -> f32 { return ld_q4(e & ~3u)[e & 3u]; }',
+    kvRawLoaders(fmt, paged, 4),
+    ...(['k', 'v'] as const).map((x) => `fn ld_${x}4(e: u32) -> vec4<f32> { return unpack0(raw_${x}(e)); }\nfn ld_${x}(e: u32) -> f32 { return unpack0(raw_${x}(e & ~3u))[e & 3u]; }`),
+  ].join('\n');
+}
+
 export function portableSource(v: PortableFlashVariant, maskFn: string): string {
   const { DS, DVT, DVP, BCV, OT } = portableGeometry(v);
   const prelude = [
@@ -198,8 +220,8 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const NATURAL: bool = ${v.natural};`,
     `const CAP: bool = ${v.cap};`,
     `const CAPTURE: u32 = ${v.capture ?? 0}u;`,
-    loader('q', 2, v.fmt),
-    kvPrelude(v.fmt, v.paged),
+    `const VLOAD: bool = ${!!v.vload};`,
+    v.vload ? vecLoaders(v.fmt, v.paged) : `${loader('q', 2, v.fmt)}\n${kvPrelude(v.fmt, v.paged)}\n${scalarLoaders4}`,
     '@group(0) @binding(5) var<storage, read_write> out: array<f32>;',
   ].join('\n');
   return `${prelude}\n${SHADERS['flash_portable']}\n${JOB_WGSL}\n${reductions(v.sg)}\n${MASK_HELPERS}\n${maskFn}\n`;

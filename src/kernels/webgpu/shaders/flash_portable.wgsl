@@ -15,7 +15,8 @@
 //   (BCV keys, a multiple of 4, taken four at a time).
 // V4 (where DVP is a multiple of 64): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
 // as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
-// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, NATURAL, CAP, the loaders ld_q/ld_k/ld_v, the
+// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, NATURAL, CAP, the loaders ld_q/ld_k/ld_v
+// (and ld_q4/ld_k4/ld_v4: four elements from a multiple of 4, one load each when VLOAD), the
 // output binding, the row reductions rowmax16/rowsum16, mask_allows and kv_at (a key's row: contiguous,
 // or through the sequence's block table when K/V are paged).
 //
@@ -143,14 +144,28 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let krow = kv_at(kBase, k0 + lr, P.kRow) + hk * P.kHead;
     for (var d0 = 0u; d0 < D; d0 += DS) {
       let dq = (lid % LPR) * (DS / LPR);
-      for (var t = 0u; t < DS / LPR; t++) {
-        let d = d0 + dq + t;
-        var x = 0.0;
-        if (lvalid && d < D) { x = ld_q(lq + d) * qscale; }
-        wa[(dq + t) * 16u + (lr >> 2u)][lr & 3u] = x;
-        var y = 0.0;
-        if (lr < nk && d < D) { y = ld_k(krow + d); }
-        wa[16u * DS + (dq + t) * 16u + (lr >> 2u)][lr & 3u] = y;
+      if (VLOAD) {
+        for (var t = 0u; t < DS / LPR; t += 4u) {
+          let d = d0 + dq + t;
+          var x = vec4<f32>(0.0);
+          if (lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
+          var y = vec4<f32>(0.0);
+          if (lr < nk && d < D) { y = ld_k4(krow + d); }
+          for (var u = 0u; u < 4u; u++) {
+            wa[(dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = x[u];
+            wa[16u * DS + (dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = y[u];
+          }
+        }
+      } else {
+        for (var t = 0u; t < DS / LPR; t++) {
+          let d = d0 + dq + t;
+          var x = 0.0;
+          if (lvalid && d < D) { x = ld_q(lq + d) * qscale; }
+          wa[(dq + t) * 16u + (lr >> 2u)][lr & 3u] = x;
+          var y = 0.0;
+          if (lr < nk && d < D) { y = ld_k(krow + d); }
+          wa[16u * DS + (dq + t) * 16u + (lr >> 2u)][lr & 3u] = y;
+        }
       }
       workgroupBarrier();
       for (var dd = 0u; dd < DS; dd++) {
@@ -223,12 +238,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
     // ---- O += P·V over V chunks of BCV keys
     for (var j0 = 0u; j0 < nk; j0 += BCV) {
-      for (var x = lid; x < BCV * DVP; x += NT) {
-        let jj = x / DVP;
-        let c = x % DVP;
-        var v = 0.0;
-        if (j0 + jj < nk && c < DV) { v = ld_v(kv_at(vBase, k0 + j0 + jj, P.vRow) + hk * P.vHead + c); }
-        wa[x >> 2u][x & 3u] = v;
+      if (VLOAD) {
+        for (var x4 = lid; x4 < BCV * DVP / 4u; x4 += NT) {
+          let jj = (4u * x4) / DVP;
+          let c = (4u * x4) % DVP;
+          var v = vec4<f32>(0.0);
+          if (j0 + jj < nk && c < DV) { v = ld_v4(kv_at(vBase, k0 + j0 + jj, P.vRow) + hk * P.vHead + c); }
+          wa[x4] = v;
+        }
+      } else {
+        for (var x = lid; x < BCV * DVP; x += NT) {
+          let jj = x / DVP;
+          let c = x % DVP;
+          var v = 0.0;
+          if (j0 + jj < nk && c < DV) { v = ld_v(kv_at(vBase, k0 + j0 + jj, P.vRow) + hk * P.vHead + c); }
+          wa[x >> 2u][x & 3u] = v;
+        }
       }
       workgroupBarrier();
       // Four keys at a time: P as one vec4 per row (keys past nk have P = 0 and zero V rows).
