@@ -21,7 +21,7 @@ import { type GpuContext, gpuContext } from './device.js';
 import { compileMaskWgsl } from './mask-wgsl.js';
 import {
   type DecodeVariant, type InFormat, type KvPaging, type PortableFlashVariant, type TopKVariant, convertSource,
-  decodeMergeSource, decodeSharedBytes, decodeSource, portableSharedBytes, portableSource, topkSource, variantKey,
+  decodeMergeSource, decodeSharedBytes, decodeSource, portableGeometry, portableSharedBytes, portableSource, topkSource, variantKey,
 } from './variants.js';
 import { type SgmatVariant, sgmatAblation, sgmatGeometry, sgmatSource } from './sgmat.js';
 import { type DecodeWarpVariant, decodeWarpCombines, decodeWarpGeometry, decodeWarpSource } from './decode-warp.js';
@@ -530,9 +530,9 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       const wide = portableWide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage;
       const r2 = (portableRows === 'auto' ? portableUsesV4(plan.headDimV) : portableRows === 2) && caps.maxInvocations >= 512;
       // Four elements per load: every Q/K/V row, head and sequence offset a multiple of 4, and each
-      // loader thread's share of an S slice (DS dims over NT / 64 threads a row) a multiple of 4.
+      // loader thread's share of an S slice (DS dims over NT / 64 = 4 or 8 threads a row) a multiple of 4.
       const vload = portableVecLoads && plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && aligned(qa, 4, true) &&
-        paged?.kvFmt !== 'i8' && kvAligned(ka, va, 4, !!paged) && ((wide ? 32 : 16) / (r2 ? 8 : 4)) % 4 === 0;
+        paged?.kvFmt !== 'i8' && kvAligned(ka, va, 4, !!paged) && (portableGeometry({ DV: plan.headDimV, wide }).DS / (r2 ? 8 : 4)) % 4 === 0;
       const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vload ? { vload: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));

@@ -184,20 +184,21 @@ export function variantKey(v: object): string {
   return JSON.stringify(v);
 }
 
-/** ld_q4 / ld_k4 / ld_v4 (four elements from a multiple of 4) where loads stay scalar: the VLOAD branch must compile. */
-const scalarLoaders4 = (['q', 'k', 'v'] as const).map((x) => `fn ld_${x}4(e: u32) -> vec4<f32> { return vec4<f32>(ld_${x}(e), ld_${x}(e + 1u), ld_${x}(e + 2u), ld_${x}(e + 3u)); }`).join('\n');
-
-/** Q, K and V four elements per load (ld_q4 / ld_k4 / ld_v4 at multiples of 4), with scalar ld_q / ld_k / ld_v beside them. */
-function vecLoaders(fmt: InFormat, paged: KvPaging | undefined): string {
-  const qUnpack = fmt === 'f32' ? 'w'
-    : fmt === 'f16' ? 'vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y))'
-    : 'vec4<f32>(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u))';
+/**
+ * The portable kernel's loaders: ld_q / ld_k / ld_v and the four-element ld_q4 / ld_k4 / ld_v4 (kvLoader4's),
+ * one load each with VLOAD (layout checked by the caller), else composed of scalar loads; both sets exist
+ * either way, because the shader's untaken branch must compile.
+ */
+function portableLoaders(fmt: InFormat, paged: KvPaging | undefined, vload: boolean): string {
+  if (!vload) {
+    return [loader('q', 2, fmt), 'fn ld_q4(e: u32) -> vec4<f32> { return vec4<f32>(ld_q(e), ld_q(e + 1u), ld_q(e + 2u), ld_q(e + 3u)); }', kvLoader4(fmt, paged, false)].join('\n');
+  }
   return [
     `@group(0) @binding(2) var<storage, read> qb: array<${fmt === 'f32' ? 'vec4<f32>' : 'vec2<u32>'}>;`,
-    `fn ld_q4(e: u32) -> vec4<f32> { let w = qb[e >> 2u]; return ${qUnpack}; }`,
+    `fn ld_q4(e: u32) -> vec4<f32> { let w = qb[e >> 2u]; return ${fmt === 'f32' ? 'w' : `vec4<f32>(${halfPair(fmt, 'w.x')}, ${halfPair(fmt, 'w.y')})`}; }`,
     'fn ld_q(e: u32) -> f32 { return ld_q4(e & ~3u)[e & 3u]; }',
-    kvRawLoaders(fmt, paged, 4),
-    ...(['k', 'v'] as const).map((x) => `fn ld_${x}4(e: u32) -> vec4<f32> { return unpack0(raw_${x}(e)); }\nfn ld_${x}(e: u32) -> f32 { return unpack0(raw_${x}(e & ~3u))[e & 3u]; }`),
+    kvLoader4(fmt, paged, true),
+    ...(['k', 'v'] as const).map((x) => `fn ld_${x}(e: u32) -> f32 { return unpack0(raw_${x}(e & ~3u))[e & 3u]; }`),
   ].join('\n');
 }
 
@@ -221,7 +222,7 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const CAP: bool = ${v.cap};`,
     `const CAPTURE: u32 = ${v.capture ?? 0}u;`,
     `const VLOAD: bool = ${!!v.vload};`,
-    v.vload ? vecLoaders(v.fmt, v.paged) : `${loader('q', 2, v.fmt)}\n${kvPrelude(v.fmt, v.paged)}\n${scalarLoaders4}`,
+    portableLoaders(v.fmt, v.paged, !!v.vload),
     '@group(0) @binding(5) var<storage, read_write> out: array<f32>;',
   ].join('\n');
   return `${prelude}\n${SHADERS['flash_portable']}\n${JOB_WGSL}\n${reductions(v.sg)}\n${MASK_HELPERS}\n${maskFn}\n`;
@@ -277,6 +278,11 @@ export function decodeSharedBytes(R: number, D: number, DV: number): number {
   return 4 * (R * D + R * 64 + 32 * Math.max(D + 1, DV) + 256 + R + 128 + 20);
 }
 
+/** Two 16-bit values (f16 or bf16) of the u32 word w as vec2<f32>, the low half first. */
+function halfPair(fmt: InFormat, w: string): string {
+  return fmt === 'f16' ? `unpack2x16float(${w})` : `vec2<f32>(bitcast<f32>(${w} << 16u), bitcast<f32>(${w} & 0xffff0000u))`;
+}
+
 /** ld_k4 / ld_v4: four consecutive elements of a K/V row from offset e (n of them inside the row). */
 function kvLoader4(fmt: InFormat, paged: KvPaging | undefined, vec4: boolean): string {
   if (!vec4) {
@@ -297,7 +303,7 @@ function kvLoader4(fmt: InFormat, paged: KvPaging | undefined, vec4: boolean): s
 export function kvRawLoaders(fmt: InFormat, paged: KvPaging | undefined, E: 4 | 8): string {
   const kf = (paged?.kvFmt ?? fmt) as InFormat;
   const lines = [kvAt(paged)];
-  const half = (w: string) => (kf === 'f16' ? `unpack2x16float(${w})` : `vec2<f32>(bitcast<f32>(${w} << 16u), bitcast<f32>(${w} & 0xffff0000u))`);
+  const half = (w: string) => halfPair(kf, w);
   if (kf === 'f32') lines.push('alias RAW = vec4<f32>;\nfn unpack0(w: RAW) -> vec4<f32> { return w; }');
   else if (E === 4) lines.push(`alias RAW = vec2<u32>;\nfn unpack0(w: RAW) -> vec4<f32> { return vec4<f32>(${half('w.x')}, ${half('w.y')}); }`);
   else lines.push(`alias RAW = vec4<u32>;\nfn unpack0(w: RAW) -> vec4<f32> { return vec4<f32>(${half('w.x')}, ${half('w.y')}); }\nfn unpack1(w: RAW) -> vec4<f32> { return vec4<f32>(${half('w.z')}, ${half('w.w')}); }`);

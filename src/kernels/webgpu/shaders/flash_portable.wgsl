@@ -16,7 +16,7 @@
 // V4 (where DVP is a multiple of 64): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
 // as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
 // The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, NATURAL, CAP, the loaders ld_q/ld_k/ld_v
-// (and ld_q4/ld_k4/ld_v4: four elements from a multiple of 4, one load each when VLOAD), the
+// (and ld_q4(e) / ld_k4(e, n) / ld_v4(e, n): four elements from a multiple of 4, one load each when VLOAD), the
 // output binding, the row reductions rowmax16/rowsum16, mask_allows and kv_at (a key's row: contiguous,
 // or through the sequence's block table when K/V are paged).
 //
@@ -150,7 +150,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           var x = vec4<f32>(0.0);
           if (lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
           var y = vec4<f32>(0.0);
-          if (lr < nk && d < D) { y = ld_k4(krow + d); }
+          if (lr < nk && d < D) { y = ld_k4(krow + d, 4u); }
           for (var u = 0u; u < 4u; u++) {
             wa[(dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = x[u];
             wa[16u * DS + (dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = y[u];
@@ -176,8 +176,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           acc[0] += q2.x * kb;
           acc[1] += q2.y * kb;
         } else {
+          // RPT = 4: one iteration. A loop (not acc[2], acc[3]) because this branch must also compile
+          // where RPT = 2 and acc has two elements.
           for (var g = 0u; g < RPT / 4u; g++) {
-            let qa = wa[dd * 16u + ty * (RPT / 4u) + g];
+            let qa = wa[dd * 16u + ty + g];
             acc[4u * g] += qa.x * kb;
             acc[4u * g + 1u] += qa.y * kb;
             acc[4u * g + 2u] += qa.z * kb;
@@ -243,7 +245,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           let jj = (4u * x4) / DVP;
           let c = (4u * x4) % DVP;
           var v = vec4<f32>(0.0);
-          if (j0 + jj < nk && c < DV) { v = ld_v4(kv_at(vBase, k0 + j0 + jj, P.vRow) + hk * P.vHead + c); }
+          if (j0 + jj < nk && c < DV) { v = ld_v4(kv_at(vBase, k0 + j0 + jj, P.vRow) + hk * P.vHead + c, 4u); }
           wa[x4] = v;
         }
       } else {
