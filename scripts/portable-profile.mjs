@@ -2,7 +2,7 @@
 // a thread, 16-dim S slices instead of 32, the V-as-vec4 column mapping flipped from its default for the
 // head dim, and four-element storage loads (an experiment); on four shapes. Usage (after npm run build, on a GPU): node scripts/portable-profile.mjs
 import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setGpuKernelPreference } from '../dist/index.js';
-import { portableUsesV4, setPortableRows, setPortableV4, setPortableVecLoads, setPortableWide } from '../dist/kernels/webgpu/attention-gpu.js';
+import { portableUsesV4, setPortableTuning } from '../dist/kernels/webgpu/attention-gpu.js';
 import { timeGpu } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
@@ -21,12 +21,9 @@ for (const [name, B, H, N, d] of shapes) {
   const plan = planAttention(q, k, v, {});
   const cells = [];
   let ref = null;
-  setPortableV4('auto');
+  setPortableTuning({ v4: 'auto' });
   for (const [wide, v4, rows, vload] of [[true, 'auto', 'auto', false], [true, 'auto', 4, false], [true, 'auto', 2, false], [false, 'auto', 'auto', false], [true, !portableUsesV4(d), 'auto', false], [true, 'auto', 'auto', true]]) {
-    setPortableWide(wide);
-    setPortableV4(v4);
-    setPortableRows(rows);
-    setPortableVecLoads(vload);
+    setPortableTuning({ wide, v4, rows, vecLoads: vload });
     const prep = await prepareGpuAttention(plan, q, k, v);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     const o = (await prep.out.toTensor()).toFloat32();
@@ -38,8 +35,5 @@ for (const [name, B, H, N, d] of shapes) {
   console.log(`${name} f32 portable: ${cells.join(' | ')}`);
   q.dispose(); k.dispose(); v.dispose();
 }
-setPortableWide(true);
-setPortableV4('auto');
-setPortableRows('auto');
-setPortableVecLoads(false);
+setPortableTuning({ wide: true, v4: 'auto', rows: 'auto', vecLoads: false });
 process.exit(0);

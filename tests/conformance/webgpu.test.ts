@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
 import { portableSource } from '../../src/kernels/webgpu/variants.js';
-import { portableUsesV4, setPortableV4, setPortableVecLoads } from '../../src/kernels/webgpu/attention-gpu.js';
+import { portableUsesV4, setPortableTuning } from '../../src/kernels/webgpu/attention-gpu.js';
 import { CASES, checkCase, runOn } from './cases.js';
 
 // WebGPU conformance: the same case list as the CPU backends. In CI the adapter is SwiftShader
@@ -30,17 +30,17 @@ describe('conformance: webgpu portable kernel, column mappings forced', () => {
     await gpuContext();
     setGpuKernelPreference('portable');
   });
-  afterAll(() => { setPortableV4('auto'); setGpuKernelPreference('auto'); });
+  afterAll(() => { setPortableTuning({ v4: 'auto' }); setGpuKernelPreference('auto'); });
   for (const name of V4) {
     const c = CASES.find((x) => x.name === name)!;
     const dv = c.headDimV ?? c.headDim;
     const forced = !portableUsesV4(dv);
     it(`${name} [${forced ? 'v4' : 'no v4'} forced]`, async () => {
-      setPortableV4(forced);
+      setPortableTuning({ v4: forced });
       try {
         await checkCase(c, runOn('webgpu'));
         expect(lastGpuStats?.key.includes('"v4":true')).toBe(forced);
-      } finally { setPortableV4('auto'); }
+      } finally { setPortableTuning({ v4: 'auto' }); }
     }, 300_000);
   }
 });
@@ -67,7 +67,7 @@ describe('webgpu portable kernel, two rows a thread', () => {
   }, 120_000);
 });
 
-// The portable kernel's four-element storage loads (setPortableVecLoads, an experiment): cases that
+// The portable kernel's four-element storage loads (setPortableTuning's vecLoads, an experiment): cases that
 // take them (head dims multiples of 4; f32, f16 and bf16 storage; GQA packing, varlen, BHSD, masks on
 // partial tiles, NaN) and ones that must fall back to scalar loads (head dims 59, 111, 1).
 describe('conformance: webgpu portable kernel, four-element storage loads', () => {
@@ -77,9 +77,9 @@ describe('conformance: webgpu portable kernel, four-element storage loads', () =
     setGpuOutputPoisoning(true);
     await gpuContext();
     setGpuKernelPreference('portable');
-    setPortableVecLoads(true);
+    setPortableTuning({ vecLoads: true });
   });
-  afterAll(() => { setPortableVecLoads(false); setGpuKernelPreference('auto'); });
+  afterAll(() => { setPortableTuning({ vecLoads: false }); setGpuKernelPreference('auto'); });
   for (const name of VL) {
     const c = CASES.find((x) => x.name === name)!;
     const takes = c.headDim % 4 === 0 && (c.headDimV ?? c.headDim) % 4 === 0;

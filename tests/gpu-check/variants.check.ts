@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning, type GpuKernelPreference } from '../../src/index.js';
 import { CASES, CASES_DECODE, type ConformanceCase, checkCase, runOn } from '../conformance/cases.js';
 import { setSgmatAblation } from '../../src/kernels/webgpu/sgmat.js';
-import { setPortableRows, setPortableVecLoads } from '../../src/kernels/webgpu/attention-gpu.js';
+import { setPortableTuning } from '../../src/kernels/webgpu/attention-gpu.js';
 
 const summary: string[] = [];
 
@@ -29,10 +29,10 @@ describe('check:gpu — every kernel variant', () => {
   let hasSgmat = false, hasF16 = false;
   beforeAll(async () => {
     setGpuOutputPoisoning(true);
-    // PORTABLE_ROWS=2 or 4: the portable kernel's rows a thread forced (setPortableRows; default auto).
-    if (process.env.PORTABLE_ROWS === '2' || process.env.PORTABLE_ROWS === '4') setPortableRows(Number(process.env.PORTABLE_ROWS) as 2 | 4);
-    // PORTABLE_VLOAD=1: the portable kernel's four-element storage loads (setPortableVecLoads).
-    if (process.env.PORTABLE_VLOAD === '1') setPortableVecLoads(true);
+    // PORTABLE_ROWS=2 or 4: the portable kernel's rows a thread forced (setPortableTuning; default auto).
+    if (process.env.PORTABLE_ROWS === '2' || process.env.PORTABLE_ROWS === '4') setPortableTuning({ rows: Number(process.env.PORTABLE_ROWS) as 2 | 4 });
+    // PORTABLE_VLOAD=1: the portable kernel's four-element storage loads (setPortableTuning's vecLoads).
+    if (process.env.PORTABLE_VLOAD === '1') setPortableTuning({ vecLoads: true });
     const ctx = await gpuContext();
     hasF16 = ctx.caps.f16;
     hasSgmat = ctx.caps.subgroupMatrix.length > 0 && ctx.caps.subgroupMinSize === 32;

@@ -92,34 +92,29 @@ export class GpuTensor {
  * is non-zero).
  */
 const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true };
-let portableWide = true;
-/** Profiling aid: false keeps the portable kernel on 16-dim S slices where 32 would fit. */
-export function setPortableWide(on: boolean): void { portableWide = on; }
-let portableV4: 'auto' | boolean = 'auto';
 /**
- * Profiling aid for the portable kernel's V-as-vec4 mapping (each thread owns four consecutive output
- * columns). 'auto' (default) takes it when the value head dim, rounded up to 16, is a multiple of 64: on
- * the H200 it took vitL14-336 from 7.9 to 9.0 TFLOP/s and 8k-d64 from 8.5 to 9.7, while at d80 (where it
- * would carry 128 columns for 80) it fell from 7.2 to 6.6 (bench/results/gpu-h200-portable-v4.txt).
+ * Portable-kernel tuning for profiling (scripts/portable-profile.mjs; defaults are what runs):
+ * - `wide`: false keeps 16-dim S slices where 32 would fit;
+ * - `v4`: V read as vec4, each thread owning four consecutive output columns. 'auto' takes it when the
+ *   value head dim, rounded up to 16, is a multiple of 64: on the H200 it took vitL14-336 from 7.9 to 9.0
+ *   TFLOP/s and 8k-d64 from 8.5 to 9.7, while at d80 (128 columns carried for 80) it fell from 7.2 to 6.6
+ *   (bench/results/gpu-h200-portable-v4.txt);
+ * - `rows`: rows of the 64-row tile a thread owns (4: 256 threads a workgroup, 2: 512). 'auto' takes 2
+ *   where V is read as vec4 and the adapter allows 512 invocations: on the H200 vitL14-336 8.6 → 9.1
+ *   TFLOP/s, 8k-d64 9.3 → 10.3, d128 10.0 → 11.0, while d80 (one column per 16) went 6.9 → 6.7
+ *   (bench/results/gpu-h200-portable-r2.txt); eight rows a thread was 30–35% slower;
+ * - `vecLoads`: Q, K and V read from storage four elements per load where the layout allows (head dims,
+ *   rows, heads and bases multiples of 4, K/V not int8); an experiment, untimed, off.
  */
-export function setPortableV4(mode: 'auto' | boolean): void { portableV4 = mode; }
-let portableRows: 'auto' | 2 | 4 = 'auto';
-/**
- * Profiling aid: rows of the portable kernel's 64-row tile a thread owns (4: 256 threads a workgroup, 2:
- * 512). 'auto' (default) takes 2 where V is read as vec4 and the adapter allows 512 invocations: on the
- * H200 that gave vitL14-336 8.6 → 9.1 TFLOP/s, 8k-d64 9.3 → 10.3, d128 10.0 → 11.0, while d80 (one column
- * per 16) went 6.9 → 6.7 (bench/results/gpu-h200-portable-r2.txt); eight rows a thread was 30–35% slower.
- */
-export function setPortableRows(rows: 'auto' | 2 | 4): void { portableRows = rows; }
-let portableVecLoads = false;
-/**
- * Profiling aid: true lets the portable kernel read Q, K and V from storage four elements per load where
- * the layout allows (head dims, rows, heads and bases multiples of 4, K/V not int8); untimed, off by default.
- */
-export function setPortableVecLoads(on: boolean): void { portableVecLoads = on; }
-/** Whether the portable kernel reads V as vec4 for this value head dim (see setPortableV4). */
+const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4; vecLoads: boolean } = { wide: true, v4: 'auto', rows: 'auto', vecLoads: false };
+
+export function setPortableTuning(t: Partial<typeof portableTuning>): void {
+  Object.assign(portableTuning, Object.fromEntries(Object.entries(t).filter(([, x]) => x !== undefined)));
+}
+
+/** Whether the portable kernel reads V as vec4 for this value head dim (see setPortableTuning). */
 export function portableUsesV4(headDimV: number): boolean {
-  return portableV4 === 'auto' ? (Math.ceil(headDimV / 16) * 16) % 64 === 0 : portableV4;
+  return portableTuning.v4 === 'auto' ? (Math.ceil(headDimV / 16) * 16) % 64 === 0 : portableTuning.v4;
 }
 
 export function setDecodeTuning(t: Partial<typeof decodeTuning>): void {
@@ -527,11 +522,11 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {
       const sg = caps.subgroups && caps.subgroupMinSize >= 16;
-      const wide = portableWide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage;
-      const r2 = (portableRows === 'auto' ? portableUsesV4(plan.headDimV) : portableRows === 2) && caps.maxInvocations >= 512;
+      const wide = portableTuning.wide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage;
+      const r2 = (portableTuning.rows === 'auto' ? portableUsesV4(plan.headDimV) : portableTuning.rows === 2) && caps.maxInvocations >= 512;
       // Four elements per load: every Q/K/V row, head and sequence offset a multiple of 4, and each
       // loader thread's share of an S slice (DS dims over NT / 64 = 4 or 8 threads a row) a multiple of 4.
-      const vload = portableVecLoads && plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && aligned(qa, 4, true) &&
+      const vload = portableTuning.vecLoads && plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && aligned(qa, 4, true) &&
         paged?.kvFmt !== 'i8' && kvAligned(ka, va, 4, !!paged) && (portableGeometry({ DV: plan.headDimV, wide }).DS / (r2 ? 8 : 4)) % 4 === 0;
       const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vload ? { vload: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
       key = variantKey(pv);
