@@ -67,25 +67,34 @@ describe('webgpu portable kernel, two rows a thread', () => {
   }, 120_000);
 });
 
-// The portable kernel's four-element storage loads (setPortableTuning's vecLoads, an experiment): cases that
-// take them (head dims multiples of 4; f32, f16 and bf16 storage; GQA packing, varlen, BHSD, masks on
-// partial tiles, NaN) and ones that must fall back to scalar loads (head dims 59, 111, 1).
-describe('conformance: webgpu portable kernel, four-element storage loads', () => {
-  const VL = ['self N129 d64', 'headDim 128', 'causal 129x97', 'varlen window GQA8', 'softcap 30', 'NaN in v propagates', 'layout BHSD',
-    'f16 causal GQA', 'bf16 cross', 'headDimV 32 ≠ headDim 64', 'headDim 59', 'headDimV 111 ≠ headDim 40', 'headDim 1'];
+// The portable kernel's four-element storage loads (setPortableTuning's vecLoads, on by default): cases that
+// take them (head dims multiples of 4; f32, f16 and bf16 storage; GQA packing, varlen, masks on partial
+// tiles), ones that must fall back to scalar loads (head dims 59, 111, 1), and the scalar form forced on
+// cases that would take the vector one, so both stay checked.
+describe('conformance: webgpu portable kernel, four-element and scalar storage loads', () => {
+  const VL = ['self N129 d64', 'varlen window GQA8', 'f16 causal GQA', 'bf16 cross', 'headDim 59', 'headDimV 111 ≠ headDim 40', 'headDim 1'];
+  const SCALAR = ['self N129 d64', 'causal 129x97', 'f16 causal GQA', 'layout BHSD', 'NaN in v propagates'];
   beforeAll(async () => {
     setGpuOutputPoisoning(true);
     await gpuContext();
     setGpuKernelPreference('portable');
-    setPortableTuning({ vecLoads: true });
   });
-  afterAll(() => { setPortableTuning({ vecLoads: false }); setGpuKernelPreference('auto'); });
+  afterAll(() => { setPortableTuning({ vecLoads: true }); setGpuKernelPreference('auto'); });
   for (const name of VL) {
     const c = CASES.find((x) => x.name === name)!;
     const takes = c.headDim % 4 === 0 && (c.headDimV ?? c.headDim) % 4 === 0;
     it(`${name} [${takes ? 'vector loads' : 'falls back to scalar loads'}]`, async () => {
+      setPortableTuning({ vecLoads: true });
       await checkCase(c, runOn('webgpu'));
       expect(lastGpuStats?.key.includes('"vload":true')).toBe(takes);
+    }, 300_000);
+  }
+  for (const name of SCALAR) {
+    const c = CASES.find((x) => x.name === name)!;
+    it(`${name} [scalar loads forced]`, async () => {
+      setPortableTuning({ vecLoads: false });
+      await checkCase(c, runOn('webgpu'));
+      expect(lastGpuStats?.key.includes('"vload"')).toBe(false);
     }, 300_000);
   }
 });

@@ -31,8 +31,8 @@ describe('check:gpu — every kernel variant', () => {
     setGpuOutputPoisoning(true);
     // PORTABLE_ROWS=2 or 4: the portable kernel's rows a thread forced (setPortableTuning; default auto).
     if (process.env.PORTABLE_ROWS === '2' || process.env.PORTABLE_ROWS === '4') setPortableTuning({ rows: Number(process.env.PORTABLE_ROWS) as 2 | 4 });
-    // PORTABLE_VLOAD=1: the portable kernel's four-element storage loads (setPortableTuning's vecLoads).
-    if (process.env.PORTABLE_VLOAD === '1') setPortableTuning({ vecLoads: true });
+    // PORTABLE_VLOAD=0: the portable kernel's scalar storage loads (setPortableTuning's vecLoads off).
+    if (process.env.PORTABLE_VLOAD === '0') setPortableTuning({ vecLoads: false });
     const ctx = await gpuContext();
     hasF16 = ctx.caps.f16;
     hasSgmat = ctx.caps.subgroupMatrix.length > 0 && ctx.caps.subgroupMinSize === 32;
