@@ -11,7 +11,7 @@
  * Decode shapes are also run over a paged KV (16-token blocks in shuffled order, read through the
  * block tables): issue 4's bar is paged ≥ 0.9× the contiguous decode kernel's throughput.
  *
- *   node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--no-paged] [--out=path]
+ *   node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--no-paged] [--no-robustness] [--out=path]
  */
 import { spawnSync } from 'node:child_process';
 import {
@@ -27,7 +27,7 @@ import { formatTable, markdownTable, type Column } from './lib/table.js';
 import { timeGpu } from '../scripts/lib/gpu-time.mjs';
 import { measureGpuCeilings, type GpuCeilings } from './lib/gpu-ceilings.js';
 
-const usage = 'node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--no-paged] [--out=path]';
+const usage = 'node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--no-paged] [--no-robustness] [--out=path]';
 
 function shape(name: string, s: Partial<AttentionShape> & Pick<AttentionShape, 'numHeads' | 'seqLenQ' | 'headDim'>): AttentionShape {
   return {
@@ -121,13 +121,13 @@ function timeCall(ctx: Awaited<ReturnType<typeof gpuContext>>, encode: (e: GPUCo
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), { 'shapes=': 'comma-separated shape names', 'variants=': 'f32,f16,f16-portable', 'out=': 'JSON path', 'no-torch': 'skip the PyTorch peer', 'no-paged': 'skip the paged-KV decode runs' }, usage);
+  const args = parseArgs(process.argv.slice(2), { 'shapes=': 'comma-separated shape names', 'variants=': 'f32,f16,f16-portable', 'out=': 'JSON path', 'no-torch': 'skip the PyTorch peer', 'no-paged': 'skip the paged-KV decode runs', 'no-robustness': 'run without WebGPU bounds clamps (gpuContext robustness: false; Node/Dawn)' }, usage);
   const pick = args.values.get('shapes');
   const shapes = pick ? GPU_SHAPES.filter((s) => pick.split(',').includes(s.name)) : GPU_SHAPES;
   const variants = (args.values.get('variants') ?? 'f32,f16').split(',').map((v) => VARIANTS[v] ?? (() => { throw new Error(`unknown variant ${v}`); })());
-  const ctx = await gpuContext();
+  const ctx = await gpuContext(args.flags.has('no-robustness') ? { robustness: false } : undefined);
   const info = `${ctx.caps.vendor} ${ctx.caps.architecture} ${ctx.caps.description}`.trim();
-  console.log(`adapter: ${info}; f16=${ctx.caps.f16} subgroups=${ctx.caps.subgroups} (${ctx.caps.subgroupMinSize}–${ctx.caps.subgroupMaxSize}) subgroup-matrix configs: ${ctx.caps.subgroupMatrix.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ') || 'none'}`);
+  console.log(`adapter: ${info}; f16=${ctx.caps.f16} subgroups=${ctx.caps.subgroups} (${ctx.caps.subgroupMinSize}–${ctx.caps.subgroupMaxSize}) subgroup-matrix configs: ${ctx.caps.subgroupMatrix.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ') || 'none'}; bounds clamps ${ctx.caps.robust ? 'on' : 'off (robustness: false)'}`);
   const ceilings: GpuCeilings = await measureGpuCeilings(ctx);
   console.log(`ceilings (this run): f32 FMA ${(ceilings.f32FmaFlops / 1e12).toFixed(1)} TFLOP/s, f16 FMA ${ceilings.f16FmaFlops ? (ceilings.f16FmaFlops / 1e12).toFixed(1) : '–'}, copy ${(ceilings.copyBytesPerSecond / 1e12).toFixed(2)} TB/s, subgroup-matrix f16→f32 ${ceilings.sgmatFlops ? (ceilings.sgmatFlops / 1e12).toFixed(0) : '–'} TFLOP/s (registers)`);
   const torch = args.flags.has('no-torch') ? { error: 'skipped (--no-torch)' } : runTorch(shapes.map((s) => s.name));

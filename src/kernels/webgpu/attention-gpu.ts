@@ -99,16 +99,19 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
  *   value head dim, rounded up to 16, is a multiple of 64: on the H200 it took vitL14-336 from 7.9 to 9.0
  *   TFLOP/s and 8k-d64 from 8.5 to 9.7, while at d80 (128 columns carried for 80) it fell from 7.2 to 6.6
  *   (bench/results/gpu-h200-portable-v4.txt);
- * - `rows`: rows of the 64-row tile a thread owns (4: 256 threads a workgroup, 2: 512). 'auto' takes 2
- *   where V is read as vec4 and the adapter allows 512 invocations: on the H200 vitL14-336 8.6 → 9.1
- *   TFLOP/s, 8k-d64 9.3 → 10.3, d128 10.0 → 11.0, while d80 (one column per 16) went 6.9 → 6.7
- *   (bench/results/gpu-h200-portable-r2.txt); eight rows a thread was 30–35% slower;
+ * - `rows`: rows of the 64-row tile a thread owns (4: 256 threads a workgroup, 2: 512). 'auto' takes 4.
+ *   Two rows (half the registers a thread, twice the warps) won with scalar loads where V is read as vec4
+ *   (H200 vitL14-336 8.6 → 9.1 TFLOP/s, bench/results/gpu-h200-portable-r2.txt), but with four-element
+ *   loads four rows win everywhere: vitL14-336 1.011 → 0.844 ms, 8k-d64 21.6 → 18.7, d128 9.96 → 8.31,
+ *   and without WebGPU's bounds clamps (gpuContext's `robustness: false`) 0.912 → 0.735, 18.96 → 15.62,
+ *   8.95 → 6.72 (bench/results/gpu-h200-portable-rows.txt); eight rows a thread was 30–35% slower;
  * - `vecLoads`: Q, K and V read from storage four elements per load where the layout allows (head dims,
  *   rows, heads and bases multiples of 4, K/V not int8, each loader thread's share of a slice a multiple
  *   of 4). On by default: on the H200 vitL14-336 9.1 → 10.8 TFLOP/s, qwen d80 6.9 → 10.2, 8k-d64 10.3 →
- *   12.7, d128 11.0 → 13.8, outputs bit-identical (bench/results/gpu-h200-portable-vload.txt).
+ *   12.7, d128 11.0 → 13.8, outputs bit-identical (bench/results/gpu-h200-portable-vload.txt);
+ * - `ablate`: parts of the kernel dropped (PortableFlashVariant's bits; the results are wrong while set).
  */
-const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4; vecLoads: boolean } = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true };
+const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4; vecLoads: boolean; ablate: number } = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, ablate: 0 };
 
 export function setPortableTuning(t: Partial<typeof portableTuning>): void {
   Object.assign(portableTuning, Object.fromEntries(Object.entries(t).filter(([, x]) => x !== undefined)));
@@ -525,12 +528,12 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     } else {
       const sg = caps.subgroups && caps.subgroupMinSize >= 16;
       const wide = portableTuning.wide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage;
-      const r2 = (portableTuning.rows === 'auto' ? portableUsesV4(plan.headDimV) : portableTuning.rows === 2) && caps.maxInvocations >= 512;
+      const r2 = portableTuning.rows === 2 && caps.maxInvocations >= 512;
       // Four elements per load: every Q/K/V row, head and sequence offset a multiple of 4, and each
       // loader thread's share of an S slice (DS dims over NT / 64 = 4 or 8 threads a row) a multiple of 4.
       const vload = portableTuning.vecLoads && plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && aligned(qa, 4, true) &&
         paged?.kvFmt !== 'i8' && kvAligned(ka, va, 4, !!paged) && (portableGeometry({ DV: plan.headDimV, wide }).DS / (r2 ? 8 : 4)) % 4 === 0;
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vload ? { vload: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}) };
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vload ? { vload: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }

@@ -4,7 +4,7 @@
  * messages surfaced as DeviceError, device-loss reporting with recovery on the next call, a pipeline
  * cache keyed by kernel variants, and a buffer pool.
  */
-import { DeviceError } from '../../errors.js';
+import { DeviceError, UnsupportedError } from '../../errors.js';
 
 export interface SubgroupMatrixConfig {
   componentType: string;
@@ -25,6 +25,8 @@ export interface GpuCaps {
   maxStorageBinding: number;
   maxBufferSize: number;
   maxInvocations: number;
+  /** Whether shaders keep WGSL's bounds clamps (false only after `robustness: false` or Dawn's disable_robustness toggle). */
+  robust: boolean;
   vendor: string;
   architecture: string;
   description: string;
@@ -38,9 +40,36 @@ export interface WebGpuInit {
   dawnFlags?: string[];
   /** Disable optional features (for tests of the fallbacks): 'shader-f16', 'subgroups', 'subgroup-matrix'. */
   disable?: string[];
+  /**
+   * false (Node with Dawn only): shaders run without the bounds clamps that WebGPU inserts around every
+   * array access (Dawn's disable_robustness toggle), as CUDA kernels do. Every kernel here checks its own
+   * bounds and passes the conformance suite with poisoned outputs either way; on the H200 the portable
+   * f32 kernel ran 1.15–1.25× faster without the clamps (docs/webgpu.md). A kernel bug could then read or write
+   * outside its buffers, so it is opt-in. Browsers always clamp: UnsupportedError there, as when `gpu` is
+   * given (pass the toggle to your own Dawn instance instead). Default true.
+   */
+  robustness?: boolean;
 }
 
-const WANTED: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix' as GPUFeatureName];
+const DEFAULT_DAWN_FLAGS = 'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia';
+
+/** Dawn's instance flags for `init` in Node: dawnFlags, else $DAWN_FLAGS, else the default; robustness: false adds disable_robustness. */
+export function dawnFlagsFor(init: WebGpuInit, env: string | undefined): string[] {
+  const flags = [...(init.dawnFlags ?? [env ?? DEFAULT_DAWN_FLAGS])];
+  if (init.robustness === false && !robustnessDisabled(flags)) {
+    const i = flags.findIndex((f) => f.startsWith('enable-dawn-features='));
+    if (i >= 0) flags[i] = `${flags[i]},disable_robustness`;
+    else flags.push('enable-dawn-features=disable_robustness');
+  }
+  return flags;
+}
+
+/** Whether Dawn flags turn WebGPU's bounds clamps off. */
+export function robustnessDisabled(flags: readonly string[]): boolean {
+  return flags.some((f) => f.startsWith('enable-dawn-features=') && f.slice(21).split(',').includes('disable_robustness'));
+}
+
+const WANTED: GPUFeatureName[] = ['shader-f16', 'subgroups' as GPUFeatureName, 'timestamp-query', 'chromium-experimental-subgroup-matrix' as GPUFeatureName];
 
 export const NO_WEBGPU_HELP =
   'no WebGPU adapter found. In browsers, use one with WebGPU enabled (Chrome/Edge ≥ 113, Firefox ≥ 141, Safari ≥ 26). ' +
@@ -48,10 +77,13 @@ export const NO_WEBGPU_HELP =
   'without a GPU, SwiftShader works: install Debian\'s chromium and libvulkan1 and set ' +
   'VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json (and XDG_RUNTIME_DIR).';
 
-async function findGpu(init: WebGpuInit): Promise<GPU> {
-  if (init.gpu) return init.gpu;
+async function findGpu(init: WebGpuInit): Promise<{ gpu: GPU; robust: boolean }> {
+  const noUnsafe = (where: string) => {
+    if (init.robustness === false) throw new UnsupportedError(`robustness: false needs the Dawn instance this library creates in Node; ${where}`, 'robustness: true');
+  };
+  if (init.gpu) { noUnsafe('with `gpu` given, pass the disable_robustness toggle to your own Dawn instance'); return { gpu: init.gpu, robust: true }; }
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
-  if (nav?.gpu) return nav.gpu;
+  if (nav?.gpu) { noUnsafe('browsers always bounds-check'); return { gpu: nav.gpu, robust: true }; }
   if (typeof process !== 'undefined' && process.versions?.node) {
     let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
     try {
@@ -61,8 +93,8 @@ async function findGpu(init: WebGpuInit): Promise<GPU> {
     }
     // Dawn's globals (GPUBufferUsage, GPUMapMode, …) are needed by WebGPU code.
     for (const [k, v] of Object.entries(mod.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
-    const flags = init.dawnFlags ?? [process.env.DAWN_FLAGS ?? 'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];
-    return mod.create(flags);
+    const flags = dawnFlagsFor(init, process.env.DAWN_FLAGS);
+    return { gpu: mod.create(flags), robust: !robustnessDisabled(flags) };
   }
   throw new DeviceError(NO_WEBGPU_HELP);
 }
@@ -162,12 +194,12 @@ export function configureWebGpu(init: WebGpuInit): void {
 }
 
 async function create(init: WebGpuInit): Promise<GpuContext> {
-  const gpu = await findGpu(init);
+  const { gpu, robust } = await findGpu(init);
   const adapter = await gpu.requestAdapter({ powerPreference: init.powerPreference ?? 'high-performance' });
   if (!adapter) throw new DeviceError(NO_WEBGPU_HELP);
   const disable = new Set(init.disable ?? []);
   const features = WANTED.filter((f) => adapter.features.has(f) && !disable.has(f) && !(f === ('chromium-experimental-subgroup-matrix' as GPUFeatureName) && disable.has('subgroup-matrix')));
-  if (features.includes('chromium-experimental-subgroup-matrix' as GPUFeatureName) && !features.includes('subgroups')) features.splice(features.indexOf('chromium-experimental-subgroup-matrix' as GPUFeatureName), 1);
+  if (features.includes('chromium-experimental-subgroup-matrix' as GPUFeatureName) && !features.includes('subgroups' as GPUFeatureName)) features.splice(features.indexOf('chromium-experimental-subgroup-matrix' as GPUFeatureName), 1);
   const L = adapter.limits;
   const device = await adapter.requestDevice({
     requiredFeatures: features,
@@ -194,6 +226,7 @@ async function create(init: WebGpuInit): Promise<GpuContext> {
     maxStorageBinding: device.limits.maxStorageBufferBindingSize,
     maxBufferSize: device.limits.maxBufferSize,
     maxInvocations: device.limits.maxComputeInvocationsPerWorkgroup,
+    robust,
     vendor: info.vendor ?? '',
     architecture: info.architecture ?? '',
     description: info.description ?? '',

@@ -118,13 +118,18 @@ export interface PortableFlashVariant {
   /** Two rows a thread and 512 threads instead of four and 256 (with v4, where the adapter allows 512). */
   readonly r2?: boolean;
   /**
-   * Q, K and V read from storage four elements per load (an experiment, off by default): head dims,
-   * rows, heads and bases are multiples of 4, K/V not int8, and a thread's slice of DS dims a multiple of 4.
+   * Q, K and V read from storage four elements per load (the default where it applies): head dims, rows,
+   * heads and bases are multiples of 4, K/V not int8, and a thread's slice of DS dims a multiple of 4.
    */
   readonly vload?: boolean;
   /** 0 forward; 1 column sums, 2 probability rows (capture from the forward LSE). */
   readonly capture?: 0 | 1 | 2;
   readonly paged?: KvPaging;
+  /**
+   * Profiling aid (scripts/portable-profile.mjs): parts of the kernel dropped, bits 1 Q/K slice loads,
+   * 2 S FMAs, 4 softmax, 8 V loads, 16 P·V FMAs. The results are wrong while it is set.
+   */
+  readonly ablate?: number;
 }
 
 /**
@@ -222,6 +227,7 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const CAP: bool = ${v.cap};`,
     `const CAPTURE: u32 = ${v.capture ?? 0}u;`,
     `const VLOAD: bool = ${!!v.vload};`,
+    `const ABLATE: u32 = ${v.ablate ?? 0}u;`,
     portableLoaders(v.fmt, v.paged, !!v.vload),
     '@group(0) @binding(5) var<storage, read_write> out: array<f32>;',
   ].join('\n');

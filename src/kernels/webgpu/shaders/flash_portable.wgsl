@@ -15,7 +15,9 @@
 //   (BCV keys, a multiple of 4, taken four at a time).
 // V4 (where DVP is a multiple of 64): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
 // as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
-// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, NATURAL, CAP, the loaders ld_q/ld_k/ld_v
+// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, NATURAL, CAP, ABLATE (profiling:
+// parts dropped, bits 1 Q/K slice loads, 2 S FMAs, 4 softmax, 8 V loads, 16 P·V FMAs; 0 in use, the
+// results are wrong otherwise; hot loops are wrapped in an if, never changed, so ABLATE = 0 compiles as before), the loaders ld_q/ld_k/ld_v
 // (and ld_q4(e) / ld_k4(e, n) / ld_v4(e, n): four elements from a multiple of 4, one load each when VLOAD), the
 // output binding, the row reductions rowmax16/rowsum16, mask_allows and kv_at (a key's row: contiguous,
 // or through the sequence's block table when K/V are paged).
@@ -148,9 +150,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var t = 0u; t < DS / LPR; t += 4u) {
           let d = d0 + dq + t;
           var x = vec4<f32>(0.0);
-          if (lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
+          if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
           var y = vec4<f32>(0.0);
-          if (lr < nk && d < D) { y = ld_k4(krow + d, 4u); }
+          if ((ABLATE & 1u) == 0u && lr < nk && d < D) { y = ld_k4(krow + d, 4u); }
           for (var u = 0u; u < 4u; u++) {
             wa[(dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = x[u];
             wa[16u * DS + (dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = y[u];
@@ -160,30 +162,32 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var t = 0u; t < DS / LPR; t++) {
           let d = d0 + dq + t;
           var x = 0.0;
-          if (lvalid && d < D) { x = ld_q(lq + d) * qscale; }
+          if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q(lq + d) * qscale; }
           wa[(dq + t) * 16u + (lr >> 2u)][lr & 3u] = x;
           var y = 0.0;
-          if (lr < nk && d < D) { y = ld_k(krow + d); }
+          if ((ABLATE & 1u) == 0u && lr < nk && d < D) { y = ld_k(krow + d); }
           wa[16u * DS + (dq + t) * 16u + (lr >> 2u)][lr & 3u] = y;
         }
       }
       workgroupBarrier();
-      for (var dd = 0u; dd < DS; dd++) {
-        let kb = wa[16u * DS + dd * 16u + tx];
-        if (RPT == 2u) {
-          let qa = wa[dd * 16u + (ty >> 1u)];
-          let q2 = select(qa.xy, qa.zw, (ty & 1u) == 1u);
-          acc[0] += q2.x * kb;
-          acc[1] += q2.y * kb;
-        } else {
-          // RPT = 4: one iteration. A loop (not acc[2], acc[3]) because this branch must also compile
-          // where RPT = 2 and acc has two elements.
-          for (var g = 0u; g < RPT / 4u; g++) {
-            let qa = wa[dd * 16u + ty + g];
-            acc[4u * g] += qa.x * kb;
-            acc[4u * g + 1u] += qa.y * kb;
-            acc[4u * g + 2u] += qa.z * kb;
-            acc[4u * g + 3u] += qa.w * kb;
+      if ((ABLATE & 2u) == 0u) {
+        for (var dd = 0u; dd < DS; dd++) {
+          let kb = wa[16u * DS + dd * 16u + tx];
+          if (RPT == 2u) {
+            let qa = wa[dd * 16u + (ty >> 1u)];
+            let q2 = select(qa.xy, qa.zw, (ty & 1u) == 1u);
+            acc[0] += q2.x * kb;
+            acc[1] += q2.y * kb;
+          } else {
+            // RPT = 4: one iteration. A loop (not acc[2], acc[3]) because this branch must also compile
+            // where RPT = 2 and acc has two elements.
+            for (var g = 0u; g < RPT / 4u; g++) {
+              let qa = wa[dd * 16u + ty + g];
+              acc[4u * g] += qa.x * kb;
+              acc[4u * g + 1u] += qa.y * kb;
+              acc[4u * g + 2u] += qa.z * kb;
+              acc[4u * g + 3u] += qa.w * kb;
+            }
           }
         }
       }
@@ -214,6 +218,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
         continue;
       }
+      if ((ABLATE & 4u) != 0u) { ps[r * 16u + tx] = s; continue; }
       let tmax = rowmax16(max(max(s.x, s.y), max(s.z, s.w)), r, tx);
       let mNew = max(m[a], tmax);
       let mUse = select(mNew, 0.0, mNew <= MASKED);
@@ -245,7 +250,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           let jj = (4u * x4) / DVP;
           let c = (4u * x4) % DVP;
           var v = vec4<f32>(0.0);
-          if (j0 + jj < nk && c < DV) { v = ld_v4(kv_at(vBase, k0 + j0 + jj, P.vRow) + hk * P.vHead + c, 4u); }
+          if ((ABLATE & 8u) == 0u && j0 + jj < nk && c < DV) { v = ld_v4(kv_at(vBase, k0 + j0 + jj, P.vRow) + hk * P.vHead + c, 4u); }
           wa[x4] = v;
         }
       } else {
@@ -253,34 +258,36 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           let jj = x / DVP;
           let c = x % DVP;
           var v = 0.0;
-          if (j0 + jj < nk && c < DV) { v = ld_v(kv_at(vBase, k0 + j0 + jj, P.vRow) + hk * P.vHead + c); }
+          if ((ABLATE & 8u) == 0u && j0 + jj < nk && c < DV) { v = ld_v(kv_at(vBase, k0 + j0 + jj, P.vRow) + hk * P.vHead + c); }
           wa[x >> 2u][x & 3u] = v;
         }
       }
       workgroupBarrier();
       // Four keys at a time: P as one vec4 per row (keys past nk have P = 0 and zero V rows).
       let jn = min(BCV, nk - j0);
-      for (var jj = 0u; jj < jn; jj += 4u) {
-        var pr: array<vec4<f32>, RPT>;
-        for (var a = 0u; a < RPT; a++) { pr[a] = ps[(ty * RPT + a) * 16u + ((j0 + jj) >> 2u)]; }
-        for (var i = 0u; i < 4u; i++) {
-          if (V4) {
-            for (var u = 0u; u < OT / 4u; u++) {
-              let c4 = tx + 16u * u;
-              if (4u * c4 < DVP) {
-                let v4 = wa[((jj + i) * DVP) / 4u + c4];
-                for (var a = 0u; a < RPT; a++) {
-                  let p = pr[a][i];
-                  o[a][4u * u] += p * v4.x; o[a][4u * u + 1u] += p * v4.y;
-                  o[a][4u * u + 2u] += p * v4.z; o[a][4u * u + 3u] += p * v4.w;
+      if ((ABLATE & 16u) == 0u) {
+        for (var jj = 0u; jj < jn; jj += 4u) {
+          var pr: array<vec4<f32>, RPT>;
+          for (var a = 0u; a < RPT; a++) { pr[a] = ps[(ty * RPT + a) * 16u + ((j0 + jj) >> 2u)]; }
+          for (var i = 0u; i < 4u; i++) {
+            if (V4) {
+              for (var u = 0u; u < OT / 4u; u++) {
+                let c4 = tx + 16u * u;
+                if (4u * c4 < DVP) {
+                  let v4 = wa[((jj + i) * DVP) / 4u + c4];
+                  for (var a = 0u; a < RPT; a++) {
+                    let p = pr[a][i];
+                    o[a][4u * u] += p * v4.x; o[a][4u * u + 1u] += p * v4.y;
+                    o[a][4u * u + 2u] += p * v4.z; o[a][4u * u + 3u] += p * v4.w;
+                  }
                 }
               }
-            }
-          } else {
-            for (var t = 0u; t < DVT; t++) {
-              let c = (jj + i) * DVP + tx + 16u * t;
-              let v = wa[c >> 2u][c & 3u];
-              for (var a = 0u; a < RPT; a++) { o[a][t] += pr[a][i] * v; }
+            } else {
+              for (var t = 0u; t < DVT; t++) {
+                let c = (jj + i) * DVP + tx + 16u * t;
+                let v = wa[c >> 2u][c & 3u];
+                for (var a = 0u; a < RPT; a++) { o[a][t] += pr[a][i] * v; }
+              }
             }
           }
         }
