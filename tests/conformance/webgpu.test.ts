@@ -45,9 +45,9 @@ describe('conformance: webgpu portable kernel, column mappings forced', () => {
   }
 });
 
-// Two rows a thread in 512-thread workgroups is the portable kernel's form on adapters that allow 512
-// invocations (with V read as vec4); SwiftShader allows 256, so CI cannot run it (check:gpu does, with
-// every conformance case). CI compiles it here, so a WGSL error in that form cannot reach a release.
+// Two rows a thread in 512-thread workgroups: the portable kernel's form where Q/K/V go through scalar loads and
+// V is read as vec4, on adapters that allow 512 invocations. SwiftShader allows 256, so CI cannot run it
+// (check:gpu does, PORTABLE_ROWS=2); CI compiles it here, so a WGSL error in that form cannot reach a release.
 describe('webgpu portable kernel, two rows a thread', () => {
   const NO_MASK = 'fn mask_allows(i: i32, j: i32, lenQ: i32, lenK: i32, thr: u32, s: f32) -> bool { return true; }';
   it('compiles without errors (f32 and f16 storage, with and without subgroups and vector loads, d64 and d128)', async () => {

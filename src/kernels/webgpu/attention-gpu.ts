@@ -99,9 +99,10 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
  *   value head dim, rounded up to 16, is a multiple of 64: on the H200 it took vitL14-336 from 7.9 to 9.0
  *   TFLOP/s and 8k-d64 from 8.5 to 9.7, while at d80 (128 columns carried for 80) it fell from 7.2 to 6.6
  *   (bench/results/gpu-h200-portable-v4.txt);
- * - `rows`: rows of the 64-row tile a thread owns (4: 256 threads a workgroup, 2: 512). 'auto' takes 4.
- *   Two rows (half the registers a thread, twice the warps) won with scalar loads where V is read as vec4
- *   (H200 vitL14-336 8.6 → 9.1 TFLOP/s, bench/results/gpu-h200-portable-r2.txt), but with four-element
+ * - `rows`: rows of the 64-row tile a thread owns (4: 256 threads a workgroup, 2: 512). 'auto' takes 2
+ *   only where it was measured to win: V read as vec4 but Q/K/V read by scalar loads (int8 K/V, odd
+ *   strides), with bounds clamps on and 512 invocations allowed (H200 vitL14-336 1.262 → 1.195 ms, 8k-d64
+ *   29.4 → 26.6, d128 13.7 → 12.5: bench/results/gpu-h200-portable-vload.txt). With four-element
  *   loads four rows win everywhere: vitL14-336 1.011 → 0.844 ms, 8k-d64 21.6 → 18.7, d128 9.96 → 8.31,
  *   and without WebGPU's bounds clamps (gpuContext's `robustness: false`) 0.912 → 0.735, 18.96 → 15.62,
  *   8.95 → 6.72 (bench/results/gpu-h200-portable-rows.txt); eight rows a thread was 30–35% slower;
@@ -115,6 +116,20 @@ const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 
 
 export function setPortableTuning(t: Partial<typeof portableTuning>): void {
   Object.assign(portableTuning, Object.fromEntries(Object.entries(t).filter(([, x]) => x !== undefined)));
+}
+
+/**
+ * The portable kernel's rows a thread and load width for a call (see setPortableTuning): `layout4` says
+ * whether Q/K/V rows, heads and offsets allow four-element loads; those also need each loader thread's
+ * share of an S slice (DS dims over 4 threads a row, 8 with two rows a thread) to be a multiple of 4.
+ */
+export function portableForm(o: { DV: number; wide: boolean; layout4: boolean; maxInvocations: number; robust: boolean }): { r2: boolean; vload: boolean } {
+  const DS = portableGeometry({ DV: o.DV, wide: o.wide }).DS;
+  const vecOk = (rowsPerThread: number) => o.layout4 && (DS / (rowsPerThread === 2 ? 8 : 4)) % 4 === 0;
+  const r2 = o.maxInvocations >= 512 && (portableTuning.rows === 'auto'
+    ? portableUsesV4(o.DV) && o.robust && !(portableTuning.vecLoads && vecOk(4))
+    : portableTuning.rows === 2);
+  return { r2, vload: portableTuning.vecLoads && vecOk(r2 ? 2 : 4) };
 }
 
 /** Whether the portable kernel reads V as vec4 for this value head dim (see setPortableTuning). */
@@ -528,11 +543,9 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     } else {
       const sg = caps.subgroups && caps.subgroupMinSize >= 16;
       const wide = portableTuning.wide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage;
-      const r2 = portableTuning.rows === 2 && caps.maxInvocations >= 512;
-      // Four elements per load: every Q/K/V row, head and sequence offset a multiple of 4, and each
-      // loader thread's share of an S slice (DS dims over NT / 64 = 4 or 8 threads a row) a multiple of 4.
-      const vload = portableTuning.vecLoads && plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && aligned(qa, 4, true) &&
-        paged?.kvFmt !== 'i8' && kvAligned(ka, va, 4, !!paged) && (portableGeometry({ DV: plan.headDimV, wide }).DS / (r2 ? 8 : 4)) % 4 === 0;
+      // Four elements per load: every Q/K/V row, head and sequence offset a multiple of 4, K/V not int8.
+      const layout4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && aligned(qa, 4, true) && paged?.kvFmt !== 'i8' && kvAligned(ka, va, 4, !!paged);
+      const { r2, vload } = portableForm({ DV: plan.headDimV, wide, layout4, maxInvocations: caps.maxInvocations, robust: caps.robust });
       const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vload ? { vload: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));

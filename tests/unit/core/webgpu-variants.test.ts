@@ -1,12 +1,13 @@
 /**
  * Structural tests of the WebGPU kernel variants that need no GPU: the register geometry of the
  * subgroup decode kernel, where its loop synchronises, the tensor-core kernel's key tile, and the
- * portable kernel's workgroup-memory budget.
+ * portable kernel's workgroup-memory budget and its form (rows a thread, load width).
  */
 import { describe, expect, it } from 'vitest';
 import { decodeWarpCombines, decodeWarpGeometry, decodeWarpSource, type DecodeWarpVariant } from '../../../src/kernels/webgpu/decode-warp.js';
 import { sgmatGeometry } from '../../../src/kernels/webgpu/sgmat.js';
 import { portableGeometry, portableSharedBytes } from '../../../src/kernels/webgpu/variants.js';
+import { portableForm, setPortableTuning } from '../../../src/kernels/webgpu/attention-gpu.js';
 
 const NO_MASK = 'fn mask_allows(i: i32, j: i32, lenQ: i32, lenK: i32, thr: u32, s: f32) -> bool { return true; }';
 
@@ -78,5 +79,29 @@ describe('portable kernel workgroup memory', () => {
         expect(g.BCV * g.DVP).toBeLessThanOrEqual(128 * g.DS);
       }
     }
+  });
+});
+
+describe('portable kernel form (rows a thread, load width)', () => {
+  const base = { wide: true, layout4: true, maxInvocations: 1024, robust: true };
+  it('takes four rows and four-element loads wherever the layout allows them', () => {
+    for (const DV of [64, 80, 128]) expect(portableForm({ ...base, DV })).toEqual({ r2: false, vload: true });
+  });
+  it('takes two rows only with scalar loads, V as vec4, bounds clamps on and 512 invocations', () => {
+    expect(portableForm({ ...base, DV: 64, layout4: false })).toEqual({ r2: true, vload: false });
+    expect(portableForm({ ...base, DV: 128, layout4: false })).toEqual({ r2: true, vload: false });
+    expect(portableForm({ ...base, DV: 80, layout4: false })).toEqual({ r2: false, vload: false });   // no vec4 at d80
+    expect(portableForm({ ...base, DV: 64, layout4: false, robust: false })).toEqual({ r2: false, vload: false });
+    expect(portableForm({ ...base, DV: 64, layout4: false, maxInvocations: 256 })).toEqual({ r2: false, vload: false });
+  });
+  it('follows setPortableTuning: forced rows, loads off', () => {
+    try {
+      setPortableTuning({ rows: 2 });
+      expect(portableForm({ ...base, DV: 64 })).toEqual({ r2: true, vload: true });   // 32 dims over 8 threads a row
+      expect(portableForm({ ...base, DV: 64, wide: false })).toEqual({ r2: true, vload: false });   // 16 over 8: 2
+      expect(portableForm({ ...base, DV: 64, maxInvocations: 256 })).toEqual({ r2: false, vload: true });
+      setPortableTuning({ rows: 'auto', vecLoads: false });
+      expect(portableForm({ ...base, DV: 64 })).toEqual({ r2: true, vload: false });
+    } finally { setPortableTuning({ rows: 'auto', vecLoads: true }); }
   });
 });
