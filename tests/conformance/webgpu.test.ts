@@ -98,3 +98,24 @@ describe('conformance: webgpu portable kernel, four-element and scalar storage l
     }, 300_000);
   }
 });
+
+// Eight rows a thread in 128-thread workgroups (setPortableTuning({ rows: 8 }), an experiment to time with
+// four-element loads; value head dims ≤ 128): both column mappings, masks on partial tiles, GQA packing,
+// f16 storage, NaN, a head dim that falls back to scalar loads.
+describe('conformance: webgpu portable kernel, eight rows a thread (experiment)', () => {
+  const R8 = ['self N129 d64', 'headDim 128', 'causal 129x97', 'varlen window GQA8', 'f16 causal GQA', 'NaN in v propagates', 'headDimV 111 ≠ headDim 40', 'headDim 59'];
+  beforeAll(async () => {
+    setGpuOutputPoisoning(true);
+    await gpuContext();
+    setGpuKernelPreference('portable');
+    setPortableTuning({ rows: 8 });
+  });
+  afterAll(() => { setPortableTuning({ rows: 'auto' }); setGpuKernelPreference('auto'); });
+  for (const name of R8) {
+    const c = CASES.find((x) => x.name === name)!;
+    it(`${name} [rows 8]`, async () => {
+      await checkCase(c, runOn('webgpu'));
+      expect(lastGpuStats?.key.includes('"r8":true')).toBe(true);
+    }, 300_000);
+  }
+});

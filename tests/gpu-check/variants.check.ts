@@ -29,8 +29,8 @@ describe('check:gpu — every kernel variant', () => {
   let hasSgmat = false, hasF16 = false;
   beforeAll(async () => {
     setGpuOutputPoisoning(true);
-    // PORTABLE_ROWS=2 or 4: the portable kernel's rows a thread forced (setPortableTuning; default auto).
-    if (process.env.PORTABLE_ROWS === '2' || process.env.PORTABLE_ROWS === '4') setPortableTuning({ rows: Number(process.env.PORTABLE_ROWS) as 2 | 4 });
+    // PORTABLE_ROWS=2, 4 or 8: the portable kernel's rows a thread forced (setPortableTuning; default auto).
+    if (['2', '4', '8'].includes(process.env.PORTABLE_ROWS ?? '')) setPortableTuning({ rows: Number(process.env.PORTABLE_ROWS) as 2 | 4 | 8 });
     // PORTABLE_VLOAD=0: the portable kernel's scalar storage loads (setPortableTuning's vecLoads off).
     if (process.env.PORTABLE_VLOAD === '0') setPortableTuning({ vecLoads: false });
     const ctx = await gpuContext();

@@ -118,6 +118,11 @@ export interface PortableFlashVariant {
   /** Two rows a thread and 512 threads instead of four and 256 (with v4, where the adapter allows 512). */
   readonly r2?: boolean;
   /**
+   * Eight rows a thread and 128 threads (value head dims ≤ 128): twice the FMAs per workgroup load. Slower
+   * with scalar loads on the H200 (30–35%); with four-element loads an experiment, untimed (rows: 8).
+   */
+  readonly r8?: boolean;
+  /**
    * Q, K and V read from storage four elements per load (the default where it applies): head dims, rows,
    * heads and bases are multiples of 4, K/V not int8, and a thread's slice of DS dims a multiple of 4.
    */
@@ -218,8 +223,8 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const DVP: u32 = ${DVP}u;`,
     `const OT: u32 = ${OT}u;`,
     `const V4: bool = ${!!v.v4};`,
-    `const RPT: u32 = ${v.r2 ? 2 : 4}u;`,
-    `const NT: u32 = ${v.r2 ? 512 : 256}u;`,
+    `const RPT: u32 = ${v.r2 ? 2 : v.r8 ? 8 : 4}u;`,
+    `const NT: u32 = ${v.r2 ? 512 : v.r8 ? 128 : 256}u;`,
     `const BCV: u32 = ${BCV}u;`,
     `const G: u32 = ${v.G}u;`,
     `const NP: u32 = ${Math.floor(64 / v.G)}u;`,

@@ -85,23 +85,27 @@ describe('portable kernel workgroup memory', () => {
 describe('portable kernel form (rows a thread, load width)', () => {
   const base = { wide: true, layout4: true, maxInvocations: 1024, robust: true };
   it('takes four rows and four-element loads wherever the layout allows them', () => {
-    for (const DV of [64, 80, 128]) expect(portableForm({ ...base, DV })).toEqual({ r2: false, vload: true });
+    for (const DV of [64, 80, 128]) expect(portableForm({ ...base, DV })).toEqual({ r2: false, r8: false, vload: true });
   });
   it('takes two rows only with scalar loads, V as vec4, bounds clamps on and 512 invocations', () => {
-    expect(portableForm({ ...base, DV: 64, layout4: false })).toEqual({ r2: true, vload: false });
-    expect(portableForm({ ...base, DV: 128, layout4: false })).toEqual({ r2: true, vload: false });
-    expect(portableForm({ ...base, DV: 80, layout4: false })).toEqual({ r2: false, vload: false });   // no vec4 at d80
-    expect(portableForm({ ...base, DV: 64, layout4: false, robust: false })).toEqual({ r2: false, vload: false });
-    expect(portableForm({ ...base, DV: 64, layout4: false, maxInvocations: 256 })).toEqual({ r2: false, vload: false });
+    expect(portableForm({ ...base, DV: 64, layout4: false })).toEqual({ r2: true, r8: false, vload: false });
+    expect(portableForm({ ...base, DV: 128, layout4: false })).toEqual({ r2: true, r8: false, vload: false });
+    expect(portableForm({ ...base, DV: 80, layout4: false })).toEqual({ r2: false, r8: false, vload: false });   // no vec4 at d80
+    expect(portableForm({ ...base, DV: 64, layout4: false, robust: false })).toEqual({ r2: false, r8: false, vload: false });
+    expect(portableForm({ ...base, DV: 64, layout4: false, maxInvocations: 256 })).toEqual({ r2: false, r8: false, vload: false });
   });
   it('follows setPortableTuning: forced rows, loads off', () => {
     try {
       setPortableTuning({ rows: 2 });
-      expect(portableForm({ ...base, DV: 64 })).toEqual({ r2: true, vload: true });   // 32 dims over 8 threads a row
-      expect(portableForm({ ...base, DV: 64, wide: false })).toEqual({ r2: true, vload: false });   // 16 over 8: 2
-      expect(portableForm({ ...base, DV: 64, maxInvocations: 256 })).toEqual({ r2: false, vload: true });
+      expect(portableForm({ ...base, DV: 64 })).toEqual({ r2: true, r8: false, vload: true });   // 32 dims over 8 threads a row
+      expect(portableForm({ ...base, DV: 64, wide: false })).toEqual({ r2: true, r8: false, vload: false });   // 16 over 8: 2
+      expect(portableForm({ ...base, DV: 64, maxInvocations: 256 })).toEqual({ r2: false, r8: false, vload: true });
+      setPortableTuning({ rows: 8 });
+      expect(portableForm({ ...base, DV: 64 })).toEqual({ r2: false, r8: true, vload: true });   // 32 dims over 2 threads a row
+      expect(portableForm({ ...base, DV: 64, wide: false })).toEqual({ r2: false, r8: true, vload: true });
+      expect(portableForm({ ...base, DV: 256 })).toEqual({ r2: false, r8: false, vload: true });   // O too large for eight rows
       setPortableTuning({ rows: 'auto', vecLoads: false });
-      expect(portableForm({ ...base, DV: 64 })).toEqual({ r2: true, vload: false });
+      expect(portableForm({ ...base, DV: 64 })).toEqual({ r2: true, r8: false, vload: false });
     } finally { setPortableTuning({ rows: 'auto', vecLoads: true }); }
   });
 });

@@ -4,7 +4,8 @@
 // tile packs the G query heads of one KV head (row r ↦ head g = r % G, position r / G), so a group
 // shares every K/V load (FlashAttention-3's pack_gqa). NT threads as (64 / RPT) × 16: thread (ty, tx)
 // owns S rows RPT·ty .. +RPT−1 × keys 4tx..4tx+3 and O rows RPT·ty .. +RPT−1 × columns tx + 16t
-// (RPT = 4 with 256 threads, or 2 with 512: half the registers a thread, twice the warps in flight).
+// (RPT = 4 with 256 threads, 2 with 512: half the registers a thread, twice the warps in flight, or 8
+// with 128: twice the FMAs per workgroup load; an experiment).
 //
 // Per KV tile (64 keys):
 //   S = Qᵀ-chunk × Kᵀ-chunk over DS-dim slices in workgroup memory (RPT×4 outer products per slice;
@@ -179,10 +180,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             acc[0] += q2.x * kb;
             acc[1] += q2.y * kb;
           } else {
-            // RPT = 4: one iteration. A loop (not acc[2], acc[3]) because this branch must also compile
-            // where RPT = 2 and acc has two elements.
+            // RPT = 4: one iteration, RPT = 8: two. A loop (not acc[2], acc[3]) because this branch must
+            // also compile where RPT = 2 and acc has two elements.
             for (var g = 0u; g < RPT / 4u; g++) {
-              let qa = wa[dd * 16u + ty + g];
+              let qa = wa[dd * 16u + ty * (RPT / 4u) + g];
               acc[4u * g] += qa.x * kb;
               acc[4u * g + 1u] += qa.y * kb;
               acc[4u * g + 2u] += qa.z * kb;
