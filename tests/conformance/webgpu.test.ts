@@ -119,3 +119,32 @@ describe('conformance: webgpu portable kernel, eight rows a thread (experiment)'
     }, 300_000);
   }
 });
+
+// Q resident in workgroup memory (setPortableTuning({ qres: true }), an experiment): SwiftShader's 32 KiB
+// of workgroup memory hold it only for head dims ≤ 16, so CI runs it on the d1 case and compiles its WGSL
+// for d32–d128 in every form; check:gpu runs it everywhere (PORTABLE_QRES=1).
+describe('webgpu portable kernel, Q resident in workgroup memory (experiment)', () => {
+  const NO_MASK = 'fn mask_allows(i: i32, j: i32, lenQ: i32, lenK: i32, thr: u32, s: f32) -> bool { return true; }';
+  afterAll(() => { setPortableTuning({ qres: false }); setGpuKernelPreference('auto'); });
+  it('compiles without errors (f32/f16, subgroups or not, vector loads or not, two/four/eight rows, d32–d128)', async () => {
+    const ctx = await gpuContext();
+    for (const D of [32, 64, 128]) {
+      for (const fmt of ['f32', 'f16'] as const) {
+        for (const [sg, vload, rows] of [[true, true, 4], [false, false, 4], [true, true, 2], [true, true, 8], [false, true, 8]] as const) {
+          const code = portableSource({ kernel: 'flash_portable', fmt, D, DV: D, G: 1, sg, natural: false, cap: false, maskKey: 'none', wide: true, v4: true, vload, qres: true, ...(rows === 2 ? { r2: true } : rows === 8 ? { r8: true } : {}) }, NO_MASK);
+          expect(code).toContain('const QRES: bool = true;');
+          const info = await ctx.device.createShaderModule({ code }).getCompilationInfo();
+          expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message), `d${D} ${fmt} sg=${sg} vload=${vload} rows=${rows}`).toEqual([]);
+        }
+      }
+    }
+  }, 120_000);
+  it('headDim 1 [Q resident]', async () => {
+    setGpuOutputPoisoning(true);
+    await gpuContext();
+    setGpuKernelPreference('portable');
+    setPortableTuning({ qres: true });
+    await checkCase(CASES.find((x) => x.name === 'headDim 1')!, runOn('webgpu'));
+    expect(lastGpuStats?.key.includes('"qres":true')).toBe(true);
+  }, 300_000);
+});

@@ -31,6 +31,8 @@ describe('check:gpu — every kernel variant', () => {
     setGpuOutputPoisoning(true);
     // PORTABLE_ROWS=2, 4 or 8: the portable kernel's rows a thread forced (setPortableTuning; default auto).
     if (['2', '4', '8'].includes(process.env.PORTABLE_ROWS ?? '')) setPortableTuning({ rows: Number(process.env.PORTABLE_ROWS) as 2 | 4 | 8 });
+    // PORTABLE_QRES=1: the portable kernel keeps Q in workgroup memory (setPortableTuning's qres, an experiment).
+    if (process.env.PORTABLE_QRES === '1') setPortableTuning({ qres: true });
     // PORTABLE_VLOAD=0: the portable kernel's scalar storage loads (setPortableTuning's vecLoads off).
     if (process.env.PORTABLE_VLOAD === '0') setPortableTuning({ vecLoads: false });
     const ctx = await gpuContext();

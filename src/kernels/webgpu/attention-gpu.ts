@@ -111,9 +111,11 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
  *   rows, heads and bases multiples of 4, K/V not int8, each loader thread's share of a slice a multiple
  *   of 4). On by default: on the H200 vitL14-336 9.1 → 10.8 TFLOP/s, qwen d80 6.9 → 10.2, 8k-d64 10.3 →
  *   12.7, d128 11.0 → 13.8, outputs bit-identical (bench/results/gpu-h200-portable-vload.txt);
+ * - `qres`: Q kept in workgroup memory for the whole pass, so that each KV tile loads only K (where the
+ *   workgroup memory allows: d ≤ 64 with 32-dim slices on a 48 KiB adapter); an experiment, untimed, off;
  * - `ablate`: parts of the kernel dropped (PortableFlashVariant's bits; the results are wrong while set).
  */
-const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4 | 8; vecLoads: boolean; ablate: number } = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, ablate: 0 };
+const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4 | 8; vecLoads: boolean; qres: boolean; ablate: number } = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, qres: false, ablate: 0 };
 
 export function setPortableTuning(t: Partial<typeof portableTuning>): void {
   Object.assign(portableTuning, Object.fromEntries(Object.entries(t).filter(([, x]) => x !== undefined)));
@@ -550,7 +552,9 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       // Four elements per load: every Q/K/V row, head and sequence offset a multiple of 4, K/V not int8.
       const layout4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && aligned(qa, 4, true) && paged?.kvFmt !== 'i8' && kvAligned(ka, va, 4, !!paged);
       const { r2, r8, vload } = portableForm({ DV: plan.headDimV, wide, layout4, maxInvocations: caps.maxInvocations, robust: caps.robust });
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(r8 ? { r8: true } : {}), ...(vload ? { vload: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
+      const qres = portableTuning.qres && portableSharedBytes(wide, sg, plan.headDim) <= caps.maxWorkgroupStorage &&
+        portableGeometry({ DV: plan.headDimV, wide, qres: true }).BCV >= 4;
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(r8 ? { r8: true } : {}), ...(qres ? { qres: true } : {}), ...(vload ? { vload: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }

@@ -123,6 +123,11 @@ export interface PortableFlashVariant {
    */
   readonly r8?: boolean;
   /**
+   * Q resident in workgroup memory for the whole pass (Qᵀ once, then only K per tile; wa half as large):
+   * an experiment, untimed (setPortableTuning({ qres: true })), where portableSharedBytes allows it.
+   */
+  readonly qres?: boolean;
+  /**
    * Q, K and V read from storage four elements per load (the default where it applies): head dims, rows,
    * heads and bases are multiples of 4, K/V not int8, and a thread's slice of DS dims a multiple of 4.
    */
@@ -141,19 +146,26 @@ export interface PortableFlashVariant {
  * DS: dims per S slice (32 when `wide`, else 16); the V chunk (BCV keys, a multiple of 4) fills the same
  * workgroup array of 128·DS floats.
  */
-export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean }) {
+export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean; qres?: boolean }) {
   const DS = v.wide ? 32 : 16;
   const DVT = Math.ceil(v.DV / 16);
   const DVP = DVT * 16;
-  const BCV = Math.min(64, Math.floor((128 * DS) / DVP / 4) * 4);
+  // wa: 32·DS vec4s (Qᵀ and Kᵀ slices), or 16·DS with qres (Kᵀ only).
+  const WAN = (v.qres ? 16 : 32) * DS;
+  const BCV = Math.min(64, Math.floor((4 * WAN) / DVP / 4) * 4);
   // Output values a thread keeps per row: DVT columns tx + 16t, or with v4 four per 64-column group.
   const OT = v.v4 ? 4 * Math.ceil(DVP / 64) : DVT;
-  return { DS, DVT, DVP, BCV, OT };
+  return { DS, DVT, DVP, BCV, OT, WAN };
 }
 
-/** Workgroup memory (bytes) of the portable kernel: wa, ps, the row reductions without subgroups, job staging. */
-export function portableSharedBytes(wide: boolean, sg: boolean): number {
-  return 512 * (wide ? 32 : 16) + 16384 + (sg ? 0 : 4096) + 80;
+/**
+ * Workgroup memory (bytes) of the portable kernel: wa, ps, the row reductions without subgroups, job
+ * staging; with `qresD` (the head dim) Q resident (qs: D rounded up to DS, 256 bytes a dim) and wa halved.
+ */
+export function portableSharedBytes(wide: boolean, sg: boolean, qresD?: number): number {
+  const DS = wide ? 32 : 16;
+  const qs = qresD ? Math.ceil(qresD / DS) * DS * 256 : 16;
+  return (qresD ? 256 : 512) * DS + qs + 16384 + (sg ? 0 : 4096) + 80;
 }
 
 function reductions(sg: boolean): string {
@@ -213,7 +225,8 @@ function portableLoaders(fmt: InFormat, paged: KvPaging | undefined, vload: bool
 }
 
 export function portableSource(v: PortableFlashVariant, maskFn: string): string {
-  const { DS, DVT, DVP, BCV, OT } = portableGeometry(v);
+  const { DS, DVT, DVP, BCV, OT, WAN } = portableGeometry(v);
+  const DQ = Math.ceil(v.D / DS) * DS;
   const prelude = [
     v.sg ? 'enable subgroups;' : '',
     `const D: u32 = ${v.D}u;`,
@@ -232,6 +245,11 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const CAP: bool = ${v.cap};`,
     `const CAPTURE: u32 = ${v.capture ?? 0}u;`,
     `const VLOAD: bool = ${!!v.vload};`,
+    `const QRES: bool = ${!!v.qres};`,
+    `const DQ: u32 = ${DQ}u;`,
+    `const WAN: u32 = ${WAN}u;`,
+    `const QSN: u32 = ${v.qres ? 16 * DQ : 1}u;`,
+    `const KOFF: u32 = ${v.qres ? 0 : 16 * DS}u;`,
     `const ABLATE: u32 = ${v.ablate ?? 0}u;`,
     portableLoaders(v.fmt, v.paged, !!v.vload),
     '@group(0) @binding(5) var<storage, read_write> out: array<f32>;',

@@ -77,8 +77,19 @@ describe('portable kernel workgroup memory', () => {
         expect(g.BCV).toBeGreaterThan(0);
         expect(g.BCV).toBeLessThanOrEqual(64);
         expect(g.BCV * g.DVP).toBeLessThanOrEqual(128 * g.DS);
+        // Q resident: wa holds half as much, so the V chunk halves (down to 4 keys at d256, 16-dim slices).
+        const r = portableGeometry({ DV, wide, qres: true });
+        expect(r.BCV % 4).toBe(0);
+        expect(r.BCV).toBeGreaterThan(0);
+        expect(r.BCV * r.DVP).toBeLessThanOrEqual(4 * r.WAN);
       }
     }
+  });
+  it('fits Q resident at d64 with 32-dim slices in 48 KiB, not at d80; only d ≤ 16 in 32 KiB without subgroup reductions', () => {
+    expect(portableSharedBytes(true, true, 64)).toBeLessThanOrEqual(49152);
+    expect(portableSharedBytes(true, true, 80)).toBeGreaterThan(49152);
+    expect(portableSharedBytes(false, false, 16)).toBeLessThanOrEqual(32768);
+    expect(portableSharedBytes(false, false, 32)).toBeGreaterThan(32768);
   });
 });
 

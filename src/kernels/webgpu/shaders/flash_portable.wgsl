@@ -16,7 +16,9 @@
 //   (BCV keys, a multiple of 4, taken four at a time).
 // V4 (where DVP is a multiple of 64): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
 // as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
-// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, NATURAL, CAP, ABLATE (profiling:
+// QRES (an experiment): Qᵀ stays in workgroup memory (qs, DQ = D rounded up to DS) for the whole pass, so
+// each tile loads only Kᵀ slices (at wa[KOFF..], KOFF = 0) and wa is half as large (WAN vec4s).
+// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, QRES, DQ, WAN, QSN, KOFF, NATURAL, CAP, ABLATE (profiling:
 // parts dropped, bits 1 Q/K slice loads, 2 S FMAs, 4 softmax, 8 V loads, 16 P·V FMAs; 0 in use, the
 // results are wrong otherwise; hot loops are wrapped in an if, never changed, so ABLATE = 0 compiles as before), the loaders ld_q/ld_k/ld_v
 // (and ld_q4(e) / ld_k4(e, n) / ld_v4(e, n): four elements from a multiple of 4, one load each when VLOAD), the
@@ -49,7 +51,8 @@ const LN2: f32 = 0.6931471805599453;
 // Masked scores are a large finite negative: drivers may assume IEEE infinities never occur.
 const MASKED: f32 = -1.0e30;
 
-var<workgroup> wa: array<vec4<f32>, 32u * DS>;   // Qᵀ/Kᵀ slices of DS dims (S phase), V chunk (PV phase)
+var<workgroup> wa: array<vec4<f32>, WAN>;   // Qᵀ/Kᵀ slices of DS dims (Kᵀ only with QRES; S phase), V chunk (PV phase)
+var<workgroup> qs: array<vec4<f32>, QSN>;   // QRES: all of Qᵀ (DQ dims), loaded once
 var<workgroup> ps: array<vec4<f32>, 1024>;  // P, 64 rows × 64 keys
 
 // NaN tests by bit pattern: compilers may assume x != x is false.
@@ -60,6 +63,12 @@ fn is_nan(x: f32) -> bool {
 // tanh of a clamped argument: some drivers compute tanh(x) as a ratio of exponentials, NaN for large |x|.
 fn tanh_safe(x: vec4<f32>) -> vec4<f32> {
   return tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0)));
+}
+
+// Four rows of Qᵀ at dim d (slice dim dd): from qs with QRES, else from the slice in wa.
+fn q_slice(d: u32, dd: u32, i: u32) -> vec4<f32> {
+  if (QRES) { return qs[d * 16u + i]; }
+  return wa[dd * 16u + i];
 }
 
 fn exp2_masked(x: f32) -> f32 {
@@ -135,13 +144,37 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
 
+  // QRES: Qᵀ (scaled) into qs[d·16 + row / 4] once, with the slice loaders' mapping; the tiles then
+  // load only K.
+  if (QRES) {
+    for (var d0 = 0u; d0 < DQ; d0 += DS) {
+      let dq = (lid % LPR) * (DS / LPR);
+      if (VLOAD) {
+        for (var t = 0u; t < DS / LPR; t += 4u) {
+          let d = d0 + dq + t;
+          var x = vec4<f32>(0.0);
+          if (lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
+          for (var u = 0u; u < 4u; u++) { qs[(d + u) * 16u + (lr >> 2u)][lr & 3u] = x[u]; }
+        }
+      } else {
+        for (var t = 0u; t < DS / LPR; t++) {
+          let d = d0 + dq + t;
+          var x = 0.0;
+          if (lvalid && d < D) { x = ld_q(lq + d) * qscale; }
+          qs[d * 16u + (lr >> 2u)][lr & 3u] = x;
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+
   for (var e = e0; e < e1; e++) {
     let ent = tile_entry(entries + e, lid);
     let k0 = (ent >> 1u) * BC;
     let nk = min(BC, lenK - k0);
     let partial = (ent & 1u) == 1u;
 
-    // ---- S = Q·Kᵀ over DS-dim slices (Qᵀ at wa[d·16 + row / 4], Kᵀ after it)
+    // ---- S = Q·Kᵀ over DS-dim slices (Qᵀ at wa[d·16 + row / 4] or in qs, Kᵀ at wa[KOFF + d·16 + key / 4])
     var acc: array<vec4<f32>, RPT>;
     for (var a = 0u; a < RPT; a++) { acc[a] = vec4<f32>(0.0); }
     let krow = kv_at(kBase, k0 + lr, P.kRow) + hk * P.kHead;
@@ -151,31 +184,33 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var t = 0u; t < DS / LPR; t += 4u) {
           let d = d0 + dq + t;
           var x = vec4<f32>(0.0);
-          if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
+          if (!QRES && (ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
           var y = vec4<f32>(0.0);
           if ((ABLATE & 1u) == 0u && lr < nk && d < D) { y = ld_k4(krow + d, 4u); }
           for (var u = 0u; u < 4u; u++) {
-            wa[(dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = x[u];
-            wa[16u * DS + (dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = y[u];
+            if (!QRES) { wa[(dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = x[u]; }
+            wa[KOFF + (dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = y[u];
           }
         }
       } else {
         for (var t = 0u; t < DS / LPR; t++) {
           let d = d0 + dq + t;
-          var x = 0.0;
-          if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q(lq + d) * qscale; }
-          wa[(dq + t) * 16u + (lr >> 2u)][lr & 3u] = x;
+          if (!QRES) {
+            var x = 0.0;
+            if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q(lq + d) * qscale; }
+            wa[(dq + t) * 16u + (lr >> 2u)][lr & 3u] = x;
+          }
           var y = 0.0;
           if ((ABLATE & 1u) == 0u && lr < nk && d < D) { y = ld_k(krow + d); }
-          wa[16u * DS + (dq + t) * 16u + (lr >> 2u)][lr & 3u] = y;
+          wa[KOFF + (dq + t) * 16u + (lr >> 2u)][lr & 3u] = y;
         }
       }
       workgroupBarrier();
       if ((ABLATE & 2u) == 0u) {
         for (var dd = 0u; dd < DS; dd++) {
-          let kb = wa[16u * DS + dd * 16u + tx];
+          let kb = wa[KOFF + dd * 16u + tx];
           if (RPT == 2u) {
-            let qa = wa[dd * 16u + (ty >> 1u)];
+            let qa = q_slice(d0 + dd, dd, ty >> 1u);
             let q2 = select(qa.xy, qa.zw, (ty & 1u) == 1u);
             acc[0] += q2.x * kb;
             acc[1] += q2.y * kb;
@@ -183,7 +218,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             // RPT = 4: one iteration, RPT = 8: two. A loop (not acc[2], acc[3]) because this branch must
             // also compile where RPT = 2 and acc has two elements.
             for (var g = 0u; g < RPT / 4u; g++) {
-              let qa = wa[dd * 16u + ty * (RPT / 4u) + g];
+              let qa = q_slice(d0 + dd, dd, ty * (RPT / 4u) + g);
               acc[4u * g] += qa.x * kb;
               acc[4u * g + 1u] += qa.y * kb;
               acc[4u * g + 2u] += qa.z * kb;
