@@ -1,7 +1,8 @@
 // The portable f32 kernel as chosen by default, then with one choice changed at a time: eight or two rows
 // a thread (four is the default), 16-dim S slices instead of 32, the V-as-vec4 column mapping flipped from its default for the
 // head dim, scalar storage loads instead of four-element ones, and Q resident in workgroup memory (an
-// experiment; with four and with eight rows a thread); on four shapes. ABLATE=1: the default
+// experiment; with four and with eight rows a thread), and the whole V tile in one chunk (an experiment:
+// it changes only where a tile takes two, d72/d80); on four shapes. ABLATE=1: the default
 // form with parts dropped instead (setPortableTuning({ ablate }): 1 Q/K slice loads, 2 S FMAs, 4 softmax,
 // 8 V loads, 16 P·V FMAs; each part's cost shows as the time saved). Usage (after npm run build, on a GPU): node scripts/portable-profile.mjs
 import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setGpuKernelPreference } from '../dist/index.js';
@@ -27,20 +28,20 @@ for (const [name, B, H, N, d] of shapes) {
   setPortableTuning({ v4: 'auto' });
   const forms = process.env.ABLATE === '1'
     ? [0, 1, 2, 4, 8, 16, 31].map((ablate) => [true, 'auto', 'auto', true, ablate])
-    : [[true, 'auto', 'auto', true], [true, 'auto', 8, true], [true, 'auto', 2, true], [false, 'auto', 'auto', true], [true, !portableUsesV4(d), 'auto', true], [true, 'auto', 'auto', false], [true, 'auto', 'auto', true, 0, true], [true, 'auto', 8, true, 0, true]];
-  for (const [wide, v4, rows, vload, ablate = 0, qres = false] of forms) {
-    setPortableTuning({ wide, v4, rows, vecLoads: vload, ablate, qres });
+    : [[true, 'auto', 'auto', true], [true, 'auto', 8, true], [true, 'auto', 2, true], [false, 'auto', 'auto', true], [true, !portableUsesV4(d), 'auto', true], [true, 'auto', 'auto', false], [true, 'auto', 'auto', true, 0, true], [true, 'auto', 8, true, 0, true], [true, 'auto', 'auto', true, 0, false, true]];
+  for (const [wide, v4, rows, vload, ablate = 0, qres = false, vfull = false] of forms) {
+    setPortableTuning({ wide, v4, rows, vecLoads: vload, ablate, qres, vfull });
     const prep = await prepareGpuAttention(plan, q, k, v);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     const o = (await prep.out.toTensor()).toFloat32();
     let diff = '';
     if (!ref) ref = o;
     else if (!ablate) { let e = 0; for (let i = 0; i < o.length; i++) e = Math.max(e, Math.abs(o[i] - ref[i])); diff = `, Δ ${e.toExponential(1)}`; }
-    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices${/"v4":true/.test(prep.stats.key) ? ', V as vec4' : ''}${/"r2":true/.test(prep.stats.key) ? ', 2 rows a thread' : /"r8":true/.test(prep.stats.key) ? ', 8 rows a thread' : ''}${/"vload":true/.test(prep.stats.key) ? '' : ', scalar loads'}${/"qres":true/.test(prep.stats.key) ? ', Q resident' : ''}${ablate ? ` ablate ${ablate}` : ''} ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
+    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices${/"v4":true/.test(prep.stats.key) ? ', V as vec4' : ''}${/"r2":true/.test(prep.stats.key) ? ', 2 rows a thread' : /"r8":true/.test(prep.stats.key) ? ', 8 rows a thread' : ''}${/"vload":true/.test(prep.stats.key) ? '' : ', scalar loads'}${/"qres":true/.test(prep.stats.key) ? ', Q resident' : ''}${/"vfull":true/.test(prep.stats.key) ? ', whole V tile' : ''}${ablate ? ` ablate ${ablate}` : ''} ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
   }
   console.log(`${name} f32 portable: ${cells.join(' | ')}`);
   q.dispose(); k.dispose(); v.dispose();
 }
-setPortableTuning({ wide: true, v4: 'auto', rows: 'auto', vecLoads: true, ablate: 0, qres: false });
+setPortableTuning({ wide: true, v4: 'auto', rows: 'auto', vecLoads: true, ablate: 0, qres: false, vfull: false });
 process.exit(0);

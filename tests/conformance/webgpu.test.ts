@@ -148,3 +148,23 @@ describe('webgpu portable kernel, Q resident in workgroup memory (experiment)', 
     expect(lastGpuStats?.key.includes('"qres":true')).toBe(true);
   }, 300_000);
 });
+
+// The whole V tile in one chunk (setPortableTuning({ vfull: true }), an experiment for d72/d80, which take
+// two chunks a tile otherwise): it needs more workgroup memory than SwiftShader's 32 KiB wherever it
+// changes anything, so CI compiles its WGSL; check:gpu runs it (PORTABLE_VFULL=1).
+describe('webgpu portable kernel, whole V tile in one chunk (experiment)', () => {
+  const NO_MASK = 'fn mask_allows(i: i32, j: i32, lenQ: i32, lenK: i32, thr: u32, s: f32) -> bool { return true; }';
+  it('compiles without errors (d72, d80, d96; f32/f16; vector loads or not; four or eight rows)', async () => {
+    const ctx = await gpuContext();
+    for (const DV of [72, 80, 96]) {
+      for (const fmt of ['f32', 'f16'] as const) {
+        for (const [vload, r8] of [[true, false], [false, false], [true, true]] as const) {
+          const code = portableSource({ kernel: 'flash_portable', fmt, D: DV, DV, G: 1, sg: true, natural: false, cap: false, maskKey: 'none', wide: true, vload, vfull: true, ...(r8 ? { r8: true } : {}) }, NO_MASK);
+          expect(code).toContain(`const BCV: u32 = 64u;`);
+          const info = await ctx.device.createShaderModule({ code }).getCompilationInfo();
+          expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message), `d${DV} ${fmt} vload=${vload} r8=${r8}`).toEqual([]);
+        }
+      }
+    }
+  }, 120_000);
+});

@@ -33,6 +33,8 @@ describe('check:gpu — every kernel variant', () => {
     if (['2', '4', '8'].includes(process.env.PORTABLE_ROWS ?? '')) setPortableTuning({ rows: Number(process.env.PORTABLE_ROWS) as 2 | 4 | 8 });
     // PORTABLE_QRES=1: the portable kernel keeps Q in workgroup memory (setPortableTuning's qres, an experiment).
     if (process.env.PORTABLE_QRES === '1') setPortableTuning({ qres: true });
+    // PORTABLE_VFULL=1: the whole V tile in one chunk (setPortableTuning's vfull, an experiment).
+    if (process.env.PORTABLE_VFULL === '1') setPortableTuning({ vfull: true });
     // PORTABLE_VLOAD=0: the portable kernel's scalar storage loads (setPortableTuning's vecLoads off).
     if (process.env.PORTABLE_VLOAD === '0') setPortableTuning({ vecLoads: false });
     const ctx = await gpuContext();

@@ -113,9 +113,11 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
  *   12.7, d128 11.0 → 13.8, outputs bit-identical (bench/results/gpu-h200-portable-vload.txt);
  * - `qres`: Q kept in workgroup memory for the whole pass, so that each KV tile loads only K (where the
  *   workgroup memory allows: d ≤ 64 with 32-dim slices on a 48 KiB adapter); an experiment, untimed, off;
+ * - `vfull`: the V chunk is the whole 64-key tile where workgroup memory allows (d72/d80 take two chunks
+ *   a tile otherwise: one V load phase and one barrier pair fewer); an experiment, untimed, off;
  * - `ablate`: parts of the kernel dropped (PortableFlashVariant's bits; the results are wrong while set).
  */
-const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4 | 8; vecLoads: boolean; qres: boolean; ablate: number } = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, qres: false, ablate: 0 };
+const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4 | 8; vecLoads: boolean; qres: boolean; vfull: boolean; ablate: number } = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, qres: false, vfull: false, ablate: 0 };
 
 export function setPortableTuning(t: Partial<typeof portableTuning>): void {
   Object.assign(portableTuning, Object.fromEntries(Object.entries(t).filter(([, x]) => x !== undefined)));
@@ -554,7 +556,9 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       const { r2, r8, vload } = portableForm({ DV: plan.headDimV, wide, layout4, maxInvocations: caps.maxInvocations, robust: caps.robust });
       const qres = portableTuning.qres && portableSharedBytes(wide, sg, plan.headDim) <= caps.maxWorkgroupStorage &&
         portableGeometry({ DV: plan.headDimV, wide, qres: true }).BCV >= 4;
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(r8 ? { r8: true } : {}), ...(qres ? { qres: true } : {}), ...(vload ? { vload: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
+      const vfull = portableTuning.vfull && portableGeometry({ DV: plan.headDimV, wide, qres }).BCV < 64 &&
+        portableSharedBytes(wide, sg, qres ? plan.headDim : undefined, plan.headDimV) <= caps.maxWorkgroupStorage;
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(r8 ? { r8: true } : {}), ...(qres ? { qres: true } : {}), ...(vfull ? { vfull: true } : {}), ...(vload ? { vload: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }

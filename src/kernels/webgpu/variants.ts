@@ -128,6 +128,12 @@ export interface PortableFlashVariant {
    */
   readonly qres?: boolean;
   /**
+   * The V chunk is the whole 64-key tile (wa grows to 16·DVP vec4s where that is more than the slices
+   * need: d72/d80 take two chunks a tile otherwise): one V load phase and one barrier pair a tile. An
+   * experiment, untimed (setPortableTuning({ vfull: true })).
+   */
+  readonly vfull?: boolean;
+  /**
    * Q, K and V read from storage four elements per load (the default where it applies): head dims, rows,
    * heads and bases are multiples of 4, K/V not int8, and a thread's slice of DS dims a multiple of 4.
    */
@@ -144,14 +150,15 @@ export interface PortableFlashVariant {
 
 /**
  * DS: dims per S slice (32 when `wide`, else 16); the V chunk (BCV keys, a multiple of 4) fills the same
- * workgroup array of 128·DS floats.
+ * workgroup array (wa, WAN vec4s).
  */
-export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean; qres?: boolean }) {
+export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean; qres?: boolean; vfull?: boolean }) {
   const DS = v.wide ? 32 : 16;
   const DVT = Math.ceil(v.DV / 16);
   const DVP = DVT * 16;
-  // wa: 32·DS vec4s (Qᵀ and Kᵀ slices), or 16·DS with qres (Kᵀ only).
-  const WAN = (v.qres ? 16 : 32) * DS;
+  // wa: 32·DS vec4s (Qᵀ and Kᵀ slices), or 16·DS with qres (Kᵀ only); with vfull at least a whole
+  // 64-key V tile (16·DVP vec4s).
+  const WAN = Math.max((v.qres ? 16 : 32) * DS, v.vfull ? 16 * DVP : 0);
   const BCV = Math.min(64, Math.floor((4 * WAN) / DVP / 4) * 4);
   // Output values a thread keeps per row: DVT columns tx + 16t, or with v4 four per 64-column group.
   const OT = v.v4 ? 4 * Math.ceil(DVP / 64) : DVT;
@@ -159,13 +166,14 @@ export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean; q
 }
 
 /**
- * Workgroup memory (bytes) of the portable kernel: wa, ps, the row reductions without subgroups, job
- * staging; with `qresD` (the head dim) Q resident (qs: D rounded up to DS, 256 bytes a dim) and wa halved.
+ * Workgroup memory (bytes) of the portable kernel: wa, qs, ps, the row reductions without subgroups, job
+ * staging; with `qresD` (the head dim) Q resident (qs: D rounded up to DS, 256 bytes a dim) and wa halved;
+ * with `vfullDV` (the value head dim) wa holding a whole V tile.
  */
-export function portableSharedBytes(wide: boolean, sg: boolean, qresD?: number): number {
-  const DS = wide ? 32 : 16;
-  const qs = qresD ? Math.ceil(qresD / DS) * DS * 256 : 16;
-  return (qresD ? 256 : 512) * DS + qs + 16384 + (sg ? 0 : 4096) + 80;
+export function portableSharedBytes(wide: boolean, sg: boolean, qresD?: number, vfullDV?: number): number {
+  const g = portableGeometry({ DV: vfullDV ?? 16, wide, qres: !!qresD, vfull: vfullDV !== undefined });
+  const qs = qresD ? Math.ceil(qresD / g.DS) * g.DS * 256 : 16;
+  return g.WAN * 16 + qs + 16384 + (sg ? 0 : 4096) + 80;
 }
 
 function reductions(sg: boolean): string {

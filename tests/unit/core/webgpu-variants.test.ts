@@ -91,6 +91,16 @@ describe('portable kernel workgroup memory', () => {
     expect(portableSharedBytes(false, false, 16)).toBeLessThanOrEqual(32768);
     expect(portableSharedBytes(false, false, 32)).toBeGreaterThan(32768);
   });
+  it('holds a whole V tile (one chunk) at d72–d96 with 32-dim slices in 48 KiB, not at d128', () => {
+    for (const DV of [72, 80, 96]) {
+      expect(portableGeometry({ DV, wide: true }).BCV).toBeLessThan(64);
+      expect(portableGeometry({ DV, wide: true, vfull: true }).BCV).toBe(64);
+      expect(portableSharedBytes(true, true, undefined, DV)).toBeLessThanOrEqual(49152);
+    }
+    expect(portableSharedBytes(true, true, undefined, 128)).toBeGreaterThan(49152);
+    // Where one chunk already holds the tile, vfull changes nothing.
+    expect(portableGeometry({ DV: 64, wide: true, vfull: true })).toEqual(portableGeometry({ DV: 64, wide: true }));
+  });
 });
 
 describe('portable kernel form (rows a thread, load width)', () => {
