@@ -1,8 +1,8 @@
 // The portable f32 kernel as chosen by default, then with one choice changed at a time: eight or two rows
-// a thread (four is the default), 16-dim S slices instead of 32, the V-as-vec4 column mapping flipped from its default for the
-// head dim, scalar storage loads instead of four-element ones, and Q resident in workgroup memory (an
-// experiment; with four and with eight rows a thread), and the whole V tile in one chunk (an experiment:
-// it changes only where a tile takes two, d72/d80); on four shapes. ABLATE=1: the default
+// a thread (four is the default), 16-dim S slices instead of 32, the V-as-vec4 column mapping flipped from
+// its default for the head dim, scalar storage loads instead of four-element ones, Q resident in workgroup
+// memory (an experiment; with four and with eight rows a thread), and the whole V tile in one chunk (an
+// experiment: it changes only where a tile takes two, d72/d80); on four shapes. ABLATE=1: the default
 // form with parts dropped instead (setPortableTuning({ ablate }): 1 Q/K slice loads, 2 S FMAs, 4 softmax,
 // 8 V loads, 16 P·V FMAs; each part's cost shows as the time saved). Usage (after npm run build, on a GPU): node scripts/portable-profile.mjs
 import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setGpuKernelPreference } from '../dist/index.js';
@@ -17,6 +17,7 @@ const shapes = process.env.SMALL ? [['small B1 H2 N200 d64', 1, 2, 200, 64]] : [
   ['B1 H16 N4096 d128', 1, 16, 4096, 128],
 ];
 setGpuKernelPreference('portable');
+const DEFAULTS = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, ablate: 0, qres: false, vfull: false };
 let seed = 5;
 const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 - 0.5; };
 for (const [name, B, H, N, d] of shapes) {
@@ -25,12 +26,13 @@ for (const [name, B, H, N, d] of shapes) {
   const plan = planAttention(q, k, v, {});
   const cells = [];
   let ref = null;
-  setPortableTuning({ v4: 'auto' });
+  // Each form: the default tuning with the listed choices changed.
   const forms = process.env.ABLATE === '1'
-    ? [0, 1, 2, 4, 8, 16, 31].map((ablate) => [true, 'auto', 'auto', true, ablate])
-    : [[true, 'auto', 'auto', true], [true, 'auto', 8, true], [true, 'auto', 2, true], [false, 'auto', 'auto', true], [true, !portableUsesV4(d), 'auto', true], [true, 'auto', 'auto', false], [true, 'auto', 'auto', true, 0, true], [true, 'auto', 8, true, 0, true], [true, 'auto', 'auto', true, 0, false, true]];
-  for (const [wide, v4, rows, vload, ablate = 0, qres = false, vfull = false] of forms) {
-    setPortableTuning({ wide, v4, rows, vecLoads: vload, ablate, qres, vfull });
+    ? [0, 1, 2, 4, 8, 16, 31].map((ablate) => ({ ablate }))
+    : [{}, { rows: 8 }, { rows: 2 }, { wide: false }, { v4: !portableUsesV4(d) }, { vecLoads: false }, { qres: true }, { qres: true, rows: 8 }, { vfull: true }];
+  for (const form of forms) {
+    setPortableTuning({ ...DEFAULTS, ...form });
+    const ablate = form.ablate ?? 0;
     const prep = await prepareGpuAttention(plan, q, k, v);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     const o = (await prep.out.toTensor()).toFloat32();
@@ -43,5 +45,5 @@ for (const [name, B, H, N, d] of shapes) {
   console.log(`${name} f32 portable: ${cells.join(' | ')}`);
   q.dispose(); k.dispose(); v.dispose();
 }
-setPortableTuning({ wide: true, v4: 'auto', rows: 'auto', vecLoads: true, ablate: 0, qres: false, vfull: false });
+setPortableTuning(DEFAULTS);
 process.exit(0);
