@@ -29,7 +29,7 @@ for (const [name, B, H, N, d] of shapes) {
   // Each form: the default tuning with the listed choices changed.
   const forms = process.env.ABLATE === '1'
     ? [0, 1, 2, 4, 8, 16, 31].map((ablate) => ({ ablate }))
-    : [{}, { rows: 8 }, { rows: 2 }, { wide: false }, { v4: !portableUsesV4(d) }, { vecLoads: false }, { qres: true }, { qres: true, rows: 8 }, { vfull: true }];
+    : [{}, { rows: 8 }, { rows: 2 }, { wide: false }, { v4: !portableUsesV4(d) }, { vecLoads: false }, { qres: true }, { qres: true, rows: 8 }, { vfull: true }, { vfull: true, rows: 8 }];
   for (const form of forms) {
     setPortableTuning({ ...DEFAULTS, ...form });
     const ablate = form.ablate ?? 0;
