@@ -1,10 +1,12 @@
 import { parseArgs } from 'node:util';
-import { attention, causal, cpuRuntime, lastKernelStats, randn, renderMask, slidingWindow } from '../../index.js';
+import { attention, causal, configureWebGpu, cpuRuntime, lastGpuStats, lastKernelStats, randn, renderMask, slidingWindow } from '../../index.js';
 import { type Command, UsageError } from '../command.js';
 
 const usage = `vlm-attention attention [--batch B] [--heads H] [--kv-heads Hk] [--seq N] [--seq-k Nk] [--head-dim D]
-                         [--causal] [--window L] [--backend auto|wasm|cpu-ts|webgpu] [--json]
-Runs one attention call on random inputs and reports time and GFLOP/s.`;
+                         [--causal] [--window L] [--backend auto|wasm|cpu-ts|webgpu] [--no-robustness] [--json]
+Runs one attention call on random inputs and reports time and GFLOP/s.
+--no-robustness (with --backend webgpu, Node): shaders run without WebGPU's bounds clamps (Dawn's
+disable_robustness; see docs/webgpu.md).`;
 
 const command: Command = {
   summary: 'run one attention call on random inputs (timing and kernel statistics)',
@@ -16,9 +18,13 @@ const command: Command = {
         batch: { type: 'string', default: '1' }, heads: { type: 'string', default: '16' }, 'kv-heads': { type: 'string' },
         seq: { type: 'string', default: '577' }, 'seq-k': { type: 'string' }, 'head-dim': { type: 'string', default: '64' },
         causal: { type: 'boolean', default: false }, window: { type: 'string' }, backend: { type: 'string', default: 'auto' },
-        json: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false }, 'no-robustness': { type: 'boolean', default: false },
       },
     });
+    if (values['no-robustness']) {
+      if (values.backend !== 'webgpu') throw new UsageError(`--no-robustness applies to --backend webgpu, not ${values.backend}`);
+      configureWebGpu({ robustness: false });
+    }
     const int = (name: string, v: string | undefined) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got ${v}`);
@@ -36,7 +42,7 @@ const command: Command = {
     const ms = performance.now() - t0;
     const flops = 4 * B * H * N * Nk * D;
     const rt = backend === 'auto' || backend === 'wasm' ? await cpuRuntime() : null;
-    const result = { shape: { B, H, Hk, N, Nk, D }, mask: mask?.describe() ?? 'none', ms, gflops: flops / ms / 1e6, kernel: lastKernelStats, cpu: rt && { variant: rt.variant, threads: rt.threads } };
+    const result = { shape: { B, H, Hk, N, Nk, D }, mask: mask?.describe() ?? 'none', ms, gflops: flops / ms / 1e6, kernel: values.backend === 'webgpu' ? lastGpuStats : lastKernelStats, cpu: rt && { variant: rt.variant, threads: rt.threads } };
     if (values.json) console.log(JSON.stringify(result, null, 2));
     else {
       console.log(`attention B${B} H${H}/${Hk} N${N}×${Nk} d${D} mask=${result.mask}: ${ms.toFixed(2)} ms, ${result.gflops.toFixed(1)} GFLOP/s (nominal 4·B·H·N·Nk·d)`);
