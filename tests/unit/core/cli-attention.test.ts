@@ -1,21 +1,11 @@
 /**
  * `vlm-attention attention`: one call on random inputs, timing and kernel statistics; flags checked.
  */
-import { describe, expect, it, vi } from 'vitest';
-import { COMMANDS } from '../../../src/cli/commands/index.js';
+import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../../src/cli/command.js';
+import { runCommand } from '../../helpers/cli.js';
 
-async function run(argv: string[]): Promise<string> {
-  const cmd = await COMMANDS.attention!();
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { lines.push(a.join(' ')); });
-  try {
-    await cmd.run(argv);
-    return lines.join('\n');
-  } finally {
-    spy.mockRestore();
-  }
-}
+const run = async (argv: string[]): Promise<string> => (await runCommand('attention', argv)).out;
 
 describe('vlm-attention attention', () => {
   it('runs a small GQA call on the CPU and reports the shape, time and kernel', async () => {

@@ -4,25 +4,15 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { COMMANDS } from '../../../src/cli/commands/index.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../../src/cli/command.js';
 import { BENCH_SCHEMA, FormatError, ShapeError, ValueError, attentionCost, attentionRoofline, runCostConfig } from '../../../src/index.js';
+import { runCommand } from '../../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vlm-cost-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function run(argv: string[]): Promise<{ code: number | void; out: string }> {
-  const cmd = await COMMANDS.cost!();
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { lines.push(a.join(' ')); });
-  try {
-    const code = await cmd.run(argv);
-    return { code, out: lines.join('\n') };
-  } finally {
-    spy.mockRestore();
-  }
-}
+const run = (argv: string[]): Promise<{ code: number | void; out: string }> => runCommand('cost', argv);
 
 describe('vlm-attention cost', () => {
   it('attention from flags: table and --json agree with the API', async () => {

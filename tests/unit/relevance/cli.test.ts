@@ -9,25 +9,19 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { COMMANDS } from '../../../src/cli/commands/index.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeImage } from '../../../src/io/image.js';
 import { generateScene } from '../../../src/relevance/scene.js';
 import { FormatError, ValueError } from '../../../src/errors.js';
 import { decodePng, encodePng } from '../../../src/viz/png.js';
+import { runCommand } from '../../helpers/cli.js';
 
 const exec = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'vlm-relevance-'));
 const cliBundle = resolve('node_modules/.cache', `vlm-relevance-cli-${process.pid}.mjs`);
 afterAll(() => { rmSync(dir, { recursive: true, force: true }); rmSync(cliBundle, { force: true }); });
 
-async function runCmd(name: 'demo' | 'run', argv: string[]): Promise<string> {
-  const cmd = await COMMANDS[name]!();
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { lines.push(a.join(' ')); });
-  try { await cmd.run(argv); } finally { spy.mockRestore(); }
-  return lines.join('\n');
-}
+const runCmd = async (name: 'demo' | 'run', argv: string[]): Promise<string> => (await runCommand(name, argv)).out;
 
 async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {

@@ -4,11 +4,10 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: plain .mjs build script without types
 import { buildViewer } from '../../../scripts/build-viewer.mjs';
 import { UsageError } from '../../../src/cli/command.js';
-import { COMMANDS } from '../../../src/cli/commands/index.js';
 import { startView } from '../../../src/cli/commands/view.js';
 import { FormatError, ShapeError, ValueError } from '../../../src/errors.js';
 import { type Capture, decodeCapture } from '../../../src/viz/capture-file.js';
@@ -16,6 +15,7 @@ import { tokenMap } from '../../../src/viz/maps.js';
 import { writeCapture } from '../../../src/viz/node-files.js';
 import { decodePng } from '../../../src/viz/png.js';
 import { SYNTHETIC_OBJECTS, syntheticCapture } from '../../../src/viz/synthetic.js';
+import { runCommand } from '../../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vlm-viz-cli-'));
 let capture: Capture;
@@ -29,17 +29,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function viz(argv: string[]): Promise<string> {
-  const cmd = await COMMANDS.viz!();
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { lines.push(a.join(' ')); });
-  try {
-    await cmd.run(argv);
-    return lines.join('\n');
-  } finally {
-    spy.mockRestore();
-  }
-}
+const viz = async (argv: string[]): Promise<string> => (await runCommand('viz', argv)).out;
 
 describe('vlm-attention viz', () => {
   it('writes one PNG per token and mode, heads.png, a self-contained viewer.html and index.html; maps show each object hottest', async () => {

@@ -6,25 +6,19 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: plain .mjs build script without types
 import { buildViewer } from '../../../scripts/build-viewer.mjs';
-import { COMMANDS } from '../../../src/cli/commands/index.js';
 import { colormapLut } from '../../../src/viz/colormap.js';
 import { renderMapPng, tokenMap } from '../../../src/viz/maps.js';
 import { readCapture } from '../../../src/viz/node-files.js';
 import { decodePng } from '../../../src/viz/png.js';
+import { runCommand } from '../../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vlm-demo-viz-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function quiet(name: string, argv: string[]): Promise<string> {
-  const cmd = await COMMANDS[name]!();
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { lines.push(a.join(' ')); });
-  try { await cmd.run(argv); } finally { spy.mockRestore(); }
-  return lines.join('\n');
-}
+const quiet = async (name: string, argv: string[]): Promise<string> => (await runCommand(name, argv)).out;
 
 describe('demo scene heatmaps', () => {
   it('the query object ("red striped" → the red striped circle) is hottest in the maps and in the PNG', async () => {
