@@ -1,8 +1,7 @@
-// The portable f32 kernel as chosen by default, then with one choice changed at a time: eight or two rows
-// a thread (four is the default), 16-dim S slices instead of 32, the V-as-vec4 column mapping flipped from
-// its default for the head dim, scalar storage loads instead of four-element ones, Q resident in workgroup
-// memory (an experiment; with four and with eight rows a thread), and the whole V tile in one chunk (an
-// experiment: it changes only where a tile takes two, d72/d80); on four shapes. ABLATE=1: the default
+// The portable f32 kernel as chosen by default, then with one choice changed at a time: two rows a thread
+// (four is the default), 16-dim S slices instead of 32, the V-as-vec4 column mapping flipped from its
+// default for the head dim, scalar storage loads instead of four-element ones, and V in chunks where the
+// whole tile would fit (vfull off: it changes only value head dims 72–112); on four shapes. ABLATE=1: the default
 // form with parts dropped instead (setPortableTuning({ ablate }): 1 Q/K slice loads, 2 S FMAs, 4 softmax,
 // 8 V loads, 16 P·V FMAs; each part's cost shows as the time saved). Usage (after npm run build, on a GPU): node scripts/portable-profile.mjs
 import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setGpuKernelPreference } from '../dist/index.js';
@@ -17,7 +16,7 @@ const shapes = process.env.SMALL ? [['small B1 H2 N200 d64', 1, 2, 200, 64]] : [
   ['B1 H16 N4096 d128', 1, 16, 4096, 128],
 ];
 setGpuKernelPreference('portable');
-const DEFAULTS = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, ablate: 0, qres: false, vfull: false };
+const DEFAULTS = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, ablate: 0, vfull: true };
 let seed = 5;
 const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 - 0.5; };
 for (const [name, B, H, N, d] of shapes) {
@@ -29,7 +28,7 @@ for (const [name, B, H, N, d] of shapes) {
   // Each form: the default tuning with the listed choices changed.
   const forms = process.env.ABLATE === '1'
     ? [0, 1, 2, 4, 8, 16, 31].map((ablate) => ({ ablate }))
-    : [{}, { rows: 8 }, { rows: 2 }, { wide: false }, { v4: !portableUsesV4(d) }, { vecLoads: false }, { qres: true }, { qres: true, rows: 8 }, { vfull: true }, { vfull: true, rows: 8 }];
+    : [{}, { rows: 2 }, { wide: false }, { v4: !portableUsesV4(d) }, { vecLoads: false }, { vfull: false }];
   for (const form of forms) {
     setPortableTuning({ ...DEFAULTS, ...form });
     const ablate = form.ablate ?? 0;
@@ -39,7 +38,7 @@ for (const [name, B, H, N, d] of shapes) {
     let diff = '';
     if (!ref) ref = o;
     else if (!ablate) { let e = 0; for (let i = 0; i < o.length; i++) e = Math.max(e, Math.abs(o[i] - ref[i])); diff = `, Δ ${e.toExponential(1)}`; }
-    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices${/"v4":true/.test(prep.stats.key) ? ', V as vec4' : ''}${/"r2":true/.test(prep.stats.key) ? ', 2 rows a thread' : /"r8":true/.test(prep.stats.key) ? ', 8 rows a thread' : ''}${/"vload":true/.test(prep.stats.key) ? '' : ', scalar loads'}${/"qres":true/.test(prep.stats.key) ? ', Q resident' : ''}${/"vfull":true/.test(prep.stats.key) ? ', whole V tile' : ''}${ablate ? ` ablate ${ablate}` : ''} ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
+    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices${/"v4":true/.test(prep.stats.key) ? ', V as vec4' : ''}${/"r2":true/.test(prep.stats.key) ? ', 2 rows a thread' : ''}${/"vload":true/.test(prep.stats.key) ? '' : ', scalar loads'}${/"vfull":true/.test(prep.stats.key) ? ', whole V tile' : ''}${ablate ? ` ablate ${ablate}` : ''} ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
   }
   console.log(`${name} f32 portable: ${cells.join(' | ')}`);

@@ -29,12 +29,10 @@ describe('check:gpu — every kernel variant', () => {
   let hasSgmat = false, hasF16 = false;
   beforeAll(async () => {
     setGpuOutputPoisoning(true);
-    // PORTABLE_ROWS=2, 4 or 8: the portable kernel's rows a thread forced (setPortableTuning; default auto).
-    if (['2', '4', '8'].includes(process.env.PORTABLE_ROWS ?? '')) setPortableTuning({ rows: Number(process.env.PORTABLE_ROWS) as 2 | 4 | 8 });
-    // PORTABLE_QRES=1: the portable kernel keeps Q in workgroup memory (setPortableTuning's qres, an experiment).
-    if (process.env.PORTABLE_QRES === '1') setPortableTuning({ qres: true });
-    // PORTABLE_VFULL=1: the whole V tile in one chunk (setPortableTuning's vfull, an experiment).
-    if (process.env.PORTABLE_VFULL === '1') setPortableTuning({ vfull: true });
+    // PORTABLE_ROWS=2 or 4: the portable kernel's rows a thread forced (setPortableTuning; default auto).
+    if (['2', '4'].includes(process.env.PORTABLE_ROWS ?? '')) setPortableTuning({ rows: Number(process.env.PORTABLE_ROWS) as 2 | 4 });
+    // PORTABLE_VFULL=0: V in chunks even where the whole tile fits (setPortableTuning's vfull off).
+    if (process.env.PORTABLE_VFULL === '0') setPortableTuning({ vfull: false });
     // PORTABLE_VLOAD=0: the portable kernel's scalar storage loads (setPortableTuning's vecLoads off).
     if (process.env.PORTABLE_VLOAD === '0') setPortableTuning({ vecLoads: false });
     const ctx = await gpuContext();

@@ -105,19 +105,21 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
  *   29.4 → 26.6, d128 13.7 → 12.5: bench/results/gpu-h200-portable-vload.txt). With four-element
  *   loads four rows win everywhere: vitL14-336 1.011 → 0.844 ms, 8k-d64 21.6 → 18.7, d128 9.96 → 8.31,
  *   and without WebGPU's bounds clamps (gpuContext's `robustness: false`) 0.912 → 0.735, 18.96 → 15.62,
- *   8.95 → 6.72 (bench/results/gpu-h200-portable-rows.txt); eight rows a thread (128 threads) was 30–35% slower with
- *   scalar loads, and is kept as `rows: 8` (value head dims ≤ 128) to time with four-element loads;
+ *   8.95 → 6.72 (bench/results/gpu-h200-portable-rows.txt). Eight rows a thread (128 threads) was tried and
+ *   removed: 30–35% slower with scalar loads, 25–39% with four-element loads (vitL14-336 0.845 → 1.133
+ *   ms, 8k-d64 18.7 → 25.6; bench/results/gpu-h200-portable-experiments.txt);
  * - `vecLoads`: Q, K and V read from storage four elements per load where the layout allows (head dims,
  *   rows, heads and bases multiples of 4, K/V not int8, each loader thread's share of a slice a multiple
  *   of 4). On by default: on the H200 vitL14-336 9.1 → 10.8 TFLOP/s, qwen d80 6.9 → 10.2, 8k-d64 10.3 →
  *   12.7, d128 11.0 → 13.8, outputs bit-identical (bench/results/gpu-h200-portable-vload.txt);
- * - `qres`: Q kept in workgroup memory for the whole pass, so that each KV tile loads only K (where the
- *   workgroup memory allows: d ≤ 64 with 32-dim slices on a 48 KiB adapter); an experiment, untimed, off;
- * - `vfull`: the V chunk is the whole 64-key tile where workgroup memory allows (d72/d80 take two chunks
- *   a tile otherwise: one V load phase and one barrier pair fewer); an experiment, untimed, off;
+ * - `vfull`: the V chunk is the whole 64-key tile where workgroup memory allows (value head dims 72–112
+ *   take two chunks a tile otherwise: one V load phase and one barrier pair fewer). On by default: qwen
+ *   d80 on the H200 14.26 → 13.58 ms (10.2 → 10.7 TFLOP/s; bench/results/gpu-h200-portable-experiments.txt).
+ *   Keeping Q in workgroup memory for the whole pass (only K loaded per tile) was tried and removed:
+ *   within 0.5% at vitL14-336 and 8k-d64, the only shapes where it fits;
  * - `ablate`: parts of the kernel dropped (PortableFlashVariant's bits; the results are wrong while set).
  */
-const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4 | 8; vecLoads: boolean; qres: boolean; vfull: boolean; ablate: number } = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, qres: false, vfull: false, ablate: 0 };
+const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4; vecLoads: boolean; vfull: boolean; ablate: number } = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, vfull: true, ablate: 0 };
 
 export function setPortableTuning(t: Partial<typeof portableTuning>): void {
   Object.assign(portableTuning, Object.fromEntries(Object.entries(t).filter(([, x]) => x !== undefined)));
@@ -128,16 +130,14 @@ export function setPortableTuning(t: Partial<typeof portableTuning>): void {
  * whether Q/K/V rows, heads and offsets allow four-element loads; those also need each loader thread's
  * share of an S slice (DS dims over 4 threads a row, 8 with two rows a thread) to be a multiple of 4.
  */
-export function portableForm(o: { DV: number; wide: boolean; layout4: boolean; maxInvocations: number; robust: boolean }): { r2: boolean; r8: boolean; vload: boolean } {
+export function portableForm(o: { DV: number; wide: boolean; layout4: boolean; maxInvocations: number; robust: boolean }): { r2: boolean; vload: boolean } {
   const DS = portableGeometry({ DV: o.DV, wide: o.wide }).DS;
-  // Loader threads a row: NT / 64 = 16 / rows a thread (8 with two rows, 4 with four, 2 with eight).
+  // Loader threads a row: NT / 64 = 16 / rows a thread (8 with two rows, 4 with four).
   const vecOk = (rowsPerThread: number) => o.layout4 && (DS / (16 / rowsPerThread)) % 4 === 0;
   const r2 = o.maxInvocations >= 512 && (portableTuning.rows === 'auto'
     ? portableUsesV4(o.DV) && o.robust && !(portableTuning.vecLoads && vecOk(4))
     : portableTuning.rows === 2);
-  // Eight rows (forced only): value head dims up to 128, so a thread's O stays at 32 values or fewer.
-  const r8 = portableTuning.rows === 8 && Math.ceil(o.DV / 16) <= 8;
-  return { r2, r8, vload: portableTuning.vecLoads && vecOk(r2 ? 2 : r8 ? 8 : 4) };
+  return { r2, vload: portableTuning.vecLoads && vecOk(r2 ? 2 : 4) };
 }
 
 /** Whether the portable kernel reads V as vec4 for this value head dim (see setPortableTuning). */
@@ -553,12 +553,10 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       const wide = portableTuning.wide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage;
       // Four elements per load: every Q/K/V row, head and sequence offset a multiple of 4, K/V not int8.
       const layout4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && aligned(qa, 4, true) && paged?.kvFmt !== 'i8' && kvAligned(ka, va, 4, !!paged);
-      const { r2, r8, vload } = portableForm({ DV: plan.headDimV, wide, layout4, maxInvocations: caps.maxInvocations, robust: caps.robust });
-      const qres = portableTuning.qres && portableSharedBytes(wide, sg, plan.headDim) <= caps.maxWorkgroupStorage &&
-        portableGeometry({ DV: plan.headDimV, wide, qres: true }).BCV >= 4;
-      const vfull = portableTuning.vfull && portableGeometry({ DV: plan.headDimV, wide, qres }).BCV < 64 &&
-        portableSharedBytes(wide, sg, qres ? plan.headDim : undefined, plan.headDimV) <= caps.maxWorkgroupStorage;
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(r8 ? { r8: true } : {}), ...(qres ? { qres: true } : {}), ...(vfull ? { vfull: true } : {}), ...(vload ? { vload: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
+      const { r2, vload } = portableForm({ DV: plan.headDimV, wide, layout4, maxInvocations: caps.maxInvocations, robust: caps.robust });
+      const vfull = portableTuning.vfull && portableGeometry({ DV: plan.headDimV, wide }).BCV < 64 &&
+        portableSharedBytes(wide, sg, plan.headDimV) <= caps.maxWorkgroupStorage;
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vfull ? { vfull: true } : {}), ...(vload ? { vload: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }

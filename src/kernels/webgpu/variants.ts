@@ -118,19 +118,9 @@ export interface PortableFlashVariant {
   /** Two rows a thread and 512 threads instead of four and 256 (with v4, where the adapter allows 512). */
   readonly r2?: boolean;
   /**
-   * Eight rows a thread and 128 threads (value head dims ≤ 128): twice the FMAs per workgroup load. Slower
-   * with scalar loads on the H200 (30–35%); with four-element loads an experiment, untimed (rows: 8).
-   */
-  readonly r8?: boolean;
-  /**
-   * Q resident in workgroup memory for the whole pass (Qᵀ once, then only K per tile; wa half as large):
-   * an experiment, untimed (setPortableTuning({ qres: true })), where portableSharedBytes allows it.
-   */
-  readonly qres?: boolean;
-  /**
    * The V chunk is the whole 64-key tile (wa grows to 16·DVP vec4s where that is more than the slices
-   * need: d72/d80 take two chunks a tile otherwise): one V load phase and one barrier pair a tile. An
-   * experiment, untimed (setPortableTuning({ vfull: true })).
+   * need: d72–d112 take two chunks a tile otherwise): one V load phase and one barrier pair a tile. Taken
+   * where workgroup memory allows (setPortableTuning's vfull): qwen d80 on the H200 14.26 → 13.58 ms.
    */
   readonly vfull?: boolean;
   /**
@@ -152,13 +142,12 @@ export interface PortableFlashVariant {
  * DS: dims per S slice (32 when `wide`, else 16); the V chunk (BCV keys, a multiple of 4) fills the same
  * workgroup array (wa, WAN vec4s).
  */
-export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean; qres?: boolean; vfull?: boolean }) {
+export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean; vfull?: boolean }) {
   const DS = v.wide ? 32 : 16;
   const DVT = Math.ceil(v.DV / 16);
   const DVP = DVT * 16;
-  // wa: 32·DS vec4s (Qᵀ and Kᵀ slices), or 16·DS with qres (Kᵀ only); with vfull at least a whole
-  // 64-key V tile (16·DVP vec4s).
-  const WAN = Math.max((v.qres ? 16 : 32) * DS, v.vfull ? 16 * DVP : 0);
+  // wa: 32·DS vec4s (Qᵀ and Kᵀ slices); with vfull at least a whole 64-key V tile (16·DVP vec4s).
+  const WAN = Math.max(32 * DS, v.vfull ? 16 * DVP : 0);
   const BCV = Math.min(64, Math.floor((4 * WAN) / DVP / 4) * 4);
   // Output values a thread keeps per row: DVT columns tx + 16t, or with v4 four per 64-column group.
   const OT = v.v4 ? 4 * Math.ceil(DVP / 64) : DVT;
@@ -167,13 +156,11 @@ export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean; q
 
 /**
  * Workgroup memory (bytes) of the portable kernel: wa, qs, ps, the row reductions without subgroups, job
- * staging; with `qresD` (the head dim) Q resident (qs: D rounded up to DS, 256 bytes a dim) and wa halved;
- * with `vfullDV` (the value head dim) wa holding a whole V tile.
+ * staging; with `vfullDV` (the value head dim) wa holding a whole V tile.
  */
-export function portableSharedBytes(wide: boolean, sg: boolean, qresD?: number, vfullDV?: number): number {
-  const g = portableGeometry({ DV: vfullDV ?? 16, wide, qres: !!qresD, vfull: vfullDV !== undefined });
-  const qs = qresD ? Math.ceil(qresD / g.DS) * g.DS * 256 : 16;
-  return g.WAN * 16 + qs + 16384 + (sg ? 0 : 4096) + 80;
+export function portableSharedBytes(wide: boolean, sg: boolean, vfullDV?: number): number {
+  const g = portableGeometry({ DV: vfullDV ?? 16, wide, vfull: vfullDV !== undefined });
+  return g.WAN * 16 + 16384 + (sg ? 0 : 4096) + 80;
 }
 
 function reductions(sg: boolean): string {
@@ -234,7 +221,6 @@ function portableLoaders(fmt: InFormat, paged: KvPaging | undefined, vload: bool
 
 export function portableSource(v: PortableFlashVariant, maskFn: string): string {
   const { DS, DVT, DVP, BCV, OT, WAN } = portableGeometry(v);
-  const DQ = Math.ceil(v.D / DS) * DS;
   const prelude = [
     v.sg ? 'enable subgroups;' : '',
     `const D: u32 = ${v.D}u;`,
@@ -244,8 +230,8 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const DVP: u32 = ${DVP}u;`,
     `const OT: u32 = ${OT}u;`,
     `const V4: bool = ${!!v.v4};`,
-    `const RPT: u32 = ${v.r2 ? 2 : v.r8 ? 8 : 4}u;`,
-    `const NT: u32 = ${v.r2 ? 512 : v.r8 ? 128 : 256}u;`,
+    `const RPT: u32 = ${v.r2 ? 2 : 4}u;`,
+    `const NT: u32 = ${v.r2 ? 512 : 256}u;`,
     `const BCV: u32 = ${BCV}u;`,
     `const G: u32 = ${v.G}u;`,
     `const NP: u32 = ${Math.floor(64 / v.G)}u;`,
@@ -253,11 +239,7 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const CAP: bool = ${v.cap};`,
     `const CAPTURE: u32 = ${v.capture ?? 0}u;`,
     `const VLOAD: bool = ${!!v.vload};`,
-    `const QRES: bool = ${!!v.qres};`,
-    `const DQ: u32 = ${DQ}u;`,
     `const WAN: u32 = ${WAN}u;`,
-    `const QSN: u32 = ${v.qres ? 16 * DQ : 1}u;`,
-    `const KOFF: u32 = ${v.qres ? 0 : 16 * DS}u;`,
     `const ABLATE: u32 = ${v.ablate ?? 0}u;`,
     portableLoaders(v.fmt, v.paged, !!v.vload),
     '@group(0) @binding(5) var<storage, read_write> out: array<f32>;',

@@ -77,27 +77,16 @@ describe('portable kernel workgroup memory', () => {
         expect(g.BCV).toBeGreaterThan(0);
         expect(g.BCV).toBeLessThanOrEqual(64);
         expect(g.BCV * g.DVP).toBeLessThanOrEqual(128 * g.DS);
-        // Q resident: wa holds half as much, so the V chunk halves (down to 4 keys at d256, 16-dim slices).
-        const r = portableGeometry({ DV, wide, qres: true });
-        expect(r.BCV % 4).toBe(0);
-        expect(r.BCV).toBeGreaterThan(0);
-        expect(r.BCV * r.DVP).toBeLessThanOrEqual(4 * r.WAN);
       }
     }
   });
-  it('fits Q resident at d64 with 32-dim slices in 48 KiB, not at d80; only d ≤ 16 in 32 KiB without subgroup reductions', () => {
-    expect(portableSharedBytes(true, true, 64)).toBeLessThanOrEqual(49152);
-    expect(portableSharedBytes(true, true, 80)).toBeGreaterThan(49152);
-    expect(portableSharedBytes(false, false, 16)).toBeLessThanOrEqual(32768);
-    expect(portableSharedBytes(false, false, 32)).toBeGreaterThan(32768);
-  });
-  it('holds a whole V tile (one chunk) at d72–d96 with 32-dim slices in 48 KiB, not at d128', () => {
-    for (const DV of [72, 80, 96]) {
+  it('holds a whole V tile (one chunk) at d72–d112 with 32-dim slices in 48 KiB, not at d128', () => {
+    for (const DV of [72, 80, 96, 112]) {
       expect(portableGeometry({ DV, wide: true }).BCV).toBeLessThan(64);
       expect(portableGeometry({ DV, wide: true, vfull: true }).BCV).toBe(64);
-      expect(portableSharedBytes(true, true, undefined, DV)).toBeLessThanOrEqual(49152);
+      expect(portableSharedBytes(true, true, DV)).toBeLessThanOrEqual(49152);
     }
-    expect(portableSharedBytes(true, true, undefined, 128)).toBeGreaterThan(49152);
+    expect(portableSharedBytes(true, true, 128)).toBeGreaterThan(49152);
     // Where one chunk already holds the tile, vfull changes nothing.
     expect(portableGeometry({ DV: 64, wide: true, vfull: true })).toEqual(portableGeometry({ DV: 64, wide: true }));
   });
@@ -106,27 +95,23 @@ describe('portable kernel workgroup memory', () => {
 describe('portable kernel form (rows a thread, load width)', () => {
   const base = { wide: true, layout4: true, maxInvocations: 1024, robust: true };
   it('takes four rows and four-element loads wherever the layout allows them', () => {
-    for (const DV of [64, 80, 128]) expect(portableForm({ ...base, DV })).toEqual({ r2: false, r8: false, vload: true });
+    for (const DV of [64, 80, 128]) expect(portableForm({ ...base, DV })).toEqual({ r2: false, vload: true });
   });
   it('takes two rows only with scalar loads, V as vec4, bounds clamps on and 512 invocations', () => {
-    expect(portableForm({ ...base, DV: 64, layout4: false })).toEqual({ r2: true, r8: false, vload: false });
-    expect(portableForm({ ...base, DV: 128, layout4: false })).toEqual({ r2: true, r8: false, vload: false });
-    expect(portableForm({ ...base, DV: 80, layout4: false })).toEqual({ r2: false, r8: false, vload: false });   // no vec4 at d80
-    expect(portableForm({ ...base, DV: 64, layout4: false, robust: false })).toEqual({ r2: false, r8: false, vload: false });
-    expect(portableForm({ ...base, DV: 64, layout4: false, maxInvocations: 256 })).toEqual({ r2: false, r8: false, vload: false });
+    expect(portableForm({ ...base, DV: 64, layout4: false })).toEqual({ r2: true, vload: false });
+    expect(portableForm({ ...base, DV: 128, layout4: false })).toEqual({ r2: true, vload: false });
+    expect(portableForm({ ...base, DV: 80, layout4: false })).toEqual({ r2: false, vload: false });   // no vec4 at d80
+    expect(portableForm({ ...base, DV: 64, layout4: false, robust: false })).toEqual({ r2: false, vload: false });
+    expect(portableForm({ ...base, DV: 64, layout4: false, maxInvocations: 256 })).toEqual({ r2: false, vload: false });
   });
   it('follows setPortableTuning: forced rows, loads off', () => {
     try {
       setPortableTuning({ rows: 2 });
-      expect(portableForm({ ...base, DV: 64 })).toEqual({ r2: true, r8: false, vload: true });   // 32 dims over 8 threads a row
-      expect(portableForm({ ...base, DV: 64, wide: false })).toEqual({ r2: true, r8: false, vload: false });   // 16 over 8: 2
-      expect(portableForm({ ...base, DV: 64, maxInvocations: 256 })).toEqual({ r2: false, r8: false, vload: true });
-      setPortableTuning({ rows: 8 });
-      expect(portableForm({ ...base, DV: 64 })).toEqual({ r2: false, r8: true, vload: true });   // 32 dims over 2 threads a row
-      expect(portableForm({ ...base, DV: 64, wide: false })).toEqual({ r2: false, r8: true, vload: true });
-      expect(portableForm({ ...base, DV: 256 })).toEqual({ r2: false, r8: false, vload: true });   // O too large for eight rows
+      expect(portableForm({ ...base, DV: 64 })).toEqual({ r2: true, vload: true });   // 32 dims over 8 threads a row
+      expect(portableForm({ ...base, DV: 64, wide: false })).toEqual({ r2: true, vload: false });   // 16 over 8: 2
+      expect(portableForm({ ...base, DV: 64, maxInvocations: 256 })).toEqual({ r2: false, vload: true });
       setPortableTuning({ rows: 'auto', vecLoads: false });
-      expect(portableForm({ ...base, DV: 64 })).toEqual({ r2: true, r8: false, vload: false });
+      expect(portableForm({ ...base, DV: 64 })).toEqual({ r2: true, vload: false });
     } finally { setPortableTuning({ rows: 'auto', vecLoads: true }); }
   });
 });

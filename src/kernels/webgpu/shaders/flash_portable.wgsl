@@ -4,8 +4,7 @@
 // tile packs the G query heads of one KV head (row r ↦ head g = r % G, position r / G), so a group
 // shares every K/V load (FlashAttention-3's pack_gqa). NT threads as (64 / RPT) × 16: thread (ty, tx)
 // owns S rows RPT·ty .. +RPT−1 × keys 4tx..4tx+3 and O rows RPT·ty .. +RPT−1 × columns tx + 16t
-// (RPT = 4 with 256 threads, 2 with 512: half the registers a thread, twice the warps in flight, or 8
-// with 128: twice the FMAs per workgroup load; an experiment).
+// (RPT = 4 with 256 threads, 2 with 512: half the registers a thread, twice the warps in flight).
 //
 // Per KV tile (64 keys):
 //   S = Qᵀ-chunk × Kᵀ-chunk over DS-dim slices in workgroup memory (RPT×4 outer products per slice;
@@ -13,12 +12,10 @@
 //   softcap; element predicate on partial tiles only; row max/sum across the 16 tx lanes
 //   (subgroup shuffles when subgroups hold ≥ 16 lanes, workgroup memory otherwise);
 //   P = 2^(S − m) into workgroup memory; O = O·2^(m_old − m) + P·V over V chunks in workgroup memory
-//   (BCV keys, a multiple of 4, taken four at a time).
+//   (BCV keys, a multiple of 4, taken four at a time; the whole tile where workgroup memory allows).
 // V4 (where DVP is a multiple of 64): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
 // as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
-// QRES (an experiment): Qᵀ stays in workgroup memory (qs, DQ = D rounded up to DS) for the whole pass, so
-// each tile loads only Kᵀ slices (at wa[KOFF..], KOFF = 0) and wa is half as large (WAN vec4s).
-// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, QRES, DQ, WAN, QSN, KOFF, NATURAL, CAP, ABLATE (profiling:
+// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, NATURAL, CAP, ABLATE (profiling:
 // parts dropped, bits 1 Q/K slice loads, 2 S FMAs, 4 softmax, 8 V loads, 16 P·V FMAs; 0 in use, the
 // results are wrong otherwise; hot loops are wrapped in an if, never changed, so ABLATE = 0 compiles as before), the loaders ld_q/ld_k/ld_v
 // (and ld_q4(e) / ld_k4(e, n) / ld_v4(e, n): four elements from a multiple of 4, one load each when VLOAD), the
@@ -51,8 +48,7 @@ const LN2: f32 = 0.6931471805599453;
 // Masked scores are a large finite negative: drivers may assume IEEE infinities never occur.
 const MASKED: f32 = -1.0e30;
 
-var<workgroup> wa: array<vec4<f32>, WAN>;   // Qᵀ/Kᵀ slices of DS dims (Kᵀ only with QRES; S phase), V chunk (PV phase)
-var<workgroup> qs: array<vec4<f32>, QSN>;   // QRES: all of Qᵀ (DQ dims), loaded once
+var<workgroup> wa: array<vec4<f32>, WAN>;   // Qᵀ/Kᵀ slices of DS dims (S phase), V chunk (PV phase)
 var<workgroup> ps: array<vec4<f32>, 1024>;  // P, 64 rows × 64 keys
 
 // NaN tests by bit pattern: compilers may assume x != x is false.
@@ -63,12 +59,6 @@ fn is_nan(x: f32) -> bool {
 // tanh of a clamped argument: some drivers compute tanh(x) as a ratio of exponentials, NaN for large |x|.
 fn tanh_safe(x: vec4<f32>) -> vec4<f32> {
   return tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0)));
-}
-
-// Four rows of Qᵀ at dim d (slice dim dd): from qs with QRES, else from the slice in wa.
-fn q_slice(d: u32, dd: u32, i: u32) -> vec4<f32> {
-  if (QRES) { return qs[d * 16u + i]; }
-  return wa[dd * 16u + i];
 }
 
 fn exp2_masked(x: f32) -> f32 {
@@ -144,37 +134,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
 
-  // QRES: Qᵀ (scaled) into qs[d·16 + row / 4] once, with the slice loaders' mapping; the tiles then
-  // load only K.
-  if (QRES) {
-    for (var d0 = 0u; d0 < DQ; d0 += DS) {
-      let dq = (lid % LPR) * (DS / LPR);
-      if (VLOAD) {
-        for (var t = 0u; t < DS / LPR; t += 4u) {
-          let d = d0 + dq + t;
-          var x = vec4<f32>(0.0);
-          if (lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
-          for (var u = 0u; u < 4u; u++) { qs[(d + u) * 16u + (lr >> 2u)][lr & 3u] = x[u]; }
-        }
-      } else {
-        for (var t = 0u; t < DS / LPR; t++) {
-          let d = d0 + dq + t;
-          var x = 0.0;
-          if (lvalid && d < D) { x = ld_q(lq + d) * qscale; }
-          qs[d * 16u + (lr >> 2u)][lr & 3u] = x;
-        }
-      }
-    }
-    workgroupBarrier();
-  }
-
   for (var e = e0; e < e1; e++) {
     let ent = tile_entry(entries + e, lid);
     let k0 = (ent >> 1u) * BC;
     let nk = min(BC, lenK - k0);
     let partial = (ent & 1u) == 1u;
 
-    // ---- S = Q·Kᵀ over DS-dim slices (Qᵀ at wa[d·16 + row / 4] or in qs, Kᵀ at wa[KOFF + d·16 + key / 4])
+    // ---- S = Q·Kᵀ over DS-dim slices (Qᵀ at wa[d·16 + row / 4], Kᵀ at wa[16·DS + d·16 + key / 4])
     var acc: array<vec4<f32>, RPT>;
     for (var a = 0u; a < RPT; a++) { acc[a] = vec4<f32>(0.0); }
     let krow = kv_at(kBase, k0 + lr, P.kRow) + hk * P.kHead;
@@ -184,41 +150,39 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var t = 0u; t < DS / LPR; t += 4u) {
           let d = d0 + dq + t;
           var x = vec4<f32>(0.0);
-          if (!QRES && (ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
+          if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
           var y = vec4<f32>(0.0);
           if ((ABLATE & 1u) == 0u && lr < nk && d < D) { y = ld_k4(krow + d, 4u); }
           for (var u = 0u; u < 4u; u++) {
-            if (!QRES) { wa[(dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = x[u]; }
-            wa[KOFF + (dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = y[u];
+            wa[(dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = x[u];
+            wa[16u * DS + (dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = y[u];
           }
         }
       } else {
         for (var t = 0u; t < DS / LPR; t++) {
           let d = d0 + dq + t;
-          if (!QRES) {
-            var x = 0.0;
-            if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q(lq + d) * qscale; }
-            wa[(dq + t) * 16u + (lr >> 2u)][lr & 3u] = x;
-          }
+          var x = 0.0;
+          if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q(lq + d) * qscale; }
+          wa[(dq + t) * 16u + (lr >> 2u)][lr & 3u] = x;
           var y = 0.0;
           if ((ABLATE & 1u) == 0u && lr < nk && d < D) { y = ld_k(krow + d); }
-          wa[KOFF + (dq + t) * 16u + (lr >> 2u)][lr & 3u] = y;
+          wa[16u * DS + (dq + t) * 16u + (lr >> 2u)][lr & 3u] = y;
         }
       }
       workgroupBarrier();
       if ((ABLATE & 2u) == 0u) {
         for (var dd = 0u; dd < DS; dd++) {
-          let kb = wa[KOFF + dd * 16u + tx];
+          let kb = wa[16u * DS + dd * 16u + tx];
           if (RPT == 2u) {
-            let qa = q_slice(d0 + dd, dd, ty >> 1u);
+            let qa = wa[dd * 16u + (ty >> 1u)];
             let q2 = select(qa.xy, qa.zw, (ty & 1u) == 1u);
             acc[0] += q2.x * kb;
             acc[1] += q2.y * kb;
           } else {
-            // RPT = 4: one iteration, RPT = 8: two. A loop (not acc[2], acc[3]) because this branch must
-            // also compile where RPT = 2 and acc has two elements.
+            // RPT = 4: a one-iteration loop (not acc[2], acc[3]) because this branch must also compile
+            // where RPT = 2 and acc has two elements.
             for (var g = 0u; g < RPT / 4u; g++) {
-              let qa = q_slice(d0 + dd, dd, ty * (RPT / 4u) + g);
+              let qa = wa[dd * 16u + ty * (RPT / 4u) + g];
               acc[4u * g] += qa.x * kb;
               acc[4u * g + 1u] += qa.y * kb;
               acc[4u * g + 2u] += qa.z * kb;
