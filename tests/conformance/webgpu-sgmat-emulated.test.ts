@@ -5,7 +5,8 @@ import { CASES, type ConformanceCase, checkCase, runOn } from './cases.js';
 // The tensor-core kernel's logic (tiling, lazy rescaling, masks, GQA packing, varlen, paged-free loads)
 // with its subgroup-matrix builtins emulated in plain WGSL, so that CI's SwiftShader (no subgroup
 // matrices, no shader-f16) runs it. The real builtins are checked on a GPU by `npm run check:gpu`.
-// Emulation is slow on SwiftShader: a subset of the conformance list, chosen to cover every path.
+// Emulation is slow on SwiftShader: a subset of the conformance list, chosen to cover every path (with
+// 16-byte output stores and, at head dims 59 and 111, without).
 const PICK = [
   'self N1 d64', 'self N129 d64', 'causal N129 d64', 'cross 97x1025', 'causal 129x97', 'causal 1025x127',
   'headDim 59', 'headDim 111', 'headDim 128', 'headDimV 111 ≠ headDim 40', 'GQA decode Sq4 causal', 'window(8,8)',
@@ -36,6 +37,8 @@ describe('conformance: webgpu tensor-core kernel, emulated matrices', () => {
     it(c.name, async () => {
       await checkCase(c, runOn('webgpu'));
       expect(lastGpuStats?.kernel).toBe('flash_sgmat');
+      // 16-byte output stores wherever the value head dim is a multiple of 8 (every output offset then is).
+      expect(lastGpuStats?.key.includes('"outVec":true'), 'outVec').toBe((c.headDimV ?? c.headDim) % 8 === 0);
     }, 300_000);
   }
 });

@@ -74,6 +74,11 @@ export interface SgmatVariant {
   readonly paged?: KvPaging;
   /** See setSgmatAblation. */
   readonly ablate?: string;
+  /**
+   * 16-byte output stores: each lane writes 8 consecutive columns of its row per round (DV a multiple of
+   * 8; output rows, heads and sequence bases multiples of 8) instead of 8 scattered ones.
+   */
+  readonly outVec?: boolean;
 }
 
 const pad16 = (x: number) => Math.ceil(x / 16) * 16;
@@ -247,7 +252,7 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
     `const CAP: bool = ${v.cap};`,
     `const SLACK: f32 = ${SLACK}.0;`,
     `alias HALF = ${halfT};`,
-    `@group(0) @binding(5) var<storage, read_write> out: array<${outT}>;`,
+    `@group(0) @binding(5) var<storage, read_write> out: array<${v.outVec ? (outT === 'f16' ? 'vec4<u32>' : 'vec4<f32>') : outT}>;`,
     v.vec
       ? `@group(0) @binding(2) var<storage, read> qb: array<vec4<u32>>;\n@group(0) @binding(3) var<storage, read> kb: array<vec4<u32>>;\n@group(0) @binding(4) var<storage, read> vb: array<vec4<u32>>;\n${kvAt(v.paged)}
 ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >> 1u) & 3u])[i & 1u]; }' : ''}`
@@ -321,17 +326,36 @@ ${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
     workgroupBarrier();
     ${roundDbs(rd).map((db) => `o${db} = ${M.loadAcc('sS', `sb + ${(db - rd * NKB) * 256}u`, '16u')};`).join('\n    ')}
     workgroupBarrier();`);
+  // outVec: lane (r, half) takes columns half·HB .. +HB−1 of the round, 8 at a time (S-layout: column c
+  // of the round at sb + (c / 16)·256 + (c % 16)·16 + r), one 16-byte store per 8 halves (two for f32).
+  const outVecRound = (rd: number) => `if (valid) {
+${each(HB / 8, (g) => `    {
+      let c0 = half * ${HB}u + ${g * 8}u;
+      let col = ${rd * BK}u + c0;
+      if (col < DV) {
+        var x: array<f32, 8>;
+        for (var k = 0u; k < 8u; k++) {
+          let c = c0 + k;
+          x[k] = select(sS[sb + (c >> 4u) * 256u + (c & 15u) * 16u + r] * inv, P.nanv, bad > 0.0);
+        }
+        ${outT === 'f16'
+    ? `out[(ob + col) >> 3u] = vec4<u32>(${[0, 2, 4, 6].map((k) => `bitcast<u32>(vec2<f16>(f16(x[${k}]), f16(x[${k + 1}])))`).join(', ')});`
+    : `out[(ob + col) >> 2u] = vec4<f32>(x[0], x[1], x[2], x[3]);
+        out[((ob + col) >> 2u) + 1u] = vec4<f32>(x[4], x[5], x[6], x[7]);`}
+      }
+    }`)}
+  }`;
   const epilogue = `  let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));
   let ob = oBase + pos * P.oRow + head * P.oHead;
   let inv = select(1.0 / l, 0.0, l == 0.0);
 ${each(NR, (rd) => `  ${roundDbs(rd).map((db) => M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')).join('\n  ')}
   workgroupBarrier();
-  if (valid) {
+  ${v.outVec ? outVecRound(rd) : `if (valid) {
     for (var c = 0u; c < HB; c++) {
       let col = ${rd * BK}u + 2u * c + half;
       if (col < DV) { out[ob + col] = ${outT}(select(sS[sb + 32u * c + lane] * inv, P.nanv, bad > 0.0)); }
     }
-  }
+  }`}
   workgroupBarrier();`)}
   if (valid && P.hasLse == 1u && half == 0u) {
     lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
@@ -520,4 +544,13 @@ ${epilogue}
 }
 `;
   return `${prelude}\n${body}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
+}
+
+/**
+ * Whether the tensor-core kernel writes its output 16 bytes a store (SgmatVariant.outVec): the value head
+ * dim and the output's row, head and sequence offsets multiples of 8 elements. 'scatter' in the ablation
+ * string turns it off (scripts/sgmat-profile.mjs times both).
+ */
+export function sgmatOutVec(DV: number, outAligned8: boolean): boolean {
+  return DV % 8 === 0 && outAligned8 && !ablation.split(',').includes('scatter');
 }
