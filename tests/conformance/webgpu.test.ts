@@ -69,8 +69,8 @@ describe('webgpu portable kernel, two rows a thread', () => {
 
 // The portable kernel's four-element storage loads (setPortableTuning's vecLoads, on by default): cases that
 // take them (head dims multiples of 4; f32, f16 and bf16 storage; GQA packing, varlen, masks on partial
-// tiles), ones that must fall back to scalar loads (head dims 59, 111, 1), and the scalar form forced on
-// cases that would take the vector one, so both stay checked.
+// tiles), ones that must fall back to scalar loads (head dims 59, 111, 1), the vector form without its V
+// prefetch, and the scalar form forced on cases that would take the vector one, so all stay checked.
 describe('conformance: webgpu portable kernel, four-element and scalar storage loads', () => {
   const VL = ['self N129 d64', 'varlen window GQA8', 'f16 causal GQA', 'bf16 cross', 'headDim 59', 'headDimV 111 ≠ headDim 40', 'headDim 1'];
   const SCALAR = ['self N129 d64', 'causal 129x97', 'f16 causal GQA', 'layout BHSD', 'NaN in v propagates'];
@@ -87,6 +87,20 @@ describe('conformance: webgpu portable kernel, four-element and scalar storage l
       setPortableTuning({ vecLoads: true });
       await checkCase(c, runOn('webgpu'));
       expect(lastGpuStats?.key.includes('"vload":true')).toBe(takes);
+      // The first V chunk of each tile prefetched into registers (vpre) wherever the vector loads are taken.
+      expect(lastGpuStats?.key.includes('"vpre":true')).toBe(takes);
+    }, 300_000);
+  }
+  // The vector form without the V prefetch (setPortableTuning({ vpre: false })), so that it stays checked.
+  for (const name of ['self N129 d64', 'varlen window GQA8', 'f16 causal GQA']) {
+    const c = CASES.find((x) => x.name === name)!;
+    it(`${name} [vector loads, no V prefetch]`, async () => {
+      setPortableTuning({ vecLoads: true, vpre: false });
+      try {
+        await checkCase(c, runOn('webgpu'));
+        expect(lastGpuStats?.key.includes('"vload":true')).toBe(true);
+        expect(lastGpuStats?.key.includes('"vpre"')).toBe(false);
+      } finally { setPortableTuning({ vpre: true }); }
     }, 300_000);
   }
   for (const name of SCALAR) {

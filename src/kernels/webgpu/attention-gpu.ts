@@ -117,9 +117,14 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
  *   d80 on the H200 14.26 → 13.58 ms (10.2 → 10.7 TFLOP/s; bench/results/gpu-h200-portable-experiments.txt).
  *   Keeping Q in workgroup memory for the whole pass (only K loaded per tile) was tried and removed:
  *   within 0.5% at vitL14-336 and 8k-d64, the only shapes where it fits;
+ * - `vpre`: with four-element loads, each tile's first V chunk is loaded into registers before Q·Kᵀ, so
+ *   that its latency hides behind the scores and the softmax, and stored into workgroup memory at the
+ *   P·V phase. On by default: on the H200 vitL14-336 0.840 → 0.728 ms (13.0 → 15.0 TFLOP/s), qwen2vl d80
+ *   13.57 → 11.72, 8k-d64 18.62 → 15.25, N4096 d128 8.30 → 7.63, outputs bit-identical
+ *   (bench/results/gpu-h200-portable-vpre.txt; check:gpu 170/170, bench/results/check-gpu-h200-portable-vpre.txt);
  * - `ablate`: parts of the kernel dropped (PortableFlashVariant's bits; the results are wrong while set).
  */
-const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4; vecLoads: boolean; vfull: boolean; ablate: number } = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, vfull: true, ablate: 0 };
+const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4; vecLoads: boolean; vfull: boolean; vpre: boolean; ablate: number } = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, vfull: true, vpre: true, ablate: 0 };
 
 export function setPortableTuning(t: Partial<typeof portableTuning>): void {
   Object.assign(portableTuning, Object.fromEntries(Object.entries(t).filter(([, x]) => x !== undefined)));
@@ -556,7 +561,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       const { r2, vload } = portableForm({ DV: plan.headDimV, wide, layout4, maxInvocations: caps.maxInvocations, robust: caps.robust });
       const vfull = portableTuning.vfull && portableGeometry({ DV: plan.headDimV, wide }).BCV < 64 &&
         portableSharedBytes(wide, sg, plan.headDimV) <= caps.maxWorkgroupStorage;
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vfull ? { vfull: true } : {}), ...(vload ? { vload: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vfull ? { vfull: true } : {}), ...(vload ? { vload: true } : {}), ...(vload && portableTuning.vpre ? { vpre: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }

@@ -124,6 +124,11 @@ export interface PortableFlashVariant {
    */
   readonly vfull?: boolean;
   /**
+   * The tile's first V chunk loaded into registers before Q·Kᵀ and stored into workgroup memory at the P·V
+   * phase, its latency hidden behind the scores (with vload; setPortableTuning's vpre, on by default).
+   */
+  readonly vpre?: boolean;
+  /**
    * Q, K and V read from storage four elements per load (the default where it applies): head dims, rows,
    * heads and bases are multiples of 4, K/V not int8, and a thread's slice of DS dims a multiple of 4.
    */
@@ -240,6 +245,8 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const CAPTURE: u32 = ${v.capture ?? 0}u;`,
     `const VLOAD: bool = ${!!v.vload};`,
     `const WAN: u32 = ${WAN}u;`,
+    `const VPRE: bool = ${!!v.vpre};`,
+    `const VPN: u32 = ${v.vpre ? Math.ceil((BCV * DVP) / 4 / (v.r2 ? 512 : 256)) : 1}u;`,
     `const ABLATE: u32 = ${v.ablate ?? 0}u;`,
     portableLoaders(v.fmt, v.paged, !!v.vload),
     '@group(0) @binding(5) var<storage, read_write> out: array<f32>;',

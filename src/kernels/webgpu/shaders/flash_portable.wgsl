@@ -15,7 +15,7 @@
 //   (BCV keys, a multiple of 4, taken four at a time; the whole tile where workgroup memory allows).
 // V4 (where DVP is a multiple of 64): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
 // as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
-// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, NATURAL, CAP, ABLATE (profiling:
+// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, VPRE, VPN, NATURAL, CAP, ABLATE (profiling:
 // parts dropped, bits 1 Q/K slice loads, 2 S FMAs, 4 softmax, 8 V loads, 16 P·V FMAs; 0 in use, the
 // results are wrong otherwise; hot loops are wrapped in an if, never changed, so ABLATE = 0 compiles as before), the loaders ld_q/ld_k/ld_v
 // (and ld_q4(e) / ld_k4(e, n) / ld_v4(e, n): four elements from a multiple of 4, one load each when VLOAD), the
@@ -139,6 +139,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let k0 = (ent >> 1u) * BC;
     let nk = min(BC, lenK - k0);
     let partial = (ent & 1u) == 1u;
+    // VPRE: the tile's first V chunk is loaded into registers now (VPN vec4s a thread), so that its
+    // latency hides behind Q·Kᵀ and the softmax; the P·V phase stores it into wa instead of loading it.
+    var vpre: array<vec4<f32>, VPN>;
+    if (VPRE) {
+      for (var i = 0u; i < VPN; i++) {
+        let x4 = lid + i * NT;
+        let jj = (4u * x4) / DVP;
+        let c = (4u * x4) % DVP;
+        var v = vec4<f32>(0.0);
+        if ((ABLATE & 8u) == 0u && x4 < BCV * DVP / 4u && jj < nk && c < DV) { v = ld_v4(kv_at(vBase, k0 + jj, P.vRow) + hk * P.vHead + c, 4u); }
+        vpre[i] = v;
+      }
+    }
 
     // ---- S = Q·Kᵀ over DS-dim slices (Qᵀ at wa[d·16 + row / 4], Kᵀ at wa[16·DS + d·16 + key / 4])
     var acc: array<vec4<f32>, RPT>;
@@ -245,7 +258,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
     // ---- O += P·V over V chunks of BCV keys
     for (var j0 = 0u; j0 < nk; j0 += BCV) {
-      if (VLOAD) {
+      if (VPRE && j0 == 0u) {
+        for (var i = 0u; i < VPN; i++) {
+          let x4 = lid + i * NT;
+          if (x4 < BCV * DVP / 4u) { wa[x4] = vpre[i]; }
+        }
+      } else if (VLOAD) {
         for (var x4 = lid; x4 < BCV * DVP / 4u; x4 += NT) {
           let jj = (4u * x4) / DVP;
           let c = (4u * x4) % DVP;
