@@ -129,6 +129,11 @@ export interface PortableFlashVariant {
    */
   readonly vpre?: boolean;
   /**
+   * The first Q slice kept in registers for the whole pass and the next tile's first K slice loaded into
+   * registers after the softmax (with vload; an experiment, untimed: setPortableTuning's kpre).
+   */
+  readonly kpre?: boolean;
+  /**
    * Q, K and V read from storage four elements per load (the default where it applies): head dims, rows,
    * heads and bases are multiples of 4, K/V not int8, and a thread's slice of DS dims a multiple of 4.
    */
@@ -246,6 +251,8 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const VLOAD: bool = ${!!v.vload};`,
     `const WAN: u32 = ${WAN}u;`,
     `const VPRE: bool = ${!!v.vpre};`,
+    `const KPRE: bool = ${!!v.kpre};`,
+    `const KPN: u32 = ${v.kpre ? DS / (v.r2 ? 8 : 4) / 4 : 1}u;`,
     `const VPN: u32 = ${v.vpre ? Math.ceil((BCV * DVP) / 4 / (v.r2 ? 512 : 256)) : 1}u;`,
     `const ABLATE: u32 = ${v.ablate ?? 0}u;`,
     portableLoaders(v.fmt, v.paged, !!v.vload),

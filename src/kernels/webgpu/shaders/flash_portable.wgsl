@@ -15,7 +15,7 @@
 //   (BCV keys, a multiple of 4, taken four at a time; the whole tile where workgroup memory allows).
 // V4 (where DVP is a multiple of 64): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
 // as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
-// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, VPRE, VPN, NATURAL, CAP, ABLATE (profiling:
+// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, VPRE, VPN, KPRE, KPN, NATURAL, CAP, ABLATE (profiling:
 // parts dropped, bits 1 Q/K slice loads, 2 S FMAs, 4 softmax, 8 V loads, 16 P·V FMAs; 0 in use, the
 // results are wrong otherwise; hot loops are wrapped in an if, never changed, so ABLATE = 0 compiles as before), the loaders ld_q/ld_k/ld_v
 // (and ld_q4(e) / ld_k4(e, n) / ld_v4(e, n): four elements from a multiple of 4, one load each when VLOAD), the
@@ -134,8 +134,33 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
 
+  // KPRE (an experiment): the first Q slice stays in registers for the whole pass (kpq), and the next
+  // tile's first K slice is loaded into registers (kpk) after this tile's softmax, its latency hidden
+  // behind P·V; the S phase stores both instead of loading them. The tile entry is then read one tile
+  // ahead (entC), with the same one uniform load a tile.
+  var kpq: array<vec4<f32>, KPN>;
+  var kpk: array<vec4<f32>, KPN>;
+  var entC = 0u;
+  if (KPRE && e0 < e1) {
+    entC = tile_entry(entries + e0, lid);
+    let k0f = (entC >> 1u) * BC;
+    let nkf = min(BC, lenK - k0f);
+    let krf = kv_at(kBase, k0f + lr, P.kRow) + hk * P.kHead;
+    let dq = (lid % LPR) * (DS / LPR);
+    for (var i = 0u; i < KPN; i++) {
+      let d = dq + 4u * i;
+      var x = vec4<f32>(0.0);
+      if (lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
+      kpq[i] = x;
+      var y = vec4<f32>(0.0);
+      if (lr < nkf && d < D) { y = ld_k4(krf + d, 4u); }
+      kpk[i] = y;
+    }
+  }
+
   for (var e = e0; e < e1; e++) {
-    let ent = tile_entry(entries + e, lid);
+    var ent = entC;
+    if (!KPRE) { ent = tile_entry(entries + e, lid); }
     let k0 = (ent >> 1u) * BC;
     let nk = min(BC, lenK - k0);
     let partial = (ent & 1u) == 1u;
@@ -159,7 +184,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let krow = kv_at(kBase, k0 + lr, P.kRow) + hk * P.kHead;
     for (var d0 = 0u; d0 < D; d0 += DS) {
       let dq = (lid % LPR) * (DS / LPR);
-      if (VLOAD) {
+      if (KPRE && d0 == 0u) {
+        for (var i = 0u; i < KPN; i++) {
+          for (var u = 0u; u < 4u; u++) {
+            wa[(dq + 4u * i + u) * 16u + (lr >> 2u)][lr & 3u] = kpq[i][u];
+            wa[16u * DS + (dq + 4u * i + u) * 16u + (lr >> 2u)][lr & 3u] = kpk[i][u];
+          }
+        }
+      } else if (VLOAD) {
         for (var t = 0u; t < DS / LPR; t += 4u) {
           let d = d0 + dq + t;
           var x = vec4<f32>(0.0);
@@ -242,6 +274,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       m[a] = mNew;
       ps[r * 16u + tx] = p;
       for (var t = 0u; t < OT; t++) { o[a][t] *= alpha; }
+    }
+    if (KPRE && e + 1u < e1) {
+      entC = tile_entry(entries + e + 1u, lid);
+      let k0n = (entC >> 1u) * BC;
+      let nkn = min(BC, lenK - k0n);
+      let krn = kv_at(kBase, k0n + lr, P.kRow) + hk * P.kHead;
+      let dq = (lid % LPR) * (DS / LPR);
+      for (var i = 0u; i < KPN; i++) {
+        let d = dq + 4u * i;
+        var y = vec4<f32>(0.0);
+        if (lr < nkn && d < D) { y = ld_k4(krn + d, 4u); }
+        kpk[i] = y;
+      }
     }
     workgroupBarrier();
     if (CAPTURE == 1u) {
