@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
+import { setSgmatAblation } from '../../src/kernels/webgpu/sgmat.js';
 import { CASES, type ConformanceCase, checkCase, runOn } from './cases.js';
 
 // The tensor-core kernel's logic (tiling, lazy rescaling, masks, GQA packing, varlen, paged-free loads)
@@ -39,6 +40,28 @@ describe('conformance: webgpu tensor-core kernel, emulated matrices', () => {
       expect(lastGpuStats?.kernel).toBe('flash_sgmat');
       // 16-byte output stores wherever the value head dim is a multiple of 8 (every output offset then is).
       expect(lastGpuStats?.key.includes('"outVec":true'), 'outVec').toBe((c.headDimV ?? c.headDim) % 8 === 0);
+    }, 300_000);
+  }
+});
+
+// V stored into workgroup memory after the softmax instead of with K ('vlate' in setSgmatAblation, an
+// experiment written after the H200 time of 2026-11-29 ran out; 16-byte loads only): the emulated kernel
+// runs the same staging, so CI checks its data flow here; check:gpu with SGMAT_ABLATE=vlate on a GPU.
+describe('conformance: webgpu tensor-core kernel, emulated matrices, V stored after the softmax (experiment)', () => {
+  beforeAll(async () => {
+    setGpuOutputPoisoning(true);
+    await gpuContext();
+    setGpuKernelPreference('sgmat-emulated');
+    setSgmatAblation('vlate');
+  });
+  afterAll(() => { setSgmatAblation(''); setGpuKernelPreference('auto'); });
+  for (const name of ['self N129 d64', 'causal 129x97', 'varlen window GQA8', 'NaN in v propagates', 'headDim 128']) {
+    const c0 = CASES.find((x) => x.name === name)!;
+    const c: ConformanceCase = { ...c0, dtype: 'f16', name: `${c0.name} [f16, vlate]` };
+    it(c.name, async () => {
+      await checkCase(c, runOn('webgpu'));
+      expect(lastGpuStats?.kernel).toBe('flash_sgmat');
+      expect(lastGpuStats?.key.includes('vlate')).toBe(true);
     }, 300_000);
   }
 });

@@ -292,12 +292,17 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
 ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
         { let u = lid + ${i * 128}u; let j = u % BK; let c8 = (u / BK) * 8u;
           if (j < nk && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
-  const storeKV = `${each(nLk, (i) => `        { let u = lid + ${i * 128}u;
+  const storeK = `${each(nLk, (i) => `        { let u = lid + ${i * 128}u;
           if (u < ${(BK * DP) / 8}u) { let w = wk${i}; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
-          ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)} } }`)}
-${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
+          ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)} } }`)}`;
+  const storeV = `${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
           if (u < ${(BK * DVP) / 8}u) { let w = wv${i}; let j = u % BK; let c8 = (u / BK) * 8u;
           ${store8((t) => `${VT0}u + (c8 + ${t}u) * ${BKS}u + j`)} } }`)}`;
+  // VLATE (an experiment, 'vlate' in the ablation string; 16-byte loads): K and V are loaded together at
+  // the tile's start as always, but V is stored into workgroup memory only after the softmax (the barrier
+  // before P·V covers it), so the barrier after the loads waits for K alone.
+  const vlate = v.vec && drop.has('vlate');
+  const storeKV = vlate ? storeK : `${storeK}\n${storeV}`;
   // The load registers, declared once per invocation (the form timed and checked on the H200).
   const kvRegs = v.vec ? `${each(nLk, (i) => `  var wk${i}: vec4<u32>;`)}\n${each(nLv, (i) => `  var wv${i}: vec4<u32>;`)}` : '';
   const loadKV = v.vec
@@ -525,7 +530,7 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
         rescale = alpha;
         }
     }
-    let w = workgroupUniformLoad(&wflag);
+${vlate ? `${storeV}\n` : ''}    let w = workgroupUniformLoad(&wflag);
     ent = entN;
     entN = w[1];
     if (nk > 0u) {
