@@ -113,28 +113,32 @@ describe('conformance: webgpu portable kernel, four-element and scalar storage l
   }
 });
 
-// The first Q slice held in registers for the whole pass and the next tile's first K slice prefetched after
-// the softmax (setPortableTuning({ kpre: true }), an experiment, off by default, written after the H200 time
-// of 2026-11-29 ran out): CI checks it on SwiftShader with poisoned outputs (partial tiles, varlen, GQA
-// packing, f16 storage, NaN, empty KV, top-k, softcap, a cross-attention tail); check:gpu with PORTABLE_KPRE=1.
-describe('conformance: webgpu portable kernel, K prefetch (experiment)', () => {
-  const KP = ['self N129 d64', 'causal 129x97', 'varlen window GQA8', 'f16 causal GQA', 'NaN in v propagates', 'headDim 128', 'empty KV (seqLenK 0)', 'topK(16, causal)', 'softcap 30', 'cross 97x1025'];
-  beforeAll(async () => {
-    setGpuOutputPoisoning(true);
-    await gpuContext();
-    setGpuKernelPreference('portable');
-    setPortableTuning({ kpre: true });
+// Two prefetch experiments of the portable kernel, off by default, written after the H200 time of 2026-11-29
+// ran out: `kpre` holds the first Q slice in registers for the whole pass and prefetches the next tile's
+// first K slice after the softmax; `vnext` prefetches each further V chunk of a tile during the previous
+// chunk's FMAs (SwiftShader's 32 KiB split every tile into chunks, so CI exercises it). CI checks both on
+// SwiftShader with poisoned outputs (partial tiles, varlen, GQA packing, f16 storage, NaN, empty KV, top-k,
+// softcap, a cross-attention tail); check:gpu with PORTABLE_KPRE=1 / PORTABLE_VNEXT=1.
+for (const [flag, label] of [['kpre', 'K prefetch'], ['vnext', 'next V chunk prefetch']] as const) {
+  describe(`conformance: webgpu portable kernel, ${label} (experiment)`, () => {
+    const CASES_X = ['self N129 d64', 'causal 129x97', 'varlen window GQA8', 'f16 causal GQA', 'NaN in v propagates', 'headDim 128', 'empty KV (seqLenK 0)', 'topK(16, causal)', 'softcap 30', 'cross 97x1025'];
+    beforeAll(async () => {
+      setGpuOutputPoisoning(true);
+      await gpuContext();
+      setGpuKernelPreference('portable');
+      setPortableTuning({ [flag]: true });
+    });
+    afterAll(() => { setPortableTuning({ [flag]: false }); setGpuKernelPreference('auto'); });
+    for (const name of CASES_X) {
+      const c = CASES.find((x) => x.name === name)!;
+      it(`${name} [${label}]`, async () => {
+        await checkCase(c, runOn('webgpu'));
+        const takes = c.headDim % 4 === 0 && (c.headDimV ?? c.headDim) % 4 === 0;
+        if (lastGpuStats?.kernel === 'flash_portable') expect(lastGpuStats.key.includes(`"${flag}":true`)).toBe(takes);
+      }, 300_000);
+    }
   });
-  afterAll(() => { setPortableTuning({ kpre: false }); setGpuKernelPreference('auto'); });
-  for (const name of KP) {
-    const c = CASES.find((x) => x.name === name)!;
-    it(`${name} [K prefetch]`, async () => {
-      await checkCase(c, runOn('webgpu'));
-      const takes = c.headDim % 4 === 0 && (c.headDimV ?? c.headDim) % 4 === 0;
-      if (lastGpuStats?.kernel === 'flash_portable') expect(lastGpuStats.key.includes('"kpre":true')).toBe(takes);
-    }, 300_000);
-  }
-});
+}
 
 // The whole V tile in one chunk (setPortableTuning's vfull, on by default where workgroup memory allows: value
 // head dims 72–112 take two chunks a tile otherwise): it needs more workgroup memory than SwiftShader's 32 KiB

@@ -33,6 +33,8 @@ describe('check:gpu — every kernel variant', () => {
     if (['2', '4'].includes(process.env.PORTABLE_ROWS ?? '')) setPortableTuning({ rows: Number(process.env.PORTABLE_ROWS) as 2 | 4 });
     // PORTABLE_KPRE=1: the first Q slice in registers and the next tile's first K slice prefetched (an experiment).
     if (process.env.PORTABLE_KPRE === '1') setPortableTuning({ kpre: true });
+    // PORTABLE_VNEXT=1: each further V chunk of a tile prefetched during the previous chunk's FMAs (an experiment).
+    if (process.env.PORTABLE_VNEXT === '1') setPortableTuning({ vnext: true });
     // PORTABLE_VFULL=0: V in chunks even where the whole tile fits (setPortableTuning's vfull off).
     if (process.env.PORTABLE_VFULL === '0') setPortableTuning({ vfull: false });
     // PORTABLE_VLOAD=0: the portable kernel's scalar storage loads (setPortableTuning's vecLoads off).

@@ -133,6 +133,8 @@ export interface PortableFlashVariant {
    * registers after the softmax (with vload; an experiment, untimed: setPortableTuning's kpre).
    */
   readonly kpre?: boolean;
+  /** With vpre, each further V chunk of a tile prefetched during the previous chunk's FMAs (an experiment, untimed: setPortableTuning's vnext). */
+  readonly vnext?: boolean;
   /**
    * Q, K and V read from storage four elements per load (the default where it applies): head dims, rows,
    * heads and bases are multiples of 4, K/V not int8, and a thread's slice of DS dims a multiple of 4.
@@ -252,6 +254,7 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const WAN: u32 = ${WAN}u;`,
     `const VPRE: bool = ${!!v.vpre};`,
     `const KPRE: bool = ${!!v.kpre};`,
+    `const VNEXT: bool = ${!!(v.vpre && v.vnext)};`,
     `const KPN: u32 = ${v.kpre ? DS / (v.r2 ? 8 : 4) / 4 : 1}u;`,
     `const VPN: u32 = ${v.vpre ? Math.ceil((BCV * DVP) / 4 / (v.r2 ? 512 : 256)) : 1}u;`,
     `const ABLATE: u32 = ${v.ablate ?? 0}u;`,

@@ -15,7 +15,7 @@
 //   (BCV keys, a multiple of 4, taken four at a time; the whole tile where workgroup memory allows).
 // V4 (where DVP is a multiple of 64): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
 // as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
-// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, VPRE, VPN, KPRE, KPN, NATURAL, CAP, ABLATE (profiling:
+// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, VPRE, VPN, VNEXT, KPRE, KPN, NATURAL, CAP, ABLATE (profiling:
 // parts dropped, bits 1 Q/K slice loads, 2 S FMAs, 4 softmax, 8 V loads, 16 P·V FMAs; 0 in use, the
 // results are wrong otherwise; hot loops are wrapped in an if, never changed, so ABLATE = 0 compiles as before), the loaders ld_q/ld_k/ld_v
 // (and ld_q4(e) / ld_k4(e, n) / ld_v4(e, n): four elements from a multiple of 4, one load each when VLOAD), the
@@ -303,7 +303,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
     // ---- O += P·V over V chunks of BCV keys
     for (var j0 = 0u; j0 < nk; j0 += BCV) {
-      if (VPRE && j0 == 0u) {
+      if (VPRE && (j0 == 0u || VNEXT)) {
         for (var i = 0u; i < VPN; i++) {
           let x4 = lid + i * NT;
           if (x4 < BCV * DVP / 4u) { wa[x4] = vpre[i]; }
@@ -326,6 +326,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
       }
       workgroupBarrier();
+      // VNEXT (an experiment): the next V chunk of the tile is loaded into the prefetch registers now, its
+      // latency behind this chunk's FMAs (tiles of two or more chunks: d128, d256, d72–d112 without vfull).
+      if (VNEXT && j0 + BCV < nk) {
+        for (var i = 0u; i < VPN; i++) {
+          let x4 = lid + i * NT;
+          let jj = (4u * x4) / DVP;
+          let c = (4u * x4) % DVP;
+          var v = vec4<f32>(0.0);
+          if ((ABLATE & 8u) == 0u && x4 < BCV * DVP / 4u && j0 + BCV + jj < nk && c < DV) { v = ld_v4(kv_at(vBase, k0 + j0 + BCV + jj, P.vRow) + hk * P.vHead + c, 4u); }
+          vpre[i] = v;
+        }
+      }
       // Four keys at a time: P as one vec4 per row (keys past nk have P = 0 and zero V rows).
       let jn = min(BCV, nk - j0);
       if ((ABLATE & 16u) == 0u) {
