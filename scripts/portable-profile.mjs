@@ -16,7 +16,7 @@ const shapes = process.env.SMALL ? [['small B1 H2 N200 d64', 1, 2, 200, 64]] : [
   ['B1 H16 N4096 d128', 1, 16, 4096, 128],
 ];
 setGpuKernelPreference('portable');
-const DEFAULTS = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, ablate: 0, vfull: true, vpre: true, kpre: false, vnext: false };
+const DEFAULTS = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, ablate: 0, vfull: true, vpre: true, kpre: false, vnext: false, spre: false };
 let seed = 5;
 const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 - 0.5; };
 for (const [name, B, H, N, d] of shapes) {
@@ -28,7 +28,7 @@ for (const [name, B, H, N, d] of shapes) {
   // Each form: the default tuning with the listed choices changed.
   const forms = process.env.ABLATE === '1'
     ? [0, 1, 2, 4, 8, 16, 31].map((ablate) => ({ ablate }))
-    : [{}, { rows: 2 }, { wide: false }, { v4: !portableUsesV4(d) }, { vecLoads: false }, { vfull: false }, { vpre: false }, { kpre: true }, {}, { kpre: true }, { vnext: true }, {}, { vnext: true }];
+    : [{}, { rows: 2 }, { wide: false }, { v4: !portableUsesV4(d) }, { vecLoads: false }, { vfull: false }, { vpre: false }, { kpre: true }, {}, { kpre: true }, { vnext: true }, {}, { vnext: true }, { spre: true }, { spre: true, kpre: true }, {}, { spre: true, kpre: true }];
   for (const form of forms) {
     setPortableTuning({ ...DEFAULTS, ...form });
     const ablate = form.ablate ?? 0;
@@ -38,7 +38,7 @@ for (const [name, B, H, N, d] of shapes) {
     let diff = '';
     if (!ref) ref = o;
     else if (!ablate) { let e = 0; for (let i = 0; i < o.length; i++) e = Math.max(e, Math.abs(o[i] - ref[i])); diff = `, Δ ${e.toExponential(1)}`; }
-    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices${/"v4":true/.test(prep.stats.key) ? ', V as vec4' : ''}${/"r2":true/.test(prep.stats.key) ? ', 2 rows a thread' : ''}${/"vload":true/.test(prep.stats.key) ? '' : ', scalar loads'}${/"vfull":true/.test(prep.stats.key) ? ', whole V tile' : ''}${/"vpre":true/.test(prep.stats.key) ? ', V prefetch' : ''}${/"kpre":true/.test(prep.stats.key) ? ', K prefetch' : ''}${/"vnext":true/.test(prep.stats.key) ? ', next V chunk prefetch' : ''}${ablate ? ` ablate ${ablate}` : ''} ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
+    cells.push(`${/"wide":true/.test(prep.stats.key) ? '32-dim' : '16-dim'} slices${/"v4":true/.test(prep.stats.key) ? ', V as vec4' : ''}${/"r2":true/.test(prep.stats.key) ? ', 2 rows a thread' : ''}${/"vload":true/.test(prep.stats.key) ? '' : ', scalar loads'}${/"vfull":true/.test(prep.stats.key) ? ', whole V tile' : ''}${/"vpre":true/.test(prep.stats.key) ? ', V prefetch' : ''}${/"kpre":true/.test(prep.stats.key) ? ', K prefetch' : ''}${/"vnext":true/.test(prep.stats.key) ? ', next V chunk prefetch' : ''}${/"spre":true/.test(prep.stats.key) ? ', next S slice prefetch' : ''}${ablate ? ` ablate ${ablate}` : ''} ${ms.toFixed(3)} ms (${(4 * B * H * N * N * d / ms / 1e9).toFixed(1)} TF${diff})`);
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
   }
   console.log(`${name} f32 portable: ${cells.join(' | ')}`);

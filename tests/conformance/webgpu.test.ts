@@ -116,10 +116,10 @@ describe('conformance: webgpu portable kernel, four-element and scalar storage l
 // Two prefetch experiments of the portable kernel, off by default, written after the H200 time of 2026-11-29
 // ran out: `kpre` holds the first Q slice in registers for the whole pass and prefetches the next tile's
 // first K slice after the softmax; `vnext` prefetches each further V chunk of a tile during the previous
-// chunk's FMAs (SwiftShader's 32 KiB split every tile into chunks, so CI exercises it). CI checks both on
-// SwiftShader with poisoned outputs (partial tiles, varlen, GQA packing, f16 storage, NaN, empty KV, top-k,
-// softcap, a cross-attention tail); check:gpu with PORTABLE_KPRE=1 / PORTABLE_VNEXT=1.
-for (const [flag, label] of [['kpre', 'K prefetch'], ['vnext', 'next V chunk prefetch']] as const) {
+// chunk's FMAs (SwiftShader's 32 KiB split every tile into chunks, so CI exercises it); `spre` loads slice
+// s + 1 of Q and K during slice s's FMAs. CI checks each on SwiftShader with poisoned outputs (partial tiles, varlen, GQA packing, f16 storage, NaN, empty KV, top-k,
+// softcap, a cross-attention tail); check:gpu with PORTABLE_KPRE=1 / PORTABLE_VNEXT=1 / PORTABLE_SPRE=1.
+for (const [flag, label] of [['kpre', 'K prefetch'], ['vnext', 'next V chunk prefetch'], ['spre', 'next S slice prefetch']] as const) {
   describe(`conformance: webgpu portable kernel, ${label} (experiment)`, () => {
     const CASES_X = ['self N129 d64', 'causal 129x97', 'varlen window GQA8', 'f16 causal GQA', 'NaN in v propagates', 'headDim 128', 'empty KV (seqLenK 0)', 'topK(16, causal)', 'softcap 30', 'cross 97x1025'];
     beforeAll(async () => {

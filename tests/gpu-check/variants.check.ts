@@ -35,6 +35,8 @@ describe('check:gpu — every kernel variant', () => {
     if (process.env.PORTABLE_KPRE === '1') setPortableTuning({ kpre: true });
     // PORTABLE_VNEXT=1: each further V chunk of a tile prefetched during the previous chunk's FMAs (an experiment).
     if (process.env.PORTABLE_VNEXT === '1') setPortableTuning({ vnext: true });
+    // PORTABLE_SPRE=1: slice s + 1 of Q and K prefetched during slice s's FMAs (an experiment).
+    if (process.env.PORTABLE_SPRE === '1') setPortableTuning({ spre: true });
     // PORTABLE_VFULL=0: V in chunks even where the whole tile fits (setPortableTuning's vfull off).
     if (process.env.PORTABLE_VFULL === '0') setPortableTuning({ vfull: false });
     // PORTABLE_VLOAD=0: the portable kernel's scalar storage loads (setPortableTuning's vecLoads off).

@@ -15,7 +15,7 @@
 //   (BCV keys, a multiple of 4, taken four at a time; the whole tile where workgroup memory allows).
 // V4 (where DVP is a multiple of 64): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
 // as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
-// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, VPRE, VPN, VNEXT, KPRE, KPN, NATURAL, CAP, ABLATE (profiling:
+// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, VPRE, VPN, VNEXT, KPRE, SPRE, KPN, NATURAL, CAP, ABLATE (profiling:
 // parts dropped, bits 1 Q/K slice loads, 2 S FMAs, 4 softmax, 8 V loads, 16 P·V FMAs; 0 in use, the
 // results are wrong otherwise; hot loops are wrapped in an if, never changed, so ABLATE = 0 compiles as before), the loaders ld_q/ld_k/ld_v
 // (and ld_q4(e) / ld_k4(e, n) / ld_v4(e, n): four elements from a multiple of 4, one load each when VLOAD), the
@@ -140,6 +140,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // ahead (entC), with the same one uniform load a tile.
   var kpq: array<vec4<f32>, KPN>;
   var kpk: array<vec4<f32>, KPN>;
+  // SPRE (an experiment): slice s + 1 of Q and K is loaded into registers (spq, spk) during slice s's FMAs.
+  var spq: array<vec4<f32>, KPN>;
+  var spk: array<vec4<f32>, KPN>;
   var entC = 0u;
   if (KPRE && e0 < e1) {
     entC = tile_entry(entries + e0, lid);
@@ -191,6 +194,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             wa[16u * DS + (dq + 4u * i + u) * 16u + (lr >> 2u)][lr & 3u] = kpk[i][u];
           }
         }
+      } else if (SPRE && d0 > 0u) {
+        for (var i = 0u; i < KPN; i++) {
+          for (var u = 0u; u < 4u; u++) {
+            wa[(dq + 4u * i + u) * 16u + (lr >> 2u)][lr & 3u] = spq[i][u];
+            wa[16u * DS + (dq + 4u * i + u) * 16u + (lr >> 2u)][lr & 3u] = spk[i][u];
+          }
+        }
       } else if (VLOAD) {
         for (var t = 0u; t < DS / LPR; t += 4u) {
           let d = d0 + dq + t;
@@ -215,6 +225,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
       }
       workgroupBarrier();
+      if (SPRE && d0 + DS < D) {
+        for (var i = 0u; i < KPN; i++) {
+          let d = d0 + DS + dq + 4u * i;
+          var x = vec4<f32>(0.0);
+          if (lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
+          spq[i] = x;
+          var y = vec4<f32>(0.0);
+          if (lr < nk && d < D) { y = ld_k4(krow + d, 4u); }
+          spk[i] = y;
+        }
+      }
       if ((ABLATE & 2u) == 0u) {
         for (var dd = 0u; dd < DS; dd++) {
           let kb = wa[16u * DS + dd * 16u + tx];
