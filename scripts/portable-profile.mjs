@@ -1,7 +1,9 @@
 // The portable f32 kernel as chosen by default, then with one choice changed at a time: two rows a thread
 // (four is the default), 16-dim S slices instead of 32, the V-as-vec4 column mapping flipped from its
 // default for the head dim, scalar storage loads instead of four-element ones, and V in chunks where the
-// whole tile would fit (vfull off: it changes only value head dims 72–112); on four shapes. ABLATE=1: the default
+// whole tile would fit (vfull off: it changes only value head dims 72–112), without the V prefetch (vpre
+// off), and the untimed prefetch experiments (kpre, vnext, spre; EXPERIMENTS=1: only those, each twice
+// against the default); on four shapes. ABLATE=1: the default
 // form with parts dropped instead (setPortableTuning({ ablate }): 1 Q/K slice loads, 2 S FMAs, 4 softmax,
 // 8 V loads, 16 P·V FMAs; each part's cost shows as the time saved). Usage (after npm run build, on a GPU): node scripts/portable-profile.mjs
 import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setGpuKernelPreference } from '../dist/index.js';
@@ -26,9 +28,12 @@ for (const [name, B, H, N, d] of shapes) {
   const cells = [];
   let ref = null;
   // Each form: the default tuning with the listed choices changed.
+  // EXPERIMENTS=1: only the untimed prefetch experiments, each twice against the default.
   const forms = process.env.ABLATE === '1'
     ? [0, 1, 2, 4, 8, 16, 31].map((ablate) => ({ ablate }))
-    : [{}, { rows: 2 }, { wide: false }, { v4: !portableUsesV4(d) }, { vecLoads: false }, { vfull: false }, { vpre: false }, { kpre: true }, {}, { kpre: true }, { vnext: true }, {}, { vnext: true }, { spre: true }, { spre: true, kpre: true }, {}, { spre: true, kpre: true }];
+    : process.env.EXPERIMENTS === '1'
+      ? [{}, { kpre: true }, { vnext: true }, { spre: true }, { spre: true, kpre: true }, {}, { kpre: true }, { vnext: true }, { spre: true }, { spre: true, kpre: true }]
+      : [{}, { rows: 2 }, { wide: false }, { v4: !portableUsesV4(d) }, { vecLoads: false }, { vfull: false }, { vpre: false }, { kpre: true }, { vnext: true }, { spre: true }, { spre: true, kpre: true }];
   for (const form of forms) {
     setPortableTuning({ ...DEFAULTS, ...form });
     const ablate = form.ablate ?? 0;
