@@ -61,6 +61,22 @@ fn tanh_safe(x: vec4<f32>) -> vec4<f32> {
   return tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0)));
 }
 
+// KPRE: this thread's share of the first K slice of the tile at list entry `ent` (dims dq .. dq + 4·KPN − 1
+// of key row lr, zero past the sequence end or the head dim).
+fn k_first_slice(ent: u32, kBase: u32, hk: u32, lenK: u32, lr: u32, dq: u32) -> array<vec4<f32>, KPN> {
+  let k0 = (ent >> 1u) * BC;
+  let nk = min(BC, lenK - k0);
+  let kr = kv_at(kBase, k0 + lr, P.kRow) + hk * P.kHead;
+  var r: array<vec4<f32>, KPN>;
+  for (var i = 0u; i < KPN; i++) {
+    let d = dq + 4u * i;
+    var y = vec4<f32>(0.0);
+    if (lr < nk && d < D) { y = ld_k4(kr + d, 4u); }
+    r[i] = y;
+  }
+  return r;
+}
+
 fn exp2_masked(x: f32) -> f32 {
   return select(exp2(x), 0.0, x < -126.0);
 }
@@ -146,19 +162,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var entC = 0u;
   if (KPRE && e0 < e1) {
     entC = tile_entry(entries + e0, lid);
-    let k0f = (entC >> 1u) * BC;
-    let nkf = min(BC, lenK - k0f);
-    let krf = kv_at(kBase, k0f + lr, P.kRow) + hk * P.kHead;
     let dq = (lid % LPR) * (DS / LPR);
     for (var i = 0u; i < KPN; i++) {
       let d = dq + 4u * i;
       var x = vec4<f32>(0.0);
       if (lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
       kpq[i] = x;
-      var y = vec4<f32>(0.0);
-      if (lr < nkf && d < D) { y = ld_k4(krf + d, 4u); }
-      kpk[i] = y;
     }
+    kpk = k_first_slice(entC, kBase, hk, lenK, lr, dq);
   }
 
   for (var e = e0; e < e1; e++) {
@@ -298,16 +309,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     if (KPRE && e + 1u < e1) {
       entC = tile_entry(entries + e + 1u, lid);
-      let k0n = (entC >> 1u) * BC;
-      let nkn = min(BC, lenK - k0n);
-      let krn = kv_at(kBase, k0n + lr, P.kRow) + hk * P.kHead;
-      let dq = (lid % LPR) * (DS / LPR);
-      for (var i = 0u; i < KPN; i++) {
-        let d = dq + 4u * i;
-        var y = vec4<f32>(0.0);
-        if (lr < nkn && d < D) { y = ld_k4(krn + d, 4u); }
-        kpk[i] = y;
-      }
+      kpk = k_first_slice(entC, kBase, hk, lenK, lr, (lid % LPR) * (DS / LPR));
     }
     workgroupBarrier();
     if (CAPTURE == 1u) {
