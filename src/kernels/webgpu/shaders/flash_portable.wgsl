@@ -61,20 +61,54 @@ fn tanh_safe(x: vec4<f32>) -> vec4<f32> {
   return tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0)));
 }
 
-// KPRE: this thread's share of the first K slice of the tile at list entry `ent` (dims dq .. dq + 4·KPN − 1
-// of key row lr, zero past the sequence end or the head dim).
-fn k_first_slice(ent: u32, kBase: u32, hk: u32, lenK: u32, lr: u32, dq: u32) -> array<vec4<f32>, KPN> {
-  let k0 = (ent >> 1u) * BC;
-  let nk = min(BC, lenK - k0);
-  let kr = kv_at(kBase, k0 + lr, P.kRow) + hk * P.kHead;
+// Register prefetches (VPRE, VNEXT, KPRE, SPRE). This thread's share of the V chunk of keys
+// k0 + j0 .. + BCV − 1: VPN vec4s, zero past nk or the value head dim.
+fn v_chunk_regs(vBase: u32, hk: u32, k0: u32, j0: u32, nk: u32, lid: u32) -> array<vec4<f32>, VPN> {
+  var r: array<vec4<f32>, VPN>;
+  for (var i = 0u; i < VPN; i++) {
+    let x4 = lid + i * NT;
+    let jj = (4u * x4) / DVP;
+    let c = (4u * x4) % DVP;
+    var v = vec4<f32>(0.0);
+    if ((ABLATE & 8u) == 0u && x4 < BCV * DVP / 4u && j0 + jj < nk && c < DV) { v = ld_v4(kv_at(vBase, k0 + j0 + jj, P.vRow) + hk * P.vHead + c, 4u); }
+    r[i] = v;
+  }
+  return r;
+}
+
+// This thread's share of a Q or K slice from dim d (loader row lr): KPN vec4s, zero past the head dim
+// (and past the rows: lvalid for Q, lr < nk for K); Q scaled.
+fn q_slice_regs(lq: u32, lvalid: bool, qscale: f32, d: u32) -> array<vec4<f32>, KPN> {
   var r: array<vec4<f32>, KPN>;
   for (var i = 0u; i < KPN; i++) {
-    let d = dq + 4u * i;
+    var x = vec4<f32>(0.0);
+    if (lvalid && d + 4u * i < D) { x = ld_q4(lq + d + 4u * i) * qscale; }
+    r[i] = x;
+  }
+  return r;
+}
+fn k_slice_regs(krow: u32, nk: u32, lr: u32, d: u32) -> array<vec4<f32>, KPN> {
+  var r: array<vec4<f32>, KPN>;
+  for (var i = 0u; i < KPN; i++) {
     var y = vec4<f32>(0.0);
-    if (lr < nk && d < D) { y = ld_k4(kr + d, 4u); }
+    if (lr < nk && d + 4u * i < D) { y = ld_k4(krow + d + 4u * i, 4u); }
     r[i] = y;
   }
   return r;
+}
+// KPRE: the first K slice of the tile at list entry `ent`.
+fn k_first_slice(ent: u32, kBase: u32, hk: u32, lenK: u32, lr: u32, dq: u32) -> array<vec4<f32>, KPN> {
+  let k0 = (ent >> 1u) * BC;
+  return k_slice_regs(kv_at(kBase, k0 + lr, P.kRow) + hk * P.kHead, min(BC, lenK - k0), lr, dq);
+}
+// Q and K slice registers into wa, in the slice loaders' layout.
+fn store_slice_regs(dq: u32, lr: u32, x: array<vec4<f32>, KPN>, y: array<vec4<f32>, KPN>) {
+  for (var i = 0u; i < KPN; i++) {
+    for (var u = 0u; u < 4u; u++) {
+      wa[(dq + 4u * i + u) * 16u + (lr >> 2u)][lr & 3u] = x[i][u];
+      wa[16u * DS + (dq + 4u * i + u) * 16u + (lr >> 2u)][lr & 3u] = y[i][u];
+    }
+  }
 }
 
 fn exp2_masked(x: f32) -> f32 {
@@ -163,12 +197,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (KPRE && e0 < e1) {
     entC = tile_entry(entries + e0, lid);
     let dq = (lid % LPR) * (DS / LPR);
-    for (var i = 0u; i < KPN; i++) {
-      let d = dq + 4u * i;
-      var x = vec4<f32>(0.0);
-      if (lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
-      kpq[i] = x;
-    }
+    kpq = q_slice_regs(lq, lvalid, qscale, dq);
     kpk = k_first_slice(entC, kBase, hk, lenK, lr, dq);
   }
 
@@ -181,16 +210,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     // VPRE: the tile's first V chunk is loaded into registers now (VPN vec4s a thread), so that its
     // latency hides behind Q·Kᵀ and the softmax; the P·V phase stores it into wa instead of loading it.
     var vpre: array<vec4<f32>, VPN>;
-    if (VPRE) {
-      for (var i = 0u; i < VPN; i++) {
-        let x4 = lid + i * NT;
-        let jj = (4u * x4) / DVP;
-        let c = (4u * x4) % DVP;
-        var v = vec4<f32>(0.0);
-        if ((ABLATE & 8u) == 0u && x4 < BCV * DVP / 4u && jj < nk && c < DV) { v = ld_v4(kv_at(vBase, k0 + jj, P.vRow) + hk * P.vHead + c, 4u); }
-        vpre[i] = v;
-      }
-    }
+    if (VPRE) { vpre = v_chunk_regs(vBase, hk, k0, 0u, nk, lid); }
 
     // ---- S = Q·Kᵀ over DS-dim slices (Qᵀ at wa[d·16 + row / 4], Kᵀ at wa[16·DS + d·16 + key / 4])
     var acc: array<vec4<f32>, RPT>;
@@ -199,19 +219,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var d0 = 0u; d0 < D; d0 += DS) {
       let dq = (lid % LPR) * (DS / LPR);
       if (KPRE && d0 == 0u) {
-        for (var i = 0u; i < KPN; i++) {
-          for (var u = 0u; u < 4u; u++) {
-            wa[(dq + 4u * i + u) * 16u + (lr >> 2u)][lr & 3u] = kpq[i][u];
-            wa[16u * DS + (dq + 4u * i + u) * 16u + (lr >> 2u)][lr & 3u] = kpk[i][u];
-          }
-        }
+        store_slice_regs(dq, lr, kpq, kpk);
       } else if (SPRE && d0 > 0u) {
-        for (var i = 0u; i < KPN; i++) {
-          for (var u = 0u; u < 4u; u++) {
-            wa[(dq + 4u * i + u) * 16u + (lr >> 2u)][lr & 3u] = spq[i][u];
-            wa[16u * DS + (dq + 4u * i + u) * 16u + (lr >> 2u)][lr & 3u] = spk[i][u];
-          }
-        }
+        store_slice_regs(dq, lr, spq, spk);
       } else if (VLOAD) {
         for (var t = 0u; t < DS / LPR; t += 4u) {
           let d = d0 + dq + t;
@@ -237,15 +247,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
       workgroupBarrier();
       if (SPRE && d0 + DS < D) {
-        for (var i = 0u; i < KPN; i++) {
-          let d = d0 + DS + dq + 4u * i;
-          var x = vec4<f32>(0.0);
-          if (lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
-          spq[i] = x;
-          var y = vec4<f32>(0.0);
-          if (lr < nk && d < D) { y = ld_k4(krow + d, 4u); }
-          spk[i] = y;
-        }
+        spq = q_slice_regs(lq, lvalid, qscale, d0 + DS + dq);
+        spk = k_slice_regs(krow, nk, lr, d0 + DS + dq);
       }
       if ((ABLATE & 2u) == 0u) {
         for (var dd = 0u; dd < DS; dd++) {
@@ -351,16 +354,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       workgroupBarrier();
       // VNEXT (an experiment): the next V chunk of the tile is loaded into the prefetch registers now, its
       // latency behind this chunk's FMAs (tiles of two or more chunks: d128, d256, d72–d112 without vfull).
-      if (VNEXT && j0 + BCV < nk) {
-        for (var i = 0u; i < VPN; i++) {
-          let x4 = lid + i * NT;
-          let jj = (4u * x4) / DVP;
-          let c = (4u * x4) % DVP;
-          var v = vec4<f32>(0.0);
-          if ((ABLATE & 8u) == 0u && x4 < BCV * DVP / 4u && j0 + BCV + jj < nk && c < DV) { v = ld_v4(kv_at(vBase, k0 + j0 + BCV + jj, P.vRow) + hk * P.vHead + c, 4u); }
-          vpre[i] = v;
-        }
-      }
+      if (VNEXT && j0 + BCV < nk) { vpre = v_chunk_regs(vBase, hk, k0, j0 + BCV, nk, lid); }
       // Four keys at a time: P as one vec4 per row (keys past nk have P = 0 and zero V rows).
       let jn = min(BCV, nk - j0);
       if ((ABLATE & 16u) == 0u) {
