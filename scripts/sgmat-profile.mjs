@@ -6,7 +6,16 @@ import { setSgmatAblation } from '../dist/kernels/webgpu/sgmat.js';
 import { timeGpu } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
-const shapes = [
+// SWEEP=1: key lengths 1024–4096 at a fixed token count (B·N = 8192), d64 and d128, instead of the usual shapes.
+const shapes = process.env.SWEEP === '1' ? [
+  ['B8 H16 N1024 d64', 8, 16, 1024, 64, false],
+  ['B4 H16 N2048 d64', 4, 16, 2048, 64, false],
+  ['B3 H16 N3072 d64', 3, 16, 3072, 64, false],
+  ['B2 H16 N4096 d64', 2, 16, 4096, 64, false],
+  ['B8 H16 N1024 d128', 8, 16, 1024, 128, false],
+  ['B4 H16 N2048 d128', 4, 16, 2048, 128, false],
+  ['B2 H16 N4096 d128', 2, 16, 4096, 128, false],
+] : [
   ['vitL B8 H16 N577 d64', 8, 16, 577, 64, false],
   ['vitL B1 H128 N577 d64', 1, 128, 577, 64, false],
   ['8k B1 H16 N8192 d64', 1, 16, 8192, 64, false],

@@ -31,12 +31,9 @@ describe('check:gpu — every kernel variant', () => {
     setGpuOutputPoisoning(true);
     // PORTABLE_ROWS=2 or 4: the portable kernel's rows a thread forced (setPortableTuning; default auto).
     if (['2', '4'].includes(process.env.PORTABLE_ROWS ?? '')) setPortableTuning({ rows: Number(process.env.PORTABLE_ROWS) as 2 | 4 });
-    // PORTABLE_KPRE=1: the first Q slice in registers and the next tile's first K slice prefetched (an experiment).
-    if (process.env.PORTABLE_KPRE === '1') setPortableTuning({ kpre: true });
-    // PORTABLE_VNEXT=1: each further V chunk of a tile prefetched during the previous chunk's FMAs (an experiment).
-    if (process.env.PORTABLE_VNEXT === '1') setPortableTuning({ vnext: true });
-    // PORTABLE_SPRE=1: slice s + 1 of Q and K prefetched during slice s's FMAs (an experiment).
-    if (process.env.PORTABLE_SPRE === '1') setPortableTuning({ spre: true });
+    // PORTABLE_VNEXT=0 or 1: further V chunks of a tile loaded in place, or prefetched during the previous
+    // chunk's FMAs (setPortableTuning's vnext; default auto: prefetched where a tile has two or more chunks).
+    if (['0', '1'].includes(process.env.PORTABLE_VNEXT ?? '')) setPortableTuning({ vnext: process.env.PORTABLE_VNEXT === '1' });
     // PORTABLE_VFULL=0: V in chunks even where the whole tile fits (setPortableTuning's vfull off).
     if (process.env.PORTABLE_VFULL === '0') setPortableTuning({ vfull: false });
     // PORTABLE_VLOAD=0: the portable kernel's scalar storage loads (setPortableTuning's vecLoads off).

@@ -23,7 +23,7 @@ import {
   type DecodeVariant, type InFormat, type KvPaging, type PortableFlashVariant, type TopKVariant, convertSource,
   decodeMergeSource, decodeSharedBytes, decodeSource, portableGeometry, portableSharedBytes, portableSource, topkSource, variantKey,
 } from './variants.js';
-import { type SgmatVariant, sgmatAblation, sgmatGeometry, sgmatOutVec, sgmatSource } from './sgmat.js';
+import { type SgmatVariant, sgmatAblation, sgmatGeometry, sgmatOutVec, sgmatSource, sgmatVLate } from './sgmat.js';
 import { type DecodeWarpVariant, decodeWarpCombines, decodeWarpGeometry, decodeWarpSource } from './decode-warp.js';
 
 export const GPU_TILE_K = 64;
@@ -122,9 +122,16 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
  *   P·V phase. On by default: on the H200 vitL14-336 0.840 → 0.728 ms (13.0 → 15.0 TFLOP/s), qwen2vl d80
  *   13.57 → 11.72, 8k-d64 18.62 → 15.25, N4096 d128 8.30 → 7.63, outputs bit-identical
  *   (bench/results/gpu-h200-portable-vpre.txt; check:gpu 170/170, bench/results/check-gpu-h200-portable-vpre.txt);
+ * - `vnext`: with vpre, each further V chunk of a tile is prefetched into registers during the previous
+ *   chunk's FMAs. 'auto' (the default) takes it where a tile has two or more V chunks (value head dims
+ *   ≥ 128 on the H200; most on 32 KiB devices): N4096 d128 7.67 → 7.12 ms (17.9 → 19.3 TFLOP/s); on
+ *   one-chunk tiles it is dead code that still cost 1.5–1.8% there (bench/results/portable-experiments-run-K.txt).
+ *   Tried there and removed: the first Q slice kept in registers for the pass with the next tile's first
+ *   K slice prefetched after the softmax (4–9× slower: the registers spill), and slice s + 1 of Q and K
+ *   loaded during slice s's FMAs (−1.5% at vitL14-336 and 8k-d64, +1% at qwen d80);
  * - `ablate`: parts of the kernel dropped (PortableFlashVariant's bits; the results are wrong while set).
  */
-const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4; vecLoads: boolean; vfull: boolean; vpre: boolean; kpre: boolean; vnext: boolean; spre: boolean; ablate: number } = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, vfull: true, vpre: true, kpre: false, vnext: false, spre: false, ablate: 0 };
+const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4; vecLoads: boolean; vfull: boolean; vpre: boolean; vnext: 'auto' | boolean; ablate: number } = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, vfull: true, vpre: true, vnext: 'auto', ablate: 0 };
 
 export function setPortableTuning(t: Partial<typeof portableTuning>): void {
   Object.assign(portableTuning, Object.fromEntries(Object.entries(t).filter(([, x]) => x !== undefined)));
@@ -550,7 +557,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       // 16-byte loads when every row, head and sequence offset is a multiple of 8 halves.
       const vec = plan.headDim % 8 === 0 && plan.headDimV % 8 === 0 && aligned(qa, 8, true) &&
         (!paged || paged.kvFmt === 'f16') && kvAligned(ka, va, 8, !!paged);
-      const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}) };
+      const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}) };
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {
@@ -561,7 +568,8 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       const { r2, vload } = portableForm({ DV: plan.headDimV, wide, layout4, maxInvocations: caps.maxInvocations, robust: caps.robust });
       const vfull = portableTuning.vfull && portableGeometry({ DV: plan.headDimV, wide }).BCV < 64 &&
         portableSharedBytes(wide, sg, plan.headDimV) <= caps.maxWorkgroupStorage;
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vfull ? { vfull: true } : {}), ...(vload ? { vload: true } : {}), ...(vload && portableTuning.vpre ? { vpre: true } : {}), ...(vload && portableTuning.kpre ? { kpre: true } : {}), ...(vload && portableTuning.vpre && portableTuning.vnext ? { vnext: true } : {}), ...(vload && portableTuning.spre ? { spre: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
+      const vnext = portableTuning.vnext === 'auto' ? portableGeometry({ DV: plan.headDimV, wide, vfull }).BCV < 64 : portableTuning.vnext;
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vfull ? { vfull: true } : {}), ...(vload ? { vload: true } : {}), ...(vload && portableTuning.vpre ? { vpre: true } : {}), ...(vload && portableTuning.vpre && vnext ? { vnext: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }

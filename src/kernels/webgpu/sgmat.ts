@@ -75,6 +75,12 @@ export interface SgmatVariant {
   /** See setSgmatAblation. */
   readonly ablate?: string;
   /**
+   * With 16-byte loads, V stored into workgroup memory after the softmax instead of with K (its loads are
+   * still issued with K's at the tile's start), so the barrier after the loads waits for K alone. Taken
+   * for long key sequences (sgmatVLate).
+   */
+  readonly vlate?: boolean;
+  /**
    * 16-byte output stores: each lane writes 8 consecutive columns of its row per round (DV a multiple of
    * 8; output rows, heads and sequence bases multiples of 8) instead of 8 scattered ones.
    */
@@ -298,10 +304,10 @@ ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
   const storeV = `${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
           if (u < ${(BK * DVP) / 8}u) { let w = wv${i}; let j = u % BK; let c8 = (u / BK) * 8u;
           ${store8((t) => `${VT0}u + (c8 + ${t}u) * ${BKS}u + j`)} } }`)}`;
-  // VLATE (an experiment, 'vlate' in the ablation string; 16-byte loads): K and V are loaded together at
-  // the tile's start as always, but V is stored into workgroup memory only after the softmax (the barrier
-  // before P·V covers it), so the barrier after the loads waits for K alone.
-  const vlate = v.vec && drop.has('vlate');
+  // VLATE (SgmatVariant.vlate; 16-byte loads): K and V are loaded together at the tile's start as always,
+  // but V is stored into workgroup memory only after the softmax (the barrier before P·V covers it), so the
+  // barrier after the loads waits for K alone.
+  const vlate = v.vec && !!v.vlate;
   const storeKV = vlate ? storeK : `${storeK}\n${storeV}`;
   // The load registers, declared once per invocation (the form timed and checked on the H200).
   const kvRegs = v.vec ? `${each(nLk, (i) => `  var wk${i}: vec4<u32>;`)}\n${each(nLv, (i) => `  var wv${i}: vec4<u32>;`)}` : '';
@@ -549,6 +555,26 @@ ${epilogue}
 }
 `;
   return `${prelude}\n${body}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
+}
+
+/**
+ * Key lengths from which the tensor-core kernel stores V after the softmax (SgmatVariant.vlate): value head
+ * dims ≥ 128 from 1024 keys, others from 4096. On the H200 (bench/results/sgmat-vlate-run-K.txt and
+ * sgmat-vlate-sweep-run-K.txt, B·N = 8192 tokens, H16) d128 gains 6.5% at 1024 keys, 5% at 2048, 4.5% at
+ * 4096, 5.6% at 8k causal; d64 loses 11% at 577 keys (vitL14-336) and 3% at 3072, is within ±1.5% from
+ * 1024 to 4096 and gains 4.6% at 8192; d80 gains 1% at 5329.
+ */
+export const SGMAT_VLATE_MIN_KEYS = { d128: 1024, other: 4096 } as const;
+
+/**
+ * Whether the tensor-core kernel stores V after the softmax for value head dim `DV` and keys of length
+ * `seqLenK` (with 16-byte loads, `vec`; see SGMAT_VLATE_MIN_KEYS); 'vlate' / 'vearly' in the ablation
+ * string force it on / off.
+ */
+export function sgmatVLate(vec: boolean, DV: number, seqLenK: number): boolean {
+  const parts = ablation.split(',');
+  const from = DV >= 128 ? SGMAT_VLATE_MIN_KEYS.d128 : SGMAT_VLATE_MIN_KEYS.other;
+  return vec && !parts.includes('vearly') && (parts.includes('vlate') || seqLenK >= from);
 }
 
 /**

@@ -129,14 +129,10 @@ export interface PortableFlashVariant {
    */
   readonly vpre?: boolean;
   /**
-   * The first Q slice kept in registers for the whole pass and the next tile's first K slice loaded into
-   * registers after the softmax (with vload; an experiment, untimed: setPortableTuning's kpre).
+   * With vpre, each further V chunk of a tile prefetched into registers during the previous chunk's FMAs
+   * (tiles of two or more chunks; setPortableTuning's vnext, 'auto' by default).
    */
-  readonly kpre?: boolean;
-  /** With vpre, each further V chunk of a tile prefetched during the previous chunk's FMAs (an experiment, untimed: setPortableTuning's vnext). */
   readonly vnext?: boolean;
-  /** With vload, slice s + 1 of Q and K loaded into registers during slice s's FMAs (an experiment, untimed: setPortableTuning's spre). */
-  readonly spre?: boolean;
   /**
    * Q, K and V read from storage four elements per load (the default where it applies): head dims, rows,
    * heads and bases are multiples of 4, K/V not int8, and a thread's slice of DS dims a multiple of 4.
@@ -255,10 +251,7 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const VLOAD: bool = ${!!v.vload};`,
     `const WAN: u32 = ${WAN}u;`,
     `const VPRE: bool = ${!!v.vpre};`,
-    `const KPRE: bool = ${!!v.kpre};`,
     `const VNEXT: bool = ${!!(v.vpre && v.vnext)};`,
-    `const SPRE: bool = ${!!v.spre};`,
-    `const KPN: u32 = ${v.kpre || v.spre ? DS / (v.r2 ? 8 : 4) / 4 : 1}u;`,
     `const VPN: u32 = ${v.vpre ? Math.ceil((BCV * DVP) / 4 / (v.r2 ? 512 : 256)) : 1}u;`,
     `const ABLATE: u32 = ${v.ablate ?? 0}u;`,
     portableLoaders(v.fmt, v.paged, !!v.vload),

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decodeWarpCombines, decodeWarpGeometry, decodeWarpSource, type DecodeWarpVariant } from '../../../src/kernels/webgpu/decode-warp.js';
-import { sgmatGeometry } from '../../../src/kernels/webgpu/sgmat.js';
+import { SGMAT_VLATE_MIN_KEYS, setSgmatAblation, sgmatGeometry, sgmatVLate } from '../../../src/kernels/webgpu/sgmat.js';
 import { portableGeometry, portableSharedBytes } from '../../../src/kernels/webgpu/variants.js';
 import { portableForm, setPortableTuning } from '../../../src/kernels/webgpu/attention-gpu.js';
 
@@ -59,6 +59,23 @@ describe('tensor-core kernel key tile', () => {
     expect(sgmatGeometry(configs, 72, 72, 49152)).toEqual({ BK: 16 });
     expect(sgmatGeometry(configs, 256, 256, 49152)).toBeNull();
     expect(sgmatGeometry([], 64, 64, 49152)).toBeNull();
+  });
+});
+
+describe('tensor-core kernel V store placement', () => {
+  it('stores V after the softmax from SGMAT_VLATE_MIN_KEYS keys (d128: fewer), with 16-byte loads only; ablations force it', () => {
+    expect(sgmatVLate(true, 64, SGMAT_VLATE_MIN_KEYS.other - 1)).toBe(false);
+    expect(sgmatVLate(true, 64, SGMAT_VLATE_MIN_KEYS.other)).toBe(true);
+    expect(sgmatVLate(true, 128, SGMAT_VLATE_MIN_KEYS.d128 - 1)).toBe(false);
+    expect(sgmatVLate(true, 128, SGMAT_VLATE_MIN_KEYS.d128)).toBe(true);
+    expect(sgmatVLate(true, 80, 2048)).toBe(false);
+    expect(sgmatVLate(false, 128, 8192)).toBe(false);
+    try {
+      setSgmatAblation('vlate');
+      expect(sgmatVLate(true, 64, 577)).toBe(true);
+      setSgmatAblation('vearly');
+      expect(sgmatVLate(true, 128, 8192)).toBe(false);
+    } finally { setSgmatAblation(''); }
   });
 });
 

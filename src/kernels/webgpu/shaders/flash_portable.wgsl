@@ -15,7 +15,7 @@
 //   (BCV keys, a multiple of 4, taken four at a time; the whole tile where workgroup memory allows).
 // V4 (where DVP is a multiple of 64): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
 // as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
-// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, VPRE, VPN, VNEXT, KPRE, SPRE, KPN, NATURAL, CAP, ABLATE (profiling:
+// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, VPRE, VPN, VNEXT, NATURAL, CAP, ABLATE (profiling:
 // parts dropped, bits 1 Q/K slice loads, 2 S FMAs, 4 softmax, 8 V loads, 16 P·V FMAs; 0 in use, the
 // results are wrong otherwise; hot loops are wrapped in an if, never changed, so ABLATE = 0 compiles as before), the loaders ld_q/ld_k/ld_v
 // (and ld_q4(e) / ld_k4(e, n) / ld_v4(e, n): four elements from a multiple of 4, one load each when VLOAD), the
@@ -61,7 +61,7 @@ fn tanh_safe(x: vec4<f32>) -> vec4<f32> {
   return tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0)));
 }
 
-// Register prefetches (VPRE, VNEXT, KPRE, SPRE). This thread's share of the V chunk of keys
+// Register prefetches (VPRE, VNEXT). This thread's share of the V chunk of keys
 // k0 + j0 .. + BCV − 1: VPN vec4s, zero past nk or the value head dim.
 fn v_chunk_regs(vBase: u32, hk: u32, k0: u32, j0: u32, nk: u32, lid: u32) -> array<vec4<f32>, VPN> {
   var r: array<vec4<f32>, VPN>;
@@ -74,41 +74,6 @@ fn v_chunk_regs(vBase: u32, hk: u32, k0: u32, j0: u32, nk: u32, lid: u32) -> arr
     r[i] = v;
   }
   return r;
-}
-
-// This thread's share of a Q or K slice from dim d (loader row lr): KPN vec4s, zero past the head dim
-// (and past the rows: lvalid for Q, lr < nk for K); Q scaled.
-fn q_slice_regs(lq: u32, lvalid: bool, qscale: f32, d: u32) -> array<vec4<f32>, KPN> {
-  var r: array<vec4<f32>, KPN>;
-  for (var i = 0u; i < KPN; i++) {
-    var x = vec4<f32>(0.0);
-    if (lvalid && d + 4u * i < D) { x = ld_q4(lq + d + 4u * i) * qscale; }
-    r[i] = x;
-  }
-  return r;
-}
-fn k_slice_regs(krow: u32, nk: u32, lr: u32, d: u32) -> array<vec4<f32>, KPN> {
-  var r: array<vec4<f32>, KPN>;
-  for (var i = 0u; i < KPN; i++) {
-    var y = vec4<f32>(0.0);
-    if (lr < nk && d + 4u * i < D) { y = ld_k4(krow + d + 4u * i, 4u); }
-    r[i] = y;
-  }
-  return r;
-}
-// KPRE: the first K slice of the tile at list entry `ent`.
-fn k_first_slice(ent: u32, kBase: u32, hk: u32, lenK: u32, lr: u32, dq: u32) -> array<vec4<f32>, KPN> {
-  let k0 = (ent >> 1u) * BC;
-  return k_slice_regs(kv_at(kBase, k0 + lr, P.kRow) + hk * P.kHead, min(BC, lenK - k0), lr, dq);
-}
-// Q and K slice registers into wa, in the slice loaders' layout.
-fn store_slice_regs(dq: u32, lr: u32, x: array<vec4<f32>, KPN>, y: array<vec4<f32>, KPN>) {
-  for (var i = 0u; i < KPN; i++) {
-    for (var u = 0u; u < 4u; u++) {
-      wa[(dq + 4u * i + u) * 16u + (lr >> 2u)][lr & 3u] = x[i][u];
-      wa[16u * DS + (dq + 4u * i + u) * 16u + (lr >> 2u)][lr & 3u] = y[i][u];
-    }
-  }
 }
 
 fn exp2_masked(x: f32) -> f32 {
@@ -184,26 +149,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
 
-  // KPRE (an experiment): the first Q slice stays in registers for the whole pass (kpq), and the next
-  // tile's first K slice is loaded into registers (kpk) after this tile's softmax, its latency hidden
-  // behind P·V; the S phase stores both instead of loading them. The tile entry is then read one tile
-  // ahead (entC), with the same one uniform load a tile.
-  var kpq: array<vec4<f32>, KPN>;
-  var kpk: array<vec4<f32>, KPN>;
-  // SPRE (an experiment): slice s + 1 of Q and K is loaded into registers (spq, spk) during slice s's FMAs.
-  var spq: array<vec4<f32>, KPN>;
-  var spk: array<vec4<f32>, KPN>;
-  var entC = 0u;
-  if (KPRE && e0 < e1) {
-    entC = tile_entry(entries + e0, lid);
-    let dq = (lid % LPR) * (DS / LPR);
-    kpq = q_slice_regs(lq, lvalid, qscale, dq);
-    kpk = k_first_slice(entC, kBase, hk, lenK, lr, dq);
-  }
-
   for (var e = e0; e < e1; e++) {
-    var ent = entC;
-    if (!KPRE) { ent = tile_entry(entries + e, lid); }
+    let ent = tile_entry(entries + e, lid);
     let k0 = (ent >> 1u) * BC;
     let nk = min(BC, lenK - k0);
     let partial = (ent & 1u) == 1u;
@@ -218,11 +165,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let krow = kv_at(kBase, k0 + lr, P.kRow) + hk * P.kHead;
     for (var d0 = 0u; d0 < D; d0 += DS) {
       let dq = (lid % LPR) * (DS / LPR);
-      if (KPRE && d0 == 0u) {
-        store_slice_regs(dq, lr, kpq, kpk);
-      } else if (SPRE && d0 > 0u) {
-        store_slice_regs(dq, lr, spq, spk);
-      } else if (VLOAD) {
+      if (VLOAD) {
         for (var t = 0u; t < DS / LPR; t += 4u) {
           let d = d0 + dq + t;
           var x = vec4<f32>(0.0);
@@ -246,10 +189,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
       }
       workgroupBarrier();
-      if (SPRE && d0 + DS < D) {
-        spq = q_slice_regs(lq, lvalid, qscale, d0 + DS + dq);
-        spk = k_slice_regs(krow, nk, lr, d0 + DS + dq);
-      }
       if ((ABLATE & 2u) == 0u) {
         for (var dd = 0u; dd < DS; dd++) {
           let kb = wa[16u * DS + dd * 16u + tx];
@@ -310,10 +249,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       ps[r * 16u + tx] = p;
       for (var t = 0u; t < OT; t++) { o[a][t] *= alpha; }
     }
-    if (KPRE && e + 1u < e1) {
-      entC = tile_entry(entries + e + 1u, lid);
-      kpk = k_first_slice(entC, kBase, hk, lenK, lr, (lid % LPR) * (DS / LPR));
-    }
     workgroupBarrier();
     if (CAPTURE == 1u) {
       // Column sums of this tile's 64 rows: thread lid < 64 sums key lid down the rows.
@@ -352,7 +287,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
       }
       workgroupBarrier();
-      // VNEXT (an experiment): the next V chunk of the tile is loaded into the prefetch registers now, its
+      // VNEXT: the next V chunk of the tile is loaded into the prefetch registers now, its
       // latency behind this chunk's FMAs (tiles of two or more chunks: d128, d256, d72–d112 without vfull).
       if (VNEXT && j0 + BCV < nk) { vpre = v_chunk_regs(vBase, hk, k0, j0 + BCV, nk, lid); }
       // Four keys at a time: P as one vec4 per row (keys past nk have P = 0 and zero V rows).
