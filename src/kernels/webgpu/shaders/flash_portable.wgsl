@@ -80,11 +80,15 @@ fn exp2_masked(x: f32) -> f32 {
   return select(exp2(x), 0.0, x < -126.0);
 }
 
-@compute @workgroup_size(NT)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+// 16 × NT/16 invocations: local_invocation_index = x + 16·y, the same threads as a 1-D workgroup of NT, but
+// tx and ty come straight from local_invocation_id, whose ranges the shader compiler knows: workgroup
+// indices built from them, constants and fixed-bound loop counters are provably in range, so WebGPU's
+// bounds clamps drop out there (H200: 1–3% faster, outputs bit-identical; docs/webgpu.md).
+@compute @workgroup_size(16, NT / 16)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let job = wg.x + wg.y * 65535u;
-  let tx = lid & 15u;
-  let ty = lid >> 4u;
+  let tx = lv.x;
+  let ty = lv.y;
   let J = stage_job(job, lid);
   let live = J[0];
   if (live == 0u) { return; }
