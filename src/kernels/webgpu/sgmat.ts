@@ -298,6 +298,9 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
 ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
         { let u = lid + ${i * 128}u; let j = u % BK; let c8 = (u / BK) * 8u;
           if (j < nk && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
+  // (The same addresses written with + − × ÷ of the invocation index only — j·DPS + c8 = 8u + (u ÷ (DP/8))·pad,
+  // which Dawn's range analysis can bound, so the stores lose their bounds clamps — measured within ±1% on
+  // the H200: bench/results/sgmat-idx-run-K4.txt. The clamps that cost this kernel are elsewhere.)
   const storeK = `${each(nLk, (i) => `        { let u = lid + ${i * 128}u;
           if (u < ${(BK * DP) / 8}u) { let w = wk${i}; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
           ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)} } }`)}`;
