@@ -15,7 +15,7 @@
 //   (BCV keys, a multiple of 4, taken four at a time; the whole tile where workgroup memory allows).
 // V4 (where DVP is a multiple of 64): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
 // as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
-// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, VPRE, VPN, VNEXT, NATURAL, CAP, ABLATE (profiling:
+// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, VPRE, VPN, VNEXT, PVIDX, NCH (V chunks a tile), NATURAL, CAP, ABLATE (profiling:
 // parts dropped, bits 1 Q/K slice loads, 2 S FMAs, 4 softmax, 8 V loads, 16 P·V FMAs; 0 in use, the
 // results are wrong otherwise; hot loops are wrapped in an if, never changed, so ABLATE = 0 compiles as before), the loaders ld_q/ld_k/ld_v
 // (and ld_q4(e) / ld_k4(e, n) / ld_v4(e, n): four elements from a multiple of 4, one load each when VLOAD), the
@@ -267,7 +267,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
     if (CAPTURE == 2u) { continue; }
 
     // ---- O += P·V over V chunks of BCV keys
-    for (var j0 = 0u; j0 < nk; j0 += BCV) {
+    for (var jc = 0u; jc < NCH; jc++) {
+      let j0 = jc * BCV;
+      if (j0 >= nk) { break; }
       if (VPRE && (j0 == 0u || VNEXT)) {
         for (var i = 0u; i < VPN; i++) {
           let x4 = lid + i * NT;
@@ -296,7 +298,30 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
       if (VNEXT && j0 + BCV < nk) { vpre = v_chunk_regs(vBase, hk, k0, j0 + BCV, nk, lid); }
       // Four keys at a time: P as one vec4 per row (keys past nk have P = 0 and zero V rows).
       let jn = min(BCV, nk - j0);
-      if ((ABLATE & 16u) == 0u) {
+      if ((ABLATE & 16u) == 0u && PVIDX && V4) {
+        // PVIDX (an experiment, untimed): the same loop over a constant count of key quads with an early
+        // break, and P / V indices from + − × ÷ of invocation ids, constants and fixed-bound counters only,
+        // so that the shader compiler can prove them in range and drop their bounds clamps (as the 2-D ids
+        // did for the S phase).
+        for (var q = 0u; q < BCV / 4u; q++) {
+          if (4u * q >= jn) { break; }
+          var pr: array<vec4<f32>, RPT>;
+          for (var a = 0u; a < RPT; a++) { pr[a] = ps[(ty * RPT + a) * 16u + jc * (BCV / 4u) + q]; }
+          for (var i = 0u; i < 4u; i++) {
+            for (var u = 0u; u < OT / 4u; u++) {
+              let c4 = tx + 16u * u;
+              if (4u * c4 < DVP) {
+                let v4 = wa[(4u * q + i) * (DVP / 4u) + c4];
+                for (var a = 0u; a < RPT; a++) {
+                  let p = pr[a][i];
+                  o[a][4u * u] += p * v4.x; o[a][4u * u + 1u] += p * v4.y;
+                  o[a][4u * u + 2u] += p * v4.z; o[a][4u * u + 3u] += p * v4.w;
+                }
+              }
+            }
+          }
+        }
+      } else if ((ABLATE & 16u) == 0u) {
         for (var jj = 0u; jj < jn; jj += 4u) {
           var pr: array<vec4<f32>, RPT>;
           for (var a = 0u; a < RPT; a++) { pr[a] = ps[(ty * RPT + a) * 16u + ((j0 + jj) >> 2u)]; }
