@@ -113,33 +113,28 @@ describe('conformance: webgpu portable kernel, four-element and scalar storage l
   }
 });
 
-// Non-default forms of the portable kernel, each on ten cases with poisoned outputs (partial tiles, varlen,
+// The portable kernel's non-default V chunk form on ten cases with poisoned outputs (partial tiles, varlen,
 // GQA packing, f16 storage, NaN, empty KV, top-k, softcap, a cross-attention tail): further V chunks of a
 // tile loaded in place instead of prefetched during the previous chunk's FMAs (setPortableTuning's vnext
 // false; the default 'auto' prefetches wherever a tile has two or more chunks, as on SwiftShader, so the
-// default path is what the blocks above check), and the P·V loop with bounded index forms (pvidx, an
-// experiment written after the H200 time of 2026-11-30 ran out; check:gpu with PORTABLE_PVIDX=1).
-for (const [flag, value, label] of [['vnext', false, 'V chunks in place'], ['pvidx', true, 'P·V bounded indices']] as const) {
-  describe(`conformance: webgpu portable kernel, ${label}`, () => {
-    const CASES_X = ['self N129 d64', 'causal 129x97', 'varlen window GQA8', 'f16 causal GQA', 'NaN in v propagates', 'headDim 128', 'empty KV (seqLenK 0)', 'topK(16, causal)', 'softcap 30', 'cross 97x1025'];
-    beforeAll(async () => {
-      setGpuOutputPoisoning(true);
-      await gpuContext();
-      setGpuKernelPreference('portable');
-      setPortableTuning({ [flag]: value });
-    });
-    afterAll(() => { setPortableTuning({ vnext: 'auto', pvidx: false }); setGpuKernelPreference('auto'); });
-    for (const name of CASES_X) {
-      const c = CASES.find((x) => x.name === name)!;
-      it(`${name} [${label}]`, async () => {
-        await checkCase(c, runOn('webgpu'));
-        if (lastGpuStats?.kernel !== 'flash_portable') return;
-        if (flag === 'vnext') expect(lastGpuStats.key.includes('"vnext"')).toBe(false);
-        else expect(lastGpuStats.key.includes('"pvidx":true')).toBe(portableUsesV4(c.headDimV ?? c.headDim));
-      }, 300_000);
-    }
+// default path is what the blocks above check).
+describe('conformance: webgpu portable kernel, V chunks in place', () => {
+  const CASES_X = ['self N129 d64', 'causal 129x97', 'varlen window GQA8', 'f16 causal GQA', 'NaN in v propagates', 'headDim 128', 'empty KV (seqLenK 0)', 'topK(16, causal)', 'softcap 30', 'cross 97x1025'];
+  beforeAll(async () => {
+    setGpuOutputPoisoning(true);
+    await gpuContext();
+    setGpuKernelPreference('portable');
+    setPortableTuning({ vnext: false });
   });
-}
+  afterAll(() => { setPortableTuning({ vnext: 'auto' }); setGpuKernelPreference('auto'); });
+  for (const name of CASES_X) {
+    const c = CASES.find((x) => x.name === name)!;
+    it(`${name} [V chunks in place]`, async () => {
+      await checkCase(c, runOn('webgpu'));
+      if (lastGpuStats?.kernel === 'flash_portable') expect(lastGpuStats.key.includes('"vnext"')).toBe(false);
+    }, 300_000);
+  }
+});
 
 describe('webgpu portable kernel, vnext auto', () => {
   afterAll(() => setGpuKernelPreference('auto'));

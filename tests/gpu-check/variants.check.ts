@@ -34,8 +34,6 @@ describe('check:gpu — every kernel variant', () => {
     // PORTABLE_VNEXT=0 or 1: further V chunks of a tile loaded in place, or prefetched during the previous
     // chunk's FMAs (setPortableTuning's vnext; default auto: prefetched where a tile has two or more chunks).
     if (['0', '1'].includes(process.env.PORTABLE_VNEXT ?? '')) setPortableTuning({ vnext: process.env.PORTABLE_VNEXT === '1' });
-    // PORTABLE_PVIDX=1: the portable kernel's P·V loop with bounded index forms (an experiment).
-    if (process.env.PORTABLE_PVIDX === '1') setPortableTuning({ pvidx: true });
     // PORTABLE_VFULL=0: V in chunks even where the whole tile fits (setPortableTuning's vfull off).
     if (process.env.PORTABLE_VFULL === '0') setPortableTuning({ vfull: false });
     // PORTABLE_VLOAD=0: the portable kernel's scalar storage loads (setPortableTuning's vecLoads off).

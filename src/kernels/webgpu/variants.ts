@@ -134,12 +134,6 @@ export interface PortableFlashVariant {
    */
   readonly vnext?: boolean;
   /**
-   * With V as vec4, the P·V loop over a constant count of key quads and its P / V indices in forms the shader
-   * compiler can bound, so that WebGPU's bounds clamps may drop out (an experiment, untimed:
-   * setPortableTuning's pvidx).
-   */
-  readonly pvidx?: boolean;
-  /**
    * Q, K and V read from storage four elements per load (the default where it applies): head dims, rows,
    * heads and bases are multiples of 4, K/V not int8, and a thread's slice of DS dims a multiple of 4.
    */
@@ -258,7 +252,6 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const WAN: u32 = ${WAN}u;`,
     `const VPRE: bool = ${!!v.vpre};`,
     `const VNEXT: bool = ${!!(v.vpre && v.vnext)};`,
-    `const PVIDX: bool = ${!!v.pvidx};`,
     `const NCH: u32 = ${Math.ceil(64 / BCV)}u;`,
     `const VPN: u32 = ${v.vpre ? Math.ceil((BCV * DVP) / 4 / (v.r2 ? 512 : 256)) : 1}u;`,
     `const ABLATE: u32 = ${v.ablate ?? 0}u;`,
