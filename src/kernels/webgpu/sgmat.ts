@@ -235,17 +235,6 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const halfT = v.emulate ? 'f32' : 'f16';
   const drop = new Set((v.ablate ?? '').split(',').filter(Boolean));
   const outT = v.outF16 && !v.emulate ? 'f16' : 'f32';
-  // 'sgsw' (an experiment): the S stores and the P·V block under a switch on the subgroup, one case a
-  // subgroup, so that every subgroup-matrix offset there is a constant and WebGPU's robustness need not
-  // predicate the operation (the real kernel only: the emulated helpers hold barriers).
-  const sgsw = drop.has('sgsw') && !v.emulate;
-  const bySg = (f: (k: number) => string): string => `        switch (sg) {
-${[1, 2, 3, 0].map((k) => `        ${k ? `case ${k}u` : 'default'}: {
-${f(k)}
-        }`).join('\n')}
-        }`;
-  const pv = (at: (kc: number) => string): string => each(NKB, (kc) => `      let pm${kc} = ${M.loadL('sKV', at(kc), `${PS}u`)};
-${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}`);
 
   const prelude = [
     ...(v.emulate ? [] : [
@@ -492,8 +481,7 @@ ${kvRegs}
         // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
 ${drop.has('qk') ? '' : each(NKB, (nb) => `        var sm${nb} = ${M.zero};
 ${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `sm${nb}`)};`)}
-        ${sgsw ? '' : M.store('sS', `sb + ${nb * 256}u`, `sm${nb}`, '16u')}`)}
-${drop.has('qk') || !sgsw ? '' : bySg((k) => each(NKB, (nb) => `          ${M.store('sS', `${k * 16 * BK + nb * 256}u`, `sm${nb}`, '16u')}`))}
+        ${M.store('sS', `sb + ${nb * 256}u`, `sm${nb}`, '16u')}`)}
         workgroupBarrier();
 
         // ---- softmax: lane → row r, keys 2c + half (S[r][j] at sb + j·16 + r = sb + 32c + lane: every
@@ -560,7 +548,8 @@ ${flush('rescale')}
       }
 
       // ---- O += P·V
-${drop.has('pv') ? '' : sgsw ? bySg((k) => pv((kc) => `${k * BK * PS + kc * 16 * PS}u`)) : pv((kc) => `sbp + ${kc * 16 * PS}u`)}
+${drop.has('pv') ? '' : each(NKB, (kc) => `      let pm${kc} = ${M.loadL('sKV', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
+${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}`)}
     }
     workgroupBarrier();
   }
