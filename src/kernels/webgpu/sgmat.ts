@@ -235,6 +235,14 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const halfT = v.emulate ? 'f32' : 'f16';
   const drop = new Set((v.ablate ?? '').split(',').filter(Boolean));
   const outT = v.outF16 && !v.emulate ? 'f16' : 'f32';
+  // Work past the data is skipped: a tile's 16-key blocks past its key count (S = Q·Kᵀ and P·V; their
+  // scores are masked and their P is 0, so the output is unchanged) and, in the real kernel, a subgroup's
+  // whole pass when its 16 rows all lie past the sequence (vitL14-336's 577 tokens leave one key and one
+  // row in the last tiles). The emulated kernel's helpers hold barriers, so it skips only the key blocks
+  // (workgroup-uniform). 'kfull' / 'qfull' in the ablation string turn the skips off.
+  const kskip = !drop.has('kfull');
+  const qskip = !drop.has('qfull') && !v.emulate;
+  const live = (b: number): string => [kskip ? `nk > ${b * 16}u` : '', qskip ? 'rowsLive' : ''].filter(Boolean).join(' && ') || 'true';
 
   const prelude = [
     ...(v.emulate ? [] : [
@@ -440,6 +448,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let scl = select(P.scale * LOG2E, P.scale, NATURAL);
   let sb = sg * ${16 * BK}u;
   let sbp = sg * ${BK * PS}u;   // this subgroup's P (16×BK, column-major) in the K tile's place
+  let rowsLive = qtile * TQ + (sg / G4) * 16u < lenQ;   // any of this subgroup's 16 rows in the sequence
 
   // ---- Q → registers (left matrices), through workgroup memory.
 ${v.emulate
@@ -479,9 +488,11 @@ ${kvRegs}
     var rescale = 1.0;
     if (nk > 0u) {
         // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
-${drop.has('qk') ? '' : each(NKB, (nb) => `        var sm${nb} = ${M.zero};
+${drop.has('qk') ? '' : each(NKB, (nb) => `        if (${live(nb)}) {
+        var sm${nb} = ${M.zero};
 ${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `sm${nb}`)};`)}
-        ${M.store('sS', `sb + ${nb * 256}u`, `sm${nb}`, '16u')}`)}
+        ${M.store('sS', `sb + ${nb * 256}u`, `sm${nb}`, '16u')}
+        }`)}
         workgroupBarrier();
 
         // ---- softmax: lane → row r, keys 2c + half (S[r][j] at sb + j·16 + r = sb + 32c + lane: every
@@ -490,7 +501,7 @@ ${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 
         // with it) and the scale folds into exp2's argument as one fma.
         var mx = MASKED;
         let lim = nk - half;
-        ${drop.has('softmax') ? 'if (lenK > 1000000000u) {' : '{'}
+        ${drop.has('softmax') ? 'if (lenK > 1000000000u) {' : qskip ? 'if (rowsLive) {' : '{'}
 ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
           let j = 2u * c + half;
           let idx = sb + 32u * c + lane;
@@ -548,8 +559,10 @@ ${flush('rescale')}
       }
 
       // ---- O += P·V
-${drop.has('pv') ? '' : each(NKB, (kc) => `      let pm${kc} = ${M.loadL('sKV', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
-${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}`)}
+${drop.has('pv') ? '' : each(NKB, (kc) => `      if (${live(kc)}) {
+      let pm${kc} = ${M.loadL('sKV', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
+${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}
+      }`)}
     }
     workgroupBarrier();
   }
