@@ -236,12 +236,16 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const drop = new Set((v.ablate ?? '').split(',').filter(Boolean));
   const outT = v.outF16 && !v.emulate ? 'f16' : 'f32';
   // Work past the data is skipped: a tile's 16-key blocks past its key count (S = Q·Kᵀ and P·V; their
-  // scores are masked and their P is 0, so the output is unchanged) and, in the real kernel, a subgroup's
-  // whole pass when its 16 rows all lie past the sequence (vitL14-336's 577 tokens leave one key and one
-  // row in the last tiles). The emulated kernel's helpers hold barriers, so it skips only the key blocks
-  // (workgroup-uniform). 'kfull' / 'qfull' in the ablation string turn the skips off.
+  // scores are masked and their P is 0, so the output is unchanged) and, in the real kernel with value
+  // head dims ≤ 64, a subgroup's whole pass when its 16 rows all lie past the sequence (vitL14-336's 577
+  // tokens leave one key and one row in the last tiles). On the H200, against neither, in one invocation
+  // (bench/results/sgmat-skip-run-L.txt, outputs bit-identical): the key skip is within ±0.5% everywhere;
+  // the row skip gains 1–2.5% at vitL14-336 and 1.7% at 8k-d64 but loses 1% at qwen2vl d80 and 1.7% at
+  // 8k-d128-causal (code generation: those shapes have no idle rows), hence d ≤ 64 only. The emulated
+  // kernel's helpers hold barriers, so it skips only the key blocks (workgroup-uniform). 'kfull' / 'qfull'
+  // in the ablation string turn the skips off, 'qskip' forces the row skip at any head dim.
   const kskip = !drop.has('kfull');
-  const qskip = !drop.has('qfull') && !v.emulate;
+  const qskip = !drop.has('qfull') && !v.emulate && (v.DV <= 64 || drop.has('qskip'));
   const live = (b: number): string => [kskip ? `nk > ${b * 16}u` : '', qskip ? 'rowsLive' : ''].filter(Boolean).join(' && ') || 'true';
 
   const prelude = [
