@@ -244,6 +244,9 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // 8k-d128-causal (code generation: those shapes have no idle rows), hence d ≤ 64 only. The emulated
   // kernel's helpers hold barriers, so it skips only the key blocks (workgroup-uniform). 'kfull' / 'qfull'
   // in the ablation string turn the skips off, 'qskip' forces the row skip at any head dim.
+  // Q is staged as many 16-dim chunks at a time as the K/V tile's space holds (two at d64 and d80, four
+  // at d128), a barrier pair per group instead of per chunk; 'q1' in the ablation string: one at a time.
+  const QC = drop.has('q1') ? 1 : Math.max(1, Math.min(NKD, Math.floor(KV / (16 * QS))));
   const kskip = !drop.has('kfull');
   const qskip = !drop.has('qfull') && !v.emulate && (v.DV <= 64 || drop.has('qskip'));
   const live = (b: number): string => [kskip ? `nk > ${b * 16}u` : '', qskip ? 'rowsLive' : ''].filter(Boolean).join(' && ') || 'true';
@@ -284,20 +287,20 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   const store8 = (dst: (t: number) => string) => `let a0 = ${unpackH}(w.x); let a1 = ${unpackH}(w.y); let a2 = ${unpackH}(w.z); let a3 = ${unpackH}(w.w);
         ${each(8, (t) => `sKV[${dst(t)}] = HALF(a${t >> 1}.${t & 1 ? 'y' : 'x'});`)}`;
   // Q, dims kd·16 .. kd·16 + 15 of the 64 rows, transposed at stride QS (one 16-byte load a lane).
-  const loadQChunk = (kd: number) => v.vec
+  const loadQChunk = (kd: number, base: number) => v.vec
     ? `{
       let u = lid; let rho = u % 64u; let c8 = ${kd * 16}u + (u / 64u) * 8u;
       let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
       var w = vec4<u32>(0u);
       if (qp < lenQ && c8 < D) { w = qb[(qBase + qp * P.qRow + qh * P.qHead + c8) >> 3u]; }
-      ${store8((t) => `(c8 - ${kd * 16}u + ${t}u) * ${QS}u + rho`)}
+      ${store8((t) => `${base}u + (c8 - ${kd * 16}u + ${t}u) * ${QS}u + rho`)}
     }`
     : `for (var u = lid; u < 64u * 16u; u += 128u) {
       let rho = u % 64u; let c = ${kd * 16}u + u / 64u;
       let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
       var x = 0.0;
       if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + qh * P.qHead + c); }
-      sKV[(c - ${kd * 16}u) * ${QS}u + rho] = HALF(x);
+      sKV[${base}u + (c - ${kd * 16}u) * ${QS}u + rho] = HALF(x);
     }`;
   // VEC: every 16-byte load of a tile is issued before the first store, so their latencies overlap.
   // (Issuing tile t+1's loads into registers while tile t computes was measured slower on the H200:
@@ -457,10 +460,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // ---- Q → registers (left matrices), through workgroup memory.
 ${v.emulate
     ? each(NKD, (kd) => `  let q${kd} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * 16u, head, lenQ);`)
-    : each(NKD, (kd) => `  ${loadQChunk(kd)}
+    : each(Math.ceil(NKD / QC), (g) => {
+      const kds = Array.from({ length: Math.min(QC, NKD - g * QC) }, (_, i) => g * QC + i);
+      return `${kds.map((kd) => `  ${loadQChunk(kd, (kd - g * QC) * 16 * QS)}`).join('\n')}
   workgroupBarrier();
-  let q${kd} = ${M.loadL('sKV', 'sg * 16u', `${QS}u`)};
-  workgroupBarrier();`)}
+${kds.map((kd) => `  let q${kd} = ${M.loadL('sKV', `${(kd - g * QC) * 16 * QS}u + sg * 16u`, `${QS}u`)};`).join('\n')}
+  workgroupBarrier();`;
+    })}
 
   var m = MASKED;
   var l = 0.0;
