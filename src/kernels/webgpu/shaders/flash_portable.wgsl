@@ -321,13 +321,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
           }
         }
       } else if ((ABLATE & 16u) == 0u) {
-        for (var jj = 0u; jj < jn; jj += 4u) {
+        // The same loop with column tx + 16t of key 4q + i: element (4q + i)·DVP + tx + 16t of wa, so
+        // vec4 (4q + i)·(DVP / 4) + tx / 4 + 4t (DVP is a multiple of 16), component tx % 4.
+        let comp = tx & 3u;
+        for (var q = 0u; q < BCV / 4u; q++) {
+          if (4u * q >= jn) { break; }
           var pr: array<vec4<f32>, RPT>;
-          for (var a = 0u; a < RPT; a++) { pr[a] = ps[(ty * RPT + a) * 16u + ((j0 + jj) >> 2u)]; }
+          for (var a = 0u; a < RPT; a++) { pr[a] = ps[(ty * RPT + a) * 16u + jc * (BCV / 4u) + q]; }
           for (var i = 0u; i < 4u; i++) {
             for (var t = 0u; t < DVT; t++) {
-              let c = (jj + i) * DVP + tx + 16u * t;
-              let v = wa[c >> 2u][c & 3u];
+              let v = wa[(4u * q + i) * (DVP / 4u) + tx / 4u + 4u * t][comp];
               for (var a = 0u; a < RPT; a++) { o[a][t] += pr[a][i] * v; }
             }
           }
