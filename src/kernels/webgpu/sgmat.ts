@@ -49,7 +49,9 @@ let ablation = '';
 /**
  * Profiling aid (scripts/sgmat-profile.mjs): drops parts of the kernel ('load', 'qk', 'softmax', 'pv',
  * comma-separated) so that their cost shows as the time saved; the results are wrong while one is set.
- * 'bk16' / 'bk32' instead set the key tile (results stay right).
+ * Forms that keep the results right: 'bk16' / 'bk32' (the key tile), 'vlate' / 'vearly' (V stored after
+ * the softmax or with K), 'scatter' (2-byte output stores), 'kfull' / 'qfull' / 'qskip' (the key-block and
+ * row skips off, or the row skip at any head dim), 'q1' (Q staged one chunk a barrier pair).
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
 export function sgmatAblation(): string { return ablation; }
