@@ -124,6 +124,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
   // Loader rows for the Qᵀ/Kᵀ slices: NT / 64 threads a row; thread loads row lr, DS / LPR dims of each slice.
   let LPR = NT / 64u;
   let lr = lid / LPR;
+  // Its vec4 and component in a Qᵀ/Kᵀ slice row (lr / 4: a quotient of the invocation index, which the
+  // compiler can bound; the component fixed for the whole pass).
+  let lw = lr / 4u;
+  let lc = lr & 3u;
   let lpos = qtile * NP + lr / G;
   let lvalid = lr < NP * G && lpos < lenQ;
   let lq = qBase + lpos * P.qRow + (hb * G + lr % G) * P.qHead;
@@ -177,8 +181,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
           var y = vec4<f32>(0.0);
           if ((ABLATE & 1u) == 0u && lr < nk && d < D) { y = ld_k4(krow + d, 4u); }
           for (var u = 0u; u < 4u; u++) {
-            wa[(dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = x[u];
-            wa[16u * DS + (dq + t + u) * 16u + (lr >> 2u)][lr & 3u] = y[u];
+            wa[(dq + t + u) * 16u + lw][lc] = x[u];
+            wa[16u * DS + (dq + t + u) * 16u + lw][lc] = y[u];
           }
         }
       } else {
@@ -186,10 +190,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
           let d = d0 + dq + t;
           var x = 0.0;
           if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q(lq + d) * qscale; }
-          wa[(dq + t) * 16u + (lr >> 2u)][lr & 3u] = x;
+          wa[(dq + t) * 16u + lw][lc] = x;
           var y = 0.0;
           if ((ABLATE & 1u) == 0u && lr < nk && d < D) { y = ld_k(krow + d); }
-          wa[16u * DS + (dq + t) * 16u + (lr >> 2u)][lr & 3u] = y;
+          wa[16u * DS + (dq + t) * 16u + lw][lc] = y;
         }
       }
       workgroupBarrier();
@@ -197,7 +201,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
         for (var dd = 0u; dd < DS; dd++) {
           let kb = wa[16u * DS + dd * 16u + tx];
           if (RPT == 2u) {
-            let qa = wa[dd * 16u + (ty >> 1u)];
+            let qa = wa[dd * 16u + ty / 2u];
             let q2 = select(qa.xy, qa.zw, (ty & 1u) == 1u);
             acc[0] += q2.x * kb;
             acc[1] += q2.y * kb;
@@ -284,12 +288,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
           wa[x4] = v;
         }
       } else {
-        for (var x = lid; x < BCV * DVP; x += NT) {
+        // Element x = lid + i·NT of the chunk: vec4 lid / 4 + i·(NT / 4), component lid % 4 (NT is a
+        // multiple of 4), indices the compiler can bound.
+        for (var i = 0u; i < (BCV * DVP + NT - 1u) / NT; i++) {
+          let x = lid + i * NT;
+          if (x >= BCV * DVP) { break; }
           let jj = x / DVP;
           let c = x % DVP;
           var v = 0.0;
           if ((ABLATE & 8u) == 0u && j0 + jj < nk && c < DV) { v = ld_v(kv_at(vBase, k0 + j0 + jj, P.vRow) + hk * P.vHead + c); }
-          wa[x >> 2u][x & 3u] = v;
+          wa[lid / 4u + i * (NT / 4u)][lid & 3u] = v;
         }
       }
       workgroupBarrier();
