@@ -2,6 +2,7 @@
 // OLD (default build/dist-old: e.g. `git stash; npm run build; cp -r dist build/dist-old; git stash pop;
 // npm run build`) against dist, alternating old/new/old/new per shape, with max |Δ| between their outputs.
 // Usage (on a GPU; on the H200 carry "build" too): node scripts/ab-builds.mjs [portable|sgmat] [f32|f16]
+// TUNING='<JSON>' applies setPortableTuning to both builds (e.g. '{"vecLoads":false}': scalar loads).
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { timeGpu } from './lib/gpu-time.mjs';
@@ -9,6 +10,11 @@ import { timeGpu } from './lib/gpu-time.mjs';
 const [pref = 'portable', dtype = pref === 'sgmat' ? 'f16' : 'f32'] = process.argv.slice(2);
 const oldDir = resolve(process.env.OLD ?? 'build/dist-old');
 const mods = { old: await import(pathToFileURL(`${oldDir}/index.js`).href), new: await import('../dist/index.js') };
+if (process.env.TUNING) {
+  const t = JSON.parse(process.env.TUNING);
+  (await import(pathToFileURL(`${oldDir}/kernels/webgpu/attention-gpu.js`).href)).setPortableTuning(t);
+  (await import('../dist/kernels/webgpu/attention-gpu.js')).setPortableTuning(t);
+}
 const shapes = [
   ['siglip B8 H16 N729 d72', 8, 729, 16, 72],
   ['qwen B1 H16 N5329 d80', 1, 5329, 16, 80],
@@ -32,6 +38,6 @@ for (const [name, B, N, H, d] of shapes) {
   }
   let e = 0;
   for (let i = 0; i < outs.old.length; i++) e = Math.max(e, Math.abs(outs.old[i] - outs.new[i]));
-  console.log(`${name} ${dtype} ${pref}: ${cells.join(' | ')} | Δ ${e}`);
+  console.log(`${name} ${dtype} ${pref}${process.env.TUNING ? ` ${process.env.TUNING}` : ''}: ${cells.join(' | ')} | Δ ${e}`);
 }
 process.exit(0);
