@@ -252,7 +252,8 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const QC = drop.has('q1') ? 1 : Math.max(1, Math.min(NKD, Math.floor(KV / (16 * QS))));
   const kskip = !drop.has('kfull');
   const qskip = !drop.has('qfull') && !v.emulate && (v.DV <= 64 || drop.has('qskip'));
-  const live = (b: number): string => [kskip ? `nk > ${b * 16}u` : '', qskip ? 'rowsLive' : ''].filter(Boolean).join(' && ') || 'true';
+  // (Block 0 always has keys: both places sit inside `if (nk > 0u)`.)
+  const live = (b: number): string => [kskip && b > 0 ? `nk > ${b * 16}u` : '', qskip ? 'rowsLive' : ''].filter(Boolean).join(' && ') || 'true';
 
   const prelude = [
     ...(v.emulate ? [] : [
