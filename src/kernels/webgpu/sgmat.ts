@@ -107,7 +107,10 @@ export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boo
  * Rows are padded by 8 halves on real matrices (SwiftShader, which runs the emulated ones, has 32 KiB).
  * On the H200 (qwen2vl-1024px, d80) each of these cut occupancy-bound time: P in the K tile's place
  * instead of its own buffer 2.82 → 2.33 ms, Q by chunks instead of whole 2.33 → 2.03 with O kept only
- * in the accumulators; d64 and d128 stayed within ±2%.
+ * in the accumulators; d64 and d128 stayed within ±2%. Less memory through denser layouts lost more to
+ * bank conflicts than occupancy gained (bench/results/sgmat-layout-run-O.txt, H200, bit-identical outputs):
+ * K in contiguous 16-dim blocks without row padding −16% to −29%, Vᵀ rows unpadded −4% to −7%, P at stride
+ * 24 instead of 16 −1% to −13% (−2% at d128, where it costs no memory).
  */
 function layout(D: number, DV: number, BK: number, emulate: boolean) {
   const DP = pad16(D), DVP = pad16(DV), pad = emulate ? 0 : 8;
@@ -253,6 +256,10 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const kskip = !drop.has('kfull');
   const qskip = !drop.has('qfull') && !v.emulate && (v.DV <= 64 || drop.has('qskip'));
   // (Block 0 always has keys: both places sit inside `if (nk > 0u)`.)
+  // 'pad<N>' in the ablation string: N KiB of extra workgroup memory, touched but never used (an occupancy
+  // probe). On the H200 every 2 KiB more cost 5–25% (bench/results/sgmat-layout-run-O.txt): workgroup
+  // memory bounds how many workgroups share a compute unit.
+  const padKiB = Number([...drop].find((d) => /^pad\d+$/.test(d))?.slice(3) ?? 0);
   const live = (b: number): string => [kskip && b > 0 ? `nk > ${b * 16}u` : '', qskip ? 'rowsLive' : ''].filter(Boolean).join(' && ') || 'true';
 
   const prelude = [
@@ -419,6 +426,7 @@ var<workgroup> sS: array<f32, ${64 * BK}>;   // per subgroup 16×BK (column-majo
 // in workgroup memory went wrong with a 4-byte variable among them, and this layout passes check:gpu
 // (the full rule is not known: see scripts/sgmat-forms.mjs). [0] = the rescale flag.
 var<workgroup> wflag: array<u32, 4>;
+${padKiB > 0 ? `var<workgroup> wpad: array<vec4<u32>, ${padKiB * 64}>;` : ''}
 
 fn exp2_masked(x: f32) -> f32 {
   return select(exp2(x), 0.0, x < -126.0);
@@ -434,6 +442,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let J = stage_job(job, lid);
   let live = J[0];
   if (live == 0u) { return; }
+${padKiB > 0 ? `  if (J[9] == 0xffffffffu) { wpad[lid % ${padKiB * 64}u] = vec4<u32>(J[0]); }` : ''}
   let hb = J[1];
   let qtile = J[2];
   let qBase = J[3];
