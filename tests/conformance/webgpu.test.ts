@@ -137,11 +137,12 @@ describe('conformance: webgpu portable kernel, V chunks in place', () => {
 });
 
 describe('webgpu portable kernel, vnext auto', () => {
-  afterAll(() => setGpuKernelPreference('auto'));
-  it('prefetches further V chunks where a tile has two or more (headDim 128) and not where it has one (value head dim 32)', async () => {
+  afterAll(() => { setPortableTuning({ pch: true }); setGpuKernelPreference('auto'); });
+  it('prefetches further V chunks where a tile has two or more (headDim 128) and not where it has one (value head dim 32, P by chunk off)', async () => {
     setGpuOutputPoisoning(true);
     await gpuContext();
     setGpuKernelPreference('portable');
+    setPortableTuning({ pch: false });
     for (const [name, takes] of [['headDim 128', true], ['headDimV 32 ≠ headDim 64', false]] as const) {
       const c = CASES.find((x) => x.name === name)!;
       await checkCase(c, runOn('webgpu'));
@@ -149,6 +150,29 @@ describe('webgpu portable kernel, vnext auto', () => {
       expect(lastGpuStats?.key.includes('"vnext":true'), name).toBe(takes);
     }
   }, 300_000);
+});
+
+// P by chunk (setPortableTuning's pch, PortableFlashVariant.pch) is the forward default and runs every case
+// above; the layout without it (P for the whole tile in workgroup memory, 32-dim slices: the capture
+// passes' form, and the forward pass with pch off) on a subset here.
+describe('conformance: webgpu portable kernel, P by chunk on and off', () => {
+  beforeAll(async () => {
+    setGpuOutputPoisoning(true);
+    await gpuContext();
+    setGpuKernelPreference('portable');
+  });
+  afterAll(() => { setPortableTuning({ pch: true }); setGpuKernelPreference('auto'); });
+  for (const name of ['self N129 d64', 'causal 129x97', 'headDim 128', 'headDimV 111 ≠ headDim 40', 'varlen window GQA8', 'NaN in v propagates']) {
+    for (const pch of [true, false]) {
+      const c0 = CASES.find((x) => x.name === name)!;
+      it(`${name} [pch ${pch}]`, async () => {
+        setPortableTuning({ pch });
+        await checkCase(c0, runOn('webgpu'));
+        expect(lastGpuStats?.kernel).toBe('flash_portable');
+        expect(lastGpuStats?.key.includes('"pch":true')).toBe(pch);
+      }, 300_000);
+    }
+  }
 });
 
 // The whole V tile in one chunk (setPortableTuning's vfull, on by default where workgroup memory allows: value

@@ -94,7 +94,11 @@ export class GpuTensor {
 const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true };
 /**
  * Portable-kernel tuning for profiling (scripts/portable-profile.mjs; defaults are what runs):
- * - `wide`: false keeps 16-dim S slices where 32 would fit;
+ * - `pch`: P by chunk (PortableFlashVariant.pch) in the forward pass: P held in registers and stored with
+ *   each V chunk of at most 32 keys, 16-dim S slices and no whole-tile V unless `wide` / `vfull` say
+ *   otherwise, so the kernel needs 12–16 KiB of workgroup memory instead of 32 and several workgroups share
+ *   a compute unit. On by default (see BENCHMARKS.md, 2026-11-30);
+ * - `wide`: 32-dim S slices where they fit ('auto': without pch), false keeps 16-dim ones;
  * - `v4`: V read as vec4, each thread owning four consecutive output columns. 'auto' takes it when the
  *   value head dim, rounded up to 16, is a multiple of 64: on the H200 it took vitL14-336 from 7.9 to 9.0
  *   TFLOP/s and 8k-d64 from 8.5 to 9.7, while at d80 (128 columns carried for 80) it fell from 7.2 to 6.6
@@ -131,7 +135,7 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
  *   loaded during slice s's FMAs (−1.5% at vitL14-336 and 8k-d64, +1% at qwen d80);
  * - `ablate`: parts of the kernel dropped (PortableFlashVariant's bits; the results are wrong while set).
  */
-const portableTuning: { wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4; vecLoads: boolean; vfull: boolean; vpre: boolean; vnext: 'auto' | boolean; ablate: number } = { wide: true, v4: 'auto', rows: 'auto', vecLoads: true, vfull: true, vpre: true, vnext: 'auto', ablate: 0 };
+const portableTuning: { pch: boolean; wide: 'auto' | boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4; vecLoads: boolean; vfull: boolean; vpre: boolean; vnext: 'auto' | boolean; ablate: number } = { pch: true, wide: 'auto', v4: 'auto', rows: 'auto', vecLoads: true, vfull: true, vpre: true, vnext: 'auto', ablate: 0 };
 
 export function setPortableTuning(t: Partial<typeof portableTuning>): void {
   Object.assign(portableTuning, Object.fromEntries(Object.entries(t).filter(([, x]) => x !== undefined)));
@@ -562,14 +566,15 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {
       const sg = caps.subgroups && caps.subgroupMinSize >= 16;
-      const wide = portableTuning.wide && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage;
+      const pch = portableTuning.pch && !capture;
+      const wide = (portableTuning.wide === 'auto' ? !pch : portableTuning.wide) && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage;
       // Four elements per load: every Q/K/V row, head and sequence offset a multiple of 4, K/V not int8.
       const layout4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && aligned(qa, 4, true) && paged?.kvFmt !== 'i8' && kvAligned(ka, va, 4, !!paged);
       const { r2, vload } = portableForm({ DV: plan.headDimV, wide, layout4, maxInvocations: caps.maxInvocations, robust: caps.robust });
-      const vfull = portableTuning.vfull && portableGeometry({ DV: plan.headDimV, wide }).BCV < 64 &&
+      const vfull = !pch && portableTuning.vfull && portableGeometry({ DV: plan.headDimV, wide }).BCV < 64 &&
         portableSharedBytes(wide, sg, plan.headDimV) <= caps.maxWorkgroupStorage;
-      const vnext = portableTuning.vnext === 'auto' ? portableGeometry({ DV: plan.headDimV, wide, vfull }).BCV < 64 : portableTuning.vnext;
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vfull ? { vfull: true } : {}), ...(vload ? { vload: true } : {}), ...(vload && portableTuning.vpre ? { vpre: true } : {}), ...(vload && portableTuning.vpre && vnext ? { vnext: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
+      const vnext = portableTuning.vnext === 'auto' ? portableGeometry({ DV: plan.headDimV, wide, vfull, pch }).BCV < 64 : portableTuning.vnext;
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vfull ? { vfull: true } : {}), ...(vload ? { vload: true } : {}), ...(vload && portableTuning.vpre ? { vpre: true } : {}), ...(vload && portableTuning.vpre && vnext ? { vnext: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pch ? { pch: true } : {}), ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }

@@ -98,6 +98,27 @@ fn tile_entry(at: u32, lid: u32) -> u32 {
   return workgroupUniformLoad(&wtile[0]);
 }`;
 
+/**
+ * JOB_WGSL's functions reading the job, plan and tile tables straight from `tbl` in every invocation, for
+ * kernels where `tbl` is read-only (loads from a read-only storage buffer at a uniform index are uniform):
+ * no workgroup memory and no barrier (tile_entry's was one barrier a tile).
+ */
+export const JOB_WGSL_DIRECT = `fn stage_job(job: u32, lid: u32) -> array<u32, 16> {
+  var J: array<u32, 16>;
+  let jb = P.jobTable + min(job, P.numJobs - 1u) * 3u;
+  let sb = P.seqTable + tbl[jb] * 9u;
+  J[0] = select(0u, 1u, job < P.numJobs);
+  J[1] = tbl[jb + 1u];
+  J[2] = tbl[jb + 2u];
+  for (var t = 0u; t < 9u; t++) { J[3u + t] = tbl[sb + t]; }
+  return J;
+}
+fn tile_range(plan: u32, qtile: u32, lid: u32) -> vec2<u32> {
+  let rowStart = tbl[P.planTable + plan * 2u];
+  return vec2<u32>(tbl[rowStart + qtile], tbl[rowStart + qtile + 1u]);
+}
+fn tile_entry(at: u32, lid: u32) -> u32 { return tbl[at]; }`;
+
 export interface PortableFlashVariant {
   readonly kernel: 'flash_portable';
   readonly fmt: InFormat;
@@ -138,6 +159,14 @@ export interface PortableFlashVariant {
    * heads and bases are multiples of 4, K/V not int8, and a thread's slice of DS dims a multiple of 4.
    */
   readonly vload?: boolean;
+  /**
+   * P by chunk (forward only): P kept in registers after the softmax and stored with each V chunk, so P
+   * takes 64 × BCV floats of workgroup memory instead of 64 × 64 (BCV at most 32) and the barrier after
+   * the softmax goes. With 16-dim slices the kernel then fits in 16 KiB or less, so several workgroups
+   * share a compute unit (on the H200 about 48 KiB of workgroup memory a compute unit are shared by the
+   * resident workgroups; the 32 KiB kernel ran one at a time).
+   */
+  readonly pch?: boolean;
   /** 0 forward; 1 column sums, 2 probability rows (capture from the forward LSE). */
   readonly capture?: 0 | 1 | 2;
   readonly paged?: KvPaging;
@@ -152,16 +181,18 @@ export interface PortableFlashVariant {
  * DS: dims per S slice (32 when `wide`, else 16); the V chunk (BCV keys, a multiple of 4) fills the same
  * workgroup array (wa, WAN vec4s).
  */
-export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean; vfull?: boolean }) {
+export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean; vfull?: boolean; pch?: boolean }) {
   const DS = v.wide ? 32 : 16;
   const DVT = Math.ceil(v.DV / 16);
   const DVP = DVT * 16;
   // wa: 32·DS vec4s (Qᵀ and Kᵀ slices); with vfull at least a whole 64-key V tile (16·DVP vec4s).
   const WAN = Math.max(32 * DS, v.vfull ? 16 * DVP : 0);
-  const BCV = Math.min(64, Math.floor((4 * WAN) / DVP / 4) * 4);
+  const BCV = Math.min(v.pch ? 32 : 64, Math.floor((4 * WAN) / DVP / 4) * 4);
   // Output values a thread keeps per row: DVT columns tx + 16t, or with v4 four per 64-column group.
   const OT = v.v4 ? 4 * Math.ceil(DVP / 64) : DVT;
-  return { DS, DVT, DVP, BCV, OT, WAN };
+  // ps: P for 64 rows × 64 keys, or with pch × BCV keys (vec4s).
+  const PSN = v.pch ? 16 * BCV : 1024;
+  return { DS, DVT, DVP, BCV, OT, WAN, PSN };
 }
 
 /**
@@ -170,7 +201,7 @@ export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean; v
  */
 export function portableSharedBytes(wide: boolean, sg: boolean, vfullDV?: number): number {
   const g = portableGeometry({ DV: vfullDV ?? 16, wide, vfull: vfullDV !== undefined });
-  return g.WAN * 16 + 16384 + (sg ? 0 : 4096) + 80;
+  return g.WAN * 16 + g.PSN * 16 + (sg ? 0 : 4096) + 80;
 }
 
 function reductions(sg: boolean): string {
@@ -230,7 +261,8 @@ function portableLoaders(fmt: InFormat, paged: KvPaging | undefined, vload: bool
 }
 
 export function portableSource(v: PortableFlashVariant, maskFn: string): string {
-  const { DS, DVT, DVP, BCV, OT, WAN } = portableGeometry(v);
+  const pch = !!v.pch && !v.capture;
+  const { DS, DVT, DVP, BCV, OT, WAN, PSN } = portableGeometry({ ...v, pch });
   const prelude = [
     v.sg ? 'enable subgroups;' : '',
     `const D: u32 = ${v.D}u;`,
@@ -254,11 +286,15 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const VNEXT: bool = ${!!(v.vpre && v.vnext)};`,
     `const NCH: u32 = ${Math.ceil(64 / BCV)}u;`,
     `const VPN: u32 = ${v.vpre ? Math.ceil((BCV * DVP) / 4 / (v.r2 ? 512 : 256)) : 1}u;`,
+    `const PCH: bool = ${pch};`,
+    `const PSN: u32 = ${PSN}u;`,
+    `const PSR: u32 = ${pch ? BCV / 4 : 16}u;`,
+    `const PSJ: u32 = ${pch ? 0 : BCV / 4}u;`,
     `const ABLATE: u32 = ${v.ablate ?? 0}u;`,
     portableLoaders(v.fmt, v.paged, !!v.vload),
     '@group(0) @binding(5) var<storage, read_write> out: array<f32>;',
   ].join('\n');
-  return `${prelude}\n${SHADERS['flash_portable']}\n${JOB_WGSL}\n${reductions(v.sg)}\n${MASK_HELPERS}\n${maskFn}\n`;
+  return `${prelude}\n${SHADERS['flash_portable']}\n${pch ? JOB_WGSL_DIRECT : JOB_WGSL}\n${reductions(v.sg)}\n${MASK_HELPERS}\n${maskFn}\n`;
 }
 
 export interface TopKVariant {

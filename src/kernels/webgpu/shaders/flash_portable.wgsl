@@ -13,9 +13,12 @@
 //   (subgroup shuffles when subgroups hold ≥ 16 lanes, workgroup memory otherwise);
 //   P = 2^(S − m) into workgroup memory; O = O·2^(m_old − m) + P·V over V chunks in workgroup memory
 //   (BCV keys, a multiple of 4, taken four at a time; the whole tile where workgroup memory allows).
+//   PCH (P by chunk): P stays in registers after the softmax and each V chunk's threads store their part
+//   of it with the chunk, so P needs only 64 × BCV floats of workgroup memory and no barrier of its own.
 // V4 (where DVP is a multiple of 64): thread tx owns output columns 4·(tx + 16u) .. +3 instead of tx + 16t, so P·V reads V
 // as one vec4 per four columns (one workgroup load per 16 FMAs instead of per 4); OT values a row.
-// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, VPRE, VPN, VNEXT, NCH (V chunks a tile), NATURAL, CAP, ABLATE (profiling:
+// The prelude defines D, DV, DS, DVT, DVP, OT, V4, BCV, G, NP, RPT, NT, VLOAD, WAN, VPRE, VPN, VNEXT, NCH (V chunks a tile),
+// PCH, PSN (ps vec4s), PSR (ps vec4s a row), PSJ (a chunk's offset in a ps row), NATURAL, CAP, ABLATE (profiling:
 // parts dropped, bits 1 Q/K slice loads, 2 S FMAs, 4 softmax, 8 V loads, 16 P·V FMAs; 0 in use, the
 // results are wrong otherwise; hot loops are wrapped in an if, never changed, so ABLATE = 0 compiles as before), the loaders ld_q/ld_k/ld_v
 // (and ld_q4(e) / ld_k4(e, n) / ld_v4(e, n): four elements from a multiple of 4, one load each when VLOAD), the
@@ -49,7 +52,7 @@ const LN2: f32 = 0.6931471805599453;
 const MASKED: f32 = -1.0e30;
 
 var<workgroup> wa: array<vec4<f32>, WAN>;   // Qᵀ/Kᵀ slices of DS dims (S phase), V chunk (PV phase)
-var<workgroup> ps: array<vec4<f32>, 1024>;  // P, 64 rows × 64 keys
+var<workgroup> ps: array<vec4<f32>, PSN>;   // P: 64 rows × 64 keys, or (PCH) × the V chunk's BCV keys
 
 // NaN tests by bit pattern: compilers may assume x != x is false.
 fn is_nan(x: f32) -> bool {
@@ -222,6 +225,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
     }
 
     // ---- scores: softcap, mask, online softmax
+    var pk: array<vec4<f32>, RPT>;   // PCH: this thread's P (its rows × keys 4tx..4tx+3) until its V chunk
     for (var a = 0u; a < RPT; a++) {
       let r = ty * RPT + a;
       var s = acc[a];
@@ -245,7 +249,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
         }
         continue;
       }
-      if ((ABLATE & 4u) != 0u) { ps[r * 16u + tx] = s; continue; }
+      if ((ABLATE & 4u) != 0u) { if (PCH) { pk[a] = s; } else { ps[r * 16u + tx] = s; } continue; }
       let tmax = rowmax16(max(max(s.x, s.y), max(s.z, s.w)), r, tx);
       let mNew = max(m[a], tmax);
       let mUse = select(mNew, 0.0, mNew <= MASKED);
@@ -254,10 +258,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
       let alpha = select(exp2(m[a] - mUse), 0.0, m[a] <= MASKED);
       l[a] = l[a] * alpha + tsum;
       m[a] = mNew;
-      ps[r * 16u + tx] = p;
+      if (PCH) { pk[a] = p; } else { ps[r * 16u + tx] = p; }
       for (var t = 0u; t < OT; t++) { o[a][t] *= alpha; }
     }
-    workgroupBarrier();
+    // PCH: P stays in registers until its V chunk (the chunk's barrier covers it).
+    if (!PCH) { workgroupBarrier(); }
     if (CAPTURE == 1u) {
       // Column sums of this tile's 64 rows: thread lid < 64 sums key lid down the rows.
       if (lid < 64u) {
@@ -274,6 +279,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
     for (var jc = 0u; jc < NCH; jc++) {
       let j0 = jc * BCV;
       if (j0 >= nk) { break; }
+      // PCH: the threads whose four keys lie in this chunk store their P (chunk-relative, BCV / 4 vec4s a row).
+      if (PCH) {
+        let t0 = jc * (BCV / 4u);
+        if (tx >= t0 && tx < t0 + BCV / 4u) {
+          for (var a = 0u; a < RPT; a++) { ps[(ty * RPT + a) * PSR + tx - t0] = pk[a]; }
+        }
+      }
       if (VPRE && (j0 == 0u || VNEXT)) {
         for (var i = 0u; i < VPN; i++) {
           let x4 = lid + i * NT;
@@ -315,7 +327,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
         for (var q = 0u; q < BCV / 4u; q++) {
           if (4u * q >= jn) { break; }
           var pr: array<vec4<f32>, RPT>;
-          for (var a = 0u; a < RPT; a++) { pr[a] = ps[(ty * RPT + a) * 16u + jc * (BCV / 4u) + q]; }
+          for (var a = 0u; a < RPT; a++) { pr[a] = ps[(ty * RPT + a) * PSR + jc * PSJ + q]; }
           for (var i = 0u; i < 4u; i++) {
             if (V4) {
               for (var u = 0u; u < OT / 4u; u++) {
