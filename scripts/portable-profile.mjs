@@ -19,7 +19,7 @@ const shapes = process.env.SMALL ? [['small B1 H2 N200 d64', 1, 2, 200, 64]] : [
   ['B1 H16 N4096 d128', 1, 16, 4096, 128],
 ];
 setGpuKernelPreference('portable');
-const DEFAULTS = { pch: true, wide: 'auto', v4: 'auto', rows: 'auto', vecLoads: true, ablate: 0, vfull: true, vpre: true, vnext: 'auto' };
+const DEFAULTS = { pch: true, wide: true, v4: 'auto', rows: 'auto', vecLoads: true, ablate: 0, vfull: true, vpre: true, vnext: 'auto' };
 let seed = 5;
 const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 - 0.5; };
 for (const [name, B, H, N, d] of shapes) {
@@ -34,7 +34,7 @@ for (const [name, B, H, N, d] of shapes) {
     ? [0, 1, 2, 4, 8, 16, 31].map((ablate) => ({ ablate }))
     : process.env.EXPERIMENTS
       ? (Array.isArray(JSON.parse(process.env.EXPERIMENTS)) ? [{}, ...JSON.parse(process.env.EXPERIMENTS)] : [{}, JSON.parse(process.env.EXPERIMENTS), {}, JSON.parse(process.env.EXPERIMENTS)])
-      : [{}, { pch: false }, { rows: 2 }, { wide: true }, { wide: false }, { v4: !portableUsesV4(d) }, { vecLoads: false }, { vfull: false }, { vpre: false }, { vnext: false }];
+      : [{}, { pch: false }, { rows: 2 }, { wide: false }, { v4: !portableUsesV4(d) }, { vecLoads: false }, { vfull: false }, { vpre: false }, { vnext: false }];
   for (const form of forms) {
     setPortableTuning({ ...DEFAULTS, ...form });
     const ablate = form.ablate ?? 0;

@@ -95,10 +95,12 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
 /**
  * Portable-kernel tuning for profiling (scripts/portable-profile.mjs; defaults are what runs):
  * - `pch`: P by chunk (PortableFlashVariant.pch) in the forward pass: P held in registers and stored with
- *   each V chunk of at most 32 keys, 16-dim S slices and no whole-tile V unless `wide` / `vfull` say
- *   otherwise, so the kernel needs 12–16 KiB of workgroup memory instead of 32 and several workgroups share
- *   a compute unit. On by default (see BENCHMARKS.md, 2026-11-30);
- * - `wide`: 32-dim S slices where they fit ('auto': without pch), false keeps 16-dim ones;
+ *   each V chunk of at most 32 keys (never the whole tile), so the kernel needs 20–24 KiB of workgroup
+ *   memory instead of 32 (12–16 with 16-dim slices) and two workgroups share a compute unit. On by
+ *   default: on the H200 vitL14-336 0.692 → 0.549 ms, qwen2vl d80 8.94 → 7.21, 8k-d64 14.56 → 11.38, N4096
+ *   d128 6.71 → 5.18 with 32-dim slices, and 0.596, 7.23, 12.55, 5.69 with 16-dim ones (3–4 workgroups a
+ *   compute unit but twice the slice barriers), outputs bit-identical (bench/results/portable-pch-profile.txt);
+ * - `wide`: false keeps 16-dim S slices where 32 would fit;
  * - `v4`: V read as vec4, each thread owning four consecutive output columns. 'auto' takes it when the
  *   value head dim, rounded up to 16, is a multiple of 64: on the H200 it took vitL14-336 from 7.9 to 9.0
  *   TFLOP/s and 8k-d64 from 8.5 to 9.7, while at d80 (128 columns carried for 80) it fell from 7.2 to 6.6
@@ -135,7 +137,7 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
  *   loaded during slice s's FMAs (−1.5% at vitL14-336 and 8k-d64, +1% at qwen d80);
  * - `ablate`: parts of the kernel dropped (PortableFlashVariant's bits; the results are wrong while set).
  */
-const portableTuning: { pch: boolean; wide: 'auto' | boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4; vecLoads: boolean; vfull: boolean; vpre: boolean; vnext: 'auto' | boolean; ablate: number } = { pch: true, wide: 'auto', v4: 'auto', rows: 'auto', vecLoads: true, vfull: true, vpre: true, vnext: 'auto', ablate: 0 };
+const portableTuning: { pch: boolean; wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4; vecLoads: boolean; vfull: boolean; vpre: boolean; vnext: 'auto' | boolean; ablate: number } = { pch: true, wide: true, v4: 'auto', rows: 'auto', vecLoads: true, vfull: true, vpre: true, vnext: 'auto', ablate: 0 };
 
 export function setPortableTuning(t: Partial<typeof portableTuning>): void {
   Object.assign(portableTuning, Object.fromEntries(Object.entries(t).filter(([, x]) => x !== undefined)));
@@ -567,7 +569,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     } else {
       const sg = caps.subgroups && caps.subgroupMinSize >= 16;
       const pch = portableTuning.pch && !capture;
-      const wide = (portableTuning.wide === 'auto' ? !pch : portableTuning.wide) && portableSharedBytes(true, sg) <= caps.maxWorkgroupStorage;
+      const wide = portableTuning.wide && portableSharedBytes(true, sg, undefined, pch) <= caps.maxWorkgroupStorage;
       // Four elements per load: every Q/K/V row, head and sequence offset a multiple of 4, K/V not int8.
       const layout4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && aligned(qa, 4, true) && paged?.kvFmt !== 'i8' && kvAligned(ka, va, 4, !!paged);
       const { r2, vload } = portableForm({ DV: plan.headDimV, wide, layout4, maxInvocations: caps.maxInvocations, robust: caps.robust });

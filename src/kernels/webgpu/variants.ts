@@ -162,9 +162,9 @@ export interface PortableFlashVariant {
   /**
    * P by chunk (forward only): P kept in registers after the softmax and stored with each V chunk, so P
    * takes 64 × BCV floats of workgroup memory instead of 64 × 64 (BCV at most 32) and the barrier after
-   * the softmax goes. With 16-dim slices the kernel then fits in 16 KiB or less, so several workgroups
-   * share a compute unit (on the H200 about 48 KiB of workgroup memory a compute unit are shared by the
-   * resident workgroups; the 32 KiB kernel ran one at a time).
+   * the softmax goes: 20–24 KiB with 32-dim slices (12–16 with 16-dim ones) instead of 32, so two
+   * workgroups share a compute unit (on the H200 about 48 KiB of workgroup memory a compute unit are
+   * shared by the resident workgroups; the 32 KiB kernel ran one at a time).
    */
   readonly pch?: boolean;
   /** 0 forward; 1 column sums, 2 probability rows (capture from the forward LSE). */
@@ -197,10 +197,10 @@ export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean; v
 
 /**
  * Workgroup memory (bytes) of the portable kernel: wa, qs, ps, the row reductions without subgroups, job
- * staging; with `vfullDV` (the value head dim) wa holding a whole V tile.
+ * staging; with `vfullDV` (the value head dim) wa holding a whole V tile; with `pch` P by chunk.
  */
-export function portableSharedBytes(wide: boolean, sg: boolean, vfullDV?: number): number {
-  const g = portableGeometry({ DV: vfullDV ?? 16, wide, vfull: vfullDV !== undefined });
+export function portableSharedBytes(wide: boolean, sg: boolean, vfullDV?: number, pch = false): number {
+  const g = portableGeometry({ DV: vfullDV ?? 16, wide, vfull: vfullDV !== undefined, pch });
   return g.WAN * 16 + g.PSN * 16 + (sg ? 0 : 4096) + 80;
 }
 
