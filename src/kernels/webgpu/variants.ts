@@ -65,45 +65,18 @@ fn ld_${name}(e: u32) -> f32 {
 }
 
 /**
- * The job prologue and tile-list reads every tiled kernel shares: invocation 0 stages its job's row of the job table
- * [1], [2] and that job's sequence row [3..11] ([0] = 0 past the last job), and returns them to every
- * invocation as one workgroup-uniform array (one barrier pair). Needs P.jobTable, P.numJobs, P.seqTable and tbl.
+ * The job prologue and tile-list reads every tiled kernel shares: its job's row of the job table [1], [2]
+ * and that job's sequence row [3..11] ([0] = 0 past the last job) as one workgroup-uniform array, then the
+ * Q tile's range of tile-list entries and each entry ((key tile << 1) | partial). Needs P.jobTable,
+ * P.numJobs, P.seqTable, P.planTable and tbl.
+ * - staged (JOB_WGSL): invocation 0 reads the tables and workgroupUniformLoad hands the values to every
+ *   invocation (a barrier pair each; tile_entry's is one a tile). Needed where `tbl` is read_write
+ *   (topk_threshold writes its thresholds there), so loads from it are not uniform.
+ * - direct (JOB_WGSL_DIRECT): every invocation reads `tbl` itself, which is uniform where `tbl` is
+ *   read-only (a read-only storage buffer at a uniform index): no workgroup memory, no barriers.
  */
-export const JOB_WGSL = `var<workgroup> wjob: array<u32, 16>;
-fn stage_job(job: u32, lid: u32) -> array<u32, 16> {
-  if (lid == 0u) {
-    let jb = P.jobTable + min(job, P.numJobs - 1u) * 3u;
-    let sb = P.seqTable + tbl[jb] * 9u;
-    wjob[0] = select(0u, 1u, job < P.numJobs);
-    wjob[1] = tbl[jb + 1u];
-    wjob[2] = tbl[jb + 2u];
-    for (var t = 0u; t < 9u; t++) { wjob[3u + t] = tbl[sb + t]; }
-  }
-  return workgroupUniformLoad(&wjob);
-}
-var<workgroup> wtile: array<u32, 4>;
-// Entries [x, y) of Q tile qtile in the tile list of plan (workgroup-uniform).
-fn tile_range(plan: u32, qtile: u32, lid: u32) -> vec2<u32> {
-  if (lid == 0u) {
-    let rowStart = tbl[P.planTable + plan * 2u];
-    wtile[0] = tbl[rowStart + qtile];
-    wtile[1] = tbl[rowStart + qtile + 1u];
-  }
-  let w = workgroupUniformLoad(&wtile);
-  return vec2<u32>(w[0], w[1]);
-}
-// The tile-list entry at \`at\` ((key tile << 1) | partial), workgroup-uniform.
-fn tile_entry(at: u32, lid: u32) -> u32 {
-  if (lid == 0u) { wtile[0] = tbl[at]; }
-  return workgroupUniformLoad(&wtile[0]);
-}`;
-
-/**
- * JOB_WGSL's functions reading the job, plan and tile tables straight from `tbl` in every invocation, for
- * kernels where `tbl` is read-only (loads from a read-only storage buffer at a uniform index are uniform):
- * no workgroup memory and no barrier (tile_entry's was one barrier a tile).
- */
-export const JOB_WGSL_DIRECT = `fn stage_job(job: u32, lid: u32) -> array<u32, 16> {
+function jobWgsl(direct: boolean): string {
+  const reads = `fn job_row(job: u32) -> array<u32, 16> {
   var J: array<u32, 16>;
   let jb = P.jobTable + min(job, P.numJobs - 1u) * 3u;
   let sb = P.seqTable + tbl[jb] * 9u;
@@ -113,11 +86,37 @@ export const JOB_WGSL_DIRECT = `fn stage_job(job: u32, lid: u32) -> array<u32, 1
   for (var t = 0u; t < 9u; t++) { J[3u + t] = tbl[sb + t]; }
   return J;
 }
-fn tile_range(plan: u32, qtile: u32, lid: u32) -> vec2<u32> {
+// Entries [x, y) of Q tile qtile in the tile list of plan.
+fn tile_bounds(plan: u32, qtile: u32) -> vec2<u32> {
   let rowStart = tbl[P.planTable + plan * 2u];
   return vec2<u32>(tbl[rowStart + qtile], tbl[rowStart + qtile + 1u]);
-}
+}`;
+  if (direct) {
+    return `${reads}
+fn stage_job(job: u32, lid: u32) -> array<u32, 16> { return job_row(job); }
+fn tile_range(plan: u32, qtile: u32, lid: u32) -> vec2<u32> { return tile_bounds(plan, qtile); }
 fn tile_entry(at: u32, lid: u32) -> u32 { return tbl[at]; }`;
+  }
+  return `${reads}
+var<workgroup> wjob: array<u32, 16>;
+fn stage_job(job: u32, lid: u32) -> array<u32, 16> {
+  if (lid == 0u) { wjob = job_row(job); }
+  return workgroupUniformLoad(&wjob);
+}
+var<workgroup> wtile: array<u32, 4>;
+fn tile_range(plan: u32, qtile: u32, lid: u32) -> vec2<u32> {
+  if (lid == 0u) { let b = tile_bounds(plan, qtile); wtile[0] = b.x; wtile[1] = b.y; }
+  let w = workgroupUniformLoad(&wtile);
+  return vec2<u32>(w[0], w[1]);
+}
+// The tile-list entry at \`at\` ((key tile << 1) | partial), workgroup-uniform.
+fn tile_entry(at: u32, lid: u32) -> u32 {
+  if (lid == 0u) { wtile[0] = tbl[at]; }
+  return workgroupUniformLoad(&wtile[0]);
+}`;
+}
+export const JOB_WGSL = jobWgsl(false);
+export const JOB_WGSL_DIRECT = jobWgsl(true);
 
 export interface PortableFlashVariant {
   readonly kernel: 'flash_portable';
