@@ -173,6 +173,21 @@ describe('conformance: webgpu portable kernel, P by chunk on and off', () => {
       }, 300_000);
     }
   }
+  // The smaller V chunks that adapters with 16 KiB of workgroup memory get (portableFit), forced here.
+  for (const name of ['causal 129x97', 'headDim 111', 'varlen window GQA8']) {
+    for (const pcap of [16, 8] as const) {
+      const c0 = CASES.find((x) => x.name === name)!;
+      it(`${name} [pch, V chunks of ≤ ${pcap} keys]`, async () => {
+        setPortableTuning({ pch: true, pcap });
+        try {
+          await checkCase(c0, runOn('webgpu'));
+        } finally {
+          setPortableTuning({ pcap: 32 });
+        }
+        expect(lastGpuStats?.key.includes(`"pcap":${pcap}`)).toBe(true);
+      }, 300_000);
+    }
+  }
 });
 
 // The whole V tile in one chunk (setPortableTuning's vfull, on by default where workgroup memory allows: value

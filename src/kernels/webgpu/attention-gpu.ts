@@ -21,7 +21,7 @@ import { type GpuContext, gpuContext } from './device.js';
 import { compileMaskWgsl } from './mask-wgsl.js';
 import {
   type DecodeVariant, type InFormat, type KvPaging, type PortableFlashVariant, type TopKVariant, convertSource,
-  decodeMergeSource, decodeSharedBytes, decodeSource, portableGeometry, portableSharedBytes, portableSource, topkSource, variantKey,
+  decodeMergeSource, decodeSharedBytes, decodeSource, portableBytes, portableFit, portableGeometry, portableSharedBytes, portableSource, topkSource, variantKey,
 } from './variants.js';
 import { type SgmatVariant, sgmatAblation, sgmatGeometry, sgmatOutVec, sgmatSource, sgmatVLate } from './sgmat.js';
 import { type DecodeWarpVariant, decodeWarpCombines, decodeWarpGeometry, decodeWarpSource } from './decode-warp.js';
@@ -100,6 +100,8 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
  *   default: on the H200 vitL14-336 0.692 → 0.549 ms, qwen2vl d80 8.94 → 7.21, 8k-d64 14.56 → 11.38, N4096
  *   d128 6.71 → 5.18 with 32-dim slices, and 0.596, 7.23, 12.55, 5.69 with 16-dim ones (3–4 workgroups a
  *   compute unit but twice the slice barriers), outputs bit-identical (bench/results/portable-pch-profile.txt);
+ * - `pcap`: with pch, at most this many keys a V chunk (32; 16 and 8 are what adapters with little
+ *   workgroup memory get, `portableFit`: set here, tests run those forms on any adapter);
  * - `wide`: false keeps 16-dim S slices where 32 would fit;
  * - `v4`: V read as vec4, each thread owning four consecutive output columns. 'auto' takes it when the
  *   value head dim, rounded up to 16, is a multiple of 64: on the H200 it took vitL14-336 from 7.9 to 9.0
@@ -137,7 +139,7 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
  *   loaded during slice s's FMAs (−1.5% at vitL14-336 and 8k-d64, +1% at qwen d80);
  * - `ablate`: parts of the kernel dropped (PortableFlashVariant's bits; the results are wrong while set).
  */
-const portableTuning: { pch: boolean; wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4; vecLoads: boolean; vfull: boolean; vpre: boolean; vnext: 'auto' | boolean; ablate: number } = { pch: true, wide: true, v4: 'auto', rows: 'auto', vecLoads: true, vfull: true, vpre: true, vnext: 'auto', ablate: 0 };
+const portableTuning: { pch: boolean; pcap: 32 | 16 | 8; wide: boolean; v4: 'auto' | boolean; rows: 'auto' | 2 | 4; vecLoads: boolean; vfull: boolean; vpre: boolean; vnext: 'auto' | boolean; ablate: number } = { pch: true, pcap: 32, wide: true, v4: 'auto', rows: 'auto', vecLoads: true, vfull: true, vpre: true, vnext: 'auto', ablate: 0 };
 
 export function setPortableTuning(t: Partial<typeof portableTuning>): void {
   Object.assign(portableTuning, Object.fromEntries(Object.entries(t).filter(([, x]) => x !== undefined)));
@@ -569,14 +571,20 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     } else {
       const sg = caps.subgroups && caps.subgroupMinSize >= 16;
       const pch = portableTuning.pch && !capture;
-      const wide = portableTuning.wide && portableSharedBytes(true, sg, undefined, pch) <= caps.maxWorkgroupStorage;
+      const fit = portableFit({ DV: plan.headDimV, sg, pch, wideWanted: portableTuning.wide, maxShared: caps.maxWorkgroupStorage });
+      if (!fit) {
+        const need = portableBytes({ DV: plan.headDimV, wide: false, sg, pch, pcap: 8 });
+        throw new UnsupportedError(`the portable attention kernel needs ${need} bytes of workgroup memory${capture ? ' for attention capture' : ''}; this adapter allows ${caps.maxWorkgroupStorage} (maxComputeWorkgroupStorageSize)`, capture ? 'the forward pass without capture, or an adapter with 24 KiB or more' : 'an adapter with subgroups, or more workgroup memory');
+      }
+      const wide = fit.wide;
+      const pcap = Math.min(fit.pcap, portableTuning.pcap);
       // Four elements per load: every Q/K/V row, head and sequence offset a multiple of 4, K/V not int8.
       const layout4 = plan.headDim % 4 === 0 && plan.headDimV % 4 === 0 && aligned(qa, 4, true) && paged?.kvFmt !== 'i8' && kvAligned(ka, va, 4, !!paged);
       const { r2, vload } = portableForm({ DV: plan.headDimV, wide, layout4, maxInvocations: caps.maxInvocations, robust: caps.robust });
       const vfull = !pch && portableTuning.vfull && portableGeometry({ DV: plan.headDimV, wide }).BCV < 64 &&
         portableSharedBytes(wide, sg, plan.headDimV) <= caps.maxWorkgroupStorage;
-      const vnext = portableTuning.vnext === 'auto' ? portableGeometry({ DV: plan.headDimV, wide, vfull, pch }).BCV < 64 : portableTuning.vnext;
-      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vfull ? { vfull: true } : {}), ...(vload ? { vload: true } : {}), ...(vload && portableTuning.vpre ? { vpre: true } : {}), ...(vload && portableTuning.vpre && vnext ? { vnext: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pch ? { pch: true } : {}), ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
+      const vnext = portableTuning.vnext === 'auto' ? portableGeometry({ DV: plan.headDimV, wide, vfull, pch, pcap }).BCV < 64 : portableTuning.vnext;
+      const pv: PortableFlashVariant = { kernel: 'flash_portable', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, G, sg, wide, ...(portableUsesV4(plan.headDimV) ? { v4: true } : {}), ...(r2 ? { r2: true } : {}), ...(vfull ? { vfull: true } : {}), ...(vload ? { vload: true } : {}), ...(vload && portableTuning.vpre ? { vpre: true } : {}), ...(vload && portableTuning.vpre && vnext ? { vnext: true } : {}), natural, cap, maskKey: mask.key, capture: capture?.mode ?? 0, ...(pch ? { pch: true } : {}), ...(pch && pcap < 32 ? { pcap } : {}), ...(pagedV ? { paged: pagedV } : {}), ...(portableTuning.ablate ? { ablate: portableTuning.ablate } : {}) };
       key = variantKey(pv);
       pipe = await ctx.pipeline(key, portableSource(pv, mask.fn));
     }

@@ -166,6 +166,8 @@ export interface PortableFlashVariant {
    * shared by the resident workgroups; the 32 KiB kernel ran one at a time).
    */
   readonly pch?: boolean;
+  /** With pch, the most keys a V chunk (and its P) holds: 32 unless workgroup memory asks for 16 or 8. */
+  readonly pcap?: number;
   /** 0 forward; 1 column sums, 2 probability rows (capture from the forward LSE). */
   readonly capture?: 0 | 1 | 2;
   readonly paged?: KvPaging;
@@ -180,13 +182,13 @@ export interface PortableFlashVariant {
  * DS: dims per S slice (32 when `wide`, else 16); the V chunk (BCV keys, a multiple of 4) fills the same
  * workgroup array (wa, WAN vec4s).
  */
-export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean; vfull?: boolean; pch?: boolean }) {
+export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean; vfull?: boolean; pch?: boolean; pcap?: number }) {
   const DS = v.wide ? 32 : 16;
   const DVT = Math.ceil(v.DV / 16);
   const DVP = DVT * 16;
   // wa: 32·DS vec4s (Qᵀ and Kᵀ slices); with vfull at least a whole 64-key V tile (16·DVP vec4s).
   const WAN = Math.max(32 * DS, v.vfull ? 16 * DVP : 0);
-  const BCV = Math.min(v.pch ? 32 : 64, Math.floor((4 * WAN) / DVP / 4) * 4);
+  const BCV = Math.min(v.pch ? (v.pcap ?? 32) : 64, Math.floor((4 * WAN) / DVP / 4) * 4);
   // Output values a thread keeps per row: DVT columns tx + 16t, or with v4 four per 64-column group.
   const OT = v.v4 ? 4 * Math.ceil(DVP / 64) : DVT;
   // ps: P for 64 rows × 64 keys, or with pch × BCV keys (vec4s).
@@ -195,12 +197,36 @@ export function portableGeometry(v: { DV: number; wide: boolean; v4?: boolean; v
 }
 
 /**
- * Workgroup memory (bytes) of the portable kernel: wa, qs, ps, the row reductions without subgroups, job
- * staging; with `vfullDV` (the value head dim) wa holding a whole V tile; with `pch` P by chunk.
+ * Workgroup memory (bytes) of a portable-kernel variant: wa, ps, the row reductions without subgroups, and
+ * the job staging (none with pch, which reads the tables directly).
  */
-export function portableSharedBytes(wide: boolean, sg: boolean, vfullDV?: number, pch = false): number {
-  const g = portableGeometry({ DV: vfullDV ?? 16, wide, vfull: vfullDV !== undefined, pch });
-  return g.WAN * 16 + g.PSN * 16 + (sg ? 0 : 4096) + 80;
+export function portableBytes(v: { DV: number; wide: boolean; sg: boolean; vfull?: boolean; pch?: boolean; pcap?: number }): number {
+  const g = portableGeometry(v);
+  return g.WAN * 16 + g.PSN * 16 + (v.sg ? 0 : 4096) + (v.pch ? 0 : 80);
+}
+
+/**
+ * Workgroup memory (bytes) of the portable kernel without P by chunk; with `vfullDV` (the value head dim)
+ * wa holding a whole V tile.
+ */
+export function portableSharedBytes(wide: boolean, sg: boolean, vfullDV?: number): number {
+  return portableBytes({ DV: vfullDV ?? 16, wide, sg, vfull: vfullDV !== undefined });
+}
+
+/**
+ * The portable kernel's slice width and (with P by chunk) V chunk cap for an adapter's workgroup memory:
+ * 32-dim slices where `wideWanted` and they fit, else 16; with pch the chunk cap 32, else 16 or 8 (so
+ * the kernel fits WebGPU's default 16 KiB, with or without subgroups). Null when nothing fits (the whole-
+ * tile P of capture passes needs 24 KiB or more).
+ */
+export function portableFit(o: { DV: number; sg: boolean; pch: boolean; wideWanted: boolean; maxShared: number }): { wide: boolean; pcap: number; bytes: number } | null {
+  for (const wide of o.wideWanted ? [true, false] : [false]) {
+    for (const pcap of o.pch ? [32, 16, 8] : [64]) {
+      const bytes = portableBytes({ DV: o.DV, wide, sg: o.sg, pch: o.pch, pcap });
+      if (bytes <= o.maxShared) return { wide, pcap, bytes };
+    }
+  }
+  return null;
 }
 
 function reductions(sg: boolean): string {

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeWarpCombines, decodeWarpGeometry, decodeWarpSource, type DecodeWarpVariant } from '../../../src/kernels/webgpu/decode-warp.js';
 import { SGMAT_VLATE_MIN_KEYS, setSgmatAblation, sgmatGeometry, sgmatVLate } from '../../../src/kernels/webgpu/sgmat.js';
-import { portableGeometry, portableSharedBytes } from '../../../src/kernels/webgpu/variants.js';
+import { portableBytes, portableFit, portableGeometry, portableSharedBytes } from '../../../src/kernels/webgpu/variants.js';
 import { portableForm, setPortableTuning } from '../../../src/kernels/webgpu/attention-gpu.js';
 
 const NO_MASK = 'fn mask_allows(i: i32, j: i32, lenQ: i32, lenK: i32, thr: u32, s: f32) -> bool { return true; }';
@@ -106,6 +106,33 @@ describe('portable kernel workgroup memory', () => {
     expect(portableSharedBytes(true, true, 128)).toBeGreaterThan(49152);
     // Where one chunk already holds the tile, vfull changes nothing.
     expect(portableGeometry({ DV: 64, wide: true, vfull: true })).toEqual(portableGeometry({ DV: 64, wide: true }));
+  });
+});
+
+describe('portable kernel workgroup memory with P by chunk (portableFit)', () => {
+  it('takes 32-dim slices and 32-key chunks in 24 KiB at d64 where 48 KiB are allowed', () => {
+    expect(portableFit({ DV: 64, sg: true, pch: true, wideWanted: true, maxShared: 49152 })).toEqual({ wide: true, pcap: 32, bytes: 24576 });
+    expect(portableBytes({ DV: 128, wide: true, sg: true, pch: true })).toBeLessThanOrEqual(24576);
+  });
+  it("fits WebGPU's default 16 KiB at every head dim, with or without subgroups", () => {
+    for (const DV of [1, 40, 64, 72, 80, 111, 128, 256]) {
+      for (const sg of [true, false]) {
+        const f = portableFit({ DV, sg, pch: true, wideWanted: true, maxShared: 16384 });
+        expect(f, `DV ${DV} sg ${sg}`).not.toBeNull();
+        expect(f!.bytes).toBeLessThanOrEqual(16384);
+        expect(f!.wide).toBe(false);
+        const g = portableGeometry({ DV, wide: false, pch: true, pcap: f!.pcap });
+        expect(g.BCV % 4).toBe(0);
+        expect(g.BCV).toBeGreaterThan(0);
+        expect(g.BCV * g.DVP).toBeLessThanOrEqual(128 * g.DS);   // the V chunk fits the slice array
+        expect(g.PSN).toBe(16 * g.BCV);
+      }
+    }
+    expect(portableFit({ DV: 64, sg: false, pch: true, wideWanted: true, maxShared: 16384 })!.pcap).toBe(16);
+  });
+  it('has no form for the whole-tile P of capture passes in 16 KiB', () => {
+    expect(portableFit({ DV: 64, sg: true, pch: false, wideWanted: true, maxShared: 16384 })).toBeNull();
+    expect(portableFit({ DV: 64, sg: true, pch: false, wideWanted: true, maxShared: 32768 })).toEqual({ wide: false, pcap: 64, bytes: portableSharedBytes(false, true) });
   });
 });
 
