@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
+import { UnsupportedError, attention, gpuContext, lastGpuStats, probabilityRows, randn, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
 import { portableSource } from '../../src/kernels/webgpu/variants.js';
 import { portableUsesV4, setPortableTuning } from '../../src/kernels/webgpu/attention-gpu.js';
 import { CASES, checkCase, runOn } from './cases.js';
@@ -188,6 +188,34 @@ describe('conformance: webgpu portable kernel, P by chunk on and off', () => {
       }, 300_000);
     }
   }
+});
+
+// An adapter with only WebGPU's default 16 KiB of workgroup memory (the context's limit lowered for the
+// test): the forward pass takes the small form portableFit picks and still matches the reference; capture,
+// whose whole-tile P cannot fit, fails with a typed error that names the limit.
+describe('webgpu portable kernel on a 16 KiB adapter', () => {
+  afterAll(() => setGpuKernelPreference('auto'));
+  it('runs the forward pass in 16 KiB and refuses capture with UnsupportedError', async () => {
+    setGpuOutputPoisoning(true);
+    const ctx = await gpuContext();
+    setGpuKernelPreference('portable');
+    const saved = ctx.caps.maxWorkgroupStorage;
+    ctx.caps.maxWorkgroupStorage = 16384;
+    try {
+      for (const name of ['causal 129x97', 'headDim 128']) {
+        await checkCase(CASES.find((x) => x.name === name)!, runOn('webgpu'));
+        expect(lastGpuStats?.kernel).toBe('flash_portable');
+        expect(lastGpuStats?.key.includes('"wide":false'), name).toBe(true);
+      }
+      const q = randn([1, 20, 2, 32], 3), k = randn([1, 30, 2, 32], 4), v = randn([1, 30, 2, 32], 5);
+      const { lse } = await attention(q, k, v, { returnLse: true, backend: 'webgpu' });
+      const err = await probabilityRows(q, k, [0], { lse, backend: 'webgpu' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UnsupportedError);
+      expect(String((err as Error).message)).toMatch(/16384/);
+    } finally {
+      ctx.caps.maxWorkgroupStorage = saved;
+    }
+  }, 300_000);
 });
 
 // The whole V tile in one chunk (setPortableTuning's vfull, on by default where workgroup memory allows: value
