@@ -257,8 +257,8 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const qskip = !drop.has('qfull') && !v.emulate && (v.DV <= 64 || drop.has('qskip'));
   // (Block 0 always has keys: both places sit inside `if (nk > 0u)`.)
   // 'pad<N>' in the ablation string: N KiB of extra workgroup memory, touched but never used (an occupancy
-  // probe). On the H200 every 2 KiB more cost 5–25% (bench/results/sgmat-layout-run-O.txt): workgroup
-  // memory bounds how many workgroups share a compute unit.
+  // probe). On the H200 +2 KiB cost 0–21%, +4 KiB 11–22%, +8 KiB 17–42% (bench/results/sgmat-layout-run-O.txt):
+  // workgroup memory bounds how many workgroups share a compute unit.
   const padKiB = Number([...drop].find((d) => /^pad\d+$/.test(d))?.slice(3) ?? 0);
   const live = (b: number): string => [kskip && b > 0 ? `nk > ${b * 16}u` : '', qskip ? 'rowsLive' : ''].filter(Boolean).join(' && ') || 'true';
 
