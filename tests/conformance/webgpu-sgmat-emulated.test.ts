@@ -66,3 +66,26 @@ describe('conformance: webgpu tensor-core kernel, emulated matrices, V stored af
     }, 300_000);
   }
 });
+
+// Eight subgroups a workgroup (SgmatVariant.NS = 8, 'ns8' in setSgmatAblation): 128 query rows (or GQA head
+// groups of them) share each K/V tile, and the tile plan's Q tiles double. The emulated kernel runs the same
+// indexing, so CI checks it here (head dims ≤ 80: larger ones exceed SwiftShader's 32 KiB at NS = 8);
+// check:gpu with SGMAT_ABLATE=ns8 on a GPU.
+describe('conformance: webgpu tensor-core kernel, emulated matrices, eight subgroups a workgroup', () => {
+  beforeAll(async () => {
+    setGpuOutputPoisoning(true);
+    await gpuContext();
+    setGpuKernelPreference('sgmat-emulated');
+    setSgmatAblation('ns8');
+  });
+  afterAll(() => { setSgmatAblation(''); setGpuKernelPreference('auto'); });
+  for (const name of ['self N129 d64', 'causal 129x97', 'varlen window GQA8', 'NaN in v propagates', 'headDim 59', 'topK(16, causal)', 'f16 causal GQA']) {
+    const c0 = CASES.find((x) => x.name === name)!;
+    const c: ConformanceCase = { ...c0, dtype: 'f16', name: `${c0.name} [f16, ns8]` };
+    it(c.name, async () => {
+      await checkCase(c, runOn('webgpu'));
+      expect(lastGpuStats?.kernel).toBe('flash_sgmat');
+      expect(lastGpuStats?.key.includes('"NS":8')).toBe(true);
+    }, 300_000);
+  }
+});

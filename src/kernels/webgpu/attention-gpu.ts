@@ -295,14 +295,14 @@ function uniform(ctx: GpuContext, data: ArrayBuffer, temps: GPUBuffer[]): GPUBuf
 }
 
 /** The tensor-core kernel's key tile for this call, or null when it cannot run it. */
-function sgmatFit(ctx: GpuContext, plan: AttentionPlan): { BK: number; emulate: boolean } | null {
+function sgmatFit(ctx: GpuContext, plan: AttentionPlan): { BK: number; NS: number; emulate: boolean } | null {
   if (plan.dtype !== 'f16') return null;
   if (preference === 'sgmat-emulated') {
-    const g = sgmatGeometry(null, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage);
+    const g = sgmatGeometry(null, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations);
     return g && { ...g, emulate: true };
   }
   if (!ctx.caps.f16 || ctx.caps.subgroupMinSize !== 32 || ctx.caps.subgroupMaxSize !== 32) return null;
-  const g = sgmatGeometry(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage);
+  const g = sgmatGeometry(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations);
   // Profiling aid: 'bk16' / 'bk32' in the ablation string sets the key tile (scripts/sgmat-profile.mjs).
   const bk = /bk(16|32)/.exec(sgmatAblation());
   if (g && bk) g.BK = Number(bk[1]);
@@ -415,8 +415,8 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
   // Rows per tile: positions per Q tile for the chosen kernel.
   let tileQ: number, G: number;
   if (kernel === 'flash_sgmat') {
-    G = plan.groupSize % 4 === 0 ? 4 : plan.groupSize % 2 === 0 ? 2 : 1;
-    tileQ = 16 * (4 / G);
+    G = Math.min(sgFit!.NS, plan.groupSize % 4 === 0 ? 4 : plan.groupSize % 2 === 0 ? 2 : 1);
+    tileQ = 16 * (sgFit!.NS / G);
   } else if (kernel === 'decode') {
     G = plan.groupSize;
     tileQ = Math.max(1, plan.seqLenQ);
@@ -565,7 +565,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       // 16-byte loads when every row, head and sequence offset is a multiple of 8 halves.
       const vec = plan.headDim % 8 === 0 && plan.headDimV % 8 === 0 && aligned(qa, 8, true) &&
         (!paged || paged.kvFmt === 'f16') && kvAligned(ka, va, 8, !!paged);
-      const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}) };
+      const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}) };
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {

@@ -4,11 +4,11 @@
  * variant so that every matrix is a named variable (an array of subgroup matrices indexed in a loop
  * gave wrong scores on NVIDIA).
  *
- * Workgroup = 4 subgroups of 32 lanes; subgroup s owns 16 query rows. With GQA the G4 heads of one KV
+ * Workgroup = NS subgroups of 32 lanes (4 in use; SgmatVariant.NS); subgroup s owns 16 query rows. With GQA the G4 heads of one KV
  * head share the workgroup (heads hb·G4 + s % G4, positions q0 + 16·(s / G4) .. +15), so one K/V tile
- * in workgroup memory serves all four subgroups.
+ * in workgroup memory serves all NS subgroups.
  *
- *   once:      the 64 query rows → workgroup memory 16 dims at a time (transposed, zero-padded to DP),
+ *   once:      the 16·NS query rows → workgroup memory 16 dims at a time (transposed, zero-padded to DP),
  *              each subgroup taking its Q as DP/16 left matrices into registers;
  *   per tile of BK keys:
  *              K (row-major) and Vᵀ → workgroup memory (zero rows past the sequence end), one barrier;
@@ -51,7 +51,8 @@ let ablation = '';
  * comma-separated) so that their cost shows as the time saved; the results are wrong while one is set.
  * Forms that keep the results right: 'bk16' / 'bk32' (the key tile), 'vlate' / 'vearly' (V stored after
  * the softmax or with K), 'scatter' (2-byte output stores), 'kfull' / 'qfull' / 'qskip' (the key-block and
- * row skips off, or the row skip at any head dim), 'q1' (Q staged one chunk a barrier pair).
+ * row skips off, or the row skip at any head dim), 'q1' (Q staged one chunk a barrier pair), 'ns8' / 'ns2'
+ * (subgroups a workgroup, SgmatVariant.NS).
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
 export function sgmatAblation(): string { return ablation; }
@@ -64,6 +65,14 @@ export interface SgmatVariant {
   readonly G4: number;
   /** Keys per tile in workgroup memory (16; 32 for profiling; a divisor of the tile plan's 64). */
   readonly BK: number;
+  /**
+   * Subgroups a workgroup (16·NS query rows share each K/V tile; the tile plan's Q tiles are 16·NS / G4
+   * positions; G4 ≤ NS). 4 in use: on the H200 (bench/results/sgmat-ns-run-Q.txt, outputs bit-identical)
+   * 8 subgroups, whose tile loads and barriers serve twice the rows, ran 3–24% slower (fewer workgroups a
+   * compute unit, more lanes waiting at each barrier) and 2 subgroups 27–40% slower. 'ns8' / 'ns2' in the
+   * ablation string select them (profiling).
+   */
+  readonly NS: number;
   /** 16-byte loads: head dims, strides and bases are multiples of 8 halves and K/V are f16. */
   readonly vec: boolean;
   readonly natural: boolean;
@@ -92,30 +101,32 @@ export interface SgmatVariant {
 const pad16 = (x: number) => Math.ceil(x / 16) * 16;
 
 /** Workgroup memory (bytes) of a variant's geometry. */
-export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boolean): number {
-  const g = layout(D, DV, BK, emulate);
+export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boolean, NS = 4): number {
+  const g = layout(D, DV, BK, emulate, NS);
   const half = emulate ? 4 : 2;
-  return g.KV * half + 64 * BK * 4 + 64 * 4 + (emulate ? 1024 * 4 + 128 * 4 : 0);
+  return g.KV * half + 16 * NS * BK * 4 + 64 * 4 + (emulate ? 256 * NS * 4 + 32 * NS * 4 : 0);
 }
 
 /**
  * Workgroup-memory layout (halves), sKV:
- *   before the loop, Q staged 16 dims at a time (transposed, 64 rows at stride QS; real matrices only:
+ *   before the loop, Q staged 16 dims at a time (transposed, 16·NS rows at stride QS; real matrices only:
  *   the emulated ones load Q straight from storage);
  *   per tile, K row-major at stride DPS from 0 and Vᵀ at VT0, stride BKS; once every subgroup's Q·Kᵀ
- *   has passed the barrier after it, the K tile's place takes P (4 subgroups × BK keys × PS).
+ *   has passed the barrier after it, the K tile's place takes P (NS subgroups × BK keys × PS).
  * Rows are padded by 8 halves on real matrices (SwiftShader, which runs the emulated ones, has 32 KiB).
  * On the H200 (qwen2vl-1024px, d80) each of these cut occupancy-bound time: P in the K tile's place
  * instead of its own buffer 2.82 → 2.33 ms, Q by chunks instead of whole 2.33 → 2.03 with O kept only
  * in the accumulators; d64 and d128 stayed within ±2%. Less memory through denser layouts lost more to
  * bank conflicts than occupancy gained (bench/results/sgmat-layout-run-O.txt, H200, bit-identical outputs):
  * K in contiguous 16-dim blocks without row padding −16% to −29%, Vᵀ rows unpadded −4% to −7%, P at stride
- * 24 instead of 16 −1% to −13% (−2% at d128, where it costs no memory).
+ * 24 instead of 16 −1% to −13% (−2% at d128, where it costs no memory). At d80, Vᵀ unpadded (9.5 KB, which
+ * by the 48 KiB rule fits five workgroups a compute unit instead of four) was still 6% slower, and the job
+ * prologue read directly (JOB_WGSL_DIRECT, 80 B less) within ±1% (bench/results/sgmat-vnopad-run-Q.txt).
  */
-function layout(D: number, DV: number, BK: number, emulate: boolean) {
+function layout(D: number, DV: number, BK: number, emulate: boolean, NS: number) {
   const DP = pad16(D), DVP = pad16(DV), pad = emulate ? 0 : 8;
-  const QS = 64 + pad, DPS = DP + pad, BKS = BK + pad;
-  const VT0 = Math.max(BK * DPS, 4 * BK * PS);
+  const QS = 16 * NS + pad, DPS = DP + pad, BKS = BK + pad;
+  const VT0 = Math.max(BK * DPS, NS * BK * PS);
   const KV = Math.max(emulate ? 0 : 16 * QS, VT0 + DVP * BKS);
   return { DP, DVP, QS, DPS, BKS, KV, VT0 };
 }
@@ -124,7 +135,7 @@ function layout(D: number, DV: number, BK: number, emulate: boolean) {
  * Whether the adapter runs the kernel for head dims D, DV (f16 16×16×16 with an f32 result, head dims
  * ≤ SGMAT_MAX_HEAD_DIM), and its key tile (16 keys); null when it cannot.
  */
-export function sgmatGeometry(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] | null, D: number, DV: number, maxShared: number): { BK: number } | null {
+export function sgmatGeometry(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] | null, D: number, DV: number, maxShared: number, maxInvocations = 256): { BK: number; NS: number } | null {
   const emulate = configs === null;
   if (!emulate && !configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) return null;
   if (pad16(D) > SGMAT_MAX_HEAD_DIM || pad16(DV) > SGMAT_MAX_HEAD_DIM) return null;
@@ -134,7 +145,10 @@ export function sgmatGeometry(configs: readonly { componentType: string; resultC
   // 8k-d64 67.7 → 71.9, 8k-d128-causal 48.6 → 80.5, qwen2vl (d80) 72.0 vs 66.6 (64-key tiles, earlier:
   // 36 at vitL14-336).
   const BK = 16;
-  return sgmatSharedBytes(D, DV, BK, emulate) <= maxShared ? { BK } : null;
+  if (sgmatSharedBytes(D, DV, BK, emulate) > maxShared) return null;
+  const parts = ablation.split(',');
+  const NS = parts.includes('ns8') && maxInvocations >= 256 && sgmatSharedBytes(D, DV, BK, emulate, 8) <= maxShared ? 8 : parts.includes('ns2') ? 2 : 4;
+  return { BK, NS };
 }
 
 /** The matrix operations, real or emulated. */
@@ -168,11 +182,11 @@ const EMU: Ops = {
   store: (a, o, m, s) => `emu_st_${a}(${o}, ${m}, ${s});`,
 };
 
-const EMU_HELPERS = `
+const emuHelpers = (NS: number) => `
 var<private> emu_sg: u32;
 var<private> emu_lane: u32;
-var<workgroup> emuA: array<f32, 1024>;
-var<workgroup> exch: array<f32, 128>;
+var<workgroup> emuA: array<f32, ${256 * NS}>;
+var<workgroup> exch: array<f32, ${32 * NS}>;
 // Q rows pos0 .. pos0+15, dims c0 .. c0+15 of head h (zero outside the sequence and past D).
 fn emu_ld_q(c0: u32, qBase: u32, pos0: u32, h: u32, lenQ: u32) -> array<f32, 8> {
   var m: array<f32, 8>;
@@ -235,10 +249,11 @@ fn tohalf(x: f32) -> f16 { return f16(x); }
 export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const M = v.emulate ? EMU : REAL;
   const BK = v.BK;
-  const { DP, DVP, QS, DPS, BKS, KV, VT0 } = layout(v.D, v.DV, BK, v.emulate);
+  const drop = new Set((v.ablate ?? '').split(',').filter(Boolean));
+  const NS = v.NS, NT = 32 * NS, QR = 16 * NS;
+  const { DP, DVP, QS, DPS, BKS, KV, VT0 } = layout(v.D, v.DV, BK, v.emulate, NS);
   const NKD = DP / 16, NDV = DVP / 16, NKB = BK / 16, NR = Math.ceil(DVP / BK), HB = BK / 2;
   const halfT = v.emulate ? 'f32' : 'f16';
-  const drop = new Set((v.ablate ?? '').split(',').filter(Boolean));
   const outT = v.outF16 && !v.emulate ? 'f16' : 'f32';
   // Work past the data is skipped: a tile's 16-key blocks past its key count (S = Q·Kᵀ and P·V; their
   // scores are masked and their P is 0, so the output is unchanged) and, in the real kernel with value
@@ -279,7 +294,7 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
     `const BK: u32 = ${BK}u;`,
     `const HB: u32 = ${HB}u;`,
     `const G4: u32 = ${v.G4}u;`,
-    `const TQ: u32 = ${16 * (4 / v.G4)}u;`,
+    `const TQ: u32 = ${16 * (NS / v.G4)}u;`,
     `const NATURAL: bool = ${v.natural};`,
     `const CAP: bool = ${v.cap};`,
     `const SLACK: f32 = ${SLACK}.0;`,
@@ -300,14 +315,14 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   // Q, dims kd·16 .. kd·16 + 15 of the 64 rows, transposed at stride QS (one 16-byte load a lane).
   const loadQChunk = (kd: number, base: number) => v.vec
     ? `{
-      let u = lid; let rho = u % 64u; let c8 = ${kd * 16}u + (u / 64u) * 8u;
+      let u = lid; let rho = u % ${QR}u; let c8 = ${kd * 16}u + (u / ${QR}u) * 8u;
       let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
       var w = vec4<u32>(0u);
       if (qp < lenQ && c8 < D) { w = qb[(qBase + qp * P.qRow + qh * P.qHead + c8) >> 3u]; }
       ${store8((t) => `${base}u + (c8 - ${kd * 16}u + ${t}u) * ${QS}u + rho`)}
     }`
-    : `for (var u = lid; u < 64u * 16u; u += 128u) {
-      let rho = u % 64u; let c = ${kd * 16}u + u / 64u;
+    : `for (var u = lid; u < ${QR * 16}u; u += ${NT}u) {
+      let rho = u % ${QR}u; let c = ${kd * 16}u + u / ${QR}u;
       let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
       var x = 0.0;
       if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + qh * P.qHead + c); }
@@ -317,20 +332,20 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   // (Issuing tile t+1's loads into registers while tile t computes was measured slower on the H200:
   // 5.50 vs 5.32 ms on 8k-d64, 3.45 vs 3.22 on qwen2vl; again with 16-key tiles, 3.76 vs 3.42 ms on
   // 8k-d128-causal, 2.35 vs 2.04 on qwen2vl: the registers cost more than the overlap gains.)
-  const nLk = Math.ceil((BK * DP) / 8 / 128), nLv = Math.ceil((BK * DVP) / 8 / 128);
+  const nLk = Math.ceil((BK * DP) / 8 / NT), nLv = Math.ceil((BK * DVP) / 8 / NT);
   const issueKV = `${each(nLk, (i) => `        wk${i} = vec4<u32>(0u);
-        { let u = lid + ${i * 128}u; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
+        { let u = lid + ${i * NT}u; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
           if (j < nk && c8 < D && u < ${(BK * DP) / 8}u) { wk${i} = kb[(kv_at(kBase, ks + j, P.kRow) + hk * P.kHead + c8) >> 3u]; } }`)}
 ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
-        { let u = lid + ${i * 128}u; let j = u % BK; let c8 = (u / BK) * 8u;
+        { let u = lid + ${i * NT}u; let j = u % BK; let c8 = (u / BK) * 8u;
           if (j < nk && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
   // (The same addresses written with + − × ÷ of the invocation index only — j·DPS + c8 = 8u + (u ÷ (DP/8))·pad,
   // which Dawn's range analysis can bound, so the stores lose their bounds clamps — measured within ±1% on
   // the H200: bench/results/sgmat-idx-run-K4.txt. The clamps that cost this kernel are elsewhere.)
-  const storeK = `${each(nLk, (i) => `        { let u = lid + ${i * 128}u;
+  const storeK = `${each(nLk, (i) => `        { let u = lid + ${i * NT}u;
           if (u < ${(BK * DP) / 8}u) { let w = wk${i}; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
           ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)} } }`)}`;
-  const storeV = `${each(nLv, (i) => `        { let u = lid + ${i * 128}u;
+  const storeV = `${each(nLv, (i) => `        { let u = lid + ${i * NT}u;
           if (u < ${(BK * DVP) / 8}u) { let w = wv${i}; let j = u % BK; let c8 = (u / BK) * 8u;
           ${store8((t) => `${VT0}u + (c8 + ${t}u) * ${BKS}u + j`)} } }`)}`;
   // VLATE (SgmatVariant.vlate; 16-byte loads): K and V are loaded together at the tile's start as always,
@@ -342,13 +357,13 @@ ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
   const kvRegs = v.vec ? `${each(nLk, (i) => `  var wk${i}: vec4<u32>;`)}\n${each(nLv, (i) => `  var wv${i}: vec4<u32>;`)}` : '';
   const loadKV = v.vec
     ? `${issueKV}\n${storeKV}`
-    : `for (var u = lid; u < BK * DP; u += 128u) {
+    : `for (var u = lid; u < BK * DP; u += ${NT}u) {
       let j = u / DP; let c = u % DP;
       var x = 0.0;
       if (j < nk && c < D) { x = ld_k(kv_at(kBase, ks + j, P.kRow) + hk * P.kHead + c); }
       sKV[j * ${DPS}u + c] = HALF(x);
     }
-    for (var u = lid; u < BK * DVP; u += 128u) {
+    for (var u = lid; u < BK * DVP; u += ${NT}u) {
       let j = u % BK; let c = u / BK;
       var x = 0.0;
       if (j < nk && c < DV) { x = ld_v(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c); }
@@ -419,9 +434,9 @@ const LOG2E: f32 = 1.4426950408889634;
 const LN2: f32 = 0.6931471805599453;
 const MASKED: f32 = -1.0e30;
 
-// Q (transposed, 64 rows at stride ${QS}) before the loop; then K row-major at stride ${DPS} and Vᵀ at ${VT0}, stride ${BKS}.
+// Q (transposed, ${QR} rows at stride ${QS}) before the loop; then K row-major at stride ${DPS} and Vᵀ at ${VT0}, stride ${BKS}.
 var<workgroup> sKV: array<HALF, ${KV}>;
-var<workgroup> sS: array<f32, ${64 * BK}>;   // per subgroup 16×BK (column-major): S, then accumulator flushes
+var<workgroup> sS: array<f32, ${QR * BK}>;   // per subgroup 16×BK (column-major): S, then accumulator flushes
 // Every workgroup variable is a multiple of 16 bytes: on Dawn/NVIDIA, subgroup-matrix loads and stores
 // in workgroup memory went wrong with a 4-byte variable among them, and this layout passes check:gpu
 // (the full rule is not known: see scripts/sgmat-forms.mjs). [0] = the rescale flag.
@@ -432,8 +447,8 @@ fn exp2_masked(x: f32) -> f32 {
   return select(exp2(x), 0.0, x < -126.0);
 }
 
-${v.emulate ? EMU_HELPERS : REAL_HELPERS}
-@compute @workgroup_size(128)
+${v.emulate ? emuHelpers(NS) : REAL_HELPERS}
+@compute @workgroup_size(${NT})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32${v.emulate ? '' : ',\n        @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32'}) {
   let job = wg.x + wg.y * 65535u;
   let sg = ${v.emulate ? 'lid / 32u' : 'sgid'};

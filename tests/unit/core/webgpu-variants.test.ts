@@ -54,9 +54,9 @@ describe('decode_warp geometry', () => {
 describe('tensor-core kernel key tile', () => {
   const configs = [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }];
   it('takes 16 keys and fits WebGPU\'s default 16 KiB of workgroup memory up to head dim 128', () => {
-    for (const d of [32, 64, 72, 80, 96, 128]) expect(sgmatGeometry(configs, d, d, 16384)).toEqual({ BK: 16 });
-    expect(sgmatGeometry(configs, 128, 64, 16384)).toEqual({ BK: 16 });
-    expect(sgmatGeometry(configs, 72, 72, 49152)).toEqual({ BK: 16 });
+    for (const d of [32, 64, 72, 80, 96, 128]) expect(sgmatGeometry(configs, d, d, 16384)).toEqual({ BK: 16, NS: 4 });
+    expect(sgmatGeometry(configs, 128, 64, 16384)).toEqual({ BK: 16, NS: 4 });
+    expect(sgmatGeometry(configs, 72, 72, 49152)).toEqual({ BK: 16, NS: 4 });
     expect(sgmatGeometry(configs, 256, 256, 49152)).toBeNull();
     expect(sgmatGeometry([], 64, 64, 49152)).toBeNull();
   });
