@@ -79,7 +79,7 @@ describe('conformance: webgpu tensor-core kernel, emulated matrices, eight subgr
     setSgmatAblation('ns8');
   });
   afterAll(() => { setSgmatAblation(''); setGpuKernelPreference('auto'); });
-  for (const name of ['self N129 d64', 'causal 129x97', 'varlen window GQA8', 'NaN in v propagates', 'headDim 59', 'topK(16, causal)', 'f16 causal GQA']) {
+  for (const name of ['causal 129x97', 'varlen window GQA8', 'f16 causal GQA']) {
     const c0 = CASES.find((x) => x.name === name)!;
     const c: ConformanceCase = { ...c0, dtype: 'f16', name: `${c0.name} [f16, ns8]` };
     it(c.name, async () => {
