@@ -115,7 +115,8 @@ const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, w
  *   and without WebGPU's bounds clamps (gpuContext's `robustness: false`) 0.912 → 0.735, 18.96 → 15.62,
  *   8.95 → 6.72 (bench/results/gpu-h200-portable-rows.txt). Eight rows a thread (128 threads) was tried and
  *   removed: 30–35% slower with scalar loads, 25–39% with four-element loads (vitL14-336 0.845 → 1.133
- *   ms, 8k-d64 18.7 → 25.6; bench/results/gpu-h200-portable-experiments.txt);
+ *   ms, 8k-d64 18.7 → 25.6; bench/results/gpu-h200-portable-experiments.txt), and again with P by chunk
+ *   3–10% slower (bench/results/portable-experiments-run-Q.txt);
  * - `vecLoads`: Q, K and V read from storage four elements per load where the layout allows (head dims,
  *   rows, heads and bases multiples of 4, K/V not int8, each loader thread's share of a slice a multiple
  *   of 4). On by default: on the H200 vitL14-336 9.1 → 10.8 TFLOP/s, qwen d80 6.9 → 10.2, 8k-d64 10.3 →

@@ -225,6 +225,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
     }
 
     // ---- scores: softcap, mask, online softmax
+    // (Row sums kept per thread and reduced once after the last tile, and the row max reduced only when a
+    // subgroup vote finds a score above the reference by more than 2^8, were both within 0–1.7% on the H200:
+    // not kept; bench/results/portable-experiments-run-Q.txt.)
     var pk: array<vec4<f32>, RPT>;   // PCH: this thread's P (its rows × keys 4tx..4tx+3) until its V chunk
     for (var a = 0u; a < RPT; a++) {
       let r = ty * RPT + a;
