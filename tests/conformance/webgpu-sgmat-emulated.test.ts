@@ -44,48 +44,38 @@ describe('conformance: webgpu tensor-core kernel, emulated matrices', () => {
   }
 });
 
-// V stored into workgroup memory after the softmax instead of with K (SgmatVariant.vlate: the default from
-// SGMAT_VLATE_MIN_KEYS keys, 16-byte loads only; 'vlate' in setSgmatAblation forces it for these short
-// cases): the emulated kernel runs the same staging, so CI checks its data flow here; check:gpu with
-// SGMAT_ABLATE=vlate on a GPU.
-describe('conformance: webgpu tensor-core kernel, emulated matrices, V stored after the softmax', () => {
-  beforeAll(async () => {
-    setGpuOutputPoisoning(true);
-    await gpuContext();
-    setGpuKernelPreference('sgmat-emulated');
-    setSgmatAblation('vlate');
+/**
+ * A non-default form of the emulated kernel, forced by setSgmatAblation(`form`), on the named conformance
+ * cases: each must match the reference and run the tensor-core kernel with `keyPart` in its variant key.
+ */
+function describeForm(title: string, form: string, keyPart: string, names: string[]): void {
+  describe(`conformance: webgpu tensor-core kernel, emulated matrices, ${title}`, () => {
+    beforeAll(async () => {
+      setGpuOutputPoisoning(true);
+      await gpuContext();
+      setGpuKernelPreference('sgmat-emulated');
+      setSgmatAblation(form);
+    });
+    afterAll(() => { setSgmatAblation(''); setGpuKernelPreference('auto'); });
+    for (const name of names) {
+      const c0 = CASES.find((x) => x.name === name)!;
+      const c: ConformanceCase = { ...c0, dtype: 'f16', name: `${c0.name} [f16, ${form}]` };
+      it(c.name, async () => {
+        await checkCase(c, runOn('webgpu'));
+        expect(lastGpuStats?.kernel).toBe('flash_sgmat');
+        expect(lastGpuStats?.key.includes(keyPart)).toBe(true);
+      }, 300_000);
+    }
   });
-  afterAll(() => { setSgmatAblation(''); setGpuKernelPreference('auto'); });
-  for (const name of ['self N129 d64', 'causal 129x97', 'varlen window GQA8', 'NaN in v propagates', 'headDim 128']) {
-    const c0 = CASES.find((x) => x.name === name)!;
-    const c: ConformanceCase = { ...c0, dtype: 'f16', name: `${c0.name} [f16, vlate]` };
-    it(c.name, async () => {
-      await checkCase(c, runOn('webgpu'));
-      expect(lastGpuStats?.kernel).toBe('flash_sgmat');
-      expect(lastGpuStats?.key.includes('"vlate":true')).toBe(true);
-    }, 300_000);
-  }
-});
+}
 
-// Eight subgroups a workgroup (SgmatVariant.NS = 8, 'ns8' in setSgmatAblation): 128 query rows (or GQA head
+// V stored into workgroup memory after the softmax instead of with K (SgmatVariant.vlate: the default from
+// SGMAT_VLATE_MIN_KEYS keys, 16-byte loads only; 'vlate' forces it for these short cases): the emulated
+// kernel runs the same staging, so CI checks its data flow here; check:gpu with SGMAT_ABLATE=vlate on a GPU.
+describeForm('V stored after the softmax', 'vlate', '"vlate":true', ['self N129 d64', 'causal 129x97', 'varlen window GQA8', 'NaN in v propagates', 'headDim 128']);
+
+// Eight subgroups a workgroup (SgmatVariant.NS = 8, 'ns8'; not the default): 128 query rows (or GQA head
 // groups of them) share each K/V tile, and the tile plan's Q tiles double. The emulated kernel runs the same
-// indexing, so CI checks it here (head dims ≤ 80: larger ones exceed SwiftShader's 32 KiB at NS = 8);
-// check:gpu with SGMAT_ABLATE=ns8 on a GPU.
-describe('conformance: webgpu tensor-core kernel, emulated matrices, eight subgroups a workgroup', () => {
-  beforeAll(async () => {
-    setGpuOutputPoisoning(true);
-    await gpuContext();
-    setGpuKernelPreference('sgmat-emulated');
-    setSgmatAblation('ns8');
-  });
-  afterAll(() => { setSgmatAblation(''); setGpuKernelPreference('auto'); });
-  for (const name of ['causal 129x97', 'varlen window GQA8', 'f16 causal GQA']) {
-    const c0 = CASES.find((x) => x.name === name)!;
-    const c: ConformanceCase = { ...c0, dtype: 'f16', name: `${c0.name} [f16, ns8]` };
-    it(c.name, async () => {
-      await checkCase(c, runOn('webgpu'));
-      expect(lastGpuStats?.kernel).toBe('flash_sgmat');
-      expect(lastGpuStats?.key.includes('"NS":8')).toBe(true);
-    }, 300_000);
-  }
-});
+// indexing (head dims ≤ 80: larger ones exceed SwiftShader's 32 KiB at NS = 8); check:gpu with
+// SGMAT_ABLATE=ns8 on a GPU.
+describeForm('eight subgroups a workgroup', 'ns8', '"NS":8', ['causal 129x97', 'varlen window GQA8', 'f16 causal GQA']);
