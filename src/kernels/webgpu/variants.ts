@@ -76,31 +76,37 @@ fn ld_${name}(e: u32) -> f32 {
  *   read-only (a read-only storage buffer at a uniform index): no workgroup memory, no barriers.
  */
 function jobWgsl(direct: boolean): string {
-  const reads = `fn job_row(job: u32) -> array<u32, 16> {
-  var J: array<u32, 16>;
-  let jb = P.jobTable + min(job, P.numJobs - 1u) * 3u;
+  // The job row's reads, written into J (direct) or straight into the workgroup copy (staged). Staging
+  // through a function-local array and one whole-array copy (486023a) made the decode kernel 20–30% slower
+  // on the H200 with correct outputs: decode-kv4k f16 0.090 → 0.116–0.120 ms, f32 0.154 → 0.184
+  // (bench/results/gpu-h200-run-q-before-fix.txt); written in place again 0.090 and 0.151 (run Q).
+  const fill = (J: string) => `let jb = P.jobTable + min(job, P.numJobs - 1u) * 3u;
   let sb = P.seqTable + tbl[jb] * 9u;
-  J[0] = select(0u, 1u, job < P.numJobs);
-  J[1] = tbl[jb + 1u];
-  J[2] = tbl[jb + 2u];
-  for (var t = 0u; t < 9u; t++) { J[3u + t] = tbl[sb + t]; }
-  return J;
-}
-// Entries [x, y) of Q tile qtile in the tile list of plan.
+  ${J}[0] = select(0u, 1u, job < P.numJobs);
+  ${J}[1] = tbl[jb + 1u];
+  ${J}[2] = tbl[jb + 2u];
+  for (var t = 0u; t < 9u; t++) { ${J}[3u + t] = tbl[sb + t]; }`;
+  const bounds = `// Entries [x, y) of Q tile qtile in the tile list of plan.
 fn tile_bounds(plan: u32, qtile: u32) -> vec2<u32> {
   let rowStart = tbl[P.planTable + plan * 2u];
   return vec2<u32>(tbl[rowStart + qtile], tbl[rowStart + qtile + 1u]);
 }`;
   if (direct) {
-    return `${reads}
-fn stage_job(job: u32, lid: u32) -> array<u32, 16> { return job_row(job); }
+    return `${bounds}
+fn stage_job(job: u32, lid: u32) -> array<u32, 16> {
+  var J: array<u32, 16>;
+  ${fill('J')}
+  return J;
+}
 fn tile_range(plan: u32, qtile: u32, lid: u32) -> vec2<u32> { return tile_bounds(plan, qtile); }
 fn tile_entry(at: u32, lid: u32) -> u32 { return tbl[at]; }`;
   }
-  return `${reads}
+  return `${bounds}
 var<workgroup> wjob: array<u32, 16>;
 fn stage_job(job: u32, lid: u32) -> array<u32, 16> {
-  if (lid == 0u) { wjob = job_row(job); }
+  if (lid == 0u) {
+  ${fill('wjob')}
+  }
   return workgroupUniformLoad(&wjob);
 }
 var<workgroup> wtile: array<u32, 4>;
