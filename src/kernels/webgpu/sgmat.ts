@@ -51,8 +51,8 @@ let ablation = '';
  * comma-separated) so that their cost shows as the time saved; the results are wrong while one is set.
  * Forms that keep the results right: 'bk16' / 'bk32' (the key tile), 'vlate' / 'vearly' (V stored after
  * the softmax or with K), 'scatter' (2-byte output stores), 'kfull' / 'qfull' / 'qskip' (the key-block and
- * row skips off, or the row skip at any head dim), 'q1' (Q staged one chunk a barrier pair), 'ns8' / 'ns2'
- * (subgroups a workgroup, SgmatVariant.NS).
+ * row skips off, or the row skip at any head dim), 'q1' (Q staged one chunk a barrier pair), 'ns8' / 'ns2' /
+ * 'ns1' (subgroups a workgroup, SgmatVariant.NS).
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
 export function sgmatAblation(): string { return ablation; }
@@ -69,8 +69,9 @@ export interface SgmatVariant {
    * Subgroups a workgroup (16·NS query rows share each K/V tile; the tile plan's Q tiles are 16·NS / G4
    * positions; G4 ≤ NS). 4 in use: on the H200 (bench/results/sgmat-ns-run-Q.txt, outputs bit-identical)
    * 8 subgroups, whose tile loads and barriers serve twice the rows, ran 3–24% slower (fewer workgroups a
-   * compute unit, more lanes waiting at each barrier) and 2 subgroups 27–40% slower. 'ns8' / 'ns2' in the
-   * ablation string select them (profiling).
+   * compute unit, more lanes waiting at each barrier) and 2 subgroups 27–40% slower. 'ns8' / 'ns2' / 'ns1'
+   * in the ablation string select them (profiling; one subgroup, where every barrier is the subgroup's
+   * own, is not timed yet).
    */
   readonly NS: number;
   /** 16-byte loads: head dims, strides and bases are multiples of 8 halves and K/V are f16. */
@@ -147,7 +148,8 @@ export function sgmatGeometry(configs: readonly { componentType: string; resultC
   const BK = 16;
   if (sgmatSharedBytes(D, DV, BK, emulate) > maxShared) return null;
   const parts = ablation.split(',');
-  const NS = parts.includes('ns8') && maxInvocations >= 256 && sgmatSharedBytes(D, DV, BK, emulate, 8) <= maxShared ? 8 : parts.includes('ns2') ? 2 : 4;
+  const NS = parts.includes('ns8') && maxInvocations >= 256 && sgmatSharedBytes(D, DV, BK, emulate, 8) <= maxShared ? 8
+    : parts.includes('ns2') ? 2 : parts.includes('ns1') ? 1 : 4;
   return { BK, NS };
 }
 
