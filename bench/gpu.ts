@@ -11,9 +11,10 @@
  * Decode shapes are also run over a paged KV (16-token blocks in shuffled order, read through the
  * block tables): issue 4's bar is paged ≥ 0.9× the contiguous decode kernel's throughput.
  *
- *   node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--no-paged] [--no-robustness] [--out=path]
+ *   node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--no-paged] [--no-robustness] [--out=path] [--baseline=earlier.json]
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import {
   type AttentionPlan, GpuTensor, KvBlockStorage, Tensor, causal, f16ToF32, f32ToF16, gpuContext, gpuKvMirror, mulberry32, planAttention,
   prepareGpuAttention, setGpuKernelPreference, BENCH_SCHEMA, comparePredictions, type PreparedGpuAttention,
@@ -21,13 +22,13 @@ import {
 import { parseArgs } from './lib/args.js';
 import { type QKV, pickRows, referenceRow } from './lib/check.js';
 import { machineInfo } from './lib/machine.js';
-import { writeJson, resultsDir } from './lib/results.js';
+import { type BaselineRow, compareToBaseline, writeJson, resultsDir } from './lib/results.js';
 import { type AttentionShape, attentionFlops } from './lib/shapes.js';
 import { formatTable, markdownTable, type Column } from './lib/table.js';
 import { timeGpu } from '../scripts/lib/gpu-time.mjs';
 import { measureGpuCeilings, type GpuCeilings } from './lib/gpu-ceilings.js';
 
-const usage = 'node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--no-paged] [--no-robustness] [--out=path]';
+const usage = 'node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--no-paged] [--no-robustness] [--out=path] [--baseline=earlier.json]';
 
 function shape(name: string, s: Partial<AttentionShape> & Pick<AttentionShape, 'numHeads' | 'seqLenQ' | 'headDim'>): AttentionShape {
   return {
@@ -121,7 +122,7 @@ function timeCall(ctx: Awaited<ReturnType<typeof gpuContext>>, encode: (e: GPUCo
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), { 'shapes=': 'comma-separated shape names', 'variants=': 'f32,f16,f16-portable', 'out=': 'JSON path', 'no-torch': 'skip the PyTorch peer', 'no-paged': 'skip the paged-KV decode runs', 'no-robustness': 'run without WebGPU bounds clamps (gpuContext robustness: false; Node/Dawn)' }, usage);
+  const args = parseArgs(process.argv.slice(2), { 'shapes=': 'comma-separated shape names', 'variants=': 'f32,f16,f16-portable', 'out=': 'JSON path', 'no-torch': 'skip the PyTorch peer', 'no-paged': 'skip the paged-KV decode runs', 'no-robustness': 'run without WebGPU bounds clamps (gpuContext robustness: false; Node/Dawn)', 'baseline=': 'an earlier bench:gpu JSON: every call timed against it, ±10% flagged' }, usage);
   const pick = args.values.get('shapes');
   const shapes = pick ? GPU_SHAPES.filter((s) => pick.split(',').includes(s.name)) : GPU_SHAPES;
   const variants = (args.values.get('variants') ?? 'f32,f16').split(',').map((v) => VARIANTS[v] ?? (() => { throw new Error(`unknown variant ${v}`); })());
@@ -222,13 +223,31 @@ async function main(): Promise<void> {
     } },
   ];
   console.log('\n' + formatTable(cols, rows));
+  // Against an earlier run (a regression check: check:gpu cannot see a kernel that got slower).
+  const baselinePath = args.values.get('baseline');
+  let baseline: { file: string; rows: BaselineRow[] } | undefined;
+  if (baselinePath) {
+    const earlier = JSON.parse(readFileSync(baselinePath, 'utf8')) as { results?: { shape: string; variant: string; ms: number | string }[] };
+    const cmp = compareToBaseline(rows, earlier.results ?? []);
+    baseline = { file: baselinePath, rows: cmp };
+    console.log(`\nagainst ${baselinePath} (same shapes and variants; ±10% taken as run-to-run spread):`);
+    console.log(formatTable<BaselineRow>([
+      { title: 'call', cell: (r) => r.name },
+      { title: 'before ms', cell: (r) => r.beforeMs.toFixed(3) },
+      { title: 'now ms', cell: (r) => r.nowMs.toFixed(3) },
+      { title: 'now ÷ before', cell: (r) => r.ratio.toFixed(2) },
+      { title: 'verdict', cell: (r) => (r.verdict === 'same' ? '' : r.verdict.toUpperCase()) },
+    ], cmp));
+    const slower = cmp.filter((r) => r.verdict === 'slower');
+    if (slower.length) console.log(`REGRESSION: ${slower.map((r) => `${r.name} ${r.ratio.toFixed(2)}×`).join(', ')} slower than ${baselinePath}`);
+  }
   const machine = machineInfo();
   const command = `npm run bench:gpu -- ${process.argv.slice(2).join(' ')}`.trim();
   const file = {
     bench: 'gpu', command, machine, adapter: info, caps: ctx.caps, ceilings,
     torch: 'error' in torch ? torch : { version: torch.torch, device: torch.device },
     method: 'after ≥ 0.6 s of back-to-back calls (clock warm-up), median of 7 samples; each sample = one command buffer of N calls (≥ 20 ms), per-call time = sample / N',
-    results: rows, torchResults: 'error' in torch ? [] : torch.results, markdown: markdownTable(cols, rows),
+    results: rows, ...(baseline ? { baseline } : {}), torchResults: 'error' in torch ? [] : torch.results, markdown: markdownTable(cols, rows),
   };
   const out = args.values.get('out') ?? `${resultsDir()}/gpu.json`;
   console.log(`\nwrote ${writeJson(out, file)}`);

@@ -33,3 +33,32 @@ export function writeJson(path: string, data: unknown): string {
 export function writeResults<T>(name: string, file: ResultFile<T>, out?: string): string {
   return writeJson(out ?? join(resultsDir(), `${name}.json`), file);
 }
+
+/** One row of a comparison against an earlier result file (a regression check between runs). */
+export interface BaselineRow {
+  /** `shape/variant`, e.g. `decode-kv4k/f16`. */
+  name: string;
+  beforeMs: number;
+  nowMs: number;
+  /** nowMs / beforeMs: above 1 is slower. */
+  ratio: number;
+  /** 'slower' / 'faster' past the tolerance, else 'same'. */
+  verdict: 'slower' | 'faster' | 'same';
+}
+
+/**
+ * Rows of this run against an earlier run's rows, matched by shape and variant (rows missing from
+ * either side, or without a finite time, are left out). `tolerance` is the relative change taken as
+ * run-to-run spread (0.1: ±10%; H200 reruns of one source differ by up to ~5%).
+ */
+export function compareToBaseline(now: readonly { shape: string; variant: string; ms: number }[], before: readonly { shape: string; variant: string; ms: number | string }[], tolerance = 0.1): BaselineRow[] {
+  const old = new Map(before.map((r) => [`${r.shape}/${r.variant}`, Number(r.ms)]));
+  const rows: BaselineRow[] = [];
+  for (const r of now) {
+    const name = `${r.shape}/${r.variant}`, beforeMs = old.get(name);
+    if (beforeMs === undefined || !Number.isFinite(beforeMs) || !(beforeMs > 0) || !Number.isFinite(r.ms)) continue;
+    const ratio = r.ms / beforeMs;
+    rows.push({ name, beforeMs, nowMs: r.ms, ratio, verdict: ratio > 1 + tolerance ? 'slower' : ratio < 1 / (1 + tolerance) ? 'faster' : 'same' });
+  }
+  return rows;
+}

@@ -9,6 +9,7 @@ import { type Mask, attentionReference, causal, randn } from '../../src/index.js
 import { parseArgs } from '../lib/args.js';
 import { type QKV, bhsdAt, bshdAt, checkRows, pickRows, referenceRow, referenceRows } from '../lib/check.js';
 import { type AttentionShape, attentionFlops, blockLayout, kvBytes, shapeMask, visibleFraction } from '../lib/shapes.js';
+import { compareToBaseline } from '../lib/results.js';
 import { formatTable, markdownTable } from '../lib/table.js';
 import { median, timeIt } from '../lib/timing.js';
 import { naiveAttention, naiveTimedRows } from '../peers/naive.js';
@@ -213,5 +214,35 @@ describe('timing and tables', () => {
     const cols = [{ title: 'a', cell: (r: number[]) => r[0] }, { title: 'b|c', cell: (r: number[]) => (r[1] ? String(r[1]) : null) }];
     expect(formatTable(cols, [[1, 22], [333, 0]]).split('\n')).toEqual(['a    b|c', '---  ---', '1     22', '333     ']);
     expect(markdownTable(cols, [[1, 2]])).toBe('| a | b\\|c |\n| :-- | --: |\n| 1 | 2 |');
+  });
+});
+
+describe('compareToBaseline (bench:gpu --baseline)', () => {
+  const before = [
+    { shape: 'decode-kv4k', variant: 'f16', ms: 0.090 },
+    { shape: 'decode-kv4k', variant: 'f32', ms: 0.151 },
+    { shape: 'vitL14-336', variant: 'f16', ms: 0.181 },
+    { shape: 'gone', variant: 'f16', ms: 1 },
+    { shape: 'bad', variant: 'f32', ms: 'NaN' },
+  ];
+  it('matches rows by shape and variant, flags changes past the tolerance, skips unmatched and invalid rows', () => {
+    const now = [
+      { shape: 'decode-kv4k', variant: 'f16', ms: 0.120 },   // the run-Q regression: 1.33×
+      { shape: 'decode-kv4k', variant: 'f32', ms: 0.152 },   // spread
+      { shape: 'vitL14-336', variant: 'f16', ms: 0.150 },    // faster
+      { shape: 'new', variant: 'f16', ms: 1 },               // no baseline
+      { shape: 'bad', variant: 'f32', ms: 1 },               // baseline not finite
+    ];
+    const rows = compareToBaseline(now, before);
+    expect(rows.map((r) => [r.name, r.verdict])).toEqual([['decode-kv4k/f16', 'slower'], ['decode-kv4k/f32', 'same'], ['vitL14-336/f16', 'faster']]);
+    expect(rows[0]!.ratio).toBeCloseTo(0.120 / 0.090, 12);
+  });
+  it('honours the tolerance both ways, symmetric in ratio', () => {
+    const r = (ms: number, tol: number) => compareToBaseline([{ shape: 'a', variant: 'f16', ms }], [{ shape: 'a', variant: 'f16', ms: 1 }], tol)[0]!.verdict;
+    expect(r(1.049, 0.05)).toBe('same');
+    expect(r(1.051, 0.05)).toBe('slower');
+    expect(r(1 / 1.049, 0.05)).toBe('same');
+    expect(r(1 / 1.051, 0.05)).toBe('faster');
+    expect(compareToBaseline([{ shape: 'a', variant: 'f16', ms: NaN }], [{ shape: 'a', variant: 'f16', ms: 1 }])).toEqual([]);
   });
 });
