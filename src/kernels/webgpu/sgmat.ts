@@ -4,9 +4,9 @@
  * variant so that every matrix is a named variable (an array of subgroup matrices indexed in a loop
  * gave wrong scores on NVIDIA).
  *
- * Workgroup = NS subgroups of 32 lanes (4 in use; SgmatVariant.NS); subgroup s owns 16 query rows. With GQA the G4 heads of one KV
- * head share the workgroup (heads hb·G4 + s % G4, positions q0 + 16·(s / G4) .. +15), so one K/V tile
- * in workgroup memory serves all NS subgroups.
+ * Workgroup = NS subgroups of 32 lanes (4 in use; SgmatVariant.NS); subgroup s owns 16 query rows. With
+ * GQA the G4 heads of one KV head share the workgroup (heads hb·G4 + s % G4, positions q0 + 16·(s / G4)
+ * .. +15), so one K/V tile in workgroup memory serves all NS subgroups.
  *
  *   once:      the 16·NS query rows → workgroup memory 16 dims at a time (transposed, zero-padded to DP),
  *              each subgroup taking its Q as DP/16 left matrices into registers;
@@ -314,7 +314,7 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   const unpackH = v.emulate ? 'unpack2x16float' : 'bitcast<vec2<f16>>';
   const store8 = (dst: (t: number) => string) => `let a0 = ${unpackH}(w.x); let a1 = ${unpackH}(w.y); let a2 = ${unpackH}(w.z); let a3 = ${unpackH}(w.w);
         ${each(8, (t) => `sKV[${dst(t)}] = HALF(a${t >> 1}.${t & 1 ? 'y' : 'x'});`)}`;
-  // Q, dims kd·16 .. kd·16 + 15 of the 64 rows, transposed at stride QS (one 16-byte load a lane).
+  // Q, dims kd·16 .. kd·16 + 15 of the 16·NS rows, transposed at stride QS (one 16-byte load a lane).
   const loadQChunk = (kd: number, base: number) => v.vec
     ? `{
       let u = lid; let rho = u % ${QR}u; let c8 = ${kd * 16}u + (u / ${QR}u) * 8u;
