@@ -22,7 +22,7 @@ import {
 import { parseArgs } from './lib/args.js';
 import { type QKV, pickRows, referenceRow } from './lib/check.js';
 import { machineInfo } from './lib/machine.js';
-import { type BaselineRow, compareToBaseline, writeJson, resultsDir } from './lib/results.js';
+import { BASELINE_TOLERANCE, type BaselineRow, compareToBaseline, writeJson, resultsDir } from './lib/results.js';
 import { type AttentionShape, attentionFlops } from './lib/shapes.js';
 import { formatTable, markdownTable, type Column } from './lib/table.js';
 import { timeGpu } from '../scripts/lib/gpu-time.mjs';
@@ -122,7 +122,7 @@ function timeCall(ctx: Awaited<ReturnType<typeof gpuContext>>, encode: (e: GPUCo
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), { 'shapes=': 'comma-separated shape names', 'variants=': 'f32,f16,f16-portable', 'out=': 'JSON path', 'no-torch': 'skip the PyTorch peer', 'no-paged': 'skip the paged-KV decode runs', 'no-robustness': 'run without WebGPU bounds clamps (gpuContext robustness: false; Node/Dawn)', 'baseline=': 'an earlier bench:gpu JSON: every call timed against it, ±10% flagged' }, usage);
+  const args = parseArgs(process.argv.slice(2), { 'shapes=': 'comma-separated shape names', 'variants=': 'f32,f16,f16-portable', 'out=': 'JSON path', 'no-torch': 'skip the PyTorch peer', 'no-paged': 'skip the paged-KV decode runs', 'no-robustness': 'run without WebGPU bounds clamps (gpuContext robustness: false; Node/Dawn)', 'baseline=': 'an earlier bench:gpu JSON: every call timed against it, changes past the run-to-run spread flagged' }, usage);
   const pick = args.values.get('shapes');
   const shapes = pick ? GPU_SHAPES.filter((s) => pick.split(',').includes(s.name)) : GPU_SHAPES;
   const variants = (args.values.get('variants') ?? 'f32,f16').split(',').map((v) => VARIANTS[v] ?? (() => { throw new Error(`unknown variant ${v}`); })());
@@ -230,7 +230,7 @@ async function main(): Promise<void> {
     const earlier = JSON.parse(readFileSync(baselinePath, 'utf8')) as { results?: { shape: string; variant: string; ms: number | string }[] };
     const cmp = compareToBaseline(rows, earlier.results ?? []);
     baseline = { file: baselinePath, rows: cmp };
-    console.log(`\nagainst ${baselinePath} (same shapes and variants; ±10% taken as run-to-run spread):`);
+    console.log(`\nagainst ${baselinePath} (same shapes and variants; ±${BASELINE_TOLERANCE * 100}% taken as run-to-run spread):`);
     console.log(formatTable<BaselineRow>([
       { title: 'call', cell: (r) => r.name },
       { title: 'before ms', cell: (r) => r.beforeMs.toFixed(3) },

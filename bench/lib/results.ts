@@ -46,12 +46,15 @@ export interface BaselineRow {
   verdict: 'slower' | 'faster' | 'same';
 }
 
+/** The relative change compareToBaseline takes as run-to-run spread (H200 reruns of one source differ by up to ~5%). */
+export const BASELINE_TOLERANCE = 0.1;
+
 /**
  * Rows of this run against an earlier run's rows, matched by shape and variant (rows missing from
  * either side, or without a finite time, are left out). `tolerance` is the relative change taken as
- * run-to-run spread (0.1: ±10%; H200 reruns of one source differ by up to ~5%).
+ * run-to-run spread.
  */
-export function compareToBaseline(now: readonly { shape: string; variant: string; ms: number }[], before: readonly { shape: string; variant: string; ms: number | string }[], tolerance = 0.1): BaselineRow[] {
+export function compareToBaseline(now: readonly { shape: string; variant: string; ms: number }[], before: readonly { shape: string; variant: string; ms: number | string }[], tolerance = BASELINE_TOLERANCE): BaselineRow[] {
   const old = new Map(before.map((r) => [`${r.shape}/${r.variant}`, Number(r.ms)]));
   const rows: BaselineRow[] = [];
   for (const r of now) {
