@@ -36,16 +36,23 @@ for (const [name, B, H, N, d, c] of shapes) {
   const gk = same ? gq : await make(normal), gv = same ? gq : await make(normal);
   const g = gq;
   const plan = planAttention(gq, gk, gv, { mask: c ? causal() : null });
+  // 'occ' forms count resident workgroups in the LSE buffer (sgmat.ts), so they need one.
+  const planOcc = planAttention(gq, gk, gv, { mask: c ? causal() : null, returnLse: true });
   const flops = 4 * B * H * N * N * d / (c ? 2 : 1);
   const cells = [];
   // Experiments (no part dropped) must give the full kernel's output: max |difference| is printed.
-  const dropped = (a) => /load|qk|softmax|pv/.test(a);
+  const dropped = (a) => /load|qk|softmax|pv|occ/.test(a);
   let ref = null;
   for (const a of ablations) {
     setSgmatAblation(a);
-    const prep = await prepareGpuAttention(plan, gq, gk, gv);
+    const occ = a.split(',').includes('occ');
+    const prep = await prepareGpuAttention(occ ? planOcc : plan, gq, gk, gv);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     let check = '';
+    if (occ) {
+      const [now, high] = new Uint32Array((await prep.lse.toTensor()).toFloat32().buffer, 0, 2);
+      check = `, ${high} resident workgroups${now ? `, ${now} left counted in!` : ''}`;
+    }
     if (!dropped(a)) {
       const o = (await prep.out.toTensor()).toFloat32();
       if (!ref) ref = o;

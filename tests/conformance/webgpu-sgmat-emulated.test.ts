@@ -79,3 +79,4 @@ describeForm('V stored after the softmax', 'vlate', '"vlate":true', ['self N129 
 // indexing (head dims ≤ 80: larger ones exceed SwiftShader's 32 KiB at NS = 8); check:gpu with
 // SGMAT_ABLATE=ns8 on a GPU.
 describeForm('eight subgroups a workgroup', 'ns8', '"NS":8', ['causal 129x97', 'varlen window GQA8', 'f16 causal GQA']);
+

@@ -11,7 +11,7 @@
  *   once:      the 16·NS query rows → workgroup memory 16 dims at a time (transposed, zero-padded to DP),
  *              each subgroup taking its Q as DP/16 left matrices into registers;
  *   per tile of BK keys:
- *              K (row-major) and Vᵀ → workgroup memory (zero rows past the sequence end), one barrier;
+ *              K and V (both row-major) → workgroup memory (zero rows past the sequence end), one barrier;
  *              S = Q·Kᵀ on subgroup matrices → workgroup memory (f32, column-major), one barrier;
  *              softmax in SIMT (lane → row lane % 16, keys 2c + lane / 16): scale, softcap, predicate on
  *              partial tiles only, NaN flag; P (f16) → workgroup memory where the K tile was;
@@ -52,7 +52,7 @@ let ablation = '';
  * Forms that keep the results right: 'bk16' / 'bk32' (the key tile), 'vlate' / 'vearly' (V stored after
  * the softmax or with K), 'scatter' (2-byte output stores), 'kfull' / 'qfull' / 'qskip' (the key-block and
  * row skips off, or the row skip at any head dim), 'q1' (Q staged one chunk a barrier pair), 'ns8' / 'ns2' /
- * 'ns1' (subgroups a workgroup, SgmatVariant.NS).
+ * 'ns1' (subgroups a workgroup, SgmatVariant.NS); 'occ' (resident workgroups, counted in the LSE buffer).
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
 export function sgmatAblation(): string { return ablation; }
@@ -69,9 +69,9 @@ export interface SgmatVariant {
    * Subgroups a workgroup (16·NS query rows share each K/V tile; the tile plan's Q tiles are 16·NS / G4
    * positions; G4 ≤ NS). 4 in use: on the H200 (bench/results/sgmat-ns-run-Q.txt, outputs bit-identical)
    * 8 subgroups, whose tile loads and barriers serve twice the rows, ran 3–24% slower (fewer workgroups a
-   * compute unit, more lanes waiting at each barrier) and 2 subgroups 27–40% slower. 'ns8' / 'ns2' / 'ns1'
-   * in the ablation string select them (profiling; one subgroup, where every barrier is the subgroup's
-   * own, is not timed yet).
+   * compute unit, more lanes waiting at each barrier), 2 subgroups 27–40% slower and 1 subgroup (every
+   * barrier the subgroup's own, but each K/V tile staged for 16 rows) 2.0–2.5× slower
+   * (bench/results/sgmat-ns1-run-R.txt). 'ns8' / 'ns2' / 'ns1' in the ablation string select them.
    */
   readonly NS: number;
   /** 16-byte loads: head dims, strides and bases are multiples of 8 halves and K/V are f16. */
@@ -112,9 +112,16 @@ export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boo
  * Workgroup-memory layout (halves), sKV:
  *   before the loop, Q staged 16 dims at a time (transposed, 16·NS rows at stride QS; real matrices only:
  *   the emulated ones load Q straight from storage);
- *   per tile, K row-major at stride DPS from 0 and Vᵀ at VT0, stride BKS; once every subgroup's Q·Kᵀ
- *   has passed the barrier after it, the K tile's place takes P (NS subgroups × BK keys × PS).
+ *   per tile, K row-major at stride DPS from 0 and V row-major at V0, stride DVS (a row-major right-matrix
+ *   load reads it as it is); once every subgroup's Q·Kᵀ has passed the barrier after it, the K tile's place
+ *   takes P (NS subgroups × BK keys × PS).
  * Rows are padded by 8 halves on real matrices (SwiftShader, which runs the emulated ones, has 32 KiB).
+ * Workgroups a compute unit on the H200 (scripts/occupancy-probe.mjs, and 'occ' below for this kernel): the
+ * resident workgroups share 48 KiB of workgroup memory, exactly (5 at 9.5 KiB, 4 at 10–12, 3 at 14–16), and
+ * this kernel is bound by it: 5 a unit at d64, 4 at d80, 3 at d128 (bench/results/occupancy-run-R.txt).
+ * V row-major instead of transposed (Vᵀ at stride BK + 8, with transposing 2-byte stores) made every shape
+ * 13–18% faster with the same occupancy (vitL14-336 0.181 → 0.155 ms, 8k-d64 3.64 → 3.11, qwen2vl 1.97 →
+ * 1.74, 8k-d128-causal 3.20 → 2.71; bench/results/sgmat-vrow-run-R.txt, outputs bit-identical).
  * On the H200 (qwen2vl-1024px, d80) each of these cut occupancy-bound time: P in the K tile's place
  * instead of its own buffer 2.82 → 2.33 ms, Q by chunks instead of whole 2.33 → 2.03 with O kept only
  * in the accumulators; d64 and d128 stayed within ±2%. Less memory through denser layouts lost more to
@@ -126,10 +133,10 @@ export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boo
  */
 function layout(D: number, DV: number, BK: number, emulate: boolean, NS: number) {
   const DP = pad16(D), DVP = pad16(DV), pad = emulate ? 0 : 8;
-  const QS = 16 * NS + pad, DPS = DP + pad, BKS = BK + pad;
-  const VT0 = Math.max(BK * DPS, NS * BK * PS);
-  const KV = Math.max(emulate ? 0 : 16 * QS, VT0 + DVP * BKS);
-  return { DP, DVP, QS, DPS, BKS, KV, VT0 };
+  const QS = 16 * NS + pad, DPS = DP + pad, DVS = DVP + pad;
+  const V0 = Math.max(BK * DPS, NS * BK * PS);
+  const KV = Math.max(emulate ? 0 : 16 * QS, V0 + BK * DVS);
+  return { DP, DVP, QS, DPS, DVS, KV, V0 };
 }
 
 /**
@@ -158,6 +165,8 @@ interface Ops {
   zero: string;
   loadL(arr: string, off: string, stride: string): string;
   loadR(arr: string, off: string, stride: string): string;
+  /** A right matrix stored row-major (element (k, n) at off + k·stride + n). */
+  loadRrow(arr: string, off: string, stride: string): string;
   /** An f32 result matrix (an accumulator) from workgroup memory. */
   loadAcc(arr: string, off: string, stride: string): string;
   mma(a: string, b: string, c: string): string;
@@ -168,6 +177,7 @@ const REAL: Ops = {
   zero: 'subgroup_matrix_result<f32, 16, 16>()',
   loadL: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
   loadR: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
+  loadRrow: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&${a}, ${o}, ${s})`,
   loadAcc: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
   mma: (a, b, c) => `subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c})`,
   store: (a, o, m, s) => `subgroupMatrixStore<col_major>(&${a}, ${o}, ${m}, ${s});`,
@@ -177,8 +187,9 @@ const REAL: Ops = {
 const EMU: Ops = {
   zero: 'array<f32, 8>()',
   loadL: (a, o, s) => `emu_ld_${a}(${o}, ${s})`,
-  // Right operands always come from sKV: kept as (offset, stride) and read inside the product.
-  loadR: (_a, o, s) => `vec2<u32>(${o}, ${s})`,
+  // Right operands always come from sKV: kept as (offset, column stride, row stride) and read inside the product.
+  loadR: (_a, o, s) => `vec3<u32>(${o}, ${s}, 1u)`,
+  loadRrow: (_a, o, s) => `vec3<u32>(${o}, 1u, ${s})`,
   loadAcc: (a, o, s) => `emu_ldr_${a}(${o}, ${s})`,
   mma: (a, b, c) => `emu_mma(${a}, ${b}, ${c})`,
   store: (a, o, m, s) => `emu_st_${a}(${o}, ${m}, ${s});`,
@@ -216,7 +227,7 @@ fn emu_ldr_sS(off: u32, stride: u32) -> array<f32, 8> {
 fn emu_st_sS(off: u32, m: array<f32, 8>, stride: u32) {
   for (var t = 0u; t < 8u; t++) { let i = t * 32u + emu_lane; sS[off + (i % 16u) * stride + i / 16u] = m[t]; }
 }
-fn emu_mma(a: array<f32, 8>, b: vec2<u32>, c: array<f32, 8>) -> array<f32, 8> {
+fn emu_mma(a: array<f32, 8>, b: vec3<u32>, c: array<f32, 8>) -> array<f32, 8> {
   let base = emu_sg * 256u;
   for (var t = 0u; t < 8u; t++) { emuA[base + t * 32u + emu_lane] = a[t]; }
   workgroupBarrier();
@@ -226,7 +237,7 @@ fn emu_mma(a: array<f32, 8>, b: vec2<u32>, c: array<f32, 8>) -> array<f32, 8> {
     let row = i / 16u;
     let col = i % 16u;
     var s = 0.0;
-    for (var k = 0u; k < 16u; k++) { s += emuA[base + row * 16u + k] * sKV[b.x + col * b.y + k]; }
+    for (var k = 0u; k < 16u; k++) { s += emuA[base + row * 16u + k] * sKV[b.x + col * b.y + k * b.z]; }
     r[t] += s;
   }
   workgroupBarrier();
@@ -253,7 +264,7 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const BK = v.BK;
   const drop = new Set((v.ablate ?? '').split(',').filter(Boolean));
   const NS = v.NS, NT = 32 * NS, QR = 16 * NS;
-  const { DP, DVP, QS, DPS, BKS, KV, VT0 } = layout(v.D, v.DV, BK, v.emulate, NS);
+  const { DP, DVP, QS, DPS, DVS, KV, V0 } = layout(v.D, v.DV, BK, v.emulate, NS);
   const NKD = DP / 16, NDV = DVP / 16, NKB = BK / 16, NR = Math.ceil(DVP / BK), HB = BK / 2;
   const halfT = v.emulate ? 'f32' : 'f16';
   const outT = v.outF16 && !v.emulate ? 'f16' : 'f32';
@@ -276,6 +287,11 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // 'pad<N>' in the ablation string: N KiB of extra workgroup memory, touched but never used (an occupancy
   // probe). On the H200 +2 KiB cost 0–21%, +4 KiB 11–22%, +8 KiB 17–42% (bench/results/sgmat-layout-run-O.txt):
   // workgroup memory bounds how many workgroups share a compute unit.
+  // 'occ' in the ablation string: an occupancy probe. Each workgroup counts itself in and out of lse[0] and
+  // keeps the high-water mark in lse[1] (u32 atomics in the LSE buffer, whose values are then meaningless;
+  // call with returnLse): resident workgroups, the quantity scripts/occupancy-probe.mjs measures for plain
+  // kernels, for this kernel's own registers and workgroup memory.
+  const occ = drop.has('occ') && !v.emulate;
   const padKiB = Number([...drop].find((d) => /^pad\d+$/.test(d))?.slice(3) ?? 0);
   const live = (b: number): string => [kskip && b > 0 ? `nk > ${b * 16}u` : '', qskip ? 'rowsLive' : ''].filter(Boolean).join(' && ') || 'true';
 
@@ -312,6 +328,9 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   // Real matrices take the halves as they are (bitcast); measured on the H200 as fast as unpacking them to
   // f32 and converting back (bench/results/gpu-h200-sgmat-bc.txt), with two conversions fewer a pair.
   const unpackH = v.emulate ? 'unpack2x16float' : 'bitcast<vec2<f16>>';
+  // (Each lane's 8 halves are 8 consecutive 2-byte stores, which the compiler merges: storing them in a
+  // per-lane rotated order, which would spread unmerged stores over all 32 banks, was 8–13% slower on every
+  // shape: bench/results/sgmat-srot-run-R.txt.)
   const store8 = (dst: (t: number) => string) => `let a0 = ${unpackH}(w.x); let a1 = ${unpackH}(w.y); let a2 = ${unpackH}(w.z); let a3 = ${unpackH}(w.w);
         ${each(8, (t) => `sKV[${dst(t)}] = HALF(a${t >> 1}.${t & 1 ? 'y' : 'x'});`)}`;
   // Q, dims kd·16 .. kd·16 + 15 of the 16·NS rows, transposed at stride QS (one 16-byte load a lane).
@@ -339,7 +358,7 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
         { let u = lid + ${i * NT}u; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
           if (j < nk && c8 < D && u < ${(BK * DP) / 8}u) { wk${i} = kb[(kv_at(kBase, ks + j, P.kRow) + hk * P.kHead + c8) >> 3u]; } }`)}
 ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
-        { let u = lid + ${i * NT}u; let j = u % BK; let c8 = (u / BK) * 8u;
+        { let u = lid + ${i * NT}u; let j = u / (DVP / 8u); let c8 = (u % (DVP / 8u)) * 8u;
           if (j < nk && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
   // (The same addresses written with + − × ÷ of the invocation index only — j·DPS + c8 = 8u + (u ÷ (DP/8))·pad,
   // which Dawn's range analysis can bound, so the stores lose their bounds clamps — measured within ±1% on
@@ -348,8 +367,8 @@ ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
           if (u < ${(BK * DP) / 8}u) { let w = wk${i}; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
           ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)} } }`)}`;
   const storeV = `${each(nLv, (i) => `        { let u = lid + ${i * NT}u;
-          if (u < ${(BK * DVP) / 8}u) { let w = wv${i}; let j = u % BK; let c8 = (u / BK) * 8u;
-          ${store8((t) => `${VT0}u + (c8 + ${t}u) * ${BKS}u + j`)} } }`)}`;
+          if (u < ${(BK * DVP) / 8}u) { let w = wv${i}; let j = u / (DVP / 8u); let c8 = (u % (DVP / 8u)) * 8u;
+          ${store8((t) => `${V0}u + j * ${DVS}u + c8 + ${t}u`)} } }`)}`;
   // VLATE (SgmatVariant.vlate; 16-byte loads): K and V are loaded together at the tile's start as always,
   // but V is stored into workgroup memory only after the softmax (the barrier before P·V covers it), so the
   // barrier after the loads waits for K alone.
@@ -366,10 +385,10 @@ ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
       sKV[j * ${DPS}u + c] = HALF(x);
     }
     for (var u = lid; u < BK * DVP; u += ${NT}u) {
-      let j = u % BK; let c = u / BK;
+      let j = u / DVP; let c = u % DVP;
       var x = 0.0;
       if (j < nk && c < DV) { x = ld_v(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c); }
-      sKV[${VT0}u + c * ${BKS}u + j] = HALF(x);
+      sKV[${V0}u + j * ${DVS}u + c] = HALF(x);
     }`;
   const loadTile = drop.has('load') ? `if (lenK > 1000000000u) { ${loadKV} }` : loadKV;
 
@@ -414,9 +433,9 @@ ${each(NR, (rd) => `  ${roundDbs(rd).map((db) => M.store('sS', `sb + ${(db - rd 
     }
   }`}
   workgroupBarrier();`)}
-  if (valid && P.hasLse == 1u && half == 0u) {
+  ${occ ? 'if (lid == 0u) { atomicSub(&lse[0], 1u); }' : `if (valid && P.hasLse == 1u && half == 0u) {
     lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
-  }`;
+  }`}`;
 
   const body = `
 struct Params {
@@ -430,13 +449,13 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> tbl: array<u32>;
-@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lse: array<${occ ? 'atomic<u32>' : 'f32'}>;
 
 const LOG2E: f32 = 1.4426950408889634;
 const LN2: f32 = 0.6931471805599453;
 const MASKED: f32 = -1.0e30;
 
-// Q (transposed, ${QR} rows at stride ${QS}) before the loop; then K row-major at stride ${DPS} and Vᵀ at ${VT0}, stride ${BKS}.
+// Q (transposed, ${QR} rows at stride ${QS}) before the loop; then K row-major at stride ${DPS} and V row-major at ${V0}, stride ${DVS}.
 var<workgroup> sKV: array<HALF, ${KV}>;
 var<workgroup> sS: array<f32, ${QR * BK}>;   // per subgroup 16×BK (column-major): S, then accumulator flushes
 // Every workgroup variable is a multiple of 16 bytes: on Dawn/NVIDIA, subgroup-matrix loads and stores
@@ -459,6 +478,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let J = stage_job(job, lid);
   let live = J[0];
   if (live == 0u) { return; }
+${occ ? '  if (lid == 0u) { let c = atomicAdd(&lse[0], 1u) + 1u; atomicMax(&lse[1], c); }' : ''}
 ${padKiB > 0 ? `  if (J[9] == 0xffffffffu) { wpad[lid % ${padKiB * 64}u] = vec4<u32>(J[0]); }` : ''}
   let hb = J[1];
   let qtile = J[2];
@@ -601,7 +621,7 @@ ${flush('rescale')}
       // ---- O += P·V
 ${drop.has('pv') ? '' : each(NKB, (kc) => `      if (${live(kc)}) {
       let pm${kc} = ${M.loadL('sKV', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
-${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadR('sKV', `${VT0 + db * 16 * BKS + kc * 16}u`, `${BKS}u`), `o${db}`)};`)}
+${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadRrow('sKV', `${V0 + kc * 16 * DVS + db * 16}u`, `${DVS}u`), `o${db}`)};`)}
       }`)}
     }
     workgroupBarrier();
