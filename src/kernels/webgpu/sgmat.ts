@@ -352,7 +352,11 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   // VEC: every 16-byte load of a tile is issued before the first store, so their latencies overlap.
   // (Issuing tile t+1's loads into registers while tile t computes was measured slower on the H200:
   // 5.50 vs 5.32 ms on 8k-d64, 3.45 vs 3.22 on qwen2vl; again with 16-key tiles, 3.76 vs 3.42 ms on
-  // 8k-d128-causal, 2.35 vs 2.04 on qwen2vl: the registers cost more than the overlap gains.)
+  // 8k-d128-causal, 2.35 vs 2.04 on qwen2vl: the registers cost more than the overlap gains. Once more with
+  // V row-major, refilling each register set right after it is stored (bench/results/sgmat-pf-run-R.txt,
+  // outputs bit-identical, check:gpu 85/85): d64 within ±0.5% at the same 5 workgroups a unit, d80 +1% at
+  // 3 instead of 4, d128 −14% at 2 instead of 3 — the load latency is not what holds d64 back, and d80 and
+  // d128 are at their register limit.)
   const nLk = Math.ceil((BK * DP) / 8 / NT), nLv = Math.ceil((BK * DVP) / 8 / NT);
   const issueKV = `${each(nLk, (i) => `        wk${i} = vec4<u32>(0u);
         { let u = lid + ${i * NT}u; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
