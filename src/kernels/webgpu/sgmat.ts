@@ -122,6 +122,10 @@ export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boo
  * V row-major instead of transposed (Vᵀ at stride BK + 8, with transposing 2-byte stores) made every shape
  * 13–18% faster with the same occupancy (vitL14-336 0.181 → 0.155 ms, 8k-d64 3.64 → 3.11, qwen2vl 1.97 →
  * 1.74, 8k-d128-causal 3.20 → 2.71; bench/results/sgmat-vrow-run-R.txt, outputs bit-identical).
+ * d80 and d128 are held by registers as much as by this memory: at d80, 16 bytes less (9728, the last V
+ * row's unread padding trimmed) left it at 4 workgroups a unit (bench/results/sgmat-vtrim-run-R.txt), and Q
+ * read from its buffer each tile instead of held in registers was 2.2–2.7× slower at the same occupancy
+ * (bench/results/sgmat-qg-run-R.txt).
  * On the H200 (qwen2vl-1024px, d80) each of these cut occupancy-bound time: P in the K tile's place
  * instead of its own buffer 2.82 → 2.33 ms, Q by chunks instead of whole 2.33 → 2.03 with O kept only
  * in the accumulators; d64 and d128 stayed within ±2%. Less memory through denser layouts lost more to
