@@ -105,7 +105,7 @@ const pad16 = (x: number) => Math.ceil(x / 16) * 16;
 export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boolean, NS = 4): number {
   const g = layout(D, DV, BK, emulate, NS);
   const half = emulate ? 4 : 2;
-  return g.KV * half + 16 * NS * BK * 4 + 64 * 4 + (emulate ? 256 * NS * 4 + 32 * NS * 4 : 0);
+  return g.KV * half + 16 * NS * BK * 4 + 4 * 4 + (emulate ? 256 * NS * 4 + 32 * NS * 4 : 0);
 }
 
 /**
