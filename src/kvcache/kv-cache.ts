@@ -57,6 +57,13 @@ export interface PagedKvCacheOptions {
   dtype?: KvDType;
   /** int8 only: store K and V rotated by a random-sign Hadamard transform (quant.ts). `true` = seed 0. */
   rotation?: boolean | { seed: number };
+  /**
+   * int8 only: K's channels divided by factors λ before quantising, queries multiplied by them in
+   * `rotateQuery` (scores unchanged), so K's outlier channels stop setting the int8 scale (QServe's
+   * SmoothAttention). `true`: each layer's λ calibrated from the first K written to it (per KV head,
+   * λ_c = √absmax_c, geometric mean 1); or λ per layer, [numKvHeads · headDim] positive each. Default false.
+   */
+  smoothK?: boolean | readonly (Float32Array | readonly number[])[];
   /** Automatic prefix caching; default true. */
   prefixCaching?: boolean;
   /** Seed of the block-0 parent hash; default ''. Set a secret one to make block hashes unguessable. */
@@ -76,6 +83,8 @@ export interface KvCachePlan {
   readonly numBlocks: number;
   readonly dtype: KvDType;
   readonly rotationSeed: number | null;
+  /** K smoothing (int8): 'auto' (calibrated at each layer's first write), factors per layer, or null. */
+  readonly smoothK: 'auto' | readonly Float32Array[] | null;
   readonly prefixCaching: boolean;
   readonly hashSeed: string;
   readonly allocateStorage: boolean;
@@ -96,6 +105,13 @@ export function planKvCache(opts: PagedKvCacheOptions): KvCachePlan {
     if (dtype !== 'int8') throw new UnsupportedError(`rotation is only used with int8 blocks, not ${dtype}`, "dtype: 'int8'");
     rotationSeed = opts.rotation === true ? 0 : requireInt(opts.rotation.seed, 'rotation.seed', 0);
   }
+  let smoothK: KvCachePlan['smoothK'] = null;
+  if (opts.smoothK) {
+    if (dtype !== 'int8') throw new UnsupportedError(`smoothK is only used with int8 blocks, not ${dtype}`, "dtype: 'int8'");
+    if (opts.smoothK === true) smoothK = 'auto';
+    else if (Array.isArray(opts.smoothK)) smoothK = Object.freeze(opts.smoothK.map((f) => Float32Array.from(f)));
+    else throw new ValueError('smoothK must be true, false or an array of per-layer factors', 'smoothK');
+  }
   const bpb = bytesPerBlock(numLayers, numKvHeads, headDim, blockSizeTokens, dtype);
   if ((opts.numBlocks === undefined) === (opts.capacityBytes === undefined)) {
     throw new ValueError('give exactly one of numBlocks and capacityBytes', opts.numBlocks === undefined ? 'numBlocks' : 'capacityBytes');
@@ -111,7 +127,7 @@ export function planKvCache(opts: PagedKvCacheOptions): KvCachePlan {
   const hashSeed = opts.hashSeed ?? '';
   if (typeof hashSeed !== 'string') throw new ValueError('hashSeed must be a string', 'hashSeed');
   return Object.freeze({
-    numLayers, numKvHeads, headDim, blockSizeTokens, numBlocks, dtype, rotationSeed,
+    numLayers, numKvHeads, headDim, blockSizeTokens, numBlocks, dtype, rotationSeed, smoothK,
     prefixCaching: opts.prefixCaching ?? true, hashSeed, allocateStorage: opts.allocateStorage ?? true, bytesPerBlock: bpb,
   });
 }
@@ -243,6 +259,10 @@ export class PagedKvCache implements RotationSource {
   /** The Hadamard rotation of K and V (rotated int8 caches), else null. */
   readonly rotation: HadamardRotation | null;
   readonly pool: BlockPool;
+  /** K's smoothing factors per layer (smoothK; null entries: not calibrated yet), else null. */
+  get smoothing(): readonly (Float32Array | null)[] | null {
+    return this.storage?.smoothing ?? null;
+  }
   /** Block contents (null with allocateStorage: false). */
   readonly storage: KvBlockStorage | null;
   private readonly seqs = new Map<SeqId, Sequence>();
@@ -257,7 +277,7 @@ export class PagedKvCache implements RotationSource {
     const p = this.plan;
     this.pool = new BlockPool(p.numBlocks);
     this.rotation = p.rotationSeed === null ? null : makeRotation(p.numLayers, p.numKvHeads, p.headDim, p.rotationSeed);
-    this.storage = p.allocateStorage ? new KvBlockStorage(p.numLayers, p.numBlocks, p.blockSizeTokens, p.numKvHeads, p.headDim, p.dtype, this.rotation, opts.heap) : null;
+    this.storage = p.allocateStorage ? new KvBlockStorage(p.numLayers, p.numBlocks, p.blockSizeTokens, p.numKvHeads, p.headDim, p.dtype, this.rotation, opts.heap, p.smoothK) : null;
     this.rootHash = noneHash(p.hashSeed);
   }
 

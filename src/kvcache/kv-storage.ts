@@ -8,7 +8,7 @@
  * A token's physical slot is block · blockSizeTokens + offsetInBlock, so element (slot, kvHead, c)
  * sits at (slot · numKvHeads + kvHead) · headDim + c. With a rotation, K and V hold R·x (quant.ts).
  */
-import { ShapeError, ValueError, assert } from '../errors.js';
+import { ShapeError, UnsupportedError, ValueError, assert } from '../errors.js';
 import { decoder, encoder } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { WasmHeap } from '../kernels/cpu/wasm-heap.js';
@@ -35,6 +35,12 @@ export interface KvStorageObserver {
 
 export class KvBlockStorage implements RotationSource {
   readonly layers: readonly KvLayerStorage[];
+  /**
+   * int8 with smoothK: per layer, K's channel factors λ [numKvHeads · headDim] (K is stored as R·(k / λ),
+   * queries as R·(λ ⊙ q)); null for a layer not calibrated yet ('auto' before its first write). Null
+   * without smoothing.
+   */
+  readonly smoothing: (Float32Array | null)[] | null;
   private readonly observers = new Set<KvStorageObserver>();
   /** Bytes of one block over all layers. */
   readonly bytesPerBlock: number;
@@ -53,7 +59,23 @@ export class KvBlockStorage implements RotationSource {
      * (`(await cpuRuntime()).heap`) and `attentionPaged` reads the blocks in place, with no copy per call.
      */
     heap?: WasmHeap,
+    /**
+     * int8 only: K's per-channel smoothing factors λ (`smoothKFactors`): 'auto' calibrates each layer's
+     * from the first K written to it; an array gives them per layer ([numKvHeads · headDim] each).
+     */
+    smoothK: 'auto' | readonly Float32Array[] | null = null,
   ) {
+    if (smoothK !== null) {
+      if (dtype !== 'int8') throw new UnsupportedError(`smoothK is only used with int8 blocks, not ${dtype}`, "dtype: 'int8'");
+      if (smoothK !== 'auto') {
+        if (smoothK.length !== numLayers) throw new ShapeError(`smoothK has ${smoothK.length} layers, the cache has ${numLayers}`, 'smoothK', 'numLayers');
+        smoothK.forEach((f, l) => {
+          if (f.length !== numKvHeads * headDim) throw new ShapeError(`smoothK[${l}] has ${f.length} factors, expected numKvHeads · headDim = ${numKvHeads * headDim}`, `smoothK[${l}]`, 'numKvHeads·headDim');
+          for (let i = 0; i < f.length; i++) if (!(f[i]! > 0 && Number.isFinite(f[i]!))) throw new ValueError(`smoothK[${l}][${i}] must be a positive finite number, got ${f[i]}`, `smoothK[${l}]`);
+        });
+      }
+    }
+    this.smoothing = smoothK === null ? null : Array.from({ length: numLayers }, (_, l) => (smoothK === 'auto' ? null : Float32Array.from(smoothK[l]!)));
     const shape = [numBlocks, blockSizeTokens, numKvHeads, headDim];
     const n = numBlocks * blockSizeTokens * numKvHeads * headDim;
     const layers: KvLayerStorage[] = [];
@@ -103,6 +125,7 @@ export class KvBlockStorage implements RotationSource {
     if (st.dtype === 'int8') {
       // Validate both before writing either, so a bad v leaves k untouched.
       const xk = this.finiteValues(k, 'k'), xv = this.finiteValues(v, 'v');
+      if (this.smoothing) this.smoothIn(layer, xk, slots.length);
       this.writeInt8(layer, slots, xk, st.k, st.kScales);
       this.writeInt8(layer, slots, xv, st.v, st.vScales);
     } else {
@@ -146,6 +169,32 @@ export class KvBlockStorage implements RotationSource {
       }
     }
     return x;
+  }
+
+  /**
+   * K [n, numKvHeads, headDim] ← K / λ in place; the layer's λ calibrated from this K first if it has
+   * none: per KV head, λ_c = √absmax_c over the n tokens (at least 1e-3 of the head's largest), divided by
+   * their geometric mean, so the head's typical channel keeps its size and an outlier channel 100× the rest
+   * is stored 10× smaller (QServe's SmoothAttention with α = ½).
+   */
+  private smoothIn(layer: number, x: Float64Array, n: number): void {
+    const Hk = this.numKvHeads, D = this.headDim, sm = this.smoothing!;
+    let lam = sm[layer];
+    if (!lam) {
+      lam = new Float32Array(Hk * D);
+      for (let h = 0; h < Hk; h++) {
+        const amax = new Float64Array(D);
+        for (let t = 0; t < n; t++) for (let c = 0; c < D; c++) amax[c] = Math.max(amax[c]!, Math.abs(x[(t * Hk + h) * D + c]!));
+        const top = Math.max(...amax);
+        if (!(top > 0)) { lam.fill(1, h * D, (h + 1) * D); continue; }
+        let logSum = 0;
+        for (let c = 0; c < D; c++) { amax[c] = Math.sqrt(Math.max(amax[c]!, 1e-3 * top)); logSum += Math.log(amax[c]!); }
+        const g = Math.exp(logSum / D);
+        for (let c = 0; c < D; c++) lam[h * D + c] = amax[c]! / g;
+      }
+      sm[layer] = lam;
+    }
+    for (let t = 0; t < n; t++) for (let h = 0; h < Hk; h++) for (let c = 0; c < D; c++) x[(t * Hk + h) * D + c]! /= lam[h * D + c]!;
   }
 
   /** Quantises x [n, numKvHeads, headDim] (float64, consumed: rotated in place) into slots. */

@@ -79,7 +79,8 @@ export function checkTable(st: KvBlockStorage, table: ArrayLike<number>, seqLen:
 /**
  * Copies a sequence's K and V of one layer out of the paged storage: k, v [seqLen, numKvHeads,
  * headDim]. f32/f16 storage gives tensors of that dtype with identical bits; int8 gives f32
- * dequantised values, in the rotated space unless `unrotate` is set.
+ * dequantised values, in the stored (rotated, smoothed) space unless `unrotate` is set, which maps them
+ * back to the model's: Rᵀ, and K times its smoothing factors.
  */
 export function gatherContiguous(pool: KvStorageLike, layer: number, blockTable: ArrayLike<number>, seqLen: number, opts: { unrotate?: boolean } = {}): { k: Tensor; v: Tensor } {
   const st = storageOf(pool);
@@ -107,6 +108,8 @@ export function gatherContiguous(pool: KvStorageLike, layer: number, blockTable:
     if (opts.unrotate && st.rotation) {
       for (let r = 0; r < seqLen * Hk; r++) unrotateInPlace(x, r * D, st.rotation.signs[layer]!, (r % Hk) * D, st.rotation.chunks);
     }
+    const lam = opts.unrotate && which === 'k' ? st.smoothing?.[layer] : null;
+    if (lam) for (let r = 0; r < seqLen * Hk; r++) for (let c = 0; c < D; c++) x[r * D + c]! *= lam[(r % Hk) * D + c]!;
     res.push(Tensor.fromValues(x, shape, 'f32'));
   }
   return { k: res[0]!, v: res[1]! };

@@ -98,6 +98,8 @@ export function unrotateInPlace(x: Float64Array, off: number, signs: Float32Arra
 /** What the rotation helpers need from a KV storage. */
 export interface RotationSource {
   readonly rotation: HadamardRotation | null;
+  /** K's per-channel smoothing factors per layer ([numKvHeads · headDim]; null: not calibrated yet), or none. */
+  readonly smoothing?: readonly (Float32Array | null)[] | null;
   readonly numKvHeads: number;
   readonly headDim: number;
   readonly numLayers: number;
@@ -112,22 +114,26 @@ function rotateHeads(t: Tensor, src: RotationSource, layer: number, argument: st
   if (D !== src.headDim) throw new ShapeError(`${argument} has headDim ${D}, the KV cache has ${src.headDim}`, argument, 'headDim');
   if (H % src.numKvHeads !== 0) throw new ShapeError(`${argument} has ${H} heads, not a multiple of the cache's numKvHeads ${src.numKvHeads}`, argument, 'numHeads');
   const rot = src.rotation;
-  if (!rot) return t;
+  // Queries of a smoothed cache take K's factors λ (K is stored divided by them); outputs do not (V is not smoothed).
+  const lam = !inverse && src.smoothing ? src.smoothing[layer] : undefined;
+  if (lam === null) throw new ValueError(`layer ${layer} of the cache has no K yet: smoothK: true calibrates each layer from the first K written to it, so write K before rotating queries`, 'layer');
+  if (!rot && !lam) return t;
   const group = H / src.numKvHeads;
   const x = t.toFloat64();
-  const signs = rot.signs[layer]!;
   for (let row = 0; row < x.length / D; row++) {
     const hk = Math.floor((row % H) / group);
-    (inverse ? unrotateInPlace : rotateInPlace)(x, row * D, signs, hk * D, rot.chunks);
+    if (lam) for (let c = 0; c < D; c++) x[row * D + c]! *= lam[hk * D + c]!;
+    if (rot) (inverse ? unrotateInPlace : rotateInPlace)(x, row * D, rot.signs[layer]!, hk * D, rot.chunks);
   }
   return Tensor.fromValues(x, t.shape, 'f32');
 }
 
 /**
- * Rotates queries into the space a rotated cache stores K in, so (R q)·(R k) = q·k. q is
+ * Rotates queries into the space a rotated cache stores K in, so (R q)·(R k) = q·k; with K smoothing
+ * (K stored as R·(k / λ)) the query is R·(λ ⊙ q), so the score is still q·k. q is
  * [..., numHeads, headDim] (BSHD or varlen [totalQ, numHeads, headDim]); query head h uses the
  * rotation of KV head ⌊h / (numHeads / numKvHeads)⌋. Returns a new f32 tensor of the same shape;
- * returns q itself when the cache is not rotated.
+ * returns q itself when the cache is neither rotated nor smoothed.
  */
 export function rotateQuery(q: Tensor, src: RotationSource, layer: number): Tensor {
   return rotateHeads(q, src, layer, 'q', false);

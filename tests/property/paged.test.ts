@@ -1,7 +1,7 @@
 /**
  * Paged attention equals contiguous attention (fast-check): random block tables over shuffled physical
  * blocks, mixed sequence lengths (continuous batching), dense and varlen queries, GQA, masks, f32/f16
- * blocks and int8 blocks with and without the Hadamard rotation — on the in-place WASM kernel, the
+ * blocks and int8 blocks with and without the Hadamard rotation and K smoothing — on the in-place WASM kernel, the
  * WebGPU kernels (reading the storage's device copy in place) and the gathering TypeScript fallback,
  * against the gathering float64 oracle.
  */
@@ -14,8 +14,8 @@ import {
 import { decodeWarpGeometry } from '../../src/kernels/webgpu/decode-warp.js';
 import { errorStats } from '../helpers/close.js';
 
-function randomStorage(seed: number, numBlocks: number, bs: number, Hk: number, D: number, dtype: KvDType, rotate: boolean): KvBlockStorage {
-  const st = new KvBlockStorage(1, numBlocks, bs, Hk, D, dtype, rotate ? makeRotation(1, Hk, D, seed) : null);
+function randomStorage(seed: number, numBlocks: number, bs: number, Hk: number, D: number, dtype: KvDType, rotate: boolean, smooth = false): KvBlockStorage {
+  const st = new KvBlockStorage(1, numBlocks, bs, Hk, D, dtype, rotate ? makeRotation(1, Hk, D, seed) : null, undefined, smooth ? 'auto' : null);
   const slots = Array.from({ length: numBlocks * bs }, (_, i) => i);
   // Write block by block (int8 blocks keep one scale per (block, head)).
   for (let b = 0; b < numBlocks; b++) {
@@ -26,10 +26,10 @@ function randomStorage(seed: number, numBlocks: number, bs: number, Hk: number, 
 }
 
 /** Storage for the sequences' blocks (plus 3 spare), and their block tables dealt out of shuffled physical ids. */
-function shuffledPaging(seed: number, seqLens: number[], bs: number, Hk: number, D: number, dtype: KvDType, rotate: boolean): { st: KvBlockStorage; tables: number[][] } {
+function shuffledPaging(seed: number, seqLens: number[], bs: number, Hk: number, D: number, dtype: KvDType, rotate: boolean, smooth: boolean): { st: KvBlockStorage; tables: number[][] } {
   const need = seqLens.map((l) => Math.ceil(l / bs));
   const numBlocks = need.reduce((a, b) => a + b, 0) + 3;
-  const st = randomStorage(seed, numBlocks, bs, Hk, D, dtype, rotate);
+  const st = randomStorage(seed, numBlocks, bs, Hk, D, dtype, rotate, smooth);
   const rng = mulberry32(seed);
   const ids = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rng() - 0.5);
   let at = 0;
@@ -55,7 +55,7 @@ describe('paged == contiguous', () => {
           numSeqs: fc.integer({ min: 1, max: 4 }),
           bs: fc.constantFrom(4, 16, 32),
           Hk: fc.integer({ min: 1, max: 2 }), G: fc.constantFrom(1, 2, 4), D: fc.constantFrom(8, 24, 40),
-          dtype: fc.constantFrom<KvDType>('f32', 'f16', 'int8'), rotate: fc.boolean(),
+          dtype: fc.constantFrom<KvDType>('f32', 'f16', 'int8'), rotate: fc.boolean(), smooth: fc.boolean(),
           varlen: fc.boolean(), maskKind: fc.constantFrom('none', 'causal', 'window'),
           lens: fc.array(fc.integer({ min: 0, max: 150 }), { minLength: 4, maxLength: 4 }),
           qlens: fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 4, maxLength: 4 }),
@@ -63,7 +63,8 @@ describe('paged == contiguous', () => {
         async (c) => {
           const rotate = c.dtype === 'int8' && c.rotate;
           const seqLens = c.lens.slice(0, c.numSeqs);
-          const { st, tables } = shuffledPaging(c.seed, seqLens, c.bs, c.Hk, c.D, c.dtype, rotate);
+          // int8 K smoothing (calibrated at the first write) changes what is stored and how queries are mapped, not the kernels.
+          const { st, tables } = shuffledPaging(c.seed, seqLens, c.bs, c.Hk, c.D, c.dtype, rotate, c.dtype === 'int8' && c.smooth);
           const H = c.Hk * c.G;
           const mask: Mask | null = c.maskKind === 'causal' ? causal() : c.maskKind === 'window' ? slidingWindow(9, 0) : null;
           let q: Tensor, cuSeqlensQ: number[] | undefined;

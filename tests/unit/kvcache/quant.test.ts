@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  PagedKvCache, ShapeError, causal as causalMask, Tensor, ValueError, attentionReference, dequantizeInt8, gatherContiguous, hadamardChunks, int8Scale,
+  PagedKvCache, ShapeError, UnsupportedError, causal as causalMask, Tensor, ValueError, attentionReference, dequantizeInt8, gatherContiguous, hadamardChunks, int8Scale,
   mulberry32, pagedAttentionReference, quantizeInt8, randn, rotateQuery, rotationSigns, unrotateOutput,
 } from '../../../src/index.js';
 import { rotateInPlace, unrotateInPlace } from '../../../src/kvcache/quant.js';
@@ -162,9 +162,9 @@ function addSparseOutliers(t: Float32Array, seed: number): Float32Array {
 }
 
 /** Relative Frobenius error ‖o − o_f32‖ / ‖o_f32‖ of int8 paged attention (decode and a causal prefill chunk). */
-function int8Error(design: Design, rotation: boolean): number {
+function int8Error(design: Design, rotation: boolean, smoothK = false): number {
   const H = 8, Hk = 2, D = 128, bs = 16, lens = [97, 300], Sq = 5;
-  const cache = new PagedKvCache({ numLayers: 1, numKvHeads: Hk, headDim: D, blockSizeTokens: bs, numBlocks: 64, dtype: 'int8', rotation: rotation ? { seed: 5 } : false, prefixCaching: false });
+  const cache = new PagedKvCache({ numLayers: 1, numKvHeads: Hk, headDim: D, blockSizeTokens: bs, numBlocks: 64, dtype: 'int8', rotation: rotation ? { seed: 5 } : false, smoothK, prefixCaching: false });
   const ids: number[] = [], ks: Tensor[] = [], vs: Tensor[] = [];
   lens.forEach((L, b) => {
     const kx = makeKv(L, Hk, D, 100 + b, design.kOutliers), vx = makeKv(L, Hk, D, 200 + b, design.vOutliers);
@@ -202,12 +202,12 @@ describe('int8 KV with and without the Hadamard rotation (issue bar)', () => {
     { name: 'K+V outliers ×20–100, q ~ N(0,0.1²)', kOutliers: true, vOutliers: true, qStd: 0.1 },
     { name: "q, K, V ~ N(0,1) + 0.1 % N(0,10²) (FlashAttention-3's FP8 test)", kOutliers: false, vOutliers: false, qStd: 1, sparse: true },
   ];
-  const rows = designs.map((d) => ({ design: d.name, plain: int8Error(d, false), rotated: int8Error(d, true) }));
+  const rows = designs.map((d) => ({ design: d.name, plain: int8Error(d, false), rotated: int8Error(d, true), smoothed: int8Error(d, true, true) }));
 
   it('reports the error table', () => {
     console.log('int8 KV relative output error vs f32 (B=2, Sk 97/300, H8/Hk2, d128, bs16):');
-    console.table(rows.map((r) => ({ ...r, plain: r.plain.toExponential(2), rotated: r.rotated.toExponential(2), improvement: (r.plain / r.rotated).toFixed(1) + '×' })));
-    for (const r of rows) expect(Number.isFinite(r.plain) && Number.isFinite(r.rotated)).toBe(true);
+    console.table(rows.map((r) => ({ ...r, plain: r.plain.toExponential(2), rotated: r.rotated.toExponential(2), improvement: (r.plain / r.rotated).toFixed(1) + '×', smoothed: r.smoothed.toExponential(2) })));
+    for (const r of rows) expect(Number.isFinite(r.plain) && Number.isFinite(r.rotated) && Number.isFinite(r.smoothed)).toBe(true);
   });
 
   it('the rotation cuts the error at least 2× on every outlier-heavy input', () => {
@@ -223,5 +223,104 @@ describe('int8 KV with and without the Hadamard rotation (issue bar)', () => {
 
   it('rotated int8 stays within 3 % of f32 on every outlier design (the issue asks for < 1 %: not met, see docs/kvcache.md)', () => {
     for (const r of rows.slice(1)) expect(r.rotated, r.design).toBeLessThan(3e-2);
+  });
+
+  it('K smoothing on top of the rotation brings every outlier design to the outlier-free int8 floor, never worse', () => {
+    const floor = rows[0]!.rotated;
+    for (const r of rows) {
+      expect(r.smoothed, r.design).toBeLessThanOrEqual(r.rotated * 1.05);
+      expect(r.smoothed, r.design).toBeLessThan(floor * 1.1);
+    }
+    // The sharp designs, where K's rounding moved the softmax: 2× better or more.
+    for (const r of rows.slice(1, 3)) expect(r.rotated / r.smoothed, r.design).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('int8 K smoothing (smoothK: QServe SmoothAttention, λ = √absmax per channel)', () => {
+  const H = 4, Hk = 2, D = 32, bs = 16;
+  const outlierK = (n: number, seed: number, factor = 100): Tensor => {
+    const t = randn([n, Hk, D], seed).toFloat32();
+    for (let i = 0; i < n * Hk; i++) t[i * D + 5]! *= factor;
+    return Tensor.fromValues(t, [n, Hk, D]);
+  };
+  const cacheWith = (smoothK: boolean | Float32Array[], rotation = true) =>
+    new PagedKvCache({ numLayers: 2, numKvHeads: Hk, headDim: D, blockSizeTokens: bs, numBlocks: 16, dtype: 'int8', rotation, smoothK, prefixCaching: false });
+  /** Appends n tokens to the sequence with K/V [n, Hk, D] for one layer only. */
+  const appendLayer = (cache: PagedKvCache, id: number, layer: number, k: Tensor, v: Tensor) => {
+    const at = cache.length(id);
+    cache.reserve(id, Array.from({ length: k.shape[0]! }, (_, i) => at + i));
+    cache.writeLayer(id, layer, k, v);
+    cache.commit(id);
+  };
+
+  it('calibrates each layer from its first K write (geometric mean 1, an outlier channel √factor above) and keeps it', () => {
+    const cache = cacheWith(true);
+    const { id } = cache.addSequence();
+    expect(cache.smoothing).toEqual([null, null]);
+    appendLayer(cache, id, 0, outlierK(20, 1), randn([20, Hk, D], 2));
+    const lam = cache.smoothing![0]!;
+    expect(cache.smoothing![1]).toBeNull();
+    for (let h = 0; h < Hk; h++) {
+      let logSum = 0;
+      for (let c = 0; c < D; c++) logSum += Math.log(lam[h * D + c]!);
+      expect(Math.abs(logSum / D)).toBeLessThan(1e-5);
+      const typical = lam[h * D + 0]!;
+      expect(lam[h * D + 5]! / typical).toBeGreaterThan(5);
+      expect(lam[h * D + 5]! / typical).toBeLessThan(20);
+    }
+    const before = Float32Array.from(lam);
+    appendLayer(cache, id, 0, randn([2, Hk, D], 3, 'f32', 50), randn([2, Hk, D], 4));
+    expect(Array.from(cache.smoothing![0]!)).toEqual(Array.from(before));
+  });
+
+  it('queries take λ: rotated, smoothed queries against stored K give q·k up to the int8 rounding', () => {
+    for (const rotation of [true, false]) {
+      const cache = cacheWith(true, rotation);
+      const { id } = cache.addSequence();
+      const n = 40, k = outlierK(n, 5), v = randn([n, Hk, D], 6);
+      appendLayer(cache, id, 1, k, v);
+      const q = randn([1, 1, H, D], 7);
+      const qr = rotateQuery(q, cache, 1).toFloat64();
+      const t = cache.batch([id]);
+      const stored = gatherContiguous(cache, 1, Array.from(t.blockTables.subarray(0, t.maxBlocksPerSeq)), n).k.toFloat64();
+      const kx = k.toFloat64(), qx = q.toFloat64();
+      let worst = 0, scale = 0;
+      for (let h = 0; h < H; h++) {
+        const hk = Math.floor(h / (H / Hk));
+        for (let j = 0; j < n; j++) {
+          let exact = 0, got = 0;
+          for (let c = 0; c < D; c++) { exact += qx[h * D + c]! * kx[(j * Hk + hk) * D + c]!; got += qr[h * D + c]! * stored[(j * Hk + hk) * D + c]!; }
+          worst = Math.max(worst, Math.abs(got - exact)); scale = Math.max(scale, Math.abs(exact));
+        }
+      }
+      expect(worst / scale, `rotation ${rotation}`).toBeLessThan(1e-2);
+      // Read back in the model's space: K again (times λ, rotated back), V untouched by the smoothing.
+      const back = gatherContiguous(cache, 1, Array.from(t.blockTables.subarray(0, t.maxBlocksPerSeq)), n, { unrotate: true });
+      expectClose(back.k.toFloat64(), kx, { atol: 2.5, rtol: 0 });
+      expectClose(back.v.toFloat64(), v.toFloat64(), { atol: 0.05, rtol: 0 });
+    }
+  });
+
+  it('errors: queries before the layer has K, smoothK on float blocks, wrong or non-positive factors', () => {
+    const cache = cacheWith(true);
+    expect(() => rotateQuery(randn([1, 1, H, D], 1), cache, 0)).toThrow(/no K yet/);
+    expect(() => new PagedKvCache({ numLayers: 1, numKvHeads: Hk, headDim: D, numBlocks: 4, dtype: 'f32', smoothK: true })).toThrow(UnsupportedError);
+    expect(() => cacheWith([new Float32Array(Hk * D).fill(1)])).toThrow(ShapeError);
+    expect(() => cacheWith([new Float32Array(Hk * D).fill(1), new Float32Array(D).fill(1)])).toThrow(ShapeError);
+    const bad = new Float32Array(Hk * D).fill(1);
+    bad[7] = 0;
+    expect(() => cacheWith([bad, new Float32Array(Hk * D).fill(1)])).toThrow(ValueError);
+  });
+
+  it('given factors are used as they are (no calibration)', () => {
+    const f = Float32Array.from({ length: Hk * D }, (_, i) => 1 + (i % 3));
+    const cache = cacheWith([f, f]);
+    expect(Array.from(cache.smoothing![1]!)).toEqual(Array.from(f));
+    const q = randn([1, 1, H, D], 9);
+    // rotateQuery = R·(λ ⊙ q): undoing R leaves λ ⊙ q.
+    const qr = rotateQuery(q, cache, 1);
+    const undone = unrotateOutput(qr, { rotation: cache.rotation, numKvHeads: Hk, headDim: D, numLayers: 2 }, 1).toFloat64();
+    const qx = q.toFloat64();
+    for (let h = 0; h < H; h++) for (let c = 0; c < D; c++) expect(undone[h * D + c]!).toBeCloseTo(qx[h * D + c]! * f[Math.floor(h / 2) * D + c]!, 4);
   });
 });
