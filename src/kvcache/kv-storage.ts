@@ -181,6 +181,7 @@ export class KvBlockStorage implements RotationSource {
     const Hk = this.numKvHeads, D = this.headDim, sm = this.smoothing!;
     let lam = sm[layer];
     if (!lam) {
+      if (n === 0) return; // nothing to calibrate from yet
       lam = new Float32Array(Hk * D);
       for (let h = 0; h < Hk; h++) {
         const amax = new Float64Array(D);

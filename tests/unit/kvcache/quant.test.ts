@@ -257,6 +257,8 @@ describe('int8 K smoothing (smoothK: QServe SmoothAttention, λ = √absmax per 
     const cache = cacheWith(true);
     const { id } = cache.addSequence();
     expect(cache.smoothing).toEqual([null, null]);
+    appendLayer(cache, id, 0, Tensor.zeros([0, Hk, D]), Tensor.zeros([0, Hk, D])); // an empty write calibrates nothing
+    expect(cache.smoothing).toEqual([null, null]);
     appendLayer(cache, id, 0, outlierK(20, 1), randn([20, Hk, D], 2));
     const lam = cache.smoothing![0]!;
     expect(cache.smoothing![1]).toBeNull();
