@@ -60,7 +60,7 @@ export class KvBlockStorage implements RotationSource {
      */
     heap?: WasmHeap,
     /**
-     * int8 only: K's per-channel smoothing factors λ (`smoothKFactors`): 'auto' calibrates each layer's
+     * int8 only: K's per-channel smoothing factors λ (PagedKvCacheOptions.smoothK): 'auto' calibrates each layer's
      * from the first K written to it; an array gives them per layer ([numKvHeads · headDim] each).
      */
     smoothK: 'auto' | readonly Float32Array[] | null = null,
