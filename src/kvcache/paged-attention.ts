@@ -50,7 +50,7 @@ export async function attentionPaged(q: Tensor, pool: KvStorageLike, layer: numb
   const cuK = new Int32Array(numSeqs + 1);
   for (let b = 0; b < numSeqs; b++) cuK[b + 1] = cuK[b]! + seqLens[b]!;
   const totalQ = cuQ[numSeqs]!;
-  // Rotated int8 caches: attend in the rotated space.
+  // Rotated or K-smoothed int8 caches: attend in the stored space (queries R·(λ ⊙ q); V is only rotated, so only R comes off the output).
   const qRot = rotateQuery(q, st, layer);
   const qFlat = (qRot.dtype === q.dtype ? qRot : qRot.to(q.dtype)).reshape([totalQ, H, D]);
   const backend = await getBackend(opts.backend ?? 'auto');
