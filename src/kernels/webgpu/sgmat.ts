@@ -33,7 +33,7 @@
  * shader-f16 (SwiftShader in CI). It is for tests, not speed.
  */
 import { MASK_HELPERS } from './mask-wgsl.js';
-import { JOB_WGSL, each, kvAt, kvPrelude, loader, type KvPaging } from './variants.js';
+import { JOB_WGSL, JOB_WGSL_DIRECT, each, kvAt, kvPrelude, loader, type KvPaging } from './variants.js';
 
 /** Largest head dims the kernel holds in registers (Q: DP/16 left matrices; O: DVP/16 accumulators). */
 export const SGMAT_MAX_HEAD_DIM = 128;
@@ -105,7 +105,27 @@ const pad16 = (x: number) => Math.ceil(x / 16) * 16;
 export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boolean, NS = 4): number {
   const g = layout(D, DV, BK, emulate, NS);
   const half = emulate ? 4 : 2;
-  return g.KV * half + 16 * NS * BK * 4 + 4 * 4 + (emulate ? 256 * NS * 4 + 32 * NS * 4 : 0);
+  // sKV, sS, wflag; the emulated kernel's staged job prologue (wjob, wtile) and its product buffers.
+  return g.KV * half + sLen(BK, NS, sStride(emulate, ablation)) * 4 + 4 * 4 + (emulate ? 80 + 256 * NS * 4 + 32 * NS * 4 : 0);
+}
+
+/**
+ * Stride (f32 elements) of S in workgroup memory: 20 on real matrices, 16 emulated. A result matrix stored
+ * column-major puts lane (g, t)'s element (g, 2t) at 2t·stride + g: at stride 16 the four lanes of a row
+ * share a bank (a 4-way conflict on each of the 8 stores), at 20 all 32 lanes differ. On the H200
+ * (bench/results/sgmat-ss-run-S.txt, outputs bit-identical) stride 20 made 8k-d64 4.6% faster, qwen2vl (d80)
+ * 5.6%, 8k-d128-causal 2.6% — but vitL14-336 7% slower, its 1 KiB more having cost d64 a workgroup a compute
+ * unit (528 resident instead of 660), hence the trimmed last region and the direct job prologue that keep
+ * d64 at 9728 bytes (76 × 128: five workgroups in 48 KiB). 'ss<N>' in the ablation string sets another
+ * stride (16: the old layout).
+ */
+function sStride(emulate: boolean, ablate: string): number {
+  const f = emulate ? null : ablate.split(',').map((d) => /^ss(\d+)(?:r\d+)?$/.exec(d)).find(Boolean);
+  return f ? Number(f[1]) : emulate ? 16 : 20;
+}
+/** f32 elements of sS: NS regions of BK·stride, the last without its unread tail (S's last column ends at 15·stride + 16). */
+function sLen(BK: number, NS: number, SST: number): number {
+  return NS * BK * SST - (SST - 16);
 }
 
 /**
@@ -297,6 +317,16 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // kernels, for this kernel's own registers and workgroup memory.
   const occ = drop.has('occ') && !v.emulate;
   const padKiB = Number([...drop].find((d) => /^pad\d+$/.test(d))?.slice(3) ?? 0);
+  // 'ss<N>' / 'ss<N>r<Δ>' in the ablation string: S stored at stride N (f32 elements, default 16) instead of 16,
+  // and the softmax's lanes reading keys base(c) + Δ·half instead of 2c + half (bank-conflict probes).
+  const ssForm = v.emulate ? null : [...drop].map((d) => /^ss(\d+)(?:r(\d+))?$/.exec(d)).find(Boolean);
+  const SST = sStride(v.emulate, v.ablate ?? '');
+  const DJ = ssForm?.[2] ? Number(ssForm[2]) : 1;
+  const keyOf = (c: number) => (c % DJ) + 2 * DJ * Math.floor(c / DJ);
+  // 'sf16' in the ablation string: Q·Kᵀ with an f16 result, S through its own f16 buffer (a speed probe:
+  // raw scores in f16, no overflow guard).
+  const sf16 = drop.has('sf16') && !v.emulate;
+  const sArr = sf16 ? 'sSh' : 'sS';
   const live = (b: number): string => [kskip && b > 0 ? `nk > ${b * 16}u` : '', qskip ? 'rowsLive' : ''].filter(Boolean).join(' && ') || 'true';
 
   const prelude = [
@@ -362,12 +392,24 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   // 3 instead of 4, d128 −14% at 2 instead of 3 — the load latency is not what holds d64 back, and d80 and
   // d128 are at their register limit.)
   const nLk = Math.ceil((BK * DP) / 8 / NT), nLv = Math.ceil((BK * DVP) / 8 / NT);
-  const issueKV = `${each(nLk, (i) => `        wk${i} = vec4<u32>(0u);
+  const issueAt = (ks: string, nk: string) => `${each(nLk, (i) => `        wk${i} = vec4<u32>(0u);
         { let u = lid + ${i * NT}u; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
-          if (j < nk && c8 < D && u < ${(BK * DP) / 8}u) { wk${i} = kb[(kv_at(kBase, ks + j, P.kRow) + hk * P.kHead + c8) >> 3u]; } }`)}
+          if (j < ${nk} && c8 < D && u < ${(BK * DP) / 8}u) { wk${i} = kb[(kv_at(kBase, ${ks} + j, P.kRow) + hk * P.kHead + c8) >> 3u]; } }`)}
 ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
         { let u = lid + ${i * NT}u; let j = u / (DVP / 8u); let c8 = (u % (DVP / 8u)) * 8u;
-          if (j < nk && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
+          if (j < ${nk} && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ${ks} + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
+  const issueKV = issueAt('ks', 'nk');
+  // PF ('pf' / 'pf1' in the ablation string; 16-byte loads): tile t+1's loads issued after tile t's second
+  // (first) barrier, so that they fly during the softmax (Q·Kᵀ): on Dawn/Vulkan/NVIDIA a workgroup barrier
+  // waits for the invocation's loads still in flight (scripts/barrier-probe.mjs: load, barrier, use 190 ns an
+  // iteration; the load issued an iteration earlier 193 ns; the barrier alone 26), so loads issued before
+  // the barrier that follows their stores hide nothing.
+  const pfAt = v.vec && !v.emulate ? (drop.has('pf') ? 2 : drop.has('pf1') ? 1 : 0) : 0;
+  const issueNext = pfAt ? `        {
+        let ti1 = ti + 1u; let ks1 = (entN >> 1u) * 64u + (ti1 % SUB) * BK;
+        let nk1 = select(0u, min(BK, lenK - ks1), ks1 < lenK && ti1 < NT);
+${issueAt('ks1', 'nk1')}
+        }` : '';
   // (The same addresses written with + − × ÷ of the invocation index only — j·DPS + c8 = 8u + (u ÷ (DP/8))·pad,
   // which Dawn's range analysis can bound, so the stores lose their bounds clamps — measured within ±1% on
   // the H200: bench/results/sgmat-idx-run-K4.txt. The clamps that cost this kernel are elsewhere.)
@@ -380,7 +422,7 @@ ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
   // VLATE (SgmatVariant.vlate; 16-byte loads): K and V are loaded together at the tile's start as always,
   // but V is stored into workgroup memory only after the softmax (the barrier before P·V covers it), so the
   // barrier after the loads waits for K alone.
-  const vlate = v.vec && !!v.vlate;
+  const vlate = v.vec && !!v.vlate && !pfAt;
   const storeKV = vlate ? storeK : `${storeK}\n${storeV}`;
   // The load registers, declared once per invocation (the form timed and checked on the H200).
   const kvRegs = v.vec ? `${each(nLk, (i) => `  var wk${i}: vec4<u32>;`)}\n${each(nLv, (i) => `  var wv${i}: vec4<u32>;`)}` : '';
@@ -398,7 +440,7 @@ ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
       if (j < nk && c < DV) { x = ld_v(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c); }
       sKV[${V0}u + j * ${DVS}u + c] = HALF(x);
     }`;
-  const loadTile = drop.has('load') ? `if (lenK > 1000000000u) { ${loadKV} }` : loadKV;
+  const loadTile = pfAt ? storeKV : drop.has('load') ? `if (lenK > 1000000000u) { ${loadKV} }` : loadKV;
 
   // O lives only in the accumulators (no per-lane f32 copy: its registers cost occupancy). A rescale
   // round-trips them through sS, each lane scaling its row's BK/2 columns of a round; the epilogue writes
@@ -465,7 +507,8 @@ const MASKED: f32 = -1.0e30;
 
 // Q (transposed, ${QR} rows at stride ${QS}) before the loop; then K row-major at stride ${DPS} and V row-major at ${V0}, stride ${DVS}.
 var<workgroup> sKV: array<HALF, ${KV}>;
-var<workgroup> sS: array<f32, ${QR * BK}>;   // per subgroup 16×BK (column-major): S, then accumulator flushes
+var<workgroup> sS: array<f32, ${sLen(BK, NS, SST)}>;${sf16 ? `
+var<workgroup> sSh: array<f16, ${sLen(BK, NS, SST)}>;` : ''}   // per subgroup 16×BK (column-major): S, then accumulator flushes
 // Every workgroup variable is a multiple of 16 bytes: on Dawn/NVIDIA, subgroup-matrix loads and stores
 // in workgroup memory went wrong with a 4-byte variable among them, and this layout passes check:gpu
 // (the full rule is not known: see scripts/sgmat-forms.mjs). [0] = the rescale flag.
@@ -511,7 +554,7 @@ ${padKiB > 0 ? `  if (J[9] == 0xffffffffu) { wpad[lid % ${padKiB * 64}u] = vec4<
   let pos = qtile * TQ + (sg / G4) * 16u + r;
   let valid = pos < lenQ;
   let scl = select(P.scale * LOG2E, P.scale, NATURAL);
-  let sb = sg * ${16 * BK}u;
+  let sb = sg * ${SST * BK}u;
   let sbp = sg * ${BK * PS}u;   // this subgroup's P (16×BK, column-major) in the K tile's place
   let rowsLive = qtile * TQ + (sg / G4) * 16u < lenQ;   // any of this subgroup's 16 rows in the sequence
 
@@ -546,6 +589,10 @@ ${kvRegs}
   let w0 = workgroupUniformLoad(&wflag);
   var ent = w0[1];
   var entN = w0[2];
+${pfAt ? `  {
+    let ks = (ent >> 1u) * 64u; let nk = select(0u, min(BK, lenK - ks), ks < lenK && NT > 0u);
+${issueKV}
+  }` : ''}
   for (var ti = 0u; ti < NT; ti++) {
     let ks = (ent >> 1u) * 64u + (ti % SUB) * BK;
     let partial = (ent & 1u) == 1u;
@@ -553,15 +600,17 @@ ${kvRegs}
     if (lid == 0u) { wflag[0] = 0u; wflag[1] = tbl[entries + min(e0 + (ti + 2u) / SUB, e1 - 1u)]; }
         ${loadTile}
     workgroupBarrier();
+${pfAt === 1 ? issueNext : ''}
     var rescale = 1.0;
     if (nk > 0u) {
         // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
 ${drop.has('qk') ? '' : each(NKB, (nb) => `        if (${live(nb)}) {
-        var sm${nb} = ${M.zero};
+        var sm${nb} = ${sf16 ? 'subgroup_matrix_result<f16, 16, 16>()' : M.zero};
 ${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `sm${nb}`)};`)}
-        ${M.store('sS', `sb + ${nb * 256}u`, `sm${nb}`, '16u')}
+        ${M.store(sArr, `sb + ${nb * 16 * SST}u`, `sm${nb}`, `${SST}u`)}
         }`)}
         workgroupBarrier();
+${pfAt === 2 ? issueNext : ''}
 
         // ---- softmax: lane → row r, keys 2c + half (S[r][j] at sb + j·16 + r = sb + 32c + lane: every
         // lane a different bank, offsets known at compile time). Rows past lenQ have zero Q, so finite
@@ -584,11 +633,11 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
           sS[idx] = s;
           mx = max(mx, s);
         }
-` : `${each(HB, (c) => `        let j${c} = ${2 * c}u + half;
-        var s${c} = sS[sb + ${32 * c}u + lane];
+` : `${each(HB, (c) => `        let j${c} = ${DJ === 1 ? `${2 * c}u + half` : `${keyOf(c)}u + half * ${DJ}u`};
+        var s${c} = ${sf16 ? 'f32(' : ''}${sArr}[sb + ${SST === 16 && DJ === 1 ? `${32 * c}u + lane` : `j${c} * ${SST}u + r`}]${sf16 ? ')' : ''};
         ${v.fuse ? '' : `if (NATURAL) { s${c} *= P.scale; } else { s${c} *= scl; }
         if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }`}
-        var k${c} = ${2 * c}u < lim;
+        var k${c} = ${DJ === 1 ? `${2 * c}u < lim` : `j${c} < nk`};
         if (k${c} && partial) { k${c} = mask_allows(i32(pos), i32(ks + j${c}), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s${c}); }
         if (NATURAL) { s${c} *= LOG2E; }
         s${c} = select(MASKED, s${c}, k${c});
@@ -617,7 +666,9 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
         if (need) { wflag[0] = 1u; }
         rescale = alpha;
         }
-    }
+    }${pfAt === 2 ? ` else {
+${issueNext}
+    }` : ''}
 ${vlate ? `${storeV}\n` : ''}    let w = workgroupUniformLoad(&wflag);
     ent = entN;
     entN = w[1];
@@ -638,7 +689,8 @@ ${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadRrow('sKV', `${V0 +
 ${epilogue}
 }
 `;
-  return `${prelude}\n${body}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
+  // Real matrices read the job row directly (tbl is read-only here): 80 bytes of workgroup memory fewer.
+  return `${prelude}\n${body}\n${v.emulate ? JOB_WGSL : JOB_WGSL_DIRECT}\n${MASK_HELPERS}\n${maskFn}\n`;
 }
 
 /**

@@ -1,0 +1,69 @@
+// Does a workgroup barrier wait for the invocation's global loads still in flight? The tensor-core kernel
+// stages each K/V tile global → registers → workgroup memory between barriers, and issuing tile t+1's loads
+// before tile t's barriers gained nothing on the H200 (sgmat.ts); this tells whether it can.
+// Each form runs ITERS iterations of one 128-invocation workgroup loop (132·OCC workgroups, every load an L2
+// hit: a 4 MiB buffer) and prints ns per iteration:
+//   load-use      load, then use it (the latency of one load, nothing else);
+//   barrier       a barrier alone;
+//   load-bar-use  load, barrier, use (the latency of one load plus a barrier: the unprefetched kernel);
+//   prefetch      use the load issued one iteration earlier, issue the next, barrier (if the barrier does not
+//                 wait for the load in flight: ≈ barrier; if it does: ≈ load-bar-use);
+//   prefetch-ul   the same with workgroupUniformLoad in place of the barrier;
+//   prefetch-st   the prefetched value stored to workgroup memory before the barrier, read back after (the
+//                 kernel's pattern).
+// Usage (after npm run build): node scripts/barrier-probe.mjs [occupancy=1]
+import { gpuContext } from '../dist/index.js';
+import { timeGpu } from './lib/gpu-time.mjs';
+
+const ctx = await gpuContext();
+const device = ctx.device;
+const occ = Number(process.argv[2] ?? 1);
+const iters = Number(process.env.ITERS ?? 20000);
+const WORDS = 1 << 20;
+
+const addr = (it) => `((${it}) * 1031u + wg.x * 128u + lid) & ${WORDS - 1}u`;
+const forms = {
+  'load-use': `let x = buf[${addr('it')}]; acc = acc * 3u + x;`,
+  barrier: `workgroupBarrier(); acc = acc * 3u + it;`,
+  'load-bar-use': `let x = buf[${addr('it')}]; workgroupBarrier(); acc = acc * 3u + x;`,
+  prefetch: `let x = nxt; nxt = buf[${addr('it + 1u')}]; workgroupBarrier(); acc = acc * 3u + x;`,
+  'prefetch-ul': `let x = nxt; nxt = buf[${addr('it + 1u')}]; let f = workgroupUniformLoad(&flag); acc = acc * 3u + x + f;`,
+  'prefetch-st': `sh[lid] = nxt; nxt = buf[${addr('it + 1u')}]; workgroupBarrier(); acc = acc * 3u + sh[(lid + 1u) & 127u]; workgroupBarrier();`,
+  'load-st-2bar': `sh[lid] = buf[${addr('it')}]; workgroupBarrier(); acc = acc * 3u + sh[(lid + 1u) & 127u]; workgroupBarrier();`,
+  '2bar': `sh[lid] = it; workgroupBarrier(); acc = acc * 3u + sh[(lid + 1u) & 127u]; workgroupBarrier();`,
+};
+
+function source(body) {
+  return `
+@group(0) @binding(0) var<storage, read> buf: array<u32>;
+@group(0) @binding(1) var<storage, read_write> sink: array<u32>;
+var<workgroup> sh: array<u32, 128>;
+var<workgroup> flag: u32;
+@compute @workgroup_size(128)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  var acc = 0u;
+  var nxt = buf[${addr('0u')}];
+  for (var it = 0u; it < ${iters}u; it++) {
+    ${body}
+  }
+  if (acc == 0x12345u) { sink[0] = acc + nxt; }
+}`;
+}
+
+const buf = device.createBuffer({ size: WORDS * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+device.queue.writeBuffer(buf, 0, Uint32Array.from({ length: WORDS }, (_, i) => (i * 2654435761) >>> 0));
+const sink = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+console.log(`${iters} iterations, ${132 * occ} workgroups of 128`);
+for (const [name, body] of Object.entries(forms)) {
+  const module = device.createShaderModule({ code: source(body) });
+  const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const bind = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: buf } }, { binding: 1, resource: { buffer: sink } }] });
+  const ms = await timeGpu(device, (enc) => {
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bind);
+    pass.dispatchWorkgroups(132 * occ);
+    pass.end();
+  });
+  console.log(`${name.padEnd(14)} ${((ms * 1e6) / iters).toFixed(1).padStart(7)} ns an iteration`);
+}
