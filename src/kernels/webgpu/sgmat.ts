@@ -327,6 +327,13 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // raw scores in f16, no overflow guard).
   const sf16 = drop.has('sf16') && !v.emulate;
   const sArr = sf16 ? 'sSh' : 'sS';
+  // FAST (real matrices; 'nofast' in the ablation string turns it off): full tiles that the mask allows
+  // whole (nk = BK, not partial) take a softmax without the per-score key test, mask select and
+  // underflow guard, and detect NaN from the row sum once (exp2 and + carry a NaN score into it) instead
+  // of from every score's bits. Scores past −126 in base 2 give 0 either way after the f16 rounding of P.
+  // On the H200 (bench/results/sgmat-fast-run-S.txt, outputs bit-identical, check:gpu 85/85 tensor-core
+  // cases): 8k-d128-causal 2.66 → 2.28 ms, vitL14-336 0.145 → 0.140, qwen2vl 1.68 → 1.65, 8k-d64 ±0.3%.
+  const fastSm = !v.emulate && !drop.has('nofast');
   const live = (b: number): string => [kskip && b > 0 ? `nk > ${b * 16}u` : '', qskip ? 'rowsLive' : ''].filter(Boolean).join(' && ') || 'true';
 
   const prelude = [
@@ -389,8 +396,9 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   // 8k-d128-causal, 2.35 vs 2.04 on qwen2vl: the registers cost more than the overlap gains. Once more with
   // V row-major, refilling each register set right after it is stored (bench/results/sgmat-pf-run-R.txt,
   // outputs bit-identical, check:gpu 85/85): d64 within ±0.5% at the same 5 workgroups a unit, d80 +1% at
-  // 3 instead of 4, d128 −14% at 2 instead of 3 — the load latency is not what holds d64 back, and d80 and
-  // d128 are at their register limit.)
+  // 3 instead of 4, d128 −14% at 2 instead of 3. Those loads were issued before the barrier that follows
+  // the stores, and a barrier waits for loads in flight (scripts/barrier-probe.mjs), so they overlapped
+  // nothing; see PF below for loads issued after a barrier.)
   const nLk = Math.ceil((BK * DP) / 8 / NT), nLv = Math.ceil((BK * DVP) / 8 / NT);
   const issueAt = (ks: string, nk: string) => `${each(nLk, (i) => `        wk${i} = vec4<u32>(0u);
         { let u = lid + ${i * NT}u; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
@@ -403,7 +411,11 @@ ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
   // (first) barrier, so that they fly during the softmax (Q·Kᵀ): on Dawn/Vulkan/NVIDIA a workgroup barrier
   // waits for the invocation's loads still in flight (scripts/barrier-probe.mjs: load, barrier, use 190 ns an
   // iteration; the load issued an iteration earlier 193 ns; the barrier alone 26), so loads issued before
-  // the barrier that follows their stores hide nothing.
+  // the barrier that follows their stores hide nothing. Measured and not taken (bench/results/sgmat-ss20-pf-run-S.txt,
+  // sgmat-fast-run-S.txt; outputs bit-identical, check:gpu 85/85 for each): after the second barrier the
+  // registers cost a workgroup a unit (d64 660 → 528 resident, d80 528 → 396, d128 396 → 264) and every shape
+  // lost 4–22%; after the first, d64 keeps 660 but lost 3–8% from 577 to 8192 keys (one run had 8k-d64 4.5%
+  // faster, the next 7% slower), d128 3–9%; only qwen2vl (d80) gained, 3–4%.
   const pfAt = v.vec && !v.emulate ? (drop.has('pf') ? 2 : drop.has('pf1') ? 1 : 0) : 0;
   const issueNext = pfAt ? `        {
         let ti1 = ti + 1u; let ks1 = (entN >> 1u) * 64u + (ti1 % SUB) * BK;
@@ -618,6 +630,7 @@ ${pfAt === 2 ? issueNext : ''}
         // with it) and the scale folds into exp2's argument as one fma.
         var mx = MASKED;
         let lim = nk - half;
+${fastSm ? '        let fastT = nk == BK && !partial;' : ''}
         ${drop.has('softmax') ? 'if (lenK > 1000000000u) {' : qskip ? 'if (rowsLive) {' : '{'}
 ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
           let j = 2u * c + half;
@@ -636,14 +649,18 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
 ` : `${each(HB, (c) => `        let j${c} = ${DJ === 1 ? `${2 * c}u + half` : `${keyOf(c)}u + half * ${DJ}u`};
         var s${c} = ${sf16 ? 'f32(' : ''}${sArr}[sb + ${SST === 16 && DJ === 1 ? `${32 * c}u + lane` : `j${c} * ${SST}u + r`}]${sf16 ? ')' : ''};
         ${v.fuse ? '' : `if (NATURAL) { s${c} *= P.scale; } else { s${c} *= scl; }
-        if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }`}
-        var k${c} = ${DJ === 1 ? `${2 * c}u < lim` : `j${c} < nk`};
+        if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }`}`)}
+${fastSm ? `        if (fastT) {
+${each(HB, (c) => `        if (NATURAL) { s${c} *= LOG2E; }
+        mx = max(mx, s${c});`)}
+        } else {
+` : ''}${each(HB, (c) => `        var k${c} = ${DJ === 1 ? `${2 * c}u < lim` : `j${c} < nk`};
         if (k${c} && partial) { k${c} = mask_allows(i32(pos), i32(ks + j${c}), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s${c}); }
         if (NATURAL) { s${c} *= LOG2E; }
         s${c} = select(MASKED, s${c}, k${c});
         nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);
         mx = max(mx, s${c});`)}
-`}        mx = max(mx, partner(mx, lid));
+${fastSm ? '        }\n' : ''}`}        mx = max(mx, partner(mx, lid));
         ${v.fuse ? 'mx = select(MASKED, mx * scl, mx > MASKED);' : ''}
         let moved = mx > m + SLACK;
         let mNew = select(m, mx, moved);
@@ -657,10 +674,16 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
           sum += p;
           sKV[sbp + j * ${PS}u + r] = tohalf(p);
         }
-` : `${each(HB, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
+` : `${fastSm ? `        if (fastT) {
+${each(HB, (c) => `        let p${c} = exp2(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};
         sKV[sbp + j${c} * ${PS}u + r] = tohalf(p${c});`)}
-`}        sum += partner(sum, lid);
+        if (sum != sum) { nanb = 0x7fc00000u; }
+        } else {
+` : ''}${each(HB, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
+        sum += p${c};
+        sKV[sbp + j${c} * ${PS}u + r] = tohalf(p${c});`)}
+${fastSm ? '        }\n' : ''}`}        sum += partner(sum, lid);
         l = l * alpha + sum;
         m = mNew;
         if (need) { wflag[0] = 1u; }
