@@ -52,7 +52,10 @@ let ablation = '';
  * Forms that keep the results right: 'bk16' / 'bk32' (the key tile), 'vlate' / 'vearly' (V stored after
  * the softmax or with K), 'scatter' (2-byte output stores), 'kfull' / 'qfull' / 'qskip' (the key-block and
  * row skips off, or the row skip at any head dim), 'q1' (Q staged one chunk a barrier pair), 'ns8' / 'ns2' /
- * 'ns1' (subgroups a workgroup, SgmatVariant.NS); 'occ' (resident workgroups, counted in the LSE buffer).
+ * 'ns1' (subgroups a workgroup, SgmatVariant.NS); 'ss<N>' / 'ss<N>r<Δ>' (S's stride, the softmax's key map),
+ * 'pf' / 'pf1' (the next tile's loads issued after this tile's second / first barrier), 'nofast' (the softmax
+ * fast path off); 'occ' (resident workgroups, counted in the LSE buffer). 'sf16' (Q·Kᵀ with an f16 result)
+ * changes the results (raw scores rounded to f16) and is for timing only.
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
 export function sgmatAblation(): string { return ablation; }
