@@ -13,7 +13,7 @@
 //                 kernel's pattern).
 // Usage (after npm run build): node scripts/barrier-probe.mjs [occupancy=1]
 import { gpuContext } from '../dist/index.js';
-import { timeGpu } from './lib/gpu-time.mjs';
+import { timeProbe } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
 const device = ctx.device;
@@ -55,15 +55,6 @@ device.queue.writeBuffer(buf, 0, Uint32Array.from({ length: WORDS }, (_, i) => (
 const sink = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
 console.log(`${iters} iterations, ${132 * occ} workgroups of 128`);
 for (const [name, body] of Object.entries(forms)) {
-  const module = device.createShaderModule({ code: source(body) });
-  const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-  const bind = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: buf } }, { binding: 1, resource: { buffer: sink } }] });
-  const ms = await timeGpu(device, (enc) => {
-    const pass = enc.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bind);
-    pass.dispatchWorkgroups(132 * occ);
-    pass.end();
-  });
+  const ms = await timeProbe(device, source(body), [buf, sink], 132 * occ);
   console.log(`${name.padEnd(14)} ${((ms * 1e6) / iters).toFixed(1).padStart(7)} ns an iteration`);
 }

@@ -11,7 +11,7 @@
 //   kcol-share  kcol with 2 products per loaded matrix (two row blocks of Q: the loads per product halved).
 // Usage (after npm run build): node scripts/sgmat-feed-probe.mjs [occupancy=5]
 import { gpuContext } from '../dist/index.js';
-import { timeGpu } from './lib/gpu-time.mjs';
+import { timeProbe } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
 const device = ctx.device;
@@ -68,25 +68,7 @@ const out = device.createBuffer({ size: 8192 * 4, usage: GPUBufferUsage.STORAGE 
 console.log(`${iters} rounds, ${132 * occ} workgroups of 4 subgroups`);
 for (const [name, f] of Object.entries(forms)) {
   try {
-    device.pushErrorScope('validation');
-    const module = device.createShaderModule({ code: source(f.body) });
-    const info = await module.getCompilationInfo();
-    const errs = info.messages.filter((m) => m.type === 'error');
-    if (errs.length) throw new Error(errs.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join(' | '));
-    const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-    const err = await device.popErrorScope();
-    if (err) {
-      const info = await module.getCompilationInfo();
-      throw new Error(`${err.message} ${info.messages.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join(' | ')}`);
-    }
-    const bind = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: out } }] });
-    const ms = await timeGpu(device, (enc) => {
-      const pass = enc.beginComputePass();
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bind);
-      pass.dispatchWorkgroups(132 * occ);
-      pass.end();
-    });
+    const ms = await timeProbe(device, source(f.body), [out], 132 * occ);
     const flops = 132 * occ * 4 * iters * f.per * 2 * 16 * 16 * 16;
     console.log(`${name.padEnd(11)} ${ms.toFixed(3)} ms  ${(flops / ms / 1e9).toFixed(1)} TFLOP/s`);
   } catch (e) {

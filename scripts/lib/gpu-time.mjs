@@ -20,3 +20,22 @@ export async function timeGpu(device, encode, { warmMs = 600, minMs = 20, sample
   for (let i = 0; i < samples; i++) s.push((await once(n)) / n);
   return s.sort((a, b) => a - b)[samples >> 1];
 }
+
+/**
+ * Compiles a one-entry-point WGSL probe (compiler errors thrown with their line numbers), binds `buffers`
+ * at bindings 0.., and times `groups` workgroups of it with timeGpu: ms per dispatch.
+ */
+export async function timeProbe(device, code, buffers, groups) {
+  const module = device.createShaderModule({ code });
+  const errs = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
+  if (errs.length) throw new Error(errs.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join(' | '));
+  const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const bind = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+  return timeGpu(device, (enc) => {
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bind);
+    pass.dispatchWorkgroups(groups);
+    pass.end();
+  });
+}
