@@ -334,6 +334,9 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // whole (nk = BK, not partial) take a softmax without the per-score key test, mask select and
   // underflow guard, and detect NaN from the row sum once (exp2 and + carry a NaN score into it) instead
   // of from every score's bits. Scores past −126 in base 2 give 0 either way after the f16 rounding of P.
+  // (WGSL leaves NaN through arithmetic indeterminate, which is why the masked path tests every score's bits;
+  // the fast path relies on the GPU's exp2 and addition carrying NaN, as NVIDIA's and AMD's do: check:gpu's
+  // NaN cases pass on the H200.)
   // On the H200 (bench/results/sgmat-fast-run-S.txt, outputs bit-identical, check:gpu 85/85 tensor-core
   // cases): 8k-d128-causal 2.66 → 2.28 ms, vitL14-336 0.145 → 0.140, qwen2vl 1.68 → 1.65, 8k-d64 ±0.3%.
   const fastSm = !v.emulate && !drop.has('nofast');
