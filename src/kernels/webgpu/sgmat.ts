@@ -124,7 +124,7 @@ export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boo
  */
 function sStride(emulate: boolean, ablate: string): number {
   const f = emulate ? null : ablate.split(',').map((d) => /^ss(\d+)(?:r\d+)?$/.exec(d)).find(Boolean);
-  return f ? Number(f[1]) : emulate ? 16 : 20;
+  return f ? Number(f[1]) : 20;
 }
 /** f32 elements of sS: NS regions of BK·stride, the last without its unread tail (S's last column ends at 15·stride + 16). */
 function sLen(BK: number, NS: number, SST: number): number {
@@ -330,16 +330,16 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // raw scores in f16, no overflow guard).
   const sf16 = drop.has('sf16') && !v.emulate;
   const sArr = sf16 ? 'sSh' : 'sS';
-  // FAST (real matrices; 'nofast' in the ablation string turns it off): full tiles that the mask allows
-  // whole (nk = BK, not partial) take a softmax without the per-score key test, mask select and
-  // underflow guard, and detect NaN from the row sum once (exp2 and + carry a NaN score into it) instead
-  // of from every score's bits. Scores past −126 in base 2 give 0 either way after the f16 rounding of P.
-  // (WGSL leaves NaN through arithmetic indeterminate, which is why the masked path tests every score's bits;
-  // the fast path relies on the GPU's exp2 and addition carrying NaN, as NVIDIA's and AMD's do: check:gpu's
-  // NaN cases pass on the H200.)
+  // FAST ('nofast' in the ablation string turns it off): full tiles that the mask allows whole (nk = BK,
+  // not partial) take a softmax without the per-score key test, mask select and underflow guard. Scores
+  // past −126 in base 2 give 0 either way after the f16 rounding of P.
   // On the H200 (bench/results/sgmat-fast-run-S.txt, outputs bit-identical, check:gpu 85/85 tensor-core
   // cases): 8k-d128-causal 2.66 → 2.28 ms, vitL14-336 0.145 → 0.140, qwen2vl 1.68 → 1.65, 8k-d64 ±0.3%.
-  const fastSm = !v.emulate && !drop.has('nofast');
+  // That form took NaN from the row sum once a tile (exp2 and + carrying a NaN score into it) instead of
+  // testing every score's bits. WGSL leaves NaN through arithmetic indeterminate, and on SwiftShader a NaN
+  // score does not reach the sum (the emulated kernel, which runs this path in CI, gave a NaN row's LSE as
+  // +∞), so every score's bits are tested here too: two integer operations a score that run S did not time.
+  const fastSm = !drop.has('nofast');
   const live = (b: number): string => [kskip && b > 0 ? `nk > ${b * 16}u` : '', qskip ? 'rowsLive' : ''].filter(Boolean).join(' && ') || 'true';
 
   const prelude = [
@@ -638,9 +638,21 @@ ${pfAt === 2 ? issueNext : ''}
         let lim = nk - half;
 ${fastSm ? '        let fastT = nk == BK && !partial;' : ''}
         ${drop.has('softmax') ? 'if (lenK > 1000000000u) {' : qskip ? 'if (rowsLive) {' : '{'}
-${v.emulate ? `        for (var c = 0u; c < HB; c++) {
+${v.emulate ? `${fastSm ? `        if (fastT) {
+        for (var c = 0u; c < HB; c++) {
+          let idx = sb + (2u * c + half) * ${SST}u + r;
+          var s = sS[idx];
+          ${v.fuse ? '' : `if (NATURAL) { s *= P.scale; } else { s *= scl; }
+          if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }`}
+          if (NATURAL) { s *= LOG2E; }
+          nanb = max(nanb, bitcast<u32>(s) & 0x7fffffffu);
+          sS[idx] = s;
+          mx = max(mx, s);
+        }
+        } else {
+` : ''}        for (var c = 0u; c < HB; c++) {
           let j = 2u * c + half;
-          let idx = sb + 32u * c + lane;
+          let idx = sb + j * ${SST}u + r;
           var s = sS[idx];
           ${v.fuse ? '' : `if (NATURAL) { s *= P.scale; } else { s *= scl; }
           if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }`}
@@ -652,12 +664,13 @@ ${v.emulate ? `        for (var c = 0u; c < HB; c++) {
           sS[idx] = s;
           mx = max(mx, s);
         }
-` : `${each(HB, (c) => `        let j${c} = ${DJ === 1 ? `${2 * c}u + half` : `${keyOf(c)}u + half * ${DJ}u`};
+${fastSm ? '        }\n' : ''}` : `${each(HB, (c) => `        let j${c} = ${DJ === 1 ? `${2 * c}u + half` : `${keyOf(c)}u + half * ${DJ}u`};
         var s${c} = ${sf16 ? 'f32(' : ''}${sArr}[sb + ${SST === 16 && DJ === 1 ? `${32 * c}u + lane` : `j${c} * ${SST}u + r`}]${sf16 ? ')' : ''};
         ${v.fuse ? '' : `if (NATURAL) { s${c} *= P.scale; } else { s${c} *= scl; }
         if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }`}`)}
 ${fastSm ? `        if (fastT) {
 ${each(HB, (c) => `        if (NATURAL) { s${c} *= LOG2E; }
+        nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);
         mx = max(mx, s${c});`)}
         } else {
 ` : ''}${each(HB, (c) => `        var k${c} = ${DJ === 1 ? `${2 * c}u < lim` : `j${c} < nk`};
@@ -674,17 +687,24 @@ ${fastSm ? '        }\n' : ''}`}        mx = max(mx, partner(mx, lid));
         let alpha = select(1.0, exp2(m - mNew), need);
         let mUse = select(mNew, 0.0, mNew <= MASKED);
         var sum = 0.0;
-${v.emulate ? `        for (var c = 0u; c < HB; c++) {
+${v.emulate ? `${fastSm ? `        if (fastT) {
+        for (var c = 0u; c < HB; c++) {
           let j = 2u * c + half;
-          let p = exp2_masked(${v.fuse ? 'fma(sS[sb + 32u * c + lane], scl, -mUse)' : 'sS[sb + 32u * c + lane] - mUse'});
+          let p = exp2(${v.fuse ? `fma(sS[sb + j * ${SST}u + r], scl, -mUse)` : `sS[sb + j * ${SST}u + r] - mUse`});
           sum += p;
           sKV[sbp + j * ${PS}u + r] = tohalf(p);
         }
-` : `${fastSm ? `        if (fastT) {
+        } else {
+` : ''}        for (var c = 0u; c < HB; c++) {
+          let j = 2u * c + half;
+          let p = exp2_masked(${v.fuse ? `fma(sS[sb + j * ${SST}u + r], scl, -mUse)` : `sS[sb + j * ${SST}u + r] - mUse`});
+          sum += p;
+          sKV[sbp + j * ${PS}u + r] = tohalf(p);
+        }
+${fastSm ? '        }\n' : ''}` : `${fastSm ? `        if (fastT) {
 ${each(HB, (c) => `        let p${c} = exp2(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};
         sKV[sbp + j${c} * ${PS}u + r] = tohalf(p${c});`)}
-        if (sum != sum) { nanb = 0x7fc00000u; }
         } else {
 ` : ''}${each(HB, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};
