@@ -52,10 +52,9 @@ let ablation = '';
  * Forms that keep the results right: 'bk16' / 'bk32' (the key tile), 'vlate' / 'vearly' (V stored after
  * the softmax or with K), 'scatter' (2-byte output stores), 'kfull' / 'qfull' / 'qskip' (the key-block and
  * row skips off, or the row skip at any head dim), 'q1' (Q staged one chunk a barrier pair), 'ns8' / 'ns2' /
- * 'ns1' (subgroups a workgroup, SgmatVariant.NS); 'ss<N>' / 'ss<N>r<Δ>' (S's stride, the softmax's key map),
- * 'pf' / 'pf1' (the next tile's loads issued after this tile's second / first barrier), 'nofast' (the softmax
- * fast path off); 'occ' (resident workgroups, counted in the LSE buffer). 'sf16' (Q·Kᵀ with an f16 result)
- * changes the results (raw scores rounded to f16) and is for timing only.
+ * 'ns1' (subgroups a workgroup, SgmatVariant.NS); 'ss<N>' (S's stride), 'pf' / 'pf1' (the next tile's loads
+ * issued after this tile's second / first barrier), 'nofast' (the softmax fast path off); 'occ' (resident
+ * workgroups, counted in the LSE buffer).
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
 export function sgmatAblation(): string { return ablation; }
@@ -113,7 +112,7 @@ export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boo
 }
 
 /**
- * Stride (f32 elements) of S in workgroup memory: 20 on real matrices, 16 emulated. A result matrix stored
+ * Stride (f32 elements) of S in workgroup memory: 20 (the emulated kernel too). A result matrix stored
  * column-major puts lane (g, t)'s element (g, 2t) at 2t·stride + g: at stride 16 the four lanes of a row
  * share a bank (a 4-way conflict on each of the 8 stores), at 20 all 32 lanes differ. On the H200
  * (bench/results/sgmat-ss-run-S.txt, outputs bit-identical) stride 20 made 8k-d64 4.6% faster, qwen2vl (d80)
@@ -123,7 +122,7 @@ export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boo
  * stride (16: the old layout).
  */
 function sStride(emulate: boolean, ablate: string): number {
-  const f = emulate ? null : ablate.split(',').map((d) => /^ss(\d+)(?:r\d+)?$/.exec(d)).find(Boolean);
+  const f = emulate ? null : ablate.split(',').map((d) => /^ss(\d+)$/.exec(d)).find(Boolean);
   return f ? Number(f[1]) : 20;
 }
 /** f32 elements of sS: NS regions of BK·stride, the last without its unread tail (S's last column ends at 15·stride + 16). */
@@ -320,16 +319,8 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // kernels, for this kernel's own registers and workgroup memory.
   const occ = drop.has('occ') && !v.emulate;
   const padKiB = Number([...drop].find((d) => /^pad\d+$/.test(d))?.slice(3) ?? 0);
-  // 'ss<N>' / 'ss<N>r<Δ>' in the ablation string: S stored at stride N (f32 elements, default 16) instead of 16,
-  // and the softmax's lanes reading keys base(c) + Δ·half instead of 2c + half (bank-conflict probes).
-  const ssForm = v.emulate ? null : [...drop].map((d) => /^ss(\d+)(?:r(\d+))?$/.exec(d)).find(Boolean);
+  // S's stride (sStride; 'ss<N>' in the ablation string sets another on real matrices).
   const SST = sStride(v.emulate, v.ablate ?? '');
-  const DJ = ssForm?.[2] ? Number(ssForm[2]) : 1;
-  const keyOf = (c: number) => (c % DJ) + 2 * DJ * Math.floor(c / DJ);
-  // 'sf16' in the ablation string: Q·Kᵀ with an f16 result, S through its own f16 buffer (a speed probe:
-  // raw scores in f16, no overflow guard).
-  const sf16 = drop.has('sf16') && !v.emulate;
-  const sArr = sf16 ? 'sSh' : 'sS';
   // FAST ('nofast' in the ablation string turns it off): full tiles that the mask allows whole (nk = BK,
   // not partial) take a softmax without the per-score key test, mask select and underflow guard. Scores
   // past −126 in base 2 give 0 either way after the f16 rounding of P.
@@ -525,8 +516,7 @@ const MASKED: f32 = -1.0e30;
 
 // Q (transposed, ${QR} rows at stride ${QS}) before the loop; then K row-major at stride ${DPS} and V row-major at ${V0}, stride ${DVS}.
 var<workgroup> sKV: array<HALF, ${KV}>;
-var<workgroup> sS: array<f32, ${sLen(BK, NS, SST)}>;${sf16 ? `
-var<workgroup> sSh: array<f16, ${sLen(BK, NS, SST)}>;` : ''}   // per subgroup 16×BK (column-major): S, then accumulator flushes
+var<workgroup> sS: array<f32, ${sLen(BK, NS, SST)}>;   // per subgroup 16×BK (column-major at stride ${SST}): S; accumulator flushes at 16
 // Every workgroup variable is a multiple of 16 bytes: on Dawn/NVIDIA, subgroup-matrix loads and stores
 // in workgroup memory went wrong with a 4-byte variable among them, and this layout passes check:gpu
 // (the full rule is not known: see scripts/sgmat-forms.mjs). [0] = the rescale flag.
@@ -623,15 +613,15 @@ ${pfAt === 1 ? issueNext : ''}
     if (nk > 0u) {
         // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
 ${drop.has('qk') ? '' : each(NKB, (nb) => `        if (${live(nb)}) {
-        var sm${nb} = ${sf16 ? 'subgroup_matrix_result<f16, 16, 16>()' : M.zero};
+        var sm${nb} = ${M.zero};
 ${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `sm${nb}`)};`)}
-        ${M.store(sArr, `sb + ${nb * 16 * SST}u`, `sm${nb}`, `${SST}u`)}
+        ${M.store('sS', `sb + ${nb * 16 * SST}u`, `sm${nb}`, `${SST}u`)}
         }`)}
         workgroupBarrier();
 ${pfAt === 2 ? issueNext : ''}
 
-        // ---- softmax: lane → row r, keys 2c + half (S[r][j] at sb + j·16 + r = sb + 32c + lane: every
-        // lane a different bank, offsets known at compile time). Rows past lenQ have zero Q, so finite
+        // ---- softmax: lane → row r, keys 2c + half (S[r][j] at sb + j·SST + r: offsets known at compile
+        // time; at stride 20 the two halves' reads share 4 banks). Rows past lenQ have zero Q, so finite
         // scores, and are never written. FUSE: scores stay raw (the scale is > 0, so the max commutes
         // with it) and the scale folds into exp2's argument as one fma.
         var mx = MASKED;
@@ -664,8 +654,8 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
           sS[idx] = s;
           mx = max(mx, s);
         }
-${fastSm ? '        }\n' : ''}` : `${each(HB, (c) => `        let j${c} = ${DJ === 1 ? `${2 * c}u + half` : `${keyOf(c)}u + half * ${DJ}u`};
-        var s${c} = ${sf16 ? 'f32(' : ''}${sArr}[sb + ${SST === 16 && DJ === 1 ? `${32 * c}u + lane` : `j${c} * ${SST}u + r`}]${sf16 ? ')' : ''};
+${fastSm ? '        }\n' : ''}` : `${each(HB, (c) => `        let j${c} = ${2 * c}u + half;
+        var s${c} = sS[sb + j${c} * ${SST}u + r];
         ${v.fuse ? '' : `if (NATURAL) { s${c} *= P.scale; } else { s${c} *= scl; }
         if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }`}`)}
 ${fastSm ? `        if (fastT) {
@@ -673,7 +663,7 @@ ${each(HB, (c) => `        if (NATURAL) { s${c} *= LOG2E; }
         nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);
         mx = max(mx, s${c});`)}
         } else {
-` : ''}${each(HB, (c) => `        var k${c} = ${DJ === 1 ? `${2 * c}u < lim` : `j${c} < nk`};
+` : ''}${each(HB, (c) => `        var k${c} = ${2 * c}u < lim;
         if (k${c} && partial) { k${c} = mask_allows(i32(pos), i32(ks + j${c}), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s${c}); }
         if (NATURAL) { s${c} *= LOG2E; }
         s${c} = select(MASKED, s${c}, k${c});
