@@ -29,7 +29,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { BlockPool } from './block-pool.js';
 import { type ExtraKey, blockHash, noneHash } from './hash.js';
 import type { WasmHeap } from '../kernels/cpu/wasm-heap.js';
-import { KvBlockStorage, type KvDType, bytesPerBlock } from './kv-storage.js';
+import { KvBlockStorage, type KvDType, bytesPerBlock, checkSmoothK } from './kv-storage.js';
 import { type HadamardRotation, type RotationSource, makeRotation } from './quant.js';
 
 /** Sequence handle: a positive integer assigned by the cache, never reused. */
@@ -105,13 +105,9 @@ export function planKvCache(opts: PagedKvCacheOptions): KvCachePlan {
     if (dtype !== 'int8') throw new UnsupportedError(`rotation is only used with int8 blocks, not ${dtype}`, "dtype: 'int8'");
     rotationSeed = opts.rotation === true ? 0 : requireInt(opts.rotation.seed, 'rotation.seed', 0);
   }
-  let smoothK: KvCachePlan['smoothK'] = null;
-  if (opts.smoothK) {
-    if (dtype !== 'int8') throw new UnsupportedError(`smoothK is only used with int8 blocks, not ${dtype}`, "dtype: 'int8'");
-    if (opts.smoothK === true) smoothK = 'auto';
-    else if (Array.isArray(opts.smoothK)) smoothK = Object.freeze(opts.smoothK.map((f) => Float32Array.from(f)));
-    else throw new ValueError('smoothK must be true, false or an array of per-layer factors', 'smoothK');
-  }
+  if (opts.smoothK && opts.smoothK !== true && !Array.isArray(opts.smoothK)) throw new ValueError('smoothK must be true, false or an array of per-layer factors', 'smoothK');
+  const sk = checkSmoothK(!opts.smoothK ? null : opts.smoothK === true ? 'auto' : opts.smoothK, dtype, numLayers, numKvHeads, headDim);
+  const smoothK: KvCachePlan['smoothK'] = sk === null || sk === 'auto' ? sk : Object.freeze(sk);
   const bpb = bytesPerBlock(numLayers, numKvHeads, headDim, blockSizeTokens, dtype);
   if ((opts.numBlocks === undefined) === (opts.capacityBytes === undefined)) {
     throw new ValueError('give exactly one of numBlocks and capacityBytes', opts.numBlocks === undefined ? 'numBlocks' : 'capacityBytes');

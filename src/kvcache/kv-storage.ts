@@ -33,6 +33,22 @@ export interface KvStorageObserver {
   blocksChanged(layer: number, blocks: readonly number[]): void;
 }
 
+/**
+ * Validates K smoothing factors (PagedKvCacheOptions.smoothK) for a cache of this geometry: int8 only; given
+ * factors one array per layer of numKvHeads · headDim positive finite numbers. Returns copies.
+ */
+export function checkSmoothK(smoothK: 'auto' | readonly ArrayLike<number>[] | null, dtype: KvDType, numLayers: number, numKvHeads: number, headDim: number): 'auto' | Float32Array[] | null {
+  if (smoothK === null) return null;
+  if (dtype !== 'int8') throw new UnsupportedError(`smoothK is only used with int8 blocks, not ${dtype}`, "dtype: 'int8'");
+  if (smoothK === 'auto') return 'auto';
+  if (smoothK.length !== numLayers) throw new ShapeError(`smoothK has ${smoothK.length} layers, the cache has ${numLayers}`, 'smoothK', 'numLayers');
+  return smoothK.map((f, l) => {
+    if (f.length !== numKvHeads * headDim) throw new ShapeError(`smoothK[${l}] has ${f.length} factors, expected numKvHeads · headDim = ${numKvHeads * headDim}`, `smoothK[${l}]`, 'numKvHeads·headDim');
+    for (let i = 0; i < f.length; i++) if (!(f[i]! > 0 && Number.isFinite(f[i]!))) throw new ValueError(`smoothK[${l}][${i}] must be a positive finite number, got ${f[i]}`, `smoothK[${l}]`);
+    return Float32Array.from(f);
+  });
+}
+
 export class KvBlockStorage implements RotationSource {
   readonly layers: readonly KvLayerStorage[];
   /**
@@ -65,17 +81,8 @@ export class KvBlockStorage implements RotationSource {
      */
     smoothK: 'auto' | readonly Float32Array[] | null = null,
   ) {
-    if (smoothK !== null) {
-      if (dtype !== 'int8') throw new UnsupportedError(`smoothK is only used with int8 blocks, not ${dtype}`, "dtype: 'int8'");
-      if (smoothK !== 'auto') {
-        if (smoothK.length !== numLayers) throw new ShapeError(`smoothK has ${smoothK.length} layers, the cache has ${numLayers}`, 'smoothK', 'numLayers');
-        smoothK.forEach((f, l) => {
-          if (f.length !== numKvHeads * headDim) throw new ShapeError(`smoothK[${l}] has ${f.length} factors, expected numKvHeads · headDim = ${numKvHeads * headDim}`, `smoothK[${l}]`, 'numKvHeads·headDim');
-          for (let i = 0; i < f.length; i++) if (!(f[i]! > 0 && Number.isFinite(f[i]!))) throw new ValueError(`smoothK[${l}][${i}] must be a positive finite number, got ${f[i]}`, `smoothK[${l}]`);
-        });
-      }
-    }
-    this.smoothing = smoothK === null ? null : Array.from({ length: numLayers }, (_, l) => (smoothK === 'auto' ? null : Float32Array.from(smoothK[l]!)));
+    const sk = checkSmoothK(smoothK, dtype, numLayers, numKvHeads, headDim);
+    this.smoothing = sk === null ? null : Array.from({ length: numLayers }, (_, l) => (sk === 'auto' ? null : sk[l]!));
     const shape = [numBlocks, blockSizeTokens, numKvHeads, headDim];
     const n = numBlocks * blockSizeTokens * numKvHeads * headDim;
     const layers: KvLayerStorage[] = [];
