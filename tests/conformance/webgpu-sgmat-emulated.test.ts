@@ -74,5 +74,9 @@ function describeForm(title: string, form: string, keyPart: string, names: strin
 // kernel runs the same staging, so CI checks its data flow here; check:gpu with SGMAT_ABLATE=vlate on a GPU.
 describeForm('V stored after the softmax', 'vlate', '"vlate":true', ['self N129 d64', 'causal 129x97', 'varlen window GQA8', 'NaN in v propagates', 'headDim 128']);
 
-// Eight subgroups a workgroup (SgmatVariant.NS = 8, 'ns8', measured slower on the H200 and not the default) is
-// checked by check:gpu with SGMAT_ABLATE=ns8 on a GPU; CI keeps its ~25 s for the forms in use.
+// Eight subgroups a workgroup (SgmatVariant.NS = 8, 'ns8'; not the default): 128 query rows (or GQA head
+// groups of them) share each K/V tile, and the tile plan's Q tiles double. The emulated kernel runs the same
+// indexing (head dims ≤ 80: larger ones exceed SwiftShader's 32 KiB at NS = 8); check:gpu with
+// SGMAT_ABLATE=ns8 on a GPU.
+describeForm('eight subgroups a workgroup', 'ns8', '"NS":8', ['causal 129x97', 'varlen window GQA8', 'f16 causal GQA']);
+

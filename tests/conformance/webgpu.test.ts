@@ -24,7 +24,7 @@ describe('conformance: webgpu backend', () => {
 // is forced where the other is the default: value head dims that are and are not multiples of 64,
 // masks on partial tiles, GQA packing, NaN propagation.
 describe('conformance: webgpu portable kernel, column mappings forced', () => {
-  const V4 = ['headDim 128', 'headDimV 111 ≠ headDim 40', 'causal 129x97', 'varlen window GQA8'];
+  const V4 = ['self N129 d64', 'headDim 128', 'headDimV 111 ≠ headDim 40', 'causal 129x97', 'NaN in v propagates', 'varlen window GQA8'];
   beforeAll(async () => {
     setGpuOutputPoisoning(true);
     await gpuContext();
@@ -73,7 +73,7 @@ describe('webgpu portable kernel, two rows a thread', () => {
 // prefetch, and the scalar form forced on cases that would take the vector one, so all stay checked.
 describe('conformance: webgpu portable kernel, four-element and scalar storage loads', () => {
   const VL = ['self N129 d64', 'varlen window GQA8', 'f16 causal GQA', 'bf16 cross', 'headDim 59', 'headDimV 111 ≠ headDim 40', 'headDim 1'];
-  const SCALAR = ['causal 129x97', 'f16 causal GQA', 'layout BHSD'];
+  const SCALAR = ['self N129 d64', 'causal 129x97', 'f16 causal GQA', 'layout BHSD', 'NaN in v propagates'];
   beforeAll(async () => {
     setGpuOutputPoisoning(true);
     await gpuContext();
@@ -92,7 +92,7 @@ describe('conformance: webgpu portable kernel, four-element and scalar storage l
     }, 300_000);
   }
   // The vector form without the V prefetch (setPortableTuning({ vpre: false })), so that it stays checked.
-  for (const name of ['varlen window GQA8', 'f16 causal GQA']) {
+  for (const name of ['self N129 d64', 'varlen window GQA8', 'f16 causal GQA']) {
     const c = CASES.find((x) => x.name === name)!;
     it(`${name} [vector loads, no V prefetch]`, async () => {
       setPortableTuning({ vecLoads: true, vpre: false });
@@ -113,14 +113,13 @@ describe('conformance: webgpu portable kernel, four-element and scalar storage l
   }
 });
 
-// The portable kernel's non-default V chunk form on five cases with poisoned outputs (partial tiles, varlen
-// with GQA packing, f16 storage, NaN, empty KV): further V chunks of a tile loaded in place instead of
-// prefetched during the previous chunk's FMAs (setPortableTuning's vnext false, a profiling knob; the
-// default 'auto' prefetches wherever a tile has two or more chunks, as on SwiftShader, so the default path is
-// what the blocks above check). Each distinct kernel costs SwiftShader ~7 s to compile, so the knobs' blocks
-// keep to the cases that reach different code: CI's 25 minutes are the budget.
+// The portable kernel's non-default V chunk form on ten cases with poisoned outputs (partial tiles, varlen,
+// GQA packing, f16 storage, NaN, empty KV, top-k, softcap, a cross-attention tail): further V chunks of a
+// tile loaded in place instead of prefetched during the previous chunk's FMAs (setPortableTuning's vnext
+// false; the default 'auto' prefetches wherever a tile has two or more chunks, as on SwiftShader, so the
+// default path is what the blocks above check).
 describe('conformance: webgpu portable kernel, V chunks in place', () => {
-  const CASES_X = ['causal 129x97', 'varlen window GQA8', 'f16 causal GQA', 'NaN in v propagates', 'empty KV (seqLenK 0)'];
+  const CASES_X = ['self N129 d64', 'causal 129x97', 'varlen window GQA8', 'f16 causal GQA', 'NaN in v propagates', 'headDim 128', 'empty KV (seqLenK 0)', 'topK(16, causal)', 'softcap 30', 'cross 97x1025'];
   beforeAll(async () => {
     setGpuOutputPoisoning(true);
     await gpuContext();
