@@ -23,7 +23,7 @@
  * `sg` false emulates the shuffles through workgroup memory (two barriers each), so the same logic runs
  * where subgroups are not 32 lanes wide (SwiftShader in CI). It is for tests, not speed.
  */
-import { JOB_WGSL, each, kvRawLoaders, type InFormat, type KvPaging } from './variants.js';
+import { JOB_WGSL, each, kvRawLoaders, withDecodeHead, type InFormat, type KvPaging } from './variants.js';
 import { SHADERS } from './shaders.generated.js';
 import { MASK_HELPERS } from './mask-wgsl.js';
 
@@ -287,7 +287,7 @@ ${parts(NCV).map(([t, h]) => `      { let c = ${col(t)} + ${4 * h}u; if (gi == 0
     : `  let pbase = (job * 4u + w) * P.partRows * stride;
 ${each(v.R, (r) => rowPartial(r, (x, c) => `part[pbase + ${r}u * stride${x === 'm' ? '' : x === 'l' ? ' + 1u' : ` + 2u + ${c}`}]`))}`;
 
-  const body = SHADERS['decode_warp']!
+  const body = withDecodeHead(SHADERS['decode_warp']!)
     .replace('//@Q', qRegs)
     .replace('//@O', oRegs)
     .replace('/*@SUBGROUP_BUILTINS*/', v.sg ? ', @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32' : '')

@@ -114,8 +114,15 @@ export function compileMaskWgsl(node: MaskNode | null, maxLenQ: number, maxLenK:
   return { key, fn, data, thrSlot };
 }
 
-/** Helpers the generated predicate calls (tbl and P.maskBase are declared by the kernel). */
+/**
+ * Helpers the generated predicate calls (tbl and P.maskBase are declared by the kernel), and is_nan, which
+ * every kernel that takes them uses on scores.
+ */
 export const MASK_HELPERS = /* wgsl */ `
+// NaN tests by bit pattern: compilers may assume x != x is false.
+fn is_nan(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
 fn md(k: u32) -> i32 { return bitcast<i32>(tbl[P.maskBase + k]); }
 fn mask_bit(base: i32, r: i32, c: i32, rows: i32, cols: i32) -> bool {
   if (r < 0 || r >= rows || c < 0 || c >= cols) { return false; }

@@ -121,6 +121,27 @@ fn tile_entry(at: u32, lid: u32) -> u32 {
   return workgroupUniformLoad(&wtile[0]);
 }`;
 }
+/**
+ * The split phase's uniform block, table and partials (decode_split.wgsl and decode_warp.wgsl, at their
+ * //@DECODE_HEAD line): both read the Params that attention-gpu.ts writes for decode, so they share one
+ * definition.
+ */
+export const DECODE_HEAD = `struct Params {
+  qRow: u32, qHead: u32, kRow: u32, kHead: u32,
+  vRow: u32, vHead: u32, numJobs: u32, splitTiles: u32,
+  seqTable: u32, planTable: u32, jobTable: u32, maskBase: u32,
+  scale: f32, softcap: f32, group: u32, partRows: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> tbl: array<u32>;
+@group(0) @binding(5) var<storage, read_write> part: array<f32>;`;
+/** A split kernel's shader with DECODE_HEAD in place of its //@DECODE_HEAD line. */
+export function withDecodeHead(shader: string): string {
+  const at = /^\/\/@DECODE_HEAD.*$/m;
+  if (!at.test(shader)) throw new Error('withDecodeHead: the shader has no //@DECODE_HEAD line');
+  return shader.replace(at, DECODE_HEAD);
+}
 export const JOB_WGSL = jobWgsl(false);
 export const JOB_WGSL_DIRECT = jobWgsl(true);
 
@@ -432,7 +453,7 @@ export function decodeSource(v: DecodeVariant, maskFn: string): string {
     loader('q', 2, v.fmt),
     kvLoader4(v.fmt, v.paged, v.vec4 && v.paged?.kvFmt !== 'i8'),
   ].join('\n');
-  return `${prelude}\n${SHADERS['decode_split']}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
+  return `${prelude}\n${withDecodeHead(SHADERS['decode_split']!)}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
 }
 
 export function decodeMergeSource(DV: number): string {

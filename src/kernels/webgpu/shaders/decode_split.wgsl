@@ -15,16 +15,7 @@
 // half tile), NATURAL, CAP, PAGED, ABLATE (profiling: parts dropped; 0 in use), ld_q, ld_k4/ld_v4
 // (four elements from a row offset, `n` of them valid), mask_allows and kv_at.
 
-struct Params {
-  qRow: u32, qHead: u32, kRow: u32, kHead: u32,
-  vRow: u32, vHead: u32, numJobs: u32, splitTiles: u32,
-  seqTable: u32, planTable: u32, jobTable: u32, maskBase: u32,
-  scale: f32, softcap: f32, group: u32, partRows: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> tbl: array<u32>;
-@group(0) @binding(5) var<storage, read_write> part: array<f32>;
+//@DECODE_HEAD (DECODE_HEAD in variants.ts: Params, the table and the partials, shared with the other split kernel)
 
 const LOG2E: f32 = 1.4426950408889634;
 const MASKED: f32 = -1.0e30;
@@ -55,10 +46,6 @@ fn v_row(vBase: u32, k0: u32, j: u32, sbuf: u32) -> u32 {
 }
 fn slot_of(kBase: u32, k0: u32, j: u32, lenK: u32) -> u32 {
   return select(0u, kv_at(kBase, k0 + j, P.kRow), k0 + j < lenK);
-}
-
-fn is_nan(x: f32) -> bool {
-  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
 @compute @workgroup_size(128)

@@ -5,24 +5,11 @@
 // (m, l, O) per row are combined in workgroup memory into part[job·partRows + row] (COMBINE), or each
 // goes to part[(job·4 + w)·partRows + row]; decode_merge combines the splits.
 
-struct Params {
-  qRow: u32, qHead: u32, kRow: u32, kHead: u32,
-  vRow: u32, vHead: u32, numJobs: u32, splitTiles: u32,
-  seqTable: u32, planTable: u32, jobTable: u32, maskBase: u32,
-  scale: f32, softcap: f32, group: u32, partRows: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> tbl: array<u32>;
-@group(0) @binding(5) var<storage, read_write> part: array<f32>;
+//@DECODE_HEAD (DECODE_HEAD in variants.ts: Params, the table and the partials, shared with the other split kernel)
 
 const LOG2E: f32 = 1.4426950408889634;
 const NB: u32 = //@NBu;
 const MASKED: f32 = -1.0e30;
-
-fn is_nan(x: f32) -> bool {
-  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
 
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32/*@SUBGROUP_BUILTINS*/) {

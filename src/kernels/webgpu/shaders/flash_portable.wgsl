@@ -54,11 +54,6 @@ const MASKED: f32 = -1.0e30;
 var<workgroup> wa: array<vec4<f32>, WAN>;   // Qᵀ/Kᵀ slices of DS dims (S phase), V chunk (PV phase)
 var<workgroup> ps: array<vec4<f32>, PSN>;   // P: 64 rows × 64 keys, or (PCH) × the V chunk's BCV keys
 
-// NaN tests by bit pattern: compilers may assume x != x is false.
-fn is_nan(x: f32) -> bool {
-  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
-
 // tanh of a clamped argument: some drivers compute tanh(x) as a ratio of exponentials, NaN for large |x|.
 fn tanh_safe(x: vec4<f32>) -> vec4<f32> {
   return tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0)));

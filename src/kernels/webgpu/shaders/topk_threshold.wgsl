@@ -15,10 +15,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> tbl: array<u32>;
 
 
-fn is_nan(x: f32) -> bool {
-  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let job = wg.x + wg.y * 65535u;
