@@ -7,10 +7,16 @@ import { timeGpu } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
 // SWEEP=1: key lengths 1024–4096 at a fixed token count (B·N = 8192), d64 and d128, instead of the usual shapes.
+// D80=1: head dims 72 and 80 (16-dim padded to 80: SigLIP, Qwen2-VL) at 729–5329 keys.
 // WAVES=1: 8k-d64 at 10, 13, 16 and 20 heads — 1280, 1664, 2048 and 2560 workgroups, 1.94, 2.52, 3.10 and
 // 3.88 waves of the 660 resident at d64 (5 a unit, 'occ') — to see what the last, partly filled wave costs.
 const shapes = process.env.WAVES === '1' ? [10, 13, 16, 20].map((H) => [`8k B1 H${H} N8192 d64`, 1, H, 8192, 64, false])
-  : process.env.SWEEP === '1' ? [
+  : process.env.D80 === '1' ? [
+  ['siglip B8 H16 N729 d72', 8, 16, 729, 72, false],
+  ['B8 H16 N1024 d72', 8, 16, 1024, 72, false],
+  ['B4 H16 N2048 d80', 4, 16, 2048, 80, false],
+  ['qwen B1 H16 N5329 d80', 1, 16, 5329, 80, false],
+] : process.env.SWEEP === '1' ? [
   ['B8 H16 N1024 d64', 8, 16, 1024, 64, false],
   ['B4 H16 N2048 d64', 4, 16, 2048, 64, false],
   ['B3 H16 N3072 d64', 3, 16, 3072, 64, false],

@@ -23,7 +23,7 @@ import {
   type DecodeVariant, type InFormat, type KvPaging, type PortableFlashVariant, type TopKVariant, convertSource,
   decodeMergeSource, decodeSharedBytes, decodeSource, portableBytes, portableFit, portableGeometry, portableSharedBytes, portableSource, topkSource, variantKey,
 } from './variants.js';
-import { type SgmatVariant, sgmatAblation, sgmatGeometry, sgmatOutVec, sgmatSource, sgmatVLate } from './sgmat.js';
+import { type SgmatVariant, sgmatAblation, sgmatGeometry, sgmatOutVec, sgmatPf1, sgmatSource, sgmatVLate } from './sgmat.js';
 import { type DecodeWarpVariant, decodeWarpCombines, decodeWarpGeometry, decodeWarpSource } from './decode-warp.js';
 
 export const GPU_TILE_K = 64;
@@ -566,7 +566,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       // 16-byte loads when every row, head and sequence offset is a multiple of 8 halves.
       const vec = plan.headDim % 8 === 0 && plan.headDimV % 8 === 0 && aligned(qa, 8, true) &&
         (!paged || paged.kvFmt === 'f16') && kvAligned(ka, va, 8, !!paged);
-      const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}) };
+      const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}), ...(sgmatPf1(vec && !sgFit!.emulate, plan.headDim, plan.headDimV) ? { pf1: true } : {}) };
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {

@@ -53,7 +53,8 @@ let ablation = '';
  * the softmax or with K), 'scatter' (2-byte output stores), 'kfull' / 'qfull' / 'qskip' (the key-block and
  * row skips off, or the row skip at any head dim), 'q1' (Q staged one chunk a barrier pair), 'ns8' / 'ns2' /
  * 'ns1' (subgroups a workgroup, SgmatVariant.NS); 'ss<N>' (S's stride), 'pf' / 'pf1' (the next tile's loads
- * issued after this tile's second / first barrier), 'nofast' (the softmax fast path off); 'occ' (resident
+ * issued after this tile's second / first barrier; the first is the default where head dims pad to 80, and
+ * 'nopf' turns it off there), 'nofast' (the softmax fast path off); 'occ' (resident
  * workgroups, counted in the LSE buffer).
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
@@ -94,6 +95,11 @@ export interface SgmatVariant {
    * for long key sequences (sgmatVLate).
    */
   readonly vlate?: boolean;
+  /**
+   * With 16-byte loads, the next tile's K/V loads issued right after this tile's first barrier (they fly
+   * during Q·Kᵀ and are stored after the loop's last barrier), where head dims pad to 80 (sgmatPf1).
+   */
+  readonly pf1?: boolean;
   /**
    * 16-byte output stores: each lane writes 8 consecutive columns of its row per round (DV a multiple of
    * 8; output rows, heads and sequence bases multiples of 8) instead of 8 scattered ones.
@@ -408,12 +414,14 @@ ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
   // (first) barrier, so that they fly during the softmax (Q·Kᵀ): on Dawn/Vulkan/NVIDIA a workgroup barrier
   // waits for the invocation's loads still in flight (scripts/barrier-probe.mjs: load, barrier, use 190 ns an
   // iteration; the load issued an iteration earlier 193 ns; the barrier alone 26), so loads issued before
-  // the barrier that follows their stores hide nothing. Measured and not taken (bench/results/sgmat-ss20-pf-run-S.txt,
+  // the barrier that follows their stores hide nothing. Measured (bench/results/sgmat-ss20-pf-run-S.txt,
   // sgmat-fast-run-S.txt; outputs bit-identical, check:gpu 85/85 for each): after the second barrier the
   // registers cost a workgroup a unit (d64 660 → 528 resident, d80 528 → 396, d128 396 → 264) and every shape
-  // lost 4–22%; after the first, d64 keeps 660 but lost 3–8% from 577 to 8192 keys (one run had 8k-d64 4.5%
-  // faster, the next 7% slower), d128 3–9%; only qwen2vl (d80) gained, 3–4%.
-  const pfAt = v.vec && !v.emulate ? (drop.has('pf') ? 2 : drop.has('pf1') ? 1 : 0) : 0;
+  // lost 4–22%: not taken; after the first, d64 keeps 660 but lost 3–8% from 577 to 8192 keys (one run had
+  // 8k-d64 4.5% faster, the next 7% slower), d128 3–9%, while qwen2vl (d80) gained 3–4%. So the first form is
+  // taken where head dims pad to 80 (SgmatVariant.pf1, sgmatPf1): at d72 and d80 it gained 0.7–3.0% in every
+  // one of 729–5329 keys (bench/results/sgmat-pf1-d80-run-T.txt). 'nopf' in the ablation string turns it off.
+  const pfAt = v.vec && !v.emulate ? (drop.has('pf') ? 2 : (drop.has('pf1') || v.pf1) && !drop.has('nopf') ? 1 : 0) : 0;
   const issueNext = pfAt ? `        {
         let ti1 = ti + 1u; let ks1 = (entN >> 1u) * 64u + (ti1 % SUB) * BK;
         let nk1 = select(0u, min(BK, lenK - ks1), ks1 < lenK && ti1 < NT);
@@ -750,6 +758,17 @@ export function sgmatVLate(vec: boolean, DV: number, seqLenK: number): boolean {
   const parts = ablation.split(',');
   const from = DV >= 128 ? SGMAT_VLATE_MIN_KEYS.d128 : SGMAT_VLATE_MIN_KEYS.other;
   return vec && !parts.includes('vearly') && (parts.includes('vlate') || seqLenK >= from);
+}
+
+/**
+ * Whether the tensor-core kernel issues the next tile's loads after the first barrier (SgmatVariant.pf1):
+ * with 16-byte loads where both head dims pad to 80 (d65–d80: SigLIP's 72, Qwen2-VL's 80). On the H200
+ * (bench/results/sgmat-pf1-d80-run-T.txt, outputs bit-identical) 0.7% faster at siglip-384, 1.3% at d72 1024
+ * keys, 2.7% at d80 2048, 3.0% at qwen2vl; at d64 and d128 it was 3–9% slower (sgmat-fast-run-S.txt).
+ * 'nopf' in the ablation string turns it off, 'pf1' forces it at any head dim.
+ */
+export function sgmatPf1(vec: boolean, D: number, DV: number): boolean {
+  return vec && pad16(D) === 80 && pad16(DV) === 80 && !ablation.split(',').includes('nopf');
 }
 
 /**
