@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 // WebGPU tests run on whatever Vulkan driver the machine has; on a machine without a GPU (CI),
@@ -15,6 +16,9 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Two test files at a time even on two cores (vitest's default is cores − 1): the WebGPU files spend most
+    // of their time in SwiftShader's one-threaded shader compiles, so the CPU files overlap with them.
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     reporters: ['default'],
     env,
   },
