@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decodeWarpCombines, decodeWarpGeometry, decodeWarpSource, type DecodeWarpVariant } from '../../../src/kernels/webgpu/decode-warp.js';
-import { SGMAT_VLATE_MIN_KEYS, setSgmatAblation, sgmatGeometry, sgmatVLate } from '../../../src/kernels/webgpu/sgmat.js';
+import { SGMAT_VLATE_MIN_KEYS, setSgmatAblation, sgmatGeometry, sgmatPf1, sgmatSource, sgmatVLate, type SgmatVariant } from '../../../src/kernels/webgpu/sgmat.js';
 import { JOB_WGSL, JOB_WGSL_DIRECT, portableBytes, portableFit, portableGeometry, portableSharedBytes } from '../../../src/kernels/webgpu/variants.js';
 import { portableForm, setPortableTuning } from '../../../src/kernels/webgpu/attention-gpu.js';
 
@@ -76,6 +76,27 @@ describe('tensor-core kernel V store placement', () => {
       setSgmatAblation('vearly');
       expect(sgmatVLate(true, 128, 8192)).toBe(false);
     } finally { setSgmatAblation(''); }
+  });
+});
+
+describe('tensor-core kernel load prefetch (pf1)', () => {
+  const base: SgmatVariant = { kernel: 'flash_sgmat', D: 80, DV: 80, G4: 1, BK: 16, NS: 4, vec: true, natural: false, cap: false, fuse: true, outF16: false, emulate: false, maskKey: 'none' };
+  it('is taken with 16-byte loads where both head dims pad to 80, and nowhere else; nopf turns it off', () => {
+    for (const d of [65, 72, 80]) expect(sgmatPf1(true, d, d), `d${d}`).toBe(true);
+    for (const d of [32, 64, 96, 128]) expect(sgmatPf1(true, d, d), `d${d}`).toBe(false);
+    expect(sgmatPf1(true, 80, 64)).toBe(false);
+    expect(sgmatPf1(false, 80, 80)).toBe(false);
+    try {
+      setSgmatAblation('nopf');
+      expect(sgmatPf1(true, 80, 80)).toBe(false);
+    } finally { setSgmatAblation(''); }
+  });
+  it('issues the next tile\'s loads after the first barrier on real matrices; the emulated kernel ignores it', () => {
+    const next = /let ti1 = ti \+ 1u;/;
+    expect(sgmatSource(base, NO_MASK)).not.toMatch(next);
+    expect(sgmatSource({ ...base, pf1: true }, NO_MASK)).toMatch(next);
+    const emu = { ...base, emulate: true };
+    expect(sgmatSource({ ...emu, pf1: true }, NO_MASK)).toBe(sgmatSource(emu, NO_MASK));
   });
 });
 
