@@ -420,8 +420,8 @@ ${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
   // lost 4–22%: not taken; after the first, d64 keeps 660 but lost 3–8% from 577 to 8192 keys (one run had
   // 8k-d64 4.5% faster, the next 7% slower), d128 3–9%, while qwen2vl (d80) gained 3–4%. So the first form is
   // taken where head dims pad to 80 (SgmatVariant.pf1, sgmatPf1): at d72 and d80 it gained 0.7–3.0% in every
-  // one of 729–5329 keys (bench/results/sgmat-pf1-d80-run-T.txt). 'nopf' in the ablation string turns it off.
-  const pfAt = v.vec && !v.emulate ? (drop.has('pf') ? 2 : (drop.has('pf1') || v.pf1) && !drop.has('nopf') ? 1 : 0) : 0;
+  // one of 729–5329 keys (bench/results/sgmat-pf1-d80-run-T.txt); 'nopf' in the ablation string turns it off there.
+  const pfAt = v.vec && !v.emulate ? (drop.has('pf') ? 2 : drop.has('pf1') || v.pf1 ? 1 : 0) : 0;
   const issueNext = pfAt ? `        {
         let ti1 = ti + 1u; let ks1 = (entN >> 1u) * 64u + (ti1 % SUB) * BK;
         let nk1 = select(0u, min(BK, lenK - ks1), ks1 < lenK && ti1 < NT);
