@@ -5,7 +5,7 @@
 // S tile (4 rows × 4 keys a thread) reads two workgroup vec4s per 16 FMAs and stages Qᵀ again every tile;
 // here each broadcast K/V vec4 feeds 4 FMAs of every thread in the workgroup.
 // Usage (after npm run build; on the device): node scripts/rowthread-probe.mjs [WG:BKC:SB:TPR …]
-import { gpuContext } from '../dist/index.js';
+import { gpuContext, randn } from '../dist/index.js';
 import { timeGpu } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
@@ -87,18 +87,6 @@ ${each(CH, (i) => `    O[ob + ${i * TPR}u] = o${i} * inv;`)}
 }`;
 }
 
-function rand(n, seed) {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const u = s / 4294967296;
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = Math.sqrt(-2 * Math.log(u + 1e-12)) * Math.cos(2 * Math.PI * (s / 4294967296));
-  }
-  return a;
-}
-
 function refRow(q, k, v, { H, N, D }, b, h, i) {
   const at = (j) => ((b * N + j) * H + h) * D;
   const s = new Float64Array(N);
@@ -122,7 +110,7 @@ function refRow(q, k, v, { H, N, D }, b, h, i) {
 for (const shape of shapes) {
   const { name, B, H, N, D } = shape;
   const n = B * N * H * D;
-  const host = [rand(n, 1), rand(n, 2), rand(n, 3)];
+  const host = [1, 2, 3].map((seed) => randn([n], seed).toFloat32());
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
   const bufs = host.map((a) => { const g = device.createBuffer({ size: a.byteLength, usage }); device.queue.writeBuffer(g, 0, a); return g; });
   const out = device.createBuffer({ size: n * 4, usage });
