@@ -11,7 +11,7 @@
  * Decode shapes are also run over a paged KV (16-token blocks in shuffled order, read through the
  * block tables): issue 4's bar is paged ≥ 0.9× the contiguous decode kernel's throughput.
  *
- *   node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--no-paged] [--no-robustness] [--out=path] [--baseline=earlier.json]
+ *   node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f32-exact,f16,f16-portable] [--no-torch] [--no-paged] [--no-robustness] [--out=path] [--baseline=earlier.json]
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -28,7 +28,7 @@ import { formatTable, markdownTable, type Column } from './lib/table.js';
 import { timeGpu } from '../scripts/lib/gpu-time.mjs';
 import { measureGpuCeilings, type GpuCeilings } from './lib/gpu-ceilings.js';
 
-const usage = 'node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f16,f16-portable] [--no-torch] [--no-paged] [--no-robustness] [--out=path] [--baseline=earlier.json]';
+const usage = 'node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f32-exact,f16,f16-portable] [--no-torch] [--no-paged] [--no-robustness] [--out=path] [--baseline=earlier.json]';
 
 function shape(name: string, s: Partial<AttentionShape> & Pick<AttentionShape, 'numHeads' | 'seqLenQ' | 'headDim'>): AttentionShape {
   return {
@@ -50,7 +50,10 @@ export const GPU_SHAPES: AttentionShape[] = [
 
 interface Variant { name: string; dtype: 'f32' | 'f16'; kernel: 'auto' | 'portable' }
 const VARIANTS: Record<string, Variant> = {
+  // f32 as shipped: the tensor-core split form where the adapter has subgroup matrices (setGpuF32Policy).
   f32: { name: 'f32', dtype: 'f32', kernel: 'auto' },
+  // f32 on the SIMT kernel (the 'exact' policy: the portable kernel, f32 FMA throughout).
+  'f32-exact': { name: 'f32-exact', dtype: 'f32', kernel: 'portable' },
   f16: { name: 'f16', dtype: 'f16', kernel: 'auto' },
   'f16-portable': { name: 'f16-portable', dtype: 'f16', kernel: 'portable' },
 };
@@ -122,10 +125,10 @@ function timeCall(ctx: Awaited<ReturnType<typeof gpuContext>>, encode: (e: GPUCo
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), { 'shapes=': 'comma-separated shape names', 'variants=': 'f32,f16,f16-portable', 'out=': 'JSON path', 'no-torch': 'skip the PyTorch peer', 'no-paged': 'skip the paged-KV decode runs', 'no-robustness': 'run without WebGPU bounds clamps (gpuContext robustness: false; Node/Dawn)', 'baseline=': 'an earlier bench:gpu JSON: every call timed against it, changes past the run-to-run spread flagged' }, usage);
+  const args = parseArgs(process.argv.slice(2), { 'shapes=': 'comma-separated shape names', 'variants=': 'f32,f32-exact,f16,f16-portable', 'out=': 'JSON path', 'no-torch': 'skip the PyTorch peer', 'no-paged': 'skip the paged-KV decode runs', 'no-robustness': 'run without WebGPU bounds clamps (gpuContext robustness: false; Node/Dawn)', 'baseline=': 'an earlier bench:gpu JSON: every call timed against it, changes past the run-to-run spread flagged' }, usage);
   const pick = args.values.get('shapes');
   const shapes = pick ? GPU_SHAPES.filter((s) => pick.split(',').includes(s.name)) : GPU_SHAPES;
-  const variants = (args.values.get('variants') ?? 'f32,f16').split(',').map((v) => VARIANTS[v] ?? (() => { throw new Error(`unknown variant ${v}`); })());
+  const variants = (args.values.get('variants') ?? 'f32,f32-exact,f16').split(',').map((v) => VARIANTS[v] ?? (() => { throw new Error(`unknown variant ${v}`); })());
   const ctx = await gpuContext(args.flags.has('no-robustness') ? { robustness: false } : undefined);
   const info = `${ctx.caps.vendor} ${ctx.caps.architecture} ${ctx.caps.description}`.trim();
   console.log(`adapter: ${info}; f16=${ctx.caps.f16} subgroups=${ctx.caps.subgroups} (${ctx.caps.subgroupMinSize}–${ctx.caps.subgroupMaxSize}) subgroup-matrix configs: ${ctx.caps.subgroupMatrix.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ') || 'none'}; bounds clamps ${ctx.caps.robust ? 'on' : 'off (robustness: false)'}`);

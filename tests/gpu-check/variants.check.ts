@@ -2,7 +2,8 @@
  * `npm run check:gpu`: the conformance case list on every WebGPU kernel variant the adapter offers,
  * for a real GPU (CI's SwiftShader has no shader-f16 and no subgroup matrices; CI runs the f32 suite in
  * tests/conformance/webgpu.test.ts). Each case runs in f16 on the tensor-core kernel (when the adapter
- * exposes subgroup matrices) and on the portable kernel, and in f32 on the decode kernel where it applies.
+ * exposes subgroup matrices) and on the portable kernel, and in f32 on the tensor-core kernel's split form
+ * (SgmatVariant.split) and on the decode kernel where it applies (the portable kernel where it does not).
  * Prints one line per (variant, case) and a summary. SGMAT_ABLATE=<experiment> (see setSgmatAblation) runs the
  * tensor-core cases with a profiling experiment of src/kernels/webgpu/sgmat.ts switched on.
  */
@@ -57,6 +58,11 @@ describe('check:gpu — every kernel variant', () => {
       } finally {
         setSgmatAblation('');
       }
+    }, 300_000);
+    it(`f32 tensor-core split: ${c.name}`, async () => {
+      if (!hasSgmat) throw new Error('this adapter has no subgroup matrices: check:gpu must run on a GPU that has them');
+      const line = await runCase(c, 'sgmat');
+      summary.push(`split    ${c.name}: ${line}`);
     }, 300_000);
     it(`f16 portable: ${c.name}`, async () => {
       const line = await runCase(f16, 'portable');

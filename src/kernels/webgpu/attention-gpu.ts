@@ -221,6 +221,21 @@ export function setGpuKernelPreference(p: GpuKernelPreference): void {
   preference = p;
 }
 
+/**
+ * How f32 attention runs where the adapter has subgroup matrices. 'split' (the default): on the f16 tensor
+ * cores in the 3-product split form (SgmatVariant.split): each value as a high and a low f16 half, about 22
+ * significant bits, checked against the same float64 tolerance as the f32 kernels (FlashAttention's rule:
+ * 2× the error of a naive f32 implementation plus 2e-6). Inputs must lie within f16's range (|x| < 65504)
+ * after the kernel's power-of-two scaling. 'exact': the f32 SIMT kernel (flash_portable) — PyTorch's fp32
+ * path with TF32 off is the analogue.
+ */
+export type GpuF32Policy = 'split' | 'exact';
+let f32Policy: GpuF32Policy = 'split';
+export function setGpuF32Policy(p: GpuF32Policy): void {
+  f32Policy = p;
+}
+export function gpuF32Policy(): GpuF32Policy { return f32Policy; }
+
 /** Element addressing of a (dense BSHD view or varlen [total, H, D]) tensor per sequence. */
 interface Addr { seqBase: number[]; row: number; head: number }
 
@@ -296,18 +311,21 @@ function uniform(ctx: GpuContext, data: ArrayBuffer, temps: GPUBuffer[]): GPUBuf
 }
 
 /** The tensor-core kernel's key tile for this call, or null when it cannot run it. */
-function sgmatFit(ctx: GpuContext, plan: AttentionPlan): { BK: number; NS: number; emulate: boolean } | null {
-  if (plan.dtype !== 'f16') return null;
+function sgmatFit(ctx: GpuContext, plan: AttentionPlan, pagedFmt?: InFormat | 'i8'): { BK: number; NS: number; emulate: boolean; split: boolean } | null {
+  // f32 runs on the tensor cores in the split form (SgmatVariant.split) unless the f32 policy says 'exact'.
+  const split = plan.dtype === 'f32';
+  if (plan.dtype !== 'f16' && !(split && f32Policy === 'split')) return null;
+  if (split && pagedFmt !== undefined && pagedFmt !== 'f32') return null;
   if (preference === 'sgmat-emulated') {
-    const g = sgmatGeometry(null, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations);
-    return g && { ...g, emulate: true };
+    const g = sgmatGeometry(null, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations, split);
+    return g && { ...g, emulate: true, split };
   }
   if (!ctx.caps.f16 || ctx.caps.subgroupMinSize !== 32 || ctx.caps.subgroupMaxSize !== 32) return null;
-  const g = sgmatGeometry(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations);
+  const g = sgmatGeometry(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations, split);
   // Profiling aid: 'bk16' / 'bk32' in the ablation string sets the key tile (scripts/sgmat-profile.mjs).
   const bk = /bk(16|32)/.exec(sgmatAblation());
   if (g && bk) g.BK = Number(bk[1]);
-  return g && { ...g, emulate: false };
+  return g && { ...g, emulate: false, split };
 }
 
 function chooseKernel(ctx: GpuContext, plan: AttentionPlan, topk: boolean, sgOk: boolean): GpuRunStats['kernel'] {
@@ -368,7 +386,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
   if (!paged && (!k || !v)) throw new ShapeError('k and v are required unless K/V are paged', 'k');
   const kBuf = paged ? paged.k : k!.buffer, vBuf = paged ? paged.v : v!.buffer;
   const pagedV: KvPaging | undefined = paged ? { bs: paged.blockSize, kvFmt: paged.kvFmt, numKvHeads: plan.numKvHeads, headDim: plan.headDim } : undefined;
-  const fit = capture ? null : sgmatFit(ctx, plan);
+  const fit = capture ? null : sgmatFit(ctx, plan, paged?.kvFmt);
   const kernel = capture ? 'flash_portable' : chooseKernel(ctx, plan, topk !== null, fit !== null);
   const sgFit = kernel === 'flash_sgmat' ? fit : null;
   const scaleEntries = (withV: boolean): GPUBindGroupEntry[] => (paged?.kvFmt === 'i8'
@@ -563,10 +581,11 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const maskBase = meta.push(mask.data);
     let pipe: GPUComputePipeline;
     if (kernel === 'flash_sgmat') {
-      // 16-byte loads when every row, head and sequence offset is a multiple of 8 halves.
-      const vec = plan.headDim % 8 === 0 && plan.headDimV % 8 === 0 && aligned(qa, 8, true) &&
-        (!paged || paged.kvFmt === 'f16') && kvAligned(ka, va, 8, !!paged);
-      const sv: SgmatVariant = { kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}), ...(sgmatPf1(vec && !sgFit!.emulate, plan.headDim, plan.headDimV) ? { pf1: true } : {}) };
+      // 16-byte loads when every row, head and sequence offset is a multiple of 8 halves (4 floats, split).
+      const split = sgFit!.split, E = split ? 4 : 8;
+      const vec = plan.headDim % E === 0 && plan.headDimV % E === 0 && aligned(qa, E, true) &&
+        (!paged || paged.kvFmt === (split ? 'f32' : 'f16')) && kvAligned(ka, va, E, !!paged);
+      const sv: SgmatVariant = { ...(split ? { split: true } : {}), kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}), ...(sgmatPf1(vec && !sgFit!.emulate && !split, plan.headDim, plan.headDimV) ? { pf1: true } : {}) };
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {

@@ -105,13 +105,20 @@ export interface SgmatVariant {
    * 8; output rows, heads and sequence bases multiples of 8) instead of 8 scattered ones.
    */
   readonly outVec?: boolean;
+  /**
+   * f32 inputs on the f16 tensor cores (the 3-product split of CUTLASS's 3xTF32, with f16 halves): each
+   * staged value x becomes hi = f16(x) and lo = f16((x − hi)·2¹¹), and every product takes
+   * hi·hi + (hi·lo + lo·hi)·2⁻¹¹ with f32 accumulation, about 22 significant bits a value (f32 has 24).
+   * The cross terms accumulate first, scaled by 2¹¹ (exact), then the hi·hi term (sgmatSplit).
+   */
+  readonly split?: boolean;
 }
 
 const pad16 = (x: number) => Math.ceil(x / 16) * 16;
 
 /** Workgroup memory (bytes) of a variant's geometry. */
-export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boolean, NS = 4): number {
-  const g = layout(D, DV, BK, emulate, NS);
+export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boolean, NS = 4, split = false): number {
+  const g = layout(D, DV, BK, emulate, NS, split);
   const half = emulate ? 4 : 2;
   // sKV, sS, wflag; the emulated kernel's staged job prologue (wjob, wtile) and its product buffers.
   return g.KV * half + sLen(BK, NS, sStride(emulate, ablation)) * 4 + 4 * 4 + (emulate ? 80 + 256 * NS * 4 + 32 * NS * 4 : 0);
@@ -163,19 +170,23 @@ function sLen(BK: number, NS: number, SST: number): number {
  * by the 48 KiB rule fits five workgroups a compute unit instead of four) was still 6% slower, and the job
  * prologue read directly (JOB_WGSL_DIRECT, 80 B less) within ±1% (bench/results/sgmat-vnopad-run-Q.txt).
  */
-function layout(D: number, DV: number, BK: number, emulate: boolean, NS: number) {
+function layout(D: number, DV: number, BK: number, emulate: boolean, NS: number, split = false) {
   const DP = pad16(D), DVP = pad16(DV), pad = emulate ? 0 : 8;
   const QS = 16 * NS + pad, DPS = DP + pad, DVS = DVP + pad;
-  const V0 = Math.max(BK * DPS, NS * BK * PS);
-  const KV = Math.max(emulate ? 0 : 16 * QS, V0 + BK * DVS);
-  return { DP, DVP, QS, DPS, DVS, KV, V0 };
+  // Split (f32 inputs): every staged matrix has a high and a low plane; the low plane of K sits at KL, of P
+  // at PL (after all NS subgroups' high planes), of V at V0 + VL, of a staged Q chunk 16·QS after its high one.
+  const planes = split ? 2 : 1;
+  const KL = BK * DPS, PL = NS * BK * PS, VL = BK * DVS;
+  const V0 = planes * Math.max(BK * DPS, NS * BK * PS);
+  const KV = Math.max(emulate ? 0 : planes * 16 * QS, V0 + planes * BK * DVS);
+  return { DP, DVP, QS, DPS, DVS, KV, V0, KL, PL, VL, planes };
 }
 
 /**
  * Whether the adapter runs the kernel for head dims D, DV (f16 16×16×16 with an f32 result, head dims
  * ≤ SGMAT_MAX_HEAD_DIM), and its key tile (16 keys); null when it cannot.
  */
-export function sgmatGeometry(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] | null, D: number, DV: number, maxShared: number, maxInvocations = 256): { BK: number; NS: number } | null {
+export function sgmatGeometry(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] | null, D: number, DV: number, maxShared: number, maxInvocations = 256, split = false): { BK: number; NS: number } | null {
   const emulate = configs === null;
   if (!emulate && !configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) return null;
   if (pad16(D) > SGMAT_MAX_HEAD_DIM || pad16(DV) > SGMAT_MAX_HEAD_DIM) return null;
@@ -185,9 +196,9 @@ export function sgmatGeometry(configs: readonly { componentType: string; resultC
   // 8k-d64 67.7 → 71.9, 8k-d128-causal 48.6 → 80.5, qwen2vl (d80) 72.0 vs 66.6 (64-key tiles, earlier:
   // 36 at vitL14-336).
   const BK = 16;
-  if (sgmatSharedBytes(D, DV, BK, emulate) > maxShared) return null;
+  if (sgmatSharedBytes(D, DV, BK, emulate, 4, split) > maxShared) return null;
   const parts = ablation.split(',');
-  const NS = parts.includes('ns8') && maxInvocations >= 256 && sgmatSharedBytes(D, DV, BK, emulate, 8) <= maxShared ? 8
+  const NS = parts.includes('ns8') && maxInvocations >= 256 && sgmatSharedBytes(D, DV, BK, emulate, 8, split) <= maxShared ? 8
     : parts.includes('ns2') ? 2 : parts.includes('ns1') ? 1 : 4;
   return { BK, NS };
 }
@@ -203,6 +214,8 @@ interface Ops {
   loadAcc(arr: string, off: string, stride: string): string;
   mma(a: string, b: string, c: string): string;
   store(arr: string, off: string, m: string, stride: string): string;
+  /** An f32 result matrix times a scalar (exact for the powers of two the split form uses). */
+  scale(m: string, s: string): string;
 }
 
 const REAL: Ops = {
@@ -213,6 +226,7 @@ const REAL: Ops = {
   loadAcc: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
   mma: (a, b, c) => `subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c})`,
   store: (a, o, m, s) => `subgroupMatrixStore<col_major>(&${a}, ${o}, ${m}, ${s});`,
+  scale: (m, s) => `subgroupMatrixScalarMultiply(${m}, ${s})`,
 };
 
 // Emulated matrices: element i = t·32 + lane of the 16×16 matrix (row i / 16, column i % 16) in slot t.
@@ -225,15 +239,36 @@ const EMU: Ops = {
   loadAcc: (a, o, s) => `emu_ldr_${a}(${o}, ${s})`,
   mma: (a, b, c) => `emu_mma(${a}, ${b}, ${c})`,
   store: (a, o, m, s) => `emu_st_${a}(${o}, ${m}, ${s});`,
+  scale: (m, s) => `emu_scale(${m}, ${s})`,
 };
+
+/**
+ * The split form's low half of x given its high half h: (x − h)·2¹¹ rounded to f16 (|x − h| ≤ 2⁻¹¹·|x|, so
+ * it is in range wherever h is); 0 where x − h is not finite (x infinite or NaN: h carries it).
+ */
+const LO_HALF = (t: string) => `fn lo_half(x: f32, h: ${t}) -> ${t} {
+  let d = (x - f32(h)) * 2048.0;
+  return tohalf(select(d, 0.0, (bitcast<u32>(d) & 0x7fffffffu) >= 0x7f800000u));
+}
+// x rounded to 11 significant bits by integer operations (half-up in magnitude; exact in f16 where x is a
+// normal f16), so that no compiler can fold the f16 round trip away; its low part: (x − hi)·2¹¹.
+fn split_hi(x: f32) -> f32 {
+  let b = bitcast<u32>(x);
+  return select(bitcast<f32>((b + 0x1000u) & 0xffffe000u), x, (b & 0x7fffffffu) >= 0x7f800000u);
+}
+fn split_lo(x: f32, hx: f32) -> f32 {
+  let d = (x - hx) * 2048.0;
+  return select(d, 0.0, (bitcast<u32>(d) & 0x7fffffffu) >= 0x7f800000u);
+}`;
 
 const emuHelpers = (NS: number) => `
 var<private> emu_sg: u32;
 var<private> emu_lane: u32;
 var<workgroup> emuA: array<f32, ${256 * NS}>;
 var<workgroup> exch: array<f32, ${32 * NS}>;
-// Q rows pos0 .. pos0+15, dims c0 .. c0+15 of head h (zero outside the sequence and past D).
-fn emu_ld_q(c0: u32, qBase: u32, pos0: u32, h: u32, lenQ: u32) -> array<f32, 8> {
+// Q rows pos0 .. pos0+15, dims c0 .. c0+15 of head h (zero outside the sequence and past D); part 1: the
+// split form's low halves.
+fn emu_ld_q(c0: u32, qBase: u32, pos0: u32, h: u32, lenQ: u32, part: u32) -> array<f32, 8> {
   var m: array<f32, 8>;
   for (var t = 0u; t < 8u; t++) {
     let i = t * 32u + emu_lane;
@@ -241,9 +276,15 @@ fn emu_ld_q(c0: u32, qBase: u32, pos0: u32, h: u32, lenQ: u32) -> array<f32, 8> 
     let c = c0 + i % 16u;
     var x = 0.0;
     if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + h * P.qHead + c); }
-    m[t] = tohalf(x);
+    let hx = split_hi(x);
+    m[t] = tohalf(select(hx, split_lo(x, hx), part == 1u));
   }
   return m;
+}
+fn emu_scale(a: array<f32, 8>, s: f32) -> array<f32, 8> {
+  var r = a;
+  for (var t = 0u; t < 8u; t++) { r[t] *= s; }
+  return r;
 }
 fn emu_ld_sKV(off: u32, stride: u32) -> array<f32, 8> {
   var m: array<f32, 8>;
@@ -283,11 +324,13 @@ fn partner(x: f32, lid: u32) -> f32 {
   return y;
 }
 fn tohalf(x: f32) -> f32 { return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x; }
+${LO_HALF('f32')}
 `;
 
 const REAL_HELPERS = `
 fn partner(x: f32, lid: u32) -> f32 { return subgroupShuffleXor(x, 16u); }
 fn tohalf(x: f32) -> f16 { return f16(x); }
+${LO_HALF('f16')}
 `;
 
 
@@ -296,7 +339,11 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const BK = v.BK;
   const drop = new Set((v.ablate ?? '').split(',').filter(Boolean));
   const NS = v.NS, NT = 32 * NS, QR = 16 * NS;
-  const { DP, DVP, QS, DPS, DVS, KV, V0 } = layout(v.D, v.DV, BK, v.emulate, NS);
+  const split = !!v.split;
+  const { DP, DVP, QS, DPS, DVS, KV, V0, KL, PL, VL, planes } = layout(v.D, v.DV, BK, v.emulate, NS, split);
+  // Elements a 16-byte load: 8 halves, or 4 floats in the split form.
+  const E = split ? 4 : 8, SH = split ? 2 : 3;
+  const W = split ? 'vec4<f32>' : 'vec4<u32>', W0 = split ? 'vec4<f32>(0.0)' : 'vec4<u32>(0u)';
   const NKD = DP / 16, NDV = DVP / 16, NKB = BK / 16, NR = Math.ceil(DVP / BK), HB = BK / 2;
   const halfT = v.emulate ? 'f32' : 'f16';
   const outT = v.outF16 && !v.emulate ? 'f16' : 'f32';
@@ -312,7 +359,7 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // Q is staged as many 16-dim chunks at a time as the K/V tile's space holds (two at d64 and d80, four
   // at d128), a barrier pair per group instead of per chunk; 'q1' in the ablation string: one at a time.
   // On the H200 within ±0.6% of one at a time on every shape (bench/results/sgmat-qgroup-run-M.txt).
-  const QC = drop.has('q1') ? 1 : Math.max(1, Math.min(NKD, Math.floor(KV / (16 * QS))));
+  const QC = drop.has('q1') ? 1 : Math.max(1, Math.min(NKD, Math.floor(KV / (planes * 16 * QS))));
   const kskip = !drop.has('kfull');
   const qskip = !drop.has('qfull') && !v.emulate && (v.DV <= 64 || drop.has('qskip'));
   // (Block 0 always has keys: both places sit inside `if (nk > 0u)`.)
@@ -337,6 +384,10 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // score does not reach the sum (the emulated kernel, which runs this path in CI, gave a NaN row's LSE as
   // +∞), so every score's bits are tested here too: two integer operations a score that run S did not time.
   const fastSm = !drop.has('nofast');
+  // P (f16) into workgroup memory; split: its high half there and its low half PL further on.
+  const storeP = (idx: string, p: string) => split
+    ? splitTo(p, `sKV[${idx}]`, `sKV[${PL}u + ${idx}]`)
+    : `sKV[${idx}] = tohalf(${p});`;
   const live = (b: number): string => [kskip && b > 0 ? `nk > ${b * 16}u` : '', qskip ? 'rowsLive' : ''].filter(Boolean).join(' && ') || 'true';
 
   const prelude = [
@@ -363,9 +414,9 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
     `alias HALF = ${halfT};`,
     `@group(0) @binding(5) var<storage, read_write> out: array<${v.outVec ? (outT === 'f16' ? 'vec4<u32>' : 'vec4<f32>') : outT}>;`,
     v.vec
-      ? `@group(0) @binding(2) var<storage, read> qb: array<vec4<u32>>;\n@group(0) @binding(3) var<storage, read> kb: array<vec4<u32>>;\n@group(0) @binding(4) var<storage, read> vb: array<vec4<u32>>;\n${kvAt(v.paged)}
-${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >> 1u) & 3u])[i & 1u]; }' : ''}`
-      : `${loader('q', 2, 'f16')}\n${kvPrelude('f16', v.paged)}`,
+      ? `@group(0) @binding(2) var<storage, read> qb: array<${W}>;\n@group(0) @binding(3) var<storage, read> kb: array<${W}>;\n@group(0) @binding(4) var<storage, read> vb: array<${W}>;\n${kvAt(v.paged)}
+${!v.emulate ? '' : split ? 'fn ld_q(i: u32) -> f32 { return qb[i >> 2u][i & 3u]; }' : 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >> 1u) & 3u])[i & 1u]; }'}`
+      : `${loader('q', 2, split ? 'f32' : 'f16')}\n${kvPrelude(split ? 'f32' : 'f16', v.paged)}`,
   ].join('\n');
 
   // Tile loads into workgroup memory. VEC: 8 halves per 16-byte load.
@@ -375,23 +426,35 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   // (Each lane's 8 halves are 8 consecutive 2-byte stores, which the compiler merges: storing them in a
   // per-lane rotated order, which would spread unmerged stores over all 32 banks, was 8–13% slower on every
   // shape: bench/results/sgmat-srot-run-R.txt.)
+  // Split: x's high half into hiDst, its low half into loDst. The high half is x rounded by integer
+  // operations (split_hi); 'lof16' in the ablation string takes f16(x) and (x − f32(f16(x)))·2¹¹ instead.
+  const splitTo = (x: string, hiDst: string, loDst: string) => drop.has('lof16')
+    ? `{ let h = tohalf(${x}); ${hiDst} = h; ${loDst} = lo_half(${x}, h); }`
+    : `{ let hx = split_hi(${x}); ${hiDst} = tohalf(hx); ${loDst} = tohalf(split_lo(${x}, hx)); }`;
+  // Split: each of the 4 floats as its high half at dst and its low half `lo` further on.
+  const storeW = (dst: (t: number) => string, lo: number) => split
+    ? each(4, (t) => `{ let x = w[${t}]; ${splitTo('x', `sKV[${dst(t)}]`, `sKV[${lo}u + ${dst(t)}]`)} }`, '\n          ')
+    : store8(dst);
+  const storeX = (dst: string, lo: number) => split
+    ? splitTo('x', `sKV[${dst}]`, `sKV[${lo}u + ${dst}]`)
+    : `sKV[${dst}] = HALF(x);`;
   const store8 = (dst: (t: number) => string) => `let a0 = ${unpackH}(w.x); let a1 = ${unpackH}(w.y); let a2 = ${unpackH}(w.z); let a3 = ${unpackH}(w.w);
         ${each(8, (t) => `sKV[${dst(t)}] = HALF(a${t >> 1}.${t & 1 ? 'y' : 'x'});`)}`;
   // Q, dims kd·16 .. kd·16 + 15 of the 16·NS rows, transposed at stride QS (one 16-byte load a lane).
   const loadQChunk = (kd: number, base: number) => v.vec
-    ? `{
-      let u = lid; let rho = u % ${QR}u; let c8 = ${kd * 16}u + (u / ${QR}u) * 8u;
+    ? `for (var u = lid; u < ${(QR * 16) / E}u; u += ${NT}u) {
+      let rho = u % ${QR}u; let c8 = ${kd * 16}u + (u / ${QR}u) * ${E}u;
       let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
-      var w = vec4<u32>(0u);
-      if (qp < lenQ && c8 < D) { w = qb[(qBase + qp * P.qRow + qh * P.qHead + c8) >> 3u]; }
-      ${store8((t) => `${base}u + (c8 - ${kd * 16}u + ${t}u) * ${QS}u + rho`)}
+      var w = ${W0};
+      if (qp < lenQ && c8 < D) { w = qb[(qBase + qp * P.qRow + qh * P.qHead + c8) >> ${SH}u]; }
+      ${storeW((t) => `${base}u + (c8 - ${kd * 16}u + ${t}u) * ${QS}u + rho`, 16 * QS)}
     }`
     : `for (var u = lid; u < ${QR * 16}u; u += ${NT}u) {
       let rho = u % ${QR}u; let c = ${kd * 16}u + u / ${QR}u;
       let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
       var x = 0.0;
       if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + qh * P.qHead + c); }
-      sKV[${base}u + (c - ${kd * 16}u) * ${QS}u + rho] = HALF(x);
+      ${storeX(`${base}u + (c - ${kd * 16}u) * ${QS}u + rho`, 16 * QS)}
     }`;
   // VEC: every 16-byte load of a tile is issued before the first store, so their latencies overlap.
   // (Issuing tile t+1's loads into registers while tile t computes was measured slower on the H200:
@@ -402,13 +465,13 @@ ${v.emulate ? 'fn ld_q(i: u32) -> f32 { return unpack2x16float(qb[i >> 3u][(i >>
   // 3 instead of 4, d128 −14% at 2 instead of 3. Those loads were issued before the barrier that follows
   // the stores, and a barrier waits for loads in flight (scripts/barrier-probe.mjs), so they overlapped
   // nothing; see PF below for loads issued after a barrier.)
-  const nLk = Math.ceil((BK * DP) / 8 / NT), nLv = Math.ceil((BK * DVP) / 8 / NT);
-  const issueAt = (ks: string, nk: string) => `${each(nLk, (i) => `        wk${i} = vec4<u32>(0u);
-        { let u = lid + ${i * NT}u; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
-          if (j < ${nk} && c8 < D && u < ${(BK * DP) / 8}u) { wk${i} = kb[(kv_at(kBase, ${ks} + j, P.kRow) + hk * P.kHead + c8) >> 3u]; } }`)}
-${each(nLv, (i) => `        wv${i} = vec4<u32>(0u);
-        { let u = lid + ${i * NT}u; let j = u / (DVP / 8u); let c8 = (u % (DVP / 8u)) * 8u;
-          if (j < ${nk} && c8 < DV && u < ${(BK * DVP) / 8}u) { wv${i} = vb[(kv_at(vBase, ${ks} + j, P.vRow) + hk * P.vHead + c8) >> 3u]; } }`)}`;
+  const nLk = Math.ceil((BK * DP) / E / NT), nLv = Math.ceil((BK * DVP) / E / NT);
+  const issueAt = (ks: string, nk: string) => `${each(nLk, (i) => `        wk${i} = ${W0};
+        { let u = lid + ${i * NT}u; let j = u / ${DP / E}u; let c8 = (u % ${DP / E}u) * ${E}u;
+          if (j < ${nk} && c8 < D && u < ${(BK * DP) / E}u) { wk${i} = kb[(kv_at(kBase, ${ks} + j, P.kRow) + hk * P.kHead + c8) >> ${SH}u]; } }`)}
+${each(nLv, (i) => `        wv${i} = ${W0};
+        { let u = lid + ${i * NT}u; let j = u / ${DVP / E}u; let c8 = (u % ${DVP / E}u) * ${E}u;
+          if (j < ${nk} && c8 < DV && u < ${(BK * DVP) / E}u) { wv${i} = vb[(kv_at(vBase, ${ks} + j, P.vRow) + hk * P.vHead + c8) >> ${SH}u]; } }`)}`;
   const issueKV = issueAt('ks', 'nk');
   // PF ('pf' / 'pf1' in the ablation string; 16-byte loads): tile t+1's loads issued after tile t's second
   // (first) barrier, so that they fly during the softmax (Q·Kᵀ): on Dawn/Vulkan/NVIDIA a workgroup barrier
@@ -431,31 +494,31 @@ ${issueAt('ks1', 'nk1')}
   // which Dawn's range analysis can bound, so the stores lose their bounds clamps — measured within ±1% on
   // the H200: bench/results/sgmat-idx-run-K4.txt. The clamps that cost this kernel are elsewhere.)
   const storeK = `${each(nLk, (i) => `        { let u = lid + ${i * NT}u;
-          if (u < ${(BK * DP) / 8}u) { let w = wk${i}; let j = u / (DP / 8u); let c8 = (u % (DP / 8u)) * 8u;
-          ${store8((t) => `j * ${DPS}u + c8 + ${t}u`)} } }`)}`;
+          if (u < ${(BK * DP) / E}u) { let w = wk${i}; let j = u / ${DP / E}u; let c8 = (u % ${DP / E}u) * ${E}u;
+          ${storeW((t) => `j * ${DPS}u + c8 + ${t}u`, KL)} } }`)}`;
   const storeV = `${each(nLv, (i) => `        { let u = lid + ${i * NT}u;
-          if (u < ${(BK * DVP) / 8}u) { let w = wv${i}; let j = u / (DVP / 8u); let c8 = (u % (DVP / 8u)) * 8u;
-          ${store8((t) => `${V0}u + j * ${DVS}u + c8 + ${t}u`)} } }`)}`;
+          if (u < ${(BK * DVP) / E}u) { let w = wv${i}; let j = u / ${DVP / E}u; let c8 = (u % ${DVP / E}u) * ${E}u;
+          ${storeW((t) => `${V0}u + j * ${DVS}u + c8 + ${t}u`, VL)} } }`)}`;
   // VLATE (SgmatVariant.vlate; 16-byte loads): K and V are loaded together at the tile's start as always,
   // but V is stored into workgroup memory only after the softmax (the barrier before P·V covers it), so the
   // barrier after the loads waits for K alone.
   const vlate = v.vec && !!v.vlate && !pfAt;
   const storeKV = vlate ? storeK : `${storeK}\n${storeV}`;
   // The load registers, declared once per invocation (the form timed and checked on the H200).
-  const kvRegs = v.vec ? `${each(nLk, (i) => `  var wk${i}: vec4<u32>;`)}\n${each(nLv, (i) => `  var wv${i}: vec4<u32>;`)}` : '';
+  const kvRegs = v.vec ? `${each(nLk, (i) => `  var wk${i}: ${W};`)}\n${each(nLv, (i) => `  var wv${i}: ${W};`)}` : '';
   const loadKV = v.vec
     ? `${issueKV}\n${storeKV}`
     : `for (var u = lid; u < BK * DP; u += ${NT}u) {
       let j = u / DP; let c = u % DP;
       var x = 0.0;
       if (j < nk && c < D) { x = ld_k(kv_at(kBase, ks + j, P.kRow) + hk * P.kHead + c); }
-      sKV[j * ${DPS}u + c] = HALF(x);
+      ${storeX(`j * ${DPS}u + c`, KL)}
     }
     for (var u = lid; u < BK * DVP; u += ${NT}u) {
       let j = u / DVP; let c = u % DVP;
       var x = 0.0;
       if (j < nk && c < DV) { x = ld_v(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c); }
-      sKV[${V0}u + j * ${DVS}u + c] = HALF(x);
+      ${storeX(`${V0}u + j * ${DVS}u + c`, VL)}
     }`;
   const loadTile = pfAt ? storeKV : drop.has('load') ? `if (lenK > 1000000000u) { ${loadKV} }` : loadKV;
 
@@ -576,12 +639,14 @@ ${padKiB > 0 ? `  if (J[9] == 0xffffffffu) { wpad[lid % ${padKiB * 64}u] = vec4<
 
   // ---- Q → registers (left matrices), through workgroup memory.
 ${v.emulate
-    ? each(NKD, (kd) => `  let q${kd} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * 16u, head, lenQ);`)
+    ? each(NKD, (kd) => `  let q${kd} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * 16u, head, lenQ, 0u);${split ? `
+  let ql${kd} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * 16u, head, lenQ, 1u);` : ''}`)
     : each(Math.ceil(NKD / QC), (g) => {
       const kds = Array.from({ length: Math.min(QC, NKD - g * QC) }, (_, i) => g * QC + i);
-      return `${kds.map((kd) => `  ${loadQChunk(kd, (kd - g * QC) * 16 * QS)}`).join('\n')}
+      return `${kds.map((kd) => `  ${loadQChunk(kd, (kd - g * QC) * planes * 16 * QS)}`).join('\n')}
   workgroupBarrier();
-${kds.map((kd) => `  let q${kd} = ${M.loadL('sKV', `${(kd - g * QC) * 16 * QS}u + sg * 16u`, `${QS}u`)};`).join('\n')}
+${kds.map((kd) => `  let q${kd} = ${M.loadL('sKV', `${(kd - g * QC) * planes * 16 * QS}u + sg * 16u`, `${QS}u`)};${split ? `
+  let ql${kd} = ${M.loadL('sKV', `${((kd - g * QC) * planes + 1) * 16 * QS}u + sg * 16u`, `${QS}u`)};` : ''}`).join('\n')}
   workgroupBarrier();`;
     })}
 
@@ -622,7 +687,13 @@ ${pfAt === 1 ? issueNext : ''}
         // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
 ${drop.has('qk') ? '' : each(NKB, (nb) => `        if (${live(nb)}) {
         var sm${nb} = ${M.zero};
-${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `sm${nb}`)};`)}
+${split ? `        {
+        var sx = ${M.zero};
+${each(NKD, (kd) => `        sx = ${M.mma(`q${kd}`, M.loadR('sKV', `${KL + nb * 16 * DPS + kd * 16}u`, `${DPS}u`), 'sx')};
+        sx = ${M.mma(`ql${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), 'sx')};`)}
+        sm${nb} = ${M.scale('sx', '0.00048828125')};
+        }
+` : ''}${each(NKD, (kd) => `        sm${nb} = ${M.mma(`q${kd}`, M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`), `sm${nb}`)};`)}
         ${M.store('sS', `sb + ${nb * 16 * SST}u`, `sm${nb}`, `${SST}u`)}
         }`)}
         workgroupBarrier();
@@ -690,23 +761,23 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
           let j = 2u * c + half;
           let p = exp2(${v.fuse ? `fma(sS[sb + j * ${SST}u + r], scl, -mUse)` : `sS[sb + j * ${SST}u + r] - mUse`});
           sum += p;
-          sKV[sbp + j * ${PS}u + r] = tohalf(p);
+          ${storeP(`sbp + j * ${PS}u + r`, 'p')}
         }
         } else {
 ` : ''}        for (var c = 0u; c < HB; c++) {
           let j = 2u * c + half;
           let p = exp2_masked(${v.fuse ? `fma(sS[sb + j * ${SST}u + r], scl, -mUse)` : `sS[sb + j * ${SST}u + r] - mUse`});
           sum += p;
-          sKV[sbp + j * ${PS}u + r] = tohalf(p);
+          ${storeP(`sbp + j * ${PS}u + r`, 'p')}
         }
 ${fastSm ? '        }\n' : ''}` : `${fastSm ? `        if (fastT) {
 ${each(HB, (c) => `        let p${c} = exp2(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};
-        sKV[sbp + j${c} * ${PS}u + r] = tohalf(p${c});`)}
+        ${storeP(`sbp + j${c} * ${PS}u + r`, `p${c}`)}`)}
         } else {
 ` : ''}${each(HB, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};
-        sKV[sbp + j${c} * ${PS}u + r] = tohalf(p${c});`)}
+        ${storeP(`sbp + j${c} * ${PS}u + r`, `p${c}`)}`)}
 ${fastSm ? '        }\n' : ''}`}        sum += partner(sum, lid);
         l = l * alpha + sum;
         m = mNew;
@@ -727,7 +798,14 @@ ${flush('rescale')}
       // ---- O += P·V
 ${drop.has('pv') ? '' : each(NKB, (kc) => `      if (${live(kc)}) {
       let pm${kc} = ${M.loadL('sKV', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
-${each(NDV, (db) => `      o${db} = ${M.mma(`pm${kc}`, M.loadRrow('sKV', `${V0 + kc * 16 * DVS + db * 16}u`, `${DVS}u`), `o${db}`)};`)}
+${split ? `      let pml${kc} = ${M.loadL('sKV', `${PL}u + sbp + ${kc * 16 * PS}u`, `${PS}u`)};
+` : ''}${each(NDV, (db) => `${split ? `      {
+      var x = ${M.scale(`o${db}`, '2048.0')};
+      x = ${M.mma(`pm${kc}`, M.loadRrow('sKV', `${V0 + VL + kc * 16 * DVS + db * 16}u`, `${DVS}u`), 'x')};
+      x = ${M.mma(`pml${kc}`, M.loadRrow('sKV', `${V0 + kc * 16 * DVS + db * 16}u`, `${DVS}u`), 'x')};
+      o${db} = ${M.scale('x', '0.00048828125')};
+      }
+` : ''}      o${db} = ${M.mma(`pm${kc}`, M.loadRrow('sKV', `${V0 + kc * 16 * DVS + db * 16}u`, `${DVS}u`), `o${db}`)};`)}
       }`)}
     }
     workgroupBarrier();
