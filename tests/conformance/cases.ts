@@ -27,7 +27,11 @@ export interface ConformanceCase {
   layout?: Layout;
   /** Varlen: per-sequence (lenQ, lenK); batch is ignored. */
   varlen?: [number, number][];
-  inputs?: 'normal' | 'large' | 'nan-q' | 'nan-k' | 'nan-v' | 'dyadic';
+  /**
+   * 'range' (f32 only; other dtypes get 'normal'): q ×2e5 and v ×1e5 (past f16's 65504) and k ×1e-4 (inside
+   * f16's subnormal-low-part range): what the split tensor-core form must scale into range.
+   */
+  inputs?: 'normal' | 'large' | 'range' | 'nan-q' | 'nan-k' | 'nan-v' | 'dyadic';
   seed: number;
   /** Only run on backends that declare these capabilities. */
   needs?: ('topK' | 'predicate')[];
@@ -95,6 +99,7 @@ const raw: (Omit<ConformanceCase, 'seed'> & { seed?: number })[] = [
   { name: 'empty Q (seqLenQ 0)', batch: 2, seqLenQ: 0, seqLenK: 7, numHeads: 2, numKvHeads: 2, headDim: 32 },
   // Numerics.
   { name: 'inputs near ±1000', batch: 1, seqLenQ: 129, seqLenK: 129, numHeads: 2, numKvHeads: 2, headDim: 64, inputs: 'large', mask: () => causal() },
+  { name: 'magnitudes past f16 (q ×2e5, k ×1e-4, v ×1e5)', batch: 1, seqLenQ: 97, seqLenK: 113, numHeads: 2, numKvHeads: 1, headDim: 64, inputs: 'range', mask: () => causal() },
   { name: 'NaN in q propagates to its row only', batch: 1, seqLenQ: 97, seqLenK: 129, numHeads: 2, numKvHeads: 2, headDim: 32, inputs: 'nan-q', mask: () => causal() },
   { name: 'NaN in k: rows that see it are NaN, others not', batch: 1, seqLenQ: 129, seqLenK: 129, numHeads: 2, numKvHeads: 1, headDim: 32, inputs: 'nan-k', mask: () => causal() },
   { name: 'NaN in v propagates', batch: 1, seqLenQ: 33, seqLenK: 129, numHeads: 2, numKvHeads: 2, headDim: 32, inputs: 'nan-v' },
@@ -129,6 +134,7 @@ function fill(shape: number[], rng: () => number, kind: string, role: 'q' | 'k' 
     let x = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
     if (kind === 'dyadic') x = Math.round(x * 4) / 4;
     if (kind === 'large') x = role === 'k' ? x : role === 'q' ? (rng() < 0.5 ? -1000 : 1000) + x : x * 1000;
+    if (kind === 'range' && dtype === 'f32') x *= role === 'q' ? 2e5 : role === 'k' ? 1e-4 : 1e5;
     vals[i] = x;
   }
   return Tensor.fromValues(vals, shape, dtype);

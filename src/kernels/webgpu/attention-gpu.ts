@@ -23,7 +23,7 @@ import {
   type DecodeVariant, type InFormat, type KvPaging, type PortableFlashVariant, type TopKVariant, convertSource,
   decodeMergeSource, decodeSharedBytes, decodeSource, portableBytes, portableFit, portableGeometry, portableSharedBytes, portableSource, topkSource, variantKey,
 } from './variants.js';
-import { type SgmatVariant, sgmatAblation, sgmatGeometry, sgmatOutVec, sgmatPf1, sgmatSource, sgmatVLate } from './sgmat.js';
+import { type SgmatVariant, rangeSource, sgmatAblation, sgmatGeometry, sgmatOutVec, sgmatPf1, sgmatSource, sgmatVLate } from './sgmat.js';
 import { type DecodeWarpVariant, decodeWarpCombines, decodeWarpGeometry, decodeWarpSource } from './decode-warp.js';
 
 export const GPU_TILE_K = 64;
@@ -311,10 +311,11 @@ function uniform(ctx: GpuContext, data: ArrayBuffer, temps: GPUBuffer[]): GPUBuf
 }
 
 /** The tensor-core kernel's key tile for this call, or null when it cannot run it. */
-function sgmatFit(ctx: GpuContext, plan: AttentionPlan, pagedFmt?: InFormat | 'i8'): { BK: number; NS: number; emulate: boolean; split: boolean } | null {
-  // f32 runs on the tensor cores in the split form (SgmatVariant.split) unless the f32 policy says 'exact'.
+function sgmatFit(ctx: GpuContext, plan: AttentionPlan, pagedFmt: InFormat | 'i8' | undefined, buffers: GPUBuffer[]): { BK: number; NS: number; emulate: boolean; split: boolean } | null {
+  // f32 runs on the tensor cores in the split form (SgmatVariant.split) unless the f32 policy says 'exact';
+  // its range pass reads Q, K and V 16 bytes at a time (GpuTensor buffers are padded to 16 bytes).
   const split = plan.dtype === 'f32';
-  if (plan.dtype !== 'f16' && !(split && f32Policy === 'split')) return null;
+  if (plan.dtype !== 'f16' && !(split && f32Policy === 'split' && buffers.every((b) => b.size % 16 === 0))) return null;
   if (split && pagedFmt !== undefined && pagedFmt !== 'f32') return null;
   if (preference === 'sgmat-emulated') {
     const g = sgmatGeometry(null, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations, split);
@@ -386,7 +387,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
   if (!paged && (!k || !v)) throw new ShapeError('k and v are required unless K/V are paged', 'k');
   const kBuf = paged ? paged.k : k!.buffer, vBuf = paged ? paged.v : v!.buffer;
   const pagedV: KvPaging | undefined = paged ? { bs: paged.blockSize, kvFmt: paged.kvFmt, numKvHeads: plan.numKvHeads, headDim: plan.headDim } : undefined;
-  const fit = capture ? null : sgmatFit(ctx, plan, paged?.kvFmt);
+  const fit = capture ? null : sgmatFit(ctx, plan, paged?.kvFmt, [q.buffer, kBuf, vBuf]);
   const kernel = capture ? 'flash_portable' : chooseKernel(ctx, plan, topk !== null, fit !== null);
   const sgFit = kernel === 'flash_sgmat' ? fit : null;
   const scaleEntries = (withV: boolean): GPUBindGroupEntry[] => (paged?.kvFmt === 'i8'
@@ -468,6 +469,21 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
   });
 
   const dispatches: Dispatch[] = [];
+  // Buffers cleared at the start of every encode (the split form's range maxima).
+  const clears: GPUBuffer[] = [];
+  let rangeEntries: GPUBindGroupEntry[] = [];
+  if (sgFit?.split) {
+    // The split form's range pass: each of Q, K and V's largest finite magnitude, read by the kernel to
+    // scale them into f16's range (rangeSource).
+    const rangeBuf = ctx.device.createBuffer({ size: 16, usage: STORAGE | GPUBufferUsage.COPY_DST });
+    temps.push(rangeBuf); clears.push(rangeBuf);
+    const n = [q.buffer.size / 16, kBuf.size / 16, vBuf.size / 16];
+    const groups = Math.max(1, Math.min(1024, Math.ceil(Math.max(...n) / 256)));
+    const rub = uniform(ctx, new Uint32Array([...n, groups * 256]).buffer, temps);
+    const rpipe = await ctx.pipeline('split_range', rangeSource());
+    dispatches.push({ pipeline: rpipe, groups, entries: [{ binding: 0, resource: { buffer: rub } }, { binding: 1, resource: { buffer: q.buffer } }, { binding: 2, resource: { buffer: kBuf } }, { binding: 3, resource: { buffer: vBuf } }, { binding: 4, resource: { buffer: rangeBuf } }] });
+    rangeEntries = [{ binding: 9, resource: { buffer: rangeBuf } }];
+  }
   let jobsCount = 0, visited = 0, key = '';
 
   // Top-k thresholds first (natural units, the `within` mask's tiles).
@@ -623,7 +639,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     pu[22] = capture?.queryStart ?? 0; pu[23] = capture?.queryEnd ?? 0;
     pu[24] = rowMap; pu[25] = headMap; pu[26] = capture?.rows?.length ?? 0; pu[27] = nKT;
     const ub = uniform(ctx, p, temps);
-    dispatches.push({ pipeline: pipe, groups: jobs.length, entries: [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: kBuf } }, { binding: 4, resource: { buffer: vBuf } }, { binding: 5, resource: { buffer: outF32.buffer } }, { binding: 6, resource: { buffer: lseBuf } }, ...scaleEntries(true)] });
+    dispatches.push({ pipeline: pipe, groups: jobs.length, entries: [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: kBuf } }, { binding: 4, resource: { buffer: vBuf } }, { binding: 5, resource: { buffer: outF32.buffer } }, { binding: 6, resource: { buffer: lseBuf } }, ...scaleEntries(true), ...rangeEntries] });
     jobsCount = jobs.length;
   }
 
@@ -652,6 +668,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
   return {
     stats, out, lse,
     encode(encoder) {
+      for (const b of clears) encoder.clearBuffer(b);
       for (const d of bound) {
         const n = d.groups;
         if (n === 0) continue;

@@ -261,6 +261,50 @@ fn split_lo(x: f32, hx: f32) -> f32 {
   return select(d, 0.0, (bitcast<u32>(d) & 0x7fffffffu) >= 0x7f800000u);
 }`;
 
+/**
+ * The split form's range scaling: the range pass (rangeSource) leaves each of Q, K and V's largest finite
+ * magnitude (as bits) in rng[0..2]; 2^e brings it into [2^14, 2^15) (e clamped to ±60 so that the scores'
+ * factor 2^(eq+ek) stays a normal f32; 0 for an all-zero or all-non-finite tensor).
+ */
+const RANGE_HELPERS = `fn range_exp(bits: u32) -> i32 {
+  if (bits == 0u) { return 0; }
+  return clamp(i32(bits >> 23u) - 141, -60, 60);
+}
+fn pow2(e: i32) -> f32 { return bitcast<f32>(u32(127 + e) << 23u); }`;
+
+/**
+ * The range pass of the split form: the largest finite |x| of each of three f32 buffers (all of each
+ * buffer: a superset of a view's elements only loosens the scaling) as bits, atomically maxed into
+ * rng[0..2] (cleared before the pass). One 16-byte load a lane per step where the buffer's length allows.
+ */
+export function rangeSource(): string {
+  return `struct RP { n0: u32, n1: u32, n2: u32, stride: u32 }
+@group(0) @binding(0) var<uniform> R: RP;
+@group(0) @binding(1) var<storage, read> a0: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> a1: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> a2: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> rng: array<atomic<u32>, 4>;
+var<workgroup> wm: array<atomic<u32>, 3>;
+fn fin(v: vec4<f32>) -> u32 {
+  let b = bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu);
+  let f = select(vec4<u32>(0u), b, b < vec4<u32>(0x7f800000u));
+  return max(max(f.x, f.y), max(f.z, f.w));
+}
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  var m0 = 0u; var m1 = 0u; var m2 = 0u;
+  for (var i = gid.x; i < R.n0; i += R.stride) { m0 = max(m0, fin(a0[i])); }
+  for (var i = gid.x; i < R.n1; i += R.stride) { m1 = max(m1, fin(a1[i])); }
+  for (var i = gid.x; i < R.n2; i += R.stride) { m2 = max(m2, fin(a2[i])); }
+  atomicMax(&wm[0], m0); atomicMax(&wm[1], m1); atomicMax(&wm[2], m2);
+  workgroupBarrier();
+  if (lid == 0u) {
+    atomicMax(&rng[0], atomicLoad(&wm[0])); atomicMax(&rng[1], atomicLoad(&wm[1])); atomicMax(&rng[2], atomicLoad(&wm[2]));
+  }
+}
+`;
+}
+
 const emuHelpers = (NS: number) => `
 var<private> emu_sg: u32;
 var<private> emu_lane: u32;
@@ -268,14 +312,14 @@ var<workgroup> emuA: array<f32, ${256 * NS}>;
 var<workgroup> exch: array<f32, ${32 * NS}>;
 // Q rows pos0 .. pos0+15, dims c0 .. c0+15 of head h (zero outside the sequence and past D); part 1: the
 // split form's low halves.
-fn emu_ld_q(c0: u32, qBase: u32, pos0: u32, h: u32, lenQ: u32, part: u32) -> array<f32, 8> {
+fn emu_ld_q(c0: u32, qBase: u32, pos0: u32, h: u32, lenQ: u32, part: u32, f: f32) -> array<f32, 8> {
   var m: array<f32, 8>;
   for (var t = 0u; t < 8u; t++) {
     let i = t * 32u + emu_lane;
     let qp = pos0 + i / 16u;
     let c = c0 + i % 16u;
     var x = 0.0;
-    if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + h * P.qHead + c); }
+    if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + h * P.qHead + c) * f; }
     let hx = split_hi(x);
     m[t] = tohalf(select(hx, split_lo(x, hx), part == 1u));
   }
@@ -432,11 +476,11 @@ ${!v.emulate ? '' : split ? 'fn ld_q(i: u32) -> f32 { return qb[i >> 2u][i & 3u]
     ? `{ let h = tohalf(${x}); ${hiDst} = h; ${loDst} = lo_half(${x}, h); }`
     : `{ let hx = split_hi(${x}); ${hiDst} = tohalf(hx); ${loDst} = tohalf(split_lo(${x}, hx)); }`;
   // Split: each of the 4 floats as its high half at dst and its low half `lo` further on.
-  const storeW = (dst: (t: number) => string, lo: number) => split
-    ? each(4, (t) => `{ let x = w[${t}]; ${splitTo('x', `sKV[${dst(t)}]`, `sKV[${lo}u + ${dst(t)}]`)} }`, '\n          ')
+  const storeW = (dst: (t: number) => string, lo: number, f: string) => split
+    ? each(4, (t) => `{ let x = w[${t}] * ${f}; ${splitTo('x', `sKV[${dst(t)}]`, `sKV[${lo}u + ${dst(t)}]`)} }`, '\n          ')
     : store8(dst);
-  const storeX = (dst: string, lo: number) => split
-    ? splitTo('x', `sKV[${dst}]`, `sKV[${lo}u + ${dst}]`)
+  const storeX = (dst: string, lo: number, f: string) => split
+    ? `{ let xs = x * ${f}; ${splitTo('xs', `sKV[${dst}]`, `sKV[${lo}u + ${dst}]`)} }`
     : `sKV[${dst}] = HALF(x);`;
   const store8 = (dst: (t: number) => string) => `let a0 = ${unpackH}(w.x); let a1 = ${unpackH}(w.y); let a2 = ${unpackH}(w.z); let a3 = ${unpackH}(w.w);
         ${each(8, (t) => `sKV[${dst(t)}] = HALF(a${t >> 1}.${t & 1 ? 'y' : 'x'});`)}`;
@@ -447,14 +491,14 @@ ${!v.emulate ? '' : split ? 'fn ld_q(i: u32) -> f32 { return qb[i >> 2u][i & 3u]
       let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
       var w = ${W0};
       if (qp < lenQ && c8 < D) { w = qb[(qBase + qp * P.qRow + qh * P.qHead + c8) >> ${SH}u]; }
-      ${storeW((t) => `${base}u + (c8 - ${kd * 16}u + ${t}u) * ${QS}u + rho`, 16 * QS)}
+      ${storeW((t) => `${base}u + (c8 - ${kd * 16}u + ${t}u) * ${QS}u + rho`, 16 * QS, 'fq')}
     }`
     : `for (var u = lid; u < ${QR * 16}u; u += ${NT}u) {
       let rho = u % ${QR}u; let c = ${kd * 16}u + u / ${QR}u;
       let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
       var x = 0.0;
       if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + qh * P.qHead + c); }
-      ${storeX(`${base}u + (c - ${kd * 16}u) * ${QS}u + rho`, 16 * QS)}
+      ${storeX(`${base}u + (c - ${kd * 16}u) * ${QS}u + rho`, 16 * QS, 'fq')}
     }`;
   // VEC: every 16-byte load of a tile is issued before the first store, so their latencies overlap.
   // (Issuing tile t+1's loads into registers while tile t computes was measured slower on the H200:
@@ -495,10 +539,10 @@ ${issueAt('ks1', 'nk1')}
   // the H200: bench/results/sgmat-idx-run-K4.txt. The clamps that cost this kernel are elsewhere.)
   const storeK = `${each(nLk, (i) => `        { let u = lid + ${i * NT}u;
           if (u < ${(BK * DP) / E}u) { let w = wk${i}; let j = u / ${DP / E}u; let c8 = (u % ${DP / E}u) * ${E}u;
-          ${storeW((t) => `j * ${DPS}u + c8 + ${t}u`, KL)} } }`)}`;
+          ${storeW((t) => `j * ${DPS}u + c8 + ${t}u`, KL, 'fk')} } }`)}`;
   const storeV = `${each(nLv, (i) => `        { let u = lid + ${i * NT}u;
           if (u < ${(BK * DVP) / E}u) { let w = wv${i}; let j = u / ${DVP / E}u; let c8 = (u % ${DVP / E}u) * ${E}u;
-          ${storeW((t) => `${V0}u + j * ${DVS}u + c8 + ${t}u`, VL)} } }`)}`;
+          ${storeW((t) => `${V0}u + j * ${DVS}u + c8 + ${t}u`, VL, 'fvi')} } }`)}`;
   // VLATE (SgmatVariant.vlate; 16-byte loads): K and V are loaded together at the tile's start as always,
   // but V is stored into workgroup memory only after the softmax (the barrier before P·V covers it), so the
   // barrier after the loads waits for K alone.
@@ -512,13 +556,13 @@ ${issueAt('ks1', 'nk1')}
       let j = u / DP; let c = u % DP;
       var x = 0.0;
       if (j < nk && c < D) { x = ld_k(kv_at(kBase, ks + j, P.kRow) + hk * P.kHead + c); }
-      ${storeX(`j * ${DPS}u + c`, KL)}
+      ${storeX(`j * ${DPS}u + c`, KL, 'fk')}
     }
     for (var u = lid; u < BK * DVP; u += ${NT}u) {
       let j = u / DVP; let c = u % DVP;
       var x = 0.0;
       if (j < nk && c < DV) { x = ld_v(kv_at(vBase, ks + j, P.vRow) + hk * P.vHead + c); }
-      ${storeX(`${V0}u + j * ${DVS}u + c`, VL)}
+      ${storeX(`${V0}u + j * ${DVS}u + c`, VL, 'fvi')}
     }`;
   const loadTile = pfAt ? storeKV : drop.has('load') ? `if (lenK > 1000000000u) { ${loadKV} }` : loadKV;
 
@@ -553,7 +597,7 @@ ${each(HB / 8, (g) => `    {
   }`;
   const epilogue = `  let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));
   let ob = oBase + pos * P.oRow + head * P.oHead;
-  let inv = select(1.0 / l, 0.0, l == 0.0);
+  let inv = select(${split ? 'fvo' : '1.0'} / l, 0.0, l == 0.0);
 ${each(NR, (rd) => `  ${roundDbs(rd).map((db) => M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')).join('\n  ')}
   workgroupBarrier();
   ${v.outVec ? outVecRound(rd) : `if (valid) {
@@ -580,6 +624,8 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> tbl: array<u32>;
 @group(0) @binding(6) var<storage, read_write> lse: array<${occ ? 'atomic<u32>' : 'f32'}>;
+${split ? `@group(0) @binding(9) var<storage, read> rng: array<u32, 4>;
+${RANGE_HELPERS}` : ''}
 
 const LOG2E: f32 = 1.4426950408889634;
 const LN2: f32 = 0.6931471805599453;
@@ -632,15 +678,20 @@ ${padKiB > 0 ? `  if (J[9] == 0xffffffffu) { wpad[lid % ${padKiB * 64}u] = vec4<
   let half = lane >> 4u;       // which half of a tile's keys / a round's columns
   let pos = qtile * TQ + (sg / G4) * 16u + r;
   let valid = pos < lenQ;
-  let scl = select(P.scale * LOG2E, P.scale, NATURAL);
+${split ? `  // Split: Q, K and V scaled by powers of two that bring each one's largest finite magnitude (the range
+  // pass, binding 9) into [2^14, 2^15), inside f16's range; the scores and the output scaled back.
+  let eq = range_exp(rng[0]); let ek = range_exp(rng[1]); let ev = range_exp(rng[2]);
+  let fq = pow2(-eq); let fk = pow2(-ek); let fvi = pow2(-ev); let fvo = pow2(ev);
+  let scaleN = P.scale * pow2(eq + ek);` : '  let scaleN = P.scale;'}
+  let scl = select(scaleN * LOG2E, scaleN, NATURAL);
   let sb = sg * ${SST * BK}u;
   let sbp = sg * ${BK * PS}u;   // this subgroup's P (16×BK, column-major) in the K tile's place
   let rowsLive = qtile * TQ + (sg / G4) * 16u < lenQ;   // any of this subgroup's 16 rows in the sequence
 
   // ---- Q → registers (left matrices), through workgroup memory.
 ${v.emulate
-    ? each(NKD, (kd) => `  let q${kd} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * 16u, head, lenQ, 0u);${split ? `
-  let ql${kd} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * 16u, head, lenQ, 1u);` : ''}`)
+    ? each(NKD, (kd) => `  let q${kd} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * 16u, head, lenQ, 0u, ${split ? 'fq' : '1.0'});${split ? `
+  let ql${kd} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * 16u, head, lenQ, 1u, fq);` : ''}`)
     : each(Math.ceil(NKD / QC), (g) => {
       const kds = Array.from({ length: Math.min(QC, NKD - g * QC) }, (_, i) => g * QC + i);
       return `${kds.map((kd) => `  ${loadQChunk(kd, (kd - g * QC) * planes * 16 * QS)}`).join('\n')}
@@ -711,7 +762,7 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
         for (var c = 0u; c < HB; c++) {
           let idx = sb + (2u * c + half) * ${SST}u + r;
           var s = sS[idx];
-          ${v.fuse ? '' : `if (NATURAL) { s *= P.scale; } else { s *= scl; }
+          ${v.fuse ? '' : `if (NATURAL) { s *= scaleN; } else { s *= scl; }
           if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }`}
           if (NATURAL) { s *= LOG2E; }
           nanb = max(nanb, bitcast<u32>(s) & 0x7fffffffu);
@@ -723,7 +774,7 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
           let j = 2u * c + half;
           let idx = sb + j * ${SST}u + r;
           var s = sS[idx];
-          ${v.fuse ? '' : `if (NATURAL) { s *= P.scale; } else { s *= scl; }
+          ${v.fuse ? '' : `if (NATURAL) { s *= scaleN; } else { s *= scl; }
           if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }`}
           var keep = 2u * c < lim;
           if (keep && partial) { keep = mask_allows(i32(pos), i32(ks + j), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s); }
@@ -735,7 +786,7 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
         }
 ${fastSm ? '        }\n' : ''}` : `${each(HB, (c) => `        let j${c} = ${2 * c}u + half;
         var s${c} = sS[sb + j${c} * ${SST}u + r];
-        ${v.fuse ? '' : `if (NATURAL) { s${c} *= P.scale; } else { s${c} *= scl; }
+        ${v.fuse ? '' : `if (NATURAL) { s${c} *= scaleN; } else { s${c} *= scl; }
         if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }`}`)}
 ${fastSm ? `        if (fastT) {
 ${each(HB, (c) => `        if (NATURAL) { s${c} *= LOG2E; }

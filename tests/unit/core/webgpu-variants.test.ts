@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decodeWarpCombines, decodeWarpGeometry, decodeWarpSource, type DecodeWarpVariant } from '../../../src/kernels/webgpu/decode-warp.js';
-import { SGMAT_VLATE_MIN_KEYS, setSgmatAblation, sgmatGeometry, sgmatPf1, sgmatSource, sgmatVLate, type SgmatVariant } from '../../../src/kernels/webgpu/sgmat.js';
+import { SGMAT_VLATE_MIN_KEYS, rangeSource, setSgmatAblation, sgmatGeometry, sgmatPf1, sgmatSource, sgmatVLate, type SgmatVariant } from '../../../src/kernels/webgpu/sgmat.js';
 import { JOB_WGSL, JOB_WGSL_DIRECT, portableBytes, portableFit, portableGeometry, portableSharedBytes } from '../../../src/kernels/webgpu/variants.js';
 import { portableForm, setPortableTuning } from '../../../src/kernels/webgpu/attention-gpu.js';
 
@@ -59,6 +59,30 @@ describe('tensor-core kernel key tile', () => {
     expect(sgmatGeometry(configs, 72, 72, 49152)).toEqual({ BK: 16, NS: 4 });
     expect(sgmatGeometry(configs, 256, 256, 49152)).toBeNull();
     expect(sgmatGeometry([], 64, 64, 49152)).toBeNull();
+  });
+});
+
+describe('tensor-core kernel, f32 split form', () => {
+  const configs = [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }];
+  it('needs twice the staging memory: fits 16 KiB up to head dim 80, 48 KiB up to 128', () => {
+    for (const d of [64, 72, 80]) expect(sgmatGeometry(configs, d, d, 16384, 256, true)).toEqual({ BK: 16, NS: 4 });
+    expect(sgmatGeometry(configs, 96, 96, 16384, 256, true)).toBeNull();
+    for (const d of [96, 128]) expect(sgmatGeometry(configs, d, d, 49152, 256, true)).toEqual({ BK: 16, NS: 4 });
+  });
+  it('reads f32 16 bytes at a time, splits by integer rounding, scales by the range pass and takes three products', () => {
+    const v: SgmatVariant = { kernel: 'flash_sgmat', D: 64, DV: 64, G4: 1, BK: 16, NS: 4, vec: true, natural: false, cap: false, fuse: true, outF16: false, emulate: false, maskKey: 'none', split: true };
+    const src = sgmatSource(v, 'fn mask_allows(i: i32, j: i32, sq: i32, sk: i32, row: u32, s: f32) -> bool { return true; }');
+    expect(src).toContain('var<storage, read> kb: array<vec4<f32>>');
+    expect(src).toContain('split_hi(');
+    expect(src).toContain('@binding(9) var<storage, read> rng');
+    expect(src).toContain('subgroupMatrixScalarMultiply(');
+    // Q·Kᵀ: 4 head-dim chunks × (2 cross + 1 main) products; P·V: 4 value chunks × 3.
+    expect(src.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length).toBe(24);
+    const f16 = sgmatSource({ ...v, split: undefined }, 'fn mask_allows(i: i32, j: i32, sq: i32, sk: i32, row: u32, s: f32) -> bool { return true; }');
+    expect(f16.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length).toBe(8);
+    expect(f16).not.toContain('@binding(9)');
+    // The range pass reads three buffers and keeps finite magnitudes only.
+    expect(rangeSource()).toContain('0x7f800000u');
   });
 });
 
