@@ -258,10 +258,11 @@ async function main(): Promise<void> {
   const profile = {
     schema: BENCH_SCHEMA, device: `${info} via WebGPU`, name: 'webgpu-measured', api: 'webgpu', base: 'h200', date: machine.date.slice(0, 10),
     ceilings: {
-      f32: { vector: ceilings.f32FmaFlops },
+      // f32 on tensor units: the split form's three f16 products per f32 product (SgmatVariant.split).
+      f32: { vector: ceilings.f32FmaFlops, ...(ceilings.sgmatFlops ? { tensor: ceilings.sgmatFlops / 3 } : {}) },
       f16: { vector: ceilings.f16FmaFlops ?? ceilings.f32FmaFlops, ...(ceilings.sgmatFlops ? { tensor: ceilings.sgmatFlops } : {}) },
       bandwidth: ceilings.copyBytesPerSecond,
-      sources: { 'f16.tensor': 'subgroup-matrix f16→f32 MMA from registers (bench/lib/gpu-ceilings.ts)' },
+      sources: { 'f16.tensor': 'subgroup-matrix f16→f32 MMA from registers (bench/lib/gpu-ceilings.ts)', 'f32.tensor': 'a third of f16.tensor: the split form takes three f16 products per f32 product' },
     },
     results: rows.filter((r) => Number.isFinite(r.ms)).map((r) => {
       const s = shapes.find((x) => x.name === r.shape)!;
