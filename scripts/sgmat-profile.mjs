@@ -39,7 +39,8 @@ for (const [name, B, H, N, d, c] of shapes) {
   let seed = 7;
   const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
   const normal = () => Math.sqrt(-2 * Math.log(Math.max(rnd(), 1e-12))) * Math.cos(2 * Math.PI * rnd());
-  const make = async (f) => GpuTensor.fromTensor(Tensor.fromValues(Float32Array.from({ length: B * N * H * d }, f), shape, 'f16'), ctx);
+  // DTYPE=f32: f32 inputs, i.e. the split form (SgmatVariant.split).
+  const make = async (f) => GpuTensor.fromTensor(Tensor.fromValues(Float32Array.from({ length: B * N * H * d }, f), shape, process.env.DTYPE === 'f32' ? 'f32' : 'f16'), ctx);
   const same = process.env.SAME === '1';
   const gq = same ? await make((_, i) => Math.sin(i * 0.37)) : await make(normal);
   const gk = same ? gq : await make(normal), gv = same ? gq : await make(normal);

@@ -481,7 +481,11 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const groups = Math.max(1, Math.min(1024, Math.ceil(Math.max(...n) / 256)));
     const rub = uniform(ctx, new Uint32Array([...n, groups * 256]).buffer, temps);
     const rpipe = await ctx.pipeline('split_range', rangeSource());
-    dispatches.push({ pipeline: rpipe, groups, entries: [{ binding: 0, resource: { buffer: rub } }, { binding: 1, resource: { buffer: q.buffer } }, { binding: 2, resource: { buffer: kBuf } }, { binding: 3, resource: { buffer: vBuf } }, { binding: 4, resource: { buffer: rangeBuf } }] });
+    // 'norange' in the ablation string (a profiling aid) skips the pass: the kernel then reads zeros and scales
+    // nothing, right for inputs inside f16's range.
+    if (!sgmatAblation().split(',').includes('norange')) {
+      dispatches.push({ pipeline: rpipe, groups, entries: [{ binding: 0, resource: { buffer: rub } }, { binding: 1, resource: { buffer: q.buffer } }, { binding: 2, resource: { buffer: kBuf } }, { binding: 3, resource: { buffer: vBuf } }, { binding: 4, resource: { buffer: rangeBuf } }] });
+    }
     rangeEntries = [{ binding: 9, resource: { buffer: rangeBuf } }];
   }
   let jobsCount = 0, visited = 0, key = '';
@@ -601,7 +605,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       const split = sgFit!.split, E = split ? 4 : 8;
       const vec = plan.headDim % E === 0 && plan.headDimV % E === 0 && aligned(qa, E, true) &&
         (!paged || paged.kvFmt === (split ? 'f32' : 'f16')) && kvAligned(ka, va, E, !!paged);
-      const sv: SgmatVariant = { ...(split ? { split: true } : {}), kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}), ...(sgmatPf1(vec && !sgFit!.emulate && !split, plan.headDim, plan.headDimV) ? { pf1: true } : {}) };
+      const sv: SgmatVariant = { ...(split ? { split: true } : {}), kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}), ...(sgmatPf1(vec && !sgFit!.emulate, plan.headDim, plan.headDimV, split) ? { pf1: true } : {}) };
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {

@@ -54,7 +54,8 @@ let ablation = '';
  * row skips off, or the row skip at any head dim), 'q1' (Q staged one chunk a barrier pair), 'ns8' / 'ns2' /
  * 'ns1' (subgroups a workgroup, SgmatVariant.NS); 'ss<N>' (S's stride), 'pf' / 'pf1' (the next tile's loads
  * issued after this tile's second / first barrier; the first is the default where head dims pad to 80, and
- * 'nopf' turns it off there), 'nofast' (the softmax fast path off); 'occ' (resident
+ * 'nopf' turns it off there), 'nofast' (the softmax fast path off); 'norange' (the split form's range pass skipped: right only for inputs
+ * inside f16's range); 'lof16' (the split form's high half by an f16 cast, which NVIDIA folds away); 'occ' (resident
  * workgroups, counted in the LSE buffer).
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
@@ -198,7 +199,11 @@ export function sgmatGeometry(configs: readonly { componentType: string; resultC
   const BK = 16;
   if (sgmatSharedBytes(D, DV, BK, emulate, 4, split) > maxShared) return null;
   const parts = ablation.split(',');
-  const NS = parts.includes('ns8') && maxInvocations >= 256 && sgmatSharedBytes(D, DV, BK, emulate, 8, split) <= maxShared ? 8
+  // The split form at head dims ≤ 64 takes 8 subgroups (its K/V tiles, twice the f16 kernel's, then serve 128
+  // rows): 10–13% faster at d64 on the H200, 37% slower at d80 and 2% at d128 (bench/results/split-profile-h200.txt).
+  // 'ns4' in the ablation string keeps 4.
+  const ns8 = parts.includes('ns8') || (split && pad16(D) <= 64 && pad16(DV) <= 64 && !parts.includes('ns4'));
+  const NS = ns8 && maxInvocations >= 256 && sgmatSharedBytes(D, DV, BK, emulate, 8, split) <= maxShared ? 8
     : parts.includes('ns2') ? 2 : parts.includes('ns1') ? 1 : 4;
   return { BK, NS };
 }
@@ -896,8 +901,11 @@ export function sgmatVLate(vec: boolean, DV: number, seqLenK: number): boolean {
  * keys, 2.7% at d80 2048, 3.0% at qwen2vl; at d64 and d128 it was 3–9% slower (sgmat-fast-run-S.txt).
  * 'nopf' in the ablation string turns it off, 'pf1' forces it at any head dim.
  */
-export function sgmatPf1(vec: boolean, D: number, DV: number): boolean {
-  return vec && pad16(D) === 80 && pad16(DV) === 80 && !ablation.split(',').includes('nopf');
+export function sgmatPf1(vec: boolean, D: number, DV: number, split = false): boolean {
+  // The split form (f32): where head dims pad to 128 — 4% faster at 8k-d128-causal in
+  // bench/results/split-profile-h200.txt, and 1.8% slower at d80.
+  const at = split ? 128 : 80;
+  return vec && pad16(D) === at && pad16(DV) === at && !ablation.split(',').includes('nopf');
 }
 
 /**

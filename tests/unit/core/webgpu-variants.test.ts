@@ -69,6 +69,19 @@ describe('tensor-core kernel, f32 split form', () => {
     expect(sgmatGeometry(configs, 96, 96, 16384, 256, true)).toBeNull();
     for (const d of [96, 128]) expect(sgmatGeometry(configs, d, d, 49152, 256, true)).toEqual({ BK: 16, NS: 4 });
   });
+  it('takes 8 subgroups at head dims ≤ 64 where 48 KiB allow it (ns4 keeps 4), and the next-tile prefetch at d128', () => {
+    for (const d of [32, 64]) expect(sgmatGeometry(configs, d, d, 49152, 256, true)).toEqual({ BK: 16, NS: 8 });
+    expect(sgmatGeometry(configs, 64, 64, 49152, 128, true)).toEqual({ BK: 16, NS: 4 });
+    expect(sgmatGeometry(configs, 64, 64, 49152, 256, false)).toEqual({ BK: 16, NS: 4 });
+    try {
+      setSgmatAblation('ns4');
+      expect(sgmatGeometry(configs, 64, 64, 49152, 256, true)).toEqual({ BK: 16, NS: 4 });
+    } finally {
+      setSgmatAblation('');
+    }
+    expect(sgmatPf1(true, 128, 128, true)).toBe(true);
+    for (const d of [64, 80]) expect(sgmatPf1(true, d, d, true)).toBe(false);
+  });
   it('reads f32 16 bytes at a time, splits by integer rounding, scales by the range pass and takes three products', () => {
     const v: SgmatVariant = { kernel: 'flash_sgmat', D: 64, DV: 64, G4: 1, BK: 16, NS: 4, vec: true, natural: false, cap: false, fuse: true, outF16: false, emulate: false, maskKey: 'none', split: true };
     const src = sgmatSource(v, 'fn mask_allows(i: i32, j: i32, sq: i32, sk: i32, row: u32, s: f32) -> bool { return true; }');
