@@ -316,7 +316,8 @@ function sgmatFit(ctx: GpuContext, plan: AttentionPlan, pagedFmt: InFormat | 'i8
   // its range pass reads Q, K and V 16 bytes at a time (GpuTensor buffers are padded to 16 bytes).
   const split = plan.dtype === 'f32';
   if (plan.dtype !== 'f16' && !(split && f32Policy === 'split' && buffers.every((b) => b.size % 16 === 0))) return null;
-  if (split && pagedFmt !== undefined && pagedFmt !== 'f32') return null;
+  // Paged K/V stay on the SIMT kernel in f32: the range pass would read the whole block pool every call.
+  if (split && pagedFmt !== undefined) return null;
   if (preference === 'sgmat-emulated') {
     const g = sgmatGeometry(null, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations, split);
     return g && { ...g, emulate: true, split };
