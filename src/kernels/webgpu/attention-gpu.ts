@@ -225,9 +225,11 @@ export function setGpuKernelPreference(p: GpuKernelPreference): void {
  * How f32 attention runs where the adapter has subgroup matrices. 'split' (the default): on the f16 tensor
  * cores in the 3-product split form (SgmatVariant.split): each value as a high and a low f16 half, about 22
  * significant bits, checked against the same float64 tolerance as the f32 kernels (FlashAttention's rule:
- * 2× the error of a naive f32 implementation plus 2e-6). Inputs must lie within f16's range (|x| < 65504)
- * after the kernel's power-of-two scaling. 'exact': the f32 SIMT kernel (flash_portable) — PyTorch's fp32
- * path with TF32 off is the analogue.
+ * 2× the error of a naive f32 implementation plus 2e-6). A range pass scales each of Q, K and V by a power of
+ * two that brings its largest finite magnitude into [2^14, 2^15), so any finite input fits f16's range; values
+ * more than 2^27 below their tensor's largest keep an absolute precision of about 2^-36 of it instead of 22
+ * bits of their own. Paged K/V take the SIMT kernel. 'exact': the f32 SIMT kernel (flash_portable) — PyTorch's
+ * fp32 path with TF32 off is the analogue.
  */
 export type GpuF32Policy = 'split' | 'exact';
 let f32Policy: GpuF32Policy = 'split';
