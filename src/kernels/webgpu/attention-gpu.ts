@@ -227,7 +227,7 @@ export function setGpuKernelPreference(p: GpuKernelPreference): void {
  * significant bits, checked against the same float64 tolerance as the f32 kernels (FlashAttention's rule:
  * 2× the error of a naive f32 implementation plus 2e-6). A range pass scales each of Q, K and V by a power of
  * two that brings its largest finite magnitude into [2^14, 2^15), so any finite input fits f16's range; values
- * more than 2^27 below their tensor's largest keep an absolute precision of about 2^-36 of it instead of 22
+ * more than 2^27 below their tensor's largest keep an absolute precision of about 2^-50 of it instead of 22
  * bits of their own. Paged K/V take the SIMT kernel. 'exact': the f32 SIMT kernel (flash_portable) — PyTorch's
  * fp32 path with TF32 off is the analogue.
  */
