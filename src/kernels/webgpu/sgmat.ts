@@ -4,7 +4,7 @@
  * variant so that every matrix is a named variable (an array of subgroup matrices indexed in a loop
  * gave wrong scores on NVIDIA).
  *
- * Workgroup = NS subgroups of 32 lanes (4 in use; SgmatVariant.NS); subgroup s owns 16 query rows. With
+ * Workgroup = NS subgroups of 32 lanes (4; 8 in the split form at d ≤ 64; SgmatVariant.NS); subgroup s owns 16 query rows. With
  * GQA the G4 heads of one KV head share the workgroup (heads hb·G4 + s % G4, positions q0 + 16·(s / G4)
  * .. +15), so one K/V tile in workgroup memory serves all NS subgroups.
  *
@@ -75,10 +75,13 @@ export interface SgmatVariant {
    * 8 subgroups, whose tile loads and barriers serve twice the rows, ran 3–24% slower (fewer workgroups a
    * compute unit, more lanes waiting at each barrier), 2 subgroups 27–40% slower and 1 subgroup (every
    * barrier the subgroup's own, but each K/V tile staged for 16 rows) 2.0–2.5× slower
-   * (bench/results/sgmat-ns1-run-R.txt). 'ns8' / 'ns2' / 'ns1' in the ablation string select them.
+   * (bench/results/sgmat-ns1-run-R.txt); re-timed in the f16 kernel after the split form's gain, 8 were still
+   * 10–40% slower (bench/results/sgmat-f16-ns8-recheck-h200.txt). The split form (twice the staging memory)
+   * takes 8 at head dims ≤ 64, 10–13% faster than 4 (sgmatGeometry). 'ns8' / 'ns4' / 'ns2' / 'ns1' in the
+   * ablation string select them.
    */
   readonly NS: number;
-  /** 16-byte loads: head dims, strides and bases are multiples of 8 halves and K/V are f16. */
+  /** 16-byte loads: head dims, strides and bases are multiples of 8 halves (4 floats in the split form). */
   readonly vec: boolean;
   readonly natural: boolean;
   readonly cap: boolean;
