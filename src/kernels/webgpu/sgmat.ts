@@ -27,6 +27,10 @@
  * Loads and stores use only the forms measured correct on Dawn/NVIDIA: template-form column-major
  * loads of left, right and result matrices, column-major stores.
  *
+ * `split` (SgmatVariant.split) runs f32 inputs on the same f16 tensor cores: every staged value as a high and
+ * a scaled low f16 half, three products a product, Q/K/V first scaled into f16's range by a range pass
+ * (rangeSource); docs/webgpu.md has the method and its measurements.
+ *
  * `emulate` swaps the subgroup-matrix builtins for plain WGSL with the same data layout (matrices as 8
  * values per lane, products through workgroup memory, pair shuffles through workgroup memory, f16
  * rounding by pack/unpack): the same kernel logic then runs on adapters without subgroup matrices or
