@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import {
   type AttentionPlan, GpuTensor, KvBlockStorage, Tensor, causal, f16ToF32, f32ToF16, gpuContext, gpuKvMirror, mulberry32, planAttention,
-  prepareGpuAttention, setGpuKernelPreference, BENCH_SCHEMA, comparePredictions, type PreparedGpuAttention,
+  prepareGpuAttention, setGpuKernelPreference, setGpuF32Policy, type GpuF32Policy, BENCH_SCHEMA, comparePredictions, type PreparedGpuAttention,
 } from '../src/index.js';
 import { parseArgs } from './lib/args.js';
 import { type QKV, pickRows, referenceRow } from './lib/check.js';
@@ -48,12 +48,13 @@ export const GPU_SHAPES: AttentionShape[] = [
   shape('8k-d128-causal', { batch: 1, numHeads: 16, seqLenQ: 8192, headDim: 128, causal: true }),
 ];
 
-interface Variant { name: string; dtype: 'f32' | 'f16'; kernel: 'auto' | 'portable' }
+interface Variant { name: string; dtype: 'f32' | 'f16'; kernel: 'auto' | 'portable'; f32Policy?: GpuF32Policy }
 const VARIANTS: Record<string, Variant> = {
   // f32 as shipped: the tensor-core split form where the adapter has subgroup matrices (setGpuF32Policy).
   f32: { name: 'f32', dtype: 'f32', kernel: 'auto' },
-  // f32 on the SIMT kernel (the 'exact' policy: the portable kernel, f32 FMA throughout).
-  'f32-exact': { name: 'f32-exact', dtype: 'f32', kernel: 'portable' },
+  // f32 under the 'exact' policy (setGpuF32Policy): prefill on the SIMT kernel, f32 FMA throughout; decode
+  // keeps its decode kernels, as for `f32`.
+  'f32-exact': { name: 'f32-exact', dtype: 'f32', kernel: 'auto', f32Policy: 'exact' },
   f16: { name: 'f16', dtype: 'f16', kernel: 'auto' },
   'f16-portable': { name: 'f16-portable', dtype: 'f16', kernel: 'portable' },
 };
@@ -146,6 +147,7 @@ async function main(): Promise<void> {
       const mask = s.causal ? causal() : null;
       const plan: AttentionPlan = planAttention(gq!, gk!, gv!, { mask });
       setGpuKernelPreference(variant.kernel);
+      setGpuF32Policy(variant.f32Policy ?? 'split');
       let prepared;
       try {
         prepared = await prepareGpuAttention(plan, gq!, gk!, gv!);
@@ -157,6 +159,7 @@ async function main(): Promise<void> {
         continue;
       } finally {
         setGpuKernelPreference('auto');
+        setGpuF32Policy('split');
       }
       // Validate before timing.
       const enc = ctx.device.createCommandEncoder();
