@@ -115,9 +115,11 @@ export interface SgmatVariant {
   readonly outVec?: boolean;
   /**
    * f32 inputs on the f16 tensor cores (the 3-product split of CUTLASS's 3xTF32, with f16 halves): each
-   * staged value x becomes hi = f16(x) and lo = f16((x − hi)·2¹¹), and every product takes
+   * staged value x (after the range pass's power-of-two scaling) becomes hi = x rounded to 11 significant bits
+   * by integer operations (split_hi) and lo = f16((x − hi)·2¹¹) (split_lo), and every product takes
    * hi·hi + (hi·lo + lo·hi)·2⁻¹¹ with f32 accumulation, about 22 significant bits a value (f32 has 24).
-   * The cross terms accumulate first, scaled by 2¹¹ (exact), then the hi·hi term (sgmatSplit).
+   * The cross terms accumulate first, scaled by 2¹¹ (exact), then the hi·hi term. Taken for f32 calls by
+   * attention-gpu.ts's sgmatFit under the 'split' f32 policy.
    */
   readonly split?: boolean;
 }
@@ -255,10 +257,11 @@ const EMU: Ops = {
 };
 
 /**
- * The split form's low half of x given its high half h: (x − h)·2¹¹ rounded to f16 (|x − h| ≤ 2⁻¹¹·|x|, so
- * it is in range wherever h is); 0 where x − h is not finite (x infinite or NaN: h carries it).
+ * The split form's halves. split_hi / split_lo: the kernel's form (below). lo_half: the 'lof16' probe form,
+ * the low half of x given h = f16(x), (x − h)·2¹¹ — which NVIDIA's compiler turns into 0 by folding f32(f16(x))
+ * to x. Both low halves are 0 where x − h is not finite (x infinite or NaN: h carries it).
  */
-const LO_HALF = (t: string) => `fn lo_half(x: f32, h: ${t}) -> ${t} {
+const SPLIT_HELPERS = (t: string) => `fn lo_half(x: f32, h: ${t}) -> ${t} {
   let d = (x - f32(h)) * 2048.0;
   return tohalf(select(d, 0.0, (bitcast<u32>(d) & 0x7fffffffu) >= 0x7f800000u));
 }
@@ -380,13 +383,13 @@ fn partner(x: f32, lid: u32) -> f32 {
   return y;
 }
 fn tohalf(x: f32) -> f32 { return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x; }
-${LO_HALF('f32')}
+${SPLIT_HELPERS('f32')}
 `;
 
 const REAL_HELPERS = `
 fn partner(x: f32, lid: u32) -> f32 { return subgroupShuffleXor(x, 16u); }
 fn tohalf(x: f32) -> f16 { return f16(x); }
-${LO_HALF('f16')}
+${SPLIT_HELPERS('f16')}
 `;
 
 
