@@ -236,7 +236,6 @@ let f32Policy: GpuF32Policy = 'split';
 export function setGpuF32Policy(p: GpuF32Policy): void {
   f32Policy = p;
 }
-export function gpuF32Policy(): GpuF32Policy { return f32Policy; }
 
 /** Element addressing of a (dense BSHD view or varlen [total, H, D]) tensor per sequence. */
 interface Addr { seqBase: number[]; row: number; head: number }
@@ -604,10 +603,11 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const maskBase = meta.push(mask.data);
     let pipe: GPUComputePipeline;
     if (kernel === 'flash_sgmat') {
-      // 16-byte loads when every row, head and sequence offset is a multiple of 8 halves (4 floats, split).
+      // 16-byte loads when every row, head and sequence offset is a multiple of 8 halves (4 floats, split;
+      // the split form never reads paged K/V: sgmatFit).
       const split = sgFit!.split, E = split ? 4 : 8;
       const vec = plan.headDim % E === 0 && plan.headDimV % E === 0 && aligned(qa, E, true) &&
-        (!paged || paged.kvFmt === (split ? 'f32' : 'f16')) && kvAligned(ka, va, E, !!paged);
+        (!paged || paged.kvFmt === 'f16') && kvAligned(ka, va, E, !!paged);
       const sv: SgmatVariant = { ...(split ? { split: true } : {}), kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}), ...(sgmatPf1(vec && !sgFit!.emulate, plan.headDim, plan.headDimV, split) ? { pf1: true } : {}) };
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
