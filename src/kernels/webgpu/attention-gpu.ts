@@ -312,7 +312,7 @@ function uniform(ctx: GpuContext, data: ArrayBuffer, temps: GPUBuffer[]): GPUBuf
 }
 
 /** The tensor-core kernel's key tile for this call, or null when it cannot run it. */
-function sgmatFit(ctx: GpuContext, plan: AttentionPlan, pagedFmt: InFormat | 'i8' | undefined, buffers: GPUBuffer[]): { BK: number; NS: number; emulate: boolean; split: boolean } | null {
+function sgmatFit(ctx: GpuContext, plan: AttentionPlan, pagedFmt: InFormat | 'i8' | undefined, buffers: GPUBuffer[]): { BK: number; NS: number; MB: number; emulate: boolean; split: boolean } | null {
   // f32 runs on the tensor cores in the split form (SgmatVariant.split) unless the f32 policy says 'exact';
   // its range pass reads Q, K and V 16 bytes at a time (GpuTensor buffers are padded to 16 bytes).
   const split = plan.dtype === 'f32';
@@ -438,7 +438,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
   let tileQ: number, G: number;
   if (kernel === 'flash_sgmat') {
     G = Math.min(sgFit!.NS, plan.groupSize % 4 === 0 ? 4 : plan.groupSize % 2 === 0 ? 2 : 1);
-    tileQ = 16 * (sgFit!.NS / G);
+    tileQ = 16 * sgFit!.MB * (sgFit!.NS / G);
   } else if (kernel === 'decode') {
     G = plan.groupSize;
     tileQ = Math.max(1, plan.seqLenQ);
@@ -608,7 +608,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       const split = sgFit!.split, E = split ? 4 : 8;
       const vec = plan.headDim % E === 0 && plan.headDimV % E === 0 && aligned(qa, E, true) &&
         (!paged || paged.kvFmt === 'f16') && kvAligned(ka, va, E, !!paged);
-      const sv: SgmatVariant = { ...(split ? { split: true } : {}), kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}), ...(sgmatPf1(vec && !sgFit!.emulate, plan.headDim, plan.headDimV, split) ? { pf1: true } : {}) };
+      const sv: SgmatVariant = { ...(split ? { split: true } : {}), kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, ...(sgFit!.MB > 1 ? { MB: sgFit!.MB } : {}), vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}), ...(sgmatPf1(vec && !sgFit!.emulate, plan.headDim, plan.headDimV, split) ? { pf1: true } : {}) };
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {

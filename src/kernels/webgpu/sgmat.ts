@@ -122,16 +122,24 @@ export interface SgmatVariant {
    * attention-gpu.ts's sgmatFit under the 'split' f32 policy.
    */
   readonly split?: boolean;
+  /**
+   * Query blocks of 16 rows a subgroup (1, or 2: 'mb2'). With 2, each K/V fragment loaded from workgroup
+   * memory feeds two products, the workgroup's 32·NS rows share each staged tile, and each lane owns one row
+   * (row lane % 16 of block lane / 16) through the softmax, the rescale and the epilogue: all BK keys of it, so
+   * the row max and sum need no shuffle. S and P of the two blocks interleave as one 32-row column-major
+   * matrix (S at stride 36, conflict-free for the result stores and the row reads). Not the split form.
+   */
+  readonly MB?: number;
 }
 
 const pad16 = (x: number) => Math.ceil(x / 16) * 16;
 
 /** Workgroup memory (bytes) of a variant's geometry. */
-export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boolean, NS = 4, split = false): number {
-  const g = layout(D, DV, BK, emulate, NS, split);
+export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boolean, NS = 4, split = false, MB = 1): number {
+  const g = layout(D, DV, BK, emulate, NS, split, MB);
   const half = emulate ? 4 : 2;
   // sKV, sS, wflag; the emulated kernel's staged job prologue (wjob, wtile) and its product buffers.
-  return g.KV * half + sLen(BK, NS, sStride(emulate, ablation)) * 4 + 4 * 4 + (emulate ? 80 + 256 * NS * 4 + 32 * NS * 4 : 0);
+  return g.KV * half + sLen(BK, NS, sStride(emulate, ablation, MB), MB) * 4 + 4 * 4 + (emulate ? 80 + 256 * NS * 4 + 32 * NS * 4 : 0);
 }
 
 /**
@@ -144,13 +152,16 @@ export function sgmatSharedBytes(D: number, DV: number, BK: number, emulate: boo
  * d64 at 9728 bytes (76 × 128: five workgroups in 48 KiB). 'ss<N>' in the ablation string sets another
  * stride (16: the old layout).
  */
-function sStride(emulate: boolean, ablate: string): number {
+function sStride(emulate: boolean, ablate: string, MB = 1): number {
+  // Two query blocks (MB = 2) interleave as one 32-row matrix at stride 36: lane (g, t)'s element (g, 2t) of
+  // block b at 72t + 16b + g, banks 8t + 16b + g, all distinct (and a lane's row reads, 36j + 16b + r, too).
+  if (MB === 2) return 36;
   const f = emulate ? null : ablate.split(',').map((d) => /^ss(\d+)$/.exec(d)).find(Boolean);
   return f ? Number(f[1]) : 20;
 }
-/** f32 elements of sS: NS regions of BK·stride, the last without its unread tail (S's last column ends at 15·stride + 16). */
-function sLen(BK: number, NS: number, SST: number): number {
-  return NS * BK * SST - (SST - 16);
+/** f32 elements of sS: NS regions of BK·stride, the last without its unread tail (S's last column ends at 15·stride + 16·MB). */
+function sLen(BK: number, NS: number, SST: number, MB = 1): number {
+  return NS * BK * SST - (SST - 16 * MB);
 }
 
 /**
@@ -180,14 +191,15 @@ function sLen(BK: number, NS: number, SST: number): number {
  * by the 48 KiB rule fits five workgroups a compute unit instead of four) was still 6% slower, and the job
  * prologue read directly (JOB_WGSL_DIRECT, 80 B less) within ±1% (bench/results/sgmat-vnopad-run-Q.txt).
  */
-function layout(D: number, DV: number, BK: number, emulate: boolean, NS: number, split = false) {
+function layout(D: number, DV: number, BK: number, emulate: boolean, NS: number, split = false, MB = 1) {
   const DP = pad16(D), DVP = pad16(DV), pad = emulate ? 0 : 8;
-  const QS = 16 * NS + pad, DPS = DP + pad, DVS = DVP + pad;
+  const QS = 16 * NS * MB + pad, DPS = DP + pad, DVS = DVP + pad;
   // Split (f32 inputs): every staged matrix has a high and a low plane; the low plane of K sits at KL, of P
   // at PL (after all NS subgroups' high planes), of V at V0 + VL, of a staged Q chunk 16·QS after its high one.
   const planes = split ? 2 : 1;
-  const KL = BK * DPS, PL = NS * BK * PS, VL = BK * DVS;
-  const V0 = planes * Math.max(BK * DPS, NS * BK * PS);
+  // P: per subgroup BK keys × 16·MB rows, column-major at stride PS·MB.
+  const KL = BK * DPS, PL = NS * BK * PS * MB, VL = BK * DVS;
+  const V0 = planes * Math.max(BK * DPS, NS * BK * PS * MB);
   const KV = Math.max(emulate ? 0 : planes * 16 * QS, V0 + planes * BK * DVS);
   return { DP, DVP, QS, DPS, DVS, KV, V0, KL, PL, VL, planes };
 }
@@ -196,7 +208,7 @@ function layout(D: number, DV: number, BK: number, emulate: boolean, NS: number,
  * Whether the adapter runs the kernel for head dims D, DV (f16 16×16×16 with an f32 result, head dims
  * ≤ SGMAT_MAX_HEAD_DIM), and its key tile (16 keys); null when it cannot.
  */
-export function sgmatGeometry(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] | null, D: number, DV: number, maxShared: number, maxInvocations = 256, split = false): { BK: number; NS: number } | null {
+export function sgmatGeometry(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] | null, D: number, DV: number, maxShared: number, maxInvocations = 256, split = false): { BK: number; NS: number; MB: number } | null {
   const emulate = configs === null;
   if (!emulate && !configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) return null;
   if (pad16(D) > SGMAT_MAX_HEAD_DIM || pad16(DV) > SGMAT_MAX_HEAD_DIM) return null;
@@ -214,7 +226,9 @@ export function sgmatGeometry(configs: readonly { componentType: string; resultC
   const ns8 = parts.includes('ns8') || (split && pad16(D) <= 64 && pad16(DV) <= 64 && !parts.includes('ns4'));
   const NS = ns8 && maxInvocations >= 256 && sgmatSharedBytes(D, DV, BK, emulate, 8, split) <= maxShared ? 8
     : parts.includes('ns2') ? 2 : parts.includes('ns1') ? 1 : 4;
-  return { BK, NS };
+  // Two query blocks a subgroup (SgmatVariant.MB): 'mb2' in the ablation string; not the split form.
+  const MB = parts.includes('mb2') && !split && sgmatSharedBytes(D, DV, BK, emulate, NS, split, 2) <= maxShared ? 2 : 1;
+  return { BK, NS, MB };
 }
 
 /** The matrix operations, real or emulated. */
@@ -397,9 +411,18 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const M = v.emulate ? EMU : REAL;
   const BK = v.BK;
   const drop = new Set((v.ablate ?? '').split(',').filter(Boolean));
-  const NS = v.NS, NT = 32 * NS, QR = 16 * NS;
+  // MB = 2 (SgmatVariant.MB): two 16-row query blocks a subgroup; `two` marks its code. Matrices of block b
+  // are named with the suffix _b (qn, on).
+  const MB = v.MB ?? 1, two = MB === 2;
+  if (two && v.split) throw new Error('sgmatSource: MB = 2 has no split form');
+  const NS = v.NS, NT = 32 * NS, QR = 16 * NS * MB;
   const split = !!v.split;
-  const { DP, DVP, QS, DPS, DVS, KV, V0, KL, PL, VL, planes } = layout(v.D, v.DV, BK, v.emulate, NS, split);
+  const { DP, DVP, QS, DPS, DVS, KV, V0, KL, PL, VL, planes } = layout(v.D, v.DV, BK, v.emulate, NS, split, MB);
+  // Scores a lane takes in the softmax: half a row's BK keys (MB = 1), or all of its own row's (MB = 2).
+  const PSM = PS * MB, R16 = 16 * MB, NSC = two ? BK : BK / 2;
+  const qn = (kd: number, b: number) => (two ? `q${kd}_${b}` : `q${kd}`);
+  const on = (db: number, b: number) => (two ? `o${db}_${b}` : `o${db}`);
+  const blocks = (f: (b: number) => string, sep = '\n') => each(MB, f, sep);
   // Elements a 16-byte load: 8 halves, or 4 floats in the split form.
   const E = split ? 4 : 8, SH = split ? 2 : 3;
   const W = split ? 'vec4<f32>' : 'vec4<u32>', W0 = split ? 'vec4<f32>(0.0)' : 'vec4<u32>(0u)';
@@ -432,7 +455,7 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const occ = drop.has('occ') && !v.emulate;
   const padKiB = Number([...drop].find((d) => /^pad\d+$/.test(d))?.slice(3) ?? 0);
   // S's stride (sStride; 'ss<N>' in the ablation string sets another on real matrices).
-  const SST = sStride(v.emulate, v.ablate ?? '');
+  const SST = sStride(v.emulate, v.ablate ?? '', MB);
   // FAST ('nofast' in the ablation string turns it off): full tiles that the mask allows whole (nk = BK,
   // not partial) take a softmax without the per-score key test, mask select and underflow guard. Scores
   // past −126 in base 2 give 0 either way after the f16 rounding of P.
@@ -466,7 +489,7 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
     `const BK: u32 = ${BK}u;`,
     `const HB: u32 = ${HB}u;`,
     `const G4: u32 = ${v.G4}u;`,
-    `const TQ: u32 = ${16 * (NS / v.G4)}u;`,
+    `const TQ: u32 = ${R16 * (NS / v.G4)}u;`,
     `const NATURAL: bool = ${v.natural};`,
     `const CAP: bool = ${v.cap};`,
     `const SLACK: f32 = ${SLACK}.0;`,
@@ -503,14 +526,14 @@ ${!v.emulate ? '' : split ? 'fn ld_q(i: u32) -> f32 { return qb[i >> 2u][i & 3u]
   const loadQChunk = (kd: number, base: number) => v.vec
     ? `for (var u = lid; u < ${(QR * 16) / E}u; u += ${NT}u) {
       let rho = u % ${QR}u; let c8 = ${kd * 16}u + (u / ${QR}u) * ${E}u;
-      let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
+      let s = rho / ${R16}u; let qp = qtile * TQ + (s / G4) * ${R16}u + rho % ${R16}u; let qh = hb * G4 + s % G4;
       var w = ${W0};
       if (qp < lenQ && c8 < D) { w = qb[(qBase + qp * P.qRow + qh * P.qHead + c8) >> ${SH}u]; }
       ${storeW((t) => `${base}u + (c8 - ${kd * 16}u + ${t}u) * ${QS}u + rho`, 16 * QS, 'fq')}
     }`
     : `for (var u = lid; u < ${QR * 16}u; u += ${NT}u) {
       let rho = u % ${QR}u; let c = ${kd * 16}u + u / ${QR}u;
-      let s = rho / 16u; let qp = qtile * TQ + (s / G4) * 16u + rho % 16u; let qh = hb * G4 + s % G4;
+      let s = rho / ${R16}u; let qp = qtile * TQ + (s / G4) * ${R16}u + rho % ${R16}u; let qh = hb * G4 + s % G4;
       var x = 0.0;
       if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + qh * P.qHead + c); }
       ${storeX(`${base}u + (c - ${kd * 16}u) * ${QS}u + rho`, 16 * QS, 'fq')}
@@ -585,7 +608,17 @@ ${issueAt('ks1', 'nk1')}
   // round-trips them through sS, each lane scaling its row's BK/2 columns of a round; the epilogue writes
   // O / l (NaN rows: NaN) and the LSE from sS the same way.
   const roundDbs = (rd: number) => Array.from({ length: NDV }, (_, db) => db).filter((db) => Math.floor(db / NKB) === rd);
-  const flush = (alpha: string) => each(NR, (rd) => `    ${roundDbs(rd).map((db) => M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')).join('\n    ')}
+  // MB = 2: a round per value block, both query blocks' accumulators in the subgroup's S region at
+  // offsets 0 and 16 (stride SST), each lane scaling its own row's 16 columns.
+  const flush2 = (alpha: string) => each(NDV, (db) => `    ${M.store('sS', 'sb', on(db, 0), `${SST}u`)}
+    ${M.store('sS', 'sb + 16u', on(db, 1), `${SST}u`)}
+    workgroupBarrier();
+    for (var c = 0u; c < 16u; c++) { sS[sb + c * ${SST}u + rb] *= ${alpha}; }
+    workgroupBarrier();
+    ${on(db, 0)} = ${M.loadAcc('sS', 'sb', `${SST}u`)};
+    ${on(db, 1)} = ${M.loadAcc('sS', 'sb + 16u', `${SST}u`)};
+    workgroupBarrier();`);
+  const flush = (alpha: string) => two ? flush2(alpha) : each(NR, (rd) => `    ${roundDbs(rd).map((db) => M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')).join('\n    ')}
     workgroupBarrier();
     for (var c = 0u; c < HB; c++) { sS[sb + 32u * c + lane] *= ${alpha}; }
     workgroupBarrier();
@@ -610,7 +643,37 @@ ${each(HB / 8, (g) => `    {
       }
     }`)}
   }`;
-  const epilogue = `  let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));
+  // MB = 2: the lane's own row of each value block, 16 columns (two 16-byte groups of 8 with outVec).
+  const outRow2 = (db: number) => v.outVec
+    ? each(2, (g) => `    {
+      let col = ${db * 16 + g * 8}u;
+      if (col < DV) {
+        var x: array<f32, 8>;
+        for (var k = 0u; k < 8u; k++) { x[k] = select(sS[sb + (${g * 8}u + k) * ${SST}u + rb] * inv, P.nanv, bad > 0.0); }
+        ${outT === 'f16'
+    ? `out[(ob + col) >> 3u] = vec4<u32>(${[0, 2, 4, 6].map((k) => `bitcast<u32>(vec2<f16>(f16(x[${k}]), f16(x[${k + 1}])))`).join(', ')});`
+    : `out[(ob + col) >> 2u] = vec4<f32>(x[0], x[1], x[2], x[3]);
+        out[((ob + col) >> 2u) + 1u] = vec4<f32>(x[4], x[5], x[6], x[7]);`}
+      }
+    }`)
+    : `    for (var c = 0u; c < 16u; c++) {
+      let col = ${db * 16}u + c;
+      if (col < DV) { out[ob + col] = ${outT}(select(sS[sb + c * ${SST}u + rb] * inv, P.nanv, bad > 0.0)); }
+    }`;
+  const epilogue2 = `  let bad = select(0.0, 1.0, nanb > 0x7f800000u);
+  let ob = oBase + pos * P.oRow + head * P.oHead;
+  let inv = select(1.0 / l, 0.0, l == 0.0);
+${each(NDV, (db) => `  ${M.store('sS', 'sb', on(db, 0), `${SST}u`)}
+  ${M.store('sS', 'sb + 16u', on(db, 1), `${SST}u`)}
+  workgroupBarrier();
+  if (valid) {
+${outRow2(db)}
+  }
+  workgroupBarrier();`)}
+  ${occ ? 'if (lid == 0u) { atomicSub(&lse[0], 1u); }' : `if (valid && P.hasLse == 1u) {
+    lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
+  }`}`;
+  const epilogue = two ? epilogue2 : `  let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));
   let ob = oBase + pos * P.oRow + head * P.oHead;
   let inv = select(${split ? 'fvo' : '1.0'} / l, 0.0, l == 0.0);
 ${each(NR, (rd) => `  ${roundDbs(rd).map((db) => M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')).join('\n  ')}
@@ -648,7 +711,7 @@ const MASKED: f32 = -1.0e30;
 
 // Q (transposed, ${QR} rows at stride ${QS}) before the loop; then K row-major at stride ${DPS} and V row-major at ${V0}, stride ${DVS}.
 var<workgroup> sKV: array<HALF, ${KV}>;
-var<workgroup> sS: array<f32, ${sLen(BK, NS, SST)}>;   // per subgroup 16×BK (column-major at stride ${SST}): S; accumulator flushes at 16
+var<workgroup> sS: array<f32, ${sLen(BK, NS, SST, MB)}>;   // per subgroup 16×BK (column-major at stride ${SST}): S; accumulator flushes at 16
 // Every workgroup variable is a multiple of 16 bytes: on Dawn/NVIDIA, subgroup-matrix loads and stores
 // in workgroup memory went wrong with a 4-byte variable among them, and this layout passes check:gpu
 // (the full rule is not known: see scripts/sgmat-forms.mjs). [0] = the rescale flag.
@@ -689,9 +752,10 @@ ${padKiB > 0 ? `  if (J[9] == 0xffffffffu) { wpad[lid % ${padKiB * 64}u] = vec4<
 
   let head = hb * G4 + sg % G4;
   let hk = (hb * G4) / P.group;
-  let r = lane & 15u;          // this lane's row in the subgroup's 16
-  let half = lane >> 4u;       // which half of a tile's keys / a round's columns
-  let pos = qtile * TQ + (sg / G4) * 16u + r;
+  let r = lane & 15u;          // this lane's row in the subgroup's 16 (MB = 2: in its block)
+  let half = lane >> 4u;       // which half of a tile's keys / a round's columns (MB = 2: which query block)
+${two ? `  let rb = 16u * half + r;     // this lane's row in the subgroup's 32 (S and P offsets)
+  let pos = qtile * TQ + (sg / G4) * 32u + rb;` : '  let pos = qtile * TQ + (sg / G4) * 16u + r;'}
   let valid = pos < lenQ;
 ${split ? `  // Split: Q, K and V scaled by powers of two that bring each one's largest finite magnitude (the range
   // pass, binding 9) into [2^14, 2^15), inside f16's range; the scores and the output scaled back.
@@ -700,18 +764,18 @@ ${split ? `  // Split: Q, K and V scaled by powers of two that bring each one's 
   let scaleN = P.scale * pow2(eq + ek);` : '  let scaleN = P.scale;'}
   let scl = select(scaleN * LOG2E, scaleN, NATURAL);
   let sb = sg * ${SST * BK}u;
-  let sbp = sg * ${BK * PS}u;   // this subgroup's P (16×BK, column-major) in the K tile's place
-  let rowsLive = qtile * TQ + (sg / G4) * 16u < lenQ;   // any of this subgroup's 16 rows in the sequence
+  let sbp = sg * ${BK * PSM}u;   // this subgroup's P (${R16}×BK, column-major) in the K tile's place
+  let rowsLive = qtile * TQ + (sg / G4) * ${R16}u < lenQ;   // any of this subgroup's ${R16} rows in the sequence
 
   // ---- Q → registers (left matrices), through workgroup memory.
 ${v.emulate
-    ? each(NKD, (kd) => `  let q${kd} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * 16u, head, lenQ, 0u, ${split ? 'fq' : '1.0'});${split ? `
+    ? each(NKD, (kd) => `${blocks((b) => `  let ${qn(kd, b)} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * ${R16}u + ${16 * b}u, head, lenQ, 0u, ${split ? 'fq' : '1.0'});`)}${split ? `
   let ql${kd} = emu_ld_q(${kd * 16}u, qBase, qtile * TQ + (sg / G4) * 16u, head, lenQ, 1u, fq);` : ''}`)
     : each(Math.ceil(NKD / QC), (g) => {
       const kds = Array.from({ length: Math.min(QC, NKD - g * QC) }, (_, i) => g * QC + i);
       return `${kds.map((kd) => `  ${loadQChunk(kd, (kd - g * QC) * planes * 16 * QS)}`).join('\n')}
   workgroupBarrier();
-${kds.map((kd) => `  let q${kd} = ${M.loadL('sKV', `${(kd - g * QC) * planes * 16 * QS}u + sg * 16u`, `${QS}u`)};${split ? `
+${kds.map((kd) => `${blocks((b) => `  let ${qn(kd, b)} = ${M.loadL('sKV', `${(kd - g * QC) * planes * 16 * QS}u + sg * ${R16}u${b ? ` + ${16 * b}u` : ''}`, `${QS}u`)};`)}${split ? `
   let ql${kd} = ${M.loadL('sKV', `${((kd - g * QC) * planes + 1) * 16 * QS}u + sg * 16u`, `${QS}u`)};` : ''}`).join('\n')}
   workgroupBarrier();`;
     })}
@@ -721,7 +785,7 @@ ${kds.map((kd) => `  let q${kd} = ${M.loadL('sKV', `${(kd - g * QC) * planes * 1
   // NaN among the kept scores (WGSL does not promise that arithmetic carries NaN): the largest
   // magnitude bit pattern seen, compared with the NaN range once at the end.
   var nanb = 0u;
-${each(NDV, (db) => `  var o${db} = ${M.zero};`)}
+${each(NDV, (db) => blocks((b) => `  var ${on(db, b)} = ${M.zero};`))}
 ${kvRegs}
 
   // Key tiles of BK keys: tile x is sub-tile x % SUB of list entry e0 + x / SUB. The entries of the next
@@ -751,7 +815,17 @@ ${pfAt === 1 ? issueNext : ''}
     var rescale = 1.0;
     if (nk > 0u) {
         // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
-${drop.has('qk') ? '' : each(NKB, (nb) => `        if (${live(nb)}) {
+${drop.has('qk') ? '' : two ? each(NKB, (nb) => `        if (${live(nb)}) {
+        var sm${nb}_0 = ${M.zero};
+        var sm${nb}_1 = ${M.zero};
+${each(NKD, (kd) => `        {
+        let kf = ${M.loadR('sKV', `${nb * 16 * DPS + kd * 16}u`, `${DPS}u`)};
+        sm${nb}_0 = ${M.mma(qn(kd, 0), 'kf', `sm${nb}_0`)};
+        sm${nb}_1 = ${M.mma(qn(kd, 1), 'kf', `sm${nb}_1`)};
+        }`)}
+        ${M.store('sS', `sb + ${nb * 16 * SST}u`, `sm${nb}_0`, `${SST}u`)}
+        ${M.store('sS', `sb + ${nb * 16 * SST + 16}u`, `sm${nb}_1`, `${SST}u`)}
+        }`) : each(NKB, (nb) => `        if (${live(nb)}) {
         var sm${nb} = ${M.zero};
 ${split ? `        {
         var sx = ${M.zero};
@@ -770,12 +844,12 @@ ${pfAt === 2 ? issueNext : ''}
         // scores, and are never written. FUSE: scores stay raw (the scale is > 0, so the max commutes
         // with it) and the scale folds into exp2's argument as one fma.
         var mx = MASKED;
-        let lim = nk - half;
+        let lim = ${two ? 'nk' : 'nk - half'};
 ${fastSm ? '        let fastT = nk == BK && !partial;' : ''}
         ${drop.has('softmax') ? 'if (lenK > 1000000000u) {' : qskip ? 'if (rowsLive) {' : '{'}
 ${v.emulate ? `${fastSm ? `        if (fastT) {
-        for (var c = 0u; c < HB; c++) {
-          let idx = sb + (2u * c + half) * ${SST}u + r;
+        for (var c = 0u; c < ${two ? 'BK' : 'HB'}; c++) {
+          let idx = sb + (${two ? 'c' : '2u * c + half'}) * ${SST}u + ${two ? 'rb' : 'r'};
           var s = sS[idx];
           ${v.fuse ? '' : `if (NATURAL) { s *= scaleN; } else { s *= scl; }
           if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }`}
@@ -785,13 +859,13 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
           mx = max(mx, s);
         }
         } else {
-` : ''}        for (var c = 0u; c < HB; c++) {
-          let j = 2u * c + half;
-          let idx = sb + j * ${SST}u + r;
+` : ''}        for (var c = 0u; c < ${two ? 'BK' : 'HB'}; c++) {
+          let j = ${two ? 'c' : '2u * c + half'};
+          let idx = sb + j * ${SST}u + ${two ? 'rb' : 'r'};
           var s = sS[idx];
           ${v.fuse ? '' : `if (NATURAL) { s *= scaleN; } else { s *= scl; }
           if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }`}
-          var keep = 2u * c < lim;
+          var keep = ${two ? 'c' : '2u * c'} < lim;
           if (keep && partial) { keep = mask_allows(i32(pos), i32(ks + j), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s); }
           if (NATURAL) { s *= LOG2E; }
           s = select(MASKED, s, keep);
@@ -799,22 +873,22 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
           sS[idx] = s;
           mx = max(mx, s);
         }
-${fastSm ? '        }\n' : ''}` : `${each(HB, (c) => `        let j${c} = ${2 * c}u + half;
-        var s${c} = sS[sb + j${c} * ${SST}u + r];
+${fastSm ? '        }\n' : ''}` : `${each(NSC, (c) => `        let j${c} = ${two ? `${c}u` : `${2 * c}u + half`};
+        var s${c} = sS[sb + j${c} * ${SST}u + ${two ? 'rb' : 'r'}];
         ${v.fuse ? '' : `if (NATURAL) { s${c} *= scaleN; } else { s${c} *= scl; }
         if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }`}`)}
 ${fastSm ? `        if (fastT) {
-${each(HB, (c) => `        if (NATURAL) { s${c} *= LOG2E; }
+${each(NSC, (c) => `        if (NATURAL) { s${c} *= LOG2E; }
         nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);
         mx = max(mx, s${c});`)}
         } else {
-` : ''}${each(HB, (c) => `        var k${c} = ${2 * c}u < lim;
+` : ''}${each(NSC, (c) => `        var k${c} = ${two ? c : 2 * c}u < lim;
         if (k${c} && partial) { k${c} = mask_allows(i32(pos), i32(ks + j${c}), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s${c}); }
         if (NATURAL) { s${c} *= LOG2E; }
         s${c} = select(MASKED, s${c}, k${c});
         nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);
         mx = max(mx, s${c});`)}
-${fastSm ? '        }\n' : ''}`}        mx = max(mx, partner(mx, lid));
+${fastSm ? '        }\n' : ''}`}        ${two ? '' : 'mx = max(mx, partner(mx, lid));'}
         ${v.fuse ? 'mx = select(MASKED, mx * scl, mx > MASKED);' : ''}
         let moved = mx > m + SLACK;
         let mNew = select(m, mx, moved);
@@ -823,28 +897,28 @@ ${fastSm ? '        }\n' : ''}`}        mx = max(mx, partner(mx, lid));
         let mUse = select(mNew, 0.0, mNew <= MASKED);
         var sum = 0.0;
 ${v.emulate ? `${fastSm ? `        if (fastT) {
-        for (var c = 0u; c < HB; c++) {
-          let j = 2u * c + half;
-          let p = exp2(${v.fuse ? `fma(sS[sb + j * ${SST}u + r], scl, -mUse)` : `sS[sb + j * ${SST}u + r] - mUse`});
+        for (var c = 0u; c < ${two ? 'BK' : 'HB'}; c++) {
+          let j = ${two ? 'c' : '2u * c + half'};
+          let p = exp2(${v.fuse ? `fma(sS[sb + j * ${SST}u + ${two ? 'rb' : 'r'}], scl, -mUse)` : `sS[sb + j * ${SST}u + ${two ? 'rb' : 'r'}] - mUse`});
           sum += p;
-          ${storeP(`sbp + j * ${PS}u + r`, 'p')}
+          ${storeP(`sbp + j * ${PSM}u + ${two ? 'rb' : 'r'}`, 'p')}
         }
         } else {
-` : ''}        for (var c = 0u; c < HB; c++) {
-          let j = 2u * c + half;
-          let p = exp2_masked(${v.fuse ? `fma(sS[sb + j * ${SST}u + r], scl, -mUse)` : `sS[sb + j * ${SST}u + r] - mUse`});
+` : ''}        for (var c = 0u; c < ${two ? 'BK' : 'HB'}; c++) {
+          let j = ${two ? 'c' : '2u * c + half'};
+          let p = exp2_masked(${v.fuse ? `fma(sS[sb + j * ${SST}u + ${two ? 'rb' : 'r'}], scl, -mUse)` : `sS[sb + j * ${SST}u + ${two ? 'rb' : 'r'}] - mUse`});
           sum += p;
-          ${storeP(`sbp + j * ${PS}u + r`, 'p')}
+          ${storeP(`sbp + j * ${PSM}u + ${two ? 'rb' : 'r'}`, 'p')}
         }
 ${fastSm ? '        }\n' : ''}` : `${fastSm ? `        if (fastT) {
-${each(HB, (c) => `        let p${c} = exp2(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
+${each(NSC, (c) => `        let p${c} = exp2(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};
-        ${storeP(`sbp + j${c} * ${PS}u + r`, `p${c}`)}`)}
+        ${storeP(`sbp + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}`, `p${c}`)}`)}
         } else {
-` : ''}${each(HB, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
+` : ''}${each(NSC, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};
-        ${storeP(`sbp + j${c} * ${PS}u + r`, `p${c}`)}`)}
-${fastSm ? '        }\n' : ''}`}        sum += partner(sum, lid);
+        ${storeP(`sbp + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}`, `p${c}`)}`)}
+${fastSm ? '        }\n' : ''}`}        ${two ? '' : 'sum += partner(sum, lid);'}
         l = l * alpha + sum;
         m = mNew;
         if (need) { wflag[0] = 1u; }
@@ -862,7 +936,15 @@ ${flush('rescale')}
       }
 
       // ---- O += P·V
-${drop.has('pv') ? '' : each(NKB, (kc) => `      if (${live(kc)}) {
+${drop.has('pv') ? '' : two ? each(NKB, (kc) => `      if (${live(kc)}) {
+      let pm${kc}_0 = ${M.loadL('sKV', `sbp + ${kc * 16 * PSM}u`, `${PSM}u`)};
+      let pm${kc}_1 = ${M.loadL('sKV', `sbp + ${kc * 16 * PSM + 16}u`, `${PSM}u`)};
+${each(NDV, (db) => `      {
+      let vf = ${M.loadRrow('sKV', `${V0 + kc * 16 * DVS + db * 16}u`, `${DVS}u`)};
+      ${on(db, 0)} = ${M.mma(`pm${kc}_0`, 'vf', on(db, 0))};
+      ${on(db, 1)} = ${M.mma(`pm${kc}_1`, 'vf', on(db, 1))};
+      }`)}
+      }`) : each(NKB, (kc) => `      if (${live(kc)}) {
       let pm${kc} = ${M.loadL('sKV', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
 ${split ? `      let pml${kc} = ${M.loadL('sKV', `${PL}u + sbp + ${kc * 16 * PS}u`, `${PS}u`)};
 ` : ''}${each(NDV, (db) => `${split ? `      {
