@@ -320,11 +320,11 @@ function sgmatFit(ctx: GpuContext, plan: AttentionPlan, pagedFmt: InFormat | 'i8
   // Paged K/V stay on the SIMT kernel in f32: the range pass would read the whole block pool every call.
   if (split && pagedFmt !== undefined) return null;
   if (preference === 'sgmat-emulated') {
-    const g = sgmatGeometry(null, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations, split);
+    const g = sgmatGeometry(null, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations, split, plan.seqLenK);
     return g && { ...g, emulate: true, split };
   }
   if (!ctx.caps.f16 || ctx.caps.subgroupMinSize !== 32 || ctx.caps.subgroupMaxSize !== 32) return null;
-  const g = sgmatGeometry(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations, split);
+  const g = sgmatGeometry(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations, split, plan.seqLenK);
   // Profiling aid: 'bk16' / 'bk32' in the ablation string sets the key tile (scripts/sgmat-profile.mjs).
   const bk = /bk(16|32)/.exec(sgmatAblation());
   if (g && bk) g.BK = Number(bk[1]);

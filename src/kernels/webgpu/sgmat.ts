@@ -6,7 +6,9 @@
  *
  * Workgroup = NS subgroups of 32 lanes (4; 8 in the split form at d ≤ 64; SgmatVariant.NS); subgroup s owns 16 query rows. With
  * GQA the G4 heads of one KV head share the workgroup (heads hb·G4 + s % G4, positions q0 + 16·(s / G4)
- * .. +15), so one K/V tile in workgroup memory serves all NS subgroups.
+ * .. +15), so one K/V tile in workgroup memory serves all NS subgroups. From 1024 keys (SGMAT_MB2_KEYS) a
+ * subgroup owns two 16-row query blocks instead (SgmatVariant.MB = 2): each K/V fragment feeds two
+ * products and each lane owns one row of the softmax.
  *
  *   once:      the 16·NS query rows → workgroup memory 16 dims at a time (transposed, zero-padded to DP),
  *              each subgroup taking its Q as DP/16 left matrices into registers;
@@ -208,7 +210,7 @@ function layout(D: number, DV: number, BK: number, emulate: boolean, NS: number,
  * Whether the adapter runs the kernel for head dims D, DV (f16 16×16×16 with an f32 result, head dims
  * ≤ SGMAT_MAX_HEAD_DIM), and its key tile (16 keys); null when it cannot.
  */
-export function sgmatGeometry(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] | null, D: number, DV: number, maxShared: number, maxInvocations = 256, split = false): { BK: number; NS: number; MB: number } | null {
+export function sgmatGeometry(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] | null, D: number, DV: number, maxShared: number, maxInvocations = 256, split = false, seqLenK = 0): { BK: number; NS: number; MB: number } | null {
   const emulate = configs === null;
   if (!emulate && !configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) return null;
   if (pad16(D) > SGMAT_MAX_HEAD_DIM || pad16(DV) > SGMAT_MAX_HEAD_DIM) return null;
@@ -226,9 +228,31 @@ export function sgmatGeometry(configs: readonly { componentType: string; resultC
   const ns8 = parts.includes('ns8') || (split && pad16(D) <= 64 && pad16(DV) <= 64 && !parts.includes('ns4'));
   const NS = ns8 && maxInvocations >= 256 && sgmatSharedBytes(D, DV, BK, emulate, 8, split) <= maxShared ? 8
     : parts.includes('ns2') ? 2 : parts.includes('ns1') ? 1 : 4;
-  // Two query blocks a subgroup (SgmatVariant.MB): 'mb2' in the ablation string; not the split form.
-  const MB = parts.includes('mb2') && !split && sgmatSharedBytes(D, DV, BK, emulate, NS, split, 2) <= maxShared ? 2 : 1;
+  // Two query blocks a subgroup (SgmatVariant.MB, sgmatTwoBlocks); not the split form.
+  const MB = !split && sgmatTwoBlocks(D, DV, seqLenK) && sgmatSharedBytes(D, DV, BK, emulate, NS, split, 2) <= maxShared ? 2 : 1;
   return { BK, NS, MB };
+}
+
+/**
+ * Key lengths from which the tensor-core kernel takes two query blocks a subgroup (SgmatVariant.MB = 2), and
+ * the longest at head dims that pad to 80. On the H200 (bench/results/sgmat-mb2-run-W.txt, outputs within
+ * 2e-3 of one block, check:gpu 86/86 f16 tensor-core cases with 'mb2'): d64 +2% at 1024 keys, +3% at 2048,
+ * +8% at 3072, +7% at 4096, +11% at 8192; d128 +5% at 1024, +12% at 2048 and 4096, +2% at 8k causal; d72/d80
+ * +5% at 1024 and 2048 — but −6…−10% at 577 keys (vitL14-336), ±0 at 729 (siglip-384, d72) and −1.6% at 5329
+ * (qwen2vl, d80).
+ */
+export const SGMAT_MB2_KEYS = { from: 1024, d80Upto: 4096 } as const;
+
+/**
+ * Whether the tensor-core kernel runs two query blocks a subgroup for head dims D, DV and `seqLenK` keys
+ * (SGMAT_MB2_KEYS); 'mb2' / 'mb1' in the ablation string force it on / off.
+ */
+export function sgmatTwoBlocks(D: number, DV: number, seqLenK: number): boolean {
+  const parts = ablation.split(',');
+  if (parts.includes('mb2')) return true;
+  if (parts.includes('mb1')) return false;
+  const d80 = pad16(D) === 80 && pad16(DV) === 80;
+  return seqLenK >= SGMAT_MB2_KEYS.from && !(d80 && seqLenK > SGMAT_MB2_KEYS.d80Upto);
 }
 
 /** The matrix operations, real or emulated. */

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decodeWarpCombines, decodeWarpGeometry, decodeWarpSource, type DecodeWarpVariant } from '../../../src/kernels/webgpu/decode-warp.js';
-import { SGMAT_VLATE_MIN_KEYS, rangeSource, setSgmatAblation, sgmatGeometry, sgmatPf1, sgmatSource, sgmatVLate, type SgmatVariant } from '../../../src/kernels/webgpu/sgmat.js';
+import { SGMAT_MB2_KEYS, SGMAT_VLATE_MIN_KEYS, rangeSource, setSgmatAblation, sgmatGeometry, sgmatPf1, sgmatSource, sgmatVLate, type SgmatVariant } from '../../../src/kernels/webgpu/sgmat.js';
 import { JOB_WGSL, JOB_WGSL_DIRECT, portableBytes, portableFit, portableGeometry, portableSharedBytes } from '../../../src/kernels/webgpu/variants.js';
 import { portableForm, setPortableTuning } from '../../../src/kernels/webgpu/attention-gpu.js';
 
@@ -54,28 +54,66 @@ describe('decode_warp geometry', () => {
 describe('tensor-core kernel key tile', () => {
   const configs = [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }];
   it('takes 16 keys and fits WebGPU\'s default 16 KiB of workgroup memory up to head dim 128', () => {
-    for (const d of [32, 64, 72, 80, 96, 128]) expect(sgmatGeometry(configs, d, d, 16384)).toEqual({ BK: 16, NS: 4 });
-    expect(sgmatGeometry(configs, 128, 64, 16384)).toEqual({ BK: 16, NS: 4 });
-    expect(sgmatGeometry(configs, 72, 72, 49152)).toEqual({ BK: 16, NS: 4 });
+    for (const d of [32, 64, 72, 80, 96, 128]) expect(sgmatGeometry(configs, d, d, 16384)).toEqual({ BK: 16, NS: 4, MB: 1 });
+    expect(sgmatGeometry(configs, 128, 64, 16384)).toEqual({ BK: 16, NS: 4, MB: 1 });
+    expect(sgmatGeometry(configs, 72, 72, 49152)).toEqual({ BK: 16, NS: 4, MB: 1 });
     expect(sgmatGeometry(configs, 256, 256, 49152)).toBeNull();
     expect(sgmatGeometry([], 64, 64, 49152)).toBeNull();
+  });
+});
+
+describe('tensor-core kernel, two query blocks a subgroup', () => {
+  const configs = [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }];
+  const { from, d80Upto } = SGMAT_MB2_KEYS;
+  it('takes two from SGMAT_MB2_KEYS.from keys (at d80 up to d80Upto), in f16 only, where workgroup memory allows', () => {
+    for (const d of [64, 72, 80, 128]) expect(sgmatGeometry(configs, d, d, 49152, 256, false, from)).toEqual({ BK: 16, NS: 4, MB: 2 });
+    expect(sgmatGeometry(configs, 64, 64, 49152, 256, false, from - 1)).toEqual({ BK: 16, NS: 4, MB: 1 });
+    expect(sgmatGeometry(configs, 80, 80, 49152, 256, false, d80Upto)?.MB).toBe(2);
+    expect(sgmatGeometry(configs, 80, 80, 49152, 256, false, d80Upto + 1)?.MB).toBe(1);
+    expect(sgmatGeometry(configs, 64, 64, 49152, 256, false, 8192)?.MB).toBe(2);
+    // The split form keeps one; d128 needs 17.9 KB with two, past WebGPU's default 16 KiB.
+    expect(sgmatGeometry(configs, 64, 64, 49152, 256, true, 8192)?.MB).toBe(1);
+    expect(sgmatGeometry(configs, 128, 128, 16384, 256, false, 8192)?.MB).toBe(1);
+    expect(sgmatGeometry(configs, 80, 80, 16384, 256, false, 2048)?.MB).toBe(2);
+    try {
+      setSgmatAblation('mb1');
+      expect(sgmatGeometry(configs, 64, 64, 49152, 256, false, 8192)?.MB).toBe(1);
+      setSgmatAblation('mb2');
+      expect(sgmatGeometry(configs, 64, 64, 49152, 256, false, 64)?.MB).toBe(2);
+    } finally {
+      setSgmatAblation('');
+    }
+  });
+  it('feeds each K/V fragment to two products and keeps each row in one lane (no shuffles in the softmax)', () => {
+    const v: SgmatVariant = { kernel: 'flash_sgmat', D: 64, DV: 64, G4: 1, BK: 16, NS: 4, MB: 2, vec: true, natural: false, cap: false, fuse: true, outF16: true, emulate: false, maskKey: 'none' };
+    const src = sgmatSource(v, NO_MASK);
+    // Q·Kᵀ: 4 head-dim chunks × 2 blocks; P·V: 4 value chunks × 2 blocks; one right-matrix load each pair.
+    expect(src.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length).toBe(16);
+    expect(src.match(/subgroup_matrix_right<f16, 16, 16>, col_major>/g)?.length).toBe(4);
+    expect(src).not.toMatch(/partner\((mx|sum)/);
+    expect(src).toContain('const TQ: u32 = 128u;');
+    expect(src).toContain('var<workgroup> sS: array<f32, 2300>;');
+    const one = sgmatSource({ ...v, MB: undefined }, NO_MASK);
+    expect(one.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length).toBe(8);
+    expect(one).toMatch(/partner\(mx/);
+    expect(() => sgmatSource({ ...v, split: true }, NO_MASK)).toThrow(/split/);
   });
 });
 
 describe('tensor-core kernel, f32 split form', () => {
   const configs = [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }];
   it('needs twice the staging memory: fits 16 KiB up to head dim 80, 48 KiB up to 128', () => {
-    for (const d of [64, 72, 80]) expect(sgmatGeometry(configs, d, d, 16384, 256, true)).toEqual({ BK: 16, NS: 4 });
+    for (const d of [64, 72, 80]) expect(sgmatGeometry(configs, d, d, 16384, 256, true)).toEqual({ BK: 16, NS: 4, MB: 1 });
     expect(sgmatGeometry(configs, 96, 96, 16384, 256, true)).toBeNull();
-    for (const d of [96, 128]) expect(sgmatGeometry(configs, d, d, 49152, 256, true)).toEqual({ BK: 16, NS: 4 });
+    for (const d of [96, 128]) expect(sgmatGeometry(configs, d, d, 49152, 256, true)).toEqual({ BK: 16, NS: 4, MB: 1 });
   });
   it('takes 8 subgroups at head dims ≤ 64 where 48 KiB allow it (ns4 keeps 4), and the next-tile prefetch at d128', () => {
-    for (const d of [32, 64]) expect(sgmatGeometry(configs, d, d, 49152, 256, true)).toEqual({ BK: 16, NS: 8 });
-    expect(sgmatGeometry(configs, 64, 64, 49152, 128, true)).toEqual({ BK: 16, NS: 4 });
-    expect(sgmatGeometry(configs, 64, 64, 49152, 256, false)).toEqual({ BK: 16, NS: 4 });
+    for (const d of [32, 64]) expect(sgmatGeometry(configs, d, d, 49152, 256, true)).toEqual({ BK: 16, NS: 8, MB: 1 });
+    expect(sgmatGeometry(configs, 64, 64, 49152, 128, true)).toEqual({ BK: 16, NS: 4, MB: 1 });
+    expect(sgmatGeometry(configs, 64, 64, 49152, 256, false)).toEqual({ BK: 16, NS: 4, MB: 1 });
     try {
       setSgmatAblation('ns4');
-      expect(sgmatGeometry(configs, 64, 64, 49152, 256, true)).toEqual({ BK: 16, NS: 4 });
+      expect(sgmatGeometry(configs, 64, 64, 49152, 256, true)).toEqual({ BK: 16, NS: 4, MB: 1 });
     } finally {
       setSgmatAblation('');
     }
