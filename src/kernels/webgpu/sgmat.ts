@@ -61,8 +61,8 @@ let ablation = '';
  * 'ns1' (subgroups a workgroup, SgmatVariant.NS); 'ss<N>' (S's stride), 'pf' / 'pf1' (the next tile's loads
  * issued after this tile's second / first barrier; the first is the default where head dims pad to 80, and
  * 'nopf' turns it off there), 'nofast' (the softmax fast path off); 'norange' (the split form's range pass skipped: right only for inputs
- * inside f16's range); 'lof16' (the split form's high half by an f16 cast, which NVIDIA folds away); 'occ' (resident
- * workgroups, counted in the LSE buffer).
+ * inside f16's range); 'lof16' (the split form's high half by an f16 cast, which NVIDIA folds away); 'mb1' / 'mb2' (one or
+ * two query blocks a subgroup, SgmatVariant.MB, whatever the key length); 'occ' (resident workgroups, counted in the LSE buffer).
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
 export function sgmatAblation(): string { return ablation; }
