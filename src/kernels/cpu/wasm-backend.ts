@@ -315,33 +315,46 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
       // Prefill jobs in groups of one (sequence, KV head), so that a thread's consecutive jobs reuse
       // its packed K/V panel; groups most expensive first, and in a group the Q tiles most expensive
       // first (the cheap ones balance the threads at the end), each for the group's query heads.
-      const heads = capture?.heads ?? Array.from({ length: plan.numHeads }, (_, x) => x);
-      const groups: { jobs: [number, number, number, number][]; cost: number }[] = [];
+      // (Plain loops over flat number lists: with flatMap, filter and tuples this bookkeeping was about half
+      // of the call's JavaScript time on small calls.)
+      const heads = capture?.heads ?? null;
+      const groups: { jobs: number[]; cost: number }[] = [];
+      let numJobs = 0, visitedTiles = 0, flops = 0;
       for (let b = 0; b < plan.batch; b++) {
         const tp = seqPlans[b];
         if (!tp) continue;
-        const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!;
-        const qts: { qt: number; cost: number }[] = [];
+        const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!, lenK = plan.cuSeqlensK[b + 1]! - plan.cuSeqlensK[b]!;
+        const qts: number[] = [];   // (qt, cost) pairs
         for (let qt = 0; qt < tp.numQTiles; qt++) {
           if (capture && (qt * PREFILL_TILE_Q >= Math.min(capture.queryEnd, lenQ) || (qt + 1) * PREFILL_TILE_Q <= capture.queryStart)) continue;
-          qts.push({ qt, cost: tp.rowStart[qt + 1]! - tp.rowStart[qt]! });
+          qts.push(qt, tp.rowStart[qt + 1]! - tp.rowStart[qt]!);
         }
-        qts.sort((a, z) => z.cost - a.cost);
+        const order = Array.from({ length: qts.length / 2 }, (_, x) => x).sort((x, y) => qts[2 * y + 1]! - qts[2 * x + 1]!);
         for (let hk = 0; hk < plan.numKvHeads; hk++) {
-          const hs = heads.filter((h) => Math.floor(h / plan.groupSize) === hk);
-          if (hs.length === 0) continue;
-          const g = { jobs: [] as [number, number, number, number][], cost: 0 };
-          for (const { qt, cost } of qts) for (const h of hs) { g.jobs.push([b, h, qt, cost]); g.cost += cost; }
-          groups.push(g);
+          const g = { jobs: [] as number[], cost: 0 };
+          for (const x of order) {
+            const qt = qts[2 * x]!, cost = qts[2 * x + 1]!;
+            // Work estimate: the Q tile's rows × visited tiles × 64 keys × 2·(D + Dv) FLOPs.
+            const work = Math.min(PREFILL_TILE_Q, lenQ - qt * PREFILL_TILE_Q) * Math.min(cost * TILE_K, lenK) * 2 * (D + Dv);
+            const h0 = hk * plan.groupSize;
+            for (let h = h0; h < h0 + plan.groupSize; h++) {
+              if (heads && !heads.includes(h)) continue;
+              g.jobs.push(b, h, qt);
+              g.cost += cost; numJobs++; visitedTiles += cost; flops += work;
+            }
+          }
+          if (g.jobs.length > 0) groups.push(g);
         }
       }
       groups.sort((a, z) => z.cost - a.cost);
-      const jobs = groups.flatMap((g) => g.jobs);
-      const jobsPtr = alloc(Math.max(1, jobs.length) * JOB_SLOTS * 4);
-      const J = heap.i32(jobsPtr, Math.max(1, jobs.length) * JOB_SLOTS);
-      jobs.forEach(([b, h, qt], i) => { J[i * JOB_SLOTS] = b; J[i * JOB_SLOTS + 1] = h; J[i * JOB_SLOTS + 2] = qt; J[i * JOB_SLOTS + 3] = 0; });
-      P[P_JOBS] = jobsPtr; P[P_NUM_JOBS] = jobs.length;
-      if (topk) await pool.run(planPtr, KIND_TOPK, jobsPtr, jobs.length, counter);
+      const jobsPtr = alloc(Math.max(1, numJobs) * JOB_SLOTS * 4);
+      const J = heap.i32(jobsPtr, Math.max(1, numJobs) * JOB_SLOTS);
+      let i = 0;
+      for (const g of groups) {
+        for (let x = 0; x < g.jobs.length; x += 3, i++) { J[i * JOB_SLOTS] = g.jobs[x]!; J[i * JOB_SLOTS + 1] = g.jobs[x + 1]!; J[i * JOB_SLOTS + 2] = g.jobs[x + 2]!; J[i * JOB_SLOTS + 3] = 0; }
+      }
+      P[P_JOBS] = jobsPtr; P[P_NUM_JOBS] = numJobs;
+      if (topk) await pool.run(planPtr, KIND_TOPK, jobsPtr, numJobs, counter);
       if (capture) {
         // Per-thread column-sum rows, reduced here: threads never write the same word.
         const stride = plan.numHeads * plan.totalK;
@@ -349,22 +362,16 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
         heap.f32(cs, stride * pool.size).fill(0);
         P[P_COLSUM] = cs; P[P_COLSUM_STRIDE] = stride; P[P_TOTAL_K] = plan.totalK;
         P[P_Q_START] = capture.queryStart; P[P_Q_END] = capture.queryEnd;
-        await pool.run(planPtr, KIND_COLSUM, jobsPtr, jobs.length, counter);
+        await pool.run(planPtr, KIND_COLSUM, jobsPtr, numJobs, counter);
         const all = heap.f32(cs, stride * pool.size);
         const result = capture.result ?? new Float32Array(stride);
         result.fill(0);
         for (let t = 0; t < pool.size; t++) for (let x = 0; x < stride; x++) result[x] += all[t * stride + x]!;
         capture.result = result;
       } else {
-        // Work estimate: per job, its Q tile's rows × visited tiles × 64 keys × 2·(D + Dv) FLOPs.
-        let flops = 0;
-        for (const [b, , qt, cost] of jobs) {
-          const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!, lenK = plan.cuSeqlensK[b + 1]! - plan.cuSeqlensK[b]!;
-          flops += Math.min(PREFILL_TILE_Q, lenQ - qt * PREFILL_TILE_Q) * Math.min(cost * TILE_K, lenK) * 2 * (D + Dv);
-        }
-        await pool.run(planPtr, KIND_PREFILL, jobsPtr, jobs.length, counter, { flops });
+        await pool.run(planPtr, KIND_PREFILL, jobsPtr, numJobs, counter, { flops });
       }
-      lastKernelStats = { path: 'prefill', jobs: jobs.length, visitedTiles: jobs.reduce((s, j) => s + j[3], 0) };
+      lastKernelStats = { path: 'prefill', jobs: numJobs, visitedTiles };
     } else {
       // Split each sequence's visited KV tiles so there are a few jobs per thread; a split job covers
       // every head (K/V stream in memory order), a merge job one (sequence, KV head).
