@@ -14,7 +14,7 @@ python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)"
 timeout 60 node .gpu/probe.mjs > "$OUT/probe.txt" 2>&1
 cat "$OUT/gpu.txt" "$OUT/probe.txt"
 if [ "${SKIP_CHECK:-0}" != 1 ]; then
-  timeout "${CHECK_S:-330}" node node_modules/vitest/vitest.mjs run --config vitest.gpu.config.ts ${CHECK_FILTER:+-t "$CHECK_FILTER"} > "$OUT/check-gpu.log" 2>&1
+  timeout "${CHECK_S:-380}" node node_modules/vitest/vitest.mjs run --config vitest.gpu.config.ts ${CHECK_FILTER:+-t "$CHECK_FILTER"} > "$OUT/check-gpu.log" 2>&1
   echo "check:gpu exit $?"; grep -E "Tests |Test Files" "$OUT/check-gpu.log"; grep -E "^ +(×|✗)" "$OUT/check-gpu.log" | head -40
 fi
 if [ -n "${PROFILE_ARGS:-}" ]; then

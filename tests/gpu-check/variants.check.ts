@@ -2,7 +2,8 @@
  * `npm run check:gpu`: the conformance case list on every WebGPU kernel variant the adapter offers,
  * for a real GPU (CI's SwiftShader has no shader-f16 and no subgroup matrices; CI runs the f32 suite in
  * tests/conformance/webgpu.test.ts). Each case runs in f16 on the tensor-core kernel (when the adapter
- * exposes subgroup matrices) and on the portable kernel, and in f32 on the tensor-core kernel's split form
+ * exposes subgroup matrices; once more with two query blocks a subgroup forced, SgmatVariant.MB) and on the
+ * portable kernel, and in f32 on the tensor-core kernel's split form
  * (SgmatVariant.split) and on the decode kernel where it applies (the portable kernel where it does not).
  * Prints one line per (variant, case) and a summary. SGMAT_ABLATE=<experiment> (see setSgmatAblation) runs the
  * tensor-core cases with a profiling experiment of src/kernels/webgpu/sgmat.ts switched on.
@@ -55,6 +56,18 @@ describe('check:gpu — every kernel variant', () => {
       try {
         const line = await runCase(f16, 'sgmat');
         summary.push(`sgmat${experiment ? ` [${experiment}]` : ''}    ${c.name}: ${line}`);
+      } finally {
+        setSgmatAblation('');
+      }
+    }, 300_000);
+    // Two query blocks a subgroup (SgmatVariant.MB = 2) on every case, not only from SGMAT_MB2_KEYS keys.
+    it(`f16 tensor-core two blocks: ${c.name}`, async () => {
+      if (!hasSgmat) throw new Error('this adapter has no subgroup matrices: check:gpu must run on a GPU that has them');
+      setSgmatAblation('mb2');
+      try {
+        const line = await runCase(f16, 'sgmat');
+        if (lastGpuStats?.kernel === 'flash_sgmat' && !lastGpuStats.key.includes('"MB":2')) throw new Error(`${c.name}: the tensor-core kernel ran with one query block`);
+        summary.push(`sgmat2   ${c.name}: ${line}`);
       } finally {
         setSgmatAblation('');
       }
