@@ -59,8 +59,9 @@ describe('capture: slices from the log-sum-exp', () => {
         const expRows = new Float64Array(B * H * rows.length * Sk);
         for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) rows.forEach((i, r) => expRows.set(P.subarray(((b * H + h) * Sq + i) * Sk, ((b * H + h) * Sq + i + 1) * Sk), ((b * H + h) * rows.length + r) * Sk));
         expectClose(pr, expRows, { atol: 1e-6, label: 'probabilityRows' });
-        // Column sums over a query range, a head subset.
-        const heads = [H - 1, 0];
+        // Column sums over a query range, a head subset (one head listed twice: each listing gets its own sums,
+        // not twice them — the wasm backend's job list once ran a listed-twice head twice).
+        const heads = [H - 1, 0, H - 1];
         const cs = (await columnSums(q, k, { ...opts, lse, heads, queryStart: 3, queryEnd: Sq - 2, backend })).toFloat64();
         const expCs = new Float64Array(B * heads.length * Sk);
         for (let b = 0; b < B; b++) heads.forEach((h, hi) => { for (let i = 3; i < Sq - 2; i++) for (let j = 0; j < Sk; j++) expCs[(b * heads.length + hi) * Sk + j] += P[((b * H + h) * Sq + i) * Sk + j]!; });
