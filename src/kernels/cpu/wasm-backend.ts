@@ -317,7 +317,9 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
       // first (the cheap ones balance the threads at the end), each for the group's query heads.
       // (Plain loops over flat number lists: with flatMap, filter and tuples this bookkeeping was about half
       // of the call's JavaScript time on small calls.)
-      const heads = capture?.heads ?? null;
+      // Capture: which query heads to run (each once, however often the caller lists it).
+      let wanted: Uint8Array | null = null;
+      if (capture) { wanted = new Uint8Array(plan.numHeads); for (const h of capture.heads) wanted[h] = 1; }
       const groups: { jobs: number[]; cost: number }[] = [];
       let numJobs = 0, visitedTiles = 0, flops = 0;
       for (let b = 0; b < plan.batch; b++) {
@@ -338,7 +340,7 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
             const work = Math.min(PREFILL_TILE_Q, lenQ - qt * PREFILL_TILE_Q) * Math.min(cost * TILE_K, lenK) * 2 * (D + Dv);
             const h0 = hk * plan.groupSize;
             for (let h = h0; h < h0 + plan.groupSize; h++) {
-              if (heads && !heads.includes(h)) continue;
+              if (wanted && !wanted[h]) continue;
               g.jobs.push(b, h, qt);
               g.cost += cost; numJobs++; visitedTiles += cost; flops += work;
             }
