@@ -80,7 +80,6 @@ describeForm('V stored after the softmax', 'vlate', '"vlate":true', ['self N129 
 // SGMAT_ABLATE=ns8 on a GPU.
 describeForm('eight subgroups a workgroup', 'ns8', '"NS":8', ['causal 129x97', 'varlen window GQA8', 'f16 causal GQA']);
 
-
 // Two 16-row query blocks a subgroup (SgmatVariant.MB = 2, 'mb2'): 32·NS rows share each K/V tile, each lane
 // owns one row through the softmax, the rescale and the epilogue, S and P interleaved at strides 36 and 32.
 // Masks, GQA packing, varlen, scalar loads (headDim 59), LSE and NaN rows, with and without 16-byte stores.

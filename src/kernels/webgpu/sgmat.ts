@@ -648,6 +648,11 @@ ${issueAt('ks1', 'nk1')}
     workgroupBarrier();
     ${roundDbs(rd).map((db) => `o${db} = ${M.loadAcc('sS', `sb + ${(db - rd * NKB) * 256}u`, '16u')};`).join('\n    ')}
     workgroupBarrier();`);
+  // outVec: the 8 values x[0..7] of output columns col .. col + 7 as one 16-byte store (two for f32).
+  const storeOut8 = outT === 'f16'
+    ? `out[(ob + col) >> 3u] = vec4<u32>(${[0, 2, 4, 6].map((k) => `bitcast<u32>(vec2<f16>(f16(x[${k}]), f16(x[${k + 1}])))`).join(', ')});`
+    : `out[(ob + col) >> 2u] = vec4<f32>(x[0], x[1], x[2], x[3]);
+        out[((ob + col) >> 2u) + 1u] = vec4<f32>(x[4], x[5], x[6], x[7]);`;
   // outVec: lane (r, half) takes columns half·HB .. +HB−1 of the round, 8 at a time (S-layout: column c
   // of the round at sb + (c / 16)·256 + (c % 16)·16 + r), one 16-byte store per 8 halves (two for f32).
   const outVecRound = (rd: number) => `if (valid) {
@@ -660,10 +665,7 @@ ${each(HB / 8, (g) => `    {
           let c = c0 + k;
           x[k] = select(sS[sb + (c >> 4u) * 256u + (c & 15u) * 16u + r] * inv, P.nanv, bad > 0.0);
         }
-        ${outT === 'f16'
-    ? `out[(ob + col) >> 3u] = vec4<u32>(${[0, 2, 4, 6].map((k) => `bitcast<u32>(vec2<f16>(f16(x[${k}]), f16(x[${k + 1}])))`).join(', ')});`
-    : `out[(ob + col) >> 2u] = vec4<f32>(x[0], x[1], x[2], x[3]);
-        out[((ob + col) >> 2u) + 1u] = vec4<f32>(x[4], x[5], x[6], x[7]);`}
+        ${storeOut8}
       }
     }`)}
   }`;
@@ -674,10 +676,7 @@ ${each(HB / 8, (g) => `    {
       if (col < DV) {
         var x: array<f32, 8>;
         for (var k = 0u; k < 8u; k++) { x[k] = select(sS[sb + (${g * 8}u + k) * ${SST}u + rb] * inv, P.nanv, bad > 0.0); }
-        ${outT === 'f16'
-    ? `out[(ob + col) >> 3u] = vec4<u32>(${[0, 2, 4, 6].map((k) => `bitcast<u32>(vec2<f16>(f16(x[${k}]), f16(x[${k + 1}])))`).join(', ')});`
-    : `out[(ob + col) >> 2u] = vec4<f32>(x[0], x[1], x[2], x[3]);
-        out[((ob + col) >> 2u) + 1u] = vec4<f32>(x[4], x[5], x[6], x[7]);`}
+        ${storeOut8}
       }
     }`)
     : `    for (var c = 0u; c < 16u; c++) {
