@@ -30,7 +30,7 @@ import { BlockPool } from './block-pool.js';
 import { type ExtraKey, blockHash, noneHash } from './hash.js';
 import type { WasmHeap } from '../kernels/cpu/wasm-heap.js';
 import { KvBlockStorage, type KvDType, bytesPerBlock, checkSmoothK } from './kv-storage.js';
-import { type HadamardRotation, type RotationSource, makeRotation } from './quant.js';
+import { type HadamardRotation, type Int8GridMode, type RotationSource, makeRotation } from './quant.js';
 
 /** Sequence handle: a positive integer assigned by the cache, never reused. */
 export type SeqId = number;
@@ -64,6 +64,15 @@ export interface PagedKvCacheOptions {
    * λ_c = √absmax_c, geometric mean 1); or λ per layer, [numKvHeads · headDim] positive each. Default false.
    */
   smoothK?: boolean | readonly (Float32Array | readonly number[])[];
+  /**
+   * int8 only: the value grid of the codes (quant.ts). 'gaussian' (code q stands for q·(½ + ½·q²/127²)
+   * scale units) is matched to the near-Gaussian blocks the rotation makes and rounds them about 20 %
+   * closer than 'uniform' (q scale units); values spread evenly over their range (rotated K with
+   * unsmoothed outlier channels) round better on 'uniform'. Default 'auto': each (block, head) takes the
+   * grid with the smaller squared error over the values written to it (chosen again when a later token
+   * grows its scale). The grid is kept in the scale's sign, so every choice costs the same bytes.
+   */
+  int8Grid?: Int8GridMode;
   /** Automatic prefix caching; default true. */
   prefixCaching?: boolean;
   /** Seed of the block-0 parent hash; default ''. Set a secret one to make block hashes unguessable. */
@@ -85,6 +94,8 @@ export interface KvCachePlan {
   readonly rotationSeed: number | null;
   /** K smoothing (int8): 'auto' (calibrated at each layer's first write), factors per layer, or null. */
   readonly smoothK: 'auto' | readonly Float32Array[] | null;
+  /** How int8 blocks pick their codes' grid; null for float blocks. */
+  readonly int8Grid: Int8GridMode | null;
   readonly prefixCaching: boolean;
   readonly hashSeed: string;
   readonly allocateStorage: boolean;
@@ -108,6 +119,11 @@ export function planKvCache(opts: PagedKvCacheOptions): KvCachePlan {
   if (opts.smoothK && opts.smoothK !== true && !Array.isArray(opts.smoothK)) throw new ValueError('smoothK must be true, false or an array of per-layer factors', 'smoothK');
   const sk = checkSmoothK(!opts.smoothK ? null : opts.smoothK === true ? 'auto' : opts.smoothK, dtype, numLayers, numKvHeads, headDim);
   const smoothK: KvCachePlan['smoothK'] = sk === null || sk === 'auto' ? sk : Object.freeze(sk);
+  if (opts.int8Grid !== undefined) {
+    if (opts.int8Grid !== 'auto' && opts.int8Grid !== 'uniform' && opts.int8Grid !== 'gaussian') throw new UnsupportedError(`int8Grid '${String(opts.int8Grid)}' is not supported`, "'auto', 'uniform' or 'gaussian'");
+    if (dtype !== 'int8') throw new UnsupportedError(`int8Grid is only used with int8 blocks, not ${dtype}`, "dtype: 'int8'");
+  }
+  const int8Grid: Int8GridMode | null = dtype !== 'int8' ? null : opts.int8Grid ?? 'auto';
   const bpb = bytesPerBlock(numLayers, numKvHeads, headDim, blockSizeTokens, dtype);
   if ((opts.numBlocks === undefined) === (opts.capacityBytes === undefined)) {
     throw new ValueError('give exactly one of numBlocks and capacityBytes', opts.numBlocks === undefined ? 'numBlocks' : 'capacityBytes');
@@ -123,7 +139,7 @@ export function planKvCache(opts: PagedKvCacheOptions): KvCachePlan {
   const hashSeed = opts.hashSeed ?? '';
   if (typeof hashSeed !== 'string') throw new ValueError('hashSeed must be a string', 'hashSeed');
   return Object.freeze({
-    numLayers, numKvHeads, headDim, blockSizeTokens, numBlocks, dtype, rotationSeed, smoothK,
+    numLayers, numKvHeads, headDim, blockSizeTokens, numBlocks, dtype, rotationSeed, smoothK, int8Grid,
     prefixCaching: opts.prefixCaching ?? true, hashSeed, allocateStorage: opts.allocateStorage ?? true, bytesPerBlock: bpb,
   });
 }
@@ -273,7 +289,7 @@ export class PagedKvCache implements RotationSource {
     const p = this.plan;
     this.pool = new BlockPool(p.numBlocks);
     this.rotation = p.rotationSeed === null ? null : makeRotation(p.numLayers, p.numKvHeads, p.headDim, p.rotationSeed);
-    this.storage = p.allocateStorage ? new KvBlockStorage(p.numLayers, p.numBlocks, p.blockSizeTokens, p.numKvHeads, p.headDim, p.dtype, this.rotation, opts.heap, p.smoothK) : null;
+    this.storage = p.allocateStorage ? new KvBlockStorage(p.numLayers, p.numBlocks, p.blockSizeTokens, p.numKvHeads, p.headDim, p.dtype, this.rotation, opts.heap, p.smoothK, p.int8Grid ?? 'auto') : null;
     this.rootHash = noneHash(p.hashSeed);
   }
 

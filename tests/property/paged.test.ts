@@ -1,21 +1,21 @@
 /**
  * Paged attention equals contiguous attention (fast-check): random block tables over shuffled physical
  * blocks, mixed sequence lengths (continuous batching), dense and varlen queries, GQA, masks, f32/f16
- * blocks and int8 blocks with and without the Hadamard rotation and K smoothing — on the in-place WASM kernel, the
+ * blocks and int8 blocks (uniform and gaussian grids) with and without the Hadamard rotation and K smoothing — on the in-place WASM kernel, the
  * WebGPU kernels (reading the storage's device copy in place) and the gathering TypeScript fallback,
  * against the gathering float64 oracle.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  KvBlockStorage, type KvDType, type Mask, Tensor, attentionPaged, causal, lastGpuStats, makeRotation, mulberry32, pagedAttentionReference, randn,
+  type Int8Grid, KvBlockStorage, type KvDType, type Mask, Tensor, attentionPaged, causal, lastGpuStats, makeRotation, mulberry32, pagedAttentionReference, randn,
   slidingWindow, topK, setGpuKernelPreference,
 } from '../../src/index.js';
 import { decodeWarpGeometry } from '../../src/kernels/webgpu/decode-warp.js';
 import { errorStats } from '../helpers/close.js';
 
-function randomStorage(seed: number, numBlocks: number, bs: number, Hk: number, D: number, dtype: KvDType, rotate: boolean, smooth = false): KvBlockStorage {
-  const st = new KvBlockStorage(1, numBlocks, bs, Hk, D, dtype, rotate ? makeRotation(1, Hk, D, seed) : null, undefined, smooth ? 'auto' : null);
+function randomStorage(seed: number, numBlocks: number, bs: number, Hk: number, D: number, dtype: KvDType, rotate: boolean, smooth = false, grid: Int8Grid = 'uniform'): KvBlockStorage {
+  const st = new KvBlockStorage(1, numBlocks, bs, Hk, D, dtype, rotate ? makeRotation(1, Hk, D, seed) : null, undefined, smooth ? 'auto' : null, grid);
   const slots = Array.from({ length: numBlocks * bs }, (_, i) => i);
   // Write block by block (int8 blocks keep one scale per (block, head)).
   for (let b = 0; b < numBlocks; b++) {
@@ -26,10 +26,10 @@ function randomStorage(seed: number, numBlocks: number, bs: number, Hk: number, 
 }
 
 /** Storage for the sequences' blocks (plus 3 spare), and their block tables dealt out of shuffled physical ids. */
-function shuffledPaging(seed: number, seqLens: number[], bs: number, Hk: number, D: number, dtype: KvDType, rotate: boolean, smooth: boolean): { st: KvBlockStorage; tables: number[][] } {
+function shuffledPaging(seed: number, seqLens: number[], bs: number, Hk: number, D: number, dtype: KvDType, rotate: boolean, smooth = false, grid: Int8Grid = 'uniform'): { st: KvBlockStorage; tables: number[][] } {
   const need = seqLens.map((l) => Math.ceil(l / bs));
   const numBlocks = need.reduce((a, b) => a + b, 0) + 3;
-  const st = randomStorage(seed, numBlocks, bs, Hk, D, dtype, rotate, smooth);
+  const st = randomStorage(seed, numBlocks, bs, Hk, D, dtype, rotate, smooth, grid);
   const rng = mulberry32(seed);
   const ids = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rng() - 0.5);
   let at = 0;
@@ -56,6 +56,7 @@ describe('paged == contiguous', () => {
           bs: fc.constantFrom(4, 16, 32),
           Hk: fc.integer({ min: 1, max: 2 }), G: fc.constantFrom(1, 2, 4), D: fc.constantFrom(8, 24, 40),
           dtype: fc.constantFrom<KvDType>('f32', 'f16', 'int8'), rotate: fc.boolean(), smooth: fc.boolean(),
+          grid: fc.constantFrom<Int8Grid>('uniform', 'gaussian'),
           varlen: fc.boolean(), maskKind: fc.constantFrom('none', 'causal', 'window'),
           lens: fc.array(fc.integer({ min: 0, max: 150 }), { minLength: 4, maxLength: 4 }),
           qlens: fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 4, maxLength: 4 }),
@@ -64,7 +65,7 @@ describe('paged == contiguous', () => {
           const rotate = c.dtype === 'int8' && c.rotate;
           const seqLens = c.lens.slice(0, c.numSeqs);
           // int8 K smoothing (calibrated at the first write) changes what is stored and how queries are mapped, not the kernels.
-          const { st, tables } = shuffledPaging(c.seed, seqLens, c.bs, c.Hk, c.D, c.dtype, rotate, c.dtype === 'int8' && c.smooth);
+          const { st, tables } = shuffledPaging(c.seed, seqLens, c.bs, c.Hk, c.D, c.dtype, rotate, c.dtype === 'int8' && c.smooth, c.grid);
           const H = c.Hk * c.G;
           const mask: Mask | null = c.maskKind === 'causal' ? causal() : c.maskKind === 'window' ? slidingWindow(9, 0) : null;
           let q: Tensor, cuSeqlensQ: number[] | undefined;
@@ -128,9 +129,9 @@ describe('WebGPU paged kernels (each kernel family through the block tables)', (
     const n = shape.reduce((a, b) => a * b, 1);
     return Tensor.fromValues(Float32Array.from({ length: n }, () => (Math.floor(r() * 9) - 4) / 4), shape);
   };
-  const build = (dtype: KvDType, rotate: boolean, lens: number[], bs: number, Hk: number, D: number, seed: number, exact: boolean) => {
+  const build = (dtype: KvDType, rotate: boolean, lens: number[], bs: number, Hk: number, D: number, seed: number, exact: boolean, grid: Int8Grid = 'uniform') => {
     const numBlocks = lens.reduce((a, l) => a + Math.ceil(l / bs), 0) + 2;
-    const st = new KvBlockStorage(1, numBlocks, bs, Hk, D, dtype, rotate ? makeRotation(1, Hk, D, seed) : null);
+    const st = new KvBlockStorage(1, numBlocks, bs, Hk, D, dtype, rotate ? makeRotation(1, Hk, D, seed) : null, undefined, null, grid);
     const rng = mulberry32(seed);
     const ids = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rng() - 0.5);
     let at = 0;
@@ -151,10 +152,10 @@ describe('WebGPU paged kernels (each kernel family through the block tables)', (
     expectMatch(got, ref, tol);
   };
 
-  for (const dtype of ['f32', 'f16', 'int8'] as const) {
-    it(`decode kernel (split + merge), ${dtype}${dtype === 'int8' ? ' rotated' : ''}: GQA 4, lengths 300/1/129/0/257, 16-token blocks`, async () => {
+  for (const [dtype, grid] of [['f32'], ['f16'], ['int8', 'uniform'], ['int8', 'gaussian']] as const) {
+    it(`decode kernel (split + merge), ${dtype}${grid ? ` rotated, ${grid} grid` : ''}: GQA 4, lengths 300/1/129/0/257, 16-token blocks`, async () => {
       const lens = [300, 1, 129, 0, 257], Hk = 2, D = 32;
-      const { st, tables } = build(dtype, dtype === 'int8', lens, 16, Hk, D, 7, false);
+      const { st, tables } = build(dtype, dtype === 'int8', lens, 16, Hk, D, 7, false, grid);
       await check(randn([lens.length, 1, Hk * 4, D], 8), st, tables, lens, null, 'decode');
       await check(randn([lens.length, 1, Hk * 4, D], 9), st, tables, lens, slidingWindow(40, 0), 'decode');
     }, 120_000);
@@ -184,10 +185,10 @@ describe('WebGPU paged kernels (each kernel family through the block tables)', (
     await check(dyadic([88, 2, D], 13), st, tables, lens, topK(5, causal()), 'flash_portable', cu, 0.125);
   }, 120_000);
 
-  for (const dtype of ['f16', 'int8'] as const) {
-    it(`tensor-core kernel (emulated matrices), ${dtype} blocks: varlen prefill chunks, GQA 2, causal and window, 16-token blocks`, async () => {
+  for (const [dtype, grid] of [['f16'], ['int8', 'uniform'], ['int8', 'gaussian']] as const) {
+    it(`tensor-core kernel (emulated matrices), ${dtype} blocks${grid ? ` (${grid} grid)` : ''}: varlen prefill chunks, GQA 2, causal and window, 16-token blocks`, async () => {
       const lens = [70, 150, 5], Hk = 2, D = 32;
-      const { st, tables } = build(dtype, false, lens, 16, Hk, D, 31, false);
+      const { st, tables } = build(dtype, false, lens, 16, Hk, D, 31, false, grid);
       const cu = [0, 20, 83, 88];
       setGpuKernelPreference('sgmat-emulated');
       try {

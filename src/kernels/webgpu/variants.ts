@@ -4,6 +4,10 @@
  */
 import { SHADERS } from './shaders.generated.js';
 import { MASK_HELPERS } from './mask-wgsl.js';
+import { INT8_GAUSSIAN_C } from '../../kvcache/quant.js';
+
+/** ½/127² as a WGSL f32 literal (the gaussian int8 grid's cubic coefficient). */
+const INT8_GAUSSIAN_C_WGSL = `${Math.fround(INT8_GAUSSIAN_C)}`;
 
 export type InFormat = 'f32' | 'f16' | 'bf16';
 
@@ -23,7 +27,8 @@ export function loader(name: string, binding: number, fmt: InFormat): string {
  * K/V addressing of a variant. Contiguous (absent): key j of a sequence is row kBase + j·row. Paged:
  * the sequence table's K/V base is the offset of the sequence's block table in the metadata, and key j
  * lives in physical slot table[j / bs]·bs + j % bs of the pool ([numBlocks·bs, numKvHeads, headDim]).
- * `kvFmt` 'i8' reads int8 blocks (four per word) scaled per (block, KV head) from bindings 7 and 8.
+ * `kvFmt` 'i8' reads int8 blocks (four per word) scaled per (block, KV head) from bindings 7 and 8; a
+ * negative scale marks a (block, head) on the gaussian grid (code x stands for x·(½ + x²·½/127²), quant.ts).
  */
 export interface KvPaging {
   readonly bs: number;
@@ -53,7 +58,9 @@ export function kvPrelude(fmt: InFormat, paged: KvPaging | undefined, withV = tr
 @group(0) @binding(${sb}) var<storage, read> ${name}sc: array<f32>;
 fn ld_${name}(e: u32) -> f32 {
   let x = extractBits(bitcast<i32>(${name}b[e >> 2u]), (e & 3u) * 8u, 8u);
-  return f32(x) * ${name}sc[(e / (KV_HEADS * KV_D) / PAGED_BS) * KV_HEADS + (e / KV_D) % KV_HEADS];
+  let s = ${name}sc[(e / (KV_HEADS * KV_D) / PAGED_BS) * KV_HEADS + (e / KV_D) % KV_HEADS];
+  let f = f32(x);
+  return select(f, f * fma(f * f, ${INT8_GAUSSIAN_C_WGSL}, 0.5), s < 0.0) * abs(s);
 }`);
     }
   } else {

@@ -308,6 +308,14 @@ function loadQRows(plan: usize, seq: usize, lenQ: i32, rows: i32, qscale: f32, q
   return load<f32>(pu(plan, v ? P_V_SCALES : P_K_SCALES) + (<usize>(blk * pi(plan, P_NUM_KV_HEADS) + hk) << 2));
 }
 
+// int8 code x → its value: x·scale on the uniform grid; a negative scale marks the gaussian grid,
+// x·(½ + x²·½/127²)·|scale| (quant.ts).
+// @ts-ignore: decorator
+@inline function deq8(x: f32, scale: f32): f32 {
+  return scale < 0 ? x * (0.5 + x * x * INT8_GAUSSIAN_C) * -scale : x * scale;
+}
+const INT8_GAUSSIAN_C: f32 = <f32>(0.5 / (127.0 * 127.0));
+
 // Rows [k0, k0+nk) of K or V for KV head hk into a dense f32 buffer (row stride dstStride bytes),
 // converting f16/bf16, dequantising int8, zero-padding columns dim..pad.
 function packRows(plan: usize, seq: usize, v: bool, hk: i32, k0: i32, nk: i32, dim: i32, pad: i32, dst: usize, dstStride: usize): void {
@@ -325,7 +333,7 @@ function packRows(plan: usize, seq: usize, v: bool, hk: i32, k0: i32, nk: i32, d
       for (let c = 0; c < dim; c++) store<f32>(d + (<usize>c << 2), h2f(<u32>load<u16>(data + ((src + <usize>c) << 1))));
     } else {
       const scale = kvScale(plan, seq, v, k0 + j, hk);
-      for (let c = 0; c < dim; c++) store<f32>(d + (<usize>c << 2), <f32>load<i8>(data + src + <usize>c) * scale);
+      for (let c = 0; c < dim; c++) store<f32>(d + (<usize>c << 2), deq8(<f32>load<i8>(data + src + <usize>c), scale));
     }
     for (let c = dim; c < pad; c++) store<f32>(d + (<usize>c << 2), 0);
   }
@@ -368,7 +376,7 @@ function packK4(plan: usize, seq: usize, hk: i32, k0: i32, nk: i32, D: i32, kb: 
         const src = kvRow(plan, seq, false, k0 + j) + headOff;
         const scale: f32 = dtype == 3 ? kvScale(plan, seq, false, k0 + j, hk) : 1;
         for (let c = 0; c < D; c++) {
-          const val: f32 = dtype == 3 ? <f32>load<i8>(data + src + <usize>c) * scale : loadElem(data, src + <usize>c, dtype);
+          const val: f32 = dtype == 3 ? deq8(<f32>load<i8>(data + src + <usize>c), scale) : loadElem(data, src + <usize>c, dtype);
           store<f32>(dst + (<usize>(c * 4 + x) << 2), val);
         }
       }
