@@ -13,7 +13,7 @@ import { decoder, encoder } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { WasmHeap } from '../kernels/cpu/wasm-heap.js';
 import {
-  type HadamardRotation, type Int8Grid, type Int8GridMode, type RotationSource, dequantizeInt8, int8Scale, int8ScaleOf, int8SquaredError, quantizeInt8, rotateInPlace,
+  type HadamardRotation, type Int8Grid, type Int8GridMode, type RotationSource, dequantizeInt8, int8Scale, int8ScaleOf, quantizeRowInt8, rotateInPlace,
   storedInt8Scale,
 } from './quant.js';
 
@@ -50,6 +50,13 @@ export function checkSmoothK(smoothK: 'auto' | readonly ArrayLike<number>[] | nu
     for (let i = 0; i < f.length; i++) if (!(f[i]! > 0 && Number.isFinite(f[i]!))) throw new ValueError(`smoothK[${l}][${i}] must be a positive finite number, got ${f[i]}`, `smoothK[${l}]`);
     return Float32Array.from(f);
   });
+}
+
+/** A K token's weight in the 'auto' grid choice (writeInt8): the square of its mean squared value. */
+function tokenWeight(xs: Float64Array, off: number, D: number): number {
+  let m = 0;
+  for (let c = 0; c < D; c++) m += xs[off + c]! ** 2;
+  return (m / D) ** 2;
 }
 
 export class KvBlockStorage implements RotationSource {
@@ -210,25 +217,21 @@ export class KvBlockStorage implements RotationSource {
     for (let t = 0; t < n; t++) for (let h = 0; h < Hk; h++) for (let c = 0; c < D; c++) x[(t * Hk + h) * D + c]! /= lam[h * D + c]!;
   }
 
-  /** Quantises x [n, numKvHeads, headDim] (float64, consumed: rotated in place) into slots. */
   /**
-   * int8 writes (see writeSlots). Under int8Grid 'auto' each (block, head) takes the grid with the smaller
-   * squared error over its values; for K each token's error is weighted by the square of its mean squared
-   * value, because a key's rounding moves its score in proportion to its size and the large keys are the ones
-   * attention picks: unweighted, rotated K with unsmoothed outlier channels took the gaussian grid and
-   * lost 20–40 % accuracy in output (the uniform grid rounds the large keys finer).
+   * Quantises x [n, numKvHeads, headDim] (float64, consumed: rotated in place) into slots (see writeSlots).
+   * Under int8Grid 'auto' each (block, head) takes the grid with the smaller squared error over its values;
+   * for K each token's error is weighted by the square of its mean squared value, because a key's rounding
+   * moves its score in proportion to its size and the large keys are the ones attention picks: unweighted,
+   * rotated K with unsmoothed outlier channels took the gaussian grid and lost 20–40 % accuracy in output
+   * (the uniform grid rounds the large keys finer).
    */
   private writeInt8(layer: number, slots: ArrayLike<number>, x: Float64Array, q: Int8Array, scales: Float32Array, isK: boolean): void {
-    const n = slots.length, Hk = this.numKvHeads, D = this.headDim, bs = this.blockSizeTokens;
+    const n = slots.length, Hk = this.numKvHeads, D = this.headDim, bs = this.blockSizeTokens, mode = this.int8Grid;
     const rot = this.rotation;
-    // The grid choice's weight of a token's squared error (see above): 1 for V, (mean x²)² for K.
-    const weight = (xs: ArrayLike<number>, off: number) => {
-      if (!isK) return 1;
-      let m = 0;
-      for (let c = 0; c < D; c++) m += xs[off + c]! ** 2;
-      return (m / D) ** 2;
-    };
     if (rot) for (let r = 0; r < n * Hk; r++) rotateInPlace(x, r * D, rot.signs[layer]!, (r % Hk) * D, rot.chunks);
+    // One head's tokens of a block as they are (re)quantised: values (earlier tokens dequantised when the
+    // scale grows), and the codes on each grid.
+    const vals = new Float64Array(bs * D), codes = new Int8Array(bs * D), alt = new Int8Array(bs * D);
     let t = 0;
     while (t < n) {
       const first = slots[t]!, b = Math.floor(first / bs), o0 = first % bs;
@@ -241,43 +244,27 @@ export class KvBlockStorage implements RotationSource {
           for (let c = 0; c < D; c++) { const a = Math.abs(x[base + c]!); if (a > absmax) absmax = a; }
         }
         const si = b * Hk + h;
-        let { scale, grid } = int8ScaleOf(scales[si]!);
-        // Squared error of this run's values of head h at scale s on grid g.
-        const newErr = (s: number, g: Int8Grid) => {
-          let e = 0;
-          for (let tt = t; tt < t1; tt++) e += int8SquaredError(x, (tt * Hk + h) * D, D, s, g) * weight(x, (tt * Hk + h) * D);
-          return e;
-        };
-        if (o0 === 0) {
-          scale = int8Scale(absmax);
-          grid = this.int8Grid !== 'auto' ? this.int8Grid : newErr(scale, 'gaussian') < newErr(scale, 'uniform') ? 'gaussian' : 'uniform';
-        } else if (absmax > 127 * scale) {
-          // The block's earlier tokens of this head move to the larger scale (and the grid is chosen again
-          // over them and the new tokens).
-          const ns = int8Scale(absmax);
-          const old = new Float64Array(o0 * D);
-          for (let o = 0; o < o0; o++) {
-            const base = ((b * bs + o) * Hk + h) * D;
-            for (let c = 0; c < D; c++) old[o * D + c] = dequantizeInt8(q[base + c]!, scale, grid);
-          }
-          const err = (g: Int8Grid) => {
-            let e = newErr(ns, g);
-            for (let o = 0; o < o0; o++) e += int8SquaredError(old, o * D, D, ns, g) * weight(old, o * D);
-            return e;
-          };
-          const ng = this.int8Grid !== 'auto' ? this.int8Grid : err('gaussian') < err('uniform') ? 'gaussian' : 'uniform';
-          for (let o = 0; o < o0; o++) {
-            const base = ((b * bs + o) * Hk + h) * D;
-            for (let c = 0; c < D; c++) q[base + c] = quantizeInt8(old[o * D + c]!, ns, ng);
-          }
-          scale = ns;
-          grid = ng;
+        const prev = int8ScaleOf(scales[si]!);
+        // Tokens o0 … of the block are written; from token `from` on they are (re)quantised here: from 0
+        // when the scale is set (a new block) or grows (earlier tokens move to the new scale), else o0.
+        const fresh = o0 === 0 || absmax > 127 * prev.scale;
+        const from = fresh ? 0 : o0, m = o0 + (t1 - t) - from;
+        for (let o = from; o < o0; o++) {
+          const base = ((b * bs + o) * Hk + h) * D;
+          for (let c = 0; c < D; c++) vals[(o - from) * D + c] = dequantizeInt8(q[base + c]!, prev.scale, prev.grid);
+        }
+        for (let tt = t; tt < t1; tt++) vals.set(x.subarray((tt * Hk + h) * D, (tt * Hk + h + 1) * D), (o0 - from + tt - t) * D);
+        const scale = fresh ? int8Scale(absmax) : prev.scale;
+        let grid: Int8Grid = fresh ? (mode === 'auto' ? 'uniform' : mode) : prev.grid;
+        let err = 0;
+        for (let r = 0; r < m; r++) err += quantizeRowInt8(vals, r * D, D, scale, grid, codes, r * D) * (isK ? tokenWeight(vals, r * D, D) : 1);
+        if (fresh && mode === 'auto') {
+          let errG = 0;
+          for (let r = 0; r < m; r++) errG += quantizeRowInt8(vals, r * D, D, scale, 'gaussian', alt, r * D) * (isK ? tokenWeight(vals, r * D, D) : 1);
+          if (errG < err) { grid = 'gaussian'; codes.set(alt.subarray(0, m * D)); }
         }
         scales[si] = storedInt8Scale(scale, grid);
-        for (let tt = t; tt < t1; tt++) {
-          const xs = (tt * Hk + h) * D, qs = (slots[tt]! * Hk + h) * D;
-          for (let c = 0; c < D; c++) q[qs + c] = quantizeInt8(x[xs + c]!, scale, grid);
-        }
+        for (let r = 0; r < m; r++) q.set(codes.subarray(r * D, (r + 1) * D), ((b * bs + from + r) * Hk + h) * D);
       }
       t = t1;
     }

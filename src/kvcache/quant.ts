@@ -184,23 +184,69 @@ export function int8Scale(absmax: number): number {
   return Math.fround(absmax / 127);
 }
 
+/** The gaussian grid's decision points: GAUSS_MID[c] halfway between levels c and c + 1 (c = 0 … 126). */
+const GAUSS_MID = Float64Array.from({ length: 127 }, (_, c) => (int8Level(c, 'gaussian') + int8Level(c + 1, 'gaussian')) / 2);
+/**
+ * GAUSS_START[i]: how many decision points lie at or below i / 4. The levels are at least ½ apart, so a
+ * bucket of width ¼ holds at most one: a code is GAUSS_START[⌊4a⌋] plus at most one step.
+ */
+const GAUSS_START = Uint8Array.from({ length: 127 * 4 + 1 }, (_, i) => {
+  let c = 0;
+  while (c < 127 && GAUSS_MID[c]! <= i / 4) c++;
+  return c;
+});
+
+/** The code of a = |x| / scale ≥ 0 on the gaussian grid: the nearest level, ties up (away from zero). */
+function gaussianCode(a: number): number {
+  if (!(a < 127)) return 127;
+  let c = GAUSS_START[(a * 4) | 0]!;
+  while (c < 127 && a >= GAUSS_MID[c]!) c++;
+  return c;
+}
+
 /** Quantises x with `scale` to the nearest level of `grid` (ties away from zero, clamped to ±127); scale 0 gives 0. */
 export function quantizeInt8(x: number, scale: number, grid: Int8Grid = 'uniform'): number {
   if (scale === 0) return 0;
   const r = x / scale;
-  if (grid === 'uniform') {
-    const q = r < 0 ? -Math.round(-r) : Math.round(r);
-    return q > 127 ? 127 : q < -127 ? -127 : q;
-  }
-  const a = Math.abs(r);
-  if (!(a < 127)) return r < 0 ? -127 : 127;
-  // Invert u/2 + u³/(2·127²) = a (Cardano: u³ + p·u − 2p·a = 0, p = 127²), then settle on the nearest
-  // level by the midpoints between neighbours (ties go up, i.e. away from zero).
-  const p = 127 * 127, h = p * a, d = Math.sqrt(h * h + (p * p * p) / 27);
-  let c = Math.min(126, Math.max(0, Math.floor(Math.cbrt(h + d) + Math.cbrt(h - d))));
-  while (c < 127 && (int8Level(c, grid) + int8Level(c + 1, grid)) / 2 <= a) c++;
-  while (c > 0 && (int8Level(c - 1, grid) + int8Level(c, grid)) / 2 > a) c--;
+  if (grid === 'uniform') return uniformCode(r);
+  const c = gaussianCode(Math.abs(r));
   return r < 0 ? -c : c;
+}
+
+/** The uniform grid's code of r = x / scale: round half away from zero, clamped to ±127 (r finite). */
+function uniformCode(r: number): number {
+  const c = r > 127 ? 127 : r < -127 ? -127 : r;
+  return (c + (c < 0 ? -0.5 : 0.5)) | 0;
+}
+
+/**
+ * Quantises xs[off .. off + n) with `scale` on `grid` into codes[at ..], and returns the squared error
+ * Σ (x − fround(level · scale))²: quantizeInt8 and dequantizeInt8 over a row, without a call per value.
+ */
+export function quantizeRowInt8(xs: ArrayLike<number>, off: number, n: number, scale: number, grid: Int8Grid, codes: Int8Array, at: number): number {
+  let e = 0;
+  if (scale === 0) {
+    for (let i = 0; i < n; i++) { codes[at + i] = 0; e += xs[off + i]! ** 2; }
+    return e;
+  }
+  if (grid === 'uniform') {
+    for (let i = 0; i < n; i++) {
+      const x = xs[off + i]!, q = uniformCode(x / scale);
+      codes[at + i] = q;
+      const d = x - Math.fround(q * scale);
+      e += d * d;
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const x = xs[off + i]!, r = x / scale;
+      const c = gaussianCode(r < 0 ? -r : r);
+      const q = r < 0 ? -c : c;
+      codes[at + i] = q;
+      const d = x - Math.fround(q * (0.5 + q * q * INT8_GAUSSIAN_C) * scale);
+      e += d * d;
+    }
+  }
+  return e;
 }
 
 /** The value an int8 code stands for: fround(level(q) · scale). */
@@ -218,9 +264,4 @@ export function int8ScaleOf(stored: number): { scale: number; grid: Int8Grid } {
   return stored < 0 ? { scale: -stored, grid: 'gaussian' } : { scale: stored, grid: 'uniform' };
 }
 
-/** Σ (x − dequantised x)² over xs[off..off + n), on `grid` with `scale`. */
-export function int8SquaredError(xs: ArrayLike<number>, off: number, n: number, scale: number, grid: Int8Grid): number {
-  let e = 0;
-  for (let i = off; i < off + n; i++) { const x = xs[i]!; const d = x - dequantizeInt8(quantizeInt8(x, scale, grid), scale, grid); e += d * d; }
-  return e;
-}
+

@@ -170,6 +170,8 @@ export class Tensor {
 
   /** All values decoded to a contiguous Float32Array (row-major over `shape`). */
   toFloat32(): Float32Array {
+    // Contiguous f32: one block copy (no per-element decode).
+    if (this.dtype === 'f32' && this.data instanceof Float32Array && this.isContiguous()) return this.data.slice(this.offset, this.offset + this.size);
     const out = new Float32Array(this.size);
     const dec = decoder(this.dtype);
     let k = 0;
@@ -179,7 +181,10 @@ export class Tensor {
 
   /** All values decoded to a contiguous Float64Array. */
   toFloat64(): Float64Array {
-    return Float64Array.from(this.toFloat32());
+    const src = this.dtype === 'f32' && this.data instanceof Float32Array && this.isContiguous() ? this.data.subarray(this.offset, this.offset + this.size) : this.toFloat32();
+    const out = new Float64Array(src.length);
+    out.set(src);
+    return out;
   }
 
   /** A copy converted to another dtype (RNE). */
