@@ -98,7 +98,9 @@ export class KvBlockStorage implements RotationSource {
     const shape = [numBlocks, blockSizeTokens, numKvHeads, headDim];
     const n = numBlocks * blockSizeTokens * numKvHeads * headDim;
     const layers: KvLayerStorage[] = [];
-    const i8 = (len: number) => (heap ? new Int8Array(heap.buffer(), heap.alloc(len), len).fill(0) : new Int8Array(len));
+    // Allocate before taking the heap's buffer: an allocation can grow the memory, and a buffer taken before
+    // it would be the old, shorter one.
+    const i8 = (len: number) => { if (!heap) return new Int8Array(len); const p = heap.alloc(len); return new Int8Array(heap.buffer(), p, len).fill(0); };
     const f32 = (len: number) => (heap ? heap.f32(heap.alloc(len * 4), len).fill(0) : new Float32Array(len));
     const tensor = () => { if (!heap) return Tensor.zeros(shape, dtype as 'f32' | 'f16'); const t = heap.tensor(shape, dtype as 'f32' | 'f16'); t.data.fill(0); return t; };
     for (let l = 0; l < numLayers; l++) {

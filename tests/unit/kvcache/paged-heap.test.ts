@@ -28,4 +28,21 @@ describe('paged attention over a heap-resident cache', () => {
     // The pool (2 layers × 64 blocks × 16 × 2 × 32 × 2 bytes × K,V = 1 MiB) is not copied per call.
     expect(extra).toBeLessThan(256 * 1024);
   });
+
+  it('int8 blocks in the heap: allocations that grow the memory (here 2 × 4 MiB of codes) still give whole arrays', async () => {
+    const rt = await cpuRuntime();
+    // Larger than the heap's free space on a fresh runtime, so allocating the codes grows the memory (the old
+    // code took the heap's buffer before allocating and failed with "Invalid typed array length").
+    const cache = new PagedKvCache({ numLayers: 1, numKvHeads: 8, headDim: 128, blockSizeTokens: 16, numBlocks: 256, dtype: 'int8', rotation: true, smoothK: true, heap: rt.heap });
+    const st = cache.storage!.layers[0]!;
+    if (st.dtype !== 'int8') throw new Error('int8 expected');
+    expect(st.k.length).toBe(256 * 16 * 8 * 128);
+    const { id } = cache.addSequence();
+    cache.append(id, Array.from({ length: 300 }, (_, t) => t), { k: randn([1, 300, 8, 128], 5), v: randn([1, 300, 8, 128], 6) });
+    const batch = cache.batch([id]);
+    const q = randn([1, 1, 16, 128], 7);
+    const got = await attentionPaged(q, cache, 0, batch, batch.seqLens, { backend: 'wasm' });
+    const ref = pagedAttentionReference(q, cache, 0, batch, batch.seqLens);
+    expect(errorStats(got.out.toFloat64(), ref.out).maxAbs).toBeLessThan(1e-5);
+  });
 });
