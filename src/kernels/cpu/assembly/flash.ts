@@ -67,6 +67,16 @@ const VC: i32 = 8; // keys per in-place P·V chunk in decode
   return reinterpret<f32>(reinterpret<u32>(f) | sign);
 }
 
+// Four f16 (raw bits zero-extended to 32-bit lanes) → f32x4, exactly as h2f.
+// @ts-ignore: decorator
+@inline function h2f4(h: v128): v128 {
+  const sign = i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16);
+  const em = v128.and(h, i32x4.splat(0x7fff));
+  const f = f32x4.mul(i32x4.shl(em, 13), f32x4.splat(reinterpret<f32>(0x77800000))); // normals and subnormals
+  const infNan = v128.or(i32x4.splat(0x7f800000), i32x4.shl(v128.and(em, i32x4.splat(0x3ff)), 13));
+  return v128.or(v128.bitselect(infNan, f, i32x4.ge_s(em, i32x4.splat(0x7c00))), sign);
+}
+
 function f2h(v: f32): u32 {
   let u = reinterpret<u32>(v);
   const sign = (u >> 16) & 0x8000;
@@ -319,24 +329,40 @@ const INT8_GAUSSIAN_C: f32 = <f32>(0.5 / (127.0 * 127.0));
 // Rows [k0, k0+nk) of K or V for KV head hk into a dense f32 buffer (row stride dstStride bytes),
 // converting f16/bf16, dequantising int8, zero-padding columns dim..pad.
 function packRows(plan: usize, seq: usize, v: bool, hk: i32, k0: i32, nk: i32, dim: i32, pad: i32, dst: usize, dstStride: usize): void {
+  for (let j = 0; j < nk; j++) packRow(plan, seq, v, hk, k0 + j, dim, pad, dst + <usize>j * dstStride);
+}
+
+// Key j's K or V row of KV head hk as dim f32 values at d (converted, dequantised), zeros up to pad.
+function packRow(plan: usize, seq: usize, v: bool, hk: i32, j: i32, dim: i32, pad: i32, d: usize): void {
   const data = pu(plan, v ? P_V_DATA : P_K_DATA), dtype = pi(plan, P_KV_DTYPE);
-  const headOff = <usize>hk * pu(plan, v ? P_V_HEAD : P_K_HEAD);
-  for (let j = 0; j < nk; j++) {
-    const src = kvRow(plan, seq, v, k0 + j) + headOff;
-    const d = dst + <usize>j * dstStride;
-    if (dtype == 0) memory.copy(d, data + (src << 2), <usize>dim << 2);
-    else if (dtype == 2) {
-      let c = 0;
-      for (; c + 4 <= dim; c += 4) v128.store(d + (<usize>c << 2), i32x4.shl(v128.load16x4_u(data + ((src + <usize>c) << 1)), 16));
-      for (; c < dim; c++) store<f32>(d + (<usize>c << 2), reinterpret<f32>(<u32>load<u16>(data + ((src + <usize>c) << 1)) << 16));
-    } else if (dtype == 1) {
-      for (let c = 0; c < dim; c++) store<f32>(d + (<usize>c << 2), h2f(<u32>load<u16>(data + ((src + <usize>c) << 1))));
-    } else {
-      const scale = kvScale(plan, seq, v, k0 + j, hk);
-      for (let c = 0; c < dim; c++) store<f32>(d + (<usize>c << 2), deq8(<f32>load<i8>(data + src + <usize>c), scale));
+  const src = kvRow(plan, seq, v, j) + <usize>hk * pu(plan, v ? P_V_HEAD : P_K_HEAD);
+  if (dtype == 0) memory.copy(d, data + (src << 2), <usize>dim << 2);
+  else if (dtype == 2) {
+    let c = 0;
+    for (; c + 4 <= dim; c += 4) v128.store(d + (<usize>c << 2), i32x4.shl(v128.load16x4_u(data + ((src + <usize>c) << 1)), 16));
+    for (; c < dim; c++) store<f32>(d + (<usize>c << 2), reinterpret<f32>(<u32>load<u16>(data + ((src + <usize>c) << 1)) << 16));
+  } else if (dtype == 1) {
+    let c = 0;
+    for (; c + 4 <= dim; c += 4) v128.store(d + (<usize>c << 2), h2f4(v128.load16x4_u(data + ((src + <usize>c) << 1))));
+    for (; c < dim; c++) store<f32>(d + (<usize>c << 2), h2f(<u32>load<u16>(data + ((src + <usize>c) << 1))));
+  } else {
+    const scale = kvScale(plan, seq, v, j, hk);
+    // Eight codes at a time: sign-extended to i32, converted, dequantised as deq8 does (same operation order).
+    const gauss = scale < 0, sv = f32x4.splat(gauss ? -scale : scale), half = f32x4.splat(0.5), cv = f32x4.splat(INT8_GAUSSIAN_C);
+    let c = 0;
+    for (; c + 8 <= dim; c += 8) {
+      const w = v128.load8x8_s(data + src + <usize>c);
+      let lo = f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(w)), hi = f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(w));
+      if (gauss) {
+        lo = f32x4.mul(lo, f32x4.add(half, f32x4.mul(f32x4.mul(lo, lo), cv)));
+        hi = f32x4.mul(hi, f32x4.add(half, f32x4.mul(f32x4.mul(hi, hi), cv)));
+      }
+      v128.store(d + (<usize>c << 2), f32x4.mul(lo, sv));
+      v128.store(d + (<usize>c << 2), f32x4.mul(hi, sv), 16);
     }
-    for (let c = dim; c < pad; c++) store<f32>(d + (<usize>c << 2), 0);
+    for (; c < dim; c++) store<f32>(d + (<usize>c << 2), deq8(<f32>load<i8>(data + src + <usize>c), scale));
   }
+  for (let c = dim; c < pad; c++) store<f32>(d + (<usize>c << 2), 0);
 }
 
 // K tile in 4-key interleaved blocks: kb[(j/4)·4D + c·4 + j%4] = K[k0 + j][c] (keys nk..nk4 zero).
@@ -956,9 +982,14 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
   const rowStart = <usize>ri(tp, T_ROW_START), entries = <usize>ri(tp, T_ENTRIES);
   const prog = pu(plan, P_MASK_PROG), cap = pf(plan, P_SOFTCAP);
   const kRow = pu(plan, P_K_ROW), vRow = pu(plan, P_V_ROW), kHead = pu(plan, P_K_HEAD), vHead = pu(plan, P_V_HEAD);
-  const kSeq = <usize>ri(seq, S_K_BASE), vSeq = <usize>ri(seq, S_V_BASE);
-  const contiguousF32 = pi(plan, P_KV_DTYPE) == 0 && load<u32>(seq + (<usize>S_BLOCK_TABLE << 2)) == 0;
-  const direct = contiguousF32 && (D & 3) == 0, vDirect = contiguousF32 && Dv == dvpad;
+  // f32 K/V read in place: contiguous, or paged with blocks a multiple of VC keys (a VC-key chunk never
+  // crosses a block, so its rows are one base plus a row stride, found through the block table).
+  const inPlaceF32 = pi(plan, P_KV_DTYPE) == 0 && (load<u32>(seq + (<usize>S_BLOCK_TABLE << 2)) == 0 || pi(plan, P_BLOCK_SIZE) % VC == 0);
+  // Other K/V (f16, bf16, int8, f32 in blocks of other sizes): each VC-key chunk of every head converted into
+  // scratch laid out as K/V are ([key][head][dim]), then read by the same in-place kernels — the chunk stays in
+  // L1, where converting a whole 64-key tile per head did not (decode over f16 K/V took 2.3× f32's time).
+  const chunked = !inPlaceF32 && Hk * VC * D <= BC * dpad;
+  const direct = (inPlaceF32 || chunked) && (D & 3) == 0, vDirect = (inPlaceF32 || chunked) && Dv == dvpad;
   const q = sc_q(sc), s = sc_s(sc), o = sc_o(sc), vt = sc_v(sc);
   loadQRows(plan, seq, lenQ, rows, qScale(plan), q);
   initState(sc, rows, dvpad);
@@ -973,8 +1004,10 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
     if (direct) {
       for (let kc = 0; kc < nk; kc += VC) {
         const n = min(VC, nk - kc);
+        if (!inPlaceF32) for (let j = 0; j < n; j++) for (let hk = 0; hk < Hk; hk++) packRow(plan, seq, false, hk, k0 + kc + j, D, D, sc_k(sc) + (<usize>((j * Hk + hk) * D) << 2));
         for (let hk = 0; hk < Hk; hk++) {
-          const kp = pu(plan, P_K_DATA) + ((kSeq + <usize>hk * kHead + <usize>(k0 + kc) * kRow) << 2), kStride = kRow << 2;
+          const kp = inPlaceF32 ? pu(plan, P_K_DATA) + ((kvRow(plan, seq, false, k0 + kc) + <usize>hk * kHead) << 2) : sc_k(sc) + (<usize>(hk * D) << 2);
+          const kStride = inPlaceF32 ? kRow << 2 : <usize>(Hk * D) << 2;
           const r0 = hk * rowsPerKv;
           let r = 0;
           for (; r + 4 <= rowsPerKv; r += 4) qkRows4(q + (<usize>((r0 + r) * dpad) << 2), kp, kStride, s + (<usize>((r0 + r) * BC + kc) << 2), n, dpad);
@@ -1004,10 +1037,13 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
       // chunk once per column block, and VC strided rows stay in L1 where a whole tile's rows (often
       // 4 KiB apart) would alias.
       for (let kc = 0; kc < nk; kc += VC) {
-        const vc = pu(plan, P_V_DATA) + ((vSeq + <usize>(k0 + kc) * vRow) << 2);
+        const n = min(VC, nk - kc);
+        if (!inPlaceF32) for (let j = 0; j < n; j++) for (let hk = 0; hk < Hk; hk++) packRow(plan, seq, true, hk, k0 + kc + j, Dv, Dv, vt + (<usize>((j * Hk + hk) * Dv) << 2));
+        const vc = inPlaceF32 ? pu(plan, P_V_DATA) + (kvRow(plan, seq, true, k0 + kc) << 2) : vt;
+        const vh = inPlaceF32 ? vHead : <usize>Dv, vs = inPlaceF32 ? vRow : <usize>(Hk * Dv);
         for (let hk = 0; hk < Hk; hk++) {
           const r0 = hk * rowsPerKv;
-          pvRows(s + (<usize>(r0 * BC + kc) << 2), vc + (<usize>hk * vHead << 2), vRow << 2, o + (<usize>(r0 * dvpad) << 2), rowsPerKv, min(VC, nk - kc), dvpad);
+          pvRows(s + (<usize>(r0 * BC + kc) << 2), vc + (<usize>hk * vh << 2), vs << 2, o + (<usize>(r0 * dvpad) << 2), rowsPerKv, n, dvpad);
         }
       }
     } else {
