@@ -110,6 +110,8 @@ const raw: (Omit<ConformanceCase, 'seed'> & { seed?: number })[] = [
   // Decode over 16-bit K/V (the CPU kernel converts each 8-key chunk of every head into L1-resident scratch).
   { name: 'f16 GQA decode Sq1', batch: 2, seqLenQ: 1, seqLenK: 517, numHeads: 8, numKvHeads: 2, headDim: 64, dtype: 'f16' },
   { name: 'bf16 decode Sq2 window', batch: 1, seqLenQ: 2, seqLenK: 300, numHeads: 4, numKvHeads: 4, headDim: 96, dtype: 'bf16', mask: () => slidingWindow(100, 0) },
+  { name: 'f16 decode NaN in k', batch: 1, seqLenQ: 1, seqLenK: 257, numHeads: 4, numKvHeads: 2, headDim: 64, dtype: 'f16', inputs: 'nan-k' },
+  { name: 'f16 NaN in v', batch: 1, seqLenQ: 33, seqLenK: 129, numHeads: 2, numKvHeads: 2, headDim: 32, dtype: 'f16', inputs: 'nan-v' },
   { name: 'layout BHSD', batch: 2, seqLenQ: 97, seqLenK: 129, numHeads: 4, numKvHeads: 2, headDim: 64, layout: 'bhsd', mask: () => causal() },
   // Varlen packing.
   { name: 'varlen self causal', batch: 0, seqLenQ: 0, seqLenK: 0, numHeads: 4, numKvHeads: 2, headDim: 64, varlen: [[97, 97], [1, 1], [0, 0], [129, 129], [64, 64]], mask: () => causal() },

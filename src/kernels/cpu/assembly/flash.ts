@@ -72,9 +72,11 @@ const VC: i32 = 8; // keys per in-place P·V chunk in decode
 @inline function h2f4(h: v128): v128 {
   const sign = i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16);
   const em = v128.and(h, i32x4.splat(0x7fff));
-  const f = f32x4.mul(i32x4.shl(em, 13), f32x4.splat(reinterpret<f32>(0x77800000))); // normals and subnormals
-  const infNan = v128.or(i32x4.splat(0x7f800000), i32x4.shl(v128.and(em, i32x4.splat(0x3ff)), 13));
-  return v128.or(v128.bitselect(infNan, f, i32x4.ge_s(em, i32x4.splat(0x7c00))), sign);
+  let f = f32x4.mul(i32x4.shl(em, 13), f32x4.splat(reinterpret<f32>(0x77800000))); // normals and subnormals
+  const big = i32x4.ge_s(em, i32x4.splat(0x7c00));
+  // Inf and NaN (rare): the exponent all ones, the payload kept.
+  if (v128.any_true(big)) f = v128.bitselect(v128.or(i32x4.splat(0x7f800000), i32x4.shl(v128.and(em, i32x4.splat(0x3ff)), 13)), f, big);
+  return v128.or(f, sign);
 }
 
 function f2h(v: f32): u32 {
