@@ -7,25 +7,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  type Int8GridMode, KvBlockStorage, type KvDType, type Mask, Tensor, attentionPaged, causal, gpuContext, lastGpuStats, makeRotation, mulberry32,
+  type Int8GridMode, type KvBlockStorage, type KvDType, type Mask, type Tensor, attentionPaged, causal, gpuContext, lastGpuStats,
   pagedAttentionReference, randn, setGpuOutputPoisoning, slidingWindow,
 } from '../../src/index.js';
 import { errorStats } from '../helpers/close.js';
-
-function build(dtype: KvDType, grid: Int8GridMode, lens: number[], bs: number, Hk: number, D: number, seed: number) {
-  const numBlocks = lens.reduce((a, l) => a + Math.ceil(l / bs), 0) + 2;
-  const st = new KvBlockStorage(1, numBlocks, bs, Hk, D, dtype, dtype === 'int8' ? makeRotation(1, Hk, D, seed) : null, undefined, null, grid);
-  const rng = mulberry32(seed);
-  const ids = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rng() - 0.5);
-  let at = 0;
-  const tables = lens.map((l) => ids.slice(at, (at += Math.ceil(l / bs))));
-  lens.forEach((L, b) => {
-    if (L === 0) return;
-    const slots = Array.from({ length: L }, (_, j) => tables[b]![Math.floor(j / bs)]! * bs + (j % bs));
-    st.writeSlots(0, slots, randn([L, Hk, D], seed + b), randn([L, Hk, D], seed + 50 + b));
-  });
-  return { st, tables };
-}
+import { shuffledPagedStorage } from '../helpers/paged.js';
 
 async function check(q: Tensor, st: KvBlockStorage, tables: number[][], lens: number[], mask: Mask | null, cuSeqlensQ: number[] | undefined, tol: number): Promise<string> {
   const ref = pagedAttentionReference(q, st, 0, tables, lens, { mask, cuSeqlensQ });
@@ -46,7 +32,7 @@ describe('check:gpu — paged K/V', () => {
       setGpuOutputPoisoning(true);
       const ctx = await gpuContext();
       const lens = [300, 1, 129, 257], Hk = 2, D = 64;
-      const { st, tables } = build(dtype, grid, lens, 16, Hk, D, 41);
+      const { st, tables } = shuffledPagedStorage(dtype, lens, 16, Hk, D, 41, { rotate: dtype === 'int8', grid });
       const lines: string[] = [];
       if (ctx.caps.f16) {
         const cu = [0, 40, 41, 100, 160];

@@ -13,6 +13,7 @@ import {
 } from '../../src/index.js';
 import { decodeWarpGeometry } from '../../src/kernels/webgpu/decode-warp.js';
 import { errorStats } from '../helpers/close.js';
+import { shuffledPagedStorage } from '../helpers/paged.js';
 
 function randomStorage(seed: number, numBlocks: number, bs: number, Hk: number, D: number, dtype: KvDType, rotate: boolean, smooth = false, grid: Int8Grid = 'uniform'): KvBlockStorage {
   const st = new KvBlockStorage(1, numBlocks, bs, Hk, D, dtype, rotate ? makeRotation(1, Hk, D, seed) : null, undefined, smooth ? 'auto' : null, grid);
@@ -129,22 +130,8 @@ describe('WebGPU paged kernels (each kernel family through the block tables)', (
     const n = shape.reduce((a, b) => a * b, 1);
     return Tensor.fromValues(Float32Array.from({ length: n }, () => (Math.floor(r() * 9) - 4) / 4), shape);
   };
-  const build = (dtype: KvDType, rotate: boolean, lens: number[], bs: number, Hk: number, D: number, seed: number, exact: boolean, grid: Int8Grid = 'uniform') => {
-    const numBlocks = lens.reduce((a, l) => a + Math.ceil(l / bs), 0) + 2;
-    const st = new KvBlockStorage(1, numBlocks, bs, Hk, D, dtype, rotate ? makeRotation(1, Hk, D, seed) : null, undefined, null, grid);
-    const rng = mulberry32(seed);
-    const ids = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rng() - 0.5);
-    let at = 0;
-    const tables = lens.map((l) => ids.slice(at, (at += Math.ceil(l / bs))));
-    lens.forEach((L, b) => {
-      if (L === 0) return;
-      const slots = Array.from({ length: L }, (_, j) => tables[b]![Math.floor(j / bs)]! * bs + (j % bs));
-      const k = exact ? dyadic([L, Hk, D], seed + b) : randn([L, Hk, D], seed + b);
-      const v = exact ? dyadic([L, Hk, D], seed + 50 + b) : randn([L, Hk, D], seed + 50 + b);
-      st.writeSlots(0, slots, k, v);
-    });
-    return { st, tables };
-  };
+  const build = (dtype: KvDType, rotate: boolean, lens: number[], bs: number, Hk: number, D: number, seed: number, exact: boolean, grid: Int8Grid = 'uniform') =>
+    shuffledPagedStorage(dtype, lens, bs, Hk, D, seed, { rotate, grid, ...(exact ? { values: dyadic } : {}) });
   const check = async (q: Tensor, st: KvBlockStorage, tables: number[][], lens: number[], mask: Mask | null, kernel: string, cuSeqlensQ?: number[], scale?: number, tol = 2e-5) => {
     const ref = pagedAttentionReference(q, st, 0, tables, lens, { mask, cuSeqlensQ, scale });
     const got = await attentionPaged(q, st, 0, tables, lens, { mask, cuSeqlensQ, scale, backend: 'webgpu', returnLse: true });
