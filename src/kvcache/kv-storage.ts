@@ -258,12 +258,17 @@ export class KvBlockStorage implements RotationSource {
         for (let tt = t; tt < t1; tt++) vals.set(x.subarray((tt * Hk + h) * D, (tt * Hk + h + 1) * D), (o0 - from + tt - t) * D);
         const scale = fresh ? int8Scale(absmax) : prev.scale;
         let grid: Int8Grid = fresh ? (mode === 'auto' ? 'uniform' : mode) : prev.grid;
-        let err = 0;
-        for (let r = 0; r < m; r++) err += quantizeRowInt8(vals, r * D, D, scale, grid, codes, r * D) * (isK ? tokenWeight(vals, r * D, D) : 1);
         if (fresh && mode === 'auto') {
-          let errG = 0;
-          for (let r = 0; r < m; r++) errG += quantizeRowInt8(vals, r * D, D, scale, 'gaussian', alt, r * D) * (isK ? tokenWeight(vals, r * D, D) : 1);
+          // Both grids' codes, each row's squared error weighted once; the better grid's codes are kept.
+          let err = 0, errG = 0;
+          for (let r = 0; r < m; r++) {
+            const w = isK ? tokenWeight(vals, r * D, D) : 1;
+            err += quantizeRowInt8(vals, r * D, D, scale, 'uniform', codes, r * D) * w;
+            errG += quantizeRowInt8(vals, r * D, D, scale, 'gaussian', alt, r * D) * w;
+          }
           if (errG < err) { grid = 'gaussian'; codes.set(alt.subarray(0, m * D)); }
+        } else {
+          for (let r = 0; r < m; r++) quantizeRowInt8(vals, r * D, D, scale, grid, codes, r * D);
         }
         scales[si] = storedInt8Scale(scale, grid);
         for (let r = 0; r < m; r++) q.set(codes.subarray(r * D, (r + 1) * D), ((b * bs + from + r) * Hk + h) * D);
