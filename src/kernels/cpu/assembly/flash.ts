@@ -1007,8 +1007,11 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
       for (let kc = 0; kc < nk; kc += VC) {
         const n = min(VC, nk - kc);
         if (!inPlaceF32) for (let j = 0; j < n; j++) for (let hk = 0; hk < Hk; hk++) packRow(plan, seq, false, hk, k0 + kc + j, D, D, sc_k(sc) + (<usize>((j * Hk + hk) * D) << 2));
+        // The chunk's first K row (every head's rows start there): in place, or the converted scratch.
+        const kc0 = inPlaceF32 ? pu(plan, P_K_DATA) + (kvRow(plan, seq, false, k0 + kc) << 2) : sc_k(sc);
+        const kh = inPlaceF32 ? kHead : <usize>D;
         for (let hk = 0; hk < Hk; hk++) {
-          const kp = inPlaceF32 ? pu(plan, P_K_DATA) + ((kvRow(plan, seq, false, k0 + kc) + <usize>hk * kHead) << 2) : sc_k(sc) + (<usize>(hk * D) << 2);
+          const kp = kc0 + (<usize>hk * kh << 2);
           const kStride = inPlaceF32 ? kRow << 2 : <usize>(Hk * D) << 2;
           const r0 = hk * rowsPerKv;
           let r = 0;
