@@ -60,7 +60,7 @@ let ablation = '';
  * row skips off, or the row skip at any head dim), 'q1' (Q staged one chunk a barrier pair), 'ns8' / 'ns2' /
  * 'ns1' (subgroups a workgroup, SgmatVariant.NS); 'ss<N>' (S's stride), 'pf' / 'pf1' (the next tile's loads
  * issued after this tile's second / first barrier; the first is the default where head dims pad to 80, and
- * 'nopf' turns it off there), 'nofast' (the softmax fast path off); 'norange' (the split form's range pass skipped: right only for inputs
+ * 'nopf' turns it off there), 'nofast' (the softmax fast path off); 'nanbits' (every kept score's bits tested for NaN, as the emulated kernel does, instead of the row sum's at the end); 'norange' (the split form's range pass skipped: right only for inputs
  * inside f16's range); 'lof16' (the split form's high half by an f16 cast, which NVIDIA folds away); 'mb1' / 'mb2' (one or
  * two query blocks a subgroup, SgmatVariant.MB, whatever the key length); 'occ' (resident workgroups, counted in the LSE buffer).
  */
@@ -490,6 +490,11 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // score does not reach the sum (the emulated kernel, which runs this path in CI, gave a NaN row's LSE as
   // +∞), so every score's bits are tested here too: two integer operations a score that run S did not time.
   const fastSm = !drop.has('nofast');
+  // NANBITS: a NaN among the kept scores found from every score's bits (two integer operations a score), as
+  // the emulated kernel must (on SwiftShader a NaN score does not reach the row sum); real matrices take it
+  // from the row sum's bits at the end instead, since exp2, fma and + carry NaN on the GPUs that have
+  // subgroup matrices ('nanbits' in the ablation string restores the per-score tests).
+  const nanBits = v.emulate || drop.has('nanbits');
   // P (f16) into workgroup memory; split: its high half there and its low half PL further on.
   const storeP = (idx: string, p: string) => split
     ? splitTo(p, `sKV[${idx}]`, `sKV[${PL}u + ${idx}]`)
@@ -683,7 +688,10 @@ ${each(HB / 8, (g) => `    {
       let col = ${db * 16}u + c;
       if (col < DV) { out[ob + col] = ${outT}(select(sS[sb + c * ${SST}u + rb] * inv, P.nanv, bad > 0.0)); }
     }`;
-  const epilogue2 = `  let bad = select(0.0, 1.0, nanb > 0x7f800000u);
+  // Without per-score NaN tests a kept NaN score has reached the row sum (exp2 and + carry it on the GPUs these
+  // kernels run on): its bits decide, and no compiler folds a bit test away.
+  const nanFromSum = nanBits ? '' : '  nanb = max(nanb, bitcast<u32>(l) & 0x7fffffffu);\n';
+  const epilogue2 = `${nanFromSum}  let bad = select(0.0, 1.0, nanb > 0x7f800000u);
   let ob = oBase + pos * P.oRow + head * P.oHead;
   let inv = select(1.0 / l, 0.0, l == 0.0);
 ${each(NDV, (db) => `  ${M.store('sS', 'sb', on(db, 0), `${SST}u`)}
@@ -696,7 +704,7 @@ ${outRow2(db)}
   ${occ ? 'if (lid == 0u) { atomicSub(&lse[0], 1u); }' : `if (valid && P.hasLse == 1u) {
     lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
   }`}`;
-  const epilogue = two ? epilogue2 : `  let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));
+  const epilogue = two ? epilogue2 : `${nanFromSum}  let bad = max(select(0.0, 1.0, nanb > 0x7f800000u), partner(select(0.0, 1.0, nanb > 0x7f800000u), lid));
   let ob = oBase + pos * P.oRow + head * P.oHead;
   let inv = select(${split ? 'fvo' : '1.0'} / l, 0.0, l == 0.0);
 ${each(NR, (rd) => `  ${roundDbs(rd).map((db) => M.store('sS', `sb + ${(db - rd * NKB) * 256}u`, `o${db}`, '16u')).join('\n  ')}
@@ -805,8 +813,8 @@ ${kds.map((kd) => `${blocks((b) => `  let ${qn(kd, b)} = ${M.loadL('sKV', `${(kd
 
   var m = MASKED;
   var l = 0.0;
-  // NaN among the kept scores (WGSL does not promise that arithmetic carries NaN): the largest
-  // magnitude bit pattern seen, compared with the NaN range once at the end.
+  // NaN among the kept scores: the largest magnitude bit pattern seen, compared with the NaN range once at
+  // the end (per score where nanBits; else from the row sum's bits there).
   var nanb = 0u;
 ${each(NDV, (db) => blocks((b) => `  var ${on(db, b)} = ${M.zero};`))}
 ${kvRegs}
@@ -902,14 +910,14 @@ ${fastSm ? '        }\n' : ''}` : `${each(NSC, (c) => `        let j${c} = ${two
         if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }`}`)}
 ${fastSm ? `        if (fastT) {
 ${each(NSC, (c) => `        if (NATURAL) { s${c} *= LOG2E; }
-        nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);
+        ${nanBits ? `nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);` : ''}
         mx = max(mx, s${c});`)}
         } else {
 ` : ''}${each(NSC, (c) => `        var k${c} = ${two ? c : 2 * c}u < lim;
         if (k${c} && partial) { k${c} = mask_allows(i32(pos), i32(ks + j${c}), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s${c}); }
         if (NATURAL) { s${c} *= LOG2E; }
         s${c} = select(MASKED, s${c}, k${c});
-        nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);
+        ${nanBits ? `nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);` : ''}
         mx = max(mx, s${c});`)}
 ${fastSm ? '        }\n' : ''}`}        ${two ? '' : 'mx = max(mx, partner(mx, lid));'}
         ${v.fuse ? 'mx = select(MASKED, mx * scl, mx > MASKED);' : ''}
