@@ -103,6 +103,8 @@ const raw: (Omit<ConformanceCase, 'seed'> & { seed?: number })[] = [
   { name: 'NaN in q propagates to its row only', batch: 1, seqLenQ: 97, seqLenK: 129, numHeads: 2, numKvHeads: 2, headDim: 32, inputs: 'nan-q', mask: () => causal() },
   { name: 'NaN in k: rows that see it are NaN, others not', batch: 1, seqLenQ: 129, seqLenK: 129, numHeads: 2, numKvHeads: 1, headDim: 32, inputs: 'nan-k', mask: () => causal() },
   { name: 'NaN in v propagates', batch: 1, seqLenQ: 33, seqLenK: 129, numHeads: 2, numKvHeads: 2, headDim: 32, inputs: 'nan-v' },
+  { name: 'softcap 30 with NaN in k', batch: 1, seqLenQ: 65, seqLenK: 97, numHeads: 2, numKvHeads: 1, headDim: 64, softcap: 30, inputs: 'nan-k', mask: () => causal() },
+  { name: 'decode softcap 20 with NaN in k', batch: 1, seqLenQ: 1, seqLenK: 257, numHeads: 4, numKvHeads: 2, headDim: 64, softcap: 20, inputs: 'nan-k' },
   // dtypes and layouts.
   { name: 'f16 causal GQA', batch: 1, seqLenQ: 129, seqLenK: 129, numHeads: 4, numKvHeads: 2, headDim: 64, dtype: 'f16', mask: () => causal() },
   { name: 'bf16 cross', batch: 2, seqLenQ: 97, seqLenK: 161, numHeads: 2, numKvHeads: 1, headDim: 80, dtype: 'bf16' },
@@ -262,6 +264,7 @@ export const CASES_DECODE: ConformanceCase[] = [
   { name: 'f16 d59 (scalar loads) Sq3 window', batch: 1, seqLenQ: 3, seqLenK: 261, numHeads: 2, numKvHeads: 1, headDim: 59, dtype: 'f16', mask: () => slidingWindow(40, 0), seed: 74 },
   { name: 'f32 GQA8 Sq8 (64 rows) causal', batch: 1, seqLenQ: 8, seqLenK: 200, numHeads: 8, numKvHeads: 1, headDim: 32, mask: () => causal(), seed: 75 },
   { name: 'f32 headDimV 48 ≠ headDim 80, softcap', batch: 1, seqLenQ: 1, seqLenK: 1030, numHeads: 4, numKvHeads: 2, headDim: 80, headDimV: 48, softcap: 20, seed: 76 },
+  { name: 'f32 softcap 20 with NaN in k Sq1', batch: 1, seqLenQ: 1, seqLenK: 300, numHeads: 4, numKvHeads: 2, headDim: 64, softcap: 20, inputs: 'nan-k', seed: 78 },
   { name: 'f32 NaN in k', batch: 1, seqLenQ: 1, seqLenK: 257, numHeads: 2, numKvHeads: 2, headDim: 64, inputs: 'nan-k', seed: 77 },
   { name: 'f16 GQA16 Sq1 d64 (16 rows)', batch: 2, seqLenQ: 1, seqLenK: 390, numHeads: 16, numKvHeads: 1, headDim: 64, dtype: 'f16', mask: () => slidingWindow(300, 0), seed: 79 },
   { name: 'f16 varlen decode', batch: 0, seqLenQ: 0, seqLenK: 0, numHeads: 4, numKvHeads: 2, headDim: 64, dtype: 'f16', varlen: [[1, 130], [1, 700], [2, 129]], mask: () => causal(), seed: 78 },

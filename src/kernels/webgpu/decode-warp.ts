@@ -211,7 +211,7 @@ ${ab & 2 ? '' : rs.join('\n')}
       var s = x0;
       let key = ckq + skb;
       var keep = sr < rows && key < ckEnd;
-      if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }
+      if (CAP) { s = softcap1(s, P.softcap); }
       if (keep && cpartial) { keep = mask_allows(i32(sr % lenQ), i32(key), i32(lenQ), i32(lenK), 0u, s); }
       if (NATURAL) { s *= LOG2E; }
       if (keep && is_nan(s)) { bad = 1.0; keep = false; }

@@ -123,6 +123,11 @@ export const MASK_HELPERS = /* wgsl */ `
 fn is_nan(x: f32) -> bool {
   return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
+// Softcap, cap·tanh(s / cap), of a clamped argument (some drivers compute tanh as a ratio of exponentials,
+// NaN for large |x|); a NaN score stays NaN, which the clamp (a max and a min) drops on most GPUs.
+fn softcap1(s: f32, cap: f32) -> f32 {
+  return select(cap * tanh(clamp(s / cap, -15.0, 15.0)), s, is_nan(s));
+}
 fn md(k: u32) -> i32 { return bitcast<i32>(tbl[P.maskBase + k]); }
 fn mask_bit(base: i32, r: i32, c: i32, rows: i32, cols: i32) -> bool {
   if (r < 0 || r >= rows || c < 0 || c >= cols) { return false; }

@@ -883,7 +883,7 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
           let idx = sb + (${two ? 'c' : '2u * c + half'}) * ${SST}u + ${two ? 'rb' : 'r'};
           var s = sS[idx];
           ${v.fuse ? '' : `if (NATURAL) { s *= scaleN; } else { s *= scl; }
-          if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }`}
+          if (CAP) { s = softcap1(s, P.softcap); }`}
           if (NATURAL) { s *= LOG2E; }
           nanb = max(nanb, bitcast<u32>(s) & 0x7fffffffu);
           sS[idx] = s;
@@ -895,7 +895,7 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
           let idx = sb + j * ${SST}u + ${two ? 'rb' : 'r'};
           var s = sS[idx];
           ${v.fuse ? '' : `if (NATURAL) { s *= scaleN; } else { s *= scl; }
-          if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }`}
+          if (CAP) { s = softcap1(s, P.softcap); }`}
           var keep = ${two ? 'c' : '2u * c'} < lim;
           if (keep && partial) { keep = mask_allows(i32(pos), i32(ks + j), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s); }
           if (NATURAL) { s *= LOG2E; }
@@ -907,7 +907,7 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
 ${fastSm ? '        }\n' : ''}` : `${each(NSC, (c) => `        let j${c} = ${two ? `${c}u` : `${2 * c}u + half`};
         var s${c} = sS[sb + j${c} * ${SST}u + ${two ? 'rb' : 'r'}];
         ${v.fuse ? '' : `if (NATURAL) { s${c} *= scaleN; } else { s${c} *= scl; }
-        if (CAP) { s${c} = P.softcap * tanh(clamp(s${c} / P.softcap, -15.0, 15.0)); }`}`)}
+        if (CAP) { s${c} = softcap1(s${c}, P.softcap); }`}`)}
 ${fastSm ? `        if (fastT) {
 ${each(NSC, (c) => `        if (NATURAL) { s${c} *= LOG2E; }
         ${nanBits ? `nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);` : ''}

@@ -139,7 +139,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           }
           for (; c < D; c++) { d4.x += qs[r * D + c] * kv[jj * KS + c]; }
           s = (d4.x + d4.y) + (d4.z + d4.w);
-          if (CAP) { s = P.softcap * tanh(clamp(s / P.softcap, -15.0, 15.0)); }
+          if (CAP) { s = softcap1(s, P.softcap); }
           var keep = true;
           if (partial) { keep = mask_allows(i32(r % lenQ), i32(k0 + jl), i32(lenQ), i32(lenK), 0u, s); }
           if (NATURAL) { s *= LOG2E; }

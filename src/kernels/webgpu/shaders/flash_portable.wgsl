@@ -54,9 +54,9 @@ const MASKED: f32 = -1.0e30;
 var<workgroup> wa: array<vec4<f32>, WAN>;   // Qᵀ/Kᵀ slices of DS dims (S phase), V chunk (PV phase)
 var<workgroup> ps: array<vec4<f32>, PSN>;   // P: 64 rows × 64 keys, or (PCH) × the V chunk's BCV keys
 
-// tanh of a clamped argument: some drivers compute tanh(x) as a ratio of exponentials, NaN for large |x|.
-fn tanh_safe(x: vec4<f32>) -> vec4<f32> {
-  return tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0)));
+// Softcap of four scores (softcap1 in the mask helpers, a NaN score kept NaN).
+fn softcap4(s: vec4<f32>, cap: f32) -> vec4<f32> {
+  return vec4<f32>(softcap1(s.x, cap), softcap1(s.y, cap), softcap1(s.z, cap), softcap1(s.w, cap));
 }
 
 // Register prefetches (VPRE, VNEXT). This thread's share of the V chunk of keys
@@ -227,7 +227,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
     for (var a = 0u; a < RPT; a++) {
       let r = ty * RPT + a;
       var s = acc[a];
-      if (CAP) { s = P.softcap * tanh_safe(s / P.softcap); }
+      if (CAP) { s = softcap4(s, P.softcap); }
       for (var b = 0u; b < 4u; b++) {
         let jl = tx * 4u + b;
         var keep = valid[a] && jl < nk;
