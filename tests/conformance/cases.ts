@@ -31,7 +31,7 @@ export interface ConformanceCase {
    * 'range' (f32 only; other dtypes get 'normal'): q ×2e5 and v ×1e5 (past f16's 65504) and k ×1e-4 (inside
    * f16's subnormal-low-part range): what the split tensor-core form must scale into range.
    */
-  inputs?: 'normal' | 'large' | 'range' | 'nan-q' | 'nan-k' | 'nan-v' | 'dyadic';
+  inputs?: 'normal' | 'large' | 'range' | 'nan-q' | 'nan-k' | 'nan-v' | 'inf-k' | 'inf-v' | 'dyadic';
   seed: number;
   /** Only run on backends that declare these capabilities. */
   needs?: ('topK' | 'predicate')[];
@@ -103,6 +103,9 @@ const raw: (Omit<ConformanceCase, 'seed'> & { seed?: number })[] = [
   { name: 'NaN in q propagates to its row only', batch: 1, seqLenQ: 97, seqLenK: 129, numHeads: 2, numKvHeads: 2, headDim: 32, inputs: 'nan-q', mask: () => causal() },
   { name: 'NaN in k: rows that see it are NaN, others not', batch: 1, seqLenQ: 129, seqLenK: 129, numHeads: 2, numKvHeads: 1, headDim: 32, inputs: 'nan-k', mask: () => causal() },
   { name: 'NaN in v propagates', batch: 1, seqLenQ: 33, seqLenK: 129, numHeads: 2, numKvHeads: 2, headDim: 32, inputs: 'nan-v' },
+  { name: '+Inf in k: +∞ scores make NaN rows, −∞ scores drop the key', batch: 1, seqLenQ: 97, seqLenK: 129, numHeads: 2, numKvHeads: 1, headDim: 32, inputs: 'inf-k', mask: () => causal() },
+  { name: '+Inf in v: that column +∞ where the key has weight', batch: 1, seqLenQ: 33, seqLenK: 129, numHeads: 2, numKvHeads: 2, headDim: 32, inputs: 'inf-v' },
+  { name: 'f16 decode +Inf in k', batch: 1, seqLenQ: 1, seqLenK: 257, numHeads: 4, numKvHeads: 2, headDim: 64, dtype: 'f16', inputs: 'inf-k' },
   { name: 'softcap 30 with NaN in k', batch: 1, seqLenQ: 65, seqLenK: 97, numHeads: 2, numKvHeads: 1, headDim: 64, softcap: 30, inputs: 'nan-k', mask: () => causal() },
   { name: 'decode softcap 20 with NaN in k', batch: 1, seqLenQ: 1, seqLenK: 257, numHeads: 4, numKvHeads: 2, headDim: 64, softcap: 20, inputs: 'nan-k' },
   // dtypes and layouts.
@@ -163,10 +166,15 @@ export function makeInputs(c: ConformanceCase): CaseInputs {
     q = fill([c.batch, c.seqLenQ, c.numHeads, c.headDim], rng, kind, 'q', dtype);
     k = fill([c.batch, c.seqLenK, c.numKvHeads, c.headDim], rng, kind, 'k', dtype);
     v = fill([c.batch, c.seqLenK, c.numKvHeads, dv], rng, kind, 'v', dtype);
-    const poke = (t: Tensor, idx: number[]) => { if (t.size > 0) t.set(NaN, ...idx); };
+    const poke = (t: Tensor, idx: number[], x = NaN) => { if (t.size > 0) t.set(x, ...idx); };
     if (kind === 'nan-q') poke(q, [0, Math.min(5, c.seqLenQ - 1), 0, 1]);
     if (kind === 'nan-k') poke(k, [0, Math.min(60, c.seqLenK - 1), 0, 2]);
     if (kind === 'nan-v') poke(v, [0, Math.min(17, c.seqLenK - 1), 0, 3]);
+    // +∞ in one K element: that key's score is +∞ for the rows whose q has a positive component there (their
+    // output is NaN: ∞ − ∞ in the softmax, as in the reference) and −∞ for the others (the key drops out).
+    if (kind === 'inf-k') poke(k, [0, Math.min(60, c.seqLenK - 1), 0, 2], Infinity);
+    // +∞ in one V element: column 3 of every row that gives that key weight is +∞, the other columns finite.
+    if (kind === 'inf-v') poke(v, [0, Math.min(17, c.seqLenK - 1), 0, 3], Infinity);
     if (c.layout === 'bhsd') {
       // Store physically as BHSD; the kernels see the same logical tensors.
       const toBhsd = (t: Tensor) => t.permute([0, 2, 1, 3]).contiguous();

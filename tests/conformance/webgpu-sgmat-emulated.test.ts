@@ -13,7 +13,7 @@ const PICK = [
   'headDim 59', 'headDim 111', 'headDim 128', 'headDimV 111 ≠ headDim 40', 'GQA decode Sq4 causal', 'window(8,8)',
   'prefixLM(70) Sq<Sk', 'block-sparse 64×32 ∧ causal', 'documents ∧ causal', 'topK(16, causal)', 'softcap 30',
   'causal Sq>Sk: fully masked rows', 'empty KV (seqLenK 0)', 'inputs near ±1000', 'NaN in k: rows that see it are NaN, others not',
-  'NaN in v propagates', 'softcap 30 with NaN in k', 'layout BHSD', 'varlen self causal', 'varlen cross (Sq_b ≠ Sk_b) causal', 'varlen window GQA8',
+  'NaN in v propagates', '+Inf in k: +∞ scores make NaN rows, −∞ scores drop the key', 'softcap 30 with NaN in k', 'layout BHSD', 'varlen self causal', 'varlen cross (Sq_b ≠ Sk_b) causal', 'varlen window GQA8',
 ];
 
 function picked(): ConformanceCase[] {

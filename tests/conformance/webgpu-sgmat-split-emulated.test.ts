@@ -10,7 +10,7 @@ import { CASES, type ConformanceCase, checkCase, runOn } from './cases.js';
 // and magnitudes past f16's range.
 const PICK = [
   'self N129 d64', 'causal 129x97', 'cross 97x1025', 'headDim 59', 'headDimV 111 ≠ headDim 40', 'GQA ratio 4', 'window(8,8)',
-  'softcap 30', 'inputs near ±1000', 'magnitudes past f16 (q ×2e5, k ×1e-4, v ×1e5)', 'NaN in k: rows that see it are NaN, others not',
+  'softcap 30', 'inputs near ±1000', 'magnitudes past f16 (q ×2e5, k ×1e-4, v ×1e5)', 'NaN in k: rows that see it are NaN, others not', '+Inf in k: +∞ scores make NaN rows, −∞ scores drop the key', '+Inf in v: that column +∞ where the key has weight',
   'causal Sq>Sk: fully masked rows', 'varlen window GQA8',
 ];
 

@@ -214,7 +214,7 @@ ${ab & 2 ? '' : rs.join('\n')}
       if (CAP) { s = softcap1(s, P.softcap); }
       if (keep && cpartial) { keep = mask_allows(i32(sr % lenQ), i32(key), i32(lenQ), i32(lenK), 0u, s); }
       if (NATURAL) { s *= LOG2E; }
-      if (keep && is_nan(s)) { bad = 1.0; keep = false; }
+      if (keep && breaks_row(s)) { bad = 1.0; keep = false; }
       s = select(MASKED, s, keep);
       let mNew = max(m, row_max(s, lid));
       let mUse = select(mNew, 0.0, mNew <= MASKED);

@@ -123,6 +123,17 @@ export const MASK_HELPERS = /* wgsl */ `
 fn is_nan(x: f32) -> bool {
   return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
+// A visible score that leaves its row undefined, as in the reference: NaN, or +∞ (∞ − ∞ in the softmax). A −∞
+// score is a key with no weight. Kernels flag the row (output and LSE NaN) and keep the score out of their sums.
+fn breaks_row(x: f32) -> bool {
+  let b = bitcast<u32>(x);
+  return (b & 0x7fffffffu) > 0x7f800000u || b == 0x7f800000u;
+}
+// The same as bits for a running maximum: NaN's magnitude bits, +∞ as a NaN pattern, anything else ≤ 0x7f800000.
+fn break_bits(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  return select(b & 0x7fffffffu, 0x7fc00000u, b == 0x7f800000u);
+}
 // Softcap, cap·tanh(s / cap), of a clamped argument (some drivers compute tanh as a ratio of exponentials,
 // NaN for large |x|); a NaN score stays NaN, which the clamp (a max and a min) drops on most GPUs.
 fn softcap1(s: f32, cap: f32) -> f32 {

@@ -312,6 +312,20 @@ fn split_hi(x: f32) -> f32 {
 fn split_lo(x: f32, hx: f32) -> f32 {
   let d = (x - hx) * 2048.0;
   return select(d, 0.0, (bitcast<u32>(d) & 0x7fffffffu) >= 0x7f800000u);
+}
+// Q and P when an input holds an infinity (nfin, from the range pass): the high half truncated toward zero, so the
+// low half has x's sign, and a low half that would be 0 for a nonzero finite x is the smallest f16 of x's sign (2⁻²⁴,
+// a change of 2⁻³⁵ of the high half's unit). A product with an infinite K or V element then keeps the infinity's
+// sign in the cross term (lo·∞) instead of giving −∞ + ∞ or 0·∞ = NaN. Otherwise the rounding form above.
+var<private> nfin: bool;
+fn split_hi_q(x: f32) -> f32 {
+  let b = bitcast<u32>(x);
+  return select(split_hi(x), select(bitcast<f32>(b & 0xffffe000u), x, (b & 0x7fffffffu) >= 0x7f800000u), nfin);
+}
+fn split_lo_q(x: f32, hx: f32) -> HALF {
+  let lo = tohalf(split_lo(x, hx));
+  let fin = (bitcast<u32>(x) & 0x7fffffffu) < 0x7f800000u;
+  return select(lo, select(HALF(5.9604645e-8), HALF(-5.9604645e-8), x < 0.0), nfin && fin && x != 0.0 && lo == HALF(0.0));
 }`;
 
 /**
@@ -337,22 +351,26 @@ export function rangeSource(): string {
 @group(0) @binding(2) var<storage, read> a1: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> a2: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> rng: array<atomic<u32>, 4>;
-var<workgroup> wm: array<atomic<u32>, 3>;
+var<workgroup> wm: array<atomic<u32>, 4>;
 fn fin(v: vec4<f32>) -> u32 {
   let b = bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu);
   let f = select(vec4<u32>(0u), b, b < vec4<u32>(0x7f800000u));
   return max(max(f.x, f.y), max(f.z, f.w));
 }
+fn has_inf(v: vec4<f32>) -> u32 {
+  return select(0u, 1u, any((bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) == vec4<u32>(0x7f800000u)));
+}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  var m0 = 0u; var m1 = 0u; var m2 = 0u;
-  for (var i = gid.x; i < R.n0; i += R.stride) { m0 = max(m0, fin(a0[i])); }
-  for (var i = gid.x; i < R.n1; i += R.stride) { m1 = max(m1, fin(a1[i])); }
-  for (var i = gid.x; i < R.n2; i += R.stride) { m2 = max(m2, fin(a2[i])); }
-  atomicMax(&wm[0], m0); atomicMax(&wm[1], m1); atomicMax(&wm[2], m2);
+  var m0 = 0u; var m1 = 0u; var m2 = 0u; var inf = 0u;
+  for (var i = gid.x; i < R.n0; i += R.stride) { m0 = max(m0, fin(a0[i])); inf = max(inf, has_inf(a0[i])); }
+  for (var i = gid.x; i < R.n1; i += R.stride) { m1 = max(m1, fin(a1[i])); inf = max(inf, has_inf(a1[i])); }
+  for (var i = gid.x; i < R.n2; i += R.stride) { m2 = max(m2, fin(a2[i])); inf = max(inf, has_inf(a2[i])); }
+  atomicMax(&wm[0], m0); atomicMax(&wm[1], m1); atomicMax(&wm[2], m2); atomicMax(&wm[3], inf);
   workgroupBarrier();
   if (lid == 0u) {
     atomicMax(&rng[0], atomicLoad(&wm[0])); atomicMax(&rng[1], atomicLoad(&wm[1])); atomicMax(&rng[2], atomicLoad(&wm[2]));
+    atomicMax(&rng[3], atomicLoad(&wm[3]));
   }
 }
 `;
@@ -373,8 +391,8 @@ fn emu_ld_q(c0: u32, qBase: u32, pos0: u32, h: u32, lenQ: u32, part: u32, f: f32
     let c = c0 + i % 16u;
     var x = 0.0;
     if (qp < lenQ && c < D) { x = ld_q(qBase + qp * P.qRow + h * P.qHead + c) * f; }
-    let hx = split_hi(x);
-    m[t] = tohalf(select(hx, split_lo(x, hx), part == 1u));
+    let hx = split_hi_q(x);
+    m[t] = select(tohalf(hx), split_lo_q(x, hx), part == 1u);
   }
   return m;
 }
@@ -420,7 +438,10 @@ fn partner(x: f32, lid: u32) -> f32 {
   workgroupBarrier();
   return y;
 }
-fn tohalf(x: f32) -> f32 { return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x; }
+// x rounded to f16 (WGSL leaves the packing of ±∞ and NaN indeterminate: they pass through as they are).
+fn tohalf(x: f32) -> f32 {
+  return select(unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x, x, (bitcast<u32>(x) & 0x7fffffffu) >= 0x7f800000u);
+}
 ${SPLIT_HELPERS('f32')}
 `;
 
@@ -497,7 +518,7 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const nanBits = v.emulate || drop.has('nanbits');
   // P (f16) into workgroup memory; split: its high half there and its low half PL further on.
   const storeP = (idx: string, p: string) => split
-    ? splitTo(p, `sKV[${idx}]`, `sKV[${PL}u + ${idx}]`)
+    ? splitTo(p, `sKV[${idx}]`, `sKV[${PL}u + ${idx}]`, true)
     : `sKV[${idx}] = tohalf(${p});`;
   const live = (b: number): string => [kskip && b > 0 ? `nk > ${b * 16}u` : '', qskip ? 'rowsLive' : ''].filter(Boolean).join(' && ') || 'true';
 
@@ -539,15 +560,16 @@ ${!v.emulate ? '' : split ? 'fn ld_q(i: u32) -> f32 { return qb[i >> 2u][i & 3u]
   // shape: bench/results/sgmat-srot-run-R.txt.)
   // Split: x's high half into hiDst, its low half into loDst. The high half is x rounded by integer
   // operations (split_hi); 'lof16' in the ablation string takes f16(x) and (x − f32(f16(x)))·2¹¹ instead.
-  const splitTo = (x: string, hiDst: string, loDst: string) => drop.has('lof16')
+  const splitTo = (x: string, hiDst: string, loDst: string, qForm = false) => drop.has('lof16')
     ? `{ let h = tohalf(${x}); ${hiDst} = h; ${loDst} = lo_half(${x}, h); }`
+    : qForm ? `{ let hx = split_hi_q(${x}); ${hiDst} = tohalf(hx); ${loDst} = split_lo_q(${x}, hx); }`
     : `{ let hx = split_hi(${x}); ${hiDst} = tohalf(hx); ${loDst} = tohalf(split_lo(${x}, hx)); }`;
   // Split: each of the 4 floats as its high half at dst and its low half `lo` further on.
   const storeW = (dst: (t: number) => string, lo: number, f: string) => split
-    ? each(4, (t) => `{ let x = w[${t}] * ${f}; ${splitTo('x', `sKV[${dst(t)}]`, `sKV[${lo}u + ${dst(t)}]`)} }`, '\n          ')
+    ? each(4, (t) => `{ let x = w[${t}] * ${f}; ${splitTo('x', `sKV[${dst(t)}]`, `sKV[${lo}u + ${dst(t)}]`, f === 'fq')} }`, '\n          ')
     : store8(dst);
   const storeX = (dst: string, lo: number, f: string) => split
-    ? `{ let xs = x * ${f}; ${splitTo('xs', `sKV[${dst}]`, `sKV[${lo}u + ${dst}]`)} }`
+    ? `{ let xs = x * ${f}; ${splitTo('xs', `sKV[${dst}]`, `sKV[${lo}u + ${dst}]`, f === 'fq')} }`
     : `sKV[${dst}] = HALF(x);`;
   const store8 = (dst: (t: number) => string) => `let a0 = ${unpackH}(w.x); let a1 = ${unpackH}(w.y); let a2 = ${unpackH}(w.z); let a3 = ${unpackH}(w.w);
         ${each(8, (t) => `sKV[${dst(t)}] = HALF(a${t >> 1}.${t & 1 ? 'y' : 'x'});`)}`;
@@ -791,6 +813,7 @@ ${two ? `  let rb = 16u * half + r;     // this lane's row in the subgroup's 32 
 ${split ? `  // Split: Q, K and V scaled by powers of two that bring each one's largest finite magnitude (the range
   // pass, binding 9) into [2^14, 2^15), inside f16's range; the scores and the output scaled back.
   let eq = range_exp(rng[0]); let ek = range_exp(rng[1]); let ev = range_exp(rng[2]);
+  nfin = rng[3] != 0u;   // an infinity among Q, K, V: Q and P split by truncation (split_hi_q)
   let fq = pow2(-eq); let fk = pow2(-ek); let fvi = pow2(-ev); let fvo = pow2(ev);
   let scaleN = P.scale * pow2(eq + ek);` : '  let scaleN = P.scale;'}
   let scl = select(scaleN * LOG2E, scaleN, NATURAL);
@@ -885,7 +908,7 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
           ${v.fuse ? '' : `if (NATURAL) { s *= scaleN; } else { s *= scl; }
           if (CAP) { s = softcap1(s, P.softcap); }`}
           if (NATURAL) { s *= LOG2E; }
-          nanb = max(nanb, bitcast<u32>(s) & 0x7fffffffu);
+          nanb = max(nanb, break_bits(s));
           sS[idx] = s;
           mx = max(mx, s);
         }
@@ -900,7 +923,7 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
           if (keep && partial) { keep = mask_allows(i32(pos), i32(ks + j), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s); }
           if (NATURAL) { s *= LOG2E; }
           s = select(MASKED, s, keep);
-          nanb = max(nanb, bitcast<u32>(s) & 0x7fffffffu);
+          nanb = max(nanb, break_bits(s));
           sS[idx] = s;
           mx = max(mx, s);
         }
@@ -910,14 +933,14 @@ ${fastSm ? '        }\n' : ''}` : `${each(NSC, (c) => `        let j${c} = ${two
         if (CAP) { s${c} = softcap1(s${c}, P.softcap); }`}`)}
 ${fastSm ? `        if (fastT) {
 ${each(NSC, (c) => `        if (NATURAL) { s${c} *= LOG2E; }
-        ${nanBits ? `nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);` : ''}
+        ${nanBits ? `nanb = max(nanb, break_bits(s${c}));` : ''}
         mx = max(mx, s${c});`)}
         } else {
 ` : ''}${each(NSC, (c) => `        var k${c} = ${two ? c : 2 * c}u < lim;
         if (k${c} && partial) { k${c} = mask_allows(i32(pos), i32(ks + j${c}), i32(lenQ), i32(lenK), head * P.thrHeadStride + rowGlobal + pos, s${c}); }
         if (NATURAL) { s${c} *= LOG2E; }
         s${c} = select(MASKED, s${c}, k${c});
-        ${nanBits ? `nanb = max(nanb, bitcast<u32>(s${c}) & 0x7fffffffu);` : ''}
+        ${nanBits ? `nanb = max(nanb, break_bits(s${c}));` : ''}
         mx = max(mx, s${c});`)}
 ${fastSm ? '        }\n' : ''}`}        ${two ? '' : 'mx = max(mx, partner(mx, lid));'}
         ${v.fuse ? 'mx = select(MASKED, mx * scl, mx > MASKED);' : ''}

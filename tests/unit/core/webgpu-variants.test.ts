@@ -177,7 +177,7 @@ describe('tensor-core kernel load prefetch (pf1)', () => {
 
 describe('tensor-core kernel NaN detection', () => {
   const base: SgmatVariant = { kernel: 'flash_sgmat', D: 64, DV: 64, G4: 1, BK: 16, NS: 4, vec: true, natural: false, cap: false, fuse: true, outF16: true, emulate: false, maskKey: 'none' };
-  const perScore = /nanb = max\(nanb, bitcast<u32>\(s\d*\) & 0x7fffffffu\)/;
+  const perScore = /nanb = max\(nanb, break_bits\(s\d*\)\)/;
   const fromSum = /nanb = max\(nanb, bitcast<u32>\(l\) & 0x7fffffffu\)/;
   it('takes NaN from the row sum\'s bits on real matrices (one and two query blocks, the split form), per score with nanbits', () => {
     for (const v of [base, { ...base, MB: 2 }, { ...base, D: 80, DV: 80 }, { ...base, split: true, NS: 8 }] as SgmatVariant[]) {
@@ -190,7 +190,7 @@ describe('tensor-core kernel NaN detection', () => {
   });
   it('keeps the per-score tests in the emulated kernel (SwiftShader does not carry a NaN score into the sum)', () => {
     const src = sgmatSource({ ...base, emulate: true }, NO_MASK);
-    expect(src).toMatch(/nanb = max\(nanb, bitcast<u32>\(s\) & 0x7fffffffu\)/);
+    expect(src).toMatch(/nanb = max\(nanb, break_bits\(s\)\)/);
     expect(src).not.toMatch(fromSum);
   });
 });

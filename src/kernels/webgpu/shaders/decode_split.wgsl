@@ -156,7 +156,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if ((ABLATE & 4u) == 0u && rowOK) {
       for (var i = 0u; i < NJ; i++) {
         let s = ss[sr * 64u + su + T * i];
-        if (is_nan(s)) { nanloc = 1.0; } else { mloc = max(mloc, s); }
+        if (breaks_row(s)) { nanloc = 1.0; } else { mloc = max(mloc, s); }
       }
     }
     redm[lid] = mloc;
@@ -175,7 +175,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var i = 0u; i < NJ; i++) {
         let j = su + T * i;
         let s = ss[sr * 64u + j];
-        let p = select(select(exp2(s - mUse), 0.0, s - mUse < -126.0), 0.0, j >= nk || is_nan(s));
+        let p = select(select(exp2(s - mUse), 0.0, s - mUse < -126.0), 0.0, j >= nk || breaks_row(s));
         ss[sr * 64u + j] = p;
         sl += p;
       }
