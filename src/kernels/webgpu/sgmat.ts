@@ -509,9 +509,10 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // That form took NaN from the row sum once a tile (exp2 and + carrying a NaN score into it) instead of
   // testing every score's bits. WGSL leaves NaN through arithmetic indeterminate, and on SwiftShader a NaN
   // score does not reach the sum (the emulated kernel, which runs this path in CI, gave a NaN row's LSE as
-  // +∞), so every score's bits are tested here too: two integer operations a score that run S did not time.
+  // +∞), so the emulated kernel tests every score's bits (NANBITS below); real matrices take NaN from the row sum's
+  // bits at the end (run Y: 2–3% faster than the per-score tests).
   const fastSm = !drop.has('nofast');
-  // NANBITS: a NaN among the kept scores found from every score's bits (two integer operations a score), as
+  // NANBITS: a NaN or +∞ among the kept scores (break_bits) found from every score's bits (two integer operations a score), as
   // the emulated kernel must (on SwiftShader a NaN score does not reach the row sum); real matrices take it
   // from the row sum's bits at the end instead, since exp2, fma and + carry NaN on the GPUs that have
   // subgroup matrices ('nanbits' in the ablation string restores the per-score tests).
