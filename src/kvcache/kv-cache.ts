@@ -61,7 +61,7 @@ export interface PagedKvCacheOptions {
    * int8 only: K's channels divided by factors λ before quantising, queries multiplied by them in
    * `rotateQuery` (scores unchanged), so K's outlier channels stop setting the int8 scale (QServe's
    * SmoothAttention). `true`: each layer's λ calibrated from the first K written to it (per KV head,
-   * λ_c = √absmax_c, geometric mean 1); or λ per layer, [numKvHeads · headDim] positive each. Default false.
+   * λ_c = √rms_c, geometric mean 1); or λ per layer, [numKvHeads · headDim] positive each. Default false.
    */
   smoothK?: boolean | readonly (Float32Array | readonly number[])[];
   /**
