@@ -366,7 +366,7 @@ describe('int8 KV with and without the Hadamard rotation (issue bar)', () => {
   });
 });
 
-describe('int8 K smoothing (smoothK: QServe SmoothAttention, λ = √absmax per channel)', () => {
+describe('int8 K smoothing (smoothK: QServe SmoothAttention, λ = √rms per channel)', () => {
   const H = 4, Hk = 2, D = 32, bs = 16;
   const outlierK = (n: number, seed: number, factor = 100): Tensor => {
     const t = randn([n, Hk, D], seed).toFloat32();
@@ -403,6 +403,26 @@ describe('int8 K smoothing (smoothK: QServe SmoothAttention, λ = √absmax per 
     const before = Float32Array.from(lam);
     appendLayer(cache, id, 0, randn([2, Hk, D], 3, 'f32', 50), randn([2, Hk, D], 4));
     expect(Array.from(cache.smoothing![0]!)).toEqual(Array.from(before));
+  });
+
+  it('takes λ from each channel\'s root mean square: a whole channel ×100 gets λ 10× the rest, one large value in one token barely moves it', () => {
+    const cache = cacheWith(true);
+    const { id } = cache.addSequence();
+    const n = 64;
+    const k = outlierK(n, 11);                               // channel 5 ×100 in every token
+    const kx = k.toFloat32();
+    for (let h = 0; h < Hk; h++) kx[(7 * Hk + h) * D + 9] = 40; // channel 9: one value of 40 (≈ 40σ) in token 7
+    appendLayer(cache, id, 0, Tensor.fromValues(kx, [n, Hk, D]), randn([n, Hk, D], 12));
+    const lam = cache.smoothing![0]!;
+    for (let h = 0; h < Hk; h++) {
+      let logSum = 0;
+      for (let c = 0; c < D; c++) if (c !== 5 && c !== 9) logSum += Math.log(lam[h * D + c]!);
+      const typical = Math.exp(logSum / (D - 2));
+      expect(lam[h * D + 5]! / typical).toBeGreaterThan(8);    // √100 = 10, give or take the sample rms
+      expect(lam[h * D + 5]! / typical).toBeLessThan(12.5);
+      // rms of channel 9 ≈ √((63 + 1600) / 64) ≈ 5.1σ → λ ratio ≈ √5.1 ≈ 2.3 (by absmax it would be √(40 / 2.5) ≈ 4)
+      expect(lam[h * D + 9]! / typical).toBeLessThan(3);
+    }
   });
 
   it('queries take λ: rotated, smoothed queries against stored K give q·k up to the int8 rounding', () => {
