@@ -209,15 +209,15 @@ export class KvBlockStorage implements RotationSource {
       if (n === 0) return; // nothing to calibrate from yet
       lam = new Float32Array(Hk * D);
       for (let h = 0; h < Hk; h++) {
-        const amax = new Float64Array(D);
-        for (let t = 0; t < n; t++) for (let c = 0; c < D; c++) amax[c] += x[(t * Hk + h) * D + c]! ** 2;
-        for (let c = 0; c < D; c++) amax[c] = Math.sqrt(amax[c]! / n);
-        const top = Math.max(...amax);
+        const rms = new Float64Array(D);
+        for (let t = 0; t < n; t++) for (let c = 0; c < D; c++) rms[c] += x[(t * Hk + h) * D + c]! ** 2;
+        for (let c = 0; c < D; c++) rms[c] = Math.sqrt(rms[c]! / n);
+        const top = Math.max(...rms);
         if (!(top > 0)) { lam.fill(1, h * D, (h + 1) * D); continue; }
         let logSum = 0;
-        for (let c = 0; c < D; c++) { amax[c] = Math.sqrt(Math.max(amax[c]!, 1e-3 * top)); logSum += Math.log(amax[c]!); }
+        for (let c = 0; c < D; c++) { rms[c] = Math.sqrt(Math.max(rms[c]!, 1e-3 * top)); logSum += Math.log(rms[c]!); }
         const g = Math.exp(logSum / D);
-        for (let c = 0; c < D; c++) lam[h * D + c] = amax[c]! / g;
+        for (let c = 0; c < D; c++) lam[h * D + c] = rms[c]! / g;
       }
       sm[layer] = lam;
     }

@@ -521,15 +521,13 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   const storeP = (idx: string, p: string) => split
     ? splitTo(p, `sKV[${idx}]`, `sKV[${PL}u + ${idx}]`, true)
     : `sKV[${idx}] = tohalf(${p});`;
-  // The real kernel's P stores of a lane's NSC scores, after their exps: in the split form one uniform branch on
+  // The split form's P stores of a lane's NSC scores on real matrices, after their exps: one uniform branch on
   // nfin between the two splits (split_hi_q's per-score selects cost the split form 4–7% on the H200).
-  const storePAll = (idx: (c: number) => string) => split
-    ? `        if (nfin) {
+  const storePSplit = (idx: (c: number) => string) => `        if (nfin) {
 ${each(NSC, (c) => `          ${splitTo(`p${c}`, `sKV[${idx(c)}]`, `sKV[${PL}u + ${idx(c)}]`, true)}`)}
         } else {
 ${each(NSC, (c) => `          ${splitTo(`p${c}`, `sKV[${idx(c)}]`, `sKV[${PL}u + ${idx(c)}]`)}`)}
-        }`
-    : '';
+        }`;
   const live = (b: number): string => [kskip && b > 0 ? `nk > ${b * 16}u` : '', qskip ? 'rowsLive' : ''].filter(Boolean).join(' && ') || 'true';
 
   const prelude = [
@@ -978,12 +976,12 @@ ${fastSm ? '        }\n' : ''}` : `${fastSm ? `        if (fastT) {
 ${each(NSC, (c) => `        let p${c} = exp2(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};${split ? '' : `
         sKV[sbp + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}] = tohalf(p${c});`}`)}
-${split ? storePAll((c) => `sbp + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}`) : ''}
+${split ? storePSplit((c) => `sbp + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}`) : ''}
         } else {
 ` : ''}${each(NSC, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};${split ? '' : `
         sKV[sbp + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}] = tohalf(p${c});`}`)}
-${split ? storePAll((c) => `sbp + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}`) : ''}
+${split ? storePSplit((c) => `sbp + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}`) : ''}
 ${fastSm ? '        }\n' : ''}`}        ${two ? '' : 'sum += partner(sum, lid);'}
         l = l * alpha + sum;
         m = mNew;

@@ -234,8 +234,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
         if (keep && partial) {
           keep = mask_allows(i32(pos[a]), i32(k0 + jl), i32(lenQ), i32(lenK), head[a] * P.thrHeadStride + rowGlobal + pos[a], s[b]);
         }
-        if (keep && breaks_row(s[b])) { bad[a] = 1.0; }
-        s[b] = select(MASKED, s[b], keep && !breaks_row(s[b]));
+        let broken = breaks_row(s[b]);
+        if (keep && broken) { bad[a] = 1.0; }
+        s[b] = select(MASKED, s[b], keep && !broken);
       }
       if (NATURAL) { s = s * LOG2E; }
       if (CAPTURE != 0u) {
