@@ -20,7 +20,7 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
   let ref = null;
   const run = async (label, t, pref = 'decode') => {
     setGpuKernelPreference(pref);
-    setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true, ...t });
+    setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true, direct16: true, ...t });
     const prep = await prepareGpuAttention(plan, q, k, v);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     const kernel = /decode_(warp|split)/.exec(prep.stats.key)?.[0] ?? prep.stats.kernel;
@@ -34,6 +34,28 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
     return `${label} ${ms.toFixed(3)} ms (${(bytes / ms / 1e6).toFixed(0)} GB/s${pref === 'decode' ? `, ${kernel}` : ''}${check})`;
   };
+  if (process.env.QUICK === '3') {
+    // QUICK=3: f16 only: 16-bit output written by decode_merge (default) against the f32 buffer and
+    // convert_out pass, the merge dispatch skipped (wrong output; what the merge costs), split targets.
+    if (dtype !== 'f16') break;
+    const cells = [];
+    for (let rep = 0; rep < 2; rep++) {
+      cells.push(await run('default:', {}), await run('convert pass:', { direct16: false }), await run('no merge:', { ablate: 32 }), await run('no merge, convert pass:', { ablate: 32, direct16: false }));
+      for (const target of [320, 384]) cells.push(await run(`target ${target}:`, { target }));
+    }
+    console.log(`decode-kv4k ${dtype}, dispatches: ${cells.join(' | ')}`);
+    break;
+  }
+  if (process.env.QUICK === '2') {
+    // QUICK=2: f16 only, the split target swept (how many workgroups a call is cut into) with the defaults
+    // in between, and keys per batch / prefetch depth at the two best-known targets.
+    if (dtype !== 'f16') break;
+    const cells = [];
+    for (const target of [256, 160, 192, 224, 256, 288, 320, 384, 448, 256]) cells.push(await run(`target ${target}:`, { target }));
+    for (const target of [256, 384]) for (const [kb, pipe] of [[2, 1], [2, 2], [4, 2]]) cells.push(await run(`target ${target} kb ${kb} pipe ${pipe}:`, { target, kb, pipe }));
+    console.log(`decode-kv4k ${dtype}, sweep: ${cells.join(' | ')}`);
+    break;
+  }
   if (process.env.QUICK) {
     // QUICK=1: f16 only, the defaults (16-byte loads) against 8-byte loads and nearby split targets.
     if (dtype !== 'f16') break;

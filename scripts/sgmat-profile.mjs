@@ -10,7 +10,11 @@ const ctx = await gpuContext();
 // D80=1: head dims 72 and 80 (16-dim padded to 80: SigLIP, Qwen2-VL) at 729–5329 keys.
 // WAVES=1: 8k-d64 at 10, 13, 16 and 20 heads — 1280, 1664, 2048 and 2560 workgroups, 1.94, 2.52, 3.10 and
 // 3.88 waves of the 660 resident at d64 (5 a unit, 'occ') — to see what the last, partly filled wave costs.
+// WAVES=2: the same at the two-block kernel's 396 resident (3 a unit) — 12 to 24 heads, 1.94 to 3.88 waves —
+// and qwen2vl's d80 (528 resident, 4 a unit) at 12 to 20 heads, 1.91 to 3.18 waves.
 const shapes = process.env.WAVES === '1' ? [10, 13, 16, 20].map((H) => [`8k B1 H${H} N8192 d64`, 1, H, 8192, 64, false])
+  : process.env.WAVES === '2' ? [...[12, 14, 16, 18, 20, 24].map((H) => [`8k B1 H${H} N8192 d64`, 1, H, 8192, 64, false]),
+    ...[12, 14, 16, 17, 19, 20].map((H) => [`qwen B1 H${H} N5329 d80`, 1, H, 5329, 80, false])]
   : process.env.D80 === '1' ? [
   ['siglip B8 H16 N729 d72', 8, 16, 729, 72, false],
   ['B8 H16 N1024 d72', 8, 16, 1024, 72, false],

@@ -17,9 +17,16 @@ describe('webgpu decode kernel (split + merge), forced', () => {
     it(c.name, async () => {
       await checkCase(c, runOn('webgpu'));
       expect(lastGpuStats?.kernel).toBe('decode');
+      expect(lastGpuStats?.dispatches, 'split + merge (+ convert_out for an odd 16-bit value head dim)').toBe(outDispatches(c));
     }, 300_000);
   }
 });
+
+/** Dispatches of a decode call: split and merge; decode_merge writes 16-bit outputs as whole words of two
+ * itself, so only an odd value head dim in f16/bf16 adds the convert pass. */
+function outDispatches(c: (typeof CASES_DECODE)[number]): number {
+  return c.dtype && c.dtype !== 'f32' && (c.headDimV ?? c.headDim) % 2 === 1 ? 3 : 2;
+}
 
 // The subgroup decode kernel (decode-warp.ts) with its shuffles emulated in workgroup memory, on the
 // cases whose shapes it takes (4-element K/V loads, rows ≤ the lanes per key): one to sixteen lanes
@@ -38,6 +45,7 @@ describe('webgpu decode kernel on subgroups (decode_warp), emulated shuffles', (
       await checkCase(c, runOn('webgpu'));
       expect(lastGpuStats?.kernel).toBe('decode');
       expect(lastGpuStats?.key).toContain('decode_warp');
+      expect(lastGpuStats?.dispatches).toBe(outDispatches(c));
     }, 300_000);
   }
   // 16-bit K/V as f16, with eight elements per lane chunk (16-byte loads, the default) and with four

@@ -88,10 +88,11 @@ export class GpuTensor {
  * aims for (256: decode-kv4k f16 on the H200 took 0.111 ms at 256, 0.129 at 512, 0.170 at 1024);
  * decode_warp's `kb` (cap on keys per batch), `pipe` (prefetch depth), `combine` (subgroup partials
  * combined in the workgroup) and `wide` (16-byte loads of 16-bit K/V: decode-kv4k f16 0.091 ms against
- * 0.103–0.107 with 8-byte loads); `ablate`: parts of the kernel dropped (the results are wrong while it
- * is non-zero).
+ * 0.103–0.107 with 8-byte loads); `direct16` (decode_merge writes 16-bit outputs itself; false: through
+ * an f32 buffer and convert_out); `ablate`: parts of the kernel dropped (the results are wrong while it
+ * is non-zero; bit 32 skips the merge dispatch).
  */
-const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true };
+const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true, direct16: true };
 /**
  * Portable-kernel tuning for profiling (scripts/portable-profile.mjs; defaults are what runs):
  * - `pch`: P by chunk (PortableFlashVariant.pch) in the forward pass: P held in registers and stored with
@@ -173,6 +174,7 @@ export function setDecodeTuning(t: Partial<typeof decodeTuning>): void {
   if (t.pipe !== undefined) decodeTuning.pipe = t.pipe;
   if (t.combine !== undefined) decodeTuning.combine = t.combine;
   if (t.wide !== undefined) decodeTuning.wide = t.wide;
+  if (t.direct16 !== undefined) decodeTuning.direct16 = t.direct16;
 }
 
 export function isGpuTensor(x: unknown): x is GpuTensor {
@@ -400,8 +402,10 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
   const captureShape = capture ? (capture.mode === 1 ? [plan.batch * capture.heads.length * nQT * nKT * 64] : [plan.batch, capture.heads.length, capture.rows!.length, plan.seqLenK]) : null;
   const out = outIn ?? GpuTensor.empty(ctx, captureShape ?? outShape, capture ? 'f32' : plan.dtype);
   const lse = lseIn === undefined ? (plan.returnLse ? GpuTensor.empty(ctx, plan.varlen ? [plan.numHeads, plan.totalQ] : [plan.batch, plan.numHeads, plan.seqLenQ], 'f32') : null) : lseIn;
-  // Kernels that compute in f32 write f32; 16-bit outputs then go through convert_out.
-  const directOut = out.dtype === 'f32' || (sgFit !== null && !sgFit.emulate);
+  // Kernels that compute in f32 write f32; 16-bit outputs then go through convert_out, except from the
+  // tensor-core kernel and decode_merge (whole words of two: value head dim and output offsets even).
+  const decode16 = kernel === 'decode' && decodeTuning.direct16 && plan.headDimV % 2 === 0 && aligned(addr(plan, out, 'q'), 2, true);
+  const directOut = out.dtype === 'f32' || (sgFit !== null && !sgFit.emulate) || decode16;
   const outF32 = directOut ? out : GpuTensor.empty(ctx, out.shape, 'f32');
   if (!directOut) temps.push(outF32.buffer);
   const lseBuf = capture ? capture.lse.buffer : lse?.buffer ?? (() => { const b = ctx.device.createBuffer({ size: 16, usage: STORAGE }); temps.push(b); return b; })();
@@ -410,7 +414,9 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     enc.clearBuffer(out.buffer);
     ctx.device.queue.submit([enc.finish()]);
   } else if (poison) {
-    ctx.device.queue.writeBuffer(outF32.buffer, 0, new Float32Array(outF32.buffer.size / 4).fill(NaN));
+    // NaN in every element: f32 words, or two f16 / bf16 NaNs a word where a kernel writes 16 bits directly.
+    const nanWord = outF32.dtype === 'f32' ? 0x7fc00000 : outF32.dtype === 'f16' ? 0x7e007e00 : 0x7fc07fc0;
+    ctx.device.queue.writeBuffer(outF32.buffer, 0, new Uint32Array(outF32.buffer.size / 4).fill(nanWord));
     if (lse) ctx.device.queue.writeBuffer(lse.buffer, 0, new Float32Array(lse.buffer.size / 4).fill(NaN));
   }
 
@@ -565,12 +571,13 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const ub = uniform(ctx, p, temps);
     dispatches.push({ pipeline: pipe, groups: nSplit, entries: [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: kBuf } }, { binding: 4, resource: { buffer: vBuf } }, { binding: 5, resource: { buffer: partBuf } }, ...scaleEntries(true)] });
     const mv = { kernel: 'decode_merge', DV: plan.headDimV } as const;
-    const mpipe = await ctx.pipeline(variantKey(mv), decodeMergeSource(plan.headDimV));
+    const mfmt = out.dtype === 'f32' || !directOut ? 0 : out.dtype === 'f16' ? 1 : 2;
+    const mpipe = await ctx.pipeline(`${variantKey(mv)}:${mfmt}`, decodeMergeSource(plan.headDimV, mfmt));
     const mp = new ArrayBuffer(48), mu = new Uint32Array(mp), mf = new Float32Array(mp);
     mu.set([oa.row, oa.head, la.row, la.head, nMerge, lse ? 1 : 0, seqTable, mergeTable, plan.groupSize, rows]);
     mf[10] = -Infinity; mf[11] = NaN;
     const mub = uniform(ctx, mp, temps);
-    dispatches.push({ pipeline: mpipe, groups: nMerge, entries: [{ binding: 0, resource: { buffer: mub } }, META, { binding: 2, resource: { buffer: partBuf } }, { binding: 3, resource: { buffer: outF32.buffer } }, { binding: 4, resource: { buffer: lseBuf } }] });
+    dispatches.push({ pipeline: mpipe, groups: decodeTuning.ablate & 32 ? 0 : nMerge, entries: [{ binding: 0, resource: { buffer: mub } }, META, { binding: 2, resource: { buffer: partBuf } }, { binding: 3, resource: { buffer: outF32.buffer } }, { binding: 4, resource: { buffer: lseBuf } }] });
     jobsCount = nSplit + nMerge;
     visited = total;
     key = variantKey(dv);

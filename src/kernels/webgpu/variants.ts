@@ -463,11 +463,44 @@ export function decodeSource(v: DecodeVariant, maskFn: string): string {
   return `${prelude}\n${withDecodeHead(SHADERS['decode_split']!)}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
 }
 
-export function decodeMergeSource(DV: number): string {
-  return `const DV: u32 = ${DV}u;\nconst CPT: u32 = ${Math.ceil(DV / 128)}u;\n${SHADERS['decode_merge']}`;
+/**
+ * decode_merge for value head dim DV, writing f32 (fmt 0) or, as whole words of two, f16 (1) / bf16 (2):
+ * a 16-bit output then needs no convert pass (DV and the output offsets even; the caller checks).
+ */
+export function decodeMergeSource(DV: number, fmt: 0 | 1 | 2 = 0): string {
+  const pair = fmt === 0 ? 1 : 2;
+  return `const DV: u32 = ${DV}u;\nconst FMT: u32 = ${fmt}u;\nconst PAIR: u32 = ${pair}u;\nconst CPT: u32 = ${Math.ceil(DV / (128 * pair))}u;\n${CVT16_WGSL}\n${SHADERS['decode_merge']}`;
 }
+
+/** f32 → f16 (FMT 1) or bf16 (FMT 2) bits, round to nearest even, NaN kept (convert_out and decode_merge). */
+export const CVT16_WGSL = `fn bf16_rne(x: f32) -> u32 {
+  let u = bitcast<u32>(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) { return ((u >> 16u) | 0x40u) & 0xffffu; }
+  return ((u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u) & 0xffffu;
+}
+fn f16_rne(x: f32) -> u32 {
+  let u = bitcast<u32>(x);
+  let sign = (u >> 16u) & 0x8000u;
+  var a = u & 0x7fffffffu;
+  if (a >= 0x47800000u) { return sign | select(0x7c00u, 0x7e00u, a > 0x7f800000u); }
+  if (a < 0x38800000u) {
+    // subnormal or zero: round a·2^24 to an integer, ties to even
+    let f = bitcast<f32>(a) * 16777216.0;
+    var h = u32(f);
+    let rem = f - f32(h);
+    if (rem > 0.5 || (rem == 0.5 && (h & 1u) == 1u)) { h += 1u; }
+    return sign | h;
+  }
+  let odd = (a >> 13u) & 1u;
+  a += 0xc8000fffu + odd;
+  return sign | (a >> 13u);
+}
+fn cvt16(x: f32) -> u32 {
+  if (FMT == 1u) { return f16_rne(x); }
+  return bf16_rne(x);
+}`;
 
 /** f32 → f16 (fmt 1) or bf16 (fmt 2), two per word. */
 export function convertSource(fmt: 1 | 2): string {
-  return `const FMT: u32 = ${fmt}u;\n${SHADERS['convert_out']}`;
+  return `const FMT: u32 = ${fmt}u;\n${CVT16_WGSL}\n${SHADERS['convert_out']}`;
 }

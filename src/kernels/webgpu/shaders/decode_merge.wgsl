@@ -1,6 +1,9 @@
 // Flash-decoding, merge phase: one workgroup per (sequence, KV head) combines the splits' partials
 // (m, l, acc) by log-sum-exp: M = max m_s, L = Σ l_s·2^(m_s − M), O = Σ acc_s·2^(m_s − M) / L.
-// Thread t owns output columns t + 128·u. The prelude defines DV, CPT.
+// Thread t owns output columns t + 128·u (f32 output), or the column pairs 2·(t + 128·u), +1 (16-bit
+// output, FMT 1 f16 / 2 bf16: written as whole 32-bit words, so no convert pass follows; the caller takes
+// this form only when DV and every output row, head and sequence offset are even). The prelude defines DV,
+// FMT, PAIR (1 or 2), CPT (column groups a thread).
 
 struct Params {
   oRow: u32, oHead: u32, lseRow: u32, lseHead: u32,
@@ -11,12 +14,16 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> tbl: array<u32>;
 @group(0) @binding(2) var<storage, read> part: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<u32>;
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 
 const LN2: f32 = 0.6931471805599453;
+const NC: u32 = CPT * PAIR;
 const MASKED: f32 = -1.0e30;
 var<workgroup> wjob: array<u32, 16>;
+
+// Column of a thread's t-th value: t + 128·u for f32, pairs 2·(lid + 128·u) + (t & 1) for 16-bit output.
+fn col(lid: u32, t: u32) -> u32 { return select(lid + 128u * t, 2u * (lid + 128u * (t >> 1u)) + (t & 1u), PAIR == 2u); }
 
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -52,16 +59,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     let mUse = select(M, 0.0, M <= MASKED);
     var L = 0.0;
-    var acc: array<f32, CPT>;
-    for (var t = 0u; t < CPT; t++) { acc[t] = 0.0; }
+    var acc: array<f32, NC>;
+    for (var t = 0u; t < NC; t++) { acc[t] = 0.0; }
     for (var s = 0u; s < n; s++) {
       let pb = ((first + s) * P.partRows + r) * stride;
       let ls = part[pb + 1u];
       if (ls <= 0.0) { continue; }
       let w = exp2(part[pb] - mUse);
       L += ls * w;
-      for (var t = 0u; t < CPT; t++) {
-        let c = lid + 128u * t;
+      for (var t = 0u; t < NC; t++) {
+        let c = col(lid, t);
         if (c < DV) { acc[t] += part[pb + 2u + c] * w; }
       }
     }
@@ -69,9 +76,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let i = r % lenQ;
     let h = hk * P.group + g;
     let ob = oBase + i * P.oRow + h * P.oHead;
-    for (var t = 0u; t < CPT; t++) {
-      let c = lid + 128u * t;
-      if (c < DV) { out[ob + c] = select(select(acc[t] / L, 0.0, L == 0.0), P.nanv, badRow); }
+    for (var t = 0u; t < NC; t += PAIR) {
+      let c = col(lid, t);
+      if (c < DV) {
+        let x = select(select(acc[t] / L, 0.0, L == 0.0), P.nanv, badRow);
+        if (PAIR == 1u) { out[ob + c] = bitcast<u32>(x); }
+        else {
+          let y = select(select(acc[t + 1u] / L, 0.0, L == 0.0), P.nanv, badRow);
+          out[(ob + c) >> 1u] = cvt16(x) | (cvt16(y) << 16u);
+        }
+      }
     }
     if (P.hasLse == 1u && lid == 0u) {
       lse[lseBase + h * P.lseHead + i * P.lseRow] = select(select((M + log2(L)) * LN2, P.negInf, L == 0.0), P.nanv, badRow);
