@@ -4,7 +4,7 @@
 // outputs are wrong in those runs; only time counts).
 // Usage (after npm run build, on a GPU): node scripts/decode-profile.mjs
 import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setGpuKernelPreference } from '../dist/index.js';
-import { setDecodeTuning } from '../dist/kernels/webgpu/attention-gpu.js';
+import { DECODE_TUNING_DEFAULTS, setDecodeTuning } from '../dist/kernels/webgpu/attention-gpu.js';
 import { timeGpu } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
@@ -20,7 +20,7 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
   let ref = null;
   const run = async (label, t, pref = 'decode') => {
     setGpuKernelPreference(pref);
-    setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true, direct16: true, ...t });
+    setDecodeTuning({ ...DECODE_TUNING_DEFAULTS, ...t });
     const prep = await prepareGpuAttention(plan, q, k, v);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
     const kernel = /decode_(warp|split)/.exec(prep.stats.key)?.[0] ?? prep.stats.kernel;
@@ -35,16 +35,16 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
     return `${label} ${ms.toFixed(3)} ms (${(bytes / ms / 1e6).toFixed(0)} GB/s${pref === 'decode' ? `, ${kernel}` : ''}${check})`;
   };
   if (process.env.QUICK === '3') {
-    // QUICK=3: f16 only: 16-bit output written by decode_merge (default) against the f32 buffer and
-    // convert_out pass, the merge dispatch skipped (wrong output; what the merge costs), split targets.
-    if (dtype !== 'f16') break;
+    // QUICK=3: the fused kernel (one workgroup of 4·SS subgroups per sequence and KV head, no merge; SS from
+    // the split target: 128 → 1, 256 → 2, 384 → 3, 512 → 4 at decode-kv4k's 128 pairs) against split + merge.
     const cells = [];
     for (let rep = 0; rep < 2; rep++) {
-      cells.push(await run('default:', {}), await run('convert pass:', { direct16: false }), await run('no merge:', { ablate: 32 }), await run('no merge, convert pass:', { ablate: 32, direct16: false }));
-      for (const target of [320, 384]) cells.push(await run(`target ${target}:`, { target }));
+      cells.push(await run('default:', {}), await run('split + merge:', { fuse: false }), await run('split + merge, merge skipped:', { fuse: false, ablate: 32 }));
+      for (const target of [128, 384, 512]) cells.push(await run(`target ${target}:`, { target }));
+      cells.push(await run('split + merge, target 384:', { fuse: false, target: 384 }));
     }
-    console.log(`decode-kv4k ${dtype}, dispatches: ${cells.join(' | ')}`);
-    break;
+    console.log(`decode-kv4k ${dtype}, fused: ${cells.join(' | ')}`);
+    continue;
   }
   if (process.env.QUICK === '2') {
     // QUICK=2: f16 only, the split target swept (how many workgroups a call is cut into) with the defaults
@@ -70,7 +70,7 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
   const ab = [];
   for (const [name, bits] of [['full', 0], ['-K loads', 1], ['-V loads', 8], ['-K,V loads', 9], ['-reduction', 2], ['-P·V', 16], ['-reduction,P·V', 18], ['-all', 27]]) ab.push(await run(`${name}:`, { ablate: bits }));
   console.log(`decode-kv4k ${dtype}, parts dropped (defaults): ${ab.join(' | ')}`);
-  setDecodeTuning({ target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true });
+  setDecodeTuning(DECODE_TUNING_DEFAULTS);
   setGpuKernelPreference('auto');
   q.dispose(); k.dispose(); v.dispose();
 }

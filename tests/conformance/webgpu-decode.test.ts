@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
-import { setDecodeTuning } from '../../src/kernels/webgpu/attention-gpu.js';
-import { decodeWarpGeometry } from '../../src/kernels/webgpu/decode-warp.js';
+import { DECODE_TUNING_DEFAULTS, setDecodeTuning } from '../../src/kernels/webgpu/attention-gpu.js';
+import { decodeWarpCombines, decodeWarpGeometry } from '../../src/kernels/webgpu/decode-warp.js';
 import { CASES_DECODE, checkCase, runOn } from './cases.js';
 
 // decode_split forced on CASES_DECODE (cases.ts), then decode_warp with emulated shuffles.
@@ -93,4 +93,59 @@ describe('webgpu decode kernel on subgroups (decode_warp), emulated shuffles', (
       expect(lastGpuStats?.key).toContain('"pipe":0,"combine":false');
     }, 300_000);
   }
+});
+
+// Fused decode (decode_warp's SS and fin): when the split target asks for at most four workgroups of four
+// subgroups per (sequence, KV head), one workgroup of 4·SS subgroups takes the sequence's whole KV, sub-split
+// su reading every SS-th tile, combines its 4·SS partials in workgroup memory (SS rounds of four) and writes
+// the output and LSE itself: one dispatch, no merge (plus convert_out only for an odd 16-bit value head dim).
+// The split target is set per case to SS workgroups per (sequence, KV head) to force each SS.
+describe('webgpu decode_warp fused (one workgroup per sequence and KV head, no merge pass), emulated shuffles', () => {
+  beforeAll(async () => {
+    setGpuOutputPoisoning(true);
+    await gpuContext();
+    setGpuKernelPreference('decode-emulated');
+  });
+  afterAll(() => {
+    setGpuKernelPreference('auto');
+    setDecodeTuning({ target: DECODE_TUNING_DEFAULTS.target });
+  });
+  const fusable = CASES_DECODE.filter((x) => x.headDim % 4 === 0 && x.headDim >= 64 && !x.varlen && decodeWarpCombines((x.numHeads / x.numKvHeads) * x.seqLenQ, x.headDimV ?? x.headDim));
+  for (const c0 of fusable) {
+    for (const SS of [1, 2, 3]) {
+      // 16-bit K/V (f16 for the f32 cases at SS 2, so that fin writes f16 words too).
+      const c = SS === 2 && (!c0.dtype || c0.dtype === 'f32') ? { ...c0, dtype: 'f16' as const, name: `${c0.name} [f16]` } : c0;
+      it(`${c.name}, SS ${SS}`, async () => {
+        setDecodeTuning({ target: SS * c.batch * c.numKvHeads });
+        try {
+          await checkCase(c, runOn('webgpu'));
+        } finally {
+          setDecodeTuning({ target: DECODE_TUNING_DEFAULTS.target });
+        }
+        // Workgroups of 128·SS invocations need the adapter's limit (SwiftShader: 256, so SS ≤ 2 there;
+        // SS 3 then keeps the split and merge, which this checks too).
+        const ssMax = Math.min(4, Math.floor((await gpuContext()).caps.maxInvocations / 128));
+        if (SS > ssMax) {
+          expect(lastGpuStats?.key).not.toContain('"fin"');
+          expect(lastGpuStats?.dispatches).toBe(outDispatches(c));
+          return;
+        }
+        expect(lastGpuStats?.key).toContain('"fin"');
+        if (SS > 1) expect(lastGpuStats?.key).toContain(`"SS":${SS}`);
+        else expect(lastGpuStats?.key).not.toContain('"SS"');
+        expect(lastGpuStats?.dispatches).toBe(outDispatches(c) - 1);
+      }, 300_000);
+    }
+  }
+  it('sequences of very different lengths (varlen) keep the split and merge', async () => {
+    const c = CASES_DECODE.find((x) => x.varlen)!;
+    setDecodeTuning({ target: 2 * c.varlen!.length * c.numKvHeads });
+    try {
+      await checkCase(c, runOn('webgpu'));
+    } finally {
+      setDecodeTuning({ target: DECODE_TUNING_DEFAULTS.target });
+    }
+    expect(lastGpuStats?.key).not.toContain('"fin"');
+    expect(lastGpuStats?.dispatches).toBe(2);
+  }, 300_000);
 });

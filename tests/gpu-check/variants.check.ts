@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning, type GpuKernelPreference } from '../../src/index.js';
 import { CASES, CASES_DECODE, type ConformanceCase, checkCase, runOn } from '../conformance/cases.js';
 import { setSgmatAblation } from '../../src/kernels/webgpu/sgmat.js';
-import { setPortableTuning } from '../../src/kernels/webgpu/attention-gpu.js';
+import { DECODE_TUNING_DEFAULTS, setDecodeTuning, setPortableTuning } from '../../src/kernels/webgpu/attention-gpu.js';
 
 const summary: string[] = [];
 
@@ -94,6 +94,24 @@ describe('check:gpu — every kernel variant', () => {
         const line = await runCase(cc, 'decode');
         summary.push(`decode   ${cc.name}: ${line}`);
       }, 300_000);
+    }
+  }
+  // Fused decode (decode_warp's SS and fin: one workgroup of 4·SS subgroups per sequence and KV head writes
+  // the output, no merge pass), SS forced through the split target, with real shuffles.
+  for (const c of CASES_DECODE.filter((x) => !x.varlen)) {
+    for (const SS of [1, 2, 3, 4]) {
+      for (const cc of c.dtype ? [c] : [c, { ...c, dtype: 'f16' as const, name: `${c.name} [f16]` }]) {
+        it(`decode fused SS ${SS}: ${cc.name}`, async () => {
+          setDecodeTuning({ target: SS * cc.batch * cc.numKvHeads });
+          try {
+            const line = await runCase(cc, 'decode');
+            const key = lastGpuStats?.key ?? '';
+            summary.push(`decode SS${SS} ${cc.name}: ${line}${key.includes('"fin"') ? `, fused${/"SS":(\d)/.exec(key)?.[0] ? ` ${/"SS":(\d)/.exec(key)![0]}` : ''}` : ', split + merge'}`);
+          } finally {
+            setDecodeTuning({ target: DECODE_TUNING_DEFAULTS.target });
+          }
+        }, 300_000);
+      }
     }
   }
 });

@@ -89,10 +89,15 @@ export class GpuTensor {
  * decode_warp's `kb` (cap on keys per batch), `pipe` (prefetch depth), `combine` (subgroup partials
  * combined in the workgroup) and `wide` (16-byte loads of 16-bit K/V: decode-kv4k f16 0.091 ms against
  * 0.103–0.107 with 8-byte loads); `direct16` (decode_merge writes 16-bit outputs itself; false: through
- * an f32 buffer and convert_out); `ablate`: parts of the kernel dropped (the results are wrong while it
+ * an f32 buffer and convert_out); `fuse` (one workgroup of up to 16 subgroups per (sequence, KV head) that
+ * writes the output itself, when the split target asks for ≤ 4 workgroups per (sequence, KV head)); `ablate`: parts of the kernel dropped (the results are wrong while it
  * is non-zero; bit 32 skips the merge dispatch).
  */
-const decodeTuning = { target: 256, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true, direct16: true };
+/** The decode tuning's defaults (what runs unless a profile changes it; setDecodeTuning(DECODE_TUNING_DEFAULTS) restores them). */
+export const DECODE_TUNING_DEFAULTS: Readonly<DecodeTuning> = Object.freeze({ target: 384, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true, direct16: true, fuse: true });
+/** setDecodeTuning's knobs (see above). */
+export interface DecodeTuning { target: number; ablate: number; kb: number; pipe: number; combine: boolean; wide: boolean; direct16: boolean; fuse: boolean }
+const decodeTuning: DecodeTuning = { ...DECODE_TUNING_DEFAULTS };
 /**
  * Portable-kernel tuning for profiling (scripts/portable-profile.mjs; defaults are what runs):
  * - `pch`: P by chunk (PortableFlashVariant.pch) in the forward pass: P held in registers and stored with
@@ -175,6 +180,7 @@ export function setDecodeTuning(t: Partial<typeof decodeTuning>): void {
   if (t.combine !== undefined) decodeTuning.combine = t.combine;
   if (t.wide !== undefined) decodeTuning.wide = t.wide;
   if (t.direct16 !== undefined) decodeTuning.direct16 = t.direct16;
+  if (t.fuse !== undefined) decodeTuning.fuse = t.fuse;
 }
 
 export function isGpuTensor(x: unknown): x is GpuTensor {
@@ -532,7 +538,9 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     for (let b = 0; b < plan.batch; b++) total += seqPlan[b] ? seqPlan[b]!.entries.length * plan.numKvHeads : 0;
     const target = decodeTuning.target;
     const perSeqHead = Math.max(1, Math.ceil(total / plan.numKvHeads / Math.max(1, plan.batch)));
-    const splitTiles = Math.max(1, Math.ceil(perSeqHead / Math.max(1, Math.ceil(target / Math.max(1, plan.batch * plan.numKvHeads)))));
+    // Workgroups of four subgroups wanted per (sequence, KV head).
+    const want = Math.max(1, Math.ceil(target / Math.max(1, plan.batch * plan.numKvHeads)));
+    let splitTiles = Math.max(1, Math.ceil(perSeqHead / want));
     const rows = plan.groupSize * plan.seqLenQ;
     // Four elements per K/V load when every row, head and sequence offset is a multiple of 4; eight
     // 16-bit elements when they are multiples of 8.
@@ -544,6 +552,17 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     // Partials per split workgroup: one per subgroup for decode_warp.
     const combine = wg !== null && decodeTuning.combine && decodeWarpCombines(Math.max(1, rows), plan.headDimV);
     const PW = wg && !combine ? 4 : 1;
+    // Fused (decode_warp's SS and fin): when the four-subgroup units wanted per (sequence, KV head) fit one
+    // workgroup (≤ 4, and the adapter's invocation limit), each (sequence, KV head) gets one workgroup of
+    // 4·SS subgroups that combines its partials in workgroup memory and writes the output itself: no merge
+    // pass (decode-kv4k f16 on the H200: the merge dispatch cost ~10 µs of 89). Not for sequences of very
+    // different lengths (varlen), where one workgroup per sequence would leave the long ones alone at the end.
+    let maxEntries = 0;
+    for (let b = 0; b < plan.batch; b++) maxEntries = Math.max(maxEntries, seqPlan[b]?.entries.length ?? 0);
+    const ssMax = Math.min(4, Math.floor(caps.maxInvocations / 128));
+    const fused = combine && decodeTuning.fuse && want <= ssMax && maxEntries <= 1.25 * perSeqHead;
+    const SS = fused ? Math.max(1, Math.min(want, maxEntries)) : 1;
+    if (fused) splitTiles = Math.max(1, maxEntries);
     const split: number[] = [], merge: number[] = [];
     for (let b = 0; b < plan.batch; b++) {
       const tp = seqPlan[b];
@@ -559,28 +578,36 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const maskBase = meta.push(mask.data);
     const ablate = decodeTuning.ablate ? { ablate: decodeTuning.ablate } : {};
     const dv: DecodeVariant | DecodeWarpVariant = wg
-      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, wide: wg.E === 8, pipe: decodeTuning.pipe, combine, natural, cap, maskKey: mask.key, sg: sg32 && preference !== 'decode-emulated', ...(pagedV ? { paged: pagedV } : {}), ...ablate }
+      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, wide: wg.E === 8, pipe: decodeTuning.pipe, combine, natural, cap, maskKey: mask.key, sg: sg32 && preference !== 'decode-emulated', ...(pagedV ? { paged: pagedV } : {}), ...(SS > 1 ? { SS } : {}), ...(fused ? { fin: outF32.dtype } : {}), ...ablate }
       : { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, vec4, ...(pagedV ? { paged: pagedV } : {}), ...ablate };
     const pipe = await ctx.pipeline(variantKey(dv), dv.kernel === 'decode_warp' ? decodeWarpSource(dv, mask.fn) : decodeSource(dv, mask.fn));
-    const partBytes = Math.max(16, nSplit * PW * rows * (plan.headDimV + 2) * 4);
-    const partBuf = ctx.device.createBuffer({ size: partBytes, usage: STORAGE });
-    temps.push(partBuf);
-    const p = new ArrayBuffer(64), pu = new Uint32Array(p), pf = new Float32Array(p);
+    const p = new ArrayBuffer(96), pu = new Uint32Array(p), pf = new Float32Array(p);
     pu.set([qa.row, qa.head, ka.row, ka.head, va.row, va.head, nSplit, splitTiles, seqTable, planTable, jobTable, maskBase]);
     pf[12] = plan.scale; pf[13] = plan.softcap; pu[14] = plan.groupSize; pu[15] = rows;
+    pu.set([oa.row, oa.head, la.row, la.head, lse ? 1 : 0], 16);
+    pf[21] = -Infinity; pf[22] = NaN;
     const ub = uniform(ctx, p, temps);
-    dispatches.push({ pipeline: pipe, groups: nSplit, entries: [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: kBuf } }, { binding: 4, resource: { buffer: vBuf } }, { binding: 5, resource: { buffer: partBuf } }, ...scaleEntries(true)] });
-    const mv = { kernel: 'decode_merge', DV: plan.headDimV } as const;
-    const mfmt = out.dtype === 'f32' || !directOut ? 0 : out.dtype === 'f16' ? 1 : 2;
-    const mpipe = await ctx.pipeline(`${variantKey(mv)}:${mfmt}`, decodeMergeSource(plan.headDimV, mfmt));
-    const mp = new ArrayBuffer(48), mu = new Uint32Array(mp), mf = new Float32Array(mp);
-    mu.set([oa.row, oa.head, la.row, la.head, nMerge, lse ? 1 : 0, seqTable, mergeTable, plan.groupSize, rows]);
-    mf[10] = -Infinity; mf[11] = NaN;
-    const mub = uniform(ctx, mp, temps);
-    dispatches.push({ pipeline: mpipe, groups: decodeTuning.ablate & 32 ? 0 : nMerge, entries: [{ binding: 0, resource: { buffer: mub } }, META, { binding: 2, resource: { buffer: partBuf } }, { binding: 3, resource: { buffer: outF32.buffer } }, { binding: 4, resource: { buffer: lseBuf } }] });
-    jobsCount = nSplit + nMerge;
+    const common: Dispatch['entries'] = [{ binding: 0, resource: { buffer: ub } }, META, { binding: 2, resource: { buffer: q.buffer } }, { binding: 3, resource: { buffer: kBuf } }, { binding: 4, resource: { buffer: vBuf } }, ...scaleEntries(true)];
+    jobsCount = nSplit;
     visited = total;
     key = variantKey(dv);
+    if (fused) {
+      dispatches.push({ pipeline: pipe, groups: nSplit, entries: [...common, { binding: 10, resource: { buffer: outF32.buffer } }, { binding: 11, resource: { buffer: lseBuf } }] });
+    } else {
+      const partBytes = Math.max(16, nSplit * PW * rows * (plan.headDimV + 2) * 4);
+      const partBuf = ctx.device.createBuffer({ size: partBytes, usage: STORAGE });
+      temps.push(partBuf);
+      dispatches.push({ pipeline: pipe, groups: nSplit, entries: [...common, { binding: 5, resource: { buffer: partBuf } }] });
+      const mv = { kernel: 'decode_merge', DV: plan.headDimV } as const;
+      const mfmt = out.dtype === 'f32' || !directOut ? 0 : out.dtype === 'f16' ? 1 : 2;
+      const mpipe = await ctx.pipeline(`${variantKey(mv)}:${mfmt}`, decodeMergeSource(plan.headDimV, mfmt));
+      const mp = new ArrayBuffer(48), mu = new Uint32Array(mp), mf = new Float32Array(mp);
+      mu.set([oa.row, oa.head, la.row, la.head, nMerge, lse ? 1 : 0, seqTable, mergeTable, plan.groupSize, rows]);
+      mf[10] = -Infinity; mf[11] = NaN;
+      const mub = uniform(ctx, mp, temps);
+      dispatches.push({ pipeline: mpipe, groups: decodeTuning.ablate & 32 ? 0 : nMerge, entries: [{ binding: 0, resource: { buffer: mub } }, META, { binding: 2, resource: { buffer: partBuf } }, { binding: 3, resource: { buffer: outF32.buffer } }, { binding: 4, resource: { buffer: lseBuf } }] });
+      jobsCount = nSplit + nMerge;
+    }
   } else {
     const jobs: [number, number, number, number][] = [];
     const headBlocks = plan.numHeads / G;

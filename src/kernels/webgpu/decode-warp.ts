@@ -23,7 +23,7 @@
  * `sg` false emulates the shuffles through workgroup memory (two barriers each), so the same logic runs
  * where subgroups are not 32 lanes wide (SwiftShader in CI). It is for tests, not speed.
  */
-import { JOB_WGSL, each, kvRawLoaders, withDecodeHead, type InFormat, type KvPaging } from './variants.js';
+import { CVT16_WGSL, JOB_WGSL, each, kvRawLoaders, withDecodeHead, type InFormat, type KvPaging } from './variants.js';
 import { SHADERS } from './shaders.generated.js';
 import { MASK_HELPERS } from './mask-wgsl.js';
 
@@ -48,6 +48,18 @@ export interface DecodeWarpVariant {
   readonly wide: boolean;
   /** Prefetch depth: each batch's K/V loads issued this many batches ahead (0–2; registers grow with it). */
   readonly pipe: number;
+  /**
+   * Sub-splits a workgroup (1–4; 4·SS subgroups, 128·SS invocations): sub-split su takes every SS-th tile of
+   * the workgroup's split, and the 4·SS subgroups' partials are combined in workgroup memory four at a
+   * time (SS rounds). Needs `combine`. With `fin`, a workgroup that holds its sequence's whole KV this way
+   * writes the output itself and the merge pass goes.
+   */
+  readonly SS?: number;
+  /**
+   * The workgroup writes the normalised output (in this format) and the LSE itself instead of a partial:
+   * every split holds a whole (sequence, KV head), so decode_merge does not run. Needs `combine`.
+   */
+  readonly fin?: 'f32' | 'f16' | 'bf16';
   /** Profiling aid: parts dropped, bits 1 K loads, 2 score reduction, 8 V loads, 16 P·V. Wrong results. */
   readonly ablate?: number;
 }
@@ -97,7 +109,7 @@ export function decodeWarpCombines(R: number, DV: number): boolean {
 
 const SHUFFLES_REAL = `fn xsh(x: f32, m: u32, lid: u32) -> f32 { return subgroupShuffleXor(x, m); }
 fn bsh(x: f32, src: u32, lid: u32) -> f32 { return subgroupShuffle(x, src); }`;
-const SHUFFLES_EMU = `var<workgroup> exch: array<f32, 128>;
+const shufflesEmu = (wg: number) => `var<workgroup> exch: array<f32, ${wg}>;
 fn xsh(x: f32, m: u32, lid: u32) -> f32 {
   exch[lid] = x;
   workgroupBarrier();
@@ -118,6 +130,13 @@ export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
   const g = decodeWarpGeometry(v.D, v.DV, v.R, (v.paged?.kvFmt ?? v.fmt) as InFormat, v.KB, v.wide);
   if (!g) throw new Error(`decode_warp: no geometry for D ${v.D}, DV ${v.DV}, R ${v.R}`);
   const { E, LPK, KPW, NCK, NCV, RP } = g;
+  const SS = v.SS ?? 1, WG = 128 * SS;
+  // Sub-splits with different tile counts: real shuffles loop over their own count; the emulated ones
+  // (barriers in the loop) over the largest, guarding the batches past the end.
+  const guard = SS > 1 && !v.sg;
+  const NT = !v.sg ? 'select(0u, ((e1 - e0 + SS - 1u) / SS) * NB, e1 > e0)' : 'select(0u, ((e1 - e0 - su + SS - 1u) / SS) * NB, e1 > e0 + su)';
+  if (SS < 1 || SS > 4 || ((SS > 1 || v.fin) && !v.combine)) throw new Error(`decode_warp: SS ${SS}${v.fin ? ', fin' : ''} needs combine`);
+  if (v.fin && v.fin !== 'f32' && v.DV % 2 !== 0) throw new Error('decode_warp: a 16-bit fin output needs an even value head dim');
   // A lane's chunk t of a row holds elements (gl + LPK·t)·E … +E − 1, as NH four-element parts h.
   const NH = E / 4;
   const parts = (n: number) => Array.from({ length: n * NH }, (_, i) => [Math.floor(i / NH), i % NH] as const);
@@ -161,12 +180,14 @@ export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
     `const LPK: u32 = ${LPK}u;`,
     `const NATURAL: bool = ${v.natural};`,
     `const CAP: bool = ${v.cap};`,
+    `const SS: u32 = ${SS}u;`,
+    v.fin ? `const FMT: u32 = ${v.fin === 'f16' ? 1 : v.fin === 'bf16' ? 2 : 0}u;\nconst LN2: f32 = 0.6931471805599453;\n@group(0) @binding(10) var<storage, read_write> out: array<u32>;\n@group(0) @binding(11) var<storage, read_write> lse: array<f32>;\n${v.fin === 'f32' ? '' : CVT16_WGSL}` : '',
     '@group(0) @binding(2) var<storage, read> qb: array<u32>;',
     v.fmt === 'f32' ? 'fn ld_q(e: u32) -> f32 { return bitcast<f32>(qb[e]); }'
       : v.fmt === 'f16' ? 'fn ld_q(e: u32) -> f32 { return unpack2x16float(qb[e >> 1u])[e & 1u]; }'
       : 'fn ld_q(e: u32) -> f32 { let w = qb[e >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (e & 1u) == 1u)); }',
     kvRawLoaders(v.fmt, v.paged, E),
-    v.sg ? SHUFFLES_REAL : SHUFFLES_EMU,
+    v.sg ? SHUFFLES_REAL : shufflesEmu(WG),
     v.combine ? `var<workgroup> wst: array<f32, ${4 * v.R * (v.DV + 2)}>;` : '',
     red('row_max', (a, b) => `max(${a}, ${b})`, [...keyMasks, ...groupMasks]),
     red('row_sum', (a, b) => `${a} + ${b}`, [...keyMasks, ...groupMasks]),
@@ -182,12 +203,14 @@ export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
 
   // Loads of batch `i` into the registers prefixed `d` (c: current, n: next): its first key dkq, the
   // tile's end dkEnd and partial flag, and raw K/V (zero outside the sequence and past the head dims).
-  const load = (d: string, i: string) => `      { let e = e0 + (${i}) / NB;
-        let ent = tbl[entries + e];
+  const load = (d: string, i: string) => `      { let e = e0 + su + ((${i}) / NB) * SS;
+${guard ? `        let ent = tbl[entries + min(e, e1 - 1u)];
         let k0 = (ent >> 1u) * 64u;
-        ${d}kEnd = min(k0 + 64u, lenK);
+        ${d}kEnd = select(0u, min(k0 + 64u, lenK), e < e1);   // past e1 (a sub-split with fewer tiles): no key` : `        let ent = tbl[entries + e];
+        let k0 = (ent >> 1u) * 64u;
+        ${d}kEnd = min(k0 + 64u, lenK);`}
         ${d}partial = (ent & 1u) == 1u;
-        ${d}kq = k0 + w * 16u + ((${i}) % NB) * ${KPW * KB}u + gi * KB;   // this lane group's first key
+        ${d}kq = k0 + wq * 16u + ((${i}) % NB) * ${KPW * KB}u + gi * KB;   // this lane group's first key
 ${oneLookup ? `        let kr0 = kv_at(kBase, ${d}kq, P.kRow);   // the batch's KB keys: consecutive slots of one block` : ''}
 ${each(KB, (kb) => `        { let ok = ${d}kq + ${kb}u < ${d}kEnd;
           let kr = ${oneLookup ? `kr0 + ${kb}u * P.kRow` : `kv_at(kBase, ${d}kq + ${kb}u, P.kRow)`};
@@ -248,44 +271,101 @@ ${load('c', 'i')}
 ${compute}
   }`;
 
-  // The partials: each subgroup's (m, l, O) per row, straight to `part` or (combine) through workgroup
-  // memory, where the workgroup's 128 threads combine the four by log-sum-exp, one (row, column) each.
-  const rowPartial = (r: number, dst: (what: 'm' | 'l' | 'o', c?: string) => string) => `  {
+  // Combined (v.combine): every subgroup first reduces its rows across its lane groups (shuffles, all
+  // subgroups alike), then in round u the four subgroups of sub-split u write their (m, l, O) rows to the
+  // four slots of wst and each invocation folds them, by log-sum-exp, into the running (M, L, O) of the
+  // output units it owns (unit x = lid + WG·j: PAIR consecutive columns of one row); at the end the units go
+  // to the workgroup's partial or, with fin, to the output and LSE.
+  const PAIR = v.fin && v.fin !== 'f32' ? 2 : 1;
+  const NE = Math.max(1, Math.ceil((v.R * v.DV) / PAIR / WG));
+  const slot = (r: number, x: 'm' | 'l' | 'o', c?: string) => `wst[(wq * R + ${r}u) * stride${x === 'm' ? '' : x === 'l' ? ' + 1u' : ` + 2u + ${c}`}]`;
+  const combined = `${each(v.R, (r) => `  let lr${r} = bsh(lsum, ${r << (SH + LKB)}u, lid);
+  let mr${r} = bsh(m, ${r << (SH + LKB)}u, lid);
+  let br${r} = bsh(badr, ${r << (SH + LKB)}u, lid);
+${parts(NCV).map(([t, h]) => `  o${r}_${t}_${h} = vec4<f32>(group_sum(o${r}_${t}_${h}.x, lid), group_sum(o${r}_${t}_${h}.y, lid), group_sum(o${r}_${t}_${h}.z, lid), group_sum(o${r}_${t}_${h}.w, lid));`).join('\n')}`)}
+${each(NE, (j) => `  var fM${j} = MASKED;
+  var fL${j} = 0.0;
+${each(PAIR, (k) => `  var fO${j}_${k} = 0.0;`)}
+  var fN${j} = false;`)}
+${each(SS, (u) => `  // round ${u}: sub-split ${u}'s four subgroups
+  if (su == ${u}u) {
+${each(v.R, (r) => `    if (${r}u < rows) {
+      if (lane == 0u) { ${slot(r, 'm')} = mr${r}; ${slot(r, 'l')} = select(lr${r}, -1.0, br${r} > 0.0); }
+${parts(NCV).map(([t, h]) => `      { let c = ${col(t)} + ${4 * h}u; if (gi == 0u && c < DV) { ${slot(r, 'o', 'c')} = o${r}_${t}_${h}.x; ${slot(r, 'o', 'c + 1u')} = o${r}_${t}_${h}.y; ${slot(r, 'o', 'c + 2u')} = o${r}_${t}_${h}.z; ${slot(r, 'o', 'c + 3u')} = o${r}_${t}_${h}.w; } }`).join('\n')}
+    }`)}
+  }
+  workgroupBarrier();
+${each(NE, (j) => `  {
+    let x = lid + ${WG * j}u;
+    let r = x * ${PAIR}u / DV;
+    let c = x * ${PAIR}u % DV;
+    if (r < rows) {
+      var M = MASKED;
+      var nan = false;
+      for (var q = 0u; q < 4u; q++) { M = max(M, wst[(q * R + r) * stride]); nan = nan || wst[(q * R + r) * stride + 1u] < 0.0; }
+      let mu = select(M, 0.0, M <= MASKED);
+      var L = 0.0;
+${each(PAIR, (k) => `      var O${k} = 0.0;`)}
+      for (var q = 0u; q < 4u; q++) {
+        let b = (q * R + r) * stride;
+        let f = select(0.0, exp2(wst[b] - mu), wst[b + 1u] > 0.0);
+        L += wst[b + 1u] * f;
+${each(PAIR, (k) => `        O${k} += wst[b + ${2 + k}u + c] * f;`)}
+      }
+${u === 0 ? `      fM${j} = M;
+      fL${j} = L;
+${each(PAIR, (k) => `      fO${j}_${k} = O${k};`)}
+      fN${j} = nan;` : `      // fold into the running (M, L, O)
+      let Mn = max(fM${j}, M);
+      let mn = select(Mn, 0.0, Mn <= MASKED);
+      let a = select(exp2(fM${j} - mn), 0.0, fM${j} <= MASKED);
+      let f = select(exp2(M - mn), 0.0, M <= MASKED);
+      fL${j} = fL${j} * a + L * f;
+${each(PAIR, (k) => `      fO${j}_${k} = fO${j}_${k} * a + O${k} * f;`)}
+      fM${j} = Mn;
+      fN${j} = fN${j} || nan;`}
+    }
+  }`)}
+${u + 1 < SS ? '  workgroupBarrier();' : ''}`)}
+${v.fin ? `  // the output (O / L, 0 for a row with no kept key, NaN for a NaN row) and the LSE in natural units
+  let oBase = J[6];
+  let lseBase = J[7];
+${each(NE, (j) => `  {
+    let x = lid + ${WG * j}u;
+    let r = x * ${PAIR}u / DV;
+    let c = x * ${PAIR}u % DV;
+    if (r < rows) {
+      let h = hk * P.group + r / lenQ;
+      let qi = r % lenQ;
+      let L = fL${j};
+${each(PAIR, (k) => `      let y${k} = select(select(fO${j}_${k} / L, 0.0, L == 0.0), P.nanv, fN${j});`)}
+      let ob = oBase + qi * P.oRow + h * P.oHead + c;
+      ${PAIR === 1 ? 'out[ob] = bitcast<u32>(y0);' : 'out[ob >> 1u] = cvt16(y0) | (cvt16(y1) << 16u);'}
+      if (P.hasLse == 1u && c == 0u) { lse[lseBase + h * P.lseHead + qi * P.lseRow] = select(select((fM${j} + log2(L)) * LN2, P.negInf, L == 0.0), P.nanv, fN${j}); }
+    }
+  }`)}` : `  let pbase = job * P.partRows * stride;
+${each(NE, (j) => `  {
+    let x = lid + ${WG * j}u;
+    let r = x * ${PAIR}u / DV;
+    let c = x * ${PAIR}u % DV;
+    if (r < rows) {
+      part[pbase + r * stride + 2u + c] = fO${j}_0;
+      if (c == 0u) { part[pbase + r * stride] = fM${j}; part[pbase + r * stride + 1u] = select(fL${j}, -1.0, fN${j}); }
+    }
+  }`)}`}`;
+  // Not combined: each subgroup writes its own partial rows.
+  const rowPartial = (r: number) => `  {
     let lr = bsh(lsum, ${r << (SH + LKB)}u, lid);
     let mr = bsh(m, ${r << (SH + LKB)}u, lid);
     let br = bsh(badr, ${r << (SH + LKB)}u, lid);
 ${parts(NCV).map(([t, h]) => `    let o${t}_${h} = vec4<f32>(group_sum(o${r}_${t}_${h}.x, lid), group_sum(o${r}_${t}_${h}.y, lid), group_sum(o${r}_${t}_${h}.z, lid), group_sum(o${r}_${t}_${h}.w, lid));`).join('\n')}
     if (${r}u < rows) {
-      if (lane == 0u) { ${dst('m')} = mr; ${dst('l')} = select(lr, -1.0, br > 0.0); }
-${parts(NCV).map(([t, h]) => `      { let c = ${col(t)} + ${4 * h}u; if (gi == 0u && c < DV) { ${dst('o', 'c')} = o${t}_${h}.x; ${dst('o', 'c + 1u')} = o${t}_${h}.y; ${dst('o', 'c + 2u')} = o${t}_${h}.z; ${dst('o', 'c + 3u')} = o${t}_${h}.w; } }`).join('\n')}
+      if (lane == 0u) { part[pbase + ${r}u * stride] = mr; part[pbase + ${r}u * stride + 1u] = select(lr, -1.0, br > 0.0); }
+${parts(NCV).map(([t, h]) => `      { let c = ${col(t)} + ${4 * h}u; if (gi == 0u && c < DV) { part[pbase + ${r}u * stride + 2u + c] = o${t}_${h}.x; part[pbase + ${r}u * stride + 3u + c] = o${t}_${h}.y; part[pbase + ${r}u * stride + 4u + c] = o${t}_${h}.z; part[pbase + ${r}u * stride + 5u + c] = o${t}_${h}.w; } }`).join('\n')}
     }
   }`;
-  const write = v.combine
-    ? `${each(v.R, (r) => rowPartial(r, (x, c) => `wst[(w * R + ${r}u) * stride${x === 'm' ? '' : x === 'l' ? ' + 1u' : ` + 2u + ${c}`}]`))}
-  workgroupBarrier();
-  let pbase = job * P.partRows * stride;
-  for (var x = lid; x < R * DV; x += 128u) {
-    let r = x / DV;
-    let c = x % DV;
-    if (r < rows) {
-      var M = MASKED;
-      var nan = false;
-      for (var u = 0u; u < 4u; u++) { M = max(M, wst[(u * R + r) * stride]); nan = nan || wst[(u * R + r) * stride + 1u] < 0.0; }
-      let mu = select(M, 0.0, M <= MASKED);
-      var L = 0.0;
-      var O = 0.0;
-      for (var u = 0u; u < 4u; u++) {
-        let b = (u * R + r) * stride;
-        let f = select(0.0, exp2(wst[b] - mu), wst[b + 1u] > 0.0);
-        L += wst[b + 1u] * f;
-        O += wst[b + 2u + c] * f;
-      }
-      part[pbase + r * stride + 2u + c] = O;
-      if (c == 0u) { part[pbase + r * stride] = M; part[pbase + r * stride + 1u] = select(L, -1.0, nan); }
-    }
-  }`
-    : `  let pbase = (job * 4u + w) * P.partRows * stride;
-${each(v.R, (r) => rowPartial(r, (x, c) => `part[pbase + ${r}u * stride${x === 'm' ? '' : x === 'l' ? ' + 1u' : ` + 2u + ${c}`}]`))}`;
+  const write = v.combine ? combined : `  let pbase = (job * 4u + w) * P.partRows * stride;
+${each(v.R, (r) => rowPartial(r))}`;
 
   const body = withDecodeHead(SHADERS['decode_warp']!)
     .replace('//@Q', qRegs)
@@ -297,6 +377,9 @@ ${each(v.R, (r) => rowPartial(r, (x, c) => `part[pbase + ${r}u * stride${x === '
     .replace('//@NB', `${16 / (KPW * KB)}`)
     .replaceAll('//@SH', `${SH}u`)
     .replaceAll('//@LKB', `${LKB}u`)
-    .replace('//@WRITE', write);
+    .replace('//@WRITE', write)
+    .replace('//@WG', `${WG}`)
+    .replace('//@NT', NT)
+    .replace('//@SU', SS > 1 ? 'w / 4u' : '0u');
   return `${prelude}\n${body}\n${JOB_WGSL}\n${MASK_HELPERS}\n${maskFn}\n`;
 }

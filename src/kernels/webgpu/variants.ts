@@ -131,13 +131,15 @@ fn tile_entry(at: u32, lid: u32) -> u32 {
 /**
  * The split phase's uniform block, table and partials (decode_split.wgsl and decode_warp.wgsl, at their
  * //@DECODE_HEAD line): both read the Params that attention-gpu.ts writes for decode, so they share one
- * definition.
+ * definition. The output and LSE fields serve decode_warp when it writes the output itself (`fin`).
  */
 export const DECODE_HEAD = `struct Params {
   qRow: u32, qHead: u32, kRow: u32, kHead: u32,
   vRow: u32, vHead: u32, numJobs: u32, splitTiles: u32,
   seqTable: u32, planTable: u32, jobTable: u32, maskBase: u32,
   scale: f32, softcap: f32, group: u32, partRows: u32,
+  oRow: u32, oHead: u32, lseRow: u32, lseHead: u32,
+  hasLse: u32, negInf: f32, nanv: f32, _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;

@@ -49,6 +49,27 @@ describe('decode_warp geometry', () => {
     expect(emu).not.toContain('subgroupShuffle');
     expect(emu).toContain('var<workgroup> exch');
   });
+  it('fused (SS, fin): 4·SS subgroups a workgroup, SS combine rounds, the output and LSE written in place of partials', () => {
+    const base: DecodeWarpVariant = { kernel: 'decode_warp', fmt: 'f16', D: 128, DV: 128, R: 4, KB: 4, wide: true, pipe: 1, combine: true, natural: false, cap: false, maskKey: 'none', sg: true };
+    const count = (src: string) => src.split('workgroupBarrier()').length - 1;
+    const fused = decodeWarpSource({ ...base, SS: 3, fin: 'f16' }, NO_MASK);
+    expect(fused).toContain('@workgroup_size(384)');
+    expect(count(fused)).toBe(2 * 3 - 1);   // a barrier after each round's writes, one between rounds
+    expect(fused).toContain('cvt16(y0) | (cvt16(y1) << 16u)');
+    expect(fused).not.toMatch(/part\[[^\]]*\] =/);
+    expect(fused).toContain('lse[lseBase');
+    // f32 output: one column a unit, written as the f32 bits; one sub-split keeps the four-subgroup geometry.
+    const f32 = decodeWarpSource({ ...base, fin: 'f32' }, NO_MASK);
+    expect(f32).toContain('@workgroup_size(128)');
+    expect(f32).toContain('out[ob] = bitcast<u32>(y0)');
+    expect(f32).toContain('let su = 0u;');
+    // Emulated shuffles: a workgroup-wide exchange buffer and the tile loop bound shared by all sub-splits.
+    const emu = decodeWarpSource({ ...base, SS: 2, fin: 'f32', sg: false }, NO_MASK);
+    expect(emu).toContain('var<workgroup> exch: array<f32, 256>');
+    expect(emu).toContain('let NT = select(0u, ((e1 - e0 + SS - 1u) / SS) * NB, e1 > e0)');
+    expect(() => decodeWarpSource({ ...base, SS: 2, combine: false }, NO_MASK)).toThrow(/needs combine/);
+    expect(() => decodeWarpSource({ ...base, fin: 'f32', combine: false }, NO_MASK)).toThrow(/needs combine/);
+  });
 });
 
 describe('tensor-core kernel key tile', () => {
