@@ -23,14 +23,15 @@ export async function timeGpu(device, encode, { warmMs = 600, minMs = 20, sample
 
 /**
  * Compiles a one-entry-point WGSL probe (compiler errors thrown with their line numbers), binds `buffers`
- * at bindings 0.., and times `groups` workgroups of it with timeGpu: ms per dispatch.
+ * (buffers or texture views) at bindings 0.., and times `groups` workgroups of it with timeGpu: ms per dispatch.
  */
 export async function timeProbe(device, code, buffers, groups) {
   const module = device.createShaderModule({ code });
   const errs = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
   if (errs.length) throw new Error(errs.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join(' | '));
   const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-  const bind = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+  // A GPUBuffer binds as a buffer; anything else (a texture view) as itself.
+  const bind = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((r, binding) => ({ binding, resource: typeof r.mapAsync === 'function' ? { buffer: r } : r })) });
   return timeGpu(device, (enc) => {
     const pass = enc.beginComputePass();
     pass.setPipeline(pipeline);
