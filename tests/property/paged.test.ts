@@ -11,7 +11,8 @@ import {
   type Int8Grid, KvBlockStorage, type KvDType, type Mask, Tensor, attentionPaged, causal, lastGpuStats, makeRotation, mulberry32, pagedAttentionReference, randn,
   slidingWindow, topK, setGpuKernelPreference,
 } from '../../src/index.js';
-import { decodeWarpGeometry } from '../../src/kernels/webgpu/decode-warp.js';
+import { decodeWarpCombines, decodeWarpGeometry } from '../../src/kernels/webgpu/decode-warp.js';
+import { DECODE_TUNING_DEFAULTS, setDecodeTuning } from '../../src/kernels/webgpu/attention-gpu.js';
 import { errorStats } from '../helpers/close.js';
 import { shuffledPagedStorage } from '../helpers/paged.js';
 
@@ -116,6 +117,47 @@ describe('paged == contiguous, decode on subgroups (decode_warp, shuffles emulat
           expectMatch(got, ref, 2e-5);
         },
       ), { numRuns: 16, seed: 37 });
+    } finally {
+      setGpuKernelPreference('auto');
+    }
+  }, 300_000);
+});
+
+describe('paged == contiguous, fused decode (one workgroup of 4·SS subgroups per sequence and KV head, no merge pass)', () => {
+  it('webgpu: random decode shapes with sequences of similar length, SS 1 or 2 (emulated shuffles)', async () => {
+    setGpuKernelPreference('decode-emulated');
+    try {
+      await fc.assert(fc.asyncProperty(
+        fc.record({
+          seed: fc.integer({ min: 1, max: 1e6 }),
+          numSeqs: fc.integer({ min: 1, max: 3 }),
+          bs: fc.constantFrom(3, 16, 32),
+          Hk: fc.integer({ min: 1, max: 2 }), G: fc.constantFrom(1, 2, 4), D: fc.constantFrom(32, 64, 128),
+          sq: fc.integer({ min: 1, max: 2 }), SS: fc.constantFrom(1, 2),
+          dtype: fc.constantFrom<KvDType>('f32', 'f16'), maskKind: fc.constantFrom('none', 'causal', 'window'),
+          len: fc.integer({ min: 128, max: 400 }), jitter: fc.array(fc.integer({ min: 0, max: 15 }), { minLength: 3, maxLength: 3 }),
+        }),
+        async (c) => {
+          // Lengths within 15 keys of each other: the same number of 64-key tiles ± 1, so the plan fuses.
+          const seqLens = c.jitter.slice(0, c.numSeqs).map((j) => c.len + j);
+          const { st, tables } = shuffledPaging(c.seed, seqLens, c.bs, c.Hk, c.D, c.dtype, false);
+          const mask: Mask | null = c.maskKind === 'causal' ? causal() : c.maskKind === 'window' ? slidingWindow(40, 0) : null;
+          const q = randn([c.numSeqs, c.sq, c.Hk * c.G, c.D], c.seed + 3);
+          const ref = pagedAttentionReference(q, st, 0, tables, seqLens, { mask });
+          setDecodeTuning({ target: c.SS * c.numSeqs * c.Hk });
+          let got;
+          try {
+            got = await attentionPaged(q, st, 0, tables, seqLens, { mask, backend: 'webgpu', returnLse: true });
+          } finally {
+            setDecodeTuning({ target: DECODE_TUNING_DEFAULTS.target });
+          }
+          expect(lastGpuStats?.kernel).toBe('decode');
+          const fused = decodeWarpGeometry(c.D, c.D, c.G * c.sq, c.dtype === 'f16' ? 'f16' : 'f32') !== null && decodeWarpCombines(c.G * c.sq, c.D);
+          expect(lastGpuStats?.key.includes('"fin"')).toBe(fused);
+          if (fused) expect(lastGpuStats?.dispatches).toBe(1);
+          expectMatch(got, ref, 2e-5);
+        },
+      ), { numRuns: 12, seed: 41 });
     } finally {
       setGpuKernelPreference('auto');
     }
