@@ -9,7 +9,8 @@ import { timeGpu } from './lib/gpu-time.mjs';
 
 const ctx = await gpuContext();
 // SMALL=1: a small shape, to try the script on a slow adapter.
-const [B, H, Hk, Sk, d] = process.env.SMALL ? [2, 8, 2, 512, 64] : [16, 32, 8, 4096, 128];
+// B=<n>: another batch size (decode-kv4k's H32/8 Sk4096 d128 otherwise).
+const [B, H, Hk, Sk, d] = process.env.SMALL ? [2, 8, 2, 512, 64] : [Number(process.env.B ?? 16), 32, 8, 4096, 128];
 let seed = 3;
 const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 - 0.5; };
 for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
@@ -23,7 +24,7 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
     setDecodeTuning({ ...DECODE_TUNING_DEFAULTS, ...t });
     const prep = await prepareGpuAttention(plan, q, k, v);
     const ms = await timeGpu(ctx.device, (e) => prep.encode(e));
-    const kernel = /decode_(warp|split)/.exec(prep.stats.key)?.[0] ?? prep.stats.kernel;
+    const kernel = `${/decode_(warp|split)/.exec(prep.stats.key)?.[0] ?? prep.stats.kernel}${prep.stats.key.includes('"fin"') ? ` fused${/"SS":\d/.exec(prep.stats.key)?.[0].replace('"SS":', ' SS ') ?? ' SS 1'}` : ''}`;
     // Runs that drop nothing must agree with the first one (decode_split): max |difference| printed.
     let check = '';
     if (!t.ablate) {
@@ -34,6 +35,13 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
     return `${label} ${ms.toFixed(3)} ms (${(bytes / ms / 1e6).toFixed(0)} GB/s${pref === 'decode' ? `, ${kernel}` : ''}${check})`;
   };
+  if (process.env.QUICK === '4') {
+    // QUICK=4 (with B=…): the defaults (fused where the plan takes it) against split + merge at this batch size.
+    const cells = [];
+    for (let rep = 0; rep < 2; rep++) cells.push(await run('default:', {}), await run('split + merge:', { fuse: false }));
+    console.log(`B${B} H${H}/${Hk} Sk${Sk} d${d} ${dtype}: ${cells.join(' | ')}`);
+    continue;
+  }
   if (process.env.QUICK === '3') {
     // QUICK=3: the fused kernel (one workgroup of 4·SS subgroups per sequence and KV head, no merge; SS from
     // the split target: 128 → 1, 256 → 2, 384 → 3, 512 → 4 at decode-kv4k's 128 pairs) against split + merge.

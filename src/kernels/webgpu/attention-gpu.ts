@@ -560,7 +560,15 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     let maxEntries = 0;
     for (let b = 0; b < plan.batch; b++) maxEntries = Math.max(maxEntries, seqPlan[b]?.entries.length ?? 0);
     const ssMax = Math.min(4, Math.floor(caps.maxInvocations / 128));
-    const fused = combine && decodeTuning.fuse && want <= ssMax && maxEntries <= 1.25 * perSeqHead;
+    // With eight 16-bit elements a lane (E = 8, the f16 default) a compute unit of the H200 holds three
+    // four-subgroup units of this kernel (its registers), so a workgroup of two or four units leaves part of
+    // the unit idle: at H32/8 Sk4096 (bench/results/decode-fused-batches-run-z.txt) fused SS 4 (B12) and SS 2
+    // (B24) ran 27–33% slower than split + merge, SS 3 (B16, B20) 7–15% faster; SS 2 at B32 was faster
+    // (0.154 against 0.182 ms), a matter of how the workgroups fill the last wave, which WebGPU gives no
+    // way to predict. So 16-bit wide decode fuses at SS 1 and 3 only; the four-element form (f32) gained at
+    // every SS (B12–B32: 3–25%).
+    const ssOk = wg !== null && (wg.E === 8 ? want === 1 || want === 3 : true);
+    const fused = combine && decodeTuning.fuse && ssOk && want <= ssMax && maxEntries <= 1.25 * perSeqHead;
     const SS = fused ? Math.max(1, Math.min(want, maxEntries)) : 1;
     if (fused) splitTiles = Math.max(1, maxEntries);
     const split: number[] = [], merge: number[] = [];
