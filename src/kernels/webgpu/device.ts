@@ -24,6 +24,7 @@ export interface GpuCaps {
   maxWorkgroupStorage: number;
   maxStorageBinding: number;
   maxBufferSize: number;
+  /** Invocations a (one-dimensional) workgroup may have: the smaller of maxComputeInvocationsPerWorkgroup and maxComputeWorkgroupSizeX. */
   maxInvocations: number;
   /** Whether shaders keep WGSL's bounds clamps (false only after `robustness: false` or Dawn's disable_robustness toggle). */
   robust: boolean;
@@ -225,7 +226,8 @@ async function create(init: WebGpuInit): Promise<GpuContext> {
     maxWorkgroupStorage: device.limits.maxComputeWorkgroupStorageSize,
     maxStorageBinding: device.limits.maxStorageBufferBindingSize,
     maxBufferSize: device.limits.maxBufferSize,
-    maxInvocations: device.limits.maxComputeInvocationsPerWorkgroup,
+    // Every kernel here uses one-dimensional workgroups: the larger of them needs both limits.
+    maxInvocations: Math.min(device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX),
     robust,
     vendor: info.vendor ?? '',
     architecture: info.architecture ?? '',
