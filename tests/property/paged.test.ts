@@ -88,76 +88,66 @@ describe('paged == contiguous', () => {
   }
 });
 
+/** One paged decode call on WebGPU (shuffled block tables), checked against the paged float64 reference. */
+async function pagedDecodeCase(c: { seed: number; bs: number; Hk: number; G: number; D: number; dtype: KvDType; maskKind: string }, seqLens: number[], sq: number): Promise<void> {
+  const { st, tables } = shuffledPaging(c.seed, seqLens, c.bs, c.Hk, c.D, c.dtype, false);
+  const mask: Mask | null = c.maskKind === 'causal' ? causal() : c.maskKind === 'window' ? slidingWindow(40, 0) : null;
+  const q = randn([seqLens.length, sq, c.Hk * c.G, c.D], c.seed + 3);
+  const ref = pagedAttentionReference(q, st, 0, tables, seqLens, { mask });
+  const got = await attentionPaged(q, st, 0, tables, seqLens, { mask, backend: 'webgpu', returnLse: true });
+  expect(lastGpuStats?.kernel).toBe('decode');
+  expectMatch(got, ref, 2e-5);
+}
+
+const decodeShape = {
+  seed: fc.integer({ min: 1, max: 1e6 }),
+  numSeqs: fc.integer({ min: 1, max: 3 }),
+  bs: fc.constantFrom(3, 16, 32),
+  Hk: fc.integer({ min: 1, max: 2 }), D: fc.constantFrom(32, 64, 128),
+  dtype: fc.constantFrom<KvDType>('f32', 'f16'), maskKind: fc.constantFrom('none', 'causal', 'window'),
+};
+
 describe('paged == contiguous, decode on subgroups (decode_warp, shuffles emulated)', () => {
   it('webgpu: random decode shapes (queries, GQA, head dims, block sizes, masks, dtypes)', async () => {
     setGpuKernelPreference('decode-emulated');
     try {
       await fc.assert(fc.asyncProperty(
-        fc.record({
-          seed: fc.integer({ min: 1, max: 1e6 }),
-          numSeqs: fc.integer({ min: 1, max: 3 }),
-          bs: fc.constantFrom(3, 16, 32),
-          Hk: fc.integer({ min: 1, max: 2 }), G: fc.constantFrom(1, 2, 4, 8), D: fc.constantFrom(32, 64, 128),
-          sq: fc.integer({ min: 1, max: 3 }),
-          dtype: fc.constantFrom<KvDType>('f32', 'f16'), maskKind: fc.constantFrom('none', 'causal', 'window'),
-          lens: fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 3, maxLength: 3 }),
-        }),
+        fc.record({ ...decodeShape, G: fc.constantFrom(1, 2, 4, 8), sq: fc.integer({ min: 1, max: 3 }), lens: fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 3, maxLength: 3 }) }),
         async (c) => {
           const seqLens = c.lens.slice(0, c.numSeqs);
           seqLens[0] = Math.max(seqLens[0]!, 128);   // the decode kernels take ≥ 128 keys
-          const { st, tables } = shuffledPaging(c.seed, seqLens, c.bs, c.Hk, c.D, c.dtype, false);
-          const mask: Mask | null = c.maskKind === 'causal' ? causal() : c.maskKind === 'window' ? slidingWindow(40, 0) : null;
           const sq = c.G === 8 ? 1 : c.sq;   // packed rows ≤ 12: every case fits a decode kernel here
-          const q = randn([c.numSeqs, sq, c.Hk * c.G, c.D], c.seed + 3);
-          const ref = pagedAttentionReference(q, st, 0, tables, seqLens, { mask });
-          const got = await attentionPaged(q, st, 0, tables, seqLens, { mask, backend: 'webgpu', returnLse: true });
-          expect(lastGpuStats?.kernel).toBe('decode');
+          await pagedDecodeCase(c, seqLens, sq);
           const warp = decodeWarpGeometry(c.D, c.D, c.G * sq, c.dtype === 'f16' ? 'f16' : 'f32') !== null;
           expect(lastGpuStats?.key.includes('decode_warp')).toBe(warp);
-          expectMatch(got, ref, 2e-5);
         },
       ), { numRuns: 16, seed: 37 });
     } finally {
       setGpuKernelPreference('auto');
     }
   }, 300_000);
-});
 
-describe('paged == contiguous, fused decode (one workgroup of 4·SS subgroups per sequence and KV head, no merge pass)', () => {
-  it('webgpu: random decode shapes with sequences of similar length, SS 1 or 2 (emulated shuffles)', async () => {
+  // Fused (one workgroup of 4·SS subgroups per sequence and KV head, no merge pass), SS forced through the
+  // split target.
+  it('webgpu: fused decode, sequences of similar length, SS 1 or 2', async () => {
     setGpuKernelPreference('decode-emulated');
     try {
       await fc.assert(fc.asyncProperty(
-        fc.record({
-          seed: fc.integer({ min: 1, max: 1e6 }),
-          numSeqs: fc.integer({ min: 1, max: 3 }),
-          bs: fc.constantFrom(3, 16, 32),
-          Hk: fc.integer({ min: 1, max: 2 }), G: fc.constantFrom(1, 2, 4), D: fc.constantFrom(32, 64, 128),
-          sq: fc.integer({ min: 1, max: 2 }), SS: fc.constantFrom(1, 2),
-          dtype: fc.constantFrom<KvDType>('f32', 'f16'), maskKind: fc.constantFrom('none', 'causal', 'window'),
-          len: fc.integer({ min: 128, max: 400 }), jitter: fc.array(fc.integer({ min: 0, max: 15 }), { minLength: 3, maxLength: 3 }),
-        }),
+        fc.record({ ...decodeShape, G: fc.constantFrom(1, 2, 4), sq: fc.integer({ min: 1, max: 2 }), SS: fc.constantFrom(1, 2), len: fc.integer({ min: 128, max: 400 }), jitter: fc.array(fc.integer({ min: 0, max: 15 }), { minLength: 3, maxLength: 3 }) }),
         async (c) => {
           // Lengths within 15 keys of each other: the same number of 64-key tiles ± 1, so the plan fuses.
           const seqLens = c.jitter.slice(0, c.numSeqs).map((j) => c.len + j);
-          const { st, tables } = shuffledPaging(c.seed, seqLens, c.bs, c.Hk, c.D, c.dtype, false);
-          const mask: Mask | null = c.maskKind === 'causal' ? causal() : c.maskKind === 'window' ? slidingWindow(40, 0) : null;
-          const q = randn([c.numSeqs, c.sq, c.Hk * c.G, c.D], c.seed + 3);
-          const ref = pagedAttentionReference(q, st, 0, tables, seqLens, { mask });
           setDecodeTuning({ target: c.SS * c.numSeqs * c.Hk });
-          let got;
           try {
-            got = await attentionPaged(q, st, 0, tables, seqLens, { mask, backend: 'webgpu', returnLse: true });
+            await pagedDecodeCase(c, seqLens, c.sq);
           } finally {
             setDecodeTuning({ target: DECODE_TUNING_DEFAULTS.target });
           }
-          expect(lastGpuStats?.kernel).toBe('decode');
           // Eight 16-bit elements a lane (f16 here) fuse at SS 1 only of these (SS 2 keeps split + merge).
           const wide = c.dtype === 'f16' && decodeWarpGeometry(c.D, c.D, c.G * c.sq, 'f16', 16, true)?.E === 8;
           const fused = decodeWarpGeometry(c.D, c.D, c.G * c.sq, c.dtype === 'f16' ? 'f16' : 'f32') !== null && decodeWarpCombines(c.G * c.sq, c.D) && !(wide && c.SS === 2);
           expect(lastGpuStats?.key.includes('"fin"')).toBe(fused);
           if (fused) expect(lastGpuStats?.dispatches).toBe(1);
-          expectMatch(got, ref, 2e-5);
         },
       ), { numRuns: 12, seed: 41 });
     } finally {
