@@ -84,14 +84,15 @@ export class GpuTensor {
 }
 
 /**
- * Decode tuning for profiling (scripts/decode-profile.mjs). `target`: how many split workgroups a call
- * aims for (256: decode-kv4k f16 on the H200 took 0.111 ms at 256, 0.129 at 512, 0.170 at 1024);
- * decode_warp's `kb` (cap on keys per batch), `pipe` (prefetch depth), `combine` (subgroup partials
- * combined in the workgroup) and `wide` (16-byte loads of 16-bit K/V: decode-kv4k f16 0.091 ms against
- * 0.103–0.107 with 8-byte loads); `direct16` (decode_merge writes 16-bit outputs itself; false: through
- * an f32 buffer and convert_out); `fuse` (one workgroup of up to 16 subgroups per (sequence, KV head) that
- * writes the output itself, when the split target asks for ≤ 4 workgroups per (sequence, KV head)); `ablate`: parts of the kernel dropped (the results are wrong while it
- * is non-zero; bit 32 skips the merge dispatch).
+ * Decode tuning for profiling (scripts/decode-profile.mjs). `target`: how many four-subgroup workgroups a
+ * call aims for (384: split + merge read 0.089–0.091 ms on decode-kv4k f16 from 160 to 384 and fell off at
+ * 448, a second wave; fused, 384 is SS 3 there, 0.073 ms: BENCHMARKS.md, run Z); decode_warp's `kb` (cap on
+ * keys per batch), `pipe` (prefetch depth), `combine` (subgroup partials combined in the workgroup) and
+ * `wide` (16-byte loads of 16-bit K/V: decode-kv4k f16 0.091 ms against 0.103–0.107 with 8-byte loads);
+ * `direct16` (decode_merge writes 16-bit outputs itself; false: through an f32 buffer and convert_out);
+ * `fuse` (one workgroup of up to 16 subgroups per (sequence, KV head) that writes the output itself, when
+ * the split target asks for ≤ 4 workgroups per (sequence, KV head)); `ablate`: parts of the kernel dropped
+ * (the results are wrong while it is non-zero; bit 32 skips the merge dispatch).
  */
 /** The decode tuning's defaults (what runs unless a profile changes it; setDecodeTuning(DECODE_TUNING_DEFAULTS) restores them). */
 export const DECODE_TUNING_DEFAULTS: Readonly<DecodeTuning> = Object.freeze({ target: 384, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true, direct16: true, fuse: true });
