@@ -568,7 +568,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     // (0.154 against 0.182 ms), a matter of how the workgroups fill the last wave, which WebGPU gives no
     // way to predict. So 16-bit wide decode fuses at SS 1 and 3 only; the four-element form (f32) gained at
     // every SS (B12–B32: 3–25%).
-    const ssOk = wg !== null && (wg.E === 8 ? want === 1 || want === 3 : true);
+    const ssOk = wg?.E !== 8 || want === 1 || want === 3;
     const fused = combine && decodeTuning.fuse && ssOk && want <= ssMax && maxEntries <= 1.25 * perSeqHead;
     const SS = fused ? Math.max(1, Math.min(want, maxEntries)) : 1;
     if (fused) splitTiles = Math.max(1, maxEntries);
@@ -608,7 +608,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       temps.push(partBuf);
       dispatches.push({ pipeline: pipe, groups: nSplit, entries: [...common, { binding: 5, resource: { buffer: partBuf } }] });
       const mv = { kernel: 'decode_merge', DV: plan.headDimV } as const;
-      const mfmt = out.dtype === 'f32' || !directOut ? 0 : out.dtype === 'f16' ? 1 : 2;
+      const mfmt = outF32.dtype === 'f32' ? 0 : outF32.dtype === 'f16' ? 1 : 2;
       const mpipe = await ctx.pipeline(`${variantKey(mv)}:${mfmt}`, decodeMergeSource(plan.headDimV, mfmt));
       const mp = new ArrayBuffer(48), mu = new Uint32Array(mp), mf = new Float32Array(mp);
       mu.set([oa.row, oa.head, la.row, la.head, nMerge, lse ? 1 : 0, seqTable, mergeTable, plan.groupSize, rows]);

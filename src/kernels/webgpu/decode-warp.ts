@@ -23,7 +23,7 @@
  * `sg` false emulates the shuffles through workgroup memory (two barriers each), so the same logic runs
  * where subgroups are not 32 lanes wide (SwiftShader in CI). It is for tests, not speed.
  */
-import { CVT16_WGSL, JOB_WGSL, each, kvRawLoaders, withDecodeHead, type InFormat, type KvPaging } from './variants.js';
+import { CVT16_WGSL, DECODE_FINISH_WGSL, JOB_WGSL, each, kvRawLoaders, withDecodeHead, type InFormat, type KvPaging } from './variants.js';
 import { SHADERS } from './shaders.generated.js';
 import { MASK_HELPERS } from './mask-wgsl.js';
 
@@ -136,7 +136,6 @@ export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
   const guard = SS > 1 && !v.sg;
   const NT = !v.sg ? 'select(0u, ((e1 - e0 + SS - 1u) / SS) * NB, e1 > e0)' : 'select(0u, ((e1 - e0 - su + SS - 1u) / SS) * NB, e1 > e0 + su)';
   if (SS < 1 || SS > 4 || ((SS > 1 || v.fin) && !v.combine)) throw new Error(`decode_warp: SS ${SS}${v.fin ? ', fin' : ''} needs combine`);
-  if (v.fin && v.fin !== 'f32' && v.DV % 2 !== 0) throw new Error('decode_warp: a 16-bit fin output needs an even value head dim');
   // A lane's chunk t of a row holds elements (gl + LPK·t)·E … +E − 1, as NH four-element parts h.
   const NH = E / 4;
   const parts = (n: number) => Array.from({ length: n * NH }, (_, i) => [Math.floor(i / NH), i % NH] as const);
@@ -181,7 +180,7 @@ export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
     `const NATURAL: bool = ${v.natural};`,
     `const CAP: bool = ${v.cap};`,
     `const SS: u32 = ${SS}u;`,
-    v.fin ? `const FMT: u32 = ${v.fin === 'f16' ? 1 : v.fin === 'bf16' ? 2 : 0}u;\nconst LN2: f32 = 0.6931471805599453;\n@group(0) @binding(10) var<storage, read_write> out: array<u32>;\n@group(0) @binding(11) var<storage, read_write> lse: array<f32>;\n${v.fin === 'f32' ? '' : CVT16_WGSL}` : '',
+    v.fin ? `const FMT: u32 = ${v.fin === 'f16' ? 1 : v.fin === 'bf16' ? 2 : 0}u;\n${DECODE_FINISH_WGSL}\n@group(0) @binding(10) var<storage, read_write> out: array<u32>;\n@group(0) @binding(11) var<storage, read_write> lse: array<f32>;\n${v.fin === 'f32' ? '' : CVT16_WGSL}` : '',
     '@group(0) @binding(2) var<storage, read> qb: array<u32>;',
     v.fmt === 'f32' ? 'fn ld_q(e: u32) -> f32 { return bitcast<f32>(qb[e]); }'
       : v.fmt === 'f16' ? 'fn ld_q(e: u32) -> f32 { return unpack2x16float(qb[e >> 1u])[e & 1u]; }'
@@ -338,10 +337,10 @@ ${each(NE, (j) => `  {
       let h = hk * P.group + r / lenQ;
       let qi = r % lenQ;
       let L = fL${j};
-${each(PAIR, (k) => `      let y${k} = select(select(fO${j}_${k} / L, 0.0, L == 0.0), P.nanv, fN${j});`)}
+${each(PAIR, (k) => `      let y${k} = finish_out(fO${j}_${k}, L, fN${j}, P.nanv);`)}
       let ob = oBase + qi * P.oRow + h * P.oHead + c;
       ${PAIR === 1 ? 'out[ob] = bitcast<u32>(y0);' : 'out[ob >> 1u] = cvt16(y0) | (cvt16(y1) << 16u);'}
-      if (P.hasLse == 1u && c == 0u) { lse[lseBase + h * P.lseHead + qi * P.lseRow] = select(select((fM${j} + log2(L)) * LN2, P.negInf, L == 0.0), P.nanv, fN${j}); }
+      if (P.hasLse == 1u && c == 0u) { lse[lseBase + h * P.lseHead + qi * P.lseRow] = finish_lse(fM${j}, L, fN${j}, P.negInf, P.nanv); }
     }
   }`)}` : `  let pbase = job * P.partRows * stride;
 ${each(NE, (j) => `  {

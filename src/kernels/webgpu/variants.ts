@@ -471,8 +471,17 @@ export function decodeSource(v: DecodeVariant, maskFn: string): string {
  */
 export function decodeMergeSource(DV: number, fmt: 0 | 1 | 2 = 0): string {
   const pair = fmt === 0 ? 1 : 2;
-  return `const DV: u32 = ${DV}u;\nconst FMT: u32 = ${fmt}u;\nconst PAIR: u32 = ${pair}u;\nconst CPT: u32 = ${Math.ceil(DV / (128 * pair))}u;\n${CVT16_WGSL}\n${SHADERS['decode_merge']}`;
+  return `const DV: u32 = ${DV}u;\nconst FMT: u32 = ${fmt}u;\nconst PAIR: u32 = ${pair}u;\nconst CPT: u32 = ${Math.ceil(DV / (128 * pair))}u;\n${CVT16_WGSL}\n${DECODE_FINISH_WGSL}\n${SHADERS['decode_merge']}`;
 }
+
+/**
+ * A decode row's final output value and LSE from its combined (M, L, O) in base-2 units: O / L (0 for a row
+ * that kept no key, NaN for a NaN row), LSE (M + log2 L)·ln 2 (−∞, NaN). decode_merge and decode_warp's fused
+ * form (`fin`) both finish rows with these.
+ */
+export const DECODE_FINISH_WGSL = `const LN2: f32 = 0.6931471805599453;
+fn finish_out(o: f32, l: f32, bad: bool, nanv: f32) -> f32 { return select(select(o / l, 0.0, l == 0.0), nanv, bad); }
+fn finish_lse(m: f32, l: f32, bad: bool, negInf: f32, nanv: f32) -> f32 { return select(select((m + log2(l)) * LN2, negInf, l == 0.0), nanv, bad); }`;
 
 /** f32 → f16 (FMT 1) or bf16 (FMT 2) bits, round to nearest even, NaN kept (convert_out and decode_merge). */
 export const CVT16_WGSL = `fn bf16_rne(x: f32) -> u32 {

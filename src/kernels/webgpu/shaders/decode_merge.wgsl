@@ -3,7 +3,7 @@
 // Thread t owns output columns t + 128·u (f32 output), or the column pairs 2·(t + 128·u), +1 (16-bit
 // output, FMT 1 f16 / 2 bf16: written as whole 32-bit words, so no convert pass follows; the caller takes
 // this form only when DV and every output row, head and sequence offset are even). The prelude defines DV,
-// FMT, PAIR (1 or 2), CPT (column groups a thread).
+// FMT, PAIR (1 or 2), CPT (column groups a thread), cvt16 and the finish_out / finish_lse helpers.
 
 struct Params {
   oRow: u32, oHead: u32, lseRow: u32, lseHead: u32,
@@ -17,7 +17,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 
-const LN2: f32 = 0.6931471805599453;
 const NC: u32 = CPT * PAIR;
 const MASKED: f32 = -1.0e30;
 var<workgroup> wjob: array<u32, 16>;
@@ -79,16 +78,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var t = 0u; t < NC; t += PAIR) {
       let c = col(lid, t);
       if (c < DV) {
-        let x = select(select(acc[t] / L, 0.0, L == 0.0), P.nanv, badRow);
+        let x = finish_out(acc[t], L, badRow, P.nanv);
         if (PAIR == 1u) { out[ob + c] = bitcast<u32>(x); }
         else {
-          let y = select(select(acc[t + 1u] / L, 0.0, L == 0.0), P.nanv, badRow);
+          let y = finish_out(acc[t + 1u], L, badRow, P.nanv);
           out[(ob + c) >> 1u] = cvt16(x) | (cvt16(y) << 16u);
         }
       }
     }
     if (P.hasLse == 1u && lid == 0u) {
-      lse[lseBase + h * P.lseHead + i * P.lseRow] = select(select((M + log2(L)) * LN2, P.negInf, L == 0.0), P.nanv, badRow);
+      lse[lseBase + h * P.lseHead + i * P.lseRow] = finish_lse(M, L, badRow, P.negInf, P.nanv);
     }
   }
 }
