@@ -5,7 +5,8 @@ import { GpuTensor, Tensor, gpuContext, planAttention, prepareGpuAttention, setG
 import { setSgmatAblation } from '../dist/kernels/webgpu/sgmat.js';
 import { timeGpu } from './lib/gpu-time.mjs';
 
-const ctx = await gpuContext();
+// ROBUST=0: Dawn's bounds clamps off (gpuContext({ robustness: false })).
+const ctx = await gpuContext(process.env.ROBUST === '0' ? { robustness: false } : undefined);
 // SWEEP=1: key lengths 1024–4096 at a fixed token count (B·N = 8192), d64 and d128, instead of the usual shapes.
 // D80=1: head dims 72 and 80 (16-dim padded to 80: SigLIP, Qwen2-VL) at 729–5329 keys.
 // WAVES=1: 8k-d64 at 10, 13, 16 and 20 heads — 1280, 1664, 2048 and 2560 workgroups, 1.94, 2.52, 3.10 and
@@ -35,6 +36,8 @@ const shapes = process.env.WAVES === '1' ? [10, 13, 16, 20].map((H) => [`8k B1 H
   ['qwen B1 H16 N5329 d80', 1, 16, 5329, 80, false],
   ['8k causal B1 H16 N8192 d128', 1, 16, 8192, 128, true],
 ];
+// ONLY=<text>: just the shapes whose name contains it.
+if (process.env.ONLY) shapes.splice(0, shapes.length, ...shapes.filter(([name]) => name.includes(process.env.ONLY)));
 const ablations = process.argv.length > 2 ? process.argv.slice(2) : ['', 'load', 'qk', 'softmax', 'pv', 'load,qk,softmax,pv'];
 setGpuKernelPreference('sgmat');
 for (const [name, B, H, N, d, c] of shapes) {

@@ -517,6 +517,20 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // from the row sum's bits at the end instead, since exp2, fma and + carry NaN on the GPUs that have
   // subgroup matrices ('nanbits' in the ablation string restores the per-score tests).
   const nanBits = v.emulate || drop.has('nanbits');
+  // LIDROW ('lidrow', two query blocks on real matrices): the row a lane owns through the softmax, the rescale
+  // and the epilogue is named by its invocation index (row lid % 32 of subgroup region lid / 32) rather than by
+  // its subgroup and lane ids, so that Dawn's range analysis can bound those workgroup-memory indices and drop
+  // their clamps (the disassembly showed a clamp and a shift on each of them). The barriers around S and P make
+  // any owner valid; the matrix operations keep the subgroup's own offsets.
+  // LIDSG ('lidsg', real matrices): the subgroup and lane taken as lid / 32 and lid % 32 (the layout Vulkan
+  // drivers give a 1-D workgroup of full 32-wide subgroups), so that every workgroup-memory offset, the
+  // subgroup-matrix ones too, derives from the invocation index and can be bounded.
+  const lidsg = !v.emulate && drop.has('lidsg');
+  const lidrow = two && !v.emulate && (drop.has('lidrow') || lidsg);
+  // LOOPX ('loopx'): the rescale leaves the key loop (a break before P·V, the flush and that tile's P·V after it,
+  // then back in), so that inside the loop only P·V updates the accumulators: the disassembly showed the
+  // flush's merge costing ~70 register moves a tile.
+  const loopx = drop.has('loopx');
   // P (f16) into workgroup memory; split: its high half there and its low half PL further on.
   const storeP = (idx: string, p: string) => split
     ? splitTo(p, `sKV[${idx}]`, `sKV[${PL}u + ${idx}]`, true)
@@ -672,7 +686,7 @@ ${issueAt('ks1', 'nk1')}
   const flush2 = (alpha: string) => each(NDV, (db) => `    ${M.store('sS', 'sb', on(db, 0), `${SST}u`)}
     ${M.store('sS', 'sb + 16u', on(db, 1), `${SST}u`)}
     workgroupBarrier();
-    for (var c = 0u; c < 16u; c++) { sS[sb + c * ${SST}u + rb] *= ${alpha}; }
+    for (var c = 0u; c < 16u; c++) { sS[sbr + c * ${SST}u + rb] *= ${alpha}; }
     workgroupBarrier();
     ${on(db, 0)} = ${M.loadAcc('sS', 'sb', `${SST}u`)};
     ${on(db, 1)} = ${M.loadAcc('sS', 'sb + 16u', `${SST}u`)};
@@ -710,13 +724,13 @@ ${each(HB / 8, (g) => `    {
       let col = ${db * 16 + g * 8}u;
       if (col < DV) {
         var x: array<f32, 8>;
-        for (var k = 0u; k < 8u; k++) { x[k] = select(sS[sb + (${g * 8}u + k) * ${SST}u + rb] * inv, P.nanv, bad > 0.0); }
+        for (var k = 0u; k < 8u; k++) { x[k] = select(sS[sbr + (${g * 8}u + k) * ${SST}u + rb] * inv, P.nanv, bad > 0.0); }
         ${storeOut8}
       }
     }`)
     : `    for (var c = 0u; c < 16u; c++) {
       let col = ${db * 16}u + c;
-      if (col < DV) { out[ob + col] = ${outT}(select(sS[sb + c * ${SST}u + rb] * inv, P.nanv, bad > 0.0)); }
+      if (col < DV) { out[ob + col] = ${outT}(select(sS[sbr + c * ${SST}u + rb] * inv, P.nanv, bad > 0.0)); }
     }`;
   // Without per-score NaN tests a kept NaN score has reached the row sum (exp2 and + carry it on the GPUs these
   // kernels run on): its bits decide, and no compiler folds a bit test away.
@@ -750,6 +764,26 @@ ${each(NR, (rd) => `  ${roundDbs(rd).map((db) => M.store('sS', `sb + ${(db - rd 
     lse[lseBase + head * P.lseHead + pos * P.lseRow] = select(select((m + log2(l)) * LN2, P.negInf, l == 0.0), P.nanv, bad > 0.0);
   }`}`;
 
+  // ---- O += P·V (in the loop, and after a rescale when LOOPX moves it out).
+  const pvCode = drop.has('pv') ? '' : two ? each(NKB, (kc) => `      if (${live(kc)}) {
+      let pm${kc}_0 = ${M.loadL('sKV', `sbp + ${kc * 16 * PSM}u`, `${PSM}u`)};
+      let pm${kc}_1 = ${M.loadL('sKV', `sbp + ${kc * 16 * PSM + 16}u`, `${PSM}u`)};
+${each(NDV, (db) => `      {
+      let vf = ${M.loadRrow('sKV', `${V0 + kc * 16 * DVS + db * 16}u`, `${DVS}u`)};
+      ${on(db, 0)} = ${M.mma(`pm${kc}_0`, 'vf', on(db, 0))};
+      ${on(db, 1)} = ${M.mma(`pm${kc}_1`, 'vf', on(db, 1))};
+      }`)}
+      }`) : each(NKB, (kc) => `      if (${live(kc)}) {
+      let pm${kc} = ${M.loadL('sKV', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
+${split ? `      let pml${kc} = ${M.loadL('sKV', `${PL}u + sbp + ${kc * 16 * PS}u`, `${PS}u`)};
+` : ''}${each(NDV, (db) => `${split ? `      {
+      var x = ${M.scale(`o${db}`, '2048.0')};
+      x = ${M.mma(`pm${kc}`, M.loadRrow('sKV', `${V0 + VL + kc * 16 * DVS + db * 16}u`, `${DVS}u`), 'x')};
+      x = ${M.mma(`pml${kc}`, M.loadRrow('sKV', `${V0 + kc * 16 * DVS + db * 16}u`, `${DVS}u`), 'x')};
+      o${db} = ${M.scale('x', '0.00048828125')};
+      }
+` : ''}      o${db} = ${M.mma(`pm${kc}`, M.loadRrow('sKV', `${V0 + kc * 16 * DVS + db * 16}u`, `${DVS}u`), `o${db}`)};`)}
+      }`);
   const body = `
 struct Params {
   qRow: u32, qHead: u32, kRow: u32, kHead: u32,
@@ -787,8 +821,8 @@ ${v.emulate ? emuHelpers(NS) : REAL_HELPERS}
 @compute @workgroup_size(${NT})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32${v.emulate ? '' : ',\n        @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32'}) {
   let job = wg.x + wg.y * 65535u;
-  let sg = ${v.emulate ? 'lid / 32u' : 'sgid'};
-  let lane = ${v.emulate ? 'lid % 32u' : 'sgl'};
+  let sg = ${v.emulate || lidsg ? 'lid / 32u' : 'sgid'};
+  let lane = ${v.emulate || lidsg ? 'lid % 32u' : 'sgl'};
   ${v.emulate ? 'emu_sg = sg; emu_lane = lane;' : ''}
   let J = stage_job(job, lid);
   let live = J[0];
@@ -811,12 +845,13 @@ ${padKiB > 0 ? `  if (J[9] == 0xffffffffu) { wpad[lid % ${padKiB * 64}u] = vec4<
   let e0 = range.x;
   let e1 = range.y;
 
-  let head = hb * G4 + sg % G4;
+${lidrow ? '  let sgo = lid / 32u;   // the subgroup region whose rows this lane owns (LIDROW)' : '  let sgo = sg;'}
+  let head = hb * G4 + sgo % G4;
   let hk = (hb * G4) / P.group;
-  let r = lane & 15u;          // this lane's row in the subgroup's 16 (MB = 2: in its block)
-  let half = lane >> 4u;       // which half of a tile's keys / a round's columns (MB = 2: which query block)
-${two ? `  let rb = 16u * half + r;     // this lane's row in the subgroup's 32 (S and P offsets)
-  let pos = qtile * TQ + (sg / G4) * 32u + rb;` : '  let pos = qtile * TQ + (sg / G4) * 16u + r;'}
+  let r = ${lidsg ? 'lid % 16u' : 'lane & 15u'};          // this lane's row in the subgroup's 16 (MB = 2: in its block)
+  let half = ${lidsg ? '(lid / 16u) % 2u' : 'lane >> 4u'};       // which half of a tile's keys / a round's columns (MB = 2: which query block)
+${two ? `  let rb = ${lidrow ? 'lid % 32u' : '16u * half + r'};     // this lane's row in the subgroup's 32 (S and P offsets)
+  let pos = qtile * TQ + (sgo / G4) * 32u + rb;` : '  let pos = qtile * TQ + (sg / G4) * 16u + r;'}
   let valid = pos < lenQ;
 ${split ? `  // Split: Q, K and V scaled by powers of two that bring each one's largest finite magnitude (the range
   // pass, binding 9) into [2^14, 2^15), inside f16's range; the scores and the output scaled back.
@@ -828,6 +863,10 @@ ${split ? `  // Split: Q, K and V scaled by powers of two that bring each one's 
   let sb = sg * ${SST * BK}u;
   let sbp = sg * ${BK * PSM}u;   // this subgroup's P (${R16}×BK, column-major) in the K tile's place
   let rowsLive = qtile * TQ + (sg / G4) * ${R16}u < lenQ;   // any of this subgroup's ${R16} rows in the sequence
+  // The owned rows' S and P regions and liveness (those of the subgroup's own rows unless LIDROW).
+  let sbr = sgo * ${SST * BK}u;
+  let sbpr = sgo * ${BK * PSM}u;
+  let rowsLiveR = qtile * TQ + (sgo / G4) * ${R16}u < lenQ;
 
   // ---- Q → registers (left matrices), through workgroup memory.
 ${v.emulate
@@ -866,7 +905,11 @@ ${pfAt ? `  {
     let ks = (ent >> 1u) * 64u; let nk = select(0u, min(BK, lenK - ks), ks < lenK && NT > 0u);
 ${issueKV}
   }` : ''}
-  for (var ti = 0u; ti < NT; ti++) {
+${loopx ? `  var ti = 0u;
+  var rescale = 1.0;
+  loop {
+  var pend = false;
+  for (; ti < NT; ti++) {` : '  for (var ti = 0u; ti < NT; ti++) {'}
     let ks = (ent >> 1u) * 64u + (ti % SUB) * BK;
     let partial = (ent & 1u) == 1u;
     let nk = select(0u, min(BK, lenK - ks), ks < lenK);
@@ -874,7 +917,7 @@ ${issueKV}
         ${loadTile}
     workgroupBarrier();
 ${pfAt === 1 ? issueNext : ''}
-    var rescale = 1.0;
+    ${loopx ? 'rescale = 1.0;' : 'var rescale = 1.0;'}
     if (nk > 0u) {
         // ---- S = Q·Kᵀ → sS (S[r][j] at j·16 + r)
 ${drop.has('qk') ? '' : two ? each(NKB, (nb) => `        if (${live(nb)}) {
@@ -908,7 +951,7 @@ ${pfAt === 2 ? issueNext : ''}
         var mx = MASKED;
         let lim = ${two ? 'nk' : 'nk - half'};
 ${fastSm ? '        let fastT = nk == BK && !partial;' : ''}
-        ${drop.has('softmax') ? 'if (lenK > 1000000000u) {' : qskip ? 'if (rowsLive) {' : '{'}
+        ${drop.has('softmax') ? 'if (lenK > 1000000000u) {' : qskip ? 'if (rowsLiveR) {' : '{'}
 ${v.emulate ? `${fastSm ? `        if (fastT) {
         for (var c = 0u; c < ${two ? 'BK' : 'HB'}; c++) {
           let idx = sb + (${two ? 'c' : '2u * c + half'}) * ${SST}u + ${two ? 'rb' : 'r'};
@@ -936,7 +979,7 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
           mx = max(mx, s);
         }
 ${fastSm ? '        }\n' : ''}` : `${each(NSC, (c) => `        let j${c} = ${two ? `${c}u` : `${2 * c}u + half`};
-        var s${c} = sS[sb + j${c} * ${SST}u + ${two ? 'rb' : 'r'}];
+        var s${c} = sS[sbr + j${c} * ${SST}u + ${two ? 'rb' : 'r'}];
         ${v.fuse ? '' : `if (NATURAL) { s${c} *= scaleN; } else { s${c} *= scl; }
         if (CAP) { s${c} = softcap1(s${c}, P.softcap); }`}`)}
 ${fastSm ? `        if (fastT) {
@@ -975,13 +1018,13 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
 ${fastSm ? '        }\n' : ''}` : `${fastSm ? `        if (fastT) {
 ${each(NSC, (c) => `        let p${c} = exp2(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};${split ? '' : `
-        sKV[sbp + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}] = tohalf(p${c});`}`)}
-${split ? storePSplit((c) => `sbp + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}`) : ''}
+        sKV[sbpr + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}] = tohalf(p${c});`}`)}
+${split ? storePSplit((c) => `sbpr + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}`) : ''}
         } else {
 ` : ''}${each(NSC, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};${split ? '' : `
-        sKV[sbp + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}] = tohalf(p${c});`}`)}
-${split ? storePSplit((c) => `sbp + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}`) : ''}
+        sKV[sbpr + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}] = tohalf(p${c});`}`)}
+${split ? storePSplit((c) => `sbpr + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}`) : ''}
 ${fastSm ? '        }\n' : ''}`}        ${two ? '' : 'sum += partner(sum, lid);'}
         l = l * alpha + sum;
         m = mNew;
@@ -994,34 +1037,24 @@ ${issueNext}
 ${vlate ? `${storeV}\n` : ''}    let w = workgroupUniformLoad(&wflag);
     ent = entN;
     entN = w[1];
-    if (nk > 0u) {
+    ${drop.has('nonk') ? '{' : 'if (nk > 0u) {'}
       if (w[0] != 0u) {
-${flush('rescale')}
+${loopx ? '        pend = true;\n        break;' : drop.has('noflush') ? '' : flush('rescale')}
       }
 
       // ---- O += P·V
-${drop.has('pv') ? '' : two ? each(NKB, (kc) => `      if (${live(kc)}) {
-      let pm${kc}_0 = ${M.loadL('sKV', `sbp + ${kc * 16 * PSM}u`, `${PSM}u`)};
-      let pm${kc}_1 = ${M.loadL('sKV', `sbp + ${kc * 16 * PSM + 16}u`, `${PSM}u`)};
-${each(NDV, (db) => `      {
-      let vf = ${M.loadRrow('sKV', `${V0 + kc * 16 * DVS + db * 16}u`, `${DVS}u`)};
-      ${on(db, 0)} = ${M.mma(`pm${kc}_0`, 'vf', on(db, 0))};
-      ${on(db, 1)} = ${M.mma(`pm${kc}_1`, 'vf', on(db, 1))};
-      }`)}
-      }`) : each(NKB, (kc) => `      if (${live(kc)}) {
-      let pm${kc} = ${M.loadL('sKV', `sbp + ${kc * 16 * PS}u`, `${PS}u`)};
-${split ? `      let pml${kc} = ${M.loadL('sKV', `${PL}u + sbp + ${kc * 16 * PS}u`, `${PS}u`)};
-` : ''}${each(NDV, (db) => `${split ? `      {
-      var x = ${M.scale(`o${db}`, '2048.0')};
-      x = ${M.mma(`pm${kc}`, M.loadRrow('sKV', `${V0 + VL + kc * 16 * DVS + db * 16}u`, `${DVS}u`), 'x')};
-      x = ${M.mma(`pml${kc}`, M.loadRrow('sKV', `${V0 + kc * 16 * DVS + db * 16}u`, `${DVS}u`), 'x')};
-      o${db} = ${M.scale('x', '0.00048828125')};
-      }
-` : ''}      o${db} = ${M.mma(`pm${kc}`, M.loadRrow('sKV', `${V0 + kc * 16 * DVS + db * 16}u`, `${DVS}u`), `o${db}`)};`)}
-      }`)}
+${pvCode}
     }
     workgroupBarrier();
   }
+${loopx ? `  if (!pend) { break; }
+  // A rescale (rare after the first tiles): outside the loop above, so that the accumulators there are
+  // updated by P·V alone (LOOPX).
+${flush('rescale')}
+${pvCode}
+  workgroupBarrier();
+  ti++;
+  }` : ''}
 
 ${epilogue}
 }
