@@ -33,7 +33,7 @@ fi
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
   # Against the last committed run by letter (BASELINE=path to choose another, BASELINE=none for none): a kernel that
   # got slower shows as REGRESSION in the log (check:gpu passes slow kernels).
-  BASELINE=${BASELINE:-$(ls bench/results/gpu-h200-run-?.json 2>/dev/null | sort | tail -1)}
+  BASELINE=${BASELINE:-$(ls bench/results/gpu-h200-run-*.json 2>/dev/null | grep -v -- -profile | sort -V | tail -1)}
   timeout "${BENCH_S:-240}" node scripts/run-bench.mjs --no-build gpu --out="$OUT/gpu.json" ${BASELINE:+$( [ "$BASELINE" != none ] && echo "--baseline=$BASELINE")} ${BENCH_ARGS:-} > "$OUT/bench-gpu.log" 2>&1
   echo "bench:gpu exit $?"; tail -40 "$OUT/bench-gpu.log"; grep REGRESSION "$OUT/bench-gpu.log"
 fi

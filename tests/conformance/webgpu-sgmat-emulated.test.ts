@@ -88,13 +88,12 @@ describeForm('two query blocks a subgroup', 'mb2', '"MB":2', [
   'softcap 30', 'NaN in k: rows that see it are NaN, others not', 'causal Sq>Sk: fully masked rows', 'topK(16, causal)', 'inputs near ±1000',
 ]);
 
-// The rescale outside the key loop ('loopx'): a tile whose row maxima moved breaks out before P·V, the
-// accumulators are rescaled and that tile's P·V runs after the loop, which then resumes. Cases whose maxima
-// move late (long keys, ±1000 inputs, softcap, NaN and infinite scores, fully masked rows), with one and two
-// query blocks a subgroup.
-const LOOPX_CASES = [
+// The rescale inside the key loop ('noloopx': the form before the rescale left the loop, SgmatVariant's default
+// now): cases whose row maxima move late (long keys, ±1000 inputs, softcap, NaN and infinite scores, fully
+// masked rows), with one and two query blocks a subgroup. The default form runs the whole list above.
+const NOLOOPX_CASES = [
   'cross 97x1025', 'causal 129x97', 'inputs near ±1000', 'softcap 30', 'NaN in k: rows that see it are NaN, others not',
   'causal Sq>Sk: fully masked rows', 'varlen window GQA8', 'headDim 59',
 ];
-describeForm('rescale outside the key loop', 'loopx', '"ablate":"loopx"', LOOPX_CASES);
-describeForm('rescale outside the key loop, two query blocks', 'mb2,loopx', '"ablate":"mb2,loopx"', LOOPX_CASES);
+describeForm('rescale inside the key loop', 'noloopx', '"ablate":"noloopx"', NOLOOPX_CASES);
+describeForm('rescale inside the key loop, two query blocks', 'mb2,noloopx', '"ablate":"mb2,noloopx"', NOLOOPX_CASES);

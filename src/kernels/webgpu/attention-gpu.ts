@@ -333,7 +333,7 @@ function sgmatFit(ctx: GpuContext, plan: AttentionPlan, pagedFmt: InFormat | 'i8
     return g && { ...g, emulate: true, split };
   }
   if (!ctx.caps.f16 || ctx.caps.subgroupMinSize !== 32 || ctx.caps.subgroupMaxSize !== 32) return null;
-  const g = sgmatGeometry(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations, split, plan.seqLenK);
+  const g = sgmatGeometry(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations, split, plan.seqLenK, ctx.caps.subgroupLinear);
   // Profiling aid: 'bk16' / 'bk32' in the ablation string sets the key tile (scripts/sgmat-profile.mjs).
   const bk = /bk(16|32)/.exec(sgmatAblation());
   if (g && bk) g.BK = Number(bk[1]);
@@ -651,7 +651,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       const split = sgFit!.split, E = split ? 4 : 8;
       const vec = plan.headDim % E === 0 && plan.headDimV % E === 0 && aligned(qa, E, true) &&
         (!paged || paged.kvFmt === 'f16') && kvAligned(ka, va, E, !!paged);
-      const sv: SgmatVariant = { ...(split ? { split: true } : {}), kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, ...(sgFit!.MB > 1 ? { MB: sgFit!.MB } : {}), vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}), ...(sgmatPf1(vec && !sgFit!.emulate, plan.headDim, plan.headDimV, split) ? { pf1: true } : {}) };
+      const sv: SgmatVariant = { ...(split ? { split: true } : {}), kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, ...(sgFit!.MB > 1 ? { MB: sgFit!.MB } : {}), vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(ctx.caps.subgroupLinear && !sgFit!.emulate ? { lidsg: true } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}), ...(sgmatPf1(vec && !sgFit!.emulate, plan.headDim, plan.headDimV, split, ctx.caps.subgroupLinear && !sgmatAblation().split(',').includes('nolidsg')) ? { pf1: true } : {}) };
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {

@@ -26,6 +26,13 @@ export interface GpuCaps {
   maxBufferSize: number;
   /** Invocations a (one-dimensional) workgroup may have: the smaller of maxComputeInvocationsPerWorkgroup and maxComputeWorkgroupSizeX. */
   maxInvocations: number;
+  /**
+   * Whether a one-dimensional workgroup of 128 or 256 invocations with subgroup matrices enabled splits into
+   * 32-wide subgroups in invocation order (subgroup_id = lid / 32, subgroup_invocation_id = lid % 32), as
+   * measured at device creation (probeSubgroupLayout). The tensor-core kernel then derives its offsets from
+   * the invocation index, which lets Dawn drop their bounds clamps. False without subgroup matrices.
+   */
+  subgroupLinear: boolean;
   /** Whether shaders keep WGSL's bounds clamps (false only after `robustness: false` or Dawn's disable_robustness toggle). */
   robust: boolean;
   vendor: string;
@@ -229,11 +236,68 @@ async function create(init: WebGpuInit): Promise<GpuContext> {
     // Every kernel here uses one-dimensional workgroups: the larger of them needs both limits.
     maxInvocations: Math.min(device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX),
     robust,
+    subgroupLinear: false,
     vendor: info.vendor ?? '',
     architecture: info.architecture ?? '',
     description: info.description ?? '',
   };
+  if (caps.subgroupMatrix.length && caps.f16) caps.subgroupLinear = await probeSubgroupLayout(device);
   return new GpuContext(gpu, adapter, device, caps);
+}
+
+/**
+ * Whether subgroups are lid / 32 with lanes lid % 32 in workgroups of 128 and 256 invocations of a shader
+ * that enables subgroup matrices (so that the driver forms subgroups as it does for the tensor-core kernel):
+ * 64 workgroups of each size record, per invocation, whether its subgroup_id and subgroup_invocation_id match
+ * and its subgroup size is 32. Any mismatch, or any error, gives false.
+ */
+async function probeSubgroupLayout(device: GPUDevice): Promise<boolean> {
+  const groups = 64;
+  try {
+    device.pushErrorScope('validation');
+    const results: GPUBuffer[] = [];
+    const reads: GPUBuffer[] = [];
+    const enc = device.createCommandEncoder();
+    for (const size of [128, 256]) {
+      const code = `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+diagnostic(off, chromium.subgroup_matrix_uniformity);
+@group(0) @binding(0) var<storage, read_write> ok: array<u32>;
+var<workgroup> wm: array<f32, ${size * 8}>;
+@compute @workgroup_size(${size})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>,
+        @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) n: u32) {
+  subgroupMatrixStore<col_major>(&wm, (lid / 32u) * 256u, subgroup_matrix_result<f32, 16, 16>(), 16u);
+  ok[wg.x * ${size}u + lid] = select(0u, 1u, n == 32u && sg == lid / 32u && lane == lid % 32u);
+}`;
+      const module = device.createShaderModule({ code });
+      const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const bytes = groups * size * 4;
+      const buf = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+      const read = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: buf } }] }));
+      pass.dispatchWorkgroups(groups);
+      pass.end();
+      enc.copyBufferToBuffer(buf, 0, read, 0, bytes);
+      results.push(buf); reads.push(read);
+    }
+    device.queue.submit([enc.finish()]);
+    if (await device.popErrorScope()) return false;
+    let linear = true;
+    for (const read of reads) {
+      await read.mapAsync(GPUMapMode.READ);
+      if (new Uint32Array(read.getMappedRange()).some((x) => x !== 1)) linear = false;
+      read.unmap();
+      read.destroy();
+    }
+    for (const b of results) b.destroy();
+    return linear;
+  } catch {
+    return false;
+  }
 }
 
 /** The shared GPU context; re-acquired after a device loss. */

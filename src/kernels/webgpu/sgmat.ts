@@ -100,6 +100,12 @@ export interface SgmatVariant {
   /** See setSgmatAblation. */
   readonly ablate?: string;
   /**
+   * The subgroup and lane taken as lid / 32 and lid % 32 (real matrices; GpuCaps.subgroupLinear), so that every
+   * workgroup-memory offset derives from the invocation index and Dawn's range analysis can drop its bounds
+   * clamp; the driver then also loads P with ldmatrix. See sgmatSource.
+   */
+  readonly lidsg?: boolean;
+  /**
    * With 16-byte loads, V stored into workgroup memory after the softmax instead of with K (its loads are
    * still issued with K's at the tile's start), so the barrier after the loads waits for K alone. Taken
    * for long key sequences (sgmatVLate).
@@ -210,7 +216,7 @@ function layout(D: number, DV: number, BK: number, emulate: boolean, NS: number,
  * Whether the adapter runs the kernel for head dims D, DV (f16 16×16×16 with an f32 result, head dims
  * ≤ SGMAT_MAX_HEAD_DIM), and its key tile (16 keys); null when it cannot.
  */
-export function sgmatGeometry(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] | null, D: number, DV: number, maxShared: number, maxInvocations = 256, split = false, seqLenK = 0): { BK: number; NS: number; MB: number } | null {
+export function sgmatGeometry(configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] | null, D: number, DV: number, maxShared: number, maxInvocations = 256, split = false, seqLenK = 0, linear = false): { BK: number; NS: number; MB: number } | null {
   const emulate = configs === null;
   if (!emulate && !configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) return null;
   if (pad16(D) > SGMAT_MAX_HEAD_DIM || pad16(DV) > SGMAT_MAX_HEAD_DIM) return null;
@@ -229,7 +235,7 @@ export function sgmatGeometry(configs: readonly { componentType: string; resultC
   const NS = ns8 && maxInvocations >= 256 && sgmatSharedBytes(D, DV, BK, emulate, 8, split) <= maxShared ? 8
     : parts.includes('ns2') ? 2 : parts.includes('ns1') ? 1 : 4;
   // Two query blocks a subgroup (SgmatVariant.MB, sgmatTwoBlocks); not the split form.
-  const MB = !split && sgmatTwoBlocks(D, DV, seqLenK) && sgmatSharedBytes(D, DV, BK, emulate, NS, split, 2) <= maxShared ? 2 : 1;
+  const MB = !split && sgmatTwoBlocks(D, DV, seqLenK, linear && !emulate) && sgmatSharedBytes(D, DV, BK, emulate, NS, split, 2) <= maxShared ? 2 : 1;
   return { BK, NS, MB };
 }
 
@@ -240,17 +246,22 @@ export function sgmatGeometry(configs: readonly { componentType: string; resultC
  * +8% at 3072, +7% at 4096, +11% at 8192; d128 +5% at 1024, +12% at 2048 and 4096, +2% at 8k causal; d72/d80
  * +5% at 1024 and 2048 — but −6…−10% at 577 keys (vitL14-336), ±0 at 729 (siglip-384, d72) and −1.6% at 5329
  * (qwen2vl, d80).
+ * With invocation-index offsets (SgmatVariant.lidsg, which also loads P with ldmatrix), two blocks won at every
+ * shape measured (bench/results/sgmat-lidsg-run-a.txt): vitL14-336 +2.4–5%, siglip-384 +15%, qwen2vl +13%, and
+ * 1024–8192 keys at d64/d128 within ±1% of the rule above (one block 16–38% slower there): `linearFrom`.
  */
-export const SGMAT_MB2_KEYS = { from: 1024, d80Upto: 4096 } as const;
+export const SGMAT_MB2_KEYS = { from: 1024, d80Upto: 4096, linearFrom: 512 } as const;
 
 /**
  * Whether the tensor-core kernel runs two query blocks a subgroup for head dims D, DV and `seqLenK` keys
- * (SGMAT_MB2_KEYS); 'mb2' / 'mb1' in the ablation string force it on / off.
+ * (SGMAT_MB2_KEYS; `linear`: the kernel takes invocation-index offsets, GpuCaps.subgroupLinear); 'mb2' / 'mb1'
+ * in the ablation string force it on / off.
  */
-export function sgmatTwoBlocks(D: number, DV: number, seqLenK: number): boolean {
+export function sgmatTwoBlocks(D: number, DV: number, seqLenK: number, linear = false): boolean {
   const parts = ablation.split(',');
   if (parts.includes('mb2')) return true;
   if (parts.includes('mb1')) return false;
+  if (linear && !parts.includes('nolidsg')) return seqLenK >= SGMAT_MB2_KEYS.linearFrom;
   const d80 = pad16(D) === 80 && pad16(DV) === 80;
   return seqLenK >= SGMAT_MB2_KEYS.from && !(d80 && seqLenK > SGMAT_MB2_KEYS.d80Upto);
 }
@@ -525,12 +536,12 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // LIDSG ('lidsg', real matrices): the subgroup and lane taken as lid / 32 and lid % 32 (the layout Vulkan
   // drivers give a 1-D workgroup of full 32-wide subgroups), so that every workgroup-memory offset, the
   // subgroup-matrix ones too, derives from the invocation index and can be bounded.
-  const lidsg = !v.emulate && drop.has('lidsg');
+  const lidsg = !v.emulate && (!!v.lidsg || drop.has('lidsg')) && !drop.has('nolidsg');
   const lidrow = two && !v.emulate && (drop.has('lidrow') || lidsg);
   // LOOPX ('loopx'): the rescale leaves the key loop (a break before P·V, the flush and that tile's P·V after it,
   // then back in), so that inside the loop only P·V updates the accumulators: the disassembly showed the
   // flush's merge costing ~70 register moves a tile.
-  const loopx = drop.has('loopx');
+  const loopx = !drop.has('noloopx');
   // P (f16) into workgroup memory; split: its high half there and its low half PL further on.
   const storeP = (idx: string, p: string) => split
     ? splitTo(p, `sKV[${idx}]`, `sKV[${PL}u + ${idx}]`, true)
@@ -1090,11 +1101,16 @@ export function sgmatVLate(vec: boolean, DV: number, seqLenK: number): boolean {
  * keys, 2.7% at d80 2048, 3.0% at qwen2vl; at d64 and d128 it was 3–9% slower (sgmat-fast-run-S.txt).
  * 'nopf' in the ablation string turns it off, 'pf1' forces it at any head dim.
  */
-export function sgmatPf1(vec: boolean, D: number, DV: number, split = false): boolean {
+export function sgmatPf1(vec: boolean, D: number, DV: number, split = false, linear = false): boolean {
+  if (ablation.split(',').includes('nopf')) return false;
+  // With invocation-index offsets (SgmatVariant.lidsg) the f16 kernel takes it at every head dim: vitL14-336
+  // +4–13%, 8k-d64 +15%, 8k-d128-causal +7%, qwen2vl and siglip-384 (d80/d72, where it was already on) ±0.5%
+  // (bench/results/sgmat-lidsg-run-a.txt; check:gpu 190/190 f16 tensor-core cases with it forced).
+  if (linear && !split && vec) return true;
   // The split form (f32): where head dims pad to 128 — 4% faster at 8k-d128-causal in
   // bench/results/split-profile-h200.txt, and 1.8% slower at d80.
   const at = split ? 128 : 80;
-  return vec && pad16(D) === at && pad16(DV) === at && !ablation.split(',').includes('nopf');
+  return vec && pad16(D) === at && pad16(DV) === at;
 }
 
 /**
