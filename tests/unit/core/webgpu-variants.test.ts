@@ -108,14 +108,15 @@ describe('tensor-core kernel, two query blocks a subgroup', () => {
   it('feeds each K/V fragment to two products and keeps each row in one lane (no shuffles in the softmax)', () => {
     const v: SgmatVariant = { kernel: 'flash_sgmat', D: 64, DV: 64, G4: 1, BK: 16, NS: 4, MB: 2, vec: true, natural: false, cap: false, fuse: true, outF16: true, emulate: false, maskKey: 'none' };
     const src = sgmatSource(v, NO_MASK);
-    // Q·Kᵀ: 4 head-dim chunks × 2 blocks; P·V: 4 value chunks × 2 blocks; one right-matrix load each pair.
-    expect(src.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length).toBe(16);
+    // Q·Kᵀ: 4 head-dim chunks × 2 blocks; P·V: 4 value chunks × 2 blocks, written twice (in the key loop and
+    // after a rescale, which leaves the loop); one right-matrix load each pair.
+    expect(src.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length).toBe(24);
     expect(src.match(/subgroup_matrix_right<f16, 16, 16>, col_major>/g)?.length).toBe(4);
     expect(src).not.toMatch(/partner\((mx|sum)/);
     expect(src).toContain('const TQ: u32 = 128u;');
     expect(src).toContain('var<workgroup> sS: array<f32, 2300>;');
     const one = sgmatSource({ ...v, MB: undefined }, NO_MASK);
-    expect(one.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length).toBe(8);
+    expect(one.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length).toBe(12);
     expect(one).toMatch(/partner\(mx/);
     expect(() => sgmatSource({ ...v, split: true }, NO_MASK)).toThrow(/split/);
   });
@@ -148,10 +149,10 @@ describe('tensor-core kernel, f32 split form', () => {
     expect(src).toContain('split_hi(');
     expect(src).toContain('@binding(9) var<storage, read> rng');
     expect(src).toContain('subgroupMatrixScalarMultiply(');
-    // Q·Kᵀ: 4 head-dim chunks × (2 cross + 1 main) products; P·V: 4 value chunks × 3.
-    expect(src.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length).toBe(24);
+    // Q·Kᵀ: 4 head-dim chunks × (2 cross + 1 main) products; P·V: 4 value chunks × 3, in the loop and after a rescale.
+    expect(src.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length).toBe(36);
     const f16 = sgmatSource({ ...v, split: undefined }, 'fn mask_allows(i: i32, j: i32, sq: i32, sk: i32, row: u32, s: f32) -> bool { return true; }');
-    expect(f16.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length).toBe(8);
+    expect(f16.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length).toBe(12);
     expect(f16).not.toContain('@binding(9)');
     // The range pass reads three buffers and keeps finite magnitudes only.
     expect(rangeSource()).toContain('0x7f800000u');
@@ -308,5 +309,47 @@ describe('job prologue (JOB_WGSL, JOB_WGSL_DIRECT)', () => {
   it('direct: no workgroup memory and no barrier', () => {
     expect(JOB_WGSL_DIRECT).not.toMatch(/var<workgroup>|workgroupUniformLoad|workgroupBarrier/);
     for (const fn of ['stage_job', 'tile_range', 'tile_entry', 'tile_bounds']) expect(JOB_WGSL_DIRECT).toContain(`fn ${fn}(`);
+  });
+});
+
+describe('tensor-core kernel, invocation-index offsets and the rescale outside the key loop', () => {
+  const configs = [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }];
+  const v: SgmatVariant = { kernel: 'flash_sgmat', D: 64, DV: 64, G4: 1, BK: 16, NS: 4, MB: 2, vec: true, natural: false, cap: false, fuse: true, outF16: true, emulate: false, maskKey: 'none' };
+  it('takes subgroup and lane from the invocation index only where the adapter was probed linear (lidsg)', () => {
+    const lin = sgmatSource({ ...v, lidsg: true }, NO_MASK);
+    expect(lin).toContain('let sg = lid / 32u;');
+    expect(lin).toContain('let lane = lid % 32u;');
+    expect(lin).toContain('let sgo = lid / 32u;');
+    const plain = sgmatSource(v, NO_MASK);
+    expect(plain).toContain('let sg = sgid;');
+    expect(plain).toContain('let sgo = sg;');
+    // The emulated kernel always numbers subgroups by lid (it has no subgroups of its own).
+    expect(sgmatSource({ ...v, emulate: true }, NO_MASK)).toContain('let sg = lid / 32u;');
+  });
+  it('breaks out of the key loop for a rescale and resumes after it; noloopx keeps the rescale inside', () => {
+    const src = sgmatSource(v, NO_MASK);
+    expect(src).toContain('pend = true;');
+    expect(src).toContain('if (!pend) { break; }');
+    try {
+      setSgmatAblation('noloopx');
+      const old = sgmatSource({ ...v, ablate: 'noloopx' }, NO_MASK);
+      expect(old).not.toContain('pend');
+      expect(old.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length).toBe(16);
+    } finally {
+      setSgmatAblation('');
+    }
+  });
+  it('with linear subgroups takes two query blocks from 512 keys and the next-tile loads after the first barrier at any head dim', () => {
+    expect(sgmatGeometry(configs, 64, 64, 49152, 256, false, 577, true)?.MB).toBe(2);
+    expect(sgmatGeometry(configs, 80, 80, 49152, 256, false, 5329, true)?.MB).toBe(2);
+    expect(sgmatGeometry(configs, 64, 64, 49152, 256, false, 256, true)?.MB).toBe(1);
+    expect(sgmatGeometry(configs, 64, 64, 49152, 256, false, 577, false)?.MB).toBe(1);
+    expect(sgmatGeometry(configs, 80, 80, 49152, 256, false, 5329, false)?.MB).toBe(1);
+    for (const d of [64, 128]) {
+      expect(sgmatPf1(true, d, d, false, true)).toBe(true);
+      expect(sgmatPf1(true, d, d, false, false)).toBe(false);
+    }
+    expect(sgmatPf1(false, 64, 64, false, true)).toBe(false);
+    expect(sgmatPf1(true, 64, 64, true, true)).toBe(false);
   });
 });
