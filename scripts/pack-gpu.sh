@@ -26,6 +26,11 @@ tar -cJf "$out/bundle.tar.xz" \
   --exclude='node_modules/protobufjs' --exclude='node_modules/playwright*' --exclude='node_modules/typescript' \
   --exclude='node_modules/@types' --exclude='node_modules/.cache' \
   node_modules "$@"
+# zstd (and its liblz4) for scripts/sass-dump.py, which unpacks the NVIDIA driver's shader cache there.
+if z=$(command -v zstd); then
+  mkdir -p "$out/tools"; cp "$z" "$out/tools/"
+  l=$(ldd "$z" | awk '/liblz4/ {print $3}'); [ -n "$l" ] && cp "$l" "$out/tools/"
+fi
 cp "$shared/env.sh" "$out/env.sh"
 cp "$shared/probe.mjs" "$out/probe.mjs"
 du -ch "$out"/* "$out"/debs/* | tail -1 | sed 's/total/bundle size/'

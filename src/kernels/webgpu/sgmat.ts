@@ -22,9 +22,15 @@
  *
  * Subgroup matrices cannot scale rows, so the online softmax rescales lazily (FlashAttention-4's
  * conditional rescaling): a row's reference max moves only when a tile's max exceeds it by more than
- * SLACK (base 2), so P ≤ 2^SLACK. When some row of the workgroup moves, the accumulators make a round
- * trip through workgroup memory, each lane scaling its row by α; after the first tile that is rare. At
- * the end the accumulators go out through workgroup memory once more as O / l.
+ * SLACK (base 2), so P ≤ 2^SLACK. When some row of the workgroup moves, the key loop breaks before P·V
+ * and the accumulators make a round trip through workgroup memory, each lane scaling its row by α; that
+ * tile's P·V follows and the loop resumes (after the first tile that is rare; kept out of the loop so that
+ * only P·V updates the accumulators there). At the end the accumulators go out through workgroup memory
+ * once more as O / l.
+ *
+ * Where the adapter lays subgroups out as lid / 32 (GpuCaps.subgroupLinear, probed at device creation),
+ * subgroup and lane come from the invocation index (SgmatVariant.lidsg), so that Dawn can bound every
+ * workgroup-memory offset and drop its clamp (docs/webgpu.md, "Reading the machine code").
  *
  * Loads and stores use only the forms measured correct on Dawn/NVIDIA: template-form column-major
  * loads of left, right and result matrices, column-major stores.
@@ -1105,7 +1111,8 @@ export function sgmatPf1(vec: boolean, D: number, DV: number, split = false, lin
   if (ablation.split(',').includes('nopf')) return false;
   // With invocation-index offsets (SgmatVariant.lidsg) the f16 kernel takes it at every head dim: vitL14-336
   // +4–13%, 8k-d64 +15%, 8k-d128-causal +7%, qwen2vl and siglip-384 (d80/d72, where it was already on) ±0.5%
-  // (bench/results/sgmat-lidsg-run-a.txt; check:gpu 190/190 f16 tensor-core cases with it forced).
+  // (bench/results/sgmat-lidsg-run-a.txt; check:gpu 190/190 f16 tensor-core cases with it forced). attention-gpu.ts
+  // passes linear = false for paged K/V, whose check:gpu cases have not run with it (they keep the rule below).
   if (linear && !split && vec) return true;
   // The split form (f32): where head dims pad to 128 — 4% faster at 8k-d128-causal in
   // bench/results/split-profile-h200.txt, and 1.8% slower at d80.
