@@ -40,6 +40,8 @@ describe('conformance: webgpu tensor-core kernel, emulated matrices', () => {
       expect(lastGpuStats?.kernel).toBe('flash_sgmat');
       // 16-byte output stores wherever the value head dim is a multiple of 8 (every output offset then is).
       expect(lastGpuStats?.key.includes('"outVec":true'), 'outVec').toBe((c.headDimV ?? c.headDim) % 8 === 0);
+      // Emulated matrices number subgroups by the invocation index anyway: never the lidsg form.
+      expect(lastGpuStats?.key.includes('"lidsg"'), 'lidsg').toBe(false);
     }, 300_000);
   }
 });

@@ -10,7 +10,12 @@ describe('conformance: webgpu backend', () => {
   beforeAll(async () => {
     setGpuOutputPoisoning(true);
     const ctx = await gpuContext();
-    console.log(`WebGPU adapter: ${ctx.caps.vendor} ${ctx.caps.architecture} ${ctx.caps.description}; f16=${ctx.caps.f16} subgroups=${ctx.caps.subgroups} (${ctx.caps.subgroupMinSize}-${ctx.caps.subgroupMaxSize})`);
+    console.log(`WebGPU adapter: ${ctx.caps.vendor} ${ctx.caps.architecture} ${ctx.caps.description}; f16=${ctx.caps.f16} subgroups=${ctx.caps.subgroups} (${ctx.caps.subgroupMinSize}-${ctx.caps.subgroupMaxSize}) subgroupLinear=${ctx.caps.subgroupLinear}`);
+  });
+  it('probes the subgroup layout only where subgroup matrices exist (GpuCaps.subgroupLinear)', async () => {
+    const ctx = await gpuContext();
+    expect(typeof ctx.caps.subgroupLinear).toBe('boolean');
+    if (!ctx.caps.subgroupMatrix.length) expect(ctx.caps.subgroupLinear).toBe(false);
   });
   for (const c of CASES) {
     it(c.name, async () => {

@@ -28,7 +28,7 @@ async function runCase(c: ConformanceCase, kernel: GpuKernelPreference): Promise
 }
 
 describe('check:gpu — every kernel variant', () => {
-  let hasSgmat = false, hasF16 = false;
+  let hasSgmat = false, hasF16 = false, linear = false;
   beforeAll(async () => {
     setGpuOutputPoisoning(true);
     // PORTABLE_ROWS=2 or 4: the portable kernel's rows a thread forced (setPortableTuning; default auto).
@@ -43,7 +43,8 @@ describe('check:gpu — every kernel variant', () => {
     const ctx = await gpuContext();
     hasF16 = ctx.caps.f16;
     hasSgmat = ctx.caps.subgroupMatrix.length > 0 && ctx.caps.subgroupMinSize === 32;
-    console.log(`adapter: ${ctx.caps.vendor} ${ctx.caps.architecture} ${ctx.caps.description}; f16=${hasF16}; subgroup-matrix=${JSON.stringify(ctx.caps.subgroupMatrix)}`);
+    linear = ctx.caps.subgroupLinear;
+    console.log(`adapter: ${ctx.caps.vendor} ${ctx.caps.architecture} ${ctx.caps.description}; f16=${hasF16}; subgroup-matrix=${JSON.stringify(ctx.caps.subgroupMatrix)}; subgroups laid out as lid / 32: ${linear}`);
   });
   afterAll(() => { console.log(`\ncheck:gpu summary\n${summary.join('\n')}`); });
 
@@ -55,6 +56,8 @@ describe('check:gpu — every kernel variant', () => {
       setSgmatAblation(experiment);
       try {
         const line = await runCase(f16, 'sgmat');
+        // Where the probe found subgroups laid out as lid / 32, the kernel takes its offsets from the invocation index.
+        if (lastGpuStats?.kernel === 'flash_sgmat' && lastGpuStats.key.includes('"lidsg":true') !== linear) throw new Error(`${c.name}: lidsg in the variant key does not follow GpuCaps.subgroupLinear (${linear})`);
         summary.push(`sgmat${experiment ? ` [${experiment}]` : ''}    ${c.name}: ${line}`);
       } finally {
         setSgmatAblation('');
