@@ -68,7 +68,10 @@ let ablation = '';
  * issued after this tile's second / first barrier; the first is the default where head dims pad to 80, and
  * 'nopf' turns it off there), 'nofast' (the softmax fast path off); 'nanbits' (every kept score's bits tested for NaN, as the emulated kernel does, instead of the row sum's at the end); 'norange' (the split form's range pass skipped: right only for inputs
  * inside f16's range); 'lof16' (the split form's high half by an f16 cast, which NVIDIA folds away); 'mb1' / 'mb2' (one or
- * two query blocks a subgroup, SgmatVariant.MB, whatever the key length); 'occ' (resident workgroups, counted in the LSE buffer).
+ * two query blocks a subgroup, SgmatVariant.MB, whatever the key length); 'occ' (resident workgroups, counted in the LSE buffer);
+ * 'lidsg' / 'nolidsg' (subgroup and lane from the invocation index, SgmatVariant.lidsg, forced on / off), 'lidrow' (only the
+ * softmax's own row indices from it), 'noloopx' (the rescale inside the key loop, the form before it left the loop),
+ * 'nonk' / 'noflush' (probes: P·V not gated on the tile's key count / no rescale at all; wrong output where needed).
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
 export function sgmatAblation(): string { return ablation; }
