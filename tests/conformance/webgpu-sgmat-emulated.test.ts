@@ -99,3 +99,9 @@ const NOLOOPX_CASES = [
 ];
 describeForm('rescale inside the key loop', 'noloopx', '"ablate":"noloopx"', NOLOOPX_CASES);
 describeForm('rescale inside the key loop, two query blocks', 'mb2,noloopx', '"ablate":"mb2,noloopx"', NOLOOPX_CASES);
+
+// P row-major ('prow', two query blocks; a trial form for the H200, where offsets from the invocation index may let the
+// compiler merge a lane's 16 probability stores): its data flow through the emulated kernel.
+describeForm('P row-major, two query blocks', 'mb2,prow', '"ablate":"mb2,prow"', [
+  'self N129 d64', 'causal 129x97', 'cross 97x1025', 'headDim 59', 'GQA ratio 4', 'varlen window GQA8', 'inputs near ±1000',
+]);

@@ -279,6 +279,8 @@ export function sgmatTwoBlocks(D: number, DV: number, seqLenK: number, linear = 
 interface Ops {
   zero: string;
   loadL(arr: string, off: string, stride: string): string;
+  /** A left matrix stored row-major (element (m, k) at off + m·stride + k). */
+  loadLrow(arr: string, off: string, stride: string): string;
   loadR(arr: string, off: string, stride: string): string;
   /** A right matrix stored row-major (element (k, n) at off + k·stride + n). */
   loadRrow(arr: string, off: string, stride: string): string;
@@ -293,6 +295,7 @@ interface Ops {
 const REAL: Ops = {
   zero: 'subgroup_matrix_result<f32, 16, 16>()',
   loadL: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
+  loadLrow: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&${a}, ${o}, ${s})`,
   loadR: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
   loadRrow: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&${a}, ${o}, ${s})`,
   loadAcc: (a, o, s) => `subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, col_major>(&${a}, ${o}, ${s})`,
@@ -305,6 +308,7 @@ const REAL: Ops = {
 const EMU: Ops = {
   zero: 'array<f32, 8>()',
   loadL: (a, o, s) => `emu_ld_${a}(${o}, ${s})`,
+  loadLrow: (a, o, s) => `emu_ldrow_${a}(${o}, ${s})`,
   // Right operands always come from sKV: kept as (offset, column stride, row stride) and read inside the product.
   loadR: (_a, o, s) => `vec3<u32>(${o}, ${s}, 1u)`,
   loadRrow: (_a, o, s) => `vec3<u32>(${o}, 1u, ${s})`,
@@ -420,6 +424,11 @@ fn emu_scale(a: array<f32, 8>, s: f32) -> array<f32, 8> {
   var r = a;
   for (var t = 0u; t < 8u; t++) { r[t] *= s; }
   return r;
+}
+fn emu_ldrow_sKV(off: u32, stride: u32) -> array<f32, 8> {
+  var m: array<f32, 8>;
+  for (var t = 0u; t < 8u; t++) { let i = t * 32u + emu_lane; m[t] = sKV[off + (i / 16u) * stride + i % 16u]; }
+  return m;
 }
 fn emu_ld_sKV(off: u32, stride: u32) -> array<f32, 8> {
   var m: array<f32, 8>;
@@ -551,6 +560,13 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // then back in), so that inside the loop only P·V updates the accumulators: the disassembly showed the
   // flush's merge costing ~70 register moves a tile.
   const loopx = !drop.has('noloopx');
+  // PROW ('prow', two query blocks, 16-key tiles): P row-major in its region (a lane's 16 probabilities consecutive, so
+  // that with bounded offsets the compiler can merge them into wide stores), read by row-major left-matrix loads.
+  // A trial form: the earlier row-major P (run W) lost to unmerged, clamped stores.
+  const prow = two && drop.has('prow');
+  if (prow && BK !== 16) throw new Error('sgmatSource: prow needs 16-key tiles');
+  // P's index of (row, key j) in the owner's region: column-major at stride PSM, or row-major (PROW).
+  const pIdx = (j: string, row: string) => (prow ? `sbpr + ${row} * 16u + ${j}` : `sbpr + ${j} * ${PSM}u + ${row}`);
   // P (f16) into workgroup memory; split: its high half there and its low half PL further on.
   const storeP = (idx: string, p: string) => split
     ? splitTo(p, `sKV[${idx}]`, `sKV[${PL}u + ${idx}]`, true)
@@ -786,8 +802,8 @@ ${each(NR, (rd) => `  ${roundDbs(rd).map((db) => M.store('sS', `sb + ${(db - rd 
 
   // ---- O += P·V (in the loop, and after a rescale when LOOPX moves it out).
   const pvCode = drop.has('pv') ? '' : two ? each(NKB, (kc) => `      if (${live(kc)}) {
-      let pm${kc}_0 = ${M.loadL('sKV', `sbp + ${kc * 16 * PSM}u`, `${PSM}u`)};
-      let pm${kc}_1 = ${M.loadL('sKV', `sbp + ${kc * 16 * PSM + 16}u`, `${PSM}u`)};
+      let pm${kc}_0 = ${prow ? M.loadLrow('sKV', 'sbp', '16u') : M.loadL('sKV', `sbp + ${kc * 16 * PSM}u`, `${PSM}u`)};
+      let pm${kc}_1 = ${prow ? M.loadLrow('sKV', 'sbp + 256u', '16u') : M.loadL('sKV', `sbp + ${kc * 16 * PSM + 16}u`, `${PSM}u`)};
 ${each(NDV, (db) => `      {
       let vf = ${M.loadRrow('sKV', `${V0 + kc * 16 * DVS + db * 16}u`, `${DVS}u`)};
       ${on(db, 0)} = ${M.mma(`pm${kc}_0`, 'vf', on(db, 0))};
@@ -1026,24 +1042,24 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
           let j = ${two ? 'c' : '2u * c + half'};
           let p = exp2(${v.fuse ? `fma(sS[sb + j * ${SST}u + ${two ? 'rb' : 'r'}], scl, -mUse)` : `sS[sb + j * ${SST}u + ${two ? 'rb' : 'r'}] - mUse`});
           sum += p;
-          ${storeP(`sbp + j * ${PSM}u + ${two ? 'rb' : 'r'}`, 'p')}
+          ${storeP(prow ? pIdx('j', 'rb') : `sbp + j * ${PSM}u + ${two ? 'rb' : 'r'}`, 'p')}
         }
         } else {
 ` : ''}        for (var c = 0u; c < ${two ? 'BK' : 'HB'}; c++) {
           let j = ${two ? 'c' : '2u * c + half'};
           let p = exp2_masked(${v.fuse ? `fma(sS[sb + j * ${SST}u + ${two ? 'rb' : 'r'}], scl, -mUse)` : `sS[sb + j * ${SST}u + ${two ? 'rb' : 'r'}] - mUse`});
           sum += p;
-          ${storeP(`sbp + j * ${PSM}u + ${two ? 'rb' : 'r'}`, 'p')}
+          ${storeP(prow ? pIdx('j', 'rb') : `sbp + j * ${PSM}u + ${two ? 'rb' : 'r'}`, 'p')}
         }
 ${fastSm ? '        }\n' : ''}` : `${fastSm ? `        if (fastT) {
 ${each(NSC, (c) => `        let p${c} = exp2(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};${split ? '' : `
-        sKV[sbpr + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}] = tohalf(p${c});`}`)}
+        sKV[${pIdx(`j${c}`, two ? 'rb' : 'r')}] = tohalf(p${c});`}`)}
 ${split ? storePSplit((c) => `sbpr + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}`) : ''}
         } else {
 ` : ''}${each(NSC, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};${split ? '' : `
-        sKV[sbpr + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}] = tohalf(p${c});`}`)}
+        sKV[${pIdx(`j${c}`, two ? 'rb' : 'r')}] = tohalf(p${c});`}`)}
 ${split ? storePSplit((c) => `sbpr + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}`) : ''}
 ${fastSm ? '        }\n' : ''}`}        ${two ? '' : 'sum += partner(sum, lid);'}
         l = l * alpha + sum;
