@@ -35,6 +35,17 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
     prep.destroy(); prep.out.dispose(); prep.lse?.dispose();
     return `${label} ${ms.toFixed(3)} ms (${(bytes / ms / 1e6).toFixed(0)} GB/s${pref === 'decode' ? `, ${kernel}` : ''}${check})`;
   };
+  if (process.env.QUICK === '5') {
+    // QUICK=5 (with B=…): the defaults against subgroup and lane from the invocation index (setDecodeTuning({ lin }),
+    // a trial form that takes effect where GpuCaps.subgroupLinear), fused and split + merge, alternating.
+    const cells = [];
+    for (let rep = 0; rep < 2; rep++) {
+      cells.push(await run('default:', {}), await run('lin:', { lin: true }));
+      cells.push(await run('split + merge:', { fuse: false }), await run('split + merge, lin:', { fuse: false, lin: true }));
+    }
+    console.log(`B${B} H${H}/${Hk} Sk${Sk} d${d} ${dtype}: ${cells.join(' | ')}`);
+    continue;
+  }
   if (process.env.QUICK === '4') {
     // QUICK=4 (with B=…): the defaults (fused where the plan takes it) against split + merge at this batch size.
     const cells = [];

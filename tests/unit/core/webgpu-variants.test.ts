@@ -44,6 +44,11 @@ describe('decode_warp geometry', () => {
     expect(count(decodeWarpSource(base, NO_MASK))).toBe(1);
     expect(count(decodeWarpSource({ ...base, combine: false }, NO_MASK))).toBe(0);
     expect(decodeWarpSource(base, NO_MASK)).toContain('subgroupShuffleXor');
+    // lin (a trial form): subgroup and lane from the invocation index instead of the subgroup builtins' values.
+    expect(decodeWarpSource(base, NO_MASK)).toMatch(/= sgid;|\(sgid\)|sgid\b/);
+    const lin = decodeWarpSource({ ...base, lin: true }, NO_MASK);
+    expect(lin).toContain('lid / 32u');
+    expect(lin).toContain('lid % 32u');
     // Emulated: the shuffles go through workgroup memory instead.
     const emu = decodeWarpSource({ ...base, sg: false }, NO_MASK);
     expect(emu).not.toContain('subgroupShuffle');
