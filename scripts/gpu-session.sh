@@ -4,7 +4,7 @@
 # Run there with carry [".gpu", "dist", the *.generated.ts kernel sources]. Knobs: CHECK_FILTER, CHECK_S,
 # SKIP_CHECK, PROFILE_ARGS (scripts/sgmat-profile.mjs arguments), DECODE_PROFILE=1 (scripts/decode-profile.mjs),
 # PORTABLE_PROFILE=1 (scripts/portable-profile.mjs),
-# BENCH_ARGS, BENCH_S, SKIP_BENCH, BASELINE (bench:gpu --baseline; default the last bench/results/gpu-h200-run-?.json by letter).
+# BENCH_ARGS, BENCH_S, SKIP_BENCH, BASELINE (bench:gpu --baseline; default the last bench/results/gpu-h200-run-*.json in version order).
 set -u
 source .gpu/env.sh
 export XDG_RUNTIME_DIR=/tmp PYTHONUNBUFFERED=1
@@ -31,7 +31,7 @@ if [ "${DECODE_PROFILE:-0}" = 1 ]; then
   echo "decode-profile exit $?"; grep -v "^ *at " "$OUT/decode-profile.txt" | tail -6
 fi
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
-  # Against the last committed run by letter (BASELINE=path to choose another, BASELINE=none for none): a kernel that
+  # Against the last committed run (gpu-h200-run-*.json in version order; BASELINE=path to choose another, none for none): a kernel that
   # got slower shows as REGRESSION in the log (check:gpu passes slow kernels).
   BASELINE=${BASELINE:-$(ls bench/results/gpu-h200-run-*.json 2>/dev/null | grep -v -- -profile | sort -V | tail -1)}
   timeout "${BENCH_S:-240}" node scripts/run-bench.mjs --no-build gpu --out="$OUT/gpu.json" ${BASELINE:+$( [ "$BASELINE" != none ] && echo "--baseline=$BASELINE")} ${BENCH_ARGS:-} > "$OUT/bench-gpu.log" 2>&1
