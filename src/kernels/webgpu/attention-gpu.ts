@@ -23,7 +23,7 @@ import {
   type DecodeVariant, type InFormat, type KvPaging, type PortableFlashVariant, type TopKVariant, convertSource,
   decodeMergeSource, decodeSharedBytes, decodeSource, portableBytes, portableFit, portableGeometry, portableSharedBytes, portableSource, topkSource, variantKey,
 } from './variants.js';
-import { type SgmatVariant, rangeSource, sgmatAblation, sgmatGeometry, sgmatOutVec, sgmatPf1, sgmatSource, sgmatVLate } from './sgmat.js';
+import { type SgmatVariant, rangeSource, sgmatAblation, sgmatGeometry, sgmatLinear, sgmatOutVec, sgmatPf1, sgmatSource, sgmatVLate } from './sgmat.js';
 import { type DecodeWarpVariant, decodeWarpCombines, decodeWarpGeometry, decodeWarpSource } from './decode-warp.js';
 
 export const GPU_TILE_K = 64;
@@ -335,7 +335,7 @@ function sgmatFit(ctx: GpuContext, plan: AttentionPlan, pagedFmt: InFormat | 'i8
     return g && { ...g, emulate: true, split };
   }
   if (!ctx.caps.f16 || ctx.caps.subgroupMinSize !== 32 || ctx.caps.subgroupMaxSize !== 32) return null;
-  const g = sgmatGeometry(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations, split, plan.seqLenK, ctx.caps.subgroupLinear);
+  const g = sgmatGeometry(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations, split, plan.seqLenK, sgmatLinear(ctx.caps.subgroupLinear));
   // Profiling aid: 'bk16' / 'bk32' in the ablation string sets the key tile (scripts/sgmat-profile.mjs).
   const bk = /bk(16|32)/.exec(sgmatAblation());
   if (g && bk) g.BK = Number(bk[1]);
@@ -588,8 +588,9 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const jobTable = meta.push(split), mergeTable = meta.push(merge);
     const maskBase = meta.push(mask.data);
     const ablate = decodeTuning.ablate ? { ablate: decodeTuning.ablate } : {};
+    const realSg = sg32 && preference !== 'decode-emulated';
     const dv: DecodeVariant | DecodeWarpVariant = wg
-      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, wide: wg.E === 8, pipe: decodeTuning.pipe, combine, natural, cap, maskKey: mask.key, sg: sg32 && preference !== 'decode-emulated', ...(decodeTuning.lin && caps.subgroupLinear && sg32 && preference !== 'decode-emulated' ? { lin: true } : {}), ...(pagedV ? { paged: pagedV } : {}), ...(SS > 1 ? { SS } : {}), ...(fused ? { fin: outF32.dtype } : {}), ...ablate }
+      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, wide: wg.E === 8, pipe: decodeTuning.pipe, combine, natural, cap, maskKey: mask.key, sg: realSg, ...(decodeTuning.lin && caps.subgroupLinear && realSg ? { lin: true } : {}), ...(pagedV ? { paged: pagedV } : {}), ...(SS > 1 ? { SS } : {}), ...(fused ? { fin: outF32.dtype } : {}), ...ablate }
       : { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, vec4, ...(pagedV ? { paged: pagedV } : {}), ...ablate };
     const pipe = await ctx.pipeline(variantKey(dv), dv.kernel === 'decode_warp' ? decodeWarpSource(dv, mask.fn) : decodeSource(dv, mask.fn));
     const p = new ArrayBuffer(96), pu = new Uint32Array(p), pf = new Float32Array(p);
@@ -651,9 +652,11 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       // 16-byte loads when every row, head and sequence offset is a multiple of 8 halves (4 floats, split;
       // the split form never reads paged K/V: sgmatFit).
       const split = sgFit!.split, E = split ? 4 : 8;
+      // Offsets from the invocation index (SgmatVariant.lidsg) where the adapter's subgroups were probed linear.
+      const linear = !sgFit!.emulate && sgmatLinear(ctx.caps.subgroupLinear);
       const vec = plan.headDim % E === 0 && plan.headDimV % E === 0 && aligned(qa, E, true) &&
         (!paged || paged.kvFmt === 'f16') && kvAligned(ka, va, E, !!paged);
-      const sv: SgmatVariant = { ...(split ? { split: true } : {}), kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, ...(sgFit!.MB > 1 ? { MB: sgFit!.MB } : {}), vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(ctx.caps.subgroupLinear && !sgFit!.emulate ? { lidsg: true } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}), ...(sgmatPf1(vec && !sgFit!.emulate, plan.headDim, plan.headDimV, split, ctx.caps.subgroupLinear && !paged && !sgmatAblation().split(',').includes('nolidsg')) ? { pf1: true } : {}) };
+      const sv: SgmatVariant = { ...(split ? { split: true } : {}), kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, ...(sgFit!.MB > 1 ? { MB: sgFit!.MB } : {}), vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(linear ? { lidsg: true } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}), ...(sgmatPf1(vec && !sgFit!.emulate, plan.headDim, plan.headDimV, split, linear && !paged) ? { pf1: true } : {}) };
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {

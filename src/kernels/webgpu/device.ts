@@ -253,10 +253,10 @@ async function create(init: WebGpuInit): Promise<GpuContext> {
  */
 async function probeSubgroupLayout(device: GPUDevice): Promise<boolean> {
   const groups = 64;
+  const results: GPUBuffer[] = [];
+  const reads: GPUBuffer[] = [];
   try {
     device.pushErrorScope('validation');
-    const results: GPUBuffer[] = [];
-    const reads: GPUBuffer[] = [];
     const enc = device.createCommandEncoder();
     for (const size of [128, 256]) {
       const code = `enable f16;
@@ -291,12 +291,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
       await read.mapAsync(GPUMapMode.READ);
       if (new Uint32Array(read.getMappedRange()).some((x) => x !== 1)) linear = false;
       read.unmap();
-      read.destroy();
     }
-    for (const b of results) b.destroy();
     return linear;
   } catch {
     return false;
+  } finally {
+    for (const b of [...results, ...reads]) b.destroy();
   }
 }
 

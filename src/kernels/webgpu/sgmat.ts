@@ -266,11 +266,20 @@ export const SGMAT_MB2_KEYS = { from: 1024, d80Upto: 4096, linearFrom: 512 } as 
  * (SGMAT_MB2_KEYS; `linear`: the kernel takes invocation-index offsets, GpuCaps.subgroupLinear); 'mb2' / 'mb1'
  * in the ablation string force it on / off.
  */
+/**
+ * Whether the tensor-core kernel takes its offsets from the invocation index (SgmatVariant.lidsg) on an adapter
+ * whose probed subgroup layout is `subgroupLinear` (GpuCaps): yes unless 'nolidsg' is in the ablation string. The
+ * one place that decision is made; the geometry (sgmatTwoBlocks) and the prefetch rule (sgmatPf1) take its result.
+ */
+export function sgmatLinear(subgroupLinear: boolean): boolean {
+  return subgroupLinear && !ablation.split(',').includes('nolidsg');
+}
+
 export function sgmatTwoBlocks(D: number, DV: number, seqLenK: number, linear = false): boolean {
   const parts = ablation.split(',');
   if (parts.includes('mb2')) return true;
   if (parts.includes('mb1')) return false;
-  if (linear && !parts.includes('nolidsg')) return seqLenK >= SGMAT_MB2_KEYS.linearFrom;
+  if (linear) return seqLenK >= SGMAT_MB2_KEYS.linearFrom;
   const d80 = pad16(D) === 80 && pad16(DV) === 80;
   return seqLenK >= SGMAT_MB2_KEYS.from && !(d80 && seqLenK > SGMAT_MB2_KEYS.d80Upto);
 }
@@ -554,7 +563,7 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // LIDSG ('lidsg', real matrices): the subgroup and lane taken as lid / 32 and lid % 32 (the layout Vulkan
   // drivers give a 1-D workgroup of full 32-wide subgroups), so that every workgroup-memory offset, the
   // subgroup-matrix ones too, derives from the invocation index and can be bounded.
-  const lidsg = !v.emulate && (!!v.lidsg || drop.has('lidsg')) && !drop.has('nolidsg');
+  const lidsg = !v.emulate && (!!v.lidsg || drop.has('lidsg'));
   const lidrow = two && !v.emulate && (drop.has('lidrow') || lidsg);
   // LOOPX ('loopx'): the rescale leaves the key loop (a break before P·V, the flush and that tile's P·V after it,
   // then back in), so that inside the loop only P·V updates the accumulators: the disassembly showed the
@@ -1042,25 +1051,25 @@ ${v.emulate ? `${fastSm ? `        if (fastT) {
           let j = ${two ? 'c' : '2u * c + half'};
           let p = exp2(${v.fuse ? `fma(sS[sb + j * ${SST}u + ${two ? 'rb' : 'r'}], scl, -mUse)` : `sS[sb + j * ${SST}u + ${two ? 'rb' : 'r'}] - mUse`});
           sum += p;
-          ${storeP(prow ? pIdx('j', 'rb') : `sbp + j * ${PSM}u + ${two ? 'rb' : 'r'}`, 'p')}
+          ${storeP(pIdx('j', two ? 'rb' : 'r'), 'p')}
         }
         } else {
 ` : ''}        for (var c = 0u; c < ${two ? 'BK' : 'HB'}; c++) {
           let j = ${two ? 'c' : '2u * c + half'};
           let p = exp2_masked(${v.fuse ? `fma(sS[sb + j * ${SST}u + ${two ? 'rb' : 'r'}], scl, -mUse)` : `sS[sb + j * ${SST}u + ${two ? 'rb' : 'r'}] - mUse`});
           sum += p;
-          ${storeP(prow ? pIdx('j', 'rb') : `sbp + j * ${PSM}u + ${two ? 'rb' : 'r'}`, 'p')}
+          ${storeP(pIdx('j', two ? 'rb' : 'r'), 'p')}
         }
 ${fastSm ? '        }\n' : ''}` : `${fastSm ? `        if (fastT) {
 ${each(NSC, (c) => `        let p${c} = exp2(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};${split ? '' : `
         sKV[${pIdx(`j${c}`, two ? 'rb' : 'r')}] = tohalf(p${c});`}`)}
-${split ? storePSplit((c) => `sbpr + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}`) : ''}
+${split ? storePSplit((c) => pIdx(`j${c}`, two ? 'rb' : 'r')) : ''}
         } else {
 ` : ''}${each(NSC, (c) => `        let p${c} = exp2_masked(${v.fuse ? `fma(s${c}, scl, -mUse)` : `s${c} - mUse`});
         sum += p${c};${split ? '' : `
         sKV[${pIdx(`j${c}`, two ? 'rb' : 'r')}] = tohalf(p${c});`}`)}
-${split ? storePSplit((c) => `sbpr + j${c} * ${PSM}u + ${two ? 'rb' : 'r'}`) : ''}
+${split ? storePSplit((c) => pIdx(`j${c}`, two ? 'rb' : 'r')) : ''}
 ${fastSm ? '        }\n' : ''}`}        ${two ? '' : 'sum += partner(sum, lid);'}
         l = l * alpha + sum;
         m = mNew;

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decodeWarpCombines, decodeWarpGeometry, decodeWarpSource, type DecodeWarpVariant } from '../../../src/kernels/webgpu/decode-warp.js';
-import { SGMAT_MB2_KEYS, SGMAT_VLATE_MIN_KEYS, rangeSource, setSgmatAblation, sgmatGeometry, sgmatPf1, sgmatSource, sgmatVLate, type SgmatVariant } from '../../../src/kernels/webgpu/sgmat.js';
+import { SGMAT_MB2_KEYS, SGMAT_VLATE_MIN_KEYS, rangeSource, setSgmatAblation, sgmatGeometry, sgmatLinear, sgmatPf1, sgmatSource, sgmatVLate, type SgmatVariant } from '../../../src/kernels/webgpu/sgmat.js';
 import { JOB_WGSL, JOB_WGSL_DIRECT, portableBytes, portableFit, portableGeometry, portableSharedBytes } from '../../../src/kernels/webgpu/variants.js';
 import { portableForm, setPortableTuning } from '../../../src/kernels/webgpu/attention-gpu.js';
 
@@ -356,5 +356,15 @@ describe('tensor-core kernel, invocation-index offsets and the rescale outside t
     }
     expect(sgmatPf1(false, 64, 64, false, true)).toBe(false);
     expect(sgmatPf1(true, 64, 64, true, true)).toBe(false);
+  });
+  it('takes the invocation-index form where the probe found a linear layout, unless nolidsg', () => {
+    expect(sgmatLinear(true)).toBe(true);
+    expect(sgmatLinear(false)).toBe(false);
+    try {
+      setSgmatAblation('nolidsg');
+      expect(sgmatLinear(true)).toBe(false);
+    } finally {
+      setSgmatAblation('');
+    }
   });
 });
