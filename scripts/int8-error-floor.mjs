@@ -7,7 +7,7 @@
 // rotation + smoothK on the uniform grid and on the 'auto' grid (the default: gaussian or uniform per block
 // and head) for the test's designs and FlashAttention-3's FP8 test inputs at several seeds.
 // Usage (after npm run build): node scripts/int8-error-floor.mjs; DRAWS=12 node scripts/int8-error-floor.mjs for the
-// default path's spread over random draws.
+// default path's spread over random draws, with K's rounding feedback (kRounding, the default) and without it.
 import { PagedKvCache, gatherContiguous, attentionReference, randn, Tensor, causal, mulberry32 } from '../dist/index.js';
 
 const OUT_CHANNELS = [3, 17, 64, 101], OUT_FACTORS = [20, 45, 70, 100];
@@ -38,9 +38,9 @@ function addSparseOutliers(t, seed) {
   for (let i = 0; i < t.length; i++) if (rng() < 0.001) t[i] += extra[i];
   return t;
 }
-function errors(design, { bs = 16, smoothK = false, perChannelK = false, int8Grid = 'uniform', seed = 0 } = {}) {
+function errors(design, { bs = 16, smoothK = false, perChannelK = false, int8Grid = 'uniform', seed = 0, kRounding = 'feedback' } = {}) {
   const H = 8, Hk = 2, D = 128, lens = [97, 300], Sq = 5;
-  const cache = new PagedKvCache({ numLayers: 1, numKvHeads: Hk, headDim: D, blockSizeTokens: bs, numBlocks: 1024, dtype: 'int8', rotation: { seed: 5 }, smoothK, int8Grid, prefixCaching: false });
+  const cache = new PagedKvCache({ numLayers: 1, numKvHeads: Hk, headDim: D, blockSizeTokens: bs, numBlocks: 1024, dtype: 'int8', rotation: { seed: 5 }, smoothK, int8Grid, kRounding, prefixCaching: false });
   const qr = randn([lens.length, Sq, H, D], 9 + seed, 'f32', design.qStd);
   const q0 = design.sparse ? Tensor.fromValues(addSparseOutliers(qr.toFloat32(), 500 + seed), qr.shape) : qr;
   const acc = { 'K only': [0, 0], 'V only': [0, 0], both: [0, 0] };
@@ -77,11 +77,12 @@ if (process.env.DRAWS) {
   const all = [...designs, { name: 'K+V outliers, q ~ N(0,0.25²)', kOut: true, vOut: true, qStd: 0.25 }, { name: 'K+V outliers, q ~ N(0,0.1²)', kOut: true, vOut: true, qStd: 0.1 },
     { name: 'FA3 FP8 inputs (q, K, V + 0.1 % N(0,10²))', kOut: false, vOut: false, qStd: 1, sparse: true }];
   const seeds = Array.from({ length: Number(process.env.DRAWS) }, (_, i) => i * 1000);
-  const table = all.map((d) => {
-    const e = seeds.map((seed) => Number(errors(d, { smoothK: true, int8Grid: 'auto', seed }).both)).sort((a, b) => a - b);
-    return { design: d.name, min: e[0].toExponential(2), median: e[e.length >> 1].toExponential(2), max: e[e.length - 1].toExponential(2), 'draws ≥ 1e-2': `${e.filter((x) => x >= 1e-2).length}/${e.length}` };
-  });
-  console.log(`rotation + smoothK + 'auto' grid (the defaults), both K and V int8, ${seeds.length} draws a design:`);
+  const table = all.flatMap((d) => ['feedback', 'nearest'].map((kRounding) => {
+    const runs = seeds.map((seed) => errors(d, { smoothK: true, int8Grid: 'auto', seed, kRounding }));
+    const e = runs.map((r) => Number(r.both)).sort((a, b) => a - b), k = runs.map((r) => Number(r['K only'])).sort((a, b) => a - b);
+    return { design: d.name, kRounding, min: e[0].toExponential(2), median: e[e.length >> 1].toExponential(2), max: e[e.length - 1].toExponential(2), 'draws ≥ 1e-2': `${e.filter((x) => x >= 1e-2).length}/${e.length}`, 'K only: median': k[k.length >> 1].toExponential(2), 'K only: max': k[k.length - 1].toExponential(2) };
+  }));
+  console.log(`rotation + smoothK + 'auto' grid, K rounding 'feedback' (the defaults) and 'nearest', both K and V int8, ${seeds.length} draws a design:`);
   console.table(table);
   process.exit(0);
 }

@@ -8,7 +8,7 @@ export { BlockPool } from './block-pool.js';
 export { KvBlockStorage, bytesPerBlock, type KvDType, type KvLayerStorage, type KvStorageObserver } from './kv-storage.js';
 export { GpuKvMirror, gpuKvMirror, type GpuKvLayer } from './kv-gpu.js';
 export { sha256, blockHash, noneHash, imageContentHash, type ExtraKey, type PixelData } from './hash.js';
-export { rotateQuery, unrotateOutput, rotationSigns, hadamardChunks, makeRotation, int8Scale, int8Level, int8ScaleOf, storedInt8Scale, quantizeInt8, dequantizeInt8, INT8_GAUSSIAN_C, type HadamardRotation, type Int8Grid, type Int8GridMode, type RotationSource } from './quant.js';
+export { rotateQuery, unrotateOutput, rotationSigns, hadamardChunks, makeRotation, int8Scale, int8Level, int8ScaleOf, storedInt8Scale, quantizeInt8, dequantizeInt8, INT8_GAUSSIAN_C, type HadamardRotation, type Int8Grid, type Int8GridMode, type KRounding, type RotationSource } from './quant.js';
 export { pagedAttentionReference, gatherContiguous, packBlockTables, type PagedReferenceOptions, type PagedReferenceResult, type BlockTablesInput, type KvStorageLike } from './paged-reference.js';
 export { kvVariants, memoryWaste, type AttentionVariantKv, type WasteReport } from './calculator.js';
 export { simulateWaste, simulateImagePrefix, simulateServing, IMAGE_PAD_TOKEN, type WasteSimulation, type ImagePrefixOptions, type ImagePrefixReport, type PromptOrder, type ServingOptions, type ServingReport } from './simulate.js';

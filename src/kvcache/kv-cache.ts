@@ -30,7 +30,7 @@ import { BlockPool } from './block-pool.js';
 import { type ExtraKey, blockHash, noneHash } from './hash.js';
 import type { WasmHeap } from '../kernels/cpu/wasm-heap.js';
 import { KvBlockStorage, type KvDType, bytesPerBlock, checkSmoothK } from './kv-storage.js';
-import { type HadamardRotation, type Int8GridMode, type RotationSource, makeRotation } from './quant.js';
+import { type HadamardRotation, type Int8GridMode, type KRounding, type RotationSource, makeRotation } from './quant.js';
 
 /** Sequence handle: a positive integer assigned by the cache, never reused. */
 export type SeqId = number;
@@ -73,6 +73,15 @@ export interface PagedKvCacheOptions {
    * grows its scale). The grid is kept in the scale's sign, so every choice costs the same bytes.
    */
   int8Grid?: Int8GridMode;
+  /**
+   * int8 with smoothK and rotation: how K's codes are rounded. 'feedback' (default): each key's channels
+   * are coded in order and each rounding error is pushed onto the channels not coded yet (GPTQ's update on
+   * one row, quant.ts kFeedback), so that K's error keeps out of the few directions where smoothing puts
+   * the queries' size (K's outlier channels); on the outlier-channel designs of docs/kvcache.md this takes
+   * K's share of the output error down by about a third. 'nearest': every value to its nearest level.
+   * Costs O(headDim · outlier channels) a key; without smoothing or outlier channels the two are the same.
+   */
+  kRounding?: KRounding;
   /** Automatic prefix caching; default true. */
   prefixCaching?: boolean;
   /** Seed of the block-0 parent hash; default ''. Set a secret one to make block hashes unguessable. */
@@ -96,6 +105,8 @@ export interface KvCachePlan {
   readonly smoothK: 'auto' | readonly Float32Array[] | null;
   /** How int8 blocks pick their codes' grid; null for float blocks. */
   readonly int8Grid: Int8GridMode | null;
+  /** How int8 K is rounded under smoothing (PagedKvCacheOptions.kRounding); null for float blocks. */
+  readonly kRounding: KRounding | null;
   readonly prefixCaching: boolean;
   readonly hashSeed: string;
   readonly allocateStorage: boolean;
@@ -124,6 +135,11 @@ export function planKvCache(opts: PagedKvCacheOptions): KvCachePlan {
     if (dtype !== 'int8') throw new UnsupportedError(`int8Grid is only used with int8 blocks, not ${dtype}`, "dtype: 'int8'");
   }
   const int8Grid: Int8GridMode | null = dtype !== 'int8' ? null : opts.int8Grid ?? 'auto';
+  if (opts.kRounding !== undefined) {
+    if (opts.kRounding !== 'feedback' && opts.kRounding !== 'nearest') throw new UnsupportedError(`kRounding '${String(opts.kRounding)}' is not supported`, "'feedback' or 'nearest'");
+    if (dtype !== 'int8') throw new UnsupportedError(`kRounding is only used with int8 blocks, not ${dtype}`, "dtype: 'int8'");
+  }
+  const kRounding: KRounding | null = dtype !== 'int8' ? null : opts.kRounding ?? 'feedback';
   const bpb = bytesPerBlock(numLayers, numKvHeads, headDim, blockSizeTokens, dtype);
   if ((opts.numBlocks === undefined) === (opts.capacityBytes === undefined)) {
     throw new ValueError('give exactly one of numBlocks and capacityBytes', opts.numBlocks === undefined ? 'numBlocks' : 'capacityBytes');
@@ -139,7 +155,7 @@ export function planKvCache(opts: PagedKvCacheOptions): KvCachePlan {
   const hashSeed = opts.hashSeed ?? '';
   if (typeof hashSeed !== 'string') throw new ValueError('hashSeed must be a string', 'hashSeed');
   return Object.freeze({
-    numLayers, numKvHeads, headDim, blockSizeTokens, numBlocks, dtype, rotationSeed, smoothK, int8Grid,
+    numLayers, numKvHeads, headDim, blockSizeTokens, numBlocks, dtype, rotationSeed, smoothK, int8Grid, kRounding,
     prefixCaching: opts.prefixCaching ?? true, hashSeed, allocateStorage: opts.allocateStorage ?? true, bytesPerBlock: bpb,
   });
 }
@@ -289,7 +305,7 @@ export class PagedKvCache implements RotationSource {
     const p = this.plan;
     this.pool = new BlockPool(p.numBlocks);
     this.rotation = p.rotationSeed === null ? null : makeRotation(p.numLayers, p.numKvHeads, p.headDim, p.rotationSeed);
-    this.storage = p.allocateStorage ? new KvBlockStorage(p.numLayers, p.numBlocks, p.blockSizeTokens, p.numKvHeads, p.headDim, p.dtype, this.rotation, opts.heap, p.smoothK, p.int8Grid ?? 'auto') : null;
+    this.storage = p.allocateStorage ? new KvBlockStorage(p.numLayers, p.numBlocks, p.blockSizeTokens, p.numKvHeads, p.headDim, p.dtype, this.rotation, opts.heap, p.smoothK, p.int8Grid ?? 'auto', p.kRounding ?? 'feedback') : null;
     this.rootHash = noneHash(p.hashSeed);
   }
 

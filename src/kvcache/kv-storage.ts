@@ -13,7 +13,7 @@ import { decoder, encoder } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { WasmHeap } from '../kernels/cpu/wasm-heap.js';
 import {
-  type HadamardRotation, type Int8Grid, type Int8GridMode, type RotationSource, dequantizeInt8, int8Scale, int8ScaleOf, quantizeRowInt8, rotateInPlace,
+  type HadamardRotation, type Int8Grid, type Int8GridMode, type RotationSource, dequantizeInt8, int8Scale, int8ScaleOf, type KFeedback, type KRounding, kFeedback, quantizeRowInt8, quantizeRowInt8Feedback, rotateInPlace,
   storedInt8Scale,
 } from './quant.js';
 
@@ -92,6 +92,8 @@ export class KvBlockStorage implements RotationSource {
     smoothK: 'auto' | readonly Float32Array[] | null = null,
     /** int8 only: how each (block, head) picks its codes' grid (quant.ts, PagedKvCacheOptions.int8Grid). */
     readonly int8Grid: Int8GridMode = 'auto',
+    /** int8 with smoothing and rotation: how K's codes are rounded (PagedKvCacheOptions.kRounding). */
+    readonly kRounding: KRounding = 'feedback',
   ) {
     const sk = checkSmoothK(smoothK, dtype, numLayers, numKvHeads, headDim);
     this.smoothing = sk === null ? null : Array.from({ length: numLayers }, (_, l) => (sk === 'auto' ? null : sk[l]!));
@@ -239,12 +241,14 @@ export class KvBlockStorage implements RotationSource {
     // One head's tokens of a block as they are (re)quantised: values (earlier tokens dequantised when the
     // scale grows), and the codes on each grid.
     const vals = new Float64Array(bs * D), codes = new Int8Array(bs * D), alt = new Int8Array(bs * D);
+    const fbs = isK ? this.feedbackFactors(layer) : null, work = new Float64Array(D);
     let t = 0;
     while (t < n) {
       const first = slots[t]!, b = Math.floor(first / bs), o0 = first % bs;
       let t1 = t + 1;
       while (t1 < n && slots[t1] === slots[t1 - 1]! + 1 && Math.floor(slots[t1]! / bs) === b) t1++;
       for (let h = 0; h < Hk; h++) {
+        const fb = fbs?.[h] ?? null;
         let absmax = 0;
         for (let tt = t; tt < t1; tt++) {
           const base = (tt * Hk + h) * D;
@@ -268,10 +272,17 @@ export class KvBlockStorage implements RotationSource {
           let err = 0, errG = 0;
           for (let r = 0; r < m; r++) {
             const w = isK ? tokenWeight(vals, r * D, D) : 1;
-            err += quantizeRowInt8(vals, r * D, D, scale, 'uniform', codes, r * D) * w;
-            errG += quantizeRowInt8(vals, r * D, D, scale, 'gaussian', alt, r * D) * w;
+            if (fb) {
+              err += quantizeRowInt8Feedback(vals, r * D, D, scale, 'uniform', codes, r * D, fb, work) * w;
+              errG += quantizeRowInt8Feedback(vals, r * D, D, scale, 'gaussian', alt, r * D, fb, work) * w;
+            } else {
+              err += quantizeRowInt8(vals, r * D, D, scale, 'uniform', codes, r * D) * w;
+              errG += quantizeRowInt8(vals, r * D, D, scale, 'gaussian', alt, r * D) * w;
+            }
           }
           if (errG < err) { grid = 'gaussian'; codes.set(alt.subarray(0, m * D)); }
+        } else if (fb) {
+          for (let r = 0; r < m; r++) quantizeRowInt8Feedback(vals, r * D, D, scale, grid, codes, r * D, fb, work);
         } else {
           for (let r = 0; r < m; r++) quantizeRowInt8(vals, r * D, D, scale, grid, codes, r * D);
         }
@@ -280,6 +291,19 @@ export class KvBlockStorage implements RotationSource {
       }
       t = t1;
     }
+  }
+
+  private readonly feedback = new Map<number, (KFeedback | null)[]>();
+  /** Per KV head of `layer`, K's rounding feedback (quant.ts kFeedback); null without smoothing and rotation. */
+  private feedbackFactors(layer: number): (KFeedback | null)[] | null {
+    const lam = this.smoothing?.[layer], rot = this.rotation;
+    if (!lam || !rot || this.kRounding !== 'feedback') return null;
+    let f = this.feedback.get(layer);
+    if (!f) {
+      f = Array.from({ length: this.numKvHeads }, (_, h) => kFeedback(lam, h * this.headDim, rot.signs[layer]!, h * this.headDim, rot.chunks));
+      this.feedback.set(layer, f);
+    }
+    return f;
   }
 
   /** Copies block `src` to block `dst` in every layer (K, V and int8 scales): copy-on-write. */

@@ -265,3 +265,93 @@ export function int8ScaleOf(stored: number): { scale: number; grid: Int8Grid } {
 }
 
 
+
+/**
+ * Rounding feedback for K's int8 codes under smoothing (PagedKvCacheOptions.smoothK with the rotation).
+ * A key's rounding error ε (rotated domain) moves its score by q'·ε, q' = R(λ ⊙ q) the stored query; for
+ * queries alike in every channel its mean square is εᵀHε with H ∝ R Λ² Rᵀ, and smoothing puts most of the
+ * queries' size on the few directions R·e_c of K's outlier channels (large λ_c). Coding a key's channels in
+ * order and pushing each one's error onto the channels not coded yet (GPTQ's update, Frantar et al. 2023,
+ * on one row) minimises εᵀHε greedily instead of ‖ε‖², moving K's error out of those directions.
+ *
+ * H⁻¹ = R Λ⁻² Rᵀ is taken as μ(I + W Δ Wᵀ): μ the median of λ⁻², W = R[:, S] the rotated unit vectors of
+ * the channels S whose λ_c⁻² differs from μ by more than `threshold` (relative; at most `maxRank` of them,
+ * the largest differences), Δ their relative differences. Every Schur complement GPTQ takes of that matrix
+ * is again I + W_F M W_Fᵀ, so the whole update is precomputed as D steps (m_i = Mᵢ wᵢ, a_i = 1 + wᵢ·m_i,
+ * Mᵢ₊₁ = Mᵢ − m_i m_iᵀ / a_i, wᵢ = W's row i) and a row costs O(D·|S|). Null when S is empty (no channel
+ * stands out): the codes are then plain nearest rounding.
+ */
+export type KRounding = 'feedback' | 'nearest';
+
+export interface KFeedback {
+  /** |S|. */
+  readonly rank: number;
+  /** W, D × rank row-major. */
+  readonly w: Float64Array;
+  /** m_i, D × rank row-major. */
+  readonly m: Float64Array;
+  /** a_i, D. */
+  readonly a: Float64Array;
+}
+
+export function kFeedback(lam: Float32Array, lamOff: number, signs: Float32Array, soff: number, chunks: readonly number[], threshold = 0.5, maxRank = 16): KFeedback | null {
+  let D = 0;
+  for (const n of chunks) D += n;
+  const inv = Float64Array.from({ length: D }, (_, c) => 1 / lam[lamOff + c]! ** 2);
+  const mu = Float64Array.from(inv).sort()[D >> 1]!;
+  const S = Array.from({ length: D }, (_, c) => c).filter((c) => Math.abs(inv[c]! / mu - 1) > threshold)
+    .sort((x, y) => Math.abs(inv[y]! / mu - 1) - Math.abs(inv[x]! / mu - 1)).slice(0, maxRank);
+  const k = S.length;
+  if (k === 0) return null;
+  const w = new Float64Array(D * k), col = new Float64Array(D);
+  S.forEach((c, r) => {
+    col.fill(0);
+    col[c] = 1;
+    rotateInPlace(col, 0, signs, soff, chunks);
+    for (let i = 0; i < D; i++) w[i * k + r] = col[i]!;
+  });
+  const M = new Float64Array(k * k);
+  S.forEach((c, r) => { M[r * k + r] = inv[c]! / mu - 1; });
+  const m = new Float64Array(D * k), a = new Float64Array(D);
+  for (let i = 0; i < D; i++) {
+    let ai = 1;
+    for (let r = 0; r < k; r++) {
+      let s = 0;
+      for (let t = 0; t < k; t++) s += M[r * k + t]! * w[i * k + t]!;
+      m[i * k + r] = s;
+      ai += w[i * k + r]! * s;
+    }
+    a[i] = ai;
+    for (let r = 0; r < k; r++) for (let t = 0; t < k; t++) M[r * k + t]! -= (m[i * k + r]! * m[i * k + t]!) / ai;
+  }
+  return { rank: k, w, m, a };
+}
+
+/**
+ * quantizeRowInt8 with K's rounding feedback (kFeedback): each channel is coded after the errors of the
+ * channels before it have been pushed onto it. Returns εᵀHε / μ = Σ (errorᵢ² / aᵢ), the loss the feedback
+ * minimises, for comparing grids. `z` (length ≥ rank) is scratch.
+ */
+export function quantizeRowInt8Feedback(xs: ArrayLike<number>, off: number, n: number, scale: number, grid: Int8Grid, codes: Int8Array, at: number, fb: KFeedback, z: Float64Array): number {
+  const k = fb.rank, W = fb.w, Mv = fb.m, A = fb.a;
+  z.fill(0, 0, k);
+  let loss = 0;
+  for (let i = 0; i < n; i++) {
+    let x = xs[off + i]!;
+    for (let r = 0; r < k; r++) x -= W[i * k + r]! * z[r]!;
+    let q = 0, deq = 0;
+    if (scale !== 0) {
+      const rr = x / scale;
+      if (grid === 'uniform') { q = uniformCode(rr); deq = Math.fround(q * scale); } else {
+        const c = gaussianCode(rr < 0 ? -rr : rr);
+        q = rr < 0 ? -c : c;
+        deq = Math.fround(q * (0.5 + q * q * INT8_GAUSSIAN_C) * scale);
+      }
+    }
+    codes[at + i] = q;
+    const d = x - deq, c = d / A[i]!;
+    loss += d * c;
+    for (let r = 0; r < k; r++) z[r]! += c * Mv[i * k + r]!;
+  }
+  return loss;
+}
