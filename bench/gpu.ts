@@ -8,10 +8,11 @@
  * per-call time is the sample over iters (≥ 20 ms of work per sample); median of N samples.
  * FLOPs: 4·B·H·Sq·Sk·d, halved for causal when Sq = Sk (bench/lib/shapes.ts).
  *
- * Decode shapes are also run over a paged KV (16-token blocks in shuffled order, read through the
- * block tables): issue 4's bar is paged ≥ 0.9× the contiguous decode kernel's throughput.
+ * Decode shapes (every variant) and prefill shapes (f16) are also run over a paged KV (16-token blocks in
+ * shuffled order, read through the block tables): issue 4's bar is paged ≥ 0.9× the contiguous decode
+ * kernel's throughput.
  *
- *   node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f32-exact,f16,f16-portable] [--no-torch] [--no-paged] [--no-robustness] [--out=path] [--baseline=earlier.json]
+ *   node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f32-exact,f16,f16-portable] [--no-torch] [--no-paged] [--no-robustness] [--ablate=form] [--out=path] [--baseline=earlier.json]
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -26,9 +27,10 @@ import { BASELINE_TOLERANCE, type BaselineRow, compareToBaseline, writeJson, res
 import { type AttentionShape, attentionFlops } from './lib/shapes.js';
 import { formatTable, markdownTable, type Column } from './lib/table.js';
 import { timeGpu } from '../scripts/lib/gpu-time.mjs';
+import { setSgmatAblation } from '../src/kernels/webgpu/sgmat.js';
 import { measureGpuCeilings, type GpuCeilings } from './lib/gpu-ceilings.js';
 
-const usage = 'node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f32-exact,f16,f16-portable] [--no-torch] [--no-paged] [--no-robustness] [--out=path] [--baseline=earlier.json]';
+const usage = 'node scripts/run-bench.mjs gpu [--shapes=a,b] [--variants=f32,f32-exact,f16,f16-portable] [--no-torch] [--no-paged] [--no-robustness] [--ablate=form] [--out=path] [--baseline=earlier.json]';
 
 function shape(name: string, s: Partial<AttentionShape> & Pick<AttentionShape, 'numHeads' | 'seqLenQ' | 'headDim'>): AttentionShape {
   return {
@@ -71,8 +73,8 @@ interface Row {
   note?: string;
 }
 
-/** A decode call over a paged copy of k/v: 16-token blocks dealt out in a shuffled order. */
-async function pagedDecode(ctx: Awaited<ReturnType<typeof gpuContext>>, s: AttentionShape, dtype: 'f32' | 'f16', plan: AttentionPlan, gq: GpuTensor, k: Tensor, v: Tensor): Promise<{ prepared: PreparedGpuAttention; dispose: () => void }> {
+/** The same call over a paged copy of k/v: 16-token blocks dealt out in a shuffled order. */
+async function pagedCall(ctx: Awaited<ReturnType<typeof gpuContext>>, s: AttentionShape, dtype: 'f32' | 'f16', plan: AttentionPlan, gq: GpuTensor, k: Tensor, v: Tensor): Promise<{ prepared: PreparedGpuAttention; dispose: () => void }> {
   const bs = 16, per = Math.ceil(s.seqLenK / bs), numBlocks = s.batch * per;
   const st = new KvBlockStorage(1, numBlocks, bs, s.numKvHeads, s.headDim, dtype, null);
   const rng = mulberry32(5);
@@ -126,11 +128,12 @@ function timeCall(ctx: Awaited<ReturnType<typeof gpuContext>>, encode: (e: GPUCo
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), { 'shapes=': 'comma-separated shape names', 'variants=': 'f32,f32-exact,f16,f16-portable', 'out=': 'JSON path', 'no-torch': 'skip the PyTorch peer', 'no-paged': 'skip the paged-KV decode runs', 'no-robustness': 'run without WebGPU bounds clamps (gpuContext robustness: false; Node/Dawn)', 'baseline=': 'an earlier bench:gpu JSON: every call timed against it, changes past the run-to-run spread flagged' }, usage);
+  const args = parseArgs(process.argv.slice(2), { 'shapes=': 'comma-separated shape names', 'variants=': 'f32,f32-exact,f16,f16-portable', 'out=': 'JSON path', 'no-torch': 'skip the PyTorch peer', 'no-paged': 'skip the paged-KV runs', 'ablate=': 'a tensor-core trial form for every call (setSgmatAblation; outputs are still validated)', 'no-robustness': 'run without WebGPU bounds clamps (gpuContext robustness: false; Node/Dawn)', 'baseline=': 'an earlier bench:gpu JSON: every call timed against it, changes past the run-to-run spread flagged' }, usage);
   const pick = args.values.get('shapes');
   const shapes = pick ? GPU_SHAPES.filter((s) => pick.split(',').includes(s.name)) : GPU_SHAPES;
   const variants = (args.values.get('variants') ?? 'f32,f32-exact,f16').split(',').map((v) => VARIANTS[v] ?? (() => { throw new Error(`unknown variant ${v}`); })());
   const ctx = await gpuContext(args.flags.has('no-robustness') ? { robustness: false } : undefined);
+  if (args.values.get('ablate')) { setSgmatAblation(args.values.get('ablate')!); console.log(`tensor-core trial form: ${args.values.get('ablate')}`); }
   const info = `${ctx.caps.vendor} ${ctx.caps.architecture} ${ctx.caps.description}`.trim();
   console.log(`adapter: ${info}; f16=${ctx.caps.f16} subgroups=${ctx.caps.subgroups} (${ctx.caps.subgroupMinSize}–${ctx.caps.subgroupMaxSize}) subgroup-matrix configs: ${ctx.caps.subgroupMatrix.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ') || 'none'}; bounds clamps ${ctx.caps.robust ? 'on' : 'off (robustness: false)'}`);
   const ceilings: GpuCeilings = await measureGpuCeilings(ctx);
@@ -185,10 +188,11 @@ async function main(): Promise<void> {
         maxErr, torch: torchBy, ...(ok ? {} : { note: `validation failed: max error ${maxErr.toExponential(2)} > ${tol}` }),
       });
       console.log(`${s.name} ${variant.name} [${prepared.stats.kernel}]: ${ok ? `${ms.toFixed(3)} ms, ${(flops / ms / 1e9).toFixed(1)} TFLOP/s` : `INVALID (max err ${maxErr})`}`);
-      if (ok && s.seqLenQ === 1 && !args.flags.has('no-paged')) {
-        // The same decode over a paged KV (16-token blocks, shuffled physical ids), read through the
-        // block tables in place; checked against the contiguous output, then timed the same way.
-        const paged = await pagedDecode(ctx, s, variant.dtype, plan, gq!, tensors[1], tensors[2]);
+      if (ok && (s.seqLenQ === 1 || variant.name === 'f16') && !args.flags.has('no-paged')) {
+        // The same call over a paged KV (16-token blocks, shuffled physical ids), read through the block
+        // tables in place — decode in every variant, prefill on the f16 tensor-core kernel; checked against
+        // the contiguous output, then timed the same way.
+        const paged = await pagedCall(ctx, s, variant.dtype, plan, gq!, tensors[1], tensors[2]);
         let pdiff = 0;
         const pout = (await paged.prepared.out.toTensor()).toFloat32();
         for (let i = 0; i < pout.length; i++) pdiff = Math.max(pdiff, Math.abs(pout[i]! - out[i]!));

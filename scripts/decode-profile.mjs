@@ -36,13 +36,9 @@ for (const dtype of ctx.caps.f16 ? ['f16', 'f32'] : ['f32']) {
     return `${label} ${ms.toFixed(3)} ms (${(bytes / ms / 1e6).toFixed(0)} GB/s${pref === 'decode' ? `, ${kernel}` : ''}${check})`;
   };
   if (process.env.QUICK === '5') {
-    // QUICK=5 (with B=…): the defaults against subgroup and lane from the invocation index (setDecodeTuning({ lin }),
-    // a trial form that takes effect where GpuCaps.subgroupLinear), fused and split + merge, alternating.
+    // QUICK=5 (with B=…): the defaults against split + merge, alternating, twice.
     const cells = [];
-    for (let rep = 0; rep < 2; rep++) {
-      cells.push(await run('default:', {}), await run('lin:', { lin: true }));
-      cells.push(await run('split + merge:', { fuse: false }), await run('split + merge, lin:', { fuse: false, lin: true }));
-    }
+    for (let rep = 0; rep < 2; rep++) cells.push(await run('default:', {}), await run('split + merge:', { fuse: false }));
     console.log(`B${B} H${H}/${Hk} Sk${Sk} d${d} ${dtype}: ${cells.join(' | ')}`);
     continue;
   }

@@ -10,6 +10,7 @@ import {
   type Int8GridMode, type KvBlockStorage, type KvDType, type Mask, type Tensor, attentionPaged, causal, gpuContext, lastGpuStats,
   pagedAttentionReference, randn, setGpuOutputPoisoning, slidingWindow,
 } from '../../src/index.js';
+import { setSgmatAblation } from '../../src/kernels/webgpu/sgmat.js';
 import { errorStats } from '../helpers/close.js';
 import { shuffledPagedStorage } from '../helpers/paged.js';
 
@@ -25,13 +26,16 @@ async function check(q: Tensor, st: KvBlockStorage, tables: number[][], lens: nu
 }
 
 describe('check:gpu — paged K/V', () => {
-  const blocks: [KvDType, Int8GridMode][] = [['f16', 'auto'], ['int8', 'uniform'], ['int8', 'gaussian'], ['int8', 'auto']];
-  for (const [dtype, grid] of blocks) {
-    const name = dtype === 'int8' ? `int8 rotated, ${grid} grid` : dtype;
+  // SGMAT_ABLATE=<form>: the tensor-core kernel's trial form (setSgmatAblation), as in variants.check.ts.
+  const experiment = process.env.SGMAT_ABLATE ?? '';
+  const blocks: [KvDType, Int8GridMode, number][] = [['f16', 'auto', 64], ['f16', 'auto', 80], ['f16', 'auto', 128], ['int8', 'uniform', 64], ['int8', 'gaussian', 64], ['int8', 'auto', 64], ['int8', 'auto', 128]];
+  for (const [dtype, grid, D] of blocks) {
+    const name = `${dtype === 'int8' ? `int8 rotated, ${grid} grid` : dtype} d${D}${experiment ? ` [${experiment}]` : ''}`;
     it(`paged ${name}: varlen prefill chunks (f16 queries), GQA 4, causal and window; decode (f32), 16-token blocks`, async () => {
       setGpuOutputPoisoning(true);
+      setSgmatAblation(experiment);
       const ctx = await gpuContext();
-      const lens = [300, 1, 129, 257], Hk = 2, D = 64;
+      const lens = [300, 1, 129, 257], Hk = 2;
       const { st, tables } = shuffledPagedStorage(dtype, lens, 16, Hk, D, 41, { rotate: dtype === 'int8', grid });
       const lines: string[] = [];
       if (ctx.caps.f16) {
@@ -40,6 +44,7 @@ describe('check:gpu — paged K/V', () => {
         for (const mask of [causal(), slidingWindow(48, 0)]) lines.push(await check(randn([160, Hk * 4, D], 42).to('f16'), st, tables, lens, mask, cu, 1e-2));
       }
       lines.push(await check(randn([lens.length, 1, Hk * 4, D], 43), st, tables, lens, null, undefined, 2e-5));
+      setSgmatAblation('');
       console.log(`paged ${name}: ${lines.join('; ')}`);
     }, 300_000);
   }

@@ -40,8 +40,6 @@ describe('check:gpu — every kernel variant', () => {
     if (process.env.PORTABLE_VFULL === '0') setPortableTuning({ vfull: false });
     // PORTABLE_VLOAD=0: the portable kernel's scalar storage loads (setPortableTuning's vecLoads off).
     if (process.env.PORTABLE_VLOAD === '0') setPortableTuning({ vecLoads: false });
-    // DECODE_LIN=1: decode_warp's subgroup and lane from the invocation index (setDecodeTuning's lin, a trial form).
-    if (process.env.DECODE_LIN === '1') setDecodeTuning({ lin: true });
     const ctx = await gpuContext();
     hasF16 = ctx.caps.f16;
     hasSgmat = ctx.caps.subgroupMatrix.length > 0 && ctx.caps.subgroupMinSize === 32;

@@ -92,13 +92,13 @@ export class GpuTensor {
  * `direct16` (decode_merge writes 16-bit outputs itself; false: through an f32 buffer and convert_out);
  * `fuse` (one workgroup of up to 16 subgroups per (sequence, KV head) that writes the output itself, when
  * the split target asks for ≤ 4 workgroups per (sequence, KV head)); `ablate`: parts of the kernel dropped
- * (the results are wrong while it is non-zero; bit 32 skips the merge dispatch); `lin` (a trial form, off: subgroup and
- * lane from the invocation index where GpuCaps.subgroupLinear, DecodeWarpVariant.lin).
+ * (the results are wrong while it is non-zero; bit 32 skips the merge dispatch). Subgroup and lane from the invocation
+ * index (the tensor-core kernel's lidsg) made no difference here (bench/results/decode-lin-run-b.txt) and were removed.
  */
 /** The decode tuning's defaults (what runs unless a profile changes it; setDecodeTuning(DECODE_TUNING_DEFAULTS) restores them). */
-export const DECODE_TUNING_DEFAULTS: Readonly<DecodeTuning> = Object.freeze({ target: 384, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true, direct16: true, fuse: true, lin: false });
+export const DECODE_TUNING_DEFAULTS: Readonly<DecodeTuning> = Object.freeze({ target: 384, ablate: 0, kb: 16, pipe: 1, combine: true, wide: true, direct16: true, fuse: true });
 /** setDecodeTuning's knobs (see above). */
-export interface DecodeTuning { target: number; ablate: number; kb: number; pipe: number; combine: boolean; wide: boolean; direct16: boolean; fuse: boolean; lin: boolean }
+export interface DecodeTuning { target: number; ablate: number; kb: number; pipe: number; combine: boolean; wide: boolean; direct16: boolean; fuse: boolean }
 const decodeTuning: DecodeTuning = { ...DECODE_TUNING_DEFAULTS };
 /**
  * Portable-kernel tuning for profiling (scripts/portable-profile.mjs; defaults are what runs):
@@ -183,7 +183,6 @@ export function setDecodeTuning(t: Partial<typeof decodeTuning>): void {
   if (t.wide !== undefined) decodeTuning.wide = t.wide;
   if (t.direct16 !== undefined) decodeTuning.direct16 = t.direct16;
   if (t.fuse !== undefined) decodeTuning.fuse = t.fuse;
-  if (t.lin !== undefined) decodeTuning.lin = t.lin;
 }
 
 export function isGpuTensor(x: unknown): x is GpuTensor {
@@ -590,7 +589,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
     const ablate = decodeTuning.ablate ? { ablate: decodeTuning.ablate } : {};
     const realSg = sg32 && preference !== 'decode-emulated';
     const dv: DecodeVariant | DecodeWarpVariant = wg
-      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, wide: wg.E === 8, pipe: decodeTuning.pipe, combine, natural, cap, maskKey: mask.key, sg: realSg, ...(decodeTuning.lin && caps.subgroupLinear && realSg ? { lin: true } : {}), ...(pagedV ? { paged: pagedV } : {}), ...(SS > 1 ? { SS } : {}), ...(fused ? { fin: outF32.dtype } : {}), ...ablate }
+      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, wide: wg.E === 8, pipe: decodeTuning.pipe, combine, natural, cap, maskKey: mask.key, sg: realSg, ...(pagedV ? { paged: pagedV } : {}), ...(SS > 1 ? { SS } : {}), ...(fused ? { fin: outF32.dtype } : {}), ...ablate }
       : { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, vec4, ...(pagedV ? { paged: pagedV } : {}), ...ablate };
     const pipe = await ctx.pipeline(variantKey(dv), dv.kernel === 'decode_warp' ? decodeWarpSource(dv, mask.fn) : decodeSource(dv, mask.fn));
     const p = new ArrayBuffer(96), pu = new Uint32Array(p), pf = new Float32Array(p);
@@ -656,7 +655,7 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
       const linear = !sgFit!.emulate && sgmatLinear(ctx.caps.subgroupLinear);
       const vec = plan.headDim % E === 0 && plan.headDimV % E === 0 && aligned(qa, E, true) &&
         (!paged || paged.kvFmt === 'f16') && kvAligned(ka, va, E, !!paged);
-      const sv: SgmatVariant = { ...(split ? { split: true } : {}), kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, ...(sgFit!.MB > 1 ? { MB: sgFit!.MB } : {}), vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(linear ? { lidsg: true } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}), ...(sgmatPf1(vec && !sgFit!.emulate, plan.headDim, plan.headDimV, split, linear && !paged) ? { pf1: true } : {}) };
+      const sv: SgmatVariant = { ...(split ? { split: true } : {}), kernel: 'flash_sgmat', D: plan.headDim, DV: plan.headDimV, G4: G, BK: sgFit!.BK, NS: sgFit!.NS, ...(sgFit!.MB > 1 ? { MB: sgFit!.MB } : {}), vec, natural, cap, fuse: !natural && plan.scale > 0, outF16: out.dtype === 'f16' && directOut, emulate: sgFit!.emulate, maskKey: mask.key, ...(pagedV ? { paged: pagedV } : {}), ...(sgmatAblation() ? { ablate: sgmatAblation() } : {}), ...(linear ? { lidsg: true } : {}), ...(sgmatOutVec(plan.headDimV, aligned(oa, 8, true)) ? { outVec: true } : {}), ...(sgmatVLate(vec, plan.headDimV, plan.seqLenK) ? { vlate: true } : {}), ...(sgmatPf1(vec && !sgFit!.emulate, plan.headDim, plan.headDimV, split, linear) ? { pf1: true } : {}) };
       key = variantKey(sv);
       pipe = await ctx.pipeline(key, sgmatSource(sv, mask.fn));
     } else {

@@ -42,12 +42,6 @@ export interface DecodeWarpVariant {
   readonly paged?: KvPaging;
   /** Real subgroup shuffles (subgroups of exactly 32 lanes); false = emulated through workgroup memory. */
   readonly sg: boolean;
-  /**
-   * With real subgroups: subgroup and lane taken as lid / 32 and lid % 32 (GpuCaps.subgroupLinear), so that Dawn can
-   * bound the workgroup-memory offsets built from them, as the tensor-core kernel does (a trial form:
-   * setDecodeTuning({ lin: true })).
-   */
-  readonly lin?: boolean;
   /** The four subgroups' partials combined in workgroup memory (decodeWarpCombines): one partial per workgroup. */
   readonly combine: boolean;
   /** Eight elements per lane chunk (16-byte loads of 16-bit K/V) instead of four. */
@@ -376,8 +370,8 @@ ${each(v.R, (r) => rowPartial(r))}`;
     .replace('//@Q', qRegs)
     .replace('//@O', oRegs)
     .replace('/*@SUBGROUP_BUILTINS*/', v.sg ? ', @builtin(subgroup_id) sgid: u32, @builtin(subgroup_invocation_id) sgl: u32' : '')
-    .replace('/*@W*/', v.sg && !v.lin ? 'sgid' : 'lid / 32u')
-    .replace('/*@LANE*/', v.sg && !v.lin ? 'sgl' : 'lid % 32u')
+    .replace('/*@W*/', v.sg ? 'sgid' : 'lid / 32u')
+    .replace('/*@LANE*/', v.sg ? 'sgl' : 'lid % 32u')
     .replace('//@LOOP', loop)
     .replace('//@NB', `${16 / (KPW * KB)}`)
     .replaceAll('//@SH', `${SH}u`)

@@ -71,6 +71,7 @@ let ablation = '';
  * two query blocks a subgroup, SgmatVariant.MB, whatever the key length); 'occ' (resident workgroups, counted in the LSE buffer);
  * 'lidsg' / 'nolidsg' (subgroup and lane from the invocation index, SgmatVariant.lidsg, forced on / off), 'lidrow' (only the
  * softmax's own row indices from it), 'noloopx' (the rescale inside the key loop, the form before it left the loop),
+ * 'prow' / 'noprow' (P row-major, forced on / off; the default with 'lidsg' offsets and two query blocks),
  * 'nonk' / 'noflush' (probes: P·V not gated on the tile's key count / no rescale at all; wrong output where needed).
  */
 export function setSgmatAblation(parts: string): void { ablation = parts; }
@@ -569,11 +570,13 @@ export function sgmatSource(v: SgmatVariant, maskFn: string): string {
   // then back in), so that inside the loop only P·V updates the accumulators: the disassembly showed the
   // flush's merge costing ~70 register moves a tile.
   const loopx = !drop.has('noloopx');
-  // PROW ('prow', two query blocks, 16-key tiles): P row-major in its region (a lane's 16 probabilities consecutive, so
+  // PROW (two query blocks, 16-key tiles): P row-major in its region (a lane's 16 probabilities consecutive, so
   // that with bounded offsets the compiler can merge them into wide stores), read by row-major left-matrix loads.
-  // A trial form: the earlier row-major P (run W) lost to unmerged, clamped stores.
-  const prow = two && drop.has('prow');
-  if (prow && BK !== 16) throw new Error('sgmatSource: prow needs 16-key tiles');
+  // The default with invocation-index offsets (LIDSG): on the H200 3–6% faster on every profiled shape, outputs
+  // bit-identical (bench/results/sgmat-prow-run-b.txt); without them it lost to unmerged, clamped stores (run W).
+  // 'prow' in the ablation string forces it (the emulated conformance cases), 'noprow' turns it off.
+  if (drop.has('prow') && two && BK !== 16) throw new Error('sgmatSource: prow needs 16-key tiles');
+  const prow = two && BK === 16 && (drop.has('prow') || (lidsg && !drop.has('noprow')));
   // P's index of (row, key j) in the owner's region: column-major at stride PSM, or row-major (PROW).
   const pIdx = (j: string, row: string) => (prow ? `sbpr + ${row} * 16u + ${j}` : `sbpr + ${j} * ${PSM}u + ${row}`);
   // P (f16) into workgroup memory; split: its high half there and its low half PL further on.
@@ -1139,8 +1142,9 @@ export function sgmatPf1(vec: boolean, D: number, DV: number, split = false, lin
   if (ablation.split(',').includes('nopf')) return false;
   // With invocation-index offsets (SgmatVariant.lidsg) the f16 kernel takes it at every head dim: vitL14-336
   // +4–13%, 8k-d64 +15%, 8k-d128-causal +7%, qwen2vl and siglip-384 (d80/d72, where it was already on) ±0.5%
-  // (bench/results/sgmat-lidsg-run-a.txt; check:gpu 190/190 f16 tensor-core cases with it forced). attention-gpu.ts
-  // passes linear = false for paged K/V, whose check:gpu cases have not run with it (they keep the rule below).
+  // (bench/results/sgmat-lidsg-run-a.txt; check:gpu 190/190 f16 tensor-core cases with it forced). Over paged K/V
+  // too: paged ÷ contiguous prefill 0.77–0.89× without it, 0.87–0.94× with it (bench/results/paged-prefill-pf1-run-b.txt;
+  // the paged check:gpu cases, f16 at d64/80/128 and int8 on each grid, pass with it).
   if (linear && !split && vec) return true;
   // The split form (f32): where head dims pad to 128 — 4% faster at 8k-d128-causal in
   // bench/results/split-profile-h200.txt, and 1.8% slower at d80.

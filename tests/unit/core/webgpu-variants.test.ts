@@ -44,11 +44,7 @@ describe('decode_warp geometry', () => {
     expect(count(decodeWarpSource(base, NO_MASK))).toBe(1);
     expect(count(decodeWarpSource({ ...base, combine: false }, NO_MASK))).toBe(0);
     expect(decodeWarpSource(base, NO_MASK)).toContain('subgroupShuffleXor');
-    // lin (a trial form): subgroup and lane from the invocation index instead of the subgroup builtins' values.
-    expect(decodeWarpSource(base, NO_MASK)).toMatch(/= sgid;|\(sgid\)|sgid\b/);
-    const lin = decodeWarpSource({ ...base, lin: true }, NO_MASK);
-    expect(lin).toContain('lid / 32u');
-    expect(lin).toContain('lid % 32u');
+    expect(decodeWarpSource(base, NO_MASK)).toMatch(/sgid\b/);
     // Emulated: the shuffles go through workgroup memory instead.
     const emu = decodeWarpSource({ ...base, sg: false }, NO_MASK);
     expect(emu).not.toContain('subgroupShuffle');
@@ -330,6 +326,18 @@ describe('tensor-core kernel, invocation-index offsets and the rescale outside t
     expect(plain).toContain('let sgo = sg;');
     // The emulated kernel always numbers subgroups by lid (it has no subgroups of its own).
     expect(sgmatSource({ ...v, emulate: true }, NO_MASK)).toContain('let sg = lid / 32u;');
+  });
+  it('stores P row-major and reads it with row-major left loads where it takes lidsg offsets and two query blocks (noprow: column-major)', () => {
+    const rowLoad = /subgroup_matrix_left<f16, 16, 16>, row_major>\(&sKV/;
+    expect(sgmatSource({ ...v, lidsg: true }, NO_MASK)).toMatch(rowLoad);
+    expect(sgmatSource(v, NO_MASK)).not.toMatch(rowLoad);
+    expect(sgmatSource({ ...v, lidsg: true, MB: 1 }, NO_MASK)).not.toMatch(rowLoad);
+    try {
+      setSgmatAblation('noprow');
+      expect(sgmatSource({ ...v, lidsg: true, ablate: 'noprow' }, NO_MASK)).not.toMatch(rowLoad);
+    } finally {
+      setSgmatAblation('');
+    }
   });
   it('breaks out of the key loop for a rescale and resumes after it; noloopx keeps the rescale inside', () => {
     const src = sgmatSource(v, NO_MASK);
