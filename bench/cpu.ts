@@ -21,7 +21,7 @@ import { type QKV, type ReferenceRows, type RowCheck, ValidationError, bhsdAt, b
 import { type ChildServer, forkServer, nodeAcceptsFlag, serveRequests } from './lib/child.js';
 import { describeMachine, machineInfo } from './lib/machine.js';
 import { writeJson, writeResults } from './lib/results.js';
-import { type AttentionShape, ISSUE2_SHAPES, attentionFlops, describeShape, kvBytes, shapeMask, visibleFraction } from './lib/shapes.js';
+import { type AttentionShape, EXTRA_SHAPES, ISSUE2_SHAPES, attentionFlops, describeShape, kvBytes, shapeMask, visibleFraction } from './lib/shapes.js';
 import { type Column, fmt, fmtRatio, formatTable, markdownTable } from './lib/table.js';
 import { type Timing, type TimingOptions, gbPerSecond, gflops, timeIt } from './lib/timing.js';
 import { type CeilingResult, measureCeiling } from './lib/wasm-ceiling.js';
@@ -33,7 +33,7 @@ const USAGE = `npm run bench:cpu -- [options]
   (= node scripts/run-bench.mjs cpu [options]; node flags go before "cpu")`;
 
 const SPEC = {
-  'shapes=': 'comma-separated shape names (default: all of issue 2)',
+  'shapes=': 'comma-separated shape names (default: all of issue 2; decode-kv100 only when named)',
   'runs=': 'target timed runs per measurement: the N of "median of N" (default 10)',
   'min-runs=': 'minimum timed runs, whatever the budget (default 3)',
   'budget-ms=': 'stop adding timed runs once they took this long, per measurement (default 3000)',
@@ -429,7 +429,7 @@ function selectShapes(args: ReturnType<typeof parseArgs>, quick: boolean): Atten
   const want = args.values.get('shapes');
   if (!want) return all;
   const names = want.split(',').map((x) => x.trim()).filter(Boolean);
-  const pool = [...ISSUE2_SHAPES, ...QUICK_SHAPES];
+  const pool = [...ISSUE2_SHAPES, ...EXTRA_SHAPES, ...QUICK_SHAPES];
   return names.map((n) => {
     const s = pool.find((p) => p.name === n);
     if (!s) throw new Error(`bench: unknown shape ${n}; known: ${pool.map((p) => p.name).join(', ')}`);
@@ -440,7 +440,7 @@ function selectShapes(args: ReturnType<typeof parseArgs>, quick: boolean): Atten
 async function childMain(args: ReturnType<typeof parseArgs>): Promise<void> {
   const threads = args.values.has('threads') ? intOption(args, 'threads', 0) : undefined;
   await configureCpu({ relaxedSimd: true, ...(threads ? { threads } : {}) });
-  const pool = [...ISSUE2_SHAPES, ...QUICK_SHAPES];
+  const pool = [...ISSUE2_SHAPES, ...EXTRA_SHAPES, ...QUICK_SHAPES];
   serveRequests(async (m) => {
     if (m.type === 'ceiling') {
       const rt = await cpuRuntime();

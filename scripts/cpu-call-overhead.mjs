@@ -2,8 +2,9 @@
 // ARR-COC's cross-attention): median µs a call over rounds of 50 calls, inputs already in the kernel heap.
 // Usage (after npm run build): node [--experimental-wasm-relaxed-simd] scripts/cpu-call-overhead.mjs
 // Env: T (threads, default 1), SQ, SK (default 1 × 16; 32 × 196 is arrcoc-xattn), H (8), HK (KV heads, default H), D (64),
-// R (rounds, 200). decode-kv4k: SQ=1 SK=4096 H=32 HK=8 D=128 (also prints GB/s of K/V read).
-import { attention, configureCpu, cpuTensor } from '../dist/index.js';
+// R (rounds, 200), DIST (another build's dist/index.js, for an A/B of two builds in the same minutes).
+// decode-kv4k: SQ=1 SK=4096 H=32 HK=8 D=128 (also prints GB/s of K/V read).
+const { attention, configureCpu, cpuTensor } = await import(process.env.DIST ? new URL(process.env.DIST, `file://${process.cwd()}/`).href : '../dist/index.js');
 
 const env = (k, d) => Number(process.env[k] ?? d);
 const threads = env('T', 1), Sq = env('SQ', 1), Sk = env('SK', 16), H = env('H', 8), Hk = env('HK', H), d = env('D', 64), rounds = env('R', 200);

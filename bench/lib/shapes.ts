@@ -41,6 +41,11 @@ export const ISSUE2_SHAPES: readonly AttentionShape[] = [
   shape('blocksparse-4k', { numHeads: 8, seqLenQ: 4096, headDim: 64, blockSparse: { sparsity: 0.9, blockSize: 64, seed: 2 } }, '90% block-sparse (64-blocks, seeded, diagonal kept), vs our dense speed'),
 ];
 
+/** Further named shapes, run only when --shapes names them. */
+export const EXTRA_SHAPES: readonly AttentionShape[] = [
+  shape('decode-kv100', { numHeads: 32, numKvHeads: 8, seqLenQ: 1, seqLenK: 100, headDim: 128 }, 'LLM decode step over a short KV (the first tokens of a generation), GQA 32/8'),
+];
+
 /** Dense-equivalent FLOPs by the issue's convention (causal halved when Sq = Sk). */
 export function attentionFlops(s: AttentionShape): number {
   const f = 2 * s.batch * s.numHeads * s.seqLenQ * s.seqLenK * (s.headDim + s.headDimV);

@@ -24,6 +24,7 @@ import { type Mask, Mask as MaskClass, findTopK } from '../masks/mask.js';
 import { type TilePlan, planTiles } from '../masks/tiles.js';
 import { type DType, bytesPerElement } from '../tensor/dtype.js';
 import { checkHeads, dim, dimOr, positive } from './validate.js';
+import { decodePath } from '../kernels/cpu/paths.js';
 
 /**
  * Tile sizes of the CPU (WebAssembly) kernels: prefill visits 64×64 tiles; decode packs a GQA group's
@@ -186,14 +187,13 @@ export function planAttentionShape(s: AttentionShape): AttentionPlan {
 }
 
 /**
- * The CPU kernels' path choice, mirrored from kernels/cpu/wasm-backend.ts (decode: few queries over a
- * long KV, all heads' rows of a sequence in one tile). A unit test runs the kernel and checks that this
+ * The CPU kernels' path choice (kernels/cpu/paths.ts, shared with the backend; decode: few queries, all
+ * heads' rows of a sequence in one tile). A unit test runs the kernel and checks that this
  * agrees with `lastKernelStats.path`.
  */
 export function cpuKernelPath(plan: AttentionPlan): 'prefill' | 'decode' {
   const topk = plan.mask ? findTopK(plan.mask.node) : null;
-  const decode = !topk && plan.seqLenQ <= 16 && plan.numHeads * plan.seqLenQ <= 256 && plan.seqLenK >= 128;
-  return decode ? 'decode' : 'prefill';
+  return !topk && decodePath(plan) ? 'decode' : 'prefill';
 }
 
 function isPlainCausal(mask: Mask | null): boolean {

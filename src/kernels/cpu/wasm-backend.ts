@@ -4,9 +4,10 @@
  *
  * Paths:
  *   prefill  one job per (sequence, head, 64-row Q tile), longest first;
- *   decode   few queries and a long KV: one job per (sequence, KV head, split of the visited KV
- *            tiles) with the GQA group's rows packed together, then one merge job per
- *            (sequence, KV head) combining partials by log-sum-exp (flash-decoding);
+ *   decode   few queries: one job per (sequence, split of the visited KV tiles) covering every
+ *            head, the GQA group's rows packed together, then one merge job per (sequence, KV head)
+ *            combining partials by log-sum-exp (flash-decoding). Taken for any KV length when a KV
+ *            head has at most 8 query rows (group · seqLenQ), from 128 keys otherwise (decodePath);
  *   top-k    a threshold pass (k-th best score per row, min-heaps) before the prefill pass.
  */
 import { type HostBackend, registerBackend, setAutoOrder } from '../../attention/backend.js';
@@ -15,6 +16,7 @@ import { lseView, rowView } from '../../attention/views.js';
 import { UnsupportedError } from '../../errors.js';
 import { Mask, findTopK } from '../../masks/mask.js';
 import { type TilePlan, planTiles } from '../../masks/tiles.js';
+import { decodePath } from './paths.js';
 import { type Tensor, copyInto } from '../../tensor/tensor.js';
 import {
   JOB_SLOTS, KIND_COLSUM, KIND_DECODE_MERGE, KIND_DECODE_SPLIT, KIND_PREFILL, KIND_TOPK, PLAN_SLOTS, P_DPAD, P_DTYPE, P_DVPAD, P_GROUP,
@@ -207,7 +209,7 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
     const D = plan.headDim, Dv = plan.headDimV, dpad = ceil4(D), dvpad = ceil4(Dv);
     const topk = plan.mask ? findTopK(plan.mask.node) : null;
     // Decode: every head's rows of a sequence in one tile (rows = numHeads·seqLenQ), KV split across jobs.
-    const decode = !capture && !topk && plan.seqLenQ <= 16 && plan.numHeads * plan.seqLenQ <= 256 && plan.seqLenK >= 128;
+    const decode = !capture && !topk && decodePath(plan);
     const tileQ = decode ? Math.max(4, ceil4(plan.numHeads * plan.seqLenQ)) : PREFILL_TILE_Q;
     const vtRows = decode ? plan.numKvHeads * TILE_K : TILE_K;
     const topkK = topk ? Math.min(topk.k, Math.max(1, plan.seqLenK)) : 0;

@@ -45,8 +45,8 @@ describe('cost model ↔ CPU kernel', () => {
     });
   }
 
-  it('follows the kernel into its decode path (few queries, long KV) and back', async () => {
-    for (const [sq, sk, h, hk] of [[1, 517, 8, 2], [4, 300, 16, 4], [3, 127, 8, 8], [17, 600, 4, 4], [1, 2000, 64, 8]] as const) {
+  it('follows the kernel into its decode path (few queries: any KV at ≤ 8 rows a KV head, else ≥ 128 keys) and back', async () => {
+    for (const [sq, sk, h, hk] of [[1, 517, 8, 2], [4, 300, 16, 4], [3, 127, 8, 8], [17, 600, 4, 4], [1, 2000, 64, 8], [1, 16, 32, 8], [8, 64, 32, 8], [2, 1, 8, 2]] as const) {
       const q = randn([2, sq, h, 32], 11), k = randn([2, sk, hk, 32], 12), v = randn([2, sk, hk, 32], 13);
       await attention(q, k, v, { causal: true, backend: 'wasm' });
       const plan = planAttentionShape({ batch: 2, seqLenQ: sq, seqLenK: sk, numHeads: h, numKvHeads: hk, headDim: 32, causal: true });
