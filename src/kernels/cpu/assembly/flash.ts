@@ -1,13 +1,17 @@
 // FlashAttention forward on WebAssembly SIMD (AssemblyScript).
 //
-// Algorithm (FlashAttention-2, one Q tile at a time, online softmax in base 2):
+// Algorithm (FlashAttention-2, one Q tile at a time, online softmax with exp2):
 //   for each visited KV tile (the host's tile plan lists them; empty tiles never appear):
-//     Sᵀ = K·Qᵀ·(scale·log2 e)           (4 keys × 8 queries register blocks; K read in place)
-//     softcap·tanh(·/softcap)             (optional, in natural units)
+//     Sᵀ = K·Qᵀ·scale                     (4 keys × 8 queries register blocks; K read in place)
+//     softcap·tanh(·/softcap)             (optional)
 //     Sᵀ[¬mask] = −∞                      (partial tiles only: row-bitmask program, 64 keys per word)
-//     m_new = max(m, colmax(Sᵀ)); Pᵀ = 2^(Sᵀ − m_new); l = l·2^(m − m_new) + colsum(Pᵀ)
-//     acc = acc·2^(m − m_new) + P·V       (4 queries × 8 columns register blocks over a packed V tile)
-//   O = acc / l, lse = (m + log2 l)·ln 2   (fully masked rows: O = 0, lse = −∞)
+//     m_new = max(m, colmax(Sᵀ)); Pᵀ = 2^((Sᵀ − m_new)·log2 e); l = l·2^((m − m_new)·log2 e) + colsum(Pᵀ)
+//     acc = acc·2^((m − m_new)·log2 e) + P·V   (4 queries × 8 columns register blocks over a packed V tile)
+//   O = acc / l, lse = m + ln l            (fully masked rows: O = 0, lse = −∞)
+// Scores stay in natural units and log2 e multiplies S − m, which is exact for the scores that matter
+// (Sterbenz): folding scale·log2 e into Q instead moved large scores into the next binade and rounded
+// every Q element, and on inputs near ±1000 the output error reached 2.5× a naive f32 implementation's
+// (9× with unfused multiply-adds), over FlashAttention's 2× rule.
 // Sᵀ is key-major so the softmax runs down columns with whole vectors of queries (no horizontal
 // reductions) and K needs no transpose: the QKᵀ micro-kernel broadcasts K elements against Qᵀ.
 // V is copied per tile into a dense buffer: V rows in BSHD are often 4 KiB apart, which would map a
@@ -153,8 +157,8 @@ const MAGIC: f32 = 12582912.0 + 127.0; // 1.5·2^23 + exponent bias
 }
 
 const LOG2E: f32 = 1.4426950408889634;
-/** Base-2 headroom of the lazily rescaled softmax: unnormalised probabilities stay ≤ 2^8. */
-const RESCALE_SLACK: f32 = 8.0;
+/** Headroom of the lazily rescaled softmax: unnormalised probabilities stay ≤ 2^8 (8 in base 2). */
+const RESCALE_SLACK_NAT: f32 = 8.0 * 0.6931471805599453;
 const LN2: f32 = 0.6931471805599453;
 
 // tanh(x), Cephes tanhf: polynomial for |x| < 0.625, 1 − 2/(e^{2|x|} + 1) otherwise.
@@ -507,22 +511,23 @@ function softmaxT(sc: usize, nq4: i32, nk: i32, dvpad: i32): void {
   const st = sc_s(sc), m = sc_m(sc), l = sc_l(sc), al = sc_alpha(sc), o = sc_o(sc);
   const colStep: usize = <usize>BC << 2;
   const end = <usize>nk * colStep;
+  const log2e = f32x4.splat(LOG2E);
   for (let ib = 0; ib < nq4; ib += 4) {
     const col = st + (<usize>ib << 2);
     const mOld = v128.load(m + (<usize>ib << 2));
     let mt = mOld;
     for (let j: usize = 0; j < end; j += colStep) mt = vmax(v128.load(col + j), mt);
     // Keep m_old unless the new max exceeds it by more than the slack (m_old = −∞: always move).
-    const mx = v128.bitselect(mt, mOld, f32x4.gt(f32x4.sub(mt, mOld), f32x4.splat(RESCALE_SLACK)));
+    const mx = v128.bitselect(mt, mOld, f32x4.gt(f32x4.sub(mt, mOld), f32x4.splat(RESCALE_SLACK_NAT)));
     const ninf = f32x4.eq(mx, f32x4.splat(NEG_INF));
     const mUse = v128.andnot(mx, ninf); // −∞ (nothing visible yet) → 0
     let sum = f32x4.splat(0);
     for (let j: usize = 0; j < end; j += colStep) {
-      const e = exp2Neg4(f32x4.sub(v128.load(col + j), mUse));
+      const e = exp2Neg4(f32x4.mul(f32x4.sub(v128.load(col + j), mUse), log2e));
       v128.store(col + j, e);
       sum = f32x4.add(sum, e);
     }
-    const alpha = exp2Neg4(f32x4.sub(mOld, mUse)); // m_old = −∞ → 0
+    const alpha = exp2Neg4(f32x4.mul(f32x4.sub(mOld, mUse), log2e)); // m_old = −∞ → 0
     v128.store(l + (<usize>ib << 2), fma4(v128.load(l + (<usize>ib << 2)), alpha, sum));
     v128.store(m + (<usize>ib << 2), mx);
     v128.store(al + (<usize>ib << 2), alpha);
@@ -682,11 +687,11 @@ function softmaxRows(sc: usize, rows: i32, nk: i32, dvpad: i32): void {
     const mv = f32x4.splat(mUse);
     let vsum = f32x4.splat(0);
     for (let j: usize = 0; j < end; j += 16) {
-      const e = exp2Neg4(f32x4.sub(v128.load(srow + j), mv));
+      const e = exp2Neg4(f32x4.mul(f32x4.sub(v128.load(srow + j), mv), f32x4.splat(LOG2E)));
       v128.store(srow + j, e);
       vsum = f32x4.add(vsum, e);
     }
-    const alpha = f32x4.extract_lane(exp2Neg4(f32x4.splat(mOld - mUse)), 0);
+    const alpha = f32x4.extract_lane(exp2Neg4(f32x4.splat((mOld - mUse) * LOG2E)), 0);
     store<f32>(l + (<usize>r << 2), load<f32>(l + (<usize>r << 2)) * alpha + hsum(vsum));
     store<f32>(m + (<usize>r << 2), mNew);
     if (alpha != 1) {
@@ -821,31 +826,18 @@ function softcapScores(p: usize, count: i32, cap: f32): void {
   }
 }
 
-// Natural units → base-2 units for the softmax.
-function toBase2(p: usize, count: i32): void {
-  const c = f32x4.splat(LOG2E);
-  for (let t = 0; t < count; t += 4) {
-    const a = p + (<usize>t << 2);
-    v128.store(a, f32x4.mul(v128.load(a), c));
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Jobs
 
-// Scores enter the softmax in base-2 units. Usually Q is pre-scaled by scale·log2 e. When scores
-// must be seen in natural units first (softcap's tanh, top-k thresholds, which must rank exactly as
-// the reference does), Q is scaled by `scale` alone and toBase2 converts after masking.
-// @ts-ignore: decorator
-@inline function naturalUnits(plan: usize): bool {
-  return pf(plan, P_SOFTCAP) > 0 || pu(plan, P_TOPK_THR) != 0;
-}
+// Scores are in natural units throughout (Q scaled by `scale`): softcap's tanh and top-k thresholds see
+// them as the reference does, and the softmax multiplies S − m by log2 e (see the header).
 // @ts-ignore: decorator
 @inline function qScale(plan: usize): f32 {
-  return naturalUnits(plan) ? pf(plan, P_SCALE) : pf(plan, P_SCALE) * LOG2E;
+  return pf(plan, P_SCALE);
 }
 
-// Writes O = acc / l (0 for fully masked rows) and lse = (m + log2 l)·ln 2 for one row.
+// Writes O = acc / l (0 for fully masked rows) and lse = m + ln l for one row.
 function finalizeRow(plan: usize, sc: usize, r: i32, oPtr: usize, lsePtr: usize): void {
   const Dv = pi(plan, P_HEAD_DIM_V), dvpad = pi(plan, P_DVPAD), odt = pi(plan, P_OUT_DTYPE);
   const odata = pu(plan, P_O_DATA);
@@ -863,7 +855,7 @@ function finalizeRow(plan: usize, sc: usize, r: i32, oPtr: usize, lsePtr: usize)
     for (; c < Dv; c++) storeElem(odata, oPtr + <usize>c, odt, load<f32>(acc + (<usize>c << 2)) * inv);
   }
   if (lsePtr != <usize>-1) {
-    const lse: f32 = l > 0 ? (m + Mathf.log2(l)) * LN2 : (l == 0 ? NEG_INF : <f32>NaN);
+    const lse: f32 = l > 0 ? m + Mathf.log2(l) * LN2 : (l == 0 ? NEG_INF : <f32>NaN);
     store<f32>(pu(plan, P_LSE_DATA) + (lsePtr << 2), lse);
   }
 }
@@ -877,7 +869,7 @@ function initState(sc: usize, rows: i32, dvpad: i32): void {
   memory.fill(sc_o(sc), 0, <usize>(r4 * dvpad) << 2);
 }
 
-// Prefill, or (colsum) the capture pass: with the forward pass's log-sum-exp, P = 2^(S − lse₂) and
+// Prefill, or (colsum) the capture pass: with the forward pass's log-sum-exp, P = 2^((S − lse)·log2 e) and
 // its column sums over the query range accumulate into this thread's row of the COLSUM buffer.
 function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i32): void {
   const seq = pu(plan, P_SEQS) + (<usize>(ri(job, J_SEQ) * SEQ_SLOTS) << 2);
@@ -895,14 +887,13 @@ function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i3
   const kBase = <usize>ri(seq, S_K_BASE) + <usize>hk * pu(plan, P_K_HEAD);
   const vBase = <usize>ri(seq, S_V_BASE) + <usize>hk * pu(plan, P_V_HEAD);
   const st = sc_s(sc);
-  const natural = naturalUnits(plan);
   const panelTiles = pi(plan, P_PANEL_TILES), tag = ri(job, J_SEQ) * pi(plan, P_NUM_KV_HEADS) + hk + 1;
   memory.fill(sc_zero(sc), 0, <usize>dpad << 2);
   loadQT(plan, seq, h, q0, nq, qScale(plan), sc_q(sc));
   initState(sc, nq, dvpad);
   let csOut: usize = 0;
   if (colsum) {
-    // Per-row base-2 LSE in sc_l; rows outside the query range (or past the tile) get +huge → P = 0.
+    // Per-row LSE in sc_l; rows outside the query range (or past the tile) get +huge → P = 0.
     const lseIn = pu(plan, P_LSE_DATA), lb = <usize>ri(seq, S_LSE_BASE) + <usize>h * pu(plan, P_LSE_HEAD), lr = pu(plan, P_LSE_ROW);
     const qs = pi(plan, P_Q_START), qe = pi(plan, P_Q_END);
     for (let i = 0; i < BC; i++) {
@@ -910,7 +901,7 @@ function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i3
       const row = q0 + i;
       if (i < nq && row >= qs && row < qe) {
         const x = load<f32>(lseIn + ((lb + <usize>row * lr) << 2));
-        if (x != NEG_INF) v = x * LOG2E;
+        if (x != NEG_INF) v = x;
       }
       store<f32>(sc_l(sc) + (<usize>i << 2), v);
     }
@@ -944,14 +935,13 @@ function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i3
         maskScores(sv, <usize>BC << 2, rowBits(prog, q0 + i, k0, lenQ, lenK, sv, <usize>BC << 2, thr, sc_stack(sc)), nk);
       }
     }
-    if (natural) toBase2(st, nk * BC);
     if (colsum) {
       for (let j = 0; j < nk; j++) {
         const srow = st + (<usize>(j * BC) << 2);
         let acc = f32x4.splat(0);
         for (let i = 0; i < nq4; i += 4) {
           const o = <usize>i << 2;
-          acc = f32x4.add(acc, exp2Neg4(f32x4.sub(v128.load(srow + o), v128.load(sc_l(sc) + o))));
+          acc = f32x4.add(acc, exp2Neg4(f32x4.mul(f32x4.sub(v128.load(srow + o), v128.load(sc_l(sc) + o)), f32x4.splat(LOG2E))));
         }
         const dst = csOut + (<usize>(k0 + j) << 2);
         store<f32>(dst, load<f32>(dst) + hsum(acc));
@@ -1035,7 +1025,6 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
         maskScores(sv, 4, rowBits(prog, r % lenQ, k0, lenQ, lenK, sv, 4, 0, sc_stack(sc)), nk);
       }
     }
-    if (cap > 0) toBase2(s, rows * BC);
     softmaxRows(sc, rows, nk, dvpad);
     if (vDirect) {
       // f32 V read in place, VC keys at a time across all heads (address order): P·V sweeps a head's
@@ -1094,7 +1083,7 @@ function decodeMergeJob(plan: usize, job: usize, sc: usize): void {
       const p = partials + (<usize>(((first + s) * prows + r) * stride) << 2);
       const ms = load<f32>(p), ls = load<f32>(p, 4);
       if (ls == 0) continue;
-      const w = f32x4.extract_lane(exp2Neg4(f32x4.splat(ms - mUse)), 0);
+      const w = f32x4.extract_lane(exp2Neg4(f32x4.splat((ms - mUse) * LOG2E)), 0);
       L += ls * w;
       const wv = f32x4.splat(w);
       for (let c = 0; c < dvpad; c += 4) {
