@@ -193,6 +193,8 @@ export function makeInputs(c: ConformanceCase): CaseInputs {
 export interface Expected {
   out: Float64Array;
   lse: Float64Array;
+  /** Max abs error of the naive implementation in the case's storage precision (the rule's yardstick). */
+  outNaiveErr: number;
   /** FlashAttention rule: allowed error = 2 × naive error + floor. */
   outTol: number;
   lseTol: number;
@@ -228,9 +230,10 @@ export function expectedFor(c: ConformanceCase, inputs: CaseInputs): Expected {
   let vmax = 0;
   for (const x of ref.out) if (Number.isFinite(x)) vmax = Math.max(vmax, Math.abs(x));
   const floor = FLOOR[dtype] * Math.max(1, vmax);
+  const outNaiveErr = errorStats(naive.out, ref.out).maxAbs;
   const e: Expected = {
-    out: ref.out, lse: ref.lse, outShape,
-    outTol: 2 * errorStats(naive.out, ref.out).maxAbs + floor,
+    out: ref.out, lse: ref.lse, outShape, outNaiveErr,
+    outTol: 2 * outNaiveErr + floor,
     lseTol: 2 * errorStats(naive.lse, ref.lse).maxAbs + FLOOR[dtype] * 8,
   };
   expectedCache.set(cacheKey, e);

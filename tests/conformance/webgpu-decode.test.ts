@@ -152,3 +152,25 @@ describe('webgpu decode_warp fused (one workgroup per sequence and KV head, no m
     expect(lastGpuStats?.dispatches).toBe(2);
   }, 300_000);
 });
+
+// Inputs near ±1000 (q ±1000 + N(0,1), v ×1000) on 12 seeds through both decode kernels: the scale multiplies
+// each score after the Q·K dot product, as a naive implementation's does (over 64 seeds, 2 exceed 2× the
+// naive f32 error on decode_split and 1 on decode_warp, where the naive sum happens to round well;
+// bench/results/webgpu-accuracy-scale-after-dot-2026-12-02.txt).
+describe('webgpu decode kernels: inputs near ±1000 on 12 seeds', () => {
+  const base = { name: 'f32 inputs near ±1000 Sq1', batch: 1, seqLenQ: 1, seqLenK: 300, numHeads: 4, numKvHeads: 2, headDim: 64, inputs: 'large' as const, seed: 0 };
+  beforeAll(async () => {
+    setGpuOutputPoisoning(true);
+    await gpuContext();
+  });
+  afterAll(() => setGpuKernelPreference('auto'));
+  for (const [pref, key] of [['decode-split', 'decode_split'], ['decode-emulated', 'decode_warp']] as const) {
+    it(`${key}: each within 2× the naive f32 error + floor`, async () => {
+      setGpuKernelPreference(pref);
+      for (let seed = 3000; seed < 3012; seed++) {
+        await checkCase({ ...base, name: `${base.name} [${key}] #${seed}`, seed }, runOn('webgpu'));
+        expect(lastGpuStats?.key, `seed ${seed}`).toContain(key);
+      }
+    }, 300_000);
+  }
+});

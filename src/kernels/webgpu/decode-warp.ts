@@ -193,11 +193,11 @@ export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
     red('group_sum', (a, b) => `${a} + ${b}`, groupMasks),
   ].join('\n');
 
-  // Q rows (registers): q{r}_{t} = dims 4·(gl + LPK·t) … +3 of row r, scaled.
+  // Q rows (registers): q{r}_{t} = dims 4·(gl + LPK·t) … +3 of row r, unscaled (the scale multiplies each score).
   const qRegs = each(v.R, (r) => parts(NCK).map(([t, h]) => `  var q${r}_${t}_${h} = vec4<f32>(0.0);
   { let c = ${col(t)} + ${4 * h}u;
     if (${r}u < rows && c < D) { let e = qBase + (${r}u % lenQ) * P.qRow + (hk * P.group + ${r}u / lenQ) * P.qHead + c;
-      q${r}_${t}_${h} = vec4<f32>(ld_q(e), ld_q(e + 1u), ld_q(e + 2u), ld_q(e + 3u)) * qscale; } }`).join('\n'));
+      q${r}_${t}_${h} = vec4<f32>(ld_q(e), ld_q(e + 1u), ld_q(e + 2u), ld_q(e + 3u)); } }`).join('\n'));
   const oRegs = each(v.R, (r) => parts(NCV).map(([t, h]) => `  var o${r}_${t}_${h} = vec4<f32>(0.0);`).join('\n'));
 
   // Loads of batch `i` into the registers prefixed `d` (c: current, n: next): its first key dkq, the
@@ -230,7 +230,7 @@ ${each(KB, (kb) => parts(NCV).map(([t, h]) => `      let v${kb}_${t}_${h} = unpa
 ${each(RP, (r) => each(KB, (kb) => `      var x${r * KB + kb} = ${r < v.R ? parts(NCK).map(([t, h]) => `dot(q${r}_${t}_${h}, k${kb}_${t}_${h})`).join(' + ') : '0.0'};`))}
 ${ab & 2 ? '' : rs.join('\n')}
       // this lane's score: row sr, key ckq + skb
-      var s = x0;
+      var s = x0 * sscale;
       let key = ckq + skb;
       var keep = sr < rows && key < ckEnd;
       if (CAP) { s = softcap1(s, P.softcap); }

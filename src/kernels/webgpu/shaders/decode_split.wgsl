@@ -69,7 +69,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let e0 = eFirst + split * P.splitTiles;
   let e1 = min(eLast, e0 + P.splitTiles);
   let rows = P.group * lenQ;
-  let qscale = select(P.scale * LOG2E, P.scale, NATURAL);
+  // Scores are Q·Kᵀ times the scale (× log2 e unless NATURAL), multiplied after the dot product as a naive
+  // implementation does: folded into Q, its rounding broke FlashAttention's 2×-naive rule on inputs near ±1000.
+  let sscale = select(P.scale * LOG2E, P.scale, NATURAL);
 
   // Q rows r = g·lenQ + i ↦ head hk·G + g, position i.
   for (var x = lid; x < R * D; x += 128u) {
@@ -79,7 +81,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (r < rows) {
       let g = r / lenQ;
       let i = r % lenQ;
-      v = ld_q(qBase + i * P.qRow + (hk * P.group + g) * P.qHead + c) * qscale;
+      v = ld_q(qBase + i * P.qRow + (hk * P.group + g) * P.qHead + c);
     }
     qs[x] = v;
   }
@@ -138,7 +140,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                   vec4<f32>(kv[jj * KS + c], kv[jj * KS + c + 1u], kv[jj * KS + c + 2u], kv[jj * KS + c + 3u]);
           }
           for (; c < D; c++) { d4.x += qs[r * D + c] * kv[jj * KS + c]; }
-          s = (d4.x + d4.y) + (d4.z + d4.w);
+          s = ((d4.x + d4.y) + (d4.z + d4.w)) * sscale;
           if (CAP) { s = softcap1(s, P.softcap); }
           var keep = true;
           if (partial) { keep = mask_allows(i32(r % lenQ), i32(k0 + jl), i32(lenQ), i32(lenK), 0u, s); }

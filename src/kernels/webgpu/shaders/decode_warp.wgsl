@@ -32,7 +32,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let e0 = range.x + split * P.splitTiles;
   let e1 = min(range.y, e0 + P.splitTiles);
   let rows = P.group * lenQ;
-  let qscale = select(P.scale * LOG2E, P.scale, NATURAL);
+  // Scores are Q·Kᵀ times the scale (× log2 e unless NATURAL), multiplied after the dot product as a naive
+  // implementation does: folded into Q, its rounding broke FlashAttention's 2×-naive rule on inputs near ±1000.
+  let sscale = select(P.scale * LOG2E, P.scale, NATURAL);
 
   // Lane roles: subgroup w, lane (group gi of LPK lanes, lane gl in it); this lane's score after the
   // reduce-scatter is row sr, key skb of the batch.

@@ -107,7 +107,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
   let e0 = range.x;
   let e1 = range.y;
 
-  let qscale = select(P.scale * LOG2E, P.scale, NATURAL);
+  // Scores are Q·Kᵀ times the scale (× log2 e unless NATURAL), multiplied after the dot product as a naive
+  // implementation does: folded into Q, its rounding broke FlashAttention's 2×-naive rule on inputs near ±1000.
+  let sscale = select(P.scale * LOG2E, P.scale, NATURAL);
 
   // This thread's rows: r = RPT·ty + a ↦ head hb·G + r % G, position qtile·NP + r / G.
   var valid: array<bool, RPT>;
@@ -175,7 +177,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
         for (var t = 0u; t < DS / LPR; t += 4u) {
           let d = d0 + dq + t;
           var x = vec4<f32>(0.0);
-          if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q4(lq + d) * qscale; }
+          if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q4(lq + d); }
           var y = vec4<f32>(0.0);
           if ((ABLATE & 1u) == 0u && lr < nk && d < D) { y = ld_k4(krow + d, 4u); }
           for (var u = 0u; u < 4u; u++) {
@@ -187,7 +189,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
         for (var t = 0u; t < DS / LPR; t++) {
           let d = d0 + dq + t;
           var x = 0.0;
-          if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q(lq + d) * qscale; }
+          if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q(lq + d); }
           wa[(dq + t) * 16u + lw][lc] = x;
           var y = 0.0;
           if ((ABLATE & 1u) == 0u && lr < nk && d < D) { y = ld_k(krow + d); }
@@ -226,7 +228,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
     var pk: array<vec4<f32>, RPT>;   // PCH: this thread's P (its rows × keys 4tx..4tx+3) until its V chunk
     for (var a = 0u; a < RPT; a++) {
       let r = ty * RPT + a;
-      var s = acc[a];
+      var s = acc[a] * sscale;
       if (CAP) { s = softcap4(s, P.softcap); }
       for (var b = 0u; b < 4u; b++) {
         let jl = tx * 4u + b;
