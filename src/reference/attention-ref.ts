@@ -4,7 +4,9 @@
  * `attentionReference` computes in float64 (the "out_ref" of FlashAttention's tests). With
  * `precision` set to a storage dtype it instead rounds every intermediate the way a plain
  * implementation in that precision would (S, P and O stored in the dtype; f32 accumulation rounded
- * step by step): FlashAttention's "out_pt", whose error sets the tolerance of a fast kernel.
+ * step by step): FlashAttention's "out_pt", whose error sets the tolerance of a fast kernel. With `fma`
+ * the naive implementation's multiply-adds (Q·Kᵀ and P·V) are fused, as on GPUs and in BLAS libraries
+ * (FlashAttention's out_pt is PyTorch on the GPU): each product exact, only the sums rounded.
  *
  * Shapes (BSHD): q [batch, seqLenQ, numHeads, headDim], k [batch, seqLenK, numKvHeads, headDim],
  * v [batch, seqLenK, numKvHeads, headDimV] → out [batch, seqLenQ, numHeads, headDimV] and
@@ -20,6 +22,12 @@ export interface ReferenceOptions {
   mask?: Mask | null;
   /** Emulate a naive implementation in this precision instead of float64. */
   precision?: 'f64' | DType;
+  /**
+   * With `precision`: fused multiply-adds in the Q·Kᵀ and P·V sums (the product of two f32 values is exact
+   * in float64, so only the sum is rounded: to float64 and then to f32, which differs from one rounding only
+   * in rare ties). Default false: each product rounded, then the sum.
+   */
+  fma?: boolean;
 }
 
 export interface ReferenceResult {
@@ -43,6 +51,8 @@ export function attentionReference(q: Tensor, k: Tensor, v: Tensor, opts: Refere
   const r = prec === 'f64' ? (x: number) => x : (x: number) => roundTo(prec, x);
   // Accumulation: f64 for the oracle; f32 step-by-step otherwise (low-precision kernels accumulate in f32).
   const acc = prec === 'f64' ? (x: number) => x : Math.fround;
+  // The product's own rounding: none when fused (exact in float64 for f32 and 16-bit operands).
+  const prod = opts.fma ? (x: number) => x : acc;
   const Q = load(q), K = load(k), V = load(v);
   const group = H / Hk;
   const out = new Float64Array(B * Sq * H * Dv);
@@ -66,7 +76,7 @@ export function attentionReference(q: Tensor, k: Tensor, v: Tensor, opts: Refere
             for (let c = 0; c < D; c++) dot += Q[qo + c]! * K[ko + c]!;
             dot *= scale;
           } else {
-            for (let c = 0; c < D; c++) dot = acc(dot + acc(Q[qo + c]! * r(K[ko + c]! * scale)));
+            for (let c = 0; c < D; c++) dot = acc(dot + prod(Q[qo + c]! * r(K[ko + c]! * scale)));
             dot = r(dot);
           }
           if (softcap > 0) dot = r(softcap * Math.tanh(dot / softcap));
@@ -109,7 +119,7 @@ export function attentionReference(q: Tensor, k: Tensor, v: Tensor, opts: Refere
           const pj = p[j]!;
           const vo = ((b * Sk + j) * Hk + hk) * Dv;
           if (prec === 'f64') for (let c = 0; c < Dv; c++) orow[c] += pj * V[vo + c]!;
-          else for (let c = 0; c < Dv; c++) orow[c] = acc(orow[c]! + acc(pj * V[vo + c]!));
+          else for (let c = 0; c < Dv; c++) orow[c] = acc(orow[c]! + prod(pj * V[vo + c]!));
         }
         for (let c = 0; c < Dv; c++) out[oo + c] = prec === 'f64' ? orow[c]! / sum : r(orow[c]!);
       }

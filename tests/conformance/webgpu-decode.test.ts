@@ -154,9 +154,9 @@ describe('webgpu decode_warp fused (one workgroup per sequence and KV head, no m
 });
 
 // Inputs near ±1000 (q ±1000 + N(0,1), v ×1000) on 12 seeds through both decode kernels: the scale multiplies
-// each score after the Q·K dot product, as a naive implementation's does (over 64 seeds, 2 exceed 2× the
-// naive f32 error on decode_split and 1 on decode_warp, where the naive sum happens to round well;
-// bench/results/webgpu-accuracy-scale-after-dot-2026-12-02.txt).
+// each score after the Q·K dot product, as a naive implementation's does (over 64 seeds, 1 exceeds 2× the
+// naive f32 error on decode_split and none on decode_warp: with four query rows, mostly one-hot, the
+// maximum is one row's luck; bench/results/accuracy-fma-naive-2026-12-02.txt).
 describe('webgpu decode kernels: inputs near ±1000 on 12 seeds', () => {
   const base = { name: 'f32 inputs near ±1000 Sq1', batch: 1, seqLenQ: 1, seqLenK: 300, numHeads: 4, numKvHeads: 2, headDim: 64, inputs: 'large' as const, seed: 0 };
   beforeAll(async () => {
