@@ -12,8 +12,8 @@
  * decode-emulated). The kernel that actually ran is reported (a preference that does not apply to a
  * case falls back to 'auto').
  */
-import { Tensor, configureCpu, cpuRuntime, gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning, type GpuKernelPreference } from '../src/index.js';
-import { CASES, type ConformanceCase, expectedFor, makeInputs, runOn } from '../tests/conformance/cases.js';
+import { configureCpu, cpuRuntime, gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning, type GpuKernelPreference } from '../src/index.js';
+import { CASES, type ConformanceCase, runCase, runOn } from '../tests/conformance/cases.js';
 import { errorStats } from '../tests/helpers/close.js';
 import { intOption, parseArgs } from './lib/args.js';
 import { machineInfo } from './lib/machine.js';
@@ -69,14 +69,8 @@ async function main(): Promise<void> {
       const kernels = new Set<string>();
       for (let seed = from; seed < from + nSeeds; seed++) {
         const c = { ...c0, seed, name: `${c0.name} #${seed}` };
-        const inputs = makeInputs(c);
-        const exp = expectedFor(c, inputs);
-        const dtype = c.dtype ?? 'f32';
-        const out = Tensor.zeros(exp.outShape, dtype);
-        out.data.fill(dtype === 'f32' ? NaN : dtype === 'f16' ? 0x7e00 : 0x7fc0);
-        const lseOut = Tensor.zeros(c.varlen ? [c.numHeads, inputs.q.shape[0]!] : [c.batch, c.numHeads, c.seqLenQ], 'f32');
-        await run(inputs, { scale: c.scale, softcap: c.softcap, mask: c.mask?.() ?? null, out, lseOut });
-        const st = errorStats(out.toFloat64(), exp.out);
+        const { got, exp } = await runCase(c, run);
+        const st = errorStats(got, exp.out);
         const err = st.nonFiniteMismatch > 0 ? Infinity : st.maxAbs;
         if (backend === 'webgpu') kernels.add(lastGpuStats?.kernel ?? '?');
         else kernels.add(backend === 'cpu-ts' ? 'cpu-ts' : (await cpuRuntime()).variant);

@@ -248,19 +248,21 @@ export function expectedFor(c: ConformanceCase, inputs: CaseInputs): Expected {
   return e;
 }
 
-/** Runs one case through `run` (which must honour the poisoned `out`/`lseOut`) and checks it. */
+type CaseRunner = (inputs: CaseInputs, opts: { scale?: number; softcap?: number; mask: Mask | null; layout?: Layout; out: Tensor; lseOut: Tensor }) => Promise<void>;
+
 /** checkCase's runner for one backend: attention, or attentionVarlen for varlen cases. */
-export function runOn(backend: BackendName): Parameters<typeof checkCase>[1] {
+export function runOn(backend: BackendName): CaseRunner {
   return async (inp, o) => {
     if (inp.cuSeqlensQ) await attentionVarlen(inp.q, inp.k, inp.v, { cuSeqlensQ: inp.cuSeqlensQ, cuSeqlensK: inp.cuSeqlensK, scale: o.scale, softcap: o.softcap, mask: o.mask, out: o.out, lseOut: o.lseOut, backend });
     else await attention(inp.q, inp.k, inp.v, { scale: o.scale, softcap: o.softcap, mask: o.mask, layout: o.layout, out: o.out, lseOut: o.lseOut, backend });
   };
 }
 
-export async function checkCase(
-  c: ConformanceCase,
-  run: (inputs: CaseInputs, opts: { scale?: number; softcap?: number; mask: Mask | null; layout?: Layout; out: Tensor; lseOut: Tensor }) => Promise<void>,
-): Promise<{ outErr: number; tol: number }> {
+/**
+ * Runs one case through `run` into NaN-poisoned outputs (`run` must write them in place) and returns them
+ * in BSHD order as float64, with the expected values and tolerances.
+ */
+export async function runCase(c: ConformanceCase, run: CaseRunner): Promise<{ got: Float64Array; lse: Float64Array; exp: Expected; lseShape: number[] }> {
   const inputs = makeInputs(c);
   const exp = expectedFor(c, inputs);
   const dtype = c.dtype ?? 'f32';
@@ -272,8 +274,14 @@ export async function checkCase(
   lseOut.data.fill(NaN);
   await run(inputs, { scale: c.scale, softcap: c.softcap, mask: c.mask?.() ?? null, layout: c.layout, out, lseOut });
   const got = (c.layout === 'bhsd' ? out.permute([0, 2, 1, 3]) : out).toFloat64();
+  return { got, lse: lseOut.toFloat64(), exp, lseShape };
+}
+
+/** Runs one case through `run` and checks it (output and LSE) against FlashAttention's rule. */
+export async function checkCase(c: ConformanceCase, run: CaseRunner): Promise<{ outErr: number; tol: number }> {
+  const { got, lse, exp, lseShape } = await runCase(c, run);
   const stats = expectClose(got, exp.out, { atol: exp.outTol, label: `${c.name}: out`, shape: exp.outShape });
-  expectClose(lseOut.toFloat64(), exp.lse, { atol: exp.lseTol, label: `${c.name}: lse`, shape: lseShape });
+  expectClose(lse, exp.lse, { atol: exp.lseTol, label: `${c.name}: lse`, shape: lseShape });
   return { outErr: stats.maxAbs, tol: exp.outTol };
 }
 
