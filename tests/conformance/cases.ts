@@ -132,6 +132,10 @@ const raw: (Omit<ConformanceCase, 'seed'> & { seed?: number })[] = [
   { name: 'short-KV decode Sq4 Sk3 causal GQA2 (fully masked row)', batch: 1, seqLenQ: 4, seqLenK: 3, numHeads: 4, numKvHeads: 2, headDim: 64, mask: () => causal() },
   { name: 'short-KV decode Sq2 Sk65 window(20,0) softcap', batch: 1, seqLenQ: 2, seqLenK: 65, numHeads: 4, numKvHeads: 1, headDim: 40, softcap: 15, mask: () => slidingWindow(20, 0) },
   { name: 'short-KV f16 decode Sq1 Sk61', batch: 1, seqLenQ: 1, seqLenK: 61, numHeads: 8, numKvHeads: 8, headDim: 64, dtype: 'f16' },
+  // Decode over ≥ 8 MiB of f32 K/V a sequence (the CPU kernel reads each tile's K and V in address order first,
+  // touchRows): BSHD, and BHSD, whose heads' rows lie a whole sequence apart; a last tile of 12 keys.
+  { name: 'decode over 9 MB of K/V Sq1 Sk1100 GQA4 d128 window', batch: 1, seqLenQ: 1, seqLenK: 1100, numHeads: 32, numKvHeads: 8, headDim: 128, mask: () => slidingWindow(900, 0) },
+  { name: 'decode over 9 MB of K/V, layout BHSD', batch: 1, seqLenQ: 2, seqLenK: 1100, numHeads: 16, numKvHeads: 8, headDim: 128, layout: 'bhsd', mask: () => causal() },
 ];
 
 export const CASES: ConformanceCase[] = raw.map(C);

@@ -235,3 +235,17 @@ describe('WebGPU paged kernels (each kernel family through the block tables)', (
     await check(q, st, [[tables[0]![0]!, spare, tables[0]![2]!]], lens, null, 'flash_portable');
   }, 120_000);
 });
+
+// The CPU decode job reads each tile's K and V in address order first (touchRows) when a sequence's K/V are
+// ≥ 8 MiB; through a block table it follows the table key by key. Sequence 0 here holds 9 MB of f32 K/V.
+describe('paged == contiguous, CPU decode over ≥ 8 MiB of K/V a sequence', () => {
+  it('wasm: f32 16-token blocks, GQA 4, d128, lengths 1100 and 40, window', async () => {
+    const seqLens = [1100, 40];
+    const { st, tables } = shuffledPaging(77, seqLens, 16, 8, 128, 'f32', false);
+    const q = randn([2, 1, 32, 128], 80);
+    const mask = slidingWindow(900, 0);
+    const ref = pagedAttentionReference(q, st, 0, tables, seqLens, { mask });
+    const got = await attentionPaged(q, st, 0, tables, seqLens, { mask, backend: 'wasm', returnLse: true });
+    expectMatch(got, ref, 2e-5);
+  }, 120_000);
+});

@@ -46,6 +46,7 @@ const BC: i32 = 64; // keys per tile (one 64-bit mask word per row)
 const NEG_INF: f32 = -Infinity;
 const STACK_WORDS: i32 = 32;
 const VC: i32 = 8; // keys per in-place P·V chunk in decode
+const TOUCH_BYTES: u64 = 8 << 20; // decode: K + V of a sequence from which tiles are touched first (touchRows)
 
 // ---------------------------------------------------------------------------------------------
 // Plan access
@@ -962,6 +963,25 @@ function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i3
 
 // Split-KV decode: job (seq, ·, split) handles visited tiles [split·SPLIT_TILES, …) of the
 // sequence's single Q-tile row for every head (rows r = h·lenQ + i) and writes (m, l, acc) partials.
+// Reads keys k0 … k0 + nk − 1 of K (v = false) or V: for each key, each KV head's row of `bytes` bytes (heads
+// headStride bytes apart), one load per 64-byte line, in that order — address order for contiguous BSHD — and
+// returns a value that depends on every load, so none is dropped. The decode job runs it over a tile's K before
+// Q·Kᵀ and its V before P·V: the tile arrives in L2 as one linear stream, which the hardware prefetches well,
+// instead of through the micro-kernels' eight-key chunks per head (rows 4 KiB apart), which it does not
+// (scripts/kv-read-order-probe.mjs: 37–39 GB/s against 11–16 on one thread, loads alone).
+function touchRows(plan: usize, seq: usize, v: bool, k0: i32, nk: i32, heads: i32, headStride: usize, bytes: usize): v128 {
+  let t = f32x4.splat(0);
+  const base = pu(plan, v ? P_V_DATA : P_K_DATA);
+  for (let j = 0; j < nk; j++) {
+    let r = base + (kvRow(plan, seq, v, k0 + j) << 2);
+    for (let h = 0; h < heads; h++) {
+      for (let o: usize = 0; o < bytes; o += 64) t = f32x4.add(t, v128.load(r + o));
+      r += headStride;
+    }
+  }
+  return t;
+}
+
 function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void {
   const seq = pu(plan, P_SEQS) + (<usize>(ri(job, J_SEQ) * SEQ_SLOTS) << 2);
   const split = ri(job, J_SPLIT);
@@ -987,11 +1007,16 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
   const per = pi(plan, P_SPLIT_TILES);
   const eStart = load<i32>(rowStart), eEnd = load<i32>(rowStart, 4);
   const e0 = eStart + split * per, e1 = min(eEnd, e0 + per);
+  // Tiles pulled into L2 by touchRows first where K/V read in place are too large to stay in the last-level cache
+  // between calls (≥ TOUCH_BYTES): there it made decode-kv4k 1.1–1.5× faster; on K/V that stay cached it costs ~10%.
+  const touch = direct && vDirect && inPlaceF32 && <u64>lenK * <u64>(Hk * (D + Dv)) * 4 >= TOUCH_BYTES;
+  let touched = f32x4.splat(0);
   for (let e = e0; e < e1; e++) {
     const ent = load<i32>(entries + (<usize>e << 2));
     const k0 = (ent >> 1) * BC, nk = min(BC, lenK - k0), partial = (ent & 1) != 0;
     // Scores for every KV head. In place (f32), VC keys at a time across all heads: a key's heads are
     // adjacent in memory, so K streams in address order and the chunk's rows stay in L1.
+    if (touch) touched = f32x4.add(touched, touchRows(plan, seq, false, k0, nk, Hk, kHead << 2, <usize>D << 2));
     if (direct) {
       for (let kc = 0; kc < nk; kc += VC) {
         const n = min(VC, nk - kc);
@@ -1025,6 +1050,7 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
       }
     }
     softmaxRows(sc, rows, nk, dvpad);
+    if (touch) touched = f32x4.add(touched, touchRows(plan, seq, true, k0, nk, Hk, vHead << 2, <usize>Dv << 2));
     if (vDirect) {
       // f32 V read in place, VC keys at a time across all heads (address order): P·V sweeps a head's
       // chunk once per column block, and VC strided rows stay in L1 where a whole tile's rows (often
@@ -1048,6 +1074,7 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
       }
     }
   }
+  if (touch) v128.store(sc_stack(sc), touched);
   // Partials: [jobIndex][row] → (m, l, acc[dvpad]).
   const stride = dvpad + 2;
   const part = pu(plan, P_PARTIALS) + (<usize>(jobIndex * pi(plan, P_PARTIAL_ROWS) * stride) << 2);
