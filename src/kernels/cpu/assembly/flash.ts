@@ -961,8 +961,6 @@ function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i3
   }
 }
 
-// Split-KV decode: job (seq, ·, split) handles visited tiles [split·SPLIT_TILES, …) of the
-// sequence's single Q-tile row for every head (rows r = h·lenQ + i) and writes (m, l, acc) partials.
 // Reads keys k0 … k0 + nk − 1 of K (v = false) or V: for each key, each KV head's row of `bytes` bytes (heads
 // headStride bytes apart), one load per 64-byte line, in that order — address order for contiguous BSHD — and
 // returns a value that depends on every load, so none is dropped. The decode job runs it over a tile's K before
@@ -982,6 +980,8 @@ function touchRows(plan: usize, seq: usize, v: bool, k0: i32, nk: i32, heads: i3
   return t;
 }
 
+// Split-KV decode: job (seq, ·, split) handles visited tiles [split·SPLIT_TILES, …) of the
+// sequence's single Q-tile row for every head (rows r = h·lenQ + i) and writes (m, l, acc) partials.
 function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void {
   const seq = pu(plan, P_SEQS) + (<usize>(ri(job, J_SEQ) * SEQ_SLOTS) << 2);
   const split = ri(job, J_SPLIT);
@@ -1008,7 +1008,8 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
   const eStart = load<i32>(rowStart), eEnd = load<i32>(rowStart, 4);
   const e0 = eStart + split * per, e1 = min(eEnd, e0 + per);
   // Tiles pulled into L2 by touchRows first where K/V read in place are too large to stay in the last-level cache
-  // between calls (≥ TOUCH_BYTES): there it made decode-kv4k 1.1–1.5× faster; on K/V that stay cached it costs ~10%.
+  // between calls (≥ TOUCH_BYTES): decode-kv4k 1.18–1.31× faster on two threads; K/V that stay cached (8 MiB in
+  // L3, as a benchmark repeating one call keeps them) 0.97× (BENCHMARKS.md, 2026-12-02).
   const touch = direct && vDirect && inPlaceF32 && <u64>lenK * <u64>(Hk * (D + Dv)) * 4 >= TOUCH_BYTES;
   let touched = f32x4.splat(0);
   for (let e = e0; e < e1; e++) {
