@@ -40,10 +40,17 @@ async function main(): Promise<void> {
     'out=': 'JSON path (default bench/results/accuracy.json)',
   }, USAGE);
   const forms = (args.values.get('forms') ?? 'wasm,webgpu:auto').split(',').filter(Boolean);
-  const names = (args.values.get('cases') ?? `inputs near ±1000,${EXTRA[0]!.name}`).split(',').filter(Boolean);
+  const all = [...CASES, ...EXTRA];
+  // Comma-separated, though some case names hold commas: pieces join until they name a case.
+  const names: string[] = [];
+  let pending = '';
+  for (const piece of (args.values.get('cases') ?? `inputs near ±1000,${EXTRA[0]!.name}`).split(',')) {
+    pending = pending ? `${pending},${piece}` : piece;
+    if (all.some((c) => c.name === pending.trim())) { names.push(pending.trim()); pending = ''; }
+  }
+  if (pending) names.push(pending.trim());
   const nSeeds = intOption(args, 'seeds', 32);
   const from = intOption(args, 'from', 3000);
-  const all = [...CASES, ...EXTRA];
   const cases = names.map((n) => {
     const c = all.find((x) => x.name === n);
     if (!c) throw new Error(`bench:accuracy: no case named ${JSON.stringify(n)}`);
