@@ -830,12 +830,8 @@ function softcapScores(p: usize, count: i32, cap: f32): void {
 // ---------------------------------------------------------------------------------------------
 // Jobs
 
-// Scores are in natural units throughout (Q scaled by `scale`): softcap's tanh and top-k thresholds see
-// them as the reference does, and the softmax multiplies S − m by log2 e (see the header).
-// @ts-ignore: decorator
-@inline function qScale(plan: usize): f32 {
-  return pf(plan, P_SCALE);
-}
+// Scores are in natural units throughout (Q scaled by P_SCALE as it is loaded): softcap's tanh and top-k
+// thresholds see them as the reference does, and the softmax multiplies S − m by log2 e (see the header).
 
 // Writes O = acc / l (0 for fully masked rows) and lse = m + ln l for one row.
 function finalizeRow(plan: usize, sc: usize, r: i32, oPtr: usize, lsePtr: usize): void {
@@ -889,7 +885,7 @@ function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i3
   const st = sc_s(sc);
   const panelTiles = pi(plan, P_PANEL_TILES), tag = ri(job, J_SEQ) * pi(plan, P_NUM_KV_HEADS) + hk + 1;
   memory.fill(sc_zero(sc), 0, <usize>dpad << 2);
-  loadQT(plan, seq, h, q0, nq, qScale(plan), sc_q(sc));
+  loadQT(plan, seq, h, q0, nq, pf(plan, P_SCALE), sc_q(sc));
   initState(sc, nq, dvpad);
   let csOut: usize = 0;
   if (colsum) {
@@ -1002,7 +998,7 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
   const chunked = !inPlaceF32 && Hk * VC * D <= BC * dpad;
   const direct = (inPlaceF32 || chunked) && (D & 3) == 0, vDirect = (inPlaceF32 || chunked) && Dv == dvpad;
   const q = sc_q(sc), s = sc_s(sc), o = sc_o(sc), vt = sc_v(sc);
-  loadQRows(plan, seq, lenQ, rows, qScale(plan), q);
+  loadQRows(plan, seq, lenQ, rows, pf(plan, P_SCALE), q);
   initState(sc, rows, dvpad);
   const per = pi(plan, P_SPLIT_TILES);
   const eStart = load<i32>(rowStart), eEnd = load<i32>(rowStart, 4);
@@ -1015,9 +1011,9 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
   for (let e = e0; e < e1; e++) {
     const ent = load<i32>(entries + (<usize>e << 2));
     const k0 = (ent >> 1) * BC, nk = min(BC, lenK - k0), partial = (ent & 1) != 0;
+    if (touch) touched = f32x4.add(touched, touchRows(plan, seq, false, k0, nk, Hk, kHead << 2, <usize>D << 2));
     // Scores for every KV head. In place (f32), VC keys at a time across all heads: a key's heads are
     // adjacent in memory, so K streams in address order and the chunk's rows stay in L1.
-    if (touch) touched = f32x4.add(touched, touchRows(plan, seq, false, k0, nk, Hk, kHead << 2, <usize>D << 2));
     if (direct) {
       for (let kc = 0; kc < nk; kc += VC) {
         const n = min(VC, nk - kc);
@@ -1143,7 +1139,7 @@ function topkJob(plan: usize, job: usize, sc: usize): void {
   const kBase = <usize>ri(seq, S_K_BASE) + <usize>hk * pu(plan, P_K_HEAD);
   const st = sc_s(sc);
   memory.fill(sc_zero(sc), 0, <usize>dpad << 2);
-  loadQT(plan, seq, h, q0, nq, qScale(plan), sc_q(sc));
+  loadQT(plan, seq, h, q0, nq, pf(plan, P_SCALE), sc_q(sc));
   const heapStride = K + 1; // slot 0: count
   for (let r = 0; r < nq; r++) store<i32>(sc_heap(sc) + (<usize>(r * heapStride) << 2), 0);
   const e0 = load<i32>(rowStart + (<usize>qtile << 2)), e1 = load<i32>(rowStart + (<usize>(qtile + 1) << 2));
