@@ -84,8 +84,7 @@ async function main(): Promise<void> {
         errs.push(err); naives.push(exp.outNaiveErr);
         // err ≤ 2·naive + floor ⇔ err / (naive + floor/2) ≤ 2: the ratio stays finite where the naive error is 0
         // (one key dominating a row: the output is that key's value, exactly).
-        const floor = exp.outTol - 2 * exp.outNaiveErr;
-        ratios.push(err / (exp.outNaiveErr + floor / 2));
+        ratios.push(err / (exp.outNaiveErr + exp.outFloor / 2));
         if (!(err <= exp.outTol)) over++;
       }
       rows.push({ form, case: c0.name, kernel: [...kernels].join('+'), seeds: nSeeds, medianRatio: median(ratios), maxRatio: Math.max(...ratios), over, medianErr: median(errs), medianNaive: median(naives), ratios });

@@ -203,6 +203,10 @@ export interface Expected {
   lse: Float64Array;
   /** Max abs error of the naive implementation in the case's storage precision (the rule's yardstick). */
   outNaiveErr: number;
+  /** The same for the naive implementation that rounds each product (≤ outNaiveErr; equal for 16-bit dtypes). */
+  outNaiveErrMulAdd: number;
+  /** The rule's absolute floor: outTol = 2 · outNaiveErr + outFloor. */
+  outFloor: number;
   /** FlashAttention rule: allowed error = 2 × naive error + floor. */
   outTol: number;
   lseTol: number;
@@ -242,9 +246,10 @@ export function expectedFor(c: ConformanceCase, inputs: CaseInputs): Expected {
   let vmax = 0;
   for (const x of ref.out) if (Number.isFinite(x)) vmax = Math.max(vmax, Math.abs(x));
   const floor = FLOOR[dtype] * Math.max(1, vmax);
-  const outNaiveErr = Math.max(...naives.map((n) => errorStats(n.out, ref.out).maxAbs));
+  const naiveErrs = naives.map((n) => errorStats(n.out, ref.out).maxAbs);
+  const outNaiveErr = Math.max(...naiveErrs);
   const e: Expected = {
-    out: ref.out, lse: ref.lse, outShape, outNaiveErr,
+    out: ref.out, lse: ref.lse, outShape, outNaiveErr, outNaiveErrMulAdd: naiveErrs[0]!, outFloor: floor,
     outTol: 2 * outNaiveErr + floor,
     lseTol: 2 * Math.max(...naives.map((n) => errorStats(n.lse, ref.lse).maxAbs)) + FLOOR[dtype] * 8,
   };
@@ -282,11 +287,11 @@ export async function runCase(c: ConformanceCase, run: CaseRunner): Promise<{ go
 }
 
 /** Runs one case through `run` and checks it (output and LSE) against FlashAttention's rule. */
-export async function checkCase(c: ConformanceCase, run: CaseRunner): Promise<{ outErr: number; tol: number }> {
+export async function checkCase(c: ConformanceCase, run: CaseRunner): Promise<{ outErr: number; tol: number; exp: Expected }> {
   const { got, lse, exp, lseShape } = await runCase(c, run);
   const stats = expectClose(got, exp.out, { atol: exp.outTol, label: `${c.name}: out`, shape: exp.outShape });
   expectClose(lse, exp.lse, { atol: exp.lseTol, label: `${c.name}: lse`, shape: lseShape });
-  return { outErr: stats.maxAbs, tol: exp.outTol };
+  return { outErr: stats.maxAbs, tol: exp.outTol, exp };
 }
 
 // The split-KV decode kernel (decode_split + decode_merge) forced on cases chosen to reach each of
