@@ -65,7 +65,7 @@ async function main(): Promise<void> {
       console.log(`webgpu adapter: ${ctx.caps.vendor} ${ctx.caps.architecture} ${ctx.caps.description}`);
       setGpuKernelPreference((pref ?? 'auto') as GpuKernelPreference);
     } else if (backend === 'wasm' || backend === 'wasm-simd128') {
-      await configureCpu(backend === 'wasm-simd128' ? { relaxedSimd: false } : {});
+      await configureCpu({ relaxedSimd: backend !== 'wasm-simd128' });
     } else if (backend !== 'cpu-ts') {
       throw new Error(`bench:accuracy: unknown form ${JSON.stringify(form)}`);
     }
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
       console.log(`${form} | ${c0.name} | ${r.kernel}: ratio median ${r.medianRatio.toFixed(2)} max ${r.maxRatio.toFixed(2)}, ${over}/${nSeeds} over the rule`);
     }
     if (backend === 'webgpu') setGpuKernelPreference('auto');
-    if (backend === 'wasm-simd128') await configureCpu({});
+    if (backend === 'wasm-simd128') await configureCpu({ relaxedSimd: true });
   }
   const cols: Column<Row>[] = [
     { title: 'form', cell: (r) => r.form },

@@ -15,6 +15,7 @@ export const PLAN = [
   'BLOCK_SIZE', 'K_SCALES', 'V_SCALES', // paged KV: tokens per block; int8 scales [numBlocks, numKvHeads]
   'KV_DTYPE', // K/V element type: 0 f32, 1 f16, 2 bf16, 3 int8 (DTYPE is q's)
   'PANEL_TILES', // prefill: K tiles a thread's packed K/V panel holds (0: pack per tile)
+  'READ_AHEAD_BYTES', // decode: read each tile ahead (touchRows) in sequences with at least this many bytes of f32 K/V (0: never)
 ];
 export const SEQ = ['Q_BASE', 'K_BASE', 'V_BASE', 'O_BASE', 'LSE_BASE', 'LEN_Q', 'LEN_K', 'TILE_PLAN', 'ROW_GLOBAL', 'ROW_GLOBAL_K', 'BLOCK_TABLE'];
 export const TILEPLAN = ['ROW_START', 'ENTRIES', 'NUM_Q_TILES'];

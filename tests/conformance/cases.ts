@@ -222,7 +222,9 @@ function bshd(t: Tensor, c: ConformanceCase): Tensor {
 const expectedCache = new Map<string, Expected>();
 
 export function expectedFor(c: ConformanceCase, inputs: CaseInputs): Expected {
-  const cacheKey = `${c.name}|${c.dtype ?? "f32"}`;
+  // Every data field (seed, shape, dtype, …): a case derived from another with a new seed but the same name must
+  // not get the other's expectation. (Masks are functions: a derived case with another mask needs another name.)
+  const cacheKey = JSON.stringify(c, (_, x) => (typeof x === 'function' ? undefined : x));
   const hit = expectedCache.get(cacheKey);
   if (hit) return hit;
   const dtype = c.dtype ?? 'f32';

@@ -12,7 +12,7 @@ describe('conformance: wasm backend, SIMD128 build', () => {
     await configureCpu({ relaxedSimd: false });
     expect((await cpuRuntime()).variant).toBe('simd128');
   });
-  afterAll(async () => { await configureCpu({}); });
+  afterAll(async () => { await configureCpu({ relaxedSimd: true }); });
   for (const c of CASES) {
     it(c.name, async () => {
       await checkCase(c, runOn('wasm'));

@@ -23,10 +23,11 @@ import {
   P_HEAD_DIM, P_HEAD_DIM_V, P_JOBS, P_K_DATA, P_K_HEAD, P_K_ROW, P_LSE_DATA, P_LSE_HEAD, P_LSE_ROW, P_MASK_PROG,
   P_NUM_HEADS, P_NUM_JOBS, P_NUM_KV_HEADS, P_OUT_DTYPE, P_O_DATA, P_O_HEAD, P_O_ROW, P_PARTIALS, P_PARTIAL_ROWS,
   P_Q_DATA, P_Q_HEAD, P_Q_ROW, P_SCALE, P_SCRATCH, P_SCRATCH_BYTES, P_SEQS, P_SOFTCAP, P_SPLIT_TILES, P_THR_HEAD_STRIDE,
-  P_TILE_PLANS, P_TILE_Q, P_TOPK_K, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_TOTAL_K, P_Q_START, P_Q_END, P_BLOCK_SIZE, P_K_SCALES, P_V_SCALES, P_KV_DTYPE, P_PANEL_TILES, P_TOPK_PROG, P_TOPK_THR, P_TOPK_TILE_PLANS, P_V_DATA, P_V_HEAD, P_V_ROW, SEQ_SLOTS,
+  P_TILE_PLANS, P_TILE_Q, P_TOPK_K, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_TOTAL_K, P_Q_START, P_Q_END, P_BLOCK_SIZE, P_K_SCALES, P_V_SCALES, P_KV_DTYPE, P_PANEL_TILES, P_READ_AHEAD_BYTES, P_TOPK_PROG, P_TOPK_THR, P_TOPK_TILE_PLANS, P_V_DATA, P_V_HEAD, P_V_ROW, SEQ_SLOTS,
   S_K_BASE, S_LEN_K, S_LEN_Q, S_LSE_BASE, S_O_BASE, S_Q_BASE, S_ROW_GLOBAL, S_ROW_GLOBAL_K, S_BLOCK_TABLE, S_TILE_PLAN, S_V_BASE, TILEPLAN_SLOTS,
 } from './abi.generated.js';
 import { compileMaskProgram } from './mask-program.js';
+import { READ_AHEAD_MIN_BYTES, type ReadAheadMode, ReadAheadTuner } from './read-ahead.js';
 import { ThreadPool } from './thread-pool.js';
 import { WasmHeap } from './wasm-heap.js';
 import { FLASH_RELAXED_WASM, FLASH_SIMD_WASM, FLASH_SINGLE_WASM } from './wasm-binary.generated.js';
@@ -42,6 +43,13 @@ export interface CpuConfig {
   threads?: number;
   /** Use relaxed-SIMD FMA when the runtime supports it (default true). */
   relaxedSimd?: boolean;
+  /**
+   * Decode over ≥ 8 MiB of f32 K/V a sequence: read each 64-key tile ahead in address order before the
+   * micro-kernels use it. Faster where K/V come from DRAM, slower where they stay in the last-level cache;
+   * 'auto' (default) times both on the caller's own calls, per thread count and K/V size, and keeps the
+   * faster (kernels/cpu/read-ahead.ts). Changing it does not restart the thread pool.
+   */
+  decodeReadAhead?: ReadAheadMode;
 }
 
 export interface CpuRuntime {
@@ -53,6 +61,8 @@ export interface CpuRuntime {
 
 let config: CpuConfig = {};
 let runtime: Promise<CpuRuntime> | null = null;
+/** Decode read-ahead timings of this process's calls ('auto' mode). */
+export const readAheadTuner = new ReadAheadTuner();
 
 function decodeBase64(b64: string): Uint8Array {
   if (typeof atob === 'function') {
@@ -112,8 +122,12 @@ async function createRuntime(): Promise<CpuRuntime> {
 
 /** Configures the CPU runtime; takes effect at the next call (the current pool is shut down). */
 export async function configureCpu(c: CpuConfig): Promise<void> {
+  if (c.decodeReadAhead !== undefined && !['auto', 'on', 'off'].includes(c.decodeReadAhead)) {
+    throw new UnsupportedError(`configureCpu: decodeReadAhead '${String(c.decodeReadAhead)}' is not a mode`, "'auto', 'on' or 'off'");
+  }
+  const restart = (c.threads !== undefined && c.threads !== config.threads) || (c.relaxedSimd !== undefined && c.relaxedSimd !== config.relaxedSimd);
   config = { ...config, ...c };
-  if (runtime) {
+  if (runtime && restart) {
     const old = runtime;
     runtime = null;
     await (await old).pool.terminate().catch(() => undefined);
@@ -149,6 +163,8 @@ export interface KernelStats {
   jobs: number;
   visitedTiles: number;
   splits?: number;
+  /** Decode: whether tiles were read ahead (undefined where no sequence qualifies: see CpuConfig.decodeReadAhead). */
+  readAhead?: boolean;
 }
 
 /** Statistics of the last call (structural tests: which path, how many jobs and tiles). */
@@ -399,9 +415,26 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
       heap.i32(mp, merge.length).set(merge);
       P[P_SPLIT_TILES] = splitTiles; P[P_PARTIAL_ROWS] = rows;
       P[P_PARTIALS] = alloc(Math.max(1, nSplit) * rows * (dvpad + 2) * 4);
+      // Read-ahead (see CpuConfig.decodeReadAhead) applies to sequences with ≥ READ_AHEAD_MIN_BYTES of f32 K/V
+      // that the kernel reads in place (contiguous, or in blocks of a multiple of 8 tokens).
+      const kvBytesPerKey = plan.numKvHeads * (D + Dv) * 4;
+      const inPlace = P[P_KV_DTYPE] === 0 && (!paged || paged.blockSize % 8 === 0) && (D & 3) === 0 && Dv === dvpad;
+      let kvBytes = 0, qualifies = false;
+      for (let b = 0; b < plan.batch; b++) {
+        const bytes = (plan.cuSeqlensK[b + 1]! - plan.cuSeqlensK[b]!) * kvBytesPerKey;
+        kvBytes += bytes;
+        if (bytes >= READ_AHEAD_MIN_BYTES) qualifies = true;
+      }
+      qualifies &&= inPlace;
+      const mode = config.decodeReadAhead ?? 'auto';
+      const tuneKey = qualifies && mode === 'auto' ? `${pool.size} threads, 2^${Math.round(Math.log2(kvBytes))} bytes` : null;
+      const readAhead = qualifies && (mode === 'on' || (tuneKey !== null && readAheadTuner.choose(tuneKey)));
+      P[P_READ_AHEAD_BYTES] = readAhead ? READ_AHEAD_MIN_BYTES : 0;
+      const t0 = performance.now();
       await pool.run(planPtr, KIND_DECODE_SPLIT, sp, nSplit, counter, { flops: total * plan.numKvHeads * 2 * TILE_K * Math.max(1, rows / plan.numKvHeads) * (D + Dv) });
+      if (tuneKey !== null) readAheadTuner.record(tuneKey, readAhead, (performance.now() - t0) / Math.max(1, total));
       await pool.run(planPtr, KIND_DECODE_MERGE, mp, nMerge, counter, { flops: 0 });
-      lastKernelStats = { path: 'decode', jobs: nSplit + nMerge, visitedTiles: total * plan.numKvHeads, splits: nSplit };
+      lastKernelStats = { path: 'decode', jobs: nSplit + nMerge, visitedTiles: total * plan.numKvHeads, splits: nSplit, ...(qualifies ? { readAhead } : {}) };
     }
     if (O?.temp) copyInto(O.tensor, out!);
     if (L?.temp && !capture) copyInto(L.tensor, lse!);

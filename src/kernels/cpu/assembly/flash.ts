@@ -33,7 +33,7 @@ import {
   P_Q_DATA, P_K_DATA, P_V_DATA, P_O_DATA, P_LSE_DATA, P_DTYPE, P_OUT_DTYPE, P_GROUP, P_HEAD_DIM, P_HEAD_DIM_V,
   P_DPAD, P_DVPAD, P_Q_ROW, P_Q_HEAD, P_K_ROW, P_K_HEAD, P_V_ROW, P_V_HEAD, P_O_ROW, P_O_HEAD, P_LSE_ROW, P_LSE_HEAD,
   P_SEQS, P_TILE_PLANS, P_SCALE, P_SOFTCAP, P_MASK_PROG, P_TOPK_THR, P_THR_HEAD_STRIDE, P_TOPK_K, P_TOPK_PROG,
-  P_TOPK_TILE_PLANS, P_TILE_Q, P_NUM_KV_HEADS, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_Q_START, P_Q_END, P_TOTAL_K, P_BLOCK_SIZE, P_K_SCALES, P_V_SCALES, P_KV_DTYPE, P_PANEL_TILES, P_SCRATCH, P_SCRATCH_BYTES, P_PARTIALS, P_SPLIT_TILES, P_PARTIAL_ROWS,
+  P_TOPK_TILE_PLANS, P_TILE_Q, P_NUM_KV_HEADS, P_VT_ROWS, P_COLSUM, P_COLSUM_STRIDE, P_Q_START, P_Q_END, P_TOTAL_K, P_BLOCK_SIZE, P_K_SCALES, P_V_SCALES, P_KV_DTYPE, P_PANEL_TILES, P_READ_AHEAD_BYTES, P_SCRATCH, P_SCRATCH_BYTES, P_PARTIALS, P_SPLIT_TILES, P_PARTIAL_ROWS,
   S_Q_BASE, S_K_BASE, S_V_BASE, S_O_BASE, S_LSE_BASE, S_LEN_Q, S_LEN_K, S_TILE_PLAN, S_ROW_GLOBAL, S_ROW_GLOBAL_K, S_BLOCK_TABLE, SEQ_SLOTS,
   T_ROW_START, T_ENTRIES, TILEPLAN_SLOTS, J_SEQ, J_HEAD, J_QTILE, J_SPLIT, JOB_SLOTS,
   KIND_PREFILL, KIND_DECODE_SPLIT, KIND_DECODE_MERGE, KIND_TOPK, KIND_COLSUM, KIND_MATMUL,
@@ -46,7 +46,6 @@ const BC: i32 = 64; // keys per tile (one 64-bit mask word per row)
 const NEG_INF: f32 = -Infinity;
 const STACK_WORDS: i32 = 32;
 const VC: i32 = 8; // keys per in-place P·V chunk in decode
-const TOUCH_BYTES: u64 = 8 << 20; // decode: K + V of a sequence from which tiles are touched first (touchRows)
 
 // ---------------------------------------------------------------------------------------------
 // Plan access
@@ -1003,10 +1002,10 @@ function decodeSplitJob(plan: usize, jobIndex: i32, job: usize, sc: usize): void
   const per = pi(plan, P_SPLIT_TILES);
   const eStart = load<i32>(rowStart), eEnd = load<i32>(rowStart, 4);
   const e0 = eStart + split * per, e1 = min(eEnd, e0 + per);
-  // Tiles pulled into L2 by touchRows first where K/V read in place are too large to stay in the last-level cache
-  // between calls (≥ TOUCH_BYTES): decode-kv4k 1.18–1.31× faster on two threads; K/V that stay cached (8 MiB in
-  // L3, as a benchmark repeating one call keeps them) 0.97× (BENCHMARKS.md, 2026-12-02).
-  const touch = direct && vDirect && inPlaceF32 && <u64>lenK * <u64>(Hk * (D + Dv)) * 4 >= TOUCH_BYTES;
+  // Tiles pulled into L2 by touchRows first where the host asks for it (kernels/cpu/read-ahead.ts: faster where
+  // K/V come from DRAM, slower where they stay in the last-level cache, so the host times both).
+  const ra = <u64>pu(plan, P_READ_AHEAD_BYTES);
+  const touch = ra != 0 && direct && vDirect && inPlaceF32 && <u64>lenK * <u64>(Hk * (D + Dv)) * 4 >= ra;
   let touched = f32x4.splat(0);
   for (let e = e0; e < e1; e++) {
     const ent = load<i32>(entries + (<usize>e << 2));
