@@ -16,6 +16,7 @@
 import {
   type Mask, Tensor, attention, configureCpu, cpuRuntime, cpuTensor, lastKernelStats, randn, type KernelStats,
 } from '../src/index.js';
+import type { ReadAheadMode } from '../src/kernels/cpu/read-ahead.js';
 import { intOption, parseArgs } from './lib/args.js';
 import { type QKV, type ReferenceRows, type RowCheck, ValidationError, bhsdAt, bshdAt, checkRows, describeCheck, maxAbsDiff, referenceRows } from './lib/check.js';
 import { type ChildServer, forkServer, nodeAcceptsFlag, serveRequests } from './lib/child.js';
@@ -35,11 +36,13 @@ const USAGE = `npm run bench:cpu -- [options]
 const SPEC = {
   'shapes=': 'comma-separated shape names (default: all of issue 2; decode-kv100 only when named)',
   'runs=': 'target timed runs per measurement: the N of "median of N" (default 10)',
+  'min-timed-ms=': 'past --runs, keep timing a short call until its timed runs reach this many ms, at most 500 runs (default 300)',
   'min-runs=': 'minimum timed runs, whatever the budget (default 3)',
   'budget-ms=': 'stop adding timed runs once they took this long, per measurement (default 3000)',
   'slow-ms=': 'a measurement whose first warm-up run exceeds this takes 1 timed run, marked * (default 8000)',
   'warm-ms=': 'warm up each measurement with back-to-back calls for at least this long (default 300)',
   'threads=': 'our kernel threads (default: all cores, at most 16)',
+  'read-ahead=': "our decode's read-ahead: auto (default: timed both ways on the bench's own calls), on, off (CpuConfig.decodeReadAhead)",
   'ort-threads=': 'onnxruntime intra-op threads (default: the same as ours)',
   'skip=': 'comma-separated: relaxed, copy, ort, ort-alt, tfjs, naive, ceiling',
   quick: 'small odd shapes, few runs: runs every path and check end to end in seconds (timings meaningless)',
@@ -82,6 +85,11 @@ interface OursMeasurement {
   visibleGflops?: number;
   kvGBs?: number;
   stats: KernelStats | null;
+  /**
+   * Decode over ≥ 8 MiB of f32 K/V: whether the last timed call read tiles ahead (CpuConfig.decodeReadAhead,
+   * 'auto'), and the tuner's median ms per KV tile each way.
+   */
+  readAhead?: { last: boolean; msPerTile: { off: number; on: number } };
 }
 
 async function measureOurs(s: AttentionShape, x: QKV, mask: Mask | null, rr: ReferenceRows, placement: 'heap' | 'copy', timing: TimingOptions, flops: number, visible: number, keepOutput?: (out: Float32Array) => void): Promise<OursMeasurement> {
@@ -109,11 +117,13 @@ async function measureOurs(s: AttentionShape, x: QKV, mask: Mask | null, rr: Ref
     if (!check.ok) throw new ValidationError(`${s.name}: our ${rt.variant} kernel (${placement}${mask ? ', masked' : ''}) is WRONG: ${describeCheck(check)}`);
     keepOutput?.((last!.data as Float32Array).slice());
     const t = await timeIt(run, { ...timing, firstRunMs });
+    const ra = lastKernelStats?.readAhead, tuned = lastKernelStats?.readAheadMsPerTile;
     return {
       variant: rt.variant, threads: rt.threads, placement, masked: !!mask, check, timing: t, gflops: gflops(flops, t.medianMs),
       ...(mask && s.blockSparse ? { visibleGflops: gflops(flops * visible, t.medianMs) } : {}),
       ...(s.seqLenQ <= 16 ? { kvGBs: gbPerSecond(kvBytes(s), t.medianMs) } : {}),
       stats,
+      ...(ra !== undefined && tuned ? { readAhead: { last: ra, msPerTile: tuned } } : {}),
     };
   } finally {
     for (const t of heapTensors) rt.heap.freeTensor(t);
@@ -282,10 +292,14 @@ function mainColumns(res: CpuBenchResults): Column<ShapeResult>[] {
   ];
 }
 
-function decodeRows(res: CpuBenchResults): { label: string; gbs?: number; ms?: number }[] {
-  const rows: { label: string; gbs?: number; ms?: number }[] = [];
+function decodeRows(res: CpuBenchResults): { label: string; gbs?: number; ms?: number; readAhead?: string }[] {
+  const rows: { label: string; gbs?: number; ms?: number; readAhead?: string }[] = [];
   for (const r of res.shapes.filter((x) => x.shape.seqLenQ <= 16)) {
-    const add = (label: string, m: { kvGBs?: number; timing?: Timing } | undefined) => { if (m?.kvGBs !== undefined) rows.push({ label: `${r.shape.name} ${label}`, gbs: m.kvGBs, ms: m.timing?.medianMs }); };
+    const add = (label: string, m: { kvGBs?: number; timing?: Timing; readAhead?: OursMeasurement['readAhead'] } | undefined) => {
+      if (m?.kvGBs === undefined) return;
+      const ra = m.readAhead && `${m.readAhead.last ? 'on' : 'off'} (${fmt(1000 * m.readAhead.msPerTile.off, 1)} / ${fmt(1000 * m.readAhead.msPerTile.on, 1)})`;
+      rows.push({ label: `${r.shape.name} ${label}`, gbs: m.kvGBs, ms: m.timing?.medianMs, ...(ra ? { readAhead: ra } : {}) });
+    };
     add('ours simd128', r.ours.simd128?.main);
     if (isOurs(r.ours.relaxed)) add(`ours ${r.ours.relaxed.main.variant}`, r.ours.relaxed.main);
     add('ORT Attention', r.ort?.standard);
@@ -365,11 +379,13 @@ function printReport(res: CpuBenchResults, command: string, machineLine: string,
   const dec = decodeRows(res);
   if (dec.length) {
     say();
-    say('Decode: effective K/V read bandwidth (K and V bytes once / median time):');
-    table<{ label: string; gbs?: number; ms?: number }>([
+    say('Decode: effective K/V read bandwidth (K and V bytes once / median time); read-ahead: ours, as the tuner chose for the');
+    say("last timed call, with its median µs per KV tile without / with (CpuConfig.decodeReadAhead 'auto'):");
+    table<{ label: string; gbs?: number; ms?: number; readAhead?: string }>([
       { title: 'run', cell: (x) => x.label },
       { title: 'median ms', cell: (x) => fmt(x.ms, 3) },
       { title: 'GB/s', cell: (x) => fmt(x.gbs) },
+      { title: 'read-ahead', cell: (x) => x.readAhead ?? '' },
     ], dec);
   }
   say();
@@ -418,6 +434,7 @@ function timingOptions(args: ReturnType<typeof parseArgs>, quick: boolean): Timi
     // Every timed call (ours and each peer) first runs back to back for 0.3 s.
     warmMs: intOption(args, 'warm-ms', quick ? 50 : 300),
     runs: intOption(args, 'runs', quick ? 3 : 10),
+    minTimedMs: intOption(args, 'min-timed-ms', quick ? 0 : 300),
     minRuns: intOption(args, 'min-runs', quick ? 2 : 3),
     budgetMs: intOption(args, 'budget-ms', quick ? 200 : 3000),
     slowMs: intOption(args, 'slow-ms', 8000),
@@ -437,9 +454,15 @@ function selectShapes(args: ReturnType<typeof parseArgs>, quick: boolean): Atten
   });
 }
 
+function readAheadOption(args: ReturnType<typeof parseArgs>): ReadAheadMode {
+  const v = args.values.get('read-ahead') ?? 'auto';
+  if (v !== 'auto' && v !== 'on' && v !== 'off') throw new Error(`bench: --read-ahead=${v}: expected auto, on or off`);
+  return v;
+}
+
 async function childMain(args: ReturnType<typeof parseArgs>): Promise<void> {
   const threads = args.values.has('threads') ? intOption(args, 'threads', 0) : undefined;
-  await configureCpu({ relaxedSimd: true, ...(threads ? { threads } : {}) });
+  await configureCpu({ relaxedSimd: true, ...(threads ? { threads } : {}), decodeReadAhead: readAheadOption(args) });
   const pool = [...ISSUE2_SHAPES, ...EXTRA_SHAPES, ...QUICK_SHAPES];
   serveRequests(async (m) => {
     if (m.type === 'ceiling') {
@@ -496,7 +519,7 @@ async function main(): Promise<void> {
   console.log(`bench:cpu — ${shapes.length} shape(s); ${machineLine}`);
 
   const threadsOpt = args.values.has('threads') ? intOption(args, 'threads', 0) : undefined;
-  await configureCpu({ relaxedSimd: false, ...(threadsOpt ? { threads: threadsOpt } : {}) });
+  await configureCpu({ relaxedSimd: false, ...(threadsOpt ? { threads: threadsOpt } : {}), decodeReadAhead: readAheadOption(args) });
   const rt = await cpuRuntime();
   const ortThreads = intOption(args, 'ort-threads', rt.threads);
   const notes: string[] = [];
@@ -509,7 +532,7 @@ async function main(): Promise<void> {
     const flag = '--experimental-wasm-relaxed-simd';
     const flags = nodeAcceptsFlag(flag) && !process.execArgv.includes(flag) ? [flag] : [];
     try {
-      child = await forkServer(process.argv[1]!, ['--child=ours', ...(threadsOpt ? [`--threads=${threadsOpt}`] : [])], flags);
+      child = await forkServer(process.argv[1]!, ['--child=ours', ...(threadsOpt ? [`--threads=${threadsOpt}`] : []), `--read-ahead=${readAheadOption(args)}`], flags);
       const v = await child.request<{ variant: string; threads: number }>({ type: 'variant' });
       console.log(`relaxed-SIMD child (node ${flags.join(' ') || '(no flag needed)'}): kernel build ${v.variant}, ${v.threads} threads`);
       if (v.variant !== 'relaxed-simd') notes.push(`the relaxed-SIMD child ran the ${v.variant} build: this runtime has no relaxed SIMD`);

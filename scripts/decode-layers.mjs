@@ -3,12 +3,12 @@
 // benchmark's regime: K/V stay in cache between calls when they fit). decode-kv4k's shape by default.
 // Usage (after npm run build): node --experimental-wasm-relaxed-simd scripts/decode-layers.mjs
 // Env: L (layers, default 32), T (threads, default 2), SK (4096), H (32), HK (8), D (128), R (rounds, 10),
-// DIST (another build's dist/index.js), RA (decodeReadAhead: auto, on, off; default auto).
+// SIMD128=1 (the SIMD128 build), DIST (another build's dist/index.js), RA (decodeReadAhead: auto, on, off; default auto).
 const { attention, configureCpu, cpuTensor } = await import(process.env.DIST ? new URL(process.env.DIST, `file://${process.cwd()}/`).href : '../dist/index.js');
 
 const env = (k, d) => Number(process.env[k] ?? d);
 const L = env('L', 32), threads = env('T', 2), Sk = env('SK', 4096), H = env('H', 32), Hk = env('HK', 8), d = env('D', 128), rounds = env('R', 10);
-await configureCpu({ relaxedSimd: true, threads, ...(process.env.RA ? { decodeReadAhead: process.env.RA } : {}) });
+await configureCpu({ relaxedSimd: !process.env.SIMD128, threads, ...(process.env.RA ? { decodeReadAhead: process.env.RA } : {}) });
 const q = await cpuTensor([1, 1, H, d]), out = await cpuTensor([1, 1, H, d]);
 const fill = (t, s) => { const a = t.data; for (let i = 0; i < a.length; i++) a[i] = Math.sin(i * 0.37 + s); };
 fill(q, 0);

@@ -15,6 +15,13 @@ export interface TimingOptions {
   warmMs?: number;
   /** Target number of timed runs (the N of "median of N"). Default 10. */
   runs?: number;
+  /** Past `runs`, keep adding timed runs until they have taken this long (ms), up to `maxRuns`: a short
+   *  call's median of 10 moves with whatever else the machine does in those few milliseconds (a shared
+   *  2-core VM delays one thread now and then, doubling a call), a median over a few hundred ms does not.
+   *  Default 0 (off). */
+  minTimedMs?: number;
+  /** Most timed runs `minTimedMs` may take. Default 500. */
+  maxRuns?: number;
   /** Always take at least this many timed runs, whatever the budget. Default 3. */
   minRuns?: number;
   /** Stop adding runs once the timed runs have taken this long (ms). Default 4000. */
@@ -68,11 +75,11 @@ export function summarize(samplesMs: number[], warmup: number): Timing {
 export async function timeIt(fn: () => unknown, opts: TimingOptions = {}): Promise<Timing> {
   const warmup = opts.warmup ?? 2, runs = Math.max(1, opts.runs ?? 10), minRuns = Math.min(runs, Math.max(1, opts.minRuns ?? 3));
   const budgetMs = opts.budgetMs ?? 4000, slowMs = opts.slowMs ?? Infinity;
-  let warmed = 0, floor = minRuns;
+  let warmed = 0, floor = minRuns, slow = false;
   const first = opts.firstRunMs;
   if (first !== undefined) {
     warmed = 1;
-    if (first > slowMs) floor = 1;
+    if (first > slowMs) { floor = 1; slow = true; }
   }
   const warmMs = opts.warmMs ?? 0, w0 = now();
   for (let i = warmed; (i < warmup || now() - w0 < warmMs) && (first === undefined || first <= budgetMs / 4); i++) {
@@ -80,12 +87,13 @@ export async function timeIt(fn: () => unknown, opts: TimingOptions = {}): Promi
     await fn();
     warmed++;
     const dt = now() - t0;
-    if (i === 0 && dt > slowMs) { floor = 1; break; }
+    if (i === 0 && dt > slowMs) { floor = 1; slow = true; break; }
     if (dt > budgetMs / 4) break;
   }
   const samples: number[] = [];
   let spent = 0;
-  while (samples.length < runs && (samples.length < floor || spent < budgetMs)) {
+  const minTimedMs = opts.minTimedMs ?? 0, maxRuns = Math.max(runs, opts.maxRuns ?? 500);
+  while ((samples.length < runs && (samples.length < floor || spent < budgetMs)) || (!slow && spent < minTimedMs && samples.length < maxRuns)) {
     const t0 = now();
     await fn();
     const dt = now() - t0;

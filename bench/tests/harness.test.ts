@@ -202,6 +202,18 @@ describe('timing and tables', () => {
     expect(fast.runs).toBe(3);
   });
 
+  it('timeIt: minTimedMs adds runs past N until the timed runs reach it, at most maxRuns; never for a slow call', async () => {
+    const wait = (ms: number) => () => new Promise((r) => setTimeout(r, ms));
+    const t = await timeIt(wait(2), { warmup: 0, runs: 3, minTimedMs: 40, maxRuns: 1000 });
+    expect(t.runs).toBeGreaterThan(3);
+    expect(t.samplesMs.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(40);
+    expect(t.samplesMs.slice(0, -1).reduce((a, b) => a + b, 0)).toBeLessThan(40);
+    const capped = await timeIt(() => undefined, { warmup: 0, runs: 3, minTimedMs: 1e9, maxRuns: 25 });
+    expect(capped.runs).toBe(25);
+    const slow = await timeIt(() => undefined, { runs: 10, minRuns: 3, budgetMs: 0, slowMs: 100, firstRunMs: 500, minTimedMs: 1e9 });
+    expect(slow.runs).toBe(1);
+  });
+
   it('args: values, flags, and unknown options are errors', () => {
     const a = parseArgs(['--runs=5', '--quick', '--shapes', 'a,b'], { 'runs=': '', quick: '', 'shapes=': '' }, 'usage');
     expect(a.values.get('runs')).toBe('5');

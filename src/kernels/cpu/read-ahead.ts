@@ -18,11 +18,12 @@ export type ReadAheadMode = 'auto' | 'on' | 'off';
 export const READ_AHEAD_MIN_BYTES = 8 * 2 ** 20;
 
 export interface ReadAheadTunerOptions {
-  /** Calls timed per choice before the tuner decides (default 4). */
+  /** Calls timed per choice before the tuner decides (default 6). */
   explore?: number;
   /** Once decided, every `every`-th call runs the other choice, so a change of regime is noticed (default 32). */
   every?: number;
-  /** Most recent timings kept per choice; the decision compares their medians (default 5). */
+  /** Most recent timings kept per choice; the decision compares their medians (default 9: four outliers, a
+   *  shared machine's delayed thread, say, cannot move a median of nine). */
   window?: number;
 }
 
@@ -46,9 +47,9 @@ export class ReadAheadTuner {
   private readonly window: number;
 
   constructor(opts: ReadAheadTunerOptions = {}) {
-    this.explore = Math.max(1, opts.explore ?? 4);
+    this.explore = Math.max(1, opts.explore ?? 6);
     this.every = Math.max(2, opts.every ?? 32);
-    this.window = Math.max(this.explore, opts.window ?? 5);
+    this.window = Math.max(this.explore, opts.window ?? 9);
   }
 
   private entry(key: string): Entry {
@@ -88,16 +89,15 @@ export class ReadAheadTuner {
     arm.next = (arm.next + 1) % this.window;
   }
 
-  /** Medians of the recent timings per class (off, on; NaN where none), for diagnostics. */
+  /** Medians of class `key`'s recent timings each way (NaN where none yet) and the choice they make. */
+  medians(key: string): { off: number; on: number; best: boolean | null } {
+    const e = this.entries.get(key);
+    const m = (a: Arm | undefined) => (a?.samples.length ? median(a.samples) : NaN);
+    return { off: m(e?.arms[0]), on: m(e?.arms[1]), best: this.best(key) };
+  }
+
+  /** {@link medians} of every class seen, for diagnostics. */
   summary(): Record<string, { off: number; on: number; best: boolean | null }> {
-    const out: Record<string, { off: number; on: number; best: boolean | null }> = {};
-    for (const [key, e] of this.entries) {
-      out[key] = {
-        off: e.arms[0].samples.length ? median(e.arms[0].samples) : NaN,
-        on: e.arms[1].samples.length ? median(e.arms[1].samples) : NaN,
-        best: this.best(key),
-      };
-    }
-    return out;
+    return Object.fromEntries([...this.entries.keys()].map((k) => [k, this.medians(k)]));
   }
 }

@@ -165,6 +165,8 @@ export interface KernelStats {
   splits?: number;
   /** Decode: whether tiles were read ahead (undefined where no sequence qualifies: see CpuConfig.decodeReadAhead). */
   readAhead?: boolean;
+  /** Decode in 'auto' read-ahead mode: the tuner's median ms per visited KV tile each way for this call's class. */
+  readAheadMsPerTile?: { off: number; on: number };
 }
 
 /** Statistics of the last call (structural tests: which path, how many jobs and tiles). */
@@ -434,7 +436,11 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
       await pool.run(planPtr, KIND_DECODE_SPLIT, sp, nSplit, counter, { flops: total * plan.numKvHeads * 2 * TILE_K * Math.max(1, rows / plan.numKvHeads) * (D + Dv) });
       if (tuneKey !== null) readAheadTuner.record(tuneKey, readAhead, (performance.now() - t0) / Math.max(1, total));
       await pool.run(planPtr, KIND_DECODE_MERGE, mp, nMerge, counter, { flops: 0 });
-      lastKernelStats = { path: 'decode', jobs: nSplit + nMerge, visitedTiles: total * plan.numKvHeads, splits: nSplit, ...(qualifies ? { readAhead } : {}) };
+      const tuned = tuneKey !== null ? readAheadTuner.medians(tuneKey) : null;
+      lastKernelStats = {
+        path: 'decode', jobs: nSplit + nMerge, visitedTiles: total * plan.numKvHeads, splits: nSplit,
+        ...(qualifies ? { readAhead } : {}), ...(tuned ? { readAheadMsPerTile: { off: tuned.off, on: tuned.on } } : {}),
+      };
     }
     if (O?.temp) copyInto(O.tensor, out!);
     if (L?.temp && !capture) copyInto(L.tensor, lse!);
