@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { UnsupportedError, configureCpu, lastKernelStats } from '../../../src/index.js';
+import { UnsupportedError, attention, configureCpu, lastKernelStats, randn } from '../../../src/index.js';
 import { ReadAheadTuner } from '../../../src/kernels/cpu/read-ahead.js';
 import { CASES, checkCase, runOn } from '../../conformance/cases.js';
 
@@ -67,6 +67,19 @@ describe('wasm decode read-ahead', () => {
       }
     }, 120_000);
   }
+
+  it('both ways give bit-identical outputs and log-sum-exp (the choice only orders the reads)', async () => {
+    const q = randn([1, 1, 32, 128], 1), k = randn([1, 1100, 8, 128], 2), v = randn([1, 1100, 8, 128], 3);
+    const run = async (mode: 'on' | 'off') => {
+      await configureCpu({ decodeReadAhead: mode });
+      const r = await attention(q, k, v, { backend: 'wasm', returnLse: true });
+      expect(lastKernelStats?.readAhead).toBe(mode === 'on');
+      return r;
+    };
+    const on = await run('on'), off = await run('off');
+    expect(Buffer.from(on.out.data.buffer).equals(Buffer.from(off.out.data.buffer))).toBe(true);
+    expect(Buffer.from(on.lse!.data.buffer).equals(Buffer.from(off.lse!.data.buffer))).toBe(true);
+  }, 120_000);
 
   it("'auto' times both ways on the first calls of a size, each matching the reference", async () => {
     await configureCpu({ decodeReadAhead: 'auto' });
