@@ -24,10 +24,10 @@ import { describeMachine, machineInfo } from './lib/machine.js';
 import { writeJson, writeResults } from './lib/results.js';
 import { type AttentionShape, EXTRA_SHAPES, ISSUE2_SHAPES, attentionFlops, describeShape, kvBytes, shapeMask, visibleFraction } from './lib/shapes.js';
 import { type Column, fmt, fmtRatio, formatTable, markdownTable } from './lib/table.js';
-import { type Timing, type TimingOptions, gbPerSecond, gflops, timeIt } from './lib/timing.js';
+import { type Timing, type TimingOptions, gbPerSecond, gflops, summarize, timeIt } from './lib/timing.js';
 import { type CeilingResult, measureCeiling } from './lib/wasm-ceiling.js';
 import { naiveAttention, naiveTimedRows } from './peers/naive.js';
-import { ORT_VERSION, type PeerCandidate, ortAlternatives, ortAttentionOp } from './peers/ort.js';
+import { ORT_VERSION, type PeerCandidate, type PeerRun, ortAlternatives, ortAttentionOp } from './peers/ort.js';
 import { type TfjsInfo, initTfjs, tfjsCandidates } from './peers/tfjs.js';
 
 const USAGE = `npm run bench:cpu -- [options]
@@ -42,6 +42,7 @@ const SPEC = {
   'slow-ms=': 'a measurement whose first warm-up run exceeds this takes 1 timed run, marked * (default 8000)',
   'warm-ms=': 'warm up each measurement with back-to-back calls for at least this long (default 300)',
   'threads=': 'our kernel threads (default: all cores, at most 16)',
+  'decode-layers=': 'decode shapes are also timed over N layers\' K/V in turn, ours and ORT\'s fastest graph (a model\'s decode step; default 32, 0 skips)',
   'read-ahead=': "our decode's read-ahead: auto (default: timed both ways on the bench's own calls), on, off (CpuConfig.decodeReadAhead)",
   'ort-threads=': 'onnxruntime intra-op threads (default: the same as ours)',
   'skip=': 'comma-separated: relaxed, copy, ort, ort-alt, tfjs, naive, ceiling',
@@ -140,6 +141,80 @@ async function measureOursShape(s: AttentionShape, timing: TimingOptions): Promi
   if (!s.blockSparse) return { main };
   const dense = await measureOurs(s, x, null, referenceRows(s, x, null), 'heap', timing, flops, 1);
   return { main, dense };
+}
+
+/**
+ * Decode over `layers` layers' K/V in turn (distinct copies of the shape's K/V), as a model's decode step reads
+ * them: each layer's K/V once, the other layers' reads evicting them from the last-level cache before their next
+ * use. The benchmark's usual regime repeats one layer, whose K/V stay cached where they fit.
+ */
+interface LayersMeasurement {
+  name: string;
+  layers: number;
+  /** Per call (one layer): the timed runs are of all layers, divided by `layers`. */
+  timing: Timing;
+  kvGBs: number;
+  readAhead?: OursMeasurement['readAhead'];
+}
+
+function perLayer(t: Timing, layers: number): Timing {
+  return summarize(t.samplesMs.map((x) => x / layers), t.warmup);
+}
+
+async function measureOursLayers(s: AttentionShape, layers: number, timing: TimingOptions): Promise<LayersMeasurement> {
+  const rt = await cpuRuntime();
+  const x = inputs(s), mask = shapeMask(s), rr = referenceRows(s, x, mask);
+  const kShape = [s.batch, s.seqLenK, s.numKvHeads, s.headDim], vShape = [s.batch, s.seqLenK, s.numKvHeads, s.headDimV];
+  const heapTensors: Tensor[] = [];
+  try {
+    const q = await cpuTensor([s.batch, s.seqLenQ, s.numHeads, s.headDim]), out = await cpuTensor([s.batch, s.seqLenQ, s.numHeads, s.headDimV]);
+    heapTensors.push(q, out);
+    (q.data as Float32Array).set(x.q);
+    const kv: [Tensor, Tensor][] = [];
+    for (let l = 0; l < layers; l++) {
+      const k = await cpuTensor(kShape), v = await cpuTensor(vShape);
+      heapTensors.push(k, v);
+      (k.data as Float32Array).set(x.k); (v.data as Float32Array).set(x.v);
+      kv.push([k, v]);
+    }
+    const run = async () => { for (const [k, v] of kv) await attention(q, k, v, { mask, backend: 'wasm', out }); };
+    (out.data as Float32Array).fill(NaN);
+    const t0 = performance.now();
+    await run();
+    const firstRunMs = performance.now() - t0;
+    const check = checkRows(s, rr, bshdAt(s, out.data as Float32Array));
+    if (!check.ok) throw new ValidationError(`${s.name} over ${layers} layers: our ${rt.variant} kernel is WRONG: ${describeCheck(check)}`);
+    const t = perLayer(await timeIt(run, { ...timing, firstRunMs }), layers);
+    const ra = lastKernelStats?.readAhead, tuned = lastKernelStats?.readAheadMsPerTile;
+    return {
+      name: `ours ${rt.variant}`, layers, timing: t, kvGBs: gbPerSecond(kvBytes(s), t.medianMs),
+      ...(ra !== undefined && tuned ? { readAhead: { last: ra, msPerTile: tuned } } : {}),
+    };
+  } finally {
+    for (const t of heapTensors) rt.heap.freeTensor(t);
+  }
+}
+
+/** A peer's graph over `layers` layers' K/V in turn: one session (a model's one graph), each layer its own copy of K/V. */
+async function measurePeerLayers(s: AttentionShape, c: PeerCandidate, layers: number, timing: TimingOptions): Promise<LayersMeasurement | { name: string; error: string }> {
+  const x = inputs(s), rr = referenceRows(s, x, shapeMask(s));
+  let p: PeerRun | null = null;
+  try {
+    p = await c.build(Array.from({ length: layers }, () => ({ q: x.q, k: x.k.slice(), v: x.v.slice() })));
+    const run = () => p!.run();
+    const t0 = performance.now();
+    await run();
+    const firstRunMs = performance.now() - t0;
+    const o = p.output();
+    const check = checkRows(s, rr, (o.layout === 'bshd' ? bshdAt : bhsdAt)(s, o.data), PEER_SLACK);
+    if (!check.ok) return { name: c.name, error: `wrong output: ${describeCheck(check)}` };
+    const t = perLayer(await timeIt(run, { ...timing, firstRunMs }), layers);
+    return { name: c.name, layers, timing: t, kvGBs: gbPerSecond(kvBytes(s), t.medianMs) };
+  } catch (e) {
+    return { name: c.name, error: (e as Error).message.split('\n')[0]! };
+  } finally {
+    await p?.dispose();
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -241,6 +316,8 @@ interface ShapeResult {
   ort?: { standard: PeerMeasurement; alternatives: PeerMeasurement[]; fastest: string | null };
   tfjs?: { variants: PeerMeasurement[]; fastest: string | null };
   naive?: NaiveMeasurement;
+  /** Decode shapes: the same call over several layers' K/V in turn (--decode-layers). */
+  layers?: (LayersMeasurement | { name: string; error: string })[];
 }
 
 interface CpuBenchResults {
@@ -305,6 +382,7 @@ function decodeRows(res: CpuBenchResults): { label: string; gbs?: number; ms?: n
     add('ORT Attention', r.ort?.standard);
     for (const a of r.ort?.alternatives ?? []) add(`ORT ${a.name}`, a);
     for (const a of r.tfjs?.variants ?? []) add(`tfjs ${a.name}`, a);
+    for (const m of r.layers ?? []) if (!('error' in m)) add(`${m.name}, ${m.layers} layers in turn`, m);
   }
   return rows;
 }
@@ -478,6 +556,11 @@ async function childMain(args: ReturnType<typeof parseArgs>): Promise<void> {
       if (!s) throw new Error(`unknown shape ${String(m.shape)}`);
       return measureOursShape(s, m.timing as TimingOptions);
     }
+    if (m.type === 'layers') {
+      const s = pool.find((p) => p.name === m.shape);
+      if (!s) throw new Error(`unknown shape ${String(m.shape)}`);
+      return measureOursLayers(s, m.layers as number, m.timing as TimingOptions);
+    }
     throw new Error(`unknown request ${String(m.type)}`);
   });
 }
@@ -519,6 +602,7 @@ async function main(): Promise<void> {
   console.log(`bench:cpu — ${shapes.length} shape(s); ${machineLine}`);
 
   const threadsOpt = args.values.has('threads') ? intOption(args, 'threads', 0) : undefined;
+  const decodeLayers = intOption(args, 'decode-layers', quick ? 3 : 32);
   await configureCpu({ relaxedSimd: false, ...(threadsOpt ? { threads: threadsOpt } : {}), decodeReadAhead: readAheadOption(args) });
   const rt = await cpuRuntime();
   const ortThreads = intOption(args, 'ort-threads', rt.threads);
@@ -629,6 +713,28 @@ async function main(): Promise<void> {
       if (peers && !skip.has('naive')) {
         r.naive = await measureNaive(s, x, mask, rr, peerTiming, flops, quick ? 2e7 : 2.5e8);
         console.log(`  naive TS: ${fmt(r.naive.gflops, 2)} GFLOP/s (${r.naive.rowsTimed} of ${s.seqLenQ} query rows timed, extrapolated)`);
+      }
+      if (peers && decodeLayers > 0 && s.seqLenQ <= 16) {
+        const layers: ShapeResult['layers'] = [];
+        const say = (m: LayersMeasurement | { name: string; error: string }) => {
+          layers.push(m);
+          console.log(`  ${m.name}, ${decodeLayers} layers in turn: ${'error' in m ? m.error : `${fmt(m.timing.medianMs, 3)} ms a call, ${fmt(m.kvGBs)} GB/s`}`);
+        };
+        say(await measureOursLayers(s, decodeLayers, timing));
+        if (child) {
+          try {
+            say(await child.request<LayersMeasurement>({ type: 'layers', shape: s.name, layers: decodeLayers, timing }));
+          } catch (e) {
+            say({ name: 'ours relaxed-simd', error: (e as Error).message.split('\n')[0]! });
+          }
+        }
+        const best = r.ort?.fastest;
+        if (best) {
+          const c = [ortAttentionOp(s, x, { intraOpThreads: ortThreads }), ...ortAlternatives(s, x, { intraOpThreads: ortThreads })].find((cc) => cc.name === best)!;
+          const m = await measurePeerLayers(s, c, decodeLayers, timing);
+          say({ ...m, name: `ORT ${m.name}` });
+        }
+        r.layers = layers;
       }
       console.log(`  (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     }

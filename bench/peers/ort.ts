@@ -32,7 +32,11 @@ export interface PeerCandidate {
   name: string;
   /** What the graph is, for the JSON and BENCHMARKS.md. */
   description: string;
-  build(): Promise<PeerRun>;
+  /**
+   * One session; `run` feeds it the candidate's inputs, or with `layers` each of those inputs in turn (one
+   * session over several layers' K/V, as a model's one graph reads them; the output is the last layer's).
+   */
+  build(layers?: QKV[]): Promise<PeerRun>;
 }
 
 export interface OrtOptions {
@@ -74,12 +78,14 @@ async function session(graph: OnnxGraph, opts: OrtOptions): Promise<ort.Inferenc
   });
 }
 
-function peer(sess: ort.InferenceSession, feeds: Record<string, ort.Tensor>, outName: string, layout: OutputLayout): PeerRun {
+function peer(sess: ort.InferenceSession, feedSets: Record<string, ort.Tensor>[], outName: string, layout: OutputLayout): PeerRun {
   let last: Float32Array | null = null;
   return {
     async run() {
-      const r = await sess.run(feeds);
-      last = r[outName]!.data as Float32Array;
+      for (const feeds of feedSets) {
+        const r = await sess.run(feeds);
+        last = r[outName]!.data as Float32Array;
+      }
     },
     output() {
       if (!last) throw new Error('bench: ORT peer has not run');
@@ -95,7 +101,7 @@ export function ortAttentionOp(s: AttentionShape, x: QKV, opts: OrtOptions): Pee
   return {
     name: 'attention-op',
     description: `ONNX Attention (opset 23), 3-D BSHD inputs, q_num_heads=${H}, kv_num_heads=${Hk}${s.causal ? ', is_causal=1' : ''}`,
-    async build() {
+    async build(layers) {
       const sess = await session({
         name: 'attention-op', opsets: { '': 23 }, irVersion: 11,
         inputs: [f32('Q', [B, Sq, H * D]), f32('K', [B, Sk, Hk * D]), f32('V', [B, Sk, Hk * Dv])],
@@ -105,11 +111,11 @@ export function ortAttentionOp(s: AttentionShape, x: QKV, opts: OrtOptions): Pee
           attrs: { q_num_heads: H, kv_num_heads: Hk, scale: { float: 1 / Math.sqrt(D) }, ...(s.causal ? { is_causal: 1 } : {}) },
         }],
       }, opts);
-      return peer(sess, {
-        Q: new ort.Tensor('float32', x.q, [B, Sq, H * D]),
-        K: new ort.Tensor('float32', x.k, [B, Sk, Hk * D]),
-        V: new ort.Tensor('float32', x.v, [B, Sk, Hk * Dv]),
-      }, 'Y', 'bshd');
+      return peer(sess, (layers ?? [x]).map((xx) => ({
+        Q: new ort.Tensor('float32', xx.q, [B, Sq, H * D]),
+        K: new ort.Tensor('float32', xx.k, [B, Sk, Hk * D]),
+        V: new ort.Tensor('float32', xx.v, [B, Sk, Hk * Dv]),
+      })), 'Y', 'bshd');
     },
   };
 }
@@ -121,7 +127,7 @@ function ortMhaContrib(s: AttentionShape, x: QKV, opts: OrtOptions): PeerCandida
   return {
     name: 'mha-contrib',
     description: `com.microsoft MultiHeadAttention, 3-D BSHD inputs, num_heads=${H}${s.causal ? ', unidirectional=1' : ''}`,
-    async build() {
+    async build(layers) {
       const sess = await session({
         name: 'mha-contrib', opsets: { '': 21, 'com.microsoft': 1 }, irVersion: 10,
         inputs: [f32('Q', [B, Sq, H * D]), f32('K', [B, Sk, H * D]), f32('V', [B, Sk, H * Dv])],
@@ -131,11 +137,11 @@ function ortMhaContrib(s: AttentionShape, x: QKV, opts: OrtOptions): PeerCandida
           attrs: { num_heads: H, scale: { float: 1 / Math.sqrt(D) }, ...(s.causal ? { unidirectional: 1 } : {}) },
         }],
       }, opts);
-      return peer(sess, {
-        Q: new ort.Tensor('float32', x.q, [B, Sq, H * D]),
-        K: new ort.Tensor('float32', x.k, [B, Sk, H * D]),
-        V: new ort.Tensor('float32', x.v, [B, Sk, H * Dv]),
-      }, 'Y', 'bshd');
+      return peer(sess, (layers ?? [x]).map((xx) => ({
+        Q: new ort.Tensor('float32', xx.q, [B, Sq, H * D]),
+        K: new ort.Tensor('float32', xx.k, [B, Sk, H * D]),
+        V: new ort.Tensor('float32', xx.v, [B, Sk, H * Dv]),
+      })), 'Y', 'bshd');
     },
   };
 }
@@ -154,7 +160,7 @@ function ortGqaContrib(s: AttentionShape, x: QKV, opts: OrtOptions): PeerCandida
     description: prefill
       ? `com.microsoft GroupQueryAttention (causal), 3-D BSHD inputs, no past, num_heads=${H}, kv_num_heads=${Hk}`
       : `com.microsoft GroupQueryAttention, past_key/past_value BNSH [B, Hk, ${Sk - 1}, D] + 1 new token, num_heads=${H}, kv_num_heads=${Hk}`,
-    async build() {
+    async build(layers) {
       const scale = { float: 1 / Math.sqrt(D) };
       if (prefill) {
         const sess = await session({
@@ -166,24 +172,35 @@ function ortGqaContrib(s: AttentionShape, x: QKV, opts: OrtOptions): PeerCandida
             attrs: { num_heads: H, kv_num_heads: Hk, scale },
           }],
         }, opts);
-        return peer(sess, {
-          Q: new ort.Tensor('float32', x.q, [B, Sq, H * D]),
-          K: new ort.Tensor('float32', x.k, [B, Sk, Hk * D]),
-          V: new ort.Tensor('float32', x.v, [B, Sk, Hk * Dv]),
+        return peer(sess, (layers ?? [x]).map((xx) => ({
+          Q: new ort.Tensor('float32', xx.q, [B, Sq, H * D]),
+          K: new ort.Tensor('float32', xx.k, [B, Sk, Hk * D]),
+          V: new ort.Tensor('float32', xx.v, [B, Sk, Hk * Dv]),
           seqlens_k: new ort.Tensor('int32', new Int32Array(B).fill(Sk - 1), [B]),
           total_len: new ort.Tensor('int32', Int32Array.of(Sk), []),
-        }, 'Y', 'bshd');
+        })), 'Y', 'bshd');
       }
       // Decode: keys 0..Sk−2 are the cache (BNSH), key Sk−1 is the new token (BSHD).
       const P = Sk - 1;
-      const pastK = new Float32Array(B * Hk * P * D), pastV = new Float32Array(B * Hk * P * Dv);
-      const newK = new Float32Array(B * Hk * D), newV = new Float32Array(B * Hk * Dv);
-      for (let b = 0; b < B; b++) for (let j = 0; j < Sk; j++) for (let h = 0; h < Hk; h++) {
-        const ks = x.k.subarray(((b * Sk + j) * Hk + h) * D, ((b * Sk + j) * Hk + h + 1) * D);
-        const vs = x.v.subarray(((b * Sk + j) * Hk + h) * Dv, ((b * Sk + j) * Hk + h + 1) * Dv);
-        if (j < P) { pastK.set(ks, ((b * Hk + h) * P + j) * D); pastV.set(vs, ((b * Hk + h) * P + j) * Dv); }
-        else { newK.set(ks, (b * Hk + h) * D); newV.set(vs, (b * Hk + h) * Dv); }
-      }
+      const decodeFeeds = (xx: QKV): Record<string, ort.Tensor> => {
+        const pastK = new Float32Array(B * Hk * P * D), pastV = new Float32Array(B * Hk * P * Dv);
+        const newK = new Float32Array(B * Hk * D), newV = new Float32Array(B * Hk * Dv);
+        for (let b = 0; b < B; b++) for (let j = 0; j < Sk; j++) for (let h = 0; h < Hk; h++) {
+          const ks = xx.k.subarray(((b * Sk + j) * Hk + h) * D, ((b * Sk + j) * Hk + h + 1) * D);
+          const vs = xx.v.subarray(((b * Sk + j) * Hk + h) * Dv, ((b * Sk + j) * Hk + h + 1) * Dv);
+          if (j < P) { pastK.set(ks, ((b * Hk + h) * P + j) * D); pastV.set(vs, ((b * Hk + h) * P + j) * Dv); }
+          else { newK.set(ks, (b * Hk + h) * D); newV.set(vs, (b * Hk + h) * Dv); }
+        }
+        return {
+          Q: new ort.Tensor('float32', xx.q, [B, 1, H * D]),
+          K: new ort.Tensor('float32', newK, [B, 1, Hk * D]),
+          V: new ort.Tensor('float32', newV, [B, 1, Hk * Dv]),
+          past_k: new ort.Tensor('float32', pastK, [B, Hk, P, D]),
+          past_v: new ort.Tensor('float32', pastV, [B, Hk, P, Dv]),
+          seqlens_k: new ort.Tensor('int32', new Int32Array(B).fill(Sk - 1), [B]),
+          total_len: new ort.Tensor('int32', Int32Array.of(Sk), []),
+        };
+      };
       const sess = await session({
         name: 'gqa-contrib-decode', opsets: { '': 21, 'com.microsoft': 1 }, irVersion: 10,
         inputs: [
@@ -196,15 +213,7 @@ function ortGqaContrib(s: AttentionShape, x: QKV, opts: OrtOptions): PeerCandida
           attrs: { num_heads: H, kv_num_heads: Hk, scale },
         }],
       }, opts);
-      return peer(sess, {
-        Q: new ort.Tensor('float32', x.q, [B, 1, H * D]),
-        K: new ort.Tensor('float32', newK, [B, 1, Hk * D]),
-        V: new ort.Tensor('float32', newV, [B, 1, Hk * Dv]),
-        past_k: new ort.Tensor('float32', pastK, [B, Hk, P, D]),
-        past_v: new ort.Tensor('float32', pastV, [B, Hk, P, Dv]),
-        seqlens_k: new ort.Tensor('int32', new Int32Array(B).fill(Sk - 1), [B]),
-        total_len: new ort.Tensor('int32', Int32Array.of(Sk), []),
-      }, 'Y', 'bshd');
+      return peer(sess, (layers ?? [x]).map(decodeFeeds), 'Y', 'bshd');
     },
   };
 }
@@ -225,7 +234,7 @@ function ortMatmulSoftmax(s: AttentionShape, x: QKV, opts: OrtOptions): PeerCand
     description: causal
       ? 'MatMul(Q·scale, Kᵀ) + causal mask → Softmax → MatMul(·, V); BHSD inputs, Kᵀ pre-transposed, K/V broadcast over the GQA group'
       : 'MatMul(Q·scale, Kᵀ) → Softmax → MatMul(·, V); BHSD inputs, Kᵀ pre-transposed, GQA group rows stacked',
-    async build() {
+    async build(layers) {
       const nodes: OnnxGraph['nodes'] = [
         { op: 'Mul', inputs: ['Q', 'scale'], outputs: ['Qs'] },
         { op: 'MatMul', inputs: ['Qs', 'Kt'], outputs: ['S'] },
@@ -245,11 +254,11 @@ function ortMatmulSoftmax(s: AttentionShape, x: QKV, opts: OrtOptions): PeerCand
         name: 'matmul-softmax', opsets: { '': 21 }, irVersion: 10,
         inputs: [f32('Q', qDims), f32('Kt', ktDims), f32('V', vDims)], outputs: [f32('Y', yDims)], nodes, initializers,
       }, opts);
-      return peer(sess, {
-        Q: new ort.Tensor('float32', toBhsd(x.q, B, Sq, H, D), qDims),
-        Kt: new ort.Tensor('float32', toBhds(x.k, B, Sk, Hk, D), ktDims),
-        V: new ort.Tensor('float32', toBhsd(x.v, B, Sk, Hk, Dv), vDims),
-      }, 'Y', 'bhsd');
+      return peer(sess, (layers ?? [x]).map((xx) => ({
+        Q: new ort.Tensor('float32', toBhsd(xx.q, B, Sq, H, D), qDims),
+        Kt: new ort.Tensor('float32', toBhds(xx.k, B, Sk, Hk, D), ktDims),
+        V: new ort.Tensor('float32', toBhsd(xx.v, B, Sk, Hk, Dv), vDims),
+      })), 'Y', 'bhsd');
     },
   };
 }

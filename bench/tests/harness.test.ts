@@ -142,6 +142,20 @@ describe('peers', () => {
       }
     });
 
+    it(`ORT over several layers' inputs (one session, each fed in turn): the output is the last layer's: ${s.name}`, async () => {
+      const x = inputs(s), x2 = inputs(s, 40), mask = shapeMask(s), ref = bshdAt(s, oracle(s, x2, mask));
+      for (const c of [ortAttentionOp(s, x, { intraOpThreads: 1 }), ...ortAlternatives(s, x, { intraOpThreads: 1 })]) {
+        const p = await c.build([x, x2]);
+        await p.run();
+        const o = p.output();
+        const at = (o.layout === 'bshd' ? bshdAt : bhsdAt)(s, o.data);
+        for (const r of pickRows(s, 2_000)) for (let d = 0; d < s.headDimV; d++) {
+          expect(Math.abs(at(r, d) - ref(r, d)), `${c.name} at b${r.b} i${r.i} h${r.h} c${d}`).toBeLessThan(1e-5);
+        }
+        await p.dispose();
+      }
+    });
+
     it(`tfjs-wasm: both formulations equal the oracle: ${s.name}`, async () => {
       await initTfjs(1);
       const x = inputs(s), mask = shapeMask(s), full = oracle(s, x, mask);
