@@ -2,10 +2,10 @@
 // grid and 'auto'), next to the same decode over contiguous in-heap K/V (f32, f16) in the same run:
 // B1 H32/8 Sk4096 d128, blocks of 16 in the kernel heap (read in place), 2 threads, median of 30 calls.
 // Then the int8 writes that fill such a cache (2,048 tokens × 8 heads × d128 of K and V, rotated, per grid).
-// DIST=<another build's dist> times that build instead (A/B of two builds).
+// DIST=<another build's dist> times that build instead (A/B of two builds). RA=auto|on|off: decodeReadAhead.
 // Usage (after npm run build): node --experimental-wasm-relaxed-simd scripts/paged-decode-cpu.mjs
 const { PagedKvCache, attention, attentionPaged, randn, configureCpu, cpuRuntime, cpuTensor } = await import((process.env.DIST ?? new URL('../dist', import.meta.url).pathname) + '/index.js');
-await configureCpu({ relaxedSimd: true, threads: 2 });
+await configureCpu({ relaxedSimd: true, threads: 2, ...(process.env.RA ? { decodeReadAhead: process.env.RA } : {}) });
 const rt = await cpuRuntime();
 const Hk = 8, H = 32, D = 128, L = 4096;
 const median = async (f, n = 30) => {

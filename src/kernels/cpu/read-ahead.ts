@@ -18,6 +18,9 @@ export type ReadAheadMode = 'auto' | 'on' | 'off';
 export const READ_AHEAD_MIN_BYTES = 8 * 2 ** 20;
 
 export interface ReadAheadTunerOptions {
+  /** First calls of a class, alternating, whose timings are dropped: JIT tiering and cold caches make a
+   *  process's first calls several times slower, which would decide the choice by call order (default 4). */
+  warmup?: number;
   /** Calls timed per choice before the tuner decides (default 6). */
   explore?: number;
   /** Once decided, every `every`-th call runs the other choice, so a change of regime is noticed (default 32). */
@@ -28,7 +31,7 @@ export interface ReadAheadTunerOptions {
 }
 
 interface Arm { samples: number[]; next: number }
-interface Entry { calls: number; arms: [Arm, Arm] }
+interface Entry { calls: number; recorded: number; arms: [Arm, Arm] }
 
 const median = (a: readonly number[]): number => {
   const s = [...a].sort((x, y) => x - y);
@@ -42,11 +45,13 @@ const median = (a: readonly number[]): number => {
  */
 export class ReadAheadTuner {
   private readonly entries = new Map<string, Entry>();
+  private readonly warmup: number;
   private readonly explore: number;
   private readonly every: number;
   private readonly window: number;
 
   constructor(opts: ReadAheadTunerOptions = {}) {
+    this.warmup = Math.max(0, opts.warmup ?? 4);
     this.explore = Math.max(1, opts.explore ?? 6);
     this.every = Math.max(2, opts.every ?? 32);
     this.window = Math.max(this.explore, opts.window ?? 9);
@@ -55,7 +60,7 @@ export class ReadAheadTuner {
   private entry(key: string): Entry {
     let e = this.entries.get(key);
     if (!e) {
-      e = { calls: 0, arms: [{ samples: [], next: 0 }, { samples: [], next: 0 }] };
+      e = { calls: 0, recorded: 0, arms: [{ samples: [], next: 0 }, { samples: [], next: 0 }] };
       this.entries.set(key, e);
     }
     return e;
@@ -83,7 +88,9 @@ export class ReadAheadTuner {
   /** Records a call's time per unit of work under the choice it ran with. */
   record(key: string, readAhead: boolean, timePerUnit: number): void {
     if (!(timePerUnit >= 0) || !Number.isFinite(timePerUnit)) return;
-    const arm = this.entry(key).arms[readAhead ? 1 : 0];
+    const e = this.entry(key);
+    if (e.recorded++ < this.warmup) return;
+    const arm = e.arms[readAhead ? 1 : 0];
     if (arm.samples.length < this.window) arm.samples.push(timePerUnit);
     else arm.samples[arm.next] = timePerUnit;
     arm.next = (arm.next + 1) % this.window;

@@ -429,7 +429,8 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
       }
       qualifies &&= inPlace;
       const mode = config.decodeReadAhead ?? 'auto';
-      const tuneKey = qualifies && mode === 'auto' ? `${pool.size} threads, 2^${Math.round(Math.log2(kvBytes))} bytes` : null;
+      // Timed per thread count, K/V size (power-of-two buckets) and storage (paged blocks read through a table).
+      const tuneKey = qualifies && mode === 'auto' ? `${pool.size} threads, 2^${Math.round(Math.log2(kvBytes))} bytes${paged ? `, paged ${paged.blockSize}` : ''}` : null;
       const readAhead = qualifies && (mode === 'on' || (tuneKey !== null && readAheadTuner.choose(tuneKey)));
       P[P_READ_AHEAD_BYTES] = readAhead ? READ_AHEAD_MIN_BYTES : 0;
       const t0 = performance.now();

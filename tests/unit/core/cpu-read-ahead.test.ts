@@ -5,7 +5,7 @@ import { CASES, checkCase, runOn } from '../../conformance/cases.js';
 
 describe('ReadAheadTuner', () => {
   it('alternates while exploring, then keeps the faster arm and re-times the other every `every` calls', () => {
-    const t = new ReadAheadTuner({ explore: 3, every: 8, window: 5 });
+    const t = new ReadAheadTuner({ warmup: 0, explore: 3, every: 8, window: 5 });
     const time = (on: boolean) => (on ? 1.0 : 1.5);
     const seen: boolean[] = [];
     for (let i = 0; i < 6; i++) { const on = t.choose('k'); seen.push(on); t.record('k', on, time(on)); }
@@ -18,7 +18,7 @@ describe('ReadAheadTuner', () => {
   });
 
   it('keys are independent; a single slow outlier does not flip the choice', () => {
-    const t = new ReadAheadTuner({ explore: 4, every: 16, window: 5 });
+    const t = new ReadAheadTuner({ warmup: 0, explore: 4, every: 16, window: 5 });
     for (let i = 0; i < 8; i++) {
       const a = t.choose('a'); t.record('a', a, a ? 2 : 1);
       const b = t.choose('b'); t.record('b', b, b ? 1 : 2);
@@ -31,7 +31,7 @@ describe('ReadAheadTuner', () => {
   });
 
   it('follows a change of regime: the chosen arm slows down and the other one, re-timed, wins', () => {
-    const t = new ReadAheadTuner({ explore: 2, every: 4, window: 3 });
+    const t = new ReadAheadTuner({ warmup: 0, explore: 2, every: 4, window: 3 });
     let onCost = 1, offCost = 2;
     const step = () => { const on = t.choose('k'); t.record('k', on, on ? onCost : offCost); return on; };
     for (let i = 0; i < 8; i++) step();
@@ -43,8 +43,23 @@ describe('ReadAheadTuner', () => {
     expect(tail.filter((x) => x)).toHaveLength(3); // only the periodic re-timing of the slower arm
   });
 
+  it("drops a class's first `warmup` timings (cold calls), alternating through them", () => {
+    const t = new ReadAheadTuner({ warmup: 4, explore: 2, every: 100, window: 3 });
+    // Cold first calls: the "off" calls 0 and 2 are very slow; without the warm-up they would decide.
+    const cold = [50, 3, 40, 3];
+    const seen: boolean[] = [];
+    for (let i = 0; i < 8; i++) {
+      const on = t.choose('k');
+      seen.push(on);
+      t.record('k', on, i < 4 ? cold[i]! : on ? 2 : 1);
+    }
+    expect(seen).toEqual([false, true, false, true, false, true, false, true]);
+    expect(t.best('k')).toBe(false);
+    expect(t.medians('k')).toEqual({ off: 1, on: 2, best: false });
+  });
+
   it('ignores non-finite or negative timings', () => {
-    const t = new ReadAheadTuner({ explore: 1 });
+    const t = new ReadAheadTuner({ warmup: 0, explore: 1 });
     t.record('k', true, NaN); t.record('k', true, -1); t.record('k', false, Infinity);
     expect(t.best('k')).toBeNull();
   });
