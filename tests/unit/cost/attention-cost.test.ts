@@ -79,7 +79,7 @@ describe('structure', () => {
     const mask = blockSparse(layout, 64);
     const sq = 64 * rows - 17, sk = 64 * cols - 5; // odd sizes: the last tiles are clipped
     const cost = attentionCost({ seqLenQ: sq, seqLenK: sk, numHeads: 3, numKvHeads: 1, headDim: 48, mask });
-    const set = layout.flat().reduce((s, x) => s + x, 0);
+    const set = layout.flat().reduce<number>((s, x) => s + x, 0);
     expect(cost.tiling.visitedTiles).toBe(3 * set);
     expect(cost.tiling.partialTiles).toBe(0);
     const tp = planTiles(mask, { seqLenQ: sq, seqLenK: sk }, 64, 64);
@@ -101,7 +101,7 @@ describe('structure', () => {
     const sparse = attentionCost({ seqLenQ: 4096, numHeads: 16, headDim: 64, mask: blockSparse(layout, 64) });
     const dense = attentionCost({ seqLenQ: 4096, numHeads: 16, headDim: 64 });
     const ratio = sparse.flops.matmul / dense.flops.matmul;
-    expect(ratio).toBe(layout.flat().reduce((s, x) => s + x, 0) / (n * n));
+    expect(ratio).toBe(layout.flat().reduce<number>((s, x) => s + x, 0) / (n * n));
     expect(ratio).toBeGreaterThan(0.07);
     expect(ratio).toBeLessThan(0.13);
   });

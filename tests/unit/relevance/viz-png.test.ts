@@ -46,7 +46,8 @@ describe('PNG codec', () => {
   });
 
   // sharp writes each colour type / bit depth / interlace; our decoder must match sharp's own decode.
-  const variants: Array<[string, (s: sharp.Sharp) => sharp.Sharp]> = [
+  type Sharp = ReturnType<typeof sharp>;
+  const variants: Array<[string, (s: Sharp) => Sharp]> = [
     ['rgba 8-bit', (s) => s.png()],
     ['rgb 8-bit', (s) => s.removeAlpha().png()],
     ['grey 8-bit', (s) => s.removeAlpha().greyscale().png()],
@@ -65,7 +66,7 @@ describe('PNG codec', () => {
         const ours = decodePng(new Uint8Array(png));
         const ref = await sharp(png).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
         let refData = ref.data as Buffer | Uint16Array;
-        if (ref.info.depth === 'ushort') {
+        if ((ref.info as { depth?: string }).depth === 'ushort') { // depth: in sharp's output info, not in its types
           const u16 = new Uint16Array(ref.data.buffer, ref.data.byteOffset, ref.data.length / 2);
           refData = Buffer.from(Array.from(u16, (v) => v >> 8));
         }

@@ -142,7 +142,9 @@ describe('maps: bad input', () => {
     const c = small();
     expect(() => tokenMap(c, [5], { mode: 'rollout' })).toThrow(UnsupportedError);
     const means = [0, 1].map((l) => ndarrayFromValues(randomAttention(1, N, N, 10 + l), [N, N]));
-    const d = makeCapture({ ...c.info, tokens: c.info.tokens, grid: c.info.grid, imageSpan: c.info.imageSpan, attention: c.attention.map((a) => ndarrayFromValues(a, [2, 3, N])), layerMeans: means });
+    // CaptureInfo describes stored head scores and masks by name; CaptureInit takes the data (none here).
+    const { headImportance: _scores, masks: _masks, ...info } = c.info;
+    const d = makeCapture({ ...info, tokens: c.info.tokens, grid: c.info.grid, imageSpan: c.info.imageSpan, attention: c.attention.map((a) => ndarrayFromValues(a, [2, 3, N])), layerMeans: means });
     const m = tokenMap(d, [6], { mode: 'rollout' });
     const full = attentionRollout(means.map((a) => a.data as Float32Array), N);
     expectClose(m.values, Array.from(full.subarray(6 * N + 1, 6 * N + 5)), { atol: 1e-7 });
