@@ -49,7 +49,15 @@ for (let rep = 0; rep < 3; rep++) {
   ms = median(() => x.qkChunked(k, q, s, big, Hk, D, 8)); row.push(`chunk8 ${gbs(kb, ms)} GB/s ${gf(big, ms)} GFLOP/s`);
   row.push(`in cache: linear ${gf(small * 32, median(() => { for (let i = 0; i < 32; i++) x.qkLinear(k, q, s, small, Hk, D); }))}`);
   row.push(`linear-imm ${gf(small * 32, median(() => { for (let i = 0; i < 32; i++) x.qkLinearImm(k, q, s, small, Hk); }))}`);
-  row.push(`chunk8 ${gf(small * 32, median(() => { for (let i = 0; i < 32; i++) x.qkChunked(k, q, s, small, Hk, D, 8); }))} GFLOP/s`);
+  row.push(`chunk8 ${gf(small * 32, median(() => { for (let i = 0; i < 32; i++) x.qkChunked(k, q, s, small, Hk, D, 8); }))}`);
+  row.push(`chunk8 2×4 ${gf(small * 32, median(() => { for (let i = 0; i < 32; i++) x.qkChunked2x4(k, q, s, small, Hk, D, 8); }))}`);
+  row.push(`chunk8 bcast ${gf(small * 32, median(() => { for (let i = 0; i < 32; i++) x.qkChunkedBcast(k, q, s, small, Hk, D); }))}`);
+  row.push(`2×4 imm ${gf(small * 32, median(() => { for (let i = 0; i < 32; i++) x.qkChunked2x4i(k, q, s, small, Hk, D, 8); }))}`);
+  row.push(`2×6 ${gf(240 * 32, median(() => { for (let i = 0; i < 32; i++) x.qkChunked2x6(k, q, s, 240, Hk, D, 24); }))} GFLOP/s`);
+  row.push(`| streamed: 2×4 ${gf(big, median(() => x.qkChunked2x4(k, q, s, big, Hk, D, 8)))}`);
+  row.push(`bcast ${gf(big, median(() => x.qkChunkedBcast(k, q, s, big, Hk, D)))}`);
+  row.push(`2×4 imm ${gf(big, median(() => x.qkChunked2x4i(k, q, s, big, Hk, D, 8)))}`);
+  row.push(`2×6 ${gf(8160, median(() => x.qkChunked2x6(k, q, s, 8160, Hk, D, 24)))} GFLOP/s`);
   console.log(`Q·Kᵀ: ${row.join('  ')}`);
 }
 // P·V: V of 8192 keys streamed, and 256 keys in cache; o and p stay in L1.

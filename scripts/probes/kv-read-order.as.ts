@@ -197,3 +197,122 @@ export function pvChunked(v: usize, p: usize, o: usize, keys: i32, Hk: i32, VC: 
     }
   }
 }
+// Sum of each of four vectors, as one vector [Σa, Σb, Σc, Σd] (a 4×4 transpose folded into the adds).
+@inline function sum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7)); // a0+a2 b0+b2 a1+a3 b1+b3
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+}
+// order 2, 2 rows × 4 keys: 8 accumulators, the four keys' sums of a row stored as one vector.
+export function qkChunked2x4(k: usize, q: usize, s: usize, keys: i32, Hk: i32, D: i32, VC: i32): void {
+  const row = <usize>(Hk * D) << 2, head = <usize>D << 2, end = <usize>D << 2;
+  for (let k0 = 0; k0 < keys; k0 += VC) {
+    for (let h = 0; h < Hk; h++) {
+      for (let rp = 0; rp < 4; rp += 2) {
+        const qa = q + <usize>(h * 4 + rp) * head, qb = qa + head;
+        for (let j = k0; j < k0 + VC; j += 4) {
+          const kp = k + <usize>j * row + <usize>h * head;
+          let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+          let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+          for (let c: usize = 0; c < end; c += 16) {
+            const x = v128.load(qa + c), y = v128.load(qb + c);
+            const k0v = v128.load(kp + c), k1v = v128.load(kp + c + row), k2v = v128.load(kp + c + 2 * row), k3v = v128.load(kp + c + 3 * row);
+            a0 = fma(x, k0v, a0); b0 = fma(y, k0v, b0); a1 = fma(x, k1v, a1); b1 = fma(y, k1v, b1);
+            a2 = fma(x, k2v, a2); b2 = fma(y, k2v, b2); a3 = fma(x, k3v, a3); b3 = fma(y, k3v, b3);
+          }
+          const o = s + ((<usize>(h * 4 + rp) * 64 + <usize>(j & 63)) << 2);
+          v128.store(o, sum4(a0, a1, a2, a3));
+          v128.store(o + (64 << 2), sum4(b0, b1, b2, b3));
+        }
+      }
+    }
+  }
+}
+// order 2, Q transposed (qt: Hk × D × 4 rows): 8 keys × 4 rows in 8 accumulators, K elements broadcast (immediate
+// offsets j·row from one pointer); scores transposed back to rows at the end.
+export function qkChunkedBcast(k: usize, qt: usize, s: usize, keys: i32, Hk: i32, D: i32): void {
+  const row = <usize>(Hk * D) << 2, head = <usize>D << 2, end = <usize>D << 2;
+  for (let k0 = 0; k0 < keys; k0 += 8) {
+    for (let h = 0; h < Hk; h++) {
+      const qh = qt + <usize>h * (head << 2);
+      const kp = k + <usize>k0 * row + <usize>h * head;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+      let qp = qh;
+      for (let c: usize = 0; c < end; c += 4) {
+        const x = v128.load(qp);
+        const p = kp + c;
+        a0 = fma(x, v128.load32_splat(p), a0); a1 = fma(x, v128.load32_splat(p, 4096), a1);
+        a2 = fma(x, v128.load32_splat(p, 8192), a2); a3 = fma(x, v128.load32_splat(p, 12288), a3);
+        a4 = fma(x, v128.load32_splat(p, 16384), a4); a5 = fma(x, v128.load32_splat(p, 20480), a5);
+        a6 = fma(x, v128.load32_splat(p, 24576), a6); a7 = fma(x, v128.load32_splat(p, 28672), a7);
+        qp += 16;
+      }
+      // a_j = [s(r0,j), s(r1,j), s(r2,j), s(r3,j)] → rows r: [s(r,0..3)], [s(r,4..7)]
+      const o = s + ((<usize>(h * 4) * 64 + <usize>(k0 & 63)) << 2);
+      const t0 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7);
+      const t2 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7);
+      v128.store(o, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5)); v128.store(o + 256, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+      v128.store(o + 512, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5)); v128.store(o + 768, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+      const u0 = v128.shuffle<f32>(a4, a5, 0, 4, 1, 5), u1 = v128.shuffle<f32>(a4, a5, 2, 6, 3, 7);
+      const u2 = v128.shuffle<f32>(a6, a7, 0, 4, 1, 5), u3 = v128.shuffle<f32>(a6, a7, 2, 6, 3, 7);
+      v128.store(o, v128.shuffle<f32>(u0, u2, 0, 1, 4, 5), 16); v128.store(o + 256, v128.shuffle<f32>(u0, u2, 2, 3, 6, 7), 16);
+      v128.store(o + 512, v128.shuffle<f32>(u1, u3, 0, 1, 4, 5), 16); v128.store(o + 768, v128.shuffle<f32>(u1, u3, 2, 3, 6, 7), 16);
+    }
+  }
+}
+// 2 rows × 6 keys: 12 accumulators (more multiply-adds in flight than 8), a K vector used for both rows at once.
+export function qkChunked2x6(k: usize, q: usize, s: usize, keys: i32, Hk: i32, D: i32, VC: i32): void {
+  const row = <usize>(Hk * D) << 2, head = <usize>D << 2, end = <usize>D << 2;
+  for (let k0 = 0; k0 + VC <= keys; k0 += VC) {
+    for (let h = 0; h < Hk; h++) {
+      for (let rp = 0; rp < 4; rp += 2) {
+        const qa = q + <usize>(h * 4 + rp) * head, qb = qa + head;
+        for (let j = k0; j + 6 <= k0 + VC; j += 6) {
+          const kp = k + <usize>j * row + <usize>h * head;
+          let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0), a4 = f32x4.splat(0), a5 = f32x4.splat(0);
+          let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0), b4 = f32x4.splat(0), b5 = f32x4.splat(0);
+          for (let c: usize = 0; c < end; c += 16) {
+            const x = v128.load(qa + c), y = v128.load(qb + c);
+            const p = kp + c;
+            let kv = v128.load(p); a0 = fma(x, kv, a0); b0 = fma(y, kv, b0);
+            kv = v128.load(p, 4096); a1 = fma(x, kv, a1); b1 = fma(y, kv, b1);
+            kv = v128.load(p, 8192); a2 = fma(x, kv, a2); b2 = fma(y, kv, b2);
+            kv = v128.load(p, 12288); a3 = fma(x, kv, a3); b3 = fma(y, kv, b3);
+            kv = v128.load(p, 16384); a4 = fma(x, kv, a4); b4 = fma(y, kv, b4);
+            kv = v128.load(p, 20480); a5 = fma(x, kv, a5); b5 = fma(y, kv, b5);
+          }
+          const o = s + ((<usize>(h * 4 + rp) * 64 + <usize>(j & 63)) << 2);
+          v128.store(o, sum4(a0, a1, a2, a3)); store<f32>(o, hs(a4), 16); store<f32>(o, hs(a5), 20);
+          v128.store(o + 256, sum4(b0, b1, b2, b3)); store<f32>(o + 256, hs(b4), 16); store<f32>(o + 256, hs(b5), 20);
+        }
+      }
+    }
+  }
+}
+// 2 × 4 with the K rows at immediate offsets from one pointer (row = 4 KiB, Hk = 8, D = 128).
+export function qkChunked2x4i(k: usize, q: usize, s: usize, keys: i32, Hk: i32, D: i32, VC: i32): void {
+  const row = <usize>(Hk * D) << 2, head = <usize>D << 2, end = <usize>D << 2;
+  for (let k0 = 0; k0 < keys; k0 += VC) {
+    for (let h = 0; h < Hk; h++) {
+      for (let rp = 0; rp < 4; rp += 2) {
+        const qa = q + <usize>(h * 4 + rp) * head;
+        for (let j = k0; j < k0 + VC; j += 4) {
+          const kp = k + <usize>j * row + <usize>h * head;
+          let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+          let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+          for (let c: usize = 0; c < end; c += 16) {
+            const x = v128.load(qa + c), y = v128.load(qa + c, 512);
+            const p = kp + c;
+            const k0v = v128.load(p), k1v = v128.load(p, 4096), k2v = v128.load(p, 8192), k3v = v128.load(p, 12288);
+            a0 = fma(x, k0v, a0); b0 = fma(y, k0v, b0); a1 = fma(x, k1v, a1); b1 = fma(y, k1v, b1);
+            a2 = fma(x, k2v, a2); b2 = fma(y, k2v, b2); a3 = fma(x, k3v, a3); b3 = fma(y, k3v, b3);
+          }
+          const o = s + ((<usize>(h * 4 + rp) * 64 + <usize>(j & 63)) << 2);
+          v128.store(o, sum4(a0, a1, a2, a3));
+          v128.store(o + 256, sum4(b0, b1, b2, b3));
+        }
+      }
+    }
+  }
+}
