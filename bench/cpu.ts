@@ -374,7 +374,7 @@ function decodeRows(res: CpuBenchResults): { label: string; gbs?: number; ms?: n
   for (const r of res.shapes.filter((x) => x.shape.seqLenQ <= 16)) {
     const add = (label: string, m: { kvGBs?: number; timing?: Timing; readAhead?: OursMeasurement['readAhead'] } | undefined) => {
       if (m?.kvGBs === undefined) return;
-      const ra = m.readAhead && `${m.readAhead.last ? 'on' : 'off'} (${fmt(1000 * m.readAhead.msPerTile.off, 1)} / ${fmt(1000 * m.readAhead.msPerTile.on, 1)})`;
+      const ra = m.readAhead && `${m.readAhead.msPerTile.on < m.readAhead.msPerTile.off ? 'on' : 'off'} (${fmt(1000 * m.readAhead.msPerTile.off, 1)} / ${fmt(1000 * m.readAhead.msPerTile.on, 1)})`;
       rows.push({ label: `${r.shape.name} ${label}`, gbs: m.kvGBs, ms: m.timing?.medianMs, ...(ra ? { readAhead: ra } : {}) });
     };
     add('ours simd128', r.ours.simd128?.main);
@@ -457,8 +457,8 @@ function printReport(res: CpuBenchResults, command: string, machineLine: string,
   const dec = decodeRows(res);
   if (dec.length) {
     say();
-    say('Decode: effective K/V read bandwidth (K and V bytes once / median time); read-ahead: ours, as the tuner chose for the');
-    say("last timed call, with its median µs per KV tile without / with (CpuConfig.decodeReadAhead 'auto'):");
+    say('Decode: effective K/V read bandwidth (K and V bytes once / median time); read-ahead: ours, the tuner\'s choice at the');
+    say("end of the timed runs, from its median µs per KV tile without / with (CpuConfig.decodeReadAhead 'auto'; it re-times the other way every 32nd call):");
     table<{ label: string; gbs?: number; ms?: number; readAhead?: string }>([
       { title: 'run', cell: (x) => x.label },
       { title: 'median ms', cell: (x) => fmt(x.ms, 3) },
