@@ -120,7 +120,10 @@ async function createRuntime(): Promise<CpuRuntime> {
   return { heap, pool, variant, threads: pool.size };
 }
 
-/** Configures the CPU runtime; takes effect at the next call (the current pool is shut down). */
+/**
+ * Configures the CPU runtime; takes effect at the next call. A change of `threads` or `relaxedSimd` shuts the current
+ * pool down (the next call starts a new one); `decodeReadAhead` applies without a restart.
+ */
 export async function configureCpu(c: CpuConfig): Promise<void> {
   if (c.decodeReadAhead !== undefined && !['auto', 'on', 'off'].includes(c.decodeReadAhead)) {
     throw new UnsupportedError(`configureCpu: decodeReadAhead '${String(c.decodeReadAhead)}' is not a mode`, "'auto', 'on' or 'off'");
