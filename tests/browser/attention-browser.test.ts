@@ -23,7 +23,7 @@ let origin = '';
 
 // The page's entry: inputs from the library's seeded generator, so Node can rebuild them exactly.
 const ENTRY = `
-import { attention, randn, causal, slidingWindow, cpuRuntime, gpuContext } from './src/index.ts';
+import { attention, randn, causal, slidingWindow, cpuRuntime, gpuContext, lastKernelStats } from './src/index.ts';
 const masks = { none: () => null, causal: () => causal(), window: () => slidingWindow(9, 3) };
 globalThis.attentionTest = async (cases, backend) => {
   const info = { isolated: globalThis.crossOriginIsolated === true };
@@ -32,8 +32,14 @@ globalThis.attentionTest = async (cases, backend) => {
   const outs = [];
   for (const c of cases) {
     const q = randn([c.B, c.Sq, c.H, c.D], c.seed), k = randn([c.B, c.Sk, c.Hk, c.D], c.seed + 1), v = randn([c.B, c.Sk, c.Hk, c.D], c.seed + 2);
-    const r = await attention(q, k, v, { mask: masks[c.mask](), softcap: c.softcap, returnLse: true, backend });
-    outs.push({ out: Array.from(r.out.toFloat32()), lse: Array.from(r.lse.toFloat32()) });
+    // repeat: the same call again (the WASM decode's read-ahead tuner alternates its two ways on a size's first calls).
+    let r;
+    const readAhead = new Set();
+    for (let i = 0; i < (c.repeat ?? 1); i++) {
+      r = await attention(q, k, v, { mask: masks[c.mask](), softcap: c.softcap, returnLse: true, backend });
+      if (backend === 'wasm' && lastKernelStats && lastKernelStats.readAhead !== undefined) readAhead.add(lastKernelStats.readAhead);
+    }
+    outs.push({ out: Array.from(r.out.toFloat32()), lse: Array.from(r.lse.toFloat32()), readAhead: [...readAhead] });
   }
   return { info, outs };
 };
@@ -41,12 +47,15 @@ globalThis.attentionTest = async (cases, backend) => {
 
 const HTML = '<!doctype html><meta charset="utf-8"><title>vlm-attention kernels</title><script src="/bundle.js"></script>';
 
-interface Case { name: string; B: number; Sq: number; Sk: number; H: number; Hk: number; D: number; mask: 'none' | 'causal' | 'window'; softcap?: number; seed: number }
+interface Case { name: string; B: number; Sq: number; Sk: number; H: number; Hk: number; D: number; mask: 'none' | 'causal' | 'window'; softcap?: number; seed: number; repeat?: number }
 const CASES: Case[] = [
   { name: 'cross 97×130 GQA 2, causal', B: 1, Sq: 97, Sk: 130, H: 4, Hk: 2, D: 40, mask: 'causal', seed: 11 },
   { name: 'decode 1×300, GQA 4, batch 2', B: 2, Sq: 1, Sk: 300, H: 8, Hk: 2, D: 64, mask: 'none', seed: 21 },
   { name: 'self 65, window + softcap', B: 1, Sq: 65, Sk: 65, H: 2, Hk: 2, D: 24, mask: 'window', softcap: 20, seed: 31 },
+  // 9 MB of f32 K/V: the WASM decode times reading tiles ahead against not (performance.now in the page).
+  { name: 'decode over 9 MB of K/V, 4 calls', B: 1, Sq: 1, Sk: 1100, H: 32, Hk: 8, D: 128, mask: 'none', seed: 41, repeat: 4 },
 ];
+type PageOut = { out: number[]; lse: number[]; readAhead: boolean[] };
 
 function maskOf(c: Case): Mask | null {
   return c.mask === 'causal' ? causal() : c.mask === 'window' ? slidingWindow(9, 3) : null;
@@ -82,21 +91,21 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function runInPage(backend: 'wasm' | 'webgpu'): Promise<{ info: Record<string, unknown>; outs: { out: number[]; lse: number[] }[] }> {
+async function runInPage(backend: 'wasm' | 'webgpu'): Promise<{ info: Record<string, unknown>; outs: PageOut[] }> {
   const page = await browser.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(origin + '/');
   await page.waitForFunction(() => typeof (globalThis as { attentionTest?: unknown }).attentionTest === 'function');
   try {
-    return await page.evaluate(([cases, b]) => (globalThis as unknown as { attentionTest: (c: unknown, b: string) => Promise<{ info: Record<string, unknown>; outs: { out: number[]; lse: number[] }[] }> }).attentionTest(cases, b), [CASES, backend] as const);
+    return await page.evaluate(([cases, b]) => (globalThis as unknown as { attentionTest: (c: unknown, b: string) => Promise<{ info: Record<string, unknown>; outs: PageOut[] }> }).attentionTest(cases, b), [CASES, backend] as const);
   } finally {
     expect(errors).toEqual([]);
     await page.close();
   }
 }
 
-function checkAgainstReference(outs: { out: number[]; lse: number[] }[]): void {
+function checkAgainstReference(outs: PageOut[]): void {
   CASES.forEach((c, i) => {
     const q = randn([c.B, c.Sq, c.H, c.D], c.seed), k = randn([c.B, c.Sk, c.Hk, c.D], c.seed + 1), v = randn([c.B, c.Sk, c.Hk, c.D], c.seed + 2);
     const ref = attentionReference(q, k, v, { mask: maskOf(c), softcap: c.softcap });
@@ -122,6 +131,8 @@ describe('attention kernels in Chromium', () => {
     expect(info.threads as number).toBeGreaterThan(1);
     expect(['relaxed-simd', 'simd128']).toContain(info.variant);
     checkAgainstReference(outs);
+    expect(outs[3]!.readAhead.sort(), 'the 9 MB decode ran both ways').toEqual([false, true]);
+    expect(outs[1]!.readAhead, 'under 8 MiB: never').toEqual([]);
   }, 180_000);
 
   it('WebGPU backend (SwiftShader adapter in headless Chromium)', async () => {
