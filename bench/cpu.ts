@@ -86,11 +86,14 @@ interface OursMeasurement {
   visibleGflops?: number;
   kvGBs?: number;
   stats: KernelStats | null;
-  /**
-   * Decode over ≥ 8 MiB of f32 K/V: whether the last timed call read tiles ahead (CpuConfig.decodeReadAhead,
-   * 'auto'), and the tuner's median ms per KV tile each way.
-   */
-  readAhead?: { last: boolean; msPerTile: { off: number; on: number } };
+  /** Decode over ≥ 8 MiB of f32 K/V, read-ahead 'auto': the tuner's median ms per KV tile each way after the timed runs. */
+  readAhead?: { msPerTile: { off: number; on: number } };
+}
+
+/** The read-ahead tuner's state after our last call, where it timed that call's class (CpuConfig.decodeReadAhead). */
+function readAheadAfterLastCall(): OursMeasurement['readAhead'] {
+  const tuned = lastKernelStats?.readAheadMsPerTile;
+  return tuned ? { msPerTile: tuned } : undefined;
 }
 
 async function measureOurs(s: AttentionShape, x: QKV, mask: Mask | null, rr: ReferenceRows, placement: 'heap' | 'copy', timing: TimingOptions, flops: number, visible: number, keepOutput?: (out: Float32Array) => void): Promise<OursMeasurement> {
@@ -118,13 +121,13 @@ async function measureOurs(s: AttentionShape, x: QKV, mask: Mask | null, rr: Ref
     if (!check.ok) throw new ValidationError(`${s.name}: our ${rt.variant} kernel (${placement}${mask ? ', masked' : ''}) is WRONG: ${describeCheck(check)}`);
     keepOutput?.((last!.data as Float32Array).slice());
     const t = await timeIt(run, { ...timing, firstRunMs });
-    const ra = lastKernelStats?.readAhead, tuned = lastKernelStats?.readAheadMsPerTile;
+    const readAhead = readAheadAfterLastCall();
     return {
       variant: rt.variant, threads: rt.threads, placement, masked: !!mask, check, timing: t, gflops: gflops(flops, t.medianMs),
       ...(mask && s.blockSparse ? { visibleGflops: gflops(flops * visible, t.medianMs) } : {}),
       ...(s.seqLenQ <= 16 ? { kvGBs: gbPerSecond(kvBytes(s), t.medianMs) } : {}),
       stats,
-      ...(ra !== undefined && tuned ? { readAhead: { last: ra, msPerTile: tuned } } : {}),
+      ...(readAhead ? { readAhead } : {}),
     };
   } finally {
     for (const t of heapTensors) rt.heap.freeTensor(t);
@@ -185,10 +188,10 @@ async function measureOursLayers(s: AttentionShape, layers: number, timing: Timi
     const check = checkRows(s, rr, bshdAt(s, out.data as Float32Array));
     if (!check.ok) throw new ValidationError(`${s.name} over ${layers} layers: our ${rt.variant} kernel is WRONG: ${describeCheck(check)}`);
     const t = perLayer(await timeIt(run, { ...timing, firstRunMs }), layers);
-    const ra = lastKernelStats?.readAhead, tuned = lastKernelStats?.readAheadMsPerTile;
+    const readAhead = readAheadAfterLastCall();
     return {
       name: `ours ${rt.variant}`, layers, timing: t, kvGBs: gbPerSecond(kvBytes(s), t.medianMs),
-      ...(ra !== undefined && tuned ? { readAhead: { last: ra, msPerTile: tuned } } : {}),
+      ...(readAhead ? { readAhead } : {}),
     };
   } finally {
     for (const t of heapTensors) rt.heap.freeTensor(t);

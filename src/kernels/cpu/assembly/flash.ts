@@ -559,7 +559,7 @@ function softmaxT(sc: usize, nq4: i32, nk: i32, dvpad: i32): void {
 // s[r][j] = Σ_c q[r][c]·K[j][c] for the 4 rows at q (row stride dpad) and keys j < nk.
 // Relaxed-SIMD build: four keys × two rows at a time, eight accumulators, each row's four sums reduced together
 // into one vector (sum4) and stored at once: 1.15–1.23× the arithmetic rate of two keys × four rows with a
-// horizontal sum per score (scripts/kv-read-order-probe.mjs, Intel Xeon), decode-kv4k 1.02–1.09×. The SIMD128
+// horizontal sum per score (scripts/kv-read-order-probe.mjs, Intel Xeon), decode-kv4k 1.04–1.12×. The SIMD128
 // build, whose multiply-add needs a register more, keeps two keys × four rows (0.94× with four keys). Both sum in
 // the same order: the same scores to the bit.
 function qkRows4(q: usize, k: usize, kStride: usize, s: usize, nk: i32, dpad: i32): void {
