@@ -24,19 +24,21 @@ export interface CeilingResult {
 
 interface PeakExports { fmaPeak(iters: number): number }
 
+// import(), not require: the eval'd source may run as an ES module (src/kernels/cpu/thread-pool.ts).
 const WORKER = `
-const { parentPort, workerData } = require('worker_threads');
-const memory = new WebAssembly.Memory({ initial: 32, maximum: 65536, shared: true });
-const inst = new WebAssembly.Instance(workerData.module, { env: { memory } });
-const flag = new Int32Array(workerData.flag);
-parentPort.on('message', (round) => {
-  Atomics.wait(flag, 0, round - 1);   // released when the parent stores round
-  const t0 = performance.timeOrigin + performance.now();
-  const r = inst.exports.fmaPeak(workerData.iters);
-  const t1 = performance.timeOrigin + performance.now();
-  parentPort.postMessage({ t0, t1, r });
+import('node:worker_threads').then(({ parentPort, workerData }) => {
+  const memory = new WebAssembly.Memory({ initial: 32, maximum: 65536, shared: true });
+  const inst = new WebAssembly.Instance(workerData.module, { env: { memory } });
+  const flag = new Int32Array(workerData.flag);
+  parentPort.on('message', (round) => {
+    Atomics.wait(flag, 0, round - 1);   // released when the parent stores round
+    const t0 = performance.timeOrigin + performance.now();
+    const r = inst.exports.fmaPeak(workerData.iters);
+    const t1 = performance.timeOrigin + performance.now();
+    parentPort.postMessage({ t0, t1, r });
+  });
+  parentPort.postMessage('ready');
 });
-parentPort.postMessage('ready');
 `;
 
 /** A fresh instance of `module` over its own memory (the library heap is never touched). */

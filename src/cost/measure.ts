@@ -41,16 +41,18 @@ function timeFma(fn: (iters: number) => number, iters: number): number {
 async function concurrentFma(module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number, iters: number): Promise<number | null> {
   if (typeof process === 'undefined' || !process.versions?.node) return null;
   const { Worker } = await import('node:worker_threads');
+  // import(), not require: see thread-pool.ts (the eval'd source may run as an ES module).
   const src = `
-    const { parentPort, workerData } = require('worker_threads');
-    const inst = new WebAssembly.Instance(workerData.module, { env: { memory: workerData.memory } });
-    const ctrl = new Int32Array(workerData.sab);
-    inst.exports.fmaPeak(1000);
-    Atomics.add(ctrl, 1, 1); Atomics.notify(ctrl, 1);
-    Atomics.wait(ctrl, 0, 0);
-    const t0 = performance.now();
-    inst.exports.fmaPeak(workerData.iters);
-    parentPort.postMessage(performance.now() - t0);
+    import('node:worker_threads').then(({ parentPort, workerData }) => {
+      const inst = new WebAssembly.Instance(workerData.module, { env: { memory: workerData.memory } });
+      const ctrl = new Int32Array(workerData.sab);
+      inst.exports.fmaPeak(1000);
+      Atomics.add(ctrl, 1, 1); Atomics.notify(ctrl, 1);
+      Atomics.wait(ctrl, 0, 0);
+      const t0 = performance.now();
+      inst.exports.fmaPeak(workerData.iters);
+      parentPort.postMessage(performance.now() - t0);
+    });
   `;
   const sab = new SharedArrayBuffer(8);
   const ctrl = new Int32Array(sab);

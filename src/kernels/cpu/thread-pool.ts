@@ -45,8 +45,9 @@ function start(d, send) {
   }
 }
 if (isNode) {
-  const { parentPort, workerData } = require('worker_threads');
-  start(workerData, (m) => parentPort.postMessage(m));
+  // import(), not require: the eval'd source runs as CommonJS, or as an ES module where the parent was
+  // started with --input-type=module (workers inherit the parent's execArgv), and only import() serves both.
+  import('node:worker_threads').then(({ parentPort, workerData }) => start(workerData, (m) => parentPort.postMessage(m)));
 } else {
   self.onmessage = (e) => start(e.data, (m) => self.postMessage(m));
 }
