@@ -1,3 +1,6 @@
+/// <reference types="@webgpu/types" preserve="true" />
+// (preserved into index.d.ts: the published declarations name WebGPU's types, GPUBuffer and GPUDevice among them,
+// which @webgpu/types, a dependency, declares.)
 /**
  * vlm-attention: fast, inspectable attention for vision-language models.
  * This entry point is browser-safe; Node-only pieces (worker threads, files, Dawn) live in

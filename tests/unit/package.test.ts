@@ -2,10 +2,13 @@
  * What `npm install vlm-attention` gets must run on its own: the tarball `npm pack` makes is unpacked into a
  * consumer folder outside this repository whose node_modules holds only the package's dependencies and
  * optional dependencies (links to this checkout's copies), never its devDependencies, so a runtime import of a
- * dev-only package, a file missing from `files` or an export pointing nowhere fails here.
+ * dev-only package, a file missing from `files` or an export pointing nowhere fails here. Its declarations must
+ * type-check in a strict TypeScript project without skipLibCheck, for Node (with @types/node) and for browsers
+ * (without it). Both need the DOM lib: WebGPU's types (@webgpu/types) are written against it, as Dawn's `webgpu`
+ * package's are.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -69,6 +72,41 @@ describe('the published package', () => {
       node(['--input-type=module', '-e', `${body}\nprocess.exit(0);`]);
     }
   }, 300_000);
+
+  // The consumer's own TypeScript and @types/node (its devDependencies, not ours) come from this checkout.
+  const typeCheck = (name: string, source: string, compilerOptions: Record<string, unknown>) => {
+    const dir = join(consumer, name);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
+    writeFileSync(join(dir, 'app.ts'), source);
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: { strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', noEmit: true, skipLibCheck: false, typeRoots: [join(repo, 'node_modules', '@types')], ...compilerOptions },
+      files: ['app.ts'],
+    }));
+    try {
+      execFileSync(process.execPath, [join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { cwd: dir, encoding: 'utf8', stdio: 'pipe', timeout: 120_000 });
+    } catch (e) {
+      throw new Error(`tsc (${name}):\n${(e as { stdout?: string }).stdout ?? e}`);
+    }
+  };
+  const uses = `
+    const q = randn([1, 8, 2, 16], 1);
+    const opts: AttentionOptions = { mask: causal().and(slidingWindow(4, 0)), returnLse: true };
+    const r = await attention(q, q, q, opts);
+    const shape: readonly number[] = r.out.shape;
+    const cache = new PagedKvCache({ numLayers: 1, numKvHeads: 2, headDim: 16, blockSizeTokens: 16, numBlocks: 4, dtype: 'f16' });
+    const gpu: (t: Tensor) => Promise<GpuTensor> = (t) => GpuTensor.fromTensor(t);
+    export { shape, cache, gpu, gpuContext, cpuRuntime };`;
+  const core = "import { attention, randn, causal, slidingWindow, PagedKvCache, GpuTensor, Tensor, gpuContext, cpuRuntime, type AttentionOptions } from 'vlm-attention';";
+
+  it('type-checks in a strict Node project (@types/node, skipLibCheck off)', () => {
+    typeCheck('ts-node', `${core}\nimport { readSafetensorsFile, RedisFeatureStore } from 'vlm-attention/node';\n${uses}\nexport { readSafetensorsFile, RedisFeatureStore };\n`,
+      { lib: ['es2022', 'dom'], types: ['node'] });
+  }, 150_000);
+
+  it('type-checks in a strict browser project (no @types/node, skipLibCheck off)', () => {
+    typeCheck('ts-browser', `${core}\n${uses}\n`, { lib: ['es2022', 'dom'], types: [] });
+  }, 150_000);
 
   it('runs the command-line tool from its bin', () => {
     const bin = join(consumer, 'node_modules', 'vlm-attention', pkg.bin['vlm-attention']!);
