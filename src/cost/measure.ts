@@ -8,6 +8,7 @@
  * This is a ceiling of the instruction mix, not of attention: the kernels reach some fraction of it.
  */
 import { cpuRuntime } from '../kernels/cpu/wasm-backend.js';
+import { nodeWorkerThreads } from '../platform/node.js';
 import type { DeviceProfile, Figure } from './devices.js';
 
 export interface CpuMeasurement {
@@ -39,8 +40,9 @@ function timeFma(fn: (iters: number) => number, iters: number): number {
 
 /** Runs fmaPeak on `threads` Node worker threads simultaneously; returns total FLOP/s. */
 async function concurrentFma(module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number, iters: number): Promise<number | null> {
-  if (typeof process === 'undefined' || !process.versions?.node) return null;
-  const { Worker } = await import('node:worker_threads');
+  const workerThreads = await nodeWorkerThreads();
+  if (!workerThreads) return null;
+  const { Worker } = workerThreads;
   // import(), not require: see thread-pool.ts (the eval'd source may run as an ES module).
   const src = `
     import('node:worker_threads').then(({ parentPort, workerData }) => {

@@ -5,12 +5,16 @@
  * dev-only package, a file missing from `files` or an export pointing nowhere fails here. Its declarations must
  * type-check in a strict TypeScript project without skipLibCheck, for Node (with @types/node) and for browsers
  * (without it). Both need the DOM lib: WebGPU's types (@webgpu/types) are written against it, as Dawn's `webgpu`
- * package's are.
+ * package's are. A browser app that imports it, built by Vite, gets no Node module (package.json's "browser" map
+ * swaps src/platform/node.ts for browser.ts) and runs in Chromium.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { createServer, type Server } from 'node:http';
+import { extname, join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const repo = resolve('.');
@@ -107,6 +111,55 @@ describe('the published package', () => {
   it('type-checks in a strict browser project (no @types/node, skipLibCheck off)', () => {
     typeCheck('ts-browser', `${core}\n${uses}\n`, { lib: ['es2022', 'dom'], types: [] });
   }, 150_000);
+
+  it('bundles for browsers with Vite, with no Node module, and runs there on WebAssembly threads and WebGPU', async () => {
+    const dir = join(consumer, 'web');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'index.html'), '<!doctype html><meta charset="utf-8"><script type="module" src="./main.js"></script>');
+    writeFileSync(join(dir, 'main.js'), `
+      import { attention, randn, causal, cpuRuntime } from 'vlm-attention';
+      const q = randn([1, 97, 4, 64], 1), k = randn([1, 97, 2, 64], 2), v = randn([1, 97, 2, 64], 3);
+      globalThis.run = async () => {
+        const a = await attention(q, k, v, { mask: causal(), backend: 'wasm' });
+        const g = await attention(q, k, v, { mask: causal(), backend: 'webgpu' });
+        const x = a.out.toFloat32(), y = g.out.toFloat32();
+        let diff = 0;
+        for (let i = 0; i < x.length; i++) diff = Math.max(diff, Math.abs(x[i] - y[i]));
+        return { shape: a.out.shape, threads: (await cpuRuntime()).threads, diff };
+      };`);
+    await build({ root: dir, logLevel: 'error', configFile: false, build: { outDir: join(dir, 'dist') } });
+    // Without the "browser" map Vite stubs the node:* modules and emits Dawn's loader (the webgpu package) as chunks
+    // of their own: five files instead of one.
+    const assets = readdirSync(join(dir, 'dist', 'assets'));
+    expect(assets.filter((f) => f.endsWith('.js')), 'one chunk: no webgpu (Dawn) chunk').toHaveLength(1);
+
+    const server: Server = createServer((req, res) => {
+      const path = join(dir, 'dist', req.url === '/' ? 'index.html' : req.url!.split('?')[0]!);
+      // Cross-origin isolated, so SharedArrayBuffer and the worker threads are there.
+      const headers = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
+      if (!existsSync(path)) { res.writeHead(404, headers).end(); return; }
+      res.writeHead(200, { ...headers, 'Content-Type': extname(path) === '.js' ? 'text/javascript' : 'text/html' }).end(readFileSync(path));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+    const browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--enable-features=Vulkan'] })
+      .catch((e: Error) => { throw new Error(`Chromium could not start from ${executablePath}; install Debian's chromium or set CHROMIUM_PATH.\n${e.message}`); });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.goto(`http://127.0.0.1:${(server.address() as { port: number }).port}/`);
+      await page.waitForFunction(() => typeof (globalThis as { run?: unknown }).run === 'function');
+      const r = await page.evaluate(() => (globalThis as unknown as { run: () => Promise<{ shape: number[]; threads: number; diff: number }> }).run());
+      expect(errors).toEqual([]);
+      expect(r.shape).toEqual([1, 97, 4, 64]);
+      expect(r.threads).toBeGreaterThan(1);
+      expect(r.diff).toBeLessThan(1e-5);
+    } finally {
+      await browser.close();
+      await new Promise((r) => server.close(r));
+    }
+  }, 300_000);
 
   it('runs the command-line tool from its bin', () => {
     const bin = join(consumer, 'node_modules', 'vlm-attention', pkg.bin['vlm-attention']!);

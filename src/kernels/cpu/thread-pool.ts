@@ -7,6 +7,7 @@
  * Node: worker_threads (loaded dynamically so the core stays browser-safe). Browsers: Web Workers,
  * only when cross-origin isolated (SharedArrayBuffer). Otherwise: the calling thread alone.
  */
+import { isNode, nodeWorkerThreads } from '../../platform/node.js';
 import type { WasmHeap } from './wasm-heap.js';
 
 /** Control block layout (Int32 slots). */
@@ -89,13 +90,12 @@ export class ThreadPool {
 
   private async spawn(n: number): Promise<void> {
     const gen = Atomics.load(this.ctrl(), GEN);
-    const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+    const workerThreads = await nodeWorkerThreads();
     const ready: Promise<void>[] = [];
     for (let t = 1; t <= n; t++) {
       const data = { module: this.module, memory: this.heap.memory, ctrl: this.ctrlPtr, gen, thread: t };
-      if (isNode) {
-        const { Worker } = await import('node:worker_threads');
-        const w = new Worker(WORKER_SOURCE, { eval: true, workerData: data });
+      if (workerThreads) {
+        const w = new workerThreads.Worker(WORKER_SOURCE, { eval: true, workerData: data });
         ready.push(new Promise((resolve, reject) => {
           w.on('message', (m: string) => { if (m === 'ready') resolve(); else this.errors.push(m); });
           w.once('error', reject);
@@ -137,7 +137,7 @@ export class ThreadPool {
     }
     this.exports.runJobs(plan, kind, jobs, numJobs, counter, 0);
     if (nw > 0) {
-      const canBlock = typeof process !== 'undefined' && !!process.versions?.node;
+      const canBlock = isNode;
       for (let spin = 0; spin < SPIN && Atomics.load(ctrl, DONE) < nw; spin++);
       for (;;) {
         const done = Atomics.load(ctrl, DONE);

@@ -30,6 +30,7 @@ import { compileMaskProgram } from './mask-program.js';
 import { READ_AHEAD_MIN_BYTES, type ReadAheadMode, ReadAheadTuner } from './read-ahead.js';
 import { ThreadPool } from './thread-pool.js';
 import { WasmHeap } from './wasm-heap.js';
+import { nodeOs, nodeV8 } from '../../platform/node.js';
 import { FLASH_RELAXED_WASM, FLASH_SIMD_WASM, FLASH_SINGLE_WASM } from './wasm-binary.generated.js';
 
 export const TILE_K = 64;
@@ -75,8 +76,8 @@ function decodeBase64(b64: string): Uint8Array {
 }
 
 async function defaultThreads(): Promise<number> {
-  if (typeof process !== 'undefined' && process.versions?.node) {
-    const os = await import('node:os');
+  const os = await nodeOs();
+  if (os) {
     return Math.min(16, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
   }
   return Math.min(16, (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1);
@@ -88,10 +89,9 @@ async function defaultThreads(): Promise<number> {
  * validated again afterwards, so a V8 that rejects the flag simply keeps the SIMD128 build.
  */
 async function enableRelaxedSimdInNode(): Promise<void> {
-  if (typeof process === 'undefined' || !process.versions?.node) return;
   try {
-    const v8 = await import('node:v8');
-    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    const v8 = await nodeV8();
+    v8?.setFlagsFromString('--experimental-wasm-relaxed-simd');
   } catch {
     // not Node, or flags locked: keep SIMD128
   }

@@ -5,6 +5,7 @@
  * cache keyed by kernel variants, and a buffer pool.
  */
 import { DeviceError, UnsupportedError } from '../../errors.js';
+import { type DawnModule, isNode, nodeDawn } from '../../platform/node.js';
 
 export interface SubgroupMatrixConfig {
   componentType: string;
@@ -92,13 +93,14 @@ async function findGpu(init: WebGpuInit): Promise<{ gpu: GPU; robust: boolean }>
   if (init.gpu) { noUnsafe('with `gpu` given, pass the disable_robustness toggle to your own Dawn instance'); return { gpu: init.gpu, robust: true }; }
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) { noUnsafe('browsers always bounds-check'); return { gpu: nav.gpu, robust: true }; }
-  if (typeof process !== 'undefined' && process.versions?.node) {
-    let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+  if (isNode) {
+    let mod: DawnModule | null;
     try {
-      mod = (await import(/* webpackIgnore: true */ 'webgpu' as string)) as typeof mod;
+      mod = await nodeDawn();
     } catch (e) {
       throw new DeviceError(`${NO_WEBGPU_HELP} (could not load the 'webgpu' package: ${(e as Error).message})`);
     }
+    if (!mod) throw new DeviceError(NO_WEBGPU_HELP);
     // Dawn's globals (GPUBufferUsage, GPUMapMode, …) are needed by WebGPU code.
     for (const [k, v] of Object.entries(mod.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
     const flags = dawnFlagsFor(init, process.env.DAWN_FLAGS);
@@ -149,7 +151,6 @@ export class GpuContext {
       // Dawn's node binding aborts the process in createComputePipelineAsync on some drivers
       // (std::system_error from its worker pool), so Node compiles synchronously.
       const desc: GPUComputePipelineDescriptor = { layout: 'auto', label: key, compute: { module, entryPoint: 'main', constants } };
-      const isNode = typeof process !== 'undefined' && !!process.versions?.node;
       const pipe = isNode ? device.createComputePipeline(desc) : await device.createComputePipelineAsync(desc);
       const err = await device.popErrorScope();
       if (err) throw new DeviceError(`pipeline creation failed for kernel ${key}: ${err.message}`);
