@@ -335,9 +335,6 @@ function sgmatFit(ctx: GpuContext, plan: AttentionPlan, pagedFmt: InFormat | 'i8
   }
   if (!ctx.caps.f16 || ctx.caps.subgroupMinSize !== 32 || ctx.caps.subgroupMaxSize !== 32) return null;
   const g = sgmatGeometry(ctx.caps.subgroupMatrix, plan.headDim, plan.headDimV, ctx.caps.maxWorkgroupStorage, ctx.caps.maxInvocations, split, plan.seqLenK, sgmatLinear(ctx.caps.subgroupLinear));
-  // Profiling aid: 'bk16' / 'bk32' in the ablation string sets the key tile (scripts/sgmat-profile.mjs).
-  const bk = /bk(16|32)/.exec(sgmatAblation());
-  if (g && bk) g.BK = Number(bk[1]);
   return g && { ...g, emulate: false, split };
 }
 

@@ -61,7 +61,7 @@ let ablation = '';
 /**
  * Profiling aid (scripts/sgmat-profile.mjs): drops parts of the kernel ('load', 'qk', 'softmax', 'pv',
  * comma-separated) so that their cost shows as the time saved; the results are wrong while one is set.
- * Forms that keep the results right: 'bk16' / 'bk32' (the key tile), 'vlate' / 'vearly' (V stored after
+ * Forms that keep the results right: 'vlate' / 'vearly' (V stored after
  * the softmax or with K), 'scatter' (2-byte output stores), 'kfull' / 'qfull' / 'qskip' (the key-block and
  * row skips off, or the row skip at any head dim), 'q1' (Q staged one chunk a barrier pair), 'ns8' / 'ns2' /
  * 'ns1' (subgroups a workgroup, SgmatVariant.NS); 'ss<N>' (S's stride), 'pf' / 'pf1' (the next tile's loads
@@ -83,7 +83,11 @@ export interface SgmatVariant {
   readonly DV: number;
   /** Heads of one KV group per workgroup (1, 2 or 4). */
   readonly G4: number;
-  /** Keys per tile in workgroup memory (16; 32 for profiling; a divisor of the tile plan's 64). */
+  /**
+   * Keys per tile in workgroup memory: 16. (32 was timed slower in 2026-11 and its ablation ('bk32') has since been
+   * removed: P row-major, two query blocks and P·V after the loop are generated for 16-key tiles only; on 2026-12-02
+   * it no longer compiled, `nk` out of scope in the P·V after the loop.)
+   */
   readonly BK: number;
   /**
    * Subgroups a workgroup (16·NS query rows share each K/V tile; the tile plan's Q tiles are 16·NS / G4
