@@ -5,11 +5,13 @@
 
 /** Base class of every error this library throws on purpose. */
 export class VlmAttentionError extends Error {
+  /** The class name (`'VlmAttentionError'`, or the subclass's): survives minification, unlike `constructor.name`. */
   override name = 'VlmAttentionError';
 }
 
 /** A tensor or array has the wrong rank or size. */
 export class ShapeError extends VlmAttentionError {
+  /** Always `'ShapeError'`. */
   override name = 'ShapeError';
   constructor(
     message: string,
@@ -24,34 +26,52 @@ export class ShapeError extends VlmAttentionError {
 
 /** A tensor has a dtype this call cannot take. */
 export class DTypeError extends VlmAttentionError {
+  /** Always `'DTypeError'`. */
   override name = 'DTypeError';
-  constructor(message: string, readonly argument?: string) {
+  constructor(
+    message: string,
+    /** The argument at fault, e.g. `v`. */
+    readonly argument?: string,
+  ) {
     super(message);
   }
 }
 
 /** A numeric option is out of its domain (NaN, Infinity, negative window, non-monotone offsets...). */
 export class ValueError extends VlmAttentionError {
+  /** Always `'ValueError'`. */
   override name = 'ValueError';
-  constructor(message: string, readonly argument?: string) {
+  constructor(
+    message: string,
+    /** The argument at fault, e.g. `softcap`. */
+    readonly argument?: string,
+  ) {
     super(message);
   }
 }
 
 /** A feature or combination is not supported; names the nearest supported choice. */
 export class UnsupportedError extends VlmAttentionError {
+  /** Always `'UnsupportedError'`. */
   override name = 'UnsupportedError';
-  constructor(message: string, readonly nearestSupported?: string) {
+  constructor(
+    message: string,
+    /** The nearest supported choice, e.g. `cpu-ts`; also appended to the message. */
+    readonly nearestSupported?: string,
+  ) {
     super(nearestSupported ? `${message} (nearest supported: ${nearestSupported})` : message);
   }
 }
 
 /** The KV-cache block pool cannot satisfy an allocation. */
 export class OutOfBlocksError extends VlmAttentionError {
+  /** Always `'OutOfBlocksError'`. */
   override name = 'OutOfBlocksError';
   constructor(
     message: string,
+    /** Blocks the failed allocation needed. */
     readonly requested: number,
+    /** Blocks available at the time of the failure: free plus evictable cached blocks. */
     readonly free: number,
     /** Blocks held per sequence id at the time of the failure. */
     readonly heldBy: ReadonlyMap<string | number, number>,
@@ -62,27 +82,39 @@ export class OutOfBlocksError extends VlmAttentionError {
 
 /** A GPU device problem: no adapter, a lost device, or WGSL compiler messages. */
 export class DeviceError extends VlmAttentionError {
+  /** Always `'DeviceError'`. */
   override name = 'DeviceError';
-  constructor(message: string, readonly compilerMessages: readonly string[] = []) {
+  constructor(
+    message: string,
+    /** WGSL compiler messages (`line:column message` and the source line), also appended to the message; empty for other failures. */
+    readonly compilerMessages: readonly string[] = [],
+  ) {
     super(compilerMessages.length ? `${message}\n${compilerMessages.join('\n')}` : message);
   }
 }
 
 /** A sequence id, block or other handle is unknown, or was already freed. */
 export class StateError extends VlmAttentionError {
+  /** Always `'StateError'`. */
   override name = 'StateError';
 }
 
 /** A file (image, safetensors, .npy) is corrupt, truncated or of an unknown format. */
 export class FormatError extends VlmAttentionError {
+  /** Always `'FormatError'`. */
   override name = 'FormatError';
-  constructor(message: string, readonly path?: string) {
+  constructor(
+    message: string,
+    /** The file at fault (a path or a name such as `image.png`), when known. */
+    readonly path?: string,
+  ) {
     super(message);
   }
 }
 
 /** A relevance allocation is infeasible; says which condition failed and what would be feasible. */
 export class InfeasibleError extends VlmAttentionError {
+  /** Always `'InfeasibleError'`. */
   override name = 'InfeasibleError';
   constructor(
     message: string,

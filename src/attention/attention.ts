@@ -8,19 +8,21 @@ import { type BackendName, type DeviceTensor, type HostBackend, getBackend, isDe
 import { type AttentionOptions, type AttentionPlan, type VarlenOptions, planAttention, planAttentionVarlen } from './plan.js';
 import { canonical, checkOut, outputShapes } from './views.js';
 
+/** Where `attention` / `attentionVarlen` run on host tensors, and optional preallocated outputs. */
 export interface RunOptions {
   /** 'auto' (default: WebAssembly SIMD, else TypeScript), 'wasm', 'cpu-ts', 'webgpu', or a backend object. */
   backend?: BackendName | HostBackend;
   /** Preallocated output (shape of the result; dtype of q). */
   out?: Tensor;
-  /** Preallocated log-sum-exp output (f32). */
+  /** Preallocated log-sum-exp output (f32, the shape of `AttentionResult.lse`); giving it implies `returnLse`. */
   lseOut?: Tensor;
 }
 
+/** The result of `attention` / `attentionVarlen` on host tensors. */
 export interface AttentionResult {
   /** [batch, seqLenQ, numHeads, headDimV] (BSHD) or [batch, numHeads, seqLenQ, headDimV] (BHSD); varlen: [totalQ, numHeads, headDimV]. */
   out: Tensor;
-  /** Natural-log log-sum-exp of the scaled scores: [batch, numHeads, seqLenQ] (varlen: [numHeads, totalQ]); −∞ on fully masked rows. */
+  /** Natural-log log-sum-exp of the scaled scores: [batch, numHeads, seqLenQ] (varlen: [numHeads, totalQ]), f32; −∞ on fully masked rows. Present with `returnLse` or `lseOut`. */
   lse?: Tensor;
 }
 
@@ -69,13 +71,17 @@ export async function attention(q: Tensor | DeviceTensor, k: Tensor | DeviceTens
   return execute(plan, q, k as Tensor, v as Tensor, opts);
 }
 
+/** Run options of a call on device tensors (GpuTensor): the tensors' backend runs it. */
 export interface DeviceRunOptions {
   /** Ignored for device tensors: the backend that owns them runs the call. */
   backend?: BackendName | HostBackend;
 }
 
+/** The result of a call on device tensors: device tensors, read back with `toTensor()`. */
 export interface DeviceAttentionResult {
+  /** Output in the layout of q (BSHD, or a BHSD view for layout 'bhsd'), headDimV wide. */
   out: DeviceTensor;
+  /** Natural-log log-sum-exp [batch, numHeads, seqLenQ] (f32), with `returnLse`. */
   lse?: DeviceTensor;
 }
 

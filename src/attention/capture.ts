@@ -22,17 +22,30 @@ import { GpuTensor, prepareGpuAttention } from '../kernels/webgpu/attention-gpu.
 import { gpuContext } from '../kernels/webgpu/device.js';
 import { type WasmCapture, runWasm } from '../kernels/cpu/wasm-backend.js';
 
+/**
+ * Options of the capture calls (`probabilityRows`, `columnSums`, `headMeans`, `topKeys`,
+ * `probabilityMatrix`). The score options must match the forward pass whose probabilities are wanted.
+ */
 export interface CaptureOptions {
+  /** Softmax scale, as in `attention` (default 1/√headDim). */
   scale?: number;
+  /** Soft cap, as in `attention` (default 0, off). */
   softcap?: number;
+  /** Mask, as in `attention`; masked entries of P are 0. */
   mask?: Mask | null;
+  /** Shorthand for `mask: causal()` (bottom-right aligned), intersected with `mask`. */
   causal?: boolean;
+  /** Layout of q and k: 'bshd' (default) or 'bhsd'. Outputs and `lse` have the same shapes either way. */
   layout?: Layout;
   /** The forward pass's log-sum-exp [batch, numHeads, seqLenQ]; computed when absent. */
   lse?: Tensor;
   /** Query heads to include (default: all). */
   heads?: readonly number[];
-  /** Backend for the LSE forward pass when lse is absent. */
+  /**
+   * Backend (default 'auto'). It also picks where P is recomputed: 'webgpu' on the GPU, 'wasm' column
+   * sums (and head means) in the SIMD kernel, anything else in TypeScript on the host. When `lse` is
+   * absent, its forward pass runs on this backend too.
+   */
   backend?: BackendName;
 }
 

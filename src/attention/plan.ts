@@ -9,10 +9,17 @@ import type { Layout } from '../tensor/tensor.js';
 
 /** What validation needs to know of a tensor (host or GPU). */
 export interface TensorLike {
+  /** Dimensions in the call's layout, e.g. [batch, seqLen, numHeads, headDim] for BSHD. */
   readonly shape: readonly number[];
+  /** Element type; q, k and v must share it. */
   readonly dtype: DType;
 }
 
+/**
+ * Options of `attention` (all but `layout` also apply to `attentionVarlen`). Scores are
+ * q·kᵀ·scale, soft-capped when softcap > 0, then masked. Causal masks align bottom-right when
+ * seqLenQ ≠ seqLenK; fully masked rows output 0 (log-sum-exp −∞).
+ */
 export interface AttentionOptions {
   /** Softmax scale; default 1/√headDim. */
   scale?: number;
@@ -28,6 +35,12 @@ export interface AttentionOptions {
   returnLse?: boolean;
 }
 
+/**
+ * Options of `attentionVarlen`: AttentionOptions without `layout` (packed tensors are
+ * [totalTokens, heads, dim]) plus the sequence boundaries. Masks apply per sequence, each aligned
+ * bottom-right on its own lengths; a `documents` mask is refused (the boundaries already separate
+ * the sequences).
+ */
 export interface VarlenOptions extends Omit<AttentionOptions, 'layout'> {
   /** Cumulative query lengths [numSeqs + 1], starting at 0 (FlashAttention's cu_seqlens_q). */
   cuSeqlensQ: ArrayLike<number>;
@@ -35,30 +48,49 @@ export interface VarlenOptions extends Omit<AttentionOptions, 'layout'> {
   cuSeqlensK?: ArrayLike<number>;
 }
 
+/**
+ * A validated, frozen attention call: what `planAttention` / `planAttentionVarlen` return and the
+ * only thing backends see. Dense plans describe a uniform batch with the same boundary fields as
+ * varlen ones, so kernels address both alike.
+ */
 export interface AttentionPlan {
+  /** Whether q/k/v are packed [totalTokens, heads, dim] (attentionVarlen) rather than 4-D. */
   readonly varlen: boolean;
   /** Dense: batch; varlen: number of sequences. */
   readonly batch: number;
   /** Dense: seqLenQ; varlen: the longest query sequence. */
   readonly seqLenQ: number;
+  /** Dense: seqLenK; varlen: the longest key sequence. */
   readonly seqLenK: number;
+  /** Query heads. */
   readonly numHeads: number;
+  /** K/V heads; divides numHeads (MHA: equal, MQA: 1). */
   readonly numKvHeads: number;
   /** numHeads / numKvHeads: query heads sharing one KV head. */
   readonly groupSize: number;
+  /** Channels per head of q and k (1..256). */
   readonly headDim: number;
+  /** Channels per head of v and the output (1..256). */
   readonly headDimV: number;
+  /** The softmax scale, default applied (1/√headDim). */
   readonly scale: number;
+  /** The soft cap; 0 = off. */
   readonly softcap: number;
+  /** The effective mask: `mask`, intersected with `causal()` when `causal` was set; null = none. */
   readonly mask: Mask | null;
+  /** The dtype q, k and v share; also the output's. */
   readonly dtype: DType;
+  /** The layout of the caller's q/k/v/out; 'bshd' for varlen plans. */
   readonly layout: Layout;
+  /** Whether the caller asked for the log-sum-exp. */
   readonly returnLse: boolean;
   /** Varlen boundaries (dense plans: [0, Sq, 2Sq, …] for uniform batches). */
   readonly cuSeqlensQ: Int32Array;
+  /** Key boundaries, [batch + 1] (dense plans: [0, Sk, 2Sk, …]). */
   readonly cuSeqlensK: Int32Array;
-  /** Total rows of q / k (dense: batch·seqLen). */
+  /** Total rows of q and the output (dense: batch·seqLenQ). */
   readonly totalQ: number;
+  /** Total rows of k and v (dense: batch·seqLenK). */
   readonly totalK: number;
 }
 

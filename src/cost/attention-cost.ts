@@ -33,6 +33,7 @@ import { decodePath } from '../kernels/cpu/paths.js';
  * kernel module so that the static calculator page stays small).
  */
 export const CPU_PREFILL_TILE_Q = 64;
+/** Keys per KV tile of the CPU kernels, on both paths (see CPU_PREFILL_TILE_Q). */
 export const CPU_TILE_K = 64;
 
 /** Softmax FLOPs counted per visited element (scale, max, subtract, exp, sum). */
@@ -54,14 +55,17 @@ export interface AttentionShape {
   seqLenQ?: number;
   /** Key length (dense); default seqLenQ. */
   seqLenK?: number;
+  /** Query heads. */
   numHeads: number;
   /** Default numHeads (MHA); fewer for GQA/MQA (numHeads % numKvHeads == 0). */
   numKvHeads?: number;
+  /** Head dim of q and k, 1..256. */
   headDim: number;
   /** Value head dim; default headDim. */
   headDimV?: number;
   /** Storage dtype of q, k, v and out; default 'f16'. */
   dtype?: DType;
+  /** Any mask from `masks/`; default null (no mask: every tile visited). */
   mask?: Mask | null;
   /** Shorthand for a bottom-right causal mask (intersected with `mask`). */
   causal?: boolean;
@@ -77,6 +81,7 @@ export interface AttentionShape {
   pagedBlockSizeTokens?: number;
 }
 
+/** How `attentionCost` counts: which tiles, and the standard kernel's score dtype. */
 export interface CostOptions {
   /** 'cpu' (default): the CPU kernels' prefill/decode tiles; or { tileQ, tileK }. */
   tiling?: TilingSpec;
@@ -86,20 +91,26 @@ export interface CostOptions {
   pagedBlockSizeTokens?: number;
 }
 
+/** The tiles a kernel visits, from the same tile classifier (`planTiles`) the kernels use. */
 export interface AttentionTiling {
   /** 'prefill' / 'decode' for the CPU kernels' paths, 'custom' for explicit tile sizes. */
   path: 'prefill' | 'decode' | 'custom';
+  /** Query rows per tile (decode: seqLenQ, one tile row per sequence). */
   tileQ: number;
+  /** Keys per tile. */
   tileK: number;
   /**
    * Tiles the kernel visits, in the kernel's own unit (what `lastKernelStats.visitedTiles` reports):
    * per query head for prefill and custom tiles, per KV head for decode (a GQA group shares a tile).
    */
   visitedTiles: number;
+  /** Visited tiles with no masked element (unit of visitedTiles). */
   fullTiles: number;
+  /** Visited tiles where the kernel evaluates the mask per element (unit of visitedTiles). */
   partialTiles: number;
   /** All tiles of the Sq×Sk grids in the same unit; visitedTiles / totalTiles is the visited fraction. */
   totalTiles: number;
+  /** visitedTiles / totalTiles, 0..1 (0 when there are no tiles). */
   visitedFraction: number;
   /** (query, key) pairs inside visited tiles, summed over sequences, per query head. */
   visitedElements: number;
@@ -107,8 +118,11 @@ export interface AttentionTiling {
   denseElements: number;
 }
 
+/** Counted FLOPs of one call, all heads and sequences: each visited element of a visited tile, masked or not. */
 export interface AttentionFlops {
+  /** QKᵀ: 2·headDim per visited element per query head. */
   qk: number;
+  /** PV: 2·headDimV per visited element per query head. */
   pv: number;
   /** Elementwise softmax (+softcap) and the online rescale. */
   softmax: number;
@@ -124,26 +138,39 @@ export interface AttentionFlops {
   nominalDense: number;
 }
 
+/** Minimum HBM traffic of one kernel, in bytes. */
 export interface KernelBytes {
+  /** Q read: flash, once per query head for Q tiles with work; standard, every row. */
   q: number;
+  /** K read: flash, once per KV head for visited KV tiles; standard, once per query head (as after repeat_kv). */
   k: number;
+  /** V read, counted as k (with headDimV). */
   v: number;
+  /** O written, every row (fully masked rows write zeros). */
   o: number;
+  /** f32 log-sum-exp written, 4·numHeads·totalQ; 0 without returnLse. */
   lse: number;
-  /** Paged KV block tables (int32). */
+  /** Paged KV block tables: 4 bytes (int32) per block of each sequence; 0 when not paged. */
   blockTable: number;
-  /** Standard kernel only: S written then read, P written then read. */
+  /** Standard kernel only: S written then read, P written then read: 4·numHeads·Sq·Sk elements of scoreDtype (flash: 0). */
   scores: number;
+  /** Sum of the fields above. */
   total: number;
 }
 
+/** What `attentionCost` returns: FLOPs, minimum bytes and visited tiles of one attention call. */
 export interface AttentionCost {
-  /** The validated call (dims, dtype, mask description). */
+  /**
+   * The validated call (dims, dtype, mask description). Varlen: batch is the number of sequences,
+   * seqLenQ/seqLenK the longest ones, totalQ/totalK the packed rows; groupSize = numHeads / numKvHeads.
+   */
   shape: {
     batch: number; seqLenQ: number; seqLenK: number; numHeads: number; numKvHeads: number; groupSize: number;
     headDim: number; headDimV: number; dtype: DType; mask: string; varlen: boolean; totalQ: number; totalK: number;
   };
+  /** Tiles visited, in the kernel's own unit. */
   tiling: AttentionTiling;
+  /** Counted FLOPs, plus the benchmarks' nominal count. */
   flops: AttentionFlops;
   /** Minimum HBM traffic: flash (Q, K, V read once, O and LSE written once) and standard (S and P materialised). */
   bytes: { flash: KernelBytes; standard: KernelBytes };
@@ -352,5 +379,5 @@ export function attentionCostFromPlan(plan: AttentionPlan, opts: CostOptions = {
  */
 export function attentionCost(shape: AttentionShape, opts: CostOptions = {}): AttentionCost {
   const plan = planAttentionShape(shape);
-  return attentionCostFromPlan(plan, { pagedBlockSizeTokens: shape.pagedBlockSizeTokens, ...opts });
+  return attentionCostFromPlan(plan, { ...opts, pagedBlockSizeTokens: opts.pagedBlockSizeTokens ?? shape.pagedBlockSizeTokens });
 }

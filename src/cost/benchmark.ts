@@ -35,21 +35,32 @@ import { type DeviceProfile, type DtypePeaks, type Figure, DEVICE_PROFILES, chec
 import { type RooflineResult, attentionRoofline } from './roofline.js';
 import { checkKeys, dim, oneOf, positive } from './validate.js';
 
+/** The schema id a benchmark JSON carries in `schema` (the format above). */
 export const BENCH_SCHEMA = 'vlm-attention-bench/1';
 
 /** A JSON-friendly attention shape (the benchmark and config-file form). */
 export interface JsonAttentionShape {
+  /** Default 1. */
   batch?: number;
   seqLenQ: number;
+  /** Default seqLenQ. */
   seqLenK?: number;
   numHeads: number;
+  /** Default numHeads (MHA). */
   numKvHeads?: number;
   headDim: number;
+  /** Default headDim. */
   headDimV?: number;
+  /** 'f32', 'f16' or 'bf16'; default 'f16'. */
   dtype?: string;
+  /** Bottom-right causal mask. Default false. */
   causal?: boolean;
-  /** Sliding window to the left (keys i−window..i), combined with causal when set. */
+  /**
+   * Sliding window: query i sees keys from i − window on (bottom-right aligned), up to i with causal,
+   * to the last key without.
+   */
   window?: number;
+  /** > 0 adds the softcap FLOPs. */
   softcap?: number;
 }
 
@@ -73,29 +84,49 @@ export function shapeFromJson(j: unknown, path = 'shape'): AttentionShape {
   };
 }
 
+/** One measured kernel time of a benchmark JSON. */
 export interface BenchResult {
+  /** Row label, echoed in PredictionRow.name. */
   name: string;
+  /** Measured time of one call, milliseconds. */
   ms: number;
   shape: JsonAttentionShape;
+  /** Unit the kernel ran on, which picks the peak; absent: tensor when the profile has one for the dtype, else vector. */
   unit?: 'tensor' | 'vector';
+  /** Which kernel's minimum bytes the prediction uses; default 'flash'. */
   kernel?: 'flash' | 'standard';
+  /** Free-form label (e.g. the kernel variant); not read by the model. */
   variant?: string;
 }
 
+/** A benchmark's measured ceilings and kernel times (schema `vlm-attention-bench/1`, above); unknown keys are rejected. */
 export interface BenchmarkJson {
+  /** Must be BENCH_SCHEMA. */
   schema: typeof BENCH_SCHEMA;
+  /** Display name of the measured device (required). */
   device: string;
+  /** Profile key; default: `device` in kebab case + `-measured`. */
   name?: string;
+  /** How the device was reached, e.g. `webgpu`; default the base profile's, else `unknown`. */
   api?: string;
+  /**
+   * A built-in profile for what the benchmark does not measure: memory size, on-chip memory, L2 and kind,
+   * their labels kept. Without it those are 1-byte `derived` placeholders and kind is 'gpu'.
+   */
   base?: string;
+  /** When it was measured, e.g. `2026-11-29`; shown in the sources and the display name. */
   date?: string;
+  /** Measured ceilings: FLOP/s per input dtype and unit, bandwidth in bytes/s. */
   ceilings: {
     f32?: { tensor?: number; vector?: number };
     f16?: { tensor?: number; vector?: number };
     bf16?: { tensor?: number; vector?: number };
+    /** Main-memory bandwidth, bytes/s (required). */
     bandwidth: number;
+    /** Notes appended to a figure's source, keyed `f16.tensor`, `f32.vector`, `bandwidth`, …. */
     sources?: Record<string, string>;
   };
+  /** Measured kernel times for `comparePredictions`. */
   results?: BenchResult[];
 }
 
@@ -168,15 +199,20 @@ export function profileFromBenchmark(json: string | object): DeviceProfile {
   });
 }
 
+/** One benchmark row against the model: measured and predicted times in milliseconds. */
 export interface PredictionRow {
+  /** The BenchResult's name. */
   name: string;
   measuredMs: number;
+  /** The roofline lower bound, or the leave-one-out estimate (see `calibration`). */
   predictedMs: number;
   /** measured / predicted: ≥ 1 when the prediction is a true lower bound. */
   ratio: number;
   /** max(ratio, 1/ratio) ≤ 2. */
   within2x: boolean;
+  /** The ceiling roofline's bound, also under leave-one-out. */
   bound: 'compute' | 'memory';
+  /** Counted FLOPs per byte of the row's kernel (FLOP/B). */
   intensity: number;
   /** Counted FLOPs / measured time. */
   achievedFlopsPerSecond: number;
@@ -189,11 +225,15 @@ export interface PredictionRow {
   calibration: 'ceiling' | 'leave-one-out';
   /** With leave-one-out: the shapes whose sustained rates were used, and that rate (FLOP/s). */
   calibratedFrom?: string[];
+  /** With leave-one-out: the median matrix FLOP/s of calibratedFrom. */
   calibratedFlopsPerSecond?: number;
+  /** The ceiling roofline on the profile's peaks, whichever calibration. */
   roofline: RooflineResult;
 }
 
+/** Options of `comparePredictions`. */
 export interface CompareOptions {
+  /** Tiles for the FLOP count; default { tileQ: 64, tileK: 64 }, not 'cpu'. */
   tiling?: TilingSpec;
   /**
    * 'ceiling' (default): predictions are roofline lower bounds on the profile's peaks. 'leave-one-out':
@@ -274,8 +314,11 @@ export const BENCHMARK_SHAPES: Readonly<Record<'cpu' | 'gpu', readonly { name: s
   ],
 });
 
+/** The lower bound of one BENCHMARK_SHAPES entry on a device. */
 export interface ShapePrediction {
+  /** The shape's name in BENCHMARK_SHAPES. */
   name: string;
+  /** The shape, with the dtype used filled in. */
   shape: JsonAttentionShape;
   roofline: RooflineResult;
   /** Nominal FLOPs (benchmark convention) over the lower bound: the FLOP/s a benchmark would report at the bound. */

@@ -14,13 +14,18 @@ import { type LlmConfig, encoderFlops, llmConfig, llmFlops } from './models.js';
 import { type ImageSize, type TokenizerName, type VisualTokenOptions, visualTokens } from './visual-tokens.js';
 import { checkKeys, dim, dimOr, oneOf } from './validate.js';
 
+/** A VLM for `budgetSavings`: its tokeniser, vision encoder and LLM. */
 export interface VlmPreset {
+  /** Key in VLM_PRESETS. */
   name: string;
   tokenizer: TokenizerName;
+  /** Key in ENCODERS. */
   encoder: string;
+  /** Key in LLMS. */
   llm: string;
 }
 
+/** The VLMs `budgetSavings` knows, by name. */
 export const VLM_PRESETS: Readonly<Record<string, VlmPreset>> = Object.freeze({
   'llava-1.5-7b': { name: 'llava-1.5-7b', tokenizer: 'clip-vit-l14-336', encoder: 'clip-vit-l14', llm: 'vicuna-7b' },
   'llava-next-7b': { name: 'llava-next-7b', tokenizer: 'llava-next', encoder: 'clip-vit-l14', llm: 'vicuna-7b' },
@@ -29,6 +34,7 @@ export const VLM_PRESETS: Readonly<Record<string, VlmPreset>> = Object.freeze({
   'internvl2-8b': { name: 'internvl2-8b', tokenizer: 'internvl', encoder: 'internvit-300m', llm: 'internlm2.5-7b' },
 });
 
+/** Input of `budgetSavings`: a model, an image, and the visual-token budget. */
 export interface BudgetSavingsInput {
   /** A VLM preset name (see VLM_PRESETS). */
   model: string;
@@ -46,12 +52,17 @@ export interface BudgetSavingsInput {
   dtype?: DType;
   /** KV-cache dtype; default the compute dtype. */
   kvDtype?: KvCacheDType;
+  /** Sequences, one image each; default 1. */
   batch?: number;
+  /** Options of the preset's tokeniser (see VisualTokenOptions). */
   tokenizerOptions?: VisualTokenOptions;
+  /** Tiles for the attention counts; default 'cpu'. */
   tiling?: TilingSpec;
 }
 
+/** One side of the comparison (native or budget): token counts per sequence, FLOPs and bytes over the batch. */
 export interface BudgetSide {
+  /** Visual tokens the LLM gets per image: the native count or the budget. */
   visualTokens: number;
   /** visual + text tokens at prefill. */
   prefillTokens: number;
@@ -65,18 +76,23 @@ export interface BudgetSide {
   decodeStepKvBytes: number;
 }
 
+/** What `budgetSavings` returns: both sides, their difference and their ratio. */
 export interface BudgetSavings {
+  /** The preset's name. */
   model: string;
+  /** The LLM config's name. */
   llm: string;
   /** The native tokenisation. */
   baseline: BudgetSide;
+  /** With `budget` visual tokens. */
   withBudget: BudgetSide;
   /** baseline − withBudget (negative when the budget exceeds the native count). */
   saved: { visualTokens: number; attentionFlops: number; llmFlops: number; kvBytes: number; decodeStepKvBytes: number };
-  /** withBudget / baseline. */
+  /** withBudget / baseline (1 when both are 0, Infinity when only the baseline is). */
   ratio: { attentionFlops: number; llmFlops: number; kvBytes: number };
-  /** Vision encoder FLOPs (unchanged by the budget). */
+  /** Vision encoder FLOPs over the batch (unchanged by the budget). */
   encoderFlops: number;
+  /** How the native count was reached (VisualTokens.detail). */
   tokenizerDetail: string;
 }
 

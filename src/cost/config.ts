@@ -33,23 +33,37 @@ import { formatBytes, formatFlops, formatSeconds } from './units.js';
 import { type VisualTokenOptions, type VisualTokens, visualTokens } from './visual-tokens.js';
 import { checkKeys, dim, oneOf } from './validate.js';
 
+/** Input of `runCostConfig` (the YAML above): one optional section per calculation. */
 export interface CostConfig {
+  /** Device names for the attention roofline; default ['h200']. */
   devices?: string[];
+  /** Which kernel's minimum bytes the roofline uses; default 'flash'. */
   kernel?: 'flash' | 'standard';
+  /** Compute unit for the roofline; default 'auto'. */
   unit?: 'auto' | 'tensor' | 'vector';
+  /** A JsonAttentionShape plus `tiling`: 'cpu' (default), 'cpu-prefill', 'cpu-decode' or { tileQ, tileK }. */
   attention?: Record<string, unknown>;
+  /** A KvCacheInput plus `memory` and `reserved` (bytes or sizes such as `80GB`); `memory` adds maxBatch. */
   kv?: Record<string, unknown>;
+  /** The arguments of `visualTokens`. */
   tokens?: { tokenizer: string; image?: { width: number; height: number }; options?: VisualTokenOptions };
+  /** The input of `budgetSavings`. */
   budget?: BudgetSavingsInput;
 }
 
+/** What `runCostConfig` returns: a result for each section the config has. */
 export interface CostReport {
+  /** The cost, and one roofline per device in config order. */
   attention?: { cost: AttentionCost; roofline: (RooflineResult & { kernel: 'flash' | 'standard' })[] };
+  /** The size; maxBatch when the config gives `memory`. */
   kv?: { size: KvCacheSize; maxBatch?: MaxBatchResult };
+  /** `visualTokens` of the tokens section. */
   tokens?: VisualTokens;
+  /** `budgetSavings` of the budget section. */
   budget?: BudgetSavings;
 }
 
+/** The top-level keys a cost config may have; any other → ValueError. */
 export const COST_CONFIG_KEYS = ['devices', 'kernel', 'unit', 'attention', 'kv', 'tokens', 'budget'] as const;
 const KV_KEYS = ['numLayers', 'numKvHeads', 'numHeads', 'headDim', 'headDimV', 'seqLen', 'batch', 'dtype', 'blockSizeTokens', 'sharedPrefixTokens', 'memory', 'reserved'];
 

@@ -13,25 +13,37 @@ import { ValueError } from '../errors.js';
 import type { DType } from '../tensor/dtype.js';
 import { checkKeys, positive } from './validate.js';
 
+/** Where a figure comes from: the vendor's datasheet (dense), a measurement, or arithmetic on published facts. */
 export type FigureLabel = 'datasheet' | 'measured' | 'derived';
 
 /** One number with its provenance. Units: FLOP/s, bytes/s or bytes. */
 export interface Figure {
+  /** The number in base units (FLOP/s, bytes/s or bytes), > 0. */
   readonly value: number;
+  /** datasheet, measured or derived. */
   readonly label: FigureLabel;
+  /** The document, measurement or formula behind the value. */
   readonly source: string;
 }
 
 /** Peak rates of one dtype: on tensor/matrix units (absent if none) and on vector ALUs. */
 export interface DtypePeaks {
+  /** FLOP/s on matrix units (tensor cores, subgroup matrix); on NVIDIA, f32 means TF32. */
   readonly tensor?: Figure;
+  /** FLOP/s on ordinary vector ALUs (FMA counted as 2 FLOPs). */
   readonly vector?: Figure;
 }
 
+/**
+ * A device for the roofline: peak FLOP/s, memory bandwidth and sizes, each a labelled Figure
+ * (datasheet, measured or derived). Pass one anywhere a device name is accepted; `checkProfile` validates it.
+ */
 export interface DeviceProfile {
   /** Lookup key, e.g. `h100`. */
   readonly name: string;
+  /** Human-readable name, e.g. `NVIDIA H100 SXM5 80GB`. */
   readonly displayName: string;
+  /** 'gpu' discrete GPU, 'cpu', or 'soc' for a GPU sharing memory with the CPU (Apple M-series). */
   readonly kind: 'gpu' | 'cpu' | 'soc';
   /** How the figures are reached, e.g. `cuda`, `webgpu`, `wasm-simd`. */
   readonly api: string;
@@ -45,6 +57,7 @@ export interface DeviceProfile {
   readonly onChipBytes: Figure;
   /** Last-level cache, bytes (where published). */
   readonly l2Bytes?: Figure;
+  /** Caveats that apply to the whole profile (e.g. which dtypes the API lacks). */
   readonly notes?: string;
 }
 
@@ -71,6 +84,11 @@ const CPU2_MEASURED = "measured 2026-11-29 with measureCpu() on the project's sh
 const CPU2_FMA_FLOPS = 58.2e9; // fmaPeak on 2 threads at once, best of 3 (single thread: 33.0 GFLOP/s)
 const CPU2_COPY_BYTES = 16.7e9; // 64 MiB Float32Array copy, read + write bytes, one thread
 
+/**
+ * The built-in profiles by name (keys as `listDevices()` lists them). NVIDIA and Apple figures are mostly
+ * datasheet, derived where the vendor publishes none (M3/M4 TFLOPS); `cpu-generic` is derived; `h200-webgpu`
+ * and `cpu-wasm-2core` are measured. The table is in docs/cost.md.
+ */
 export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.freeze({
   a100: {
     name: 'a100', displayName: 'NVIDIA A100 SXM4 80GB', kind: 'gpu', api: 'cuda',

@@ -17,15 +17,21 @@ import { ValueError } from '../errors.js';
 import { checkHeads, dim, dimOr, oneOf } from './validate.js';
 import { parseBytes } from './units.js';
 
+/** Element type of a KV cache: 4, 2, 2 or 1 bytes; int8 adds f32 scales per block and is always paged. */
 export type KvCacheDType = 'f32' | 'f16' | 'bf16' | 'int8';
+/** The KV-cache dtypes `kvCacheSize` accepts. */
 export const KV_CACHE_DTYPES: readonly KvCacheDType[] = ['f32', 'f16', 'bf16', 'int8'];
 
 /** vLLM's default block size (tokens per block). */
 export const DEFAULT_KV_BLOCK_SIZE = 16;
 
+/** A KV cache to size: the model's K/V dims, the sequences, and how they are stored. */
 export interface KvCacheInput {
+  /** Layers, each with its own K and V. */
   numLayers: number;
+  /** K/V heads per layer: numHeads for MHA, fewer for GQA, 1 for MQA. */
   numKvHeads: number;
+  /** Head dim of K (and of V unless headDimV). */
   headDim: number;
   /** Value head dim; default headDim. */
   headDimV?: number;
@@ -43,7 +49,9 @@ export interface KvCacheInput {
   numHeads?: number;
 }
 
+/** Bytes of a KV cache (decimal prefixes when printed: 1 MB = 10^6 bytes). */
 export interface KvCacheSize {
+  /** The dtype used ('f16' when not given). */
   dtype: KvCacheDType;
   /** K + V bytes of one token across all layers, excluding int8 scales. */
   bytesPerToken: number;
@@ -58,11 +66,13 @@ export interface KvCacheSize {
     blocksPerSequence: number;
     /** Shared full blocks, stored once. */
     sharedBlocks: number;
+    /** sharedBlocks + blocksPerSequence · batch. */
     totalBlocks: number;
     /** Bytes of one block across all layers (incl. int8 scales). */
     blockBytes: number;
     /** Allocated but unused token slots (last blocks' waste), over the batch. */
     wasteTokens: number;
+    /** wasteTokens · bytesPerToken (int8 scales not included). */
     wasteBytes: number;
   };
   /** Tokens stored once for the batch thanks to prefix sharing. */
@@ -71,7 +81,7 @@ export interface KvCacheSize {
   scaleBytes: number;
   /** What the cache allocates: paging, waste, sharing and scales included. */
   totalBytes: number;
-  /** Bytes the same batch needs per sequence beyond the shared part (for batch sizing). */
+  /** Bytes each sequence needs beyond the shared part, paging waste and int8 scales included (for batch sizing). */
   perSequenceBytes: number;
   /** Shared bytes (stored once). */
   sharedBytes: number;
@@ -125,6 +135,7 @@ export function kvCacheSize(input: KvCacheInput): KvCacheSize {
   };
 }
 
+/** What `maxBatchForMemory` returns; bytes. */
 export interface MaxBatchResult {
   /** Largest batch whose KV cache fits (0 if not even one sequence fits). */
   batch: number;
@@ -132,7 +143,9 @@ export interface MaxBatchResult {
   availableBytes: number;
   /** KV bytes at that batch. */
   usedBytes: number;
+  /** Bytes each sequence adds (KvCacheSize.perSequenceBytes). */
   perSequenceBytes: number;
+  /** Shared-prefix bytes, stored once whatever the batch. */
   sharedBytes: number;
 }
 
@@ -148,6 +161,7 @@ export function maxBatchForMemory(input: Omit<KvCacheInput, 'batch'> & { memoryB
   const per = one.perSequenceBytes, sharedBytes = one.sharedBytes;
   let batch = 0;
   if (available >= sharedBytes + per) batch = per > 0 ? Math.floor((available - sharedBytes) / per) : Number.MAX_SAFE_INTEGER;
-  const used = batch > 0 ? kvCacheSize({ ...input, batch: Math.min(batch, 2 ** 31) }).totalBytes : 0;
+  // With nothing per sequence (all of it a shared prefix) every batch holds the same bytes: batch 1's.
+  const used = batch > 0 ? kvCacheSize({ ...input, batch: per > 0 ? batch : 1 }).totalBytes : 0;
   return { batch, availableBytes: available, usedBytes: used, perSequenceBytes: per, sharedBytes };
 }

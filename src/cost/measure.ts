@@ -11,18 +11,23 @@ import { cpuRuntime } from '../kernels/cpu/wasm-backend.js';
 import { nodeWorkerThreads } from '../platform/node.js';
 import type { DeviceProfile, Figure } from './devices.js';
 
+/** This CPU's ceilings as `measureCpu()` measured them. */
 export interface CpuMeasurement {
   /** FLOP/s of one thread. */
   singleThreadFlops: number;
   /** FLOP/s of all threads at once. */
   allThreadsFlops: number;
+  /** Kernel threads, the caller's included (the CPU runtime's pool size; 1 without shared memory). */
   threads: number;
   /** Whether allThreadsFlops was measured concurrently (false: single × threads). */
   concurrent: boolean;
   /** bytes/s (read + write) of a large typed-array copy on one thread. */
   copyBytesPerSecond: number;
+  /** The WebAssembly kernel build: 'relaxed-simd', 'simd128' or 'simd128-single'. */
   variant: string;
+  /** `Node <version>` or `browser`. */
   runtime: string;
+  /** Day of the measurement, YYYY-MM-DD (UTC). */
   date: string;
 }
 

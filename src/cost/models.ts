@@ -14,15 +14,21 @@ import type { DType } from '../tensor/dtype.js';
 import { type TilingSpec, attentionCost } from './attention-cost.js';
 import { checkHeads, checkKeys, dim, dimOr } from './validate.js';
 
+/** A vision encoder (ViT) as the FLOP model needs it; the built-in ones are in ENCODERS. */
 export interface EncoderConfig {
+  /** Key in ENCODERS, or your own label. */
   name: string;
+  /** Transformer layers. */
   numLayers: number;
+  /** Model width d. */
   hiddenSize: number;
+  /** Attention heads; headDim = hiddenSize / numHeads, which must divide. */
   numHeads: number;
   /** MLP inner width. */
   intermediateSize: number;
   /** Gated MLP (three matrices) instead of two. Default false. */
   gatedMlp?: boolean;
+  /** Patch side in pixels. */
   patchSize: number;
   /** Input channels × temporal patch (3, or 3·2 for Qwen2-VL's temporal patch of 2). */
   patchChannels: number;
@@ -30,17 +36,27 @@ export interface EncoderConfig {
   projector: readonly (readonly [number, number])[];
 }
 
+/** An LLM as the FLOP model needs it; the built-in ones are in LLMS. */
 export interface LlmConfig {
+  /** Key in LLMS, or your own label. */
   name: string;
+  /** Decoder layers. */
   numLayers: number;
+  /** Model width d. */
   hiddenSize: number;
+  /** Query heads. */
   numHeads: number;
+  /** K/V heads: numHeads for MHA, fewer for GQA; must divide numHeads. */
   numKvHeads: number;
+  /** Per head; need not be hiddenSize / numHeads. */
   headDim: number;
+  /** Inner width of the gated MLP (three matrices). */
   intermediateSize: number;
+  /** LM-head outputs: the logits counted for one token per sequence. */
   vocabSize: number;
 }
 
+/** Built-in vision encoders by name, from each model's published config.json. */
 export const ENCODERS: Readonly<Record<string, EncoderConfig>> = Object.freeze({
   'clip-vit-l14': { name: 'clip-vit-l14', numLayers: 24, hiddenSize: 1024, numHeads: 16, intermediateSize: 4096, patchSize: 14, patchChannels: 3, projector: [[1024, 4096], [4096, 4096]] },
   'siglip-so400m': { name: 'siglip-so400m', numLayers: 27, hiddenSize: 1152, numHeads: 16, intermediateSize: 4304, patchSize: 14, patchChannels: 3, projector: [[1152, 2048]] },
@@ -49,6 +65,7 @@ export const ENCODERS: Readonly<Record<string, EncoderConfig>> = Object.freeze({
   'internvit-300m': { name: 'internvit-300m', numLayers: 24, hiddenSize: 1024, numHeads: 16, intermediateSize: 4096, patchSize: 14, patchChannels: 3, projector: [[4096, 4096], [4096, 4096]] },
 });
 
+/** Built-in LLMs by name, from each model's published config.json. */
 export const LLMS: Readonly<Record<string, LlmConfig>> = Object.freeze({
   'vicuna-7b': { name: 'vicuna-7b', numLayers: 32, hiddenSize: 4096, numHeads: 32, numKvHeads: 32, headDim: 128, intermediateSize: 11008, vocabSize: 32000 },
   'llama-3-8b': { name: 'llama-3-8b', numLayers: 32, hiddenSize: 4096, numHeads: 32, numKvHeads: 8, headDim: 128, intermediateSize: 14336, vocabSize: 128256 },
@@ -73,8 +90,14 @@ export function encoderConfig(v: string | EncoderConfig): EncoderConfig {
   checkKeys(c, ENCODER_KEYS, 'encoder');
   for (const k of ['numLayers', 'hiddenSize', 'numHeads', 'intermediateSize', 'patchSize', 'patchChannels'] as const) dim(c[k], k, { path: 'encoder' });
   if (c.hiddenSize % c.numHeads !== 0) throw new ValueError(`encoder.hiddenSize (${c.hiddenSize}) must be divisible by numHeads (${c.numHeads})`, 'encoder.numHeads');
-  (c.projector ?? []).forEach((l, i) => { dim(l[0], 'in', { path: `encoder.projector[${i}]` }); dim(l[1], 'out', { path: `encoder.projector[${i}]` }); });
-  return c;
+  // A config from JSON may leave the projector out: none (encoderFlops reads it as a list of layers).
+  const projector = c.projector ?? [];
+  if (!Array.isArray(projector)) throw new ValueError('encoder.projector must be a list of [in, out] layer sizes', 'encoder.projector');
+  projector.forEach((l, i) => {
+    if (!Array.isArray(l)) throw new ValueError(`encoder.projector[${i}] must be [in, out]`, 'encoder.projector');
+    dim(l[0], 'in', { path: `encoder.projector[${i}]` }); dim(l[1], 'out', { path: `encoder.projector[${i}]` });
+  });
+  return c.projector ? c : { ...c, projector };
 }
 
 /** Validates an LLM config (by name or object). */
@@ -86,9 +109,11 @@ export function llmConfig(v: string | LlmConfig): LlmConfig {
   return c;
 }
 
+/** FLOPs of a model by part (2 per multiply-add); norms, activations, biases and RoPE not counted. */
 export interface FlopsBreakdown {
   /** QKV and output projections. */
   projections: number;
+  /** MLP: two matrices, or three when gated (LLMs always are). */
   mlp: number;
   /** Attention (QKᵀ, softmax, PV) as the kernels count it. */
   attention: number;
@@ -96,6 +121,7 @@ export interface FlopsBreakdown {
   embedOrHead: number;
   /** Projector into the LLM (encoders only). */
   projector: number;
+  /** Sum of the five parts. */
   total: number;
   /** attention / total. */
   attentionShare: number;
@@ -106,7 +132,9 @@ function breakdown(projections: number, mlp: number, attention: number, embedOrH
   return { projections, mlp, attention, embedOrHead, projector, total, attentionShare: total ? attention / total : 0 };
 }
 
+/** Input of `encoderFlops`: one image through a vision encoder. */
 export interface EncoderFlopsInput {
+  /** A name in ENCODERS, or a config. */
   encoder: string | EncoderConfig;
   /** Positions per encoder pass (patches + CLS), e.g. `visualTokens(...).encoderSeqLen`. */
   seqLen: number;
@@ -114,7 +142,9 @@ export interface EncoderFlopsInput {
   passes?: number;
   /** LLM tokens leaving the projector (after merge / pixel shuffle); default seqLen·passes. */
   outputTokens?: number;
+  /** Passed to `attentionCost` (default 'f16'); FLOP counts do not depend on it. */
   dtype?: DType;
+  /** Tiles for the attention count; default 'cpu'. */
   tiling?: TilingSpec;
 }
 
@@ -134,14 +164,19 @@ export function encoderFlops(input: EncoderFlopsInput): FlopsBreakdown {
   return breakdown(projections, mlp, L * att.flops.total, embed, projector);
 }
 
+/** Input of `llmFlops`: a prefill or decode step through all LLM layers. */
 export interface LlmFlopsInput {
+  /** A name in LLMS, or a config. */
   llm: string | LlmConfig;
   /** New tokens processed (prefill length, or 1 for a decode step). */
   newTokens: number;
   /** Tokens already in the KV cache; default 0. Attention spans pastTokens + newTokens keys, causal. */
   pastTokens?: number;
+  /** Sequences, each with newTokens new tokens; default 1. */
   batch?: number;
+  /** Passed to `attentionCost` (default 'f16'); FLOP counts do not depend on it. */
   dtype?: DType;
+  /** Tiles for the attention count; default 'cpu'. */
   tiling?: TilingSpec;
 }
 

@@ -14,41 +14,58 @@ import type { DType } from '../tensor/dtype.js';
 import type { AttentionCost } from './attention-cost.js';
 import { type DeviceProfile, type Figure, deviceProfile } from './devices.js';
 
+/** Where the matrix FLOPs run: 'tensor' on matrix units (tensor cores, subgroup matrix), 'vector' on ordinary ALUs. */
 export type ComputeUnit = 'tensor' | 'vector';
 
+/** Work of one call, for `roofline`. */
 export interface RooflineInput {
   /** FLOPs for matrix units (QKᵀ, PV, projections). */
   matmulFlops: number;
   /** FLOPs that always run on vector ALUs in f32 (softmax, norms); default 0. */
   vectorFlops?: number;
+  /** Bytes moved to and from main memory (HBM / DRAM). */
   bytes: number;
+  /** Input dtype: picks the profile's peak for the matrix FLOPs. */
   dtype: DType;
 }
 
+/** Options of `roofline`. */
 export interface RooflineOptions {
   /** 'auto' (default): tensor units when the profile has them for the dtype, else vector ALUs. */
   unit?: 'auto' | ComputeUnit;
 }
 
+/** A time lower bound on one device, with the terms and figures behind it. Times in seconds. */
 export interface RooflineResult {
+  /** The profile's name. */
   device: string;
+  /** Input dtype, as given. */
   dtype: DType;
+  /** The unit the matrix FLOPs were placed on ('auto' resolved). */
   unit: ComputeUnit;
+  /** matmulFlops + vectorFlops. */
   flops: number;
+  /** Main-memory bytes, as given. */
   bytes: number;
-  /** FLOPs per byte. */
+  /** flops / bytes (Infinity when bytes is 0). */
   intensity: number;
-  /** Intensity at which compute and memory times are equal (peak / bandwidth). */
+  /** Intensity at which compute and memory times are equal (peak / bandwidth, matrix peak only). */
   ridgeIntensity: number;
+  /** FLOP/s used for the matrix FLOPs: the profile's `unit` peak for `dtype`. */
   peak: Figure;
+  /** FLOP/s used for vectorFlops: the f32 vector peak (else the dtype's vector peak, else `peak`). */
   vectorPeak: Figure;
+  /** The profile's memory bandwidth, bytes/s. */
   bandwidth: Figure;
+  /** matmul / peak, combined with vector / vectorPeak by max on tensor units and by + on vector ALUs. */
   computeSeconds: number;
+  /** bytes / bandwidth. */
   memorySeconds: number;
   /** Lower bound: max(computeSeconds, memorySeconds). */
   seconds: number;
+  /** The larger of the two terms ('compute' on a tie). */
   bound: 'compute' | 'memory';
-  /** flops / seconds: the rate this bound implies. */
+  /** flops / seconds: the rate this bound implies (0 when seconds is 0). */
   flopsPerSecond: number;
 }
 
@@ -97,6 +114,7 @@ export function roofline(input: RooflineInput, device: string | DeviceProfile, o
   };
 }
 
+/** Options of `attentionRoofline`: the compute unit and which kernel's bytes. */
 export interface AttentionRooflineOptions extends RooflineOptions {
   /** 'flash' (default): Q, K, V read once, O written once; 'standard': S and P materialised in HBM. */
   kernel?: 'flash' | 'standard';

@@ -22,39 +22,53 @@
 import { ValueError } from '../errors.js';
 import { checkKeys, dim, dimOr, oneOf } from './validate.js';
 
+/** The tokenisers `visualTokens` counts (what each counts: the module comment above). */
 export const TOKENIZERS = ['clip-vit-l14-224', 'clip-vit-l14-336', 'siglip-so400m-384', 'vit', 'qwen2-vl', 'llava-next', 'internvl'] as const;
+/** One of TOKENIZERS. */
 export type TokenizerName = (typeof TOKENIZERS)[number];
 
+/** An image's size before preprocessing. */
 export interface ImageSize {
+  /** Pixels, integer ≥ 1. */
   width: number;
+  /** Pixels, integer ≥ 1. */
   height: number;
 }
 
+/**
+ * Per-tokeniser options of `visualTokens`; each tokeniser accepts only its own (others → ValueError).
+ * Pixel counts and sizes are in pixels.
+ */
 export interface VisualTokenOptions {
   /** qwen2-vl: default 56·56 = 3,136 (4 tokens). */
   minPixels?: number;
   /** qwen2-vl: default 12,845,056 = 16,384·28² (released preprocessor configs; the class default is 1,003,520). */
   maxPixels?: number;
-  /** qwen2-vl: ViT patch (default 14); vit: patch size. */
+  /** qwen2-vl and vit: patch side in pixels; default 14. */
   patchSize?: number;
   /** qwen2-vl: merge (default 2). */
   mergeSize?: number;
   /** llava-next: [height, width] pinpoints (default LLaVA-NeXT's five). */
   gridPinpoints?: readonly (readonly [number, number])[];
-  /** internvl: tile bounds (default 1..12) and thumbnail (default true). */
+  /** internvl: fewest 448-px tiles; default 1. */
   minTiles?: number;
+  /** internvl: most 448-px tiles; default 12. */
   maxTiles?: number;
+  /** internvl: add a thumbnail pass when there is more than one tile; default true. */
   thumbnail?: boolean;
-  /** vit: input resolution (square) and CLS token. */
+  /** vit: input resolution, square side in pixels (required for vit). */
   imageSize?: number;
+  /** vit: the encoder has a CLS token (counted in encoderSeqLen, dropped for the LLM); default false. */
   cls?: boolean;
 }
 
+/** Visual tokens of one image, for the LLM and for the vision encoder. Special tokens are not counted. */
 export interface VisualTokens {
+  /** The tokeniser counted. */
   tokenizer: TokenizerName;
   /** Visual tokens the LLM receives. */
   llmTokens: number;
-  /** Vision-encoder sequence length per pass (patches + CLS). */
+  /** Vision-encoder sequence length per pass: patches, + CLS where the encoder has one. */
   encoderSeqLen: number;
   /** Encoder passes per image (tiles, base image, thumbnail). */
   encoderPasses: number;
@@ -64,11 +78,13 @@ export interface VisualTokens {
   grid?: { rows: number; cols: number };
   /** Tiling models: tile grid and counts before unpadding. */
   tiles?: { rows: number; cols: number; count: number; thumbnail?: boolean };
+  /** llava-next only: 576·(tiles + 1) features before `spatial_unpad`. */
   beforeUnpad?: number;
   /** Human-readable account of the count. */
   detail: string;
 }
 
+/** LLaVA-NeXT's default AnyRes resolutions, [height, width] in pixels. */
 export const LLAVA_NEXT_PINPOINTS: readonly (readonly [number, number])[] = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]];
 
 /** Python's round(): half to even. */

@@ -20,17 +20,26 @@ import { unzipSync, zipSync } from 'fflate';
 /** Element types of interchange arrays. f16/bf16 are raw bit patterns in a Uint16Array. */
 export type ArrayDType = 'f64' | 'f32' | 'f16' | 'bf16' | 'i8' | 'i16' | 'i32' | 'i64' | 'u8' | 'u16' | 'u32' | 'u64' | 'bool';
 
+/**
+ * Storage of an NdArray, one typed array per dtype: Float64Array (f64), Float32Array (f32),
+ * Uint16Array (f16 and bf16 as raw bits, u16), Int8Array, Int16Array, Int32Array, BigInt64Array (i64),
+ * Uint8Array (u8, bool), Uint32Array, BigUint64Array (u64).
+ */
 export type ArrayData =
   | Float64Array | Float32Array | Uint16Array | Int8Array | Int16Array | Int32Array | BigInt64Array
   | Uint8Array | Uint32Array | BigUint64Array;
 
 /** A dense row-major array with an explicit element type: what .npy and safetensors hold. */
 export interface NdArray {
+  /** Element type; fixes which typed array `data` is (see ArrayData). */
   dtype: ArrayDType;
+  /** Dimensions; [] for a scalar. */
   shape: number[];
+  /** The elements, row-major; length = product of `shape`. */
   data: ArrayData;
 }
 
+/** Every interchange dtype. */
 export const ARRAY_DTYPES: readonly ArrayDType[] = ['f64', 'f32', 'f16', 'bf16', 'i8', 'i16', 'i32', 'i64', 'u8', 'u16', 'u32', 'u64', 'bool'];
 
 /** Bytes per element of an interchange dtype. */
@@ -255,6 +264,7 @@ function parsePyLiteral(src: string, path?: string): PyValue {
   return v;
 }
 
+/** Options of `parseNpy` and `parseNpz`. */
 export interface NpyParseOptions {
   /** File name for error messages. */
   path?: string;

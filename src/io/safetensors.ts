@@ -31,10 +31,13 @@ export const SAFETENSORS_MAX_HEADER_BYTES = 100_000_000;
 
 /** A parsed safetensors file: tensors in file order of their data, and the string metadata. */
 export interface SafetensorsFile {
+  /** Arrays by name, in the order of their data in the file (with `only`, just those). */
   tensors: Map<string, NdArray>;
+  /** The `__metadata__` strings; {} when the file has none. */
   metadata: Record<string, string>;
 }
 
+/** Options of `parseSafetensors`. */
 export interface SafetensorsParseOptions {
   /** File name for error messages. */
   path?: string;
@@ -47,10 +50,11 @@ export function safetensorsDType(dtype: ArrayDType): string {
   return DTYPE_TO_ST[dtype];
 }
 
-interface Entry { name: string; dtype: ArrayDType; shape: number[]; begin: number; end: number }
+/** One tensor of a safetensors header: its name, dtype, shape and byte range [begin, end) in the data section. */
+export interface SafetensorsEntry { name: string; dtype: ArrayDType; shape: number[]; begin: number; end: number }
 
 /** Parses only the header: names, dtypes, shapes and byte ranges, without decoding data. */
-export function parseSafetensorsHeader(bytes: Uint8Array, opts: { path?: string } = {}): { entries: Entry[]; metadata: Record<string, string>; dataStart: number } {
+export function parseSafetensorsHeader(bytes: Uint8Array, opts: { path?: string } = {}): { entries: SafetensorsEntry[]; metadata: Record<string, string>; dataStart: number } {
   const { path } = opts;
   const where = path ? ` (${path})` : '';
   const fail = (msg: string): never => { throw new FormatError(`safetensors${where}: ${msg}`, path); };
@@ -77,7 +81,7 @@ export function parseSafetensorsHeader(bytes: Uint8Array, opts: { path?: string 
   }
   if (!json || typeof json !== 'object' || Array.isArray(json)) fail('header is not a JSON object');
   const metadata: Record<string, string> = {};
-  const entries: Entry[] = [];
+  const entries: SafetensorsEntry[] = [];
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail('__metadata__ must be an object of strings');

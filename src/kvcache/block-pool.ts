@@ -20,7 +20,14 @@ import { BlockQueue, IN_USE } from './free-queue.js';
 const FREE = 1;
 const CACHED = 2;
 
+/**
+ * Metadata of a fixed set of KV blocks (vLLM V1's BlockPool): reference counts, the prefix-cache map
+ * (hash → block) and the free and cached (LRU) queues. Every block is used (refCount > 0), free or
+ * cached, so numUsed + numFree + numCached = numBlocks. A PagedKvCache owns one (`cache.pool`); its
+ * callers check `numAvailable` before `allocate`.
+ */
 export class BlockPool {
+  /** Total blocks, fixed at construction. */
   readonly numBlocks: number;
   private readonly refCounts: Int32Array;
   private readonly hashes: (string | null)[];
@@ -44,14 +51,17 @@ export class BlockPool {
     for (let b = 0; b < numBlocks; b++) this.freeQueue.pushBack(b);
   }
 
+  /** Unreferenced blocks holding no cached content (taken first by allocate). */
   get numFree(): number {
     return this.freeQueue.size;
   }
 
+  /** Unreferenced blocks registered under a hash, kept for prefix hits; evicted LRU when needed. */
   get numCached(): number {
     return this.cachedQueue.size;
   }
 
+  /** Blocks with refCount > 0. */
   get numUsed(): number {
     return this.used;
   }
@@ -61,10 +71,12 @@ export class BlockPool {
     return this.freeQueue.size + this.cachedQueue.size;
   }
 
+  /** References to block `b` (in a PagedKvCache: the block-table entries naming it); 0 when free or cached. */
   refCount(b: number): number {
     return this.refCounts[b]!;
   }
 
+  /** The hash block `b` is registered under in the prefix cache, or null when it is not registered. */
   hashOf(b: number): string | null {
     return this.hashes[b]!;
   }

@@ -13,12 +13,14 @@
 import { ValueError, requireInt } from '../errors.js';
 import { type KvCacheDType, kvCacheSize } from '../cost/kv-cache.js';
 
+/** One row of `kvVariants`: a model's KV bytes under one attention variant. */
 export interface AttentionVariantKv {
+  /** 'MHA': numKvHeads = numHeads; 'GQA': the given numKvHeads; 'MQA': one KV head. */
   readonly variant: 'MHA' | 'GQA' | 'MQA';
   readonly numKvHeads: number;
   /** K + V bytes per token over all layers (int8 scales excluded). */
   readonly bytesPerToken: number;
-  /** Bytes of one sequence of seqLen tokens: contiguous, or whole blocks (scales included) when blockSizeTokens is given. */
+  /** Bytes of one sequence of seqLen tokens: contiguous, or whole blocks (scales included) when blockSizeTokens is given or dtype is int8 (blocks of 16 by default). */
   readonly bytesPerSequence: number;
   /** MHA bytes / these bytes. */
   readonly reduction: number;
@@ -39,10 +41,15 @@ export function kvVariants(opts: { numLayers: number; numHeads: number; numKvHea
   return rows.map((r) => ({ ...r, reduction: rows[0]!.bytesPerSequence / (r.bytesPerSequence || 1) }));
 }
 
+/** `memoryWaste`'s result: paged allocation against contiguous reservation for the same lengths. */
 export interface WasteReport {
+  /** Sequence lengths given. */
   readonly sequences: number;
+  /** Σ lengths: the slots that hold a token. */
   readonly tokens: number;
+  /** ⌈length / blockSizeTokens⌉ blocks per sequence; waste = unusedSlots / allocatedSlots (0 when nothing is allocated). */
   readonly paged: { readonly blockSizeTokens: number; readonly allocatedSlots: number; readonly unusedSlots: number; readonly waste: number };
+  /** maxLength slots reserved per sequence; waste as for paged. */
   readonly contiguous: { readonly maxLength: number; readonly allocatedSlots: number; readonly unusedSlots: number; readonly waste: number };
 }
 

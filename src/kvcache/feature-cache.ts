@@ -17,10 +17,13 @@ import { type DType, bytesPerElement } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { ByteWriter, type PixelData, imageContentHash, sha256, toHex } from './hash.js';
 
+/** What determines an encoder output, hashed by `featureKey`: the image's pixels, the encoder and the preprocessing. */
 export interface FeatureKeyInput {
   /** Decoded pixels (e.g. RGBA bytes), row-major [height, width, channels]. */
   pixels: PixelData;
+  /** Image width in pixels. */
   width: number;
+  /** Image height in pixels. */
   height: number;
   /** Default pixels.length / (width · height). */
   channels?: number;
@@ -60,6 +63,10 @@ export function featureKey(input: FeatureKeyInput): string {
 
 const DTYPE_CODES: readonly DType[] = ['f32', 'f16', 'bf16'];
 
+/**
+ * Serialises a tensor (f32, f16 or bf16, any shape; made contiguous) to the feature stores' wire
+ * format: "VLMF", version 1, dtype code, rank, u32 dims, then the raw elements.
+ */
 export function encodeTensor(t: Tensor): Uint8Array {
   const c = t.contiguous();
   const w = new ByteWriter().u8(0x56).u8(0x4c).u8(0x4d).u8(0x46).u8(1).u8(DTYPE_CODES.indexOf(c.dtype)).u8(c.rank).u8(0);
@@ -68,6 +75,10 @@ export function encodeTensor(t: Tensor): Uint8Array {
   return w.bytes(raw).view().slice();
 }
 
+/**
+ * Parses `encodeTensor`'s format into a Tensor with its own copy of the data. Throws FormatError
+ * naming `source` (e.g. the store key) on a bad magic, version, dtype code, header or length.
+ */
 export function decodeTensor(bytes: Uint8Array, source = 'store'): Tensor {
   const bad = (why: string) => new FormatError(`feature entry from ${source} is not a valid tensor: ${why}`, source);
   if (bytes.length < 8 || bytes[0] !== 0x56 || bytes[1] !== 0x4c || bytes[2] !== 0x4d || bytes[3] !== 0x46) throw bad('bad magic');
@@ -91,9 +102,13 @@ export function decodeTensor(bytes: Uint8Array, source = 'store'): Tensor {
 
 /** A shared (or local) key → tensor store. Implementations may throw; the cache treats that as unavailable. */
 export interface FeatureStore {
+  /** Short name for warnings (e.g. 'memory', 'redis'). */
   readonly name: string;
+  /** The tensor stored under `key`, or undefined when there is none. */
   get(key: string): Promise<Tensor | undefined>;
+  /** Stores `value` under `key`, replacing any entry. */
   set(key: string, value: Tensor): Promise<void>;
+  /** Removes `key`; a missing key is not an error. */
   delete(key: string): Promise<void>;
 }
 
@@ -103,23 +118,28 @@ function tensorBytes(t: Tensor): number {
 
 /** In-memory LRU bounded in bytes (Map insertion order is the recency order). */
 export class MemoryFeatureStore implements FeatureStore {
+  /** 'memory', for warnings. */
   readonly name = 'memory';
   private readonly entries = new Map<string, Tensor>();
   private used = 0;
+  /** Entries dropped to stay within maxBytes (cumulative). */
   evictions = 0;
 
-  constructor(readonly maxBytes: number) {
+  constructor(/** Bound on the bytes of tensor data held (elements · bytes per element; keys not counted); ≥ 0. */ readonly maxBytes: number) {
     if (typeof maxBytes !== 'number' || !(maxBytes >= 0)) throw new ValueError(`maxBytes must be a number ≥ 0, got ${maxBytes}`, 'maxBytes');
   }
 
+  /** Bytes of tensor data held now (≤ maxBytes). */
   get bytes(): number {
     return this.used;
   }
 
+  /** Entries held now. */
   get size(): number {
     return this.entries.size;
   }
 
+  /** Whether `key` is held; does not change its recency. */
   has(key: string): boolean {
     return this.entries.has(key);
   }
@@ -131,7 +151,10 @@ export class MemoryFeatureStore implements FeatureStore {
     return t;
   }
 
-  /** Inserts (or refreshes) an entry, evicting least recently used ones to stay within maxBytes. An entry larger than maxBytes is not kept. */
+  /**
+   * Inserts (or refreshes) an entry, evicting least recently used ones to stay within maxBytes. An
+   * entry larger than maxBytes is not kept (returns false) and drops any older entry under `key`.
+   */
   setSync(key: string, value: Tensor): boolean {
     const b = tensorBytes(value);
     this.deleteSync(key);
@@ -146,6 +169,7 @@ export class MemoryFeatureStore implements FeatureStore {
     return true;
   }
 
+  /** Removes `key` if held. */
   deleteSync(key: string): void {
     const t = this.entries.get(key);
     if (!t) return;
@@ -158,19 +182,23 @@ export class MemoryFeatureStore implements FeatureStore {
     return [...this.entries.keys()];
   }
 
+  /** `getSync`, as a promise (marks the entry most recently used). */
   async get(key: string): Promise<Tensor | undefined> {
     return this.getSync(key);
   }
 
+  /** `setSync`, as a promise; an entry larger than maxBytes is silently not kept. */
   async set(key: string, value: Tensor): Promise<void> {
     this.setSync(key, value);
   }
 
+  /** `deleteSync`, as a promise. */
   async delete(key: string): Promise<void> {
     this.deleteSync(key);
   }
 }
 
+/** Options of `VisionFeatureCache`; all optional. */
 export interface VisionFeatureCacheOptions {
   /** Bound of the in-memory level in bytes of tensor data; default 256 MiB. */
   maxBytes?: number;
@@ -180,21 +208,42 @@ export interface VisionFeatureCacheOptions {
   onWarning?: (message: string, error: unknown) => void;
 }
 
+/** `VisionFeatureCache.stats()`: counters since creation, and the in-memory level's current size. */
 export interface FeatureCacheStats {
+  /** Lookups answered by the in-memory level. */
   readonly memoryHits: number;
+  /** Lookups answered by the shared store (the value is then kept in memory too). */
   readonly storeHits: number;
   /** Computations run (misses on both levels, or store down). */
   readonly computes: number;
   /** Calls that joined a computation already in flight for the same key. */
   readonly coalesced: number;
+  /** Failed store operations (get, set or delete), each counted; the warning fires once per outage. */
   readonly storeErrors: number;
+  /** Entries in the in-memory level now. */
   readonly entries: number;
+  /** Bytes of tensor data in the in-memory level now. */
   readonly bytes: number;
+  /** In-memory entries evicted to stay within maxBytes (cumulative). */
   readonly evictions: number;
 }
 
+/**
+ * Cache of vision-encoder outputs keyed by what determines them (`featureKey`: image content hash,
+ * encoder id, preprocessing), never by file name: an in-memory LRU bounded in bytes, then an optional
+ * shared `FeatureStore`. Concurrent `getOrCompute` misses of one key share one computation. Store
+ * failures warn once per outage and fall back to memory and local computation; store errors never
+ * reach the caller. Returned tensors are the cached objects: treat them as read-only.
+ *
+ * ```ts
+ * const cache = new VisionFeatureCache({ maxBytes: 512e6, store: new RedisFeatureStore() });
+ * const features = await cache.getOrCompute({ pixels, width, height, encoderId: 'siglip-so400m@v1' }, () => encode(pixels));
+ * ```
+ */
 export class VisionFeatureCache {
+  /** The in-memory level: an LRU of at most maxBytes of tensor data. */
   readonly memory: MemoryFeatureStore;
+  /** The shared level, or null when none was given. */
   readonly store: FeatureStore | null;
   private readonly warn: (message: string, error: unknown) => void;
   private readonly inflight = new Map<string, Promise<Tensor>>();
@@ -291,6 +340,7 @@ export class VisionFeatureCache {
     }
   }
 
+  /** Hit, compute and error counters since creation, and the in-memory level's size now. */
   stats(): FeatureCacheStats {
     return { ...this.counters, entries: this.memory.size, bytes: this.memory.bytes, evictions: this.memory.evictions };
   }

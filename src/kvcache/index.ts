@@ -7,6 +7,7 @@ export { PagedKvCache, planKvCache, type PagedKvCacheOptions, type KvCachePlan, 
 export { BlockPool } from './block-pool.js';
 export { KvBlockStorage, bytesPerBlock, type KvDType, type KvLayerStorage, type KvStorageObserver } from './kv-storage.js';
 export { GpuKvMirror, gpuKvMirror, type GpuKvLayer } from './kv-gpu.js';
+export type { InFormat as GpuKvFormat } from '../kernels/webgpu/variants.js';
 export { sha256, blockHash, noneHash, imageContentHash, type ExtraKey, type PixelData } from './hash.js';
 export { rotateQuery, unrotateOutput, rotationSigns, hadamardChunks, makeRotation, int8Scale, int8Level, int8ScaleOf, storedInt8Scale, quantizeInt8, dequantizeInt8, INT8_GAUSSIAN_C, type HadamardRotation, type Int8Grid, type Int8GridMode, type KRounding, type RotationSource } from './quant.js';
 export { pagedAttentionReference, gatherContiguous, packBlockTables, type PagedReferenceOptions, type PagedReferenceResult, type BlockTablesInput, type KvStorageLike } from './paged-reference.js';

@@ -39,13 +39,19 @@ export type SeqId = number;
 export interface ImageSpan {
   /** Content hash of the image (e.g. `imageContentHash`), not its name. */
   readonly hash: string;
+  /** Position of the image's first placeholder token in the sequence. */
   readonly offset: number;
+  /** Placeholder tokens of the image (≥ 1). */
   readonly length: number;
 }
 
+/** Options of `PagedKvCache` (validated by `planKvCache`). Give exactly one of `numBlocks` and `capacityBytes`. */
 export interface PagedKvCacheOptions {
+  /** Layers whose K/V the cache holds (≥ 1). */
   numLayers: number;
+  /** KV heads per layer (≥ 1); fewer than the query heads under GQA/MQA. */
   numKvHeads: number;
+  /** Channels per KV head (≥ 1), for K and V alike. */
   headDim: number;
   /** Tokens per block; default 16 (vLLM). Kernels may require a multiple of 16. */
   blockSizeTokens?: number;
@@ -98,8 +104,10 @@ export interface KvCachePlan {
   readonly numKvHeads: number;
   readonly headDim: number;
   readonly blockSizeTokens: number;
+  /** Pool size in blocks (derived from capacityBytes when that was given). */
   readonly numBlocks: number;
   readonly dtype: KvDType;
+  /** Seed of the Hadamard rotation's signs; null when K/V are stored unrotated. */
   readonly rotationSeed: number | null;
   /** K smoothing (int8): 'auto' (calibrated at each layer's first write), factors per layer, or null. */
   readonly smoothK: 'auto' | readonly Float32Array[] | null;
@@ -108,12 +116,19 @@ export interface KvCachePlan {
   /** How int8 K is rounded under smoothing (PagedKvCacheOptions.kRounding); null for float blocks. */
   readonly kRounding: KRounding | null;
   readonly prefixCaching: boolean;
+  /** Seed of the block-0 parent hash ('' unless set). */
   readonly hashSeed: string;
+  /** false: metadata only, no K/V arrays (sizing and simulations). */
   readonly allocateStorage: boolean;
   /** Bytes of one block, K and V over all layers (int8 includes scales). */
   readonly bytesPerBlock: number;
 }
 
+/**
+ * Validates PagedKvCacheOptions into the frozen plan a PagedKvCache is built from: defaults filled
+ * in, numBlocks = ⌊capacityBytes / bytesPerBlock⌋ when sized in bytes. Allocates nothing, so it also
+ * sizes a cache without building one. Throws ValueError/UnsupportedError naming the bad option.
+ */
 export function planKvCache(opts: PagedKvCacheOptions): KvCachePlan {
   if (!opts || typeof opts !== 'object') throw new ValueError('PagedKvCache needs an options object', 'opts');
   const numLayers = requireInt(opts.numLayers, 'numLayers', 1);
@@ -192,6 +207,7 @@ class Sequence {
   }
 }
 
+/** Arguments of `PagedKvCache.addSequence`; all optional (without tokenIds: an empty sequence, no prefix lookup). */
 export interface AddSequenceOptions {
   /** The prompt's token ids, used to find cached prefix blocks. The caller appends the rest. */
   tokenIds?: ArrayLike<number>;
@@ -201,6 +217,7 @@ export interface AddSequenceOptions {
   salt?: string;
 }
 
+/** What `PagedKvCache.addSequence` returns. */
 export interface AddSequenceResult {
   readonly id: SeqId;
   /** Prompt tokens whose K/V came from the prefix cache (a multiple of blockSizeTokens, < tokenIds.length). */
@@ -217,22 +234,30 @@ export interface KvInput {
 export interface BatchTables {
   /** [numSeqs, maxBlocksPerSeq] int32 physical block ids; entries past a sequence's blocks are 0. */
   readonly blockTables: Int32Array;
+  /** Row length of blockTables: the longest table in the batch, at least 1. */
   readonly maxBlocksPerSeq: number;
   /** [numSeqs] tokens per sequence. */
   readonly seqLens: Int32Array;
 }
 
+/** A snapshot of the cache's accounting (`PagedKvCache.stats()`); freeBlocks + usedBlocks + cachedBlocks = totalBlocks. */
 export interface KvCacheStats {
+  /** Pool size in blocks. */
   readonly totalBlocks: number;
+  /** Unreferenced blocks holding no cached content; allocation takes these before evicting cached ones. */
   readonly freeBlocks: number;
   /** Blocks referenced by at least one live sequence. */
   readonly usedBlocks: number;
   /** Unreferenced blocks kept for prefix hits (evicted LRU when needed). */
   readonly cachedBlocks: number;
   readonly blockSizeTokens: number;
+  /** Bytes of one block, K and V over all layers (int8 includes scales). */
   readonly bytesPerBlock: number;
+  /** totalBlocks · bytesPerBlock: the pool's K/V bytes (reported the same with allocateStorage: false). */
   readonly totalBytes: number;
+  /** usedBlocks · bytesPerBlock (cached blocks not counted). */
   readonly usedBytes: number;
+  /** Sequences added and not yet freed. */
   readonly liveSequences: number;
   /** Σ sequence lengths (a shared token counts once per sequence). */
   readonly liveTokens: number;
@@ -248,17 +273,22 @@ export interface KvCacheStats {
   readonly logicalBlocks: number;
   /** Blocks referenced by more than one sequence. */
   readonly sharedBlocks: number;
-  /** logicalBlocks − usedBlocks, and in bytes. */
+  /** Blocks sharing saves: logicalBlocks − usedBlocks. */
   readonly sharingSavedBlocks: number;
+  /** sharingSavedBlocks · bytesPerBlock. */
   readonly sharingSavedBytes: number;
+  /** Prefix-cache lookups by `addSequence`, counted since creation or the last `resetPrefixStats()`. */
   readonly prefix: {
     /** Full prompt blocks looked up in the prefix cache. */
     readonly queriedBlocks: number;
+    /** Of those, blocks found cached and attached without recompute. */
     readonly hitBlocks: number;
     /** hitBlocks / queriedBlocks (0 before any query). */
     readonly hitRate: number;
   };
+  /** Cached blocks dropped so far, to make room for allocations or by `evictCached` (cumulative). */
   readonly evictions: number;
+  /** Partial blocks copied before a write because they were shared or registered (cumulative). */
   readonly copyOnWrites: number;
 }
 
@@ -282,10 +312,29 @@ function checkImages(images: readonly ImageSpan[], minOffset: number, argument: 
   });
 }
 
+/**
+ * Paged KV cache (vLLM's PagedAttention + automatic prefix caching): a fixed pool of blocks, one
+ * block table per sequence, prefix hits that tell images apart by content hash, copy-on-write forks
+ * and LRU eviction of cached blocks (docs/kvcache.md). K/V go in as [numLayers, numTokens, numKvHeads,
+ * headDim] with `append`, or one layer at a time with `reserve` → `writeLayer` → `commit`; the paged
+ * kernels read `storage` through the tables of `batch`.
+ *
+ * Only `reserve` and `append` allocate: when the pool (free plus evictable cached blocks) is too
+ * small they throw OutOfBlocksError and change nothing. An unknown or freed id throws StateError.
+ *
+ * ```ts
+ * const cache = new PagedKvCache({ numLayers: 28, numKvHeads: 4, headDim: 128, dtype: 'f16', capacityBytes: 4e9 });
+ * const { id, cachedTokens } = cache.addSequence({ tokenIds: prompt, images: [image] });
+ * cache.append(id, prompt.slice(cachedTokens), { k, v });  // k, v: [numLayers, n, numKvHeads, headDim]
+ * cache.free(id);                                          // full blocks stay cached for later hits
+ * ```
+ */
 export class PagedKvCache implements RotationSource {
+  /** The validated options: defaults filled in, numBlocks resolved. */
   readonly plan: KvCachePlan;
   /** The Hadamard rotation of K and V (rotated int8 caches), else null. */
   readonly rotation: HadamardRotation | null;
+  /** Block metadata (reference counts, free and cached queues, hash map), for inspection: changing it directly breaks the cache's accounting. */
   readonly pool: BlockPool;
   /** K's smoothing factors per layer (smoothK; null entries: not calibrated yet), else null. */
   get smoothing(): readonly (Float32Array | null)[] | null {
@@ -309,18 +358,22 @@ export class PagedKvCache implements RotationSource {
     this.rootHash = noneHash(p.hashSeed);
   }
 
+  /** Tokens per block (plan.blockSizeTokens). */
   get blockSizeTokens(): number {
     return this.plan.blockSizeTokens;
   }
 
+  /** Layers held (plan.numLayers). */
   get numLayers(): number {
     return this.plan.numLayers;
   }
 
+  /** KV heads per layer (plan.numKvHeads). */
   get numKvHeads(): number {
     return this.plan.numKvHeads;
   }
 
+  /** Channels per KV head (plan.headDim). */
   get headDim(): number {
     return this.plan.headDim;
   }
@@ -340,6 +393,7 @@ export class PagedKvCache implements RotationSource {
     return [...this.seqs.keys()];
   }
 
+  /** Whether `id` is a live sequence (added and not freed); never throws. */
   has(id: SeqId): boolean {
     return this.seqs.has(id);
   }
@@ -409,7 +463,7 @@ export class PagedKvCache implements RotationSource {
     return s.tokens.slice(0, s.length);
   }
 
-  /** Physical slot (block · bs + offset) of every token of the sequence, in order. */
+  /** Physical slot (block · bs + offset) of each token in [start, end) of the sequence (default: all), in order. */
   slotMapping(id: SeqId, start = 0, end?: number): Int32Array {
     const s = this.seq(id);
     const e = end ?? s.length;
@@ -611,6 +665,7 @@ export class PagedKvCache implements RotationSource {
   // ------------------------------------------------------------------------------------------
   // Accounting
 
+  /** A snapshot of the accounting (blocks, bytes, fragmentation, sharing, prefix hits); O(numBlocks + Σ table lengths). */
   stats(): KvCacheStats {
     const p = this.plan, pool = this.pool, bs = p.blockSizeTokens;
     const fill = new Int32Array(p.numBlocks);

@@ -14,10 +14,15 @@ const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
 
 /** One layer's device buffers. */
 export interface GpuKvLayer {
+  /** Element format of k and v, as the host stores them: 'f32', 'f16' (raw bits) or 'i8' (four codes per u32 word). */
   readonly kvFmt: InFormat | 'i8';
+  /** K blocks in the host layout [numBlocks, blockSizeTokens, numKvHeads, headDim], padded to whole 4-byte words (at least 16 bytes). */
   readonly k: GPUBuffer;
+  /** V blocks, laid out as k. */
   readonly v: GPUBuffer;
+  /** int8 only: K's f32 scales [numBlocks, numKvHeads] (negative: gaussian grid); absent for float blocks. */
   readonly kScales?: GPUBuffer;
+  /** int8 only: V's scales, laid out as kScales. */
   readonly vScales?: GPUBuffer;
 }
 
@@ -25,12 +30,19 @@ function bytesOf(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
+/**
+ * A GPU copy of a KvBlockStorage: one buffer per layer for K, V and the int8 scales, in the host
+ * layout. It observes the storage, so each write or copy-on-write uploads only the blocks it touched;
+ * the host storage stays the source of truth. Get it with `gpuKvMirror(storage)`, which keeps one per
+ * storage and GPU context.
+ */
 export class GpuKvMirror {
+  /** Device buffers of each layer, indexed by layer. */
   readonly layers: readonly GpuKvLayer[];
   private readonly unobserve: () => void;
   private disposed = false;
 
-  constructor(readonly storage: KvBlockStorage, readonly ctx: GpuContext) {
+  constructor(/** The host storage mirrored. */ readonly storage: KvBlockStorage, /** The GPU context that owns the buffers. */ readonly ctx: GpuContext) {
     const make = (bytes: number) => ctx.device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: STORAGE });
     this.layers = storage.layers.map((L) => {
       const k = make(this.hostK(L).byteLength), v = make(this.hostV(L).byteLength);
@@ -95,6 +107,7 @@ export class GpuKvMirror {
     return this.layers.reduce((s, L) => s + L.k.size + L.v.size + (L.kScales?.size ?? 0) + (L.vScales?.size ?? 0), 0);
   }
 
+  /** Stops observing the storage and destroys the buffers; idempotent. The next `gpuKvMirror(storage)` makes a fresh mirror. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

@@ -20,6 +20,11 @@ import {
 /** Element types of KV blocks. */
 export type KvDType = 'f32' | 'f16' | 'int8';
 
+/**
+ * One layer's K and V blocks, each [numBlocks, blockSizeTokens, numKvHeads, headDim]: f32/f16 Tensors
+ * (f16 as raw bits), or int8 codes with scales Float32Array [numBlocks, numKvHeads] (value =
+ * fround(level(code) · |scale|); a negative scale marks the gaussian grid, quant.ts).
+ */
 export type KvLayerStorage =
   | { readonly dtype: 'f32' | 'f16'; readonly k: Tensor; readonly v: Tensor }
   | { readonly dtype: 'int8'; readonly k: Int8Array; readonly v: Int8Array; readonly kScales: Float32Array; readonly vScales: Float32Array };
@@ -33,6 +38,7 @@ export function bytesPerBlock(numLayers: number, numKvHeads: number, headDim: nu
 
 /** Told which blocks of a layer changed (e.g. a device copy of the storage, kv-gpu.ts). */
 export interface KvStorageObserver {
+  /** Called after a write or a copy-on-write changed `blocks` (block ids) of `layer`. */
   blocksChanged(layer: number, blocks: readonly number[]): void;
 }
 
@@ -59,7 +65,13 @@ function tokenWeight(xs: Float64Array, off: number, D: number): number {
   return (m / D) ** 2;
 }
 
+/**
+ * The K/V bytes behind a block pool, per layer in the layout the paged kernels read in place
+ * (`KvLayerStorage`; a token's slot is block · blockSizeTokens + offsetInBlock). A PagedKvCache
+ * creates one (`cache.storage`) and writes it through `writeSlots` and `copyBlock`.
+ */
 export class KvBlockStorage implements RotationSource {
+  /** K and V of each layer, indexed by layer; the arrays are written in place. */
   readonly layers: readonly KvLayerStorage[];
   /**
    * int8 with smoothK: per layer, K's channel factors λ [numKvHeads · headDim] (K is stored as R·(k / λ),
@@ -73,10 +85,12 @@ export class KvBlockStorage implements RotationSource {
 
   constructor(
     readonly numLayers: number,
+    /** Blocks per layer (the pool size). */
     readonly numBlocks: number,
     readonly blockSizeTokens: number,
     readonly numKvHeads: number,
     readonly headDim: number,
+    /** Element type of the blocks; 'int8' adds per-(block, KV head) scales. */
     readonly dtype: KvDType,
     /** Non-null when K and V are stored rotated (int8 only). */
     readonly rotation: HadamardRotation | null,

@@ -23,13 +23,33 @@ import { gpuKvMirror } from './kv-gpu.js';
 import { type BlockTablesInput, type KvStorageLike, checkTable, gatherContiguous, storageOf, tableRows } from './paged-reference.js';
 import { rotateQuery, unrotateOutput } from './quant.js';
 
+/** `attentionVarlen`'s options (scale, softcap, mask, causal, returnLse; layout does not apply), plus varlen query boundaries and the backend. */
 export interface PagedAttentionOptions extends Omit<AttentionOptions, 'layout'> {
   /** Varlen queries: q is [totalQ, numHeads, headDim] split by these boundaries [numSeqs + 1]. */
   cuSeqlensQ?: ArrayLike<number>;
-  /** 'auto'/'wasm' and 'webgpu' read blocks in place; 'cpu-ts' gathers (reference-speed fallback). */
+  /** 'auto'/'wasm' and 'webgpu' read blocks in place; 'cpu-ts' gathers (reference-speed fallback). Default 'auto': WebAssembly, else TypeScript. */
   backend?: RunOptions['backend'];
 }
 
+/**
+ * Attention of q over the K/V of one layer of a paged cache (a PagedKvCache or its KvBlockStorage),
+ * read through each sequence's block table: in place on 'wasm' and 'webgpu', gathered on 'cpu-ts'.
+ *
+ * Shapes: q [numSeqs, seqLenQ, numHeads, headDim] (decode: seqLenQ = 1) or, with `cuSeqlensQ`,
+ * [totalQ, numHeads, headDim]; numHeads a multiple of numKvHeads (query head h reads KV head
+ * ⌊h / (numHeads / numKvHeads)⌋). Sequence b sees its first seqLens[b] keys; `blockTables` is one table
+ * per sequence or `cache.batch(ids)`'s padded one. Returns out in q's shape and dtype and, with
+ * returnLse, lse [numSeqs, numHeads, seqLenQ] (varlen: [numHeads, totalQ]; −∞ on fully masked rows).
+ *
+ * Masks align bottom-right per sequence when seqLenQ ≠ seqLen; fully masked rows output 0:
+ * ```
+ * causal, seqLenQ 2, seqLen 4
+ * █ █ █ ░
+ * █ █ █ █
+ * ```
+ * Rotated or K-smoothed int8 caches take q and return out in the model's space: q is rotated and
+ * the output un-rotated here.
+ */
 export async function attentionPaged(q: Tensor, pool: KvStorageLike, layer: number, blockTables: BlockTablesInput, seqLens: ArrayLike<number>, opts: PagedAttentionOptions = {}): Promise<AttentionResult> {
   const st = storageOf(pool);
   if (!(q instanceof Tensor)) throw new ValueError('q must be a Tensor', 'q');

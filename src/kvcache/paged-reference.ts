@@ -21,11 +21,13 @@ export type KvStorageLike = KvBlockStorage | PagedKvCache;
 /** Per-sequence tables, or a padded [numSeqs, maxBlocksPerSeq] table (as `PagedKvCache.batch` returns). */
 export type BlockTablesInput = readonly ArrayLike<number>[] | { readonly blockTables: Int32Array; readonly maxBlocksPerSeq: number };
 
+/** `attentionReference`'s options (scale, softcap, mask, precision…) plus varlen query boundaries. */
 export interface PagedReferenceOptions extends ReferenceOptions {
   /** Varlen queries: q is [totalQ, numHeads, headDim] split by these boundaries [numSeqs + 1]. */
   cuSeqlensQ?: ArrayLike<number>;
 }
 
+/** Output and log-sum-exp of `pagedAttentionReference`, in float64 and in the model's (unrotated) space. */
 export interface PagedReferenceResult {
   /** Dense: [numSeqs, seqLenQ, numHeads, headDim]; varlen: [totalQ, numHeads, headDim]. */
   out: Float64Array;

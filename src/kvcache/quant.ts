@@ -45,7 +45,9 @@
 import { ShapeError, ValueError } from '../errors.js';
 import { Tensor, mulberry32 } from '../tensor/tensor.js';
 
+/** The random-sign Hadamard rotation R of a cache's K and V (module comment): one sign vector per (layer, KV head). */
 export interface HadamardRotation {
+  /** Seed of the sign vectors (PagedKvCacheOptions.rotation; `true` means 0). */
   readonly seed: number;
   readonly headDim: number;
   readonly numKvHeads: number;
@@ -70,6 +72,7 @@ export function rotationSigns(seed: number, layer: number, kvHead: number, headD
   return s;
 }
 
+/** The rotation of a cache of this geometry: every (layer, KV head)'s signs from `rotationSigns`, frozen; deterministic in `seed`. */
 export function makeRotation(numLayers: number, numKvHeads: number, headDim: number, seed: number): HadamardRotation {
   const signs: Float32Array[] = [];
   for (let l = 0; l < numLayers; l++) {
@@ -112,6 +115,7 @@ export function unrotateInPlace(x: Float64Array, off: number, signs: Float32Arra
 
 /** What the rotation helpers need from a KV storage. */
 export interface RotationSource {
+  /** The rotation K and V are stored under, or null when they are not rotated. */
   readonly rotation: HadamardRotation | null;
   /** K's per-channel smoothing factors per layer ([numKvHeads · headDim]; null: not calibrated yet), or none. */
   readonly smoothing?: readonly (Float32Array | null)[] | null;

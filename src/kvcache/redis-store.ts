@@ -14,10 +14,13 @@ import type { Tensor } from '../tensor/tensor.js';
 import { type FeatureStore, decodeTensor, encodeTensor } from './feature-cache.js';
 import { ValueError } from '../errors.js';
 
+/** Options of `RedisFeatureStore`: where Redis is (url, host/port or an existing client), key prefix, TTL and timeouts. */
 export interface RedisFeatureStoreOptions {
   /** redis://[user:password@]host:port[/db]; or host/port. Default redis://127.0.0.1:6379. */
   url?: string;
+  /** Redis host when no url is given; default '127.0.0.1'. */
   host?: string;
+  /** Redis port when no url is given; default 6379. */
   port?: number;
   /** Prefix of every key; default 'vlm-attention:features:'. */
   keyPrefix?: string;
@@ -31,9 +34,21 @@ export interface RedisFeatureStoreOptions {
   client?: Redis;
 }
 
+/**
+ * A FeatureStore in Redis (Node only, from `vlm-attention/node`; ioredis), so several processes or
+ * machines share vision-encoder outputs. Tensors are stored in `encodeTensor`'s format under
+ * keyPrefix + key, optionally with a TTL; bound it in bytes with Redis's `maxmemory` and
+ * `maxmemory-policy allkeys-lru`. Built from options (not `client`), it connects on the first command;
+ * while Redis is down its commands fail fast (no offline queue) and the client reconnects in the
+ * background. Use it as a VisionFeatureCache's `store`, which turns those failures into one warning
+ * per outage.
+ */
 export class RedisFeatureStore implements FeatureStore {
+  /** 'redis', for the cache's warnings. */
   readonly name = 'redis';
+  /** The ioredis client: the one given in the options, or one created from them. */
   readonly client: Redis;
+  /** Prefix of every Redis key; default 'vlm-attention:features:'. */
   readonly keyPrefix: string;
   private readonly ttlSeconds: number | undefined;
   private connecting: Promise<void> | null = null;
@@ -73,12 +88,14 @@ export class RedisFeatureStore implements FeatureStore {
     throw new Error(`Redis is not connected (status '${st}')`);
   }
 
+  /** The tensor under keyPrefix + key, or undefined. Rejects while Redis is unreachable, and with FormatError on an entry not in the wire format. */
   async get(key: string): Promise<Tensor | undefined> {
     await this.ready();
     const buf = await this.client.getBuffer(this.keyPrefix + key);
     return buf ? decodeTensor(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), `redis key ${this.keyPrefix + key}`) : undefined;
   }
 
+  /** Stores the tensor under keyPrefix + key (expiring after ttlSeconds when set). Rejects while Redis is unreachable. */
   async set(key: string, value: Tensor): Promise<void> {
     await this.ready();
     const buf = Buffer.from(encodeTensor(value));
@@ -86,6 +103,7 @@ export class RedisFeatureStore implements FeatureStore {
     else await this.client.set(this.keyPrefix + key, buf);
   }
 
+  /** Deletes keyPrefix + key. Rejects while Redis is unreachable. */
   async delete(key: string): Promise<void> {
     await this.ready();
     await this.client.del(this.keyPrefix + key);

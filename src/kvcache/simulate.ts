@@ -27,11 +27,13 @@ function fakeImageHash(i: number, seed: number): string {
 
 // ----------------------------------------------------------------------------------------------
 
+/** `simulateWaste`'s result: the waste measured on a live pool beside `memoryWaste`'s arithmetic. */
 export interface WasteSimulation {
   /** Measured on the pool after every sequence reached its length. */
   readonly measured: { readonly allocatedSlots: number; readonly filledSlots: number; readonly waste: number; readonly usedBlocks: number };
   /** The arithmetic of calculator.memoryWaste on the same lengths (paged and contiguous). */
   readonly expected: WasteReport;
+  /** The drawn sequence lengths in tokens, uniform in 1..maxLength. */
   readonly lengths: Int32Array;
 }
 
@@ -75,43 +77,55 @@ export function simulateWaste(opts: { numSequences?: number; maxLength?: number;
 
 // ----------------------------------------------------------------------------------------------
 
+/** Where a simulated request puts its image: before the user prompt ('image-first') or after it ('prompt-first'). */
 export type PromptOrder = 'image-first' | 'prompt-first';
 
+/** Workload of `simulateImagePrefix`; every field optional. */
 export interface ImagePrefixOptions {
+  /** Distinct images; default 10. */
   numImages?: number;
+  /** Distinct user prompts; default 10. Every (image, prompt) pair is requested once. */
   numPrompts?: number;
-  /** Placeholder tokens per image (e.g. 576 for LLaVA-1.5's 24×24 grid). */
+  /** Placeholder tokens per image; default 576 (LLaVA-1.5's 24×24 grid). */
   imageTokens?: number;
-  /** Shared system-prompt tokens before everything else (may be 0). */
+  /** Shared system-prompt tokens before everything else; default 0. */
   systemTokens?: number;
-  /** Tokens of each user prompt. */
+  /** Tokens of each user prompt; default 40. */
   promptTokens?: number;
-  /** Tokens generated per request. */
+  /** Tokens generated per request; default 8. */
   decodeTokens?: number;
-  /** 'image-first': [system][image][prompt] (images shared); 'prompt-first': [system][prompt][image]. */
+  /** 'image-first' (default): [system][image][prompt] (images shared); 'prompt-first': [system][prompt][image]. */
   order?: PromptOrder;
+  /** Tokens per block; default 16. */
   blockSizeTokens?: number;
+  /** Pool size in blocks; default (numImages · numPrompts + 4) · blocks per request, enough that nothing is evicted. */
   numBlocks?: number;
+  /** Seed of the tokens, image hashes and request order; default 1. */
   seed?: number;
 }
 
+/** `simulateImagePrefix`'s result. */
 export interface ImagePrefixReport {
   readonly order: PromptOrder;
+  /** Requests run: numImages · numPrompts. */
   readonly requests: number;
   /** Σ over requests of the full blocks it shares with some earlier request (its longest common prefix, capped at ⌊(len−1)/bs⌋). */
   readonly shareableBlocks: number;
   /** Σ blocks served from the prefix cache. */
   readonly hitBlocks: number;
-  /** hitBlocks / shareableBlocks. */
+  /** hitBlocks / shareableBlocks (1 when nothing is shareable). */
   readonly hitRateOfShareable: number;
-  /** Full image blocks (entirely inside an image, excluding the first request per image) reused / total. */
+  /** Full image blocks (entirely inside an image) of every request but the first per image. */
   readonly imageBlocksAfterFirst: number;
+  /** Of imageBlocksAfterFirst, those served from the prefix cache. */
   readonly imageBlocksReused: number;
-  /** Full blocks of text after the image (image-first) or of the prompt (prompt-first) that hit. */
+  /** Full blocks of text after the image (image-first) or of the prompt (prompt-first), over all requests. */
   readonly promptBlocksQueried: number;
+  /** Of promptBlocksQueried, those served from the prefix cache. */
   readonly promptBlocksHit: number;
   /** Prefill tokens computed / prefill tokens requested (1 = no reuse). */
   readonly computedFraction: number;
+  /** Cache statistics at the end, every request freed (its blocks cached or free). */
   readonly stats: KvCacheStats;
 }
 
@@ -195,41 +209,61 @@ export function simulateImagePrefix(opts: ImagePrefixOptions = {}): ImagePrefixR
 
 // ----------------------------------------------------------------------------------------------
 
+/** Workload of `simulateServing`; every field optional. The cache is metadata-only, so the model geometry only sets the byte figures. */
 export interface ServingOptions {
+  /** Default 28. */
   numLayers?: number;
+  /** Default 4. */
   numKvHeads?: number;
+  /** Default 128. */
   headDim?: number;
+  /** Default 'f16'. */
   dtype?: KvDType;
+  /** Tokens per block; default 16. */
   blockSizeTokens?: number;
+  /** Pool size in blocks; default 2048. */
   numBlocks?: number;
-  /** Requests arriving over the run. */
+  /** Requests arriving over the run (two per step); default 200. */
   numRequests?: number;
-  /** Distinct images the requests draw from (popular images repeat). */
+  /** Distinct images the requests draw from (image i with weight 1/(i+1), so popular images repeat); default 20. */
   numImages?: number;
+  /** Placeholder tokens per image; default 576. */
   imageTokens?: number;
-  /** Shared system prompt before the image. */
+  /** Shared system-prompt tokens before the image; default 32. */
   systemTokens?: number;
-  /** Parallel samples per request (forks sharing the prompt's blocks). */
+  /** Parallel samples per request (forks sharing the prompt's blocks); default 2. */
   samples?: number;
+  /** Each sample decodes a random 1..maxNewTokens tokens; default 256. */
   maxNewTokens?: number;
-  /** Sequences decoded per step (continuous batching). */
+  /** Most sequences running at once, samples included (continuous batching); default 64. */
   maxBatch?: number;
+  /** Seed of tokens, images, lengths and rollbacks; default 1. */
   seed?: number;
 }
 
+/** `simulateServing`'s result. */
 export interface ServingReport {
+  /** Steps run (each: arrivals, admissions, one decode token per running sample); the run gives up once it passes 100,000 steps. */
   readonly steps: number;
+  /** The numRequests simulated. */
   readonly requests: number;
+  /** Requests whose samples all ended, including samples preempted (freed early) when the pool had no block for their next token. */
   readonly completed: number;
   /** Requests that waited at least once because the pool was full. */
   readonly deferred: number;
+  /** Highest usedBlocks / totalBlocks at the end of a step. */
   readonly peakUtilisation: number;
+  /** Most samples running at the end of a step. */
   readonly peakSequences: number;
-  /** Stats at the step of peak utilisation (live sharing and fragmentation) and at the end. */
+  /** Stats at the step of peak utilisation (live sharing and fragmentation). */
   readonly atPeak: KvCacheStats;
+  /** Stats at the end of the run. */
   readonly final: KvCacheStats;
+  /** Decode tokens appended over all samples (tokens later rolled back included). */
   readonly tokensGenerated: number;
+  /** Prompt tokens of the admitted requests. */
   readonly prefillTokensRequested: number;
+  /** Of those, tokens not served from the prefix cache. */
   readonly prefillTokensComputed: number;
 }
 

@@ -15,8 +15,17 @@
  */
 import { ShapeError, UnsupportedError, ValueError } from '../errors.js';
 
+/**
+ * Where query rows sit against the keys when seqLenQ ≠ seqLenK. `'bottom-right'` (the default,
+ * FlashAttention ≥ 2.1): query i is at position i + seqLenK − seqLenQ, so the last query lines up with
+ * the last key. `'top-left'` (PyTorch's `is_causal`): query i is at position i.
+ */
 export type Alignment = 'bottom-right' | 'top-left';
 
+/**
+ * One node of a mask tree: a primitive predicate or an and/or/not of nodes. Build masks with the
+ * constructors (`causal`, `slidingWindow`, …) rather than by hand; consumers switch on `kind`.
+ */
 export type MaskNode =
   | { readonly kind: 'all' }
   | { readonly kind: 'none' }
@@ -39,24 +48,40 @@ export type MaskNode =
   | { readonly kind: 'or'; readonly parts: readonly MaskNode[] }
   | { readonly kind: 'not'; readonly part: MaskNode };
 
+/** How a mask covers one (Q tile × KV tile) block, which decides what the kernel does with it. */
 export enum TileClass {
+  /** No visible key: the tile is skipped. */
   Empty = 0,
+  /** Some keys visible (or not provably uniform): the element predicate is evaluated. */
   Partial = 1,
+  /** Every key visible: the tile runs unmasked. */
   Full = 2,
 }
 
 /** The shapes a mask is evaluated against. */
 export interface MaskContext {
+  /** Query rows the mask is applied to (one sequence's, for varlen). */
   readonly seqLenQ: number;
+  /** Keys the mask is applied to (one sequence's, for varlen). */
   readonly seqLenK: number;
 }
 
+/** Position of query 0 on the key axis: seqLenK − seqLenQ for `'bottom-right'`, 0 for `'top-left'`. */
 export function alignOffset(align: Alignment, ctx: MaskContext): number {
   return align === 'bottom-right' ? ctx.seqLenK - ctx.seqLenQ : 0;
 }
 
+/**
+ * An immutable attention mask: a tree of predicates over (query i, key j). Build one with `causal`,
+ * `slidingWindow`, `prefixLM`, `strided`, `blockSparse`, `keySubset`, `keyImportance`, `documents`,
+ * `topK` or `predicate`, and combine with `and` / `or` / `not`. Position-relative masks align
+ * bottom-right when seqLenQ ≠ seqLenK; a query row with no visible key outputs 0 (log-sum-exp −∞).
+ */
 export class Mask {
-  constructor(readonly node: MaskNode) {
+  constructor(
+    /** The root of the mask tree, read by the kernels, the tile classifier and the renderer. */
+    readonly node: MaskNode,
+  ) {
     Object.freeze(this);
   }
 
@@ -70,6 +95,7 @@ export class Mask {
     return new Mask({ kind: 'or', parts: [this.node, ...others.map((m) => m.node)] });
   }
 
+  /** Complement: a key is visible exactly where this mask hides it. */
   not(): Mask {
     return new Mask({ kind: 'not', part: this.node });
   }
@@ -89,6 +115,7 @@ export class Mask {
     return describeNode(this.node);
   }
 
+  /** `Mask(` + `describe()` + `)`, e.g. `Mask(and(causal, window(128,0)))`. */
   toString(): string {
     return `Mask(${this.describe()})`;
   }
@@ -257,24 +284,29 @@ export function predicate(fn: (i: number, j: number) => boolean, name = 'predica
   return new Mask({ kind: 'predicate', fn, name });
 }
 
+/** Every key visible (no masking); what `and()` of no masks returns. */
 export function allKeys(): Mask {
   return new Mask({ kind: 'all' });
 }
 
+/** No key visible: every row outputs 0 (log-sum-exp −∞); what `or()` of no masks returns. */
 export function noKeys(): Mask {
   return new Mask({ kind: 'none' });
 }
 
+/** Intersection: a key is visible only if every mask allows it (`allKeys()` for no masks). */
 export function and(...masks: Mask[]): Mask {
   if (masks.length === 0) return allKeys();
   return new Mask({ kind: 'and', parts: masks.map((m) => m.node) });
 }
 
+/** Union: a key is visible if any mask allows it (`noKeys()` for no masks). */
 export function or(...masks: Mask[]): Mask {
   if (masks.length === 0) return noKeys();
   return new Mask({ kind: 'or', parts: masks.map((m) => m.node) });
 }
 
+/** Complement of a mask (same as `mask.not()`). */
 export function not(mask: Mask): Mask {
   return mask.not();
 }
@@ -335,6 +367,7 @@ export function allowsScored(mask: Mask, i: number, j: number, ctx: MaskContext,
   return evalNode(mask.node, i, j, ctx, thresholds ? { thr: thresholds, score: () => score } : null);
 }
 
+/** The topK node of a mask tree (searched through and/or/not), or null when the mask does not depend on scores. */
 export function findTopK(n: MaskNode): Extract<MaskNode, { kind: 'topK' }> | null {
   switch (n.kind) {
     case 'topK': return n;

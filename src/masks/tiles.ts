@@ -5,18 +5,30 @@
  */
 import { type Mask, type MaskContext, TileClass, classifyTile } from './mask.js';
 
+/**
+ * The KV tiles each Q tile visits (empty tiles absent) for one mask and shape, in CSR form: the
+ * entries of Q tile t are `entries[rowStart[t] .. rowStart[t + 1])`. Frozen and cached: never mutate.
+ */
 export interface TilePlan {
+  /** Query rows covered. */
   readonly seqLenQ: number;
+  /** Keys covered. */
   readonly seqLenK: number;
+  /** Query rows per tile (the last tile may be shorter). */
   readonly tileQ: number;
+  /** Keys per tile (the last tile may be shorter). */
   readonly tileK: number;
+  /** ⌈seqLenQ / tileQ⌉. */
   readonly numQTiles: number;
+  /** ⌈seqLenK / tileK⌉. */
   readonly numKTiles: number;
   /** CSR offsets into `entries`, length numQTiles + 1. */
   readonly rowStart: Int32Array;
   /** Visited KV tiles: (kTile << 1) | (partial ? 1 : 0), ascending kTile within a row. */
   readonly entries: Int32Array;
+  /** Visited tiles that run unmasked (TileClass.Full). */
   readonly fullTiles: number;
+  /** Visited tiles that evaluate the element predicate (TileClass.Partial). */
   readonly partialTiles: number;
   /** Elements inside visited tiles (clipped at the matrix edge): what the kernel computes. */
   readonly visitedElements: number;
@@ -25,6 +37,11 @@ export interface TilePlan {
 const cache = new WeakMap<object, Map<string, TilePlan>>();
 const unmaskedKey = {};
 
+/**
+ * Classifies every (Q tile, KV tile) of a seqLenQ × seqLenK attention under `mask` (null: unmasked,
+ * every tile full) and lists the tiles to visit. Plans are cached per mask object and shape, so
+ * kernels and the cost model can call this on every call.
+ */
 export function planTiles(mask: Mask | null, ctx: MaskContext, tileQ: number, tileK: number): TilePlan {
   const owner: object = mask ?? unmaskedKey;
   let byShape = cache.get(owner);

@@ -18,26 +18,46 @@ import { parseSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { Tensor, mulberry32 } from '../tensor/tensor.js';
 import { linear } from './linear.js';
 
+/** Sizes of an attention module; MultiHeadAttention and MultiQueryAttention fix numKvHeads. */
 export interface AttentionModuleConfig {
+  /** Model width: the last dimension of x, context and the output. */
   embedDim: number;
+  /** Query heads. */
   numHeads: number;
   /** Default numHeads (MHA). */
   numKvHeads?: number;
   /** Default embedDim / numHeads. */
   headDim?: number;
-  /** Projection biases (default true). */
+  /** Whether `init` creates projection biases (default true). Given weights use whatever biases they hold. */
   bias?: boolean;
+  /** Backend of the projections and the attention (default 'auto'); `forward`'s `backend` overrides it. */
   backend?: BackendName;
 }
 
+/** Projection weights in PyTorch's Linear layout [outFeatures, inFeatures]; any float dtype (projections compute in f32). */
 export interface AttentionWeights {
-  q: Tensor; k: Tensor; v: Tensor; o: Tensor;
-  qBias?: Tensor | null; kBias?: Tensor | null; vBias?: Tensor | null; oBias?: Tensor | null;
+  /** [numHeads·headDim, embedDim]. */
+  q: Tensor;
+  /** [numKvHeads·headDim, embedDim]. */
+  k: Tensor;
+  /** [numKvHeads·headDim, embedDim]. */
+  v: Tensor;
+  /** Output projection [embedDim, numHeads·headDim]. */
+  o: Tensor;
+  /** [numHeads·headDim]; null or absent = no bias. */
+  qBias?: Tensor | null;
+  /** [numKvHeads·headDim]; null or absent = no bias. */
+  kBias?: Tensor | null;
+  /** [numKvHeads·headDim]; null or absent = no bias. */
+  vBias?: Tensor | null;
+  /** [embedDim]; null or absent = no bias. */
+  oBias?: Tensor | null;
 }
 
-interface ResolvedConfig { embedDim: number; numHeads: number; numKvHeads: number; headDim: number; bias: boolean; backend?: BackendName }
+/** A module's configuration with every default filled in (numKvHeads, headDim, bias). */
+export interface ResolvedAttentionConfig { embedDim: number; numHeads: number; numKvHeads: number; headDim: number; bias: boolean; backend?: BackendName }
 
-function resolve(c: AttentionModuleConfig): ResolvedConfig {
+function resolve(c: AttentionModuleConfig): ResolvedAttentionConfig {
   const int = (v: unknown, name: string) => {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError(`${name} must be an integer ≥ 1, got ${String(v)}`, name);
     return v;
@@ -56,18 +76,27 @@ function toTensor(a: NdArray, name: string): Tensor {
   return new Tensor(a.data as Float32Array | Uint16Array, a.shape, { dtype: a.dtype });
 }
 
-interface ModuleClass<T> {
+/** The constructor side of an attention module class, as `init` and `fromSafetensors` take `this`. */
+export interface AttentionModuleClass<T> {
   new (c: AttentionModuleConfig, w: AttentionWeights): T;
   normalize(c: AttentionModuleConfig): AttentionModuleConfig;
 }
 
+/**
+ * Grouped-query attention with Q/K/V/O projections: numKvHeads divides numHeads, and query head h
+ * uses KV head ⌊h / (numHeads / numKvHeads)⌋. Create with `init` (random), `fromSafetensors` or the
+ * constructor (weights checked against the config); run with `forward`:
+ * x [batch, seqLen, embedDim] → [batch, seqLen, embedDim].
+ */
 export class GroupedQueryAttention {
   /** The configuration this class implies (MHA/MQA fix numKvHeads). */
   static normalize(c: AttentionModuleConfig): AttentionModuleConfig {
     return c;
   }
 
-  readonly config: Readonly<ResolvedConfig>;
+  /** The configuration with defaults filled in (numKvHeads, headDim, bias), frozen. */
+  readonly config: Readonly<ResolvedAttentionConfig>;
+  /** The weights as given (a frozen shallow copy). */
   readonly weights: Readonly<AttentionWeights>;
 
   constructor(config: AttentionModuleConfig, weights: AttentionWeights) {
@@ -84,7 +113,7 @@ export class GroupedQueryAttention {
   }
 
   /** Random weights (uniform ±1/√inFeatures, as PyTorch's Linear init), seeded. */
-  static init<T extends GroupedQueryAttention>(this: ModuleClass<T>, config: AttentionModuleConfig, seed = 1): T {
+  static init<T extends GroupedQueryAttention>(this: AttentionModuleClass<T>, config: AttentionModuleConfig, seed = 1): T {
     const c = resolve(this.normalize(config));
     const rng = mulberry32(seed);
     const mat = (rows: number, cols: number) => Tensor.fromValues(Float32Array.from({ length: rows * cols }, () => (rng() * 2 - 1) / Math.sqrt(cols)), [rows, cols]);
@@ -101,7 +130,7 @@ export class GroupedQueryAttention {
    * Names: `{prefix}q_proj.weight` (… k_proj, v_proj, o_proj, with optional .bias), or the fused
    * `{prefix}in_proj_weight` / `in_proj_bias` / `out_proj.weight` / `out_proj.bias`.
    */
-  static fromSafetensors<T extends GroupedQueryAttention>(this: ModuleClass<T>, bytes: Uint8Array, config: AttentionModuleConfig, opts: { prefix?: string } = {}): T {
+  static fromSafetensors<T extends GroupedQueryAttention>(this: AttentionModuleClass<T>, bytes: Uint8Array, config: AttentionModuleConfig, opts: { prefix?: string } = {}): T {
     const c = resolve(this.normalize(config));
     const p = opts.prefix ?? '';
     const file = parseSafetensors(bytes);

@@ -16,9 +16,13 @@ import { type Mask, denseMask, findTopK } from '../masks/mask.js';
 import { type DType, roundTo } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 
+/** Options of `attentionReference` and `attentionReferenceVarlen`. */
 export interface ReferenceOptions {
+  /** Softmax scale (default 1/√headDim). */
   scale?: number;
+  /** If > 0, scores become softcap·tanh(score/softcap) (default 0, off). */
   softcap?: number;
+  /** Mask, materialised densely (top-k ranked on the computed scores); null or absent = none. There is no `causal` shorthand: pass `causal()`. */
   mask?: Mask | null;
   /** Emulate a naive implementation in this precision instead of float64. */
   precision?: 'f64' | DType;
@@ -30,9 +34,13 @@ export interface ReferenceOptions {
   fma?: boolean;
 }
 
+/** The result of `attentionReference`: flat row-major float64 arrays. */
 export interface ReferenceResult {
+  /** Output [batch, seqLenQ, numHeads, headDimV] (BSHD); 0 on fully masked rows. */
   out: Float64Array;
+  /** Natural-log log-sum-exp [batch, numHeads, seqLenQ]; −∞ on fully masked rows. */
   lse: Float64Array;
+  /** The shape of `out`: [batch, seqLenQ, numHeads, headDimV]. */
   shape: [number, number, number, number];
 }
 
@@ -41,6 +49,13 @@ function load(t: Tensor): Float64Array {
   return t.toFloat64();
 }
 
+/**
+ * Naive attention from the dense mask, in float64 or emulating a plain implementation in `precision`:
+ * the oracle the kernels are tested against. BSHD only and unvalidated: q [batch, seqLenQ, numHeads,
+ * headDim], k [batch, seqLenK, numKvHeads, headDim], v [batch, seqLenK, numKvHeads, headDimV].
+ * Causal masks align bottom-right when seqLenQ ≠ seqLenK; a fully masked row outputs 0 with
+ * log-sum-exp −∞; a NaN among a row's visible scores makes its output and log-sum-exp NaN.
+ */
 export function attentionReference(q: Tensor, k: Tensor, v: Tensor, opts: ReferenceOptions = {}): ReferenceResult {
   const [B, Sq, H, D] = q.shape as [number, number, number, number];
   const [, Sk, Hk] = k.shape as [number, number, number, number];

@@ -23,25 +23,32 @@ export interface EvaluateOptions {
   seeds?: readonly number[];
   /** Scene size (default 784). */
   size?: number;
-  /** Pipeline options shared by all runs (query and opponent weights are set per method). */
+  /** Pipeline options shared by all runs (query and opponent weights are set per method); default (replaced whole when given) budget 1600, min 16, 7×7 regions, no LOD attention. */
   pipeline?: Omit<RelevanceOptions, 'query'>;
   /** Region cover threshold (default 0.1). */
   minCover?: number;
   /** σ of the extra noise for the stability test (default 0.01). */
   noiseSigma?: number;
+  /** Called after each scene with the scenes done and the total. */
   onProgress?: (done: number, total: number) => void;
 }
 
 /** Methods compared. */
 export const EVAL_METHODS = ['relevance', 'uniform', 'salience-only', 'information-only'] as const;
+/** An allocation method compared (see EVAL_METHODS): the full mix, ρ uniform, or one scorer alone, all with the same allocator and bounds. */
 export type EvalMethod = (typeof EVAL_METHODS)[number];
 
 /** One (scene, query) evaluation. */
 export interface EvalCase {
+  /** The scene's seed. */
   seed: number;
+  /** 'colour': one object's colour word; 'texture': "striped", naming every patterned object. */
   kind: 'colour' | 'texture';
+  /** The query text. */
   query: string;
+  /** Names of the objects the query names (SceneObject.name). */
   targets: string[];
+  /** Share of the budget on the target regions, in [0, 1], per method. */
   precision: Record<EvalMethod, number>;
   /** Fraction of tokens moved under noise (relevance method). */
   instability: number;
@@ -49,6 +56,7 @@ export interface EvalCase {
 
 /** Aggregates. */
 export interface EvalSummary {
+  /** Every (scene, query) case, in seed order (scenes without a patterned object have no texture case). */
   cases: EvalCase[];
   /** Mean precision per query kind and method. */
   mean: Record<'colour' | 'texture', Record<EvalMethod, number>>;

@@ -9,6 +9,7 @@ import type { RgbaImage } from '../viz/png.js';
 export interface RgbImage {
   width: number;
   height: number;
+  /** Shape [3, height, width] (the R plane, then G, then B; values in [0, 1]). */
   data: Float32Array;
 }
 

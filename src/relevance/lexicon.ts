@@ -16,15 +16,21 @@ import { CH, NUM_TEXTURE_CHANNELS, type TextureChannel, textureOfColor } from '.
 
 /** A prototype in texture space: target values and weights on some channels. */
 export interface Concept {
+  /** The canonical word (aliases map to it: 'gray' → 'grey'). */
   word: string;
+  /** Target value μ per channel, in the texture array's normalised units ([0, 1]). */
   target: Partial<Record<TextureChannel, number>>;
+  /** Weight w per channel (channels absent are ignored); a weight ≥ 1 makes the channel conflict with another word's. */
   weight: Partial<Record<TextureChannel, number>>;
 }
 
 /** One query token of a lexicon query: dense target μ and weight w over the texture channels. */
 export interface ConceptToken {
+  /** The (canonical) words merged into this token, in query order. */
   words: string[];
+  /** Target μ per texture channel [14]; 0 where no word sets it. */
   target: Float32Array;
+  /** Weight w per texture channel [14]; 0 where no word sets it (channel ignored). */
   weight: Float32Array;
 }
 
@@ -75,7 +81,9 @@ export function lookupConcept(word: string): Concept | undefined {
 
 /** A parsed lexicon query. */
 export interface LexiconQuery {
+  /** The query text, as given. */
   text: string;
+  /** Query tokens in query order (at least one). */
   tokens: ConceptToken[];
   /** Words that are not in the lexicon (ignored, e.g. nouns like "car"). */
   unknownWords: string[];

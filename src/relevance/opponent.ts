@@ -21,12 +21,17 @@ export interface OpponentOptions {
 
 /** The resolved knobs and the intermediate distributions. */
 export interface OpponentResult {
+  /** Mix weights [w_I, w_S, w_P] used (defaults applied). */
   weights: [number, number, number];
+  /** Temperature τ used. */
   temperature: number;
+  /** Explore floor ε_x used. */
   explore: number;
   /** ρ⁰ (mix), ρ¹ (tempered) and ρ (floored), each a distribution over regions. */
   mixed: Float64Array;
+  /** ρ¹ ∝ (ρ⁰)^{1/τ}, [R]. */
   tempered: Float64Array;
+  /** ρ = (1 − ε_x)·ρ¹ + ε_x / R, [R], every entry > 0: the allocators' input. */
   rho: Float64Array;
 }
 

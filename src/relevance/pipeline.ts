@@ -42,17 +42,23 @@ export interface RelevanceOptions {
   budget?: number;
   /** 'water-fill' (A, default) or 'levels' (B). */
   allocator?: 'water-fill' | 'levels';
-  /** Allocator A bounds (defaults 64, 400, 16) and dropping. */
+  /** Allocator A: per-region minimum m in tokens (default 64), rounded up to a multiple of `quantum`. */
   min?: number;
+  /** Allocator A: per-region maximum M in tokens (default 400), rounded down to a multiple of `quantum`. */
   max?: number;
+  /** Allocator A: every region's count is a multiple of this (default 16; 1 for none); the budget must be one too. */
   quantum?: number;
+  /** Let regions get 0 tokens: A keeps the top-k regions by ρ; B allows level 0. Default false. */
   allowDrop?: boolean;
   /** Cap each region at its base-patch count n_r (spec's M_r = min(M, n_r)); default false. */
   capByBasePatches?: boolean;
-  /** Allocator B levels, level-0 option and mode. */
+  /** Allocator B: allowed token counts per region, ascending, each > 0 (default [64, 144, 256, 400]). */
   levels?: readonly number[];
+  /** Allocator B: 'exact' (Σ tokens = budget, default) or 'at-most' (Σ ≤ budget). */
   levelMode?: 'exact' | 'at-most';
+  /** Base patch grid and regions (defaults: see GridOptions). */
   grid?: GridOptions;
+  /** The three knobs: scorer weights, temperature, explore (defaults 0.15/0.15/0.7, 0.5, 0.05). */
   opponent?: OpponentOptions;
   /** Lexicon kernel bandwidth σ (default 0.12). */
   bandwidth?: number;
@@ -72,30 +78,44 @@ export interface RelevanceOptions {
 
 /** A validated plan. */
 export interface RelevancePlan {
+  /** The base grid and regions for the image size. */
   readonly grid: GridPlan;
+  /** The query, as given. */
   readonly query: RelevanceQuery;
+  /** The parsed query for a string query; null for embeddings or attention queries. */
   readonly lexicon: LexiconQuery | null;
+  /** Total visual tokens, with its default applied. */
   readonly budget: number;
+  /** Which allocator runs, with its default applied. */
   readonly allocator: 'water-fill' | 'levels';
+  /** A frozen copy of the options (other defaults are applied by the stages). */
   readonly options: Readonly<RelevanceOptions>;
 }
 
 /** Stage names, in pipeline order. */
 export const STAGES = ['texture', 'scoring', 'opponent', 'allocation', 'lod-attention'] as const;
+/** One timed stage of the pipeline (see STAGES). */
 export type Stage = (typeof STAGES)[number];
 /** The seed's plan per stage, ms (LLM inference: 100 ms, not part of this pipeline). */
 export const SEED_PLAN_MS: Readonly<Record<Stage | 'llm', number>> = Object.freeze({ texture: 10, scoring: 30, allocation: 5, 'lod-attention': 40, opponent: 15, llm: 100 });
 
 /** The pipeline's result. */
 export interface RelevanceResult {
+  /** The plan it ran. */
   plan: RelevancePlan;
+  /** The 14-channel texture array per pixel, base patch and region. */
   texture: TextureArray;
+  /** The three scorers' outputs: distributions over regions, [R] each (region order). */
   scores: { information: Float64Array; salience: Float64Array; participatory: Float64Array };
   /** Participatory mass per base patch (or visual token), for heatmaps. */
   participatoryTokens: Float64Array;
+  /** Opponent processing: the knobs used and ρ over regions. */
   opponent: OpponentResult;
+  /** Tokens per region, Σ = budget (or ≤ budget with levelMode 'at-most'). */
   allocation: Allocation;
+  /** The realised tokens: pooled features and positions. */
   tokens: RealisedTokens;
+  /** LOD attention's output; null when lodAttention is 'none' or no token was allocated. */
   attention: LodAttentionResult | null;
   /** Milliseconds per stage. */
   timings: Record<Stage, number>;
@@ -203,8 +223,11 @@ export function lexiconQueryFeatures(query: LexiconQuery): Float32Array {
 
 /** One row of the latency table. */
 export interface LatencyRow {
+  /** The stage; 'llm' is the seed plan's LLM inference, 'total' sums the stages without it. */
   stage: Stage | 'llm' | 'total';
+  /** Measured wall time in ms; null for 'llm' (not part of this pipeline). */
   measuredMs: number | null;
+  /** The seed's planned time in ms. */
   planMs: number;
 }
 

@@ -45,7 +45,7 @@ export function tokenGridShape(t: number, heightOverWidth: number, maxRows = Inf
 
 /** Options for {@link realiseTokens}. */
 export interface RealiseOptions {
-  /** 'reencode' (default) or 'pool' (see the module comment). */
+  /** 'reencode' or 'pool' (see the module comment); default 'pool' with patchEmbeddings, else 'reencode'. */
   mode?: 'reencode' | 'pool';
   /** Base-patch embeddings [gridRows·gridCols, dim] to pool instead of the texture (mode 'pool'). */
   patchEmbeddings?: { data: Float32Array; dim: number };
@@ -65,6 +65,7 @@ export interface RealisedTokens {
   positions: Float32Array;
   /** round(positions · positionScale) [N, 2]. */
   positionIds: Int32Array;
+  /** Factor from positions to positionIds (RealiseOptions.positionScale, default 8). */
   positionScale: number;
   /** Region of each token [N]. */
   regionOf: Int32Array;
@@ -151,10 +152,13 @@ export interface LodAttentionOptions {
   mode?: 'per-region' | 'with-query';
   /** Query token features [T, F] (same feature space as the tokens) for 'with-query'. */
   queryFeatures?: Float32Array;
+  /** Heads of the projections (default 4). */
   numHeads?: number;
+  /** Head dim of the projections, 1–256 (default 32). */
   headDim?: number;
   /** Seed of the fixed random q/k/v projections (default 1234). */
   seed?: number;
+  /** Attention backend (default 'auto'). */
   backend?: BackendName;
 }
 
@@ -162,12 +166,17 @@ export interface LodAttentionOptions {
 export interface LodAttentionResult {
   /** Attention output [N (+T), numHeads, headDim]. */
   out: Tensor;
+  /** Sequence boundaries used: per region (RealisedTokens.cuSeqlens), or [0, N + T] with 'with-query'. */
   cuSeqlens: Int32Array;
+  /** Heads used. */
   numHeads: number;
+  /** Head dim used. */
   headDim: number;
   /** The projected inputs [N (+T), numHeads, headDim] (for inspection and tests). */
   q: Tensor;
+  /** Projected keys, laid out as q. */
   k: Tensor;
+  /** Projected values, laid out as q. */
   v: Tensor;
 }
 

@@ -24,8 +24,9 @@ export interface GridOptions {
    * work pixels per base patch. `Infinity` computes them at full resolution.
    */
   featureSide?: number;
-  /** Split the base grid into regionRows × regionCols regions (default 4 × 4). */
+  /** Split the base grid into regionRows × regionCols regions (default 4 × 4, fewer on a base grid under 4 patches). */
   regionRows?: number;
+  /** Region columns (see regionRows); at most the base grid's columns. */
   regionCols?: number;
   /** Alternatively: regions of k × k base patches (the last row/column may be smaller). */
   regionPatches?: number;
@@ -33,13 +34,19 @@ export interface GridOptions {
 
 /** One region: a block of base patches, half-open. */
 export interface Region {
+  /** Position in GridPlan.regions (raster order: row · regionCols + col). */
   index: number;
   /** Region row and column in the region grid. */
   row: number;
+  /** Region column in the region grid. */
   col: number;
+  /** First base-patch row (inclusive). */
   patchRow0: number;
+  /** End base-patch row (exclusive). */
   patchRow1: number;
+  /** First base-patch column (inclusive). */
   patchCol0: number;
+  /** End base-patch column (exclusive). */
   patchCol1: number;
   /** Number of base patches n_r (the native token cap). */
   basePatches: number;
@@ -49,18 +56,27 @@ export interface Region {
 
 /** A validated grid. */
 export interface GridPlan {
+  /** The original image's width in pixels. */
   readonly imageWidth: number;
+  /** The original image's height in pixels. */
   readonly imageHeight: number;
   /** Base patch side in image pixels (after `maxSide`). */
   readonly patchSize: number;
   /** Base patch side in work (feature) pixels. */
   readonly featurePatch: number;
+  /** Base-grid rows (base patches down the image). */
   readonly gridRows: number;
+  /** Base-grid columns (base patches across the image). */
   readonly gridCols: number;
+  /** Work (feature) image width in pixels: gridCols × featurePatch. */
   readonly workWidth: number;
+  /** Work (feature) image height in pixels: gridRows × featurePatch. */
   readonly workHeight: number;
+  /** Region rows in the region grid. */
   readonly regionRows: number;
+  /** Region columns in the region grid. */
   readonly regionCols: number;
+  /** Every region, in raster order (the order of all per-region arrays). */
   readonly regions: readonly Region[];
   /** The part of the image the work image covers (pixels); resampled to workWidth × workHeight unless equal. */
   readonly crop: { readonly x: number; readonly y: number; readonly width: number; readonly height: number };

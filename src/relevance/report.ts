@@ -23,13 +23,21 @@ export function fitImage(image: RgbaImage, maxSide = 1024): RgbaImage {
 
 /** One row of the allocation table. */
 export interface AllocationRow {
+  /** Region index (raster order). */
   region: number;
+  /** Region row in the region grid. */
   row: number;
+  /** Region column in the region grid. */
   col: number;
+  /** The region's information score (a share of the distribution over regions). */
   information: number;
+  /** The region's salience score (a share of the distribution over regions). */
   salience: number;
+  /** The region's participatory (query coupling) score (a share of the distribution over regions). */
   participatory: number;
+  /** ρ after opponent processing. */
   rho: number;
+  /** Tokens allocated (0 when dropped). */
   tokens: number;
   /** Token grid rows × cols. */
   grid: string;
@@ -67,11 +75,17 @@ function regionGridValues(result: RelevanceResult, values: ArrayLike<number>): {
 
 /** The PNG outputs of a result, drawn over `image` (the pipeline's input, any size). */
 export interface RelevancePngs {
+  /** The input image as shown (downscaled to maxSide). */
   'image.png': Uint8Array;
+  /** Query coupling (participatory mass) per base patch; per region when the query's visual tokens are not the base grid. */
   'heatmap-query.png': Uint8Array;
+  /** ρ after opponent processing, per region. */
   'heatmap-rho.png': Uint8Array;
+  /** The information score per region. */
   'heatmap-information.png': Uint8Array;
+  /** The salience score per region. */
   'heatmap-salience.png': Uint8Array;
+  /** Each region's token count and token grid over the image (renderAllocation). */
   'allocation.png': Uint8Array;
 }
 
@@ -165,10 +179,13 @@ const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&
 
 /** Extra facts for the report header. */
 export interface ReportContext {
+  /** Page title and heading (defaults: 'vlm-attention relevance report' for the title, 'Relevance realisation report' for the heading). */
   title?: string;
+  /** Where the image came from, e.g. its file name (default 'image'). */
   source?: string;
   /** Free-form notes shown under the header (e.g. scene objects, precision). */
   notes?: string[];
+  /** Backend name shown in the header (default: the plan's backend, else 'auto'). */
   backend?: string;
   /**
    * Where the interactive viewer for this run is: `href` a page relative to the report (e.g. the

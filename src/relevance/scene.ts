@@ -10,11 +10,15 @@ import { type RgbImage, rgbToRgba } from './image-ops.js';
 
 /** Colours a scene object can have (all are lexicon words). */
 export const SCENE_COLOURS = Object.freeze(['red', 'orange', 'yellow', 'green', 'cyan', 'blue', 'purple', 'magenta'] as const);
+/** A scene object's colour (one of SCENE_COLOURS). */
 export type SceneColour = (typeof SCENE_COLOURS)[number];
 /** Surface textures. "striped", "checkered" and "dotted" are all lexicon "striped" (patterned). */
 export const SCENE_TEXTURES = Object.freeze(['solid', 'striped', 'checkered', 'dotted'] as const);
+/** A scene object's surface texture (one of SCENE_TEXTURES). */
 export type SceneTexture = (typeof SCENE_TEXTURES)[number];
+/** Shapes a scene object can have (the triangle points up; the ellipse is wider than tall). */
 export const SCENE_SHAPES = Object.freeze(['circle', 'rect', 'triangle', 'ellipse'] as const);
+/** A scene object's shape (one of SCENE_SHAPES). */
 export type SceneShape = (typeof SCENE_SHAPES)[number];
 
 const RGB: Record<SceneColour, [number, number, number]> = {
@@ -29,6 +33,7 @@ export function sceneColourRgb(c: SceneColour): [number, number, number] {
 
 /** One object and its ground-truth mask. */
 export interface SceneObject {
+  /** '<colour> <texture> <shape>', e.g. 'red striped circle'. */
   name: string;
   colour: SceneColour;
   texture: SceneTexture;
@@ -43,32 +48,45 @@ export interface SceneObject {
 
 /** A generated scene. */
 export interface Scene {
+  /** Image width in pixels. */
   width: number;
+  /** Image height in pixels. */
   height: number;
+  /** The seed it was generated from (the same seed and options give the same scene). */
   seed: number;
+  /** The image as planar float RGB in [0, 1] (noise included). */
   image: RgbImage;
+  /** The same image as 8-bit RGBA. */
   rgba: RgbaImage;
+  /** The objects in generation order, each with its exact mask. */
   objects: SceneObject[];
 }
 
 /** An object request; unspecified fields are drawn from the seed. */
 export interface ObjectSpec {
+  /** Default: a colour not yet used in the scene, while any is left. */
   colour?: SceneColour;
   texture?: SceneTexture;
   shape?: SceneShape;
-  /** Centre and size as fractions of the image (optional). */
+  /** Centre x as a fraction of the width; given, the object is placed there even if it overlaps another. */
   cx?: number;
+  /** Centre y as a fraction of the height. */
   cy?: number;
+  /** Size as a fraction of min(width, height): circle diameter, square side (rect), triangle base and height; an ellipse is 1.3 × 0.8 of it. Default: drawn from sizeRange. */
   size?: number;
 }
 
 /** Options for {@link generateScene}. */
 export interface SceneOptions {
+  /** Image width in pixels, 16–8192 (default 784). */
   width?: number;
+  /** Image height in pixels, 16–8192 (default 784). */
   height?: number;
+  /** Integer seed (default 1). */
   seed?: number;
   /** Number of objects when `objects` is not given (default 6). */
   numObjects?: number;
+  /** One spec per object (at most 32), replacing `numObjects`. */
   objects?: readonly ObjectSpec[];
   /** Per-pixel Gaussian noise σ (default 0.015). */
   noise?: number;

@@ -76,7 +76,9 @@ export function salienceScore(texture: TextureArray): Float64Array {
 
 /** The grid of visual tokens of an encoder (raster order), for mapping tokens to regions. */
 export interface VisualGrid {
+  /** Visual-token rows. */
   rows: number;
+  /** Visual-token columns. */
   cols: number;
 }
 
@@ -108,7 +110,9 @@ export interface AttentionInputs {
   visualGrid?: VisualGrid;
   /** The model's mask (e.g. causal); its rows are softmaxed over all visible keys. */
   mask?: Mask | null;
+  /** Shorthand for a causal mask (bottom-right aligned when seqLenQ ≠ seqLenK), intersected with `mask`. Default false. */
   causal?: boolean;
+  /** Softmax scale (default 1/√headDim). */
   scale?: number;
 }
 

@@ -30,6 +30,7 @@ import type { GridPlan } from './regions.js';
 export const TEXTURE_CHANNELS = Object.freeze([
   'r', 'g', 'b', 'lab_l', 'lab_a', 'lab_b', 'sobel_x', 'sobel_y', 'sobel_mag', 'y', 'x', 'eccentricity', 'local_variance', 'saturation',
 ] as const);
+/** A texture channel's name (see TEXTURE_CHANNELS and CH for its index). */
 export type TextureChannel = (typeof TEXTURE_CHANNELS)[number];
 /** Number of texture channels (14). */
 export const NUM_TEXTURE_CHANNELS = TEXTURE_CHANNELS.length;
@@ -46,7 +47,9 @@ export interface TextureOptions {
 
 /** The texture array of one image. */
 export interface TextureArray {
+  /** The grid it was computed for (work size, base grid, regions). */
   plan: GridPlan;
+  /** Channel names in the order of the arrays' first dimension (TEXTURE_CHANNELS). */
   channels: readonly TextureChannel[];
   /** Per-pixel features at the working resolution: [channels, workHeight, workWidth]. */
   pixels: Float32Array;

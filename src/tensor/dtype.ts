@@ -4,15 +4,18 @@
  */
 
 export type DType = 'f32' | 'f16' | 'bf16';
+/** Every tensor dtype, in the order f32, f16, bf16. */
 export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16'];
 
 /** Storage array of a dtype. */
 export type Storage = Float32Array | Uint16Array;
 
+/** Storage size of one element: 4 for f32, 2 for f16 and bf16. */
 export function bytesPerElement(dtype: DType): number {
   return dtype === 'f32' ? 4 : 2;
 }
 
+/** Whether `x` is one of the tensor dtypes `'f32'`, `'f16'`, `'bf16'`. */
 export function isDType(x: unknown): x is DType {
   return x === 'f32' || x === 'f16' || x === 'bf16';
 }
@@ -29,6 +32,7 @@ export function f32ToBf16(x: number): number {
   return (rounded >>> 16) & 0xffff;
 }
 
+/** bf16 bits (low 16 bits of `h`) → float; exact. */
 export function bf16ToF32(h: number): number {
   u32buf[0] = (h & 0xffff) << 16;
   return f32buf[0]!;
@@ -66,6 +70,7 @@ export function f32ToF16(x: number): number {
   return sign | h;
 }
 
+/** f16 bits → float; exact, subnormals, ±Inf and NaN included. */
 export function f16ToF32(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >>> 10) & 0x1f;
@@ -82,14 +87,17 @@ export function roundTo(dtype: DType, x: number): number {
   return f16ToF32(f32ToF16(x));
 }
 
+/** The function that turns a stored element of `dtype` into a number (identity for f32). */
 export function decoder(dtype: DType): (bits: number) => number {
   return dtype === 'f16' ? f16ToF32 : dtype === 'bf16' ? bf16ToF32 : (x: number) => x;
 }
 
+/** The function that turns a number into a stored element of `dtype` (RNE; `Math.fround` for f32). */
 export function encoder(dtype: DType): (x: number) => number {
   return dtype === 'f16' ? f32ToF16 : dtype === 'bf16' ? f32ToBf16 : (x: number) => Math.fround(x);
 }
 
+/** Zero-filled storage for `n` elements: a Float32Array for f32, a Uint16Array of raw bits otherwise. */
 export function allocStorage(dtype: DType, n: number): Storage {
   return dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
 }

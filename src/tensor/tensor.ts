@@ -8,6 +8,7 @@ import { type DType, type Storage, allocStorage, bytesPerElement, decoder, encod
 /** Attention tensor layouts. BSHD is FlashAttention's `[batch, seqLen, numHeads, headDim]`. */
 export type Layout = 'bshd' | 'bhsd';
 
+/** Row-major element strides of a shape, e.g. [2, 3, 4] → [12, 4, 1]. */
 export function contiguousStrides(shape: readonly number[]): number[] {
   const strides = new Array<number>(shape.length);
   let s = 1;
@@ -18,6 +19,7 @@ export function contiguousStrides(shape: readonly number[]): number[] {
   return strides;
 }
 
+/** Number of elements of a shape: the product of its dimensions (1 for `[]`). */
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -31,18 +33,32 @@ function checkShape(shape: readonly number[], argument: string): void {
   }
 }
 
+/** How `new Tensor(data, shape, init)` views its storage. */
 export interface TensorInit {
+  /** Element type. Default f32 for a Float32Array; a Uint16Array needs `'f16'` or `'bf16'`. */
   dtype?: DType;
+  /** Element (not byte) strides, one per dimension. Default row-major contiguous for the shape. */
   strides?: readonly number[];
+  /** Index in `data` of element [0,…,0]. Default 0. */
   offset?: number;
 }
 
+/**
+ * A host tensor: typed-array storage seen through a shape, element strides and an offset. Views
+ * (permute, slice, select, asBSHD, reshape of a contiguous tensor) share the storage. Attention takes 4-D tensors in BSHD
+ * `[batch, seqLen, numHeads, headDim]` by default (BHSD with `layout: 'bhsd'`). The constructor
+ * checks that every element of the view lies inside `data` (ShapeError otherwise).
+ */
 export class Tensor {
+  /** Element type; f16 and bf16 elements are raw bit patterns in a Uint16Array. */
   readonly dtype: DType;
+  /** Size of each dimension (frozen). */
   readonly shape: readonly number[];
+  /** Step in `data` per index of each dimension, in elements (not bytes); frozen. */
   readonly strides: readonly number[];
   /** Offset of element [0,…,0] in `data`, in elements. */
   readonly offset: number;
+  /** The backing storage, shared with every view of it: may hold more elements than `size`. */
   readonly data: Storage;
 
   constructor(data: Storage, shape: readonly number[], init: TensorInit = {}) {
@@ -90,18 +106,22 @@ export class Tensor {
     return new Tensor(data, shape, { dtype });
   }
 
+  /** Number of dimensions (`shape.length`). */
   get rank(): number {
     return this.shape.length;
   }
 
+  /** Number of elements: the product of `shape` (1 for a rank-0 tensor). */
   get size(): number {
     return numel(this.shape);
   }
 
+  /** Bytes of the elements (`size` × bytes per element), not of the whole `data`. */
   get bytes(): number {
     return this.size * bytesPerElement(this.dtype);
   }
 
+  /** Whether the elements are dense in row-major order (strides of size-1 dimensions ignored; any offset). */
   isContiguous(): boolean {
     const c = contiguousStrides(this.shape);
     for (let i = 0; i < c.length; i++) if (this.shape[i]! > 1 && this.strides[i] !== c[i]) return false;
@@ -121,6 +141,7 @@ export class Tensor {
     return decoder(this.dtype)(this.data[this.index(idx)]!);
   }
 
+  /** Stores `value` at an index tuple (one index per dimension), rounded to the dtype (RNE). */
   set(value: number, ...idx: number[]): void {
     if (idx.length !== this.rank) throw new ShapeError(`set needs ${this.rank} indices, got ${idx.length}`, 'idx');
     this.data[this.index(idx)] = encoder(this.dtype)(value);
@@ -202,6 +223,7 @@ export class Tensor {
     return layout === 'bshd' ? this : this.permute([0, 2, 1, 3]);
   }
 
+  /** Dtype and shape, e.g. `Tensor(f16, [1, 128, 8, 64])`. */
   toString(): string {
     return `Tensor(${this.dtype}, [${this.shape.join(', ')}])`;
   }

@@ -19,9 +19,13 @@ import { discoverHeads, headScores } from './heads.js';
 import { type MapMode, MAP_MODES, patchMap, tokenMap } from './maps.js';
 import { flowWork } from './rollout.js';
 
+/** One answer of handleApi, ready to send as an HTTP response. */
 export interface ApiResponse {
+  /** HTTP status: 200, 400 (bad parameter), 404, 405, 422 (unsupported by this capture) or 500. */
   status: number;
+  /** MIME type of the body: JSON, or 'image/png' for /api/image. */
   contentType: string;
+  /** A JSON string, or the PNG bytes. */
   body: string | Uint8Array;
 }
 

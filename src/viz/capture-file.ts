@@ -29,16 +29,22 @@ import { parseSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { f32ToBf16, f32ToF16 } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 
+/** The `__metadata__.format` value that marks a capture file. */
 export const CAPTURE_FORMAT = 'vlm-attention-capture';
+/** The capture format version this library writes and reads (stored as the string "1"). */
 export const CAPTURE_VERSION = 1;
 
 /** The JSON part of a capture (stored as `__metadata__.capture`). */
 export interface CaptureInfo {
+  /** Always CAPTURE_FORMAT. */
   format: typeof CAPTURE_FORMAT;
+  /** Always CAPTURE_VERSION. */
   version: typeof CAPTURE_VERSION;
   /** Number of sequence positions (keys), seqLen. */
   seqLen: number;
+  /** Layers stored (not necessarily the model's layer count: see layerIds). */
   numLayers: number;
+  /** Attention heads per layer. */
   numHeads: number;
   /** The image-patch grid. */
   grid: { rows: number; cols: number };
@@ -64,6 +70,7 @@ export interface CaptureInfo {
 
 /** A capture in memory. Attention arrays are f32, row-major. */
 export interface Capture {
+  /** Everything but the arrays: tokens, grid, image span, stored rows, provenance. */
   info: CaptureInfo;
   /** Per layer, [numHeads, numQueries, seqLen]. */
   attention: Float32Array[];
@@ -84,25 +91,38 @@ export type ArrayInput = NdArray | Tensor | Float32Array;
 
 /** Options of `makeCapture`: the pieces of a capture, in whatever array form they come. */
 export interface CaptureInit {
+  /** One string per sequence position; its length sets seqLen. */
   tokens: readonly string[];
+  /** The image-patch grid, as {rows, cols} or [rows, cols]; rows·cols must equal the image span's length. */
   grid: { rows: number; cols: number } | readonly [number, number];
+  /** Half-open range [start, end) of the image-patch positions, raster order. */
   imageSpan: readonly [number, number];
   /**
    * Attention per layer: [numHeads, numQueries, seqLen], or [batch, numHeads, numQueries, seqLen] as
    * saved from transformers' `output_attentions=True` (then `batchIndex` picks the example).
    */
   attention: readonly ArrayInput[];
+  /** Which example to keep when `attention`/`layerMeans` carry a leading batch dimension (default 0). */
   batchIndex?: number;
   /** Query rows stored (default 0 … seqLen−1, which needs numQueries = seqLen). */
   queryPositions?: readonly number[];
+  /** Positions offered as text tokens; each must be a stored query row (default: stored rows outside the image span). */
   textPositions?: readonly number[];
+  /** Head-mean attention per layer, [seqLen, seqLen] each, one per attention layer; lets a capture of few rows do rollout. */
   layerMeans?: readonly ArrayInput[];
+  /** Precomputed rollout rows, [numQueries, seqLen]. */
   rollout?: ArrayInput;
+  /** A score per head, [numLayers, numHeads], finite. */
   headImportance?: ArrayInput;
+  /** How headImportance was computed (default 'unspecified'). */
   headImportanceMethod?: string;
+  /** The image as PNG bytes; CaptureInfo.image is read from its header. */
   imagePng?: Uint8Array;
+  /** Object masks on the patch grid, [gridRows, gridCols] each (values > 0.5 count as in); names of 1–64 characters of A–Z a–z 0–9 _ -. */
   masks?: Record<string, ArrayInput | Uint8Array> | Map<string, ArrayInput | Uint8Array>;
+  /** The model's layer number of each stored layer, strictly increasing (default 0 … numLayers−1). */
   layerIds?: readonly number[];
+  /** Free-form provenance (model, prompt, …). */
   meta?: Record<string, string>;
 }
 

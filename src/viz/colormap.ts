@@ -94,6 +94,7 @@ export function colorAt(name: ColormapName, t: number): [number, number, number]
 
 /** Options for {@link applyColormap}. */
 export interface ColormapOptions {
+  /** Default 'viridis'. */
   colormap?: ColormapName;
   /** Value mapped to the first entry (default: the finite minimum of `values`). */
   min?: number;

@@ -33,7 +33,9 @@ import { applyColormap, type ColormapName } from './colormap.js';
 import { drawText } from './overlay.js';
 import { encodePng, type RgbaImage } from './png.js';
 
+/** One (image, query) example for discoverHeads. */
 export interface HeadExample {
+  /** The example's capture; every example must have the same numLayers and numHeads. */
   capture: Capture;
   /** Query token positions (default: the capture's text positions). */
   tokens?: readonly number[];
@@ -45,12 +47,18 @@ export interface HeadExample {
   label?: string;
 }
 
+/** What ranks the heads: SAV accuracy, localisation in the masks, or mean image-attention mass. */
 export type HeadRankMethod = 'sav' | 'localisation' | 'activation';
 
+/** One head's statistics over the examples (definitions in the module comment). */
 export interface HeadStats {
+  /** Layer index in the captures (0 … numLayers−1, not layerIds). */
   layer: number;
+  /** Head index. */
   head: number;
+  /** Mean over examples of the head's attention mass on the image (Σ over patches of the query tokens' mean attention). */
   meanActivation: number;
+  /** Variance of that mass across examples (n − 1; 0 for one example). */
   varianceActivation: number;
   /** Mean normalised entropy of the head's image attention, in [0, 1]. */
   entropy: number;
@@ -66,21 +74,29 @@ export interface HeadStats {
   rank: number;
 }
 
+/** discoverHeads' result: per-head statistics and the ranking. */
 export interface HeadDiscovery {
+  /** The ranking method used. */
   method: HeadRankMethod;
+  /** Layers of the captures. */
   numLayers: number;
+  /** Heads per layer. */
   numHeads: number;
+  /** Examples the statistics are over. */
   numExamples: number;
   /** Layer-major statistics, one per head. */
   stats: HeadStats[];
   /** The top k heads, best first. */
   top: { layer: number; head: number; score: number }[];
+  /** Heads in `top`: the requested k, at most numLayers·numHeads. */
   k: number;
-  /** SAV class means per label, [numLayers, numHeads, headDim] (method 'sav' only). */
+  /** SAV class means per label, [numLayers, numHeads, headDim] (when every example has activations and a label). */
   classMeans?: Map<string, Float32Array>;
+  /** Head dim of the SAV activations (with classMeans). */
   headDim?: number;
 }
 
+/** Options of discoverHeads. */
 export interface DiscoverOptions {
   /** Heads to keep (default 20, as SAVs' num_head). */
   k?: number;

@@ -21,7 +21,9 @@ import { overlayHeatmap } from './overlay.js';
 import { decodePng, encodePng, type RgbaImage } from './png.js';
 import { attentionFlow, type FlowOptions, rolloutColumns, rolloutRows } from './rollout.js';
 
+/** How a map aggregates attention: raw (mean of stored P), rollout, or flow (see the module comment). */
 export type MapMode = 'raw' | 'rollout' | 'flow';
+/** The valid MapMode values (what `mode` is checked against). */
 export const MAP_MODES: readonly MapMode[] = ['raw', 'rollout', 'flow'];
 
 /** Which attention to aggregate. */
@@ -30,6 +32,7 @@ export interface MapSelection {
   layers?: readonly number[];
   /** Heads to average. Default all. */
   heads?: readonly number[];
+  /** Default 'raw'. */
   mode?: MapMode;
   /** Residual weight α of rollout/flow (default 0.5). */
   residual?: number;
@@ -39,35 +42,47 @@ export interface MapSelection {
 
 /** A map over the patch grid. */
 export interface GridMap {
+  /** The mode it was computed with. */
   mode: MapMode;
+  /** Patch-grid rows (the capture's grid). */
   rows: number;
+  /** Patch-grid columns. */
   cols: number;
   /** [rows·cols], row-major. */
   values: Float32Array;
   /** Index, row and column of the largest value (lowest index on ties). */
   argmax: { index: number; row: number; col: number };
+  /** Smallest value. */
   min: number;
+  /** Largest value (at argmax). */
   max: number;
   /** Sum of the values: the attention mass the tokens put on the image (raw/rollout/flow units). */
   total: number;
   /** The sequence positions the map is for. */
   tokens: number[];
+  /** Layer indices used (capture indices, not layerIds), in order. */
   layers: number[];
+  /** Head indices used. */
   heads: number[];
 }
 
 /** A map over text tokens for one patch. */
 export interface TokenValues {
+  /** The mode it was computed with. */
   mode: MapMode;
+  /** The patch: index in the grid (row-major), its row and column, and its sequence position. */
   patch: { index: number; row: number; col: number; position: number };
   /** Sequence positions (the capture's text positions). */
   positions: number[];
   /** Token strings of `positions`. */
   tokens: string[];
+  /** Attention each of `positions` pays to the patch, [positions.length]. */
   values: Float32Array;
   /** Position (not index) of the token that attends most to the patch. */
   argmax: number;
+  /** Layer indices used (capture indices, not layerIds), in order. */
   layers: number[];
+  /** Head indices used. */
   heads: number[];
 }
 
@@ -255,6 +270,7 @@ export function patchMap(c: Capture, patch: number, sel: MapSelection = {}): Tok
 
 /** Options of `renderMap`. */
 export interface RenderOptions {
+  /** Default 'inferno'. */
   colormap?: ColormapName;
   /** Heatmap opacity over the image (default 0.75; with `weightByValue` the hottest pixels get this). */
   alpha?: number;

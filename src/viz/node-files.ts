@@ -29,20 +29,25 @@ import { type NdArray, parseNpy, parseNpz, writeNpy, writeNpz } from '../io/npy.
 import { parseSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { type Capture, type CaptureDType, type CaptureInit, decodeCapture, encodeCapture, makeCapture } from './capture-file.js';
 
+/** The `format` value of a capture manifest (`capture.json`); a manifest may also omit it. */
 export const MANIFEST_FORMAT = 'vlm-attention-capture-manifest';
 
+/** Reads a .npy file (see parseNpy; errors name the path). */
 export async function readNpyFile(path: string): Promise<NdArray> {
   return parseNpy(await readFile(path), { path });
 }
 
+/** Writes an array as a .npy file (see writeNpy: bf16 is widened to '<f4'). */
 export async function writeNpyFile(path: string, a: NdArray): Promise<void> {
   await writeFile(path, writeNpy(a));
 }
 
+/** Reads a safetensors file: its arrays by name and its `__metadata__` (see parseSafetensors). */
 export async function readSafetensorsFile(path: string): Promise<ReturnType<typeof parseSafetensors>> {
   return parseSafetensors(await readFile(path), { path });
 }
 
+/** Writes named arrays, in the order given, and optional string metadata as a safetensors file. */
 export async function writeSafetensorsFile(path: string, tensors: Iterable<[string, NdArray]> | Record<string, NdArray>, metadata?: Record<string, string>): Promise<void> {
   await writeFile(path, writeSafetensors(tensors, metadata));
 }

@@ -54,6 +54,7 @@ export function upsampleBilinear(grid: ArrayLike<number>, gridWidth: number, gri
 
 /** Options for {@link overlayHeatmap}. */
 export interface HeatmapOverlayOptions {
+  /** Default 'inferno'. */
   colormap?: ColormapName;
   /** Maximum blend weight of the heatmap over the image, in [0, 1] (default 0.6). */
   alpha?: number;
@@ -191,11 +192,13 @@ export function textSize(text: string, scale = 1): { width: number; height: numb
 
 /** Options for {@link drawText}. */
 export interface TextOptions {
+  /** Text colour (default opaque white). */
   color?: Rgba;
   /** Integer pixel scale of the 5×7 font (default 1). */
   scale?: number;
   /** Box behind the text, with `padding` pixels around it. */
   background?: Rgba;
+  /** Pixels of background around the text (default: the font scale). */
   padding?: number;
 }
 
@@ -235,10 +238,13 @@ export interface RegionBox extends Rect {
 
 /** Options for {@link drawRegions}. */
 export interface DrawRegionsOptions {
+  /** Outline width in pixels, drawn inside each box (default 1). */
   thickness?: number;
   /** Font scale for labels (default: as large as fits, up to 3). */
   labelScale?: number;
+  /** Label text colour (default opaque white). */
   labelColor?: Rgba;
+  /** Box behind each label (default translucent black, [0, 0, 0, 150]). */
   labelBackground?: Rgba;
 }
 

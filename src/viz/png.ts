@@ -14,6 +14,7 @@ import { FormatError, ShapeError, ValueError } from '../errors.js';
 export interface RgbaImage {
   width: number;
   height: number;
+  /** Row-major RGBA bytes, 4 per pixel. */
   data: Uint8Array | Uint8ClampedArray;
 }
 

@@ -13,6 +13,7 @@ import { type ApiResponse, errorResponse, handleApi } from './api.js';
 import { type Capture, decodeCapture } from './capture-file.js';
 import { loadViewerHtml } from './viewer-html.js';
 
+/** Options of startViewerServer. */
 export interface ViewerServerOptions {
   /** Port (default 0: any free port). */
   port?: number;
@@ -24,15 +25,21 @@ export interface ViewerServerOptions {
   onRequest?: (method: string, url: string, status: number) => void;
 }
 
+/** A running viewer server (startViewerServer). */
 export interface ViewerServer {
+  /** The page's address, `http://127.0.0.1:<port>/`. */
   url: string;
+  /** The port it listens on (the one picked when port 0 was asked for). */
   port: number;
+  /** The underlying Node HTTP server. */
   server: Server;
-  /** The capture currently viewed. */
+  /** The capture currently viewed (replaced by a successful POST /api/capture). */
   readonly capture: Capture;
+  /** Closes open connections and stops listening; resolves once the server is closed. */
   close(): Promise<void>;
 }
 
+/** The only address the viewer server binds to; requests whose Host is neither it nor localhost get 403. */
 export const VIEWER_HOST = '127.0.0.1';
 
 function send(res: ServerResponse, r: ApiResponse, head = false): void {

@@ -33,15 +33,19 @@ export const SYNTHETIC_OBJECTS = [
   { name: 'green_triangle', colour: 'green', noun: 'triangle', rgb: [0.1, 0.8, 0.1] },
 ] as const;
 
+/** Options of syntheticCapture. */
 export interface SyntheticOptions {
+  /** Seed of the object positions and the toy model's random parts (default 1). */
   seed?: number;
-  /** Patch grid side (default 14). */
+  /** Patch grid side, 9–64 (default 14). */
   gridSize?: number;
-  /** Pixels per patch side (default 16). */
+  /** Pixels per patch side, 4–64 (default 16). */
   patchPixels?: number;
+  /** Layers of the toy model, 1–64 (default 4). */
   numLayers?: number;
   /** Prompt words (default: "the red square , the blue disc and the green triangle"). */
   prompt?: readonly string[];
+  /** Attention backend for the toy model's forward pass and capture (default 'auto'). */
   backend?: BackendName;
 }
 

@@ -17,6 +17,7 @@ const SPIN = 20000;
 /** Below this many FLOPs (≈ 50 µs on one core) a call runs on the calling thread only. */
 export const SOLO_FLOPS = 2e6;
 
+/** The kernel module's exports the pool and the backend call (AssemblyScript, src/kernels/cpu/assembly/flash.ts). */
 export interface KernelExports {
   runJobs(plan: number, kind: number, jobs: number, numJobs: number, counter: number, thread: number): void;
   scratchBytes(rows: number, dpad: number, dvpad: number, topk: number, vtRows: number, panel: number): number;
@@ -58,6 +59,7 @@ interface WorkerHandle {
   terminate(): unknown;
 }
 
+/** The kernel's threads over the heap's shared memory (cpuRuntime().pool); see this file's header. */
 export class ThreadPool {
   private readonly ctrlPtr: number;
   private workers: WorkerHandle[] = [];

@@ -39,8 +39,9 @@ export const PREFILL_TILE_Q = 64;
 const PANEL_MAX_BYTES = 16 * 2 ** 20;
 const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2 } as const;
 
+/** Settings of the WebAssembly CPU runtime, applied with `configureCpu`. */
 export interface CpuConfig {
-  /** Kernel threads including the caller (default: all cores, at most 16). */
+  /** Kernel threads including the caller (default: all cores, at most 16; always 1 without SharedArrayBuffer). */
   threads?: number;
   /** Use relaxed-SIMD FMA when the runtime supports it (default true). */
   relaxedSimd?: boolean;
@@ -53,10 +54,15 @@ export interface CpuConfig {
   decodeReadAhead?: ReadAheadMode;
 }
 
+/** The running WebAssembly SIMD backend: its heap, threads and kernel build. */
 export interface CpuRuntime {
+  /** The kernel heap: tensors allocated in it (`cpuTensor`) are read in place, others are copied in for each call. */
   heap: WasmHeap;
+  /** The kernel threads (the caller's thread included). */
   pool: ThreadPool;
+  /** The kernel build: relaxed-SIMD FMA, plain SIMD128, or SIMD128 single-threaded (no SharedArrayBuffer). */
   variant: 'relaxed-simd' | 'simd128' | 'simd128-single';
+  /** Threads that run kernels, the caller included. */
   threads: number;
 }
 
@@ -137,6 +143,11 @@ export async function configureCpu(c: CpuConfig): Promise<void> {
   }
 }
 
+/**
+ * The WebAssembly SIMD runtime, started on the first call and shared by later ones (a change of
+ * `threads` or `relaxedSimd` in `configureCpu` replaces it). Rejects with UnsupportedError where
+ * WebAssembly SIMD is unavailable; a failed start is retried on the next call.
+ */
 export function cpuRuntime(): Promise<CpuRuntime> {
   if (!runtime) {
     runtime = createRuntime();
@@ -161,10 +172,15 @@ function place(heap: WasmHeap, t: Tensor, copyIn: boolean): Placed {
   return { tensor: tmp, dataPtr: tmp.data.byteOffset, temp: true };
 }
 
+/** What the last WebAssembly kernel call did (`lastKernelStats`): its path, jobs and tiles. */
 export interface KernelStats {
+  /** 'prefill': one job per (sequence, query head, 64-row Q tile); 'decode': flash-decoding, KV split across jobs, for few queries. */
   path: 'prefill' | 'decode';
+  /** Jobs run (decode: split jobs plus merge jobs). */
   jobs: number;
+  /** (Q tile, 64-key KV tile) pairs visited, summed over query heads (prefill) or KV heads (decode: a KV head's query rows share a tile). */
   visitedTiles: number;
+  /** Decode only: number of split jobs. */
   splits?: number;
   /** Decode: whether tiles were read ahead (undefined where no sequence qualifies: see CpuConfig.decodeReadAhead). */
   readAhead?: boolean;

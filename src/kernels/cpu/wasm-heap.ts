@@ -16,14 +16,23 @@ const SLACK = 64;
 
 interface Block { start: number; size: number }
 
+/**
+ * The kernel heap (`(await cpuRuntime()).heap`): one WebAssembly memory with a first-fit allocator.
+ * Allocations are 64-byte aligned with 64 bytes of readable slack; the memory grows on demand up to
+ * `maximumPages` of 64 KiB (default 4 GiB; 1 GiB where the host cannot reserve that much).
+ */
 export class WasmHeap {
+  /** The linear memory every kernel thread sees. Growth replaces its buffer: take views through `buffer()`, `i32`, `f32`, `u8`. */
   readonly memory: WebAssembly.Memory;
+  /** Whether the memory is shared (a SharedArrayBuffer), which worker threads need. */
   readonly shared: boolean;
   private free: Block[] = [];
   private sizes = new Map<number, number>();
   private buffers = new WeakSet<ArrayBufferLike>();
   private top = HEAP_BASE;
+  /** Bytes allocated now, alignment and slack included. */
   inUseBytes = 0;
+  /** Peak of `inUseBytes` since creation or the last `resetHighWater()`. */
   highWaterBytes = 0;
 
   constructor(shared: boolean, maximumPages = 65536) {
@@ -85,6 +94,7 @@ export class WasmHeap {
     return start;
   }
 
+  /** Frees an allocation by the byte offset `alloc` returned; an unknown or already freed offset throws. */
   release(ptr: number): void {
     const size = this.sizes.get(ptr);
     if (size === undefined) throw new Error(`vlm-attention internal error: heap pointer ${ptr} freed twice or never allocated`);
@@ -110,8 +120,11 @@ export class WasmHeap {
     this.highWaterBytes = this.inUseBytes;
   }
 
+  /** A view of `n` int32 elements at byte offset `ptr` of the current buffer. */
   i32(ptr: number, n: number): Int32Array { return new Int32Array(this.buffer(), ptr, n); }
+  /** A view of `n` float32 elements at byte offset `ptr` of the current buffer. */
   f32(ptr: number, n: number): Float32Array { return new Float32Array(this.buffer(), ptr, n); }
+  /** A view of `n` bytes at byte offset `ptr` of the current buffer. */
   u8(ptr: number, n: number): Uint8Array { return new Uint8Array(this.buffer(), ptr, n); }
 
   /** A heap-resident tensor; free it with `freeTensor` (or let `dispose` below do it). */

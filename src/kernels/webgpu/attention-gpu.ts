@@ -27,19 +27,33 @@ import { type SgmatVariant, rangeSource, sgmatAblation, sgmatGeometry, sgmatLine
 import { type DecodeWarpVariant, decodeWarpCombines, decodeWarpGeometry, decodeWarpSource } from './decode-warp.js';
 
 export const GPU_TILE_K = 64;
+/** The largest k of a `topK(k)` mask the WebGPU threshold kernel takes (its per-row heap of scores); larger k raise UnsupportedError. */
 export const TOPK_MAX = 512;
 const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC (GPUBufferUsage values)
 
 /** A tensor resident in a GPU storage buffer: contiguous elements (f16/bf16 packed two per word). */
 export class GpuTensor {
+  /** Element strides per dimension (contiguous unless given, e.g. by permute). */
   readonly strides: readonly number[];
+  /** First element's index in the buffer: always 0. */
   readonly offset = 0;
+  /** Where the data lives: always 'webgpu' (how backends tell device tensors from host ones). */
   readonly device = 'webgpu';
   private disposed = false;
+  /**
+   * Wraps an existing buffer (no copy); fromTensor and empty allocate one.
+   * @param ctx - The context whose device owns `buffer`.
+   * @param buffer - Storage buffer holding the elements (16-bit dtypes two per 32-bit word).
+   * @param shape - Dimensions, e.g. [batch, seqLenQ, numHeads, headDim] (BSHD).
+   * @param dtype - Element type of the stored data.
+   * @param strides - Element strides per dimension (default contiguous).
+   */
   constructor(readonly ctx: GpuContext, readonly buffer: GPUBuffer, readonly shape: readonly number[], readonly dtype: DType, strides?: readonly number[]) {
     this.strides = strides ?? contiguousStrides(shape);
   }
+  /** Number of elements. */
   get size(): number { return numel(this.shape); }
+  /** Bytes of data: size × 4 for f32, × 2 for f16 and bf16 (the buffer itself is padded to 16 bytes). */
   get bytes(): number { return this.size * (this.dtype === 'f32' ? 4 : 2); }
 
   /** Uploads a host tensor (any strides; stored contiguously). */
@@ -66,11 +80,14 @@ export class GpuTensor {
     return new GpuTensor(ctx, ctx.device.createBuffer({ size, usage: STORAGE }), shape, dtype);
   }
 
-  /** Downloads into a new host tensor. */
+  /**
+   * Downloads into a new host tensor with this view's strides (a permuted view, such as the output of a BHSD call,
+   * stays permuted: `.contiguous()` packs it).
+   */
   async toTensor(): Promise<Tensor> {
     const raw = await readBuffer(this.ctx, this.buffer, this.bytes);
     const data = this.dtype === 'f32' ? new Float32Array(raw) : new Uint16Array(raw);
-    return new Tensor(data, this.shape, { dtype: this.dtype });
+    return new Tensor(data, this.shape, { dtype: this.dtype, strides: this.strides });
   }
 
   /** Zero-copy permutation (for BHSD ↔ BSHD views). */
@@ -78,6 +95,7 @@ export class GpuTensor {
     return new GpuTensor(this.ctx, this.buffer, order.map((o) => this.shape[o]!), this.dtype, order.map((o) => this.strides[o]!));
   }
 
+  /** Destroys the buffer (idempotent); views made by permute share it and die with it. */
   dispose(): void {
     if (!this.disposed) { this.disposed = true; this.buffer.destroy(); }
   }
@@ -185,10 +203,12 @@ export function setDecodeTuning(t: Partial<typeof decodeTuning>): void {
   if (t.fuse !== undefined) decodeTuning.fuse = t.fuse;
 }
 
+/** Whether `x` is a GpuTensor (a device tensor of this library's WebGPU backend). */
 export function isGpuTensor(x: unknown): x is GpuTensor {
   return x instanceof GpuTensor;
 }
 
+/** Downloads the first `bytes` bytes of a GPU buffer (copied through a mappable staging buffer; waits for the device). */
 export async function readBuffer(ctx: GpuContext, src: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
   const size = Math.max(4, Math.ceil(bytes / 4) * 4);
   const staging = ctx.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
@@ -202,14 +222,21 @@ export async function readBuffer(ctx: GpuContext, src: GPUBuffer, bytes: number)
   return copy;
 }
 
+/** What a WebGPU attention call ran: its kernel family, variant and work (structural; no timings). */
 export interface GpuRunStats {
+  /** Kernel family; 'decode' covers decode_warp and decode_split (see `key`). */
   kernel: 'flash_portable' | 'flash_sgmat' | 'decode';
+  /** The main kernel's variant key (its pipeline cache key: head dims, tiling, mask, format…). */
   key: string;
+  /** Workgroups of the main kernel: (sequence, head block, Q tile) jobs, or for decode the split workgroups plus, unless fused, the merge ones. */
   jobs: number;
+  /** KV tiles of 64 keys visited, summed over jobs (tiles a mask empties are skipped); for decode, over (sequence, KV head). */
   visitedTiles: number;
+  /** Compute passes the call encodes (range pass, top-k pass, main kernel, merge, conversion), empty ones not counted. */
   dispatches: number;
 }
 
+/** Stats of the last WebGPU attention call (host or device tensors, paged; not capture, not prepareGpuAttention); null before the first. */
 export let lastGpuStats: GpuRunStats | null = null;
 
 let poison = false;
@@ -243,6 +270,7 @@ export function setGpuKernelPreference(p: GpuKernelPreference): void {
  */
 export type GpuF32Policy = 'split' | 'exact';
 let f32Policy: GpuF32Policy = 'split';
+/** Sets how f32 attention runs on adapters with subgroup matrices (see GpuF32Policy; default 'split'); applies from the next call. */
 export function setGpuF32Policy(p: GpuF32Policy): void {
   f32Policy = p;
 }
@@ -304,9 +332,13 @@ interface Dispatch {
   groups: number;
 }
 
+/** A recorded WebGPU attention call (prepareGpuAttention). */
 export interface PreparedGpuAttention {
+  /** What the call runs. */
   readonly stats: GpuRunStats;
+  /** The output tensor the dispatches write (given, or allocated by prepare: the caller disposes it). */
   readonly out: GpuTensor;
+  /** Log-sum-exp per (head, query) row, f32; null when not requested. */
   readonly lse: GpuTensor | null;
   /** Records the call's dispatches (top-k pass, main kernel, merge, conversion) into `encoder`. */
   encode(encoder: GPUCommandEncoder): void;
@@ -377,15 +409,30 @@ export interface GpuCapture {
  * and one block table per sequence of the plan; key j of sequence b is slot tables[b][j / bs]·bs + j % bs.
  */
 export interface GpuPaged {
+  /** Tokens per block (bs above). */
   blockSize: number;
+  /** One block table per sequence (plan.batch of them): block indices into the pool, in key order. */
   tables: readonly ArrayLike<number>[];
+  /** Storage format of the pool's K and V. */
   kvFmt: InFormat | 'i8';
+  /** The K block pool, [numBlocks·blockSize, numKvHeads, headDim]. */
   k: GPUBuffer;
+  /** The V block pool, laid out as `k`. */
   v: GPUBuffer;
+  /** Per-(block, KV head) f32 scales of int8 K; required when kvFmt is 'i8', ignored otherwise. */
   kScales?: GPUBuffer;
+  /** Per-(block, KV head) f32 scales of int8 V; required when kvFmt is 'i8', ignored otherwise. */
   vScales?: GPUBuffer;
 }
 
+/**
+ * Plans one attention call on device tensors and records its buffers and bind groups without running it:
+ * `encode` it into a command encoder (as many times as wanted, e.g. for benchmarks), then `destroy`.
+ * `k`/`v` may be null only with `paged`. `outIn`/`lseIn` are written when given; otherwise out is allocated
+ * ([batch, seqLenQ, numHeads, headDimV], or [totalQ, numHeads, headDimV] varlen) and lse when plan.returnLse
+ * ([batch, numHeads, seqLenQ] f32; [numHeads, totalQ] varlen); `lseIn: null` skips lse. `capture` (dense plans
+ * only, not with `paged`) writes attention probabilities instead of the output. Does not set lastGpuStats.
+ */
 export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: GpuTensor | null, v: GpuTensor | null, outIn?: GpuTensor, lseIn?: GpuTensor | null, capture?: GpuCapture, paged?: GpuPaged): Promise<PreparedGpuAttention> {
   const ctx = q.ctx;
   const caps = ctx.caps;

@@ -7,23 +7,45 @@
 import { DeviceError, UnsupportedError } from '../../errors.js';
 import { type DawnModule, isNode, nodeDawn } from '../../platform/node.js';
 
+/** One subgroup-matrix shape the adapter supports (Chromium's experimental subgroup-matrix feature): M×K · K×N → M×N. */
 export interface SubgroupMatrixConfig {
+  /** Element type of the left and right operands ('f16', 'f32', 'i8', …). */
   componentType: string;
+  /** Element type of the result (accumulator) matrix. */
   resultComponentType: string;
+  /** Rows of the left and result matrices. */
   M: number;
+  /** Columns of the right and result matrices. */
   N: number;
+  /** Columns of the left matrix and rows of the right one (the reduction dimension). */
   K: number;
 }
 
+/**
+ * What the acquired device can do, read once at device creation: the optional features enabled (those the
+ * adapter has, minus WebGpuInit.disable), the limits requested at the adapter's maxima, and the adapter's info.
+ */
 export interface GpuCaps {
+  /** Whether 'shader-f16' is enabled (f16 arithmetic in WGSL). */
   f16: boolean;
+  /** Whether 'subgroups' is enabled (subgroup reductions and shuffles). */
   subgroups: boolean;
+  /** Smallest subgroup size the adapter reports, in invocations; 0 when it reports none. */
   subgroupMinSize: number;
+  /** Largest subgroup size the adapter reports, in invocations; 0 when it reports none. */
   subgroupMaxSize: number;
+  /** Whether 'timestamp-query' is enabled. */
   timestamp: boolean;
+  /**
+   * The subgroup-matrix shapes the adapter offers; empty without 'chromium-experimental-subgroup-matrix'
+   * (which is only enabled together with 'subgroups'). The tensor-core kernel needs f16 16×16×16 → f32.
+   */
   subgroupMatrix: SubgroupMatrixConfig[];
+  /** maxComputeWorkgroupStorageSize: workgroup memory a workgroup may use, in bytes. */
   maxWorkgroupStorage: number;
+  /** maxStorageBufferBindingSize, in bytes: bounds each GpuTensor and each kernel's metadata. */
   maxStorageBinding: number;
+  /** maxBufferSize, in bytes. */
   maxBufferSize: number;
   /** Invocations a (one-dimensional) workgroup may have: the smaller of maxComputeInvocationsPerWorkgroup and maxComputeWorkgroupSizeX. */
   maxInvocations: number;
@@ -36,14 +58,19 @@ export interface GpuCaps {
   subgroupLinear: boolean;
   /** Whether shaders keep WGSL's bounds clamps (false only after `robustness: false` or Dawn's disable_robustness toggle). */
   robust: boolean;
+  /** The adapter's vendor (GPUAdapterInfo); '' when not reported. */
   vendor: string;
+  /** The adapter's architecture (GPUAdapterInfo); '' when not reported. */
   architecture: string;
+  /** The adapter's description (GPUAdapterInfo); '' when not reported. */
   description: string;
 }
 
+/** How the WebGPU device is acquired: pass to configureWebGpu or gpuContext. */
 export interface WebGpuInit {
   /** A GPU object (navigator.gpu or Dawn's create(...)); found automatically when absent. */
   gpu?: GPU;
+  /** Passed to requestAdapter (default 'high-performance'). */
   powerPreference?: GPUPowerPreference;
   /** Dawn toggles for Node (default: allow_unsafe_apis, vulkan_enable_f16_on_nvidia). */
   dawnFlags?: string[];
@@ -80,6 +107,7 @@ export function robustnessDisabled(flags: readonly string[]): boolean {
 
 const WANTED: GPUFeatureName[] = ['shader-f16', 'subgroups' as GPUFeatureName, 'timestamp-query', 'chromium-experimental-subgroup-matrix' as GPUFeatureName];
 
+/** The DeviceError message when no WebGPU adapter can be found: how to get one in browsers, Node and CI (SwiftShader). */
 export const NO_WEBGPU_HELP =
   'no WebGPU adapter found. In browsers, use one with WebGPU enabled (Chrome/Edge ≥ 113, Firefox ≥ 141, Safari ≥ 26). ' +
   "In Node, install the optional 'webgpu' package (npm install webgpu) and make sure a Vulkan driver is present; " +
@@ -109,18 +137,31 @@ async function findGpu(init: WebGpuInit): Promise<{ gpu: GPU; robust: boolean }>
   throw new DeviceError(NO_WEBGPU_HELP);
 }
 
+/**
+ * One acquired WebGPU device with its capabilities, pipeline cache and buffer pool. The library shares one
+ * (gpuContext()); once the device is lost, the next gpuContext() call acquires a new one.
+ */
 export class GpuContext {
+  /** Compiled pipelines by kernel key (the variant key); a failed compilation is dropped so that the next call retries. */
   readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   private pool = new Map<number, GPUBuffer[]>();
+  /** Why the device was lost ('reason: message'); null while it is alive. */
   lostReason: string | null = null;
 
-  /** `gpu` is held so that Dawn's instance outlives the device (collecting it crashes Dawn's event loop). */
+  /**
+   * `gpu` is held so that Dawn's instance outlives the device (collecting it crashes Dawn's event loop).
+   * @param gpu - The GPU object the adapter came from.
+   * @param adapter - The adapter the device was requested from.
+   * @param device - The device every kernel runs on.
+   * @param caps - What the device can do.
+   */
   constructor(readonly gpu: GPU, readonly adapter: GPUAdapter, readonly device: GPUDevice, readonly caps: GpuCaps) {
     device.lost.then((info) => {
       this.lostReason = `${info.reason}: ${info.message}`;
     });
   }
 
+  /** Whether the device has been lost (see lostReason); gpuContext() then acquires a new one. */
   get lost(): boolean {
     return this.lostReason !== null;
   }
@@ -171,6 +212,7 @@ export class GpuContext {
     return this.device.createBuffer({ size, usage });
   }
 
+  /** Returns a buffer from acquire to the pool (at most 8 kept per size and usage; others are destroyed). Pass the usage it was acquired with. */
   release(buffer: GPUBuffer, usage: number = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC): void {
     const key = buffer.size * 16 + (usage & 0xf);
     let list = this.pool.get(key);

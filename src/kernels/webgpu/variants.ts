@@ -9,6 +9,7 @@ import { INT8_GAUSSIAN_C } from '../../kvcache/quant.js';
 /** ½/127² as a WGSL f32 literal (the gaussian int8 grid's cubic coefficient). */
 const INT8_GAUSSIAN_C_WGSL = `${Math.fround(INT8_GAUSSIAN_C)}`;
 
+/** Element format of K/V (or another input) as a kernel reads it from storage. */
 export type InFormat = 'f32' | 'f16' | 'bf16';
 
 /** Unrolled source for i in [0, n): the generated kernels name every register instead of indexing arrays. */

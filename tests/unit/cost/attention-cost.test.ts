@@ -205,6 +205,8 @@ describe('hand-computed counts', () => {
     expect(c.bytes.flash.k).toBe((64 + 44) * 2 * 16 * 2);
     const paged = attentionCost({ batch: 3, seqLenQ: 1, seqLenK: 1000, numHeads: 8, numKvHeads: 2, headDim: 64, pagedBlockSizeTokens: 16 });
     expect(paged.bytes.flash.blockTable).toBe(3 * Math.ceil(1000 / 16) * 4);
+    // An option left undefined keeps the shape's block size.
+    expect(attentionCost({ batch: 3, seqLenQ: 1, seqLenK: 1000, numHeads: 8, numKvHeads: 2, headDim: 64, pagedBlockSizeTokens: 16 }, { pagedBlockSizeTokens: undefined }).bytes.flash.blockTable).toBe(paged.bytes.flash.blockTable);
   });
 
   it('decode path: tiles are per KV head (a GQA group shares one load), FLOPs per query head', () => {

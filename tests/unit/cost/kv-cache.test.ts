@@ -100,6 +100,10 @@ describe('kv cache', () => {
     expect(s.batch).toBe(Math.floor((64e9 - s.sharedBytes) / s.perSequenceBytes));
     expect(s.batch).toBeGreaterThan(4 * r.batch);
     expect(maxBatchForMemory({ numLayers: 32, numKvHeads: 8, headDim: 128, seqLen: 2112, memoryBytes: '100MB' }).batch).toBe(0);
+    // Every token a shared prefix: any batch fits and holds the prefix's bytes alone.
+    const all = maxBatchForMemory({ numLayers: 2, numKvHeads: 2, headDim: 64, seqLen: 32, blockSizeTokens: 16, sharedPrefixTokens: 32, memoryBytes: '1GB' });
+    expect(all.batch).toBe(Number.MAX_SAFE_INTEGER);
+    expect(all.usedBytes).toBe(all.sharedBytes);
     expect(parseByteSize('24GiB')).toBe(24 * 2 ** 30);
   });
 

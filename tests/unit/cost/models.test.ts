@@ -61,6 +61,10 @@ describe('LLM FLOPs', () => {
     expect(() => llmFlops({ llm: { ...LLMS['vicuna-7b']!, numLayers: 2.5 }, newTokens: 1 })).toThrow(/llm.numLayers/);
     expect(() => encoderFlops({ encoder: { ...ENCODERS['clip-vit-l14']!, numHeads: 7 }, seqLen: 5 })).toThrow(ValueError);
     expect(() => encoderFlops({ encoder: 'clip-vit-l14', seqLen: -1 })).toThrow(/seqLen/);
+    // A config without a projector (as JSON may give it) has none; a malformed one is a typed error.
+    const { projector: _, ...bare } = ENCODERS['clip-vit-l14']!;
+    expect(encoderFlops({ encoder: bare as typeof ENCODERS[string] & object, seqLen: 5 }).projector).toBe(0);
+    expect(() => encoderFlops({ encoder: { ...bare, projector: 3 } as never, seqLen: 5 })).toThrow(ValueError);
     expect(() => llmFlops({ llm: 'vicuna-7b', newTokens: 1, extra: 1 } as never)).toThrow(/unknown key 'extra'/);
   });
 });
