@@ -94,7 +94,10 @@ export interface PagedKvCacheOptions {
   hashSeed?: string;
   /** false: metadata only (no K/V arrays), for sizing and simulations; writes then throw. Default true. */
   allocateStorage?: boolean;
-  /** Allocate the blocks in the CPU kernel heap (`(await cpuRuntime()).heap`) so paged attention reads them in place. */
+  /**
+   * Allocate the blocks in the CPU kernel heap (`(await cpuRuntime()).heap`) so paged attention reads them in place.
+   * Ignored where the heap's memory is not shared (no cross-origin isolation in a browser): its growth would detach them.
+   */
   heap?: WasmHeap;
 }
 

@@ -96,9 +96,10 @@ export class KvBlockStorage implements RotationSource {
     readonly rotation: HadamardRotation | null,
     /**
      * Where block memory comes from. Default: ordinary arrays. Pass the CPU kernel heap
-     * (`(await cpuRuntime()).heap`) and `attentionPaged` reads the blocks in place, with no copy per call.
+     * (`(await cpuRuntime()).heap`) and `attentionPaged` reads the blocks in place, with no copy per call; a heap
+     * whose memory is not shared (WasmHeap.shared) is not used: its growth would detach the blocks.
      */
-    heap?: WasmHeap,
+    heapOpt?: WasmHeap,
     /**
      * int8 only: K's per-channel smoothing factors λ (PagedKvCacheOptions.smoothK): 'auto' calibrates each layer's
      * from the first K written to it; an array gives them per layer ([numKvHeads · headDim] each).
@@ -109,6 +110,7 @@ export class KvBlockStorage implements RotationSource {
     /** int8 with smoothing and rotation: how K's codes are rounded (PagedKvCacheOptions.kRounding). */
     readonly kRounding: KRounding = 'feedback',
   ) {
+    const heap = heapOpt?.shared ? heapOpt : undefined;
     const sk = checkSmoothK(smoothK, dtype, numLayers, numKvHeads, headDim);
     this.smoothing = sk === null ? null : Array.from({ length: numLayers }, (_, l) => (sk === 'auto' ? null : sk[l]!));
     const shape = [numBlocks, blockSizeTokens, numKvHeads, headDim];

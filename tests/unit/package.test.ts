@@ -112,20 +112,21 @@ describe('the published package', () => {
     typeCheck('ts-browser', `${core}\n${uses}\n`, { lib: ['es2022', 'dom'], types: [] });
   }, 150_000);
 
-  it('bundles for browsers with Vite, with no Node module, and runs there on WebAssembly threads and WebGPU', async () => {
+  it('bundles for browsers with Vite, with no Node module, and runs there on WebAssembly (threads where isolated, one thread and an unshared heap where not) and WebGPU', async () => {
     const dir = join(consumer, 'web');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'index.html'), '<!doctype html><meta charset="utf-8"><script type="module" src="./main.js"></script>');
     writeFileSync(join(dir, 'main.js'), `
       import { attention, randn, causal, cpuRuntime } from 'vlm-attention';
       const q = randn([1, 97, 4, 64], 1), k = randn([1, 97, 2, 64], 2), v = randn([1, 97, 2, 64], 3);
+      const maxDiff = (x, y) => { let d = 0; for (let i = 0; i < x.length; i++) d = Math.max(d, Math.abs(x[i] - y[i])); return d; };
       globalThis.run = async () => {
         const a = await attention(q, k, v, { mask: causal(), backend: 'wasm' });
         const g = await attention(q, k, v, { mask: causal(), backend: 'webgpu' });
-        const x = a.out.toFloat32(), y = g.out.toFloat32();
-        let diff = 0;
-        for (let i = 0; i < x.length; i++) diff = Math.max(diff, Math.abs(x[i] - y[i]));
-        return { shape: a.out.shape, threads: (await cpuRuntime()).threads, diff };
+        // Large enough to grow the kernel heap (unshared without cross-origin isolation: the call starts again).
+        const bq = randn([1, 600, 8, 64], 4), bk = randn([1, 600, 4, 64], 5), bv = randn([1, 600, 4, 64], 6);
+        const big = await attention(bq, bk, bv, { mask: causal(), backend: 'wasm' }), bigRef = await attention(bq, bk, bv, { mask: causal(), backend: 'cpu-ts' });
+        return { shape: a.out.shape, threads: (await cpuRuntime()).threads, isolated: crossOriginIsolated, diff: maxDiff(a.out.toFloat32(), g.out.toFloat32()), big: maxDiff(big.out.toFloat32(), bigRef.out.toFloat32()) };
       };`);
     await build({ root: dir, logLevel: 'error', configFile: false, build: { outDir: join(dir, 'dist') } });
     // Without the "browser" map Vite stubs the node:* modules and emits Dawn's loader (the webgpu package) as chunks
@@ -134,9 +135,11 @@ describe('the published package', () => {
     expect(assets.filter((f) => f.endsWith('.js')), 'one chunk: no webgpu (Dawn) chunk').toHaveLength(1);
 
     const server: Server = createServer((req, res) => {
-      const path = join(dir, 'dist', req.url === '/' ? 'index.html' : req.url!.split('?')[0]!);
-      // Cross-origin isolated, so SharedArrayBuffer and the worker threads are there.
-      const headers = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
+      const page = req.url === '/' || req.url === '/plain';
+      const path = join(dir, 'dist', page ? 'index.html' : req.url!.split('?')[0]!);
+      // '/' cross-origin isolated, so SharedArrayBuffer and the worker threads are there; '/plain' not (one thread,
+      // an unshared heap).
+      const headers = req.url === '/plain' ? {} : { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
       if (!existsSync(path)) { res.writeHead(404, headers).end(); return; }
       res.writeHead(200, { ...headers, 'Content-Type': extname(path) === '.js' ? 'text/javascript' : 'text/html' }).end(readFileSync(path));
     });
@@ -145,16 +148,21 @@ describe('the published package', () => {
     const browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--enable-features=Vulkan'] })
       .catch((e: Error) => { throw new Error(`Chromium could not start from ${executablePath}; install Debian's chromium or set CHROMIUM_PATH.\n${e.message}`); });
     try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on('pageerror', (e) => errors.push(String(e)));
-      await page.goto(`http://127.0.0.1:${(server.address() as { port: number }).port}/`);
-      await page.waitForFunction(() => typeof (globalThis as { run?: unknown }).run === 'function');
-      const r = await page.evaluate(() => (globalThis as unknown as { run: () => Promise<{ shape: number[]; threads: number; diff: number }> }).run());
-      expect(errors).toEqual([]);
-      expect(r.shape).toEqual([1, 97, 4, 64]);
-      expect(r.threads).toBeGreaterThan(1);
-      expect(r.diff).toBeLessThan(1e-5);
+      for (const path of ['/', '/plain']) {
+        const page = await browser.newPage();
+        const errors: string[] = [];
+        page.on('pageerror', (e) => errors.push(String(e)));
+        await page.goto(`http://127.0.0.1:${(server.address() as { port: number }).port}${path}`);
+        await page.waitForFunction(() => typeof (globalThis as { run?: unknown }).run === 'function');
+        const r = await page.evaluate(() => (globalThis as unknown as { run: () => Promise<{ shape: number[]; threads: number; isolated: boolean; diff: number; big: number }> }).run());
+        expect(errors, path).toEqual([]);
+        expect(r.shape).toEqual([1, 97, 4, 64]);
+        expect(r.isolated, path).toBe(path === '/');
+        if (path === '/') expect(r.threads).toBeGreaterThan(1); else expect(r.threads).toBe(1);
+        expect(r.diff, path).toBeLessThan(1e-5);
+        expect(r.big, path).toBeLessThan(1e-5);
+        await page.close();
+      }
     } finally {
       await browser.close();
       await new Promise((r) => server.close(r));

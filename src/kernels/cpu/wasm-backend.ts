@@ -17,7 +17,7 @@ import { UnsupportedError } from '../../errors.js';
 import { Mask, findTopK } from '../../masks/mask.js';
 import { type TilePlan, planTiles } from '../../masks/tiles.js';
 import { decodePath } from './paths.js';
-import { type Tensor, copyInto } from '../../tensor/tensor.js';
+import { Tensor, copyInto } from '../../tensor/tensor.js';
 import {
   JOB_SLOTS, KIND_COLSUM, KIND_DECODE_MERGE, KIND_DECODE_SPLIT, KIND_PREFILL, KIND_TOPK, PLAN_SLOTS, P_DPAD, P_DTYPE, P_DVPAD, P_GROUP,
   P_HEAD_DIM, P_HEAD_DIM_V, P_JOBS, P_K_DATA, P_K_HEAD, P_K_ROW, P_LSE_DATA, P_LSE_HEAD, P_LSE_ROW, P_MASK_PROG,
@@ -156,9 +156,17 @@ export function cpuRuntime(): Promise<CpuRuntime> {
   return runtime;
 }
 
-/** Allocates a tensor in the kernel heap: attention reads it in place (no copy). */
+/**
+ * Allocates a zeroed tensor in the kernel heap: attention reads it in place (no copy). Where the heap's memory is
+ * not shared (a browser page without cross-origin isolation) its growth would detach the tensor, so this returns
+ * an ordinary tensor there, copied in per call.
+ */
 export async function cpuTensor(shape: readonly number[], dtype: Tensor['dtype'] = 'f32'): Promise<Tensor> {
-  return (await cpuRuntime()).heap.tensor(shape, dtype);
+  const { heap } = await cpuRuntime();
+  if (!heap.shared) return Tensor.zeros(shape, dtype);
+  const t = heap.tensor(shape, dtype);
+  t.data.fill(0);
+  return t;
 }
 
 const ceil4 = (x: number) => (x + 3) & ~3;
@@ -216,9 +224,34 @@ export interface WasmPaged {
   vScales?: Float32Array;
 }
 
+/** Thrown inside runWasmOnce when a non-shared heap grew after the call had taken views of it. */
+class HeapGrew extends Error {}
+
+/**
+ * Runs one call on the WebAssembly kernel. A non-shared heap (no SharedArrayBuffer: one thread) detaches its buffer
+ * when it grows, and with it every view this call took before (the plan block, the sequence table, the temporaries'
+ * tensors): a call whose allocations grew it starts again before any kernel runs on stale views, and the second
+ * attempt, making the same allocations in the memory the first one grew, does not grow it.
+ */
 export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor | null, lse: Tensor | null, capture?: WasmCapture, paged?: WasmPaged): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await runWasmOnce(plan, q, k, v, out, lse, capture, paged);
+    } catch (e) {
+      if (!(e instanceof HeapGrew) || attempt >= 2) throw e;
+    }
+  }
+}
+
+async function runWasmOnce(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor | null, lse: Tensor | null, capture?: WasmCapture, paged?: WasmPaged): Promise<void> {
   const rt = await cpuRuntime();
   const { heap, pool } = rt;
+  // Every kernel run checks that the heap has not grown since this call began (see runWasm).
+  const grown = heap.growths;
+  const run: ThreadPool['run'] = (...args) => {
+    if (!heap.shared && heap.growths !== grown) throw new HeapGrew();
+    return pool.run(...args);
+  };
   const allocs: number[] = [];
   const alloc = (bytes: number) => { const p = heap.alloc(bytes); allocs.push(p); return p; };
   const placed: Placed[] = [];
@@ -395,7 +428,7 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
         for (let x = 0; x < g.jobs.length; x += 3, i++) { J[i * JOB_SLOTS] = g.jobs[x]!; J[i * JOB_SLOTS + 1] = g.jobs[x + 1]!; J[i * JOB_SLOTS + 2] = g.jobs[x + 2]!; J[i * JOB_SLOTS + 3] = 0; }
       }
       P[P_JOBS] = jobsPtr; P[P_NUM_JOBS] = numJobs;
-      if (topk) await pool.run(planPtr, KIND_TOPK, jobsPtr, numJobs, counter);
+      if (topk) await run(planPtr, KIND_TOPK, jobsPtr, numJobs, counter);
       if (capture) {
         // Per-thread column-sum rows, reduced here: threads never write the same word.
         const stride = plan.numHeads * plan.totalK;
@@ -403,14 +436,14 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
         heap.f32(cs, stride * pool.size).fill(0);
         P[P_COLSUM] = cs; P[P_COLSUM_STRIDE] = stride; P[P_TOTAL_K] = plan.totalK;
         P[P_Q_START] = capture.queryStart; P[P_Q_END] = capture.queryEnd;
-        await pool.run(planPtr, KIND_COLSUM, jobsPtr, numJobs, counter);
+        await run(planPtr, KIND_COLSUM, jobsPtr, numJobs, counter);
         const all = heap.f32(cs, stride * pool.size);
         const result = capture.result ?? new Float32Array(stride);
         result.fill(0);
         for (let t = 0; t < pool.size; t++) for (let x = 0; x < stride; x++) result[x] += all[t * stride + x]!;
         capture.result = result;
       } else {
-        await pool.run(planPtr, KIND_PREFILL, jobsPtr, numJobs, counter, { flops });
+        await run(planPtr, KIND_PREFILL, jobsPtr, numJobs, counter, { flops });
       }
       lastKernelStats = { path: 'prefill', jobs: numJobs, visitedTiles };
     } else {
@@ -453,9 +486,9 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
       const readAhead = qualifies && (mode === 'on' || (tuneKey !== null && readAheadTuner.choose(tuneKey)));
       P[P_READ_AHEAD_BYTES] = readAhead ? READ_AHEAD_MIN_BYTES : 0;
       const t0 = performance.now();
-      await pool.run(planPtr, KIND_DECODE_SPLIT, sp, nSplit, counter, { flops: total * plan.numKvHeads * 2 * TILE_K * Math.max(1, rows / plan.numKvHeads) * (D + Dv) });
+      await run(planPtr, KIND_DECODE_SPLIT, sp, nSplit, counter, { flops: total * plan.numKvHeads * 2 * TILE_K * Math.max(1, rows / plan.numKvHeads) * (D + Dv) });
       if (tuneKey !== null) readAheadTuner.record(tuneKey, readAhead, (performance.now() - t0) / Math.max(1, total));
-      await pool.run(planPtr, KIND_DECODE_MERGE, mp, nMerge, counter, { flops: 0 });
+      await run(planPtr, KIND_DECODE_MERGE, mp, nMerge, counter, { flops: 0 });
       const tuned = tuneKey !== null ? readAheadTuner.medians(tuneKey) : null;
       lastKernelStats = {
         path: 'decode', jobs: nSplit + nMerge, visitedTiles: total * plan.numKvHeads, splits: nSplit,
@@ -466,7 +499,7 @@ export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tens
     if (L?.temp && !capture) copyInto(L.tensor, lse!);
   } finally {
     for (const p of allocs) heap.release(p);
-    for (const p of placed) if (p.temp) heap.freeTensor(p.tensor);
+    for (const p of placed) if (p.temp) heap.release(p.dataPtr); // by pointer: growth may have detached the view
   }
 }
 

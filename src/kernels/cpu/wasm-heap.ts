@@ -24,8 +24,15 @@ interface Block { start: number; size: number }
 export class WasmHeap {
   /** The linear memory every kernel thread sees. Growth replaces its buffer: take views through `buffer()`, `i32`, `f32`, `u8`. */
   readonly memory: WebAssembly.Memory;
-  /** Whether the memory is shared (a SharedArrayBuffer), which worker threads need. */
+  /**
+   * Whether the memory is shared (a SharedArrayBuffer), which worker threads need. A memory that is not (a browser
+   * page without cross-origin isolation) detaches its buffer when it grows: every typed array over it becomes empty,
+   * so nothing long-lived may hold views of it (cpuTensor and PagedKvCache then use ordinary arrays) and a call
+   * that grew it mid-way starts again (`growths`).
+   */
   readonly shared: boolean;
+  /** How many times the memory has grown. */
+  growths = 0;
   private free: Block[] = [];
   private sizes = new Map<number, number>();
   private buffers = new WeakSet<ArrayBufferLike>();
@@ -56,7 +63,8 @@ export class WasmHeap {
 
   /** Whether a typed array lives in this heap. */
   owns(view: ArrayBufferView): boolean {
-    return this.buffers.has(view.buffer);
+    // A buffer detached by growth (byteLength 0) is this heap's no longer: its views read nothing.
+    return this.buffers.has(view.buffer) && view.buffer.byteLength > 0;
   }
 
   /** Allocates `bytes` (64-byte aligned, zero not guaranteed); returns the byte offset. */
@@ -78,6 +86,7 @@ export class WasmHeap {
       const pages = Math.ceil((end - have) / PAGE);
       try {
         this.memory.grow(pages);
+        this.growths++;
       } catch {
         throw new ShapeError(`the WebAssembly heap cannot grow to ${(end / 2 ** 20).toFixed(0)} MiB (limit ${((this.memory.buffer.byteLength) / 2 ** 20).toFixed(0)} MiB in use)`, 'bytes');
       }
@@ -136,7 +145,7 @@ export class WasmHeap {
     return new Tensor(data, shape, { dtype });
   }
 
-  /** Frees a tensor made by `tensor()`. */
+  /** Frees a tensor made by `tensor()` (a view detached by growth: free its pointer with `release`). */
   freeTensor(t: Tensor): void {
     if (!this.owns(t.data)) throw new ShapeError('freeTensor: this tensor does not live in the WebAssembly heap', 't');
     this.release(t.data.byteOffset);
