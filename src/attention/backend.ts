@@ -53,14 +53,17 @@ export function isDeviceTensor(x: unknown): x is DeviceTensor {
 export type BackendName = 'auto' | 'cpu' | 'wasm' | 'cpu-ts' | 'webgpu';
 
 const backends = new Map<string, () => HostBackend | Promise<HostBackend>>();
+const resolved = new Map<string, Promise<HostBackend>>();
 let autoOrder: string[] = ['wasm', 'cpu-ts'];
 
 /**
  * Registers a backend under `name`. The factory runs on first use (see `getBackend`), may be async
  * (e.g. to acquire a device) and throws when the backend cannot run here, which makes `'auto'` move on.
+ * Registering a name again replaces it: the next call loads the new factory.
  */
 export function registerBackend(name: string, factory: () => HostBackend | Promise<HostBackend>): void {
   backends.set(name, factory);
+  resolved.delete(name);
 }
 
 /** Order in which 'auto' tries backends (the first that loads wins). */
@@ -73,7 +76,6 @@ export function listBackends(): string[] {
   return [...backends.keys()];
 }
 
-const resolved = new Map<string, Promise<HostBackend>>();
 
 /**
  * Resolves a backend: an object is returned as is; a name is loaded once and cached (a failed load is

@@ -182,7 +182,11 @@ export async function headMeans(q: Tensor, k: Tensor, opts: CaptureOptions & { q
   return sums;
 }
 
-/** The k most attended keys per query row: indices (Int32Array) and probabilities, [batch, heads, rows, k]. */
+/**
+ * The k most attended keys per query row: indices (Int32Array) and probabilities, [batch, heads, rows, k], largest
+ * first (ties: lower index first). Only keys with a positive probability count: where a row has fewer (masked or
+ * underflowed keys), the rest of its slots hold index −1 and probability 0, on every backend.
+ */
 export async function topKeys(q: Tensor, k: Tensor, rows: readonly number[], kk: number, opts: CaptureOptions = {}): Promise<{ indices: Int32Array; values: Float32Array; shape: number[] }> {
   if (!Number.isInteger(kk) || kk < 1) throw new ValueError(`k must be an integer ≥ 1, got ${kk}`, 'k');
   if ((await getBackend(opts.backend ?? 'auto')).name === 'webgpu') return topKeysGpu(q, k, rows, kk, opts);
@@ -197,6 +201,7 @@ export async function topKeys(q: Tensor, k: Tensor, rows: readonly number[], kk:
       const list = best[r]!;
       for (let j = 0; j < n; j++) {
         const v = p[j]!;
+        if (!(v > 0)) continue; // masked, underflowed (or NaN): never a top key, as in selectTop
         if (list.length < kEff) { list.push({ j: k0 + j, p: v }); list.sort((x, y) => y.p - x.p || x.j - y.j); }
         else if (v > list[kEff - 1]!.p) { list[kEff - 1] = { j: k0 + j, p: v }; list.sort((x, y) => y.p - x.p || x.j - y.j); }
       }

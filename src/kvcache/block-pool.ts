@@ -14,7 +14,7 @@
  * vLLM keeps one queue and may evict a cached block while never-used blocks sit behind it; two
  * queues keep the same LRU order among cached blocks and never evict while a free block exists.
  */
-import { assert } from '../errors.js';
+import { ValueError, assert } from '../errors.js';
 import { BlockQueue, IN_USE } from './free-queue.js';
 
 const FREE = 1;
@@ -73,12 +73,18 @@ export class BlockPool {
 
   /** References to block `b` (in a PagedKvCache: the block-table entries naming it); 0 when free or cached. */
   refCount(b: number): number {
-    return this.refCounts[b]!;
+    return this.refCounts[this.block(b)]!;
   }
 
   /** The hash block `b` is registered under in the prefix cache, or null when it is not registered. */
   hashOf(b: number): string | null {
-    return this.hashes[b]!;
+    return this.hashes[this.block(b)]!;
+  }
+
+  /** `b` checked as a block id (an integer in [0, numBlocks)): ValueError naming it otherwise. */
+  private block(b: number): number {
+    if (!Number.isInteger(b) || b < 0 || b >= this.numBlocks) throw new ValueError(`block id must be an integer in [0, ${this.numBlocks}), got ${b}`, 'b');
+    return b;
   }
 
   /** The block registered under `hash`, or −1. */

@@ -645,7 +645,7 @@ export class PagedKvCache implements RotationSource {
 
   /** Drops up to `count` least recently released cached blocks (all by default). Returns how many. */
   evictCached(count = Infinity): number {
-    if (!(count >= 0)) throw new ValueError(`count must be ≥ 0, got ${count}`, 'count');
+    if (!(count >= 0) || (count !== Infinity && !Number.isInteger(count))) throw new ValueError(`count must be an integer ≥ 0 (or Infinity), got ${count}`, 'count');
     return this.pool.evict(count);
   }
 

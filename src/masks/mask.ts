@@ -389,7 +389,8 @@ export function topKThresholds(node: Extract<MaskNode, { kind: 'topK' }>, ctx: M
   const vals: number[] = [];
   for (let i = 0; i < ctx.seqLenQ; i++) {
     vals.length = 0;
-    for (let j = 0; j < ctx.seqLenK; j++) if (evalNode(node.within, i, j, ctx, null)) vals.push(score(i, j));
+    // NaN scores do not rank (as in the kernels' heaps): never among the k, and comparing them would break the sort.
+    for (let j = 0; j < ctx.seqLenK; j++) if (evalNode(node.within, i, j, ctx, null)) { const s = score(i, j); if (!Number.isNaN(s)) vals.push(s); }
     if (vals.length === 0) { thr[i] = Infinity; continue; }
     if (vals.length <= node.k) { thr[i] = -Infinity; continue; }
     vals.sort((a, b) => b - a);

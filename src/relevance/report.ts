@@ -11,6 +11,7 @@ import { encodePng, type PngEncodeOptions, type RgbaImage } from '../viz/png.js'
 import { rgbaToRgb, resamplePlanar, rgbToRgba } from './image-ops.js';
 import { latencyTable, type LatencyRow, type RelevanceResult } from './pipeline.js';
 import { lexiconAttentionInputs } from './scorers.js';
+import { UnsupportedError } from '../errors.js';
 
 /** Downscales an RGBA image so that its longer side is at most `maxSide` (area averaging). */
 export function fitImage(image: RgbaImage, maxSide = 1024): RgbaImage {
@@ -259,7 +260,7 @@ ${lat.map((r) => `<tr><td style="text-align:left">${r.stage}</td><td>${r.measure
  */
 export async function buildRelevanceCapture(result: RelevanceResult, imagePng: Uint8Array, masks?: Record<string, Uint8Array>): Promise<Uint8Array> {
   const lex = result.plan.lexicon;
-  if (!lex) throw new Error('buildRelevanceCapture needs a lexicon (text) query');
+  if (!lex) throw new UnsupportedError('buildRelevanceCapture for a query that is not text (the capture holds the query tokens\' rows)', 'a text query (planRelevance with query: string)');
   const g = result.plan.grid, n = g.gridRows * g.gridCols, T = lex.tokens.length;
   const { q, k, scale } = lexiconAttentionInputs(lex, result.texture, result.plan.options.bandwidth ?? 0.12);
   const rows = await probabilityRows(q, k, Array.from({ length: T }, (_, i) => i), { scale, backend: result.plan.options.backend });

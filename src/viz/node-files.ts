@@ -128,7 +128,7 @@ export async function readCaptureManifest(path: string): Promise<Capture> {
   if (m.version !== undefined && m.version !== 1) throw new FormatError(`${path}: manifest version ${JSON.stringify(m.version)} is not supported (1 is)`, path);
   let tokens = m.tokens;
   if (typeof tokens === 'string') {
-    try { tokens = JSON.parse(await readFile(join(base, tokens), 'utf8')); } catch (e) { throw new FormatError(`${path}: cannot read tokens file ${tokens}: ${(e as Error).message}`, path); }
+    try { tokens = JSON.parse(await readFile(isAbsolute(tokens) ? tokens : join(base, tokens), 'utf8')); } catch (e) { throw new FormatError(`${path}: cannot read tokens file ${tokens}: ${(e as Error).message}`, path); }
   }
   if (m.attention === undefined) throw new ValueError(`${path}: "attention" is required`, 'attention');
   const attention = unstack(await readSource(base, m.attention as Source, 'attention'), [3, 4]);
@@ -141,7 +141,7 @@ export async function readCaptureManifest(path: string): Promise<Capture> {
   if (m.layerMeans !== undefined) init.layerMeans = unstack(await readSource(base, m.layerMeans as Source, 'layerMeans'), [2, 3]);
   if (m.rollout !== undefined) init.rollout = (await readSource(base, m.rollout as Source, 'rollout'))[0];
   if (m.headImportance !== undefined) { init.headImportance = (await readSource(base, m.headImportance as Source, 'headImportance'))[0]; init.headImportanceMethod = String(m.headImportanceMethod ?? 'unspecified'); }
-  if (typeof m.image === 'string') init.imagePng = await readFile(join(base, m.image));
+  if (typeof m.image === 'string') init.imagePng = await readFile(isAbsolute(m.image) ? m.image : join(base, m.image));
   if (m.masks && typeof m.masks === 'object') {
     const masks: Record<string, NdArray> = {};
     for (const [name, p] of Object.entries(m.masks as Record<string, Source>)) masks[name] = (await readSource(base, p, `masks.${name}`))[0]!;

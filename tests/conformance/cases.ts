@@ -35,7 +35,7 @@ export interface ConformanceCase {
    * 'range' (f32 only; other dtypes get 'normal'): q ×2e5 and v ×1e5 (past f16's 65504) and k ×1e-4 (inside
    * f16's subnormal-low-part range): what the split tensor-core form must scale into range.
    */
-  inputs?: 'normal' | 'large' | 'range' | 'nan-q' | 'nan-k' | 'nan-v' | 'inf-k' | 'inf-v' | 'dyadic';
+  inputs?: 'normal' | 'large' | 'range' | 'nan-q' | 'nan-k' | 'nan-v' | 'inf-k' | 'inf-v' | 'dyadic' | 'dyadic-nan-k';
   seed: number;
   /** Only run on backends that declare these capabilities. */
   needs?: ('topK' | 'predicate')[];
@@ -92,6 +92,9 @@ const raw: (Omit<ConformanceCase, 'seed'> & { seed?: number })[] = [
   { name: 'not(causal)', batch: 1, seqLenQ: 97, seqLenK: 97, numHeads: 2, numKvHeads: 2, headDim: 32, mask: () => causal().not() },
   { name: 'user predicate', batch: 1, seqLenQ: 97, seqLenK: 129, numHeads: 2, numKvHeads: 2, headDim: 32, mask: () => predicate((i, j) => (i * 7 + j * 3) % 5 < 2, 'mod5'), needs: ['predicate'] },
   { name: 'topK(8)', batch: 1, seqLenQ: 97, seqLenK: 200, numHeads: 2, numKvHeads: 1, headDim: 32, scale: 0.125, inputs: 'dyadic', mask: () => topK(8), needs: ['topK'] },
+  // A NaN score does not rank (every kernel's heap skips it; the oracle's sort once broke on it): key 60 never enters
+  // the top k, so no row is NaN.
+  { name: 'topK(8) with NaN in k: NaN scores never rank', batch: 1, seqLenQ: 97, seqLenK: 200, numHeads: 2, numKvHeads: 1, headDim: 32, scale: 0.125, inputs: 'dyadic-nan-k', mask: () => topK(8), needs: ['topK'] },
   { name: 'topK(16, causal)', batch: 1, seqLenQ: 129, seqLenK: 129, numHeads: 2, numKvHeads: 2, headDim: 32, scale: 0.125, inputs: 'dyadic', mask: () => topK(16, causal()), needs: ['topK'] },
   // Softcap.
   { name: 'softcap 30', batch: 1, seqLenQ: 129, seqLenK: 129, numHeads: 2, numKvHeads: 1, headDim: 64, softcap: 30, mask: () => causal() },
@@ -156,7 +159,7 @@ function fill(shape: number[], rng: () => number, kind: string, role: 'q' | 'k' 
   for (let i = 0; i < n; i++) {
     const u1 = Math.max(rng(), 1e-12), u2 = rng();
     let x = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
-    if (kind === 'dyadic') x = Math.round(x * 4) / 4;
+    if (kind === 'dyadic' || kind === 'dyadic-nan-k') x = Math.round(x * 4) / 4;
     if (kind === 'large') x = role === 'k' ? x : role === 'q' ? (rng() < 0.5 ? -1000 : 1000) + x : x * 1000;
     if (kind === 'range' && dtype === 'f32') x *= role === 'q' ? 2e5 : role === 'k' ? 1e-4 : 1e5;
     vals[i] = x;
@@ -182,7 +185,7 @@ export function makeInputs(c: ConformanceCase): CaseInputs {
     v = fill([c.batch, c.seqLenK, c.numKvHeads, dv], rng, kind, 'v', dtype);
     const poke = (t: Tensor, idx: number[], x = NaN) => { if (t.size > 0) t.set(x, ...idx); };
     if (kind === 'nan-q') poke(q, [0, Math.min(5, c.seqLenQ - 1), 0, 1]);
-    if (kind === 'nan-k') poke(k, [0, Math.min(60, c.seqLenK - 1), 0, 2]);
+    if (kind === 'nan-k' || kind === 'dyadic-nan-k') poke(k, [0, Math.min(60, c.seqLenK - 1), 0, 2]);
     if (kind === 'nan-v') poke(v, [0, Math.min(17, c.seqLenK - 1), 0, 3]);
     // +∞ in one K element: that key's score is +∞ for the rows whose q has a positive component there (their
     // output is NaN: ∞ − ∞ in the softmax, as in the reference) and −∞ for the others (the key drops out).

@@ -144,7 +144,7 @@ async function findGpu(init: WebGpuInit): Promise<{ gpu: GPU; robust: boolean }>
 export class GpuContext {
   /** Compiled pipelines by kernel key (the variant key); a failed compilation is dropped so that the next call retries. */
   readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
-  private pool = new Map<number, GPUBuffer[]>();
+  private pool = new Map<string, GPUBuffer[]>();
   /** Why the device was lost ('reason: message'); null while it is alive. */
   lostReason: string | null = null;
 
@@ -205,7 +205,7 @@ export class GpuContext {
   /** A storage buffer of at least `bytes` (pooled by power-of-two size class). */
   acquire(bytes: number, usage: number = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC): GPUBuffer {
     const size = Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(bytes, 4))));
-    const key = size * 16 + (usage & 0xf) ;
+    const key = `${size}:${usage}`; // every usage bit: a uniform buffer never serves as a storage one
     const list = this.pool.get(key);
     const hit = list?.pop();
     if (hit) return hit;
@@ -214,7 +214,7 @@ export class GpuContext {
 
   /** Returns a buffer from acquire to the pool (at most 8 kept per size and usage; others are destroyed). Pass the usage it was acquired with. */
   release(buffer: GPUBuffer, usage: number = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC): void {
-    const key = buffer.size * 16 + (usage & 0xf);
+    const key = `${buffer.size}:${usage}`;
     let list = this.pool.get(key);
     if (!list) { list = []; this.pool.set(key, list); }
     if (list.length < 8) list.push(buffer); else buffer.destroy();

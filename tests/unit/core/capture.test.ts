@@ -42,6 +42,8 @@ const cases: { name: string; B: number; Sq: number; Sk: number; H: number; Hk: n
   { name: 'cross 37×150 GQA', B: 2, Sq: 37, Sk: 150, H: 4, Hk: 2, D: 24 },
   { name: 'causal 97 with fully masked rows (Sq > Sk)', B: 1, Sq: 97, Sk: 70, H: 2, Hk: 1, D: 16, mask: causal() },
   { name: 'window + softcap', B: 1, Sq: 80, Sk: 80, H: 2, Hk: 2, D: 32, mask: slidingWindow(9, 3), softcap: 7 },
+  // Row 0 sees one key: top-3 gives it and two empty slots (the CPU backends once filled them with masked keys).
+  { name: 'causal 40 (row 0 sees one key)', B: 1, Sq: 40, Sk: 40, H: 2, Hk: 2, D: 16, mask: causal() },
 ];
 
 describe('capture: slices from the log-sum-exp', () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BlockPool } from '../../../src/index.js';
+import { BlockPool, PagedKvCache, ValueError } from '../../../src/index.js';
 import { BlockQueue } from '../../../src/kvcache/free-queue.js';
 
 describe('intrusive block queue', () => {
@@ -56,5 +56,17 @@ describe('BlockPool', () => {
     expect(() => pool.allocate(1)).toThrow(/internal/);
     pool.decRef(d!);
     expect(() => pool.decRef(d!)).toThrow(/released twice/);
+    // Ids outside the pool are a typed error, not undefined.
+    for (const b of [-1, 4, 1.5, NaN]) {
+      expect(() => pool.refCount(b)).toThrow(ValueError);
+      expect(() => pool.hashOf(b)).toThrow(ValueError);
+    }
+  });
+
+  it('evictCached takes a whole count', () => {
+    const cache = new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: 4, blockSizeTokens: 2, numBlocks: 8, allocateStorage: false });
+    expect(() => cache.evictCached(1.5)).toThrow(ValueError);
+    expect(() => cache.evictCached(-1)).toThrow(ValueError);
+    expect(cache.evictCached()).toBe(0);
   });
 });
