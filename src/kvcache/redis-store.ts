@@ -59,6 +59,7 @@ export class RedisFeatureStore implements FeatureStore {
       throw new ValueError(`ttlSeconds must be a positive integer, got ${opts.ttlSeconds}`, 'ttlSeconds');
     }
     this.ttlSeconds = opts.ttlSeconds;
+    this.ownClient = !opts.client;
     if (opts.client) {
       this.client = opts.client;
     } else {
@@ -72,12 +73,18 @@ export class RedisFeatureStore implements FeatureStore {
         retryStrategy: (times) => Math.min(100 * times, 2000),
       };
       this.client = opts.url ? new Redis(opts.url, common) : new Redis({ ...common, host: opts.host ?? '127.0.0.1', port: opts.port ?? 6379 });
+      // An 'error' event without a listener is reported by ioredis on stderr at every retry; the cache reports outages
+      // itself. Only on a client made here: a given one's error reporting stays its owner's.
+      this.client.on('error', () => undefined);
     }
-    // An 'error' event without a listener is reported by ioredis on stderr at every retry; the cache reports outages itself.
-    this.client.on('error', () => undefined);
   }
 
+  /** Whether the client was made from the options (a given one is used as its owner set it up). */
+  private readonly ownClient: boolean;
+
   private async ready(): Promise<void> {
+    // A given client connects, queues and retries by its own options.
+    if (!this.ownClient) return;
     const st = this.client.status;
     if (st === 'ready') return;
     if (st === 'wait' || st === 'end' || st === 'close') {

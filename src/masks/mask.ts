@@ -568,8 +568,10 @@ function describeNode(n: MaskNode): string {
 }
 
 /**
- * ASCII rendering. Small masks are drawn per element (█ visible, ░ masked); larger ones per tile of
- * `tile` elements (█ full, ▒ partial, ░ empty), with at most `maxCells` columns.
+ * ASCII rendering. Masks of at most `maxCells` (default 64) rows and columns are drawn per element (█ visible,
+ * ░ masked); larger ones per square tile, sized so that at most `maxCells` cells fit across (█ full, ▒ partial,
+ * ░ empty). A score-dependent mask (topK) ranks keys by `opts.score`, by default −|i − j| (nearest keys first), for
+ * the picture only.
  */
 export function renderMask(mask: Mask, ctx: MaskContext, opts: { maxCells?: number; score?: (i: number, j: number) => number } = {}): string {
   const maxCells = opts.maxCells ?? 64;

@@ -173,7 +173,7 @@ export class Tensor {
     return new Tensor(this.data, s.shape.filter((_, d) => d !== dim), { dtype: this.dtype, strides: s.strides.filter((_, d) => d !== dim), offset: s.offset });
   }
 
-  /** Zero-copy reshape of a contiguous tensor. */
+  /** Reshape: zero-copy for a contiguous tensor; a strided one is made contiguous (a copy) first. */
   reshape(shape: readonly number[]): Tensor {
     checkShape(shape, 'shape');
     if (numel(shape) !== this.size) throw new ShapeError(`cannot reshape [${this.shape.join(', ')}] (${this.size} elements) to [${shape.join(', ')}]`, 'shape');
@@ -208,7 +208,7 @@ export class Tensor {
     return out;
   }
 
-  /** A copy converted to another dtype (RNE). */
+  /** Converted to another dtype (RNE), as a new tensor; the same dtype gives `contiguous()` (this tensor where it already is). */
   to(dtype: DType): Tensor {
     if (dtype === this.dtype) return this.contiguous();
     return Tensor.fromValues(this.toFloat32(), this.shape, dtype);

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { VisionFeatureCache, randn } from '../../../src/index.js';
 import { RedisFeatureStore } from '../../../src/kvcache/redis-store.js';
 
@@ -97,6 +98,21 @@ describe.skipIf(!available)('RedisFeatureStore with a real redis-server', () => 
       expect(ttl).toBeLessThanOrEqual(60);
       await store.delete('x');
       expect(await store.get('x')).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a given client is used as its owner set it up: commands while it is still connecting, no listener added', async () => {
+    const client = new Redis({ port: server.port }); // connects at once, with an offline queue (ioredis's defaults)
+    const listeners = client.listenerCount('error');
+    const store = new RedisFeatureStore({ client, keyPrefix: 'test:given:' });
+    try {
+      expect(client.status).not.toBe('ready'); // still connecting: the first command queues rather than failing
+      const t = randn([4, 3], 9);
+      await store.set('x', t);
+      expect(Array.from((await store.get('x'))!.data)).toEqual(Array.from(t.data));
+      expect(client.listenerCount('error')).toBe(listeners);
     } finally {
       await store.close();
     }
