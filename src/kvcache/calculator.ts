@@ -22,7 +22,7 @@ export interface AttentionVariantKv {
   readonly bytesPerToken: number;
   /** Bytes of one sequence of seqLen tokens: contiguous, or whole blocks (scales included) when blockSizeTokens is given or dtype is int8 (blocks of 16 by default). */
   readonly bytesPerSequence: number;
-  /** MHA bytes / these bytes. */
+  /** MHA's bytes over these (per sequence; per token when seqLen is 0): 1 for MHA. */
   readonly reduction: number;
 }
 
@@ -38,7 +38,9 @@ export function kvVariants(opts: { numLayers: number; numHeads: number; numKvHea
     const s = kvCacheSize({ numLayers: opts.numLayers, numKvHeads: heads, headDim: opts.headDim, seqLen: opts.seqLen, dtype: opts.dtype, blockSizeTokens: opts.blockSizeTokens });
     return { variant, numKvHeads: heads, bytesPerToken: s.bytesPerToken, bytesPerSequence: s.totalBytes };
   });
-  return rows.map((r) => ({ ...r, reduction: rows[0]!.bytesPerSequence / (r.bytesPerSequence || 1) }));
+  // By bytes per sequence, or per token where a sequence holds none (seqLen 0): MHA's own is 1 either way.
+  const per = (r: (typeof rows)[number]) => (rows[0]!.bytesPerSequence > 0 ? r.bytesPerSequence : r.bytesPerToken);
+  return rows.map((r) => ({ ...r, reduction: per(rows[0]!) / per(r) }));
 }
 
 /** `memoryWaste`'s result: paged allocation against contiguous reservation for the same lengths. */

@@ -60,7 +60,7 @@ export interface EvalSummary {
   cases: EvalCase[];
   /** Mean precision per query kind and method. */
   mean: Record<'colour' | 'texture', Record<EvalMethod, number>>;
-  /** Mean ratio precision / uniform precision per kind (relevance method). */
+  /** Mean ratio precision / uniform precision per kind (relevance method), over the cases whose uniform precision is positive (NaN when none is). */
   ratioToUniform: Record<'colour' | 'texture', number>;
   /** Mean and max fraction of tokens moved under noise. */
   instability: { mean: number; max: number };
@@ -128,7 +128,9 @@ export async function evaluateRelevance(options: EvaluateOptions = {}): Promise<
   for (const kind of ['colour', 'texture'] as const) {
     const ks = cases.filter((c) => c.kind === kind);
     for (const m of EVAL_METHODS) mean[kind][m] = ks.reduce((s, c) => s + c.precision[m], 0) / Math.max(1, ks.length);
-    ratioToUniform[kind] = ks.reduce((s, c) => s + c.precision.relevance / c.precision.uniform, 0) / Math.max(1, ks.length);
+    // A case whose uniform allocation covers none of the target (precision 0) has no ratio.
+    const rated = ks.filter((c) => c.precision.uniform > 0);
+    ratioToUniform[kind] = rated.length ? rated.reduce((s, c) => s + c.precision.relevance / c.precision.uniform, 0) / rated.length : NaN;
   }
   const inst = cases.map((c) => c.instability);
   return { cases, mean, ratioToUniform, instability: { mean: inst.reduce((a, b) => a + b, 0) / Math.max(1, inst.length), max: Math.max(0, ...inst) } };

@@ -19,6 +19,8 @@ describe('calculator', () => {
     expect(paged[1]!.bytesPerSequence).toBe(2 * (2 * 2 * 16 * 2 * 8 + 2 * 2 * 2 * 4));
     expect(paged[1]!.bytesPerSequence).toBe(kvCacheSize({ numLayers: 2, numKvHeads: 2, headDim: 8, seqLen: 17, dtype: 'int8', blockSizeTokens: 16 }).totalBytes);
     expect(() => kvVariants({ numLayers: 1, numHeads: 6, numKvHeads: 4, headDim: 8, seqLen: 1 })).toThrow(/multiple/);
+    // An empty sequence: the reductions by bytes per token (MHA's own 1, not 0).
+    expect(kvVariants({ numLayers: 32, numHeads: 32, numKvHeads: 8, headDim: 128, dtype: 'f16', seqLen: 0 }).map((r) => r.reduction)).toEqual([1, 4, 32]);
   });
 
   it('memoryWaste matches a brute-force count', () => {
