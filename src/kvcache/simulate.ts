@@ -261,6 +261,8 @@ export interface ServingReport {
   readonly final: KvCacheStats;
   /** Decode tokens appended over all samples (tokens later rolled back included). */
   readonly tokensGenerated: number;
+  /** Samples ended early because the pool had no block for their next token (counted in `completed` with their request). */
+  readonly samplesCutShort: number;
   /** Prompt tokens of the admitted requests. */
   readonly prefillTokensRequested: number;
   /** Of those, tokens not served from the prefix cache. */
@@ -299,7 +301,7 @@ export function simulateServing(opts: ServingOptions = {}): ServingReport {
   type Running = { id: SeqId; left: number; group: { live: number } };
   const queue: { tokens: number[]; image: ImageSpan; deferred: boolean }[] = [];
   const running: Running[] = [];
-  let arrived = 0, completed = 0, deferred = 0, steps = 0, generated = 0, requested = 0, computed = 0;
+  let arrived = 0, completed = 0, deferred = 0, steps = 0, generated = 0, requested = 0, computed = 0, cutShort = 0;
   let peak = -1, peakSeqs = 0, atPeak = cache.stats();
   while (completed < numRequests) {
     steps++;
@@ -341,6 +343,7 @@ export function simulateServing(opts: ServingOptions = {}): ServingReport {
       } catch (e) {
         if (!(e instanceof OutOfBlocksError)) throw e;
         r.left = 0;
+        cutShort++;
       }
       if (r.left <= 0) {
         cache.free(r.id);
@@ -355,6 +358,6 @@ export function simulateServing(opts: ServingOptions = {}): ServingReport {
   }
   return {
     steps, requests: numRequests, completed, deferred, peakUtilisation: peak, peakSequences: peakSeqs,
-    atPeak, final: cache.stats(), tokensGenerated: generated, prefillTokensRequested: requested, prefillTokensComputed: computed,
+    atPeak, final: cache.stats(), tokensGenerated: generated, samplesCutShort: cutShort, prefillTokensRequested: requested, prefillTokensComputed: computed,
   };
 }

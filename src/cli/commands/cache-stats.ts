@@ -78,7 +78,7 @@ const command: Command = {
       console.log([
         ...header, '',
         `Serving: ${r.requests} requests ([system 32][image ${int('image-tokens')}][question 8–64], ${int('images')} images with Zipf popularity, 2 samples each) in ${r.steps} steps; ${r.deferred} waited for memory`,
-        `  prefill computed ${r.prefillTokensComputed} of ${r.prefillTokensRequested} prompt tokens (${pct(1 - r.prefillTokensComputed / Math.max(1, r.prefillTokensRequested))} served from the prefix cache); ${r.tokensGenerated} tokens generated`,
+        `  prefill computed ${r.prefillTokensComputed} of ${r.prefillTokensRequested} prompt tokens (${pct(1 - r.prefillTokensComputed / Math.max(1, r.prefillTokensRequested))} served from the prefix cache); ${r.tokensGenerated} tokens generated${r.samplesCutShort ? `; ${r.samplesCutShort} samples cut short for want of a block` : ''}`,
         `At peak utilisation (${r.peakSequences} sequences at most):`, ...statsLines(r.atPeak),
         'At the end:', ...statsLines(r.final),
       ].join('\n'));

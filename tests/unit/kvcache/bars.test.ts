@@ -97,5 +97,9 @@ describe('serving simulation', () => {
     expect(r.final.copyOnWrites).toBeGreaterThan(0);
     expect(r.prefillTokensComputed).toBeLessThan(r.prefillTokensRequested);
     expect(r.final.prefix.hitRate).toBeGreaterThan(0.3);
+    // A pool too small for every sample's tokens: some end early, and the report says how many.
+    const tight = simulateServing({ numRequests: 20, numBlocks: 90, maxNewTokens: 256, maxBatch: 16, seed: 3 });
+    expect(tight.completed).toBe(20);
+    expect(tight.samplesCutShort).toBeGreaterThan(0);
   });
 });
