@@ -14,7 +14,7 @@
  * All integers are little-endian. Length prefixes make the encoding injective, so two different
  * (parent, tokens, extras) never share an input; only a SHA-256 collision could alias two blocks.
  */
-import { ValueError } from '../errors.js';
+import { DTypeError, ValueError } from '../errors.js';
 
 const K = new Uint32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -178,14 +178,26 @@ export function blockHash(parentHex: string, tokenIds: ArrayLike<number>, start:
   return toHex(sha256(w.view()));
 }
 
+/** The element kind of pixel data; anything else (a plain array, null) is a DTypeError naming `pixels`. */
+function pixelKind(pixels: unknown): 'u8' | 'u16' | 'f32' {
+  if (pixels instanceof Uint8Array || pixels instanceof Uint8ClampedArray) return 'u8';
+  if (pixels instanceof Uint16Array) return 'u16';
+  if (pixels instanceof Float32Array) return 'f32';
+  const what = pixels === null ? 'null' : Array.isArray(pixels) ? 'a plain array' : typeof pixels === 'object' ? (pixels as object).constructor?.name ?? 'an object' : typeof pixels;
+  throw new DTypeError(`pixels must be a Uint8Array, Uint8ClampedArray, Uint16Array or Float32Array, got ${what}`, 'pixels');
+}
+
 /** Pixel data accepted by `imageContentHash`. */
 export type PixelData = Uint8Array | Uint8ClampedArray | Uint16Array | Float32Array;
 
 /**
  * Content hash of an image: SHA-256 over (width, height, channels, element type, raw pixel bytes),
- * hex. Two images with the same pixels hash the same whatever their file name or container.
+ * hex. Two images with the same pixels hash the same whatever their file name or container: the element type is
+ * u8 for Uint8Array, Buffer and Uint8ClampedArray (a canvas's ImageData) alike, u16 or f32 otherwise.
  */
-export function imageContentHash(pixels: PixelData, width: number, height: number, channels = pixels.length / Math.max(1, width * height)): string {
+export function imageContentHash(pixels: PixelData, width: number, height: number, channels?: number): string {
+  const kind = pixelKind(pixels);
+  channels ??= pixels.length / Math.max(1, width * height);
   for (const [v, name] of [[width, 'width'], [height, 'height'], [channels, 'channels']] as const) {
     if (!Number.isInteger(v) || v < 1) throw new ValueError(`${name} must be a positive integer, got ${v}`, name);
   }
@@ -193,6 +205,7 @@ export function imageContentHash(pixels: PixelData, width: number, height: numbe
     throw new ValueError(`pixels has ${pixels.length} elements, width·height·channels = ${width}·${height}·${channels} = ${width * height * channels}`, 'pixels');
   }
   const raw = new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength);
-  const w = new ByteWriter().str('image/v1').u32(width).u32(height).u32(channels).str(pixels.constructor.name).bytes(raw);
+  // v2: the element type by kind, no longer the class name (Buffer, Uint8ClampedArray and subclasses hashed apart).
+  const w = new ByteWriter().str('image/v2').u32(width).u32(height).u32(channels).str(kind).bytes(raw);
   return toHex(sha256(w.view()));
 }

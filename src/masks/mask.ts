@@ -82,6 +82,10 @@ export class Mask {
     /** The root of the mask tree, read by the kernels, the tile classifier and the renderer. */
     readonly node: MaskNode,
   ) {
+    if (!node || typeof node !== 'object' || typeof (node as { kind?: unknown }).kind !== 'string') throw new ValueError('a Mask needs a mask node: build masks with causal(), topK(), … and and / or / not', 'node');
+    // Every kernel ranks scores by one topK node (its thresholds are computed once per row); two would silently
+    // share the first one's k.
+    if (countTopK(node) > 1) throw new UnsupportedError('two topK nodes in one mask', 'one topK node per mask');
     Object.freeze(this);
   }
 
@@ -274,6 +278,7 @@ export function documents(cuSeqlensQ: ArrayLike<number>, cuSeqlensK: ArrayLike<n
  */
 export function topK(k: number, within: Mask = allKeys()): Mask {
   if (!Number.isInteger(k) || k < 1) throw new ValueError(`k must be an integer ≥ 1, got ${k}`, 'k');
+  if (!(within instanceof Mask)) throw new ValueError('within must be a Mask', 'within');
   if (findTopK(within.node)) throw new UnsupportedError('topK inside topK', 'one topK node per mask');
   return new Mask({ kind: 'topK', k, within: within.node });
 }
@@ -368,6 +373,15 @@ export function allowsScored(mask: Mask, i: number, j: number, ctx: MaskContext,
 }
 
 /** The topK node of a mask tree (searched through and/or/not), or null when the mask does not depend on scores. */
+function countTopK(n: MaskNode): number {
+  switch (n.kind) {
+    case 'topK': return 1 + countTopK(n.within);
+    case 'and': case 'or': return n.parts.reduce((s, p) => s + countTopK(p), 0);
+    case 'not': return countTopK(n.part);
+    default: return 0;
+  }
+}
+
 export function findTopK(n: MaskNode): Extract<MaskNode, { kind: 'topK' }> | null {
   switch (n.kind) {
     case 'topK': return n;
@@ -515,6 +529,7 @@ function classifyNode(n: MaskNode, ctx: MaskContext, q0: number, q1: number, k0:
 
 /** Checks the mask's data against the shapes it is applied to (ShapeError naming the dimension). */
 export function validateMask(mask: Mask, ctx: MaskContext, argument = 'mask'): void {
+  if (!(mask instanceof Mask)) throw new ValueError(`${argument} must be a Mask (causal(), topK(), … or null), got ${mask === null ? 'null' : typeof mask === 'function' ? 'a function (wrap it in predicate(fn))' : typeof mask}`, argument);
   const visit = (n: MaskNode): void => {
     switch (n.kind) {
       case 'blockSparse': {

@@ -12,7 +12,7 @@
  * v [batch, seqLenK, numKvHeads, headDimV] → out [batch, seqLenQ, numHeads, headDimV] and
  * lse [batch, numHeads, seqLenQ] (natural log; −∞ for a fully masked row, whose output is 0).
  */
-import { type Mask, denseMask, findTopK } from '../masks/mask.js';
+import { type Mask, causal, denseMask, findTopK } from '../masks/mask.js';
 import { type DType, roundTo } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -22,8 +22,10 @@ export interface ReferenceOptions {
   scale?: number;
   /** If > 0, scores become softcap·tanh(score/softcap) (default 0, off). */
   softcap?: number;
-  /** Mask, materialised densely (top-k ranked on the computed scores); null or absent = none. There is no `causal` shorthand: pass `causal()`. */
+  /** Mask, materialised densely (top-k ranked on the computed scores); null or absent = none. */
   mask?: Mask | null;
+  /** Shorthand for `mask: causal()` (bottom-right aligned), intersected with `mask`: the same option `attention` takes. */
+  causal?: boolean;
   /** Emulate a naive implementation in this precision instead of float64. */
   precision?: 'f64' | DType;
   /**
@@ -76,8 +78,9 @@ export function attentionReference(q: Tensor, k: Tensor, v: Tensor, opts: Refere
   const s = new Float64Array(Sq * Sk);
   const p = new Float64Array(Sk);
   const orow = new Float64Array(Dv);
-  const hasTopK = opts.mask ? findTopK(opts.mask.node) !== null : false;
-  const staticMask = opts.mask && !hasTopK ? denseMask(opts.mask, ctx) : null;
+  const mask = opts.causal ? (opts.mask ? causal().and(opts.mask) : causal()) : opts.mask ?? null;
+  const hasTopK = mask ? findTopK(mask.node) !== null : false;
+  const staticMask = mask && !hasTopK ? denseMask(mask, ctx) : null;
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const hk = Math.floor(h / group);
@@ -98,7 +101,7 @@ export function attentionReference(q: Tensor, k: Tensor, v: Tensor, opts: Refere
           s[i * Sk + j] = dot;
         }
       }
-      const m = staticMask ?? (opts.mask ? denseMask(opts.mask, ctx, (i, j) => s[i * Sk + j]!) : null);
+      const m = staticMask ?? (mask ? denseMask(mask, ctx, (i, j) => s[i * Sk + j]!) : null);
       for (let i = 0; i < Sq; i++) {
         let mx = -Infinity;
         let nan = false;

@@ -36,8 +36,9 @@ function thresholdsFor(plan: AttentionPlan, Q: RowView, K: RowView, b: number, h
   const D = plan.headDim, hk = Math.floor(h / plan.groupSize);
   const qrow = new Float32Array(D), krows = new Float32Array(ctx.seqLenK * D);
   loadRows(K, dec, b, 0, ctx.seqLenK, hk, D, 1, krows);
-  const scores = new Float32Array(ctx.seqLenK);
-  const cache = new Map<number, Float32Array>();
+  // Float64, as the main loop's scores are: an f32 threshold rounded up above the k-th soft-capped score dropped it.
+  const scores = new Float64Array(ctx.seqLenK);
+  const cache = new Map<number, Float64Array>();
   return topKThresholds(node, ctx, (i, j) => {
     let row = cache.get(i);
     if (!row) {

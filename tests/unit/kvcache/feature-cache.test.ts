@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  FormatError, type FeatureStore, MemoryFeatureStore, Tensor, ValueError, VisionFeatureCache, decodeTensor, encodeTensor, featureKey,
+  DTypeError, FormatError, type FeatureStore, MemoryFeatureStore, Tensor, ValueError, VisionFeatureCache, decodeTensor, encodeTensor, featureKey,
   imageContentHash, randn,
 } from '../../../src/index.js';
 
@@ -30,6 +30,17 @@ describe('feature keys', () => {
     expect(() => featureKey({ ...base, preprocessing: { f: NaN } })).toThrow(ValueError);
     expect(() => featureKey({ ...base, preprocessing: new Map() })).toThrow(/plain JSON/);
     expect(() => imageContentHash(image(1), 0, 6)).toThrow(expect.objectContaining({ argument: 'width' }));
+    // A plain array has no bytes to hash (every one of a size once hashed alike); null is named too.
+    expect(() => imageContentHash([1, 2, 3, 4] as never, 1, 1)).toThrow(DTypeError);
+    expect(() => imageContentHash(null as never, 1, 1)).toThrow(expect.objectContaining({ argument: 'pixels' }));
+    expect(() => featureKey({ ...base, pixels: Array.from(image(1)) as never })).toThrow(expect.objectContaining({ argument: 'pixels' }));
+  });
+  it('hash the same bytes alike in any 8-bit container (Buffer, a canvas\'s Uint8ClampedArray, a subclass)', () => {
+    const px = image(3), h = imageContentHash(px, 8, 6);
+    class Pixels extends Uint8Array {}
+    for (const other of [Buffer.from(px), new Uint8ClampedArray(px), Pixels.from(px), new Uint8Array(px)]) expect(imageContentHash(other, 8, 6)).toBe(h);
+    // Other element types are other content.
+    expect(imageContentHash(new Uint16Array(px.buffer.slice(0)), 8, 6, 2)).not.toBe(h);
   });
 });
 
