@@ -11,8 +11,7 @@
  * `attention(..., { returnLse: true })`, and is computed here when not given.
  */
 import { ShapeError, ValueError } from '../errors.js';
-import { type Mask, allowsScored, findTopK, topKThresholds } from '../masks/mask.js';
-import { planTiles } from '../masks/tiles.js';
+import { type Mask, TileClass, allowsScored, classifyTile, findTopK, topKThresholds } from '../masks/mask.js';
 import { type Layout, Tensor } from '../tensor/tensor.js';
 import { attention } from './attention.js';
 import type { BackendName } from './backend.js';
@@ -60,7 +59,8 @@ const TILE = 64;
 /** The forward log-sum-exp of q·kᵀ under the plan (one attention pass with a 1-wide V of zeros). */
 async function forwardLse(plan: AttentionPlan, q: Tensor, k: Tensor, backend: BackendName | undefined): Promise<Tensor> {
   const { batch: B, seqLenK: Sk, numKvHeads: Hk } = plan;
-  const ones = Tensor.zeros(plan.layout === 'bhsd' ? [B, Hk, Sk, 1] : [B, Sk, Hk, 1]);
+  // V in q's dtype: attention needs one dtype for all three.
+  const ones = Tensor.zeros(plan.layout === 'bhsd' ? [B, Hk, Sk, 1] : [B, Sk, Hk, 1], plan.dtype);
   return (await attention(q, k, ones, { scale: plan.scale, softcap: plan.softcap, mask: plan.mask, layout: plan.layout, returnLse: true, backend })).lse!;
 }
 
@@ -93,7 +93,6 @@ function streamRows(pp: Prepared, b: number, h: number, rows: readonly number[],
   const { Sq, Sk, H, Hk, D, group, scale, softcap, mask } = pp;
   const hk = Math.floor(h / group);
   const ctx = { seqLenQ: Sq, seqLenK: Sk };
-  const tiles = planTiles(mask, ctx, 1, TILE);
   const topk = mask ? findTopK(mask.node) : null;
   const p = new Float64Array(TILE);
   const scoreOf = (i: number, j: number) => {
@@ -103,13 +102,16 @@ function streamRows(pp: Prepared, b: number, h: number, rows: readonly number[],
     const s = Math.fround(dot) * scale;
     return softcap > 0 ? softcap * Math.tanh(s / softcap) : s;
   };
-  const thr = topk ? topKThresholds(topk, ctx, scoreOf) : null;
+  const thr = topk ? topKThresholds(topk, ctx, scoreOf, rows) : null;
   for (let r = 0; r < rows.length; r++) {
     const i = rows[r]!;
     const lse = pp.lse[(b * H + h) * Sq + i]!;
-    for (let e = tiles.rowStart[i]!; e < tiles.rowStart[i + 1]!; e++) {
-      const ent = tiles.entries[e]!, k0 = (ent >> 1) * TILE, partial = (ent & 1) === 1;
+    // Each asked row's key tiles classified on the spot: a tile plan of every row would take Sq·Sk/64 entries.
+    for (let k0 = 0; k0 < Sk; k0 += TILE) {
       const n = Math.min(TILE, Sk - k0);
+      const cls = mask ? classifyTile(mask, ctx, i, i + 1, k0, k0 + n) : TileClass.Full;
+      if (cls === TileClass.Empty) continue;
+      const partial = cls === TileClass.Partial;
       for (let j = 0; j < n; j++) {
         const s = scoreOf(i, k0 + j);
         p[j] = lse === -Infinity || (partial && !allowsScored(mask!, i, k0 + j, ctx, thr, s)) ? 0 : Math.exp(s - lse);
@@ -283,8 +285,7 @@ async function columnSumsWasm(q: Tensor, k: Tensor, opts: CaptureOptions & { que
       throw new ShapeError(`lse must be [batch, numHeads, seqLenQ] = [${B}, ${H}, ${Sq}], got [${lse.shape.join(', ')}]`, 'lse');
     }
   } else {
-    const ones = Tensor.zeros(plan.layout === 'bhsd' ? [B, plan.numKvHeads, Sk, 1] : [B, Sk, plan.numKvHeads, 1]);
-    lse = (await attention(q, k, ones, { scale: plan.scale, softcap: plan.softcap, mask: plan.mask, layout: plan.layout, returnLse: true, backend: 'wasm' })).lse!;
+    lse = await forwardLse(plan, q, k, 'wasm');
   }
   const cap: WasmCapture = { heads, queryStart: a, queryEnd: z };
   await runWasm(plan, q.asBSHD(plan.layout, 'q'), k.asBSHD(plan.layout, 'k'), k.asBSHD(plan.layout, 'k'), null, lse, cap);

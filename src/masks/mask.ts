@@ -398,10 +398,11 @@ export function findTopK(n: MaskNode): Extract<MaskNode, { kind: 'topK' }> | nul
  * Per-row top-k thresholds: the k-th largest score among the keys `within` allows (−∞ when fewer
  * than k are visible, so all visible keys are kept; +∞ when none is). NaN scores never qualify.
  */
-export function topKThresholds(node: Extract<MaskNode, { kind: 'topK' }>, ctx: MaskContext, score: (i: number, j: number) => number): TopKThresholds {
+export function topKThresholds(node: Extract<MaskNode, { kind: 'topK' }>, ctx: MaskContext, score: (i: number, j: number) => number, rows?: readonly number[]): TopKThresholds {
   const thr = new Float64Array(ctx.seqLenQ);
   const vals: number[] = [];
-  for (let i = 0; i < ctx.seqLenQ; i++) {
+  // `rows`: only these rows' thresholds (the others stay 0, unread): capture asks for a few rows of a long sequence.
+  for (const i of rows ?? Array.from({ length: ctx.seqLenQ }, (_, i) => i)) {
     vals.length = 0;
     // NaN scores do not rank (as in the kernels' heaps): never among the k, and comparing them would break the sort.
     for (let j = 0; j < ctx.seqLenK; j++) if (evalNode(node.within, i, j, ctx, null)) { const s = score(i, j); if (!Number.isNaN(s)) vals.push(s); }

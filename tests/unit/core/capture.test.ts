@@ -117,4 +117,30 @@ describe('capture: slices from the log-sum-exp', () => {
     }
     for (const t of [q, k, v]) rt.heap.freeTensor(t);
   }, 180_000);
+
+  // The capture's own forward pass (no lse given) builds a zero V: in q's dtype, or attention refused the call.
+  for (const dtype of ['f16', 'bf16'] as const) {
+    it(`${dtype} q and k without an lse (wasm, cpu-ts)`, async () => {
+      const q = randn([1, 70, 2, 8], 1, dtype), k = randn([1, 70, 2, 8], 2, dtype);
+      const P = referenceP(q, k, { mask: causal() });
+      for (const backend of ['wasm', 'cpu-ts'] as const) {
+        const rows = (await probabilityRows(q, k, [5, 69], { causal: true, backend })).toFloat64();
+        for (const [r, i] of [[0, 5], [1, 69]] as const) for (let b = 0; b < 2; b++) {
+          expectClose(rows.subarray((b * 2 + r) * 70, (b * 2 + r + 1) * 70), P.subarray((b * 70 + i) * 70, (b * 70 + i + 1) * 70), { atol: 1e-5, label: `${backend} head ${b} row ${i}` });
+        }
+        expect((await columnSums(q, k, { causal: true, backend })).shape).toEqual([1, 2, 70]);
+      }
+    });
+  }
+
+  it('two rows of an N = 32,768 sequence hold memory for those rows only (TypeScript path)', async () => {
+    const N = 32768;
+    const q = randn([1, N, 1, 16], 1), k = randn([1, N, 1, 16], 2);
+    const lse = Tensor.zeros([1, 1, N]);
+    const before = process.memoryUsage().arrayBuffers;
+    const rows = await probabilityRows(q, k, [0, N - 1], { lse, causal: true, backend: 'cpu-ts' });
+    // Inputs as f32 (2 MiB each) and the [1, 1, 2, N] result; a tile plan of every row took Sq·Sk/64 int32 (64 MiB).
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 2 ** 20);
+    expect(rows.shape).toEqual([1, 1, 2, N]);
+  }, 60_000);
 });
