@@ -32,9 +32,19 @@ import { type Capture, type CaptureDType, type CaptureInit, decodeCapture, encod
 /** The `format` value of a capture manifest (`capture.json`); a manifest may also omit it. */
 export const MANIFEST_FORMAT = 'vlm-attention-capture-manifest';
 
+/** A file's bytes; a file that cannot be read (missing, a directory, no permission) is a FormatError naming it. */
+async function readBytes(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new FormatError(`${path}: cannot read${err.code === 'ENOENT' ? ': no such file' : `: ${err.message}`}`, path);
+  }
+}
+
 /** Reads a .npy file (see parseNpy; errors name the path). */
 export async function readNpyFile(path: string): Promise<NdArray> {
-  return parseNpy(await readFile(path), { path });
+  return parseNpy(await readBytes(path), { path });
 }
 
 /** Writes an array as a .npy file (see writeNpy: bf16 is widened to '<f4'). */
@@ -44,7 +54,7 @@ export async function writeNpyFile(path: string, a: NdArray): Promise<void> {
 
 /** Reads a safetensors file: its arrays by name and its `__metadata__` (see parseSafetensors). */
 export async function readSafetensorsFile(path: string): Promise<ReturnType<typeof parseSafetensors>> {
-  return parseSafetensors(await readFile(path), { path });
+  return parseSafetensors(await readBytes(path), { path });
 }
 
 /** Writes named arrays, in the order given, and optional string metadata as a safetensors file. */
@@ -62,7 +72,7 @@ export function naturalCompare(a: string, b: string): number {
  * only `keys`.
  */
 export async function readArrays(path: string, keys?: readonly string[]): Promise<NdArray[]> {
-  const bytes = await readFile(path);
+  const bytes = await readBytes(path);
   const lower = path.toLowerCase();
   let named: [string, NdArray][];
   if (lower.endsWith('.npy')) {
@@ -118,8 +128,9 @@ async function readSource(base: string, src: Source, argument: string): Promise<
 export async function readCaptureManifest(path: string): Promise<Capture> {
   const base = dirname(path);
   let m: Record<string, unknown>;
+  const text = (await readBytes(path)).toString('utf8');
   try {
-    m = JSON.parse(await readFile(path, 'utf8'));
+    m = JSON.parse(text);
   } catch (e) {
     throw new FormatError(`${path}: not valid JSON: ${(e as Error).message}`, path);
   }
@@ -141,7 +152,7 @@ export async function readCaptureManifest(path: string): Promise<Capture> {
   if (m.layerMeans !== undefined) init.layerMeans = unstack(await readSource(base, m.layerMeans as Source, 'layerMeans'), [2, 3]);
   if (m.rollout !== undefined) init.rollout = (await readSource(base, m.rollout as Source, 'rollout'))[0];
   if (m.headImportance !== undefined) { init.headImportance = (await readSource(base, m.headImportance as Source, 'headImportance'))[0]; init.headImportanceMethod = String(m.headImportanceMethod ?? 'unspecified'); }
-  if (typeof m.image === 'string') init.imagePng = await readFile(isAbsolute(m.image) ? m.image : join(base, m.image));
+  if (typeof m.image === 'string') init.imagePng = await readBytes(isAbsolute(m.image) ? m.image : join(base, m.image));
   if (m.masks && typeof m.masks === 'object') {
     const masks: Record<string, NdArray> = {};
     for (const [name, p] of Object.entries(m.masks as Record<string, Source>)) masks[name] = (await readSource(base, p, `masks.${name}`))[0]!;
@@ -159,7 +170,7 @@ export async function readCapture(path: string): Promise<Capture> {
   try { st = await stat(path); } catch { throw new FormatError(`${path}: no such file or directory`, path); }
   if (st.isDirectory()) return readCaptureManifest(join(path, 'capture.json'));
   if (path.toLowerCase().endsWith('.json')) return readCaptureManifest(path);
-  return decodeCapture(await readFile(path), { path });
+  return decodeCapture(await readBytes(path), { path });
 }
 
 /** Writes a capture file (`dtype` sets the attention precision, default f32). */

@@ -125,6 +125,11 @@ describe('reading attention exported from PyTorch', () => {
     writeFileSync(join(d, 'capture.json'), '{ not json');
     await expect(readCapture(d)).rejects.toThrow(/not valid JSON/);
     await expect(readCapture(join(d, 'missing'))).rejects.toThrow(/no such file/);
+    // Files the manifest names that are not there: FormatError naming the file, not Node's ENOENT.
+    writeFileSync(join(d, 'capture.json'), manifest({ attention: ['l0.npy', 'nope.npy'] }));
+    await expect(readCapture(d)).rejects.toThrow(expect.objectContaining({ name: 'FormatError', path: join(d, 'nope.npy') }));
+    writeFileSync(join(d, 'capture.json'), manifest({ attention: ['l0.npy'], image: 'nope.png' }));
+    await expect(readCapture(d)).rejects.toThrow(FormatError);
     writeFileSync(join(d, 'x.vlmcap.safetensors'), new Uint8Array([1, 2, 3]));
     await expect(readCapture(join(d, 'x.vlmcap.safetensors'))).rejects.toThrow(FormatError);
   });
