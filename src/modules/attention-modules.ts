@@ -11,8 +11,8 @@
  */
 import { attention } from '../attention/attention.js';
 import type { BackendName } from '../attention/backend.js';
-import type { AttentionOptions } from '../attention/plan.js';
-import { ShapeError, ValueError } from '../errors.js';
+import { type AttentionOptions, MAX_HEAD_DIM } from '../attention/plan.js';
+import { ShapeError, UnsupportedError, ValueError } from '../errors.js';
 import { type NdArray } from '../io/npy.js';
 import { parseSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { Tensor, mulberry32 } from '../tensor/tensor.js';
@@ -67,6 +67,7 @@ function resolve(c: AttentionModuleConfig): ResolvedAttentionConfig {
   if (numHeads % numKvHeads !== 0) throw new ShapeError(`numHeads (${numHeads}) must be divisible by numKvHeads (${numKvHeads})`, 'numKvHeads', 'numKvHeads');
   const headDim = c.headDim !== undefined ? int(c.headDim, 'headDim') : embedDim / numHeads;
   if (!Number.isInteger(headDim)) throw new ShapeError(`embedDim (${embedDim}) is not divisible by numHeads (${numHeads}); give headDim`, 'headDim', 'headDim');
+  if (headDim > MAX_HEAD_DIM) throw new ShapeError(`headDim ${headDim} is over the kernels' ${MAX_HEAD_DIM}`, 'headDim', 'headDim');
   return { embedDim, numHeads, numKvHeads, headDim, bias: c.bias ?? true, backend: c.backend };
 }
 
@@ -102,11 +103,16 @@ export class GroupedQueryAttention {
   constructor(config: AttentionModuleConfig, weights: AttentionWeights) {
     const c = resolve(config);
     const { embedDim: E, numHeads: H, numKvHeads: Hk, headDim: Dh } = c;
-    const expect = (t: Tensor | null | undefined, shape: number[], name: string) => {
-      if (!t) return;
+    const expect = (t: Tensor | null | undefined, shape: number[], name: string, required = false) => {
+      if (!t) {
+        if (required) throw new ValueError(`weights.${name} is required: [${shape.join(', ')}]`, name);
+        return;
+      }
+      if (!(t instanceof Tensor)) throw new ValueError(`weights.${name} must be a Tensor`, name);
       if (t.rank !== shape.length || t.shape.some((d, i) => d !== shape[i])) throw new ShapeError(`${name} must be [${shape.join(', ')}], got [${t.shape.join(', ')}]`, name);
     };
-    expect(weights.q, [H * Dh, E], 'q'); expect(weights.k, [Hk * Dh, E], 'k'); expect(weights.v, [Hk * Dh, E], 'v'); expect(weights.o, [E, H * Dh], 'o');
+    if (!weights || typeof weights !== 'object') throw new ValueError('weights must be { q, k, v, o } (and optional biases)', 'weights');
+    expect(weights.q, [H * Dh, E], 'q', true); expect(weights.k, [Hk * Dh, E], 'k', true); expect(weights.v, [Hk * Dh, E], 'v', true); expect(weights.o, [E, H * Dh], 'o', true);
     expect(weights.qBias, [H * Dh], 'qBias'); expect(weights.kBias, [Hk * Dh], 'kBias'); expect(weights.vBias, [Hk * Dh], 'vBias'); expect(weights.oBias, [E], 'oBias');
     this.config = Object.freeze(c);
     this.weights = Object.freeze({ ...weights });
@@ -146,6 +152,10 @@ export class GroupedQueryAttention {
       const inW = need('in_proj_weight').to('f32'), inB = get('in_proj_bias')?.to('f32') ?? null;
       const { numHeads: H, numKvHeads: Hk, headDim: Dh } = c;
       const rows = [H * Dh, Hk * Dh, Hk * Dh];
+      // The fused projection must be exactly q, k and v stacked: a taller or shorter one is another layout.
+      const total = rows[0]! + rows[1]! + rows[2]!;
+      if (inW.rank !== 2 || inW.shape[0] !== total) throw new ShapeError(`${p}in_proj_weight must be [${total}, embedDim] (q ${rows[0]} + k ${rows[1]} + v ${rows[2]} rows for numHeads ${H}, numKvHeads ${Hk}, headDim ${Dh}), got [${inW.shape.join(', ')}]`, 'bytes', 'in_proj_weight');
+      if (inB && (inB.rank !== 1 || inB.shape[0] !== total)) throw new ShapeError(`${p}in_proj_bias must be [${total}], got [${inB.shape.join(', ')}]`, 'bytes', 'in_proj_bias');
       const cut = (t: Tensor, i: number) => t.slice(0, rows.slice(0, i).reduce((x, y) => x + y, 0), rows.slice(0, i + 1).reduce((x, y) => x + y, 0)).contiguous();
       w = {
         q: cut(inW, 0), k: cut(inW, 1), v: cut(inW, 2), o: need('out_proj.weight'),
@@ -189,6 +199,8 @@ export class GroupedQueryAttention {
     const [q, k, v] = await Promise.all([
       linear(x, w.q, w.qBias ?? null, { backend }), linear(ctx, w.k, w.kBias ?? null, { backend }), linear(ctx, w.v, w.vBias ?? null, { backend }),
     ]);
+    // layout is not an option here (the module's own tensors are BSHD): a JavaScript caller's would reinterpret them.
+    if ((opts as { layout?: unknown }).layout !== undefined) throw new UnsupportedError("layout in a module's forward (x is [batch, seqLen, embedDim])", "no layout (the module's tensors are BSHD)");
     const { context: _c, backend: _b, ...attnOpts } = opts;
     const r = await attention(q.reshape([B, S, H, Dh]), k.reshape([B, Sk, Hk, Dh]), v.reshape([B, Sk, Hk, Dh]), { ...attnOpts, backend });
     const out = await linear(r.out.reshape([B, S, H * Dh]), w.o, w.oBias ?? null, { backend });

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  GroupedQueryAttention, MultiHeadAttention, MultiQueryAttention, ShapeError, Tensor, ValueError, attentionReference, causal, linear,
+  GroupedQueryAttention, MultiHeadAttention, MultiQueryAttention, ShapeError, Tensor, UnsupportedError, ValueError, attentionReference, causal, linear,
   randn, writeSafetensors,
 } from '../../../src/index.js';
 import { expectClose } from '../../helpers/close.js';
@@ -90,5 +90,15 @@ describe('attention modules', () => {
     const m = MultiHeadAttention.init({ embedDim: 16, numHeads: 2 });
     await expect(m.forward(randn([1, 4, 15], 1))).rejects.toThrow(ShapeError);
     expect(() => MultiHeadAttention.fromSafetensors(writeSafetensors({}), { embedDim: 16, numHeads: 2 })).toThrow(/no tensor/);
+    // A fused in_proj of another layout (MHA's 48 rows for a GQA module that needs 32) is refused, not cut short.
+    const w = m.weights;
+    const nd = (t: Tensor) => ({ dtype: 'f32' as const, shape: [...t.shape], data: t.contiguous().data as Float32Array });
+    const fused = Tensor.fromValues([...w.q.toFloat32(), ...w.k.toFloat32(), ...w.v.toFloat32()], [48, 16]);
+    const bytes = writeSafetensors({ in_proj_weight: nd(fused), 'out_proj.weight': nd(w.o) });
+    expect(() => GroupedQueryAttention.fromSafetensors(bytes, { embedDim: 16, numHeads: 4, numKvHeads: 2 })).toThrow(expect.objectContaining({ name: 'ShapeError', dimension: 'in_proj_weight' }));
+    // Required weights, head dims past the kernels', and a layout the module's BSHD tensors cannot take.
+    expect(() => new GroupedQueryAttention({ embedDim: 16, numHeads: 2 }, { k: w.k, v: w.v, o: w.o } as never)).toThrow(expect.objectContaining({ argument: 'q' }));
+    expect(() => GroupedQueryAttention.init({ embedDim: 600, numHeads: 2 })).toThrow(expect.objectContaining({ argument: 'headDim' }));
+    await expect(m.forward(randn([1, 4, 16], 1), { layout: 'bhsd' } as never)).rejects.toThrow(UnsupportedError);
   });
 });
