@@ -11,8 +11,21 @@ function help(): string {
   return `vlm-attention: fast, inspectable attention for vision-language models\n\nUsage: vlm-attention <command> [flags]   (vlm-attention <command> --help)\n\nCommands:\n${names.map((n) => `  ${n}`).join('\n')}\n`;
 }
 
+/**
+ * `--flag -1` as `--flag=-1`: node's parseArgs takes a value that starts with '-' for another option and refuses it as
+ * ambiguous, so a negative number (`--window -1`, unbounded) could not be given with a space.
+ */
+function joinNegativeValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!, next = argv[i + 1];
+    if (/^--[^=]+$/.test(a) && next !== undefined && /^-(\d|\.\d|Infinity\b)/.test(next)) { out.push(`${a}=${next}`); i++; } else out.push(a);
+  }
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  const [name, ...rest] = joinNegativeValues(argv);
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     const lines: string[] = [];
     for (const n of Object.keys(COMMANDS).sort()) lines.push(`  ${n.padEnd(12)} ${(await COMMANDS[n]!()).summary}`);
@@ -32,7 +45,9 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const err = e as Error;
     const isUsage = err instanceof UsageError || (err as { code?: string }).code?.startsWith?.('ERR_PARSE_ARGS');
-    process.stderr.write(`vlm-attention ${name}: ${err.name}: ${err.message.split('\n')[0]}\n`);
+    // parseArgs's own errors are TypeErrors: name them for what they are, a usage problem.
+    const kind = isUsage ? 'UsageError' : err.name;
+    process.stderr.write(`vlm-attention ${name}: ${kind}: ${err.message.split('\n')[0]}\n`);
     if (process.env.VLM_ATTENTION_DEBUG) process.stderr.write(`${err.stack}\n`);
     return isUsage ? 2 : 1;
   }

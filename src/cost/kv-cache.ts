@@ -157,6 +157,7 @@ export function maxBatchForMemory(input: Omit<KvCacheInput, 'batch'> & { memoryB
   const memory = parseBytes(input.memoryBytes, 'memoryBytes');
   const reserved = input.reservedBytes === undefined ? 0 : parseBytes(input.reservedBytes, 'reservedBytes');
   const one = kvCacheSize({ ...input, batch: 1 });
+  if (reserved > memory) throw new ValueError(`reservedBytes (${reserved}) exceeds memoryBytes (${memory})`, 'reservedBytes');
   const available = memory - reserved;
   const per = one.perSequenceBytes, sharedBytes = one.sharedBytes;
   let batch = 0;

@@ -136,6 +136,13 @@ function requireWindow(v: number, argument: string): number {
   return v;
 }
 
+/** `opts.align`, checked: 'bottom-right' (default) or 'top-left'; anything else is a ValueError naming `align`. */
+function alignOf(opts: { align?: Alignment } | undefined): Alignment {
+  const a = opts?.align ?? 'bottom-right';
+  if (a !== 'bottom-right' && a !== 'top-left') throw new ValueError(`align must be 'bottom-right' or 'top-left', got ${JSON.stringify(a)}`, 'align');
+  return a;
+}
+
 /**
  * Causal mask. Query i sees keys j ≤ i + seqLenK − seqLenQ (bottom-right, FlashAttention);
  * with `{ align: 'top-left' }`, keys j ≤ i (PyTorch `is_causal`).
@@ -149,7 +156,7 @@ function requireWindow(v: number, argument: string): number {
  * ```
  */
 export function causal(opts: { align?: Alignment } = {}): Mask {
-  return new Mask({ kind: 'relative', lo: -Infinity, hi: 0, align: opts.align ?? 'bottom-right', label: 'causal' });
+  return new Mask({ kind: 'relative', lo: -Infinity, hi: 0, align: alignOf(opts), label: 'causal' });
 }
 
 /**
@@ -158,7 +165,7 @@ export function causal(opts: { align?: Alignment } = {}): Mask {
  */
 export function slidingWindow(left: number, right: number, opts: { align?: Alignment } = {}): Mask {
   const l = requireWindow(left, 'left'), r = requireWindow(right, 'right');
-  return new Mask({ kind: 'relative', lo: -l, hi: r, align: opts.align ?? 'bottom-right', label: `window(${fmtInf(l)},${fmtInf(r)})` });
+  return new Mask({ kind: 'relative', lo: -l, hi: r, align: alignOf(opts), label: `window(${fmtInf(l)},${fmtInf(r)})` });
 }
 
 /**
@@ -182,7 +189,7 @@ export function prefixLM(prefixLen: number, opts: { align?: Alignment } = {}): M
 /** Strided (Sparse Transformer): query i sees keys j with (i + Sk − Sq − j) mod stride == 0. Compose with causal/window. */
 export function strided(stride: number, opts: { align?: Alignment } = {}): Mask {
   if (!Number.isInteger(stride) || stride < 1) throw new ValueError(`stride must be an integer ≥ 1, got ${stride}`, 'stride');
-  return new Mask({ kind: 'strided', stride, align: opts.align ?? 'bottom-right' });
+  return new Mask({ kind: 'strided', stride, align: alignOf(opts) });
 }
 
 /**

@@ -13,7 +13,7 @@
 import { type HostBackend, registerBackend, setAutoOrder } from '../../attention/backend.js';
 import type { AttentionPlan } from '../../attention/plan.js';
 import { lseView, rowView } from '../../attention/views.js';
-import { UnsupportedError } from '../../errors.js';
+import { UnsupportedError, ValueError } from '../../errors.js';
 import { Mask, findTopK } from '../../masks/mask.js';
 import { type TilePlan, planTiles } from '../../masks/tiles.js';
 import { decodePath } from './paths.js';
@@ -131,6 +131,9 @@ async function createRuntime(): Promise<CpuRuntime> {
  * pool down (the next call starts a new one); `decodeReadAhead` applies without a restart.
  */
 export async function configureCpu(c: CpuConfig): Promise<void> {
+  if (!c || typeof c !== 'object') throw new ValueError('configureCpu takes { threads?, relaxedSimd?, decodeReadAhead? }', 'config');
+  if (c.threads !== undefined && (!Number.isInteger(c.threads) || c.threads < 1)) throw new ValueError(`threads must be an integer ≥ 1, got ${String(c.threads)}`, 'threads');
+  if (c.relaxedSimd !== undefined && typeof c.relaxedSimd !== 'boolean') throw new ValueError(`relaxedSimd must be true or false, got ${String(c.relaxedSimd)}`, 'relaxedSimd');
   if (c.decodeReadAhead !== undefined && !['auto', 'on', 'off'].includes(c.decodeReadAhead)) {
     throw new UnsupportedError(`configureCpu: decodeReadAhead '${String(c.decodeReadAhead)}' is not a mode`, "'auto', 'on' or 'off'");
   }

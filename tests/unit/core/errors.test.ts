@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   DTypeError, ShapeError, Tensor, UnsupportedError, ValueError, attention, attentionVarlen, blockSparse, keySubset, prefixLM,
-  randn, slidingWindow, strided, topK, documents,
+  randn, slidingWindow, strided, topK, documents, causal, configureCpu,
 } from '../../../src/index.js';
 
 const q = randn([1, 8, 4, 16], 1), k = randn([1, 10, 2, 16], 2), v = randn([1, 10, 2, 16], 3);
@@ -71,6 +71,15 @@ describe('typed errors', () => {
     await rejects(attention(q, k, v, { mask: blockSparse([[1]], 4) }), ShapeError, { dimension: 'seqLenQ' });
     await rejects(attention(q, k, v, { mask: keySubset([1, 0, 1]) }), ShapeError, { dimension: 'seqLenK' });
     await rejects(attention(q, k, v, { mask: documents([0, 8], [0, 9]) }), ShapeError, { dimension: 'seqLenK' });
+  });
+
+  it('options that are not what they say: align, CPU configuration', async () => {
+    expect(() => causal({ align: 'top' as never })).toThrow(expect.objectContaining({ argument: 'align' }));
+    expect(() => slidingWindow(4, 0, { align: 'bottom' as never })).toThrow(ValueError);
+    expect(() => causal({ align: 'top-left' })).not.toThrow();
+    for (const bad of [{ threads: 0 }, { threads: 1.5 }, { threads: Number.NaN }, { threads: '2' }]) await rejects(configureCpu(bad as never), ValueError, { argument: 'threads' });
+    await rejects(configureCpu({ relaxedSimd: 'no' as never }), ValueError, { argument: 'relaxedSimd' });
+    await rejects(configureCpu(null as never), ValueError);
   });
 
   it('unknown backends name the known ones', async () => {

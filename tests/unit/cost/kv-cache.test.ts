@@ -114,5 +114,6 @@ describe('kv cache', () => {
     expect(() => kvCacheSize({ numLayers: 2, numKvHeads: 8, headDim: 64, seqLen: 10, dtype: 'fp8' as 'f16' })).toThrow(ValueError);
     expect(() => kvCacheSize({ numLayers: 2, numKvHeads: 8, headDim: 64, seqLen: 10, sharedPrefixTokens: 11 })).toThrow(/sharedPrefixTokens/);
     expect(() => maxBatchForMemory({ numLayers: 2, numKvHeads: 8, headDim: 64, seqLen: 10, memoryBytes: 'lots' })).toThrow(/memoryBytes/);
+    expect(() => maxBatchForMemory({ numLayers: 2, numKvHeads: 8, headDim: 64, seqLen: 10, memoryBytes: '1GB', reservedBytes: '2GB' })).toThrow(expect.objectContaining({ argument: 'reservedBytes' }));
   });
 });

@@ -108,6 +108,9 @@ describe('CLI demo and run', () => {
       [['run', '--image', pngPath, '--query', 'zebra'], /ValueError: query 'zebra' names no known concept/],
       [['run', '--query', 'red'], /UsageError: --image is required/],
       [['demo', '--budget', '17'], /InfeasibleError/],
+      // A negative number after a space reaches the command (parseArgs alone calls it an ambiguous option).
+      [['run', '--image', pngPath, '--query', 'red', '--budget', '-16'], /ValueError: budget must be/],
+      [['run', '--image', pngPath, '--query', 'red', '--bogus'], /UsageError: Unknown option '--bogus'/],
     ];
     for (const [argv, msg] of cases) {
       const r = await cli(argv);
