@@ -379,7 +379,7 @@ export function allowsScored(mask: Mask, i: number, j: number, ctx: MaskContext,
   return evalNode(mask.node, i, j, ctx, thresholds ? { thr: thresholds, score: () => score } : null);
 }
 
-/** The topK node of a mask tree (searched through and/or/not), or null when the mask does not depend on scores. */
+/** Number of topK nodes in a mask tree (within-masks included). */
 function countTopK(n: MaskNode): number {
   switch (n.kind) {
     case 'topK': return 1 + countTopK(n.within);
@@ -389,6 +389,7 @@ function countTopK(n: MaskNode): number {
   }
 }
 
+/** The topK node of a mask tree (searched through and/or/not), or null when the mask does not depend on scores. */
 export function findTopK(n: MaskNode): Extract<MaskNode, { kind: 'topK' }> | null {
   switch (n.kind) {
     case 'topK': return n;

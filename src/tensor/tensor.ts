@@ -26,11 +26,18 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
+/** Elements a typed array can hold (2³² − 1 in current engines; a larger shape is a ShapeError, not a RangeError). */
+const MAX_ELEMENTS = 2 ** 32 - 1;
+
 function checkShape(shape: readonly number[], argument: string): void {
+  if (!Array.isArray(shape) && !ArrayBuffer.isView(shape)) throw new ShapeError(`${argument} must be an array of dimensions`, argument);
+  let n = 1;
   for (let i = 0; i < shape.length; i++) {
     const d = shape[i]!;
     if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${argument}: dimension ${i} must be a non-negative integer, got ${d}`, argument, `dim${i}`);
+    n *= d;
   }
+  if (n > MAX_ELEMENTS) throw new ShapeError(`${argument} [${shape.join(', ')}] has ${n} elements, more than a typed array holds (${MAX_ELEMENTS})`, argument);
 }
 
 /** How `new Tensor(data, shape, init)` views its storage. */
@@ -63,13 +70,18 @@ export class Tensor {
 
   constructor(data: Storage, shape: readonly number[], init: TensorInit = {}) {
     const dtype = init.dtype ?? (data instanceof Float32Array ? 'f32' : undefined);
-    if (!dtype || !isDType(dtype)) throw new DTypeError(`a Uint16Array tensor needs dtype 'f16' or 'bf16'`, 'dtype');
+    if (init.dtype !== undefined && !isDType(init.dtype)) throw new DTypeError(`dtype must be 'f32', 'f16' or 'bf16', got ${JSON.stringify(init.dtype)}`, 'dtype');
+    if (!dtype) {
+      throw new DTypeError(data instanceof Uint16Array ? `a Uint16Array tensor needs dtype 'f16' or 'bf16'` : `data must be a Float32Array (f32) or a Uint16Array of f16/bf16 bits, got ${data === null || data === undefined ? String(data) : (data as object).constructor?.name ?? typeof data}`, data instanceof Uint16Array ? 'dtype' : 'data');
+    }
     if (dtype === 'f32' && !(data instanceof Float32Array)) throw new DTypeError(`dtype 'f32' needs a Float32Array, got ${data.constructor.name}`, 'data');
     if (dtype !== 'f32' && !(data instanceof Uint16Array)) throw new DTypeError(`dtype '${dtype}' needs a Uint16Array of raw bits, got ${data.constructor.name}`, 'data');
     checkShape(shape, 'shape');
     const strides = init.strides ?? contiguousStrides(shape);
     if (strides.length !== shape.length) throw new ShapeError(`strides has ${strides.length} entries for a rank-${shape.length} shape`, 'strides');
+    strides.forEach((s, i) => { if (!Number.isInteger(s)) throw new ShapeError(`strides: entry ${i} must be an integer, got ${s}`, 'strides', `dim${i}`); });
     const offset = init.offset ?? 0;
+    if (!Number.isInteger(offset) || offset < 0) throw new ShapeError(`offset must be a non-negative integer, got ${offset}`, 'offset');
     if (numel(shape) > 0) {
       let lo = offset, hi = offset;
       for (let i = 0; i < shape.length; i++) {
@@ -90,6 +102,7 @@ export class Tensor {
   /** A new zero-filled contiguous tensor. */
   static zeros(shape: readonly number[], dtype: DType = 'f32'): Tensor {
     checkShape(shape, 'shape');
+    if (!isDType(dtype)) throw new DTypeError(`dtype must be 'f32', 'f16' or 'bf16', got ${JSON.stringify(dtype)}`, 'dtype');
     return new Tensor(allocStorage(dtype, numel(shape)), shape, { dtype });
   }
 
@@ -138,13 +151,22 @@ export class Tensor {
   /** Decoded value at an index tuple. */
   get(...idx: number[]): number {
     if (idx.length !== this.rank) throw new ShapeError(`get needs ${this.rank} indices, got ${idx.length}`, 'idx');
+    this.checkIndex(idx);
     return decoder(this.dtype)(this.data[this.index(idx)]!);
   }
 
   /** Stores `value` at an index tuple (one index per dimension), rounded to the dtype (RNE). */
   set(value: number, ...idx: number[]): void {
     if (idx.length !== this.rank) throw new ShapeError(`set needs ${this.rank} indices, got ${idx.length}`, 'idx');
+    this.checkIndex(idx);
     this.data[this.index(idx)] = encoder(this.dtype)(value);
+  }
+
+  /** Each index an integer inside its dimension (an index past one dimension would land in the next row). */
+  private checkIndex(idx: readonly number[]): void {
+    idx.forEach((x, d) => {
+      if (!Number.isInteger(x) || x < 0 || x >= this.shape[d]!) throw new ShapeError(`index ${x} is out of range for dimension ${d} of size ${this.shape[d]}`, 'idx', `dim${d}`);
+    });
   }
 
   /** Zero-copy permutation of dimensions. */

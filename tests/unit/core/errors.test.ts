@@ -73,6 +73,19 @@ describe('typed errors', () => {
     await rejects(attention(q, k, v, { mask: documents([0, 8], [0, 9]) }), ShapeError, { dimension: 'seqLenK' });
   });
 
+  it('tensor views and indices: integers inside the storage and the shape', () => {
+    const data = new Float32Array(6);
+    expect(() => new Tensor(data, [2, 3], { offset: Number.NaN })).toThrow(expect.objectContaining({ argument: 'offset' }));
+    expect(() => new Tensor(data, [2, 3], { offset: 0.5 })).toThrow(ShapeError);
+    expect(() => new Tensor(data, [2, 3], { strides: [1.5, 1] })).toThrow(expect.objectContaining({ argument: 'strides' }));
+    const t = new Tensor(data, [2, 3]);
+    expect(() => t.get(0, 5)).toThrow(expect.objectContaining({ argument: 'idx', dimension: 'dim1' }));
+    expect(() => t.set(1, 0, 3)).toThrow(ShapeError);
+    expect(() => Tensor.zeros([1e6, 1e6])).toThrow(ShapeError);
+    expect(() => Tensor.zeros([2], 'i8' as never)).toThrow(/dtype must be 'f32', 'f16' or 'bf16'/);
+    expect(() => new Tensor(new Float64Array(2) as never, [2])).toThrow(expect.objectContaining({ argument: 'data' }));
+  });
+
   it('options that are not what they say: align, CPU configuration', async () => {
     expect(() => causal({ align: 'top' as never })).toThrow(expect.objectContaining({ argument: 'align' }));
     expect(() => slidingWindow(4, 0, { align: 'bottom' as never })).toThrow(ValueError);
