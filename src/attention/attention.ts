@@ -3,7 +3,7 @@
  */
 import type { Mask } from '../masks/mask.js';
 import { Tensor } from '../tensor/tensor.js';
-import { UnsupportedError } from '../errors.js';
+import { UnsupportedError, ValueError } from '../errors.js';
 import { type BackendName, type DeviceTensor, type HostBackend, getBackend, isDeviceTensor } from './backend.js';
 import { type AttentionOptions, type AttentionPlan, type VarlenOptions, planAttention, planAttentionVarlen } from './plan.js';
 import { canonical, checkOut, outputShapes } from './views.js';
@@ -27,6 +27,10 @@ export interface AttentionResult {
 }
 
 async function execute(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, opts: RunOptions): Promise<AttentionResult> {
+  // The plan reads shapes only; the kernels need Tensor views (an object with a shape and a dtype is not one).
+  for (const [t, name] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) {
+    if (!(t instanceof Tensor)) throw new ValueError(`${name} must be a Tensor (or a device tensor such as GpuTensor, with the others), got ${(t as object)?.constructor?.name ?? typeof t}`, name);
+  }
   const shapes = outputShapes(plan);
   const out = opts.out ?? Tensor.zeros(shapes.out, plan.dtype);
   if (opts.out) checkOut(opts.out, shapes.out, plan.dtype, 'out');

@@ -3,9 +3,9 @@
  * "sequence b, row i, head h, channel c" → storage offset
  *     seqBase[b] + i·rowStride + h·headStride + c·dimStride.
  */
-import { DTypeError, ShapeError } from '../errors.js';
+import { DTypeError, ShapeError, ValueError } from '../errors.js';
 import type { Storage } from '../tensor/dtype.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import type { AttentionPlan } from './plan.js';
 
 export interface RowView {
@@ -57,6 +57,10 @@ export function outputShapes(plan: AttentionPlan): { out: number[]; lse: number[
 }
 
 export function checkOut(t: Tensor, shape: readonly number[], dtype: string, name: string): void {
+  if (!(t instanceof Tensor)) {
+    const what = t && typeof (t as { then?: unknown }).then === 'function' ? 'a Promise (cpuTensor is async: await it)' : t === null ? 'null' : typeof t;
+    throw new ValueError(`${name} must be a Tensor, got ${what}`, name);
+  }
   if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
     throw new ShapeError(`${name} must have shape [${shape.join(', ')}], got [${t.shape.join(', ')}]`, name);
   }

@@ -86,6 +86,13 @@ describe('typed errors', () => {
     expect(() => new Tensor(new Float64Array(2) as never, [2])).toThrow(expect.objectContaining({ argument: 'data' }));
   });
 
+  it('inputs and outputs that are not tensors name themselves', async () => {
+    const fake = { shape: [1, 8, 4, 16], dtype: 'f32' };
+    await rejects(attention(fake as never, k, v), ValueError, { argument: 'q' });
+    const pending = Promise.resolve(Tensor.zeros([1, 8, 4, 16]));
+    await rejects(attention(q, k, v, { out: pending as never }), ValueError, { argument: 'out' }, /await it/);
+  });
+
   it('options that are not what they say: align, CPU configuration', async () => {
     expect(() => causal({ align: 'top' as never })).toThrow(expect.objectContaining({ argument: 'align' }));
     expect(() => slidingWindow(4, 0, { align: 'bottom' as never })).toThrow(ValueError);
