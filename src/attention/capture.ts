@@ -122,6 +122,7 @@ function streamRows(pp: Prepared, b: number, h: number, rows: readonly number[],
 }
 
 function checkRows(rows: readonly number[], Sq: number): void {
+  if (!Array.isArray(rows) && !ArrayBuffer.isView(rows)) throw new ValueError(`rows must be a list of query rows, got ${typeof rows}`, 'rows');
   for (const i of rows) if (!Number.isInteger(i) || i < 0 || i >= Sq) throw new ShapeError(`query row ${i} is out of range 0..${Sq - 1}`, 'rows', 'seqLenQ');
 }
 
@@ -263,6 +264,7 @@ function selectTop(row: Float32Array, k: number): number[] {
 
 /** The whole P [batch, heads, seqLenQ, seqLenK], only when it fits `maxBytes` (ShapeError otherwise). */
 export async function probabilityMatrix(q: Tensor, k: Tensor, opts: CaptureOptions & { maxBytes: number }): Promise<Tensor> {
+  if (!opts || typeof opts !== 'object') throw new ValueError('probabilityMatrix needs { maxBytes } (the bound on the N² matrix it may allocate)', 'maxBytes');
   if (!Number.isFinite(opts.maxBytes) || opts.maxBytes <= 0) throw new ValueError(`maxBytes must be a positive number, got ${opts.maxBytes}`, 'maxBytes');
   const layout = opts.layout ?? 'bshd';
   const B = q.shape[0]!, Sq = q.shape[layout === 'bshd' ? 1 : 2]!, Sk = k.shape[layout === 'bshd' ? 1 : 2]!;

@@ -179,7 +179,10 @@ function checkProbabilities(v: Float32Array, argument: string, rowLen: number): 
   }
 }
 
-/** Width and height from a PNG's IHDR chunk (FormatError when `png` is not a PNG). */
+/**
+ * Width and height from a PNG's IHDR chunk; FormatError when `png` is not a PNG or its chunks do not run whole to
+ * IEND (a truncated file, caught here rather than when the image is first drawn).
+ */
 export function pngSize(png: Uint8Array): { width: number; height: number } {
   const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
   if (png.length < 24 || sig.some((b, i) => png[i] !== b) || String.fromCharCode(...png.subarray(12, 16)) !== 'IHDR') {
@@ -188,6 +191,14 @@ export function pngSize(png: Uint8Array): { width: number; height: number } {
   const dv = new DataView(png.buffer, png.byteOffset, png.byteLength);
   const width = dv.getUint32(16), height = dv.getUint32(20);
   if (width === 0 || height === 0) throw new FormatError(`PNG image has zero area (${width}×${height})`, 'image.png');
+  let at = 8, end = false;
+  while (!end) {
+    if (at + 12 > png.length) throw new FormatError(`PNG is truncated: a chunk header runs past its ${png.length} bytes at byte ${at}`, 'image.png');
+    const len = dv.getUint32(at);
+    end = String.fromCharCode(...png.subarray(at + 4, at + 8)) === 'IEND';
+    at += 12 + len;
+    if (at > png.length) throw new FormatError(`PNG is truncated: a chunk of ${len} bytes runs past the file's ${png.length} bytes`, 'image.png');
+  }
   return { width, height };
 }
 
@@ -295,6 +306,7 @@ function encodeF(v: Float32Array, shape: number[], dtype: CaptureDType): NdArray
 /** Serialises a capture as a version-1 capture file (safetensors). `dtype` sets the attention precision. */
 export function encodeCapture(c: Capture, opts: { dtype?: CaptureDType } = {}): Uint8Array {
   const dtype = opts.dtype ?? 'f32';
+  if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16') throw new ValueError(`dtype must be 'f32', 'f16' or 'bf16', got ${JSON.stringify(dtype)}`, 'dtype');
   const { info } = c;
   const H = info.numHeads, Q = info.queryPositions.length, N = info.seqLen;
   const tensors: [string, NdArray][] = [];

@@ -197,6 +197,7 @@ export function discoverHeads(examples: readonly HeadExample[], opts: DiscoverOp
   });
   // SAV.
   const haveSav = examples.every((e) => e.activations !== undefined && typeof e.label === 'string');
+  if (opts.method !== undefined && !['sav', 'localisation', 'activation'].includes(opts.method)) throw new ValueError(`method must be 'sav', 'localisation' or 'activation', got ${JSON.stringify(opts.method)}`, 'method');
   if (opts.method === 'sav' && !haveSav) throw new ValueError("method 'sav' needs activations and a label on every example", 'method');
   if (opts.method === 'localisation' && numMasked === 0) throw new ValueError("method 'localisation' needs a mask on at least one example", 'method');
   const method: HeadRankMethod = opts.method ?? (haveSav ? 'sav' : numMasked > 0 ? 'localisation' : 'activation');

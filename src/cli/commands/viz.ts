@@ -143,6 +143,9 @@ const command: Command = {
       },
     });
     const json = values.json!;
+    // Checked before any work (it was checked after every map had been written).
+    const fmt = values['export-format'];
+    if (fmt !== 'safetensors' && fmt !== 'npy') throw new UsageError(`--export-format must be safetensors or npy, got ${fmt}`);
     if (values.discover || values.examples) return discover(values as Record<string, string | boolean | undefined>, positionals, json);
     const say = progress(!json);
     let capture: Capture, name: string;
@@ -206,8 +209,6 @@ const command: Command = {
     files.push(join(out, 'index.html'));
     if (values['save-capture']) { await writeCapture(resolve(values['save-capture']), capture); files.push(resolve(values['save-capture'])); }
     if (values.export) {
-      const fmt = values['export-format'];
-      if (fmt !== 'safetensors' && fmt !== 'npy') throw new UsageError(`--export-format must be safetensors or npy, got ${fmt}`);
       files.push(...(await exportCapture(capture, resolve(values.export), { format: fmt })));
     }
     const summary = { capture: name, out, grid: capture.info.grid, numLayers: capture.info.numLayers, numHeads: capture.info.numHeads, available: avail, headImportance: { method: hi.method }, maps: maps.map((m) => ({ ...m, file: m.file })), files };

@@ -72,6 +72,15 @@ describe('capture file', () => {
     }
   });
 
+  it('a truncated image and an unknown dtype are refused up front', () => {
+    const N = 9, tokens = Array.from({ length: N }, (_, i) => `t${i}`);
+    const att = ndarrayFromValues(randomAttention(2, N, N, 1), [2, N, N]);
+    const png = tinyPng(8, 6);
+    expect(() => makeCapture({ tokens, grid: [2, 3], imageSpan: [1, 7], attention: [att], imagePng: png.subarray(0, 40) })).toThrow(/truncated/);
+    const c = makeCapture({ tokens, grid: [2, 3], imageSpan: [1, 7], attention: [att], imagePng: png });
+    expect(() => encodeCapture(c, { dtype: 'f64' as never })).toThrow(expect.objectContaining({ argument: 'dtype' }));
+  });
+
   it('negative or NaN probabilities give ValueError naming the layer', () => {
     const N = 9;
     const v = randomAttention(1, N, N, 2);

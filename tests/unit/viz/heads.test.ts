@@ -117,6 +117,7 @@ describe('head discovery statistics', () => {
   }, 60_000);
 
   it('bad input: mismatched captures, unknown mask, wrong activation shapes', () => {
+    expect(() => discoverHeads([{ capture: cap(1) }], { method: 'bogus' as never })).toThrow(expect.objectContaining({ argument: 'method' }));
     const other = makeCapture({ tokens: Array.from({ length: N }, () => 'x'), grid: [2, 3], imageSpan: [1, 7], attention: [ndarrayFromValues(randomAttention(H, N, N, 1), [H, N, N])] });
     expect(() => discoverHeads([{ capture: cap(1) }, { capture: other }])).toThrow(/numLayers|layers/);
     expect(() => discoverHeads([{ capture: cap(1), mask: 'nope' }])).toThrow(ValueError);
