@@ -172,6 +172,9 @@ export function planKvCache(opts: PagedKvCacheOptions): KvCachePlan {
   }
   const hashSeed = opts.hashSeed ?? '';
   if (typeof hashSeed !== 'string') throw new ValueError('hashSeed must be a string', 'hashSeed');
+  for (const name of ['prefixCaching', 'allocateStorage'] as const) {
+    if (opts[name] !== undefined && typeof opts[name] !== 'boolean') throw new ValueError(`${name} must be true or false, got ${JSON.stringify(opts[name])}`, name);
+  }
   return Object.freeze({
     numLayers, numKvHeads, headDim, blockSizeTokens, numBlocks, dtype, rotationSeed, smoothK, int8Grid, kRounding,
     prefixCaching: opts.prefixCaching ?? true, hashSeed, allocateStorage: opts.allocateStorage ?? true, bytesPerBlock: bpb,
@@ -296,7 +299,7 @@ export interface KvCacheStats {
 }
 
 function checkTokenIds(ids: ArrayLike<number>, argument: string): void {
-  if (!ids || typeof ids.length !== 'number') throw new ValueError(`${argument} must be an array of token ids`, argument);
+  if (!ids || typeof ids.length !== 'number' || !Number.isInteger(ids.length) || ids.length < 0) throw new ValueError(`${argument} must be an array of token ids`, argument);
   for (let i = 0; i < ids.length; i++) {
     const t = ids[i]!;
     if (!Number.isInteger(t) || t < -0x80000000 || t > 0x7fffffff) throw new ValueError(`${argument}[${i}] must be an int32 token id, got ${t}`, argument);
@@ -654,6 +657,7 @@ export class PagedKvCache implements RotationSource {
    * blockTables [numSeqs, maxBlocksPerSeq] int32 (0 past a sequence's blocks), seqLens [numSeqs].
    */
   batch(ids: readonly SeqId[]): BatchTables {
+    if (!Array.isArray(ids)) throw new ValueError('ids must be an array of sequence ids', 'ids');
     const seqs = ids.map((id, i) => this.seq(id, `ids[${i}]`));
     const maxBlocksPerSeq = Math.max(1, ...seqs.map((s) => s.numBlocks));
     const blockTables = new Int32Array(seqs.length * maxBlocksPerSeq);

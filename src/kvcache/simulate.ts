@@ -48,7 +48,7 @@ export function simulateWaste(opts: { numSequences?: number; maxLength?: number;
   const maxLength = requireInt(opts.maxLength ?? 4096, 'maxLength', 1);
   const bs = requireInt(opts.blockSizeTokens ?? 16, 'blockSizeTokens', 1);
   const maxDecode = requireInt(opts.maxDecodeTokens ?? 256, 'maxDecodeTokens', 0);
-  const rng = mulberry32(opts.seed ?? 1);
+  const rng = mulberry32(requireInt(opts.seed ?? 1, 'seed', 0));
   const lengths = Int32Array.from({ length: n }, () => randInt(rng, 1, maxLength));
   const cache = new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: 1, blockSizeTokens: bs, numBlocks: n * Math.ceil(maxLength / bs), allocateStorage: false, prefixCaching: false });
   const ids: SeqId[] = [];
@@ -102,6 +102,14 @@ export interface ImagePrefixOptions {
   numBlocks?: number;
   /** Seed of the tokens, image hashes and request order; default 1. */
   seed?: number;
+  /** The model's KV shape, for the byte figures of the stats only (hits and blocks do not depend on it); default 1 × 1 × 1, f16. */
+  numLayers?: number;
+  /** See numLayers. */
+  numKvHeads?: number;
+  /** See numLayers. */
+  headDim?: number;
+  /** See numLayers. */
+  dtype?: KvDType;
 }
 
 /** `simulateImagePrefix`'s result. */
@@ -143,14 +151,14 @@ export function simulateImagePrefix(opts: ImagePrefixOptions = {}): ImagePrefixR
   const order = opts.order ?? 'image-first';
   if (order !== 'image-first' && order !== 'prompt-first') throw new ValueError(`order must be 'image-first' or 'prompt-first', got ${String(order)}`, 'order');
   const bs = requireInt(opts.blockSizeTokens ?? 16, 'blockSizeTokens', 1);
-  const seed = opts.seed ?? 1;
+  const seed = requireInt(opts.seed ?? 1, 'seed', 0);
   const rng = mulberry32(seed);
   const system = randTokens(rng, systemTokens);
   const prompts = Array.from({ length: numPrompts }, () => randTokens(rng, promptTokens));
   const imageHashes = Array.from({ length: numImages }, (_, i) => fakeImageHash(i, seed));
   const perRequestBlocks = Math.ceil((systemTokens + imageTokens + promptTokens + decodeTokens) / bs);
   const numBlocks = opts.numBlocks ?? (numImages * numPrompts + 4) * perRequestBlocks;
-  const cache = new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: 1, blockSizeTokens: bs, numBlocks, allocateStorage: false });
+  const cache = new PagedKvCache({ numLayers: opts.numLayers ?? 1, numKvHeads: opts.numKvHeads ?? 1, headDim: opts.headDim ?? 1, dtype: opts.dtype, blockSizeTokens: bs, numBlocks, allocateStorage: false });
 
   const pairs: [number, number][] = [];
   for (let i = 0; i < numImages; i++) for (let p = 0; p < numPrompts; p++) pairs.push([i, p]);
@@ -285,7 +293,7 @@ export function simulateServing(opts: ServingOptions = {}): ServingReport {
   const samples = requireInt(opts.samples ?? 2, 'samples', 1);
   const maxNew = requireInt(opts.maxNewTokens ?? 256, 'maxNewTokens', 1);
   const maxBatch = requireInt(opts.maxBatch ?? 64, 'maxBatch', 1);
-  const seed = opts.seed ?? 1;
+  const seed = requireInt(opts.seed ?? 1, 'seed', 0);
   const rng = mulberry32(seed);
   const cache = new PagedKvCache({
     numLayers: opts.numLayers ?? 28, numKvHeads: opts.numKvHeads ?? 4, headDim: opts.headDim ?? 128, dtype: opts.dtype ?? 'f16',

@@ -83,9 +83,12 @@ const command: Command = {
         'At the end:', ...statsLines(r.final),
       ].join('\n'));
     } else if (values.workload === 'image-prefix') {
-      const runs = (['image-first', 'prompt-first'] as const).map((order) => simulateImagePrefix({ order, imageTokens: int('image-tokens'), blockSizeTokens: model.blockSizeTokens, seed }));
+      // The model's shape sizes the blocks; the pool is the one --blocks or --memory gives, else one large enough that
+      // nothing is evicted (the workload's own default), as the line below says.
+      const pool = values.blocks !== undefined || values.memory !== undefined ? { numBlocks: plan.numBlocks } : {};
+      const runs = (['image-first', 'prompt-first'] as const).map((order) => simulateImagePrefix({ order, imageTokens: int('image-tokens'), ...model, ...pool, seed }));
       if (values.json) { console.log(JSON.stringify({ workload: 'image-prefix', model, plan, variants, reports: runs }, null, 2)); return; }
-      const lines = [...header, ''];
+      const lines = [...header, `(image-prefix runs on ${'numBlocks' in pool ? 'that pool' : `a pool of ${runs[0]!.stats.totalBlocks} blocks, large enough that nothing is evicted (--blocks or --memory sets it)`})`, ''];
       for (const r of runs) {
         lines.push(`${r.order}: ${r.requests} requests over 10 images × 10 prompts`,
           `  hit rate over shareable blocks ${pct(r.hitRateOfShareable)} (${r.hitBlocks} of ${r.shareableBlocks})`,

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BlockPool, PagedKvCache, ValueError } from '../../../src/index.js';
+import { BlockPool, PagedKvCache, ValueError, simulateServing } from '../../../src/index.js';
 import { BlockQueue } from '../../../src/kvcache/free-queue.js';
 
 describe('intrusive block queue', () => {
@@ -61,6 +61,16 @@ describe('BlockPool', () => {
       expect(() => pool.refCount(b)).toThrow(ValueError);
       expect(() => pool.hashOf(b)).toThrow(ValueError);
     }
+  });
+
+  it('options and arguments of the wrong kind are typed errors', () => {
+    const opts = { numLayers: 1, numKvHeads: 1, headDim: 4, blockSizeTokens: 2, numBlocks: 8 };
+    expect(() => new PagedKvCache({ ...opts, prefixCaching: 'no' as never })).toThrow(expect.objectContaining({ argument: 'prefixCaching' }));
+    expect(() => new PagedKvCache({ ...opts, allocateStorage: 0 as never })).toThrow(expect.objectContaining({ argument: 'allocateStorage' }));
+    const cache = new PagedKvCache({ ...opts, allocateStorage: false });
+    expect(() => cache.addSequence({ tokenIds: { length: -1 } as never })).toThrow(expect.objectContaining({ argument: 'tokenIds' }));
+    expect(() => cache.batch(1 as never)).toThrow(expect.objectContaining({ argument: 'ids' }));
+    expect(() => simulateServing({ numRequests: 2, seed: Number.NaN })).toThrow(expect.objectContaining({ argument: 'seed' }));
   });
 
   it('evictCached takes a whole count', () => {
