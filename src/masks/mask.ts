@@ -212,6 +212,7 @@ export function blockSparse(layout: ArrayLike<number> | readonly (readonly (numb
   } else {
     if (!shape) throw new ShapeError('a flat layout needs shape [rows, cols]', 'shape');
     [rows, cols] = shape;
+    if (!Number.isInteger(rows) || rows < 0 || !Number.isInteger(cols) || cols < 0) throw new ShapeError(`shape must be two non-negative integers [rows, cols], got [${shape.join(', ')}]`, 'shape');
     const a = layout as ArrayLike<number>;
     if (a.length !== rows * cols) throw new ShapeError(`layout has ${a.length} entries, shape [${rows}, ${cols}] needs ${rows * cols}`, 'layout');
     flat = new Uint8Array(rows * cols);
@@ -235,6 +236,8 @@ export function keySubset(keep: ArrayLike<number | boolean>): Mask {
  * index, so exactly `keep` keys are selected.
  */
 export function keyImportance(scores: ArrayLike<number>, opts: { keep?: number; threshold?: number }): Mask {
+  if (!scores || typeof scores.length !== 'number') throw new ValueError('scores must be an array of per-key scores', 'scores');
+  if (!opts || (opts.keep === undefined) === (opts.threshold === undefined)) throw new ValueError('keyImportance needs one of keep or threshold', 'opts');
   const n = scores.length;
   for (let i = 0; i < n; i++) if (Number.isNaN(scores[i]!)) throw new ValueError(`scores[${i}] is NaN`, 'scores');
   const mark = new Uint8Array(n);
@@ -253,11 +256,13 @@ export function keyImportance(scores: ArrayLike<number>, opts: { keep?: number; 
 
 /** Validates FlashAttention-style cumulative sequence lengths: int, starts at 0, non-decreasing. */
 export function checkCuSeqlens(cu: ArrayLike<number>, argument: string, total?: number): Int32Array {
+  if (!cu || typeof cu.length !== 'number' || typeof cu === 'string') throw new ValueError(`${argument} must be an array of offsets [0, …, total]`, argument);
   if (cu.length < 2) throw new ShapeError(`${argument} needs at least 2 entries [0, …, total], got ${cu.length}`, argument);
   const out = new Int32Array(cu.length);
   for (let i = 0; i < cu.length; i++) {
     const v = cu[i]!;
-    if (!Number.isInteger(v) || v < 0) throw new ValueError(`${argument}[${i}] must be a non-negative integer, got ${v}`, argument);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new ValueError(`${argument}[${i}] must be a non-negative integer, got ${typeof v === 'bigint' ? `${v}n (a BigInt: pass numbers)` : String(v)}`, argument);
+    if (v > 0x7fffffff) throw new ValueError(`${argument}[${i}] = ${v} is over the kernels' int32 offsets (2³¹ − 1)`, argument);
     if (i === 0 && v !== 0) throw new ValueError(`${argument}[0] must be 0, got ${v}`, argument);
     if (i > 0 && v < cu[i - 1]!) throw new ValueError(`${argument} must be non-decreasing: ${argument}[${i}] = ${v} < ${argument}[${i - 1}] = ${cu[i - 1]}`, argument);
     out[i] = v;

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   DTypeError, ShapeError, Tensor, UnsupportedError, ValueError, attention, attentionVarlen, blockSparse, keySubset, prefixLM,
-  randn, slidingWindow, strided, topK, documents, causal, configureCpu,
+  randn, slidingWindow, strided, topK, documents, causal, configureCpu, keyImportance,
 } from '../../../src/index.js';
 
 const q = randn([1, 8, 4, 16], 1), k = randn([1, 10, 2, 16], 2), v = randn([1, 10, 2, 16], 3);
@@ -91,6 +91,16 @@ describe('typed errors', () => {
     await rejects(attention(fake as never, k, v), ValueError, { argument: 'q' });
     const pending = Promise.resolve(Tensor.zeros([1, 8, 4, 16]));
     await rejects(attention(q, k, v, { out: pending as never }), ValueError, { argument: 'out' }, /await it/);
+  });
+
+  it('mask builders check their arguments', async () => {
+    expect(() => keyImportance([1, 2, 3], undefined as never)).toThrow(ValueError);
+    expect(() => keyImportance([1, 2, 3], { keep: 1, threshold: 2 })).toThrow(expect.objectContaining({ argument: 'opts' }));
+    expect(() => blockSparse([1, 1, 1, 1], 4, [-1, -4])).toThrow(expect.objectContaining({ argument: 'shape' }));
+    expect(() => blockSparse([1, 1], 4, [1.5, 2] as never)).toThrow(ShapeError);
+    const qv = randn([5, 2, 8], 1);
+    await rejects(attentionVarlen(qv, qv, qv, { cuSeqlensQ: [0, 2 ** 31 + 10], cuSeqlensK: [0, 5] }), ValueError, { argument: 'cuSeqlensQ' }, /int32/);
+    await rejects(attentionVarlen(qv, qv, qv, { cuSeqlensQ: BigInt64Array.from([0n, 5n]) as never, cuSeqlensK: [0, 5] }), ValueError, {}, /BigInt/);
   });
 
   it('options that are not what they say: align, CPU configuration', async () => {
