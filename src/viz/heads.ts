@@ -288,6 +288,10 @@ export function headHeatmap(scores: ArrayLike<number>, numLayers: number, numHea
   if (scores.length !== numLayers * numHeads) throw new ShapeError(`scores has ${scores.length} values, expected numLayers·numHeads = ${numLayers * numHeads}`, 'scores', 'numHeads');
   const cell = opts.cellPixels ?? 16;
   if (!Number.isInteger(cell) || cell < 4 || cell > 128) throw new ValueError(`cellPixels must be an integer in 4..128, got ${cell}`, 'cellPixels');
+  for (const t of opts.top ?? []) {
+    if (!Number.isInteger(t?.layer) || t.layer < 0 || t.layer >= numLayers) throw new ShapeError(`top: layer ${t?.layer} is out of range 0..${numLayers - 1}`, 'top', 'numLayers');
+    if (!Number.isInteger(t.head) || t.head < 0 || t.head >= numHeads) throw new ShapeError(`top: head ${t.head} is out of range 0..${numHeads - 1}`, 'top', 'numHeads');
+  }
   const left = 6 * String(numLayers - 1).length + 10, top = 14;
   const W = left + numHeads * cell + 2, Hh = top + numLayers * cell + 2;
   const grid = new Float32Array(numLayers * cell * numHeads * cell);

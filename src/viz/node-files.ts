@@ -16,7 +16,7 @@
  *                | { "file": "out.safetensors", "keys": ["attentions.0", …] },
  *     "batchIndex": 0, "queryPositions": […], "textPositions": […], "layerIds": […],  (optional)
  *     "layerMeans": (same forms, optional), "rollout": "rollout.npy", "headImportance": "heads.npy",
- *     "headImportanceMethod": "…", "masks": { "dog": "dog_mask.npy" }, "meta": { "model": "…" }
+ *     "headImportanceMethod": "…", "headImportanceDescription": "…" (optional), "masks": { "dog": "dog_mask.npy" }, "meta": { "model": "…" }
  *   }
  * `output_attentions=True` returns a tuple of [batch, heads, q, k] tensors, one per layer: save them
  * with `safetensors.torch.save_file({f"attentions.{i}": a for i, a in enumerate(out.attentions)}, …)`
@@ -124,6 +124,13 @@ async function readSource(base: string, src: Source, argument: string): Promise<
   throw new ValueError(`${argument} must be a path, a list of paths, or { file, keys }`, argument);
 }
 
+/** An optional integer field of a manifest; anything else (a string "0", say) is a FormatError naming it. */
+function manifestInt(v: unknown, path: string, field: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new FormatError(`${path}: "${field}" must be an integer, got ${JSON.stringify(v)}`, path);
+  return v;
+}
+
 /** Reads a capture manifest (`capture.json`) and the arrays it names. */
 export async function readCaptureManifest(path: string): Promise<Capture> {
   const base = dirname(path);
@@ -145,7 +152,7 @@ export async function readCaptureManifest(path: string): Promise<Capture> {
   const attention = unstack(await readSource(base, m.attention as Source, 'attention'), [3, 4]);
   const init: CaptureInit = {
     tokens: tokens as string[], grid: m.grid as [number, number], imageSpan: m.imageSpan as [number, number], attention,
-    batchIndex: m.batchIndex as number | undefined, queryPositions: m.queryPositions as number[] | undefined,
+    batchIndex: manifestInt(m.batchIndex, path, 'batchIndex'), queryPositions: m.queryPositions as number[] | undefined,
     textPositions: m.textPositions as number[] | undefined, layerIds: m.layerIds as number[] | undefined,
     meta: (m.meta && typeof m.meta === 'object' ? Object.fromEntries(Object.entries(m.meta).map(([k, v]) => [k, String(v)])) : {}),
   };
@@ -153,12 +160,16 @@ export async function readCaptureManifest(path: string): Promise<Capture> {
   if (m.rollout !== undefined) init.rollout = (await readSource(base, m.rollout as Source, 'rollout'))[0];
   if (m.headImportance !== undefined) { init.headImportance = (await readSource(base, m.headImportance as Source, 'headImportance'))[0]; init.headImportanceMethod = String(m.headImportanceMethod ?? 'unspecified'); }
   if (typeof m.image === 'string') init.imagePng = await readBytes(isAbsolute(m.image) ? m.image : join(base, m.image));
+  if (Array.isArray(m.masks)) throw new FormatError(`${path}: "masks" must be an object of name → file, got a list`, path);
   if (m.masks && typeof m.masks === 'object') {
     const masks: Record<string, NdArray> = {};
     for (const [name, p] of Object.entries(m.masks as Record<string, Source>)) masks[name] = (await readSource(base, p, `masks.${name}`))[0]!;
     init.masks = masks;
   }
-  return makeCapture(init);
+  const c = makeCapture(init);
+  // The ranking's description rides beside its method (makeCapture takes the method only; as decodeCapture does).
+  if (c.info.headImportance && typeof m.headImportanceDescription === 'string') c.info.headImportance = { ...c.info.headImportance, description: m.headImportanceDescription };
+  return c;
 }
 
 /**
@@ -218,6 +229,7 @@ export async function exportCapture(c: Capture, dir: string, opts: { format?: 's
     await put('head_importance.npy', writeNpy(layer(c.headImportance, [info.numLayers, H])));
     manifest.headImportance = 'head_importance.npy';
     manifest.headImportanceMethod = info.headImportance?.method;
+    if (info.headImportance?.description) manifest.headImportanceDescription = info.headImportance.description;
   }
   if (c.imagePng) { await put('image.png', c.imagePng); manifest.image = 'image.png'; }
   if (c.masks?.size) {

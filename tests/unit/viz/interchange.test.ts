@@ -122,6 +122,10 @@ describe('reading attention exported from PyTorch', () => {
     writeFileSync(join(d, 'trunc.npy'), numpySave(layers[0]!, [B, H, N, N]).subarray(0, 500));
     writeFileSync(join(d, 'capture.json'), manifest({ attention: ['trunc.npy'] }));
     await expect(readCapture(d)).rejects.toThrow(FormatError);
+    writeFileSync(join(d, 'capture.json'), manifest({ attention: ['l0.npy'], batchIndex: '0' }));
+    await expect(readCapture(d)).rejects.toThrow(/"batchIndex" must be an integer/);
+    writeFileSync(join(d, 'capture.json'), manifest({ attention: ['l0.npy'], masks: ['dog.npy'] }));
+    await expect(readCapture(d)).rejects.toThrow(/"masks" must be an object/);
     writeFileSync(join(d, 'capture.json'), '{ not json');
     await expect(readCapture(d)).rejects.toThrow(/not valid JSON/);
     await expect(readCapture(join(d, 'missing'))).rejects.toThrow(/no such file/);
@@ -151,6 +155,10 @@ describe('exporting', () => {
       expect(back.attention.map((a) => Array.from(a))).toEqual(c.attention.map((a) => Array.from(a)));
       expect(Array.from(back.masks!.get('ball')!)).toEqual(Array.from(c.masks!.get('ball')!));
       expect(back.info.headImportance?.method).toBe('sav');
+      // The ranking's description survives the manifest too.
+      const described = { ...c, info: { ...c.info, headImportance: { method: 'mine', description: 'a description' } } };
+      await exportCapture(described, `${d}-described`, { format });
+      expect((await readCapture(`${d}-described`)).info.headImportance).toEqual({ method: 'mine', description: 'a description' });
     });
   }
   it('writes a capture file that decodes to the same capture', async () => {
