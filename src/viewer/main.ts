@@ -14,7 +14,7 @@ import { type ColormapName, colormapLut } from '../viz/colormap.js';
 import { overlayMap } from '../viz/maps.js';
 import { decodePng, type RgbaImage } from '../viz/png.js';
 
-interface Available { rollout: boolean; flow: boolean; rolloutHeadSubsets: boolean; storedHeadImportance: boolean }
+interface Available { rollout: boolean; flow: boolean; patchFlow: boolean; rolloutHeadSubsets: boolean; storedHeadImportance: boolean }
 interface MapJson { rows: number; cols: number; values: number[]; argmax: { index: number; row: number; col: number }; min: number; max: number; total: number; tokens: number[]; mode: string }
 interface PatchJson { patch: { index: number; row: number; col: number; position: number }; positions: number[]; tokens: string[]; values: number[]; argmax: number; mode: string }
 interface HeadsJson { numLayers: number; numHeads: number; scores: number[]; method: string; description: string }
@@ -175,7 +175,11 @@ async function refresh(): Promise<void> {
         ` · image mass ${m.total.toFixed(3)} · ${state.mode}, ${state.layer === 'all' ? 'all layers' : state.mode === 'raw' ? `layer ${state.layer}` : `layers 0–${state.layer}`}, ${state.head === 'all' ? 'all heads' : `head ${state.head}`}`,
       );
     } else {
-      const pm = await src.get<PatchJson>('/api/patch', { patch: state.patch, ...params() });
+      // A patch's flow takes a flow row per text token: where that is past the server's work limit, rollout stands in.
+      const fallback = state.mode === 'flow' && !state.available!.patchFlow;
+      const pp = params();
+      if (fallback) pp.mode = state.available!.rollout ? 'rollout' : 'raw';
+      const pm = await src.get<PatchJson>('/api/patch', { patch: state.patch, ...pp });
       if (seq !== state.seq) return;
       const base = baseImage(rows, cols);
       put(base);
@@ -196,7 +200,7 @@ async function refresh(): Promise<void> {
         el.title = `attention to patch (${pm.patch.row}, ${pm.patch.col}): ${v.toFixed(4)}`;
       }
       caption.innerHTML = '';
-      caption.append(`patch row ${pm.patch.row}, col ${pm.patch.col} (position ${pm.patch.position}) is attended most by `, b(tokenLabel(pm.argmax)), ` · ${state.mode}`);
+      caption.append(`patch row ${pm.patch.row}, col ${pm.patch.col} (position ${pm.patch.position}) is attended most by `, b(tokenLabel(pm.argmax)), ` · ${fallback ? `${pp.mode} (flow to a patch is too much work for this capture)` : state.mode}`);
     }
     showError(null);
     stage.dataset.state = 'ready';

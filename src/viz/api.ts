@@ -71,12 +71,15 @@ function modeOf(v: string | null): MapMode {
 }
 
 /** What the capture supports, for the page's controls. */
-export function captureAvailability(c: Capture): { rollout: boolean; flow: boolean; rolloutHeadSubsets: boolean; storedHeadImportance: boolean } {
-  const { queryPositions, seqLen, numLayers } = c.info;
+export function captureAvailability(c: Capture): { rollout: boolean; flow: boolean; patchFlow: boolean; rolloutHeadSubsets: boolean; storedHeadImportance: boolean } {
+  const { queryPositions, seqLen, numLayers, textPositions } = c.info;
   const full = queryPositions.length === seqLen;
+  const flowSource = full || !!c.layerMeans;
   return {
     rollout: full || !!c.layerMeans || !!c.rollout,
-    flow: (full || !!c.layerMeans) && flowWork(1, seqLen, numLayers) <= API_FLOW_MAX_WORK,
+    // flow: a token's map (one flow row); patchFlow: a patch's (a flow row for every text token), within the work limit.
+    flow: flowSource && flowWork(1, seqLen, numLayers) <= API_FLOW_MAX_WORK,
+    patchFlow: flowSource && flowWork(Math.max(1, textPositions.length), seqLen, numLayers) <= API_FLOW_MAX_WORK,
     rolloutHeadSubsets: full,
     storedHeadImportance: !!c.headImportance,
   };

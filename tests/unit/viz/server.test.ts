@@ -52,6 +52,11 @@ describe('viewer API (pure handler)', () => {
     expect(p.body.argmax).toBe(patchMap(c, 4, { layers: [2], heads: [1] }).argmax);
     expect(get('/api/heads').body.scores.length).toBe(6);
     expect(get('/api/info').body.available.rollout).toBe(true);
+    // What /api/info offers, /api/patch and /api/map serve: a patch's flow needs a flow row per text token.
+    const av = get('/api/info').body.available;
+    expect(typeof av.patchFlow).toBe('boolean');
+    expect(get('/api/patch', { patch: '4', mode: 'flow' }).status).toBe(av.patchFlow ? 200 : 400);
+    expect(get('/api/map', { tokens: '11', mode: 'flow' }).status).toBe(av.flow ? 200 : 400);
   });
   it('bad parameters → 400 naming the argument and dimension; unsupported → 422; unknown path 404; POST 405', () => {
     const cases: [Record<string, string>, string, string][] = [
