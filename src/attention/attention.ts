@@ -71,7 +71,11 @@ export async function attention(q: Tensor, k: Tensor, v: Tensor, opts?: Attentio
 export async function attention(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, opts?: AttentionOptions & DeviceRunOptions): Promise<DeviceAttentionResult>;
 export async function attention(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, opts: AttentionOptions & RunOptions & DeviceRunOptions = {}): Promise<AttentionResult | DeviceAttentionResult> {
   const plan = planAttention(q, k, v, opts);
-  if (isDeviceTensor(q)) return executeDevice(plan, q, k as DeviceTensor, v as DeviceTensor);
+  if (isDeviceTensor(q)) {
+    // Device calls return device tensors: a host out or lseOut would be left unwritten.
+    if (opts.out !== undefined || opts.lseOut !== undefined) throw new UnsupportedError('out / lseOut with device tensors', 'the returned device tensors (read them back with toTensor())');
+    return executeDevice(plan, q, k as DeviceTensor, v as DeviceTensor);
+  }
   return execute(plan, q, k as Tensor, v as Tensor, opts);
 }
 
@@ -111,7 +115,10 @@ export async function attentionVarlen(q: Tensor, k: Tensor, v: Tensor, opts: Var
 export async function attentionVarlen(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, opts: VarlenOptions & DeviceRunOptions): Promise<DeviceAttentionResult>;
 export async function attentionVarlen(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, opts: VarlenOptions & RunOptions): Promise<AttentionResult | DeviceAttentionResult> {
   const plan = planAttentionVarlen(q, k, v, opts);
-  if (isDeviceTensor(q)) return executeDevice(plan, q, k as DeviceTensor, v as DeviceTensor);
+  if (isDeviceTensor(q)) {
+    if (opts.out !== undefined || opts.lseOut !== undefined) throw new UnsupportedError('out / lseOut with device tensors', 'the returned device tensors (read them back with toTensor())');
+    return executeDevice(plan, q, k as DeviceTensor, v as DeviceTensor);
+  }
   return execute(plan, q, k as Tensor, v as Tensor, opts);
 }
 

@@ -65,4 +65,6 @@ export function checkOut(t: Tensor, shape: readonly number[], dtype: string, nam
     throw new ShapeError(`${name} must have shape [${shape.join(', ')}], got [${t.shape.join(', ')}]`, name);
   }
   if (t.dtype !== dtype) throw new DTypeError(`${name} must have dtype ${dtype}, got ${t.dtype}`, name);
+  // An output whose elements alias (a zero stride over a dimension of 2 or more) would keep only the last write.
+  if (t.size > 0) t.shape.forEach((d, i) => { if (d > 1 && t.strides[i] === 0) throw new ShapeError(`${name} has stride 0 over dimension ${i} of size ${d}: its elements would overlap`, name, `dim${i}`); });
 }

@@ -91,6 +91,8 @@ describe('typed errors', () => {
     await rejects(attention(fake as never, k, v), ValueError, { argument: 'q' });
     const pending = Promise.resolve(Tensor.zeros([1, 8, 4, 16]));
     await rejects(attention(q, k, v, { out: pending as never }), ValueError, { argument: 'out' }, /await it/);
+    // An output whose rows alias one another would keep only the last row written.
+    await rejects(attention(q, k, v, { out: new Tensor(new Float32Array(16), [1, 8, 4, 16], { strides: [0, 0, 0, 1] }) }), ShapeError, { argument: 'out' }, /overlap/);
   });
 
   it('mask builders check their arguments', async () => {
