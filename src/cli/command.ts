@@ -11,6 +11,16 @@ export interface Command {
   run(argv: string[]): Promise<number | void>;
 }
 
+/**
+ * A number from a flag's text: decimal or scientific only. Number() alone reads '' and '  ' as 0 and '0x10' as 16,
+ * so `--seq ""` ran an empty call; those give NaN here, which the commands and the library report by name.
+ */
+export function cliNumber(v: string | boolean | undefined): number {
+  if (typeof v !== 'string') return Number(v);
+  const t = v.trim();
+  return /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(t) || /^[+-]?Infinity$/.test(t) ? Number(t) : Number.NaN;
+}
+
 /** A usage problem in the command line itself (exit code 2). */
 export class UsageError extends Error {
   override name = 'UsageError';

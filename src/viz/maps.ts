@@ -170,9 +170,12 @@ function buildLayerMatrices(c: Capture, layers: readonly number[], heads: readon
 }
 
 /** Whether the capture's precomputed rollout answers this selection (default stack, all heads). */
-function usePrecomputed(c: Capture, r: Resolved): boolean {
-  return !!c.rollout && r.mode === 'rollout' && r.layers.length === c.info.numLayers && r.heads.length === c.info.numHeads
+function usePrecomputed(c: Capture, r: Resolved, sel: MapSelection): boolean {
+  const use = !!c.rollout && r.mode === 'rollout' && r.layers.length === c.info.numLayers && r.heads.length === c.info.numHeads
     && !(c.info.queryPositions.length === c.info.seqLen || c.layerMeans);
+  // The stored rollout was made with its exporter's residual, which this capture cannot recompute with another.
+  if (use && sel.residual !== undefined) throw new UnsupportedError('residual with a capture that holds only a precomputed rollout', 'no residual (the stored rollout as exported), or a capture with every row or layer means');
+  return use;
 }
 
 function argmaxOf(v: ArrayLike<number>): number {
@@ -214,7 +217,7 @@ export function tokenMap(c: Capture, tokens: readonly number[], sel: MapSelectio
     return gridMap(c, r, pos, Float32Array.from(out, (v) => v / k));
   }
   let rowsOut: Float64Array;
-  if (usePrecomputed(c, r)) {
+  if (usePrecomputed(c, r, sel)) {
     const rowsIdx = pos.map((t) => rowOf(c, t, 'tokens'));
     rowsOut = new Float64Array(pos.length * N);
     rowsIdx.forEach((q, i) => rowsOut.set(c.rollout!.subarray(q * N, (q + 1) * N), i * N));
@@ -249,7 +252,7 @@ export function patchMap(c: Capture, patch: number, sel: MapSelection = {}): Tok
       for (const l of r.layers) for (const h of r.heads) s += c.attention[l]![(h * Q + q) * N + key]!;
       values[i] = s / (r.layers.length * r.heads.length);
     });
-  } else if (usePrecomputed(c, r)) {
+  } else if (usePrecomputed(c, r, sel)) {
     textPositions.forEach((t, i) => { values[i] = c.rollout![rowOf(c, t, 'textPositions') * N + key]!; });
   } else {
     const mats = layerMatrices(c, r.layers, r.heads);

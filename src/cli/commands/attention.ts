@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { attention, causal, configureWebGpu, cpuRuntime, lastGpuStats, lastKernelStats, randn, renderMask, slidingWindow } from '../../index.js';
-import { type Command, UsageError } from '../command.js';
+import { type Command, UsageError, cliNumber } from '../command.js';
 
 const usage = `vlm-attention attention [--batch B] [--heads H] [--kv-heads Hk] [--seq N] [--seq-k Nk] [--head-dim D]
                          [--causal] [--window L] [--backend auto|wasm|cpu-ts|webgpu] [--no-robustness] [--json]
@@ -26,7 +26,7 @@ const command: Command = {
       configureWebGpu({ robustness: false });
     }
     const int = (name: string, v: string | undefined) => {
-      const n = Number(v);
+      const n = cliNumber(v);
       if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got ${v}`);
       return n;
     };

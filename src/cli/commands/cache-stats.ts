@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import {
   type KvCacheStats, type KvDType, formatBytesSI, kvVariants, parseByteSize, planKvCache, simulateImagePrefix, simulateServing, simulateWaste,
 } from '../../index.js';
-import { type Command, UsageError, progress } from '../command.js';
+import { type Command, UsageError, progress, cliNumber } from '../command.js';
 
 const usage = `vlm-attention cache-stats [--workload serving|image-prefix|waste] [--layers L] [--heads H] [--kv-heads Hk]
                            [--head-dim D] [--dtype f16|f32|int8] [--block-size 16] [--blocks N | --memory 4GB]
@@ -49,7 +49,7 @@ const command: Command = {
     });
     const int = (name: string, min = 1) => {
       const v = values[name as keyof typeof values] as string;
-      const n = Number(v);
+      const n = cliNumber(v);
       if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got ${v}`);
       return n;
     };

@@ -5,7 +5,7 @@ import {
   type CostConfig, type DeviceProfile, DEVICE_PROFILES, FormatError, comparePredictions, formatBytesSI, formatCostReport, formatDuration,
   formatSI, measureCpuProfile, predictBenchmarkShapes, runCostConfig,
 } from '../../index.js';
-import { type Command, UsageError } from '../command.js';
+import { type Command, UsageError, cliNumber } from '../command.js';
 
 const usage = `vlm-attention cost [attention|kv|tokens|budget|devices|shapes|bench] [flags] [--json]
 vlm-attention cost --config calc.yaml [--json]       (JSON or YAML; see docs/cost.md)
@@ -41,7 +41,7 @@ function image(v: string | undefined): { width: number; height: number } | undef
   return { width: Number(m[1]), height: Number(m[2]) };
 }
 
-const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
+const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : cliNumber(v));
 
 /** Reads a JSON or YAML config file (FormatError with the path when it does not parse). */
 export function readCostConfig(path: string): unknown {
@@ -135,8 +135,8 @@ const command: Command = {
       case 'tokens': {
         if (!values.tokenizer) throw new UsageError('tokens needs --tokenizer');
         const options: Record<string, number> = {};
-        if (values['max-pixels'] !== undefined) options.maxPixels = Number(values['max-pixels']);
-        if (values['max-tiles'] !== undefined) options.maxTiles = Number(values['max-tiles']);
+        if (values['max-pixels'] !== undefined) options.maxPixels = cliNumber(values['max-pixels']);
+        if (values['max-tiles'] !== undefined) options.maxTiles = cliNumber(values['max-tiles']);
         config.tokens = { tokenizer: values.tokenizer, image: image(values.image), options };
         break;
       }

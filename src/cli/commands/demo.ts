@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { relevancePrecision } from '../../relevance/pipeline.js';
 import { type Scene, demoScene, generateScene } from '../../relevance/scene.js';
-import { type Command, UsageError, progress } from '../command.js';
+import { type Command, UsageError, progress, cliNumber } from '../command.js';
 import { SHARED_OPTIONS, SHARED_USAGE, jobSummary, optionsFromFlags, printJob, runJob } from './run.js';
 
 const usage = `vlm-attention demo [--query TEXT] [--seed N] [flags]
@@ -27,7 +27,7 @@ const command: Command = {
     const { values } = parseArgs({ args: argv, options: { seed: { type: 'string' }, ...SHARED_OPTIONS }, strict: true });
     let scene: Scene;
     if (values.seed !== undefined) {
-      const seed = Number(values.seed);
+      const seed = cliNumber(values.seed);
       if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got '${values.seed}'`);
       scene = generateScene({ seed });
     } else scene = demoScene();

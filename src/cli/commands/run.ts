@@ -11,7 +11,7 @@ import { randn } from '../../tensor/tensor.js';
 import type { RgbaImage } from '../../viz/png.js';
 import { embedCapture, loadViewerHtml } from '../../viz/viewer-html.js';
 import { UnsupportedError } from '../../errors.js';
-import { type Command, UsageError, progress } from '../command.js';
+import { type Command, UsageError, progress, cliNumber } from '../command.js';
 
 /** Flags shared by `run` and `demo`. */
 export const SHARED_OPTIONS = {
@@ -42,7 +42,7 @@ type Values = { [K in keyof typeof SHARED_OPTIONS]?: (typeof SHARED_OPTIONS)[K][
 function num(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
   if (v.trim() === '') throw new UsageError(`--${flag} needs a value`);
-  return Number(v); // NaN and friends go on to the library, which names the argument
+  return cliNumber(v); // NaN and friends go on to the library, which names the argument
 
 }
 

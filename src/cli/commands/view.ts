@@ -3,7 +3,7 @@ import type { Capture } from '../../viz/capture-file.js';
 import { readCapture } from '../../viz/node-files.js';
 import { startViewerServer, type ViewerServer } from '../../viz/server.js';
 import { syntheticCapture } from '../../viz/synthetic.js';
-import { type Command, UsageError } from '../command.js';
+import { type Command, UsageError, cliNumber } from '../command.js';
 
 const usage = `vlm-attention view <capture> [--port N] [--json]
 vlm-attention view --synthetic [--seed N]
@@ -20,12 +20,12 @@ export async function startView(argv: string[], log: (line: string) => void = (l
     args: argv, allowPositionals: true,
     options: { port: { type: 'string', default: '0' }, synthetic: { type: 'boolean', default: false }, seed: { type: 'string', default: '1' }, json: { type: 'boolean', default: false } },
   });
-  const port = Number(values.port);
+  const port = cliNumber(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be an integer in 0..65535, got ${values.port}`);
   let capture: Capture;
   if (values.synthetic) {
     if (positionals.length) throw new UsageError('--synthetic takes no capture path');
-    const seed = Number(values.seed);
+    const seed = cliNumber(values.seed);
     if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got ${values.seed}`);
     capture = await syntheticCapture({ seed });
   } else {

@@ -12,7 +12,7 @@ import { captureStem, exportCapture, readCapture, writeCapture } from '../../viz
 import { encodePng } from '../../viz/png.js';
 import { syntheticCapture } from '../../viz/synthetic.js';
 import { embedCapture, escapeHtml, loadViewerHtml } from '../../viz/viewer-html.js';
-import { type Command, UsageError, progress } from '../command.js';
+import { type Command, UsageError, progress, cliNumber } from '../command.js';
 
 const usage = `vlm-attention viz <capture> [flags]        attention maps, head importance and a self-contained viewer
 vlm-attention viz --synthetic [flags]      the same for a built-in synthetic scene (no model needed)
@@ -109,7 +109,7 @@ async function discover(values: Record<string, string | boolean | undefined>, po
       }
     }
   }
-  const k = values.k === undefined ? 20 : Number(values.k);
+  const k = values.k === undefined ? 20 : cliNumber(values.k);
   if (!Number.isInteger(k) || k < 1) throw new UsageError(`--k must be a positive integer, got ${values.k}`);
   const d = discoverHeads(examples, { k });
   const out = resolve((values.out as string | undefined) ?? 'vlm-attention-out/viz/heads');
@@ -151,7 +151,7 @@ const command: Command = {
     let capture: Capture, name: string;
     if (values.synthetic) {
       if (positionals.length) throw new UsageError('--synthetic takes no capture path');
-      const seed = Number(values.seed);
+      const seed = cliNumber(values.seed);
       if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got ${values.seed}`);
       say('building the synthetic scene capture');
       capture = await syntheticCapture({ seed });
@@ -163,7 +163,7 @@ const command: Command = {
     }
     const cm = values.colormap as ColormapName;
     if (!COLORMAP_NAMES.includes(cm)) throw new UsageError(`--colormap must be one of ${COLORMAP_NAMES.join(', ')}, got ${values.colormap}`);
-    const alpha = Number(values.alpha);
+    const alpha = cliNumber(values.alpha);
     if (!(alpha >= 0 && alpha <= 1)) throw new UsageError(`--alpha must be in [0, 1], got ${values.alpha}`);
     const layers = intList(values.layers, 'layers'), heads = intList(values.heads, 'heads');
     const avail = captureAvailability(capture);

@@ -19,7 +19,9 @@ describe('vlm-attention attention', () => {
     await expect(run(['--backend', 'wasm', '--no-robustness'])).rejects.toThrow(UsageError);
     await expect(run(['--backend', 'wasm', '--no-robustness'])).rejects.toThrow(/--backend webgpu/);
   });
-  it('rejects a negative size', async () => {
+  it('rejects a negative size, and numbers that are not decimal ("" once ran an empty call, 0x10 a 16)', async () => {
     await expect(run(['--seq=-3'])).rejects.toThrow(UsageError);
+    await expect(run(['--seq='])).rejects.toThrow(UsageError);
+    await expect(run(['--seq', '0x10'])).rejects.toThrow(UsageError);
   });
 });

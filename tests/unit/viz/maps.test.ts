@@ -149,5 +149,11 @@ describe('maps: bad input', () => {
     const full = attentionRollout(means.map((a) => a.data as Float32Array), N);
     expectClose(m.values, Array.from(full.subarray(6 * N + 1, 6 * N + 5)), { atol: 1e-7 });
     expect(() => tokenMap(d, [6], { mode: 'rollout', heads: [0] })).toThrow(UnsupportedError);
+    // A capture with only a precomputed rollout serves it as exported: another residual is refused, not ignored.
+    const rows = c.info.queryPositions.flatMap((q) => Array.from(full.subarray(q * N, (q + 1) * N)));
+    const e = makeCapture({ ...info, tokens: c.info.tokens, grid: c.info.grid, imageSpan: c.info.imageSpan, attention: c.attention.map((a) => ndarrayFromValues(a, [2, 3, N])), rollout: ndarrayFromValues(rows, [c.info.queryPositions.length, N]) });
+    expectClose(tokenMap(e, [6], { mode: 'rollout' }).values, Array.from(full.subarray(6 * N + 1, 6 * N + 5)), { atol: 1e-7 });
+    expect(() => tokenMap(e, [6], { mode: 'rollout', residual: 0.2 })).toThrow(UnsupportedError);
+    expect(() => patchMap(e, 0, { mode: 'rollout', residual: 0.2 })).toThrow(UnsupportedError);
   });
 });
