@@ -180,7 +180,7 @@ const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&
 
 /** Extra facts for the report header. */
 export interface ReportContext {
-  /** Page title and heading (defaults: 'vlm-attention relevance report' for the title, 'Relevance realisation report' for the heading). */
+  /** Page title and heading (default 'vlm-attention relevance report' for both). */
   title?: string;
   /** Where the image came from, e.g. its file name (default 'image'). */
   source?: string;
@@ -224,7 +224,7 @@ figcaption{font-size:12px;color:#555}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums}td,th{border:1px solid #ddd;padding:2px 8px;text-align:right}
 th{background:#f4f4f4}.hot{background:#fff3c4}code{background:#f4f4f4;padding:1px 4px}
 </style></head><body>
-<h1>${esc(ctx.title ?? 'Relevance realisation report')}</h1>
+<h1>${esc(ctx.title ?? 'vlm-attention relevance report')}</h1>
 <p>Source: ${esc(ctx.source ?? 'image')} · ${result.plan.grid.imageWidth}×${result.plan.grid.imageHeight} px · query ${queryText}</p>
 <p>Budget ${result.plan.budget} tokens → ${a.total} allocated by ${a.method === 'water-fill' ? 'water-filling + largest remainder (A)' : 'level DP (B)'} over ${rows.length} regions
 (${result.plan.grid.regionRows}×${result.plan.grid.regionCols}; base grid ${result.plan.grid.gridRows}×${result.plan.grid.gridCols} patches of ${result.plan.grid.patchSize} px)${a.dropped.length ? `, ${a.dropped.length} dropped` : ''}.

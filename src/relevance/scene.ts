@@ -121,8 +121,9 @@ function pattern(texture: SceneTexture, x: number, y: number, period: number, an
 }
 
 /**
- * Generates a scene. Objects do not overlap (their boxes are kept apart), so each mask is exactly
- * the pixels of that object. Patterned objects alternate the colour with a darker shade of it.
+ * Generates a scene. Objects are placed apart (their boxes kept from overlapping) where 200 random placements allow,
+ * and where positions are given or no placement is free, a later object covers an earlier one; either way each mask
+ * is exactly the pixels its object shows. Patterned objects alternate the colour with a darker shade of it.
  */
 export function generateScene(options: SceneOptions = {}): Scene {
   const width = options.width ?? 784, height = options.height ?? 784, seed = options.seed ?? 1;
