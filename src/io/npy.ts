@@ -12,7 +12,7 @@
  *   data: row-major (C order) or column-major when fortran_order is True.
  * Shape tuples are written the Python way: `()`, `(3,)`, `(3, 4)`.
  */
-import { FormatError, ShapeError, UnsupportedError } from '../errors.js';
+import { FormatError, ShapeError, UnsupportedError, ValueError } from '../errors.js';
 import { type DType, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { unzipSync, zipSync } from 'fflate';
@@ -163,11 +163,19 @@ export function ndarrayFromValues(values: ArrayLike<number>, shape: readonly num
     const enc = dtype === 'f16' ? f32ToF16 : f32ToBf16;
     for (let i = 0; i < n; i++) (data as Uint16Array)[i] = enc(values[i]!);
   } else if (dtype === 'i64' || dtype === 'u64') {
-    for (let i = 0; i < n; i++) (data as BigInt64Array)[i] = BigInt(Math.trunc(values[i]!));
+    for (let i = 0; i < n; i++) {
+      const v = values[i]!;
+      if (!Number.isSafeInteger(v) || (dtype === 'u64' && v < 0)) throw new ValueError(`values[${i}] = ${v} is not exactly a ${dtype} (an integer${dtype === 'u64' ? ' ≥ 0' : ''} within ±2⁵³)`, 'values');
+      (data as BigInt64Array)[i] = BigInt(v);
+    }
   } else if (dtype === 'bool') {
     for (let i = 0; i < n; i++) (data as Uint8Array)[i] = values[i] ? 1 : 0;
   } else {
     (data as Float64Array).set(values);
+    // Integer dtypes: the typed array's store truncates and wraps silently; the promise is exact integers.
+    if (dtype !== 'f32' && dtype !== 'f64') {
+      for (let i = 0; i < n; i++) if (data[i] !== values[i]) throw new ValueError(`values[${i}] = ${values[i]} is not exactly a ${dtype}`, 'values');
+    }
   }
   return { dtype, shape: [...shape], data };
 }

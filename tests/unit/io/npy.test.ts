@@ -58,6 +58,15 @@ describe('npy: hand-crafted files following the published format', () => {
     expect(writeNpy(ndarrayFromValues([Math.PI], [], 'f64'))).toEqual(h0);
   });
 
+  it('integer dtypes take exact integers only (typed-array stores truncate and wrap)', () => {
+    expect(() => ndarrayFromValues([1.5], [1], 'i32')).toThrow(expect.objectContaining({ argument: 'values' }));
+    expect(() => ndarrayFromValues([300], [1], 'u8')).toThrow(/not exactly a u8/);
+    expect(() => ndarrayFromValues([-1], [1], 'u16')).toThrow(/not exactly a u16/);
+    expect(() => ndarrayFromValues([Number.NaN], [1], 'i64')).toThrow(/not exactly a i64/);
+    expect(() => ndarrayFromValues([-1], [1], 'u64')).toThrow(/u64/);
+    expect(Array.from(ndarrayFromValues([-128, 127], [2], 'i8').data as Int8Array)).toEqual([-128, 127]);
+  });
+
   it('formats shape tuples the Python way', () => {
     expect(pythonShape([])).toBe('()');
     expect(pythonShape([7])).toBe('(7,)');
