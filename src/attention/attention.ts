@@ -26,6 +26,11 @@ export interface AttentionResult {
   lse?: Tensor;
 }
 
+/** Device calls return device tensors: a host out or lseOut would be left unwritten, so they are refused. */
+function noHostOutputs(opts: RunOptions): void {
+  if (opts.out !== undefined || opts.lseOut !== undefined) throw new UnsupportedError('out / lseOut with device tensors', 'the returned device tensors (read them back with toTensor())');
+}
+
 async function execute(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, opts: RunOptions): Promise<AttentionResult> {
   // The plan reads shapes only; the kernels need Tensor views (an object with a shape and a dtype is not one).
   for (const [t, name] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) {
@@ -72,8 +77,7 @@ export async function attention(q: DeviceTensor, k: DeviceTensor, v: DeviceTenso
 export async function attention(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, opts: AttentionOptions & RunOptions & DeviceRunOptions = {}): Promise<AttentionResult | DeviceAttentionResult> {
   const plan = planAttention(q, k, v, opts);
   if (isDeviceTensor(q)) {
-    // Device calls return device tensors: a host out or lseOut would be left unwritten.
-    if (opts.out !== undefined || opts.lseOut !== undefined) throw new UnsupportedError('out / lseOut with device tensors', 'the returned device tensors (read them back with toTensor())');
+    noHostOutputs(opts);
     return executeDevice(plan, q, k as DeviceTensor, v as DeviceTensor);
   }
   return execute(plan, q, k as Tensor, v as Tensor, opts);
@@ -116,7 +120,7 @@ export async function attentionVarlen(q: DeviceTensor, k: DeviceTensor, v: Devic
 export async function attentionVarlen(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, opts: VarlenOptions & RunOptions): Promise<AttentionResult | DeviceAttentionResult> {
   const plan = planAttentionVarlen(q, k, v, opts);
   if (isDeviceTensor(q)) {
-    if (opts.out !== undefined || opts.lseOut !== undefined) throw new UnsupportedError('out / lseOut with device tensors', 'the returned device tensors (read them back with toTensor())');
+    noHostOutputs(opts);
     return executeDevice(plan, q, k as DeviceTensor, v as DeviceTensor);
   }
   return execute(plan, q, k as Tensor, v as Tensor, opts);

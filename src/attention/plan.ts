@@ -3,7 +3,7 @@
  * Every check raises a typed error naming the argument and the dimension.
  */
 import { DTypeError, ShapeError, ValueError } from '../errors.js';
-import { Mask, causal as causalMask, checkCuSeqlens, validateMask } from '../masks/mask.js';
+import { type Mask, causal as causalMask, checkCuSeqlens, checkMask, validateMask } from '../masks/mask.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Layout } from '../tensor/tensor.js';
 
@@ -117,7 +117,7 @@ function checkOptions(opts: AttentionOptions, headDim: number): { scale: number;
 
 function resolveMask(opts: AttentionOptions): Mask | null {
   let mask = opts.mask ?? null;
-  if (mask !== null && !(mask instanceof Mask)) throw new ValueError(`mask must be a Mask (causal(), topK(), …) or null, got ${typeof mask === 'function' ? 'a function (wrap it in predicate(fn))' : typeof mask}`, 'mask');
+  if (mask !== null) checkMask(mask, 'mask');
   if (opts.causal) mask = mask ? causalMask().and(mask) : causalMask();
   return mask;
 }

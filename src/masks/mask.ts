@@ -290,8 +290,7 @@ export function documents(cuSeqlensQ: ArrayLike<number>, cuSeqlensK: ArrayLike<n
  */
 export function topK(k: number, within: Mask = allKeys()): Mask {
   if (!Number.isInteger(k) || k < 1) throw new ValueError(`k must be an integer ≥ 1, got ${k}`, 'k');
-  if (!(within instanceof Mask)) throw new ValueError('within must be a Mask', 'within');
-  if (findTopK(within.node)) throw new UnsupportedError('topK inside topK', 'one topK node per mask');
+  checkMask(within, 'within');
   return new Mask({ kind: 'topK', k, within: within.node });
 }
 
@@ -541,9 +540,14 @@ function classifyNode(n: MaskNode, ctx: MaskContext, q0: number, q1: number, k0:
   }
 }
 
+/** `mask` is a Mask (ValueError naming `argument` otherwise: a plain object, or a bare function meant for predicate()). */
+export function checkMask(mask: unknown, argument = 'mask'): asserts mask is Mask {
+  if (!(mask instanceof Mask)) throw new ValueError(`${argument} must be a Mask (causal(), topK(), …) or null, got ${mask === null ? 'null' : typeof mask === 'function' ? 'a function (wrap it in predicate(fn))' : typeof mask}`, argument);
+}
+
 /** Checks the mask's data against the shapes it is applied to (ShapeError naming the dimension). */
 export function validateMask(mask: Mask, ctx: MaskContext, argument = 'mask'): void {
-  if (!(mask instanceof Mask)) throw new ValueError(`${argument} must be a Mask (causal(), topK(), … or null), got ${mask === null ? 'null' : typeof mask === 'function' ? 'a function (wrap it in predicate(fn))' : typeof mask}`, argument);
+  checkMask(mask, argument);
   const visit = (n: MaskNode): void => {
     switch (n.kind) {
       case 'blockSparse': {
