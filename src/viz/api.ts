@@ -17,6 +17,7 @@ import { ShapeError, UnsupportedError, ValueError, VlmAttentionError } from '../
 import type { Capture } from './capture-file.js';
 import { discoverHeads, headScores } from './heads.js';
 import { type MapMode, MAP_MODES, patchMap, tokenMap } from './maps.js';
+import { parseIndexList } from './index-list.js';
 import { flowWork } from './rollout.js';
 
 /** One answer of handleApi, ready to send as an HTTP response. */
@@ -43,25 +44,6 @@ export function errorResponse(e: unknown): ApiResponse {
     return json(e instanceof UnsupportedError ? 422 : 400, { error: e.name, message: e.message, ...(x.argument ? { argument: x.argument } : {}), ...(x.dimension ? { dimension: x.dimension } : {}) });
   }
   return json(500, { error: 'InternalError', message: e instanceof Error ? e.message : String(e) });
-}
-
-function intList(v: string | null, argument: string, dimension: string): number[] | undefined {
-  if (v === null || v === '' || v === 'all') return undefined;
-  if (v.length > 100_000) throw new ValueError(`${argument} is too long`, argument);
-  const parts = v.split(',');
-  const out: number[] = [];
-  for (const p of parts) {
-    const range = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(p);
-    if (range) {
-      const a = Number(range[1]), b = Number(range[2]);
-      if (b < a || b - a > 100_000) throw new ShapeError(`${argument}: bad range ${p}`, argument, dimension);
-      for (let i = a; i <= b; i++) out.push(i);
-      continue;
-    }
-    if (!/^\s*-?\d+\s*$/.test(p)) throw new ShapeError(`${argument} must be comma-separated integers (or a-b ranges, or 'all'), got ${JSON.stringify(v.slice(0, 80))}`, argument, dimension);
-    out.push(Number(p));
-  }
-  return out;
 }
 
 function modeOf(v: string | null): MapMode {
@@ -110,19 +92,19 @@ export function handleApi(c: Capture, method: string, pathname: string, query: U
       case '/api/info':
         return json(200, { info: c.info, available: captureAvailability(c) });
       case '/api/map': {
-        const tokens = intList(query.get('tokens'), 'tokens', 'seqLen');
+        const tokens = parseIndexList(query.get('tokens'), 'tokens', 'seqLen', c.info.seqLen);
         if (!tokens) throw new ShapeError("tokens is required (comma-separated sequence positions)", 'tokens', 'seqLen');
         const m = tokenMap(c, tokens, {
-          layers: intList(query.get('layers'), 'layers', 'numLayers'), heads: intList(query.get('heads'), 'heads', 'numHeads'),
+          layers: parseIndexList(query.get('layers'), 'layers', 'numLayers', c.info.numLayers), heads: parseIndexList(query.get('heads'), 'heads', 'numHeads', c.info.numHeads),
           mode: modeOf(query.get('mode')), maxWork: API_FLOW_MAX_WORK,
         });
         return json(200, { ...m, values: Array.from(m.values) });
       }
       case '/api/patch': {
-        const p = intList(query.get('patch'), 'patch', 'grid');
+        const p = parseIndexList(query.get('patch'), 'patch', 'grid', c.info.grid.rows * c.info.grid.cols);
         if (!p || p.length !== 1) throw new ShapeError('patch must be one integer (row-major index into the grid)', 'patch', 'grid');
         const m = patchMap(c, p[0]!, {
-          layers: intList(query.get('layers'), 'layers', 'numLayers'), heads: intList(query.get('heads'), 'heads', 'numHeads'),
+          layers: parseIndexList(query.get('layers'), 'layers', 'numLayers', c.info.numLayers), heads: parseIndexList(query.get('heads'), 'heads', 'numHeads', c.info.numHeads),
           mode: modeOf(query.get('mode')), maxWork: API_FLOW_MAX_WORK,
         });
         return json(200, { ...m, values: Array.from(m.values) });

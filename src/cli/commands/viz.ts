@@ -9,6 +9,7 @@ import { COLORMAP_NAMES, type ColormapName } from '../../viz/colormap.js';
 import { discoverHeads, type HeadExample, headDiscoveryJson, headHeatmap, headHeatmapPng } from '../../viz/heads.js';
 import { type MapMode, MAP_MODES, renderMapPng, tokenMap } from '../../viz/maps.js';
 import { captureStem, exportCapture, readCapture, writeCapture } from '../../viz/node-files.js';
+import { parseIndexList } from '../../viz/index-list.js';
 import { encodePng } from '../../viz/png.js';
 import { syntheticCapture } from '../../viz/synthetic.js';
 import { embedCapture, escapeHtml, loadViewerHtml } from '../../viz/viewer-html.js';
@@ -44,18 +45,6 @@ docs/interpretability.md.
 
 const slug = (s: string) => s.replace(/^[ĠĠ▁\s]+/u, '').replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 24) || 'tok';
 const norm = (s: string) => s.replace(/^[Ġ▁\s]+/u, '').trim().toLowerCase();
-
-function intList(v: string | undefined, flag: string): number[] | undefined {
-  if (v === undefined || v === 'all') return undefined;
-  const out: number[] = [];
-  for (const part of v.split(',')) {
-    const r = /^(\d+)-(\d+)$/.exec(part.trim());
-    if (r) { for (let i = Number(r[1]); i <= Number(r[2]); i++) out.push(i); continue; }
-    if (!/^-?\d+$/.test(part.trim())) throw new UsageError(`--${flag} must be 'all' or comma-separated integers / a-b ranges, got ${JSON.stringify(v)}`);
-    out.push(Number(part));
-  }
-  return out;
-}
 
 /** Sequence positions of the words among the capture's text tokens (every occurrence). */
 export function positionsOfWords(c: Capture, words: readonly string[]): number[] {
@@ -165,7 +154,8 @@ const command: Command = {
     if (!COLORMAP_NAMES.includes(cm)) throw new UsageError(`--colormap must be one of ${COLORMAP_NAMES.join(', ')}, got ${values.colormap}`);
     const alpha = cliNumber(values.alpha);
     if (!(alpha >= 0 && alpha <= 1)) throw new UsageError(`--alpha must be in [0, 1], got ${values.alpha}`);
-    const layers = intList(values.layers, 'layers'), heads = intList(values.heads, 'heads');
+    const layers = parseIndexList(values.layers, '--layers', 'numLayers', capture.info.numLayers);
+    const heads = parseIndexList(values.heads, '--heads', 'numHeads', capture.info.numHeads);
     const avail = captureAvailability(capture);
     let modes: MapMode[];
     if (values.modes) {
@@ -174,8 +164,8 @@ const command: Command = {
     } else modes = avail.rollout ? ['raw', 'rollout'] : ['raw'];
     let positions: number[];
     if (values.positions !== undefined) {
-      positions = intList(values.positions, 'positions') ?? capture.info.textPositions;
-      for (const p of positions) if (!Number.isInteger(p) || p < 0 || p >= capture.info.seqLen) throw new ShapeError(`--positions: token index ${p} is out of range 0..${capture.info.seqLen - 1}`, 'positions', 'seqLen');
+      positions = parseIndexList(values.positions, '--positions', 'seqLen', capture.info.seqLen) ?? capture.info.textPositions;
+      for (const p of positions) if (p < 0 || p >= capture.info.seqLen) throw new ShapeError(`--positions: token index ${p} is out of range 0..${capture.info.seqLen - 1}`, '--positions', 'seqLen');
     } else if (values.tokens !== undefined) positions = positionsOfWords(capture, values.tokens.split(',').map((s) => s.trim()).filter(Boolean));
     else positions = capture.info.textPositions;
     if (positions.length === 0) throw new ShapeError('no text tokens to map', 'tokens', 'seqLen');
@@ -205,7 +195,7 @@ const command: Command = {
       await writeFile(htmlFile, embedCapture(loadViewerHtml(), encodeCapture(capture), title));
       files.push(htmlFile);
     }
-    await writeFile(join(out, 'index.html'), indexHtml(name, capture, maps, !values['no-html']));
+    await writeFile(join(out, 'index.html'), indexHtml(name, capture, maps, !values['no-html'], layers, heads));
     files.push(join(out, 'index.html'));
     if (values['save-capture']) { await writeCapture(resolve(values['save-capture']), capture); files.push(resolve(values['save-capture'])); }
     if (values.export) {
@@ -222,9 +212,35 @@ const command: Command = {
   },
 };
 
-function indexHtml(name: string, c: Capture, maps: { file: string; mode: string; words: string[]; tokens: number[]; argmax: { row: number; col: number } }[], viewer: boolean): string {
+/**
+ * The viewer's deep-link parameters for a map of these layers and heads, or null where the viewer cannot show
+ * that selection (it takes one layer, or for rollout and flow the layers 0..l, and one head or all).
+ */
+export function viewerSelection(mode: string, layers: readonly number[] | undefined, heads: readonly number[] | undefined): string | null {
+  let q = '';
+  if (layers) {
+    const l = layers[layers.length - 1]!;
+    const stack = mode !== 'raw';
+    const ok = stack ? layers.length === l + 1 && layers.every((x, i) => x === i) : layers.length === 1;
+    if (!ok) return null;
+    q += `&layer=${l}`;
+  }
+  if (heads) {
+    if (heads.length !== 1) return null;
+    q += `&head=${heads[0]}`;
+  }
+  return q;
+}
+
+function indexHtml(name: string, c: Capture, maps: { file: string; mode: string; words: string[]; tokens: number[]; argmax: { row: number; col: number } }[], viewer: boolean, layers?: number[], heads?: number[]): string {
   const rel = (f: string) => f.split(/[\\/]/).pop()!;
-  const cards = maps.map((m) => `<figure><img src="${escapeHtml(rel(m.file))}" alt=""><figcaption><b>${escapeHtml(m.words.join(' + '))}</b> · ${m.mode} · hottest (${m.argmax.row}, ${m.argmax.col})${viewer ? ` · <a href="viewer.html#tokens=${m.tokens.join(',')}&amp;mode=${m.mode}">open in viewer</a>` : ''}</figcaption></figure>`).join('\n');
+  const link = (m: { mode: string; tokens: number[] }) => {
+    const sel = viewerSelection(m.mode, layers, heads);
+    // A selection the viewer cannot show opens with every layer and head, and says so.
+    const href = `viewer.html#tokens=${m.tokens.join(',')}&mode=${m.mode}${sel ?? ''}`;
+    return ` · <a href="${escapeHtml(href)}">open in viewer${sel === null ? ' (all layers and heads)' : ''}</a>`;
+  };
+  const cards = maps.map((m) => `<figure><img src="${escapeHtml(rel(m.file))}" alt=""><figcaption><b>${escapeHtml(m.words.join(' + '))}</b> · ${m.mode} · hottest (${m.argmax.row}, ${m.argmax.col})${viewer ? link(m) : ''}</figcaption></figure>`).join('\n');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(name)}: attention maps</title>
 <style>body{font:14px system-ui,sans-serif;background:#111317;color:#e8e8ea;margin:16px}a{color:#4cc2ff}figure{display:inline-block;margin:6px;vertical-align:top}img{width:224px;image-rendering:auto;border-radius:4px}figcaption{max-width:224px;font-size:12px;color:#9aa0aa}</style></head>
 <body><h1>${escapeHtml(name)}</h1><p>${escapeHtml(c.info.meta.model ?? '')} ${escapeHtml(c.info.meta.prompt ? `“${c.info.meta.prompt}”` : '')} · ${c.info.numLayers} layers × ${c.info.numHeads} heads${viewer ? ' · <a href="viewer.html">interactive viewer</a>' : ''}</p>

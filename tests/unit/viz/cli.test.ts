@@ -52,6 +52,20 @@ describe('vlm-attention viz', () => {
     expect(readFileSync(join(out, 'index.html'), 'utf8')).toContain('viewer.html#tokens=');
   }, 60_000);
 
+  it("index.html's viewer links carry the maps' layer and head where the viewer can show them, and say so where not", async () => {
+    const out = join(dir, 'out-links');
+    await viz([capFile, '--out', out, '--tokens', 'red', '--modes', 'raw,rollout', '--layers', '0-1', '--heads', '2', '--json']);
+    const html = readFileSync(join(out, 'index.html'), 'utf8');
+    const hrefs = [...html.matchAll(/href="(viewer\.html#[^"]+)">open in viewer([^<]*)</g)].map((m) => [m[1]!.replace(/&amp;/g, '&'), m[2]]);
+    expect(hrefs.length).toBe(2);
+    // rollout over layers 0-1 is the viewer's layer 1 (a stack); raw over two layers is not one of its choices.
+    expect(hrefs.find(([h]) => h!.includes('mode=rollout'))).toEqual([expect.stringMatching(/&layer=1&head=2$/), '']);
+    expect(hrefs.find(([h]) => h!.includes('mode=raw'))).toEqual([expect.not.stringMatching(/layer=/), ' (all layers and heads)']);
+    // Lists are bounded by the capture's dimensions before they are expanded.
+    await expect(viz([capFile, '--out', out, '--tokens', 'red', '--layers', '0-999999999'])).rejects.toMatchObject({ name: 'ShapeError', argument: '--layers' });
+    await expect(viz([capFile, '--out', out, '--positions', '1,0-9999'])).rejects.toMatchObject({ name: 'ShapeError', argument: '--positions' });
+  }, 60_000);
+
   it('--positions, --layers, --heads, --modes flow, --combine and exports', async () => {
     const out = join(dir, 'out2');
     const red = capture.info.tokens.lastIndexOf('red'), sq = capture.info.tokens.lastIndexOf('square');
@@ -93,7 +107,7 @@ describe('vlm-attention viz', () => {
     await expect(viz([capFile, '--modes', 'magic'])).rejects.toThrow(UsageError);
     await expect(viz([capFile, '--colormap', 'jet'])).rejects.toThrow(UsageError);
     await expect(viz([])).rejects.toThrow(UsageError);
-    await expect(viz([capFile, '--layers', 'x'])).rejects.toThrow(UsageError);
+    await expect(viz([capFile, '--layers', 'x'])).rejects.toMatchObject({ name: 'ShapeError', argument: '--layers' });
     // Examples from different models cannot be ranked together.
     const three = join(dir, 'three.vlmcap.safetensors');
     await writeCapture(three, await syntheticCapture({ seed: 1, numLayers: 3 }));

@@ -80,6 +80,19 @@ describe('viewer API (pure handler)', () => {
     expect(get('/api/nope').status).toBe(404);
     expect(handleApi(c, 'POST', '/api/map', new URLSearchParams()).status).toBe(405);
   });
+  it('lists that expand past their dimension or 100,000 entries → 400 before anything is expanded (a 12 KB URL of ranges killed the server)', () => {
+    const t0 = performance.now();
+    const huge = get('/api/map', { tokens: Array(1400).fill('0-100000').join(',') });
+    expect(huge.status).toBe(400);
+    expect(huge.body).toMatchObject({ error: 'ShapeError', argument: 'tokens', dimension: 'seqLen' });
+    expect(huge.body.message).toMatch(/tokens contains 100000 \(range 0-100000\); seqLen has 12 entries/);
+    const many = get('/api/map', { tokens: Array(10_000).fill('0-11').join(',') }); // 120,000 entries, each in range
+    expect(many.status).toBe(400);
+    expect(many.body).toMatchObject({ error: 'ValueError', argument: 'tokens' });
+    expect(get('/api/map', { tokens: '11', layers: '0-3' }).body).toMatchObject({ argument: 'layers', dimension: 'numLayers' });
+    expect(get('/api/patch', { patch: '3-1' }).body).toMatchObject({ argument: 'patch', dimension: 'grid' });
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
   it('fuzz: arbitrary query strings never give 5xx', () => {
     fc.assert(fc.property(fc.constantFrom('/api/map', '/api/patch', '/api/heads', '/api/info'), fc.dictionary(fc.constantFrom('tokens', 'patch', 'layers', 'heads', 'mode'), fc.oneof(fc.string({ maxLength: 12 }), fc.integer().map(String), fc.constant('0-99999999'))), (path, q) => {
       const r = handleApi(c, 'GET', path, new URLSearchParams(q));
