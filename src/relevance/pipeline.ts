@@ -132,7 +132,9 @@ function allocate(plan: RelevancePlan, rho: ArrayLike<number>): Allocation {
 /**
  * Validates everything that can be checked before seeing pixels: image size, grid, query, knobs,
  * and the budget's feasibility for this grid (an allocation of uniform ρ is attempted, so an
- * infeasible budget fails here with its InfeasibleError).
+ * infeasible budget fails here with its InfeasibleError). With `realise: 'pool'` a region's count must
+ * also factor into a grid within its base patches, which depends on the allocation: that is checked
+ * when the tokens are realised ('reencode', the default, realises every count).
  */
 export function planRelevance(width: number, height: number, options: RelevanceOptions): RelevancePlan {
   if (!options || options.query === undefined) throw new ValueError('query is required', 'query');

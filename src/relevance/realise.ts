@@ -4,9 +4,11 @@
  * closest to the region's aspect ratio), each the adaptive average pool of the region's features:
  *
  * - 'reencode' (default): pool the region's per-pixel texture maps, like re-encoding the crop at
- *   patch·s px (needs a ≤ region height and b ≤ region width in working pixels);
+ *   patch·s px; a crop smaller than its token grid is upsampled, as re-encoding it would be (adaptive
+ *   pooling then repeats pixels), so every count has a grid;
  * - 'pool': pool the region's base-patch features (texture patches or given patch embeddings;
- *   needs a ≤ patch rows and b ≤ patch columns).
+ *   needs a ≤ patch rows and b ≤ patch columns, spec §4.6's s² ≤ n_r: a count with no such factor pair
+ *   is a ShapeError when realised).
  *
  * Position ids are token centres in base-grid coordinates (row, col), also given as integers scaled
  * by a common factor for M-RoPE. Regions are concatenated in raster order; dropped regions (t = 0)
@@ -115,8 +117,9 @@ export function realiseTokens(texture: TextureArray, tokens: ArrayLike<number>, 
     const [unitRows, unitCols, off0, off1, stride, planeSize] = mode === 'pool'
       ? [pr, pc, reg.patchRow0, reg.patchCol0, plan.gridCols, g]
       : [pr * p, pc * p, reg.patchRow0 * p, reg.patchCol0 * p, plan.workWidth, plan.workWidth * plan.workHeight];
-    const shape = tokenGridShape(t, pr / pc, unitRows, unitCols);
-    if (!shape) throw new ShapeError(`region ${reg.index} cannot hold ${t} tokens as a grid within ${unitRows}×${unitCols} ${mode === 'pool' ? 'base patches' : 'pixels'}; cap the allocation (caps) or use mode 'reencode'`, 'tokens', 'regions');
+    // 'reencode' upsamples a crop smaller than its grid (see the module comment); 'pool' cannot.
+    const shape = mode === 'pool' ? tokenGridShape(t, pr / pc, unitRows, unitCols) : tokenGridShape(t, pr / pc);
+    if (!shape) throw new ShapeError(`region ${reg.index} cannot hold ${t} tokens as a grid within its ${unitRows}×${unitCols} base patches (mode 'pool'); use mode 'reencode', or caps or levels whose counts factor within the region`, 'tokens', 'regions');
     shapes.push(shape);
     const [a, b] = shape;
     for (let i = 0; i < a; i++) {

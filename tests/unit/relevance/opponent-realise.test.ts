@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { opponentProcess } from '../../../src/relevance/opponent.js';
 import { adaptiveBounds, attendRealised, realiseTokens, tokenGridShape } from '../../../src/relevance/realise.js';
 import { planGrid } from '../../../src/relevance/regions.js';
+import { planRelevance, runRelevance } from '../../../src/relevance/pipeline.js';
 import { computeTexture, NUM_TEXTURE_CHANNELS } from '../../../src/relevance/texture.js';
 import { attentionReferenceVarlen } from '../../../src/reference/attention-ref.js';
 import { mulberry32 } from '../../../src/tensor/tensor.js';
@@ -94,6 +95,29 @@ describe('token realisation', () => {
     expect(() => realiseTokens(tex, [64, 0, 0, 0, 0, 0], { mode: 'pool' })).toThrow(/cannot hold/);
     expect(() => realiseTokens(tex, [1, 2], {})).toThrow(ShapeError);
     expect(() => realiseTokens(tex, [1.5, 0, 0, 0, 0, 0])).toThrow(ValueError);
+  });
+
+  it("'reencode' upsamples a crop smaller than its token grid (the pipeline realises every count it allocates)", async () => {
+    // A 28×28 image: four regions of 14×14 pixels, each allocated 400 tokens (20×20, more than its pixels).
+    const W = 28, H = 28, rnd = mulberry32(9);
+    const data = new Uint8Array(W * H * 4).map((_, i) => (i % 4 === 3 ? 255 : Math.floor(rnd() * 256)));
+    const plan = planRelevance(W, H, { query: 'red', budget: 1600 });
+    const res = await runRelevance({ width: W, height: H, data }, plan);
+    expect(Array.from(res.allocation.tokens)).toEqual([400, 400, 400, 400]);
+    expect(res.tokens.count).toBe(1600);
+    expect(res.tokens.shapes).toEqual([[20, 20], [20, 20], [20, 20], [20, 20]]);
+    // Each token is the mean of the pixels its adaptive-pool cell covers (cells of one or two pixels a side).
+    const tex = computeTexture({ width: W, height: H, data: new Float32Array(3 * W * H).map(() => rnd()) }, plan.grid);
+    const t = realiseTokens(tex, [400, 0, 0, 0]);
+    const C = NUM_TEXTURE_CHANNELS;
+    for (const [i, j] of [[0, 0], [7, 13], [19, 19]] as const) {
+      const [y0, y1] = adaptiveBounds(14, 20, i), [x0, x1] = adaptiveBounds(14, 20, j);
+      let s = 0;
+      for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) s += tex.pixels[y * W + x]!;
+      expect(Math.abs(t.features[(i * 20 + j) * C]! - s / ((y1 - y0) * (x1 - x0)))).toBeLessThan(1e-5);
+    }
+    // 'pool' cannot: 400 tokens need a 20×20 grid of base patches, and the error says so.
+    expect(() => realiseTokens(tex, [400, 0, 0, 0], { mode: 'pool' })).toThrow(/base patches \(mode 'pool'\); use mode 'reencode'/);
   });
 
   for (const backend of ['cpu-ts', 'wasm'] as const) {
