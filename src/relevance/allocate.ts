@@ -70,6 +70,8 @@ function checkBudget(budget: number): number {
   if (!Number.isFinite(budget) || budget < 0 || !Number.isInteger(budget)) {
     throw new ValueError(`budget must be a finite integer ≥ 0 (tokens), got ${budget}`, 'budget');
   }
+  // Allocations are Int32Array counts.
+  if (budget > 0x7fffffff) throw new ValueError(`budget must be at most 2^31 − 1 tokens, got ${budget}`, 'budget');
   return budget;
 }
 
@@ -79,14 +81,14 @@ function byRhoDesc(rho: Float64Array): number[] {
 }
 
 /** Σ_r clamp(λ ρ_r, lo, hi_r). */
-function filled(lambda: number, rho: Float64Array, lo: number, hi: Int32Array, idx: readonly number[]): number {
+function filled(lambda: number, rho: Float64Array, lo: number, hi: Float64Array, idx: readonly number[]): number {
   let s = 0;
   for (const r of idx) s += Math.min(hi[r]!, Math.max(lo, lambda * rho[r]!));
   return s;
 }
 
 /** Exact λ over the sorted breakpoints lo/ρ_r, hi_r/ρ_r (f is piecewise linear, non-decreasing). */
-function solveLambda(rho: Float64Array, lo: number, hi: Int32Array, idx: readonly number[], U: number): number {
+function solveLambda(rho: Float64Array, lo: number, hi: Float64Array, idx: readonly number[], U: number): number {
   const bps: number[] = [0];
   for (const r of idx) { bps.push(lo / rho[r]!, hi[r]! / rho[r]!); }
   bps.sort((a, b) => a - b);
@@ -125,7 +127,7 @@ export function allocateWaterFill(rho: ArrayLike<number>, options: WaterFillOpti
   if (m > M) throw new ValueError(`min (${m}) must be ≤ max (${M})`, 'min');
   if (options.caps !== undefined && options.caps.length !== R) throw new ShapeError(`caps has ${options.caps.length} entries, rho has ${R}`, 'caps', 'regions');
   const lo = Math.ceil(m / q);
-  const hi = new Int32Array(R);
+  const hi = new Float64Array(R); // caps and max may exceed 2^31 (Int32Array wrapped them)
   for (let r = 0; r < R; r++) {
     const cap = options.caps ? checkInt(options.caps[r]!, `caps[${r}]`, 0) : Infinity;
     hi[r] = Math.floor(Math.min(M, cap) / q);

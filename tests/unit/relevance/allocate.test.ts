@@ -107,7 +107,7 @@ describe('allocator A (water-filling + largest remainder)', () => {
   });
 
   it('bad arguments raise ValueError naming the argument', () => {
-    for (const [budget, arg] of [[NaN, 'budget'], [-16, 'budget'], [Infinity, 'budget'], [16.5, 'budget']] as const) {
+    for (const [budget, arg] of [[NaN, 'budget'], [-16, 'budget'], [Infinity, 'budget'], [16.5, 'budget'], [2 ** 31, 'budget']] as const) {
       try { allocateWaterFill([1], { budget }); throw new Error('no throw'); } catch (err) {
         expect(err).toBeInstanceOf(ValueError);
         expect((err as ValueError).argument).toBe(arg);
@@ -118,6 +118,14 @@ describe('allocator A (water-filling + largest remainder)', () => {
     expect(() => allocateWaterFill([], { budget: 128 })).toThrow(/rho/);
     expect(() => allocateWaterFill([1], { budget: 128, min: 200, max: 100 })).toThrow(/min/);
     expect(() => allocateWaterFill([1], { budget: 128, quantum: 0 })).toThrow(/quantum/);
+  });
+
+  it('max and caps of 2^31 and above bound nothing they should not (no 32-bit wrap)', () => {
+    for (const max of [2 ** 31 - 1, 2 ** 31, 2 ** 32, 3e9]) {
+      expect(Array.from(allocateWaterFill([1, 1], { budget: 1600, min: 0, max, quantum: 1 }).tokens)).toEqual([800, 800]);
+    }
+    expect(Array.from(allocateWaterFill([1, 1], { budget: 1600, min: 0, max: 2 ** 33, quantum: 1, caps: [2 ** 32, 2 ** 32] }).tokens)).toEqual([800, 800]);
+    expect(Array.from(allocateWaterFill([3, 1], { budget: 1600, min: 0, max: 2 ** 33, quantum: 16, caps: [2 ** 32, 160] }).tokens)).toEqual([1440, 160]);
   });
 
   it('dropping keeps the top-k regions by ρ and allocates exactly', () => {
