@@ -37,6 +37,13 @@ function checkLayers(layers: readonly ArrayLike<number>[], n: number, argument =
   if (!Array.isArray(layers) || layers.length < 1) throw new ShapeError(`${argument} must hold at least one n×n matrix`, argument, 'numLayers');
   layers.forEach((m, l) => {
     if (!m || m.length !== n * n) throw new ShapeError(`${argument}[${l}] must be n×n = ${n}×${n} (${n * n} values), got ${m?.length}`, `${argument}[${l}]`, 'seqLen');
+    // Attention weights: a NaN, infinite or negative one would pass for a masked row or unbalance its row.
+    for (let x = 0; x < m.length; x++) {
+      const v = m[x]!;
+      if (!(v >= 0 && v < Infinity)) {
+        throw new ValueError(`${argument}[${l}][${Math.floor(x / n)}, ${x % n}] is ${v}: attention weights must be finite and ≥ 0`, `${argument}[${l}]`);
+      }
+    }
   });
 }
 

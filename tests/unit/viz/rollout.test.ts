@@ -88,6 +88,24 @@ describe('attention rollout', () => {
     expect(() => rolloutRows([new Float64Array(4)], 2, [2])).toThrow(/rows contains 2/);
     expect(() => rolloutColumns([new Float64Array(4)], 2, [-1])).toThrow(/cols contains -1/);
   });
+
+  it('bad input: NaN, infinite or negative weights are a ValueError naming the layer and the entry (they passed for masked rows)', () => {
+    const good = [0.5, 0.5, 0.5, 0.5];
+    for (const [bad, at] of [[NaN, '[0, 1]'], [Infinity, '[1, 0]'], [-1, '[1, 1]'], [-Infinity, '[0, 0]']] as const) {
+      const w = good.slice();
+      const idx = at === '[0, 0]' ? 0 : at === '[0, 1]' ? 1 : at === '[1, 0]' ? 2 : 3;
+      w[idx] = bad;
+      const layers = [good, w];
+      for (const f of [() => attentionRollout(layers, 2), () => rolloutRows(layers, 2, [0]), () => rolloutColumns(layers, 2, [0]), () => attentionFlow(layers, 2, [0])]) {
+        try { f(); throw new Error('no throw'); } catch (e) {
+          expect(e).toBeInstanceOf(ValueError);
+          expect((e as ValueError).argument).toBe('layers[1]');
+          expect((e as Error).message).toContain(`layers[1]${at} is ${bad}`);
+        }
+      }
+      expect(() => residualAugment(w, 2)).toThrow(/w\[0\]/);
+    }
+  });
 });
 
 /** Brute-force min cut between (L, s) and (0, t) on the layered graph: enumerate every node subset. */
