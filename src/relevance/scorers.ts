@@ -135,11 +135,18 @@ async function attentionMass(inp: AttentionInputs, plan: GridPlan, opts: ScorerR
   if (q.rank !== 4 || q.shape[0] !== 1) throw new ShapeError(`${what}: q must be [1, seqLenQ, numHeads, headDim], got [${q.shape.join(', ')}]`, 'q', 'batch');
   if (k.rank !== 4 || k.shape[0] !== 1) throw new ShapeError(`${what}: k must be [1, seqLenK, numKvHeads, headDim], got [${k.shape.join(', ')}]`, 'k', 'batch');
   const Sq = q.shape[1]!, Sk = k.shape[1]!, H = q.shape[2]!;
+  for (const key of ['queryRows', 'visualSpan'] as const) {
+    const r = inp[key];
+    if (!r || typeof r !== 'object' || r.length !== 2) throw new ShapeError(`${what}: ${key} must be a [start, end) pair, got ${JSON.stringify(r)}`, key, key === 'queryRows' ? 'seqLenQ' : 'seqLenK');
+  }
   const [t0, t1] = inp.queryRows;
   if (!Number.isInteger(t0) || !Number.isInteger(t1) || t0 < 0 || t1 > Sq || t0 >= t1) throw new ShapeError(`queryRows [${t0}, ${t1}) must be a non-empty range inside 0..${Sq}`, 'queryRows', 'seqLenQ');
   const [v0, v1] = inp.visualSpan;
   if (!Number.isInteger(v0) || !Number.isInteger(v1) || v0 < 0 || v1 > Sk || v0 >= v1) throw new ShapeError(`visualSpan [${v0}, ${v1}) must be a non-empty range inside 0..${Sk}`, 'visualSpan', 'seqLenK');
   const grid = inp.visualGrid ?? { rows: plan.gridRows, cols: plan.gridCols };
+  if (!grid || !Number.isInteger(grid.rows) || !Number.isInteger(grid.cols) || grid.rows < 1 || grid.cols < 1) {
+    throw new ShapeError(`visualGrid must have positive integer rows and cols, got ${JSON.stringify(grid)}`, 'visualGrid', 'tokens');
+  }
   if (grid.rows * grid.cols !== v1 - v0) throw new ShapeError(`visualSpan holds ${v1 - v0} tokens but visualGrid is ${grid.rows}×${grid.cols}`, 'visualGrid', 'tokens');
   const sums = await columnSums(q, k, { queryStart: t0, queryEnd: t1, mask: inp.mask, causal: inp.causal, scale: inp.scale, backend: opts.backend });
   const d = sums.data as Float32Array;
@@ -149,6 +156,7 @@ async function attentionMass(inp: AttentionInputs, plan: GridPlan, opts: ScorerR
   for (let h = 0; h < H; h++) for (let j = 0; j < nV; j++) rel[j] += d[h * Sk + v0 + j]! / (H * (t1 - t0));
   let tot = 0;
   for (let j = 0; j < nV; j++) tot += rel[j]!;
+  if (Number.isNaN(tot)) throw new ValueError(`${what}: the attention mass is NaN (q or k holds a NaN or an infinity)`, 'q');
   if (!(tot > 0)) throw new ValueError(`${what}: the query rows put no attention on the visual tokens (all masked?)`, 'visualSpan');
   for (let j = 0; j < nV; j++) rel[j] = rel[j]! / tot;
   return { tokens: rel, regions: toDistribution(tokensToRegions(rel, grid, plan), what) };

@@ -110,6 +110,15 @@ describe('participatory scorer', () => {
     await expect(participatoryFromAttention({ q, k, queryRows: [16, 20], visualSpan: [0, 15] }, plan)).rejects.toThrow(/visualGrid/);
     await expect(participatoryFromAttention({ q, k, queryRows: [16, 21], visualSpan: [0, 16] }, plan)).rejects.toThrow(/queryRows/);
     await expect(participatoryFromAttention({ q: randn([2, 20, 2, 8], 1), k, queryRows: [16, 20], visualSpan: [0, 16] }, plan)).rejects.toThrow(ShapeError);
+    // A negative grid whose product matches (it dropped every token and returned a uniform score).
+    await expect(participatoryFromAttention({ q, k, queryRows: [16, 20], visualSpan: [0, 16], visualGrid: { rows: -4, cols: -4 } }, plan)).rejects.toThrow(/visualGrid must have positive integer/);
+    // A missing range names itself (it was a TypeError).
+    const noRows = { q, k, visualSpan: [0, 16] } as unknown as Parameters<typeof participatoryFromAttention>[0];
+    await expect(participatoryFromAttention(noRows, plan)).rejects.toMatchObject({ name: 'ShapeError', argument: 'queryRows' });
+    // NaN in q: the mass is NaN, said as such (it blamed visualSpan: 'all masked?').
+    const qNaN = randn([1, 20, 2, 8], 1);
+    (qNaN.data as Float32Array)[16 * 16 + 3] = NaN;
+    await expect(participatoryFromAttention({ q: qNaN, k, queryRows: [16, 20], visualSpan: [0, 16] }, plan)).rejects.toMatchObject({ name: 'ValueError', argument: 'q' });
   });
 });
 
