@@ -27,7 +27,7 @@ export {
   type Scene, type SceneObject, type SceneOptions, type ObjectSpec, type SceneColour, type SceneTexture, type SceneShape,
 } from './scene.js';
 export {
-  renderRelevancePngs, renderAllocation, renderHtmlReport, allocationRows, formatAllocationTable, buildRelevanceCapture, masksToGrid, fitImage,
+  renderRelevancePngs, renderAllocation, renderHtmlReport, allocationRows, formatAllocationTable, buildRelevanceCapture, masksToGrid, fitImage, gridImage,
   type RelevancePngs, type AllocationRow, type ReportContext,
 } from './report.js';
 export { evaluateRelevance, EVAL_METHODS, type EvaluateOptions, type EvalCase, type EvalSummary, type EvalMethod } from './evaluate.js';

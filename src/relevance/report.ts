@@ -22,6 +22,22 @@ export function fitImage(image: RgbaImage, maxSide = 1024): RgbaImage {
   return rgbToRgba({ width: w, height: h, data: resamplePlanar(rgb.data, 3, image.width, image.height, w, h) });
 }
 
+/**
+ * The part of `image` the plan's patch grid covers (its central crop of whole patches; the whole image when
+ * the plan resized it), fitted to `maxSide`: the image a capture of the grid should carry, so that a viewer's
+ * maps line up with the pixels they describe.
+ */
+export function gridImage(result: RelevanceResult, image: RgbaImage, maxSide = 1024): RgbaImage {
+  const { crop } = result.plan.grid;
+  if (crop.x === 0 && crop.y === 0 && crop.width === image.width && crop.height === image.height) return fitImage(image, maxSide);
+  const data = new Uint8Array(crop.width * crop.height * 4);
+  for (let y = 0; y < crop.height; y++) {
+    const from = ((crop.y + y) * image.width + crop.x) * 4;
+    data.set(image.data.subarray(from, from + crop.width * 4), y * crop.width * 4);
+  }
+  return fitImage({ width: crop.width, height: crop.height, data }, maxSide);
+}
+
 /** One row of the allocation table. */
 export interface AllocationRow {
   /** Region index (raster order). */
@@ -108,7 +124,10 @@ export function renderRelevancePngs(result: RelevanceResult, image: RgbaImage, m
     let acc = 0, hi = sorted[0]!;
     for (const x of sorted) { acc += x; hi = x; if (acc >= total / 2) break; }
     const clipped = Float64Array.from(v.grid, (x) => Math.min(x, hi));
-    return encodePng(overlayHeatmap(shown, clipped, v.w, v.h, { colormap: 'inferno', alpha: 0.85, weightByValue: true, gamma: 0.6, min: 0, max: hi > 0 ? hi : undefined }), png);
+    // The grid covers the plan's crop of the image, not all of it.
+    const sx = shown.width / g.imageWidth, sy = shown.height / g.imageHeight;
+    const rect = { x: g.crop.x * sx, y: g.crop.y * sy, width: g.crop.width * sx, height: g.crop.height * sy };
+    return encodePng(overlayHeatmap(shown, clipped, v.w, v.h, { colormap: 'inferno', alpha: 0.85, weightByValue: true, gamma: 0.6, min: 0, max: hi > 0 ? hi : undefined, rect }), png);
   };
   // Region maps are piecewise constant: draw them as blocks, not blurred.
   const blocks = (values: ArrayLike<number>) => {
@@ -256,7 +275,9 @@ ${lat.map((r) => `<tr><td style="text-align:left">${r.stage}</td><td>${r.measure
 /**
  * A capture file (format of viz/capture-file.ts) for the interactive viewer: one layer, one head,
  * the lexicon query tokens' probability rows over the base patches (recomputed from the LSE, rows
- * only), the image, and optional object masks on the base grid. Lexicon queries only.
+ * only), the image, and optional object masks on the base grid. Lexicon queries only. `imagePng` should
+ * show what the grid covers: encode {@link gridImage} (the full image is off by the crop where the plan
+ * cropped it).
  */
 export async function buildRelevanceCapture(result: RelevanceResult, imagePng: Uint8Array, masks?: Record<string, Uint8Array>): Promise<Uint8Array> {
   const lex = result.plan.lexicon;

@@ -69,11 +69,16 @@ export interface HeatmapOverlayOptions {
   weightByValue?: boolean;
   /** Exponent for `weightByValue` (default 1). */
   gamma?: number;
+  /**
+   * The pixel rectangle the grid covers (default: the whole image), e.g. the central crop a patch grid was
+   * cut from; its edges are rounded to whole pixels, and pixels outside it are left as they are.
+   */
+  rect?: Rect;
 }
 
 /**
- * Upsamples a `gridHeight × gridWidth` heatmap bilinearly to the image's size, colours it with a
- * colormap and alpha-blends it onto a copy of `image`. Non-finite grid values leave the image as is.
+ * Upsamples a `gridHeight × gridWidth` heatmap bilinearly to the image's size (or to `options.rect`), colours
+ * it with a colormap and alpha-blends it onto a copy of `image`. Non-finite grid values leave the image as is.
  */
 export function overlayHeatmap(image: RgbaImage, grid: ArrayLike<number>, gridWidth: number, gridHeight: number, options: HeatmapOverlayOptions = {}): RgbaImage {
   checkRgbaImage(image);
@@ -86,7 +91,16 @@ export function overlayHeatmap(image: RgbaImage, grid: ArrayLike<number>, gridWi
   const lo = options.min ?? flo, hi = options.max ?? fhi;
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new ValueError(`min and max must be finite, got ${lo}, ${hi}`, 'min');
   const { width, height } = image;
-  const up = upsampleBilinear(grid, gridWidth, gridHeight, width, height);
+  let x0 = 0, y0 = 0, x1 = width, y1 = height;
+  if (options.rect) {
+    const r = options.rect;
+    if (![r.x, r.y, r.width, r.height].every(Number.isFinite)) throw new ValueError(`rect must have finite x, y, width and height, got ${JSON.stringify(r)}`, 'rect');
+    x0 = Math.max(0, Math.round(r.x)); y0 = Math.max(0, Math.round(r.y));
+    x1 = Math.min(width, Math.round(r.x + r.width)); y1 = Math.min(height, Math.round(r.y + r.height));
+    if (x1 <= x0 || y1 <= y0) throw new ShapeError(`rect ${JSON.stringify(r)} covers no pixel of the ${width}×${height} image`, 'rect', 'width×height');
+  }
+  const rw = x1 - x0;
+  const up = upsampleBilinear(grid, gridWidth, gridHeight, rw, y1 - y0);
   const table = colormapLut(options.colormap ?? 'inferno');
   const out = new Uint8Array(image.data);
   const span = hi - lo;
@@ -96,7 +110,7 @@ export function overlayHeatmap(image: RgbaImage, grid: ArrayLike<number>, gridWi
     const t = span > 0 ? Math.min(1, Math.max(0, (v - lo) / span)) : 0.5;
     const k = Math.round(t * 255) * 3;
     const w = options.weightByValue ? alpha * Math.pow(t, gamma) : alpha;
-    const o = i * 4;
+    const o = ((y0 + Math.floor(i / rw)) * width + x0 + (i % rw)) * 4;
     out[o] = Math.round(out[o]! * (1 - w) + table[k]! * w);
     out[o + 1] = Math.round(out[o + 1]! * (1 - w) + table[k + 1]! * w);
     out[o + 2] = Math.round(out[o + 2]! * (1 - w) + table[k + 2]! * w);

@@ -6,9 +6,9 @@ import { attention } from '../../attention/attention.js';
 import type { BackendName } from '../../attention/backend.js';
 import { type RelevanceOptions, type RelevanceResult, formatLatencyTable, latencyTable, planRelevance, runRelevance } from '../../relevance/pipeline.js';
 import { parseQuery } from '../../relevance/lexicon.js';
-import { buildRelevanceCapture, formatAllocationTable, masksToGrid, renderHtmlReport, renderRelevancePngs } from '../../relevance/report.js';
+import { buildRelevanceCapture, formatAllocationTable, gridImage, masksToGrid, renderHtmlReport, renderRelevancePngs } from '../../relevance/report.js';
 import { randn } from '../../tensor/tensor.js';
-import type { RgbaImage } from '../../viz/png.js';
+import { encodePng, type RgbaImage } from '../../viz/png.js';
 import { embedCapture, loadViewerHtml } from '../../viz/viewer-html.js';
 import { UnsupportedError } from '../../errors.js';
 import { type Command, UsageError, progress, cliNumber } from '../command.js';
@@ -117,7 +117,11 @@ export async function runJob(image: RgbaImage, options: RelevanceOptions, out: s
   if (result.plan.lexicon) {
     say('writing the capture file and the viewer page');
     const masks = ctx.masks ? masksToGrid(result, ctx.masks) : undefined;
-    const capture = await buildRelevanceCapture(result, pngs['image.png'], masks);
+    // The capture's image is the grid's crop, so the viewer's maps sit on the pixels they describe.
+    const { crop } = result.plan.grid;
+    const whole = crop.x === 0 && crop.y === 0 && crop.width === image.width && crop.height === image.height;
+    const imagePng = whole ? pngs['image.png'] : encodePng(gridImage(result, image, 1024), { level: 3, deflate: (d, level) => deflateSync(d, { level }) });
+    const capture = await buildRelevanceCapture(result, imagePng, masks);
     const captureName = 'capture.vlmcap.safetensors';
     await write(captureName, capture);
     viewer = { capture: join(out, captureName) };

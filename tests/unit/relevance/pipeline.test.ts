@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { demoScene, generateScene, SCENE_COLOURS } from '../../../src/relevance/scene.js';
 import { planRelevance, relevancePrecision, runRelevance, latencyTable, STAGES, SEED_PLAN_MS } from '../../../src/relevance/pipeline.js';
-import { buildRelevanceCapture, renderHtmlReport, renderRelevancePngs, formatAllocationTable } from '../../../src/relevance/report.js';
+import { buildRelevanceCapture, gridImage, renderHtmlReport, renderRelevancePngs, formatAllocationTable } from '../../../src/relevance/report.js';
 import { decodeCapture } from '../../../src/viz/capture-file.js';
-import { decodePng } from '../../../src/viz/png.js';
+import { decodePng, encodePng } from '../../../src/viz/png.js';
 import { InfeasibleError, ValueError } from '../../../src/errors.js';
 import { randn } from '../../../src/tensor/tensor.js';
 
@@ -98,6 +98,32 @@ describe('relevance pipeline', () => {
       }
     }
     expect(() => planRelevance(0, 10, { query: 'red' })).toThrow(/zero-area/);
+  });
+
+  it("the query heatmap and the capture's image cover the grid's crop, not the whole image", async () => {
+    // 1099 px wide, 100-px patches: the grid is a central crop x = 49..1048; the query's red column is its last patch.
+    const W = 1099, H = 400;
+    const data = new Uint8Array(W * H * 4);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+      const i = (y * W + x) * 4, red = x >= 949 && x < 1049;
+      data[i] = red ? 220 : 128; data[i + 1] = red ? 25 : 128; data[i + 2] = red ? 25 : 128; data[i + 3] = 255;
+    }
+    const img = { width: W, height: H, data };
+    const plan = planRelevance(W, H, { query: 'red', budget: 256, min: 16, grid: { patchSize: 100, maxSide: 2000, regionRows: 2, regionCols: 2 }, lodAttention: 'none' });
+    expect(plan.grid.crop).toEqual({ x: 49, y: 0, width: 1000, height: 400 });
+    const res = await runRelevance(img, plan);
+    const heat = decodePng(renderRelevancePngs(res, img, 2000)['heatmap-query.png']);
+    const changed = (x: number, y: number) => [0, 1, 2].reduce((d, c) => d + Math.abs(heat.data[(y * W + x) * 4 + c]! - data[(y * W + x) * 4 + c]!), 0);
+    for (const y of [0, 200, 399]) {
+      for (const x of [0, 48, 1049, 1080, 1098]) expect(changed(x, y)).toBe(0); // outside the crop: untouched
+      expect(changed(1000, y)).toBeGreaterThan(60);                               // on the query's patch: hot
+    }
+    const grid = gridImage(res, img, 2000);
+    expect([grid.width, grid.height]).toEqual([1000, 400]);
+    expect(Array.from(grid.data.subarray(0, 4))).toEqual(Array.from(data.subarray(49 * 4, 50 * 4)));
+    const cap = decodeCapture(await buildRelevanceCapture(res, encodePng(grid)));
+    const shown = decodePng(cap.imagePng!);
+    expect([shown.width, shown.height]).toEqual([1000, 400]);
   });
 
   it('renders heatmaps (query object hottest), the allocation overlay, a self-contained HTML report and a capture file', async () => {

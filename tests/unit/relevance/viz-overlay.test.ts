@@ -109,6 +109,25 @@ describe('overlay', () => {
     expect(() => overlayHeatmap(image, grid, 3, 2, { alpha: 2 })).toThrow(ValueError);
   });
 
+  it('overlayHeatmap with a rect draws the grid over that rectangle only (as over the cropped image)', () => {
+    const rnd = mulberry32(6);
+    const image = { width: 11, height: 8, data: Uint8Array.from({ length: 11 * 8 * 4 }, () => Math.floor(rnd() * 256)) };
+    const grid = [0.1, 0.9, 0.4, 0.3, 0.7, 0.2];
+    const rect = { x: 2, y: 1, width: 7, height: 5 };
+    const out = overlayHeatmap(image, grid, 3, 2, { alpha: 0.8, rect });
+    // The cropped image, overlaid alone, must equal the rect of the whole.
+    const sub = { width: 7, height: 5, data: new Uint8Array(7 * 5 * 4) };
+    for (let y = 0; y < 5; y++) sub.data.set(image.data.subarray(((y + 1) * 11 + 2) * 4, ((y + 1) * 11 + 9) * 4), y * 7 * 4);
+    const alone = overlayHeatmap(sub, grid, 3, 2, { alpha: 0.8 });
+    for (let y = 0; y < 8; y++) for (let x = 0; x < 11; x++) for (let c = 0; c < 4; c++) {
+      const inside = x >= 2 && x < 9 && y >= 1 && y < 6;
+      const want = inside ? alone.data[((y - 1) * 7 + x - 2) * 4 + c] : image.data[(y * 11 + x) * 4 + c];
+      expect(out.data[(y * 11 + x) * 4 + c]).toBe(want);
+    }
+    expect(() => overlayHeatmap(image, grid, 3, 2, { rect: { x: 20, y: 0, width: 3, height: 3 } })).toThrow(/covers no pixel/);
+    expect(() => overlayHeatmap(image, grid, 3, 2, { rect: { x: NaN, y: 0, width: 3, height: 3 } })).toThrow(ValueError);
+  });
+
   it('blendImages mixes linearly and checks sizes', () => {
     const a = { width: 1, height: 1, data: new Uint8Array([0, 100, 200, 255]) };
     const b = { width: 1, height: 1, data: new Uint8Array([200, 100, 0, 0]) };
