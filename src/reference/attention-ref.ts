@@ -12,7 +12,7 @@
  * v [batch, seqLenK, numKvHeads, headDimV] → out [batch, seqLenQ, numHeads, headDimV] and
  * lse [batch, numHeads, seqLenQ] (natural log; −∞ for a fully masked row, whose output is 0).
  */
-import { type Mask, causal, denseMask, findTopK } from '../masks/mask.js';
+import { type Mask, causal, denseMask, findTopK, validateMask } from '../masks/mask.js';
 import { type DType, roundTo } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -75,6 +75,9 @@ export function attentionReference(q: Tensor, k: Tensor, v: Tensor, opts: Refere
   const out = new Float64Array(B * Sq * H * Dv);
   const lse = new Float64Array(B * H * Sq);
   const ctx = { seqLenQ: Sq, seqLenK: Sk };
+  // The oracle refuses what the kernels refuse (a key subset or block layout of the wrong size would
+  // otherwise give numbers the kernels never produce).
+  if (opts.mask) validateMask(opts.mask, ctx);
   const s = new Float64Array(Sq * Sk);
   const p = new Float64Array(Sk);
   const orow = new Float64Array(Dv);

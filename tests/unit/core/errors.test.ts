@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   DTypeError, ShapeError, Tensor, UnsupportedError, ValueError, attention, attentionVarlen, blockSparse, keySubset, prefixLM,
-  randn, slidingWindow, strided, topK, documents, causal, configureCpu, keyImportance,
+  randn, slidingWindow, strided, topK, documents, causal, configureCpu, keyImportance, attentionReference,
 } from '../../../src/index.js';
 
 const q = randn([1, 8, 4, 16], 1), k = randn([1, 10, 2, 16], 2), v = randn([1, 10, 2, 16], 3);
@@ -71,6 +71,10 @@ describe('typed errors', () => {
     await rejects(attention(q, k, v, { mask: blockSparse([[1]], 4) }), ShapeError, { dimension: 'seqLenQ' });
     await rejects(attention(q, k, v, { mask: keySubset([1, 0, 1]) }), ShapeError, { dimension: 'seqLenK' });
     await rejects(attention(q, k, v, { mask: documents([0, 8], [0, 9]) }), ShapeError, { dimension: 'seqLenK' });
+    // The float64 oracle refuses them too (it computed an answer the kernels never give).
+    for (const mask of [blockSparse([[1]], 4), keySubset([1, 0, 1]), documents([0, 8], [0, 9])]) {
+      expect(() => attentionReference(q, k, v, { mask })).toThrow(ShapeError);
+    }
   });
 
   it('tensor views and indices: integers inside the storage and the shape', () => {
