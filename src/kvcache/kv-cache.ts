@@ -411,6 +411,7 @@ export class PagedKvCache implements RotationSource {
    * append `tokenIds.slice(cachedTokens)` with their K/V next.
    */
   addSequence(opts: AddSequenceOptions = {}): AddSequenceResult {
+    if (!opts || typeof opts !== 'object') throw new ValueError(`addSequence takes an options object ({ tokenIds?, images?, salt? }), got ${opts === null ? 'null' : typeof opts}`, 'opts');
     const tokenIds = opts.tokenIds ?? [];
     checkTokenIds(tokenIds, 'tokenIds');
     const images = checkImages(opts.images ?? [], 0, 'images');

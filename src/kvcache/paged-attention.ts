@@ -63,6 +63,10 @@ export async function attentionPaged(q: Tensor, pool: KvStorageLike, layer: numb
   if (D !== st.headDim) throw new ShapeError(`q has headDim ${D}, the cache has ${st.headDim}`, 'q', 'headDim');
   if (!varlen && q.shape[0] !== numSeqs) throw new ShapeError(`q has batch ${q.shape[0]}, seqLens has ${numSeqs} sequences`, 'q', 'batch');
   const Sq = varlen ? 0 : q.shape[1]!;
+  if (!varlen && numSeqs === 0) {
+    // An empty batch (cache.batch([])): an empty output, as the reference gives.
+    return { out: Tensor.zeros([0, Sq, H, D], q.dtype), ...(opts.returnLse ? { lse: Tensor.zeros([0, H, Sq]) } : {}) };
+  }
   const cuQ = varlen ? checkCuSeqlens(opts.cuSeqlensQ!, 'cuSeqlensQ', q.shape[0]!) : Int32Array.from({ length: numSeqs + 1 }, (_, b) => b * Sq);
   if (cuQ.length !== numSeqs + 1) throw new ShapeError(`cuSeqlensQ has ${cuQ.length - 1} sequences, seqLens has ${numSeqs}`, 'cuSeqlensQ', 'numSeqs');
   const tables = tableRows(blockTables, numSeqs);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  KvBlockStorage, PagedKvCache, ShapeError, Tensor, ValueError, attentionReference, causal, gatherContiguous, mulberry32,
+  KvBlockStorage, PagedKvCache, ShapeError, Tensor, ValueError, attentionPaged, attentionReference, causal, gatherContiguous, mulberry32,
   packBlockTables, pagedAttentionReference, randn, slidingWindow,
 } from '../../../src/index.js';
 import { expectClose } from '../../helpers/close.js';
@@ -156,6 +156,18 @@ describe('pagedAttentionReference equals contiguous attention', () => {
     const r = pagedAttentionReference(q, cache, 0, t, t.seqLens, { mask: causal() });
     const ref = attentionReference(q, k.reshape([1, L, Hk, D]), v.reshape([1, L, Hk, D]), { mask: causal() });
     expectClose(r.out, ref.out, { atol: 0.03, label: 'rotated int8 vs f32' });
+  });
+
+  it('an empty batch (cache.batch([])) gives an empty output on every CPU backend, as the reference does', async () => {
+    const c = new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: 4, blockSizeTokens: 4, numBlocks: 4 });
+    const t = c.batch([]), q = randn([0, 1, 2, 4]);
+    expect(pagedAttentionReference(q, c, 0, t, t.seqLens).out.length).toBe(0);
+    for (const backend of ['wasm', 'cpu-ts'] as const) {
+      const r = await attentionPaged(q, c, 0, t, t.seqLens, { backend, returnLse: true });
+      expect(r.out.shape).toEqual([0, 1, 2, 4]);
+      expect(r.lse!.shape).toEqual([0, 2, 1]);
+    }
+    expect(() => c.addSequence(null as never)).toThrow(ValueError);
   });
 
   it('rejects bad input with typed errors naming the argument', () => {
