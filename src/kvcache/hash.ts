@@ -6,7 +6,8 @@
  * Block hash (vLLM V1 automatic prefix caching, `kv_cache_utils.py`):
  *
  *   hash(block i) = SHA-256( parent ‖ u32 n ‖ i32 tokenIds[0..n) ‖ u32 numExtra ‖ extra… )
- *   parent        = hash(block i−1), or NONE_HASH = SHA-256("vlm-attention/kv-prefix/v1\0" ‖ hashSeed) for block 0
+ *   parent        = hash(block i−1), or for block 0
+ *                   NONE_HASH = SHA-256( u32 26 ‖ "vlm-attention/kv-prefix/v1" ‖ u32 byteLength ‖ utf8 hashSeed )
  *   extra         = u8 tag ‖ u32 byteLength ‖ utf8 bytes [‖ i32 offset]
  *                   tag 1: an image overlapping the block: (content hash, image offset − block start)
  *                   tag 2: the tenant salt (block 0 only)

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   OutOfBlocksError, PagedKvCache, ShapeError, StateError, Tensor, UnsupportedError, ValueError, blockHash, gatherContiguous,
@@ -201,6 +202,11 @@ describe('prefix caching', () => {
     expect(cache.pool.hashOf(table[2]!)).toBe(h2);
     expect(cache.pool.hashOf(table[3]!)).toBeNull(); // partial block: not cached
     expect(noneHash('deploy-1')).not.toBe(noneHash(''));
+    // Block 0's parent as docs/kvcache.md writes it, recomputed with node:crypto: SHA-256(u32 26 ‖ "vlm-attention/kv-prefix/v1" ‖ u32 n ‖ seed).
+    const lp = (x: string) => { const b = Buffer.from(x, 'utf8'), n = Buffer.alloc(4); n.writeUInt32LE(b.length); return Buffer.concat([n, b]); };
+    for (const seed of ['', 'deploy-1', 'é✓']) {
+      expect(noneHash(seed)).toBe(createHash('sha256').update(Buffer.concat([lp('vlm-attention/kv-prefix/v1'), lp(seed)])).digest('hex'));
+    }
   });
 
   it('never aliases different images behind the same placeholder tokens, nor one image at another offset', () => {
