@@ -6,15 +6,17 @@ import { type Command, UsageError, progress, cliNumber } from '../command.js';
 
 const usage = `vlm-attention cache-stats [--workload serving|image-prefix|waste] [--layers L] [--heads H] [--kv-heads Hk]
                            [--head-dim D] [--dtype f16|f32|int8] [--block-size 16] [--blocks N | --memory 4GB]
-                           [--requests N] [--images N] [--image-tokens N] [--seed S] [--json]
+                           [--requests N] [--images N] [--prompts N] [--image-tokens N] [--seed S] [--json]
 Runs a built-in simulated workload on a paged KV cache (metadata only: no K/V memory is allocated)
 and prints pool statistics: utilisation, fragmentation, sharing savings, prefix-cache hit rate,
 evictions and copy-on-writes, plus KV bytes per token for MHA, GQA and MQA.
 
 Workloads:
   serving       continuous batching of [system][image][question] requests with popular images,
-                2 parallel samples per request (forks), occasional rollbacks (default)
-  image-prefix  100 requests over 10 images × 10 prompts, image-first and prompt-first layouts
+                2 parallel samples per request (forks), occasional rollbacks (default; --requests,
+                default 200, over --images, default 20)
+  image-prefix  every image × prompt once (--images × --prompts, default 10 × 10), image-first and
+                prompt-first layouts
   waste         1,000 sequences with lengths uniform in 1..4,096: paged vs contiguous reservation`;
 
 function pct(x: number): string {
@@ -43,12 +45,18 @@ const command: Command = {
         workload: { type: 'string', default: 'serving' },
         layers: { type: 'string', default: '28' }, heads: { type: 'string', default: '28' }, 'kv-heads': { type: 'string', default: '4' },
         'head-dim': { type: 'string', default: '128' }, dtype: { type: 'string', default: 'f16' }, 'block-size': { type: 'string', default: '16' },
-        blocks: { type: 'string' }, memory: { type: 'string' }, requests: { type: 'string', default: '200' }, images: { type: 'string', default: '20' },
+        blocks: { type: 'string' }, memory: { type: 'string' }, requests: { type: 'string' }, images: { type: 'string' }, prompts: { type: 'string' },
         'image-tokens': { type: 'string', default: '576' }, seed: { type: 'string', default: '1' }, json: { type: 'boolean', default: false },
       },
     });
+    // Workload-specific flags: a flag the chosen workload has no use for is refused, not ignored.
+    const wants: Record<string, string[]> = { serving: ['requests', 'images'], 'image-prefix': ['images', 'prompts'], waste: [] };
+    for (const f of ['requests', 'images', 'prompts'] as const) {
+      if (values[f] !== undefined && wants[values.workload]?.includes(f) === false) throw new UsageError(`--${f} does not apply to --workload ${values.workload}`);
+    }
+    const defaults: Record<string, string> = { requests: '200', images: values.workload === 'image-prefix' ? '10' : '20', prompts: '10' };
     const int = (name: string, min = 1) => {
-      const v = values[name as keyof typeof values] as string;
+      const v = (values[name as keyof typeof values] as string | undefined) ?? defaults[name]!;
       const n = cliNumber(v);
       if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got ${v}`);
       return n;
@@ -79,18 +87,19 @@ const command: Command = {
         ...header, '',
         `Serving: ${r.requests} requests ([system 32][image ${int('image-tokens')}][question 8–64], ${int('images')} images with Zipf popularity, 2 samples each) in ${r.steps} steps; ${r.deferred} waited for memory`,
         `  prefill computed ${r.prefillTokensComputed} of ${r.prefillTokensRequested} prompt tokens (${pct(1 - r.prefillTokensComputed / Math.max(1, r.prefillTokensRequested))} served from the prefix cache); ${r.tokensGenerated} tokens generated${r.samplesCutShort ? `; ${r.samplesCutShort} samples cut short for want of a block` : ''}`,
-        `At peak utilisation (${r.peakSequences} sequences at most):`, ...statsLines(r.atPeak),
+        `  at most ${r.peakSequences} samples ran at once`,
+        'At peak utilisation:', ...statsLines(r.atPeak),
         'At the end:', ...statsLines(r.final),
       ].join('\n'));
     } else if (values.workload === 'image-prefix') {
       // The model's shape sizes the blocks; the pool is the one --blocks or --memory gives, else one large enough that
       // nothing is evicted (the workload's own default), as the line below says.
       const pool = values.blocks !== undefined || values.memory !== undefined ? { numBlocks: plan.numBlocks } : {};
-      const runs = (['image-first', 'prompt-first'] as const).map((order) => simulateImagePrefix({ order, imageTokens: int('image-tokens'), ...model, ...pool, seed }));
+      const runs = (['image-first', 'prompt-first'] as const).map((order) => simulateImagePrefix({ order, numImages: int('images'), numPrompts: int('prompts'), imageTokens: int('image-tokens'), ...model, ...pool, seed }));
       if (values.json) { console.log(JSON.stringify({ workload: 'image-prefix', model, plan, variants, reports: runs }, null, 2)); return; }
       const lines = [...header, `(image-prefix runs on ${'numBlocks' in pool ? 'that pool' : `a pool of ${runs[0]!.stats.totalBlocks} blocks, large enough that nothing is evicted (--blocks or --memory sets it)`})`, ''];
       for (const r of runs) {
-        lines.push(`${r.order}: ${r.requests} requests over 10 images × 10 prompts`,
+        lines.push(`${r.order}: ${r.requests} requests over ${int('images')} images × ${int('prompts')} prompts`,
           `  hit rate over shareable blocks ${pct(r.hitRateOfShareable)} (${r.hitBlocks} of ${r.shareableBlocks})`,
           `  image blocks reused after each image's first request: ${r.imageBlocksReused} of ${r.imageBlocksAfterFirst}`,
           `  ${r.order === 'image-first' ? 'text blocks after the image' : 'prompt blocks before the image'} hit: ${r.promptBlocksHit} of ${r.promptBlocksQueried}`,

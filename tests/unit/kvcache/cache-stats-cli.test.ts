@@ -29,6 +29,18 @@ describe('vlm-attention cache-stats', () => {
     expect(text).toMatch(/fragmentation/);
     expect(text).toMatch(/prefix cache\s+\d+\.\d+ % hit rate/);
     expect(text).toMatch(/Serving: 40 requests/);
+    // The run's peak concurrency is its own line, not a caption of the peak-utilisation snapshot.
+    expect(text).toMatch(/at most \d+ samples ran at once\nAt peak utilisation:\n/);
+  });
+
+  it('image-prefix takes --images and --prompts; a flag a workload has no use for is refused, not ignored', async () => {
+    const out = capture();
+    await command.run(['--workload', 'image-prefix', '--images', '3', '--prompts', '2', '--json']);
+    const j = JSON.parse(out.join('\n'));
+    expect(j.reports.map((r: { requests: number }) => r.requests)).toEqual([6, 6]);
+    await expect(command.run(['--workload', 'image-prefix', '--requests', '5'])).rejects.toThrow(/--requests does not apply to --workload image-prefix/);
+    await expect(command.run(['--workload', 'waste', '--images', '5'])).rejects.toThrow(UsageError);
+    await expect(command.run(['--prompts', '5'])).rejects.toThrow(/--prompts does not apply to --workload serving/);
   });
 
   it('--json gives the report as JSON (image-prefix workload)', async () => {
