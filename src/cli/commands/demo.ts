@@ -9,7 +9,8 @@ Runs the whole relevance pipeline on a built-in procedural scene (objects of sev
 textures, with known masks): prints the allocation table and the latency budget, and writes
 heatmaps, the allocation overlay, report.html (linking viewer.html, the interactive viewer with
 the capture embedded) and the capture file to ./vlm-attention-out/.
-Defaults: query "red striped", 784×784 scene, 7x7 regions, budget 1600, min 16.
+Defaults: query "red striped", 784×784 scene, 7x7 regions, budget 1600, min 16 (for the demo these
+replace the --regions and --min defaults listed below, which are those of \`run\`).
   --seed N              a random procedural scene instead of the built-in one
 ${SHARED_USAGE}`;
 
