@@ -89,6 +89,8 @@ const state = {
   head: 'all',
   colormap: 'inferno' as ColormapName,
   lastMap: null as MapJson | null,
+  /** Why the page changed what a link or the previous capture asked for (shown once, above the map). */
+  notes: [] as string[],
   seq: 0,
 };
 
@@ -140,6 +142,67 @@ function tokenLabel(pos: number): string {
   return `“${escapeText(state.info!.tokens[pos] ?? '?')}” (position ${pos})`;
 }
 
+/** Draws a token map (the last one fetched): recolouring for a new colormap or opacity needs no new request. */
+function drawTokenMap(m: MapJson): void {
+  const { rows, cols } = state.info!.grid;
+  const img = overlayMap(baseImage(rows, cols), m.values, cols, rows, {
+    colormap: state.colormap, alpha: state.image ? Number(alphaIn.value) / 100 : 1, weightByValue: !!state.image,
+  });
+  put(img);
+  outlinePatch(m.argmax.row, m.argmax.col, rows, cols, '#4cc2ff');
+}
+
+/** Clears what describes the map on screen (after a failed request nothing shown may belong to the old one). */
+function clearShown(): void {
+  const info = state.info;
+  if (info) put(baseImage(info.grid.rows, info.grid.cols));
+  state.lastMap = null;
+  caption.innerHTML = '';
+  for (const k of ['tokens', 'argmax', 'argmaxIndex', 'patch', 'patchArgmax']) delete stage.dataset[k];
+}
+
+/**
+ * Keeps the selection to what this capture offers: a mode it can compute, a layer and a head it has, and for
+ * rollout and flow a head subset only where it stores every query row. Anything changed is noted for the caption.
+ */
+function normaliseSelection(): void {
+  const info = state.info!, av = state.available!;
+  const modeOk = (m: string) => m === 'raw' || (m === 'rollout' && av.rollout) || (m === 'flow' && av.flow);
+  if (!modeOk(state.mode)) {
+    state.notes.push(`mode ${state.mode} is not available for this capture: showing raw`);
+    state.mode = 'raw';
+  }
+  const inRange = (v: string, n: number) => v === 'all' || (/^\d+$/.test(v) && Number(v) < n);
+  if (!inRange(state.layer, info.numLayers)) { state.notes.push(`layer ${state.layer} is not in this capture (0–${info.numLayers - 1}): showing all layers`); state.layer = 'all'; }
+  if (!inRange(state.head, info.numHeads)) { state.notes.push(`head ${state.head} is not in this capture (0–${info.numHeads - 1}): showing all heads`); state.head = 'all'; }
+  if (state.mode !== 'raw' && state.head !== 'all' && !av.rolloutHeadSubsets) {
+    state.notes.push(`${state.mode} over one head needs every query row stored: showing all heads`);
+    state.head = 'all';
+  }
+  syncControls();
+}
+
+/** The controls show the selection: mode radios, layer and head selectors (head disabled where it cannot apply). */
+function syncControls(): void {
+  const av = state.available;
+  if (!av) return;
+  for (const r of document.querySelectorAll<HTMLInputElement>('input[name="mode"]')) {
+    r.disabled = (r.value === 'rollout' && !av.rollout) || (r.value === 'flow' && !av.flow);
+    r.checked = r.value === state.mode;
+  }
+  layerSel.value = state.layer;
+  headSel.value = state.head;
+  headSel.disabled = state.mode !== 'raw' && !av.rolloutHeadSubsets;
+  headSel.title = headSel.disabled ? `${state.mode} over one head needs a capture with every query row` : '';
+  markHead();
+}
+
+function takeNotes(): string | null {
+  const n = state.notes.length ? `${state.notes.join('; ')}.` : null;
+  state.notes = [];
+  return n;
+}
+
 async function refresh(): Promise<void> {
   const src = state.source, info = state.info;
   if (!src || !info) return;
@@ -153,11 +216,7 @@ async function refresh(): Promise<void> {
       const m = await src.get<MapJson>('/api/map', { tokens: state.tokens, ...params() });
       if (seq !== state.seq) return;
       state.lastMap = m;
-      const img = overlayMap(baseImage(rows, cols), m.values, cols, rows, {
-        colormap: state.colormap, alpha: state.image ? Number(alphaIn.value) / 100 : 1, weightByValue: !!state.image,
-      });
-      put(img);
-      outlinePatch(m.argmax.row, m.argmax.col, rows, cols, '#4cc2ff');
+      drawTokenMap(m);
       stage.dataset.tokens = m.tokens.join(',');
       stage.dataset.argmax = `${m.argmax.row},${m.argmax.col}`;
       stage.dataset.argmaxIndex = String(m.argmax.index);
@@ -168,6 +227,7 @@ async function refresh(): Promise<void> {
         el.classList.remove('argmax');
         el.style.background = '';
         el.style.color = '';
+        el.title = `position ${el.dataset.position}`;
       }
       caption.innerHTML = '';
       caption.append(
@@ -183,7 +243,11 @@ async function refresh(): Promise<void> {
       if (seq !== state.seq) return;
       const base = baseImage(rows, cols);
       put(base);
+      state.lastMap = null;
       outlinePatch(pm.patch.row, pm.patch.col, rows, cols, '#ffd34d');
+      delete stage.dataset.tokens;
+      delete stage.dataset.argmax;
+      delete stage.dataset.argmaxIndex;
       stage.dataset.patch = String(pm.patch.index);
       stage.dataset.patchArgmax = String(pm.argmax);
       const lut = colormapLut(state.colormap);
@@ -202,10 +266,12 @@ async function refresh(): Promise<void> {
       caption.innerHTML = '';
       caption.append(`patch row ${pm.patch.row}, col ${pm.patch.col} (position ${pm.patch.position}) is attended most by `, b(tokenLabel(pm.argmax)), ` · ${fallback ? `${pp.mode} (flow to a patch is too much work for this capture)` : state.mode}`);
     }
-    showError(null);
+    // What the page changed of the link's or the last capture's selection is said once, above the map.
+    showError(takeNotes());
     stage.dataset.state = 'ready';
   } catch (e) {
     if (seq !== state.seq) return;
+    clearShown();
     showError((e as Error).message);
     stage.dataset.state = 'error';
   }
@@ -218,7 +284,7 @@ function b(text: string): HTMLElement {
 }
 
 function buildControls(): void {
-  const info = state.info!, av = state.available!;
+  const info = state.info!;
   layerSel.innerHTML = '';
   const opt = (sel: HTMLSelectElement, value: string, text: string) => { const o = document.createElement('option'); o.value = value; o.textContent = text; sel.append(o); };
   opt(layerSel, 'all', 'all');
@@ -226,12 +292,7 @@ function buildControls(): void {
   headSel.innerHTML = '';
   opt(headSel, 'all', 'all');
   for (let h = 0; h < info.numHeads; h++) opt(headSel, String(h), String(h));
-  layerSel.value = [...layerSel.options].some((o) => o.value === state.layer) ? state.layer : 'all';
-  headSel.value = [...headSel.options].some((o) => o.value === state.head) ? state.head : 'all';
-  for (const r of document.querySelectorAll<HTMLInputElement>('input[name="mode"]')) {
-    r.disabled = (r.value === 'rollout' && !av.rollout) || (r.value === 'flow' && !av.flow);
-    r.checked = r.value === state.mode;
-  }
+  normaliseSelection();
   tokensBox.innerHTML = '';
   for (const p of info.textPositions) {
     const el = document.createElement('button');
@@ -275,9 +336,7 @@ async function buildHeads(): Promise<void> {
       cell.title = `layer ${l}, head ${j}: ${v.toPrecision(4)}`;
       cell.addEventListener('click', () => {
         state.layer = String(l); state.head = String(j); state.mode = 'raw';
-        layerSel.value = state.layer; headSel.value = state.head;
-        for (const r of document.querySelectorAll<HTMLInputElement>('input[name="mode"]')) r.checked = r.value === 'raw';
-        markHead();
+        syncControls();
         void refresh();
       });
       headsBox.append(cell);
@@ -327,12 +386,24 @@ function base64ToBytes(b64: string): Uint8Array {
 
 function wire(): void {
   for (const r of document.querySelectorAll<HTMLInputElement>('input[name="mode"]')) {
-    r.addEventListener('change', () => { if (r.checked) { state.mode = r.value; void refresh(); } });
+    r.addEventListener('change', () => { if (r.checked) { state.mode = r.value; normaliseSelection(); void refresh(); } });
   }
   layerSel.addEventListener('change', () => { state.layer = layerSel.value; markHead(); void refresh(); });
   headSel.addEventListener('change', () => { state.head = headSel.value; markHead(); void refresh(); });
-  cmapSel.addEventListener('change', () => { state.colormap = cmapSel.value as ColormapName; drawLegend(); void refresh(); });
-  alphaIn.addEventListener('input', () => { if (state.view === 'token') void refresh(); });
+  // Colour and opacity recolour the map on screen; only the patch view (token colours) redraws from the API.
+  const recolour = () => {
+    if (state.view === 'token' && state.lastMap && stage.dataset.state === 'ready') drawTokenMap(state.lastMap);
+    else if (state.view === 'patch') void refresh();
+  };
+  cmapSel.addEventListener('change', () => { state.colormap = cmapSel.value as ColormapName; drawLegend(); recolour(); });
+  alphaIn.addEventListener('input', () => { if (state.view === 'token') recolour(); });
+  // Editing the link of an open page (the offline file reads its parameters after #) shows what it asks for.
+  window.addEventListener('hashchange', () => {
+    if (!state.info) return;
+    readLinkParams();
+    normaliseSelection();
+    void refresh();
+  });
   canvas.addEventListener('click', (ev) => {
     const info = state.info;
     if (!info) return;
@@ -351,7 +422,8 @@ function wire(): void {
       state.tokens = ''; state.view = 'token'; state.layer = 'all'; state.head = 'all';
       await load();
     } catch (e) {
-      showError(`could not open ${f.name}: ${(e as Error).message}`);
+      const err = e as Error;
+      showError(`could not open ${f.name}: ${err instanceof ApiError ? err.message : `${err.name}: ${err.message}`}`);
       stage.dataset.state = 'error';
     }
   });

@@ -101,8 +101,9 @@ export function handleApi(c: Capture, method: string, pathname: string, query: U
         return json(200, { ...m, values: Array.from(m.values) });
       }
       case '/api/patch': {
-        const p = parseIndexList(query.get('patch'), 'patch', 'grid', c.info.grid.rows * c.info.grid.cols);
-        if (!p || p.length !== 1) throw new ShapeError('patch must be one integer (row-major index into the grid)', 'patch', 'grid');
+        const text = query.get('patch') ?? '';
+        if (!/^\s*-?\d+\s*$/.test(text)) throw new ShapeError(`patch must be one integer (row-major index into the grid), got ${JSON.stringify(text.slice(0, 80))}`, 'patch', 'grid');
+        const p = [Number(text)];
         const m = patchMap(c, p[0]!, {
           layers: parseIndexList(query.get('layers'), 'layers', 'numLayers', c.info.numLayers), heads: parseIndexList(query.get('heads'), 'heads', 'numHeads', c.info.numHeads),
           mode: modeOf(query.get('mode')), maxWork: API_FLOW_MAX_WORK,

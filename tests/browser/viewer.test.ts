@@ -11,7 +11,7 @@ import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: plain .mjs build script without types
 import { buildViewer } from '../../scripts/build-viewer.mjs';
-import { type Capture, encodeCapture } from '../../src/viz/capture-file.js';
+import { type Capture, encodeCapture, makeCapture } from '../../src/viz/capture-file.js';
 import { patchMap, tokenMap } from '../../src/viz/maps.js';
 import { startViewerServer, type ViewerServer } from '../../src/viz/server.js';
 import { syntheticCapture } from '../../src/viz/synthetic.js';
@@ -148,12 +148,20 @@ describe('attention viewer in Chromium', () => {
     expect((await stageData(page)).state).toBe('error');
     const msg = await page.textContent('#error');
     expect(msg).toMatch(/ShapeError: tokens contains 9999; the sequence has 208 positions/);
+    // A layer or head the capture does not have: the page says so and shows all of them, and the controls say what is drawn.
     await page.goto(`${server.url}?tokens=${pos('red')}&layer=7`);
     await ready(page);
-    expect(await page.textContent('#error')).toMatch(/layers contains .*7.*4 layers/);
-    await page.goto(`${server.url}?tokens=${pos('red')}&head=9`);
+    expect(await page.textContent('#error')).toMatch(/layer 7 is not in this capture \(0–3\): showing all layers/);
+    expect(await page.inputValue('#layer')).toBe('all');
+    expect((await stageData(page)).argmax).toBe(`${tokenMap(capture, [pos('red')]).argmax.row},${tokenMap(capture, [pos('red')]).argmax.col}`);
+    await page.goto(`${server.url}?tokens=${pos('red')}&head=9&mode=magic`);
     await ready(page);
-    expect(await page.textContent('#error')).toMatch(/heads contains 9/);
+    expect(await page.textContent('#error')).toMatch(/mode magic is not available.*head 9 is not in this capture/);
+    expect(await page.isChecked('input[name="mode"][value="raw"]')).toBe(true);
+    // The next click works and clears the note.
+    await page.click(`.tok[data-position="${pos('blue')}"]`);
+    await page.waitForFunction((p) => document.getElementById('stage')!.dataset.tokens === String(p) && document.getElementById('stage')!.dataset.state === 'ready', pos('blue'));
+    expect(await page.isHidden('#error')).toBe(true);
     await page.screenshot({ path: join(ARTIFACTS, 'viewer-error.png') });
     // A corrupt capture uploaded through "Open capture…" → FormatError in the page, old capture kept.
     const bytes = encodeCapture(capture);
@@ -167,6 +175,64 @@ describe('attention viewer in Chromium', () => {
     const g = tokenMap(capture, [pos('green')]);
     expect((await stageData(page)).argmax).toBe(`${g.argmax.row},${g.argmax.col}`);
     expect(await page.isHidden('#error')).toBe(true);
+    await page.close();
+  }, 120_000);
+
+  it('the page shows only what it drew: selection kept to the capture, errors clear the old map, recolouring fetches nothing', async () => {
+    const page = await browser.newPage();
+    const maps: string[] = [];
+    page.on('request', (r) => { if (r.url().includes('/api/')) maps.push(r.url()); });
+    await page.goto(`${server.url}?tokens=${pos('red')}&mode=rollout`);
+    await ready(page);
+    const before = maps.length;
+    // Opacity and colormap recolour the map on screen: no request (flow re-ran a map per slider step).
+    for (let i = 0; i < 5; i++) await page.press('#alpha', 'ArrowLeft');
+    await page.selectOption('#colormap', 'viridis');
+    expect(maps.length).toBe(before);
+    expect((await stageData(page)).state).toBe('ready');
+    // A patch click, then a token click: the tokens' tooltips are theirs again, and the token view's attributes only.
+    await page.click('#canvas', { position: { x: 10, y: 10 } });
+    await page.waitForFunction(() => document.getElementById('stage')!.dataset.view === 'patch' && document.getElementById('stage')!.dataset.state === 'ready');
+    expect((await stageData(page)).tokens).toBeUndefined();
+    await page.click(`.tok[data-position="${pos('green')}"]`);
+    await page.waitForFunction((p) => document.getElementById('stage')!.dataset.tokens === String(p) && document.getElementById('stage')!.dataset.state === 'ready', pos('green'));
+    expect(await page.getAttribute(`.tok[data-position="${pos('blue')}"]`, 'title')).toBe(`position ${pos('blue')}`);
+    expect((await stageData(page)).patch).toBeUndefined();
+    // A failed request leaves no trace of the previous map: no caption, no argmax.
+    await page.evaluate(() => { location.hash = 'tokens=9999'; });
+    await page.waitForFunction(() => document.getElementById('stage')!.dataset.state === 'error');
+    const d = await stageData(page);
+    expect(d.argmax).toBeUndefined();
+    expect(d.tokens).toBeUndefined();
+    expect((await page.textContent('#caption'))?.trim()).toBe('');
+    // Editing the link of the open page shows what it asks for (hashchange).
+    await page.evaluate((p) => { location.hash = `tokens=${p}&mode=raw&layer=2`; }, pos('disc'));
+    await page.waitForFunction((p) => document.getElementById('stage')!.dataset.tokens === String(p) && document.getElementById('stage')!.dataset.state === 'ready', pos('disc'));
+    const m = tokenMap(capture, [pos('disc')], { layers: [2] });
+    expect((await stageData(page)).argmax).toBe(`${m.argmax.row},${m.argmax.col}`);
+    expect(await page.inputValue('#layer')).toBe('2');
+    // Opening a capture that cannot do the current mode: it is shown in raw, and the radio says so.
+    await page.evaluate(() => { location.hash = 'mode=rollout'; });
+    await page.waitForFunction(() => document.getElementById('stage')!.dataset.mode === 'rollout' && document.getElementById('stage')!.dataset.state === 'ready');
+    const text = capture.info.textPositions;
+    const rowsOnly = makeCapture({
+      tokens: capture.info.tokens, grid: capture.info.grid, imageSpan: capture.info.imageSpan, queryPositions: text,
+      attention: capture.attention.map((a) => {
+        const H = capture.info.numHeads, N = capture.info.seqLen, out = new Float32Array(H * text.length * N);
+        for (let h = 0; h < H; h++) text.forEach((t, i) => out.set(a.subarray((h * N + t) * N, (h * N + t + 1) * N), (h * text.length + i) * N));
+        return { dtype: 'f32' as const, shape: [1, H, text.length, N], data: out };
+      }),
+    });
+    await page.setInputFiles('#file', { name: 'rows.vlmcap.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from(encodeCapture(rowsOnly)) });
+    await page.waitForFunction(() => document.getElementById('stage')!.dataset.state === 'ready' && document.getElementById('stage')!.dataset.mode === 'raw');
+    expect(await page.isChecked('input[name="mode"][value="raw"]')).toBe(true);
+    expect(await page.isDisabled('input[name="mode"][value="rollout"]')).toBe(true);
+    expect(await page.textContent('#error')).toMatch(/mode rollout is not available for this capture: showing raw/);
+    // The server views the test's capture again (it is shared by the tests).
+    expect((await fetch(`${server.url}api/capture`, { method: 'POST', body: Buffer.from(encodeCapture(capture)) })).status).toBe(200);
+    // Narrow screens do not scroll sideways.
+    await page.setViewportSize({ width: 320, height: 640 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(320);
     await page.close();
   }, 120_000);
 

@@ -91,6 +91,7 @@ describe('viewer API (pure handler)', () => {
     expect(many.body).toMatchObject({ error: 'ValueError', argument: 'tokens' });
     expect(get('/api/map', { tokens: '11', layers: '0-3' }).body).toMatchObject({ argument: 'layers', dimension: 'numLayers' });
     expect(get('/api/patch', { patch: '3-1' }).body).toMatchObject({ argument: 'patch', dimension: 'grid' });
+    expect(get('/api/patch', { patch: '1.5' }).body.message).toMatch(/^patch must be one integer/);
     expect(performance.now() - t0).toBeLessThan(2000);
   });
   it('fuzz: arbitrary query strings never give 5xx', () => {
