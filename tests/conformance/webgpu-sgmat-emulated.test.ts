@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gpuContext, lastGpuStats, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
+import { attention, attentionReference, gpuContext, lastGpuStats, randn, setGpuKernelPreference, setGpuOutputPoisoning, topK } from '../../src/index.js';
 import { setSgmatAblation } from '../../src/kernels/webgpu/sgmat.js';
 import { CASES, type ConformanceCase, checkCase, runOn } from './cases.js';
 
@@ -11,7 +11,7 @@ import { CASES, type ConformanceCase, checkCase, runOn } from './cases.js';
 const PICK = [
   'self N1 d64', 'self N129 d64', 'causal N129 d64', 'cross 97x1025', 'causal 129x97', 'causal 1025x127',
   'headDim 59', 'headDim 111', 'headDim 128', 'headDimV 111 ≠ headDim 40', 'GQA decode Sq4 causal', 'window(8,8)',
-  'prefixLM(70) Sq<Sk', 'block-sparse 64×32 ∧ causal', 'documents ∧ causal', 'topK(16, causal)', 'softcap 30',
+  'prefixLM(70) Sq<Sk', 'block-sparse 64×32 ∧ causal', 'documents ∧ causal', 'softcap 30',
   'causal Sq>Sk: fully masked rows', 'empty KV (seqLenK 0)', 'inputs near ±1000', 'NaN in k: rows that see it are NaN, others not',
   'NaN in v propagates', '+Inf in k: +∞ scores make NaN rows, −∞ scores drop the key', 'softcap 30 with NaN in k', 'layout BHSD', 'varlen self causal', 'varlen cross (Sq_b ≠ Sk_b) causal', 'varlen window GQA8',
 ];
@@ -87,7 +87,7 @@ describeForm('eight subgroups a workgroup', 'ns8', '"NS":8', ['causal 129x97', '
 // Masks, GQA packing, varlen, scalar loads (headDim 59), LSE and NaN rows, with and without 16-byte stores.
 describeForm('two query blocks a subgroup', 'mb2', '"MB":2', [
   'self N129 d64', 'causal 129x97', 'cross 97x1025', 'headDim 59', 'headDimV 111 ≠ headDim 40', 'GQA ratio 4', 'varlen window GQA8',
-  'softcap 30', 'NaN in k: rows that see it are NaN, others not', 'causal Sq>Sk: fully masked rows', 'topK(16, causal)', 'inputs near ±1000',
+  'softcap 30', 'NaN in k: rows that see it are NaN, others not', 'causal Sq>Sk: fully masked rows', 'inputs near ±1000',
 ]);
 
 // The rescale inside the key loop ('noloopx': the form before the rescale left the loop, SgmatVariant's default
@@ -99,3 +99,25 @@ describeForm('rescale inside the key loop, two query blocks', 'mb2,noloopx', '"a
 // P row-major ('prow', two query blocks; a trial form for the H200, where offsets from the invocation index may let the
 // compiler merge a lane's 16 probability stores): its data flow through the emulated kernel.
 describeForm('P row-major, two query blocks', 'mb2,prow', '"ablate":"mb2,prow"', ['causal 129x97', 'headDim 59', 'varlen window GQA8', 'inputs near ±1000']);
+
+// Top-k with the tensor-core kernel preferred: its threshold pass rounds each score as the SIMT kernel does, not as
+// the matrix products do, so a call with a top-k mask runs flash_portable (the tensor-core kernel dropped the k-th
+// key on a quarter of the rows of random inputs: the dyadic conformance inputs round alike on both and hid it).
+describe('webgpu: top-k stays on the SIMT kernel when the tensor-core kernel is preferred', () => {
+  beforeAll(async () => { await gpuContext(); setGpuKernelPreference('sgmat-emulated'); });
+  afterAll(() => setGpuKernelPreference('auto'));
+  for (const dtype of ['f32', 'f16'] as const) {
+    it(`random inputs, topK(5), Sq 40 × Sk 129, d32, ${dtype}`, async () => {
+      const q = randn([1, 40, 1, 32], 1), k = randn([1, 129, 1, 32], 2), v = randn([1, 129, 1, 32], 3);
+      const ref = attentionReference(q.to(dtype), k.to(dtype), v.to(dtype), { mask: topK(5) }).out;
+      const out = (await attention(q.to(dtype), k.to(dtype), v.to(dtype), { mask: topK(5), backend: 'webgpu' })).out.toFloat64();
+      expect(lastGpuStats?.kernel).toBe('flash_portable');
+      let worst = 0;
+      for (let i = 0; i < out.length; i++) worst = Math.max(worst, Math.abs(out[i]! - ref[i]!));
+      expect(worst).toBeLessThan(dtype === 'f16' ? 2e-3 : 2e-6);
+      // Without top-k the same call runs on the tensor cores (f32 in their split form).
+      await attention(q.to(dtype), k.to(dtype), v.to(dtype), { backend: 'webgpu' });
+      expect(lastGpuStats?.kernel).toBe('flash_sgmat');
+    }, 300_000);
+  }
+});

@@ -375,11 +375,14 @@ function chooseKernel(ctx: GpuContext, plan: AttentionPlan, topk: boolean, sgOk:
   const decodeShared = decodeSharedBytes(R, plan.headDim, plan.headDimV);
   const decodeOk = !topk && plan.seqLenQ <= 16 && R <= 64 && R * plan.headDim <= 4096 && plan.seqLenK >= 128 && decodeShared <= ctx.caps.maxWorkgroupStorage;
   if ((preference === 'decode' || preference === 'decode-split' || preference === 'decode-emulated') && decodeOk) return 'decode';
-  if ((preference === 'sgmat' || preference === 'sgmat-emulated') && sgOk) return 'flash_sgmat';
+  // Top-k stays on the SIMT kernel: its threshold pass computes each score as flash_portable does, with the same
+  // rounding, so the k-th key passes `s >= threshold`; the tensor cores' products round differently and dropped it.
+  const sgmatOk = sgOk && !topk;
+  if ((preference === 'sgmat' || preference === 'sgmat-emulated') && sgmatOk) return 'flash_sgmat';
   if (preference === 'portable') return 'flash_portable';
   if (preference === 'auto') {
     if (decodeOk) return 'decode';
-    if (sgOk) return 'flash_sgmat';
+    if (sgmatOk) return 'flash_sgmat';
   }
   return 'flash_portable';
 }
