@@ -315,7 +315,10 @@ async function captureGpu(q: Tensor, k: Tensor, opts: CaptureOptions & { querySt
   const gq = await GpuTensor.fromTensor(q.asBSHD(plan.layout, 'q'), ctx), gk = await GpuTensor.fromTensor(k.asBSHD(plan.layout, 'k'), ctx);
   const gl = await GpuTensor.fromTensor(lse, ctx);
   const bshdPlan = { ...plan, layout: 'bshd' as const };
-  const prepared = await prepareGpuAttention(bshdPlan, gq, gk, gk, undefined, null, { mode: opts.mode, heads, queryStart: a, queryEnd: z, rows: opts.rows, lse: gl });
+  // The kernel writes each (head, row) once: repeated heads or rows are computed once and copied below.
+  const uHeads = [...new Set(heads)], uRows = opts.rows ? [...new Set(opts.rows)] : undefined;
+  const hIdx = heads.map((h) => uHeads.indexOf(h)), rIdx = opts.rows?.map((r) => uRows!.indexOf(r));
+  const prepared = await prepareGpuAttention(bshdPlan, gq, gk, gk, undefined, null, { mode: opts.mode, heads: uHeads, queryStart: a, queryEnd: z, rows: uRows, lse: gl });
   try {
     await ctx.checked('capture (WebGPU)', async () => {
       const enc = ctx.device.createCommandEncoder();
@@ -324,13 +327,23 @@ async function captureGpu(q: Tensor, k: Tensor, opts: CaptureOptions & { querySt
       await ctx.device.queue.onSubmittedWorkDone();
     });
     const raw = (await prepared.out.toTensor()).data as Float32Array;
-    if (opts.mode === 2) return new Tensor(Float32Array.from(raw.subarray(0, B * heads.length * opts.rows!.length * Sk)), [B, heads.length, opts.rows!.length, Sk]);
+    const UH = uHeads.length;
+    if (opts.mode === 2) {
+      // raw: [B, UH, UR, Sk] → [B, heads, rows, Sk].
+      const R = rIdx!.length, UR = uRows!.length;
+      const out = new Float32Array(B * heads.length * R * Sk);
+      for (let b = 0; b < B; b++) for (let hi = 0; hi < heads.length; hi++) for (let ri = 0; ri < R; ri++) {
+        const src = ((b * UH + hIdx[hi]!) * UR + rIdx![ri]!) * Sk;
+        out.set(raw.subarray(src, src + Sk), ((b * heads.length + hi) * R + ri) * Sk);
+      }
+      return new Tensor(out, [B, heads.length, R, Sk]);
+    }
     // Column sums: partials [job = (b, head, Q tile)][K tile][64] summed over Q tiles.
     const nQT = Math.ceil(Sq / 64), nKT = Math.ceil(Sk / 64);
     const out = Tensor.zeros([B, heads.length, Sk]);
     const o = out.data as Float32Array;
     for (let b = 0; b < B; b++) for (let hi = 0; hi < heads.length; hi++) for (let qt = 0; qt < nQT; qt++) {
-      const base = ((b * heads.length + hi) * nQT + qt) * nKT * 64;
+      const base = ((b * UH + hIdx[hi]!) * nQT + qt) * nKT * 64;
       for (let j = 0; j < Sk; j++) o[(b * heads.length + hi) * Sk + j] += raw[base + j]!;
     }
     return out;

@@ -12,7 +12,7 @@
  */
 import type { HostBackend } from '../../attention/backend.js';
 import type { AttentionPlan } from '../../attention/plan.js';
-import { ShapeError, UnsupportedError } from '../../errors.js';
+import { ShapeError, StateError, UnsupportedError, ValueError } from '../../errors.js';
 import { Mask, findTopK } from '../../masks/mask.js';
 import { type TilePlan, planTiles } from '../../masks/tiles.js';
 import type { DType } from '../../tensor/dtype.js';
@@ -40,6 +40,8 @@ export class GpuTensor {
   /** Where the data lives: always 'webgpu' (how backends tell device tensors from host ones). */
   readonly device = 'webgpu';
   private disposed = false;
+  /** Whether `dispose` was called (a disposed tensor can be neither read nor used). */
+  get isDisposed(): boolean { return this.disposed; }
   /**
    * Wraps an existing buffer (no copy); fromTensor and empty allocate one.
    * @param ctx - The context whose device owns `buffer`.
@@ -85,7 +87,11 @@ export class GpuTensor {
    * stays permuted: `.contiguous()` packs it).
    */
   async toTensor(): Promise<Tensor> {
-    const raw = await readBuffer(this.ctx, this.buffer, this.bytes);
+    if (this.disposed) throw new StateError('toTensor: this GpuTensor was disposed');
+    // The elements the view's strides reach (a view of some heads of a wider buffer reaches past its own size).
+    let span = this.size > 0 ? 1 : 0;
+    if (span) for (let d = 0; d < this.shape.length; d++) span += (this.shape[d]! - 1) * this.strides[d]!;
+    const raw = await readBuffer(this.ctx, this.buffer, span * (this.dtype === 'f32' ? 4 : 2));
     const data = this.dtype === 'f32' ? new Float32Array(raw) : new Uint16Array(raw);
     return new Tensor(data, this.shape, { dtype: this.dtype, strides: this.strides });
   }
@@ -211,15 +217,22 @@ export function isGpuTensor(x: unknown): x is GpuTensor {
 /** Downloads the first `bytes` bytes of a GPU buffer (copied through a mappable staging buffer; waits for the device). */
 export async function readBuffer(ctx: GpuContext, src: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
   const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+  if (size > src.size) throw new ShapeError(`a read of ${bytes} bytes exceeds the buffer's ${src.size}`, 'bytes');
   const staging = ctx.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const enc = ctx.device.createCommandEncoder();
-  enc.copyBufferToBuffer(src, 0, staging, 0, size);
-  ctx.device.queue.submit([enc.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
-  const copy = staging.getMappedRange().slice(0, bytes);
-  staging.unmap();
-  staging.destroy();
-  return copy;
+  try {
+    // The copy's validation (a destroyed source, say) is an error here, not a buffer of zeros.
+    await ctx.checked('reading a GPU buffer', () => {
+      const enc = ctx.device.createCommandEncoder();
+      enc.copyBufferToBuffer(src, 0, staging, 0, size);
+      ctx.device.queue.submit([enc.finish()]);
+    });
+    await staging.mapAsync(GPUMapMode.READ);
+    const copy = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    return copy;
+  } finally {
+    staging.destroy();
+  }
 }
 
 /** What a WebGPU attention call ran: its kernel family, variant and work (structural; no timings). */
@@ -437,9 +450,24 @@ export interface GpuPaged {
  * only, not with `paged`) writes attention probabilities instead of the output. Does not set lastGpuStats.
  */
 export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: GpuTensor | null, v: GpuTensor | null, outIn?: GpuTensor, lseIn?: GpuTensor | null, capture?: GpuCapture, paged?: GpuPaged): Promise<PreparedGpuAttention> {
+  for (const [t, name] of [[q, 'q'], [k, 'k'], [v, 'v'], [outIn, 'out'], [lseIn, 'lse']] as const) {
+    if (t?.isDisposed) throw new StateError(`${name} is a disposed GpuTensor`);
+    if (t && t.ctx !== q.ctx) throw new ValueError(`${name} lives on another GPU device than q (configureWebGpu acquired a new one): upload it again`, name);
+  }
+  // What this call allocates is freed if planning fails part-way (a mask too large, a pipeline that fails).
+  const temps: GPUBuffer[] = [], owned: GpuTensor[] = [];
+  try {
+    return await prepare(plan, q, k, v, outIn, lseIn, capture, paged, temps, owned);
+  } catch (e) {
+    for (const b of temps) b.destroy();
+    for (const t of owned) t.dispose();
+    throw e;
+  }
+}
+
+async function prepare(plan: AttentionPlan, q: GpuTensor, k: GpuTensor | null, v: GpuTensor | null, outIn: GpuTensor | undefined, lseIn: GpuTensor | null | undefined, capture: GpuCapture | undefined, paged: GpuPaged | undefined, temps: GPUBuffer[], owned: GpuTensor[]): Promise<PreparedGpuAttention> {
   const ctx = q.ctx;
   const caps = ctx.caps;
-  const temps: GPUBuffer[] = [];
   const topk = plan.mask ? findTopK(plan.mask.node) : null;
   if (topk && topk.k > TOPK_MAX) throw new UnsupportedError(`topK(${topk.k}) exceeds the WebGPU threshold kernel's heap of ${TOPK_MAX} scores`, `topK(${TOPK_MAX}) or backend 'wasm'`);
   if (paged && capture) throw new UnsupportedError('capture from a paged KV cache', 'contiguous K/V');
@@ -456,7 +484,9 @@ export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: 
   const nQT = Math.ceil(plan.seqLenQ / 64), nKT = Math.ceil(plan.seqLenK / 64);
   const captureShape = capture ? (capture.mode === 1 ? [plan.batch * capture.heads.length * nQT * nKT * 64] : [plan.batch, capture.heads.length, capture.rows!.length, plan.seqLenK]) : null;
   const out = outIn ?? GpuTensor.empty(ctx, captureShape ?? outShape, capture ? 'f32' : plan.dtype);
+  if (!outIn) owned.push(out);
   const lse = lseIn === undefined ? (plan.returnLse ? GpuTensor.empty(ctx, plan.varlen ? [plan.numHeads, plan.totalQ] : [plan.batch, plan.numHeads, plan.seqLenQ], 'f32') : null) : lseIn;
+  if (lseIn === undefined && lse) owned.push(lse);
   // Kernels that compute in f32 write f32; 16-bit outputs then go through convert_out, except from the
   // tensor-core kernel and decode_merge (whole words of two: value head dim and output offsets even).
   const decode16 = kernel === 'decode' && decodeTuning.direct16 && plan.headDimV % 2 === 0 && aligned(addr(plan, out, 'q'), 2, true);
@@ -802,6 +832,11 @@ export async function runDevice(plan: AttentionPlan, q: GpuTensor, k: GpuTensor,
   const prepared = await prepareGpuAttention(plan, q, k, v, out, lse);
   try {
     await submit(q.ctx, prepared);
+  } catch (e) {
+    // Outputs this call allocated are the caller's only if it succeeds.
+    if (!out) prepared.out.dispose();
+    if (lse === undefined) prepared.lse?.dispose();
+    throw e;
   } finally {
     prepared.destroy();
   }

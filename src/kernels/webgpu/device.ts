@@ -179,20 +179,28 @@ export class GpuContext {
 
   private async compile(key: string, code: string, constants: Record<string, number>): Promise<GPUComputePipeline> {
     const device = this.device;
+    // Error scopes are one stack per device, shared by every call in flight: each is pushed and popped with no
+    // await in between, so concurrent calls never pop one another's (see `checked`).
     device.pushErrorScope('validation');
     const module = device.createShaderModule({ code, label: key });
+    const moduleError = device.popErrorScope();
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === 'error');
     if (errors.length) {
-      await device.popErrorScope();
+      await moduleError;
       const lines = code.split('\n');
       throw new DeviceError(`WGSL compilation failed for kernel ${key}`, errors.map((m) => `  ${m.lineNum}:${m.linePos} ${m.message}\n    ${lines[m.lineNum - 1] ?? ''}`));
     }
     try {
+      const me = await moduleError;
+      if (me) throw new DeviceError(`shader module creation failed for kernel ${key}: ${me.message}`);
       // Dawn's node binding aborts the process in createComputePipelineAsync on some drivers
-      // (std::system_error from its worker pool), so Node compiles synchronously.
+      // (std::system_error from its worker pool), so Node compiles synchronously (inside a scope of its own);
+      // elsewhere the asynchronous form rejects with its error.
       const desc: GPUComputePipelineDescriptor = { layout: 'auto', label: key, compute: { module, entryPoint: 'main', constants } };
-      const pipe = isNode ? device.createComputePipeline(desc) : await device.createComputePipelineAsync(desc);
+      if (!isNode) return await device.createComputePipelineAsync(desc);
+      device.pushErrorScope('validation');
+      const pipe = device.createComputePipeline(desc);
       const err = await device.popErrorScope();
       if (err) throw new DeviceError(`pipeline creation failed for kernel ${key}: ${err.message}`);
       return pipe;
@@ -220,14 +228,29 @@ export class GpuContext {
     if (list.length < 8) list.push(buffer); else buffer.destroy();
   }
 
-  /** Raises the device's validation/out-of-memory errors from the work submitted in `fn`. */
+  /**
+   * Raises the device's validation/out-of-memory errors from the GPU calls `fn` makes before its first `await`
+   * (encoding and submitting: what it awaits afterwards, such as the queue's completion, is outside the scopes).
+   * Error scopes are one stack per device, shared by every call in flight; pushing and popping them with no
+   * await in between keeps concurrent calls from popping one another's scopes (which reported one call's error
+   * against another and let the failing call return output it never computed).
+   */
   async checked<T>(what: string, fn: () => T | Promise<T>): Promise<T> {
     const device = this.device;
     device.pushErrorScope('out-of-memory');
     device.pushErrorScope('validation');
-    const result = await fn();
-    const v = await device.popErrorScope();
-    const o = await device.popErrorScope();
+    let pending: T | Promise<T>;
+    let vP: Promise<GPUError | null>, oP: Promise<GPUError | null>;
+    try {
+      pending = fn();
+    } finally {
+      // (A pop rejects only when the device is lost, which lostReason reports below.)
+      vP = device.popErrorScope().catch(() => null);
+      oP = device.popErrorScope().catch(() => null);
+    }
+    const result = await pending;
+    const v = await vP;
+    const o = await oP;
     if (this.lostReason) throw new DeviceError(`the GPU device was lost during ${what} (${this.lostReason}); the next call acquires a new device`);
     if (v) throw new DeviceError(`${what}: ${v.message}`);
     if (o) throw new DeviceError(`${what}: out of GPU memory: ${o.message}`);
