@@ -138,6 +138,7 @@ export function attentionReference(q: Tensor, k: Tensor, v: Tensor, opts: Refere
         for (let j = 0; j < Sk; j++) {
           if (m && !m[i * Sk + j]) continue;
           const pj = p[j]!;
+          if (pj === 0) continue; // a key of no weight (−∞ score, or one that underflows) adds nothing, even an infinite V
           const vo = ((b * Sk + j) * Hk + hk) * Dv;
           if (prec === 'f64') for (let c = 0; c < Dv; c++) orow[c] += pj * V[vo + c]!;
           else for (let c = 0; c < Dv; c++) orow[c] = acc(orow[c]! + prod(pj * V[vo + c]!));

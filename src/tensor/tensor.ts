@@ -278,6 +278,8 @@ export function copyInto(src: Tensor, dst: Tensor): void {
   if (src.shape.length !== dst.shape.length || src.shape.some((d, i) => d !== dst.shape[i])) {
     throw new ShapeError(`copy: shapes [${src.shape.join(', ')}] and [${dst.shape.join(', ')}] differ`, 'dst');
   }
+  // Nothing to copy (an empty view's offset may lie past its storage).
+  if (src.size === 0) return;
   // Fast path: same dtype, both dense over the same order → one typed-array copy.
   if (src.dtype === dst.dtype && src.isContiguous() && dst.isContiguous()) {
     (dst.data as Float32Array).set((src.data as Float32Array).subarray(src.offset, src.offset + src.size), dst.offset);

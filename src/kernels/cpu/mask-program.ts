@@ -41,12 +41,13 @@ export function compileMaskProgram(node: MaskNode, heap: WasmHeap, maxLenQ: numb
       case 'none': code.push(OP_NONE); push(); return;
       case 'relative': code.push(OP_REL, clampPos(n.lo), clampPos(n.hi), n.align === 'bottom-right' ? 1 : 0); push(); return;
       case 'keyRange': code.push(OP_KEYRANGE, clampPos(n.lo), clampPos(n.hi)); push(); return;
-      case 'strided': code.push(OP_STRIDED, n.stride, n.align === 'bottom-right' ? 1 : 0); push(); return;
+      // Strides and block sizes past any sequence act as 2^30 does (the program is Int32: larger ones wrapped).
+      case 'strided': code.push(OP_STRIDED, clampPos(n.stride), n.align === 'bottom-right' ? 1 : 0); push(); return;
       case 'blockSparse': {
         const ptr = heap.alloc(n.layout.length);
         allocations.push(ptr);
         heap.u8(ptr, n.layout.length).set(n.layout);
-        code.push(OP_BLOCKSPARSE, ptr, n.rows, n.cols, n.blockQ, n.blockK);
+        code.push(OP_BLOCKSPARSE, ptr, n.rows, n.cols, clampPos(n.blockQ), clampPos(n.blockK));
         push();
         return;
       }

@@ -57,13 +57,14 @@ export function compileMaskWgsl(node: MaskNode | null, maxLenQ: number, maxLenK:
         return ['kr', `(j >= ${md(lo)} && j < ${md(hi)})`];
       }
       case 'strided': {
-        const st = slot(n.stride);
+        // Strides and block sizes past any sequence act as 2^30 does (the metadata words are 32-bit).
+        const st = slot(clampPos(n.stride));
         return [`str(${n.align[0]})`, `(((${pos(n.align)} - j) % ${md(st)} + ${md(st)}) % ${md(st)} == 0)`];
       }
       case 'blockSparse': {
         const words = new Array<number>(Math.ceil(n.layout.length / 32)).fill(0);
         for (let t = 0; t < n.layout.length; t++) if (n.layout[t]) words[t >> 5]! |= 1 << (t & 31);
-        const base = region(words), rows = slot(n.rows), cols = slot(n.cols), bq = slot(n.blockQ), bk = slot(n.blockK);
+        const base = region(words), rows = slot(n.rows), cols = slot(n.cols), bq = slot(clampPos(n.blockQ)), bk = slot(clampPos(n.blockK));
         return ['bs', `mask_bit(${md(base)}, i / ${md(bq)}, j / ${md(bk)}, ${md(rows)}, ${md(cols)})`];
       }
       case 'keySet': {
