@@ -63,6 +63,9 @@ export function attentionReference(q: Tensor, k: Tensor, v: Tensor, opts: Refere
   const [, Sk, Hk] = k.shape as [number, number, number, number];
   const Dv = v.shape[3]!;
   const scale = opts.scale ?? 1 / Math.sqrt(D);
+  // A naive low-precision implementation holds the scale in f32, as its kernels do (PyTorch's k / √d on an f32 or
+  // 16-bit tensor computes with the scalar in f32): K·scale rounds once from that, not from the float64 scale.
+  const scaleLow = Math.fround(scale);
   const softcap = opts.softcap ?? 0;
   const prec = opts.precision ?? 'f64';
   const r = prec === 'f64' ? (x: number) => x : (x: number) => roundTo(prec, x);
@@ -97,7 +100,7 @@ export function attentionReference(q: Tensor, k: Tensor, v: Tensor, opts: Refere
             for (let c = 0; c < D; c++) dot += Q[qo + c]! * K[ko + c]!;
             dot *= scale;
           } else {
-            for (let c = 0; c < D; c++) dot = acc(dot + prod(Q[qo + c]! * r(K[ko + c]! * scale)));
+            for (let c = 0; c < D; c++) dot = acc(dot + prod(Q[qo + c]! * r(K[ko + c]! * scaleLow)));
             dot = r(dot);
           }
           if (softcap > 0) dot = r(softcap * Math.tanh(dot / softcap));

@@ -27,4 +27,11 @@ describe('conformance: wasm backend, SIMD128 build', () => {
       expect(outErr, `seed ${seed}`).toBeLessThanOrEqual(0.625 * (2 * exp.outNaiveErrMulAdd + exp.outFloor));
     }
   }, 120_000);
+  it('inputs near ±1000 at head dim 65 (a scale that is not a power of two) on 12 seeds: within 1.01× the naive error', async () => {
+    const base = CASES.find((c) => c.name === 'inputs near ±1000')!;
+    for (let seed = 3000; seed < 3012; seed++) {
+      const { outErr, exp } = await checkCase({ ...base, headDim: 65, name: `${base.name} d65 #${seed}`, seed }, runOn('wasm'));
+      expect(outErr, `seed ${seed}`).toBeLessThanOrEqual(1.01 * exp.outNaiveErrMulAdd + exp.outFloor);
+    }
+  }, 120_000);
 });

@@ -2,7 +2,7 @@
 //
 // Algorithm (FlashAttention-2, one Q tile at a time, online softmax with exp2):
 //   for each visited KV tile (the host's tile plan lists them; empty tiles never appear):
-//     Sᵀ = K·Qᵀ·scale                     (4 keys × 8 queries register blocks; K read in place)
+//     Sᵀ = (K·scale)·Qᵀ                   (4 keys × 8 queries register blocks; K scaled as it is packed)
 //     softcap·tanh(·/softcap)             (optional)
 //     Sᵀ[¬mask] = −∞                      (partial tiles only: row-bitmask program, 64 keys per word)
 //     m_new = max(m, colmax(Sᵀ)); Pᵀ = 2^((Sᵀ − m_new)·log2 e); l = l·2^((m − m_new)·log2 e) + colsum(Pᵀ)
@@ -386,6 +386,8 @@ function packK4(plan: usize, seq: usize, hk: i32, k0: i32, nk: i32, D: i32, kb: 
   const data = pu(plan, P_K_DATA), dtype = pi(plan, P_KV_DTYPE);
   const headOff = <usize>hk * pu(plan, P_K_HEAD);
   const nk4 = (nk + 3) & ~3;
+  // K·scale, rounded once per element as FlashAttention's reordered reference does (see loadQT's callers).
+  const ks = pf(plan, P_SCALE), sv = f32x4.splat(ks);
   for (let jb = 0; jb < nk4; jb += 4) {
     const dst = kb + (<usize>(jb * D) << 2);
     if (dtype == 0 && jb + 4 <= nk) {
@@ -396,7 +398,8 @@ function packK4(plan: usize, seq: usize, hk: i32, k0: i32, nk: i32, D: i32, kb: 
       let c = 0;
       for (; c + 4 <= D; c += 4) {
         const o = <usize>c << 2;
-        const a = v128.load(r0 + o), b = v128.load(r1 + o), e = v128.load(r2 + o), f = v128.load(r3 + o);
+        const a = f32x4.mul(v128.load(r0 + o), sv), b = f32x4.mul(v128.load(r1 + o), sv);
+        const e = f32x4.mul(v128.load(r2 + o), sv), f = f32x4.mul(v128.load(r3 + o), sv);
         const ab0 = v128.shuffle<f32>(a, b, 0, 4, 1, 5), ab1 = v128.shuffle<f32>(a, b, 2, 6, 3, 7);
         const ef0 = v128.shuffle<f32>(e, f, 0, 4, 1, 5), ef1 = v128.shuffle<f32>(e, f, 2, 6, 3, 7);
         const d = dst + (o << 2);
@@ -407,8 +410,8 @@ function packK4(plan: usize, seq: usize, hk: i32, k0: i32, nk: i32, D: i32, kb: 
       }
       for (; c < D; c++) {
         const o = <usize>c << 2;
-        store<f32>(dst + (o << 2), load<f32>(r0 + o)); store<f32>(dst + (o << 2), load<f32>(r1 + o), 4);
-        store<f32>(dst + (o << 2), load<f32>(r2 + o), 8); store<f32>(dst + (o << 2), load<f32>(r3 + o), 12);
+        store<f32>(dst + (o << 2), load<f32>(r0 + o) * ks); store<f32>(dst + (o << 2), load<f32>(r1 + o) * ks, 4);
+        store<f32>(dst + (o << 2), load<f32>(r2 + o) * ks, 8); store<f32>(dst + (o << 2), load<f32>(r3 + o) * ks, 12);
       }
     } else {
       for (let x = 0; x < 4; x++) {
@@ -418,7 +421,7 @@ function packK4(plan: usize, seq: usize, hk: i32, k0: i32, nk: i32, D: i32, kb: 
         const scale: f32 = dtype == 3 ? kvScale(plan, seq, false, k0 + j, hk) : 1;
         for (let c = 0; c < D; c++) {
           const val: f32 = dtype == 3 ? deq8(<f32>load<i8>(data + src + <usize>c), scale) : loadElem(data, src + <usize>c, dtype);
-          store<f32>(dst + (<usize>(c * 4 + x) << 2), val);
+          store<f32>(dst + (<usize>(c * 4 + x) << 2), val * ks);
         }
       }
     }
@@ -863,8 +866,12 @@ function softcapScores(p: usize, count: i32, cap: f32): void {
 // ---------------------------------------------------------------------------------------------
 // Jobs
 
-// Scores are in natural units throughout (Q scaled by P_SCALE as it is loaded): softcap's tanh and top-k
-// thresholds see them as the reference does, and the softmax multiplies S − m by log2 e (see the header).
+// Scores are in natural units throughout: softcap's tanh and top-k thresholds see them as the reference does, and
+// the softmax multiplies S − m by log2 e (see the header). Prefill scales K by P_SCALE as it packs it (Q unscaled),
+// which is how FlashAttention's reordered naive reference rounds (K·scale per element, then the dot product in
+// order): the scores are that reference's to the bit, and at a scale that is not a power of two the output error
+// tracks the naive one (scaling Q instead rounded otherwise, up to 2.8× the naive error over a whole output on
+// inputs near ±1000 at head dim 65). Decode scales its Q rows (K is read in place there).
 
 // Writes O = acc / l (0 for fully masked rows) and lse = m + ln l for one row.
 function finalizeRow(plan: usize, sc: usize, r: i32, oPtr: usize, lsePtr: usize): void {
@@ -918,7 +925,7 @@ function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i3
   const st = sc_s(sc);
   const panelTiles = pi(plan, P_PANEL_TILES), tag = ri(job, J_SEQ) * pi(plan, P_NUM_KV_HEADS) + hk + 1;
   memory.fill(sc_zero(sc), 0, <usize>dpad << 2);
-  loadQT(plan, seq, h, q0, nq, pf(plan, P_SCALE), sc_q(sc));
+  loadQT(plan, seq, h, q0, nq, 1, sc_q(sc));
   initState(sc, nq, dvpad);
   let csOut: usize = 0;
   if (colsum) {
@@ -1172,7 +1179,7 @@ function topkJob(plan: usize, job: usize, sc: usize): void {
   const kBase = <usize>ri(seq, S_K_BASE) + <usize>hk * pu(plan, P_K_HEAD);
   const st = sc_s(sc);
   memory.fill(sc_zero(sc), 0, <usize>dpad << 2);
-  loadQT(plan, seq, h, q0, nq, pf(plan, P_SCALE), sc_q(sc));
+  loadQT(plan, seq, h, q0, nq, 1, sc_q(sc));
   const heapStride = K + 1; // slot 0: count
   for (let r = 0; r < nq; r++) store<i32>(sc_heap(sc) + (<usize>(r * heapStride) << 2), 0);
   const e0 = load<i32>(rowStart + (<usize>qtile << 2)), e1 = load<i32>(rowStart + (<usize>(qtile + 1) << 2));
