@@ -107,9 +107,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
   let e0 = range.x;
   let e1 = range.y;
 
-  // Scores are Q·Kᵀ times the scale (× log2 e unless NATURAL), multiplied after the dot product as a naive
-  // implementation does: folded into Q, its rounding broke FlashAttention's 2×-naive rule on inputs near ±1000.
-  let sscale = select(P.scale * LOG2E, P.scale, NATURAL);
+  // Scores are Q·(K·scale)ᵀ in natural units: K is scaled as it is loaded (once per element) and the products are
+  // summed in order, as FlashAttention's reordered naive reference computes them, so the scores are its own; log2 e
+  // multiplies S − m in the exponent, never a score (at scores near ±1000 that rounding alone, or the scale folded
+  // into Q or applied after the dot product, broke the 2×-naive rule at scales that are not a power of two).
 
   // This thread's rows: r = RPT·ty + a ↦ head hb·G + r % G, position qtile·NP + r / G.
   var valid: array<bool, RPT>;
@@ -152,7 +153,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
       if (valid[a] && pos[a] >= P.qStart && pos[a] < P.qEnd) {
         if (CAPTURE == 2u) { slot[a] = bitcast<i32>(tbl[P.rowMap + pos[a]]); }
         let x = lse[lseBase + head[a] * P.lseHead + pos[a] * P.lseRow];
-        if ((CAPTURE == 1u || slot[a] >= 0) && x > P.negInf) { lse2[a] = x * LOG2E; }
+        if ((CAPTURE == 1u || slot[a] >= 0) && x > P.negInf) { lse2[a] = x; }
       }
     }
   }
@@ -179,7 +180,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
           var x = vec4<f32>(0.0);
           if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q4(lq + d); }
           var y = vec4<f32>(0.0);
-          if ((ABLATE & 1u) == 0u && lr < nk && d < D) { y = ld_k4(krow + d, 4u); }
+          if ((ABLATE & 1u) == 0u && lr < nk && d < D) { y = ld_k4(krow + d, 4u) * P.scale; }
           for (var u = 0u; u < 4u; u++) {
             wa[(dq + t + u) * 16u + lw][lc] = x[u];
             wa[16u * DS + (dq + t + u) * 16u + lw][lc] = y[u];
@@ -192,7 +193,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
           if ((ABLATE & 1u) == 0u && lvalid && d < D) { x = ld_q(lq + d); }
           wa[(dq + t) * 16u + lw][lc] = x;
           var y = 0.0;
-          if ((ABLATE & 1u) == 0u && lr < nk && d < D) { y = ld_k(krow + d); }
+          if ((ABLATE & 1u) == 0u && lr < nk && d < D) { y = ld_k(krow + d) * P.scale; }
           wa[16u * DS + (dq + t) * 16u + lw][lc] = y;
         }
       }
@@ -228,7 +229,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
     var pk: array<vec4<f32>, RPT>;   // PCH: this thread's P (its rows × keys 4tx..4tx+3) until its V chunk
     for (var a = 0u; a < RPT; a++) {
       let r = ty * RPT + a;
-      var s = acc[a] * sscale;
+      var s = acc[a];
       if (CAP) { s = softcap4(s, P.softcap); }
       for (var b = 0u; b < 4u; b++) {
         let jl = tx * 4u + b;
@@ -240,9 +241,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
         if (keep && broken) { bad[a] = 1.0; }
         s[b] = select(MASKED, s[b], keep && !broken);
       }
-      if (NATURAL) { s = s * LOG2E; }
       if (CAPTURE != 0u) {
-        let pc = vec4<f32>(exp2_masked(s.x - lse2[a]), exp2_masked(s.y - lse2[a]), exp2_masked(s.z - lse2[a]), exp2_masked(s.w - lse2[a]));
+        let pc = vec4<f32>(exp2_masked((s.x - lse2[a]) * LOG2E), exp2_masked((s.y - lse2[a]) * LOG2E), exp2_masked((s.z - lse2[a]) * LOG2E), exp2_masked((s.w - lse2[a]) * LOG2E));
         ps[r * 16u + tx] = pc;
         if (CAPTURE == 2u && slot[a] >= 0) {
           let ob = ((u32(bitcast<i32>(tbl[P.headMap + head[a]])) * P.numRows + u32(slot[a])) * lenK) + k0 + tx * 4u;
@@ -254,9 +254,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
       let tmax = rowmax16(max(max(s.x, s.y), max(s.z, s.w)), r, tx);
       let mNew = max(m[a], tmax);
       let mUse = select(mNew, 0.0, mNew <= MASKED);
-      let p = vec4<f32>(exp2_masked(s.x - mUse), exp2_masked(s.y - mUse), exp2_masked(s.z - mUse), exp2_masked(s.w - mUse));
+      let p = vec4<f32>(exp2_masked((s.x - mUse) * LOG2E), exp2_masked((s.y - mUse) * LOG2E), exp2_masked((s.z - mUse) * LOG2E), exp2_masked((s.w - mUse) * LOG2E));
       let tsum = rowsum16(p.x + p.y + p.z + p.w, r, tx);
-      let alpha = select(exp2(m[a] - mUse), 0.0, m[a] <= MASKED);
+      let alpha = select(exp2((m[a] - mUse) * LOG2E), 0.0, m[a] <= MASKED);
       l[a] = l[a] * alpha + tsum;
       m[a] = mNew;
       if (PCH) { pk[a] = p; } else { ps[r * 16u + tx] = p; }
@@ -358,7 +358,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
   }
 
   if (CAPTURE != 0u) { return; }
-  // ---- O = acc / l, lse = (m + log2 l)·ln 2 (NaN rows: NaN)
+  // ---- O = acc / l, lse = m + (log2 l)·ln 2 (NaN rows: NaN)
   for (var a = 0u; a < RPT; a++) { bad[a] = rowmax16(bad[a], ty * RPT + a, tx); }
   let nan = P.nanv;
   for (var a = 0u; a < RPT; a++) {
@@ -370,7 +370,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
       if (c < DV) { out[ob + c] = select(select(o[a][t] * inv, 0.0, l[a] == 0.0), nan, bad[a] > 0.0); }
     }
     if (P.hasLse == 1u && tx == 0u) {
-      lse[lseBase + head[a] * P.lseHead + pos[a] * P.lseRow] = select(select((m[a] + log2(l[a])) * LN2, P.negInf, l[a] == 0.0), nan, bad[a] > 0.0);
+      lse[lseBase + head[a] * P.lseHead + pos[a] * P.lseRow] = select(select(m[a] + log2(l[a]) * LN2, P.negInf, l[a] == 0.0), nan, bad[a] > 0.0);
     }
   }
 }

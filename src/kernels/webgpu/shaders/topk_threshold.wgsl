@@ -49,8 +49,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let j = k0 + jl;
       let kb = kv_at(kBase, j, P.kRow) + hk * P.kHead;
       var dot = 0.0;
-      for (var c = 0u; c < D; c++) { dot += ld_q(qb + c) * ld_k(kb + c); }
-      var s = dot * P.scale;
+      // Scores as flash_portable computes them (K·scale per element, products summed in order), bit for bit: the
+      // k-th key must pass its own threshold there.
+      for (var c = 0u; c < D; c++) { dot += ld_q(qb + c) * (ld_k(kb + c) * P.scale); }
+      var s = dot;
       if (CAP) { s = softcap1(s, P.softcap); }
       var keep = valid && !is_nan(s);
       if (keep && partial) { keep = mask_allows(i32(i), i32(j), i32(lenQ), i32(lenK), 0u, s); }
