@@ -95,7 +95,8 @@ export function parseSafetensorsHeader(bytes: Uint8Array, opts: { path?: string 
     const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof info.dtype !== 'string') fail(`tensor "${name}" has no dtype string`);
     const st = info.dtype as string;
-    const dtype = ST_TO_DTYPE[st];
+    // Own keys only: "toString" or "constructor" would otherwise find Object.prototype's.
+    const dtype = Object.prototype.hasOwnProperty.call(ST_TO_DTYPE, st) ? ST_TO_DTYPE[st] : undefined;
     if (!dtype) {
       if (UNSUPPORTED_ST.has(st)) throw new UnsupportedError(`safetensors${where}: tensor "${name}" has dtype ${st}, which this reader does not decode`, Object.keys(ST_TO_DTYPE).join(', '));
       fail(`tensor "${name}" has unknown dtype ${JSON.stringify(st)}`);

@@ -215,15 +215,30 @@ export function decodePng(bytes: Uint8Array, path?: string): RgbaImage {
   const zdata = new Uint8Array(totalLen);
   let o = 0;
   for (const c of idat) { zdata.set(c, o); o += c.length; }
+  const channels = CHANNELS[colorType]!;
+  const bitsPerPixel = channels * depth;
+  // The filtered rows' size follows from the header: inflate into that much (and a byte to tell excess), so a
+  // small file cannot decompress into hundreds of megabytes.
+  let expected = 0;
+  for (const [x0, y0, dx, dy] of interlace ? ADAM7 : ([[0, 0, 1, 1]] as const)) {
+    const pw = Math.ceil((width - x0) / dx), ph = Math.ceil((height - y0) / dy);
+    if (pw > 0 && ph > 0) expected += ph * (1 + Math.ceil((pw * bitsPerPixel) / 8));
+  }
   let raw: Uint8Array;
   try {
-    raw = unzlibSync(zdata);
+    raw = unzlibSync(zdata, { out: new Uint8Array(expected + 1) });
   } catch (e) {
     return fail(`corrupt image data (${(e as Error).message})`);
   }
+  if (raw.length > expected) fail(`more image data than ${width}×${height} pixels hold (${expected} bytes)`);
+  // zlib's Adler-32 of the inflated data (fflate does not check it).
+  if (zdata.length >= 4 && raw.length === expected) {
+    let a = 1, b = 0;
+    for (let i = 0; i < raw.length; i++) { a = (a + raw[i]!) % 65521; b = (b + a) % 65521; }
+    const want = ((zdata[zdata.length - 4]! << 24) | (zdata[zdata.length - 3]! << 16) | (zdata[zdata.length - 2]! << 8) | zdata[zdata.length - 1]!) >>> 0;
+    if ((((b << 16) | a) >>> 0) !== want) fail('image data checksum (Adler-32) mismatch');
+  }
 
-  const channels = CHANNELS[colorType]!;
-  const bitsPerPixel = channels * depth;
   const bpp = Math.max(1, bitsPerPixel >> 3);
   const out = new Uint8Array(width * height * 4);
   const passes = interlace ? ADAM7 : ([[0, 0, 1, 1]] as const);
@@ -258,7 +273,13 @@ export function decodePng(bytes: Uint8Array, path?: string): RgbaImage {
       const y = y0 + py * dy;
       for (let px = 0; px < pw; px++) {
         const x = x0 + px * dx;
-        writePixel(out, (y * width + x) * 4, cur, px, colorType, depth, palette, trns);
+        try {
+          writePixel(out, (y * width + x) * 4, cur, px, colorType, depth, palette, trns);
+        } catch (e) {
+          // Named with the file's path, as decodePng's other errors are.
+          if (e instanceof PaletteIndexError) fail(e.message);
+          throw e;
+        }
       }
       const t = prev; prev = cur; cur = t;
     }
@@ -278,6 +299,8 @@ function sample(row: Uint8Array, index: number, depth: number): number {
 function sample16(row: Uint8Array, index: number): number {
   return (row[index * 2]! << 8) | row[index * 2 + 1]!;
 }
+
+class PaletteIndexError extends Error {}
 
 function writePixel(
   out: Uint8Array, o: number, row: Uint8Array, px: number, colorType: number, depth: number,
@@ -315,7 +338,7 @@ function writePixel(
     case 3: {
       const idx = sample(row, px, depth);
       if (idx * 3 + 2 >= palette!.length) {
-        throw new FormatError(`PNG: palette index ${idx} out of range (${palette!.length / 3} entries)`);
+        throw new PaletteIndexError(`palette index ${idx} out of range (${palette!.length / 3} entries)`);
       }
       out[o] = palette![idx * 3]!;
       out[o + 1] = palette![idx * 3 + 1]!;

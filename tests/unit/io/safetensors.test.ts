@@ -84,6 +84,8 @@ describe('safetensors: hand-crafted files following the published format', () =>
       ['bad json', handST('{"a":', buf), /JSON/],
       ['not object', handST('[1,2]   ', buf), /start with/],
       ['bad dtype', handST('{"a":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}}', buf), /unknown dtype/],
+      ['dtype named after an Object.prototype member', handST('{"a":{"dtype":"toString","shape":[2],"data_offsets":[0,8]}}', buf), /unknown dtype "toString"/],
+      ['dtype constructor', handST('{"a":{"dtype":"constructor","shape":[2],"data_offsets":[0,8]}}', buf), /unknown dtype "constructor"/],
       ['negative shape', handST('{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}', buf), /shape/],
       ['fractional shape', handST('{"a":{"dtype":"F32","shape":[1.5],"data_offsets":[0,8]}}', buf), /shape/],
       ['reversed offsets', handST('{"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}', buf), /data_offsets/],

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import sharp from 'sharp';
+import { zlibSync } from 'fflate';
 import { decodePng, encodePng, readPngText, type RgbaImage } from '../../../src/viz/png.js';
 import { FormatError, ShapeError, ValueError } from '../../../src/errors.js';
 import { mulberry32 } from '../../../src/tensor/tensor.js';
@@ -99,6 +100,39 @@ describe('PNG codec', () => {
     for (let i = 12; i < 29; i++) { c ^= zero[i]!; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; }
     dv.setUint32(29, (c ^ 0xffffffff) >>> 0);
     expect(() => decodePng(zero)).toThrow(/zero-area/);
+  });
+
+  it('refuses image data past what the header holds (a 1×1 image inflating to 8 MB), a bad Adler-32 and a bad palette index, naming the path', () => {
+    const crc = (b: Uint8Array) => { let c = 0xffffffff; for (const x of b) { c ^= x; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; } return (c ^ 0xffffffff) >>> 0; };
+    const chunk = (type: string, data: Uint8Array) => {
+      const out = new Uint8Array(12 + data.length), dv = new DataView(out.buffer);
+      dv.setUint32(0, data.length);
+      const td = new Uint8Array(4 + data.length);
+      td.set([...type].map((ch) => ch.charCodeAt(0))); td.set(data, 4);
+      out.set(td, 4); dv.setUint32(8 + data.length, crc(td));
+      return out;
+    };
+    const png = (colorType: number, idat: Uint8Array, extra: Uint8Array[] = []) => {
+      const ihdr = new Uint8Array(13), dv = new DataView(ihdr.buffer);
+      dv.setUint32(0, 1); dv.setUint32(4, 1); ihdr[8] = 8; ihdr[9] = colorType;
+      const parts = [new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), ...extra, chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))];
+      const out = new Uint8Array(parts.reduce((n, x) => n + x.length, 0));
+      let o = 0;
+      for (const x of parts) { out.set(x, o); o += x.length; }
+      return out;
+    };
+    const t0 = performance.now();
+    expect(() => decodePng(png(2, zlibSync(new Uint8Array(8e6))))).toThrow(/more image data than 1×1 pixels hold/);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(decodePng(png(2, zlibSync(new Uint8Array([0, 16, 32, 48])))).data).toEqual(new Uint8Array([16, 32, 48, 255]));
+    const z = zlibSync(new Uint8Array([0, 16, 32, 48]));
+    z[z.length - 1] ^= 1;
+    expect(() => decodePng(png(2, z))).toThrow(/Adler-32/);
+    try { decodePng(png(3, zlibSync(new Uint8Array([0, 5])), [chunk('PLTE', new Uint8Array([1, 2, 3]))]), 'cat.png'); throw new Error('no throw'); } catch (e) {
+      expect(e).toBeInstanceOf(FormatError);
+      expect((e as FormatError & { path?: string }).path).toBe('cat.png');
+      expect((e as Error).message).toMatch(/^PNG 'cat.png': palette index 5 out of range/);
+    }
   });
 
   it('rejects bad encoder input with typed errors naming the argument', () => {
