@@ -18,11 +18,11 @@
  * The "nominal" count is the benchmarks' convention: 4·B·H·Sq·Sk·d (d = (D + Dv)/2), halved for a
  * plain causal mask with Sq = Sk, whatever tiles the kernel visits (`nominalFlops(plan)`).
  */
-import { ShapeError } from '../errors.js';
+import { DTypeError, ShapeError } from '../errors.js';
 import { type AttentionPlan, type TensorLike, nominalFlops, planAttention, planAttentionVarlen } from '../attention/plan.js';
 import { type Mask, Mask as MaskClass, findTopK } from '../masks/mask.js';
 import { type TilePlan, planTiles } from '../masks/tiles.js';
-import { type DType, bytesPerElement } from '../tensor/dtype.js';
+import { DTYPES, type DType, bytesPerElement } from '../tensor/dtype.js';
 import { checkHeads, dim, dimOr, positive } from './validate.js';
 import { decodePath } from '../kernels/cpu/paths.js';
 
@@ -193,6 +193,7 @@ export function planAttentionShape(s: AttentionShape): AttentionPlan {
   const headDim = dim(s.headDim, 'headDim');
   const headDimV = dimOr(s.headDimV, headDim, 'headDimV');
   const dtype = s.dtype ?? 'f16';
+  if (!DTYPES.includes(dtype)) throw new DTypeError(`dtype must be one of ${DTYPES.join(', ')}, got ${JSON.stringify(dtype)}`, 'dtype');
   if (s.softcap !== undefined) positive(s.softcap, 'softcap', { allowZero: true });
   if (s.pagedBlockSizeTokens !== undefined) dim(s.pagedBlockSizeTokens, 'pagedBlockSizeTokens');
   const opts = { mask: s.mask ?? null, causal: s.causal, softcap: s.softcap, returnLse: s.returnLse };
@@ -207,6 +208,10 @@ export function planAttentionShape(s: AttentionShape): AttentionPlan {
   const batch = dimOr(s.batch, 1, 'batch', { min: 0 });
   const seqLenQ = dim(s.seqLenQ, 'seqLenQ', { min: 0 });
   const seqLenK = dimOr(s.seqLenK, seqLenQ, 'seqLenK', { min: 0 });
+  // Token offsets (cu_seqlens) are 32-bit, as in FlashAttention's varlen API.
+  for (const [len, name] of [[seqLenQ, 'seqLenQ'], [seqLenK, 'seqLenK']] as const) {
+    if (batch * len > 0x7fffffff) throw new ShapeError(`batch × ${name} = ${batch * len} tokens exceeds 2^31 − 1`, name, 'tokens');
+  }
   const q = shapeOnly([batch, seqLenQ, numHeads, headDim], dtype);
   const k = shapeOnly([batch, seqLenK, numKvHeads, headDim], dtype);
   const v = shapeOnly([batch, seqLenK, numKvHeads, headDimV], dtype);
@@ -329,6 +334,7 @@ export function attentionCostFromPlan(plan: AttentionPlan, opts: CostOptions = {
   };
 
   const bpe = bytesPerElement(plan.dtype);
+  if (opts.scoreDtype !== undefined && !DTYPES.includes(opts.scoreDtype)) throw new DTypeError(`scoreDtype must be one of ${DTYPES.join(', ')}, got ${JSON.stringify(opts.scoreDtype)}`, 'scoreDtype');
   const sbpe = bytesPerElement(opts.scoreDtype ?? plan.dtype);
   const blockSize = opts.pagedBlockSizeTokens;
   if (blockSize) for (const s of seqs) blocks += Math.ceil(s.lenK / blockSize);

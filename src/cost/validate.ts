@@ -8,7 +8,7 @@ import { ShapeError, ValueError } from '../errors.js';
 export function dim(value: unknown, name: string, opts: { min?: number; path?: string } = {}): number {
   const min = opts.min ?? 1;
   const arg = opts.path ? `${opts.path}.${name}` : name;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
     const what = typeof value === 'number' && Number.isFinite(value) && !Number.isInteger(value) ? 'a non-integer' : String(value);
     throw new ShapeError(`${arg} must be an integer ≥ ${min}, got ${what === 'a non-integer' ? `${value} (not an integer)` : what}`, arg, name);
   }

@@ -261,3 +261,16 @@ describe('bad input', () => {
     fails(() => attentionCost({ ...base, pagedBlockSizeTokens: 0 }), ShapeError, 'pagedBlockSizeTokens');
   });
 });
+
+describe('attentionCost refuses what it cannot count, naming the argument', () => {
+  it('dtypes it does not know (fp32 was counted as 2 bytes; a bad dtype blamed q), lengths past 32-bit token offsets, unsafe integers', () => {
+    const base = { numHeads: 8, headDim: 64, seqLenQ: 128 };
+    expect(() => attentionCost(base, { scoreDtype: 'fp32' as never })).toThrow(expect.objectContaining({ name: 'DTypeError', argument: 'scoreDtype' }));
+    expect(() => attentionCost({ ...base, dtype: 'fp16' as never })).toThrow(expect.objectContaining({ name: 'DTypeError', argument: 'dtype' }));
+    expect(attentionCost(base, { scoreDtype: 'f32' }).bytes).toBeDefined();
+    // seqLenQ 2^32 gave 0 FLOPs; batch × length past 2^31 − 1 threw a bare RangeError.
+    expect(() => attentionCost({ ...base, seqLenQ: 2 ** 32 })).toThrow(expect.objectContaining({ name: 'ShapeError', argument: 'seqLenQ' }));
+    expect(() => attentionCost({ ...base, seqLenQ: 1, seqLenK: 2 ** 20, batch: 2048 })).toThrow(expect.objectContaining({ name: 'ShapeError', argument: 'seqLenK' }));
+    expect(() => attentionCost({ ...base, seqLenQ: 1e300 })).toThrow(expect.objectContaining({ name: 'ShapeError', argument: 'seqLenQ' }));
+  });
+});
