@@ -18,7 +18,10 @@
  * The "nominal" count is the benchmarks' convention: 4·B·H·Sq·Sk·d (d = (D + Dv)/2), halved for a
  * plain causal mask with Sq = Sk, whatever tiles the kernel visits (`nominalFlops(plan)`).
  */
-import { DTypeError, ShapeError } from '../errors.js';
+import { DTypeError, ShapeError, UnsupportedError } from '../errors.js';
+
+/** Most tiles a masked sequence's cost may classify (its tile plan is materialised, as the kernels' is). */
+const MAX_COST_TILES = 2 ** 26;
 import { type AttentionPlan, type TensorLike, nominalFlops, planAttention, planAttentionVarlen } from '../attention/plan.js';
 import { type Mask, Mask as MaskClass, findTopK } from '../masks/mask.js';
 import { type TilePlan, planTiles } from '../masks/tiles.js';
@@ -292,6 +295,12 @@ export function attentionCostFromPlan(plan: AttentionPlan, opts: CostOptions = {
       const ctx = { seqLenQ: lenQ, seqLenK: lenK };
       // The decode path plans one tile row of all lenQ queries per sequence (kernel: tileQ = lenQ).
       const tq = path === 'decode' ? Math.max(1, lenQ) : tileQ;
+      // The tile plan lists every visited tile, as the kernels' does: past ~2^26 tiles (a causal 1M-token
+      // sequence) it would exhaust the JavaScript heap and abort the process, so it is refused instead.
+      const tiles = Math.ceil(lenQ / tq) * Math.ceil(lenK / tileK);
+      if (plan.mask && tiles > MAX_COST_TILES) {
+        throw new UnsupportedError(`a masked ${lenQ} × ${lenK} sequence has ${tiles} tiles to classify (limit ${MAX_COST_TILES})`, `sequences of at most ${Math.floor(Math.sqrt(MAX_COST_TILES)) * tileK} tokens, or no mask`);
+      }
       st = {
         lenQ, lenK,
         plan: lenQ > 0 ? planTiles(plan.mask, ctx, tq, tileK) : null,

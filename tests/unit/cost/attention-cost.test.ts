@@ -272,5 +272,8 @@ describe('attentionCost refuses what it cannot count, naming the argument', () =
     expect(() => attentionCost({ ...base, seqLenQ: 2 ** 32 })).toThrow(expect.objectContaining({ name: 'ShapeError', argument: 'seqLenQ' }));
     expect(() => attentionCost({ ...base, seqLenQ: 1, seqLenK: 2 ** 20, batch: 2048 })).toThrow(expect.objectContaining({ name: 'ShapeError', argument: 'seqLenK' }));
     expect(() => attentionCost({ ...base, seqLenQ: 1e300 })).toThrow(expect.objectContaining({ name: 'ShapeError', argument: 'seqLenQ' }));
+    // A causal 1M-token sequence's tile plan aborted the process (not catchable); now it is refused at once.
+    expect(() => attentionCost({ ...base, seqLenQ: 2 ** 20, causal: true })).toThrow(expect.objectContaining({ name: 'UnsupportedError' }));
+    expect(attentionCost({ ...base, seqLenQ: 2 ** 20 }).flops.nominal).toBe(4 * 8 * 2 ** 40 * 64);
   });
 });
