@@ -20,7 +20,7 @@
  */
 import { DTypeError, ShapeError, UnsupportedError } from '../errors.js';
 
-/** Most tiles a masked sequence's cost may classify (its tile plan is materialised, as the kernels' is). */
+/** Most tiles a sequence's cost may classify (its tile plan is materialised, as the kernels' is). */
 const MAX_COST_TILES = 2 ** 26;
 import { type AttentionPlan, type TensorLike, nominalFlops, planAttention, planAttentionVarlen } from '../attention/plan.js';
 import { type Mask, Mask as MaskClass, findTopK } from '../masks/mask.js';
@@ -298,8 +298,8 @@ export function attentionCostFromPlan(plan: AttentionPlan, opts: CostOptions = {
       // The tile plan lists every visited tile, as the kernels' does: past ~2^26 tiles (a causal 1M-token
       // sequence) it would exhaust the JavaScript heap and abort the process, so it is refused instead.
       const tiles = Math.ceil(lenQ / tq) * Math.ceil(lenK / tileK);
-      if (plan.mask && tiles > MAX_COST_TILES) {
-        throw new UnsupportedError(`a masked ${lenQ} × ${lenK} sequence has ${tiles} tiles to classify (limit ${MAX_COST_TILES})`, `sequences of at most ${Math.floor(Math.sqrt(MAX_COST_TILES)) * tileK} tokens, or no mask`);
+      if (tiles > MAX_COST_TILES) {
+        throw new UnsupportedError(`a ${lenQ} × ${lenK} sequence has ${tiles} tiles to classify (limit ${MAX_COST_TILES})`, `sequences of at most ${Math.floor(Math.sqrt(MAX_COST_TILES)) * tileK} tokens (nominalFlops for the plain count)`);
       }
       st = {
         lenQ, lenK,

@@ -274,6 +274,7 @@ describe('attentionCost refuses what it cannot count, naming the argument', () =
     expect(() => attentionCost({ ...base, seqLenQ: 1e300 })).toThrow(expect.objectContaining({ name: 'ShapeError', argument: 'seqLenQ' }));
     // A causal 1M-token sequence's tile plan aborted the process (not catchable); now it is refused at once.
     expect(() => attentionCost({ ...base, seqLenQ: 2 ** 20, causal: true })).toThrow(expect.objectContaining({ name: 'UnsupportedError' }));
-    expect(attentionCost({ ...base, seqLenQ: 2 ** 20 }).flops.nominal).toBe(4 * 8 * 2 ** 40 * 64);
+    expect(() => attentionCost({ ...base, seqLenQ: 2 ** 20 })).toThrow(expect.objectContaining({ name: 'UnsupportedError' }));
+    expect(attentionCost({ ...base, seqLenQ: 2 ** 19 }).flops.nominal).toBe(4 * 8 * 2 ** 38 * 64);
   });
 });
