@@ -262,8 +262,8 @@ export function scratchBytes(rows: i32, dpad: i32, dvpad: i32, topk: i32, vtRows
 // ---------------------------------------------------------------------------------------------
 // Loads
 
-// Qᵀ for a prefill tile: qt[c·64 + i] = q[row q0 + i, head h, c]·qscale; queries nq..64 are zero.
-function loadQT(plan: usize, seq: usize, h: i32, q0: i32, nq: i32, qscale: f32, qt: usize): void {
+// Qᵀ for a prefill tile: qt[c·64 + i] = q[row q0 + i, head h, c] (unscaled: packK4 scales K); queries nq..64 are zero.
+function loadQT(plan: usize, seq: usize, h: i32, q0: i32, nq: i32, qt: usize): void {
   const D = pi(plan, P_HEAD_DIM), dtype = pi(plan, P_DTYPE);
   const qdata = pu(plan, P_Q_DATA), qRow = pu(plan, P_Q_ROW);
   const base = <usize>ri(seq, S_Q_BASE) + <usize>h * pu(plan, P_Q_HEAD);
@@ -271,14 +271,13 @@ function loadQT(plan: usize, seq: usize, h: i32, q0: i32, nq: i32, qscale: f32, 
   let i = 0;
   if (dtype == 0) {
     // f32: 4 queries × 4 columns at a time, transposed in registers.
-    const sv = f32x4.splat(qscale);
     for (; i + 4 <= nq; i += 4) {
       const r0 = qdata + ((base + <usize>(q0 + i) * qRow) << 2), rs = qRow << 2;
       let c = 0;
       for (; c + 4 <= D; c += 4) {
         const o = <usize>c << 2;
-        const a = f32x4.mul(v128.load(r0 + o), sv), b = f32x4.mul(v128.load(r0 + rs + o), sv);
-        const e = f32x4.mul(v128.load(r0 + 2 * rs + o), sv), f = f32x4.mul(v128.load(r0 + 3 * rs + o), sv);
+        const a = v128.load(r0 + o), b = v128.load(r0 + rs + o);
+        const e = v128.load(r0 + 2 * rs + o), f = v128.load(r0 + 3 * rs + o);
         const ab0 = v128.shuffle<f32>(a, b, 0, 4, 1, 5), ab1 = v128.shuffle<f32>(a, b, 2, 6, 3, 7);
         const ef0 = v128.shuffle<f32>(e, f, 0, 4, 1, 5), ef1 = v128.shuffle<f32>(e, f, 2, 6, 3, 7);
         const d = qt + (<usize>(c * BC + i) << 2);
@@ -288,13 +287,13 @@ function loadQT(plan: usize, seq: usize, h: i32, q0: i32, nq: i32, qscale: f32, 
         v128.store(d + (<usize>(3 * BC) << 2), v128.shuffle<f32>(ab1, ef1, 2, 3, 6, 7));
       }
       for (; c < D; c++) {
-        for (let x = 0; x < 4; x++) store<f32>(qt + (<usize>(c * BC + i + x) << 2), load<f32>(r0 + <usize>x * rs + (<usize>c << 2)) * qscale);
+        for (let x = 0; x < 4; x++) store<f32>(qt + (<usize>(c * BC + i + x) << 2), load<f32>(r0 + <usize>x * rs + (<usize>c << 2)));
       }
     }
   }
   for (; i < nq; i++) {
     const src = base + <usize>(q0 + i) * qRow;
-    for (let c = 0; c < D; c++) store<f32>(qt + (<usize>(c * BC + i) << 2), loadElem(qdata, src + <usize>c, dtype) * qscale);
+    for (let c = 0; c < D; c++) store<f32>(qt + (<usize>(c * BC + i) << 2), loadElem(qdata, src + <usize>c, dtype));
   }
 }
 
@@ -925,7 +924,7 @@ function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i3
   const st = sc_s(sc);
   const panelTiles = pi(plan, P_PANEL_TILES), tag = ri(job, J_SEQ) * pi(plan, P_NUM_KV_HEADS) + hk + 1;
   memory.fill(sc_zero(sc), 0, <usize>dpad << 2);
-  loadQT(plan, seq, h, q0, nq, 1, sc_q(sc));
+  loadQT(plan, seq, h, q0, nq, sc_q(sc));
   initState(sc, nq, dvpad);
   let csOut: usize = 0;
   if (colsum) {
@@ -1179,7 +1178,7 @@ function topkJob(plan: usize, job: usize, sc: usize): void {
   const kBase = <usize>ri(seq, S_K_BASE) + <usize>hk * pu(plan, P_K_HEAD);
   const st = sc_s(sc);
   memory.fill(sc_zero(sc), 0, <usize>dpad << 2);
-  loadQT(plan, seq, h, q0, nq, 1, sc_q(sc));
+  loadQT(plan, seq, h, q0, nq, sc_q(sc));
   const heapStride = K + 1; // slot 0: count
   for (let r = 0; r < nq; r++) store<i32>(sc_heap(sc) + (<usize>(r * heapStride) << 2), 0);
   const e0 = load<i32>(rowStart + (<usize>qtile << 2)), e1 = load<i32>(rowStart + (<usize>(qtile + 1) << 2));
