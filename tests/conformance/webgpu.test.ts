@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnsupportedError, attention, gpuContext, lastGpuStats, probabilityRows, randn, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
 import { portableSource } from '../../src/kernels/webgpu/variants.js';
 import { portableUsesV4, setPortableTuning } from '../../src/kernels/webgpu/attention-gpu.js';
-import { CASES, checkCase, runOn } from './cases.js';
+import { CASES, checkCase, checkTracksNaiveAtScale65, runOn } from './cases.js';
 
 // WebGPU conformance: the same case list as the CPU backends. In CI the adapter is SwiftShader
 // (Vulkan on the CPU); under CI=true a missing adapter fails the suite instead of skipping it.
@@ -44,13 +44,7 @@ describe('webgpu portable kernel: inputs near ±1000 on 12 more seeds', () => {
       expect(lastGpuStats?.kernel, `seed ${seed}`).toBe('flash_portable');
     }
   }, 300_000);
-  it('at head dim 65 (scale 1/√65) each within 1.01× the naive f32 error + floor', async () => {
-    const base = CASES.find((c) => c.name === 'inputs near ±1000')!;
-    for (let seed = 3000; seed < 3012; seed++) {
-      const { outErr, exp } = await checkCase({ ...base, headDim: 65, name: `${base.name} d65 #${seed}`, seed }, runOn('webgpu'));
-      expect(outErr, `seed ${seed}`).toBeLessThanOrEqual(1.01 * exp.outNaiveErr + exp.outFloor);
-    }
-  }, 300_000);
+  it('at head dim 65 (scale 1/√65) each within 1.01× the naive f32 error + floor', () => checkTracksNaiveAtScale65(runOn('webgpu'), 'yardstick'), 300_000);
 });
 
 // The portable kernel's V-as-vec4 mapping (four consecutive output columns a thread) is the default
@@ -90,7 +84,7 @@ describe('webgpu portable kernel, two rows a thread', () => {
       for (const sg of [true, false]) {
         for (const fmt of ['f32', 'f16'] as const) {
           for (const vload of [false, true]) {
-            const code = portableSource({ kernel: 'flash_portable', fmt, D: DV, DV, G: 1, sg, natural: false, cap: false, maskKey: 'none', wide: vload, v4: true, r2: true, vload }, NO_MASK);
+            const code = portableSource({ kernel: 'flash_portable', fmt, D: DV, DV, G: 1, sg, cap: false, maskKey: 'none', wide: vload, v4: true, r2: true, vload }, NO_MASK);
             expect(code).toContain('const NT: u32 = 512u;');
             const info = await ctx.device.createShaderModule({ code }).getCompilationInfo();
             expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message), `d${DV} ${fmt} sg=${sg} vload=${vload}`).toEqual([]);
@@ -263,7 +257,7 @@ describe('webgpu portable kernel, whole V tile in one chunk', () => {
     for (const DV of [72, 80, 96, 111]) {
       for (const fmt of ['f32', 'f16'] as const) {
         for (const [sg, vload] of [[true, true], [true, false], [false, true]] as const) {
-          const code = portableSource({ kernel: 'flash_portable', fmt, D: DV, DV, G: 1, sg, natural: false, cap: false, maskKey: 'none', wide: true, vload, vfull: true }, NO_MASK);
+          const code = portableSource({ kernel: 'flash_portable', fmt, D: DV, DV, G: 1, sg, cap: false, maskKey: 'none', wide: true, vload, vfull: true }, NO_MASK);
           expect(code).toContain(`const BCV: u32 = 64u;`);
           const info = await ctx.device.createShaderModule({ code }).getCompilationInfo();
           expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message), `d${DV} ${fmt} sg=${sg} vload=${vload}`).toEqual([]);

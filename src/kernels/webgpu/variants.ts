@@ -164,8 +164,6 @@ export interface PortableFlashVariant {
   readonly G: number;
   /** Subgroup row reductions (subgroups of ≥ 16 lanes). */
   readonly sg: boolean;
-  /** Scores stay in natural units until after masking (softcap or top-k). */
-  readonly natural: boolean;
   readonly cap: boolean;
   readonly maskKey: string;
   /** 32-dim S slices (twice the workgroup memory of 16, half the barriers). */
@@ -339,7 +337,6 @@ export function portableSource(v: PortableFlashVariant, maskFn: string): string 
     `const BCV: u32 = ${BCV}u;`,
     `const G: u32 = ${v.G}u;`,
     `const NP: u32 = ${Math.floor(64 / v.G)}u;`,
-    `const NATURAL: bool = ${v.natural};`,
     `const CAP: bool = ${v.cap};`,
     `const CAPTURE: u32 = ${v.capture ?? 0}u;`,
     `const VLOAD: bool = ${!!v.vload};`,
