@@ -316,3 +316,18 @@ export const CASES_DECODE: ConformanceCase[] = [
   { name: 'f16 GQA16 Sq1 d64 (16 rows)', batch: 2, seqLenQ: 1, seqLenK: 390, numHeads: 16, numKvHeads: 1, headDim: 64, dtype: 'f16', mask: () => slidingWindow(300, 0), seed: 79 },
   { name: 'f16 varlen decode', batch: 0, seqLenQ: 0, seqLenK: 0, numHeads: 4, numKvHeads: 2, headDim: 64, dtype: 'f16', varlen: [[1, 130], [1, 700], [2, 129]], mask: () => causal(), seed: 78 },
 ];
+
+/**
+ * The 'inputs near ±1000' case at head dim 65 (scale 1/√65, not a power of two) on 12 seeds: each output error must
+ * stay within 1.01× the naive error (`naive`: the suite's yardstick, the larger of the fused and the mul+add naive
+ * implementations, or the mul+add one alone) plus the floor. Kernels whose scores round as the naive reference's do
+ * (K scaled once per element, products summed in order) meet it; a different rounding of the scale reached 2.8×.
+ */
+export async function checkTracksNaiveAtScale65(run: CaseRunner, naive: 'yardstick' | 'mulAdd'): Promise<void> {
+  const base = CASES.find((c) => c.name === 'inputs near ±1000')!;
+  for (let seed = 3000; seed < 3012; seed++) {
+    const { outErr, exp } = await checkCase({ ...base, headDim: 65, name: `${base.name} d65 #${seed}`, seed }, run);
+    const limit = 1.01 * (naive === 'yardstick' ? exp.outNaiveErr : exp.outNaiveErrMulAdd) + exp.outFloor;
+    if (!(outErr <= limit)) throw new Error(`${base.name} d65 #${seed}: error ${outErr} exceeds 1.01× the naive error + floor (${limit})`);
+  }
+}

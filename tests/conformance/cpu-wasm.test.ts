@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { CASES, checkCase, runOn } from './cases.js';
+import { describe, it } from 'vitest';
+import { CASES, checkCase, checkTracksNaiveAtScale65, runOn } from './cases.js';
 
 describe('conformance: wasm backend', () => {
   for (const c of CASES) {
@@ -13,11 +13,5 @@ describe('conformance: wasm backend', () => {
 // naive reference does, so its scores are the naive fused implementation's to the bit and the error tracks the
 // naive one seed by seed (scaling Q instead reached 2.6–2.8× the naive error on 2–4 of 40 seeds).
 describe('wasm backend (relaxed SIMD): inputs near ±1000 at head dim 65, 12 seeds', () => {
-  it('each within 1.01× the naive f32 error + floor', async () => {
-    const base = CASES.find((c) => c.name === 'inputs near ±1000')!;
-    for (let seed = 3000; seed < 3012; seed++) {
-      const { outErr, exp } = await checkCase({ ...base, headDim: 65, name: `${base.name} d65 #${seed}`, seed }, runOn('wasm'));
-      expect(outErr, `seed ${seed}`).toBeLessThanOrEqual(1.01 * exp.outNaiveErr + exp.outFloor);
-    }
-  }, 120_000);
+  it('each within 1.01× the naive f32 error + floor', () => checkTracksNaiveAtScale65(runOn('wasm'), 'yardstick'), 120_000);
 });
