@@ -18,10 +18,19 @@ const SI = [
 export function formatSI(value: number, unit: string, digits = 4): string {
   if (!Number.isFinite(value)) return `${value} ${unit}`;
   const abs = Math.abs(value);
-  for (const [scale, prefix] of SI) {
-    if (abs >= scale) return `${trimPrecision(value / scale, digits)} ${prefix}${unit}`;
-  }
-  return `${trimPrecision(value, digits)} ${unit}`;
+  // Smallest prefix first, so a mantissa that rounds up to 1000 (999.96 kB at 4 digits) moves to the
+  // next prefix (1 MB) instead of printing `1000 kB`.
+  const steps: ReadonlyArray<readonly [number, string]> = [[1, ''], ...[...SI].reverse()];
+  let pick = 0;
+  for (let i = 0; i < steps.length; i++) if (abs >= steps[i]![0]) pick = i;
+  while (pick + 1 < steps.length && roundsToThousand(abs / steps[pick]![0], digits)) pick++;
+  const [scale, prefix] = steps[pick]!;
+  return `${trimPrecision(value / scale, digits)} ${prefix}${unit}`;
+}
+
+/** True when `x` printed with `digits` significant digits reads 1000 or more. */
+function roundsToThousand(x: number, digits: number): boolean {
+  return x !== 0 && Math.abs(Number(x.toPrecision(digits))) >= 1000;
 }
 
 function trimPrecision(x: number, digits: number): string {
@@ -39,10 +48,12 @@ export function formatSeconds(s: number, digits = 4): string {
   if (!Number.isFinite(s)) return `${s} s`;
   const a = Math.abs(s);
   if (a === 0) return '0 s';
-  if (a < 1e-6) return `${trimPrecision(s * 1e9, digits)} ns`;
-  if (a < 1e-3) return `${trimPrecision(s * 1e6, digits)} µs`;
-  if (a < 1) return `${trimPrecision(s * 1e3, digits)} ms`;
-  return `${trimPrecision(s, digits)} s`;
+  // As formatSI: 999.99 ms at 4 digits reads `1 s`, not `1000 ms`.
+  const units: ReadonlyArray<readonly [number, string]> = [[1e9, 'ns'], [1e6, 'µs'], [1e3, 'ms'], [1, 's']];
+  let pick = a < 1e-6 ? 0 : a < 1e-3 ? 1 : a < 1 ? 2 : 3;
+  while (pick < 3 && roundsToThousand(a * units[pick]![0], digits)) pick++;
+  const [scale, name] = units[pick]!;
+  return `${trimPrecision(s * scale, digits)} ${name}`;
 }
 
 const SIZE_UNITS: Record<string, number> = {
@@ -63,5 +74,7 @@ export function parseBytes(input: number | string, argument = 'memory'): number 
   if (!m || scale === undefined) {
     throw new ValueError(`${argument} must be a size such as 80GB, 24GiB or a byte count, got '${input}'`, argument);
   }
-  return Number(m[1]) * scale;
+  const bytes = Number(m[1]) * scale;
+  if (!Number.isFinite(bytes)) throw new ValueError(`${argument} must be a finite size, got '${input}'`, argument);
+  return bytes;
 }

@@ -2,7 +2,7 @@
  * Boundary checks shared by the cost model. Dimensions get a ShapeError naming the argument (its path
  * in the options, e.g. `llm.numKvHeads`) and the dimension; other numbers get a ValueError.
  */
-import { ShapeError, ValueError } from '../errors.js';
+import { DTypeError, ShapeError, ValueError } from '../errors.js';
 
 /** An integer dimension ≥ min (default 1). `path` prefixes the argument name (e.g. `llm`). */
 export function dim(value: unknown, name: string, opts: { min?: number; path?: string } = {}): number {
@@ -50,6 +50,14 @@ export function checkKeys(obj: object, allowed: readonly string[], path: string)
 export function oneOf<T extends string>(value: unknown, allowed: readonly T[], name: string): T {
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
     throw new ValueError(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`, name);
+  }
+  return value as T;
+}
+
+/** One of a fixed set of dtype names: a DTypeError naming `name` otherwise. */
+export function dtypeOneOf<T extends string>(value: unknown, allowed: readonly T[], name: string): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw new DTypeError(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`, name);
   }
   return value as T;
 }

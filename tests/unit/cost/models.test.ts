@@ -112,5 +112,8 @@ describe('budget savings', () => {
     expect(() => budgetSavings({ model: 'qwen9', budget: 400 })).toThrow(/llava-1.5-7b/);
     expect(() => budgetSavings({ model: 'llava-1.5-7b', budget: -4 })).toThrow(ShapeError);
     expect(() => budgetSavings({ model: 'llava-1.5-7b', budget: 10.5 })).toThrow(/budget/);
+    expect(() => budgetSavings({ model: 'llava-1.5-7b', budget: 400, kvDtype: 'fp8' as never })).toThrow(expect.objectContaining({ name: 'DTypeError', argument: 'kvDtype' }));
+    expect(() => budgetSavings({ model: 'llava-1.5-7b', budget: 400, dtype: 'int8' as never })).toThrow(expect.objectContaining({ name: 'DTypeError', argument: 'dtype' }));
+    expect(budgetSavings({ model: 'llava-1.5-7b', budget: 400, kvDtype: 'int8' }).withBudget.kvBytes).toBeGreaterThan(0);
   });
 });
