@@ -121,6 +121,10 @@ export function checkNdArray(a: NdArray, argument = 'array'): void {
   const n = shapeSize(a.shape);
   if (n !== a.data.length) throw new ShapeError(`${argument}: shape [${a.shape.join(', ')}] needs ${n} elements, data has ${a.data.length}`, argument);
   if (!(a.data instanceof ctorOf(a.dtype))) throw new UnsupportedError(`${argument}: dtype '${a.dtype}' needs a ${ctorOf(a.dtype).name}, got ${a.data.constructor.name}`);
+  if (a.dtype === 'bool') {
+    const d = a.data as Uint8Array;
+    for (let i = 0; i < d.length; i++) if (d[i]! > 1) throw new ValueError(`${argument}: a bool array holds only bytes 0 and 1, got ${d[i]} at element ${i}`, argument);
+  }
 }
 
 /** Values of any interchange array as float64 (f16/bf16 decoded; i64/u64 rounded to the nearest double). */

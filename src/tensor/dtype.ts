@@ -1,6 +1,8 @@
 /**
  * Element types. f16 and bf16 are stored as raw 16-bit patterns in Uint16Array; conversion from
- * float is exact round-to-nearest-even (ties to even), including subnormals, ±Inf and NaN.
+ * float is exact round-to-nearest-even (ties to even), including subnormals, ±Inf and NaN. This holds
+ * for float64 inputs (JavaScript numbers) too: they are first narrowed to f32 with round-to-odd, which
+ * keeps enough information for the second rounding to be correct (no double-rounding error).
  */
 
 export type DType = 'f32' | 'f16' | 'bf16';
@@ -23,10 +25,25 @@ export function isDType(x: unknown): x is DType {
 const f32buf = new Float32Array(1);
 const u32buf = new Uint32Array(f32buf.buffer);
 
-/** float → bf16 bits, round to nearest even; NaN stays a quiet NaN. */
-export function f32ToBf16(x: number): number {
+/**
+ * f32 bits of `x` narrowed with round-to-odd: the f32 value toward zero, its last bit set when inexact.
+ * f32 keeps 24 significant bits, at least 2 more than f16 (11) and bf16 (8), so rounding this to
+ * nearest-even gives exactly what rounding the float64 `x` directly would (Boldo & Melquiond).
+ */
+function f32BitsRoundOdd(x: number): number {
   f32buf[0] = x;
-  const u = u32buf[0]!;
+  let u = u32buf[0]!;
+  const f = f32buf[0]!;
+  if (f !== x && x === x) {
+    if (Math.abs(f) > Math.abs(x)) u -= 1; // rounded away from zero: step the magnitude back
+    u |= 1;
+  }
+  return u >>> 0;
+}
+
+/** float → bf16 bits, round to nearest even (exact for float64 inputs too); NaN stays a quiet NaN. */
+export function f32ToBf16(x: number): number {
+  const u = f32BitsRoundOdd(x);
   if ((u & 0x7f800000) === 0x7f800000 && (u & 0x7fffff) !== 0) return ((u >>> 16) | 0x40) & 0xffff;
   const rounded = u + 0x7fff + ((u >>> 16) & 1);
   return (rounded >>> 16) & 0xffff;
@@ -39,13 +56,11 @@ export function bf16ToF32(h: number): number {
 }
 
 /**
- * float → f16 bits with round-to-nearest-even. The input is first rounded to f32 (as a Float32Array
- * store would); the f32 → f16 step is then exact RNE, so double rounding cannot occur for values
- * that are already f32.
+ * float → f16 bits with round-to-nearest-even, exact for float64 inputs too (the narrowing to f32
+ * rounds to odd, so there is no double rounding).
  */
 export function f32ToF16(x: number): number {
-  f32buf[0] = x;
-  const u = u32buf[0]!;
+  const u = f32BitsRoundOdd(x);
   const sign = (u >>> 16) & 0x8000;
   const exp = (u >>> 23) & 0xff;
   let mant = u & 0x7fffff;

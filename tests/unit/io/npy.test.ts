@@ -109,6 +109,13 @@ describe('npy: hand-crafted files following the published format', () => {
     expect(() => parseNpy(handNpy("{'descr': '|b1', 'fortran_order': False, 'shape': (1,), }", new Uint8Array([2])))).toThrow(FormatError);
   });
 
+  it('refuses to write a bool array holding bytes other than 0 and 1 (numpy could not read it back)', () => {
+    const bad: NdArray = { dtype: 'bool', shape: [3], data: new Uint8Array([1, 0, 2]) };
+    expect(() => writeNpy(bad)).toThrow(expect.objectContaining({ name: 'ValueError', message: expect.stringMatching(/element 2/) }));
+    expect(() => writeNpz({ m: bad })).toThrow(/bool/);
+    expect(parseNpy(writeNpy({ dtype: 'bool', shape: [2], data: new Uint8Array([1, 0]) })).data).toEqual(new Uint8Array([1, 0]));
+  });
+
   it('rejects object, string and structured arrays with UnsupportedError', () => {
     expect(() => parseNpy(handNpy("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", new Uint8Array(8)))).toThrow(UnsupportedError);
     expect(() => parseNpy(handNpy("{'descr': '<U3', 'fortran_order': False, 'shape': (1,), }", new Uint8Array(12)))).toThrow(UnsupportedError);

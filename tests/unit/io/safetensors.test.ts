@@ -141,3 +141,10 @@ describe('safetensors: hand-crafted files following the published format', () =>
     }), { numRuns: 2000 });
   });
 });
+
+describe('writeSafetensors bool', () => {
+  it('refuses bytes other than 0 and 1, naming the tensor', () => {
+    expect(() => writeSafetensors({ mask: { dtype: 'bool', shape: [2], data: new Uint8Array([0, 255]) } })).toThrow(ValueError);
+    expect(() => writeSafetensors({ mask: { dtype: 'bool', shape: [2], data: new Uint8Array([0, 255]) } })).toThrow(/tensors\["mask"\].*255/);
+  });
+});
