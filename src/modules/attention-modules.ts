@@ -149,7 +149,7 @@ export class GroupedQueryAttention {
         qBias: get('q_proj.bias'), kBias: get('k_proj.bias'), vBias: get('v_proj.bias'), oBias: get('o_proj.bias'),
       };
     } else {
-      const inW = need('in_proj_weight').to('f32'), inB = get('in_proj_bias')?.to('f32') ?? null;
+      const inW = need('in_proj_weight'), inB = get('in_proj_bias');
       const { numHeads: H, numKvHeads: Hk, headDim: Dh } = c;
       const rows = [H * Dh, Hk * Dh, Hk * Dh];
       // The fused projection must be exactly q, k and v stacked: a taller or shorter one is another layout.

@@ -83,6 +83,25 @@ describe('attention modules', () => {
     expectClose((await loaded.forward(y)).out.toFloat64(), (await mha.forward(y)).out.toFloat64(), { atol: 0, label: 'fused names' });
   });
 
+  it('fused in_proj weights keep their bf16 dtype and bits, like the separate names', () => {
+    const mha = MultiHeadAttention.init({ embedDim: 16, numHeads: 2 }, 6);
+    const w = mha.weights;
+    const bf = (t: Tensor) => { const c = t.to('bf16').contiguous(); return { dtype: 'bf16' as const, shape: [...c.shape], data: c.data as Uint16Array }; };
+    const fused = Tensor.fromValues([...w.q.toFloat32(), ...w.k.toFloat32(), ...w.v.toFloat32()], [48, 16]);
+    const fusedB = Tensor.fromValues([...w.qBias!.toFloat32(), ...w.kBias!.toFloat32(), ...w.vBias!.toFloat32()], [48]);
+    const loaded = MultiHeadAttention.fromSafetensors(writeSafetensors({ in_proj_weight: bf(fused), in_proj_bias: bf(fusedB), 'out_proj.weight': bf(w.o) }), { embedDim: 16, numHeads: 2 });
+    const separate = MultiHeadAttention.fromSafetensors(writeSafetensors({
+      'q_proj.weight': bf(w.q), 'k_proj.weight': bf(w.k), 'v_proj.weight': bf(w.v), 'o_proj.weight': bf(w.o),
+      'q_proj.bias': bf(w.qBias!), 'k_proj.bias': bf(w.kBias!), 'v_proj.bias': bf(w.vBias!),
+    }), { embedDim: 16, numHeads: 2 });
+    for (const key of ['q', 'k', 'v', 'o', 'qBias', 'kBias', 'vBias'] as const) {
+      const a = loaded.weights[key]!, b = separate.weights[key]!;
+      expect(a.dtype, key).toBe('bf16');
+      expect([...a.shape], key).toEqual([...b.shape]);
+      expect(a.contiguous().data, key).toEqual(b.contiguous().data);
+    }
+  });
+
   it('bad configs and inputs get typed errors', async () => {
     expect(() => GroupedQueryAttention.init({ embedDim: 30, numHeads: 4 })).toThrow(ShapeError);
     expect(() => GroupedQueryAttention.init({ embedDim: 32, numHeads: 4, numKvHeads: 3 })).toThrow(ShapeError);
