@@ -6,7 +6,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { UnsupportedError, ValueError } from '../errors.js';
 import { type BackendName, type DeviceTensor, type HostBackend, getBackend, isDeviceTensor } from './backend.js';
 import { type AttentionOptions, type AttentionPlan, type VarlenOptions, planAttention, planAttentionVarlen } from './plan.js';
-import { canonical, checkOut, outputShapes } from './views.js';
+import { canonical, checkNoOverlap, checkOut, outputShapes } from './views.js';
 
 /** Where `attention` / `attentionVarlen` run on host tensors, and optional preallocated outputs. */
 export interface RunOptions {
@@ -44,6 +44,10 @@ async function execute(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, opt
     lse = opts.lseOut ?? Tensor.zeros(shapes.lse, 'f32');
     if (opts.lseOut) checkOut(opts.lseOut, shapes.lse, 'f32', 'lseOut');
   }
+  const outputs: [Tensor, string][] = [];
+  if (opts.out) outputs.push([opts.out, 'out']);
+  if (opts.lseOut) outputs.push([opts.lseOut, 'lseOut']);
+  if (outputs.length) checkNoOverlap(outputs, [[q, 'q'], [k, 'k'], [v, 'v']]);
   const backend = await getBackend(opts.backend ?? 'auto');
   await backend.run(plan, canonical(plan, q, 'q'), canonical(plan, k, 'k'), canonical(plan, v, 'v'), canonical(plan, out, 'out'), lse ?? null);
   return lse ? { out, lse } : { out };
@@ -75,6 +79,7 @@ async function execute(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, opt
 export async function attention(q: Tensor, k: Tensor, v: Tensor, opts?: AttentionOptions & RunOptions): Promise<AttentionResult>;
 export async function attention(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, opts?: AttentionOptions & DeviceRunOptions): Promise<DeviceAttentionResult>;
 export async function attention(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, opts: AttentionOptions & RunOptions & DeviceRunOptions = {}): Promise<AttentionResult | DeviceAttentionResult> {
+  opts ??= {}; // null reads as no options, as undefined does
   const plan = planAttention(q, k, v, opts);
   if (isDeviceTensor(q)) {
     noHostOutputs(opts);

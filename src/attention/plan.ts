@@ -107,11 +107,20 @@ function checkTensor(t: TensorLike, name: string, rank: number, dims: string): v
   if (t.shape.length !== rank) throw new ShapeError(`${name} must be ${rank}-D [${dims}], got [${t.shape.join(', ')}]`, name);
 }
 
+/** Largest finite f32. The kernels hold scale and softcap in f32: a value outside its range cannot be used. */
+const F32_MAX = 3.4028234663852886e38;
+
 function checkOptions(opts: AttentionOptions, headDim: number): { scale: number; softcap: number } {
   const scale = opts.scale ?? 1 / Math.sqrt(headDim);
   if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new ValueError(`scale must be a finite number, got ${opts.scale}`, 'scale');
+  if (Math.abs(Math.fround(scale)) > F32_MAX || (scale !== 0 && Math.fround(scale) === 0)) {
+    throw new ValueError(`scale must be 0 or have a magnitude within f32's range (about 1.4e-45 to 3.4e38), got ${scale}`, 'scale');
+  }
   const softcap = opts.softcap ?? 0;
   if (typeof softcap !== 'number' || !Number.isFinite(softcap) || softcap < 0) throw new ValueError(`softcap must be a finite number ≥ 0 (0 = off), got ${opts.softcap}`, 'softcap');
+  if (Math.fround(softcap) > F32_MAX || (softcap !== 0 && Math.fround(softcap) === 0)) {
+    throw new ValueError(`softcap must be 0 (off) or within f32's range (about 1.4e-45 to 3.4e38), got ${softcap}`, 'softcap');
+  }
   return { scale, softcap };
 }
 
@@ -149,7 +158,9 @@ function uniformCu(batch: number, len: number): Int32Array {
 }
 
 /** Dense attention: q [B, Sq, H, D], k [B, Sk, Hk, D], v [B, Sk, Hk, Dv] (BSHD; BHSD with layout). */
-export function planAttention(q: TensorLike, k: TensorLike, v: TensorLike, opts: AttentionOptions = {}): AttentionPlan {
+export function planAttention(q: TensorLike, k: TensorLike, v: TensorLike, opts: AttentionOptions | null = {}): AttentionPlan {
+  opts ??= {};
+  if (typeof opts !== 'object') throw new ValueError(`options must be an object, got ${typeof opts}`, 'opts');
   const layout = opts.layout ?? 'bshd';
   if (layout !== 'bshd' && layout !== 'bhsd') throw new ValueError(`layout must be 'bshd' or 'bhsd', got ${String(layout)}`, 'layout');
   const dims = dimNames(layout);
@@ -183,6 +194,9 @@ export function planAttentionVarlen(q: TensorLike, k: TensorLike, v: TensorLike,
   checkTensor(v, 'v', 3, dims);
   const dtype = checkDtypes(q, k, v);
   if (!opts || opts.cuSeqlensQ === undefined) throw new ValueError('attentionVarlen needs cuSeqlensQ', 'cuSeqlensQ');
+  // Packed tensors have one layout, [totalTokens, heads, dim]: a layout option would be silently ignored.
+  const layout = (opts as { layout?: unknown }).layout;
+  if (layout !== undefined && layout !== 'bshd') throw new ValueError(`attentionVarlen takes packed [totalTokens, numHeads, headDim] tensors and no layout option, got layout ${JSON.stringify(layout)}`, 'layout');
   const totalQ = q.shape[0]!, totalK = k.shape[0]!;
   if (v.shape[0] !== totalK) throw new ShapeError(`v has ${v.shape[0]} tokens, k has ${totalK}`, 'v', 'totalTokens');
   const cuQ = checkCuSeqlens(opts.cuSeqlensQ, 'cuSeqlensQ', totalQ);
@@ -191,13 +205,7 @@ export function planAttentionVarlen(q: TensorLike, k: TensorLike, v: TensorLike,
   const heads = checkHeads(q, k, v, 1, 2);
   const { scale, softcap } = checkOptions(opts, heads.headDim);
   const mask = resolveMask(opts);
-  let maxQ = 0, maxK = 0;
-  for (let b = 0; b + 1 < cuQ.length; b++) {
-    const lq = cuQ[b + 1]! - cuQ[b]!, lk = cuK[b + 1]! - cuK[b]!;
-    maxQ = Math.max(maxQ, lq);
-    maxK = Math.max(maxK, lk);
-    if (mask) validateMask(mask, { seqLenQ: lq, seqLenK: lk }, `mask (sequence ${b})`);
-  }
+  // Documents first: checked per sequence below, its cuSeqlens would fail with a less useful length error.
   if (mask) {
     const visit = (n: Mask['node']): void => {
       if (n.kind === 'documents') throw new ValueError('a documents mask cannot be used inside attentionVarlen: the cuSeqlens already separate the sequences', 'mask');
@@ -206,6 +214,13 @@ export function planAttentionVarlen(q: TensorLike, k: TensorLike, v: TensorLike,
       if (n.kind === 'topK') visit(n.within);
     };
     visit(mask.node);
+  }
+  let maxQ = 0, maxK = 0;
+  for (let b = 0; b + 1 < cuQ.length; b++) {
+    const lq = cuQ[b + 1]! - cuQ[b]!, lk = cuK[b + 1]! - cuK[b]!;
+    maxQ = Math.max(maxQ, lq);
+    maxK = Math.max(maxK, lk);
+    if (mask) validateMask(mask, { seqLenQ: lq, seqLenK: lk }, `mask (sequence ${b})`);
   }
   return Object.freeze({
     varlen: true, batch: cuQ.length - 1, seqLenQ: maxQ, seqLenK: maxK, ...heads, groupSize: heads.numHeads / heads.numKvHeads,

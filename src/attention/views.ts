@@ -56,6 +56,38 @@ export function outputShapes(plan: AttentionPlan): { out: number[]; lse: number[
   return { out, lse: [plan.batch, plan.numHeads, plan.seqLenQ] };
 }
 
+/** The byte range [lo, hi) of `data.buffer` that a tensor view reaches (null when it has no elements). */
+function byteSpan(t: Tensor): [number, number] | null {
+  if (t.size === 0) return null;
+  let lo = t.offset, hi = t.offset;
+  t.shape.forEach((d, i) => { const span = (d - 1) * t.strides[i]!; if (span < 0) lo += span; else hi += span; });
+  const bpe = t.data.BYTES_PER_ELEMENT, base = t.data.byteOffset;
+  return [base + lo * bpe, base + (hi + 1) * bpe];
+}
+
+/**
+ * Refuses an output whose storage overlaps an input's (or another output's): the kernels read inputs while
+ * they write outputs, so `out: v` would overwrite rows that later tiles still read. Conservative: views
+ * that interleave within one range count as overlapping.
+ */
+export function checkNoOverlap(outputs: readonly [Tensor, string][], inputs: readonly [Tensor, string][]): void {
+  const all = [...outputs, ...inputs];
+  for (let a = 0; a < outputs.length; a++) {
+    const [t, name] = outputs[a]!;
+    const sa = byteSpan(t);
+    if (!sa) continue;
+    for (let b = 0; b < all.length; b++) {
+      if (b === a || (b < outputs.length && b < a)) continue;
+      const [u, other] = all[b]!;
+      if (u.data.buffer !== t.data.buffer) continue;
+      const sb = byteSpan(u);
+      if (sb && sa[0] < sb[1] && sb[0] < sa[1]) {
+        throw new ValueError(`${name} overlaps the storage of ${other}: outputs must not share memory with the inputs or each other (pass a fresh tensor, or copy ${other} first)`, name);
+      }
+    }
+  }
+}
+
 export function checkOut(t: Tensor, shape: readonly number[], dtype: string, name: string): void {
   if (!(t instanceof Tensor)) {
     const what = t && typeof (t as { then?: unknown }).then === 'function' ? 'a Promise (cpuTensor is async: await it)' : t === null ? 'null' : typeof t;

@@ -141,7 +141,14 @@ export class GroupedQueryAttention {
     const p = opts.prefix ?? '';
     const file = parseSafetensors(bytes);
     const get = (name: string) => { const a = file.tensors.get(p + name); return a ? toTensor(a, p + name) : null; };
-    const need = (name: string) => { const t = get(name); if (!t) throw new ValueError(`safetensors has no tensor '${p + name}' (names: ${[...file.tensors.keys()].slice(0, 12).join(', ')}${file.tensors.size > 12 ? ', …' : ''})`, 'bytes'); return t; };
+    const names = () => `${[...file.tensors.keys()].slice(0, 12).join(', ')}${file.tensors.size > 12 ? ', …' : ''}`;
+    const need = (name: string) => { const t = get(name); if (!t) throw new ValueError(`safetensors has no tensor '${p + name}' (names: ${names()})`, 'bytes'); return t; };
+    if (!get('q_proj.weight') && !get('in_proj_weight')) {
+      // Neither naming scheme under this prefix: say so, and suggest the prefix the file's names suggest.
+      const hit = [...file.tensors.keys()].find((n) => n.endsWith('q_proj.weight') || n.endsWith('in_proj_weight'));
+      const hint = hit ? `; did you mean prefix '${hit.slice(0, hit.length - (hit.endsWith('q_proj.weight') ? 'q_proj.weight' : 'in_proj_weight').length)}'?` : '';
+      throw new ValueError(`safetensors has neither '${p}q_proj.weight' nor '${p}in_proj_weight' (prefix '${p}'; names: ${names()})${hint}`, 'bytes');
+    }
     let w: AttentionWeights;
     if (get('q_proj.weight')) {
       w = {
@@ -190,6 +197,7 @@ export class GroupedQueryAttention {
     const backend = opts.backend ?? this.config.backend;
     const ctx = opts.context ?? x;
     for (const [t, name] of [[x, 'x'], [ctx, 'context']] as const) {
+      if (!(t instanceof Tensor)) throw new ValueError(`${name} must be a Tensor [batch, seqLen, ${E}], got ${t === null ? 'null' : (t as object)?.constructor?.name ?? typeof t}`, name);
       if (t.rank !== 3 || t.shape[2] !== E) throw new ShapeError(`${name} must be [batch, seqLen, ${E}], got [${t.shape.join(', ')}]`, name, 'embedDim');
     }
     if (ctx.shape[0] !== x.shape[0]) throw new ShapeError(`context has batch ${ctx.shape[0]}, x has ${x.shape[0]}`, 'context', 'batch');

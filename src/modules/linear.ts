@@ -4,7 +4,7 @@
  * WebGPU (a tiled WGSL matmul). f32 arithmetic; other input dtypes are converted.
  */
 import { getBackend, type BackendName } from '../attention/backend.js';
-import { ShapeError } from '../errors.js';
+import { ShapeError, ValueError } from '../errors.js';
 import { Tensor, numel } from '../tensor/tensor.js';
 import { MM_A, MM_A_ROW, MM_BIAS, MM_C, MM_C_ROW, MM_K, MM_M, MM_N, MM_W, KIND_MATMUL } from '../kernels/cpu/abi.generated.js';
 import { cpuRuntime } from '../kernels/cpu/wasm-backend.js';
@@ -14,12 +14,20 @@ import { gpuLinear } from '../kernels/webgpu/linear-gpu.js';
  * x [..., inFeatures] · weightᵀ [inFeatures, outFeatures] + bias → [..., outFeatures] (f32).
  */
 export async function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: { backend?: BackendName } = {}): Promise<Tensor> {
+  for (const [t, name] of [[x, 'x'], [weight, 'weight']] as const) if (!(t instanceof Tensor)) throw new ValueError(`${name} must be a Tensor, got ${t === null ? 'null' : typeof t}`, name);
+  if (bias !== null && bias !== undefined && !(bias instanceof Tensor)) throw new ValueError(`bias must be a Tensor or null, got ${typeof bias}`, 'bias');
   if (weight.rank !== 2) throw new ShapeError(`weight must be 2-D [outFeatures, inFeatures], got [${weight.shape.join(', ')}]`, 'weight');
   const [N, K] = weight.shape as [number, number];
   if (x.rank < 1 || x.shape[x.rank - 1] !== K) throw new ShapeError(`x's last dimension is ${x.shape[x.rank - 1]}, weight has inFeatures ${K}`, 'x', 'inFeatures');
   if (bias && (bias.rank !== 1 || bias.shape[0] !== N)) throw new ShapeError(`bias must be [${N}], got [${bias.shape.join(', ')}]`, 'bias', 'outFeatures');
-  const M = numel(x.shape) / K;
+  const M = numel(x.shape.slice(0, -1));
   const outShape = [...x.shape.slice(0, -1), N];
+  if (M === 0 || N === 0 || K === 0) {
+    // Nothing to multiply: an empty output, or (no input features, as PyTorch's Linear(0, n)) the bias alone.
+    const C = new Float32Array(M * N);
+    if (bias && K === 0) { const B = bias.toFloat32(); for (let i = 0; i < M; i++) C.set(B, i * N); }
+    return new Tensor(C, outShape);
+  }
   const backend = await getBackend(opts.backend ?? 'auto');
   const a = x.to('f32').contiguous().reshape([M, K]), w = weight.to('f32').contiguous(), b = bias ? bias.to('f32').contiguous() : null;
   if (backend.name === 'wasm') return (await linearWasm(a, w, b, M, N, K)).reshape(outShape);

@@ -171,7 +171,7 @@ export class Tensor {
 
   /** Zero-copy permutation of dimensions. */
   permute(order: readonly number[]): Tensor {
-    if (order.length !== this.rank || new Set(order).size !== this.rank || order.some((o) => o < 0 || o >= this.rank)) {
+    if (!Array.isArray(order) || order.length !== this.rank || new Set(order).size !== this.rank || order.some((o) => !Number.isInteger(o) || o < 0 || o >= this.rank)) {
       throw new ShapeError(`permute order [${order.join(', ')}] is not a permutation of 0..${this.rank - 1}`, 'order');
     }
     return new Tensor(this.data, order.map((o) => this.shape[o]!), { dtype: this.dtype, strides: order.map((o) => this.strides[o]!), offset: this.offset });
@@ -241,6 +241,7 @@ export class Tensor {
    * `bhsd` → permute(0, 2, 1, 3).
    */
   asBSHD(layout: Layout, argument = 'tensor'): Tensor {
+    if (layout !== 'bshd' && layout !== 'bhsd') throw new ValueError(`layout must be 'bshd' or 'bhsd', got ${JSON.stringify(layout)}`, 'layout');
     if (this.rank !== 4) throw new ShapeError(`${argument} must be 4-D [${layout === 'bshd' ? 'batch, seqLen, numHeads, headDim' : 'batch, numHeads, seqLen, headDim'}], got rank ${this.rank} [${this.shape.join(', ')}]`, argument);
     return layout === 'bshd' ? this : this.permute([0, 2, 1, 3]);
   }
