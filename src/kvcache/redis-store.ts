@@ -87,6 +87,9 @@ export class RedisFeatureStore implements FeatureStore {
     if (!this.ownClient) return;
     const st = this.client.status;
     if (st === 'ready') return;
+    // A connect this store started is still under way ('connecting', 'connect'): wait for it with the first caller,
+    // rather than failing every command issued meanwhile as an outage.
+    if (this.connecting) { await this.connecting; return; }
     if (st === 'wait' || st === 'end' || st === 'close') {
       this.connecting ??= this.client.connect().finally(() => { this.connecting = null; });
       await this.connecting;

@@ -118,6 +118,26 @@ describe.skipIf(!available)('RedisFeatureStore with a real redis-server', () => 
     }
   });
 
+  it('commands issued together on a new store all wait for its one connect (none fails as an outage)', async () => {
+    const store = new RedisFeatureStore({ port: server.port, keyPrefix: 'test:concurrent:' });
+    try {
+      const cache = new VisionFeatureCache({ store });
+      const ts = [0, 1, 2, 3].map((i) => randn([3, 2], 40 + i));
+      await Promise.all(ts.map((t, i) => cache.getOrCompute(`img${i}`, () => t)));
+      expect(cache.stats()).toMatchObject({ storeErrors: 0, computes: 4 });
+      expect(await store.client.exists('test:concurrent:img0', 'test:concurrent:img1', 'test:concurrent:img2', 'test:concurrent:img3')).toBe(4);
+      const fresh = new RedisFeatureStore({ port: server.port, keyPrefix: 'test:concurrent:' });
+      try {
+        const got = await Promise.all([0, 1, 2, 3].map((i) => fresh.get(`img${i}`)));
+        got.forEach((g, i) => expect(Array.from(g!.data)).toEqual(Array.from(ts[i]!.data)));
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   it('two clients share entries: the second cache hits without computing', async () => {
     const s1 = new RedisFeatureStore({ port: server.port, keyPrefix: 'test:b:' }), s2 = new RedisFeatureStore({ port: server.port, keyPrefix: 'test:b:' });
     try {
