@@ -40,7 +40,15 @@ export function canonicalJson(x: unknown, path = 'preprocessing'): string {
     if (!Number.isFinite(x)) throw new ValueError(`${path} must not contain ${x}`, 'preprocessing');
     return JSON.stringify(x);
   }
-  if (Array.isArray(x)) return `[${x.map((v, i) => canonicalJson(v, `${path}[${i}]`)).join(',')}]`;
+  if (Array.isArray(x)) {
+    // By index, not map(): map skips the holes of a sparse array, which would print as `[1,,3]` (not JSON).
+    const items: string[] = [];
+    for (let i = 0; i < x.length; i++) {
+      if (!(i in x)) throw new ValueError(`${path}[${i}] is a hole in a sparse array (not JSON)`, 'preprocessing');
+      items.push(canonicalJson(x[i], `${path}[${i}]`));
+    }
+    return `[${items.join(',')}]`;
+  }
   if (typeof x === 'object' && x !== undefined && (Object.getPrototypeOf(x) === Object.prototype || Object.getPrototypeOf(x) === null)) {
     const keys = Object.keys(x as object).sort();
     return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((x as Record<string, unknown>)[k], `${path}.${k}`)}`).join(',')}}`;
@@ -247,6 +255,10 @@ export class VisionFeatureCache {
   readonly store: FeatureStore | null;
   private readonly warn: (message: string, error: unknown) => void;
   private readonly inflight = new Map<string, Promise<Tensor>>();
+  /** Loads under way per key, and the generation at which a key was deleted while one was (see delete). */
+  private readonly loading = new Map<string, number>();
+  private readonly deletedAt = new Map<string, number>();
+  private generation = 0;
   private storeHealthy = true;
   private counters = { memoryHits: 0, storeHits: 0, computes: 0, coalesced: 0, storeErrors: 0 };
 
@@ -309,31 +321,49 @@ export class VisionFeatureCache {
     try {
       return await p;
     } finally {
-      this.inflight.delete(k);
+      // A delete() meanwhile may have let a newer load take the slot: leave that one.
+      if (this.inflight.get(k) === p) this.inflight.delete(k);
     }
   }
 
   private async load(k: string, compute: () => Tensor | Promise<Tensor>): Promise<Tensor> {
-    const fromStore = await this.get(k).catch(() => undefined);
-    if (fromStore) return fromStore;
-    this.counters.computes++;
-    const t = await compute();
-    if (!(t instanceof Tensor)) throw new ValueError(`compute() must return a Tensor, got ${t === null ? 'null' : typeof t}`, 'compute');
-    this.memory.setSync(k, t);
-    if (this.store) {
-      try {
-        await this.store.set(k, t);
-        this.storeOk();
-      } catch (e) {
-        this.storeFailed('set', k, e);
+    const started = this.generation;
+    this.loading.set(k, (this.loading.get(k) ?? 0) + 1);
+    // Deleted after this load started: its value is returned to its callers but never cached.
+    const stale = () => (this.deletedAt.get(k) ?? -1) > started;
+    try {
+      const fromStore = await this.get(k).catch(() => undefined);
+      if (fromStore) return fromStore;
+      this.counters.computes++;
+      const t = await compute();
+      if (!(t instanceof Tensor)) throw new ValueError(`compute() must return a Tensor, got ${t === null ? 'null' : typeof t}`, 'compute');
+      if (stale()) return t;
+      this.memory.setSync(k, t);
+      if (this.store) {
+        try {
+          await this.store.set(k, t);
+          this.storeOk();
+          // A delete() that ran while the write was on its way may have reached the store first: delete again.
+          if (stale()) await this.store.delete(k);
+        } catch (e) {
+          this.storeFailed('set', k, e);
+        }
       }
+      return t;
+    } finally {
+      const n = this.loading.get(k)! - 1;
+      if (n > 0) this.loading.set(k, n);
+      else { this.loading.delete(k); this.deletedAt.delete(k); }
     }
-    return t;
   }
 
-  /** Removes an entry from memory and (best-effort) from the store. */
+  /**
+   * Removes an entry from memory and (best-effort) from the store. A computation of the key that is under
+   * way finishes for its callers but is not cached, and the next getOrCompute computes afresh.
+   */
   async delete(key: string | FeatureKeyInput): Promise<void> {
     const k = this.keyOf(key);
+    if (this.loading.has(k)) { this.deletedAt.set(k, ++this.generation); this.inflight.delete(k); }
     this.memory.deleteSync(k);
     if (this.store) {
       try { await this.store.delete(k); this.storeOk(); } catch (e) { this.storeFailed('delete', k, e); }

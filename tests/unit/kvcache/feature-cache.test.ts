@@ -23,6 +23,12 @@ describe('feature keys', () => {
     expect(featureKey({ ...base, preprocessing: { mean: [0.5, 0.5, 0.5], resize: 384 } })).toBe(k);
     expect(featureKey({ ...base, pixels: image(1) })).toBe(k); // same content, another buffer
   });
+  it('refuse sparse arrays in preprocessing (a hole is not JSON)', () => {
+    // eslint-disable-next-line no-sparse-arrays
+    expect(() => featureKey({ ...base, preprocessing: { mean: [1, , 3] } })).toThrow(/preprocessing\.mean\[1\] is a hole/);
+    expect(featureKey({ ...base, preprocessing: { mean: [1, 2, 3] } })).toMatch(/^[0-9a-f]{64}$/);
+  });
+
   it('reject bad input with typed errors', () => {
     expect(() => featureKey({ ...base, encoderId: '' })).toThrow(expect.objectContaining({ argument: 'encoderId' }));
     expect(() => featureKey({ ...base, width: 7, channels: 4 })).toThrow(expect.objectContaining({ argument: 'pixels' }));
@@ -106,6 +112,38 @@ describe('VisionFeatureCache', () => {
     expect(cache.stats()).toMatchObject({ computes: 1, coalesced: 2, memoryHits: 1, entries: 1, bytes: 4 * 8 * 4 });
     await expect(cache.getOrCompute('other', async () => { throw new Error('encoder failed'); })).rejects.toThrow('encoder failed');
     await expect(cache.getOrCompute('bad', () => 42 as unknown as Tensor)).rejects.toThrow(ValueError);
+  });
+
+  it('delete() during a computation: its callers get the value, but it is not cached and the next call recomputes', async () => {
+    const shared = new FlakyStore();
+    const cache = new VisionFeatureCache({ store: shared });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const old = randn([2, 2], 1), fresh = randn([2, 2], 2);
+    const pending = cache.getOrCompute('img', async () => { await gate; return old; });
+    await new Promise((r) => setTimeout(r, 1));
+    await cache.delete('img');
+    // A call after the delete does not join the stale computation.
+    let computes = 0;
+    const after = cache.getOrCompute('img', async () => { computes++; return fresh; });
+    release();
+    expect(await pending).toBe(old);
+    expect(await after).toBe(fresh);
+    expect(computes).toBe(1);
+    expect(await cache.getOrCompute('img', () => randn([2, 2], 3))).toBe(fresh);
+    expect(Array.from((await shared.get('img'))!.data)).toEqual(Array.from(fresh.data));
+    // Deleted with nothing after it: neither level keeps the old value.
+    let release2!: () => void;
+    const gate2 = new Promise<void>((r) => { release2 = r; });
+    const p2 = cache.getOrCompute('img2', async () => { await gate2; return old; });
+    await new Promise((r) => setTimeout(r, 1));
+    await cache.delete('img2');
+    release2();
+    await p2;
+    expect(await shared.get('img2')).toBeUndefined();
+    let recomputed = false;
+    await cache.getOrCompute('img2', () => { recomputed = true; return fresh; });
+    expect(recomputed).toBe(true);
   });
 
   it('fills and reads the shared store: a second cache (another process) gets a store hit without computing', async () => {
