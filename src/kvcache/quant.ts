@@ -183,9 +183,21 @@ export function int8Level(q: number, grid: Int8Grid = 'uniform'): number {
   return grid === 'uniform' ? q : q * (0.5 + q * q * INT8_GAUSSIAN_C);
 }
 
-/** int8 scale of a group with absolute maximum `absmax`. */
+const scaleBits = new Float32Array(1);
+const scaleU32 = new Uint32Array(scaleBits.buffer);
+
+/**
+ * int8 scale of a group with absolute maximum `absmax`: absmax / 127 in f32, stepped down where rounding up
+ * would make the top level 127·scale overflow f32 (absmax near 3.4e38 read back as Infinity).
+ */
 export function int8Scale(absmax: number): number {
-  return Math.fround(absmax / 127);
+  let s = Math.fround(absmax / 127);
+  while (s > 0 && !Number.isFinite(Math.fround(127 * s))) {
+    scaleBits[0] = s;
+    scaleU32[0] = scaleU32[0]! - 1;
+    s = scaleBits[0]!;
+  }
+  return s;
 }
 
 /** The gaussian grid's decision points: GAUSS_MID[c] halfway between levels c and c + 1 (c = 0 … 126). */

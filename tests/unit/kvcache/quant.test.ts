@@ -100,6 +100,25 @@ describe('int8 quantisation', () => {
     expect(dequantizeInt8(-3, 0.1)).toBe(Math.fround(-0.3));
   });
 
+  it('values near the f32 maximum keep a finite top level (the scale never rounds up past it)', async () => {
+    const F32_MAX = 3.4028234663852886e38;
+    for (const absmax of [F32_MAX, 3.4028234e38, 3.4e38, 3.3e38]) {
+      const s = int8Scale(absmax);
+      expect(Number.isFinite(dequantizeInt8(127, s)), `absmax ${absmax}`).toBe(true);
+      expect(dequantizeInt8(127, s, 'gaussian')).toBe(dequantizeInt8(127, s));
+      expect(Math.abs(dequantizeInt8(127, s) - absmax) / absmax).toBeLessThan(1e-6);
+    }
+    expect(int8Scale(127)).toBe(1);
+    for (const grid of ['uniform', 'gaussian'] as const) {
+      const c = new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: 16, blockSizeTokens: 4, numBlocks: 2, dtype: 'int8', int8Grid: grid });
+      const id = c.addSequence().id;
+      const x = Float32Array.from({ length: 16 }, (_, i) => (i % 2 ? -1 : 1) * 3.4028234e38 * (i === 0 ? 1 : 0.5));
+      c.append(id, [1], { k: Tensor.fromValues(x, [1, 1, 1, 16]), v: Tensor.fromValues(x, [1, 1, 1, 16]) });
+      const g = gatherContiguous(c, 0, c.blockTable(id), 1, { unrotate: true }).k.toFloat32();
+      expect(g.every(Number.isFinite), grid).toBe(true);
+    }
+  });
+
   it('gaussian grid: odd, increasing, exact at ±127, twice as fine as uniform at 0 and half as fine at ±127', () => {
     expect(int8Level(127, 'gaussian')).toBe(127);
     expect(int8Level(-127, 'gaussian')).toBe(-127);
