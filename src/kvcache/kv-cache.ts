@@ -191,6 +191,13 @@ class Sequence {
   /** Hash of each full block, chained; length = ⌊committed / bs⌋ once committed. */
   blockHashes: string[] = [];
   images: ImageSpan[] = [];
+  /** Layers whose K/V for the pending tokens are written (writeLayer, or append with kv). */
+  written = new Set<number>();
+  /**
+   * Indices of this sequence's blocks holding tokens committed with some layer unwritten (a cache with storage;
+   * append without kv, or commit before every writeLayer): they are never published to the prefix cache.
+   */
+  unwrittenBlocks = new Set<number>();
   constructor(readonly id: SeqId, readonly salt: string | null) {}
 
   pushBlock(b: number): void {
@@ -521,6 +528,7 @@ export class PagedKvCache implements RotationSource {
     const need = fresh + (cow ? 1 : 0);
     if (need > this.pool.numAvailable) throw this.outOfBlocks(id, need, n, `reserving ${n} token(s)`);
     if (images.length) s.images = [...s.images, ...images].sort((a, b) => a.offset - b.offset);
+    s.written.clear();
     if (n === 0) return new Int32Array(0);
     if (cow) {
       const [nb] = this.pool.allocate(1);
@@ -550,29 +558,37 @@ export class PagedKvCache implements RotationSource {
     if (!this.storage) throw new UnsupportedError('this cache has no storage (allocateStorage: false)', 'allocateStorage: true');
     if (!Number.isInteger(layer) || layer < 0 || layer >= this.plan.numLayers) throw new ValueError(`layer must be an integer in 0..${this.plan.numLayers - 1}, got ${layer}`, 'layer');
     this.storage.writeSlots(layer, this.slotMapping(id, s.committed, s.length), k, v);
+    s.written.add(layer);
   }
 
   /**
    * Publishes the pending tokens: blocks that became full get their chained hash and, with prefix
-   * caching, are registered for other sequences to hit. Call after every layer was written.
+   * caching, are registered for other sequences to hit. Call after every layer was written: on a cache
+   * with storage, blocks holding tokens committed with a layer unwritten are never registered, so no other
+   * sequence can hit K/V that were not written (a freed sequence's stale values).
    */
   commit(id: SeqId): void {
     const s = this.seq(id);
     const bs = this.plan.blockSizeTokens;
+    if (this.storage && s.length > s.committed && s.written.size < this.plan.numLayers) {
+      for (let b = Math.floor(s.committed / bs); b <= Math.floor((s.length - 1) / bs); b++) s.unwrittenBlocks.add(b);
+    }
     const full = Math.floor(s.length / bs);
     for (let i = s.blockHashes.length; i < full; i++) {
       const parent = i === 0 ? this.rootHash : s.blockHashes[i - 1]!;
       const h = blockHash(parent, s.tokens, i * bs, (i + 1) * bs, this.extraKeys(s, i));
       s.blockHashes.push(h);
-      if (this.plan.prefixCaching) this.pool.register(s.blocks[i]!, h);
+      if (this.plan.prefixCaching && !s.unwrittenBlocks.has(i)) this.pool.register(s.blocks[i]!, h);
     }
     s.committed = s.length;
+    s.written.clear();
   }
 
   /**
    * Appends tokens with their K/V for every layer ([numLayers, n, numKvHeads, headDim]):
    * reserve → write each layer → commit. Without `kv` (metadata-only caches or simulations) the
-   * slots are reserved and committed unwritten. All-or-nothing on OutOfBlocksError and bad shapes.
+   * slots are reserved and committed unwritten; on a cache with storage their blocks are then never
+   * published to the prefix cache. All-or-nothing on OutOfBlocksError and bad shapes.
    */
   append(id: SeqId, tokenIds: ArrayLike<number>, kv?: KvInput, opts: { images?: readonly ImageSpan[] } = {}): Int32Array {
     const p = this.plan;
@@ -593,7 +609,7 @@ export class PagedKvCache implements RotationSource {
       }
     }
     const slots = this.reserve(id, tokenIds, opts);
-    if (kv) for (let l = 0; l < p.numLayers; l++) this.storage!.writeSlots(l, slots, kv.k.select(0, l), kv.v.select(0, l));
+    if (kv) for (let l = 0; l < p.numLayers; l++) { this.storage!.writeSlots(l, slots, kv.k.select(0, l), kv.v.select(0, l)); this.seq(id).written.add(l); }
     this.commit(id);
     return slots;
   }
@@ -613,6 +629,7 @@ export class PagedKvCache implements RotationSource {
     c.committed = s.committed;
     c.blockHashes = s.blockHashes.slice();
     c.images = s.images.slice();
+    c.unwrittenBlocks = new Set(s.unwrittenBlocks);
     for (let i = 0; i < c.numBlocks; i++) this.pool.incRef(c.blocks[i]!);
     this.seqs.set(c.id, c);
     return c.id;
@@ -634,6 +651,8 @@ export class PagedKvCache implements RotationSource {
     s.committed = Math.min(s.committed, length);
     s.blockHashes.length = Math.min(s.blockHashes.length, Math.floor(s.committed / bs));
     s.images = s.images.filter((im) => im.offset < length);
+    for (const b of s.unwrittenBlocks) if (b >= keep) s.unwrittenBlocks.delete(b);
+    if (s.committed === s.length) s.written.clear();
   }
 
   /**

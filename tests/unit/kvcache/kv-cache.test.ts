@@ -166,6 +166,36 @@ describe('sequences', () => {
 });
 
 describe('prefix caching', () => {
+  it('never publishes blocks whose K/V were not written (append without kv, or commit before every layer)', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 4, numBlocks: 32 });
+    const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+    // append without kv on a cache with storage: committed, but not hittable.
+    const a = cache.addSequence({ tokenIds: prompt });
+    cache.append(a.id, prompt);
+    cache.free(a.id);
+    expect(cache.addSequence({ tokenIds: prompt }).cachedTokens).toBe(0);
+    // reserve → writeLayer(layer 0 only) → commit: the same.
+    const b = cache.addSequence({ tokenIds: [11, 12, 13, 14, 15] });
+    cache.reserve(b.id, [11, 12, 13, 14, 15]);
+    const one = randn([5, M.numKvHeads, M.headDim], 1);
+    cache.writeLayer(b.id, 0, one, one);
+    cache.commit(b.id);
+    expect(cache.addSequence({ tokenIds: [11, 12, 13, 14, 15] }).cachedTokens).toBe(0);
+    // Written on every layer, the next block of the same sequence is published; a fork keeps the unwritten marks.
+    const more = [16, 17, 18, 19];
+    cache.reserve(b.id, more);
+    const four = randn([4, M.numKvHeads, M.headDim], 2);
+    cache.writeLayer(b.id, 0, four, four);
+    cache.writeLayer(b.id, 1, four, four);
+    cache.commit(b.id);
+    // Block 1 held token 15, committed with layer 1 unwritten: still not published once full.
+    expect(cache.addSequence({ tokenIds: [11, 12, 13, 14, 15, 16, 17, 18, 19, 0] }).cachedTokens).toBe(0);
+    // Fully written sequences hit as before.
+    const c = cache.addSequence({ tokenIds: [31, 32, 33, 34, 35] });
+    appendToy(cache, c.id, [31, 32, 33, 34, 35], 0);
+    expect(cache.addSequence({ tokenIds: [31, 32, 33, 34, 35] }).cachedTokens).toBe(4);
+  });
+
   it('reuses full blocks only, and leaves at least the last prompt token to compute', () => {
     const cache = new PagedKvCache({ ...M, blockSizeTokens: 4, numBlocks: 32 });
     const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
