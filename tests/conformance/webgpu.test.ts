@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnsupportedError, attention, gpuContext, lastGpuStats, probabilityRows, randn, setGpuKernelPreference, setGpuOutputPoisoning } from '../../src/index.js';
 import { portableSource } from '../../src/kernels/webgpu/variants.js';
 import { portableUsesV4, setPortableTuning } from '../../src/kernels/webgpu/attention-gpu.js';
-import { CASES, checkCase, checkTracksNaiveAtScale65, runOn } from './cases.js';
+import { CASES, type CaseRunner, checkCase, checkTracksNaiveAtScale65, runOn } from './cases.js';
 
 // WebGPU conformance: the same case list as the CPU backends. In CI the adapter is SwiftShader
 // (Vulkan on the CPU); under CI=true a missing adapter fails the suite instead of skipping it.
@@ -45,6 +45,27 @@ describe('webgpu portable kernel: inputs near ±1000 on 12 more seeds', () => {
     }
   }, 300_000);
   it('at head dim 65 (scale 1/√65) each within 1.01× the naive f32 error + floor', () => checkTracksNaiveAtScale65(runOn('webgpu'), 'yardstick'), 300_000);
+});
+
+// The same at decode shapes (few queries, long KV), on both decode kernels: decode_split and decode_warp (its
+// shuffles emulated where the adapter has no 32-lane subgroups). Like the portable kernel they scale K as it is
+// loaded and keep scores in natural units until exp2((s − m)·log2 e), partials and merge included.
+describe.each(['decode-split', 'decode-emulated'] as const)('webgpu %s: inputs near ±1000 at head dim 65', (pref) => {
+  beforeAll(async () => {
+    setGpuOutputPoisoning(true);
+    await gpuContext();
+    setGpuKernelPreference(pref);
+  });
+  afterAll(() => setGpuKernelPreference('auto'));
+  const run: CaseRunner = async (inp, o) => {
+    await runOn('webgpu')(inp, o);
+    expect(lastGpuStats?.kernel).toBe('decode');
+    expect(lastGpuStats?.key).toContain(pref === 'decode-split' ? 'decode_split' : 'decode_warp');
+  };
+  // decode_warp reads K/V in fours: head dim 64 with the scale 1/√65 (not a power of two) stands in for d65.
+  const dims = pref === 'decode-split' ? {} : { headDim: 64, scale: 1 / Math.sqrt(65) };
+  it('Sq 1, Sk 300, GQA 2: each within 1.01× the naive f32 error + floor', () => checkTracksNaiveAtScale65(run, 'yardstick', { seqLenQ: 1, seqLenK: 300, numHeads: 4, numKvHeads: 2, mask: undefined, ...dims }), 300_000);
+  it('Sq 3, Sk 200, causal, with LSE: each within 1.01× the naive f32 error + floor', () => checkTracksNaiveAtScale65(run, 'yardstick', { seqLenQ: 3, seqLenK: 200, numHeads: 2, numKvHeads: 1, ...dims }), 300_000);
 });
 
 // The portable kernel's V-as-vec4 mapping (four consecutive output columns a thread) is the default

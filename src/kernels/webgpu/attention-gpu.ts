@@ -666,8 +666,8 @@ async function prepare(plan: AttentionPlan, q: GpuTensor, k: GpuTensor | null, v
     const ablate = decodeTuning.ablate ? { ablate: decodeTuning.ablate } : {};
     const realSg = sg32 && preference !== 'decode-emulated';
     const dv: DecodeVariant | DecodeWarpVariant = wg
-      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, wide: wg.E === 8, pipe: decodeTuning.pipe, combine, natural, cap, maskKey: mask.key, sg: realSg, ...(pagedV ? { paged: pagedV } : {}), ...(SS > 1 ? { SS } : {}), ...(fused ? { fin: outF32.dtype } : {}), ...ablate }
-      : { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), natural, cap, maskKey: mask.key, vec4, ...(pagedV ? { paged: pagedV } : {}), ...ablate };
+      ? { kernel: 'decode_warp', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), KB: wg.KB, wide: wg.E === 8, pipe: decodeTuning.pipe, combine, cap, maskKey: mask.key, sg: realSg, ...(pagedV ? { paged: pagedV } : {}), ...(SS > 1 ? { SS } : {}), ...(fused ? { fin: outF32.dtype } : {}), ...ablate }
+      : { kernel: 'decode_split', fmt: plan.dtype, D: plan.headDim, DV: plan.headDimV, R: Math.max(1, rows), cap, maskKey: mask.key, vec4, ...(pagedV ? { paged: pagedV } : {}), ...ablate };
     const pipe = await ctx.pipeline(variantKey(dv), dv.kernel === 'decode_warp' ? decodeWarpSource(dv, mask.fn) : decodeSource(dv, mask.fn));
     const p = new ArrayBuffer(96), pu = new Uint32Array(p), pf = new Float32Array(p);
     pu.set([qa.row, qa.head, ka.row, ka.head, va.row, va.head, nSplit, splitTiles, seqTable, planTable, jobTable, maskBase]);

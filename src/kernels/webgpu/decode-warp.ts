@@ -36,7 +36,6 @@ export interface DecodeWarpVariant {
   readonly R: number;
   /** Keys per lane group and batch (a power of two; decodeWarpGeometry's choice unless tuned). */
   readonly KB: number;
-  readonly natural: boolean;
   readonly cap: boolean;
   readonly maskKey: string;
   readonly paged?: KvPaging;
@@ -177,7 +176,6 @@ export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
     `const KB: u32 = ${KB}u;`,
     `const KPW: u32 = ${KPW}u;`,
     `const LPK: u32 = ${LPK}u;`,
-    `const NATURAL: bool = ${v.natural};`,
     `const CAP: bool = ${v.cap};`,
     `const SS: u32 = ${SS}u;`,
     v.fin ? `const FMT: u32 = ${v.fin === 'f16' ? 1 : v.fin === 'bf16' ? 2 : 0}u;\n${DECODE_FINISH_WGSL}\n@group(0) @binding(10) var<storage, read_write> out: array<u32>;\n@group(0) @binding(11) var<storage, read_write> lse: array<f32>;\n${v.fin === 'f32' ? '' : CVT16_WGSL}` : '',
@@ -193,7 +191,7 @@ export function decodeWarpSource(v: DecodeWarpVariant, maskFn: string): string {
     red('group_sum', (a, b) => `${a} + ${b}`, groupMasks),
   ].join('\n');
 
-  // Q rows (registers): q{r}_{t} = dims 4·(gl + LPK·t) … +3 of row r, unscaled (the scale multiplies each score).
+  // Q rows (registers): q{r}_{t} = dims 4·(gl + LPK·t) … +3 of row r, unscaled (the scale multiplies K as it is unpacked).
   const qRegs = each(v.R, (r) => parts(NCK).map(([t, h]) => `  var q${r}_${t}_${h} = vec4<f32>(0.0);
   { let c = ${col(t)} + ${4 * h}u;
     if (${r}u < rows && c < D) { let e = qBase + (${r}u % lenQ) * P.qRow + (hk * P.group + ${r}u / lenQ) * P.qHead + c;
@@ -224,24 +222,24 @@ ${each(NCV, (t) => `          ${d}v${kb}_${t} = RAW(); { let c = ${col(t)}; if (
 ${each(KB, (kb) => `${each(NCK, (t) => `  var ${d}k${kb}_${t}: RAW;`)}
 ${each(NCV, (t) => `  var ${d}v${kb}_${t}: RAW;`)}`)}`;
   const compute = `
-${each(KB, (kb) => parts(NCK).map(([t, h]) => `      let k${kb}_${t}_${h} = unpack${h}(ck${kb}_${t});`).join('\n'))}
+${each(KB, (kb) => parts(NCK).map(([t, h]) => `      let k${kb}_${t}_${h} = unpack${h}(ck${kb}_${t}) * P.scale;`).join('\n'))}
 ${each(KB, (kb) => parts(NCV).map(([t, h]) => `      let v${kb}_${t}_${h} = unpack${h}(cv${kb}_${t});`).join('\n'))}
       // partial dots, value index r·KB + kb (rows past R are zero)
 ${each(RP, (r) => each(KB, (kb) => `      var x${r * KB + kb} = ${r < v.R ? parts(NCK).map(([t, h]) => `dot(q${r}_${t}_${h}, k${kb}_${t}_${h})`).join(' + ') : '0.0'};`))}
 ${ab & 2 ? '' : rs.join('\n')}
       // this lane's score: row sr, key ckq + skb
-      var s = x0 * sscale;
+      var s = x0;
       let key = ckq + skb;
       var keep = sr < rows && key < ckEnd;
       if (CAP) { s = softcap1(s, P.softcap); }
       if (keep && cpartial) { keep = mask_allows(i32(sr % lenQ), i32(key), i32(lenQ), i32(lenK), 0u, s); }
-      if (NATURAL) { s *= LOG2E; }
       if (keep && breaks_row(s)) { bad = 1.0; keep = false; }
       s = select(MASKED, s, keep);
       let mNew = max(m, row_max(s, lid));
       let mUse = select(mNew, 0.0, mNew <= MASKED);
-      let alpha = select(exp2(m - mUse), 0.0, m <= MASKED);
-      let p = select(0.0, exp2(s - mUse), keep && s - mUse >= -126.0);
+      let alpha = select(exp2((m - mUse) * LOG2E), 0.0, m <= MASKED);
+      let x = (s - mUse) * LOG2E;
+      let p = select(0.0, exp2(x), keep && x >= -126.0);
       l = l * alpha + p;
       m = mNew;
 ${ab & 16 ? '' : each(v.R, (r) => `      { let a = bsh(alpha, ${r << (SH + LKB)}u, lid);
@@ -307,7 +305,7 @@ ${each(NE, (j) => `  {
 ${each(PAIR, (k) => `      var O${k} = 0.0;`)}
       for (var q = 0u; q < 4u; q++) {
         let b = (q * R + r) * stride;
-        let f = select(0.0, exp2(wst[b] - mu), wst[b + 1u] > 0.0);
+        let f = select(0.0, exp2((wst[b] - mu) * LOG2E), wst[b + 1u] > 0.0);
         L += wst[b + 1u] * f;
 ${each(PAIR, (k) => `        O${k} += wst[b + ${2 + k}u + c] * f;`)}
       }
@@ -317,8 +315,8 @@ ${each(PAIR, (k) => `      fO${j}_${k} = O${k};`)}
       fN${j} = nan;` : `      // fold into the running (M, L, O)
       let Mn = max(fM${j}, M);
       let mn = select(Mn, 0.0, Mn <= MASKED);
-      let a = select(exp2(fM${j} - mn), 0.0, fM${j} <= MASKED);
-      let f = select(exp2(M - mn), 0.0, M <= MASKED);
+      let a = select(exp2((fM${j} - mn) * LOG2E), 0.0, fM${j} <= MASKED);
+      let f = select(exp2((M - mn) * LOG2E), 0.0, M <= MASKED);
       fL${j} = fL${j} * a + L * f;
 ${each(PAIR, (k) => `      fO${j}_${k} = fO${j}_${k} * a + O${k} * f;`)}
       fM${j} = Mn;

@@ -388,7 +388,6 @@ export interface DecodeVariant {
   readonly DV: number;
   /** Packed rows per workgroup: group size × query length. */
   readonly R: number;
-  readonly natural: boolean;
   readonly cap: boolean;
   readonly maskKey: string;
   readonly paged?: KvPaging;
@@ -453,7 +452,6 @@ export function decodeSource(v: DecodeVariant, maskFn: string): string {
     `const T: u32 = ${T}u;`,
     `const NJ: u32 = ${64 / T}u;`,
     `const KVN: u32 = ${32 * Math.max(v.D + 1, v.DV)}u;`,
-    `const NATURAL: bool = ${v.natural};`,
     `const CAP: bool = ${v.cap};`,
     `const PAGED: bool = ${v.paged !== undefined};`,
     `const ABLATE: u32 = ${v.ablate ?? 0}u;`,
@@ -473,13 +471,13 @@ export function decodeMergeSource(DV: number, fmt: 0 | 1 | 2 = 0): string {
 }
 
 /**
- * A decode row's final output value and LSE from its combined (M, L, O) in base-2 units: O / L (0 for a row
- * that kept no key, NaN for a NaN row), LSE (M + log2 L)·ln 2 (−∞, NaN). decode_merge and decode_warp's fused
- * form (`fin`) both finish rows with these.
+ * A decode row's final output value and LSE from its combined (M, L, O), M in natural units: O / L (0 for a
+ * row that kept no key, NaN for a NaN row), LSE M + (log2 L)·ln 2 (−∞, NaN). decode_merge and decode_warp's
+ * fused form (`fin`) both finish rows with these; LOG2E serves their exp2((m − M)·log2 e).
  */
 export const DECODE_FINISH_WGSL = `const LN2: f32 = 0.6931471805599453;
 fn finish_out(o: f32, l: f32, bad: bool, nanv: f32) -> f32 { return select(select(o / l, 0.0, l == 0.0), nanv, bad); }
-fn finish_lse(m: f32, l: f32, bad: bool, negInf: f32, nanv: f32) -> f32 { return select(select((m + log2(l)) * LN2, negInf, l == 0.0), nanv, bad); }`;
+fn finish_lse(m: f32, l: f32, bad: bool, negInf: f32, nanv: f32) -> f32 { return select(select(m + log2(l) * LN2, negInf, l == 0.0), nanv, bad); }`;
 
 /** f32 → f16 (FMT 1) or bf16 (FMT 2) bits, round to nearest even, NaN kept (convert_out and decode_merge). */
 export const CVT16_WGSL = `fn bf16_rne(x: f32) -> u32 {

@@ -39,7 +39,7 @@ describe('decode_warp geometry', () => {
     expect(decodeWarpCombines(16, 64)).toBe(false);
   });
   it('has no barrier in its loop: with real shuffles the only one is the final combine', () => {
-    const base: DecodeWarpVariant = { kernel: 'decode_warp', fmt: 'f16', D: 128, DV: 128, R: 4, KB: 8, wide: false, pipe: 1, combine: true, natural: false, cap: false, maskKey: 'none', sg: true };
+    const base: DecodeWarpVariant = { kernel: 'decode_warp', fmt: 'f16', D: 128, DV: 128, R: 4, KB: 8, wide: false, pipe: 1, combine: true, cap: false, maskKey: 'none', sg: true };
     const count = (src: string) => src.split('workgroupBarrier()').length - 1;
     expect(count(decodeWarpSource(base, NO_MASK))).toBe(1);
     expect(count(decodeWarpSource({ ...base, combine: false }, NO_MASK))).toBe(0);
@@ -51,7 +51,7 @@ describe('decode_warp geometry', () => {
     expect(emu).toContain('var<workgroup> exch');
   });
   it('fused (SS, fin): 4·SS subgroups a workgroup, SS combine rounds, the output and LSE written in place of partials', () => {
-    const base: DecodeWarpVariant = { kernel: 'decode_warp', fmt: 'f16', D: 128, DV: 128, R: 4, KB: 4, wide: true, pipe: 1, combine: true, natural: false, cap: false, maskKey: 'none', sg: true };
+    const base: DecodeWarpVariant = { kernel: 'decode_warp', fmt: 'f16', D: 128, DV: 128, R: 4, KB: 4, wide: true, pipe: 1, combine: true, cap: false, maskKey: 'none', sg: true };
     const count = (src: string) => src.split('workgroupBarrier()').length - 1;
     const fused = decodeWarpSource({ ...base, SS: 3, fin: 'f16' }, NO_MASK);
     expect(fused).toContain('@workgroup_size(384)');

@@ -18,6 +18,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 
 const NC: u32 = CPT * PAIR;
+const LOG2E: f32 = 1.4426950408889634;
 const MASKED: f32 = -1.0e30;
 var<workgroup> wjob: array<u32, 16>;
 
@@ -64,7 +65,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let pb = ((first + s) * P.partRows + r) * stride;
       let ls = part[pb + 1u];
       if (ls <= 0.0) { continue; }
-      let w = exp2(part[pb] - mUse);
+      let w = exp2((part[pb] - mUse) * LOG2E);
       L += ls * w;
       for (var t = 0u; t < NC; t++) {
         let c = col(lid, t);

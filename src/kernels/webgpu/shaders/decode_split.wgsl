@@ -12,7 +12,7 @@
 //   V half → the same workgroup memory; thread t accumulates output column(s) t (+128) for every row.
 // Partials (m, l, acc) go to `part` and are merged by decode_merge. The prelude defines D, DV, R
 // (rows = G·lenQ, ≤ 64), CPT (columns per thread), T, NJ (= 64 / T), KVN (workgroup floats for a
-// half tile), NATURAL, CAP, PAGED, ABLATE (profiling: parts dropped; 0 in use), ld_q, ld_k4/ld_v4
+// half tile), CAP, PAGED, ABLATE (profiling: parts dropped; 0 in use), ld_q, ld_k4/ld_v4
 // (four elements from a row offset, `n` of them valid), mask_allows and kv_at.
 
 //@DECODE_HEAD (DECODE_HEAD in variants.ts: Params, the table and the partials, shared with the other split kernel)
@@ -69,9 +69,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let e0 = eFirst + split * P.splitTiles;
   let e1 = min(eLast, e0 + P.splitTiles);
   let rows = P.group * lenQ;
-  // Scores are Q·Kᵀ times the scale (× log2 e unless NATURAL), multiplied after the dot product as a naive
-  // implementation does: folded into Q, its rounding broke FlashAttention's 2×-naive rule on inputs near ±1000.
-  let sscale = select(P.scale * LOG2E, P.scale, NATURAL);
+  // Scores are Q·(K·scale)ᵀ in natural units: K is scaled as it is loaded (once per element), as FlashAttention's
+  // reordered naive reference computes them; log2 e multiplies S − m in the exponent, never a score (at scores near
+  // ±1000 that rounding, or the scale applied after the dot product, broke the 2×-naive rule at head dim 65).
 
   // Q rows r = g·lenQ + i ↦ head hk·G + g, position i.
   for (var x = lid; x < R * D; x += 128u) {
@@ -116,7 +116,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let jj = x / NKC;
         let c4 = (x % NKC) * 4u;
         var w = vec4<f32>(0.0);
-        if ((ABLATE & 1u) == 0u && x < 32u * NKC && h0 + jj < nk) { w = ld_k4(k_row(kBase, k0, h0 + jj, sbuf) + hk * P.kHead + c4, D - c4); }
+        if ((ABLATE & 1u) == 0u && x < 32u * NKC && h0 + jj < nk) { w = ld_k4(k_row(kBase, k0, h0 + jj, sbuf) + hk * P.kHead + c4, D - c4) * P.scale; }
         kb[i] = w;
       }
       for (var i = 0u; i < LK; i++) {
@@ -133,18 +133,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var r = lid >> 5u; r < R; r += 4u) {
         var s = MASKED;
         if ((ABLATE & 2u) == 0u && r < rows && jl < nk) {
-          var d4 = vec4<f32>(0.0);
-          var c = 0u;
-          for (; c + 4u <= D; c += 4u) {
-            d4 += vec4<f32>(qs[r * D + c], qs[r * D + c + 1u], qs[r * D + c + 2u], qs[r * D + c + 3u]) *
-                  vec4<f32>(kv[jj * KS + c], kv[jj * KS + c + 1u], kv[jj * KS + c + 2u], kv[jj * KS + c + 3u]);
-          }
-          for (; c < D; c++) { d4.x += qs[r * D + c] * kv[jj * KS + c]; }
-          s = ((d4.x + d4.y) + (d4.z + d4.w)) * sscale;
+          // Products summed in order, as the naive reference sums them: at scores near ±1000 the softmax is so
+          // peaked that four partial sums (another rounding of each score) broke the 2×-naive rule at head dim 65.
+          s = 0.0;
+          for (var c = 0u; c < D; c++) { s += qs[r * D + c] * kv[jj * KS + c]; }
           if (CAP) { s = softcap1(s, P.softcap); }
           var keep = true;
           if (partial) { keep = mask_allows(i32(r % lenQ), i32(k0 + jl), i32(lenQ), i32(lenK), 0u, s); }
-          if (NATURAL) { s *= LOG2E; }
           if (!keep) { s = MASKED; }
         }
         ss[r * 64u + jl] = s;
@@ -177,7 +172,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var i = 0u; i < NJ; i++) {
         let j = su + T * i;
         let s = ss[sr * 64u + j];
-        let p = select(select(exp2(s - mUse), 0.0, s - mUse < -126.0), 0.0, j >= nk || breaks_row(s));
+        let x = (s - mUse) * LOG2E;
+        let p = select(select(exp2(x), 0.0, x < -126.0), 0.0, j >= nk || breaks_row(s));
         ss[sr * 64u + j] = p;
         sl += p;
       }
@@ -187,7 +183,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (rowOK) {
       var st = 0.0;
       for (var u = 0u; u < T; u++) { st += reds[sr * T + u]; }
-      let a = select(exp2(mrow - mUse), 0.0, mrow <= MASKED);
+      let a = select(exp2((mrow - mUse) * LOG2E), 0.0, mrow <= MASKED);
       lrow = lrow * a + st;
       mrow = mNew;
       badrow = badrow || nanrow;
@@ -234,7 +230,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
 
-  // ---- partials: [job][row] → (m, l, acc[DV]) in base-2 units; m and l by lane 0 of the row
+  // ---- partials: [job][row] → (m, l, acc[DV]), m in natural units; m and l by lane 0 of the row
   let stride = DV + 2u;
   let pbase = job * P.partRows * stride;
   if (rowOK && su == 0u) {

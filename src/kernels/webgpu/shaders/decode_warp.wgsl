@@ -32,9 +32,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let e0 = range.x + split * P.splitTiles;
   let e1 = min(range.y, e0 + P.splitTiles);
   let rows = P.group * lenQ;
-  // Scores are Q·Kᵀ times the scale (× log2 e unless NATURAL), multiplied after the dot product as a naive
-  // implementation does: folded into Q, its rounding broke FlashAttention's 2×-naive rule on inputs near ±1000.
-  let sscale = select(P.scale * LOG2E, P.scale, NATURAL);
+  // Scores are Q·(K·scale)ᵀ in natural units (K scaled as it is unpacked, once per element); log2 e multiplies
+  // S − m in the exponent, never a score: at scores near ±1000 its rounding broke the 2×-naive rule.
 
   // Lane roles: subgroup w, lane (group gi of LPK lanes, lane gl in it); this lane's score after the
   // reduce-scatter is row sr, key skb of the batch.
@@ -60,7 +59,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let NT = //@NT;
 //@LOOP
 
-  // ---- partials: (m, l, O) per row in base-2 units; l = −1 marks a NaN row
+  // ---- partials: (m, l, O) per row, m in natural units; l = −1 marks a NaN row
   let stride = DV + 2u;
   let lsum = row_sum(l, lid);
   let badr = row_max(bad, lid);

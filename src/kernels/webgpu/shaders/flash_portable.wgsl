@@ -143,7 +143,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
     bad[a] = 0.0;
     for (var t = 0u; t < OT; t++) { o[a][t] = 0.0; }
   }
-  // Capture: the row's base-2 LSE (+huge excludes the row: outside the range, unselected, or −∞).
+  // Capture: the row's LSE, natural units (+huge excludes the row: outside the range, unselected, or −∞).
   var lse2: array<f32, RPT>;
   var slot: array<i32, RPT>;
   if (CAPTURE != 0u) {
