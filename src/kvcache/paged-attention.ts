@@ -17,6 +17,7 @@ import { getBackend } from '../attention/backend.js';
 import { ShapeError, ValueError } from '../errors.js';
 import { checkCuSeqlens } from '../masks/mask.js';
 import { Tensor } from '../tensor/tensor.js';
+import type { DType } from '../tensor/dtype.js';
 import { runWasm } from '../kernels/cpu/wasm-backend.js';
 import { runPagedHost } from '../kernels/webgpu/attention-gpu.js';
 import { gpuKvMirror } from './kv-gpu.js';
@@ -99,20 +100,25 @@ export async function attentionPaged(q: Tensor, pool: KvStorageLike, layer: numb
     const G = (await gpuKvMirror(st)).layers[layer]!;
     await runPagedHost(plan, qFlat, { blockSize: st.blockSizeTokens, tables, kvFmt: G.kvFmt, k: G.k, v: G.v, kScales: G.kScales, vScales: G.vScales }, out, lse ?? null);
   } else {
-    // Gathering fallback (TypeScript backend): one contiguous copy per sequence.
+    // Gathering fallback (TypeScript backend): one contiguous copy per sequence. K/V keep the cache's precision
+    // as the other backends read it: in the query's dtype when they match, else everything in f32 (an f32 cache
+    // rounded to a bf16 query's dtype lost ~400× the accuracy of the WASM path).
     const ks: Tensor[] = [], vs: Tensor[] = [];
+    let cd: DType | null = null;
     for (let b = 0; b < numSeqs; b++) {
       const g = gatherContiguous(st, layer, tables[b]!, seqLens[b]!);
-      ks.push(g.k.to(q.dtype)); vs.push(g.v.to(q.dtype));
+      cd ??= g.k.dtype === q.dtype ? q.dtype : 'f32';
+      ks.push(g.k.to(cd)); vs.push(g.v.to(cd));
     }
+    cd ??= q.dtype;
     const cat = (ts: Tensor[]) => {
-      const total = Tensor.zeros([cuK[numSeqs]!, Hk, D], q.dtype);
+      const total = Tensor.zeros([cuK[numSeqs]!, Hk, D], cd!);
       let o = 0;
       for (const t of ts) { total.data.set(t.contiguous().data, o); o += t.size; }
       return total;
     };
-    const r = await attentionVarlen(qFlat, cat(ks), cat(vs), { ...attnOpts, cuSeqlensQ: cuQ, cuSeqlensK: cuK, backend: opts.backend });
-    out = r.out; lse = r.lse;
+    const r = await attentionVarlen(qFlat.to(cd), cat(ks), cat(vs), { ...attnOpts, cuSeqlensQ: cuQ, cuSeqlensK: cuK, backend: opts.backend });
+    out = r.out.to(q.dtype); lse = r.lse;
   }
   let o4 = varlen ? out : out.reshape([numSeqs, Sq, H, D]);
   if (st.rotation) o4 = unrotateOutput(o4, st, layer).to(q.dtype);

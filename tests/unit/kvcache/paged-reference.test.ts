@@ -158,6 +158,25 @@ describe('pagedAttentionReference equals contiguous attention', () => {
     expectClose(r.out, ref.out, { atol: 0.03, label: 'rotated int8 vs f32' });
   });
 
+  it('a 16-bit query against an f32 cache: every CPU backend reads K/V at the cache\'s precision', async () => {
+    const Hk = 2, H = 4, D = 64, n = 200;
+    const c = new PagedKvCache({ numLayers: 1, numKvHeads: Hk, headDim: D, blockSizeTokens: 16, numBlocks: 16, dtype: 'f32' });
+    const a = c.addSequence().id;
+    c.append(a, Array(n).fill(1), { k: randn([1, n, Hk, D], 1), v: randn([1, n, Hk, D], 2) });
+    const t = c.batch([a]);
+    for (const qd of ['f16', 'bf16'] as const) {
+      const q = randn([1, 1, H, D], 5).to(qd);
+      const ref = pagedAttentionReference(q, c, 0, t, t.seqLens);
+      for (const backend of ['wasm', 'cpu-ts'] as const) {
+        const { out, lse } = await attentionPaged(q, c, 0, t, t.seqLens, { backend, returnLse: true });
+        expect(out.dtype).toBe(qd);
+        const l = lse!.toFloat32();
+        const err = Math.max(...Array.from(l, (x, i) => Math.abs(x - ref.lse[i]!)));
+        expect(err, `${qd} ${backend}`).toBeLessThan(5e-6);
+      }
+    }
+  });
+
   it('an empty batch (cache.batch([])) gives an empty output on every CPU backend, as the reference does', async () => {
     const c = new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: 4, blockSizeTokens: 4, numBlocks: 4 });
     const t = c.batch([]), q = randn([0, 1, 2, 4]);
