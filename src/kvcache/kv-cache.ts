@@ -128,6 +128,12 @@ export interface KvCachePlan {
 }
 
 /**
+ * Most blocks one pool holds: 2²⁴ (16.8 M; at 16 tokens a block, 268 M tokens). The pool keeps per-block
+ * bookkeeping in typed arrays, so a pool of 2³¹ blocks would take gigabytes before holding any K/V.
+ */
+export const MAX_KV_BLOCKS = 2 ** 24;
+
+/**
  * Validates PagedKvCacheOptions into the frozen plan a PagedKvCache is built from: defaults filled
  * in, numBlocks = ⌊capacityBytes / bytesPerBlock⌋ when sized in bytes. Allocates nothing, so it also
  * sizes a cache without building one. Throws ValueError/UnsupportedError naming the bad option.
@@ -144,6 +150,8 @@ export function planKvCache(opts: PagedKvCacheOptions): KvCachePlan {
   if (opts.rotation) {
     if (dtype !== 'int8') throw new UnsupportedError(`rotation is only used with int8 blocks, not ${dtype}`, "dtype: 'int8'");
     rotationSeed = opts.rotation === true ? 0 : requireInt(opts.rotation.seed, 'rotation.seed', 0);
+    // The sign generator takes 32 bits: seed 2³² would give seed 0's rotation.
+    if (rotationSeed > 0xffffffff) throw new ValueError(`rotation.seed must be an integer in 0..2³²−1, got ${rotationSeed}`, 'rotation.seed');
   }
   if (opts.smoothK && opts.smoothK !== true && !Array.isArray(opts.smoothK)) throw new ValueError('smoothK must be true, false or an array of per-layer factors', 'smoothK');
   const sk = checkSmoothK(!opts.smoothK ? null : opts.smoothK === true ? 'auto' : opts.smoothK, dtype, numLayers, numKvHeads, headDim);
@@ -163,12 +171,16 @@ export function planKvCache(opts: PagedKvCacheOptions): KvCachePlan {
     throw new ValueError('give exactly one of numBlocks and capacityBytes', opts.numBlocks === undefined ? 'numBlocks' : 'capacityBytes');
   }
   let numBlocks: number;
-  if (opts.numBlocks !== undefined) numBlocks = requireInt(opts.numBlocks, 'numBlocks', 1);
+  if (opts.numBlocks !== undefined) {
+    numBlocks = requireInt(opts.numBlocks, 'numBlocks', 1);
+    if (numBlocks > MAX_KV_BLOCKS) throw new ValueError(`numBlocks must be at most ${MAX_KV_BLOCKS} (2²⁴), got ${numBlocks}`, 'numBlocks');
+  }
   else {
     const cap = opts.capacityBytes!;
     if (typeof cap !== 'number' || !Number.isFinite(cap) || cap < 0) throw new ValueError(`capacityBytes must be a finite number ≥ 0, got ${cap}`, 'capacityBytes');
     numBlocks = Math.floor(cap / bpb);
     if (numBlocks < 1) throw new ValueError(`capacityBytes ${cap} holds no block (one block is ${bpb} bytes)`, 'capacityBytes');
+    if (numBlocks > MAX_KV_BLOCKS) throw new ValueError(`capacityBytes ${cap} makes ${numBlocks.toExponential(3)} blocks of ${bpb} bytes; a pool holds at most ${MAX_KV_BLOCKS} (2²⁴)`, 'capacityBytes');
   }
   const hashSeed = opts.hashSeed ?? '';
   if (typeof hashSeed !== 'string') throw new ValueError('hashSeed must be a string', 'hashSeed');
@@ -397,6 +409,7 @@ export class PagedKvCache implements RotationSource {
   private seq(id: SeqId, argument = 'id'): Sequence {
     const s = this.seqs.get(id);
     if (s) return s;
+    if (typeof id !== 'number') throw new ValueError(`${argument} must be a sequence id (a number from addSequence), got ${JSON.stringify(id)} (${typeof id})`, argument);
     if (Number.isInteger(id) && id >= 1 && id < this.nextId) throw new StateError(`sequence ${id} was already freed (${argument})`);
     throw new StateError(`unknown sequence ${String(id)} (${argument}); live sequences: ${this.seqs.size}`);
   }
@@ -482,6 +495,7 @@ export class PagedKvCache implements RotationSource {
     const s = this.seq(id);
     const e = end ?? s.length;
     if (!Number.isInteger(start) || !Number.isInteger(e) || start < 0 || e > s.length || start > e) {
+      if (!Number.isInteger(start) || !Number.isInteger(e)) throw new ValueError(`slot range bounds must be integers, got start ${JSON.stringify(start)}, end ${JSON.stringify(e)}`, Number.isInteger(start) ? 'end' : 'start');
       throw new ShapeError(`slot range [${start}, ${e}) is outside sequence ${id} of length ${s.length}`, 'start', 'seqLen');
     }
     const bs = this.plan.blockSizeTokens;
@@ -642,7 +656,7 @@ export class PagedKvCache implements RotationSource {
    */
   truncate(id: SeqId, length: number): void {
     const s = this.seq(id);
-    if (!Number.isInteger(length) || length < 0 || length > s.length) throw new ValueError(`length must be an integer in 0..${s.length} (sequence ${id}), got ${length}`, 'length');
+    if (!Number.isInteger(length) || length < 0 || length > s.length) throw new ValueError(`length must be an integer in 0..${s.length} (sequence ${id}), got ${JSON.stringify(length)}`, 'length');
     const bs = this.plan.blockSizeTokens;
     const keep = Math.ceil(length / bs);
     for (let i = s.numBlocks - 1; i >= keep; i--) this.pool.decRef(s.blocks[i]!);
@@ -668,7 +682,7 @@ export class PagedKvCache implements RotationSource {
 
   /** Drops up to `count` least recently released cached blocks (all by default). Returns how many. */
   evictCached(count = Infinity): number {
-    if (!(count >= 0) || (count !== Infinity && !Number.isInteger(count))) throw new ValueError(`count must be an integer ≥ 0 (or Infinity), got ${count}`, 'count');
+    if (!(count >= 0) || (count !== Infinity && !Number.isInteger(count))) throw new ValueError(`count must be an integer ≥ 0 (or Infinity), got ${typeof count === 'number' ? count : JSON.stringify(count)}`, 'count');
     return this.pool.evict(count);
   }
 

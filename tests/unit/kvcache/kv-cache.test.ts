@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   OutOfBlocksError, PagedKvCache, ShapeError, StateError, Tensor, UnsupportedError, ValueError, blockHash, gatherContiguous,
-  kvCacheSize, noneHash, randn,
+  kvCacheSize, noneHash, planKvCache, randn,
 } from '../../../src/index.js';
 import { kvInput, saltSeed, stepHash, type ToyModel } from './kv-model.js';
 
@@ -365,6 +365,15 @@ describe('errors', () => {
     const { id } = cache.addSequence();
     cache.append(id, [1, 2]);
     const before = snapshot(cache);
+    // Ids and counts of the wrong type say so (not "unknown sequence 1 … live sequences: 1").
+    expect(() => cache.length(String(id) as never)).toThrow(expect.objectContaining({ name: 'ValueError', message: expect.stringMatching(/"1" \(string\)/) }));
+    expect(() => cache.truncate(id, '2' as never)).toThrow(/got "2"/);
+    expect(() => cache.evictCached('1' as never)).toThrow(/got "1"/);
+    expect(() => cache.slotMapping(id, 0, '2' as never)).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'end' }));
+    // Sizes: rotation seeds past 32 bits, pools past 2^24 blocks.
+    expect(() => new PagedKvCache({ ...M, dtype: 'int8', rotation: { seed: 2 ** 32 }, numBlocks: 4 })).toThrow(expect.objectContaining({ argument: 'rotation.seed' }));
+    expect(() => new PagedKvCache({ ...M, numBlocks: 2 ** 31, allocateStorage: false })).toThrow(expect.objectContaining({ argument: 'numBlocks' }));
+    expect(() => planKvCache({ ...M, capacityBytes: 1e300 })).toThrow(expect.objectContaining({ argument: 'capacityBytes' }));
     const kv = kvInput(M, [1, 2, 3]);
     expect(() => cache.append(id, [1, 2], kv)).toThrow(expect.objectContaining({ name: 'ShapeError', argument: 'k', dimension: 'numTokens' }));
     expect(() => cache.append(id, [1, 2, 3], { k: randn([2, 3, 1, 3]), v: kv.v })).toThrow(expect.objectContaining({ dimension: 'numKvHeads' }));
