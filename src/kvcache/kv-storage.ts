@@ -42,6 +42,34 @@ export interface KvStorageObserver {
   blocksChanged(layer: number, blocks: readonly number[]): void;
 }
 
+/** Tokens a layer's 'auto' K smoothing is calibrated from, at least (KvBlockStorage.smoothIn). */
+export const SMOOTH_MIN_TOKENS = 16;
+
+/**
+ * K's smoothing factors from n tokens x [n, numKvHeads, headDim]: per KV head, λ_c = √rms_c over the
+ * tokens (at least 1e-3 of the head's largest), divided by their geometric mean, so the head's typical
+ * channel keeps its size and an outlier channel 100× the rest is stored 10× smaller (QServe's
+ * SmoothAttention with α = ½). The root mean square rather than the absmax: the score error from K's
+ * rounding goes as ‖λ ⊙ q‖·‖k / λ‖, smallest (Cauchy–Schwarz, for queries alike in every channel) at
+ * λ_c² ∝ rms_c; and a rare large value (FlashAttention-3's sparse outliers) moves a channel's absmax, not its
+ * rms. Against absmax: worst of 36 random draws 1.14e-2 → 1.02e-2 (tests/unit/kvcache/quant.test.ts).
+ */
+function calibrateSmoothing(x: Float64Array, n: number, Hk: number, D: number): Float32Array {
+  const lam = new Float32Array(Hk * D);
+  for (let h = 0; h < Hk; h++) {
+    const rms = new Float64Array(D);
+    for (let t = 0; t < n; t++) for (let c = 0; c < D; c++) rms[c] += x[(t * Hk + h) * D + c]! ** 2;
+    for (let c = 0; c < D; c++) rms[c] = Math.sqrt(rms[c]! / n);
+    const top = Math.max(...rms);
+    if (!(top > 0)) { lam.fill(1, h * D, (h + 1) * D); continue; }
+    let logSum = 0;
+    for (let c = 0; c < D; c++) { rms[c] = Math.sqrt(Math.max(rms[c]!, 1e-3 * top)); logSum += Math.log(rms[c]!); }
+    const g = Math.exp(logSum / D);
+    for (let c = 0; c < D; c++) lam[h * D + c] = rms[c]! / g;
+  }
+  return lam;
+}
+
 /**
  * Validates K smoothing factors (PagedKvCacheOptions.smoothK) for a cache of this geometry: int8 only; given
  * factors one array per layer of numKvHeads · headDim positive finite numbers. Returns copies.
@@ -164,7 +192,7 @@ export class KvBlockStorage implements RotationSource {
     if (st.dtype === 'int8') {
       // Validate both before writing either, so a bad v leaves k untouched.
       const xk = this.finiteValues(k, 'k'), xv = this.finiteValues(v, 'v');
-      if (this.smoothing) this.smoothIn(layer, xk, slots.length);
+      if (this.smoothing) this.smoothIn(layer, slots, xk, slots.length);
       this.writeInt8(layer, slots, xk, st.k, st.kScales, true);
       this.writeInt8(layer, slots, xv, st.v, st.vScales, false);
     } else {
@@ -211,36 +239,53 @@ export class KvBlockStorage implements RotationSource {
   }
 
   /**
-   * K [n, numKvHeads, headDim] ← K / λ in place; the layer's λ calibrated from this K first if it has
-   * none: per KV head, λ_c = √rms_c over the n tokens (at least 1e-3 of the head's largest), divided by
-   * their geometric mean, so the head's typical channel keeps its size and an outlier channel 100× the rest
-   * is stored 10× smaller (QServe's SmoothAttention with α = ½). The root mean square rather than the absmax:
-   * the score error from K's rounding goes as ‖λ ⊙ q‖·‖k / λ‖, smallest (Cauchy–Schwarz, for queries alike in
-   * every channel) at λ_c² ∝ rms_c; and a rare large value (FlashAttention-3's sparse outliers) moves a
-   * channel's absmax, not its rms. Against absmax: worst of 36 random draws 1.14e-2 → 1.02e-2
-   * (tests/unit/kvcache/quant.test.ts).
+   * K [n, numKvHeads, headDim] of a write to `slots` ← K / λ in place, the layer's λ calibrated first if it
+   * has none. Calibration waits for SMOOTH_MIN_TOKENS tokens: until then the layer's writes (and block copies)
+   * are stored unsmoothed (λ unknown, so queries are not smoothed either) and logged; the write that reaches it
+   * calibrates λ from every logged token and its own, and re-writes the logged K smoothed, in order. One
+   * token's values alone (a decode step or a BOS token written first) made near-zero channels look tiny and
+   * amplified them for the rest of the cache: 1.35e-2 against 9.1e-3 without smoothing.
    */
-  private smoothIn(layer: number, x: Float64Array, n: number): void {
-    const Hk = this.numKvHeads, D = this.headDim, sm = this.smoothing!;
-    let lam = sm[layer];
-    if (!lam) {
-      if (n === 0) return; // nothing to calibrate from yet
-      lam = new Float32Array(Hk * D);
-      for (let h = 0; h < Hk; h++) {
-        const rms = new Float64Array(D);
-        for (let t = 0; t < n; t++) for (let c = 0; c < D; c++) rms[c] += x[(t * Hk + h) * D + c]! ** 2;
-        for (let c = 0; c < D; c++) rms[c] = Math.sqrt(rms[c]! / n);
-        const top = Math.max(...rms);
-        if (!(top > 0)) { lam.fill(1, h * D, (h + 1) * D); continue; }
-        let logSum = 0;
-        for (let c = 0; c < D; c++) { rms[c] = Math.sqrt(Math.max(rms[c]!, 1e-3 * top)); logSum += Math.log(rms[c]!); }
-        const g = Math.exp(logSum / D);
-        for (let c = 0; c < D; c++) lam[h * D + c] = rms[c]! / g;
+  private smoothIn(layer: number, slots: ArrayLike<number>, x: Float64Array, n: number): void {
+    const sm = this.smoothing!;
+    if (!sm[layer]) {
+      if (n === 0) return;
+      const log = this.uncalibrated[layer] ??= { tokens: 0, ops: [] };
+      log.ops.push({ slots: Int32Array.from(slots), x: x.slice() });
+      log.tokens += n;
+      if (log.tokens < SMOOTH_MIN_TOKENS) return; // stored unsmoothed for now
+      const all = new Float64Array(log.tokens * this.slotElems);
+      let o = 0;
+      for (const op of log.ops) if ('x' in op) { all.set(op.x, o); o += op.x.length; }
+      sm[layer] = calibrateSmoothing(all, log.tokens, this.numKvHeads, this.headDim);
+      this.uncalibrated[layer] = undefined;
+      // Re-write the logged K (all but this write, which the caller writes) with λ, and replay the copies.
+      const st = this.layers[layer]!, bs = this.blockSizeTokens, Hk = this.numKvHeads, blocks = new Set<number>();
+      assert(st.dtype === 'int8', 'smoothing is int8 only');
+      for (const op of log.ops.slice(0, -1)) {
+        if ('x' in op) {
+          this.divideByLambda(layer, op.x, op.slots.length);
+          this.writeInt8(layer, op.slots, op.x, st.k, st.kScales, true);
+          for (const sl of op.slots) blocks.add(Math.floor(sl / bs));
+        } else {
+          const m = bs * this.slotElems;
+          st.k.copyWithin(op.dst * m, op.src * m, (op.src + 1) * m);
+          st.kScales.copyWithin(op.dst * Hk, op.src * Hk, (op.src + 1) * Hk);
+          blocks.add(op.dst);
+        }
       }
-      sm[layer] = lam;
+      if (this.observers.size && blocks.size) this.changed(layer, [...blocks]);
     }
+    this.divideByLambda(layer, x, n);
+  }
+
+  private divideByLambda(layer: number, x: Float64Array, n: number): void {
+    const Hk = this.numKvHeads, D = this.headDim, lam = this.smoothing![layer]!;
     for (let t = 0; t < n; t++) for (let h = 0; h < Hk; h++) for (let c = 0; c < D; c++) x[(t * Hk + h) * D + c]! /= lam[h * D + c]!;
   }
+
+  /** Per layer, while 'auto' smoothing waits for enough tokens to calibrate: the writes and copies since the first (smoothIn). */
+  private readonly uncalibrated: ({ tokens: number; ops: ({ slots: Int32Array; x: Float64Array } | { src: number; dst: number })[] } | undefined)[] = [];
 
   /**
    * Quantises x [n, numKvHeads, headDim] (float64, consumed: rotated in place) into slots (see writeSlots).
@@ -338,6 +383,8 @@ export class KvBlockStorage implements RotationSource {
         st.v.data.copyWithin(dst * n, src * n, (src + 1) * n);
       }
     }
+    // Layers still waiting to calibrate their smoothing replay this copy after re-writing its source.
+    for (const log of this.uncalibrated) log?.ops.push({ src, dst });
     if (this.observers.size) for (let l = 0; l < this.numLayers; l++) this.changed(l, [dst]);
   }
 

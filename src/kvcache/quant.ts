@@ -134,8 +134,9 @@ function rotateHeads(t: Tensor, src: RotationSource, layer: number, argument: st
   if (H % src.numKvHeads !== 0) throw new ShapeError(`${argument} has ${H} heads, not a multiple of the cache's numKvHeads ${src.numKvHeads}`, argument, 'numHeads');
   const rot = src.rotation;
   // Queries of a smoothed cache take K's factors λ (K is stored divided by them); outputs do not (V is not smoothed).
-  const lam = !inverse && src.smoothing ? src.smoothing[layer] : undefined;
-  if (lam === null) throw new ValueError(`layer ${layer} of the cache has no K yet: smoothK: true calibrates each layer from the first K written to it, so write K before rotating queries`, 'layer');
+  // A layer whose 'auto' factors are not calibrated yet (fewer than SMOOTH_MIN_TOKENS written) stores K without
+  // them, so its queries go without them too; rotate queries right before the attention call that uses them.
+  const lam = !inverse && src.smoothing ? src.smoothing[layer] ?? undefined : undefined;
   if (!rot && !lam) return t;
   const group = H / src.numKvHeads;
   const x = t.toFloat64();
