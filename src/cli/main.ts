@@ -13,7 +13,7 @@ function help(): string {
 
 /**
  * `--flag -1` as `--flag=-1`: node's parseArgs takes a value that starts with '-' for another option and refuses it as
- * ambiguous, so a negative number (`--window -1`, unbounded) could not be given with a space.
+ * ambiguous, so a negative number (`--offset -3`, say) could not be given with a space.
  */
 function joinNegativeValues(argv: readonly string[]): string[] {
   const out: string[] = [];

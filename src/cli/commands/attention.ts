@@ -5,6 +5,8 @@ import { type Command, UsageError, cliNumber } from '../command.js';
 const usage = `vlm-attention attention [--batch B] [--heads H] [--kv-heads Hk] [--seq N] [--seq-k Nk] [--head-dim D]
                          [--causal] [--window L] [--backend auto|wasm|cpu-ts|webgpu] [--no-robustness] [--json]
 Runs one attention call on random inputs and reports time and GFLOP/s.
+--window L: each query sees at most L keys before its own position; with --causal none after it, without
+--causal every key after it (as \`cost attention --window\`).
 --no-robustness (with --backend webgpu, Node): shaders run without WebGPU's bounds clamps (Dawn's
 disable_robustness; see docs/webgpu.md).`;
 
@@ -32,8 +34,13 @@ const command: Command = {
     };
     const B = int('batch', values.batch), H = int('heads', values.heads), Hk = int('kv-heads', values['kv-heads'] ?? values.heads);
     const N = int('seq', values.seq), Nk = int('seq-k', values['seq-k'] ?? values.seq), D = int('head-dim', values['head-dim']);
-    let mask = values.causal ? causal() : null;
-    if (values.window !== undefined) mask = slidingWindow(int('window', values.window), 0).and(...(mask ? [mask] : []));
+    // The window bounds the keys before each query; --causal bounds the keys after it (window(L, 0) is causal local attention).
+    const mask = values.window !== undefined ? slidingWindow(int('window', values.window), values.causal ? 0 : -1) : values.causal ? causal() : null;
+    // Random inputs this command allocates: refuse sizes no typed array holds before trying (a RangeError otherwise).
+    const MAX_ELEMENTS = 2 ** 30;
+    for (const [what, n] of [['q (--batch × --seq × --heads × --head-dim)', B * N * H * D], ['k, v (--batch × --seq-k × --kv-heads × --head-dim)', B * Nk * Hk * D]] as const) {
+      if (n > MAX_ELEMENTS) throw new UsageError(`${what} would hold ${n.toExponential(3)} elements; this command allocates at most 2^30 (4 GB of f32) a tensor`);
+    }
     const q = randn([B, N, H, D], 1), k = randn([B, Nk, Hk, D], 2), v = randn([B, Nk, Hk, D], 3);
     const backend = values.backend as 'auto';
     await attention(q, k, v, { mask, backend });

@@ -12,7 +12,8 @@ vlm-attention cost --config calc.yaml [--json]       (JSON or YAML; see docs/cos
 
 Analytic cost model: FLOPs (from the kernels' tile classifier), minimum HBM bytes, roofline time
 lower bounds per device, KV-cache size, visual tokens per image, and what a token budget saves.
-Units are decimal: 1 MB = 10^6 bytes, 1 GFLOP = 10^9 FLOPs.
+Units are decimal: 1 MB = 10^6 bytes, 1 GFLOP = 10^9 FLOPs. --window L: each query sees at most L keys
+before it; with --causal none after it, without every key after it.
 
   attention  --seq N [--seq-k Nk] [--batch B] --heads H [--kv-heads Hk] --head-dim D [--head-dim-v Dv]
              [--dtype f16|bf16|f32] [--causal] [--window L] [--softcap C] [--tile-q 64 --tile-k 64]
