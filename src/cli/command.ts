@@ -37,3 +37,17 @@ export function progress(enabled: boolean): (label: string, fraction?: number) =
     if (tty && fraction !== undefined && fraction >= 1) process.stderr.write('\n');
   };
 }
+
+/** The flags among `names` that appear on the command line (`--name` or `--name=…`; `--no-x` for boolean `no-x`). */
+export function flagsGiven(argv: readonly string[], names: readonly string[]): string[] {
+  return names.filter((n) => argv.some((a) => a === `--${n}` || a.startsWith(`--${n}=`)));
+}
+
+/**
+ * Refuses flags that do nothing in the chosen mode (a flag silently ignored reads as accepted): UsageError
+ * naming them and the mode.
+ */
+export function refuseFlags(argv: readonly string[], names: readonly string[], mode: string): void {
+  const given = flagsGiven(argv, names);
+  if (given.length) throw new UsageError(`${given.map((n) => `--${n}`).join(', ')} ${given.length > 1 ? 'do' : 'does'} nothing ${mode}`);
+}

@@ -13,7 +13,7 @@ import { parseIndexList } from '../../viz/index-list.js';
 import { encodePng } from '../../viz/png.js';
 import { syntheticCapture } from '../../viz/synthetic.js';
 import { embedCapture, escapeHtml, loadViewerHtml } from '../../viz/viewer-html.js';
-import { type Command, UsageError, progress, cliNumber } from '../command.js';
+import { type Command, UsageError, progress, cliNumber, refuseFlags } from '../command.js';
 
 const usage = `vlm-attention viz <capture> [flags]        attention maps, head importance and a self-contained viewer
 vlm-attention viz --synthetic [flags]      the same for a built-in synthetic scene (no model needed)
@@ -76,12 +76,22 @@ async function discover(values: Record<string, string | boolean | undefined>, po
     let spec: unknown;
     try { spec = JSON.parse(await readFile(specPath, 'utf8')); } catch (e) { throw new ValueError(`--examples ${values.examples}: ${(e as Error).message}`, 'examples'); }
     if (!Array.isArray(spec) || spec.length === 0) throw new ValueError('--examples must be a non-empty JSON array', 'examples');
+    const KEYS = ['capture', 'tokens', 'mask', 'activations', 'label'];
     for (const [i, ex] of spec.entries()) {
-      if (!ex || typeof ex.capture !== 'string') throw new ValueError(`examples[${i}].capture must be a path`, 'examples');
-      const c = await readCapture(join(dirname(specPath), ex.capture));
+      const at = `--examples ${values.examples}: examples[${i}]`;
+      if (!ex || typeof ex !== 'object' || Array.isArray(ex)) throw new ValueError(`${at} must be an object {capture, tokens?, mask?, activations?, label?}`, 'examples');
+      const unknown = Object.keys(ex).filter((key) => !KEYS.includes(key));
+      if (unknown.length) throw new ValueError(`${at} has unknown key(s) ${unknown.map((u) => JSON.stringify(u)).join(', ')} (allowed: ${KEYS.join(', ')})`, 'examples');
+      if (typeof ex.capture !== 'string') throw new ValueError(`${at}.capture must be a path`, 'examples');
+      if (ex.tokens !== undefined && !(Array.isArray(ex.tokens) && (ex.tokens.every((t: unknown) => Number.isInteger(t) && (t as number) >= 0) || ex.tokens.every((t: unknown) => typeof t === 'string')))) {
+        throw new ValueError(`${at}.tokens must be a list of sequence positions or a list of token strings (not mixed), got ${JSON.stringify(ex.tokens)}`, 'examples');
+      }
+      for (const key of ['mask', 'activations', 'label'] as const) if (ex[key] !== undefined && typeof ex[key] !== 'string') throw new ValueError(`${at}.${key} must be a string, got ${JSON.stringify(ex[key])}`, 'examples');
+      // Paths relative to the spec's folder; absolute ones as they are (join glued them onto the folder).
+      const c = await readCapture(resolve(dirname(specPath), ex.capture));
       const toks = Array.isArray(ex.tokens) ? (ex.tokens.every((t: unknown) => typeof t === 'number') ? ex.tokens : positionsOfWords(c, ex.tokens)) : words ? positionsOfWords(c, words) : undefined;
       const e: HeadExample = { capture: c, ...(toks ? { tokens: toks } : {}), ...(ex.mask ? { mask: ex.mask } : {}), ...(typeof ex.label === 'string' ? { label: ex.label } : {}) };
-      if (typeof ex.activations === 'string') e.activations = parseNpy(await readFile(join(dirname(specPath), ex.activations)), { path: ex.activations });
+      if (typeof ex.activations === 'string') e.activations = parseNpy(await readFile(resolve(dirname(specPath), ex.activations)), { path: ex.activations });
       if (!e.mask && toks) { const m = maskFor(c, toks); if (m) e.mask = m; }
       examples.push(e);
     }
@@ -135,7 +145,13 @@ const command: Command = {
     // Checked before any work (it was checked after every map had been written).
     const fmt = values['export-format'];
     if (fmt !== 'safetensors' && fmt !== 'npy') throw new UsageError(`--export-format must be safetensors or npy, got ${fmt}`);
-    if (values.discover || values.examples) return discover(values as Record<string, string | boolean | undefined>, positionals, json);
+    const MAP_ONLY = ['positions', 'combine', 'modes', 'layers', 'heads', 'colormap', 'alpha', 'no-html', 'export', 'export-format', 'save-capture', 'synthetic', 'seed'];
+    if (values.discover || values.examples) {
+      refuseFlags(argv, MAP_ONLY, 'with --discover/--examples (head discovery)');
+      if (values.examples && positionals.length) throw new UsageError(`--examples takes its captures from the file; remove the capture path(s) ${positionals.join(' ')}`);
+      return discover(values as Record<string, string | boolean | undefined>, positionals, json);
+    }
+    refuseFlags(argv, ['mask', 'k'], 'without --discover (they choose what head discovery scores)');
     const say = progress(!json);
     let capture: Capture, name: string;
     if (values.synthetic) {
@@ -159,7 +175,7 @@ const command: Command = {
     const avail = captureAvailability(capture);
     let modes: MapMode[];
     if (values.modes) {
-      modes = values.modes.split(',').map((m) => m.trim()) as MapMode[];
+      modes = [...new Set(values.modes.split(',').map((m) => m.trim()))] as MapMode[];
       for (const m of modes) if (!MAP_MODES.includes(m)) throw new UsageError(`--modes: unknown mode ${JSON.stringify(m)} (raw, rollout, flow)`);
     } else modes = avail.rollout ? ['raw', 'rollout'] : ['raw'];
     let positions: number[];

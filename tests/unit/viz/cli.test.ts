@@ -1,7 +1,7 @@
 /**
  * `vlm-attention viz` and `vlm-attention view`: outputs, --json, typed errors for bad input.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -113,6 +113,29 @@ describe('vlm-attention viz', () => {
     await writeCapture(three, await syntheticCapture({ seed: 1, numLayers: 3 }));
     await expect(viz(['--discover', capFile, three, '--out', join(dir, 'e')])).rejects.toThrow(/examples\[1\] has 3 layers, examples\[0\] has 4/);
   });
+
+  it('flags of the other mode are refused, not ignored; --modes repeats are drawn once', async () => {
+    await expect(viz(['--discover', capFile, '--modes', 'raw', '--alpha', '9'])).rejects.toThrow(/--modes, --alpha do nothing with --discover/);
+    await expect(viz(['--synthetic', '--k', '3', '--mask', 'foo'])).rejects.toThrow(/--mask, --k do nothing without --discover/);
+    const spec = join(dir, 'spec-plain.json');
+    writeFileSync(spec, JSON.stringify([{ capture: capFile }]));
+    await expect(viz(['--examples', spec, capFile])).rejects.toThrow(/takes its captures from the file/);
+    const r = JSON.parse(await viz([capFile, '--tokens', 'red', '--modes', 'raw,raw', '--no-html', '--out', join(dir, 'dup'), '--json']));
+    expect(r.maps.length).toBe(1);
+  }, 60_000);
+
+  it('--examples: each entry checked (mixed tokens, unknown keys, wrong types); absolute paths work', async () => {
+    const sub = join(dir, 'sub');
+    mkdirSync(sub, { recursive: true });
+    const write = (name: string, v: unknown) => { const p = join(sub, name); writeFileSync(p, JSON.stringify(v)); return p; };
+    await expect(viz(['--examples', write('mixed.json', [{ capture: capFile, tokens: [3, 'red'] }])])).rejects.toThrow(/examples\[0\]\.tokens must be a list/);
+    await expect(viz(['--examples', write('str.json', [{ capture: capFile, tokens: 'red' }])])).rejects.toThrow(/tokens must be a list/);
+    await expect(viz(['--examples', write('key.json', [{ capture: capFile, tokenz: ['red'] }])])).rejects.toThrow(/unknown key\(s\) "tokenz"/);
+    await expect(viz(['--examples', write('label.json', [{ capture: capFile, label: 3 }])])).rejects.toThrow(/label must be a string/);
+    // An absolute capture path is used as it is (it was glued onto the spec's folder).
+    const d = JSON.parse(await viz(['--examples', write('abs.json', [{ capture: capFile, tokens: ['red'] }, { capture: capFile, tokens: ['blue'] }]), '--out', join(dir, 'absheads'), '--json']));
+    expect(d.examples).toBe(2);
+  }, 60_000);
 });
 
 describe('vlm-attention view', () => {
