@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import {
   type KvCacheStats, type KvDType, formatBytesSI, kvVariants, parseByteSize, planKvCache, simulateImagePrefix, simulateServing, simulateWaste,
 } from '../../index.js';
-import { type Command, UsageError, progress, cliNumber } from '../command.js';
+import { type Command, UsageError, progress, cliNumber, refuseFlags } from '../command.js';
 
 const usage = `vlm-attention cache-stats [--workload serving|image-prefix|waste] [--layers L] [--heads H] [--kv-heads Hk]
                            [--head-dim D] [--dtype f16|f32|int8] [--block-size 16] [--blocks N | --memory 4GB]
@@ -54,6 +54,8 @@ const command: Command = {
     for (const f of ['requests', 'images', 'prompts'] as const) {
       if (values[f] !== undefined && wants[values.workload]?.includes(f) === false) throw new UsageError(`--${f} does not apply to --workload ${values.workload}`);
     }
+    if (!['serving', 'image-prefix', 'waste'].includes(values.workload!)) throw new UsageError(`--workload must be serving, image-prefix or waste, got ${values.workload}`);
+    if (values.workload === 'waste') refuseFlags(argv, ['layers', 'heads', 'kv-heads', 'head-dim', 'dtype', 'blocks', 'memory', 'image-tokens'], 'with --workload waste (it uses --block-size and --seed)');
     const defaults: Record<string, string> = { requests: '200', images: values.workload === 'image-prefix' ? '10' : '20', prompts: '10' };
     const int = (name: string, min = 1) => {
       const v = (values[name as keyof typeof values] as string | undefined) ?? defaults[name]!;

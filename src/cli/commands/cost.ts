@@ -5,7 +5,7 @@ import {
   type CostConfig, type DeviceProfile, DEVICE_PROFILES, FormatError, comparePredictions, formatBytesSI, formatCostReport, formatDuration,
   formatSI, measureCpuProfile, predictBenchmarkShapes, runCostConfig,
 } from '../../index.js';
-import { type Command, UsageError, cliNumber } from '../command.js';
+import { type Command, UsageError, cliNumber, refuseFlags } from '../command.js';
 
 const usage = `vlm-attention cost [attention|kv|tokens|budget|devices|shapes|bench] [flags] [--json]
 vlm-attention cost --config calc.yaml [--json]       (JSON or YAML; see docs/cost.md)
@@ -20,8 +20,9 @@ before it; with --causal none after it, without every key after it.
              [--device h200,a100,...] [--kernel flash|standard] [--unit auto|tensor|vector]
   kv         --layers L --kv-heads Hk --head-dim D --seq N [--heads H] [--batch B] [--dtype f16|bf16|f32|int8]
              [--block-size 16] [--shared-prefix P] [--memory 80GB] [--reserved 16GB]
-  tokens     --tokenizer qwen2-vl|llava-next|internvl|clip-vit-l14-224|clip-vit-l14-336|siglip-so400m-384
-             [--image WxH] [--max-pixels N] [--max-tiles N]
+  tokens     --tokenizer qwen2-vl|llava-next|internvl|clip-vit-l14-224|clip-vit-l14-336|siglip-so400m-384|vit
+             [--image WxH] [--max-pixels N (qwen2-vl)] [--max-tiles N (internvl)]
+             [--image-size N --patch-size P (vit; patch default 14)]
   budget     --model qwen2-vl-7b|qwen2-vl-2b|llava-1.5-7b|llava-next-7b|internvl2-8b --budget T [--image WxH]
              [--text 32] [--generated 0] [--batch B] [--dtype f16]
   devices    list device profiles (every figure labelled datasheet/measured/derived) [--measure-cpu]
@@ -90,8 +91,20 @@ const command: Command = {
         tokenizer: { type: 'string' }, image: { type: 'string' }, 'max-pixels': { type: 'string' }, 'max-tiles': { type: 'string' },
         model: { type: 'string' }, budget: { type: 'string' }, text: { type: 'string' }, generated: { type: 'string' },
         'measure-cpu': { type: 'boolean', default: false }, set: { type: 'string' }, calibrate: { type: 'string' },
+        'image-size': { type: 'string' }, 'patch-size': { type: 'string' },
       },
     });
+    // Each section's flags; any other flag given is refused rather than ignored.
+    const FLAGS: Record<string, readonly string[]> = {
+      attention: ['batch', 'seq', 'seq-k', 'heads', 'kv-heads', 'head-dim', 'head-dim-v', 'dtype', 'causal', 'window', 'softcap', 'tile-q', 'tile-k', 'device', 'kernel', 'unit'],
+      kv: ['layers', 'kv-heads', 'head-dim', 'seq', 'heads', 'batch', 'dtype', 'block-size', 'shared-prefix', 'memory', 'reserved'],
+      tokens: ['tokenizer', 'image', 'max-pixels', 'max-tiles', 'image-size', 'patch-size'],
+      budget: ['model', 'budget', 'image', 'text', 'generated', 'batch', 'dtype'],
+      devices: ['measure-cpu'],
+      shapes: ['set', 'device', 'dtype', 'unit', 'kernel'],
+      bench: ['device', 'calibrate'],
+    };
+    const ALL = [...new Set(Object.values(FLAGS).flat())];
     const print = (report: unknown, text: string) => console.log(values.json ? JSON.stringify(report, (_, v) => (ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<number>) : v), 2) : text);
     const section = positionals[0] ?? (values.config ? undefined : 'attention');
     if (section !== undefined && !(SECTIONS as readonly string[]).includes(section)) {
@@ -99,10 +112,17 @@ const command: Command = {
     }
     if (values.config) {
       if (section !== undefined) throw new UsageError('--config takes no section: the file holds the sections');
+      refuseFlags(argv, ALL, 'with --config (the file holds the settings)');
       const report = runCostConfig(readCostConfig(values.config));
-      print(report, formatCostReport(report));
+      const text = formatCostReport(report);
+      if (!values.json && !text.trim()) throw new UsageError(`--config ${values.config} holds no section (attention, kv, tokens, budget): nothing to compute`);
+      print(report, text);
       return 0;
     }
+    refuseFlags(argv, ALL.filter((f) => !FLAGS[section!]!.includes(f)), `in cost ${section}`);
+    const maxPositionals = section === 'bench' ? 2 : 1;
+    if (positionals.length > maxPositionals) throw new UsageError(`cost ${section} takes no argument ${JSON.stringify(positionals[maxPositionals])}`);
+    if (section === 'kv' && values.reserved !== undefined && values.memory === undefined) throw new UsageError('--reserved is subtracted from --memory: give --memory too');
     const devices = values.device ? values.device.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
     const config: CostConfig = {};
     switch (section) {
@@ -136,8 +156,13 @@ const command: Command = {
       case 'tokens': {
         if (!values.tokenizer) throw new UsageError('tokens needs --tokenizer');
         const options: Record<string, number> = {};
+        const only = (flag: string, tokenizer: string) => { if (values[flag as 'image'] !== undefined && values.tokenizer !== tokenizer) throw new UsageError(`--${flag} applies to --tokenizer ${tokenizer}, not ${values.tokenizer}`); };
+        only('max-pixels', 'qwen2-vl'); only('max-tiles', 'internvl'); only('image-size', 'vit'); only('patch-size', 'vit');
+        if (values.tokenizer === 'vit' && values['image-size'] === undefined) throw new UsageError('--tokenizer vit needs --image-size (the square input side in pixels)');
         if (values['max-pixels'] !== undefined) options.maxPixels = cliNumber(values['max-pixels']);
         if (values['max-tiles'] !== undefined) options.maxTiles = cliNumber(values['max-tiles']);
+        if (values['image-size'] !== undefined) options.imageSize = cliNumber(values['image-size']);
+        if (values['patch-size'] !== undefined) options.patchSize = cliNumber(values['patch-size']);
         config.tokens = { tokenizer: values.tokenizer, image: image(values.image), options };
         break;
       }

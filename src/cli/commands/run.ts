@@ -50,6 +50,12 @@ function num(v: string | undefined, flag: string): number | undefined {
 export function optionsFromFlags(values: Values, defaults: Partial<RelevanceOptions> = {}): RelevanceOptions {
   if (values.query === undefined && defaults.query === undefined) throw new UsageError('--query is required');
   const grid = { ...(defaults.grid ?? {}) };
+  if (values.regions !== undefined && values['region-patches'] !== undefined) throw new UsageError('--regions and --region-patches both set the region grid: give one');
+  // --min/--max/--quantum bound the water-fill allocator; the levels allocator uses its level set (64, 144, 256, 400).
+  if (values.allocator === 'levels') {
+    const bounds = (['min', 'max', 'quantum'] as const).filter((f) => values[f] !== undefined);
+    if (bounds.length) throw new UsageError(`${bounds.map((f) => `--${f}`).join(', ')} bound${bounds.length > 1 ? '' : 's'} the water-fill allocator; --allocator levels uses its levels 64, 144, 256, 400`);
+  }
   if (values.regions !== undefined) {
     const m = /^(\d+)\s*[x×,]\s*(\d+)$/.exec(values.regions);
     if (!m) throw new UsageError(`--regions must look like 4x4, got '${values.regions}'`);

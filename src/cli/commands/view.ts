@@ -3,7 +3,7 @@ import type { Capture } from '../../viz/capture-file.js';
 import { readCapture } from '../../viz/node-files.js';
 import { startViewerServer, type ViewerServer } from '../../viz/server.js';
 import { syntheticCapture } from '../../viz/synthetic.js';
-import { type Command, UsageError, cliNumber } from '../command.js';
+import { type Command, UsageError, cliNumber, refuseFlags } from '../command.js';
 
 const usage = `vlm-attention view <capture> [--port N] [--json]
 vlm-attention view --synthetic [--seed N]
@@ -29,6 +29,7 @@ export async function startView(argv: string[], log: (line: string) => void = (l
     if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got ${values.seed}`);
     capture = await syntheticCapture({ seed });
   } else {
+    refuseFlags(argv, ['seed'], 'without --synthetic (it seeds the synthetic scene)');
     if (positionals.length !== 1) throw new UsageError(`expected one capture path, got ${positionals.length}`);
     capture = await readCapture(positionals[0]!);
   }

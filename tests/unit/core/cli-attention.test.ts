@@ -19,7 +19,7 @@ describe('vlm-attention attention', () => {
     const win = JSON.parse(await run(['--seq', '200', '--heads', '2', '--head-dim', '16', '--window', '64', '--backend', 'wasm', '--json']));
     expect(win.mask).toBe('window(64,∞)');
     const cost = JSON.parse((await runCommand('cost', ['attention', '--seq', '200', '--heads', '2', '--head-dim', '16', '--window', '64', '--dtype', 'f32', '--json'])).out);
-    expect(win.kernel.visitedTiles).toBe(JSON.stringify(cost).match(/"visitedTiles":\s*(\d+)/)![1]! * 1);
+    expect(win.kernel.visitedTiles).toBe(Number(JSON.stringify(cost).match(/"visitedTiles":\s*(\d+)/)![1]));
     const causalWin = JSON.parse(await run(['--seq', '200', '--heads', '2', '--head-dim', '16', '--window', '64', '--causal', '--backend', 'wasm', '--json']));
     expect(causalWin.mask).toBe('window(64,0)');
   }, 60_000);

@@ -81,6 +81,23 @@ describe('vlm-attention cost', () => {
     await expect(run(['--config', join(dir, 'missing.yaml')])).rejects.toThrow(FormatError);
   });
 
+  it('flags a section does not use, extra arguments and empty configs are refused, not ignored', async () => {
+    await expect(run(['attention', '--seq', '10', '--heads', '16', '--head-dim', '64', '--layers', '3'])).rejects.toThrow(/--layers does nothing in cost attention/);
+    await expect(run(['attention', '--seq', '10', '--heads', '16', '--head-dim', '64', '--tokenizer', 'x', '--measure-cpu'])).rejects.toThrow(/--tokenizer, --measure-cpu do nothing/);
+    await expect(run(['attention', 'extra', '--seq', '10', '--heads', '16', '--head-dim', '64'])).rejects.toThrow(/takes no argument "extra"/);
+    await expect(run(['kv', '--layers', '2', '--kv-heads', '2', '--head-dim', '8', '--seq', '10', '--causal'])).rejects.toThrow(/--causal does nothing in cost kv/);
+    await expect(run(['kv', '--layers', '2', '--kv-heads', '2', '--head-dim', '8', '--seq', '10', '--reserved', '5GB'])).rejects.toThrow(/give --memory too/);
+    await expect(run(['kv', '--layers', '2', '--kv-heads', '2', '--head-dim', '8', '--seq', '10', '--memory', '1e400GB'])).rejects.toThrow(expect.objectContaining({ name: 'ValueError', argument: 'memoryBytes' }));
+    await expect(run(['tokens', '--tokenizer', 'llava-next', '--image', '672x672', '--max-tiles', '3'])).rejects.toThrow(/--max-tiles applies to --tokenizer internvl/);
+    await expect(run(['tokens', '--tokenizer', 'vit'])).rejects.toThrow(/--image-size/);
+    expect((await run(['tokens', '--tokenizer', 'vit', '--image-size', '224', '--json'])).out).toMatch(/"llmTokens": 256/);
+    const empty = join(dir, 'empty.json');
+    writeFileSync(empty, '{}');
+    await expect(run(['--config', empty])).rejects.toThrow(/holds no section/);
+    await expect(run(['--config', empty, '--seq', '5'])).rejects.toThrow(/--seq does nothing with --config/);
+    await expect(run(['bench', 'a.json', 'b.json'])).rejects.toThrow(/takes no argument "b.json"/);
+  });
+
   it('bad dims and devices → typed errors; bad usage → UsageError', async () => {
     await expect(run(['--seq=-5', '--heads', '4', '--head-dim', '64'])).rejects.toThrow(ShapeError);
     await expect(run(['--seq', '5.5', '--heads', '4', '--head-dim', '64'])).rejects.toThrow(/seqLenQ/);

@@ -41,6 +41,9 @@ describe('vlm-attention cache-stats', () => {
     await expect(command.run(['--workload', 'image-prefix', '--requests', '5'])).rejects.toThrow(/--requests does not apply to --workload image-prefix/);
     await expect(command.run(['--workload', 'waste', '--images', '5'])).rejects.toThrow(UsageError);
     await expect(command.run(['--prompts', '5'])).rejects.toThrow(/--prompts does not apply to --workload serving/);
+    // waste uses --block-size and --seed only: the model and pool flags are refused too.
+    await expect(command.run(['--workload', 'waste', '--image-tokens', '5', '--dtype', 'int8', '--layers', '2'])).rejects.toThrow(/--layers, --dtype, --image-tokens do nothing with --workload waste/);
+    await expect(command.run(['--workload', 'nope'])).rejects.toThrow(/--workload must be/);
   });
 
   it('--json gives the report as JSON (image-prefix workload)', async () => {

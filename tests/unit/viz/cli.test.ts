@@ -138,6 +138,12 @@ describe('vlm-attention viz', () => {
   }, 60_000);
 });
 
+describe('vlm-attention view flags', () => {
+  it('--seed without --synthetic is refused (it seeds the synthetic scene only)', async () => {
+    await expect(startView([capFile, '--seed', '5', '--port', '0'], () => undefined)).rejects.toThrow(/--seed does nothing without --synthetic/);
+  });
+});
+
 describe('vlm-attention view', () => {
   it('prints a 127.0.0.1 URL and serves the page and the API', async () => {
     const lines: string[] = [];
