@@ -381,5 +381,8 @@ export function decodeCapture(bytes: Uint8Array, opts: { path?: string } = {}): 
 export function withHeadImportance(c: Capture, scores: Float32Array | ArrayLike<number>, method: string, description?: string): Capture {
   const { numLayers: L, numHeads: H } = c.info;
   const v = take(ndarrayFromValues(Float32Array.from(scores), [L, H], 'f32'), [['numLayers', L], ['numHeads', H]], 'scores');
+  // The values decodeCapture accepts, checked here so that what is written reads back.
+  const d = v;
+  for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) throw new ValueError(`scores holds ${d[i]} at layer ${Math.floor(i / H)}, head ${i % H}; head importance must be finite`, 'scores');
   return { ...c, headImportance: v, info: { ...c.info, headImportance: { method, ...(description ? { description } : {}) } } };
 }

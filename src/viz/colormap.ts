@@ -71,8 +71,9 @@ const CACHE = new Map<ColormapName, Uint8Array>();
 function lut(name: ColormapName): Uint8Array {
   let t = CACHE.get(name);
   if (!t) {
-    const hex = HEX[name];
-    if (hex === undefined) throw new ValueError(`colormap must be one of ${COLORMAP_NAMES.join(', ')}, got '${name}'`, 'colormap');
+    // Own keys only: HEX['toString'] is Object.prototype's function, not a colormap.
+    const hex = Object.hasOwn(HEX, name) ? HEX[name] : undefined;
+    if (typeof hex !== 'string') throw new ValueError(`colormap must be one of ${COLORMAP_NAMES.join(', ')}, got '${name}'`, 'colormap');
     t = new Uint8Array(768);
     for (let i = 0; i < 768; i++) t[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
     CACHE.set(name, t);
@@ -128,6 +129,7 @@ export function applyColormap(values: ArrayLike<number>, width: number, height: 
   const [flo, fhi] = finiteRange(values);
   const lo = options.min ?? flo, hi = options.max ?? fhi;
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new ValueError(`min and max must be finite, got ${lo}, ${hi}`, 'min');
+  if (options.min !== undefined && options.max !== undefined && lo > hi) throw new ValueError(`min (${lo}) must not exceed max (${hi})`, 'min');
   const nf = options.nonFiniteColor ?? [0, 0, 0, 0];
   const span = hi - lo;
   const data = new Uint8Array(width * height * 4);

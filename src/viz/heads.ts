@@ -112,7 +112,14 @@ function maskOf(ex: HeadExample, i: number, P: number): Uint8Array | null {
     return m;
   }
   if (ex.mask.length !== P) throw new ShapeError(`examples[${i}].mask has ${ex.mask.length} cells, the grid has ${P}`, `examples[${i}].mask`, 'grid');
-  return Uint8Array.from(ex.mask, (v) => (v ? 1 : 0));
+  // As makeCapture stores masks: values in [0, 1], cells > 0.5 inside (a truthy test counted 0.1 in).
+  const out = new Uint8Array(P);
+  for (let j = 0; j < P; j++) {
+    const x = Number(ex.mask[j]);
+    if (!(x >= 0 && x <= 1)) throw new ValueError(`examples[${i}].mask[${j}] is ${ex.mask[j]}; mask cells must be in [0, 1] (> 0.5 counts as inside)`, `examples[${i}].mask`);
+    out[j] = x > 0.5 ? 1 : 0;
+  }
+  return out;
 }
 
 function activationsOf(ex: HeadExample, i: number, L: number, H: number): Float32Array {
@@ -149,6 +156,9 @@ function nearest(x: Float32Array, means: Map<string, Float32Array>, labels: read
 /** Per-head statistics over examples and the top-k ranking (see the module comment for definitions). */
 export function discoverHeads(examples: readonly HeadExample[], opts: DiscoverOptions = {}): HeadDiscovery {
   if (!Array.isArray(examples) || examples.length === 0) throw new ShapeError('examples must hold at least one example', 'examples', 'numExamples');
+  examples.forEach((ex, i) => {
+    if (!ex || typeof ex !== 'object' || !ex.capture || typeof ex.capture !== 'object' || !ex.capture.info) throw new ValueError(`examples[${i}] must be { capture, tokens?, mask?, activations? } with a capture (readCapture, makeCapture)`, `examples[${i}]`);
+  });
   const L = examples[0]!.capture.info.numLayers, H = examples[0]!.capture.info.numHeads;
   const k = opts.k ?? 20;
   if (!Number.isInteger(k) || k < 1) throw new ValueError(`k must be an integer ≥ 1, got ${k}`, 'k');

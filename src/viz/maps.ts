@@ -275,7 +275,11 @@ export function patchMap(c: Capture, patch: number, sel: MapSelection = {}): Tok
 export interface RenderOptions {
   /** Default 'inferno'. */
   colormap?: ColormapName;
-  /** Heatmap opacity over the image (default 0.75; with `weightByValue` the hottest pixels get this). */
+  /**
+   * Heatmap opacity over the image (default 0.75). With `weightByValue` (the default) the map is blended twice,
+   * a uniform wash at 0.4·alpha and then a value-weighted pass at alpha, so the hottest pixels end at
+   * 1 − (1 − 0.4·alpha)(1 − alpha): 0.825 for 0.75, 0.6 for 0.5; uniform `alpha` with `weightByValue: false`.
+   */
   alpha?: number;
   /** Blend weight grows with the value, so cold areas mostly show the image (default true; false = uniform alpha). */
   weightByValue?: boolean;

@@ -90,6 +90,7 @@ export function overlayHeatmap(image: RgbaImage, grid: ArrayLike<number>, gridWi
   const [flo, fhi] = finiteRange(grid);
   const lo = options.min ?? flo, hi = options.max ?? fhi;
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new ValueError(`min and max must be finite, got ${lo}, ${hi}`, 'min');
+  if (options.min !== undefined && options.max !== undefined && lo > hi) throw new ValueError(`min (${lo}) must not exceed max (${hi})`, 'min');
   const { width, height } = image;
   let x0 = 0, y0 = 0, x1 = width, y1 = height;
   if (options.rect) {

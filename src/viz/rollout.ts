@@ -170,6 +170,7 @@ export function attentionFlow(layers: readonly ArrayLike<number>[], n: number, r
   for (const r of rows) if (!Number.isInteger(r) || r < 0 || r >= n) throw new ShapeError(`rows contains ${r}; expected 0..${n - 1}`, 'rows', 'seqLen');
   const L = layers.length;
   const maxWork = opts.maxWork ?? 2e9;
+  if (typeof maxWork !== 'number' || !(maxWork > 0)) throw new ValueError(`maxWork must be a number > 0 (edge visits allowed), got ${JSON.stringify(maxWork)}`, 'maxWork');
   const work = flowWork(rows.length, n, L);
   if (work > maxWork) {
     throw new ValueError(`attention flow for ${rows.length} row(s), ${L} layers and n = ${n} needs ~${work.toExponential(1)} edge visits (> maxWork ${maxWork.toExponential(1)}); use rollout, fewer layers or rows, or raise maxWork`, 'maxWork');

@@ -31,7 +31,7 @@ docs/interpretability.md.
   --layers all|0-3|1,5  layers to average (raw) or the stack to roll out (rollout/flow); default all
   --heads all|0,2       heads to average; default all
   --colormap NAME       inferno (default), magma, viridis
-  --alpha A             heatmap opacity 0..1 (default 0.75)
+  --alpha A             heatmap opacity 0..1 (default 0.75; the hottest pixels reach 1-(1-0.4A)(1-A), 0.825 at 0.75)
   --no-html             skip the self-contained viewer.html
   --export DIR          also export the capture as transformers-style arrays + capture.json
   --export-format F     safetensors (default) or npy
