@@ -181,7 +181,8 @@ export function allocateWaterFill(rho: ArrayLike<number>, options: WaterFillOpti
   }
 
   const tokens = new Int32Array(R);
-  const dropped = Array.from(p, (_, r) => r).filter((r) => !idx.includes(r));
+  const kept = new Set(idx);
+  const dropped = Array.from(p, (_, r) => r).filter((r) => !kept.has(r));
   if (idx.length === 0) return { tokens, total: 0, dropped, method: 'water-fill', lambda: 0 };
 
   const lambda = solveLambda(p, lo, hi, idx, U);
@@ -218,6 +219,9 @@ export function allocateWaterFill(rho: ArrayLike<number>, options: WaterFillOpti
   if (sumF !== U) throw new Error(`vlm-attention internal error: water-filling repair ended at ${sumF} ≠ ${U}`);
   let total = 0;
   for (const r of idx) { tokens[r] = f[r]! * q; total += tokens[r]!; }
+  // Every region left with 0 tokens is dropped, kept ones that min 0 let reach 0 included (levels reports them alike).
+  for (let r = 0; r < R; r++) if (tokens[r] === 0 && !dropped.includes(r)) dropped.push(r);
+  dropped.sort((a, b) => a - b);
   return { tokens, total, dropped, method: 'water-fill', lambda };
 }
 
@@ -276,12 +280,13 @@ export function allocateLevels(rho: ArrayLike<number>, options: LevelOptions): A
   const minL = levels[0]!, maxL = levels[levels.length - 1]!;
   const capMax = caps.reduce((s, c) => s + levels.filter((l) => l <= c).reduce((a, l) => Math.max(a, l), -Infinity), 0);
   const minTotal = R * minL;
-  if (mode === 'exact' && B % gl !== 0) {
-    throw new InfeasibleError(`budget ${B} is not a multiple of gcd(levels) = ${gl}; nearest: ${Math.floor(B / gl) * gl} or ${Math.ceil(B / gl) * gl}`, 'budget-not-multiple-of-gcd', { min: minTotal, max: capMax });
-  }
+  // Caps first: a cap below every level leaves capMax −∞, which the other messages would report.
   if (caps.some((c) => c < minL)) {
     const r = caps.findIndex((c) => c < minL);
     throw new InfeasibleError(`region ${r} has cap ${caps[r]} below the smallest level ${minL}; allow level 0`, 'no-aligned-level');
+  }
+  if (mode === 'exact' && B % gl !== 0) {
+    throw new InfeasibleError(`budget ${B} is not a multiple of gcd(levels) = ${gl}; nearest: ${Math.floor(B / gl) * gl} or ${Math.ceil(B / gl) * gl}`, 'budget-not-multiple-of-gcd', { min: minTotal, max: capMax });
   }
   if (minTotal > B) {
     throw new InfeasibleError(`${R} regions × smallest level ${minL} = ${minTotal} > budget ${B}; allow level 0 or raise the budget`, 'too-many-regions-for-minimum', { min: minTotal, max: capMax });
@@ -292,7 +297,8 @@ export function allocateLevels(rho: ArrayLike<number>, options: LevelOptions): A
   void maxL;
 
   const unit = mode === 'exact' ? g : gl;
-  const U = Math.floor(B / unit);
+  // No allocation uses more than the capacity: past it the table would only grow (B = 2³¹ − 1 took ~18 GB).
+  const U = Math.floor(Math.min(B, capMax) / unit);
   const lu = levels.map((l) => l / unit);
   const order = byRhoDesc(p);
   // best[i][b]: max value of regions order[i..] using exactly b units (−∞ unreachable).

@@ -22,6 +22,15 @@ export function checkRgbImage(image: RgbImage, argument = 'image'): void {
   if (!(data instanceof Float32Array) || data.length !== 3 * width * height) {
     throw new ShapeError(`${argument}.data must be a Float32Array of 3·height·width = ${3 * width * height} values, got ${data?.length}`, argument, 'data');
   }
+  // Values in [0, 1] (a NaN was reported later as the salience scorer's; 0..255 floats put every region's
+  // luminance in one histogram bin).
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i]!;
+    if (!(x >= 0 && x <= 1)) {
+      const plane = Math.floor(i / (width * height)), px = i % (width * height);
+      throw new ValueError(`${argument}.data holds ${x} at channel ${'RGB'[plane]}, pixel (${px % width}, ${Math.floor(px / width)}); float RGB values must be in [0, 1]${x > 1 && x <= 255 ? ' (8-bit values? divide by 255, or pass RGBA bytes)' : ''}`, argument);
+    }
+  }
 }
 
 /**

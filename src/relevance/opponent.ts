@@ -77,8 +77,12 @@ export function opponentProcess(information: ArrayLike<number>, salience: ArrayL
   const mixed = new Float64Array(R);
   for (let r = 0; r < R; r++) mixed[r] = weights[0] * information[r]! + weights[1] * salience[r]! + weights[2] * participatory[r]!;
   const tempered = new Float64Array(R);
-  let mx = -Infinity;
-  for (let r = 0; r < R; r++) { tempered[r] = mixed[r]! > 0 ? Math.log(mixed[r]!) / temperature : -Infinity; mx = Math.max(mx, tempered[r]!); }
+  // (log ρ⁰_r − log max ρ⁰) / τ: relative to the largest before dividing, so a tiny τ cannot overflow every term
+  // to −∞ (τ = 1e-310 gave the uniform fallback instead of all weight on the best region).
+  let lmx = -Infinity;
+  for (let r = 0; r < R; r++) if (mixed[r]! > 0) lmx = Math.max(lmx, Math.log(mixed[r]!));
+  for (let r = 0; r < R; r++) tempered[r] = mixed[r]! > 0 ? (Math.log(mixed[r]!) - lmx) / temperature : -Infinity;
+  const mx = lmx === -Infinity ? -Infinity : 0;
   let s = 0;
   for (let r = 0; r < R; r++) { tempered[r] = mx === -Infinity ? 1 : Math.exp(tempered[r]! - mx); s += tempered[r]!; }
   for (let r = 0; r < R; r++) tempered[r] = tempered[r]! / s;

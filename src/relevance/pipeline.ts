@@ -156,6 +156,13 @@ export function planRelevance(width: number, height: number, options: RelevanceO
   if (options.textureBackend !== undefined && options.textureBackend !== 'cpu' && options.textureBackend !== 'webgpu') {
     throw new ValueError(`textureBackend must be 'cpu' or 'webgpu', got ${String(options.textureBackend)}`, 'textureBackend');
   }
+  // Checked here rather than after the texture stage.
+  if (options.realise !== undefined && options.realise !== 'reencode' && options.realise !== 'pool') throw new ValueError(`realise must be 'reencode' or 'pool', got ${String(options.realise)}`, 'realise');
+  if (options.bandwidth !== undefined && !(typeof options.bandwidth === 'number' && options.bandwidth > 0 && Number.isFinite(options.bandwidth))) {
+    throw new ValueError(`bandwidth must be a finite number > 0, got ${options.bandwidth}`, 'bandwidth');
+  }
+  const BACKENDS = ['auto', 'cpu', 'wasm', 'cpu-ts', 'webgpu'];
+  if (options.backend !== undefined && !BACKENDS.includes(options.backend as string)) throw new ValueError(`backend must be one of ${BACKENDS.join(', ')}, got ${String(options.backend)}`, 'backend');
   const plan: RelevancePlan = Object.freeze({ grid, query: q, lexicon, budget, allocator, options: Object.freeze({ ...options }) });
   const R = grid.regions.length;
   allocate(plan, new Float64Array(R).fill(1 / R));
