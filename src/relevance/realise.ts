@@ -51,7 +51,10 @@ export interface RealiseOptions {
   mode?: 'reencode' | 'pool';
   /** Base-patch embeddings [gridRows·gridCols, dim] to pool instead of the texture (mode 'pool'). */
   patchEmbeddings?: { data: Float32Array; dim: number };
-  /** Integer position ids = round(position · positionScale) (default 8). */
+  /**
+   * Integer position ids = round(position · positionScale). Default 8, raised (in steps of 8) where a region's
+   * token grid is finer than its base patches, so that every token's ids stay distinct.
+   */
   positionScale?: number;
 }
 
@@ -67,7 +70,7 @@ export interface RealisedTokens {
   positions: Float32Array;
   /** round(positions · positionScale) [N, 2]. */
   positionIds: Int32Array;
-  /** Factor from positions to positionIds (RealiseOptions.positionScale, default 8). */
+  /** Factor from positions to positionIds (RealiseOptions.positionScale; by default 8, or larger when needed). */
   positionScale: number;
   /** Region of each token [N]. */
   regionOf: Int32Array;
@@ -87,8 +90,9 @@ export function realiseTokens(texture: TextureArray, tokens: ArrayLike<number>, 
   const mode = options.mode ?? (options.patchEmbeddings ? 'pool' : 'reencode');
   if (mode !== 'reencode' && mode !== 'pool') throw new ValueError(`mode must be 'reencode' or 'pool', got ${String(mode)}`, 'mode');
   if (mode === 'reencode' && options.patchEmbeddings) throw new ValueError("patchEmbeddings need mode 'pool'", 'mode');
-  const scale = options.positionScale ?? 8;
-  if (!Number.isInteger(scale) || scale < 1) throw new ValueError(`positionScale must be an integer ≥ 1, got ${scale}`, 'positionScale');
+  if (options.positionScale !== undefined && (!Number.isInteger(options.positionScale) || options.positionScale < 1)) {
+    throw new ValueError(`positionScale must be an integer ≥ 1, got ${options.positionScale}`, 'positionScale');
+  }
   const g = plan.gridRows * plan.gridCols;
   let src: Float32Array, F: number, layout: 'planar' | 'rows';
   if (options.patchEmbeddings) {
@@ -103,6 +107,21 @@ export function realiseTokens(texture: TextureArray, tokens: ArrayLike<number>, 
     const t = tokens[r]!;
     if (!Number.isInteger(t) || t < 0) throw new ValueError(`tokens[${r}] must be an integer ≥ 0, got ${t}`, 'tokens');
     N += t;
+  }
+  // Default scale: 8, raised in steps of 8 where a region holds more tokens a side than base patches (a 14×14 image
+  // at 400 tokens put 20 rows on 2.5 patches): its centres are then pr/a patches apart, and the ids stay distinct
+  // when that times the scale is at least 2.
+  let scale = options.positionScale ?? 8;
+  if (options.positionScale === undefined) {
+    for (const reg of plan.regions) {
+      const t = tokens[reg.index]!;
+      if (t === 0) continue;
+      const pr = reg.patchRow1 - reg.patchRow0, pc = reg.patchCol1 - reg.patchCol0;
+      const sh = tokenGridShape(t, pr / pc);
+      if (!sh) continue; // 'pool' reports it below
+      const need = 2 * Math.max(sh[0] / pr, sh[1] / pc);
+      if (need > scale) scale = 8 * Math.ceil(need / 8);
+    }
   }
   const features = new Float32Array(N * F), positions = new Float32Array(N * 2), positionIds = new Int32Array(N * 2), regionOf = new Int32Array(N);
   const shapes: Array<[number, number]> = [];

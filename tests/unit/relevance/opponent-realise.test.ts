@@ -86,7 +86,7 @@ describe('token realisation', () => {
           }
           expect(t.positions[o * 2]).toBeCloseTo(reg.patchRow0 + ((i + 0.5) * pr) / a, 6);
           expect(t.positions[o * 2 + 1]).toBeCloseTo(reg.patchCol0 + ((j + 0.5) * pc) / b, 6);
-          expect(t.positionIds[o * 2]).toBe(Math.round(t.positions[o * 2]! * 8));
+          expect(t.positionIds[o * 2]).toBe(Math.round(t.positions[o * 2]! * t.positionScale));
           expect(t.regionOf[o]).toBe(reg.index);
           o++;
         }

@@ -4,7 +4,7 @@
  * values checked, a tiny temperature focusing instead of going uniform, and planRelevance validating more.
  */
 import { describe, expect, it } from 'vitest';
-import { InfeasibleError, ValueError, checkRgbImage, opponentProcess, planRelevance } from '../../../src/index.js';
+import { InfeasibleError, ValueError, checkRgbImage, opponentProcess, planRelevance, runRelevance } from '../../../src/index.js';
 import { allocateLevels, allocateWaterFill } from '../../../src/relevance/allocate.js';
 
 describe('relevance probe fixes', () => {
@@ -44,6 +44,16 @@ describe('relevance probe fixes', () => {
       expect(Array.from(r.tempered)).toEqual([1, 0, 0]);
     }
   });
+  it('position ids stay distinct when a region holds more tokens a side than base patches (the scale grows)', async () => {
+    const w = 14, h = 14, data = Float32Array.from({ length: 3 * w * h }, (_, i) => (i % 13) / 13);
+    const r = await runRelevance({ width: w, height: h, data }, planRelevance(w, h, { query: 'red', budget: 400, backend: 'cpu-ts' }));
+    const ids = new Set<string>();
+    for (let i = 0; i < r.tokens.count; i++) ids.add(`${r.tokens.positionIds[2 * i]},${r.tokens.positionIds[2 * i + 1]}`);
+    expect(r.tokens.count).toBe(400);
+    expect(ids.size).toBe(400); // 81 with the fixed scale 8
+    expect(r.tokens.positionScale % 8).toBe(0);
+  });
+
   it('planRelevance checks realise, bandwidth and backend before any pixel', () => {
     expect(() => planRelevance(64, 64, { query: 'red', realise: 'bogus' as never })).toThrow(expect.objectContaining({ argument: 'realise' }));
     for (const bandwidth of [-1, NaN]) expect(() => planRelevance(64, 64, { query: 'red', bandwidth })).toThrow(expect.objectContaining({ argument: 'bandwidth' }));
