@@ -92,18 +92,21 @@ function solveLambda(rho: Float64Array, lo: number, hi: Float64Array, idx: reado
   const bps: number[] = [0];
   for (const r of idx) { bps.push(lo / rho[r]!, hi[r]! / rho[r]!); }
   bps.sort((a, b) => a - b);
-  let prev = 0, fPrev = filled(0, rho, lo, hi, idx);
-  if (fPrev >= U) return 0;
-  for (const b of bps) {
-    if (b <= prev) continue;
-    const fb = filled(b, rho, lo, hi, idx);
-    if (fb >= U) {
-      // Linear on (prev, b]: interpolate.
-      return fb === fPrev ? b : prev + ((U - fPrev) * (b - prev)) / (fb - fPrev);
-    }
-    prev = b; fPrev = fb;
+  // Distinct breakpoints, ascending; f is non-decreasing, so the first one where f reaches U is found by
+  // bisection: O(R log R) in all (a scan evaluating f at each of the 2R breakpoints was O(R²)).
+  const pts: number[] = [];
+  for (const b of bps) if (pts.length === 0 || b > pts[pts.length - 1]!) pts.push(b);
+  if (filled(0, rho, lo, hi, idx) >= U) return 0;
+  let a = 0, z = pts.length - 1; // f(pts[a]) < U
+  if (filled(pts[z]!, rho, lo, hi, idx) < U) return pts[z]!; // Σhi = U reached only at the last breakpoint
+  while (z - a > 1) {
+    const m = (a + z) >> 1;
+    if (filled(pts[m]!, rho, lo, hi, idx) >= U) z = m; else a = m;
   }
-  return prev; // Σhi = U exactly reached at the last breakpoint.
+  const prev = pts[a]!, b = pts[z]!;
+  const fPrev = filled(prev, rho, lo, hi, idx), fb = filled(b, rho, lo, hi, idx);
+  // Linear on (prev, b]: interpolate.
+  return fb === fPrev ? b : prev + ((U - fPrev) * (b - prev)) / (fb - fPrev);
 }
 
 const REM_TOL = 1e-9;

@@ -134,7 +134,10 @@ function allocate(plan: RelevancePlan, rho: ArrayLike<number>): Allocation {
  * and the budget's feasibility for this grid (an allocation of uniform ρ is attempted, so an
  * infeasible budget fails here with its InfeasibleError). With `realise: 'pool'` a region's count must
  * also factor into a grid within its base patches, which depends on the allocation: that is checked
- * when the tokens are realised ('reencode', the default, realises every count).
+ * when the tokens are realised ('reencode', the default, realises every count). With `allowDrop` and
+ * `capByBasePatches` on regions of unequal size, which regions are kept depends on ρ's order, so a budget
+ * feasible for uniform ρ can still fail in runRelevance (InfeasibleError 'no-feasible-region-count').
+ * Embedding queries are checked against the grid when they are scored.
  */
 export function planRelevance(width: number, height: number, options: RelevanceOptions): RelevancePlan {
   if (!options || options.query === undefined) throw new ValueError('query is required', 'query');
