@@ -44,9 +44,14 @@ export async function main(argv: string[]): Promise<number> {
     return typeof code === 'number' ? code : 0;
   } catch (e) {
     const err = e as Error;
-    const isUsage = err instanceof UsageError || (err as { code?: string }).code?.startsWith?.('ERR_PARSE_ARGS');
+    // A library error that names an argument the command line gave as a flag (`budget` ↔ --budget) is a usage
+    // problem too: exit 2, as for the command's own checks.
+    const arg = (err as { argument?: unknown }).argument;
+    const flag = typeof arg === 'string' ? `--${arg.replace(/^--/, '').replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}` : null;
+    const fromFlag = flag !== null && rest.some((a) => a === flag || a.startsWith(`${flag}=`));
+    const isUsage = err instanceof UsageError || (err as { code?: string }).code?.startsWith?.('ERR_PARSE_ARGS') || fromFlag;
     // parseArgs's own errors are TypeErrors: name them for what they are, a usage problem.
-    const kind = isUsage ? 'UsageError' : err.name;
+    const kind = isUsage && !fromFlag ? 'UsageError' : err.name;
     process.stderr.write(`vlm-attention ${name}: ${kind}: ${err.message.split('\n')[0]}\n`);
     if (process.env.VLM_ATTENTION_DEBUG) process.stderr.write(`${err.stack}\n`);
     return isUsage ? 2 : 1;

@@ -121,6 +121,10 @@ describe('CLI demo and run', () => {
       expect(errors.length, `${argv.join(' ')}: ${r.stderr}`).toBe(1);
       expect(lines.at(-1), argv.join(' ')).toBe(errors[0]);
       expect(errors[0], argv.join(' ')).toMatch(msg);
+      // Exit 2 for usage problems: the command's own checks, and library errors naming a flag that was given.
+      const usage = /UsageError/.test(msg.source) || /ValueError: budget/.test(msg.source);
+      if (usage) expect(r.code, argv.join(' ')).toBe(2);
+      if (/FormatError/.test(msg.source)) expect(r.code, argv.join(' ')).toBe(1);
     }
   }, 120_000);
 });
