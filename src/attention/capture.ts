@@ -5,7 +5,7 @@
  *   - `probabilityRows`: chosen query rows against all keys        [batch, heads, rows, seqLenK]
  *   - `columnSums`: attention received per key, summed over queries [batch, heads, seqLenK]
  *   - `headMeans`: mean over a query range, per head                [batch, heads, seqLenK]
- *   - `topKeys`: the k most attended keys per query row             [batch, heads, rows, k]
+ *   - `topKeys`: the k most attended keys per query row             [batch, heads, rows, min(k, seqLenK)]
  *   - `probabilityMatrix`: the whole P, only under a byte limit.
  * q and k use the layout of `attention` (BSHD default); lse is [batch, numHeads, seqLenQ] as returned by
  * `attention(..., { returnLse: true })`, and is computed here when not given.
@@ -186,9 +186,9 @@ export async function headMeans(q: Tensor, k: Tensor, opts: CaptureOptions & { q
 }
 
 /**
- * The k most attended keys per query row: indices (Int32Array) and probabilities, [batch, heads, rows, k], largest
- * first (ties: lower index first). Only keys with a positive probability count: where a row has fewer (masked or
- * underflowed keys), the rest of its slots hold index −1 and probability 0, on every backend.
+ * The k most attended keys per query row: indices (Int32Array) and probabilities, [batch, heads, rows, min(k, seqLenK)]
+ * (`shape` says which), largest first (ties: lower index first). Only keys with a positive probability count: where a
+ * row has fewer (masked or underflowed keys), the rest of its slots hold index −1 and probability 0, on every backend.
  */
 export async function topKeys(q: Tensor, k: Tensor, rows: readonly number[], kk: number, opts: CaptureOptions = {}): Promise<{ indices: Int32Array; values: Float32Array; shape: number[] }> {
   if (!Number.isInteger(kk) || kk < 1) throw new ValueError(`k must be an integer ≥ 1, got ${kk}`, 'k');
