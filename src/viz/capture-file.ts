@@ -368,8 +368,9 @@ export function decodeCapture(bytes: Uint8Array, opts: { path?: string } = {}): 
     imagePng: img ? (img.data as Uint8Array) : undefined, masks, layerIds: raw.layerIds,
     meta: raw.meta && typeof raw.meta === 'object' ? Object.fromEntries(Object.entries(raw.meta).map(([k, v]) => [k, String(v)])) : {},
   });
-  if (raw.numHeads !== undefined && raw.numHeads !== c.info.numHeads) throw new ShapeError(`capture info says numHeads ${raw.numHeads}, attention.0 has ${c.info.numHeads}${where}`, 'attention.0', 'numHeads');
-  if (raw.seqLen !== undefined && raw.seqLen !== c.info.seqLen) throw new ShapeError(`capture info says seqLen ${raw.seqLen}, tokens has ${c.info.seqLen}${where}`, 'tokens', 'seqLen');
+  // JSON.stringify in the messages: a string "4" against 4 would otherwise read as "says 4, has 4".
+  if (raw.numHeads !== undefined && raw.numHeads !== c.info.numHeads) throw new ShapeError(`capture info says numHeads ${JSON.stringify(raw.numHeads)}, attention.0 has ${c.info.numHeads}${where}`, 'attention.0', 'numHeads');
+  if (raw.seqLen !== undefined && raw.seqLen !== c.info.seqLen) throw new ShapeError(`capture info says seqLen ${JSON.stringify(raw.seqLen)}, tokens has ${c.info.seqLen}${where}`, 'tokens', 'seqLen');
   if (raw.headImportance?.description) c.info.headImportance = { ...c.info.headImportance!, description: String(raw.headImportance.description) };
   if (raw.image && c.info.image && (raw.image.width !== c.info.image.width || raw.image.height !== c.info.image.height)) {
     throw new ShapeError(`capture info says the image is ${raw.image.width}×${raw.image.height}, image.png is ${c.info.image.width}×${c.info.image.height}${where}`, 'image.png');
