@@ -4,7 +4,7 @@
  * makeCapture reads them.
  */
 import { describe, expect, it } from 'vitest';
-import { applyColormap, attentionFlow, decodeCapture, discoverHeads, encodeCapture, overlayHeatmap, withHeadImportance } from '../../../src/index.js';
+import { applyColormap, attentionFlow, rolloutRows, decodeCapture, discoverHeads, encodeCapture, overlayHeatmap, withHeadImportance } from '../../../src/index.js';
 import { syntheticCapture } from '../../../src/viz/synthetic.js';
 
 describe('interpretability API checks', () => {
@@ -31,6 +31,8 @@ describe('interpretability API checks', () => {
     const layer = Float64Array.from([1, 0, 0.5, 0.5]);
     for (const maxWork of [NaN, -1, 0, '1']) expect(() => attentionFlow([layer], 2, [1], { maxWork: maxWork as number })).toThrow(expect.objectContaining({ argument: 'maxWork' }));
     expect(attentionFlow([layer], 2, [1], { maxWork: 1e6 }).length).toBe(2);
+    expect(() => rolloutRows([layer], 2, null as never)).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'rows' }));
+    expect(() => attentionFlow([layer], 2, null as never)).toThrow(expect.objectContaining({ argument: 'rows' }));
   });
   it('discoverHeads reads array masks as makeCapture stores them (> 0.5 inside) and refuses cells outside [0, 1]', async () => {
     const c = await syntheticCapture({ seed: 2 });
