@@ -383,7 +383,6 @@ export function withHeadImportance(c: Capture, scores: Float32Array | ArrayLike<
   const { numLayers: L, numHeads: H } = c.info;
   const v = take(ndarrayFromValues(Float32Array.from(scores), [L, H], 'f32'), [['numLayers', L], ['numHeads', H]], 'scores');
   // The values decodeCapture accepts, checked here so that what is written reads back.
-  const d = v;
-  for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) throw new ValueError(`scores holds ${d[i]} at layer ${Math.floor(i / H)}, head ${i % H}; head importance must be finite`, 'scores');
+  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) throw new ValueError(`scores holds ${v[i]} at layer ${Math.floor(i / H)}, head ${i % H}; head importance must be finite`, 'scores');
   return { ...c, headImportance: v, info: { ...c.info, headImportance: { method, ...(description ? { description } : {}) } } };
 }

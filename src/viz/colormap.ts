@@ -106,6 +106,18 @@ export interface ColormapOptions {
 }
 
 /** The finite [min, max] of `values` ([0, 0] when none is finite). */
+/**
+ * The [lo, hi] a colour scale spans: `min`/`max` where given, else the values' finite range. ValueError for
+ * non-finite bounds or min > max (one colour everywhere otherwise).
+ */
+export function colorRange(values: ArrayLike<number>, min: number | undefined, max: number | undefined): [number, number] {
+  const [flo, fhi] = finiteRange(values);
+  const lo = min ?? flo, hi = max ?? fhi;
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new ValueError(`min and max must be finite, got ${lo}, ${hi}`, 'min');
+  if (min !== undefined && max !== undefined && lo > hi) throw new ValueError(`min (${lo}) must not exceed max (${hi})`, 'min');
+  return [lo, hi];
+}
+
 export function finiteRange(values: ArrayLike<number>): [number, number] {
   let lo = Infinity, hi = -Infinity;
   for (let i = 0; i < values.length; i++) {
@@ -126,10 +138,7 @@ export function applyColormap(values: ArrayLike<number>, width: number, height: 
     throw new ShapeError(`values must hold width·height = ${width * height} entries, got ${values.length}`, 'values', 'length');
   }
   const table = lut(options.colormap ?? 'viridis');
-  const [flo, fhi] = finiteRange(values);
-  const lo = options.min ?? flo, hi = options.max ?? fhi;
-  if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new ValueError(`min and max must be finite, got ${lo}, ${hi}`, 'min');
-  if (options.min !== undefined && options.max !== undefined && lo > hi) throw new ValueError(`min (${lo}) must not exceed max (${hi})`, 'min');
+  const [lo, hi] = colorRange(values, options.min, options.max);
   const nf = options.nonFiniteColor ?? [0, 0, 0, 0];
   const span = hi - lo;
   const data = new Uint8Array(width * height * 4);

@@ -6,7 +6,7 @@
  * Coordinates are pixels with (0, 0) at the top-left; rectangles are half-open [x, x + width).
  */
 import { ShapeError, ValueError } from '../errors.js';
-import { type ColormapName, finiteRange } from './colormap.js';
+import { type ColormapName, colorRange } from './colormap.js';
 import { colormapLut } from './colormap.js';
 import { checkRgbaImage, type RgbaImage } from './png.js';
 
@@ -87,10 +87,7 @@ export function overlayHeatmap(image: RgbaImage, grid: ArrayLike<number>, gridWi
   if (!(alpha >= 0 && alpha <= 1)) throw new ValueError(`alpha must be in [0, 1], got ${alpha}`, 'alpha');
   const gamma = options.gamma ?? 1;
   if (!(gamma > 0) || !Number.isFinite(gamma)) throw new ValueError(`gamma must be a finite number > 0, got ${gamma}`, 'gamma');
-  const [flo, fhi] = finiteRange(grid);
-  const lo = options.min ?? flo, hi = options.max ?? fhi;
-  if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new ValueError(`min and max must be finite, got ${lo}, ${hi}`, 'min');
-  if (options.min !== undefined && options.max !== undefined && lo > hi) throw new ValueError(`min (${lo}) must not exceed max (${hi})`, 'min');
+  const [lo, hi] = colorRange(grid, options.min, options.max);
   const { width, height } = image;
   let x0 = 0, y0 = 0, x1 = width, y1 = height;
   if (options.rect) {

@@ -97,11 +97,16 @@ export function attentionRollout(layers: readonly ArrayLike<number>[], n: number
   return acc;
 }
 
+/** Query rows for rollout and flow: an array of positions in 0..n−1. */
+function checkRows(rows: readonly number[], n: number): void {
+  if (!Array.isArray(rows)) throw new ValueError(`rows must be an array of query positions, got ${rows === null ? 'null' : typeof rows}`, 'rows');
+  for (const r of rows) if (!Number.isInteger(r) || r < 0 || r >= n) throw new ShapeError(`rows contains ${r}; expected 0..${n - 1}`, 'rows', 'seqLen');
+}
+
 /** Rows `rows` of Ã_L: [rows.length, n] (float64), by vector–matrix products from the top layer down. */
 export function rolloutRows(layers: readonly ArrayLike<number>[], n: number, rows: readonly number[], opts: RolloutOptions = {}): Float64Array {
   checkLayers(layers, n);
-  if (!Array.isArray(rows)) throw new ValueError(`rows must be an array of query positions, got ${rows === null ? 'null' : typeof rows}`, 'rows');
-  for (const r of rows) if (!Number.isInteger(r) || r < 0 || r >= n) throw new ShapeError(`rows contains ${r}; expected 0..${n - 1}`, 'rows', 'seqLen');
+  checkRows(rows, n);
   const aug = layers.map((w) => residualAugment(w, n, opts));
   const out = new Float64Array(rows.length * n);
   let v = new Float64Array(n), t = new Float64Array(n);
@@ -168,8 +173,7 @@ export function flowWork(numRows: number, n: number, numLayers: number): number 
  */
 export function attentionFlow(layers: readonly ArrayLike<number>[], n: number, rows: readonly number[], opts: FlowOptions = {}): Float64Array {
   checkLayers(layers, n);
-  if (!Array.isArray(rows)) throw new ValueError(`rows must be an array of query positions, got ${rows === null ? 'null' : typeof rows}`, 'rows');
-  for (const r of rows) if (!Number.isInteger(r) || r < 0 || r >= n) throw new ShapeError(`rows contains ${r}; expected 0..${n - 1}`, 'rows', 'seqLen');
+  checkRows(rows, n);
   const L = layers.length;
   const maxWork = opts.maxWork ?? 2e9;
   if (typeof maxWork !== 'number' || !(maxWork > 0)) throw new ValueError(`maxWork must be a number > 0 (edge visits allowed), got ${JSON.stringify(maxWork)}`, 'maxWork');
