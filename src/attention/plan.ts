@@ -107,18 +107,18 @@ function checkTensor(t: TensorLike, name: string, rank: number, dims: string): v
   if (t.shape.length !== rank) throw new ShapeError(`${name} must be ${rank}-D [${dims}], got [${t.shape.join(', ')}]`, name);
 }
 
-/** Largest finite f32. The kernels hold scale and softcap in f32: a value outside its range cannot be used. */
-const F32_MAX = 3.4028234663852886e38;
+/** Whether a nonzero number leaves f32's range (overflows, or underflows to 0): the kernels hold scale and softcap in f32. */
+const outsideF32 = (x: number): boolean => !Number.isFinite(Math.fround(x)) || (x !== 0 && Math.fround(x) === 0);
 
 function checkOptions(opts: AttentionOptions, headDim: number): { scale: number; softcap: number } {
   const scale = opts.scale ?? 1 / Math.sqrt(headDim);
   if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new ValueError(`scale must be a finite number, got ${opts.scale}`, 'scale');
-  if (Math.abs(Math.fround(scale)) > F32_MAX || (scale !== 0 && Math.fround(scale) === 0)) {
+  if (outsideF32(scale)) {
     throw new ValueError(`scale must be 0 or have a magnitude within f32's range (about 1.4e-45 to 3.4e38), got ${scale}`, 'scale');
   }
   const softcap = opts.softcap ?? 0;
   if (typeof softcap !== 'number' || !Number.isFinite(softcap) || softcap < 0) throw new ValueError(`softcap must be a finite number ≥ 0 (0 = off), got ${opts.softcap}`, 'softcap');
-  if (Math.fround(softcap) > F32_MAX || (softcap !== 0 && Math.fround(softcap) === 0)) {
+  if (outsideF32(softcap)) {
     throw new ValueError(`softcap must be 0 (off) or within f32's range (about 1.4e-45 to 3.4e38), got ${softcap}`, 'softcap');
   }
   return { scale, softcap };

@@ -6,13 +6,13 @@
  *
  * Sequence = visual tokens + textTokens (prompt), then generatedTokens decoded one by one.
  */
-import { ValueError } from '../errors.js';
+import { DTypeError, ValueError } from '../errors.js';
 import { DTYPES, type DType } from '../tensor/dtype.js';
 import type { TilingSpec } from './attention-cost.js';
 import { KV_CACHE_DTYPES, type KvCacheDType, kvCacheSize } from './kv-cache.js';
 import { type LlmConfig, encoderFlops, llmConfig, llmFlops } from './models.js';
 import { type ImageSize, type TokenizerName, type VisualTokenOptions, visualTokens } from './visual-tokens.js';
-import { checkKeys, dim, dimOr, dtypeOneOf, oneOf } from './validate.js';
+import { checkKeys, dim, dimOr, oneOf } from './validate.js';
 
 /** A VLM for `budgetSavings`: its tokeniser, vision encoder and LLM. */
 export interface VlmPreset {
@@ -119,8 +119,8 @@ export function budgetSavings(input: BudgetSavingsInput): BudgetSavings {
   const text = dimOr(input.textTokens, 32, 'textTokens', { min: 0 });
   const generated = dimOr(input.generatedTokens, 0, 'generatedTokens', { min: 0 });
   const batch = dimOr(input.batch, 1, 'batch');
-  const dtype = input.dtype === undefined ? 'f16' : dtypeOneOf(input.dtype, DTYPES, 'dtype');
-  const kvDtype = input.kvDtype === undefined ? dtype : dtypeOneOf(input.kvDtype, KV_CACHE_DTYPES, 'kvDtype');
+  const dtype = input.dtype === undefined ? 'f16' : oneOf(input.dtype, DTYPES, 'dtype', DTypeError);
+  const kvDtype = input.kvDtype === undefined ? dtype : oneOf(input.kvDtype, KV_CACHE_DTYPES, 'kvDtype', DTypeError);
   const vt = visualTokens(preset.tokenizer, input.image, input.tokenizerOptions ?? {});
   const base = side(llm, vt.llmTokens, text, generated, batch, dtype, kvDtype, input.tiling);
   const withBudget = side(llm, budget, text, generated, batch, dtype, kvDtype, input.tiling);

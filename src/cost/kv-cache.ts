@@ -13,8 +13,8 @@
  *               (blocks of blockSizeTokens, default 16)
  * MHA, GQA and MQA differ only in kvHeads (numHeads, numHeads/g, 1).
  */
-import { ValueError } from '../errors.js';
-import { checkHeads, dim, dimOr, dtypeOneOf } from './validate.js';
+import { DTypeError, ValueError } from '../errors.js';
+import { checkHeads, dim, dimOr, oneOf } from './validate.js';
 import { parseBytes } from './units.js';
 
 /** Element type of a KV cache: 4, 2, 2 or 1 bytes; int8 adds f32 scales per block and is always paged. */
@@ -99,7 +99,7 @@ export function kvCacheSize(input: KvCacheInput): KvCacheSize {
   const headDimV = dimOr(input.headDimV, headDim, 'headDimV');
   const seqLen = dim(input.seqLen, 'seqLen', { min: 0 });
   const batch = dimOr(input.batch, 1, 'batch', { min: 0 });
-  const dtype = input.dtype === undefined ? 'f16' : dtypeOneOf(input.dtype, KV_CACHE_DTYPES, 'dtype');
+  const dtype = input.dtype === undefined ? 'f16' : oneOf(input.dtype, KV_CACHE_DTYPES, 'dtype', DTypeError);
   const bpe = BPE[dtype];
   const shared = dimOr(input.sharedPrefixTokens, 0, 'sharedPrefixTokens', { min: 0 });
   if (shared > seqLen) throw new ValueError(`sharedPrefixTokens (${shared}) exceeds seqLen (${seqLen})`, 'sharedPrefixTokens');

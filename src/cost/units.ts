@@ -17,20 +17,24 @@ const SI = [
 /** `1107296256` → `1.107 GB` (4 significant digits, decimal prefixes). */
 export function formatSI(value: number, unit: string, digits = 4): string {
   if (!Number.isFinite(value)) return `${value} ${unit}`;
-  const abs = Math.abs(value);
-  // Smallest prefix first, so a mantissa that rounds up to 1000 (999.96 kB at 4 digits) moves to the
-  // next prefix (1 MB) instead of printing `1000 kB`.
-  const steps: ReadonlyArray<readonly [number, string]> = [[1, ''], ...[...SI].reverse()];
-  let pick = 0;
-  for (let i = 0; i < steps.length; i++) if (abs >= steps[i]![0]) pick = i;
-  while (pick + 1 < steps.length && roundsToThousand(abs / steps[pick]![0], digits)) pick++;
-  const [scale, prefix] = steps[pick]!;
+  const [scale, prefix] = pickUnit(Math.abs(value), SI_STEPS, digits);
   return `${trimPrecision(value / scale, digits)} ${prefix}${unit}`;
 }
 
-/** True when `x` printed with `digits` significant digits reads 1000 or more. */
-function roundsToThousand(x: number, digits: number): boolean {
-  return x !== 0 && Math.abs(Number(x.toPrecision(digits))) >= 1000;
+/** Units ascending, each [size in base units, suffix]. */
+type UnitSteps = ReadonlyArray<readonly [number, string]>;
+const SI_STEPS: UnitSteps = [[1, ''], ...[...SI].reverse()];
+const SECOND_STEPS: UnitSteps = [[1e-9, 'ns'], [1e-6, 'µs'], [1e-3, 'ms'], [1, 's']];
+
+/**
+ * The largest unit not above `abs` (the smallest for tinier values), moved up while the mantissa printed
+ * with `digits` significant digits reads 1000 or more: 999.96 kB at 4 digits is `1.000 MB`, not `1000 kB`.
+ */
+function pickUnit(abs: number, steps: UnitSteps, digits: number): readonly [number, string] {
+  let pick = 0;
+  for (let i = 0; i < steps.length; i++) if (abs >= steps[i]![0]) pick = i;
+  while (pick + 1 < steps.length && abs !== 0 && Math.abs(Number((abs / steps[pick]![0]).toPrecision(digits))) >= 1000) pick++;
+  return steps[pick]!;
 }
 
 function trimPrecision(x: number, digits: number): string {
@@ -48,12 +52,8 @@ export function formatSeconds(s: number, digits = 4): string {
   if (!Number.isFinite(s)) return `${s} s`;
   const a = Math.abs(s);
   if (a === 0) return '0 s';
-  // As formatSI: 999.99 ms at 4 digits reads `1 s`, not `1000 ms`.
-  const units: ReadonlyArray<readonly [number, string]> = [[1e9, 'ns'], [1e6, 'µs'], [1e3, 'ms'], [1, 's']];
-  let pick = a < 1e-6 ? 0 : a < 1e-3 ? 1 : a < 1 ? 2 : 3;
-  while (pick < 3 && roundsToThousand(a * units[pick]![0], digits)) pick++;
-  const [scale, name] = units[pick]!;
-  return `${trimPrecision(s * scale, digits)} ${name}`;
+  const [scale, name] = pickUnit(a, SECOND_STEPS, digits);
+  return `${trimPrecision(s / scale, digits)} ${name}`;
 }
 
 const SIZE_UNITS: Record<string, number> = {

@@ -46,18 +46,10 @@ export function checkKeys(obj: object, allowed: readonly string[], path: string)
   }
 }
 
-/** One of a fixed set of strings. */
-export function oneOf<T extends string>(value: unknown, allowed: readonly T[], name: string): T {
+/** One of a fixed set of strings: a ValueError naming `name` otherwise (DTypeError for `error: DTypeError`, dtype names). */
+export function oneOf<T extends string>(value: unknown, allowed: readonly T[], name: string, error: typeof ValueError | typeof DTypeError = ValueError): T {
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    throw new ValueError(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`, name);
-  }
-  return value as T;
-}
-
-/** One of a fixed set of dtype names: a DTypeError naming `name` otherwise. */
-export function dtypeOneOf<T extends string>(value: unknown, allowed: readonly T[], name: string): T {
-  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    throw new DTypeError(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`, name);
+    throw new error(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`, name);
   }
   return value as T;
 }
