@@ -623,7 +623,10 @@ export class PagedKvCache implements RotationSource {
       }
     }
     const slots = this.reserve(id, tokenIds, opts);
-    if (kv) for (let l = 0; l < p.numLayers; l++) { this.storage!.writeSlots(l, slots, kv.k.select(0, l), kv.v.select(0, l)); this.seq(id).written.add(l); }
+    if (kv) {
+      const s = this.seq(id);
+      for (let l = 0; l < p.numLayers; l++) { this.storage!.writeSlots(l, slots, kv.k.select(0, l), kv.v.select(0, l)); s.written.add(l); }
+    }
     this.commit(id);
     return slots;
   }

@@ -223,10 +223,13 @@ export function allocateWaterFill(rho: ArrayLike<number>, options: WaterFillOpti
   let total = 0;
   for (const r of idx) { tokens[r] = f[r]! * q; total += tokens[r]!; }
   // Every region left with 0 tokens is dropped, kept ones that min 0 let reach 0 included (levels reports them alike).
-  for (let r = 0; r < R; r++) if (tokens[r] === 0 && !dropped.includes(r)) dropped.push(r);
+  for (const r of idx) if (tokens[r] === 0) dropped.push(r); // the regions not kept are in already
   dropped.sort((a, b) => a - b);
   return { tokens, total, dropped, method: 'water-fill', lambda };
 }
+
+/** Allocator B's default levels: side² for token grids of 8, 12, 16 and 20. */
+export const DEFAULT_LEVELS: readonly number[] = [64, 144, 256, 400];
 
 /** Options for {@link allocateLevels}. */
 export interface LevelOptions {
@@ -265,7 +268,7 @@ export function allocateLevels(rho: ArrayLike<number>, options: LevelOptions): A
   const B = checkBudget(options?.budget);
   const mode = options.mode ?? 'exact';
   if (mode !== 'exact' && mode !== 'at-most') throw new ValueError(`mode must be 'exact' or 'at-most', got ${String(mode)}`, 'mode');
-  const base = [...(options.levels ?? [64, 144, 256, 400])];
+  const base = [...(options.levels ?? DEFAULT_LEVELS)];
   if (base.length === 0) throw new ValueError('levels must not be empty', 'levels');
   base.forEach((l, i) => {
     checkInt(l, `levels[${i}]`, 1);

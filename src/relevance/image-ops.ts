@@ -13,8 +13,11 @@ export interface RgbImage {
   data: Float32Array;
 }
 
-/** Checks an RgbImage; throws ValueError/ShapeError naming `argument` (zero-area images included). */
-export function checkRgbImage(image: RgbImage, argument = 'image'): void {
+/**
+ * Checks an RgbImage; throws ValueError/ShapeError naming `argument` (zero-area images included). With
+ * `values` (default) every value must be in [0, 1]; shape only for callers that clamp or were given checked data.
+ */
+export function checkRgbImage(image: RgbImage, argument = 'image', values = true): void {
   const { width, height, data } = image ?? ({} as RgbImage);
   if (!Number.isInteger(width) || width < 1 || !Number.isInteger(height) || height < 1) {
     throw new ValueError(`${argument} must have a positive integer width and height, got ${width}×${height} (zero-area image?)`, argument);
@@ -24,6 +27,7 @@ export function checkRgbImage(image: RgbImage, argument = 'image'): void {
   }
   // Values in [0, 1] (a NaN was reported later as the salience scorer's; 0..255 floats put every region's
   // luminance in one histogram bin).
+  if (!values) return;
   for (let i = 0; i < data.length; i++) {
     const x = data[i]!;
     if (!(x >= 0 && x <= 1)) {
@@ -54,7 +58,7 @@ export function rgbaToRgb(image: RgbaImage, background: readonly [number, number
 
 /** Planar float RGB → 8-bit opaque RGBA (values clamped to [0, 1], rounded). */
 export function rgbToRgba(image: RgbImage): RgbaImage {
-  checkRgbImage(image);
+  checkRgbImage(image, 'image', false); // values are clamped here
   const n = image.width * image.height;
   const out = new Uint8Array(4 * n);
   for (let i = 0; i < n; i++) {

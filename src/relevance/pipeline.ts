@@ -16,14 +16,14 @@ import type { BackendName } from '../attention/backend.js';
 import { ValueError } from '../errors.js';
 import type { RgbaImage } from '../viz/png.js';
 import { type Allocation, allocateLevels, allocateWaterFill } from './allocate.js';
-import { type RgbImage, checkRgbImage, rgbaToRgb } from './image-ops.js';
+import { type RgbImage, rgbaToRgb } from './image-ops.js';
 import { type LexiconQuery, parseQuery } from './lexicon.js';
 import { type OpponentOptions, type OpponentResult, opponentProcess, resolveOpponent } from './opponent.js';
 import { type LodAttentionResult, type RealisedTokens, attendRealised, realiseTokens } from './realise.js';
 import { type GridOptions, type GridPlan, planGrid } from './regions.js';
 import {
   type AttentionInputs, type AttentionScore, informationScore, participatoryFromAttention, participatoryFromEmbeddings,
-  participatoryFromLexicon, salienceFromAttention, salienceScore,
+  checkBandwidth, participatoryFromLexicon, salienceFromAttention, salienceScore,
 } from './scorers.js';
 import { NUM_TEXTURE_CHANNELS, type TextureArray, computeTexture } from './texture.js';
 import { computeTextureGpu } from './texture-gpu.js';
@@ -161,9 +161,7 @@ export function planRelevance(width: number, height: number, options: RelevanceO
   }
   // Checked here rather than after the texture stage.
   if (options.realise !== undefined && options.realise !== 'reencode' && options.realise !== 'pool') throw new ValueError(`realise must be 'reencode' or 'pool', got ${String(options.realise)}`, 'realise');
-  if (options.bandwidth !== undefined && !(typeof options.bandwidth === 'number' && options.bandwidth > 0 && Number.isFinite(options.bandwidth))) {
-    throw new ValueError(`bandwidth must be a finite number > 0, got ${options.bandwidth}`, 'bandwidth');
-  }
+  if (options.bandwidth !== undefined) checkBandwidth(options.bandwidth);
   const BACKENDS = ['auto', 'cpu', 'wasm', 'cpu-ts', 'webgpu'];
   if (options.backend !== undefined && !BACKENDS.includes(options.backend as string)) throw new ValueError(`backend must be one of ${BACKENDS.join(', ')}, got ${String(options.backend)}`, 'backend');
   const plan: RelevancePlan = Object.freeze({ grid, query: q, lexicon, budget, allocator, options: Object.freeze({ ...options }) });
@@ -178,8 +176,8 @@ const now = () => (typeof performance !== 'undefined' ? performance.now() : Date
 export async function runRelevance(image: RgbaImage | RgbImage, plan: RelevancePlan): Promise<RelevanceResult> {
   const o = plan.options;
   const progress = o.onProgress ?? (() => undefined);
+  // The texture stage (computeTexture / computeTextureGpu) checks the image first, values included.
   const rgb: RgbImage = image.data instanceof Float32Array ? (image as RgbImage) : rgbaToRgb(image as RgbaImage);
-  checkRgbImage(rgb);
   const timings = {} as Record<Stage, number>;
   let t = now();
   const lap = (s: Stage) => { const n = now(); timings[s] = n - t; t = n; progress(s, 1); };

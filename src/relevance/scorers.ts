@@ -217,6 +217,11 @@ export interface LexiconScoreOptions extends ScorerRunOptions {
   bandwidth?: number;
 }
 
+/** The lexicon kernel bandwidth σ: a finite number > 0 (ValueError naming `bandwidth`). */
+export function checkBandwidth(bandwidth: number): void {
+  if (!(typeof bandwidth === 'number' && bandwidth > 0 && Number.isFinite(bandwidth))) throw new ValueError(`bandwidth must be a finite number > 0, got ${bandwidth}`, 'bandwidth');
+}
+
 /**
  * Query keys/values for a lexicon query, as an attention problem whose logits are a Gaussian
  * kernel in texture space: logit(t, j) = −Σ_c w_tc (f_jc − μ_tc)² / (2σ²) + const_t, written as a dot
@@ -224,7 +229,7 @@ export interface LexiconScoreOptions extends ScorerRunOptions {
  * per-token constant cancels in the softmax, so the kernels compute the Gaussian kernel exactly.
  */
 export function lexiconAttentionInputs(query: LexiconQuery, texture: TextureArray, bandwidth = 0.12): { q: Tensor; k: Tensor; scale: number } {
-  if (!(bandwidth > 0) || !Number.isFinite(bandwidth)) throw new ValueError(`bandwidth must be a finite number > 0, got ${bandwidth}`, 'bandwidth');
+  checkBandwidth(bandwidth);
   const C = NUM_TEXTURE_CHANNELS, D = 2 * C;
   const T = query.tokens.length;
   const g = texture.plan.gridRows * texture.plan.gridCols;

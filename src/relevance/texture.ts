@@ -23,7 +23,7 @@
  * A channel whose min-max span is below 1e-6 (a flat image) is set to 0.
  */
 import { ValueError } from '../errors.js';
-import { checkRgbImage, resizeRgb, type RgbImage } from './image-ops.js';
+import { checkRgbImage, resamplePlanar, type RgbImage } from './image-ops.js';
 import type { GridPlan } from './regions.js';
 
 /** Channel names of the texture array, in order. */
@@ -175,7 +175,8 @@ export function cropAndResample(image: RgbImage, plan: GridPlan): RgbImage {
     }
     work = { width: crop.width, height: crop.height, data };
   }
-  return work.width === W && work.height === H ? work : resizeRgb(work, W, H);
+  // `image` was checked by the caller (computeTexture): resample directly rather than re-check every value in resizeRgb.
+  return work.width === W && work.height === H ? work : { width: W, height: H, data: resamplePlanar(work.data, 3, work.width, work.height, W, H) };
 }
 
 /**

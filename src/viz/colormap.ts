@@ -105,7 +105,6 @@ export interface ColormapOptions {
   nonFiniteColor?: readonly [number, number, number, number];
 }
 
-/** The finite [min, max] of `values` ([0, 0] when none is finite). */
 /**
  * The [lo, hi] a colour scale spans: `min`/`max` where given, else the values' finite range. ValueError for
  * non-finite bounds or min > max (one colour everywhere otherwise).
@@ -118,6 +117,7 @@ export function colorRange(values: ArrayLike<number>, min: number | undefined, m
   return [lo, hi];
 }
 
+/** The finite [min, max] of `values` ([0, 0] when none is finite). */
 export function finiteRange(values: ArrayLike<number>): [number, number] {
   let lo = Infinity, hi = -Infinity;
   for (let i = 0; i < values.length; i++) {

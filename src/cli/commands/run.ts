@@ -7,6 +7,7 @@ import type { BackendName } from '../../attention/backend.js';
 import { type RelevanceOptions, type RelevanceResult, formatLatencyTable, latencyTable, planRelevance, runRelevance } from '../../relevance/pipeline.js';
 import { parseQuery } from '../../relevance/lexicon.js';
 import { buildRelevanceCapture, formatAllocationTable, gridImage, masksToGrid, renderHtmlReport, renderRelevancePngs } from '../../relevance/report.js';
+import { DEFAULT_LEVELS } from '../../relevance/allocate.js';
 import { randn } from '../../tensor/tensor.js';
 import { encodePng, type RgbaImage } from '../../viz/png.js';
 import { embedCapture, loadViewerHtml } from '../../viz/viewer-html.js';
@@ -51,10 +52,10 @@ export function optionsFromFlags(values: Values, defaults: Partial<RelevanceOpti
   if (values.query === undefined && defaults.query === undefined) throw new UsageError('--query is required');
   const grid = { ...(defaults.grid ?? {}) };
   if (values.regions !== undefined && values['region-patches'] !== undefined) throw new UsageError('--regions and --region-patches both set the region grid: give one');
-  // --min/--max/--quantum bound the water-fill allocator; the levels allocator uses its level set (64, 144, 256, 400).
+  // --min/--max/--quantum bound the water-fill allocator; the levels allocator uses its level set (DEFAULT_LEVELS).
   if (values.allocator === 'levels') {
     const bounds = (['min', 'max', 'quantum'] as const).filter((f) => values[f] !== undefined);
-    if (bounds.length) throw new UsageError(`${bounds.map((f) => `--${f}`).join(', ')} bound${bounds.length > 1 ? '' : 's'} the water-fill allocator; --allocator levels uses its levels 64, 144, 256, 400`);
+    if (bounds.length) throw new UsageError(`${bounds.map((f) => `--${f}`).join(', ')} bound${bounds.length > 1 ? '' : 's'} the water-fill allocator; --allocator levels uses its levels ${DEFAULT_LEVELS.join(', ')}`);
   }
   if (values.regions !== undefined) {
     const m = /^(\d+)\s*[x×,]\s*(\d+)$/.exec(values.regions);

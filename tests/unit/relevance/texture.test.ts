@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { computeTexture, CH, NUM_TEXTURE_CHANNELS, srgbToLab, TEXTURE_CHANNELS } from '../../../src/relevance/texture.js';
 import { planGrid } from '../../../src/relevance/regions.js';
-import { resamplePlanar, rgbaToRgb, type RgbImage } from '../../../src/relevance/image-ops.js';
+import { resamplePlanar, rgbaToRgb, rgbToRgba, type RgbImage } from '../../../src/relevance/image-ops.js';
 import { ShapeError, ValueError } from '../../../src/errors.js';
 import { mulberry32 } from '../../../src/tensor/tensor.js';
 import { expectClose } from '../../helpers/close.js';
@@ -133,6 +133,12 @@ describe('texture array', () => {
     expect(() => computeTexture(randomImage(17, 16, 1), plan)).toThrow(/grid plan/);
     expect(() => computeTexture(randomImage(16, 16, 1), plan, { localVarianceRadius: -1 })).toThrow(/localVarianceRadius/);
     expect(() => rgbaToRgb({ width: 0, height: 0, data: new Uint8Array(0) })).toThrow(/zero-area/);
+  });
+
+  it('rgbToRgba clamps values outside [0, 1] as documented (shape still checked)', () => {
+    const img = { width: 2, height: 1, data: Float32Array.from([-0.5, 1.5, 0.5, 0.5, 2, -1]) };
+    expect(Array.from(rgbToRgba(img).data)).toEqual([0, 128, 255, 255, 255, 128, 0, 255]);
+    expect(() => rgbToRgba({ width: 2, height: 1, data: new Float32Array(5) })).toThrow(ShapeError);
   });
 });
 
