@@ -99,16 +99,25 @@ export class StateError extends VlmAttentionError {
   override name = 'StateError';
 }
 
-/** A file (image, safetensors, .npy) is corrupt, truncated or of an unknown format. */
+/**
+ * A file (image, safetensors, .npy) is corrupt, truncated or of an unknown format, or could not be read at all:
+ * then `code` is the system's (`ENOENT`, `EISDIR`, `EACCES`) and `cause` the error the file system raised.
+ */
 export class FormatError extends VlmAttentionError {
   /** Always `'FormatError'`. */
   override name = 'FormatError';
+  /** The system error code when the file could not be read (`ENOENT`, …); undefined for bad contents. */
+  readonly code?: string;
   constructor(
     message: string,
     /** The file at fault (a path or a name such as `image.png`), when known. */
     readonly path?: string,
+    /** The error the file system raised, when the file could not be read. */
+    cause?: unknown,
   ) {
-    super(message);
+    super(message, cause === undefined ? undefined : { cause });
+    const code = (cause as { code?: unknown } | undefined)?.code;
+    if (typeof code === 'string') this.code = code;
   }
 }
 

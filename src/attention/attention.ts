@@ -5,7 +5,7 @@ import type { Mask } from '../masks/mask.js';
 import { Tensor } from '../tensor/tensor.js';
 import { UnsupportedError, ValueError } from '../errors.js';
 import { type BackendName, type DeviceTensor, type HostBackend, getBackend, isDeviceTensor } from './backend.js';
-import { type AttentionOptions, type AttentionPlan, type VarlenOptions, planAttention, planAttentionVarlen } from './plan.js';
+import { ATTENTION_OPTION_KEYS, type AttentionOptions, type AttentionPlan, type VarlenOptions, checkOptionKeys, planAttention, planAttentionVarlen } from './plan.js';
 import { canonical, checkNoOverlap, checkOut, outputShapes } from './views.js';
 
 /** Where `attention` / `attentionVarlen` run on host tensors, and optional preallocated outputs. */
@@ -17,6 +17,9 @@ export interface RunOptions {
   /** Preallocated log-sum-exp output (f32, the shape of `AttentionResult.lse`); giving it implies `returnLse`. */
   lseOut?: Tensor;
 }
+
+/** The option names of RunOptions. */
+export const RUN_OPTION_KEYS = ['backend', 'out', 'lseOut'] as const;
 
 /** The result of `attention` / `attentionVarlen` on host tensors. */
 export interface AttentionResult {
@@ -80,6 +83,7 @@ export async function attention(q: Tensor, k: Tensor, v: Tensor, opts?: Attentio
 export async function attention(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, opts?: AttentionOptions & DeviceRunOptions): Promise<DeviceAttentionResult>;
 export async function attention(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, opts: AttentionOptions & RunOptions & DeviceRunOptions = {}): Promise<AttentionResult | DeviceAttentionResult> {
   opts ??= {}; // null reads as no options, as undefined does
+  checkOptionKeys(opts, [...ATTENTION_OPTION_KEYS, ...RUN_OPTION_KEYS], 'attention');
   const plan = planAttention(q, k, v, opts);
   if (isDeviceTensor(q)) {
     noHostOutputs(opts);
@@ -123,6 +127,8 @@ async function executeDevice(plan: AttentionPlan, q: DeviceTensor, k: DeviceTens
 export async function attentionVarlen(q: Tensor, k: Tensor, v: Tensor, opts: VarlenOptions & RunOptions): Promise<AttentionResult>;
 export async function attentionVarlen(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, opts: VarlenOptions & DeviceRunOptions): Promise<DeviceAttentionResult>;
 export async function attentionVarlen(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, opts: VarlenOptions & RunOptions): Promise<AttentionResult | DeviceAttentionResult> {
+  // layout is refused by the plan with its own message (packed tensors have one layout).
+  if (opts && typeof opts === 'object') checkOptionKeys(opts, [...ATTENTION_OPTION_KEYS, 'cuSeqlensQ', 'cuSeqlensK', ...RUN_OPTION_KEYS], 'attentionVarlen');
   const plan = planAttentionVarlen(q, k, v, opts);
   if (isDeviceTensor(q)) {
     noHostOutputs(opts);

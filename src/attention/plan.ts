@@ -96,6 +96,33 @@ export interface AttentionPlan {
 
 export const MAX_HEAD_DIM = 256;
 
+/** The option names of AttentionOptions. */
+export const ATTENTION_OPTION_KEYS = ['scale', 'softcap', 'mask', 'causal', 'layout', 'returnLse'] as const;
+
+/** Levenshtein distance, for "did you mean" hints on misspelt option names. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/**
+ * Refuses option names outside `allowed` (a misspelt `casual: true` would otherwise run unmasked): ValueError
+ * naming the key, the function and the nearest allowed name. Undefined values are ignored as unset.
+ */
+export function checkOptionKeys(opts: object, allowed: readonly string[], fn: string): void {
+  for (const key of Object.keys(opts)) {
+    if (allowed.includes(key) || (opts as Record<string, unknown>)[key] === undefined) continue;
+    const near = allowed.map((a) => [a, editDistance(key.toLowerCase(), a.toLowerCase())] as const).sort((x, y) => x[1] - y[1])[0];
+    const hint = near && near[1] <= Math.max(2, Math.floor(key.length / 3)) ? `; did you mean '${near[0]}'?` : '';
+    throw new ValueError(`unknown option '${key}' for ${fn} (options: ${allowed.join(', ')})${hint}`, key);
+  }
+}
+
 function dimNames(layout: Layout): string {
   return layout === 'bshd' ? 'batch, seqLen, numHeads, headDim' : 'batch, numHeads, seqLen, headDim';
 }
@@ -125,6 +152,11 @@ function checkOptions(opts: AttentionOptions, headDim: number): { scale: number;
 }
 
 function resolveMask(opts: AttentionOptions): Mask | null {
+  // A string 'false' (from a form or a flag) is truthy: only booleans mean causal or not.
+  for (const key of ['causal', 'returnLse'] as const) {
+    const b = opts[key];
+    if (b !== undefined && b !== null && typeof b !== 'boolean') throw new ValueError(`${key} must be true or false, got ${JSON.stringify(b) ?? String(b)}`, key);
+  }
   let mask = opts.mask ?? null;
   if (mask !== null) checkMask(mask, 'mask');
   if (opts.causal) mask = mask ? causalMask().and(mask) : causalMask();

@@ -8,7 +8,19 @@ export interface Command {
   summary: string;
   /** Usage text shown by `vlm-attention <command> --help`. */
   usage: string;
+  /**
+   * Library argument names that a flag of another name sets (`seqLenQ` → `seq`): an error naming one of them,
+   * when that flag was given, is a usage error (exit 2) and names the flag. Others map to kebab case (`headDim` →
+   * `head-dim`); a dotted path (`attention.window`) maps by its last part.
+   */
+  flags?: Readonly<Record<string, string>>;
   run(argv: string[]): Promise<number | void>;
+}
+
+/** The flag (without `--`) that sets library argument `arg`, per `flags` or kebab case (see Command.flags). */
+export function flagFor(arg: string, flags: Readonly<Record<string, string>> = {}): string {
+  const last = arg.replace(/^--/, '').split('.').pop()!;
+  return Object.prototype.hasOwnProperty.call(flags, last) ? flags[last]! : last.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
 }
 
 /**

@@ -4,7 +4,7 @@
  * and a non-zero exit code (2 for usage errors, 1 otherwise).
  */
 import { COMMANDS } from './commands/index.js';
-import { UsageError, flagsGiven } from './command.js';
+import { UsageError, flagFor, flagsGiven } from './command.js';
 
 function help(): string {
   const names = Object.keys(COMMANDS).sort();
@@ -47,12 +47,15 @@ export async function main(argv: string[]): Promise<number> {
     // A library error that names an argument the command line gave as a flag (`budget` ↔ --budget) is a usage
     // problem too: exit 2, as for the command's own checks.
     const arg = (err as { argument?: unknown }).argument;
-    const flag = typeof arg === 'string' ? arg.replace(/^--/, '').replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`) : null;
+    const flag = typeof arg === 'string' ? flagFor(arg, cmd.flags) : null;
     const fromFlag = flag !== null && flagsGiven(rest, [flag]).length > 0;
     const isUsage = err instanceof UsageError || (err as { code?: string }).code?.startsWith?.('ERR_PARSE_ARGS') || fromFlag;
     // parseArgs's own errors are TypeErrors: name them for what they are, a usage problem.
     const kind = isUsage && !fromFlag ? 'UsageError' : err.name;
-    process.stderr.write(`vlm-attention ${name}: ${kind}: ${err.message.split('\n')[0]}\n`);
+    const line = err.message.split('\n')[0]!;
+    // The library names its own argument (seqLenQ): say which flag set it when the message does not.
+    const hint = fromFlag && !line.includes(`--${flag}`) ? ` (--${flag})` : '';
+    process.stderr.write(`vlm-attention ${name}: ${kind}: ${line}${hint}\n`);
     if (process.env.VLM_ATTENTION_DEBUG) process.stderr.write(`${err.stack}\n`);
     return isUsage ? 2 : 1;
   }

@@ -232,8 +232,13 @@ export function cpuKernelPath(plan: AttentionPlan): 'prefill' | 'decode' {
 }
 
 function isPlainCausal(mask: Mask | null): boolean {
-  const n = mask?.node;
-  return !!n && n.kind === 'relative' && n.lo === -Infinity && n.hi === 0;
+  return !!mask && isCausalNode(mask.node);
+}
+
+// `causal: true` with `mask: causal()` arrives as and(causal, causal): still plain causal.
+function isCausalNode(n: Mask['node']): boolean {
+  if (n.kind === 'and') return n.parts.length > 0 && n.parts.every(isCausalNode);
+  return n.kind === 'relative' && n.lo === -Infinity && n.hi === 0;
 }
 
 interface SeqTiles { lenQ: number; lenK: number; plan: TilePlan | null; within: TilePlan | null }

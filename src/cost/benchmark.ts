@@ -27,7 +27,7 @@
  * numHeads, numKvHeads, headDim, headDimV, dtype, causal, window, softcap). Unknown keys anywhere →
  * ValueError naming the key.
  */
-import { ValueError } from '../errors.js';
+import { DTypeError, ValueError } from '../errors.js';
 import { slidingWindow } from '../masks/mask.js';
 import { isDType } from '../tensor/dtype.js';
 import { type AttentionShape, type TilingSpec, attentionCost } from './attention-cost.js';
@@ -73,7 +73,7 @@ export function shapeFromJson(j: unknown, path = 'shape'): AttentionShape {
   const s = j as JsonAttentionShape;
   let dtype: AttentionShape['dtype'];
   if (s.dtype !== undefined) {
-    if (!isDType(s.dtype)) throw new ValueError(`${path}.dtype must be f32, f16 or bf16, got ${JSON.stringify(s.dtype)}`, `${path}.dtype`);
+    if (!isDType(s.dtype)) throw new DTypeError(`${path}.dtype must be f32, f16 or bf16, got ${JSON.stringify(s.dtype)}`, `${path}.dtype`);
     dtype = s.dtype;
   }
   if (s.causal !== undefined && typeof s.causal !== 'boolean') throw new ValueError(`${path}.causal must be true or false`, `${path}.causal`);

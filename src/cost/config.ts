@@ -155,7 +155,12 @@ export function formatCostReport(r: CostReport): string {
     if (k.sharedTokens) out.push(`shared     ${k.sharedTokens} prefix tokens stored once (${formatBytes(k.sharedBytes)})`);
     if (k.scaleBytes) out.push(`int8       scales ${formatBytes(k.scaleBytes)}`);
     out.push(`total      ${formatBytes(k.totalBytes)}`);
-    if (r.kv.maxBatch) out.push(`max batch  ${r.kv.maxBatch.batch} sequences in ${formatBytes(r.kv.maxBatch.availableBytes)} (${formatBytes(r.kv.maxBatch.perSequenceBytes)} per sequence)`);
+    if (r.kv.maxBatch) {
+      const m = r.kv.maxBatch;
+      // Nothing per sequence (seqLen 0, or all of it a shared prefix): no memory bound on the batch.
+      const count = m.perSequenceBytes === 0 && m.batch > 0 ? 'unbounded (nothing stored per sequence)' : `${m.batch} sequences`;
+      out.push(`max batch  ${count} in ${formatBytes(m.availableBytes)} (${formatBytes(m.perSequenceBytes)} per sequence)`);
+    }
   }
   if (r.tokens) {
     if (out.length) out.push('');

@@ -108,6 +108,10 @@ export function kvCacheSize(input: KvCacheInput): KvCacheSize {
   const bytesPerToken = layers * kvHeads * (headDim + headDimV) * bpe;
   const perLayerBytes = kvHeads * (headDim + headDimV) * bpe * seqLen * batch;
   const contiguousBytes = bytesPerToken * seqLen * batch;
+  // Byte counts are exact integers below 2^53 (9 PB): past it they would round silently.
+  if (!(contiguousBytes <= Number.MAX_SAFE_INTEGER)) {
+    throw new ValueError(`the KV cache would hold ${contiguousBytes.toExponential(3)} bytes (numLayers ${layers} × numKvHeads ${kvHeads} × (headDim ${headDim} + headDimV ${headDimV}) × ${bpe} B × seqLen ${seqLen} × batch ${batch}), past 2^53 where byte counts stay exact`, 'seqLen');
+  }
 
   if (!blockSize) {
     const sharedBytes = batch > 0 ? bytesPerToken * shared : 0;

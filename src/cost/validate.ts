@@ -9,10 +9,18 @@ export function dim(value: unknown, name: string, opts: { min?: number; path?: s
   const min = opts.min ?? 1;
   const arg = opts.path ? `${opts.path}.${name}` : name;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    const what = typeof value === 'number' && Number.isFinite(value) && !Number.isInteger(value) ? 'a non-integer' : String(value);
-    throw new ShapeError(`${arg} must be an integer ≥ ${min}, got ${what === 'a non-integer' ? `${value} (not an integer)` : what}`, arg, name);
+    const what = typeof value === 'number' && Number.isFinite(value) && !Number.isInteger(value) ? `${value} (not an integer)` : describe(value);
+    throw new ShapeError(`${arg} must be an integer ≥ ${min}, got ${what}`, arg, name);
   }
   return value;
+}
+
+/** A value for an error message, its type shown when it is not a number: the string "128" reads as a number otherwise. */
+export function describe(value: unknown): string {
+  if (typeof value === 'number' || value === undefined || value === null) return String(value);
+  if (typeof value === 'string') return `${JSON.stringify(value)} (a string)`;
+  if (typeof value === 'bigint') return `${value}n (a bigint)`;
+  return `${typeof value === 'object' ? (Array.isArray(value) ? 'an array' : 'an object') : `a ${typeof value}`}`;
 }
 
 /** Optional integer dimension with a default. */
@@ -31,7 +39,7 @@ export function checkHeads(numHeads: number, numKvHeads: number, path?: string):
 /** A finite number > 0 (or ≥ 0 with allowZero). */
 export function positive(value: unknown, name: string, opts: { allowZero?: boolean } = {}): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (value === 0 && !opts.allowZero)) {
-    throw new ValueError(`${name} must be a finite number ${opts.allowZero ? '≥' : '>'} 0, got ${String(value)}`, name);
+    throw new ValueError(`${name} must be a finite number ${opts.allowZero ? '≥' : '>'} 0, got ${describe(value)}`, name);
   }
   return value;
 }

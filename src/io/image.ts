@@ -28,7 +28,7 @@ export async function decodeImage(input: string | Uint8Array, options: DecodeIma
     try {
       bytes = await readFile(input);
     } catch (e) {
-      throw new FormatError(`cannot read image '${input}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, input);
+      throw new FormatError(`cannot read image '${input}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, input, e);
     }
   } else if (input instanceof Uint8Array) {
     bytes = input;

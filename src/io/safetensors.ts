@@ -23,8 +23,11 @@ const ST_TO_DTYPE: Record<string, ArrayDType> = {
 };
 const DTYPE_TO_ST: Record<ArrayDType, string> = Object.fromEntries(Object.entries(ST_TO_DTYPE).map(([k, v]) => [v, k])) as Record<ArrayDType, string>;
 
-/** Known safetensors dtypes this reader cannot decode (8-bit and smaller floats, complex). */
-const UNSUPPORTED_ST = new Set(['F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F6_E2M3', 'F6_E3M2', 'F4', 'C64']);
+/**
+ * Known safetensors dtypes this reader cannot decode (8-bit and smaller floats, complex), with their bytes per
+ * element where whole (the sub-byte F6/F4 pack elements, so their byte ranges are not checked against the shape).
+ */
+const UNSUPPORTED_ST = new Map<string, number | null>([['F8_E4M3', 1], ['F8_E5M2', 1], ['F8_E8M0', 1], ['F6_E2M3', null], ['F6_E3M2', null], ['F4', null], ['C64', 8]]);
 
 /** Header size limit of the reference implementation (safetensors' MAX_HEADER_SIZE). */
 export const SAFETENSORS_MAX_HEADER_BYTES = 100_000_000;
@@ -41,7 +44,10 @@ export interface SafetensorsFile {
 export interface SafetensorsParseOptions {
   /** File name for error messages. */
   path?: string;
-  /** Decode only these tensors (others are validated but not copied). */
+  /**
+   * Decode only these tensors. The others are validated but not copied; one of a dtype this reader cannot
+   * decode (F8_E4M3, …) is then checked for its byte range only and left out, rather than refused.
+   */
   only?: readonly string[];
 }
 
@@ -53,9 +59,14 @@ export function safetensorsDType(dtype: ArrayDType): string {
 /** One tensor of a safetensors header: its name, dtype, shape and byte range [begin, end) in the data section. */
 export interface SafetensorsEntry { name: string; dtype: ArrayDType; shape: number[]; begin: number; end: number }
 
-/** Parses only the header: names, dtypes, shapes and byte ranges, without decoding data. */
-export function parseSafetensorsHeader(bytes: Uint8Array, opts: { path?: string } = {}): { entries: SafetensorsEntry[]; metadata: Record<string, string>; dataStart: number } {
+/**
+ * Parses only the header: names, dtypes, shapes and byte ranges, without decoding data. With `only`, tensors
+ * outside it of a dtype this reader cannot decode are checked for their byte range and left out of `entries`
+ * (without it they raise UnsupportedError).
+ */
+export function parseSafetensorsHeader(bytes: Uint8Array, opts: { path?: string; only?: readonly string[] } = {}): { entries: SafetensorsEntry[]; metadata: Record<string, string>; dataStart: number } {
   const { path } = opts;
+  const only = opts.only ? new Set(opts.only) : null;
   const where = path ? ` (${path})` : '';
   const fail = (msg: string): never => { throw new FormatError(`safetensors${where}: ${msg}`, path); };
   if (!(bytes instanceof Uint8Array)) fail('input must be a Uint8Array');
@@ -82,6 +93,7 @@ export function parseSafetensorsHeader(bytes: Uint8Array, opts: { path?: string 
   if (!json || typeof json !== 'object' || Array.isArray(json)) fail('header is not a JSON object');
   const metadata: Record<string, string> = {};
   const entries: SafetensorsEntry[] = [];
+  const ranges: SafetensorsEntry[] = []; // skipped tensors: byte ranges only
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail('__metadata__ must be an object of strings');
@@ -97,7 +109,9 @@ export function parseSafetensorsHeader(bytes: Uint8Array, opts: { path?: string 
     const st = info.dtype as string;
     // Own keys only: "toString" or "constructor" would otherwise find Object.prototype's.
     const dtype = Object.prototype.hasOwnProperty.call(ST_TO_DTYPE, st) ? ST_TO_DTYPE[st] : undefined;
-    if (!dtype) {
+    // A tensor of a known dtype this reader cannot decode, outside `only`: its byte range still tiles the buffer.
+    const skipped = !dtype && UNSUPPORTED_ST.has(st) && only !== null && !only.has(name);
+    if (!dtype && !skipped) {
       if (UNSUPPORTED_ST.has(st)) throw new UnsupportedError(`safetensors${where}: tensor "${name}" has dtype ${st}, which this reader does not decode`, Object.keys(ST_TO_DTYPE).join(', '));
       fail(`tensor "${name}" has unknown dtype ${JSON.stringify(st)}`);
     }
@@ -112,12 +126,13 @@ export function parseSafetensorsHeader(bytes: Uint8Array, opts: { path?: string 
     const [begin, end] = off as [number, number];
     const count = shapeSize(shape);
     if (count < 0) fail(`tensor "${name}" shape [${shape.join(', ')}] has too many elements`);
-    const need = count * arrayItemSize(dtype!);
+    const itemSize = dtype ? arrayItemSize(dtype) : UNSUPPORTED_ST.get(st)!;
+    const need = itemSize === null ? end - begin : count * itemSize;
     if (end - begin !== need) fail(`tensor "${name}" of ${st}[${shape.join(', ')}] needs ${need} bytes, data_offsets [${begin}, ${end}] give ${end - begin}`);
-    entries.push({ name, dtype: dtype!, shape, begin, end });
+    (skipped ? ranges : entries).push({ name, dtype: dtype!, shape, begin, end });
   }
   // The tensors must tile the byte buffer exactly.
-  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  const sorted = [...entries, ...ranges].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let pos = 0;
   for (const e of sorted) {
     if (e.begin !== pos) fail(e.begin < pos ? `tensor "${e.name}" overlaps the previous tensor (begins at ${e.begin}, previous ends at ${pos})` : `gap in the byte buffer before tensor "${e.name}" (bytes ${pos}..${e.begin} unused)`);

@@ -11,12 +11,18 @@
  */
 import { attention } from '../attention/attention.js';
 import type { BackendName } from '../attention/backend.js';
-import { type AttentionOptions, MAX_HEAD_DIM } from '../attention/plan.js';
+import { type AttentionOptions, MAX_HEAD_DIM, checkOptionKeys } from '../attention/plan.js';
 import { ShapeError, UnsupportedError, ValueError } from '../errors.js';
 import { type NdArray } from '../io/npy.js';
-import { parseSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { parseSafetensors, parseSafetensorsHeader, writeSafetensors } from '../io/safetensors.js';
 import { Tensor, mulberry32 } from '../tensor/tensor.js';
 import { linear } from './linear.js';
+
+/** A layer's tensor names under its prefix, in either naming scheme, and the add_bias_kv rows these modules refuse. */
+const LAYER_TENSORS = [
+  'q_proj.weight', 'k_proj.weight', 'v_proj.weight', 'o_proj.weight', 'q_proj.bias', 'k_proj.bias', 'v_proj.bias', 'o_proj.bias',
+  'in_proj_weight', 'in_proj_bias', 'out_proj.weight', 'out_proj.bias', 'bias_k', 'bias_v',
+];
 
 /** Sizes of an attention module; MultiHeadAttention and MultiQueryAttention fix numKvHeads. */
 export interface AttentionModuleConfig {
@@ -139,13 +145,20 @@ export class GroupedQueryAttention {
   static fromSafetensors<T extends GroupedQueryAttention>(this: AttentionModuleClass<T>, bytes: Uint8Array, config: AttentionModuleConfig, opts: { prefix?: string } = {}): T {
     const c = resolve(this.normalize(config));
     const p = opts.prefix ?? '';
-    const file = parseSafetensors(bytes);
+    // Decode this layer's tensors only: a checkpoint's other tensors (other layers, F8 weights) are not copied.
+    const wanted = LAYER_TENSORS.map((n) => p + n);
+    const header = parseSafetensorsHeader(bytes, { only: wanted });
+    const all = header.entries.map((e) => e.name);
+    const file = parseSafetensors(bytes, { only: wanted.filter((n) => all.includes(n)) });
+    // PyTorch's add_bias_kv appends learned rows to K and V: weights without them would silently compute something else.
+    const extra = ['bias_k', 'bias_v'].filter((n) => file.tensors.has(p + n));
+    if (extra.length) throw new UnsupportedError(`safetensors has ${extra.map((n) => `'${p}${n}'`).join(' and ')} (nn.MultiheadAttention with add_bias_kv=True), which these modules do not implement`, 'add_bias_kv=False');
     const get = (name: string) => { const a = file.tensors.get(p + name); return a ? toTensor(a, p + name) : null; };
-    const names = () => `${[...file.tensors.keys()].slice(0, 12).join(', ')}${file.tensors.size > 12 ? ', …' : ''}`;
+    const names = () => `${all.slice(0, 12).join(', ')}${all.length > 12 ? ', …' : ''}`;
     const need = (name: string) => { const t = get(name); if (!t) throw new ValueError(`safetensors has no tensor '${p + name}' (names: ${names()})`, 'bytes'); return t; };
     if (!get('q_proj.weight') && !get('in_proj_weight')) {
       // Neither naming scheme under this prefix: say so, and suggest the prefix the file's names suggest.
-      const hit = [...file.tensors.keys()].find((n) => n.endsWith('q_proj.weight') || n.endsWith('in_proj_weight'));
+      const hit = all.find((n) => n.endsWith('q_proj.weight') || n.endsWith('in_proj_weight'));
       const hint = hit ? `; did you mean prefix '${hit.slice(0, hit.length - (hit.endsWith('q_proj.weight') ? 'q_proj.weight' : 'in_proj_weight').length)}'?` : '';
       throw new ValueError(`safetensors has neither '${p}q_proj.weight' nor '${p}in_proj_weight' (prefix '${p}'; names: ${names()})${hint}`, 'bytes');
     }
@@ -193,6 +206,10 @@ export class GroupedQueryAttention {
    * pass through; causal masks align bottom-right when seqLen ≠ seqLenK.
    */
   async forward(x: Tensor, opts: Omit<AttentionOptions, 'layout'> & { context?: Tensor; backend?: BackendName } = {}): Promise<{ out: Tensor; lse?: Tensor }> {
+    opts ??= {}; // null reads as no options
+    // layout is not an option here (the module's own tensors are BSHD): a JavaScript caller's would reinterpret them.
+    if ((opts as { layout?: unknown }).layout !== undefined) throw new UnsupportedError("layout in a module's forward (x is [batch, seqLen, embedDim])", "no layout (the module's tensors are BSHD)");
+    checkOptionKeys(opts, ['scale', 'softcap', 'mask', 'causal', 'returnLse', 'context', 'backend'], 'forward');
     const { embedDim: E, numHeads: H, numKvHeads: Hk, headDim: Dh } = this.config;
     const backend = opts.backend ?? this.config.backend;
     const ctx = opts.context ?? x;
@@ -207,8 +224,6 @@ export class GroupedQueryAttention {
     const [q, k, v] = await Promise.all([
       linear(x, w.q, w.qBias ?? null, { backend }), linear(ctx, w.k, w.kBias ?? null, { backend }), linear(ctx, w.v, w.vBias ?? null, { backend }),
     ]);
-    // layout is not an option here (the module's own tensors are BSHD): a JavaScript caller's would reinterpret them.
-    if ((opts as { layout?: unknown }).layout !== undefined) throw new UnsupportedError("layout in a module's forward (x is [batch, seqLen, embedDim])", "no layout (the module's tensors are BSHD)");
     const { context: _c, backend: _b, ...attnOpts } = opts;
     const r = await attention(q.reshape([B, S, H, Dh]), k.reshape([B, Sk, Hk, Dh]), v.reshape([B, Sk, Hk, Dh]), { ...attnOpts, backend });
     const out = await linear(r.out.reshape([B, S, H * Dh]), w.o, w.oBias ?? null, { backend });

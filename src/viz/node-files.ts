@@ -38,7 +38,7 @@ async function readBytes(path: string): Promise<Buffer> {
     return await readFile(path);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new FormatError(`${path}: cannot read${err.code === 'ENOENT' ? ': no such file' : `: ${err.message}`}`, path);
+    throw new FormatError(`${path}: cannot read${err.code === 'ENOENT' ? ': no such file' : `: ${err.message}`}`, path, err);
   }
 }
 
@@ -146,7 +146,7 @@ export async function readCaptureManifest(path: string): Promise<Capture> {
   if (m.version !== undefined && m.version !== 1) throw new FormatError(`${path}: manifest version ${JSON.stringify(m.version)} is not supported (1 is)`, path);
   let tokens = m.tokens;
   if (typeof tokens === 'string') {
-    try { tokens = JSON.parse(await readFile(isAbsolute(tokens) ? tokens : join(base, tokens), 'utf8')); } catch (e) { throw new FormatError(`${path}: cannot read tokens file ${tokens}: ${(e as Error).message}`, path); }
+    try { tokens = JSON.parse(await readFile(isAbsolute(tokens) ? tokens : join(base, tokens), 'utf8')); } catch (e) { throw new FormatError(`${path}: cannot read tokens file ${tokens}: ${(e as Error).message}`, path, (e as { code?: unknown }).code ? e : undefined); }
   }
   if (m.attention === undefined) throw new ValueError(`${path}: "attention" is required`, 'attention');
   const attention = unstack(await readSource(base, m.attention as Source, 'attention'), [3, 4]);

@@ -51,7 +51,7 @@ export function readCostConfig(path: string): unknown {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new FormatError(`cannot read config file: ${(e as Error).message}`, path);
+    throw new FormatError(`cannot read config file: ${(e as Error).message}`, path, e);
   }
   try {
     return parseYaml(text);
@@ -77,6 +77,11 @@ function devicesTable(profiles: DeviceProfile[]): string {
 const command: Command = {
   summary: 'FLOPs, bytes, roofline time, KV-cache size and visual tokens (analytic cost model)',
   usage,
+  flags: {
+    seqLenQ: 'seq', seqLenK: 'seq-k', seqLen: 'seq', numHeads: 'heads', numKvHeads: 'kv-heads', numLayers: 'layers',
+    blockSizeTokens: 'block-size', sharedPrefixTokens: 'shared-prefix', textTokens: 'text', generatedTokens: 'generated',
+    tileQ: 'tile-q', tileK: 'tile-k',
+  },
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv,

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  MultiHeadAttention, Tensor, ValueError, attention, attentionReference, attentionVarlen, documents, linear, randn, writeSafetensors,
+  MultiHeadAttention, PagedKvCache, Tensor, ValueError, attention, attentionPaged, attentionReference, attentionVarlen, documents, linear, randn, writeSafetensors,
 } from '../../../src/index.js';
 
 const qkv = (S = 20, H = 2, D = 8) => [randn([1, S, H, D], 1), randn([1, S, H, D], 2), randn([1, S, H, D], 3)] as const;
@@ -53,6 +53,32 @@ describe('attentionVarlen options', () => {
     await expect(attentionVarlen(q, k, v, { cuSeqlensQ: [0, 3, 6], layout: 'bhsd' } as never)).rejects.toThrow(expect.objectContaining({ name: 'ValueError', argument: 'layout' }));
     await expect(attentionVarlen(q, k, v, { cuSeqlensQ: [0, 3, 6], layout: 'nonsense' } as never)).rejects.toThrow(ValueError);
     await expect(attentionVarlen(q, k, v, { cuSeqlensQ: [0, 3, 6], layout: 'bshd' } as never)).resolves.toBeDefined();
+  });
+});
+
+describe('option names and flags are checked, not ignored', () => {
+  it('a misspelt option is refused with the nearest name (casual: true ran unmasked)', async () => {
+    const [q, k, v] = qkv();
+    await expect(attention(q, k, v, { casual: true } as never)).rejects.toThrow(expect.objectContaining({ name: 'ValueError', argument: 'casual', message: expect.stringMatching(/unknown option 'casual' for attention .*did you mean 'causal'/) }));
+    await expect(attention(q, k, v, { returnLSE: true } as never)).rejects.toThrow(/did you mean 'returnLse'/);
+    await expect(attention(q, k, v, { kvCache: {} } as never)).rejects.toThrow(/unknown option 'kvCache'/);
+    // Undefined values are unset, as in a spread of optional fields.
+    await expect(attention(q, k, v, { casual: undefined } as never)).resolves.toBeDefined();
+    const [qv, kv, vv] = [randn([6, 2, 8], 1), randn([6, 2, 8], 2), randn([6, 2, 8], 3)];
+    await expect(attentionVarlen(qv, kv, vv, { cuSeqlensQ: [0, 6], cu_seqlens_k: [0, 6] } as never)).rejects.toThrow(/unknown option 'cu_seqlens_k' for attentionVarlen/);
+    const m = MultiHeadAttention.init({ embedDim: 16, numHeads: 2 });
+    await expect(m.forward(randn([1, 4, 16], 1), { kvCache: {} } as never)).rejects.toThrow(/unknown option 'kvCache' for forward/);
+    const cache = new PagedKvCache({ numLayers: 1, numKvHeads: 2, headDim: 8, blockSizeTokens: 4, numBlocks: 4 });
+    const { id } = cache.addSequence();
+    cache.append(id, [1, 2, 3], { k: randn([1, 3, 2, 8], 1), v: randn([1, 3, 2, 8], 2) });
+    const t = cache.batch([id]);
+    await expect(attentionPaged(randn([1, 1, 2, 8], 3), cache, 0, t, t.seqLens, { casual: true } as never)).rejects.toThrow(/unknown option 'casual' for attentionPaged .*did you mean 'causal'/);
+  });
+  it('causal and returnLse must be booleans (the string "false" is truthy)', async () => {
+    const [q, k, v] = qkv();
+    await expect(attention(q, k, v, { causal: 'false' } as never)).rejects.toThrow(expect.objectContaining({ name: 'ValueError', argument: 'causal' }));
+    await expect(attention(q, k, v, { returnLse: 1 } as never)).rejects.toThrow(expect.objectContaining({ argument: 'returnLse' }));
+    await expect(attention(q, k, v, { causal: null } as never)).resolves.toBeDefined();
   });
 });
 

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   GroupedQueryAttention, MultiHeadAttention, MultiQueryAttention, ShapeError, Tensor, UnsupportedError, ValueError, attentionReference, causal, linear,
-  randn, writeSafetensors,
+  parseSafetensors, randn, writeSafetensors,
 } from '../../../src/index.js';
 import { expectClose } from '../../helpers/close.js';
 
@@ -100,6 +100,34 @@ describe('attention modules', () => {
       expect([...a.shape], key).toEqual([...b.shape]);
       expect(a.contiguous().data, key).toEqual(b.contiguous().data);
     }
+  });
+
+  it('fromSafetensors decodes only its layer: other tensors of dtypes the reader cannot decode do not stop it; add_bias_kv is refused', async () => {
+    const mha = MultiHeadAttention.init({ embedDim: 16, numHeads: 2 }, 9);
+    const layer = mha.toSafetensors({ prefix: 'l0.' });
+    // Append an F8_E4M3 tensor of another layer to the header and the buffer (the published layout).
+    const n = Number(new DataView(layer.buffer, layer.byteOffset).getBigUint64(0, true));
+    const header = JSON.parse(new TextDecoder().decode(layer.subarray(8, 8 + n))) as Record<string, { data_offsets: number[] }>;
+    const bufLen = layer.length - 8 - n;
+    header['l1.q_proj.weight'] = { dtype: 'F8_E4M3', shape: [4, 2], data_offsets: [bufLen, bufLen + 8] } as never;
+    const json = new TextEncoder().encode(JSON.stringify(header));
+    const file = new Uint8Array(8 + json.length + bufLen + 8);
+    new DataView(file.buffer).setBigUint64(0, BigInt(json.length), true);
+    file.set(json, 8); file.set(layer.subarray(8 + n), 8 + json.length);
+    expect(() => parseSafetensors(file)).toThrow(UnsupportedError);
+    const loaded = MultiHeadAttention.fromSafetensors(file, { embedDim: 16, numHeads: 2 }, { prefix: 'l0.' });
+    const x = randn([1, 3, 16], 2);
+    expectClose((await loaded.forward(x)).out.toFloat64(), (await mha.forward(x)).out.toFloat64(), { atol: 0, label: 'layer beside an F8 tensor' });
+    // The F8 layer itself is refused by name.
+    expect(() => MultiHeadAttention.fromSafetensors(file, { embedDim: 16, numHeads: 2 }, { prefix: 'l1.' })).toThrow(/l1\.q_proj\.weight.*F8_E4M3/);
+    // nn.MultiheadAttention(add_bias_kv=True) stores bias_k/bias_v: computing without them would be silently wrong.
+    const nd = (t: Tensor) => ({ dtype: 'f32' as const, shape: [...t.shape], data: t.contiguous().data as Float32Array });
+    const w = mha.weights;
+    const withBiasKv = writeSafetensors({
+      in_proj_weight: nd(Tensor.fromValues([...w.q.toFloat32(), ...w.k.toFloat32(), ...w.v.toFloat32()], [48, 16])),
+      'out_proj.weight': nd(w.o), bias_k: nd(randn([1, 1, 16], 3)), bias_v: nd(randn([1, 1, 16], 4)),
+    });
+    expect(() => MultiHeadAttention.fromSafetensors(withBiasKv, { embedDim: 16, numHeads: 2 })).toThrow(expect.objectContaining({ name: 'UnsupportedError', message: expect.stringMatching(/bias_k.*bias_v.*add_bias_kv/) }));
   });
 
   it('bad configs and inputs get typed errors', async () => {

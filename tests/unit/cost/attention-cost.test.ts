@@ -70,6 +70,9 @@ describe('structure', () => {
     // Counted QKᵀ+PV FLOPs are the visited tiles' elements: within one diagonal of tiles of half.
     expect(big.flops.qk + big.flops.pv).toBe(2 * (128 + 128) * 16 * (128 * 129 / 2) * 64 * 64);
     expect(big.flops.nominal).toBe(big.flops.nominalDense / 2);
+    // causal: true with mask: causal() (and(causal, causal)) is still plain causal: FLOPs halved once, not dense.
+    const twice = attentionCost({ seqLenQ: 1024, numHeads: 2, headDim: 64, causal: true, mask: causal() });
+    expect(twice.flops.nominal).toBe(attentionCost({ seqLenQ: 1024, numHeads: 2, headDim: 64, causal: true }).flops.nominal);
   });
 
   it('block-sparse with 64×64 blocks visits exactly its layout, all tiles full', () => {

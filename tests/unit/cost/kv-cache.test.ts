@@ -116,5 +116,10 @@ describe('kv cache', () => {
     expect(() => maxBatchForMemory({ numLayers: 2, numKvHeads: 8, headDim: 64, seqLen: 10, memoryBytes: 'lots' })).toThrow(/memoryBytes/);
     expect(() => maxBatchForMemory({ numLayers: 2, numKvHeads: 8, headDim: 64, seqLen: 10, memoryBytes: '1GB', reservedBytes: '2GB' })).toThrow(expect.objectContaining({ argument: 'reservedBytes' }));
     expect(() => maxBatchForMemory({ numLayers: 2, numKvHeads: 8, headDim: 64, seqLen: 10, memoryBytes: '1e400GB' })).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'memoryBytes' }));
+    // Past 2^53 bytes the counts would round silently: refused, with the product spelled out.
+    expect(() => kvCacheSize({ numLayers: 1e6, numKvHeads: 1e4, headDim: 256, seqLen: 1e9 })).toThrow(/past 2\^53/);
+    // A string or bigint size says what it got (it read as a number: "got 128").
+    expect(() => kvCacheSize({ numLayers: '128' as unknown as number, numKvHeads: 8, headDim: 64, seqLen: 10 })).toThrow(/got "128" \(a string\)/);
+    expect(() => kvCacheSize({ numLayers: 2, numKvHeads: 8, headDim: 64, seqLen: 10n as unknown as number })).toThrow(/got 10n \(a bigint\)/);
   });
 });

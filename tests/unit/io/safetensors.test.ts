@@ -108,6 +108,11 @@ describe('safetensors: hand-crafted files following the published format', () =>
 
   it('raises UnsupportedError for F8 dtypes and ValueError for writer misuse', () => {
     expect(() => parseSafetensors(handST('{"a":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}', new Uint8Array(1)))).toThrow(UnsupportedError);
+    // With `only`, an F8 tensor outside it is range-checked and left out; inside it, it is still refused.
+    const mixed = handST('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"f8":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[4,6]}}', new Uint8Array([...f32le([2.5]), 1, 2]));
+    expect([...parseSafetensors(mixed, { only: ['a'] }).tensors.keys()]).toEqual(['a']);
+    expect(() => parseSafetensors(mixed, { only: ['a', 'f8'] })).toThrow(UnsupportedError);
+    expect(() => parseSafetensors(handST('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"f8":{"dtype":"F8_E4M3","shape":[3],"data_offsets":[4,6]}}', new Uint8Array(6)), { only: ['a'] })).toThrow(/needs 3 bytes/);
     const a = ndarrayFromValues([1], [1]);
     expect(() => writeSafetensors([['a', a], ['a', a]])).toThrow(ValueError);
     expect(() => writeSafetensors([['__metadata__', a]])).toThrow(ValueError);

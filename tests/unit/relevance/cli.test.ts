@@ -111,6 +111,13 @@ describe('CLI demo and run', () => {
       // A negative number after a space reaches the command (parseArgs alone calls it an ambiguous option).
       [['run', '--image', pngPath, '--query', 'red', '--budget', '-16'], /ValueError: budget must be/],
       [['run', '--image', pngPath, '--query', 'red', '--bogus'], /UsageError: Unknown option '--bogus'/],
+      // Library errors whose argument a flag of another name set (seqLenQ ← --seq): usage errors naming the flag.
+      [['cost', '--seq', '-1', '--heads', '2', '--head-dim', '8'], /ShapeError: seqLenQ must be .* \(--seq\)$/],
+      [['cost', '--seq', '4', '--heads', '0', '--head-dim', '8'], /ShapeError: numHeads .* \(--heads\)$/],
+      [['cost', '--seq', '4', '--heads', '2', '--head-dim', '8', '--window', '-1'], /ShapeError: attention.window .* \(--window\)$/],
+      [['cost', '--seq', '4', '--heads', '2', '--head-dim', '8', '--dtype', 'int8'], /DTypeError: attention.dtype .* \(--dtype\)$/],
+      [['cost', 'kv', '--layers', '2', '--kv-heads', '0', '--head-dim', '8', '--seq', '4'], /ShapeError: numKvHeads .* \(--kv-heads\)$/],
+      [['cost', '--config', 'no-such.yaml'], /FormatError: cannot read config file/],
     ];
     for (const [argv, msg] of cases) {
       const r = await cli(argv);
@@ -122,7 +129,7 @@ describe('CLI demo and run', () => {
       expect(lines.at(-1), argv.join(' ')).toBe(errors[0]);
       expect(errors[0], argv.join(' ')).toMatch(msg);
       // Exit 2 for usage problems: the command's own checks, and library errors naming a flag that was given.
-      const usage = /UsageError/.test(msg.source) || /ValueError: budget/.test(msg.source);
+      const usage = /UsageError/.test(msg.source) || /ValueError: budget/.test(msg.source) || /\(--/.test(msg.source);
       if (usage) expect(r.code, argv.join(' ')).toBe(2);
       if (/FormatError/.test(msg.source)) expect(r.code, argv.join(' ')).toBe(1);
     }

@@ -12,7 +12,7 @@ import { FormatError, ShapeError } from '../../../src/errors.js';
 import { f32ToBf16 } from '../../../src/tensor/dtype.js';
 import { decodeCapture, encodeCapture, makeCapture } from '../../../src/viz/capture-file.js';
 import { tokenMap } from '../../../src/viz/maps.js';
-import { exportCapture, readCapture, writeCapture } from '../../../src/viz/node-files.js';
+import { exportCapture, readCapture, readNpyFile, readSafetensorsFile, writeCapture } from '../../../src/viz/node-files.js';
 import { ndarrayFromValues, writeNpz } from '../../../src/io/npy.js';
 import { expectClose } from '../../helpers/close.js';
 import { randomAttention, tinyPng } from './fixtures.js';
@@ -129,6 +129,9 @@ describe('reading attention exported from PyTorch', () => {
     writeFileSync(join(d, 'capture.json'), '{ not json');
     await expect(readCapture(d)).rejects.toThrow(/not valid JSON/);
     await expect(readCapture(join(d, 'missing'))).rejects.toThrow(/no such file/);
+    // A file that cannot be read keeps the system's code and error (ENOENT, EISDIR), as FormatError's `code`/`cause`.
+    await expect(readSafetensorsFile(join(d, 'missing.safetensors'))).rejects.toThrow(expect.objectContaining({ name: 'FormatError', code: 'ENOENT', cause: expect.objectContaining({ code: 'ENOENT' }) }));
+    await expect(readNpyFile(d)).rejects.toThrow(expect.objectContaining({ name: 'FormatError', code: 'EISDIR' }));
     // Files the manifest names that are not there: FormatError naming the file, not Node's ENOENT.
     writeFileSync(join(d, 'capture.json'), manifest({ attention: ['l0.npy', 'nope.npy'] }));
     await expect(readCapture(d)).rejects.toThrow(expect.objectContaining({ name: 'FormatError', path: join(d, 'nope.npy') }));
