@@ -50,7 +50,7 @@ export class GpuKvMirror {
       return { kvFmt: L.dtype, k, v };
     });
     for (let l = 0; l < storage.numLayers; l++) this.uploadAll(l);
-    this.unobserve = storage.observe({ blocksChanged: (layer, blocks) => this.upload(layer, blocks) });
+    this.unobserve = storage.observe({ blocksChanged: (layer, blocks) => this.upload(layer, blocks), storageDisposed: () => this.dispose() });
   }
 
   private hostK(L: KvLayerStorage): ArrayBufferView { return L.dtype === 'int8' ? L.k : L.k.data; }

@@ -8,7 +8,7 @@
  * A token's physical slot is block · blockSizeTokens + offsetInBlock, so element (slot, kvHead, c)
  * sits at (slot · numKvHeads + kvHead) · headDim + c. With a rotation, K and V hold R·x (quant.ts).
  */
-import { ShapeError, UnsupportedError, ValueError, assert } from '../errors.js';
+import { ShapeError, StateError, UnsupportedError, ValueError, assert } from '../errors.js';
 import { decoder, encoder } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { WasmHeap } from '../kernels/cpu/wasm-heap.js';
@@ -40,6 +40,8 @@ export function bytesPerBlock(numLayers: number, numKvHeads: number, headDim: nu
 export interface KvStorageObserver {
   /** Called after a write or a copy-on-write changed `blocks` (block ids) of `layer`. */
   blocksChanged(layer: number, blocks: readonly number[]): void;
+  /** Called once when the storage is disposed (a device copy frees itself). */
+  storageDisposed?(): void;
 }
 
 /** Tokens a layer's 'auto' K smoothing is calibrated from, at least (KvBlockStorage.smoothIn). */
@@ -99,8 +101,11 @@ function tokenWeight(xs: Float64Array, off: number, D: number): number {
  * creates one (`cache.storage`) and writes it through `writeSlots` and `copyBlock`.
  */
 export class KvBlockStorage implements RotationSource {
-  /** K and V of each layer, indexed by layer; the arrays are written in place. */
-  readonly layers: readonly KvLayerStorage[];
+  private readonly layerArrays: readonly KvLayerStorage[];
+  /** The kernel heap the blocks live in (null: ordinary arrays), and the allocations to release on dispose. */
+  private readonly heap: WasmHeap | null;
+  private readonly heapPtrs: number[] = [];
+  private isDisposed = false;
   /**
    * int8 with smoothK: per layer, K's channel factors λ [numKvHeads · headDim] (K is stored as R·(k / λ),
    * queries as R·(λ ⊙ q)); null for a layer not calibrated yet ('auto' before its first write). Null
@@ -139,6 +144,7 @@ export class KvBlockStorage implements RotationSource {
     readonly kRounding: KRounding = 'feedback',
   ) {
     const heap = heapOpt?.shared ? heapOpt : undefined;
+    this.heap = heap ?? null;
     const sk = checkSmoothK(smoothK, dtype, numLayers, numKvHeads, headDim);
     this.smoothing = sk === null ? null : Array.from({ length: numLayers }, (_, l) => (sk === 'auto' ? null : sk[l]!));
     const shape = [numBlocks, blockSizeTokens, numKvHeads, headDim];
@@ -146,9 +152,16 @@ export class KvBlockStorage implements RotationSource {
     const layers: KvLayerStorage[] = [];
     // Allocate before taking the heap's buffer: an allocation can grow the memory, and a buffer taken before
     // it would be the old, shorter one.
-    const i8 = (len: number) => { if (!heap) return new Int8Array(len); const p = heap.alloc(len); return new Int8Array(heap.buffer(), p, len).fill(0); };
-    const f32 = (len: number) => (heap ? heap.f32(heap.alloc(len * 4), len).fill(0) : new Float32Array(len));
-    const tensor = () => { if (!heap) return Tensor.zeros(shape, dtype as 'f32' | 'f16'); const t = heap.tensor(shape, dtype as 'f32' | 'f16'); t.data.fill(0); return t; };
+    const alloc = (bytes: number) => { const p = heap!.alloc(bytes); this.heapPtrs.push(p); return p; };
+    const i8 = (len: number) => { if (!heap) return new Int8Array(len); const p = alloc(len); return new Int8Array(heap.buffer(), p, len).fill(0); };
+    const f32 = (len: number) => (heap ? heap.f32(alloc(len * 4), len).fill(0) : new Float32Array(len));
+    const tensor = () => {
+      if (!heap) return Tensor.zeros(shape, dtype as 'f32' | 'f16');
+      const t = heap.tensor(shape, dtype as 'f32' | 'f16');
+      this.heapPtrs.push(t.data.byteOffset);
+      t.data.fill(0);
+      return t;
+    };
     for (let l = 0; l < numLayers; l++) {
       if (dtype === 'int8') {
         layers.push(Object.freeze({ dtype, k: i8(n), v: i8(n), kScales: f32(numBlocks * numKvHeads), vScales: f32(numBlocks * numKvHeads) }));
@@ -156,8 +169,32 @@ export class KvBlockStorage implements RotationSource {
         layers.push(Object.freeze({ dtype, k: tensor(), v: tensor() }));
       }
     }
-    this.layers = Object.freeze(layers);
+    this.layerArrays = Object.freeze(layers);
     this.bytesPerBlock = bytesPerBlock(numLayers, numKvHeads, headDim, blockSizeTokens, dtype);
+  }
+
+  /** K and V of each layer, indexed by layer; the arrays are written in place. StateError once disposed. */
+  get layers(): readonly KvLayerStorage[] {
+    if (this.isDisposed) throw new StateError('the KV block storage was disposed: its blocks can no longer be read or written');
+    return this.layerArrays;
+  }
+
+  /** Whether `dispose()` was called. */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  /**
+   * Frees the blocks: their memory in the CPU kernel heap, when the storage lives there (it is not garbage-collected:
+   * a cache per session would otherwise hold the heap until the process ends), and any GPU copy. Reading or writing
+   * the blocks afterwards throws StateError. Idempotent.
+   */
+  dispose(): void {
+    if (this.isDisposed) return;
+    this.isDisposed = true;
+    for (const o of [...this.observers]) o.storageDisposed?.();
+    this.observers.clear();
+    for (const p of this.heapPtrs.splice(0)) this.heap!.release(p);
   }
 
   /** Registers an observer of block writes; returns the function that removes it. */

@@ -43,6 +43,11 @@ export async function linear(x: Tensor, weight: Tensor, bias: Tensor | null = nu
 }
 
 async function linearWasm(a: Tensor, w: Tensor, b: Tensor | null, M: number, N: number, K: number): Promise<Tensor> {
+  const { heap } = await cpuRuntime();
+  return heap.exclusive(() => linearWasmOnce(a, w, b, M, N, K));
+}
+
+async function linearWasmOnce(a: Tensor, w: Tensor, b: Tensor | null, M: number, N: number, K: number): Promise<Tensor> {
   const { heap, pool } = await cpuRuntime();
   const allocs: number[] = [];
   const put = (src: Float32Array) => { const p = heap.alloc(src.byteLength); allocs.push(p); heap.f32(p, src.length).set(src); return p; };

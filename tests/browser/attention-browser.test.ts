@@ -25,6 +25,16 @@ let origin = '';
 const ENTRY = `
 import { attention, randn, causal, slidingWindow, cpuRuntime, gpuContext, lastKernelStats } from './src/index.ts';
 const masks = { none: () => null, causal: () => causal(), window: () => slidingWindow(9, 3) };
+// Every case at once (no repeats): calls overlap while the pool's caller polls its workers asynchronously.
+globalThis.attentionConcurrent = async (cases, backend) => {
+  const rt = await cpuRuntime();
+  const outs = await Promise.all(cases.map(async (c) => {
+    const q = randn([c.B, c.Sq, c.H, c.D], c.seed), k = randn([c.B, c.Sk, c.Hk, c.D], c.seed + 1), v = randn([c.B, c.Sk, c.Hk, c.D], c.seed + 2);
+    const r = await attention(q, k, v, { mask: masks[c.mask](), softcap: c.softcap, returnLse: true, backend });
+    return { out: Array.from(r.out.toFloat32()), lse: Array.from(r.lse.toFloat32()), readAhead: [] };
+  }));
+  return { info: { isolated: globalThis.crossOriginIsolated === true, threads: rt.threads, shared: rt.heap.shared }, outs };
+};
 globalThis.attentionTest = async (cases, backend) => {
   const info = { isolated: globalThis.crossOriginIsolated === true };
   if (backend === 'wasm') { const rt = await cpuRuntime(); info.variant = rt.variant; info.threads = rt.threads; }
@@ -71,6 +81,8 @@ beforeAll(async () => {
     const headers = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cache-Control': 'no-store' };
     if (req.url === '/bundle.js') res.writeHead(200, { ...headers, 'Content-Type': 'text/javascript' }).end(bundle);
     else if (req.url === '/') res.writeHead(200, { ...headers, 'Content-Type': 'text/html' }).end(HTML);
+    // Without COOP/COEP: no SharedArrayBuffer, so one thread over a heap whose growth detaches its buffer.
+    else if (req.url === '/plain/') res.writeHead(200, { 'Content-Type': 'text/html', 'Cache-Control': 'no-store' }).end(HTML);
     else res.writeHead(404, headers).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -91,22 +103,24 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function runInPage(backend: 'wasm' | 'webgpu'): Promise<{ info: Record<string, unknown>; outs: PageOut[] }> {
+async function runInPage(backend: 'wasm' | 'webgpu', mode: { concurrent?: Case[]; path?: string } = {}): Promise<{ info: Record<string, unknown>; outs: PageOut[] }> {
   const page = await browser.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(origin + '/');
+  await page.goto(origin + (mode.path ?? '/'));
   await page.waitForFunction(() => typeof (globalThis as { attentionTest?: unknown }).attentionTest === 'function');
+  type Fn = (c: unknown, b: string) => Promise<{ info: Record<string, unknown>; outs: PageOut[] }>;
   try {
-    return await page.evaluate(([cases, b]) => (globalThis as unknown as { attentionTest: (c: unknown, b: string) => Promise<{ info: Record<string, unknown>; outs: PageOut[] }> }).attentionTest(cases, b), [CASES, backend] as const);
+    if (mode.concurrent) return await page.evaluate(([cases, b]) => (globalThis as unknown as { attentionConcurrent: Fn }).attentionConcurrent(cases, b), [mode.concurrent, backend] as const);
+    return await page.evaluate(([cases, b]) => (globalThis as unknown as { attentionTest: Fn }).attentionTest(cases, b), [CASES, backend] as const);
   } finally {
     expect(errors).toEqual([]);
     await page.close();
   }
 }
 
-function checkAgainstReference(outs: PageOut[]): void {
-  CASES.forEach((c, i) => {
+function checkAgainstReference(outs: PageOut[], cases: Case[] = CASES): void {
+  cases.forEach((c, i) => {
     const q = randn([c.B, c.Sq, c.H, c.D], c.seed), k = randn([c.B, c.Sk, c.Hk, c.D], c.seed + 1), v = randn([c.B, c.Sk, c.Hk, c.D], c.seed + 2);
     const ref = attentionReference(q, k, v, { mask: maskOf(c), softcap: c.softcap });
     const got = outs[i]!;
@@ -133,6 +147,19 @@ describe('attention kernels in Chromium', () => {
     checkAgainstReference(outs);
     expect(outs[3]!.readAhead.sort(), 'the 9 MB decode ran both ways').toEqual([false, true]);
     expect(outs[1]!.readAhead, 'under 8 MiB: never').toEqual([]);
+  }, 180_000);
+
+  // Overlapping calls: the isolated page's pool polls asynchronously, so a second call once reset the workers'
+  // shared done counter mid-call; the plain page's heap is not shared, so a call's growth detached others' views.
+  const CONCURRENT: Case[] = [...CASES.slice(0, 3), ...CASES.slice(0, 3).map((c) => ({ ...c, seed: c.seed + 100 })),
+    { name: 'cross 16×6000, grows the heap', B: 1, Sq: 16, Sk: 6000, H: 8, Hk: 8, D: 64, mask: 'none', seed: 51 }, ...CASES.slice(0, 2).map((c) => ({ ...c, seed: c.seed + 200 }))];
+  it('WebAssembly SIMD backend: overlapping calls, cross-origin isolated and not', async () => {
+    const iso = await runInPage('wasm', { concurrent: CONCURRENT });
+    expect(iso.info.threads as number).toBeGreaterThan(1);
+    checkAgainstReference(iso.outs, CONCURRENT);
+    const plain = await runInPage('wasm', { concurrent: CONCURRENT, path: '/plain/' });
+    expect(plain.info).toMatchObject({ isolated: false, threads: 1, shared: false });
+    checkAgainstReference(plain.outs, CONCURRENT);
   }, 180_000);
 
   it('WebGPU backend (SwiftShader adapter in headless Chromium)', async () => {

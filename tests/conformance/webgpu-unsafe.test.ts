@@ -46,3 +46,15 @@ describe('conformance: webgpu without bounds clamps (robustness: false)', () => 
     }, 300_000);
   }
 });
+
+describe('configureWebGpu releases the device it replaces', () => {
+  it('the old device is destroyed (reported lost); the next call acquires a fresh one', async () => {
+    const first = await gpuContext();
+    configureWebGpu({});
+    for (let i = 0; i < 200 && !first.lost; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(first.lost).toBe(true);
+    const second = await gpuContext();
+    expect(second).not.toBe(first);
+    expect(second.lost).toBe(false);
+  }, 60_000);
+});

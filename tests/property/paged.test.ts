@@ -13,6 +13,7 @@ import {
 } from '../../src/index.js';
 import { decodeWarpCombines, decodeWarpGeometry } from '../../src/kernels/webgpu/decode-warp.js';
 import { DECODE_TUNING_DEFAULTS, setDecodeTuning } from '../../src/kernels/webgpu/attention-gpu.js';
+import { gpuKvMirror } from '../../src/kvcache/kv-gpu.js';
 import { errorStats } from '../helpers/close.js';
 import { shuffledPagedStorage } from '../helpers/paged.js';
 
@@ -234,6 +235,15 @@ describe('WebGPU paged kernels (each kernel family through the block tables)', (
     await check(q, st, tables, lens, null, 'flash_portable');
     await check(q, st, [[tables[0]![0]!, spare, tables[0]![2]!]], lens, null, 'flash_portable');
   }, 120_000);
+
+  it('disposing the storage destroys its device copy; the next storage gets its own', async () => {
+    const { st } = build('f16', false, [32], 16, 1, 16, 25, false);
+    const mirror = await gpuKvMirror(st);
+    expect(mirror.bytes).toBeGreaterThan(0);
+    st.dispose();
+    expect((mirror as unknown as { disposed: boolean }).disposed).toBe(true);
+    await expect(gpuKvMirror(st).then((m) => m.upload(0, [0]))).rejects.toThrow(/disposed/);
+  }, 60_000);
 });
 
 // The CPU decode job reads each tile's K and V in address order first (touchRows) when a sequence's K/V are

@@ -122,9 +122,20 @@ export class ThreadPool {
 
   /**
    * Runs `numJobs` jobs of `kind` on every thread and returns when all are done. The caller takes
-   * part (thread 0). Where the caller cannot block (a browser's main thread) it polls asynchronously.
+   * part (thread 0). Where the caller cannot block (a browser's main thread) it polls asynchronously, and runs
+   * queue: a second call starting while the first waits would reset the shared done counter and the job
+   * arguments under the workers, and could return before its own jobs ran.
    */
-  async run(plan: number, kind: number, jobs: number, numJobs: number, counter: number, opts: { flops?: number } = {}): Promise<void> {
+  run(plan: number, kind: number, jobs: number, numJobs: number, counter: number, opts: { flops?: number } = {}): Promise<void> {
+    if (isNode) return this.runNow(plan, kind, jobs, numJobs, counter, opts); // blocks until done: never overlaps
+    const r = this.queue.then(() => this.runNow(plan, kind, jobs, numJobs, counter, opts));
+    this.queue = r.catch(() => undefined);
+    return r;
+  }
+
+  private queue: Promise<void> = Promise.resolve();
+
+  private async runNow(plan: number, kind: number, jobs: number, numJobs: number, counter: number, opts: { flops?: number }): Promise<void> {
     if (numJobs === 0) return;
     this.heap.i32(counter, 1)[0] = 0;
     const ctrl = this.ctrl();

@@ -237,13 +237,17 @@ class HeapGrew extends Error {}
  * attempt, making the same allocations in the memory the first one grew, does not grow it.
  */
 export async function runWasm(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor | null, lse: Tensor | null, capture?: WasmCapture, paged?: WasmPaged): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await runWasmOnce(plan, q, k, v, out, lse, capture, paged);
-    } catch (e) {
-      if (!(e instanceof HeapGrew) || attempt >= 2) throw e;
+  const { heap } = await cpuRuntime();
+  // Calls on a non-shared heap take turns (heap.exclusive), so only a call's own allocations can grow it.
+  return heap.exclusive(async () => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await runWasmOnce(plan, q, k, v, out, lse, capture, paged);
+      } catch (e) {
+        if (!(e instanceof HeapGrew) || attempt >= 2) throw e;
+      }
     }
-  }
+  });
 }
 
 async function runWasmOnce(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, out: Tensor | null, lse: Tensor | null, capture?: WasmCapture, paged?: WasmPaged): Promise<void> {

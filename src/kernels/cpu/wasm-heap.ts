@@ -33,6 +33,19 @@ export class WasmHeap {
   readonly shared: boolean;
   /** How many times the memory has grown. */
   growths = 0;
+  private turn: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Runs `fn` alone among the heap's exclusive users where the memory is not shared: there, a concurrent call's
+   * allocation could grow the memory while `fn` awaits and detach the views `fn` holds (concurrent attention calls
+   * failed with "detached ArrayBuffer"). A shared memory never detaches: `fn` runs at once.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.shared) return fn();
+    const r = this.turn.then(fn);
+    this.turn = r.catch(() => undefined);
+    return r;
+  }
   private free: Block[] = [];
   private sizes = new Map<number, number>();
   private buffers = new WeakSet<ArrayBufferLike>();

@@ -261,10 +261,16 @@ export class GpuContext {
 let current: Promise<GpuContext> | null = null;
 let currentInit: WebGpuInit = {};
 
-/** Sets how the WebGPU device is acquired (takes effect at the next acquisition). */
+/**
+ * Sets how the WebGPU device is acquired (takes effect at the next acquisition). The device acquired before is
+ * destroyed, with its buffer pools: dropped without it, each reconfiguration kept a device and its memory alive.
+ * GpuTensors from it, and calls still running on it, then fail (ValueError for another device's tensors, DeviceError).
+ */
 export function configureWebGpu(init: WebGpuInit): void {
   currentInit = { ...init };
+  const old = current;
   current = null;
+  old?.then((ctx) => ctx.device.destroy(), () => undefined);
 }
 
 async function create(init: WebGpuInit): Promise<GpuContext> {

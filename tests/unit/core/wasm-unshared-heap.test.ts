@@ -41,6 +41,21 @@ const pq = randn([1, 1, 4, 32], 17);
 const pg = await attentionPaged(pq, cache, 0, batch, batch.seqLens, { backend: 'wasm' });
 const pr = pagedAttentionReference(pq, cache, 0, batch, batch.seqLens); // float64
 res.paged = maxDiff(pg.out.toFloat32(), pr.out);
+// Concurrent calls: a large call's allocations grow the heap while the small ones await (they failed with
+// "Cannot perform Construct on a detached ArrayBuffer" before calls on an unshared heap took turns).
+const small = [0, 1, 2].map((i) => [randn([1, 64, 4, 32], 20 + i), randn([1, 64, 4, 32], 30 + i), randn([1, 64, 4, 32], 40 + i)]);
+const big = [randn([1, 16, 8, 64], 50), randn([1, 16000, 8, 64], 51), randn([1, 16000, 8, 64], 52)];
+const growthsBefore = rt.heap.growths;
+const settled = await Promise.allSettled([...small, big, ...small].map(([a, b, c]) => attention(a, b, c, { backend: 'wasm', mask: causal() })));
+res.concurrent = {
+  grew: rt.heap.growths > growthsBefore,
+  rejected: settled.filter((x) => x.status === 'rejected').map((x) => String(x.reason)),
+  err: Math.max(...settled.map((x, i) => {
+    if (x.status !== 'fulfilled') return Infinity;
+    const [a, b, c] = [...small, big, ...small][i];
+    return maxDiff(x.value.out.toFloat32(), attentionReference(a, b, c, { mask: causal() }).out);
+  })),
+};
 res.inUseAfter = rt.heap.inUseBytes;
 console.log(JSON.stringify(res));
 process.exit(0);
@@ -62,6 +77,9 @@ describe('WebAssembly backend without SharedArrayBuffer', () => {
     expect(r.cacheInHeap).toBe(false);
     expect(r.columnSums).toBeLessThan(1e-4);
     expect(r.paged).toBeLessThan(1e-5);
+    expect(r.concurrent.rejected).toEqual([]);
+    expect(r.concurrent.grew).toBe(true);
+    expect(r.concurrent.err).toBeLessThan(1e-5);
     // Only the thread pool's control block stays allocated between calls.
     expect(r.inUseAfter).toBeLessThanOrEqual(128);
   }, 300_000);

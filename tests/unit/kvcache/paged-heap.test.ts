@@ -45,4 +45,24 @@ describe('paged attention over a heap-resident cache', () => {
     const ref = pagedAttentionReference(q, cache, 0, batch, batch.seqLens);
     expect(errorStats(got.out.toFloat64(), ref.out).maxAbs).toBeLessThan(1e-5);
   });
+
+  it('dispose() returns the blocks to the heap (garbage collection never does); the blocks are then refused', async () => {
+    const rt = await cpuRuntime();
+    const before = rt.heap.inUseBytes;
+    for (let round = 0; round < 3; round++) {
+      for (const dtype of ['f32', 'int8'] as const) {
+        const cache = new PagedKvCache({ numLayers: 2, numKvHeads: 4, headDim: 64, blockSizeTokens: 16, numBlocks: 64, dtype, heap: rt.heap });
+        expect(rt.heap.inUseBytes).toBeGreaterThan(before + 2 * 64 * 16 * 4 * 64 * 2 - 1);
+        const { id } = cache.addSequence();
+        cache.append(id, [1, 2, 3], { k: randn([2, 3, 4, 64], 1), v: randn([2, 3, 4, 64], 2) });
+        cache.dispose();
+        cache.dispose(); // idempotent
+        expect(rt.heap.inUseBytes).toBe(before);
+        expect(cache.storage!.disposed).toBe(true);
+        const batch = cache.batch([id]);
+        await expect(attentionPaged(randn([1, 1, 8, 64], 3), cache, 0, batch, batch.seqLens)).rejects.toThrow(expect.objectContaining({ name: 'StateError', message: expect.stringMatching(/disposed/) }));
+        expect(() => cache.append(id, [4], { k: randn([2, 1, 4, 64], 4), v: randn([2, 1, 4, 64], 5) })).toThrow(/disposed/);
+      }
+    }
+  });
 });
