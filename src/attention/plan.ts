@@ -99,6 +99,9 @@ export const MAX_HEAD_DIM = 256;
 /** The option names of AttentionOptions. */
 export const ATTENTION_OPTION_KEYS = ['scale', 'softcap', 'mask', 'causal', 'layout', 'returnLse'] as const;
 
+/** ATTENTION_OPTION_KEYS without `layout`, for calls whose tensors have one layout (paged attention, modules). */
+export const UNLAID_OPTION_KEYS: readonly string[] = ATTENTION_OPTION_KEYS.filter((k) => k !== 'layout');
+
 /** Levenshtein distance, for "did you mean" hints on misspelt option names. */
 function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);

@@ -145,7 +145,12 @@ export function parseSafetensorsHeader(bytes: Uint8Array, opts: { path?: string;
 
 /** Parses a safetensors file into arrays (copies; aligned and independent of `bytes`). */
 export function parseSafetensors(bytes: Uint8Array, opts: SafetensorsParseOptions = {}): SafetensorsFile {
-  const { entries, metadata, dataStart } = parseSafetensorsHeader(bytes, opts);
+  return decodeSafetensors(bytes, parseSafetensorsHeader(bytes, opts), opts);
+}
+
+/** parseSafetensors's second half: decodes the tensors of a header `parseSafetensorsHeader` returned for `bytes`. */
+export function decodeSafetensors(bytes: Uint8Array, header: ReturnType<typeof parseSafetensorsHeader>, opts: SafetensorsParseOptions = {}): SafetensorsFile {
+  const { entries, metadata, dataStart } = header;
   const only = opts.only ? new Set(opts.only) : null;
   if (only) for (const name of only) if (!entries.some((e) => e.name === name)) throw new ValueError(`safetensors${opts.path ? ` (${opts.path})` : ''}: no tensor named "${name}" (has ${entries.map((e) => e.name).join(', ') || 'none'})`, 'only');
   const tensors = new Map<string, NdArray>();

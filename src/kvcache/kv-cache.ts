@@ -382,6 +382,7 @@ export class PagedKvCache implements RotationSource {
     this.storage = p.allocateStorage ? new KvBlockStorage(p.numLayers, p.numBlocks, p.blockSizeTokens, p.numKvHeads, p.headDim, p.dtype, this.rotation, opts.heap, p.smoothK, p.int8Grid ?? 'auto', p.kRounding ?? 'feedback') : null;
     this.rootHash = noneHash(p.hashSeed);
   }
+
   /**
    * Frees the block memory: in the CPU kernel heap when the cache was given one (`heap`), which garbage collection
    * does not reclaim, and any GPU copy. Reading or writing K/V afterwards throws StateError; sequence bookkeeping
@@ -390,7 +391,6 @@ export class PagedKvCache implements RotationSource {
   dispose(): void {
     this.storage?.dispose();
   }
-
 
   /** Tokens per block (plan.blockSizeTokens). */
   get blockSizeTokens(): number {

@@ -11,7 +11,7 @@
  * layer; seqLens[b] keys of sequence b are visible. Returns out in q's shape and, with returnLse,
  * lse [numSeqs, numHeads, seqLenQ] (varlen: [numHeads, totalQ]).
  */
-import { type AttentionOptions, checkOptionKeys, planAttentionVarlen } from '../attention/plan.js';
+import { type AttentionOptions, UNLAID_OPTION_KEYS, checkOptionKeys, planAttentionVarlen } from '../attention/plan.js';
 import { attentionVarlen, type AttentionResult, type RunOptions } from '../attention/attention.js';
 import { getBackend } from '../attention/backend.js';
 import { ShapeError, ValueError } from '../errors.js';
@@ -54,7 +54,7 @@ export interface PagedAttentionOptions extends Omit<AttentionOptions, 'layout'> 
 export async function attentionPaged(q: Tensor, pool: KvStorageLike, layer: number, blockTables: BlockTablesInput, seqLens: ArrayLike<number>, opts: PagedAttentionOptions = {}): Promise<AttentionResult> {
   const st = storageOf(pool);
   opts ??= {}; // null reads as no options
-  checkOptionKeys(opts, ['scale', 'softcap', 'mask', 'causal', 'returnLse', 'cuSeqlensQ', 'backend'], 'attentionPaged');
+  checkOptionKeys(opts, [...UNLAID_OPTION_KEYS, 'cuSeqlensQ', 'backend'], 'attentionPaged');
   if (!(q instanceof Tensor)) throw new ValueError('q must be a Tensor', 'q');
   if (!Number.isInteger(layer) || layer < 0 || layer >= st.numLayers) throw new ValueError(`layer must be an integer in 0..${st.numLayers - 1}, got ${layer}`, 'layer');
   if (!seqLens || typeof seqLens.length !== 'number') throw new ValueError('seqLens must be an array of lengths', 'seqLens');

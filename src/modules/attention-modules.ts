@@ -11,10 +11,10 @@
  */
 import { attention } from '../attention/attention.js';
 import type { BackendName } from '../attention/backend.js';
-import { type AttentionOptions, MAX_HEAD_DIM, checkOptionKeys } from '../attention/plan.js';
+import { type AttentionOptions, MAX_HEAD_DIM, UNLAID_OPTION_KEYS, checkOptionKeys } from '../attention/plan.js';
 import { ShapeError, UnsupportedError, ValueError } from '../errors.js';
 import { type NdArray } from '../io/npy.js';
-import { parseSafetensors, parseSafetensorsHeader, writeSafetensors } from '../io/safetensors.js';
+import { decodeSafetensors, parseSafetensorsHeader, writeSafetensors } from '../io/safetensors.js';
 import { Tensor, mulberry32 } from '../tensor/tensor.js';
 import { linear } from './linear.js';
 
@@ -149,7 +149,7 @@ export class GroupedQueryAttention {
     const wanted = LAYER_TENSORS.map((n) => p + n);
     const header = parseSafetensorsHeader(bytes, { only: wanted });
     const all = header.entries.map((e) => e.name);
-    const file = parseSafetensors(bytes, { only: wanted.filter((n) => all.includes(n)) });
+    const file = decodeSafetensors(bytes, header, { only: wanted.filter((n) => all.includes(n)) });
     // PyTorch's add_bias_kv appends learned rows to K and V: weights without them would silently compute something else.
     const extra = ['bias_k', 'bias_v'].filter((n) => file.tensors.has(p + n));
     if (extra.length) throw new UnsupportedError(`safetensors has ${extra.map((n) => `'${p}${n}'`).join(' and ')} (nn.MultiheadAttention with add_bias_kv=True), which these modules do not implement`, 'add_bias_kv=False');
@@ -209,7 +209,7 @@ export class GroupedQueryAttention {
     opts ??= {}; // null reads as no options
     // layout is not an option here (the module's own tensors are BSHD): a JavaScript caller's would reinterpret them.
     if ((opts as { layout?: unknown }).layout !== undefined) throw new UnsupportedError("layout in a module's forward (x is [batch, seqLen, embedDim])", "no layout (the module's tensors are BSHD)");
-    checkOptionKeys(opts, ['scale', 'softcap', 'mask', 'causal', 'returnLse', 'context', 'backend'], 'forward');
+    checkOptionKeys(opts, [...UNLAID_OPTION_KEYS, 'context', 'backend'], 'forward');
     const { embedDim: E, numHeads: H, numKvHeads: Hk, headDim: Dh } = this.config;
     const backend = opts.backend ?? this.config.backend;
     const ctx = opts.context ?? x;

@@ -8,7 +8,7 @@
  * only when cross-origin isolated (SharedArrayBuffer). Otherwise: the calling thread alone.
  */
 import { isNode, nodeWorkerThreads } from '../../platform/node.js';
-import type { WasmHeap } from './wasm-heap.js';
+import { type WasmHeap, turnTaker } from './wasm-heap.js';
 
 /** Control block layout (Int32 slots). */
 const GEN = 0, ARGS = 1, DONE = 8, STOP = 9, CTRL_SLOTS = 16;
@@ -128,12 +128,10 @@ export class ThreadPool {
    */
   run(plan: number, kind: number, jobs: number, numJobs: number, counter: number, opts: { flops?: number } = {}): Promise<void> {
     if (isNode) return this.runNow(plan, kind, jobs, numJobs, counter, opts); // blocks until done: never overlaps
-    const r = this.queue.then(() => this.runNow(plan, kind, jobs, numJobs, counter, opts));
-    this.queue = r.catch(() => undefined);
-    return r;
+    return this.inTurn(() => this.runNow(plan, kind, jobs, numJobs, counter, opts));
   }
 
-  private queue: Promise<void> = Promise.resolve();
+  private readonly inTurn = turnTaker();
 
   private async runNow(plan: number, kind: number, jobs: number, numJobs: number, counter: number, opts: { flops?: number }): Promise<void> {
     if (numJobs === 0) return;

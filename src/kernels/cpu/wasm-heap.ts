@@ -16,6 +16,16 @@ const SLACK = 64;
 
 interface Block { start: number; size: number }
 
+/** A queue of async tasks: each call's `fn` starts after every earlier one has settled (a rejection does not block the queue). */
+export function turnTaker(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let last: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const r = last.then(fn);
+    last = r.catch(() => undefined);
+    return r;
+  };
+}
+
 /**
  * The kernel heap (`(await cpuRuntime()).heap`): one WebAssembly memory with a first-fit allocator.
  * Allocations are 64-byte aligned with 64 bytes of readable slack; the memory grows on demand up to
@@ -33,19 +43,7 @@ export class WasmHeap {
   readonly shared: boolean;
   /** How many times the memory has grown. */
   growths = 0;
-  private turn: Promise<unknown> = Promise.resolve();
-
-  /**
-   * Runs `fn` alone among the heap's exclusive users where the memory is not shared: there, a concurrent call's
-   * allocation could grow the memory while `fn` awaits and detach the views `fn` holds (concurrent attention calls
-   * failed with "detached ArrayBuffer"). A shared memory never detaches: `fn` runs at once.
-   */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.shared) return fn();
-    const r = this.turn.then(fn);
-    this.turn = r.catch(() => undefined);
-    return r;
-  }
+  private readonly inTurn = turnTaker();
   private free: Block[] = [];
   private sizes = new Map<number, number>();
   private buffers = new WeakSet<ArrayBufferLike>();
@@ -65,6 +63,15 @@ export class WasmHeap {
       this.memory = new WebAssembly.Memory({ ...desc, maximum: Math.min(maximumPages, 16384) });
     }
     this.buffer();
+  }
+
+  /**
+   * Runs `fn` alone among the heap's exclusive users where the memory is not shared: there, a concurrent call's
+   * allocation could grow the memory while `fn` awaits and detach the views `fn` holds (concurrent attention calls
+   * failed with "detached ArrayBuffer"). A shared memory never detaches: `fn` runs at once.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.shared ? fn() : this.inTurn(fn);
   }
 
   /** The current buffer (registered so that views over it are recognised as heap-resident). */
