@@ -17,7 +17,7 @@ export { planAttention, planAttentionVarlen, nominalFlops, type AttentionOptions
 export { registerBackend, getBackend, listBackends, setAutoOrder, isDeviceTensor, type HostBackend, type BackendName, type DeviceTensor } from './attention/backend.js';
 import './kernels/cpu/backend-ts.js';
 import './kernels/cpu/wasm-backend.js';
-export { configureCpu, cpuRuntime, cpuTensor, lastKernelStats, type CpuConfig, type CpuRuntime, type KernelStats } from './kernels/cpu/wasm-backend.js';
+export { configureCpu, MAX_CPU_THREADS, cpuRuntime, cpuTensor, lastKernelStats, type CpuConfig, type CpuRuntime, type KernelStats } from './kernels/cpu/wasm-backend.js';
 export type { ReadAheadMode } from './kernels/cpu/read-ahead.js';
 export type { ThreadPool, KernelExports } from './kernels/cpu/thread-pool.js';
 export { WasmHeap } from './kernels/cpu/wasm-heap.js';

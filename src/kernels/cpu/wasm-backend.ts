@@ -41,7 +41,10 @@ const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2 } as const;
 
 /** Settings of the WebAssembly CPU runtime, applied with `configureCpu`. */
 export interface CpuConfig {
-  /** Kernel threads including the caller (default: all cores, at most 16; always 1 without SharedArrayBuffer). */
+  /**
+   * Kernel threads including the caller (default: all cores, at most 16; always 1 without SharedArrayBuffer).
+   * At most MAX_CPU_THREADS (256): each thread is a worker with its own module instance and scratch.
+   */
   threads?: number;
   /** Use relaxed-SIMD FMA when the runtime supports it (default true). */
   relaxedSimd?: boolean;
@@ -126,13 +129,18 @@ async function createRuntime(): Promise<CpuRuntime> {
   return { heap, pool, variant, threads: pool.size };
 }
 
+/** The most kernel threads `configureCpu` accepts. */
+export const MAX_CPU_THREADS = 256;
+
 /**
  * Configures the CPU runtime; takes effect at the next call. A change of `threads` or `relaxedSimd` shuts the current
  * pool down (the next call starts a new one); `decodeReadAhead` applies without a restart.
  */
 export async function configureCpu(c: CpuConfig): Promise<void> {
   if (!c || typeof c !== 'object') throw new ValueError('configureCpu takes { threads?, relaxedSimd?, decodeReadAhead? }', 'config');
-  if (c.threads !== undefined && (!Number.isInteger(c.threads) || c.threads < 1)) throw new ValueError(`threads must be an integer ≥ 1, got ${String(c.threads)}`, 'threads');
+  if (c.threads !== undefined && (!Number.isInteger(c.threads) || c.threads < 1 || c.threads > MAX_CPU_THREADS)) {
+    throw new ValueError(`threads must be an integer from 1 to ${MAX_CPU_THREADS}, got ${String(c.threads)}`, 'threads');
+  }
   if (c.relaxedSimd !== undefined && typeof c.relaxedSimd !== 'boolean') throw new ValueError(`relaxedSimd must be true or false, got ${String(c.relaxedSimd)}`, 'relaxedSimd');
   if (c.decodeReadAhead !== undefined && !['auto', 'on', 'off'].includes(c.decodeReadAhead)) {
     throw new UnsupportedError(`configureCpu: decodeReadAhead '${String(c.decodeReadAhead)}' is not a mode`, "'auto', 'on' or 'off'");

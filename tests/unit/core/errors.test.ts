@@ -113,7 +113,7 @@ describe('typed errors', () => {
     expect(() => causal({ align: 'top' as never })).toThrow(expect.objectContaining({ argument: 'align' }));
     expect(() => slidingWindow(4, 0, { align: 'bottom' as never })).toThrow(ValueError);
     expect(() => causal({ align: 'top-left' })).not.toThrow();
-    for (const bad of [{ threads: 0 }, { threads: 1.5 }, { threads: Number.NaN }, { threads: '2' }]) await rejects(configureCpu(bad as never), ValueError, { argument: 'threads' });
+    for (const bad of [{ threads: 0 }, { threads: 1.5 }, { threads: Number.NaN }, { threads: '2' }, { threads: 257 }]) await rejects(configureCpu(bad as never), ValueError, { argument: 'threads' });
     await rejects(configureCpu({ relaxedSimd: 'no' as never }), ValueError, { argument: 'relaxedSimd' });
     await rejects(configureCpu(null as never), ValueError);
   });
