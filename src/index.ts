@@ -21,7 +21,7 @@ export { configureCpu, MAX_CPU_THREADS, cpuRuntime, cpuTensor, lastKernelStats, 
 export type { ReadAheadMode } from './kernels/cpu/read-ahead.js';
 export type { ThreadPool, KernelExports } from './kernels/cpu/thread-pool.js';
 export { WasmHeap } from './kernels/cpu/wasm-heap.js';
-export { probabilityRows, columnSums, headMeans, topKeys, probabilityMatrix, type CaptureOptions } from './attention/capture.js';
+export { probabilityRows, columnSums, headMeans, topKeys, probabilityMatrix, type CaptureOptions, type CaptureInput } from './attention/capture.js';
 export * from './viz/png.js';
 export * from './viz/colormap.js';
 export * from './viz/overlay.js';

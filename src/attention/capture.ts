@@ -8,17 +8,19 @@
  *   - `topKeys`: the k most attended keys per query row             [batch, heads, rows, min(k, seqLenK)]
  *   - `probabilityMatrix`: the whole P, only under a byte limit.
  * q and k use the layout of `attention` (BSHD default); lse is [batch, numHeads, seqLenQ] as returned by
- * `attention(..., { returnLse: true })`, and is computed here when not given.
+ * `attention(..., { returnLse: true })`, and is computed here when not given. q, k and lse may be device
+ * tensors (GpuTensor): the capture then runs on their device, as `attention` does, and host ones among them are
+ * uploaded. Non-finite values follow P = exp(s − lse) on every backend: a row whose lse is NaN (the forward
+ * pass's result for a row with a NaN or infinite visible score) gives NaN at every key it sees, masked keys stay 0.
  */
 import { ShapeError, ValueError } from '../errors.js';
 import { type Mask, TileClass, allowsScored, classifyTile, findTopK, topKThresholds } from '../masks/mask.js';
 import { type Layout, Tensor } from '../tensor/tensor.js';
 import { attention } from './attention.js';
-import type { BackendName } from './backend.js';
-import { type AttentionPlan, planAttention } from './plan.js';
-import { getBackend } from './backend.js';
+import { type BackendName, getBackend, isDeviceTensor } from './backend.js';
+import { ATTENTION_OPTION_KEYS, type AttentionPlan, checkOptionKeys, planAttention } from './plan.js';
 import { GpuTensor, prepareGpuAttention } from '../kernels/webgpu/attention-gpu.js';
-import { gpuContext } from '../kernels/webgpu/device.js';
+import { type GpuContext, gpuContext } from '../kernels/webgpu/device.js';
 import { type WasmCapture, runWasm } from '../kernels/cpu/wasm-backend.js';
 
 /**
@@ -36,16 +38,44 @@ export interface CaptureOptions {
   causal?: boolean;
   /** Layout of q and k: 'bshd' (default) or 'bhsd'. Outputs and `lse` have the same shapes either way. */
   layout?: Layout;
-  /** The forward pass's log-sum-exp [batch, numHeads, seqLenQ]; computed when absent. */
-  lse?: Tensor;
+  /** The forward pass's log-sum-exp [batch, numHeads, seqLenQ] (host or device tensor); computed when absent. */
+  lse?: Tensor | GpuTensor;
   /** Query heads to include (default: all). */
   heads?: readonly number[];
   /**
    * Backend (default 'auto'). It also picks where P is recomputed: 'webgpu' on the GPU, 'wasm' column
    * sums (and head means) in the SIMD kernel, anything else in TypeScript on the host. When `lse` is
-   * absent, its forward pass runs on this backend too.
+   * absent, its forward pass runs on this backend too. Device tensors among q, k and lse run the capture
+   * on their device whatever this says.
    */
   backend?: BackendName;
+}
+
+/** The option names every capture call takes (misspelt ones are refused with the nearest, as by `attention`). */
+const CAPTURE_OPTION_KEYS: readonly string[] = [...ATTENTION_OPTION_KEYS.filter((key) => key !== 'returnLse'), 'lse', 'heads', 'backend'];
+/** Those of the calls over a query range (`columnSums`, `headMeans`). */
+const RANGE_OPTION_KEYS: readonly string[] = [...CAPTURE_OPTION_KEYS, 'queryStart', 'queryEnd'];
+
+/** A capture input: a host Tensor or a GpuTensor. */
+export type CaptureInput = Tensor | GpuTensor;
+
+/** Whether the call runs on the GPU: device inputs decide (as for `attention`), else the backend option. */
+async function onGpu(opts: CaptureOptions, ...inputs: (CaptureInput | undefined)[]): Promise<boolean> {
+  if (inputs.some((t) => isDeviceTensor(t))) return true;
+  return (await getBackend(opts.backend ?? 'auto')).name === 'webgpu';
+}
+
+/** A host copy of lse for the host paths (a device lse is read back). */
+async function hostLse(lse: CaptureInput | undefined): Promise<Tensor | undefined> {
+  return lse && isDeviceTensor(lse) ? (lse as GpuTensor).toTensor() : (lse as Tensor | undefined);
+}
+
+function checkLse(lse: CaptureInput, B: number, H: number, Sq: number): void {
+  const sh = lse.shape;
+  if (sh.length !== 3 || sh[0] !== B || sh[1] !== H || sh[2] !== Sq) {
+    throw new ShapeError(`lse must be [batch, numHeads, seqLenQ] = [${B}, ${H}, ${Sq}], got [${sh.join(', ')}]`, 'lse');
+  }
+  if (lse.dtype !== 'f32') throw new ShapeError(`lse must be f32 (as attention returns it), got ${lse.dtype}`, 'lse');
 }
 
 interface Prepared {
@@ -68,16 +98,10 @@ async function prepare(q: Tensor, k: Tensor, opts: CaptureOptions): Promise<Prep
   // Validation shares the attention plan (v stands in as k with the same shape).
   const plan = planAttention(q, k, k, { scale: opts.scale, softcap: opts.softcap, mask: opts.mask, causal: opts.causal, layout: opts.layout });
   const { batch: B, seqLenQ: Sq, seqLenK: Sk, numHeads: H, numKvHeads: Hk, headDim: D } = plan;
-  const heads = opts.heads ? [...opts.heads] : Array.from({ length: H }, (_, h) => h);
-  for (const h of heads) if (!Number.isInteger(h) || h < 0 || h >= H) throw new ShapeError(`heads contains ${h}; numHeads is ${H}`, 'heads', 'numHeads');
-  let lse = opts.lse;
-  if (lse) {
-    if (lse.rank !== 3 || lse.shape[0] !== B || lse.shape[1] !== H || lse.shape[2] !== Sq) {
-      throw new ShapeError(`lse must be [batch, numHeads, seqLenQ] = [${B}, ${H}, ${Sq}], got [${lse.shape.join(', ')}]`, 'lse');
-    }
-  } else {
-    lse = await forwardLse(plan, q, k, opts.backend);
-  }
+  const heads = checkHeads(opts.heads, H);
+  let lse = await hostLse(opts.lse);
+  if (lse) checkLse(lse, B, H, Sq);
+  else lse = await forwardLse(plan, q, k, opts.backend);
   const qb = q.asBSHD(plan.layout, 'q').contiguous(), kb = k.asBSHD(plan.layout, 'k').contiguous();
   return {
     B, Sq, Sk, H, Hk, D, group: H / Hk, scale: plan.scale, softcap: plan.softcap, mask: plan.mask, heads,
@@ -114,11 +138,17 @@ function streamRows(pp: Prepared, b: number, h: number, rows: readonly number[],
       const partial = cls === TileClass.Partial;
       for (let j = 0; j < n; j++) {
         const s = scoreOf(i, k0 + j);
-        p[j] = lse === -Infinity || (partial && !allowsScored(mask!, i, k0 + j, ctx, thr, s)) ? 0 : Math.exp(s - lse);
+        p[j] = lse === -Infinity || s === -Infinity || (partial && !allowsScored(mask!, i, k0 + j, ctx, thr, s)) ? 0 : Math.exp(s - lse);
       }
       visit(r, k0, p, n);
     }
   }
+}
+
+function checkHeads(heads: readonly number[] | undefined, H: number): number[] {
+  const list = heads ? [...heads] : Array.from({ length: H }, (_, h) => h);
+  for (const h of list) if (!Number.isInteger(h) || h < 0 || h >= H) throw new ShapeError(`heads contains ${h}; numHeads is ${H}`, 'heads', 'numHeads');
+  return list;
 }
 
 function checkRows(rows: readonly number[], Sq: number): void {
@@ -127,9 +157,15 @@ function checkRows(rows: readonly number[], Sq: number): void {
 }
 
 /** P for chosen query rows: [batch, heads.length, rows.length, seqLenK] (f32). */
-export async function probabilityRows(q: Tensor, k: Tensor, rows: readonly number[], opts: CaptureOptions = {}): Promise<Tensor> {
-  if ((await getBackend(opts.backend ?? 'auto')).name === 'webgpu') return captureGpu(q, k, { ...opts, mode: 2, rows });
-  const pp = await prepare(q, k, opts);
+export async function probabilityRows(q: CaptureInput, k: CaptureInput, rows: readonly number[], opts: CaptureOptions = {}): Promise<Tensor> {
+  opts ??= {};
+  checkOptionKeys(opts, CAPTURE_OPTION_KEYS, 'probabilityRows');
+  return rowsOf(q, k, rows, opts);
+}
+
+async function rowsOf(q: CaptureInput, k: CaptureInput, rows: readonly number[], opts: CaptureOptions): Promise<Tensor> {
+  if (await onGpu(opts, q, k, opts.lse)) return captureGpu(q, k, { ...opts, mode: 2, rows });
+  const pp = await prepare(q as Tensor, k as Tensor, opts);
   checkRows(rows, pp.Sq);
   const out = Tensor.zeros([pp.B, pp.heads.length, rows.length, pp.Sk]);
   const o = out.data as Float32Array;
@@ -157,11 +193,16 @@ function queryRange(opts: { queryStart?: number; queryEnd?: number }, Sq: number
  * On the WebAssembly backend (the default) this is one recompute pass in the SIMD kernel: scores per
  * tile, P = 2^(s − lse₂), column sums per thread, with memory bounded by the output.
  */
-export async function columnSums(q: Tensor, k: Tensor, opts: CaptureOptions & { queryStart?: number; queryEnd?: number } = {}): Promise<Tensor> {
-  const backend = await getBackend(opts.backend ?? 'auto');
-  if (backend.name === 'wasm') return columnSumsWasm(q, k, opts);
-  if (backend.name === 'webgpu') return captureGpu(q, k, { ...opts, mode: 1 });
-  const pp = await prepare(q, k, opts);
+export async function columnSums(q: CaptureInput, k: CaptureInput, opts: CaptureOptions & { queryStart?: number; queryEnd?: number } = {}): Promise<Tensor> {
+  opts ??= {};
+  checkOptionKeys(opts, RANGE_OPTION_KEYS, 'columnSums');
+  return columnSumsOf(q, k, opts);
+}
+
+async function columnSumsOf(q: CaptureInput, k: CaptureInput, opts: CaptureOptions & { queryStart?: number; queryEnd?: number }): Promise<Tensor> {
+  if (await onGpu(opts, q, k, opts.lse)) return captureGpu(q, k, { ...opts, mode: 1 });
+  if ((await getBackend(opts.backend ?? 'auto')).name === 'wasm') return columnSumsWasm(q as Tensor, k as Tensor, opts);
+  const pp = await prepare(q as Tensor, k as Tensor, opts);
   const [a, z] = queryRange(opts, pp.Sq);
   const out = Tensor.zeros([pp.B, pp.heads.length, pp.Sk]);
   const o = out.data as Float32Array;
@@ -175,8 +216,10 @@ export async function columnSums(q: Tensor, k: Tensor, opts: CaptureOptions & { 
 }
 
 /** Mean over queries in [queryStart, queryEnd) of P, per head: [batch, heads, seqLenK]. */
-export async function headMeans(q: Tensor, k: Tensor, opts: CaptureOptions & { queryStart?: number; queryEnd?: number } = {}): Promise<Tensor> {
-  const sums = await columnSums(q, k, opts);
+export async function headMeans(q: CaptureInput, k: CaptureInput, opts: CaptureOptions & { queryStart?: number; queryEnd?: number } = {}): Promise<Tensor> {
+  opts ??= {};
+  checkOptionKeys(opts, RANGE_OPTION_KEYS, 'headMeans');
+  const sums = await columnSumsOf(q, k, opts);
   const Sq = q.shape[opts.layout === 'bhsd' ? 2 : 1]!;
   const [a, z] = queryRange(opts, Sq);
   const n = z - a;
@@ -190,10 +233,12 @@ export async function headMeans(q: Tensor, k: Tensor, opts: CaptureOptions & { q
  * (`shape` says which), largest first (ties: lower index first). Only keys with a positive probability count: where a
  * row has fewer (masked or underflowed keys), the rest of its slots hold index −1 and probability 0, on every backend.
  */
-export async function topKeys(q: Tensor, k: Tensor, rows: readonly number[], kk: number, opts: CaptureOptions = {}): Promise<{ indices: Int32Array; values: Float32Array; shape: number[] }> {
+export async function topKeys(q: CaptureInput, k: CaptureInput, rows: readonly number[], kk: number, opts: CaptureOptions = {}): Promise<{ indices: Int32Array; values: Float32Array; shape: number[] }> {
+  opts ??= {};
+  checkOptionKeys(opts, CAPTURE_OPTION_KEYS, 'topKeys');
   if (!Number.isInteger(kk) || kk < 1) throw new ValueError(`k must be an integer ≥ 1, got ${kk}`, 'k');
-  if ((await getBackend(opts.backend ?? 'auto')).name === 'webgpu') return topKeysGpu(q, k, rows, kk, opts);
-  const pp = await prepare(q, k, opts);
+  if (await onGpu(opts, q, k, opts.lse)) return topKeysGpu(q, k, rows, kk, opts);
+  const pp = await prepare(q as Tensor, k as Tensor, opts);
   checkRows(rows, pp.Sq);
   const kEff = Math.min(kk, pp.Sk);
   const shape = [pp.B, pp.heads.length, rows.length, kEff];
@@ -221,7 +266,7 @@ export async function topKeys(q: Tensor, k: Tensor, rows: readonly number[], kk:
 const TOPK_CHUNK_BYTES = 32 * 2 ** 20;
 
 /** Top-k on WebGPU: probability rows recomputed on the GPU in chunks (bounded memory), selected on the host. */
-async function topKeysGpu(q: Tensor, k: Tensor, rows: readonly number[], kk: number, opts: CaptureOptions): Promise<{ indices: Int32Array; values: Float32Array; shape: number[] }> {
+async function topKeysGpu(q: CaptureInput, k: CaptureInput, rows: readonly number[], kk: number, opts: CaptureOptions): Promise<{ indices: Int32Array; values: Float32Array; shape: number[] }> {
   const layout = opts.layout ?? 'bshd';
   const B = q.shape[0]!, Sq = q.shape[layout === 'bshd' ? 1 : 2]!, Sk = k.shape[layout === 'bshd' ? 1 : 2]!;
   const nh = opts.heads?.length ?? q.shape[layout === 'bshd' ? 2 : 1]!;
@@ -230,19 +275,22 @@ async function topKeysGpu(q: Tensor, k: Tensor, rows: readonly number[], kk: num
   const shape = [B, nh, rows.length, kEff];
   const indices = new Int32Array(shape.reduce((x, y) => x * y, 1)).fill(-1), values = new Float32Array(indices.length);
   const chunk = Math.max(1, Math.floor(TOPK_CHUNK_BYTES / Math.max(1, B * nh * Sk * 4)));
-  if (!opts.lse && rows.length > chunk) {
-    const plan = planAttention(q, k, k, { scale: opts.scale, softcap: opts.softcap, mask: opts.mask, causal: opts.causal, layout: opts.layout });
-    opts = { ...opts, lse: await forwardLse(plan, q, k, 'webgpu') };
-  }
-  for (let r0 = 0; r0 < rows.length; r0 += chunk) {
-    const part = rows.slice(r0, r0 + chunk);
-    const P = (await captureGpu(q, k, { ...opts, mode: 2, rows: part })).data as Float32Array;
-    for (let bh = 0; bh < B * nh; bh++) for (let r = 0; r < part.length; r++) {
-      const row = P.subarray((bh * part.length + r) * Sk, (bh * part.length + r + 1) * Sk);
-      const best = selectTop(row, kEff);
-      const o = (bh * rows.length + r0 + r) * kEff;
-      best.forEach((j, t) => { indices[o + t] = j; values[o + t] = row[j]!; });
+  // Several chunks share one forward pass: its LSE is computed once, on the device.
+  const lse = !opts.lse && rows.length > chunk ? await gpuForwardLse(q, k, opts) : undefined;
+  try {
+    if (lse) opts = { ...opts, lse };
+    for (let r0 = 0; r0 < rows.length; r0 += chunk) {
+      const part = rows.slice(r0, r0 + chunk);
+      const P = (await captureGpu(q, k, { ...opts, mode: 2, rows: part })).data as Float32Array;
+      for (let bh = 0; bh < B * nh; bh++) for (let r = 0; r < part.length; r++) {
+        const row = P.subarray((bh * part.length + r) * Sk, (bh * part.length + r + 1) * Sk);
+        const best = selectTop(row, kEff);
+        const o = (bh * rows.length + r0 + r) * kEff;
+        best.forEach((j, t) => { indices[o + t] = j; values[o + t] = row[j]!; });
+      }
     }
+  } finally {
+    lse?.dispose();
   }
   return { indices, values, shape };
 }
@@ -263,32 +311,28 @@ function selectTop(row: Float32Array, k: number): number[] {
 }
 
 /** The whole P [batch, heads, seqLenQ, seqLenK], only when it fits `maxBytes` (ShapeError otherwise). */
-export async function probabilityMatrix(q: Tensor, k: Tensor, opts: CaptureOptions & { maxBytes: number }): Promise<Tensor> {
+export async function probabilityMatrix(q: CaptureInput, k: CaptureInput, opts: CaptureOptions & { maxBytes: number }): Promise<Tensor> {
   if (!opts || typeof opts !== 'object') throw new ValueError('probabilityMatrix needs { maxBytes } (the bound on the N² matrix it may allocate)', 'maxBytes');
+  checkOptionKeys(opts, [...CAPTURE_OPTION_KEYS, 'maxBytes'], 'probabilityMatrix');
   if (!Number.isFinite(opts.maxBytes) || opts.maxBytes <= 0) throw new ValueError(`maxBytes must be a positive number, got ${opts.maxBytes}`, 'maxBytes');
   const layout = opts.layout ?? 'bshd';
   const B = q.shape[0]!, Sq = q.shape[layout === 'bshd' ? 1 : 2]!, Sk = k.shape[layout === 'bshd' ? 1 : 2]!;
   const H = opts.heads?.length ?? q.shape[layout === 'bshd' ? 2 : 1]!;
   const bytes = B * H * Sq * Sk * 4;
   if (bytes > opts.maxBytes) throw new ShapeError(`the full probability matrix needs ${bytes} bytes, over maxBytes = ${opts.maxBytes}; capture rows, column sums or top-k instead`, 'maxBytes');
-  return probabilityRows(q, k, range(0, Sq), opts);
+  const { maxBytes: _bound, ...rest } = opts;
+  return rowsOf(q, k, range(0, Sq), rest);
 }
 
 
 async function columnSumsWasm(q: Tensor, k: Tensor, opts: CaptureOptions & { queryStart?: number; queryEnd?: number }): Promise<Tensor> {
   const plan = planAttention(q, k, k, { scale: opts.scale, softcap: opts.softcap, mask: opts.mask, causal: opts.causal, layout: opts.layout });
   const { batch: B, seqLenQ: Sq, seqLenK: Sk, numHeads: H } = plan;
-  const heads = opts.heads ? [...opts.heads] : Array.from({ length: H }, (_, h) => h);
-  for (const h of heads) if (!Number.isInteger(h) || h < 0 || h >= H) throw new ShapeError(`heads contains ${h}; numHeads is ${H}`, 'heads', 'numHeads');
+  const heads = checkHeads(opts.heads, H);
   const [a, z] = queryRange(opts, Sq);
-  let lse = opts.lse;
-  if (lse) {
-    if (lse.rank !== 3 || lse.shape[0] !== B || lse.shape[1] !== H || lse.shape[2] !== Sq) {
-      throw new ShapeError(`lse must be [batch, numHeads, seqLenQ] = [${B}, ${H}, ${Sq}], got [${lse.shape.join(', ')}]`, 'lse');
-    }
-  } else {
-    lse = await forwardLse(plan, q, k, 'wasm');
-  }
+  let lse = await hostLse(opts.lse);
+  if (lse) checkLse(lse, B, H, Sq);
+  else lse = await forwardLse(plan, q, k, 'wasm');
   const cap: WasmCapture = { heads, queryStart: a, queryEnd: z };
   await runWasm(plan, q.asBSHD(plan.layout, 'q'), k.asBSHD(plan.layout, 'k'), k.asBSHD(plan.layout, 'k'), null, lse, cap);
   const out = Tensor.zeros([B, heads.length, Sk]);
@@ -297,39 +341,98 @@ async function columnSumsWasm(q: Tensor, k: Tensor, opts: CaptureOptions & { que
   return out;
 }
 
-/** Capture on WebGPU: the forward LSE (given or computed there), then one recompute pass on the GPU. */
-async function captureGpu(q: Tensor, k: Tensor, opts: CaptureOptions & { queryStart?: number; queryEnd?: number; mode: 1 | 2; rows?: readonly number[] }): Promise<Tensor> {
+/** Bytes of column-sum partials (64 floats per Q tile and K tile) a WebGPU capture pass writes: heads go in passes under it. */
+let colsumPartialBytes = 64 * 2 ** 20;
+
+/** Tests: sets the WebGPU column-sum pass budget (bytes of partials a pass; default 64 MiB) and returns the old one. */
+export function setCapturePassBytes(bytes: number): number {
+  const old = colsumPartialBytes;
+  colsumPartialBytes = bytes;
+  return old;
+}
+
+/** q and k on the GPU as BSHD views: device inputs as they are, host ones uploaded (listed in `owned`, for the caller to free). */
+async function gpuInputs(plan: AttentionPlan, q: CaptureInput, k: CaptureInput): Promise<{ ctx: GpuContext; gq: GpuTensor; gk: GpuTensor; owned: GpuTensor[] }> {
+  const ctx = q instanceof GpuTensor ? q.ctx : k instanceof GpuTensor ? k.ctx : await gpuContext();
+  const owned: GpuTensor[] = [];
+  const place = async (t: CaptureInput, name: 'q' | 'k'): Promise<GpuTensor> => {
+    if (t instanceof GpuTensor) return plan.layout === 'bshd' ? t : t.permute([0, 2, 1, 3]);
+    const g = await GpuTensor.fromTensor(t.asBSHD(plan.layout, name), ctx);
+    owned.push(g);
+    return g;
+  };
+  try {
+    return { ctx, gq: await place(q, 'q'), gk: await place(k, 'k'), owned };
+  } catch (e) {
+    for (const t of owned) t.dispose();
+    throw e;
+  }
+}
+
+/** The forward log-sum-exp on the GPU, from BSHD device views (V is one zero column). The caller frees it. */
+async function forwardLseGpu(plan: AttentionPlan, gq: GpuTensor, gk: GpuTensor): Promise<GpuTensor> {
+  const zeros = await GpuTensor.fromTensor(Tensor.zeros([plan.batch, plan.seqLenK, plan.numKvHeads, 1], plan.dtype), gq.ctx);
+  try {
+    const r = await attention(gq, gk, zeros, { scale: plan.scale, softcap: plan.softcap, mask: plan.mask, returnLse: true });
+    (r.out as GpuTensor).dispose();
+    return r.lse as GpuTensor;
+  } finally {
+    zeros.dispose();
+  }
+}
+
+/** The forward log-sum-exp of a capture's q and k on the GPU (top-k's chunks share it). The caller frees it. */
+async function gpuForwardLse(q: CaptureInput, k: CaptureInput, opts: CaptureOptions): Promise<GpuTensor> {
+  const plan = planAttention(q, k, k, { scale: opts.scale, softcap: opts.softcap, mask: opts.mask, causal: opts.causal, layout: opts.layout });
+  const { gq, gk, owned } = await gpuInputs(plan, q, k);
+  try {
+    return await forwardLseGpu(plan, gq, gk);
+  } finally {
+    for (const t of owned) t.dispose();
+  }
+}
+
+/**
+ * Capture on WebGPU: the forward LSE (given, or computed there), then recompute passes on the GPU. Column sums
+ * take the heads in passes whose partials (B·⌈Sq/64⌉·⌈Sk/64⌉·64 floats a head) stay under colsumPartialBytes
+ * (one head a pass at least), summed over Q tiles on the host.
+ */
+async function captureGpu(q: CaptureInput, k: CaptureInput, opts: CaptureOptions & { queryStart?: number; queryEnd?: number; mode: 1 | 2; rows?: readonly number[] }): Promise<Tensor> {
   const plan = planAttention(q, k, k, { scale: opts.scale, softcap: opts.softcap, mask: opts.mask, causal: opts.causal, layout: opts.layout });
   const { batch: B, seqLenQ: Sq, seqLenK: Sk, numHeads: H } = plan;
-  const heads = opts.heads ? [...opts.heads] : Array.from({ length: H }, (_, h) => h);
-  for (const h of heads) if (!Number.isInteger(h) || h < 0 || h >= H) throw new ShapeError(`heads contains ${h}; numHeads is ${H}`, 'heads', 'numHeads');
+  const heads = checkHeads(opts.heads, H);
   if (opts.rows) checkRows(opts.rows, Sq);
   const [a, z] = opts.mode === 1 ? queryRange(opts, Sq) : [0, Sq];
-  let lse = opts.lse;
-  if (lse) {
-    if (lse.rank !== 3 || lse.shape[0] !== B || lse.shape[1] !== H || lse.shape[2] !== Sq) throw new ShapeError(`lse must be [batch, numHeads, seqLenQ] = [${B}, ${H}, ${Sq}], got [${lse.shape.join(', ')}]`, 'lse');
-  } else {
-    lse = await forwardLse(plan, q, k, 'webgpu');
-  }
-  const ctx = await gpuContext();
-  const gq = await GpuTensor.fromTensor(q.asBSHD(plan.layout, 'q'), ctx), gk = await GpuTensor.fromTensor(k.asBSHD(plan.layout, 'k'), ctx);
-  const gl = await GpuTensor.fromTensor(lse, ctx);
-  const bshdPlan = { ...plan, layout: 'bshd' as const };
-  // The kernel writes each (head, row) once: repeated heads or rows are computed once and copied below.
-  const uHeads = [...new Set(heads)], uRows = opts.rows ? [...new Set(opts.rows)] : undefined;
-  const hIdx = heads.map((h) => uHeads.indexOf(h)), rIdx = opts.rows?.map((r) => uRows!.indexOf(r));
-  const prepared = await prepareGpuAttention(bshdPlan, gq, gk, gk, undefined, null, { mode: opts.mode, heads: uHeads, queryStart: a, queryEnd: z, rows: uRows, lse: gl });
+  if (opts.lse) checkLse(opts.lse, B, H, Sq);
+  const { ctx, gq, gk, owned } = await gpuInputs(plan, q, k);
   try {
-    await ctx.checked('capture (WebGPU)', async () => {
-      const enc = ctx.device.createCommandEncoder();
-      prepared.encode(enc);
-      ctx.device.queue.submit([enc.finish()]);
-      await ctx.device.queue.onSubmittedWorkDone();
-    });
-    const raw = (await prepared.out.toTensor()).data as Float32Array;
+    let gl: GpuTensor;
+    if (!opts.lse) owned.push(gl = await forwardLseGpu(plan, gq, gk));
+    else if (opts.lse instanceof GpuTensor) gl = opts.lse;
+    else owned.push(gl = await GpuTensor.fromTensor(opts.lse, ctx));
+    const bshdPlan = { ...plan, layout: 'bshd' as const };
+    // The kernel writes each (head, row) once: repeated heads or rows are computed once and copied below.
+    const uHeads = [...new Set(heads)], uRows = opts.rows ? [...new Set(opts.rows)] : undefined;
+    const hIdx = heads.map((h) => uHeads.indexOf(h)), rIdx = opts.rows?.map((r) => uRows!.indexOf(r));
+    const pass = async (hs: number[]): Promise<Float32Array> => {
+      const prepared = await prepareGpuAttention(bshdPlan, gq, gk, gk, undefined, null, { mode: opts.mode, heads: hs, queryStart: a, queryEnd: z, rows: uRows, lse: gl });
+      try {
+        await ctx.checked('capture (WebGPU)', async () => {
+          const enc = ctx.device.createCommandEncoder();
+          prepared.encode(enc);
+          ctx.device.queue.submit([enc.finish()]);
+          await ctx.device.queue.onSubmittedWorkDone();
+        });
+        return (await prepared.out.toTensor()).data as Float32Array;
+      } finally {
+        prepared.destroy();
+        prepared.out.dispose();
+      }
+    };
     const UH = uHeads.length;
     if (opts.mode === 2) {
       // raw: [B, UH, UR, Sk] → [B, heads, rows, Sk].
+      const raw = await pass(uHeads);
       const R = rIdx!.length, UR = uRows!.length;
       const out = new Float32Array(B * heads.length * R * Sk);
       for (let b = 0; b < B; b++) for (let hi = 0; hi < heads.length; hi++) for (let ri = 0; ri < R; ri++) {
@@ -338,18 +441,26 @@ async function captureGpu(q: Tensor, k: Tensor, opts: CaptureOptions & { querySt
       }
       return new Tensor(out, [B, heads.length, R, Sk]);
     }
-    // Column sums: partials [job = (b, head, Q tile)][K tile][64] summed over Q tiles.
+    // Column sums: partials [job = (b, head of the pass, Q tile)][K tile][64] summed over Q tiles.
     const nQT = Math.ceil(Sq / 64), nKT = Math.ceil(Sk / 64);
+    const perPass = Math.max(1, Math.floor(colsumPartialBytes / (B * nQT * nKT * 64 * 4)));
+    const sums = new Float32Array(B * UH * Sk);
+    for (let h0 = 0; h0 < UH; h0 += perPass) {
+      const hs = uHeads.slice(h0, h0 + perPass);
+      const raw = await pass(hs);
+      for (let b = 0; b < B; b++) for (let x = 0; x < hs.length; x++) {
+        const dst = (b * UH + h0 + x) * Sk;
+        for (let qt = 0; qt < nQT; qt++) {
+          const base = ((b * hs.length + x) * nQT + qt) * nKT * 64;
+          for (let j = 0; j < Sk; j++) sums[dst + j] += raw[base + j]!;
+        }
+      }
+    }
     const out = Tensor.zeros([B, heads.length, Sk]);
     const o = out.data as Float32Array;
-    for (let b = 0; b < B; b++) for (let hi = 0; hi < heads.length; hi++) for (let qt = 0; qt < nQT; qt++) {
-      const base = ((b * UH + hIdx[hi]!) * nQT + qt) * nKT * 64;
-      for (let j = 0; j < Sk; j++) o[(b * heads.length + hi) * Sk + j] += raw[base + j]!;
-    }
+    for (let b = 0; b < B; b++) for (let hi = 0; hi < heads.length; hi++) o.set(sums.subarray((b * UH + hIdx[hi]!) * Sk, (b * UH + hIdx[hi]! + 1) * Sk), (b * heads.length + hi) * Sk);
     return out;
   } finally {
-    prepared.destroy();
-    prepared.out.dispose();
-    gq.dispose(); gk.dispose(); gl.dispose();
+    for (const t of owned) t.dispose();
   }
 }

@@ -5,9 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  type Mask, Tensor, attention, causal, columnSums, copyInto, cpuRuntime, cpuTensor, denseMask, headMeans, probabilityMatrix,
-  probabilityRows, randn, slidingWindow, topKeys,
+  GpuTensor, type Mask, Tensor, ValueError, attention, causal, columnSums, copyInto, cpuRuntime, cpuTensor, denseMask, gpuContext, headMeans,
+  probabilityMatrix, probabilityRows, randn, slidingWindow, topKeys,
 } from '../../../src/index.js';
+import { setCapturePassBytes } from '../../../src/attention/capture.js';
 import { expectClose } from '../../helpers/close.js';
 
 /** P[b, h, i, j] in float64 from an explicitly materialised mask. */
@@ -143,4 +144,82 @@ describe('capture: slices from the log-sum-exp', () => {
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 2 ** 20);
     expect(rows.shape).toEqual([1, 1, 2, N]);
   }, 60_000);
+});
+
+describe('capture: device tensors, non-finite inputs, option names', () => {
+  it('GpuTensor q, k and lse capture on the GPU as host tensors do (BSHD and BHSD, with and without lse)', async () => {
+    const ctx = await gpuContext();
+    const q = randn([1, 70, 4, 16], 11), k = randn([1, 90, 2, 16], 12), v = randn([1, 90, 2, 16], 13);
+    const opts = { mask: causal(), softcap: 5 };
+    const rows = [0, 33, 69];
+    const hostRows = await probabilityRows(q, k, rows, { ...opts, backend: 'webgpu' });
+    const hostCs = await columnSums(q, k, { ...opts, queryStart: 2, backend: 'webgpu' });
+    const hostTk = await topKeys(q, k, rows, 4, { ...opts, backend: 'webgpu' });
+    const [gq, gk, gv] = await Promise.all([q, k, v].map((x) => GpuTensor.fromTensor(x, ctx)));
+    const { lse } = await attention(gq!, gk!, gv!, { ...opts, returnLse: true });
+    try {
+      for (const withLse of [false, true]) {
+        const o = withLse ? { ...opts, lse: lse! as GpuTensor } : opts;
+        expect(Array.from((await probabilityRows(gq!, gk!, rows, o)).data as Float32Array)).toEqual(Array.from(hostRows.data as Float32Array));
+        expect(Array.from((await columnSums(gq!, gk!, { ...o, queryStart: 2 })).data as Float32Array)).toEqual(Array.from(hostCs.data as Float32Array));
+        const tk = await topKeys(gq!, gk!, rows, 4, o);
+        expect(Array.from(tk.indices)).toEqual(Array.from(hostTk.indices));
+      }
+      // A device lse with host q and k (the call moves to the GPU) and a mixed pair.
+      expect(Array.from((await probabilityRows(q, gk!, rows, { ...opts, lse: lse! as GpuTensor })).data as Float32Array)).toEqual(Array.from(hostRows.data as Float32Array));
+      // BHSD device views.
+      const bq = gq!.permute([0, 2, 1, 3]), bk = gk!.permute([0, 2, 1, 3]);
+      expect(Array.from((await probabilityRows(bq, bk, rows, { ...opts, layout: 'bhsd' })).data as Float32Array)).toEqual(Array.from(hostRows.data as Float32Array));
+      // The caller's tensors stay usable.
+      expect(gq!.isDisposed || gk!.isDisposed || (lse as GpuTensor).isDisposed).toBe(false);
+    } finally {
+      for (const t of [gq, gk, gv, lse as GpuTensor]) t!.dispose();
+    }
+  }, 120_000);
+
+  it('WebGPU column sums in several head passes equal one pass', async () => {
+    const q = randn([2, 130, 3, 8], 21), k = randn([2, 100, 3, 8], 22);
+    const one = await columnSums(q, k, { causal: true, backend: 'webgpu' });
+    const old = setCapturePassBytes(1);
+    try {
+      const many = await columnSums(q, k, { causal: true, heads: [2, 0, 2, 1], backend: 'webgpu' });
+      const a = one.data as Float32Array, b = many.data as Float32Array;
+      for (let bb = 0; bb < 2; bb++) [2, 0, 2, 1].forEach((h, hi) => expect(Array.from(b.subarray((bb * 4 + hi) * 100, (bb * 4 + hi + 1) * 100))).toEqual(Array.from(a.subarray((bb * 3 + h) * 100, (bb * 3 + h + 1) * 100))));
+    } finally {
+      setCapturePassBytes(old);
+    }
+  }, 60_000);
+
+  it('a NaN query row: NaN at the keys it sees, 0 at masked ones, finite elsewhere, the same on every backend', async () => {
+    const Sq = 70, Sk = 70, D = 8;
+    const q = randn([1, Sq, 2, D], 31), k = randn([1, Sk, 1, D], 32);
+    const qd = q.data as Float32Array;
+    qd[(5 * 2 + 0) * D + 3] = Number.NaN; // row 5, head 0
+    const P = referenceP(q, k, { mask: causal() });
+    for (const backend of ['wasm', 'cpu-ts', 'webgpu'] as const) {
+      const row = (await probabilityRows(q, k, [5], { causal: true, heads: [0], backend })).data as Float32Array;
+      for (let j = 0; j < Sk; j++) expect(Number.isNaN(row[j]!), `${backend} key ${j}`).toBe(j <= 5);
+      for (let j = 6; j < Sk; j++) expect(row[j], `${backend} key ${j}`).toBe(0);
+      const cs = (await columnSums(q, k, { causal: true, backend })).toFloat64();
+      // Head 0: columns ≤ 5 are NaN (row 5 sees them); later columns only get finite rows.
+      for (let j = 0; j < Sk; j++) expect(Number.isNaN(cs[j]!), `${backend} head 0 column ${j}`).toBe(j <= 5);
+      const exp1 = new Float64Array(Sk);
+      for (let i = 0; i < Sq; i++) for (let j = 0; j < Sk; j++) exp1[j] += P[(1 * Sq + i) * Sk + j]!;
+      expectClose(cs.subarray(Sk), exp1, { atol: 1e-5, label: `${backend} head 1` });
+      // The NaN row outside the query range leaves every column finite.
+      const after = (await columnSums(q, k, { causal: true, queryStart: 6, backend })).toFloat64();
+      expect(after.every((x) => Number.isFinite(x)), `${backend} queryStart 6`).toBe(true);
+    }
+  }, 120_000);
+
+  it('misspelt option names are refused with the nearest one', async () => {
+    const q = randn([1, 6, 2, 8], 1), k = randn([1, 6, 2, 8], 2);
+    await expect(columnSums(q, k, { casual: true } as never)).rejects.toThrow(/causal/);
+    await expect(columnSums(q, k, { querystart: 2 } as never)).rejects.toThrow(/queryStart/);
+    await expect(headMeans(q, k, { queryend: 2 } as never)).rejects.toThrow(/queryEnd/);
+    await expect(probabilityRows(q, k, [0], { heads: [0], lses: null } as never)).rejects.toThrow(/lse/);
+    await expect(topKeys(q, k, [0], 2, { queryStart: 1 } as never)).rejects.toThrow(/queryStart/);
+    await expect(probabilityMatrix(q, k, { maxBytes: 1e6, maxbytes: 2 } as never)).rejects.toThrow(/maxBytes/);
+    await expect(probabilityRows(q, k, [0], { returnLse: true } as never)).rejects.toThrow(ValueError);
+  });
 });

@@ -976,7 +976,11 @@ function prefillJob(plan: usize, job: usize, sc: usize, colsum: bool, thread: i3
         let acc = f32x4.splat(0);
         for (let i = 0; i < nq4; i += 4) {
           const o = <usize>i << 2;
-          acc = f32x4.add(acc, exp2Neg4(f32x4.mul(f32x4.sub(v128.load(srow + o), v128.load(sc_l(sc) + o)), f32x4.splat(LOG2E))));
+          // Rows left out (lse +huge) and −∞ scores (masked, or −∞ itself) add 0, even where the score or the
+          // row's lse is NaN, as on the other backends.
+          const sv = v128.load(srow + o), lv = v128.load(sc_l(sc) + o);
+          const e = exp2Neg4(f32x4.mul(f32x4.sub(sv, lv), f32x4.splat(LOG2E)));
+          acc = f32x4.add(acc, v128.andnot(e, v128.or(f32x4.eq(sv, f32x4.splat(NEG_INF)), f32x4.eq(lv, f32x4.splat(3.0e38)))));
         }
         const dst = csOut + (<usize>(k0 + j) << 2);
         store<f32>(dst, load<f32>(dst) + hsum(acc));

@@ -78,6 +78,19 @@ fn exp2_masked(x: f32) -> f32 {
   return select(exp2(x), 0.0, x < -126.0);
 }
 
+// Capture: P = exp(s − lse) of a visible score with IEEE semantics for non-finite values, as the CPU backends
+// compute it (a −∞ score → 0; else NaN in either → NaN, +∞ − +∞ → NaN, +∞ − finite → +∞), from bit tests rather
+// than comparisons a shader compiler may fold (it may assume no NaN or ∞ occurs); NaN and +∞ come from the uniforms.
+fn capture_p(s: f32, l: f32) -> f32 {
+  let sb = bitcast<u32>(s);
+  let lb = bitcast<u32>(l);
+  if (sb == 0xff800000u) { return 0.0; }
+  if ((sb & 0x7fffffffu) > 0x7f800000u || (lb & 0x7fffffffu) > 0x7f800000u || (sb == 0x7f800000u && lb == sb)) { return P.nanv; }
+  if (sb == 0x7f800000u) { return -P.negInf; }
+  if (lb == 0x7f800000u) { return 0.0; }
+  return exp2_masked((s - l) * LOG2E);
+}
+
 // 16 × NT/16 invocations: local_invocation_index = x + 16·y, the same threads as a 1-D workgroup of NT, but
 // tx and ty come straight from local_invocation_id, whose ranges the shader compiler knows: workgroup
 // indices built from them, constants and fixed-bound loop counters are provably in range, so WebGPU's
@@ -143,17 +156,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
     bad[a] = 0.0;
     for (var t = 0u; t < OT; t++) { o[a][t] = 0.0; }
   }
-  // Capture: the row's LSE, natural units (+huge excludes the row: outside the range, unselected, or −∞).
+  // Capture: the row's LSE (natural units) and whether the row counts (inside the range, selected, lse not −∞; a NaN
+  // lse counts: the row is NaN at every key it sees, as on the CPU).
   var lse2: array<f32, RPT>;
+  var incl: array<bool, RPT>;
   var slot: array<i32, RPT>;
   if (CAPTURE != 0u) {
     for (var a = 0u; a < RPT; a++) {
-      lse2[a] = 3.0e38;
+      lse2[a] = 0.0;
+      incl[a] = false;
       slot[a] = -1;
       if (valid[a] && pos[a] >= P.qStart && pos[a] < P.qEnd) {
         if (CAPTURE == 2u) { slot[a] = bitcast<i32>(tbl[P.rowMap + pos[a]]); }
         let x = lse[lseBase + head[a] * P.lseHead + pos[a] * P.lseRow];
-        if ((CAPTURE == 1u || slot[a] >= 0) && x > P.negInf) { lse2[a] = x; }
+        lse2[a] = x;
+        incl[a] = (CAPTURE == 1u || slot[a] >= 0) && bitcast<u32>(x) != 0xff800000u;
       }
     }
   }
@@ -231,18 +248,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lv: 
       let r = ty * RPT + a;
       var s = acc[a];
       if (CAP) { s = softcap4(s, P.softcap); }
+      var pc = vec4<f32>(0.0);   // capture: P of the four keys
       for (var b = 0u; b < 4u; b++) {
         let jl = tx * 4u + b;
         var keep = valid[a] && jl < nk;
         if (keep && partial) {
           keep = mask_allows(i32(pos[a]), i32(k0 + jl), i32(lenQ), i32(lenK), head[a] * P.thrHeadStride + rowGlobal + pos[a], s[b]);
         }
+        if (CAPTURE != 0u) {
+          if (keep && incl[a]) { pc[b] = capture_p(s[b], lse2[a]); }
+          continue;
+        }
         let broken = breaks_row(s[b]);
         if (keep && broken) { bad[a] = 1.0; }
         s[b] = select(MASKED, s[b], keep && !broken);
       }
       if (CAPTURE != 0u) {
-        let pc = vec4<f32>(exp2_masked((s.x - lse2[a]) * LOG2E), exp2_masked((s.y - lse2[a]) * LOG2E), exp2_masked((s.z - lse2[a]) * LOG2E), exp2_masked((s.w - lse2[a]) * LOG2E));
         ps[r * 16u + tx] = pc;
         if (CAPTURE == 2u && slot[a] >= 0) {
           let ob = ((u32(bitcast<i32>(tbl[P.headMap + head[a]])) * P.numRows + u32(slot[a])) * lenK) + k0 + tx * 4u;
