@@ -30,7 +30,7 @@ export interface ApiResponse {
   body: string | Uint8Array;
 }
 
-/** Default work limit for flow requests (edge visits): keeps one request under a few seconds. */
+/** Work limit of rollout (multiply-adds) and flow (edge visits) requests: keeps one request under a few seconds. */
 export const API_FLOW_MAX_WORK = 5e8;
 
 function json(status: number, value: unknown): ApiResponse {

@@ -86,7 +86,11 @@ export interface Capture {
   masks?: Map<string, Uint8Array>;
 }
 
-/** Anything that holds numbers with a shape: an NdArray, a Tensor, or a flat Float32Array (shape given separately). */
+/**
+ * Anything that holds numbers with a shape: an NdArray, a Tensor, or a flat Float32Array whose shape follows from
+ * the capture (its length must match). `attention[0]` sets the shapes, so it must be an NdArray or a Tensor; the
+ * later layers and the other fields may be flat.
+ */
 export type ArrayInput = NdArray | Tensor | Float32Array;
 
 /** Options of `makeCapture`: the pieces of a capture, in whatever array form they come. */

@@ -36,7 +36,10 @@ export interface MapSelection {
   mode?: MapMode;
   /** Residual weight α of rollout/flow (default 0.5). */
   residual?: number;
-  /** Work limit for flow (see `attentionFlow`). */
+  /**
+   * Work limit for rollout (rows · layers · n² multiply-adds) and flow (edge visits, see `attentionFlow`): a
+   * ValueError naming maxWork past it. Default: none for rollout, attentionFlow's for flow.
+   */
   maxWork?: number;
 }
 
@@ -108,7 +111,8 @@ function resolve(c: Capture, sel: MapSelection): Resolved {
   return { layers, heads: list(sel.heads, H, 'heads', 'numHeads'), mode };
 }
 
-function rowOf(c: Capture, position: number, argument: string): number {
+/** The stored query row of sequence position `position`; a ShapeError naming `argument` when it is not stored. */
+export function rowOf(c: Capture, position: number, argument: string): number {
   const i = c.info.queryPositions.indexOf(position);
   if (i < 0) {
     const tok = Number.isInteger(position) && position >= 0 && position < c.info.seqLen ? ` (${JSON.stringify(c.info.tokens[position])})` : '';
@@ -216,18 +220,28 @@ export function tokenMap(c: Capture, tokens: readonly number[], sel: MapSelectio
     const k = r.layers.length * r.heads.length * rowsIdx.length;
     return gridMap(c, r, pos, Float32Array.from(out, (v) => v / k));
   }
+  // A token listed twice counts twice in the mean but is rolled out once.
+  const uniq = [...new Set(pos)];
   let rowsOut: Float64Array;
   if (usePrecomputed(c, r, sel)) {
-    const rowsIdx = pos.map((t) => rowOf(c, t, 'tokens'));
-    rowsOut = new Float64Array(pos.length * N);
+    const rowsIdx = uniq.map((t) => rowOf(c, t, 'tokens'));
+    rowsOut = new Float64Array(uniq.length * N);
     rowsIdx.forEach((q, i) => rowsOut.set(c.rollout!.subarray(q * N, (q + 1) * N), i * N));
   } else {
+    if (r.mode === 'rollout' && sel.maxWork !== undefined) {
+      const work = uniq.length * r.layers.length * N * N;
+      if (!(work <= sel.maxWork)) throw new ValueError(`rollout of ${uniq.length} token(s) through ${r.layers.length} layers at n = ${N} needs ~${work.toExponential(1)} multiply-adds (> maxWork ${sel.maxWork.toExponential(1)}); choose fewer tokens or layers`, 'maxWork');
+    }
     const mats = layerMatrices(c, r.layers, r.heads);
     rowsOut = r.mode === 'rollout'
-      ? rolloutRows(mats, N, pos, { residual: sel.residual })
-      : attentionFlow(mats, N, pos, { residual: sel.residual, maxWork: sel.maxWork } as FlowOptions);
+      ? rolloutRows(mats, N, uniq, { residual: sel.residual })
+      : attentionFlow(mats, N, uniq, { residual: sel.residual, maxWork: sel.maxWork } as FlowOptions);
   }
-  for (let i = 0; i < pos.length; i++) for (let p = 0; p < P; p++) out[p] += rowsOut[i * N + s0 + p]!;
+  const at = new Map(uniq.map((t, i) => [t, i]));
+  for (const t of pos) {
+    const i = at.get(t)!;
+    for (let p = 0; p < P; p++) out[p] += rowsOut[i * N + s0 + p]!;
+  }
   return gridMap(c, r, pos, Float32Array.from(out, (v) => v / pos.length));
 }
 
@@ -294,6 +308,8 @@ export interface RenderOptions {
 export function renderMap(c: Capture, map: GridMap, opts: RenderOptions = {}): RgbaImage {
   const cm = opts.colormap ?? 'inferno';
   if (!COLORMAP_NAMES.includes(cm)) throw new ValueError(`colormap must be one of ${COLORMAP_NAMES.join(', ')}, got ${JSON.stringify(cm)}`, 'colormap');
+  // Checked with or without an image (without one it has nothing to blend, but a bad value is still a mistake).
+  if (opts.alpha !== undefined && !(opts.alpha >= 0 && opts.alpha <= 1)) throw new ValueError(`alpha must be in [0, 1], got ${opts.alpha}`, 'alpha');
   if (c.imagePng) return overlayMap(decodePng(c.imagePng, 'image.png'), map.values, map.cols, map.rows, { ...opts, colormap: cm });
   const cell = opts.cellPixels ?? 24;
   if (!Number.isInteger(cell) || cell < 1 || cell > 256) throw new ValueError(`cellPixels must be an integer in 1..256, got ${cell}`, 'cellPixels');

@@ -3,8 +3,11 @@
  * and answers `/api/*` through `handleApi`. `POST /api/capture` (body: a capture file) replaces the
  * capture being viewed; a corrupt upload answers 400 and keeps the old one.
  *
- * It never crashes on input: every handler error becomes a 4xx/5xx JSON answer, oversize bodies 413,
- * and requests whose Host is not 127.0.0.1/localhost get 403 (DNS-rebinding guard).
+ * It never crashes on input: every handler error becomes a 4xx/5xx JSON answer, oversize bodies 413
+ * (answered at once, the rest of the body drained, the connection then closed), requests whose Host is not
+ * 127.0.0.1/localhost get 403 (DNS-rebinding guard), and so do uploads from another origin (an `Origin` that is
+ * not this server's, or `Sec-Fetch-Site: cross-site`): any web page could otherwise POST a capture of its own
+ * choosing into the viewer with a simple cross-site request.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -54,20 +57,42 @@ function send(res: ServerResponse, r: ApiResponse, head = false): void {
   res.end(head ? undefined : body);
 }
 
+/** Bytes of an oversize body read and dropped after its 413 (so the client sees the answer, not a reset); past them the connection is cut. */
+const DRAIN_BYTES = 64 * 2 ** 20;
+
+/**
+ * The request body, at most `limit` bytes. An oversize one rejects at once (status 413) and the rest is read
+ * and dropped, up to DRAIN_BYTES more: closing a socket with unread data resets it, and the client would see
+ * "connection reset" instead of the 413.
+ */
 function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
+    const tooBig = (what: string) => Object.assign(new ValueError(`${what} exceeds the ${limit}-byte limit`, 'body'), { status: 413 });
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) { reject(Object.assign(new ValueError(`upload of ${declared} bytes exceeds the ${limit}-byte limit`, 'body'), { status: 413 })); return; }
     const chunks: Buffer[] = [];
-    let n = 0;
+    let n = 0, over = false;
+    const overflow = (e: Error) => {
+      over = true;
+      chunks.length = 0;
+      reject(e);
+    };
+    if (Number.isFinite(declared) && declared > limit) overflow(tooBig(`upload of ${declared} bytes`));
     req.on('data', (c: Buffer) => {
       n += c.length;
-      if (n > limit) { reject(Object.assign(new ValueError(`upload exceeds the ${limit}-byte limit`, 'body'), { status: 413 })); req.destroy(); return; }
+      if (over) { if (n > limit + DRAIN_BYTES) req.destroy(); return; }
+      if (n > limit) { overflow(tooBig('upload')); return; }
       chunks.push(c);
     });
-    req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
+    req.on('end', () => { if (!over) resolve(new Uint8Array(Buffer.concat(chunks))); });
     req.on('error', reject);
   });
+}
+
+/** Whether a state-changing request comes from another origin than this server's page (403). */
+function crossOrigin(req: IncomingMessage, port: number): boolean {
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== `http://${VIEWER_HOST}:${port}` && origin !== `http://localhost:${port}`) return true;
+  return req.headers['sec-fetch-site'] === 'cross-site';
 }
 
 /** Starts the viewer server on 127.0.0.1. */
@@ -93,6 +118,12 @@ export async function startViewerServer(capture: Capture, opts: ViewerServerOpti
         return;
       }
       if (url.pathname === '/api/capture' && method === 'POST') {
+        if (crossOrigin(req, port)) {
+          status = 403;
+          res.setHeader('Connection', 'close');
+          send(res, { status, contentType: 'application/json', body: JSON.stringify({ error: 'Forbidden', message: `uploads come from this viewer's own page, not from origin ${JSON.stringify(req.headers.origin ?? req.headers['sec-fetch-site'])}` }) });
+          return;
+        }
         try {
           const bytes = await readBody(req, limit);
           current = decodeCapture(bytes, { path: 'upload' });
@@ -101,6 +132,7 @@ export async function startViewerServer(capture: Capture, opts: ViewerServerOpti
         } catch (e) {
           const r = errorResponse(e);
           status = (e as { status?: number }).status ?? r.status;
+          if (status === 413) res.setHeader('Connection', 'close');
           send(res, { ...r, status });
         }
         return;

@@ -7,7 +7,7 @@ import { captureAvailability, headImportanceOf } from '../../viz/api.js';
 import { type Capture, encodeCapture } from '../../viz/capture-file.js';
 import { COLORMAP_NAMES, type ColormapName } from '../../viz/colormap.js';
 import { discoverHeads, type HeadExample, headDiscoveryJson, headHeatmap, headHeatmapPng } from '../../viz/heads.js';
-import { type MapMode, MAP_MODES, renderMapPng, tokenMap } from '../../viz/maps.js';
+import { type MapMode, MAP_MODES, renderMapPng, rowOf, tokenMap } from '../../viz/maps.js';
 import { captureStem, exportCapture, readCapture, writeCapture } from '../../viz/node-files.js';
 import { parseIndexList } from '../../viz/index-list.js';
 import { encodePng } from '../../viz/png.js';
@@ -162,6 +162,7 @@ const command: Command = {
       capture = await syntheticCapture({ seed });
       name = `synthetic-${seed}`;
     } else {
+      refuseFlags(argv, ['seed'], 'without --synthetic (it seeds the synthetic scene)');
       if (positionals.length !== 1) throw new UsageError(`expected one capture path, got ${positionals.length}\n${usage.split('\n')[0]}`);
       capture = await readCapture(positionals[0]!);
       name = captureStem(positionals[0]!);
@@ -181,7 +182,10 @@ const command: Command = {
     let positions: number[];
     if (values.positions !== undefined) {
       positions = parseIndexList(values.positions, '--positions', 'seqLen', capture.info.seqLen) ?? capture.info.textPositions;
-      for (const p of positions) if (p < 0 || p >= capture.info.seqLen) throw new ShapeError(`--positions: token index ${p} is out of range 0..${capture.info.seqLen - 1}`, '--positions', 'seqLen');
+      for (const p of positions) {
+        if (p < 0 || p >= capture.info.seqLen) throw new ShapeError(`--positions: token index ${p} is out of range 0..${capture.info.seqLen - 1}`, '--positions', 'seqLen');
+        rowOf(capture, p, '--positions');
+      }
     } else if (values.tokens !== undefined) positions = positionsOfWords(capture, values.tokens.split(',').map((s) => s.trim()).filter(Boolean));
     else positions = capture.info.textPositions;
     if (positions.length === 0) throw new ShapeError('no text tokens to map', 'tokens', 'seqLen');

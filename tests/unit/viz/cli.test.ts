@@ -10,7 +10,9 @@ import { buildViewer } from '../../../scripts/build-viewer.mjs';
 import { UsageError } from '../../../src/cli/command.js';
 import { startView } from '../../../src/cli/commands/view.js';
 import { FormatError, ShapeError, ValueError } from '../../../src/errors.js';
-import { type Capture, decodeCapture } from '../../../src/viz/capture-file.js';
+import { type Capture, decodeCapture, makeCapture } from '../../../src/viz/capture-file.js';
+import { ndarrayFromValues } from '../../../src/io/npy.js';
+import { randomAttention } from './fixtures.js';
 import { tokenMap } from '../../../src/viz/maps.js';
 import { writeCapture } from '../../../src/viz/node-files.js';
 import { decodePng } from '../../../src/viz/png.js';
@@ -108,6 +110,15 @@ describe('vlm-attention viz', () => {
     await expect(viz([capFile, '--colormap', 'jet'])).rejects.toThrow(UsageError);
     await expect(viz([])).rejects.toThrow(UsageError);
     await expect(viz([capFile, '--layers', 'x'])).rejects.toMatchObject({ name: 'ShapeError', argument: '--layers' });
+    // --seed seeds the synthetic scene only: with a capture path it was silently ignored.
+    await expect(viz([capFile, '--seed', '5', '--out', join(dir, 'e')])).rejects.toThrow(/--seed does nothing without --synthetic/);
+    // A position in range that the capture stores no row for names --positions (it named the library's 'tokens').
+    const textOnly = join(dir, 'text-only.vlmcap.safetensors');
+    await writeCapture(textOnly, makeCapture({
+      tokens: ['<bos>', ...Array.from({ length: 9 }, (_, i) => `<img ${i}>`), 'big', 'dog'], grid: [3, 3], imageSpan: [1, 10],
+      attention: [ndarrayFromValues(randomAttention(2, 3, 12, 1), [2, 3, 12])], queryPositions: [0, 10, 11],
+    }));
+    await expect(viz([textOnly, '--positions', '3', '--out', join(dir, 'e')])).rejects.toMatchObject({ name: 'ShapeError', argument: '--positions' });
     // Examples from different models cannot be ranked together.
     const three = join(dir, 'three.vlmcap.safetensors');
     await writeCapture(three, await syntheticCapture({ seed: 1, numLayers: 3 }));

@@ -92,6 +92,23 @@ describe('maps on the synthetic scene (real attention from the library kernels)'
     expectClose(m.values, Array.from(full.subarray(t * N + s0, t * N + s1)), { atol: 1e-7, label: 'rollout map' });
   });
 
+  it('rollout: a token listed twice is rolled out once (same map as listing it once); maxWork bounds the work', () => {
+    const t = pos(scene, 'blue'), u = pos(scene, 'red');
+    const once = tokenMap(scene, [t, u, t], { mode: 'rollout' });
+    const weights = tokenMap(scene, [t], { mode: 'rollout' }).values.map((x, i) => (2 * x + tokenMap(scene, [u], { mode: 'rollout' }).values[i]!) / 3);
+    expectClose(once.values, Array.from(weights), { atol: 1e-6, label: 'duplicates' });
+    const N = scene.info.seqLen, L = scene.info.numLayers;
+    expect(() => tokenMap(scene, [t, u, t], { mode: 'rollout', maxWork: 2 * L * N * N - 1 })).toThrow(ValueError);
+    expect(tokenMap(scene, [t, u, t], { mode: 'rollout', maxWork: 2 * L * N * N }).values.length).toBe(once.values.length);
+  });
+
+  it('renderMap checks alpha with or without an image', () => {
+    const m = tokenMap(scene, [pos(scene, 'red')]);
+    const noImage = { ...scene, imagePng: undefined } as Capture;
+    for (const c of [scene, noImage]) expect(() => renderMap(c, m, { alpha: 5 })).toThrow(ValueError);
+    expect(renderMap(noImage, m, { alpha: 0.5 }).width).toBeGreaterThan(0);
+  });
+
   it('patch map: the patch on the red square is attended to most by "red" or "square"', () => {
     const mask = scene.masks!.get('red_square')!;
     const best = tokenMap(scene, [pos(scene, 'red')]).argmax.index;

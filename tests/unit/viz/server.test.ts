@@ -21,15 +21,20 @@ function cap(seed: number, full = true): Capture {
 let server: ViewerServer;
 const HTML = '<!doctype html><title>t</title><!--VLM-ATTENTION-CAPTURE-->';
 
-function http(method: string, path: string, opts: { body?: Uint8Array; host?: string } = {}): Promise<{ status: number; body: string; type: string }> {
+function http(method: string, path: string, opts: { body?: Uint8Array; host?: string; headers?: Record<string, string>; chunked?: boolean; port?: number } = {}): Promise<{ status: number; body: string; type: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: server.port, method, path, headers: { ...(opts.host ? { Host: opts.host } : {}), ...(opts.body ? { 'Content-Length': opts.body.length } : {}) } }, (res) => {
+    const length = opts.body && !opts.chunked ? { 'Content-Length': opts.body.length } : {};
+    const req = request({ host: '127.0.0.1', port: opts.port ?? server.port, method, path, headers: { ...(opts.host ? { Host: opts.host } : {}), ...length, ...opts.headers } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString('utf8'), type: String(res.headers['content-type']) }));
     });
     req.on('error', reject);
-    if (opts.body) req.end(Buffer.from(opts.body)); else req.end();
+    if (opts.body && opts.chunked) {
+      // Transfer-Encoding: chunked, in 16 KiB writes.
+      for (let o = 0; o < opts.body.length; o += 16384) req.write(Buffer.from(opts.body.subarray(o, o + 16384)));
+      req.end();
+    } else if (opts.body) req.end(Buffer.from(opts.body)); else req.end();
   });
 }
 
@@ -137,6 +142,34 @@ describe('viewer server', () => {
     expect(server.capture).not.toBe(before);
     const m = JSON.parse((await http('GET', '/api/map?tokens=10')).body);
     expect(m.values).toEqual(Array.from(tokenMap(server.capture, [10]).values));
+  });
+  it('oversize uploads get a 413 answer, with or without Content-Length (chunked ones once got a connection reset)', async () => {
+    const small = await startViewerServer(cap(1), { html: HTML, maxUploadBytes: 100_000 });
+    try {
+      const big = new Uint8Array(300_000).fill(7);
+      for (const chunked of [false, true]) {
+        const r = await http('POST', '/api/capture', { body: big, chunked, port: small.port });
+        expect(r.status, chunked ? 'chunked' : 'Content-Length').toBe(413);
+        expect(JSON.parse(r.body).argument).toBe('body');
+      }
+      // Still serving.
+      expect((await http('GET', '/api/info', { port: small.port })).status).toBe(200);
+    } finally {
+      await small.close();
+    }
+  });
+  it('uploads from another origin are refused (403), the page\'s own origin is accepted', async () => {
+    const before = server.capture;
+    const good = encodeCapture(cap(5));
+    const text = { 'Content-Type': 'text/plain' };
+    for (const headers of [{ ...text, Origin: 'http://evil.example' }, { ...text, Origin: 'null' }, { ...text, 'Sec-Fetch-Site': 'cross-site' }]) {
+      const r = await http('POST', '/api/capture', { body: good, headers });
+      expect(r.status, JSON.stringify(headers)).toBe(403);
+      expect(server.capture).toBe(before);
+    }
+    const own = await http('POST', '/api/capture', { body: good, headers: { Origin: `http://127.0.0.1:${server.port}`, 'Sec-Fetch-Site': 'same-origin' } });
+    expect(own.status).toBe(200);
+    expect(server.capture).not.toBe(before);
   });
   it('fuzz: random paths, queries and upload bodies never crash the server', async () => {
     const base = encodeCapture(cap(2));
