@@ -156,3 +156,32 @@ export function requireInt(value: number, argument: string, min = 0): number {
   }
   return value;
 }
+
+/** Levenshtein distance, for "did you mean" hints on misspelt option names. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/**
+ * Refuses option names outside `allowed` (a misspelt `casual: true` would otherwise run unmasked): ValueError
+ * naming the key, the function and the nearest allowed name. Undefined values are ignored as unset.
+ */
+export function checkOptionKeys(opts: object, allowed: readonly string[], fn: string): void {
+  for (const key of Object.keys(opts)) {
+    if (allowed.includes(key) || (opts as Record<string, unknown>)[key] === undefined) continue;
+    // The nearest allowed name within a few edits, or one that extends the key or that it extends (blockSize → blockSizeTokens).
+    const lk = key.toLowerCase();
+    const near = allowed.map((a) => {
+      const la = a.toLowerCase();
+      return [a, lk.length >= 4 && (la.startsWith(lk) || lk.startsWith(la)) ? 0 : editDistance(lk, la)] as const;
+    }).sort((x, y) => x[1] - y[1])[0];
+    const hint = near && near[1] <= Math.max(2, Math.floor(key.length / 3)) ? `; did you mean '${near[0]}'?` : '';
+    throw new ValueError(`unknown option '${key}' for ${fn} (options: ${allowed.join(', ')})${hint}`, key);
+  }
+}

@@ -3,9 +3,9 @@
  */
 import type { Mask } from '../masks/mask.js';
 import { Tensor } from '../tensor/tensor.js';
-import { UnsupportedError, ValueError } from '../errors.js';
+import { UnsupportedError, ValueError, checkOptionKeys } from '../errors.js';
 import { type BackendName, type DeviceTensor, type HostBackend, getBackend, isDeviceTensor } from './backend.js';
-import { ATTENTION_OPTION_KEYS, type AttentionOptions, type AttentionPlan, type VarlenOptions, checkOptionKeys, planAttention, planAttentionVarlen } from './plan.js';
+import { ATTENTION_OPTION_KEYS, type AttentionOptions, type AttentionPlan, type VarlenOptions, planAttention, planAttentionVarlen } from './plan.js';
 import { canonical, checkNoOverlap, checkOut, outputShapes } from './views.js';
 
 /** Where `attention` / `attentionVarlen` run on host tensors, and optional preallocated outputs. */

@@ -13,12 +13,12 @@
  * uploaded. Non-finite values follow P = exp(s − lse) on every backend: a row whose lse is NaN (the forward
  * pass's result for a row with a NaN or infinite visible score) gives NaN at every key it sees, masked keys stay 0.
  */
-import { ShapeError, ValueError } from '../errors.js';
+import { ShapeError, ValueError, checkOptionKeys } from '../errors.js';
 import { type Mask, TileClass, allowsScored, classifyTile, findTopK, topKThresholds } from '../masks/mask.js';
 import { type Layout, Tensor } from '../tensor/tensor.js';
 import { attention } from './attention.js';
 import { type BackendName, getBackend, isDeviceTensor } from './backend.js';
-import { ATTENTION_OPTION_KEYS, type AttentionPlan, checkOptionKeys, planAttention } from './plan.js';
+import { ATTENTION_OPTION_KEYS, type AttentionPlan, planAttention } from './plan.js';
 import { GpuTensor, prepareGpuAttention } from '../kernels/webgpu/attention-gpu.js';
 import { type GpuContext, gpuContext } from '../kernels/webgpu/device.js';
 import { type WasmCapture, runWasm } from '../kernels/cpu/wasm-backend.js';

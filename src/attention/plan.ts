@@ -102,30 +102,6 @@ export const ATTENTION_OPTION_KEYS = ['scale', 'softcap', 'mask', 'causal', 'lay
 /** ATTENTION_OPTION_KEYS without `layout`, for calls whose tensors have one layout (paged attention, modules). */
 export const UNLAID_OPTION_KEYS: readonly string[] = ATTENTION_OPTION_KEYS.filter((k) => k !== 'layout');
 
-/** Levenshtein distance, for "did you mean" hints on misspelt option names. */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = row;
-  }
-  return prev[b.length]!;
-}
-
-/**
- * Refuses option names outside `allowed` (a misspelt `casual: true` would otherwise run unmasked): ValueError
- * naming the key, the function and the nearest allowed name. Undefined values are ignored as unset.
- */
-export function checkOptionKeys(opts: object, allowed: readonly string[], fn: string): void {
-  for (const key of Object.keys(opts)) {
-    if (allowed.includes(key) || (opts as Record<string, unknown>)[key] === undefined) continue;
-    const near = allowed.map((a) => [a, editDistance(key.toLowerCase(), a.toLowerCase())] as const).sort((x, y) => x[1] - y[1])[0];
-    const hint = near && near[1] <= Math.max(2, Math.floor(key.length / 3)) ? `; did you mean '${near[0]}'?` : '';
-    throw new ValueError(`unknown option '${key}' for ${fn} (options: ${allowed.join(', ')})${hint}`, key);
-  }
-}
-
 function dimNames(layout: Layout): string {
   return layout === 'bshd' ? 'batch, seqLen, numHeads, headDim' : 'batch, numHeads, seqLen, headDim';
 }

@@ -8,8 +8,10 @@
  *   hash(block i) = SHA-256( parent ‖ u32 n ‖ i32 tokenIds[0..n) ‖ u32 numExtra ‖ extra… )
  *   parent        = hash(block i−1), or for block 0
  *                   NONE_HASH = SHA-256( u32 26 ‖ "vlm-attention/kv-prefix/v1" ‖ u32 byteLength ‖ utf8 hashSeed )
- *   extra         = u8 tag ‖ u32 byteLength ‖ utf8 bytes [‖ i32 offset]
- *                   tag 1: an image overlapping the block: (content hash, image offset − block start)
+ *   extra         = u8 tag ‖ u32 byteLength ‖ utf8 bytes [‖ i32 offset ‖ u32 length]
+ *                   tag 1: an image overlapping the block: (content hash, image offset − block start, its placeholder
+ *                   length: the same pixels tokenised to another number of placeholders, e.g. at another resolution,
+ *                   have other features)
  *                   tag 2: the tenant salt (block 0 only)
  *
  * All integers are little-endian. Length prefixes make the encoding injective, so two different
@@ -150,7 +152,7 @@ export class ByteWriter {
 
 /** One entry of a block's extra keys. */
 export type ExtraKey =
-  | { readonly kind: 'image'; readonly hash: string; readonly offsetFromBlockStart: number }
+  | { readonly kind: 'image'; readonly hash: string; readonly offsetFromBlockStart: number; readonly length: number }
   | { readonly kind: 'salt'; readonly salt: string };
 
 const TAG_IMAGE = 1;
@@ -173,7 +175,7 @@ export function blockHash(parentHex: string, tokenIds: ArrayLike<number>, start:
   for (let i = start; i < end; i++) w.i32(tokenIds[i]!);
   w.u32(extra.length);
   for (const e of extra) {
-    if (e.kind === 'image') w.u8(TAG_IMAGE).str(e.hash).i32(e.offsetFromBlockStart);
+    if (e.kind === 'image') w.u8(TAG_IMAGE).str(e.hash).i32(e.offsetFromBlockStart).u32(e.length);
     else w.u8(TAG_SALT).str(e.salt);
   }
   return toHex(sha256(w.view()));

@@ -24,7 +24,7 @@
  * salt is mixed into block 0 only. The same placeholder token ids therefore never alias two
  * different images, and a block after an image inherits the image through the chain.
  */
-import { OutOfBlocksError, ShapeError, StateError, UnsupportedError, ValueError, assert, requireInt } from '../errors.js';
+import { OutOfBlocksError, ShapeError, StateError, UnsupportedError, ValueError, assert, checkOptionKeys, requireInt } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { BlockPool } from './block-pool.js';
 import { type ExtraKey, blockHash, noneHash } from './hash.js';
@@ -133,6 +133,12 @@ export interface KvCachePlan {
  */
 export const MAX_KV_BLOCKS = 2 ** 24;
 
+/** The option names of PagedKvCache / planKvCache (a misspelt `blockSize` or `prefixCache: false` would be ignored). */
+const CACHE_OPTION_KEYS: readonly string[] = [
+  'numLayers', 'numKvHeads', 'headDim', 'blockSizeTokens', 'numBlocks', 'capacityBytes', 'dtype', 'rotation', 'smoothK', 'int8Grid',
+  'kRounding', 'prefixCaching', 'hashSeed', 'allocateStorage', 'heap',
+];
+
 /**
  * Validates PagedKvCacheOptions into the frozen plan a PagedKvCache is built from: defaults filled
  * in, numBlocks = ⌊capacityBytes / bytesPerBlock⌋ when sized in bytes. Allocates nothing, so it also
@@ -140,6 +146,7 @@ export const MAX_KV_BLOCKS = 2 ** 24;
  */
 export function planKvCache(opts: PagedKvCacheOptions): KvCachePlan {
   if (!opts || typeof opts !== 'object') throw new ValueError('PagedKvCache needs an options object', 'opts');
+  checkOptionKeys(opts, CACHE_OPTION_KEYS, 'PagedKvCache');
   const numLayers = requireInt(opts.numLayers, 'numLayers', 1);
   const numKvHeads = requireInt(opts.numKvHeads, 'numKvHeads', 1);
   const headDim = requireInt(opts.headDim, 'headDim', 1);
@@ -441,6 +448,7 @@ export class PagedKvCache implements RotationSource {
    */
   addSequence(opts: AddSequenceOptions = {}): AddSequenceResult {
     if (!opts || typeof opts !== 'object') throw new ValueError(`addSequence takes an options object ({ tokenIds?, images?, salt? }), got ${opts === null ? 'null' : typeof opts}`, 'opts');
+    checkOptionKeys(opts, ['tokenIds', 'images', 'salt'], 'addSequence');
     const tokenIds = opts.tokenIds ?? [];
     checkTokenIds(tokenIds, 'tokenIds');
     const images = checkImages(opts.images ?? [], 0, 'images');
@@ -476,7 +484,7 @@ export class PagedKvCache implements RotationSource {
     const out: ExtraKey[] = [];
     for (const im of s.images) {
       if (im.offset >= end) break;
-      if (im.offset + im.length > start) out.push({ kind: 'image', hash: im.hash, offsetFromBlockStart: im.offset - start });
+      if (im.offset + im.length > start) out.push({ kind: 'image', hash: im.hash, offsetFromBlockStart: im.offset - start, length: im.length });
     }
     if (block === 0 && s.salt !== null) out.push({ kind: 'salt', salt: s.salt });
     return out;
@@ -624,6 +632,8 @@ export class PagedKvCache implements RotationSource {
         for (let d = 0; d < 4; d++) if (t.shape[d] !== want[d]) throw new ShapeError(`${name} has ${dims[d]} ${t.shape[d]}, expected ${want[d]}`, name, dims[d]);
       }
       if (!this.storage) throw new UnsupportedError('this cache has no storage (allocateStorage: false)', 'allocateStorage: true');
+      // Before anything is reserved: a write that then failed would leave the tokens reserved and uncommitted.
+      if (this.storage.disposed) throw new StateError('the KV cache was disposed: its blocks can no longer be written');
       if (p.dtype === 'int8') {
         for (const [t, name] of [[kv.k, 'k'], [kv.v, 'v']] as const) {
           const x = t.toFloat32();

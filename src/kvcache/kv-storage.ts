@@ -88,6 +88,13 @@ export function checkSmoothK(smoothK: 'auto' | readonly ArrayLike<number>[] | nu
   });
 }
 
+/**
+ * An int8 block whose scale exceeds 127 × this ratio × the largest value it now holds (kept tokens and the new
+ * ones) is re-scaled at the next write: only a truncate leaves such a scale (a block's first write sets it to fit
+ * and later writes only grow it), and requantising the kept tokens costs them at most half a new step.
+ */
+const STALE_SCALE_RATIO = 1.25;
+
 /** A K token's weight in the 'auto' grid choice (writeInt8): the square of its mean squared value. */
 function tokenWeight(xs: Float64Array, off: number, D: number): number {
   let m = 0;
@@ -355,8 +362,19 @@ export class KvBlockStorage implements RotationSource {
         const si = b * Hk + h;
         const prev = int8ScaleOf(scales[si]!);
         // Tokens o0 … of the block are written; from token `from` on they are (re)quantised here: from 0
-        // when the scale is set (a new block) or grows (earlier tokens move to the new scale), else o0.
-        const fresh = o0 === 0 || absmax > 127 * prev.scale;
+        // when the scale is set (a new block), grows (earlier tokens move to the new scale) or is stale, else o0.
+        let fresh = o0 === 0 || absmax > 127 * prev.scale;
+        if (!fresh) {
+          // Stale: tokens a truncate dropped (a rejected speculative draft) set the scale, and the kept tokens and
+          // the new ones all lie well inside it. The block is re-scaled to them; a stale scale rounded new tokens
+          // to its coarse steps (100× larger drafts: 50× the error).
+          let kept = 0;
+          for (let o = 0; o < o0; o++) {
+            const base = ((b * bs + o) * Hk + h) * D;
+            for (let c = 0; c < D; c++) { const a = Math.abs(dequantizeInt8(q[base + c]!, prev.scale, prev.grid)); if (a > kept) kept = a; }
+          }
+          if (127 * prev.scale > STALE_SCALE_RATIO * Math.max(kept, absmax)) { fresh = true; absmax = Math.max(kept, absmax); }
+        }
         const from = fresh ? 0 : o0, m = o0 + (t1 - t) - from;
         for (let o = from; o < o0; o++) {
           const base = ((b * bs + o) * Hk + h) * D;

@@ -11,10 +11,10 @@
  * layer; seqLens[b] keys of sequence b are visible. Returns out in q's shape and, with returnLse,
  * lse [numSeqs, numHeads, seqLenQ] (varlen: [numHeads, totalQ]).
  */
-import { type AttentionOptions, UNLAID_OPTION_KEYS, checkOptionKeys, planAttentionVarlen } from '../attention/plan.js';
+import { type AttentionOptions, UNLAID_OPTION_KEYS, planAttentionVarlen } from '../attention/plan.js';
 import { attentionVarlen, type AttentionResult, type RunOptions } from '../attention/attention.js';
 import { getBackend } from '../attention/backend.js';
-import { ShapeError, ValueError } from '../errors.js';
+import { ShapeError, ValueError, checkOptionKeys } from '../errors.js';
 import { checkCuSeqlens } from '../masks/mask.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { DType } from '../tensor/dtype.js';

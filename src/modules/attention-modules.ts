@@ -11,8 +11,8 @@
  */
 import { attention } from '../attention/attention.js';
 import type { BackendName } from '../attention/backend.js';
-import { type AttentionOptions, MAX_HEAD_DIM, UNLAID_OPTION_KEYS, checkOptionKeys } from '../attention/plan.js';
-import { ShapeError, UnsupportedError, ValueError } from '../errors.js';
+import { type AttentionOptions, MAX_HEAD_DIM, UNLAID_OPTION_KEYS } from '../attention/plan.js';
+import { ShapeError, UnsupportedError, ValueError, checkOptionKeys } from '../errors.js';
 import { type NdArray } from '../io/npy.js';
 import { decodeSafetensors, parseSafetensorsHeader, writeSafetensors } from '../io/safetensors.js';
 import { Tensor, mulberry32 } from '../tensor/tensor.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  OutOfBlocksError, PagedKvCache, ShapeError, StateError, Tensor, UnsupportedError, ValueError, blockHash, gatherContiguous,
+  IMAGE_PAD_TOKEN, OutOfBlocksError, PagedKvCache, ShapeError, StateError, Tensor, UnsupportedError, ValueError, blockHash, gatherContiguous,
   kvCacheSize, noneHash, planKvCache, randn,
 } from '../../../src/index.js';
 import { kvInput, saltSeed, stepHash, type ToyModel } from './kv-model.js';
@@ -215,7 +215,18 @@ describe('prefix caching', () => {
     expect(st.prefix.hitRate).toBeCloseTo(4 / 7, 12);
   });
 
-  it('hashes block i as H(parent, tokens, extra keys): images by (content hash, offset from block start), salt in block 0 only', () => {
+  it('the same pixels with another placeholder length (another resolution) share no block', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 4, numBlocks: 32 });
+    const P = IMAGE_PAD_TOKEN, h = 'img-B';
+    const p1 = [...Array(8).fill(P), 5, 6, 7];
+    const a = cache.addSequence({ tokenIds: p1, images: [{ hash: h, offset: 0, length: 8 }] });
+    appendToy(cache, a.id, p1, 0);
+    const p2 = [...Array(4).fill(P), 5, 6, 7];
+    expect(cache.addSequence({ tokenIds: p2, images: [{ hash: h, offset: 0, length: 4 }] }).cachedTokens).toBe(0);
+    expect(cache.addSequence({ tokenIds: p1, images: [{ hash: h, offset: 0, length: 8 }] }).cachedTokens).toBe(8);
+  });
+
+  it('hashes block i as H(parent, tokens, extra keys): images by (content hash, offset from block start, length), salt in block 0 only', () => {
     const bs = 4;
     const cache = new PagedKvCache({ ...M, blockSizeTokens: bs, numBlocks: 32, hashSeed: 'deploy-1' });
     const pad = 9;
@@ -224,8 +235,8 @@ describe('prefix caching', () => {
     const { id } = cache.addSequence({ tokenIds: tokens, images: [image], salt: 'tenant-1' });
     appendToy(cache, id, tokens, 0, 'tenant-1');
     const table = cache.blockTable(id);
-    const h0 = blockHash(noneHash('deploy-1'), tokens, 0, 4, [{ kind: 'image', hash: 'img-A', offsetFromBlockStart: 2 }, { kind: 'salt', salt: 'tenant-1' }]);
-    const h1 = blockHash(h0, tokens, 4, 8, [{ kind: 'image', hash: 'img-A', offsetFromBlockStart: -2 }]);
+    const h0 = blockHash(noneHash('deploy-1'), tokens, 0, 4, [{ kind: 'image', hash: 'img-A', offsetFromBlockStart: 2, length: 5 }, { kind: 'salt', salt: 'tenant-1' }]);
+    const h1 = blockHash(h0, tokens, 4, 8, [{ kind: 'image', hash: 'img-A', offsetFromBlockStart: -2, length: 5 }]);
     const h2 = blockHash(h1, tokens, 8, 12, []);
     expect(cache.pool.hashOf(table[0]!)).toBe(h0);
     expect(cache.pool.hashOf(table[1]!)).toBe(h1);
@@ -394,6 +405,51 @@ describe('errors', () => {
     const before = snapshot(cache);
     expect(() => cache.append(id, [1, 2], { k, v: k })).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'k' }));
     expect(snapshot(cache)).toBe(before);
+  });
+
+  it('append on a disposed cache fails before reserving anything (all-or-nothing)', () => {
+    const cache = new PagedKvCache({ ...M, blockSizeTokens: 4, numBlocks: 8 });
+    const { id } = cache.addSequence();
+    cache.append(id, [1, 2, 3, 4], kvInput(M, [1, 2, 3, 4]));
+    cache.dispose();
+    const before = snapshot(cache);
+    expect(() => cache.append(id, [5, 6, 7, 8, 9], kvInput(M, [5, 6, 7, 8, 9]))).toThrow(StateError);
+    expect(snapshot(cache)).toBe(before);
+    expect(cache.length(id)).toBe(4);
+    expect(cache.pending(id)).toBe(0);
+  });
+
+  it('misspelt option names are refused with the nearest one (constructor and addSequence)', () => {
+    expect(() => new PagedKvCache({ ...M, numBlocks: 8, blockSize: 32 } as never)).toThrow(/did you mean 'blockSizeTokens'/);
+    expect(() => new PagedKvCache({ ...M, numBlocks: 8, prefixCache: false } as never)).toThrow(/did you mean 'prefixCaching'/);
+    expect(() => planKvCache({ ...M, numBlocks: 8, dtpye: 'f16' } as never)).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'dtpye' }));
+    const cache = new PagedKvCache({ ...M, numBlocks: 8 });
+    expect(() => cache.addSequence({ tokenIDs: [1, 2] } as never)).toThrow(/did you mean 'tokenIds'/);
+  });
+
+  it('int8: after a truncate, new tokens in the partial block are not rounded to the dropped tokens\' scale', () => {
+    const D = 16;
+    const mk = () => new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: D, blockSizeTokens: 16, numBlocks: 4, dtype: 'int8' });
+    const kv = (n: number, s: number, seed: number) => ({ k: randn([1, n, 1, D], seed), v: Tensor.fromValues(Array.from(randn([1, n, 1, D], seed + 1).toFloat32(), (x) => x * s), [1, n, 1, D]) });
+    const good = kv(8, 1, 10);
+    const errs: number[] = [];
+    for (const rollback of [false, true]) {
+      const c = mk(), { id } = c.addSequence();
+      c.append(id, [1], kv(1, 1, 1));
+      if (rollback) { c.append(id, [2, 3], kv(2, 100, 3)); c.truncate(id, 1); } // a rejected draft, 100× larger
+      c.append(id, new Array(8).fill(4), good);
+      const got = gatherContiguous(c, 0, c.blockTable(id), 9);
+      for (const [x, ref] of [[got.k, good.k], [got.v, good.v]] as const) {
+        const a = x.toFloat32().subarray(D), r = ref.toFloat32();
+        let e = 0, n = 0;
+        r.forEach((y, i) => { e += (a[i]! - y) ** 2; n += y * y; });
+        errs.push(Math.sqrt(e / n));
+      }
+    }
+    // [k, v] without and with the rollback: V's error was 50× larger after it (the draft's scale kept).
+    expect(errs[2]!).toBeLessThan(2 * errs[0]! + 1e-3);
+    expect(errs[3]!).toBeLessThan(2 * errs[1]! + 1e-3);
+    expect(errs[3]!).toBeLessThan(1.5e-2);
   });
 
   it('metadata-only caches refuse K/V writes', () => {
