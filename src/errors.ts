@@ -58,6 +58,8 @@ export class UnsupportedError extends VlmAttentionError {
     message: string,
     /** The nearest supported choice, e.g. `cpu-ts`; also appended to the message. */
     readonly nearestSupported?: string,
+    /** The argument whose value is unsupported (e.g. `backend`), when one is. */
+    readonly argument?: string,
   ) {
     super(nearestSupported ? `${message} (nearest supported: ${nearestSupported})` : message);
   }
@@ -125,6 +127,8 @@ export class FormatError extends VlmAttentionError {
 export class InfeasibleError extends VlmAttentionError {
   /** Always `'InfeasibleError'`. */
   override name = 'InfeasibleError';
+  /** The argument to change: the budget (`feasibleBudget` says to what, when a range exists). */
+  readonly argument = 'budget';
   constructor(
     message: string,
     /** Which condition failed, e.g. `budget-not-multiple-of-quantum`. */

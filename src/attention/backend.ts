@@ -94,7 +94,7 @@ export async function getBackend(name: BackendName | HostBackend | string = 'aut
     throw lastErr ?? new UnsupportedError('no attention backend is available', 'cpu-ts');
   }
   const factory = backends.get(name);
-  if (!factory) throw new UnsupportedError(`unknown backend '${name}'`, [...backends.keys(), 'auto'].join(', '));
+  if (!factory) throw new UnsupportedError(`unknown backend '${name}'`, [...backends.keys(), 'auto'].join(', '), 'backend');
   let p = resolved.get(name);
   if (!p) {
     p = Promise.resolve().then(factory);

@@ -44,11 +44,14 @@ export async function main(argv: string[]): Promise<number> {
     return typeof code === 'number' ? code : 0;
   } catch (e) {
     const err = e as Error;
-    // A library error that names an argument the command line gave as a flag (`budget` ↔ --budget) is a usage
-    // problem too: exit 2, as for the command's own checks.
-    const arg = (err as { argument?: unknown }).argument;
-    const flag = typeof arg === 'string' ? flagFor(arg, cmd.flags) : null;
-    const fromFlag = flag !== null && flagsGiven(rest, [flag]).length > 0;
+    // A library error about an argument that a flag of this command sets (`budget` ↔ --budget; a ShapeError's dimension,
+    // `headDim` ↔ --head-dim, when its argument is a tensor) is a usage problem too: exit 2, as for the command's own
+    // checks, naming the flag. A flag the user gave wins; else one the usage lists (its default, or a missing one).
+    const named = [(err as { argument?: unknown }).argument, (err as { dimension?: unknown }).dimension].filter((a): a is string => typeof a === 'string');
+    const candidates = named.map((a) => flagFor(a, cmd.flags));
+    const known = new Set([...cmd.usage.matchAll(/--([a-z][a-z0-9-]*)/g)].map((m) => m[1]!));
+    const flag = candidates.find((f) => flagsGiven(rest, [f]).length > 0) ?? candidates.find((f) => known.has(f)) ?? null;
+    const fromFlag = flag !== null;
     const isUsage = err instanceof UsageError || (err as { code?: string }).code?.startsWith?.('ERR_PARSE_ARGS') || fromFlag;
     // parseArgs's own errors are TypeErrors: name them for what they are, a usage problem.
     const kind = isUsage && !fromFlag ? 'UsageError' : err.name;

@@ -13,7 +13,7 @@
  * nothing is clamped silently. (The seed's `allocate_lod_tokens` clamped, truncated and lost the
  * total; see §1.7.)
  */
-import { InfeasibleError, ShapeError, ValueError } from '../errors.js';
+import { InfeasibleError, ShapeError, ValueError, checkOptionKeys } from '../errors.js';
 
 /** Options for {@link allocateWaterFill}. */
 export interface WaterFillOptions {
@@ -121,6 +121,7 @@ const REM_TOL = 1e-9;
  *   `no-feasible-region-count` (dropping), and `feasibleBudget` when one exists.
  */
 export function allocateWaterFill(rho: ArrayLike<number>, options: WaterFillOptions): Allocation {
+  if (options && typeof options === 'object') checkOptionKeys(options, ['budget', 'min', 'max', 'quantum', 'caps', 'allowDrop'], 'allocateWaterFill');
   const p = checkRho(rho, false);
   const R = p.length;
   const B = checkBudget(options?.budget);
@@ -253,6 +254,8 @@ function gcd(a: number, b: number): number {
 }
 
 const DP_TOL = 1e-12;
+/** Most entries of the levels allocator's dynamic-programming table (2^25 doubles, 256 MiB). */
+export const LEVELS_MAX_CELLS = 2 ** 25;
 
 /**
  * Allocator B: discrete levels by dynamic programming (spec §4.5). Maximises Σ ρ_r·u(t_r) subject
@@ -263,6 +266,7 @@ const DP_TOL = 1e-12;
  *   `budget-exceeds-capacity`, `no-exact-combination`) with the nearest feasible budgets.
  */
 export function allocateLevels(rho: ArrayLike<number>, options: LevelOptions): Allocation {
+  if (options && typeof options === 'object') checkOptionKeys(options, ['budget', 'levels', 'allowZero', 'mode', 'utility', 'caps'], 'allocateLevels');
   const p = checkRho(rho, true);
   const R = p.length;
   const B = checkBudget(options?.budget);
@@ -305,6 +309,11 @@ export function allocateLevels(rho: ArrayLike<number>, options: LevelOptions): A
   const unit = mode === 'exact' ? g : gl;
   // No allocation uses more than the capacity: past it the table would only grow (B = 2³¹ − 1 took ~18 GB).
   const U = Math.floor(Math.min(B, capMax) / unit);
+  // The table holds (R + 1)·(U + 1) doubles: past LEVELS_MAX_CELLS it is refused by name, not left to fail as a RangeError
+  // (or to take gigabytes) when it is allocated.
+  if ((R + 1) * (U + 1) > LEVELS_MAX_CELLS) {
+    throw new ValueError(`the levels allocator's table for ${R} regions and budget ${B} (steps of ${unit} tokens) would hold ${((R + 1) * (U + 1)).toExponential(2)} entries, over ${LEVELS_MAX_CELLS.toExponential(2)} (${LEVELS_MAX_CELLS * 8 / 2 ** 20} MiB); use the water-fill allocator, fewer regions or a budget in coarser steps`, 'budget');
+  }
   const lu = levels.map((l) => l / unit);
   const order = byRhoDesc(p);
   // best[i][b]: max value of regions order[i..] using exactly b units (−∞ unreachable).

@@ -13,7 +13,7 @@
  * the CPU.
  */
 import type { BackendName } from '../attention/backend.js';
-import { ValueError } from '../errors.js';
+import { ValueError, checkOptionKeys } from '../errors.js';
 import type { RgbaImage } from '../viz/png.js';
 import { type Allocation, allocateLevels, allocateWaterFill } from './allocate.js';
 import { type RgbImage, rgbaToRgb } from './image-ops.js';
@@ -129,6 +129,12 @@ function allocate(plan: RelevancePlan, rho: ArrayLike<number>): Allocation {
     : allocateLevels(rho, { budget: plan.budget, levels: o.levels, allowZero: o.allowDrop, mode: o.levelMode, caps });
 }
 
+/** The option names of planRelevance (a misspelt `budjet` would run with the default budget). */
+const RELEVANCE_OPTION_KEYS: readonly string[] = [
+  'query', 'budget', 'allocator', 'min', 'max', 'quantum', 'allowDrop', 'capByBasePatches', 'levels', 'levelMode', 'grid', 'opponent',
+  'bandwidth', 'salienceAttention', 'backend', 'textureBackend', 'lodAttention', 'realise', 'onProgress',
+];
+
 /**
  * Validates everything that can be checked before seeing pixels: image size, grid, query, knobs,
  * and the budget's feasibility for this grid (an allocation of uniform ρ is attempted, so an
@@ -141,6 +147,7 @@ function allocate(plan: RelevancePlan, rho: ArrayLike<number>): Allocation {
  */
 export function planRelevance(width: number, height: number, options: RelevanceOptions): RelevancePlan {
   if (!options || options.query === undefined) throw new ValueError('query is required', 'query');
+  checkOptionKeys(options, RELEVANCE_OPTION_KEYS, 'planRelevance');
   const grid = planGrid(width, height, options.grid);
   const budget = options.budget ?? 1600;
   if (typeof budget !== 'number' || !Number.isFinite(budget) || budget < 0 || !Number.isInteger(budget)) {
@@ -148,6 +155,12 @@ export function planRelevance(width: number, height: number, options: RelevanceO
   }
   const allocator = options.allocator ?? 'water-fill';
   if (allocator !== 'water-fill' && allocator !== 'levels') throw new ValueError(`allocator must be 'water-fill' or 'levels', got ${String(allocator)}`, 'allocator');
+  // Each allocator's own knobs: the other's would be ignored, which reads as accepted.
+  const foreign = (allocator === 'levels' ? ['min', 'max', 'quantum'] as const : ['levels', 'levelMode'] as const).filter((k) => options[k] !== undefined);
+  if (foreign.length) throw new ValueError(`${foreign.join(', ')} ${foreign.length > 1 ? 'do' : 'does'} nothing with allocator '${allocator}'`, foreign[0]!);
+  if (options.levelMode !== undefined && options.levelMode !== 'exact' && options.levelMode !== 'at-most') {
+    throw new ValueError(`levelMode must be 'exact' or 'at-most', got ${String(options.levelMode)}`, 'levelMode');
+  }
   resolveOpponent(options.opponent);
   let lexicon: LexiconQuery | null = null;
   const q = options.query;

@@ -12,6 +12,7 @@ disable_robustness; see docs/webgpu.md).`;
 
 const command: Command = {
   summary: 'run one attention call on random inputs (timing and kernel statistics)',
+  flags: { seqLenQ: 'seq', seqLenK: 'seq-k', numHeads: 'heads', numKvHeads: 'kv-heads' },
   usage,
   async run(argv) {
     const { values } = parseArgs({
@@ -33,6 +34,7 @@ const command: Command = {
       return n;
     };
     const B = int('batch', values.batch), H = int('heads', values.heads), Hk = int('kv-heads', values['kv-heads'] ?? values.heads);
+    if (H < 1) throw new UsageError(`--heads must be at least 1, got ${values.heads}`);
     const N = int('seq', values.seq), Nk = int('seq-k', values['seq-k'] ?? values.seq), D = int('head-dim', values['head-dim']);
     // The window bounds the keys before each query; --causal bounds the keys after it (window(L, 0) is causal local attention).
     const mask = values.window !== undefined ? slidingWindow(int('window', values.window), values.causal ? 0 : -1) : values.causal ? causal() : null;

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { relevancePrecision } from '../../relevance/pipeline.js';
 import { type Scene, demoScene, generateScene } from '../../relevance/scene.js';
 import { type Command, UsageError, progress, cliNumber } from '../command.js';
-import { SHARED_OPTIONS, SHARED_USAGE, jobSummary, optionsFromFlags, printJob, runJob } from './run.js';
+import { RELEVANCE_FLAGS, SHARED_OPTIONS, SHARED_USAGE, jobSummary, optionsFromFlags, printJob, runJob } from './run.js';
 
 const usage = `vlm-attention demo [--query TEXT] [--seed N] [flags]
 Runs the whole relevance pipeline on a built-in procedural scene (objects of several colours and
@@ -23,6 +23,7 @@ function namedObjects(scene: Scene, words: string[]): Scene['objects'] {
 
 const command: Command = {
   summary: 'run the whole relevance pipeline on a built-in procedural scene (no arguments needed)',
+  flags: RELEVANCE_FLAGS,
   usage,
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: { seed: { type: 'string' }, ...SHARED_OPTIONS }, strict: true });

@@ -15,6 +15,9 @@ import { UnsupportedError } from '../../errors.js';
 import { type Command, UsageError, progress, cliNumber } from '../command.js';
 
 /** Flags shared by `run` and `demo`. */
+/** Library argument names that relevance flags of another name set (Command.flags). */
+export const RELEVANCE_FLAGS: Readonly<Record<string, string>> = { lodAttention: 'lod', regionRows: 'regions', regionCols: 'regions', allowDrop: 'allow-drop' };
+
 export const SHARED_OPTIONS = {
   query: { type: 'string' }, budget: { type: 'string' }, allocator: { type: 'string' },
   min: { type: 'string' }, max: { type: 'string' }, quantum: { type: 'string' }, 'allow-drop': { type: 'boolean', default: false },
@@ -30,7 +33,7 @@ export const SHARED_USAGE = `  --query TEXT          concept-lexicon query (colo
   --min M --max M --quantum Q   allocator A bounds (defaults 64, 400, 16)
   --allow-drop          allow level 0 (drop regions)
   --regions RxC         region grid (default 4x4) | --region-patches K (K×K base patches per region)
-  --patch-size P        base patch in working pixels (default 14); --max-side S (default 1024)
+  --patch-size P        base patch in image pixels, after --max-side (default 14); --max-side S (default 1024)
   --weights I,S,P       opponent mix (default 0.15,0.15,0.7); --temperature T (0.5); --explore E (0.05)
   --bandwidth S         lexicon kernel bandwidth (default 0.12)
   --backend B           attention backend: auto | wasm | cpu-ts | webgpu
@@ -188,6 +191,7 @@ ${SHARED_USAGE}`;
 
 const command: Command = {
   summary: 'relevance-driven token allocation for an image and a query (writes heatmaps + report)',
+  flags: RELEVANCE_FLAGS,
   usage,
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: { image: { type: 'string' }, ...SHARED_OPTIONS }, strict: true });

@@ -107,7 +107,15 @@ describe('CLI demo and run', () => {
       [['run', '--image', pngPath, '--query', ''], /ValueError: query must be a non-empty string/],
       [['run', '--image', pngPath, '--query', 'zebra'], /ValueError: query 'zebra' names no known concept/],
       [['run', '--query', 'red'], /UsageError: --image is required/],
-      [['demo', '--budget', '17'], /InfeasibleError/],
+      [['demo', '--budget', '17'], /InfeasibleError: .* \(--budget\)$/],
+      // Library errors naming a tensor's dimension, an unsupported choice, a missing flag or a knob another flag sets.
+      [['attention', '--seq', '8', '--head-dim', '300'], /ShapeError: headDim must be in 1\.\.256, got 300 \(--head-dim\)$/],
+      [['attention', '--seq', '8', '--backend', 'foo'], /UnsupportedError: unknown backend 'foo'.* \(--backend\)$/],
+      [['attention', '--seq', '8', '--kv-heads', '3'], /ShapeError: numHeads \(16\) must be divisible by numKvHeads \(3\).* \(--kv-heads\)$/],
+      [['run', '--image', pngPath, '--query', 'red', '--lod', 'foo'], /ValueError: lodAttention .* \(--lod\)$/],
+      [['run', '--image', pngPath, '--query', 'red', '--regions', '0x4'], /ValueError: regionRows .* \(--regions\)$/],
+      [['cost', 'tokens', '--tokenizer', 'qwen2-vl', '--image', '0x768'], /ShapeError: image\.width .* \(--image\)$/],
+      [['cost', 'budget', '--model', 'qwen2-vl-7b', '--budget', '1600'], /ValueError: tokenizer 'qwen2-vl' needs image .* \(--image\)$/],
       // A negative number after a space reaches the command (parseArgs alone calls it an ambiguous option).
       [['run', '--image', pngPath, '--query', 'red', '--budget', '-16'], /ValueError: budget must be/],
       [['run', '--image', pngPath, '--query', 'red', '--bogus'], /UsageError: Unknown option '--bogus'/],

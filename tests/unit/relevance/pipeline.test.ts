@@ -94,7 +94,8 @@ describe('relevance pipeline', () => {
     for (const [opts, cls, what] of bad) {
       try { planRelevance(784, 784, opts as never); throw new Error('no throw'); } catch (e) {
         expect(e, what).toBeInstanceOf(cls);
-        expect((e as { argument?: string; condition?: string }).argument ?? (e as InfeasibleError).condition).toBe(what);
+        expect(e instanceof InfeasibleError ? e.condition : (e as { argument?: string }).argument).toBe(what);
+        if (e instanceof InfeasibleError) expect(e.argument).toBe('budget');
       }
     }
     expect(() => planRelevance(0, 10, { query: 'red' })).toThrow(/zero-area/);

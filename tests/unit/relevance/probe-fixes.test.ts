@@ -60,4 +60,26 @@ describe('relevance probe fixes', () => {
     expect(() => planRelevance(64, 64, { query: 'red', backend: 'bogus' as never })).toThrow(expect.objectContaining({ argument: 'backend' }));
     expect(planRelevance(64, 64, { query: 'red', budget: 1024 }).budget).toBe(1024);
   });
+
+  it('misspelt option names are refused with the nearest one (planRelevance, grid, opponent, both allocators)', () => {
+    const base = { query: 'red', budget: 1024 };
+    expect(() => planRelevance(64, 64, { ...base, budjet: 64 } as never)).toThrow(expect.objectContaining({ argument: 'budjet', message: expect.stringMatching(/did you mean 'budget'/) }));
+    expect(() => planRelevance(64, 64, { ...base, opponent: { temprature: 5 } } as never)).toThrow(/did you mean 'temperature'/);
+    expect(() => planRelevance(64, 64, { ...base, grid: { regionRow: 1 } } as never)).toThrow(/did you mean 'regionRows'/);
+    expect(() => allocateWaterFill([0.5, 0.5], { budget: 400, bogus: 1 } as never)).toThrow(ValueError);
+    expect(() => allocateLevels([0.5, 0.5], { budget: 400, levle: [64] } as never)).toThrow(ValueError);
+  });
+
+  it("each allocator's knobs are refused with the other allocator; levelMode is named as such", () => {
+    expect(() => planRelevance(64, 64, { query: 'red', budget: 1024, allocator: 'levels', min: 16 })).toThrow(expect.objectContaining({ argument: 'min' }));
+    expect(() => planRelevance(64, 64, { query: 'red', budget: 1024, levelMode: 'at-most' })).toThrow(expect.objectContaining({ argument: 'levelMode' }));
+    expect(() => planRelevance(64, 64, { query: 'red', budget: 1024, allocator: 'levels', levelMode: 'most' as never })).toThrow(expect.objectContaining({ argument: 'levelMode' }));
+  });
+
+  it('the levels allocator refuses a table past LEVELS_MAX_CELLS by name (it threw RangeError or took gigabytes)', () => {
+    expect(() => allocateLevels(new Float64Array(20000).fill(1 / 20000), { budget: 8e6 })).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'budget' }));
+    expect(() => allocateLevels(new Float64Array(20000).fill(1 / 20000), { budget: 2560000, mode: 'at-most', allowZero: true })).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'budget' }));
+    // A large but reasonable problem still runs: 1,000 regions, 100,000 tokens.
+    expect(allocateLevels(new Float64Array(1000).fill(1 / 1000), { budget: 100_000, mode: 'at-most' }).total).toBeLessThanOrEqual(100_000);
+  });
 });
