@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import {
-  type KvCacheStats, type KvDType, formatBytesSI, kvVariants, parseByteSize, planKvCache, simulateImagePrefix, simulateServing, simulateWaste,
+  type KvCacheStats, type KvDType, OutOfBlocksError, formatBytesSI, kvVariants, parseByteSize, planKvCache, simulateImagePrefix, simulateServing, simulateWaste,
 } from '../../index.js';
 import { type Command, UsageError, progress, cliNumber, refuseFlags } from '../command.js';
 
@@ -80,9 +80,18 @@ const command: Command = {
       ...variants.map((r) => `  ${r.variant.padEnd(4)} ${String(r.numKvHeads).padStart(3)} KV heads  ${formatBytesSI(r.bytesPerToken).padStart(10)}/token  ${formatBytesSI(r.bytesPerSequence).padStart(10)}/sequence  ${r.reduction.toFixed(1)}× vs MHA`),
     ];
 
+    // A pool too small for one request of the workload is a usage problem (--blocks/--memory), not a crash.
+    const sim = <T>(f: () => T): T => {
+      try {
+        return f();
+      } catch (e) {
+        if (e instanceof OutOfBlocksError) throw new UsageError(`the pool of ${plan.numBlocks} blocks cannot hold this workload (${e.message.split(';')[0]}); give a larger one with --blocks or --memory`);
+        throw e;
+      }
+    };
     if (values.workload === 'serving') {
       say('simulating serving workload');
-      const r = simulateServing({ ...model, numBlocks: plan.numBlocks, numRequests: int('requests'), numImages: int('images'), imageTokens: int('image-tokens'), seed });
+      const r = sim(() => simulateServing({ ...model, numBlocks: plan.numBlocks, numRequests: int('requests'), numImages: int('images'), imageTokens: int('image-tokens'), seed }));
       say('simulating serving workload', 1);
       if (values.json) { console.log(JSON.stringify({ workload: 'serving', model, plan, variants, report: r }, null, 2)); return; }
       console.log([
@@ -97,7 +106,7 @@ const command: Command = {
       // The model's shape sizes the blocks; the pool is the one --blocks or --memory gives, else one large enough that
       // nothing is evicted (the workload's own default), as the line below says.
       const pool = values.blocks !== undefined || values.memory !== undefined ? { numBlocks: plan.numBlocks } : {};
-      const runs = (['image-first', 'prompt-first'] as const).map((order) => simulateImagePrefix({ order, numImages: int('images'), numPrompts: int('prompts'), imageTokens: int('image-tokens'), ...model, ...pool, seed }));
+      const runs = (['image-first', 'prompt-first'] as const).map((order) => sim(() => simulateImagePrefix({ order, numImages: int('images'), numPrompts: int('prompts'), imageTokens: int('image-tokens'), ...model, ...pool, seed })));
       if (values.json) { console.log(JSON.stringify({ workload: 'image-prefix', model, plan, variants, reports: runs }, null, 2)); return; }
       const lines = [...header, `(image-prefix runs on ${'numBlocks' in pool ? 'that pool' : `a pool of ${runs[0]!.stats.totalBlocks} blocks, large enough that nothing is evicted (--blocks or --memory sets it)`})`, ''];
       for (const r of runs) {

@@ -72,5 +72,8 @@ describe('vlm-attention cache-stats', () => {
     await expect(command.run(['--heads', '6', '--kv-heads', '4'])).rejects.toThrow(/multiple/);
     await expect(command.run(['--workload', 'nope'])).rejects.toThrow(/--workload/);
     await expect(command.run(['--blocks', '10', '--memory', '1GB'])).rejects.toThrow(/not both/);
+    // A pool too small for one request: a usage error naming the flags (it was a raw OutOfBlocksError, exit 1).
+    await expect(command.run(['--blocks', '10'])).rejects.toThrow(expect.objectContaining({ name: 'UsageError', message: expect.stringMatching(/pool of 10 blocks cannot hold .* --blocks or --memory/) }));
+    await expect(command.run(['--workload', 'image-prefix', '--blocks', '10'])).rejects.toThrow(UsageError);
   });
 });
