@@ -682,6 +682,8 @@ export class PagedKvCache implements RotationSource {
     const bs = this.plan.blockSizeTokens;
     const keep = Math.ceil(length / bs);
     for (let i = s.numBlocks - 1; i >= keep; i--) this.pool.decRef(s.blocks[i]!);
+    // int8: the kept part of the last block may carry a scale that dropped tokens set; its next write checks.
+    if (length % bs !== 0 && length < s.length) this.storage?.markTruncated(s.blocks[keep - 1]!);
     s.numBlocks = keep;
     s.length = length;
     s.committed = Math.min(s.committed, length);

@@ -120,6 +120,11 @@ export class KvBlockStorage implements RotationSource {
    */
   readonly smoothing: (Float32Array | null)[] | null;
   private readonly observers = new Set<KvStorageObserver>();
+  /**
+   * int8: per (layer, block), 1 after a truncate ended a sequence inside the block (markTruncated): its next write
+   * checks whether dropped tokens set the scale (STALE_SCALE_RATIO). Null for float blocks.
+   */
+  private readonly truncated: Uint8Array | null;
   /** Bytes of one block over all layers. */
   readonly bytesPerBlock: number;
 
@@ -177,6 +182,7 @@ export class KvBlockStorage implements RotationSource {
       }
     }
     this.layerArrays = Object.freeze(layers);
+    this.truncated = dtype === 'int8' ? new Uint8Array(numLayers * numBlocks) : null;
     this.bytesPerBlock = bytesPerBlock(numLayers, numKvHeads, headDim, blockSizeTokens, dtype);
   }
 
@@ -239,6 +245,8 @@ export class KvBlockStorage implements RotationSource {
       if (this.smoothing) this.smoothIn(layer, slots, xk, slots.length);
       this.writeInt8(layer, slots, xk, st.k, st.kScales, true);
       this.writeInt8(layer, slots, xv, st.v, st.vScales, false);
+      const bs = this.blockSizeTokens, row = layer * this.numBlocks;
+      for (let t = 0; t < slots.length; t++) this.truncated![row + Math.floor(slots[t]! / bs)] = 0;
     } else {
       this.writeFloat(slots, k, st.k);
       this.writeFloat(slots, v, st.v);
@@ -364,7 +372,7 @@ export class KvBlockStorage implements RotationSource {
         // Tokens o0 … of the block are written; from token `from` on they are (re)quantised here: from 0
         // when the scale is set (a new block), grows (earlier tokens move to the new scale) or is stale, else o0.
         let fresh = o0 === 0 || absmax > 127 * prev.scale;
-        if (!fresh) {
+        if (!fresh && this.truncated![layer * this.numBlocks + b]) {
           // Stale: tokens a truncate dropped (a rejected speculative draft) set the scale, and the kept tokens and
           // the new ones all lie well inside it. The block is re-scaled to them; a stale scale rounded new tokens
           // to its coarse steps (100× larger drafts: 50× the error).
@@ -422,10 +430,19 @@ export class KvBlockStorage implements RotationSource {
     return f;
   }
 
+  /**
+   * A sequence was truncated to end inside `block` (int8; a no-op for float blocks): at its next write in each layer
+   * the block is re-scaled when dropped tokens set its scale (STALE_SCALE_RATIO). Only marked blocks pay for the check.
+   */
+  markTruncated(block: number): void {
+    if (this.truncated) for (let l = 0; l < this.numLayers; l++) this.truncated[l * this.numBlocks + block] = 1;
+  }
+
   /** Copies block `src` to block `dst` in every layer (K, V and int8 scales): copy-on-write. */
   copyBlock(src: number, dst: number): void {
     assert(src !== dst, 'copyBlock onto itself');
     const n = this.blockSizeTokens * this.slotElems;
+    if (this.truncated) for (let l = 0; l < this.numLayers; l++) this.truncated[l * this.numBlocks + dst] = this.truncated[l * this.numBlocks + src]!;
     for (const st of this.layers) {
       if (st.dtype === 'int8') {
         st.k.copyWithin(dst * n, src * n, (src + 1) * n);

@@ -433,10 +433,14 @@ describe('errors', () => {
     const kv = (n: number, s: number, seed: number) => ({ k: randn([1, n, 1, D], seed), v: Tensor.fromValues(Array.from(randn([1, n, 1, D], seed + 1).toFloat32(), (x) => x * s), [1, n, 1, D]) });
     const good = kv(8, 1, 10);
     const errs: number[] = [];
-    for (const rollback of [false, true]) {
+    for (const rollback of [false, true, 'shared'] as const) {
       const c = mk(), { id } = c.addSequence();
       c.append(id, [1], kv(1, 1, 1));
-      if (rollback) { c.append(id, [2, 3], kv(2, 100, 3)); c.truncate(id, 1); } // a rejected draft, 100× larger
+      if (rollback) {
+        c.append(id, [2, 3], kv(2, 100, 3)); // a rejected draft, 100× larger
+        if (rollback === 'shared') c.fork(id); // the partial block is shared: the next write copies it first
+        c.truncate(id, 1);
+      }
       c.append(id, new Array(8).fill(4), good);
       const got = gatherContiguous(c, 0, c.blockTable(id), 9);
       for (const [x, ref] of [[got.k, good.k], [got.v, good.v]] as const) {
@@ -450,6 +454,7 @@ describe('errors', () => {
     expect(errs[2]!).toBeLessThan(2 * errs[0]! + 1e-3);
     expect(errs[3]!).toBeLessThan(2 * errs[1]! + 1e-3);
     expect(errs[3]!).toBeLessThan(1.5e-2);
+    expect(errs[5]!).toBeLessThan(2 * errs[1]! + 1e-3); // the copy-on-write copy is re-scaled too
   });
 
   it('metadata-only caches refuse K/V writes', () => {
