@@ -8,7 +8,7 @@ import { UsageError, flagFor, flagsGiven } from './command.js';
 
 function help(): string {
   const names = Object.keys(COMMANDS).sort();
-  return `vlm-attention: fast, inspectable attention for vision-language models\n\nUsage: vlm-attention <command> [flags]   (vlm-attention <command> --help)\n\nCommands:\n${names.map((n) => `  ${n}`).join('\n')}\n`;
+  return `vlm-attention: fast, inspectable attention for vision-language models\n\nUsage: vlm-attention <command> [flags]   (vlm-attention <command> --help; vlm-attention --version)\n\nCommands:\n${names.map((n) => `  ${n}`).join('\n')}\n`;
 }
 
 /**
@@ -24,6 +24,13 @@ function joinNegativeValues(argv: readonly string[]): string[] {
   return out;
 }
 
+/** The installed package's version (package.json beside dist/). */
+async function packageVersion(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = joinNegativeValues(argv);
   if (!name || name === '--help' || name === '-h' || name === 'help') {
@@ -31,6 +38,10 @@ export async function main(argv: string[]): Promise<number> {
     for (const n of Object.keys(COMMANDS).sort()) lines.push(`  ${n.padEnd(12)} ${(await COMMANDS[n]!()).summary}`);
     process.stdout.write(help().replace(/Commands:\n[\s\S]*$/, `Commands:\n${lines.join('\n')}\n`));
     return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-v' || name === 'version') {
+    process.stdout.write(`vlm-attention ${await packageVersion()}\n`);
+    return 0;
   }
   const load = COMMANDS[name];
   if (!load) {

@@ -19,7 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const repo = resolve('.');
 const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
-  exports: Record<string, { types: string; default: string }>;
+  version: string;
+  exports: Record<string, { types: string; default: string } | string>;
   bin: Record<string, string>;
   dependencies: Record<string, string>;
   optionalDependencies?: Record<string, string>;
@@ -48,11 +49,19 @@ describe('the published package', () => {
   it('holds every export, its types and the bin, and no sources or tests', () => {
     const root = join(consumer, 'node_modules', 'vlm-attention');
     for (const [name, e] of Object.entries(pkg.exports)) {
+      if (typeof e === 'string') { expect(existsSync(join(root, e)), `${name} → ${e}`).toBe(true); continue; }
       expect(existsSync(join(root, e.default)), `${name} → ${e.default}`).toBe(true);
       expect(existsSync(join(root, e.types)), `${name} types → ${e.types}`).toBe(true);
     }
     for (const b of Object.values(pkg.bin)) expect(existsSync(join(root, b)), b).toBe(true);
-    expect(readdirSync(root).sort()).toEqual(['LICENSE', 'README.md', 'dist', 'package.json']);
+    expect(readdirSync(root).sort()).toEqual(['BENCHMARKS.md', 'LICENSE', 'README.md', 'dist', 'docs', 'package.json']);
+    // The README's relative links (docs, BENCHMARKS.md) resolve inside the package, not only in a checkout.
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const links = [...readme.matchAll(/\]\(((?!https?:|#)[^)#\s]+)/g)].map((m) => m[1]!);
+    expect(links.length).toBeGreaterThan(3);
+    for (const l of links.filter((x) => !x.startsWith('examples/') && !x.startsWith('src/') && !x.startsWith('tests/') && !x.startsWith('bench/'))) expect(existsSync(join(root, l)), `README link ${l}`).toBe(true);
+    // Declarations stay small: the WASM binaries are declared as strings, not as their base64 literal types.
+    expect(readFileSync(join(root, 'dist/kernels/cpu/wasm-binary.generated.d.ts'), 'utf8').length).toBeLessThan(1000);
   });
 
   // As an ES module (--input-type=module): Node workers inherit the flag, so the thread pool's eval'd worker
@@ -172,6 +181,8 @@ describe('the published package', () => {
   it('runs the command-line tool from its bin', () => {
     const bin = join(consumer, 'node_modules', 'vlm-attention', pkg.bin['vlm-attention']!);
     expect(node([bin, '--help'])).toMatch(/demo/);
+    expect(node([bin, '--version']).trim()).toBe(`vlm-attention ${pkg.version}`);
+    expect(node(['--input-type=module', '-e', "import p from 'vlm-attention/package.json' with { type: 'json' }; console.log(p.name)"]).trim()).toBe('vlm-attention');
     expect(node([bin, 'cost', 'attention', '--seq', '577', '--heads', '16', '--head-dim', '64'])).toMatch(/FLOP/i);
   }, 150_000);
 });
