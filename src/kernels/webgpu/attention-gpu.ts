@@ -32,6 +32,9 @@ export const TOPK_MAX = 512;
 const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC (GPUBufferUsage values)
 
 /** A tensor resident in a GPU storage buffer: contiguous elements (f16/bf16 packed two per word). */
+/** Whether a buffer was destroyed through a GpuTensor: shared by every tensor over it (permute views, wrappers of one buffer). */
+const BUFFER_LIVES = new WeakMap<GPUBuffer, { disposed: boolean }>();
+
 export class GpuTensor {
   /** Element strides per dimension (contiguous unless given, e.g. by permute). */
   readonly strides: readonly number[];
@@ -39,9 +42,9 @@ export class GpuTensor {
   readonly offset = 0;
   /** Where the data lives: always 'webgpu' (how backends tell device tensors from host ones). */
   readonly device = 'webgpu';
-  private disposed = false;
-  /** Whether `dispose` was called (a disposed tensor can be neither read nor used). */
-  get isDisposed(): boolean { return this.disposed; }
+  /** Whether `dispose` was called on this tensor or on any other over its buffer (a view, or the tensor it views). */
+  get isDisposed(): boolean { return this.life.disposed; }
+  private readonly life: { disposed: boolean };
   /**
    * Wraps an existing buffer (no copy); fromTensor and empty allocate one.
    * @param ctx - The context whose device owns `buffer`.
@@ -52,6 +55,9 @@ export class GpuTensor {
    */
   constructor(readonly ctx: GpuContext, readonly buffer: GPUBuffer, readonly shape: readonly number[], readonly dtype: DType, strides?: readonly number[]) {
     this.strides = strides ?? contiguousStrides(shape);
+    let life = BUFFER_LIVES.get(buffer);
+    if (!life) BUFFER_LIVES.set(buffer, life = { disposed: false });
+    this.life = life;
   }
   /** Number of elements. */
   get size(): number { return numel(this.shape); }
@@ -60,6 +66,7 @@ export class GpuTensor {
 
   /** Uploads a host tensor (any strides; stored contiguously). */
   static async fromTensor(t: Tensor, ctx?: GpuContext): Promise<GpuTensor> {
+    if (!(t instanceof Tensor)) throw new ValueError(`GpuTensor.fromTensor takes a host Tensor, got ${t === null ? 'null' : (t as object)?.constructor?.name ?? typeof t}`, 'tensor');
     const c = ctx ?? (await gpuContext());
     const cont = t.contiguous();
     const elem = t.dtype === 'f32' ? 4 : 2;
@@ -87,7 +94,7 @@ export class GpuTensor {
    * stays permuted: `.contiguous()` packs it).
    */
   async toTensor(): Promise<Tensor> {
-    if (this.disposed) throw new StateError('toTensor: this GpuTensor was disposed');
+    if (this.life.disposed) throw new StateError('toTensor: this GpuTensor (or the tensor it views, or a view of it) was disposed');
     // The elements the view's strides reach (a view of some heads of a wider buffer reaches past its own size).
     let span = this.size > 0 ? 1 : 0;
     if (span) for (let d = 0; d < this.shape.length; d++) span += (this.shape[d]! - 1) * this.strides[d]!;
@@ -98,12 +105,16 @@ export class GpuTensor {
 
   /** Zero-copy permutation (for BHSD ↔ BSHD views). */
   permute(order: readonly number[]): GpuTensor {
+    const r = this.shape.length;
+    if (!Array.isArray(order) || order.length !== r || new Set(order).size !== r || order.some((o) => !Number.isInteger(o) || o < 0 || o >= r)) {
+      throw new ShapeError(`permute order [${Array.isArray(order) ? order.join(', ') : String(order)}] is not a permutation of 0..${r - 1}`, 'order');
+    }
     return new GpuTensor(this.ctx, this.buffer, order.map((o) => this.shape[o]!), this.dtype, order.map((o) => this.strides[o]!));
   }
 
-  /** Destroys the buffer (idempotent); views made by permute share it and die with it. */
+  /** Destroys the buffer (idempotent); views made by permute share it and die with it, whichever is disposed. */
   dispose(): void {
-    if (!this.disposed) { this.disposed = true; this.buffer.destroy(); }
+    if (!this.life.disposed) { this.life.disposed = true; this.buffer.destroy(); }
   }
 }
 
@@ -268,6 +279,8 @@ export type GpuKernelPreference = 'auto' | 'portable' | 'sgmat' | 'sgmat-emulate
 let preference: GpuKernelPreference = 'auto';
 /** Forces a kernel family when it supports the call (tests and benchmarks); 'auto' picks the fastest. */
 export function setGpuKernelPreference(p: GpuKernelPreference): void {
+  const all: GpuKernelPreference[] = ['auto', 'portable', 'sgmat', 'sgmat-emulated', 'decode', 'decode-split', 'decode-emulated'];
+  if (!all.includes(p)) throw new ValueError(`setGpuKernelPreference: '${String(p)}' is not a kernel preference (${all.join(', ')})`, 'preference');
   preference = p;
 }
 
@@ -285,6 +298,7 @@ export type GpuF32Policy = 'split' | 'exact';
 let f32Policy: GpuF32Policy = 'split';
 /** Sets how f32 attention runs on adapters with subgroup matrices (see GpuF32Policy; default 'split'); applies from the next call. */
 export function setGpuF32Policy(p: GpuF32Policy): void {
+  if (p !== 'split' && p !== 'exact') throw new ValueError(`setGpuF32Policy: '${String(p)}' is not a policy ('split' or 'exact')`, 'policy');
   f32Policy = p;
 }
 
@@ -450,9 +464,13 @@ export interface GpuPaged {
  * only, not with `paged`) writes attention probabilities instead of the output. Does not set lastGpuStats.
  */
 export async function prepareGpuAttention(plan: AttentionPlan, q: GpuTensor, k: GpuTensor | null, v: GpuTensor | null, outIn?: GpuTensor, lseIn?: GpuTensor | null, capture?: GpuCapture, paged?: GpuPaged): Promise<PreparedGpuAttention> {
-  for (const [t, name] of [[q, 'q'], [k, 'k'], [v, 'v'], [outIn, 'out'], [lseIn, 'lse']] as const) {
-    if (t?.isDisposed) throw new StateError(`${name} is a disposed GpuTensor`);
-    if (t && t.ctx !== q.ctx) throw new ValueError(`${name} lives on another GPU device than q (configureWebGpu acquired a new one): upload it again`, name);
+  const given = ([[q, 'q'], [k, 'k'], [v, 'v'], [outIn, 'out'], [lseIn, 'lse']] as const).filter((e): e is readonly [GpuTensor, 'q' | 'k' | 'v' | 'out' | 'lse'] => !!e[0]);
+  for (const [t, name] of given) if (t.isDisposed) throw new StateError(`${name} is a disposed GpuTensor`);
+  if (given.some(([t]) => t.ctx !== q.ctx)) {
+    // Name the tensor from the device configureWebGpu replaced (not the fresh one that merely differs from q).
+    const cur = await gpuContext().catch(() => null);
+    const [, name] = given.find(([t]) => t.ctx !== cur) ?? given.find(([t]) => t.ctx !== q.ctx)!;
+    throw new ValueError(`${name} lives on a GPU device that configureWebGpu replaced (the others are on ${cur ? 'the current one' : 'another'}): upload it again`, name);
   }
   // What this call allocates is freed if planning fails part-way (a mask too large, a pipeline that fails).
   const temps: GPUBuffer[] = [], owned: GpuTensor[] = [];

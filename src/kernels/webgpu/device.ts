@@ -4,7 +4,7 @@
  * messages surfaced as DeviceError, device-loss reporting with recovery on the next call, a pipeline
  * cache keyed by kernel variants, and a buffer pool.
  */
-import { DeviceError, UnsupportedError } from '../../errors.js';
+import { DeviceError, UnsupportedError, ValueError, checkOptionKeys } from '../../errors.js';
 import { type DawnModule, isNode, nodeDawn } from '../../platform/node.js';
 
 /** One subgroup-matrix shape the adapter supports (Chromium's experimental subgroup-matrix feature): M×K · K×N → M×N. */
@@ -261,12 +261,36 @@ export class GpuContext {
 let current: Promise<GpuContext> | null = null;
 let currentInit: WebGpuInit = {};
 
+/** Features `disable` may name (WebGpuInit.disable). */
+const DISABLE_NAMES = ['shader-f16', 'subgroups', 'subgroup-matrix', 'timestamp-query', 'chromium-experimental-subgroup-matrix'];
+
+/** Validates configureWebGpu's settings up front: ValueError naming the option (they failed later, as raw Dawn errors). */
+function checkInit(init: WebGpuInit): void {
+  if (!init || typeof init !== 'object') throw new ValueError('configureWebGpu takes { gpu?, powerPreference?, dawnFlags?, disable?, robustness? }', 'init');
+  checkOptionKeys(init, ['gpu', 'powerPreference', 'dawnFlags', 'disable', 'robustness'], 'configureWebGpu');
+  const { gpu, powerPreference, dawnFlags, disable, robustness } = init;
+  if (gpu !== undefined && (gpu === null || typeof (gpu as { requestAdapter?: unknown }).requestAdapter !== 'function')) {
+    throw new ValueError('gpu must be a GPU object (navigator.gpu, or Dawn\'s create(...)) with requestAdapter()', 'gpu');
+  }
+  if (powerPreference !== undefined && powerPreference !== 'low-power' && powerPreference !== 'high-performance') {
+    throw new ValueError(`powerPreference must be 'low-power' or 'high-performance', got ${JSON.stringify(powerPreference)}`, 'powerPreference');
+  }
+  if (dawnFlags !== undefined && (!Array.isArray(dawnFlags) || dawnFlags.some((f) => typeof f !== 'string' || !/^[^=\s]+=/.test(f)))) {
+    throw new ValueError(`dawnFlags must be strings of the form key=value (e.g. '${DEFAULT_DAWN_FLAGS}'), got ${JSON.stringify(dawnFlags)}`, 'dawnFlags');
+  }
+  if (disable !== undefined && (!Array.isArray(disable) || disable.some((f) => !DISABLE_NAMES.includes(f)))) {
+    throw new ValueError(`disable must list features among ${DISABLE_NAMES.join(', ')}, got ${JSON.stringify(disable)}`, 'disable');
+  }
+  if (robustness !== undefined && typeof robustness !== 'boolean') throw new ValueError(`robustness must be true or false, got ${JSON.stringify(robustness)}`, 'robustness');
+}
+
 /**
  * Sets how the WebGPU device is acquired (takes effect at the next acquisition). The device acquired before is
  * destroyed, with its buffer pools: dropped without it, each reconfiguration kept a device and its memory alive.
  * GpuTensors from it, and calls still running on it, then fail (ValueError for another device's tensors, DeviceError).
  */
 export function configureWebGpu(init: WebGpuInit): void {
+  checkInit(init);
   currentInit = { ...init };
   const old = current;
   current = null;
