@@ -22,7 +22,7 @@ describe('webgpu robustness option: Dawn flags', () => {
     expect(robustnessDisabled(['enable-dawn-features=disable_robustness_x'])).toBe(false);
   });
   it('refuses robustness: false with a GPU object it did not create (UnsupportedError naming robustness: true)', async () => {
-    const err = await gpuContext({ gpu: {} as GPU, robustness: false }).catch((e: unknown) => e);
+    const err = await gpuContext({ gpu: { requestAdapter: async () => null } as unknown as GPU, robustness: false }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnsupportedError);
     expect(String((err as Error).message)).toMatch(/robustness: true/);
     configureWebGpu({});

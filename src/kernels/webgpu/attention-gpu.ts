@@ -31,10 +31,10 @@ export const GPU_TILE_K = 64;
 export const TOPK_MAX = 512;
 const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC (GPUBufferUsage values)
 
-/** A tensor resident in a GPU storage buffer: contiguous elements (f16/bf16 packed two per word). */
 /** Whether a buffer was destroyed through a GpuTensor: shared by every tensor over it (permute views, wrappers of one buffer). */
 const BUFFER_LIVES = new WeakMap<GPUBuffer, { disposed: boolean }>();
 
+/** A tensor resident in a GPU storage buffer: contiguous elements (f16/bf16 packed two per word). */
 export class GpuTensor {
   /** Element strides per dimension (contiguous unless given, e.g. by permute). */
   readonly strides: readonly number[];
