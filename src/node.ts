@@ -3,7 +3,7 @@
  * Node (files, worker threads configuration, Dawn's WebGPU, Redis, image decoding).
  */
 export * from './index.js';
-export { readNpyFile, writeNpyFile, readSafetensorsFile, writeSafetensorsFile, readArrays, readCapture, readCaptureManifest, writeCapture, exportCapture, captureStem, MANIFEST_FORMAT } from './viz/node-files.js';
+export { readNpyFile, writeNpyFile, readSafetensorsFile, writeSafetensorsFile, readArrays, readCapture, readCaptureManifest, writeCapture, exportCapture, captureStem, ensureDir, MANIFEST_FORMAT } from './viz/node-files.js';
 export { startViewerServer, VIEWER_HOST, type ViewerServer, type ViewerServerOptions } from './viz/server.js';
 export { loadViewerHtml, embedCapture, CAPTURE_MARKER } from './viz/viewer-html.js';
 export { decodeImage, type DecodeImageOptions } from './io/image.js';

@@ -29,6 +29,28 @@ import { type NdArray, parseNpy, parseNpz, writeNpy, writeNpz } from '../io/npy.
 import { parseSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { type Capture, type CaptureDType, type CaptureInit, decodeCapture, encodeCapture, makeCapture } from './capture-file.js';
 
+/**
+ * mkdir -p that always ends: Node 20's recursive mkdir loops forever (at 100% CPU) where a parent refuses creation
+ * with ENOENT, as under /proc. Creates the missing ancestors one level at a time; a level that still cannot be made
+ * throws its error.
+ */
+export async function ensureDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      if (!(await stat(dir)).isDirectory()) throw e;
+      return;
+    }
+    const parent = dirname(resolve(dir));
+    if (code !== 'ENOENT' || parent === resolve(dir)) throw e;
+    await ensureDir(parent);
+    await mkdir(dir).catch((e2: NodeJS.ErrnoException) => { if (e2.code !== 'EEXIST') throw e2; });
+  }
+}
+
+
 /** The `format` value of a capture manifest (`capture.json`); a manifest may also omit it. */
 export const MANIFEST_FORMAT = 'vlm-attention-capture-manifest';
 
@@ -186,7 +208,7 @@ export async function readCapture(path: string): Promise<Capture> {
 
 /** Writes a capture file (`dtype` sets the attention precision, default f32). */
 export async function writeCapture(path: string, c: Capture, opts: { dtype?: CaptureDType } = {}): Promise<void> {
-  await mkdir(dirname(resolve(path)), { recursive: true });
+  await ensureDir(dirname(resolve(path)));
   await writeFile(path, encodeCapture(c, opts));
 }
 
@@ -199,11 +221,11 @@ export async function writeCapture(path: string, c: Capture, opts: { dtype?: Cap
 export async function exportCapture(c: Capture, dir: string, opts: { format?: 'safetensors' | 'npy' } = {}): Promise<string[]> {
   const format = opts.format ?? 'safetensors';
   if (format !== 'safetensors' && format !== 'npy') throw new ValueError(`format must be 'safetensors' or 'npy', got ${JSON.stringify(format)}`, 'format');
-  await mkdir(dir, { recursive: true });
+  await ensureDir(dir);
   const { info } = c;
   const H = info.numHeads, Q = info.queryPositions.length, N = info.seqLen;
   const written: string[] = [];
-  const put = async (name: string, bytes: Uint8Array) => { const p = join(dir, name); await mkdir(dirname(p), { recursive: true }); await writeFile(p, bytes); written.push(p); };
+  const put = async (name: string, bytes: Uint8Array) => { const p = join(dir, name); await ensureDir(dirname(p)); await writeFile(p, bytes); written.push(p); };
   const layer = (a: Float32Array, shape: number[]): NdArray => ({ dtype: 'f32', shape, data: a });
   const manifest: Record<string, unknown> = {
     format: MANIFEST_FORMAT, version: 1, tokens: info.tokens, grid: [info.grid.rows, info.grid.cols], imageSpan: info.imageSpan,

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { parseArgs } from 'node:util';
@@ -11,6 +11,7 @@ import { DEFAULT_LEVELS } from '../../relevance/allocate.js';
 import { randn } from '../../tensor/tensor.js';
 import { encodePng, type RgbaImage } from '../../viz/png.js';
 import { embedCapture, loadViewerHtml } from '../../viz/viewer-html.js';
+import { ensureDir } from '../../viz/node-files.js';
 import { UnsupportedError } from '../../errors.js';
 import { type Command, UsageError, progress, cliNumber } from '../command.js';
 
@@ -119,7 +120,7 @@ export async function runJob(image: RgbaImage, options: RelevanceOptions, out: s
   const pngs = renderRelevancePngs(result, image, 1024, { level: 3, deflate: (d, level) => deflateSync(d, { level }) });
   say('rendering heatmaps and the allocation overlay', 1);
   const dir = resolve(out);
-  await mkdir(dir, { recursive: true });
+  await ensureDir(dir);
   const files: string[] = [];
   const write = async (name: string, data: Uint8Array | string) => { const p = join(dir, name); await writeFile(p, data); files.push(p); };
   for (const [name, bytes] of Object.entries(pngs)) await write(name, bytes);

@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ShapeError, ValueError } from '../../errors.js';
@@ -8,7 +8,7 @@ import { type Capture, encodeCapture } from '../../viz/capture-file.js';
 import { COLORMAP_NAMES, type ColormapName } from '../../viz/colormap.js';
 import { discoverHeads, type HeadExample, headDiscoveryJson, headHeatmap, headHeatmapPng } from '../../viz/heads.js';
 import { type MapMode, MAP_MODES, renderMapPng, rowOf, tokenMap } from '../../viz/maps.js';
-import { captureStem, exportCapture, readCapture, writeCapture } from '../../viz/node-files.js';
+import { captureStem, ensureDir, exportCapture, readCapture, writeCapture } from '../../viz/node-files.js';
 import { parseIndexList } from '../../viz/index-list.js';
 import { encodePng } from '../../viz/png.js';
 import { syntheticCapture } from '../../viz/synthetic.js';
@@ -112,7 +112,7 @@ async function discover(values: Record<string, string | boolean | undefined>, po
   if (!Number.isInteger(k) || k < 1) throw new UsageError(`--k must be a positive integer, got ${values.k}`);
   const d = discoverHeads(examples, { k });
   const out = resolve((values.out as string | undefined) ?? 'vlm-attention-out/viz/heads');
-  await mkdir(out, { recursive: true });
+  await ensureDir(out);
   await writeFile(join(out, 'heads.json'), JSON.stringify(headDiscoveryJson(d), null, 2) + '\n');
   await writeFile(join(out, 'heads.png'), headHeatmapPng(d, { cellPixels: d.numHeads > 32 ? 8 : 16 }));
   const summary = { method: d.method, examples: d.numExamples, numLayers: d.numLayers, numHeads: d.numHeads, top: d.top, files: [join(out, 'heads.json'), join(out, 'heads.png')] };
@@ -191,7 +191,7 @@ const command: Command = {
     if (positions.length === 0) throw new ShapeError('no text tokens to map', 'tokens', 'seqLen');
     if (positions.length > 64 && !values.combine) throw new UsageError(`${positions.length} text tokens would give ${positions.length * modes.length} PNGs; choose some with --tokens/--positions, or --combine`);
     const out = resolve(values.out ?? join('vlm-attention-out', 'viz', name));
-    await mkdir(out, { recursive: true });
+    await ensureDir(out);
     const groups = values.combine ? [positions] : positions.map((p) => [p]);
     const maps: { file: string; mode: MapMode; tokens: number[]; words: string[]; argmax: { row: number; col: number }; total: number }[] = [];
     let done = 0;
