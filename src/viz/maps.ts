@@ -228,13 +228,9 @@ export function tokenMap(c: Capture, tokens: readonly number[], sel: MapSelectio
     rowsOut = new Float64Array(uniq.length * N);
     rowsIdx.forEach((q, i) => rowsOut.set(c.rollout!.subarray(q * N, (q + 1) * N), i * N));
   } else {
-    if (r.mode === 'rollout' && sel.maxWork !== undefined) {
-      const work = uniq.length * r.layers.length * N * N;
-      if (!(work <= sel.maxWork)) throw new ValueError(`rollout of ${uniq.length} token(s) through ${r.layers.length} layers at n = ${N} needs ~${work.toExponential(1)} multiply-adds (> maxWork ${sel.maxWork.toExponential(1)}); choose fewer tokens or layers`, 'maxWork');
-    }
     const mats = layerMatrices(c, r.layers, r.heads);
     rowsOut = r.mode === 'rollout'
-      ? rolloutRows(mats, N, uniq, { residual: sel.residual })
+      ? rolloutRows(mats, N, uniq, { residual: sel.residual, maxWork: sel.maxWork })
       : attentionFlow(mats, N, uniq, { residual: sel.residual, maxWork: sel.maxWork } as FlowOptions);
   }
   const at = new Map(uniq.map((t, i) => [t, i]));

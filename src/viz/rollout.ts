@@ -103,10 +103,17 @@ function checkRows(rows: readonly number[], n: number): void {
   for (const r of rows) if (!Number.isInteger(r) || r < 0 || r >= n) throw new ShapeError(`rows contains ${r}; expected 0..${n - 1}`, 'rows', 'seqLen');
 }
 
-/** Rows `rows` of Ã_L: [rows.length, n] (float64), by vector–matrix products from the top layer down. */
-export function rolloutRows(layers: readonly ArrayLike<number>[], n: number, rows: readonly number[], opts: RolloutOptions = {}): Float64Array {
+/**
+ * Rows `rows` of Ã_L: [rows.length, n] (float64), by vector–matrix products from the top layer down. `maxWork`
+ * (default none) refuses (ValueError) more than that many multiply-adds, rows·L·n².
+ */
+export function rolloutRows(layers: readonly ArrayLike<number>[], n: number, rows: readonly number[], opts: RolloutOptions & { maxWork?: number } = {}): Float64Array {
   checkLayers(layers, n);
   checkRows(rows, n);
+  if (opts.maxWork !== undefined) {
+    const work = rows.length * layers.length * n * n;
+    if (!(work <= opts.maxWork)) throw new ValueError(`rollout of ${rows.length} row(s) through ${layers.length} layers at n = ${n} needs ~${work.toExponential(1)} multiply-adds (> maxWork ${opts.maxWork.toExponential(1)}); choose fewer rows or layers`, 'maxWork');
+  }
   const aug = layers.map((w) => residualAugment(w, n, opts));
   const out = new Float64Array(rows.length * n);
   let v = new Float64Array(n), t = new Float64Array(n);

@@ -87,6 +87,10 @@ describe('attention rollout', () => {
     expect(() => attentionRollout([], 2)).toThrow(ShapeError);
     expect(() => rolloutRows([new Float64Array(4)], 2, [2])).toThrow(/rows contains 2/);
     expect(() => rolloutColumns([new Float64Array(4)], 2, [-1])).toThrow(/cols contains -1/);
+    // maxWork bounds rows·L·n² multiply-adds: 2 rows × 1 layer × 4 = 8.
+    const w = new Float64Array([0.5, 0.5, 0.5, 0.5]);
+    expect(() => rolloutRows([w], 2, [0, 1], { maxWork: 7 })).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'maxWork' }));
+    expect([...rolloutRows([w], 2, [0, 1], { maxWork: 8 })]).toEqual([...rolloutRows([w], 2, [0, 1])]);
   });
 
   it('bad input: NaN, infinite or negative weights are a ValueError naming the layer and the entry (they passed for masked rows)', () => {
