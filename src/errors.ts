@@ -173,6 +173,14 @@ function editDistance(a: string, b: string): number {
 }
 
 /**
+ * The option names of an options type, for `checkOptionKeys`: written as `{ name: true, … }` typed against the
+ * interface, so the compiler fails when the list and the interface drift apart (a new option left out would be refused).
+ */
+export function optionNames<T>(names: { readonly [K in keyof Required<T>]: true }): readonly string[] {
+  return Object.keys(names);
+}
+
+/**
  * Refuses option names outside `allowed` (a misspelt `casual: true` would otherwise run unmasked): ValueError
  * naming the key, the function and the nearest allowed name. Undefined values are ignored as unset.
  */

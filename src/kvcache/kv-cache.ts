@@ -24,7 +24,7 @@
  * salt is mixed into block 0 only. The same placeholder token ids therefore never alias two
  * different images, and a block after an image inherits the image through the chain.
  */
-import { OutOfBlocksError, ShapeError, StateError, UnsupportedError, ValueError, assert, checkOptionKeys, requireInt } from '../errors.js';
+import { OutOfBlocksError, ShapeError, StateError, UnsupportedError, ValueError, assert, checkOptionKeys, optionNames, requireInt } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { BlockPool } from './block-pool.js';
 import { type ExtraKey, blockHash, noneHash } from './hash.js';
@@ -134,10 +134,10 @@ export interface KvCachePlan {
 export const MAX_KV_BLOCKS = 2 ** 24;
 
 /** The option names of PagedKvCache / planKvCache (a misspelt `blockSize` or `prefixCache: false` would be ignored). */
-const CACHE_OPTION_KEYS: readonly string[] = [
-  'numLayers', 'numKvHeads', 'headDim', 'blockSizeTokens', 'numBlocks', 'capacityBytes', 'dtype', 'rotation', 'smoothK', 'int8Grid',
-  'kRounding', 'prefixCaching', 'hashSeed', 'allocateStorage', 'heap',
-];
+const CACHE_OPTION_KEYS = optionNames<PagedKvCacheOptions>({
+  numLayers: true, numKvHeads: true, headDim: true, blockSizeTokens: true, numBlocks: true, capacityBytes: true, dtype: true, rotation: true,
+  smoothK: true, int8Grid: true, kRounding: true, prefixCaching: true, hashSeed: true, allocateStorage: true, heap: true,
+});
 
 /**
  * Validates PagedKvCacheOptions into the frozen plan a PagedKvCache is built from: defaults filled
@@ -448,7 +448,7 @@ export class PagedKvCache implements RotationSource {
    */
   addSequence(opts: AddSequenceOptions = {}): AddSequenceResult {
     if (!opts || typeof opts !== 'object') throw new ValueError(`addSequence takes an options object ({ tokenIds?, images?, salt? }), got ${opts === null ? 'null' : typeof opts}`, 'opts');
-    checkOptionKeys(opts, ['tokenIds', 'images', 'salt'], 'addSequence');
+    checkOptionKeys(opts, optionNames<AddSequenceOptions>({ tokenIds: true, images: true, salt: true }), 'addSequence');
     const tokenIds = opts.tokenIds ?? [];
     checkTokenIds(tokenIds, 'tokenIds');
     const images = checkImages(opts.images ?? [], 0, 'images');

@@ -13,7 +13,7 @@
  * nothing is clamped silently. (The seed's `allocate_lod_tokens` clamped, truncated and lost the
  * total; see §1.7.)
  */
-import { InfeasibleError, ShapeError, ValueError, checkOptionKeys } from '../errors.js';
+import { InfeasibleError, ShapeError, ValueError, checkOptionKeys, optionNames } from '../errors.js';
 
 /** Options for {@link allocateWaterFill}. */
 export interface WaterFillOptions {
@@ -121,7 +121,7 @@ const REM_TOL = 1e-9;
  *   `no-feasible-region-count` (dropping), and `feasibleBudget` when one exists.
  */
 export function allocateWaterFill(rho: ArrayLike<number>, options: WaterFillOptions): Allocation {
-  if (options && typeof options === 'object') checkOptionKeys(options, ['budget', 'min', 'max', 'quantum', 'caps', 'allowDrop'], 'allocateWaterFill');
+  if (options && typeof options === 'object') checkOptionKeys(options, optionNames<WaterFillOptions>({ budget: true, min: true, max: true, quantum: true, caps: true, allowDrop: true }), 'allocateWaterFill');
   const p = checkRho(rho, false);
   const R = p.length;
   const B = checkBudget(options?.budget);
@@ -266,7 +266,7 @@ export const LEVELS_MAX_CELLS = 2 ** 25;
  *   `budget-exceeds-capacity`, `no-exact-combination`) with the nearest feasible budgets.
  */
 export function allocateLevels(rho: ArrayLike<number>, options: LevelOptions): Allocation {
-  if (options && typeof options === 'object') checkOptionKeys(options, ['budget', 'levels', 'allowZero', 'mode', 'utility', 'caps'], 'allocateLevels');
+  if (options && typeof options === 'object') checkOptionKeys(options, optionNames<LevelOptions>({ budget: true, levels: true, allowZero: true, mode: true, utility: true, caps: true }), 'allocateLevels');
   const p = checkRho(rho, true);
   const R = p.length;
   const B = checkBudget(options?.budget);

@@ -7,7 +7,7 @@
  *   2. focus↔diversify:  ρ¹_r ∝ (ρ⁰_r)^{1/τ},  τ > 0 (τ < 1 sharpens, τ > 1 flattens)
  *   3. exploit↔explore:  ρ_r = (1 − ε_x)·ρ¹_r + ε_x / R,  ε_x ∈ (0, 1]  (every ρ_r > 0)
  */
-import { ShapeError, ValueError, checkOptionKeys } from '../errors.js';
+import { ShapeError, ValueError, checkOptionKeys, optionNames } from '../errors.js';
 
 /** The three knobs. */
 export interface OpponentOptions {
@@ -48,7 +48,7 @@ function checkDist(p: ArrayLike<number>, name: string, R: number): void {
 
 /** Validates the knobs (ValueError naming the knob). */
 export function resolveOpponent(options: OpponentOptions = {}): { weights: [number, number, number]; temperature: number; explore: number } {
-  if (options && typeof options === 'object') checkOptionKeys(options, ['weights', 'temperature', 'explore'], 'opponent');
+  if (options && typeof options === 'object') checkOptionKeys(options, optionNames<OpponentOptions>({ weights: true, temperature: true, explore: true }), 'opponent');
   const w = options.weights ?? [0.15, 0.15, 0.7];
   if (!w || w.length !== 3) throw new ValueError('weights must be [w_I, w_S, w_P]', 'weights');
   let s = 0;

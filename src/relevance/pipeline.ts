@@ -13,7 +13,7 @@
  * the CPU.
  */
 import type { BackendName } from '../attention/backend.js';
-import { ValueError, checkOptionKeys } from '../errors.js';
+import { ValueError, checkOptionKeys, optionNames } from '../errors.js';
 import type { RgbaImage } from '../viz/png.js';
 import { type Allocation, allocateLevels, allocateWaterFill } from './allocate.js';
 import { type RgbImage, rgbaToRgb } from './image-ops.js';
@@ -130,10 +130,11 @@ function allocate(plan: RelevancePlan, rho: ArrayLike<number>): Allocation {
 }
 
 /** The option names of planRelevance (a misspelt `budjet` would run with the default budget). */
-const RELEVANCE_OPTION_KEYS: readonly string[] = [
-  'query', 'budget', 'allocator', 'min', 'max', 'quantum', 'allowDrop', 'capByBasePatches', 'levels', 'levelMode', 'grid', 'opponent',
-  'bandwidth', 'salienceAttention', 'backend', 'textureBackend', 'lodAttention', 'realise', 'onProgress',
-];
+const RELEVANCE_OPTION_KEYS = optionNames<RelevanceOptions>({
+  query: true, budget: true, allocator: true, min: true, max: true, quantum: true, allowDrop: true, capByBasePatches: true, levels: true,
+  levelMode: true, grid: true, opponent: true, bandwidth: true, salienceAttention: true, backend: true, textureBackend: true,
+  lodAttention: true, realise: true, onProgress: true,
+});
 
 /**
  * Validates everything that can be checked before seeing pixels: image size, grid, query, knobs,

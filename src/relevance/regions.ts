@@ -10,7 +10,7 @@
  *                                                           └─▶ regionRows × regionCols regions
  * ```
  */
-import { ValueError, checkOptionKeys } from '../errors.js';
+import { ValueError, checkOptionKeys, optionNames } from '../errors.js';
 
 /** Options for {@link planGrid}. */
 export interface GridOptions {
@@ -99,7 +99,7 @@ export function planGrid(width: number, height: number, options: GridOptions = {
   if (!Number.isInteger(width) || width < 1 || !Number.isInteger(height) || height < 1) {
     throw new ValueError(`image size must be positive integers, got ${width}×${height} (zero-area image?)`, 'image');
   }
-  if (options && typeof options === 'object') checkOptionKeys(options, ['patchSize', 'maxSide', 'featureSide', 'regionRows', 'regionCols', 'regionPatches'], 'grid');
+  if (options && typeof options === 'object') checkOptionKeys(options, optionNames<GridOptions>({ patchSize: true, maxSide: true, featureSide: true, regionRows: true, regionCols: true, regionPatches: true }), 'grid');
   const p = posInt(options.patchSize, 'patchSize', 14, 1024);
   const maxSide = posInt(options.maxSide, 'maxSide', 1024, 1 << 16);
   if (maxSide < p) throw new ValueError(`maxSide (${maxSide}) must be ≥ patchSize (${p})`, 'maxSide');

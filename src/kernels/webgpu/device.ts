@@ -4,7 +4,7 @@
  * messages surfaced as DeviceError, device-loss reporting with recovery on the next call, a pipeline
  * cache keyed by kernel variants, and a buffer pool.
  */
-import { DeviceError, UnsupportedError, ValueError, checkOptionKeys } from '../../errors.js';
+import { DeviceError, UnsupportedError, ValueError, checkOptionKeys, optionNames } from '../../errors.js';
 import { type DawnModule, isNode, nodeDawn } from '../../platform/node.js';
 
 /** One subgroup-matrix shape the adapter supports (Chromium's experimental subgroup-matrix feature): M×K · K×N → M×N. */
@@ -261,13 +261,13 @@ export class GpuContext {
 let current: Promise<GpuContext> | null = null;
 let currentInit: WebGpuInit = {};
 
-/** Features `disable` may name (WebGpuInit.disable). */
-const DISABLE_NAMES = ['shader-f16', 'subgroups', 'subgroup-matrix', 'timestamp-query', 'chromium-experimental-subgroup-matrix'];
+/** Features `disable` may name (WebGpuInit.disable): those this library asks for, and 'subgroup-matrix' for the Chromium one. */
+const DISABLE_NAMES: readonly string[] = [...WANTED, 'subgroup-matrix'];
 
 /** Validates configureWebGpu's settings up front: ValueError naming the option (they failed later, as raw Dawn errors). */
 function checkInit(init: WebGpuInit): void {
   if (!init || typeof init !== 'object') throw new ValueError('configureWebGpu takes { gpu?, powerPreference?, dawnFlags?, disable?, robustness? }', 'init');
-  checkOptionKeys(init, ['gpu', 'powerPreference', 'dawnFlags', 'disable', 'robustness'], 'configureWebGpu');
+  checkOptionKeys(init, optionNames<WebGpuInit>({ gpu: true, powerPreference: true, dawnFlags: true, disable: true, robustness: true }), 'configureWebGpu');
   const { gpu, powerPreference, dawnFlags, disable, robustness } = init;
   if (gpu !== undefined && (gpu === null || typeof (gpu as { requestAdapter?: unknown }).requestAdapter !== 'function')) {
     throw new ValueError('gpu must be a GPU object (navigator.gpu, or Dawn\'s create(...)) with requestAdapter()', 'gpu');
