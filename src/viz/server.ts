@@ -88,10 +88,15 @@ function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
   });
 }
 
+/** The Host values this server answers to (127.0.0.1 or localhost at its port). */
+function ownHosts(port: number): string[] {
+  return [`${VIEWER_HOST}:${port}`, `localhost:${port}`];
+}
+
 /** Whether a state-changing request comes from another origin than this server's page (403). */
 function crossOrigin(req: IncomingMessage, port: number): boolean {
   const origin = req.headers.origin;
-  if (origin !== undefined && origin !== `http://${VIEWER_HOST}:${port}` && origin !== `http://localhost:${port}`) return true;
+  if (origin !== undefined && !ownHosts(port).some((h) => origin === `http://${h}`)) return true;
   return req.headers['sec-fetch-site'] === 'cross-site';
 }
 
@@ -106,7 +111,7 @@ export async function startViewerServer(capture: Capture, opts: ViewerServerOpti
     let status = 500;
     try {
       const host = (req.headers.host ?? '').toLowerCase();
-      if (host !== `${VIEWER_HOST}:${port}` && host !== `localhost:${port}`) {
+      if (!ownHosts(port).includes(host)) {
         status = 403;
         send(res, { status, contentType: 'application/json', body: JSON.stringify({ error: 'Forbidden', message: `Host ${JSON.stringify(host)} is not this local viewer` }) });
         return;
