@@ -13,7 +13,7 @@
  * uploaded. Non-finite values follow P = exp(s − lse) on every backend: a row whose lse is NaN (the forward
  * pass's result for a row with a NaN or infinite visible score) gives NaN at every key it sees, masked keys stay 0.
  */
-import { ShapeError, ValueError, checkOptionKeys } from '../errors.js';
+import { DTypeError, ShapeError, ValueError, checkOptionKeys } from '../errors.js';
 import { type Mask, TileClass, allowsScored, classifyTile, findTopK, topKThresholds } from '../masks/mask.js';
 import { type Layout, Tensor } from '../tensor/tensor.js';
 import { attention } from './attention.js';
@@ -75,7 +75,7 @@ function checkLse(lse: CaptureInput, B: number, H: number, Sq: number): void {
   if (sh.length !== 3 || sh[0] !== B || sh[1] !== H || sh[2] !== Sq) {
     throw new ShapeError(`lse must be [batch, numHeads, seqLenQ] = [${B}, ${H}, ${Sq}], got [${sh.join(', ')}]`, 'lse');
   }
-  if (lse.dtype !== 'f32') throw new ShapeError(`lse must be f32 (as attention returns it), got ${lse.dtype}`, 'lse');
+  if (lse.dtype !== 'f32') throw new DTypeError(`lse must be f32 (as attention returns it), got ${lse.dtype}`, 'lse');
 }
 
 interface Prepared {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  GpuTensor, type Mask, Tensor, ValueError, attention, causal, columnSums, copyInto, cpuRuntime, cpuTensor, denseMask, gpuContext, headMeans,
+  DTypeError, GpuTensor, type Mask, ShapeError, Tensor, ValueError, attention, causal, columnSums, copyInto, cpuRuntime, cpuTensor, denseMask, gpuContext, headMeans,
   probabilityMatrix, probabilityRows, randn, slidingWindow, topKeys,
 } from '../../../src/index.js';
 import { setCapturePassBytes } from '../../../src/attention/capture.js';
@@ -221,5 +221,15 @@ describe('capture: device tensors, non-finite inputs, option names', () => {
     await expect(topKeys(q, k, [0], 2, { queryStart: 1 } as never)).rejects.toThrow(/queryStart/);
     await expect(probabilityMatrix(q, k, { maxBytes: 1e6, maxbytes: 2 } as never)).rejects.toThrow(/maxBytes/);
     await expect(probabilityRows(q, k, [0], { returnLse: true } as never)).rejects.toThrow(ValueError);
+  });
+
+  it('an lse of the wrong shape is a ShapeError, of the wrong dtype a DTypeError, both naming lse', async () => {
+    const q = randn([1, 6, 2, 8], 1), k = randn([1, 6, 2, 8], 2);
+    const bad = await columnSums(q, k, { lse: randn([1, 2, 5], 3) }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(ShapeError);
+    expect((bad as ShapeError).argument).toBe('lse');
+    const half = await columnSums(q, k, { lse: randn([1, 2, 6], 3).to('f16') }).catch((e: unknown) => e);
+    expect(half).toBeInstanceOf(DTypeError);
+    expect((half as DTypeError).argument).toBe('lse');
   });
 });
