@@ -38,4 +38,4 @@ export { syntheticCapture, syntheticScene, SYNTHETIC_OBJECTS, type SyntheticOpti
 export * from './kernels/webgpu/index.js';
 export * from './relevance/index.js';
 export { linear } from './modules/linear.js';
-export { GroupedQueryAttention, MultiHeadAttention, MultiQueryAttention, type AttentionModuleConfig, type AttentionWeights, type ResolvedAttentionConfig, type AttentionModuleClass } from './modules/attention-modules.js';
+export { GroupedQueryAttention, MultiHeadAttention, MultiQueryAttention, type AttentionModuleConfig, type AttentionWeights, type ResolvedAttentionConfig, type AttentionModuleClass, type SafetensorsLayerOptions } from './modules/attention-modules.js';

@@ -211,7 +211,11 @@ export function planAttentionVarlen(q: TensorLike, k: TensorLike, v: TensorLike,
   const totalQ = q.shape[0]!, totalK = k.shape[0]!;
   if (v.shape[0] !== totalK) throw new ShapeError(`v has ${v.shape[0]} tokens, k has ${totalK}`, 'v', 'totalTokens');
   const cuQ = checkCuSeqlens(opts.cuSeqlensQ, 'cuSeqlensQ', totalQ);
-  const cuK = checkCuSeqlens(opts.cuSeqlensK ?? opts.cuSeqlensQ, 'cuSeqlensK', totalK);
+  // Without cuSeqlensK the keys split as the queries do: say so when that does not fit the keys.
+  const cuK = opts.cuSeqlensK !== undefined ? checkCuSeqlens(opts.cuSeqlensK, 'cuSeqlensK', totalK) : checkCuSeqlens(opts.cuSeqlensQ, 'cuSeqlensK', undefined);
+  if (opts.cuSeqlensK === undefined && cuK[cuK.length - 1] !== totalK) {
+    throw new ShapeError(`cuSeqlensK not given, so the keys split as cuSeqlensQ does (ending at ${cuK[cuK.length - 1]}), but k packs ${totalK} keys: pass cuSeqlensK`, 'cuSeqlensK', 'totalK');
+  }
   if (cuK.length !== cuQ.length) throw new ShapeError(`cuSeqlensK has ${cuK.length - 1} sequences, cuSeqlensQ has ${cuQ.length - 1}`, 'cuSeqlensK', 'numSeqs');
   const heads = checkHeads(q, k, v, 1, 2);
   const { scale, softcap } = checkOptions(opts, heads.headDim);
@@ -231,7 +235,7 @@ export function planAttentionVarlen(q: TensorLike, k: TensorLike, v: TensorLike,
     const lq = cuQ[b + 1]! - cuQ[b]!, lk = cuK[b + 1]! - cuK[b]!;
     maxQ = Math.max(maxQ, lq);
     maxK = Math.max(maxK, lk);
-    if (mask) validateMask(mask, { seqLenQ: lq, seqLenK: lk }, `mask (sequence ${b})`);
+    if (mask) validateMask(mask, { seqLenQ: lq, seqLenK: lk }, 'mask', `mask (sequence ${b})`);
   }
   return Object.freeze({
     varlen: true, batch: cuQ.length - 1, seqLenQ: maxQ, seqLenK: maxK, ...heads, groupSize: heads.numHeads / heads.numKvHeads,

@@ -14,7 +14,7 @@
  * header limit, and raises FormatError (or UnsupportedError for valid but unsupported dtypes such
  * as F8_E4M3) on anything else.
  */
-import { FormatError, ShapeError, UnsupportedError, ValueError } from '../errors.js';
+import { DTypeError, FormatError, ShapeError, UnsupportedError, ValueError, checkOptionKeys, optionNames } from '../errors.js';
 import { type ArrayDType, type NdArray, arrayItemSize, checkNdArray, decodeElements, encodeElements, shapeSize } from './npy.js';
 
 const ST_TO_DTYPE: Record<string, ArrayDType> = {
@@ -40,6 +40,8 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
+const describe = (x: unknown) => (x === null ? 'null' : typeof x === 'object' ? (x as object).constructor?.name ?? 'object' : typeof x);
+
 /** Options of `parseSafetensors`. */
 export interface SafetensorsParseOptions {
   /** File name for error messages. */
@@ -49,7 +51,14 @@ export interface SafetensorsParseOptions {
    * decode (F8_E4M3, …) is then checked for its byte range only and left out, rather than refused.
    */
   only?: readonly string[];
+  /**
+   * With `only`: the dtypes those tensors may have (a weight loader's floating-point ones, say). One of another
+   * dtype, decodable or not, is refused with a DTypeError naming it and these.
+   */
+  dtypes?: readonly ArrayDType[];
 }
+
+const SAFETENSORS_OPTION_KEYS = optionNames<SafetensorsParseOptions>({ path: true, only: true, dtypes: true });
 
 /** The safetensors dtype string of an interchange dtype ('F32', 'BF16', ...). */
 export function safetensorsDType(dtype: ArrayDType): string {
@@ -64,12 +73,13 @@ export interface SafetensorsEntry { name: string; dtype: ArrayDType; shape: numb
  * outside it of a dtype this reader cannot decode are checked for their byte range and left out of `entries`
  * (without it they raise UnsupportedError).
  */
-export function parseSafetensorsHeader(bytes: Uint8Array, opts: { path?: string; only?: readonly string[] } = {}): { entries: SafetensorsEntry[]; metadata: Record<string, string>; dataStart: number } {
+export function parseSafetensorsHeader(bytes: Uint8Array, opts: SafetensorsParseOptions = {}): { entries: SafetensorsEntry[]; metadata: Record<string, string>; dataStart: number } {
   const { path } = opts;
   const only = opts.only ? new Set(opts.only) : null;
   const where = path ? ` (${path})` : '';
   const fail = (msg: string): never => { throw new FormatError(`safetensors${where}: ${msg}`, path); };
-  if (!(bytes instanceof Uint8Array)) fail('input must be a Uint8Array');
+  if (!(bytes instanceof Uint8Array)) throw new ValueError(`bytes must be a Uint8Array, got ${describe(bytes)}`, 'bytes');
+  checkOptionKeys(opts, SAFETENSORS_OPTION_KEYS, 'parseSafetensors');
   if (bytes.length < 8) fail(`file is ${bytes.length} bytes, shorter than the 8-byte header size`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n64 = dv.getBigUint64(0, true);
@@ -111,6 +121,9 @@ export function parseSafetensorsHeader(bytes: Uint8Array, opts: { path?: string;
     const dtype = Object.prototype.hasOwnProperty.call(ST_TO_DTYPE, st) ? ST_TO_DTYPE[st] : undefined;
     // A tensor of a known dtype this reader cannot decode, outside `only`: its byte range still tiles the buffer.
     const skipped = !dtype && UNSUPPORTED_ST.has(st) && only !== null && !only.has(name);
+    if (opts.dtypes && only !== null && only.has(name) && (!dtype || !opts.dtypes.includes(dtype))) {
+      throw new DTypeError(`safetensors${where}: tensor "${name}" has dtype ${st}; expected ${opts.dtypes.map((d) => DTYPE_TO_ST[d]).join(', ')}`, name);
+    }
     if (!dtype && !skipped) {
       if (UNSUPPORTED_ST.has(st)) throw new UnsupportedError(`safetensors${where}: tensor "${name}" has dtype ${st}, which this reader does not decode`, Object.keys(ST_TO_DTYPE).join(', '));
       fail(`tensor "${name}" has unknown dtype ${JSON.stringify(st)}`);

@@ -197,8 +197,12 @@ export function strided(stride: number, opts: { align?: Alignment } = {}): Mask 
  * (or [blockQ, blockK]); query i sees key j iff layout[⌊i/blockQ⌋][⌊j/blockK⌋] is set.
  */
 export function blockSparse(layout: ArrayLike<number> | readonly (readonly (number | boolean)[])[], blockSize: number | readonly [number, number], shape?: readonly [number, number]): Mask {
+  const bs = blockSize as unknown;
+  if (typeof bs !== 'number' && !(Array.isArray(bs) && bs.length === 2)) {
+    throw new ValueError(`blockSize must be an integer ≥ 1 or [blockQ, blockK], got ${bs === undefined ? 'nothing' : JSON.stringify(bs) ?? typeof bs}`, 'blockSize');
+  }
   const [bq, bk] = typeof blockSize === 'number' ? [blockSize, blockSize] : blockSize;
-  if (!Number.isInteger(bq) || bq < 1 || !Number.isInteger(bk) || bk < 1) throw new ValueError(`blockSize must be integers ≥ 1, got ${String(blockSize)}`, 'blockSize');
+  if (!Number.isInteger(bq) || bq < 1 || !Number.isInteger(bk) || bk < 1) throw new ValueError(`blockSize must be integers ≥ 1, got ${JSON.stringify(blockSize)}`, 'blockSize');
   let rows: number, cols: number, flat: Uint8Array;
   if (Array.isArray(layout) && layout.length > 0 && Array.isArray(layout[0])) {
     const grid = layout as readonly (readonly (number | boolean)[])[];
@@ -261,7 +265,10 @@ export function checkCuSeqlens(cu: ArrayLike<number>, argument: string, total?: 
   const out = new Int32Array(cu.length);
   for (let i = 0; i < cu.length; i++) {
     const v = cu[i]!;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new ValueError(`${argument}[${i}] must be a non-negative integer, got ${typeof v === 'bigint' ? `${v}n (a BigInt: pass numbers)` : String(v)}`, argument);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+      const got = typeof v === 'bigint' ? `${v}n (a BigInt: pass numbers)` : typeof v === 'number' ? String(v) : `${JSON.stringify(v) ?? String(v)} (a ${typeof v}: pass numbers)`;
+      throw new ValueError(`${argument}[${i}] must be a non-negative integer, got ${got}`, argument);
+    }
     if (v > 0x7fffffff) throw new ValueError(`${argument}[${i}] = ${v} is over the kernels' int32 offsets (2³¹ − 1)`, argument);
     if (i === 0 && v !== 0) throw new ValueError(`${argument}[0] must be 0, got ${v}`, argument);
     if (i > 0 && v < cu[i - 1]!) throw new ValueError(`${argument} must be non-decreasing: ${argument}[${i}] = ${v} < ${argument}[${i - 1}] = ${cu[i - 1]}`, argument);
@@ -545,25 +552,28 @@ export function checkMask(mask: unknown, argument = 'mask'): asserts mask is Mas
   if (!(mask instanceof Mask)) throw new ValueError(`${argument} must be a Mask (causal(), topK(), …) or null, got ${mask === null ? 'null' : typeof mask === 'function' ? 'a function (wrap it in predicate(fn))' : typeof mask}`, argument);
 }
 
-/** Checks the mask's data against the shapes it is applied to (ShapeError naming the dimension). */
-export function validateMask(mask: Mask, ctx: MaskContext, argument = 'mask'): void {
+/**
+ * Checks the mask's data against the shapes it is applied to (ShapeError naming the argument and the dimension);
+ * `where` prefixes the message (default `argument`, e.g. 'mask (sequence 2)').
+ */
+export function validateMask(mask: Mask, ctx: MaskContext, argument = 'mask', where = argument): void {
   checkMask(mask, argument);
   const visit = (n: MaskNode): void => {
     switch (n.kind) {
       case 'blockSparse': {
         const needR = Math.ceil(ctx.seqLenQ / n.blockQ), needC = Math.ceil(ctx.seqLenK / n.blockK);
         if (n.rows < needR || n.cols < needC) {
-          throw new ShapeError(`${argument}: block-sparse layout is ${n.rows}×${n.cols} blocks, seqLenQ=${ctx.seqLenQ} and seqLenK=${ctx.seqLenK} need ${needR}×${needC} blocks of ${n.blockQ}×${n.blockK}`, argument, n.rows < needR ? 'seqLenQ' : 'seqLenK');
+          throw new ShapeError(`${where}: block-sparse layout is ${n.rows}×${n.cols} blocks, seqLenQ=${ctx.seqLenQ} and seqLenK=${ctx.seqLenK} need ${needR}×${needC} blocks of ${n.blockQ}×${n.blockK}`, argument, n.rows < needR ? 'seqLenQ' : 'seqLenK');
         }
         return;
       }
       case 'keySet':
-        if (n.keep.length !== ctx.seqLenK) throw new ShapeError(`${argument}: key subset has ${n.keep.length} entries, seqLenK is ${ctx.seqLenK}`, argument, 'seqLenK');
+        if (n.keep.length !== ctx.seqLenK) throw new ShapeError(`${where}: key subset has ${n.keep.length} entries, seqLenK is ${ctx.seqLenK}`, argument, 'seqLenK');
         return;
       case 'documents': {
         const tq = n.cuSeqlensQ[n.cuSeqlensQ.length - 1]!, tk = n.cuSeqlensK[n.cuSeqlensK.length - 1]!;
-        if (tq !== ctx.seqLenQ) throw new ShapeError(`${argument}: cuSeqlensQ ends at ${tq}, seqLenQ is ${ctx.seqLenQ}`, argument, 'seqLenQ');
-        if (tk !== ctx.seqLenK) throw new ShapeError(`${argument}: cuSeqlensK ends at ${tk}, seqLenK is ${ctx.seqLenK}`, argument, 'seqLenK');
+        if (tq !== ctx.seqLenQ) throw new ShapeError(`${where}: cuSeqlensQ ends at ${tq}, seqLenQ is ${ctx.seqLenQ}`, argument, 'seqLenQ');
+        if (tk !== ctx.seqLenK) throw new ShapeError(`${where}: cuSeqlensK ends at ${tk}, seqLenK is ${ctx.seqLenK}`, argument, 'seqLenK');
         return;
       }
       case 'topK': visit(n.within); return;

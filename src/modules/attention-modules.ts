@@ -12,7 +12,7 @@
 import { attention } from '../attention/attention.js';
 import type { BackendName } from '../attention/backend.js';
 import { type AttentionOptions, MAX_HEAD_DIM, UNLAID_OPTION_KEYS } from '../attention/plan.js';
-import { ShapeError, UnsupportedError, ValueError, checkOptionKeys } from '../errors.js';
+import { DTypeError, ShapeError, UnsupportedError, ValueError, checkOptionKeys, optionNames } from '../errors.js';
 import { type NdArray } from '../io/npy.js';
 import { decodeSafetensors, parseSafetensorsHeader, writeSafetensors } from '../io/safetensors.js';
 import { Tensor, mulberry32 } from '../tensor/tensor.js';
@@ -34,7 +34,10 @@ export interface AttentionModuleConfig {
   numKvHeads?: number;
   /** Default embedDim / numHeads. */
   headDim?: number;
-  /** Whether `init` creates projection biases (default true). Given weights use whatever biases they hold. */
+  /**
+   * Whether the module has projection biases: `init` creates them (default true); with given weights it follows
+   * the weights, and a value that contradicts them is refused.
+   */
   bias?: boolean;
   /** Backend of the projections and the attention (default 'auto'); `forward`'s `backend` overrides it. */
   backend?: BackendName;
@@ -60,10 +63,30 @@ export interface AttentionWeights {
   oBias?: Tensor | null;
 }
 
-/** A module's configuration with every default filled in (numKvHeads, headDim, bias). */
+/** A module's configuration with every default filled in (numKvHeads, headDim); `bias`: whether any projection has a bias. */
 export interface ResolvedAttentionConfig { embedDim: number; numHeads: number; numKvHeads: number; headDim: number; bias: boolean; backend?: BackendName }
 
+const CONFIG_KEYS = optionNames<AttentionModuleConfig>({ embedDim: true, numHeads: true, numKvHeads: true, headDim: true, bias: true, backend: true });
+/** Options of `fromSafetensors` and `toSafetensors`. */
+export interface SafetensorsLayerOptions {
+  /** The layer's name prefix, e.g. 'model.layers.0.self_attn.' (default ''). */
+  prefix?: string;
+}
+const LAYER_OPTION_KEYS = optionNames<SafetensorsLayerOptions>({ prefix: true });
+
+function layerPrefix(opts: SafetensorsLayerOptions | undefined, fn: string): string {
+  if (opts === undefined || opts === null) return '';
+  if (typeof opts !== 'object') throw new ValueError(`${fn}'s options must be an object ({ prefix }), got ${typeof opts}`, 'opts');
+  checkOptionKeys(opts, LAYER_OPTION_KEYS, fn);
+  const p = opts.prefix ?? '';
+  if (typeof p !== 'string') throw new ValueError(`prefix must be a string, got ${typeof p}`, 'prefix');
+  return p;
+}
+
 function resolve(c: AttentionModuleConfig): ResolvedAttentionConfig {
+  if (!c || typeof c !== 'object') throw new ValueError(`config must be { embedDim, numHeads, … }, got ${c === null ? 'null' : typeof c}`, 'config');
+  checkOptionKeys(c, CONFIG_KEYS, 'an attention module config');
+  if (c.bias !== undefined && typeof c.bias !== 'boolean') throw new ValueError(`bias must be true or false, got ${JSON.stringify(c.bias)}`, 'bias');
   const int = (v: unknown, name: string) => {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ValueError(`${name} must be an integer ≥ 1, got ${String(v)}`, name);
     return v;
@@ -77,8 +100,11 @@ function resolve(c: AttentionModuleConfig): ResolvedAttentionConfig {
   return { embedDim, numHeads, numKvHeads, headDim, bias: c.bias ?? true, backend: c.backend };
 }
 
+/** The dtypes a weight may have in a file (projections compute in f32). */
+const WEIGHT_DTYPES = ['f32', 'f16', 'bf16', 'f64'] as const;
+
 function toTensor(a: NdArray, name: string): Tensor {
-  if (a.dtype !== 'f32' && a.dtype !== 'f16' && a.dtype !== 'bf16' && a.dtype !== 'f64') throw new ValueError(`${name} has dtype ${a.dtype}; weights must be floating point`, name);
+  if (a.dtype !== 'f32' && a.dtype !== 'f16' && a.dtype !== 'bf16' && a.dtype !== 'f64') throw new DTypeError(`${name} has dtype ${a.dtype}; weights must be floating point (f32, f16, bf16 or f64)`, name);
   if (a.dtype === 'f64') return Tensor.fromValues(a.data as Float64Array, a.shape, 'f32');
   return new Tensor(a.data as Float32Array | Uint16Array, a.shape, { dtype: a.dtype });
 }
@@ -120,6 +146,11 @@ export class GroupedQueryAttention {
     if (!weights || typeof weights !== 'object') throw new ValueError('weights must be { q, k, v, o } (and optional biases)', 'weights');
     expect(weights.q, [H * Dh, E], 'q', true); expect(weights.k, [Hk * Dh, E], 'k', true); expect(weights.v, [Hk * Dh, E], 'v', true); expect(weights.o, [E, H * Dh], 'o', true);
     expect(weights.qBias, [H * Dh], 'qBias'); expect(weights.kBias, [Hk * Dh], 'kBias'); expect(weights.vBias, [Hk * Dh], 'vBias'); expect(weights.oBias, [E], 'oBias');
+    // config.bias says whether the module has biases: it follows the weights, and a config that says otherwise is refused.
+    const held = (['qBias', 'kBias', 'vBias', 'oBias'] as const).filter((n) => weights[n]);
+    if (config.bias === false && held.length) throw new ValueError(`config.bias is false, but the weights hold ${held.join(', ')}`, 'bias');
+    if (config.bias === true && !held.length) throw new ValueError('config.bias is true, but the weights hold no bias', 'bias');
+    c.bias = held.length > 0;
     this.config = Object.freeze(c);
     this.weights = Object.freeze({ ...weights });
   }
@@ -142,12 +173,12 @@ export class GroupedQueryAttention {
    * Names: `{prefix}q_proj.weight` (… k_proj, v_proj, o_proj, with optional .bias), or the fused
    * `{prefix}in_proj_weight` / `in_proj_bias` / `out_proj.weight` / `out_proj.bias`.
    */
-  static fromSafetensors<T extends GroupedQueryAttention>(this: AttentionModuleClass<T>, bytes: Uint8Array, config: AttentionModuleConfig, opts: { prefix?: string } = {}): T {
+  static fromSafetensors<T extends GroupedQueryAttention>(this: AttentionModuleClass<T>, bytes: Uint8Array, config: AttentionModuleConfig, opts: SafetensorsLayerOptions = {}): T {
     const c = resolve(this.normalize(config));
-    const p = opts.prefix ?? '';
+    const p = layerPrefix(opts, 'fromSafetensors');
     // Decode this layer's tensors only: a checkpoint's other tensors (other layers, F8 weights) are not copied.
     const wanted = LAYER_TENSORS.map((n) => p + n);
-    const header = parseSafetensorsHeader(bytes, { only: wanted });
+    const header = parseSafetensorsHeader(bytes, { only: wanted, dtypes: WEIGHT_DTYPES });
     const all = header.entries.map((e) => e.name);
     const file = decodeSafetensors(bytes, header, { only: wanted.filter((n) => all.includes(n)) });
     // PyTorch's add_bias_kv appends learned rows to K and V: weights without them would silently compute something else.
@@ -162,32 +193,42 @@ export class GroupedQueryAttention {
       const hint = hit ? `; did you mean prefix '${hit.slice(0, hit.length - (hit.endsWith('q_proj.weight') ? 'q_proj.weight' : 'in_proj_weight').length)}'?` : '';
       throw new ValueError(`safetensors has neither '${p}q_proj.weight' nor '${p}in_proj_weight' (prefix '${p}'; names: ${names()})${hint}`, 'bytes');
     }
+    const { embedDim: E, numHeads: H, numKvHeads: Hk, headDim: Dh } = c;
+    // Shapes checked here under the file's names (the constructor would name its own q, k, …).
+    const shaped = (name: string, t: Tensor | null, shape: number[], what: string) => {
+      if (t && (t.rank !== shape.length || t.shape.some((d, i) => d !== shape[i]))) {
+        throw new ShapeError(`${p}${name} must be [${shape.join(', ')}] (${what}), got [${t.shape.join(', ')}]`, 'bytes', name);
+      }
+      return t;
+    };
+    const cfg = `numHeads ${H}, numKvHeads ${Hk}, headDim ${Dh}, embedDim ${E}`;
     let w: AttentionWeights;
     if (get('q_proj.weight')) {
       w = {
-        q: need('q_proj.weight'), k: need('k_proj.weight'), v: need('v_proj.weight'), o: need('o_proj.weight'),
-        qBias: get('q_proj.bias'), kBias: get('k_proj.bias'), vBias: get('v_proj.bias'), oBias: get('o_proj.bias'),
+        q: shaped('q_proj.weight', need('q_proj.weight'), [H * Dh, E], cfg)!, k: shaped('k_proj.weight', need('k_proj.weight'), [Hk * Dh, E], cfg)!,
+        v: shaped('v_proj.weight', need('v_proj.weight'), [Hk * Dh, E], cfg)!, o: shaped('o_proj.weight', need('o_proj.weight'), [E, H * Dh], cfg)!,
+        qBias: shaped('q_proj.bias', get('q_proj.bias'), [H * Dh], cfg), kBias: shaped('k_proj.bias', get('k_proj.bias'), [Hk * Dh], cfg),
+        vBias: shaped('v_proj.bias', get('v_proj.bias'), [Hk * Dh], cfg), oBias: shaped('o_proj.bias', get('o_proj.bias'), [E], cfg),
       };
     } else {
       const inW = need('in_proj_weight'), inB = get('in_proj_bias');
-      const { numHeads: H, numKvHeads: Hk, headDim: Dh } = c;
       const rows = [H * Dh, Hk * Dh, Hk * Dh];
       // The fused projection must be exactly q, k and v stacked: a taller or shorter one is another layout.
       const total = rows[0]! + rows[1]! + rows[2]!;
-      if (inW.rank !== 2 || inW.shape[0] !== total) throw new ShapeError(`${p}in_proj_weight must be [${total}, embedDim] (q ${rows[0]} + k ${rows[1]} + v ${rows[2]} rows for numHeads ${H}, numKvHeads ${Hk}, headDim ${Dh}), got [${inW.shape.join(', ')}]`, 'bytes', 'in_proj_weight');
+      if (inW.rank !== 2 || inW.shape[0] !== total || inW.shape[1] !== E) throw new ShapeError(`${p}in_proj_weight must be [${total}, ${E}] (q ${rows[0]} + k ${rows[1]} + v ${rows[2]} rows for numHeads ${H}, numKvHeads ${Hk}, headDim ${Dh}; embedDim ${E} columns), got [${inW.shape.join(', ')}]`, 'bytes', 'in_proj_weight');
       if (inB && (inB.rank !== 1 || inB.shape[0] !== total)) throw new ShapeError(`${p}in_proj_bias must be [${total}], got [${inB.shape.join(', ')}]`, 'bytes', 'in_proj_bias');
       const cut = (t: Tensor, i: number) => t.slice(0, rows.slice(0, i).reduce((x, y) => x + y, 0), rows.slice(0, i + 1).reduce((x, y) => x + y, 0)).contiguous();
       w = {
-        q: cut(inW, 0), k: cut(inW, 1), v: cut(inW, 2), o: need('out_proj.weight'),
-        qBias: inB && cut(inB, 0), kBias: inB && cut(inB, 1), vBias: inB && cut(inB, 2), oBias: get('out_proj.bias'),
+        q: cut(inW, 0), k: cut(inW, 1), v: cut(inW, 2), o: shaped('out_proj.weight', need('out_proj.weight'), [E, H * Dh], cfg)!,
+        qBias: inB && cut(inB, 0), kBias: inB && cut(inB, 1), vBias: inB && cut(inB, 2), oBias: shaped('out_proj.bias', get('out_proj.bias'), [E], cfg),
       };
     }
-    return new this({ ...config, bias: config.bias ?? w.qBias !== null }, w);
+    return new this(config, w);
   }
 
   /** The weights as safetensors with q_proj/k_proj/v_proj/o_proj names under `prefix`. */
-  toSafetensors(opts: { prefix?: string } = {}): Uint8Array {
-    const p = opts.prefix ?? '';
+  toSafetensors(opts: SafetensorsLayerOptions = {}): Uint8Array {
+    const p = layerPrefix(opts, 'toSafetensors');
     const entries: [string, NdArray][] = [];
     const add = (name: string, t: Tensor | null | undefined) => {
       if (!t) return;

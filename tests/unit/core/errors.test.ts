@@ -107,6 +107,17 @@ describe('typed errors', () => {
     const qv = randn([5, 2, 8], 1);
     await rejects(attentionVarlen(qv, qv, qv, { cuSeqlensQ: [0, 2 ** 31 + 10], cuSeqlensK: [0, 5] }), ValueError, { argument: 'cuSeqlensQ' }, /int32/);
     await rejects(attentionVarlen(qv, qv, qv, { cuSeqlensQ: BigInt64Array.from([0n, 5n]) as never, cuSeqlensK: [0, 5] }), ValueError, {}, /BigInt/);
+    // Strings among the offsets say so (not "got 0"); a missing or mistyped block size is a ValueError, not a TypeError.
+    await rejects(attentionVarlen(qv, qv, qv, { cuSeqlensQ: ['0', '5'] as never }), ValueError, { argument: 'cuSeqlensQ' }, /"0" \(a string/);
+    expect(() => (blockSparse as (...a: unknown[]) => unknown)([[1, 0], [1, 1]])).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'blockSize' }));
+    expect(() => blockSparse([[1, 0], [1, 1]], { blockQ: 4 } as never)).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'blockSize' }));
+    expect(() => blockSparse([[1]], '4' as never)).toThrow(/"4"/);
+  });
+
+  it('varlen: keys that cannot split as the queries do, and per-sequence mask errors, name the argument', async () => {
+    const qv = randn([10, 2, 8], 1), kv = randn([12, 2, 8], 2);
+    await rejects(attentionVarlen(qv, kv, kv, { cuSeqlensQ: [0, 4, 10] }), ShapeError, { argument: 'cuSeqlensK' }, /not given.*12 keys/);
+    await rejects(attentionVarlen(qv, qv, qv, { cuSeqlensQ: [0, 4, 10], mask: keySubset([1, 0, 1]) }), ShapeError, { argument: 'mask', dimension: 'seqLenK' }, /mask \(sequence 0\)/);
   });
 
   it('options that are not what they say: align, CPU configuration', async () => {

@@ -148,4 +148,39 @@ describe('attention modules', () => {
     expect(() => GroupedQueryAttention.init({ embedDim: 600, numHeads: 2 })).toThrow(expect.objectContaining({ argument: 'headDim' }));
     await expect(m.forward(randn([1, 4, 16], 1), { layout: 'bhsd' } as never)).rejects.toThrow(UnsupportedError);
   });
+
+  it('misspelt or mistyped config and prefix options are refused by name, not ignored', () => {
+    // numKVHeads would otherwise build MHA in place of GQA; head_dim the default head dim; bias 'false' biases.
+    expect(() => GroupedQueryAttention.init({ embedDim: 256, numHeads: 8, numKVHeads: 2 } as never)).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'numKVHeads', message: expect.stringMatching(/numKvHeads/) }));
+    expect(() => GroupedQueryAttention.init({ embedDim: 256, numHeads: 8, head_dim: 64 } as never)).toThrow(/did you mean 'headDim'/);
+    expect(() => GroupedQueryAttention.init({ embedDim: 16, numHeads: 4, bias: 'false' } as never)).toThrow(expect.objectContaining({ argument: 'bias' }));
+    expect(() => GroupedQueryAttention.init(null as never)).toThrow(expect.objectContaining({ argument: 'config' }));
+    const m = GroupedQueryAttention.init({ embedDim: 16, numHeads: 4, numKvHeads: 2 }, 3);
+    expect(() => m.toSafetensors({ prefx: 'l0.' } as never)).toThrow(/did you mean 'prefix'/);
+    expect(() => m.toSafetensors({ prefix: 5 } as never)).toThrow(expect.objectContaining({ argument: 'prefix' }));
+    const bytes = m.toSafetensors({ prefix: 'l0.' });
+    expect(() => GroupedQueryAttention.fromSafetensors(bytes, { embedDim: 16, numHeads: 4, numKvHeads: 2 }, { Prefix: 'l0.' } as never)).toThrow(/did you mean 'prefix'/);
+    expect(() => GroupedQueryAttention.fromSafetensors([1, 2] as never, { embedDim: 16, numHeads: 4 })).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'bytes' }));
+  });
+
+  it('loaded weights: integer dtypes are DTypeErrors, wrong shapes name the file\'s tensor, and config.bias follows the biases', () => {
+    const cfg = { embedDim: 8, numHeads: 2, numKvHeads: 1 };
+    const m = GroupedQueryAttention.init(cfg, 4);
+    const nd = (t: Tensor) => ({ dtype: 'f32' as const, shape: [...t.shape], data: t.contiguous().data as Float32Array });
+    const w = m.weights;
+    const hf = (over: Record<string, unknown>) => writeSafetensors({ 'q_proj.weight': nd(w.q), 'k_proj.weight': nd(w.k), 'v_proj.weight': nd(w.v), 'o_proj.weight': nd(w.o), ...over } as never);
+    expect(() => GroupedQueryAttention.fromSafetensors(hf({ 'q_proj.weight': { dtype: 'i32', shape: [8, 8], data: new Int32Array(64) } }), cfg)).toThrow(expect.objectContaining({ name: 'DTypeError', argument: 'q_proj.weight' }));
+    expect(() => GroupedQueryAttention.fromSafetensors(hf({ 'k_proj.weight': nd(randn([4, 6], 1)) }), cfg)).toThrow(expect.objectContaining({ name: 'ShapeError', dimension: 'k_proj.weight', message: expect.stringMatching(/k_proj\.weight must be \[4, 8\]/) }));
+    // A fused in_proj with the right rows but the wrong columns names in_proj_weight (not q).
+    const mha = MultiHeadAttention.init({ embedDim: 8, numHeads: 2 }, 5);
+    const fusedBad = writeSafetensors({ in_proj_weight: nd(randn([24, 4], 2)), 'out_proj.weight': nd(mha.weights.o) });
+    expect(() => MultiHeadAttention.fromSafetensors(fusedBad, { embedDim: 8, numHeads: 2 })).toThrow(expect.objectContaining({ name: 'ShapeError', dimension: 'in_proj_weight' }));
+    // Only an output bias: the module has a bias; a config that says otherwise is refused.
+    const oBiasOnly = hf({ 'o_proj.bias': nd(randn([8], 3)) });
+    expect(GroupedQueryAttention.fromSafetensors(oBiasOnly, cfg).config.bias).toBe(true);
+    expect(GroupedQueryAttention.fromSafetensors(hf({}), cfg).config.bias).toBe(false);
+    expect(() => GroupedQueryAttention.fromSafetensors(hf({}), { ...cfg, bias: true })).toThrow(expect.objectContaining({ argument: 'bias' }));
+    expect(() => GroupedQueryAttention.fromSafetensors(oBiasOnly, { ...cfg, bias: false })).toThrow(expect.objectContaining({ argument: 'bias' }));
+    expect(GroupedQueryAttention.init({ ...cfg, bias: false }).config.bias).toBe(false);
+  });
 });

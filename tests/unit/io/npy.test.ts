@@ -184,6 +184,11 @@ describe('npy: hand-crafted files following the published format', () => {
     expect(() => parseNpz(new Uint8Array([1, 2, 3, 4]))).toThrow(FormatError);
   });
 
+  it('input that is not a Uint8Array is a ValueError naming bytes', () => {
+    expect(() => parseNpy('abc' as never)).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'bytes' }));
+    expect(() => parseNpz(new ArrayBuffer(4) as never)).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'bytes', message: expect.stringMatching(/ArrayBuffer/) }));
+  });
+
   it('rejects NdArrays whose data does not match the shape', () => {
     const a: NdArray = { dtype: 'f32', shape: [2, 2], data: new Float32Array(3) };
     expect(() => writeNpy(a)).toThrow(ShapeError);

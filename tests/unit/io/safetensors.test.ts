@@ -124,6 +124,14 @@ describe('safetensors: hand-crafted files following the published format', () =>
     expect(() => parseSafetensors(bytes, { only: ['c'] })).toThrow(/no tensor named "c"/);
   });
 
+  it('dtypes: tensors in only of another dtype are a DTypeError naming them; misused arguments are ValueErrors', () => {
+    const bytes = writeSafetensors({ a: ndarrayFromValues([1], [1], 'i32'), b: ndarrayFromValues([2], [1], 'f16') });
+    expect(parseSafetensors(bytes, { only: ['b'], dtypes: ['f32', 'f16'] }).tensors.get('b')!.dtype).toBe('f16');
+    expect(() => parseSafetensors(bytes, { only: ['a', 'b'], dtypes: ['f32', 'f16'] })).toThrow(expect.objectContaining({ name: 'DTypeError', argument: 'a', message: expect.stringMatching(/"a" has dtype I32; expected F32, F16/) }));
+    expect(() => parseSafetensors([1, 2, 3] as never)).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'bytes', message: expect.stringMatching(/got Array/) }));
+    expect(() => parseSafetensors(bytes, { onyl: ['a'] } as never)).toThrow(/did you mean 'only'/);
+  });
+
   it('fuzz: random bytes, truncations, byte flips and header mutations raise only FormatError/UnsupportedError', () => {
     const base = writeSafetensors({ w: ndarrayFromValues(Array.from({ length: 12 }, (_, i) => i - 5.5), [3, 4]), b: ndarrayFromValues([1, 2, 3], [3], 'f16') }, { m: 'x' });
     const typed = (e: unknown) => e instanceof FormatError || e instanceof UnsupportedError;
