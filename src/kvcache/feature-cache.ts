@@ -6,7 +6,7 @@
  * Two levels: an in-memory LRU bounded in bytes (always), and an optional shared `FeatureStore`
  * (e.g. `RedisFeatureStore` from `vlm-attention/node`) that several processes or machines read and
  * fill. The shared store is best-effort: when it fails or is unreachable, `getOrCompute` warns
- * (once per outage), computes the value, and keeps serving and filling the in-memory level — it
+ * (once per outage, however long reads or writes keep failing), computes the value, and keeps serving and filling the in-memory level — it
  * never throws a store error to the caller. Concurrent requests for one key share one computation.
  *
  * Values are Tensors (any shape; f32, f16 or bf16). Returned tensors are the cached objects: treat
@@ -259,7 +259,8 @@ export class VisionFeatureCache {
   private readonly loading = new Map<string, number>();
   private readonly deletedAt = new Map<string, number>();
   private generation = 0;
-  private storeHealthy = true;
+  /** The kinds of store operation failing now (an outage while non-empty; each kind clears on its own success). */
+  private readonly storeFailing = new Set<'read' | 'write'>();
   private counters = { memoryHits: 0, storeHits: 0, computes: 0, coalesced: 0, storeErrors: 0 };
 
   constructor(opts: VisionFeatureCacheOptions = {}) {
@@ -268,16 +269,20 @@ export class VisionFeatureCache {
     this.warn = opts.onWarning ?? ((m) => console.warn(m));
   }
 
-  private storeFailed(op: string, key: string, e: unknown): void {
+  private storeFailed(op: 'get' | 'set' | 'delete', key: string, e: unknown): void {
     this.counters.storeErrors++;
-    if (this.storeHealthy) {
-      this.storeHealthy = false;
+    // Reads and writes fail apart (a Redis at maxmemory under noeviction refuses writes and serves reads): a read
+    // that succeeds must not end an outage of writes, or every write warns.
+    const kind = op === 'get' ? 'read' : 'write';
+    const quiet = this.storeFailing.size > 0;
+    this.storeFailing.add(kind);
+    if (!quiet) {
       this.warn(`vlm-attention: feature store '${this.store!.name}' ${op} failed (${(e as Error)?.message ?? String(e)}); computing locally and keeping in-memory entries until it recovers (key ${key.slice(0, 12)}…)`, e);
     }
   }
 
-  private storeOk(): void {
-    this.storeHealthy = true;
+  private storeOk(kind: 'read' | 'write'): void {
+    this.storeFailing.delete(kind);
   }
 
   private keyOf(key: string | FeatureKeyInput): string {
@@ -294,10 +299,36 @@ export class VisionFeatureCache {
     const m = this.memory.getSync(k);
     if (m) { this.counters.memoryHits++; return m; }
     if (!this.store) return undefined;
+    const stale = this.begin(k);
     try {
-      const t = await this.store.get(k);
-      this.storeOk();
-      if (t) { this.counters.storeHits++; this.memory.setSync(k, t); }
+      return await this.fromStore(k, stale);
+    } finally {
+      this.end(k);
+    }
+  }
+
+  /**
+   * Registers a read or load of `k` under way; the returned function tells whether a delete() of `k` ran since
+   * (its value then goes back to its callers but is never cached).
+   */
+  private begin(k: string): () => boolean {
+    const started = this.generation;
+    this.loading.set(k, (this.loading.get(k) ?? 0) + 1);
+    return () => (this.deletedAt.get(k) ?? -1) > started;
+  }
+
+  private end(k: string): void {
+    const n = this.loading.get(k)! - 1;
+    if (n > 0) this.loading.set(k, n);
+    else { this.loading.delete(k); this.deletedAt.delete(k); }
+  }
+
+  /** The store's entry of `k` (kept in memory unless deleted meanwhile); undefined on a miss or a store failure. */
+  private async fromStore(k: string, stale: () => boolean): Promise<Tensor | undefined> {
+    try {
+      const t = await this.store!.get(k);
+      this.storeOk('read');
+      if (t) { this.counters.storeHits++; if (!stale()) this.memory.setSync(k, t); }
       return t;
     } catch (e) {
       this.storeFailed('get', k, e);
@@ -327,12 +358,10 @@ export class VisionFeatureCache {
   }
 
   private async load(k: string, compute: () => Tensor | Promise<Tensor>): Promise<Tensor> {
-    const started = this.generation;
-    this.loading.set(k, (this.loading.get(k) ?? 0) + 1);
     // Deleted after this load started: its value is returned to its callers but never cached.
-    const stale = () => (this.deletedAt.get(k) ?? -1) > started;
+    const stale = this.begin(k);
     try {
-      const fromStore = await this.get(k).catch(() => undefined);
+      const fromStore = this.store ? await this.fromStore(k, stale) : undefined;
       if (fromStore) return fromStore;
       this.counters.computes++;
       const t = await compute();
@@ -342,7 +371,7 @@ export class VisionFeatureCache {
       if (this.store) {
         try {
           await this.store.set(k, t);
-          this.storeOk();
+          this.storeOk('write');
           // A delete() that ran while the write was on its way may have reached the store first: delete again.
           if (stale()) await this.store.delete(k);
         } catch (e) {
@@ -351,9 +380,7 @@ export class VisionFeatureCache {
       }
       return t;
     } finally {
-      const n = this.loading.get(k)! - 1;
-      if (n > 0) this.loading.set(k, n);
-      else { this.loading.delete(k); this.deletedAt.delete(k); }
+      this.end(k);
     }
   }
 
@@ -366,7 +393,7 @@ export class VisionFeatureCache {
     if (this.loading.has(k)) { this.deletedAt.set(k, ++this.generation); this.inflight.delete(k); }
     this.memory.deleteSync(k);
     if (this.store) {
-      try { await this.store.delete(k); this.storeOk(); } catch (e) { this.storeFailed('delete', k, e); }
+      try { await this.store.delete(k); this.storeOk('write'); } catch (e) { this.storeFailed('delete', k, e); }
     }
   }
 

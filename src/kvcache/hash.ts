@@ -200,10 +200,16 @@ export type PixelData = Uint8Array | Uint8ClampedArray | Uint16Array | Float32Ar
  */
 export function imageContentHash(pixels: PixelData, width: number, height: number, channels?: number): string {
   const kind = pixelKind(pixels);
+  const inferred = channels === undefined;
   channels ??= pixels.length / Math.max(1, width * height);
-  for (const [v, name] of [[width, 'width'], [height, 'height'], [channels, 'channels']] as const) {
+  for (const [v, name] of [[width, 'width'], [height, 'height']] as const) {
     if (!Number.isInteger(v) || v < 1) throw new ValueError(`${name} must be a positive integer, got ${v}`, name);
   }
+  // Without channels, a pixel count that is not a multiple of width·height is the pixels' fault, not channels'.
+  if (inferred && (!Number.isInteger(channels) || channels < 1)) {
+    throw new ValueError(`pixels has ${pixels.length} elements, not a positive multiple of width·height = ${width}·${height} = ${width * height} (channels inferred)`, 'pixels');
+  }
+  if (!Number.isInteger(channels) || channels < 1) throw new ValueError(`channels must be a positive integer, got ${channels}`, 'channels');
   if (pixels.length !== width * height * channels) {
     throw new ValueError(`pixels has ${pixels.length} elements, width·height·channels = ${width}·${height}·${channels} = ${width * height * channels}`, 'pixels');
   }

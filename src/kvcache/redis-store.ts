@@ -12,7 +12,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Tensor } from '../tensor/tensor.js';
 import { type FeatureStore, decodeTensor, encodeTensor } from './feature-cache.js';
-import { ValueError } from '../errors.js';
+import { StateError, ValueError, checkOptionKeys, optionNames } from '../errors.js';
 
 /** Options of `RedisFeatureStore`: where Redis is (url, host/port or an existing client), key prefix, TTL and timeouts. */
 export interface RedisFeatureStoreOptions {
@@ -32,7 +32,14 @@ export interface RedisFeatureStoreOptions {
   connectTimeoutMs?: number;
   /** Use an existing ioredis client instead (its options are left as they are). */
   client?: Redis;
+  /**
+   * Values larger than this many bytes (encoded) are not written (default 64 MiB): one that cannot come back
+   * within commandTimeoutMs would cost every process a timeout, a warning and a recompute at each request.
+   */
+  maxEntryBytes?: number;
 }
+
+const REDIS_OPTION_KEYS = optionNames<RedisFeatureStoreOptions>({ url: true, host: true, port: true, keyPrefix: true, ttlSeconds: true, commandTimeoutMs: true, connectTimeoutMs: true, client: true, maxEntryBytes: true });
 
 /**
  * A FeatureStore in Redis (Node only, from `vlm-attention/node`; ioredis), so several processes or
@@ -51,10 +58,17 @@ export class RedisFeatureStore implements FeatureStore {
   /** Prefix of every Redis key; default 'vlm-attention:features:'. */
   readonly keyPrefix: string;
   private readonly ttlSeconds: number | undefined;
+  /** Encoded values larger than this are not written (RedisFeatureStoreOptions.maxEntryBytes). */
+  readonly maxEntryBytes: number;
   private connecting: Promise<void> | null = null;
+  private closed = false;
 
   constructor(opts: RedisFeatureStoreOptions = {}) {
+    checkOptionKeys(opts ?? {}, REDIS_OPTION_KEYS, 'RedisFeatureStore');
     this.keyPrefix = opts.keyPrefix ?? 'vlm-attention:features:';
+    const maxEntry = opts.maxEntryBytes ?? 64 * 1024 * 1024;
+    if (typeof maxEntry !== 'number' || !(maxEntry >= 0) || !Number.isFinite(maxEntry)) throw new ValueError(`maxEntryBytes must be a non-negative number, got ${String(maxEntry)}`, 'maxEntryBytes');
+    this.maxEntryBytes = maxEntry;
     if (opts.ttlSeconds !== undefined && (!Number.isInteger(opts.ttlSeconds) || opts.ttlSeconds < 1)) {
       throw new ValueError(`ttlSeconds must be a positive integer, got ${opts.ttlSeconds}`, 'ttlSeconds');
     }
@@ -83,6 +97,9 @@ export class RedisFeatureStore implements FeatureStore {
   private readonly ownClient: boolean;
 
   private async ready(): Promise<void> {
+    // Closed stays closed: a command after close() (or one that was waiting when it ran) must not reconnect, or
+    // the socket it opens keeps the process alive.
+    if (this.closed) throw new StateError('the Redis feature store was closed');
     // A given client connects, queues and retries by its own options.
     if (!this.ownClient) return;
     const st = this.client.status;
@@ -108,7 +125,9 @@ export class RedisFeatureStore implements FeatureStore {
   /** Stores the tensor under keyPrefix + key (expiring after ttlSeconds when set). Rejects while Redis is unreachable. */
   async set(key: string, value: Tensor): Promise<void> {
     await this.ready();
-    const buf = Buffer.from(encodeTensor(value));
+    const bytes = encodeTensor(value);
+    if (bytes.byteLength > this.maxEntryBytes) return;
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (this.ttlSeconds) await this.client.set(this.keyPrefix + key, buf, 'EX', this.ttlSeconds);
     else await this.client.set(this.keyPrefix + key, buf);
   }
@@ -119,8 +138,13 @@ export class RedisFeatureStore implements FeatureStore {
     await this.client.del(this.keyPrefix + key);
   }
 
-  /** Closes the connection (QUIT, or a hard disconnect when Redis is unreachable). */
+  /**
+   * Closes the connection (QUIT, or a hard disconnect when Redis is unreachable) and the store: later commands,
+   * and commands still waiting for a connection, reject with StateError rather than reconnect. Idempotent.
+   */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     try {
       if (this.client.status === 'ready') await this.client.quit();
       else this.client.disconnect();

@@ -38,6 +38,8 @@ function statsLines(s: KvCacheStats): string[] {
 const command: Command = {
   summary: 'simulate a paged KV-cache workload and print pool statistics',
   usage,
+  // Library errors name these arguments; the CLI reports them as the flags that set them (exit 2).
+  flags: { capacityBytes: 'memory', numBlocks: 'blocks', blockSizeTokens: 'block-size', numLayers: 'layers', numKvHeads: 'kv-heads', headDim: 'head-dim', numRequests: 'requests', numImages: 'images', numPrompts: 'prompts', imageTokens: 'image-tokens' },
   async run(argv) {
     const { values } = parseArgs({
       args: argv,
@@ -74,8 +76,10 @@ const command: Command = {
     const seed = int('seed', 0);
     const variants = kvVariants({ numLayers: model.numLayers, numHeads: heads, numKvHeads: model.numKvHeads, headDim: model.headDim, dtype, seqLen: 4096, blockSizeTokens: model.blockSizeTokens });
     const say = progress(!values.json);
+    // image-prefix without --blocks/--memory sizes its own pool (below): the header leaves the pool to that line.
+    const ownPool = values.workload === 'image-prefix' && values.blocks === undefined && values.memory === undefined;
     const header = [
-      `KV cache: ${model.numLayers} layers × ${model.numKvHeads} KV heads × headDim ${model.headDim}, ${dtype}, blocks of ${model.blockSizeTokens} tokens (${formatBytesSI(plan.bytesPerBlock)}); pool ${plan.numBlocks} blocks = ${formatBytesSI(plan.numBlocks * plan.bytesPerBlock)}`,
+      `KV cache: ${model.numLayers} layers × ${model.numKvHeads} KV heads × headDim ${model.headDim}, ${dtype}, blocks of ${model.blockSizeTokens} tokens (${formatBytesSI(plan.bytesPerBlock)})${ownPool ? '' : `; pool ${plan.numBlocks} blocks = ${formatBytesSI(plan.numBlocks * plan.bytesPerBlock)}`}`,
       'KV bytes per token / per 4,096-token sequence:',
       ...variants.map((r) => `  ${r.variant.padEnd(4)} ${String(r.numKvHeads).padStart(3)} KV heads  ${formatBytesSI(r.bytesPerToken).padStart(10)}/token  ${formatBytesSI(r.bytesPerSequence).padStart(10)}/sequence  ${r.reduction.toFixed(1)}× vs MHA`),
     ];
@@ -96,7 +100,8 @@ const command: Command = {
       if (values.json) { console.log(JSON.stringify({ workload: 'serving', model, plan, variants, report: r }, null, 2)); return; }
       console.log([
         ...header, '',
-        `Serving: ${r.requests} requests ([system 32][image ${int('image-tokens')}][question 8–64], ${int('images')} images with Zipf popularity, 2 samples each) in ${r.steps} steps; ${r.deferred} waited for memory`,
+        `Serving: ${r.completed === r.requests ? r.requests : `${r.completed} of ${r.requests}`} requests ([system 32][image ${int('image-tokens')}][question 8–64], ${int('images')} images with Zipf popularity, 2 samples each) in ${r.steps} steps; ${r.deferred} waited for memory`,
+        ...(r.completed < r.requests ? [`  the simulation stopped at its step limit with ${r.requests - r.completed} requests unfinished (fewer --requests, or a larger pool, finishes them)`] : []),
         `  prefill computed ${r.prefillTokensComputed} of ${r.prefillTokensRequested} prompt tokens (${pct(1 - r.prefillTokensComputed / Math.max(1, r.prefillTokensRequested))} served from the prefix cache); ${r.tokensGenerated} tokens generated${r.samplesCutShort ? `; ${r.samplesCutShort} samples cut short for want of a block` : ''}`,
         `  at most ${r.peakSequences} samples ran at once`,
         'At peak utilisation:', ...statsLines(r.atPeak),
@@ -107,8 +112,8 @@ const command: Command = {
       // nothing is evicted (the workload's own default), as the line below says.
       const pool = values.blocks !== undefined || values.memory !== undefined ? { numBlocks: plan.numBlocks } : {};
       const runs = (['image-first', 'prompt-first'] as const).map((order) => sim(() => simulateImagePrefix({ order, numImages: int('images'), numPrompts: int('prompts'), imageTokens: int('image-tokens'), ...model, ...pool, seed })));
-      if (values.json) { console.log(JSON.stringify({ workload: 'image-prefix', model, plan, variants, reports: runs }, null, 2)); return; }
-      const lines = [...header, `(image-prefix runs on ${'numBlocks' in pool ? 'that pool' : `a pool of ${runs[0]!.stats.totalBlocks} blocks, large enough that nothing is evicted (--blocks or --memory sets it)`})`, ''];
+      if (values.json) { console.log(JSON.stringify({ workload: 'image-prefix', model, plan: ownPool ? { ...plan, numBlocks: runs[0]!.stats.totalBlocks } : plan, variants, reports: runs }, null, 2)); return; }
+      const lines = [...header, `(image-prefix runs on ${'numBlocks' in pool ? 'that pool' : `a pool of ${runs[0]!.stats.totalBlocks} blocks = ${formatBytesSI(runs[0]!.stats.totalBlocks * plan.bytesPerBlock)}, large enough that nothing is evicted (--blocks or --memory sets it)`})`, ''];
       for (const r of runs) {
         lines.push(`${r.order}: ${r.requests} requests over ${int('images')} images × ${int('prompts')} prompts`,
           `  hit rate over shareable blocks ${pct(r.hitRateOfShareable)} (${r.hitBlocks} of ${r.shareableBlocks})`,

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import command from '../../../src/cli/commands/cache-stats.js';
 import { COMMANDS } from '../../../src/cli/commands/index.js';
-import { UsageError } from '../../../src/cli/command.js';
+import { UsageError, flagFor } from '../../../src/cli/command.js';
 
 function capture() {
   const out: string[] = [];
@@ -64,6 +64,30 @@ describe('vlm-attention cache-stats', () => {
     await command.run(['--memory', '1GB', '--requests', '10', '--json']);
     const j = JSON.parse(out2.join('\n'));
     expect(j.plan.numBlocks).toBe(Math.floor(1e9 / j.plan.bytesPerBlock));
+  });
+
+  it('library range errors name arguments that map to the flags that set them (the CLI exits 2 naming the flag)', async () => {
+    capture();
+    for (const [argv, flag] of [[['--memory', '1kB'], 'memory'], [['--blocks', '99999999999'], 'blocks']] as const) {
+      const e = await command.run([...argv]).then(() => null, (x: unknown) => x as { argument?: string; dimension?: string });
+      expect(e, argv.join(' ')).not.toBeNull();
+      const named = [e!.argument, e!.dimension].filter((a): a is string => typeof a === 'string').map((a) => flagFor(a, command.flags));
+      expect(named, argv.join(' ')).toContain(flag);
+    }
+  });
+
+  it('the text says when the serving simulation stopped before every request finished, and which pool image-prefix used', async () => {
+    const out = capture();
+    await command.run(['--requests', '40', '--blocks', '700', '--image-tokens', '64']);
+    const text = out.join('\n');
+    const m = /Serving: (\d+ of \d+|\d+) requests/.exec(text);
+    expect(m).not.toBeNull();
+    if (m![1]!.includes('of')) expect(text).toMatch(/stopped at its step limit/);
+    const out2 = capture();
+    await command.run(['--workload', 'image-prefix', '--images', '2', '--prompts', '2']);
+    const t2 = out2.join('\n');
+    expect(t2).not.toMatch(/pool 2048 blocks/);
+    expect(t2).toMatch(/image-prefix runs on a pool of \d+ blocks = /);
   });
 
   it('rejects bad flags with usage errors', async () => {

@@ -29,10 +29,15 @@ describe('feature keys', () => {
     expect(featureKey({ ...base, preprocessing: { mean: [1, 2, 3] } })).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it('a pixel count that does not fit width × height names pixels when channels was not given', () => {
+    expect(() => imageContentHash(new Uint8Array(12), 5, 1)).toThrow(expect.objectContaining({ argument: 'pixels', message: expect.stringMatching(/not a positive multiple of width·height/) }));
+    expect(() => imageContentHash(new Uint8Array(12), 2, 2, 0)).toThrow(expect.objectContaining({ argument: 'channels' }));
+  });
+
   it('reject bad input with typed errors', () => {
     expect(() => featureKey({ ...base, encoderId: '' })).toThrow(expect.objectContaining({ argument: 'encoderId' }));
     expect(() => featureKey({ ...base, width: 7, channels: 4 })).toThrow(expect.objectContaining({ argument: 'pixels' }));
-    expect(() => featureKey({ ...base, width: 7 })).toThrow(expect.objectContaining({ argument: 'channels' }));
+    expect(() => featureKey({ ...base, width: 7 })).toThrow(expect.objectContaining({ argument: 'pixels' }));
     expect(() => featureKey({ ...base, preprocessing: { f: NaN } })).toThrow(ValueError);
     expect(() => featureKey({ ...base, preprocessing: new Map() })).toThrow(/plain JSON/);
     expect(() => imageContentHash(image(1), 0, 6)).toThrow(expect.objectContaining({ argument: 'width' }));
@@ -144,6 +149,38 @@ describe('VisionFeatureCache', () => {
     let recomputed = false;
     await cache.getOrCompute('img2', () => { recomputed = true; return fresh; });
     expect(recomputed).toBe(true);
+  });
+
+  it('delete() while a store read is on its way: the read value is not cached, in memory or anywhere', async () => {
+    // A store whose reads wait for a gate: the entry was written earlier (by another process, say).
+    class SlowStore extends FlakyStore { gate: Promise<void> | null = null; override async get(k: string) { const v = await super.get(k); await this.gate; return v; } }
+    const store = new SlowStore();
+    await store.set('k1', Tensor.fromValues([1, 2, 3], [3]));
+    const cache = new VisionFeatureCache({ store });
+    for (const read of [(c: VisionFeatureCache) => c.getOrCompute('k1', () => Tensor.fromValues([7, 7, 7], [3])), (c: VisionFeatureCache) => c.get('k1')]) {
+      let open!: () => void;
+      store.gate = new Promise<void>((r) => { open = r; });
+      const p = read(cache);
+      await new Promise((r) => setTimeout(r, 1));
+      await cache.delete('k1');
+      open();
+      expect(Array.from((await p)!.toFloat32())).toEqual([1, 2, 3]); // the read's caller gets what it read
+      expect(cache.memory.has('k1')).toBe(false);
+      store.gate = null;
+      expect(Array.from((await cache.getOrCompute('k1', () => Tensor.fromValues([7, 7, 7], [3]))).toFloat32())).toEqual([7, 7, 7]);
+      await cache.delete('k1');
+      await store.set('k1', Tensor.fromValues([1, 2, 3], [3]));
+    }
+  });
+
+  it('a store that refuses writes but serves reads (Redis at maxmemory, noeviction) warns once, not per request', async () => {
+    class FullStore extends FlakyStore { override async set(): Promise<void> { throw new Error("OOM command not allowed when used memory > 'maxmemory'"); } }
+    const warnings: string[] = [];
+    const cache = new VisionFeatureCache({ store: new FullStore(), onWarning: (m) => warnings.push(m) });
+    for (let i = 0; i < 20; i++) await cache.getOrCompute(`k${i}`, () => randn([2], i));
+    expect(warnings.length).toBe(1);
+    expect(warnings[0]).toMatch(/set failed .*OOM/);
+    expect(cache.stats()).toMatchObject({ computes: 20, storeErrors: 20 });
   });
 
   it('fills and reads the shared store: a second cache (another process) gets a store hit without computing', async () => {

@@ -103,6 +103,42 @@ describe.skipIf(!available)('RedisFeatureStore with a real redis-server', () => 
     }
   });
 
+  it('close() stays closed: a command under way or after it does not reconnect (the process can exit)', async () => {
+    const store = new RedisFeatureStore({ port: server.port, keyPrefix: 'test:close:' });
+    const warnings: string[] = [];
+    const cache = new VisionFeatureCache({ store, onWarning: (m) => warnings.push(m) });
+    await cache.getOrCompute('warm', () => randn([2], 1)); // connected
+    // A computation still running when the store closes: its store write must not open a new connection.
+    const pending = cache.getOrCompute('slow', () => new Promise((r) => setTimeout(() => r(randn([2], 2)), 200)));
+    await store.close();
+    expect((await pending).shape).toEqual([2]);
+    await expect(store.get('warm')).rejects.toThrow(expect.objectContaining({ name: 'StateError' }));
+    await expect(store.set('x', randn([2], 3))).rejects.toThrow(/closed/);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(store.client.status).toBe('end');
+    await store.close(); // idempotent
+    const check = new RedisFeatureStore({ port: server.port, keyPrefix: 'test:close:' });
+    try {
+      expect(await check.get('slow')).toBeUndefined(); // written after close: it must not be
+    } finally {
+      await check.close();
+    }
+  });
+
+  it('values over maxEntryBytes are not written (each would cost every reader a timeout); options are checked', async () => {
+    const store = new RedisFeatureStore({ port: server.port, keyPrefix: 'test:big:', maxEntryBytes: 1000 });
+    try {
+      await store.set('small', randn([10], 1));
+      await store.set('big', randn([1000], 2));
+      expect(await store.get('small')).toBeDefined();
+      expect(await store.get('big')).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+    expect(() => new RedisFeatureStore({ port: server.port, ttlSecond: 5 } as never)).toThrow(/did you mean 'ttlSeconds'/);
+    expect(() => new RedisFeatureStore({ maxEntryBytes: -1 })).toThrow(expect.objectContaining({ argument: 'maxEntryBytes' }));
+  });
+
   it('a given client is used as its owner set it up: commands while it is still connecting, no listener added', async () => {
     const client = new Redis({ port: server.port }); // connects at once, with an offline queue (ioredis's defaults)
     const listeners = client.listenerCount('error');
