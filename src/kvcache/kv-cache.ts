@@ -217,6 +217,11 @@ class Sequence {
    * append without kv, or commit before every writeLayer): they are never published to the prefix cache.
    */
   unwrittenBlocks = new Set<number>();
+  /**
+   * int8: the blocks the latest reserve wrote into (the last block it found partly filled, and the new ones), whose
+   * exact values the storage keeps staged until the next reserve (KvBlockStorage.unstage).
+   */
+  recent: number[] = [];
   constructor(readonly id: SeqId, readonly salt: string | null) {}
 
   pushBlock(b: number): void {
@@ -561,6 +566,8 @@ export class PagedKvCache implements RotationSource {
     if (images.length) s.images = [...s.images, ...images].sort((a, b) => a.offset - b.offset);
     s.written.clear();
     if (n === 0) return new Int32Array(0);
+    // int8: blocks the previous reserve wrote are now settled (only the partly filled last one can still grow).
+    if (this.storage && s.recent.length) this.storage.unstage(s.recent.filter((b) => b !== last));
     if (cow) {
       const [nb] = this.pool.allocate(1);
       this.storage?.copyBlock(last, nb!);
@@ -570,6 +577,7 @@ export class PagedKvCache implements RotationSource {
     }
     const newBlocks = this.pool.allocate(fresh);
     for (const b of newBlocks) s.pushBlock(b);
+    s.recent = lastPartial ? [s.blocks[Math.floor(L / bs)]!, ...newBlocks] : [...newBlocks];
     s.pushTokens(tokenIds);
     return this.slotMapping(id, L, L + n);
   }
@@ -666,6 +674,7 @@ export class PagedKvCache implements RotationSource {
     c.blockHashes = s.blockHashes.slice();
     c.images = s.images.slice();
     c.unwrittenBlocks = new Set(s.unwrittenBlocks);
+    c.recent = s.recent.slice();
     for (let i = 0; i < c.numBlocks; i++) this.pool.incRef(c.blocks[i]!);
     this.seqs.set(c.id, c);
     return c.id;
@@ -681,7 +690,11 @@ export class PagedKvCache implements RotationSource {
     if (!Number.isInteger(length) || length < 0 || length > s.length) throw new ValueError(`length must be an integer in 0..${s.length} (sequence ${id}), got ${JSON.stringify(length)}`, 'length');
     const bs = this.plan.blockSizeTokens;
     const keep = Math.ceil(length / bs);
-    for (let i = s.numBlocks - 1; i >= keep; i--) this.pool.decRef(s.blocks[i]!);
+    const released: number[] = [];
+    for (let i = s.numBlocks - 1; i >= keep; i--) { this.pool.decRef(s.blocks[i]!); released.push(s.blocks[i]!); }
+    this.releaseStaged(released);
+    const kept = new Set(Array.from(s.blocks.subarray(0, keep)));
+    s.recent = s.recent.filter((b) => kept.has(b));
     // int8: the kept part of the last block may carry a scale that dropped tokens set; its next write checks.
     if (length % bs !== 0 && length < s.length) this.storage?.markTruncated(s.blocks[keep - 1]!);
     s.numBlocks = keep;
@@ -700,8 +713,18 @@ export class PagedKvCache implements RotationSource {
   free(id: SeqId): void {
     const s = this.seq(id);
     for (let i = s.numBlocks - 1; i >= 0; i--) this.pool.decRef(s.blocks[i]!);
+    this.releaseStaged(s.blocks.subarray(0, s.numBlocks));
     s.numBlocks = 0;
+    s.recent = [];
     this.seqs.delete(id);
+  }
+
+  /** int8: drops the staged values of blocks that no sequence holds any more (KvBlockStorage.unstage). */
+  private releaseStaged(blocks: ArrayLike<number>): void {
+    if (!this.storage || this.plan.dtype !== 'int8' || this.storage.disposed) return;
+    const idle: number[] = [];
+    for (let i = 0; i < blocks.length; i++) if (this.pool.refCount(blocks[i]!) === 0) idle.push(blocks[i]!);
+    if (idle.length) this.storage.unstage(idle);
   }
 
   /** Drops up to `count` least recently released cached blocks (all by default). Returns how many. */

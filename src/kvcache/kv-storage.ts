@@ -125,6 +125,15 @@ export class KvBlockStorage implements RotationSource {
    * checks whether dropped tokens set the scale (STALE_SCALE_RATIO). Null for float blocks.
    */
   private readonly truncated: Uint8Array | null;
+  /**
+   * int8: per layer, K's and V's exact values (as quantised: smoothed, rotated) of the blocks written in more than
+   * one run that are still open to growth or rollback — a sequence's partly filled last block, and blocks its latest
+   * append filled (PagedKvCache unstages the others). A write that grows a block's scale, or re-scales it after a
+   * truncate, requantises the block's earlier tokens from these values instead of from their codes: the codes of a
+   * coarser scale cannot give back what it rounded away (a rejected draft 100× larger left the kept tokens at 60×
+   * their error). Costs blockSizeTokens · numKvHeads · headDim · 8 bytes a staged block and layer.
+   */
+  private readonly staged: { k: Map<number, Float32Array>; v: Map<number, Float32Array> }[] | null;
   /** Bytes of one block over all layers. */
   readonly bytesPerBlock: number;
 
@@ -183,6 +192,7 @@ export class KvBlockStorage implements RotationSource {
     }
     this.layerArrays = Object.freeze(layers);
     this.truncated = dtype === 'int8' ? new Uint8Array(numLayers * numBlocks) : null;
+    this.staged = dtype === 'int8' ? Array.from({ length: numLayers }, () => ({ k: new Map(), v: new Map() })) : null;
     this.bytesPerBlock = bytesPerBlock(numLayers, numKvHeads, headDim, blockSizeTokens, dtype);
   }
 
@@ -208,6 +218,27 @@ export class KvBlockStorage implements RotationSource {
     for (const o of [...this.observers]) o.storageDisposed?.();
     this.observers.clear();
     for (const p of this.heapPtrs.splice(0)) this.heap!.release(p);
+    this.unstage();
+  }
+
+  /**
+   * int8: drops the exact values kept for `blocks` (all blocks when omitted) in every layer: their later writes, if
+   * any, requantise from codes. PagedKvCache calls it for blocks no longer open to growth or rollback. A no-op for
+   * float blocks.
+   */
+  unstage(blocks?: Iterable<number>): void {
+    if (!this.staged) return;
+    for (const st of this.staged) {
+      if (!blocks) { st.k.clear(); st.v.clear(); continue; }
+      for (const b of blocks) { st.k.delete(b); st.v.delete(b); }
+    }
+  }
+
+  /** int8: how many (layer, K or V, block) value copies are staged now (see unstage). */
+  get stagedBlocks(): number {
+    let n = 0;
+    if (this.staged) for (const st of this.staged) n += st.k.size + st.v.size;
+    return n;
   }
 
   /** Registers an observer of block writes; returns the function that removes it. */
@@ -323,6 +354,8 @@ export class KvBlockStorage implements RotationSource {
           const m = bs * this.slotElems;
           st.k.copyWithin(op.dst * m, op.src * m, (op.src + 1) * m);
           st.kScales.copyWithin(op.dst * Hk, op.src * Hk, (op.src + 1) * Hk);
+          const kStage = this.staged![layer]!.k, from = kStage.get(op.src);
+          if (from) kStage.set(op.dst, from.slice()); else kStage.delete(op.dst);
           blocks.add(op.dst);
         }
       }
@@ -355,11 +388,19 @@ export class KvBlockStorage implements RotationSource {
     // scale grows), and the codes on each grid.
     const vals = new Float64Array(bs * D), codes = new Int8Array(bs * D), alt = new Int8Array(bs * D);
     const fbs = isK ? this.feedbackFactors(layer) : null, work = new Float64Array(D);
+    const stage = isK ? this.staged![layer]!.k : this.staged![layer]!.v;
     let t = 0;
     while (t < n) {
       const first = slots[t]!, b = Math.floor(first / bs), o0 = first % bs;
       let t1 = t + 1;
       while (t1 < n && slots[t1] === slots[t1 - 1]! + 1 && Math.floor(slots[t1]! / bs) === b) t1++;
+      const end = o0 + (t1 - t);
+      // The block's exact values: kept from earlier runs (`exact`: its rows before o0 are valid), or started now
+      // when the block stays partly filled (a later run may grow it). A block's first run starts it afresh.
+      const had = o0 > 0 ? stage.get(b) ?? null : null;
+      let shadow = had;
+      if (!shadow && end < bs) { shadow = stage.get(b) ?? new Float32Array(bs * Hk * D); stage.set(b, shadow); }
+      if (!shadow && o0 === 0) stage.delete(b);
       for (let h = 0; h < Hk; h++) {
         const fb = fbs?.[h] ?? null;
         let absmax = 0;
@@ -369,6 +410,10 @@ export class KvBlockStorage implements RotationSource {
         }
         const si = b * Hk + h;
         const prev = int8ScaleOf(scales[si]!);
+        // An earlier token's value: exact when staged, else decoded from its code.
+        const keptAt = had
+          ? (o: number, c: number) => had[(o * Hk + h) * D + c]!
+          : (o: number, c: number) => dequantizeInt8(q[((b * bs + o) * Hk + h) * D + c]!, prev.scale, prev.grid);
         // Tokens o0 … of the block are written; from token `from` on they are (re)quantised here: from 0
         // when the scale is set (a new block), grows (earlier tokens move to the new scale) or is stale, else o0.
         let fresh = o0 === 0 || absmax > 127 * prev.scale;
@@ -377,18 +422,17 @@ export class KvBlockStorage implements RotationSource {
           // the new ones all lie well inside it. The block is re-scaled to them; a stale scale rounded new tokens
           // to its coarse steps (100× larger drafts: 50× the error).
           let kept = 0;
-          for (let o = 0; o < o0; o++) {
-            const base = ((b * bs + o) * Hk + h) * D;
-            for (let c = 0; c < D; c++) { const a = Math.abs(dequantizeInt8(q[base + c]!, prev.scale, prev.grid)); if (a > kept) kept = a; }
-          }
+          for (let o = 0; o < o0; o++) for (let c = 0; c < D; c++) { const a = Math.abs(keptAt(o, c)); if (a > kept) kept = a; }
           if (127 * prev.scale > STALE_SCALE_RATIO * Math.max(kept, absmax)) { fresh = true; absmax = Math.max(kept, absmax); }
         }
-        const from = fresh ? 0 : o0, m = o0 + (t1 - t) - from;
-        for (let o = from; o < o0; o++) {
-          const base = ((b * bs + o) * Hk + h) * D;
-          for (let c = 0; c < D; c++) vals[(o - from) * D + c] = dequantizeInt8(q[base + c]!, prev.scale, prev.grid);
-        }
+        const from = fresh ? 0 : o0, m = end - from;
+        for (let o = from; o < o0; o++) for (let c = 0; c < D; c++) vals[(o - from) * D + c] = keptAt(o, c);
         for (let tt = t; tt < t1; tt++) vals.set(x.subarray((tt * Hk + h) * D, (tt * Hk + h + 1) * D), (o0 - from + tt - t) * D);
+        if (shadow) {
+          // Staged now: the new tokens exactly; earlier ones as well as they are known (exact, or from their codes).
+          if (!had) for (let o = 0; o < o0; o++) for (let c = 0; c < D; c++) shadow[(o * Hk + h) * D + c] = keptAt(o, c);
+          for (let tt = t; tt < t1; tt++) for (let c = 0; c < D; c++) shadow[((o0 + tt - t) * Hk + h) * D + c] = x[(tt * Hk + h) * D + c]!;
+        }
         const scale = fresh ? int8Scale(absmax) : prev.scale;
         let grid: Int8Grid = fresh ? (mode === 'auto' ? 'uniform' : mode) : prev.grid;
         if (fresh && mode === 'auto') {
@@ -453,6 +497,11 @@ export class KvBlockStorage implements RotationSource {
       } else {
         st.k.data.copyWithin(dst * n, src * n, (src + 1) * n);
         st.v.data.copyWithin(dst * n, src * n, (src + 1) * n);
+      }
+    }
+    if (this.staged) {
+      for (const st of this.staged) {
+        for (const m of [st.k, st.v]) { const from = m.get(src); if (from) m.set(dst, from.slice()); else m.delete(dst); }
       }
     }
     // Layers still waiting to calibrate their smoothing replay this copy after re-writing its source.
