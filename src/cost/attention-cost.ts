@@ -18,7 +18,7 @@
  * The "nominal" count is the benchmarks' convention: 4·B·H·Sq·Sk·d (d = (D + Dv)/2), halved for a
  * plain causal mask with Sq = Sk, whatever tiles the kernel visits (`nominalFlops(plan)`).
  */
-import { DTypeError, ShapeError, UnsupportedError } from '../errors.js';
+import { DTypeError, ShapeError, UnsupportedError, checkOptionKeys, optionNames } from '../errors.js';
 
 /** Most tiles a sequence's cost may classify (its tile plan is materialised, as the kernels' is). */
 const MAX_COST_TILES = 2 ** 26;
@@ -183,6 +183,12 @@ export interface AttentionCost {
 
 const shapeOnly = (shape: number[], dtype: DType): TensorLike => ({ shape, dtype });
 
+const SHAPE_KEYS = optionNames<AttentionShape>({
+  batch: true, seqLenQ: true, seqLenK: true, numHeads: true, numKvHeads: true, headDim: true, headDimV: true, dtype: true, mask: true, causal: true,
+  softcap: true, cuSeqlensQ: true, cuSeqlensK: true, returnLse: true, pagedBlockSizeTokens: true,
+});
+const COST_OPTION_KEYS = optionNames<CostOptions>({ tiling: true, scoreDtype: true, pagedBlockSizeTokens: true });
+
 /**
  * Validates an attention shape into the core's AttentionPlan (the same checks `attention()` makes),
  * after checking the dimensions themselves: negative or non-integer dims → ShapeError naming the
@@ -190,6 +196,8 @@ const shapeOnly = (shape: number[], dtype: DType): TensorLike => ({ shape, dtype
  */
 export function planAttentionShape(s: AttentionShape): AttentionPlan {
   if (!s || typeof s !== 'object') throw new ShapeError('attention shape must be an object', 'shape');
+  // A misspelt key (casual, seqLenKV) would silently cost another shape.
+  checkOptionKeys(s, SHAPE_KEYS, 'an attention shape');
   const numHeads = dim(s.numHeads, 'numHeads');
   const numKvHeads = dimOr(s.numKvHeads, numHeads, 'numKvHeads');
   checkHeads(numHeads, numKvHeads);
@@ -272,6 +280,7 @@ function touched(tp: TilePlan): { rows: number; keys: number } {
  * `planTiles(mask, {seqLenQ, seqLenK}, tileQ, tileK)` per sequence, as in the kernels.
  */
 export function attentionCostFromPlan(plan: AttentionPlan, opts: CostOptions = {}): AttentionCost {
+  checkOptionKeys(opts ?? {}, COST_OPTION_KEYS, 'attentionCost');
   const tiling = opts.tiling ?? 'cpu';
   if (opts.pagedBlockSizeTokens !== undefined) dim(opts.pagedBlockSizeTokens, 'pagedBlockSizeTokens');
   let path: AttentionTiling['path'], tileQ: number, tileK: number;
@@ -288,6 +297,17 @@ export function attentionCostFromPlan(plan: AttentionPlan, opts: CostOptions = {
   const H = plan.numHeads, Hk = plan.numKvHeads, D = plan.headDim, Dv = plan.headDimV;
   const topk = plan.mask ? findTopK(plan.mask.node) : null;
   const withinMask = topk ? new MaskClass(topk.within) : null;
+
+  const unit = path === 'decode' ? Hk : H;
+  // Tile counts are exact integers below 2^53; past it they would round silently. Checked before planning any.
+  let tileCount = 0;
+  for (let b = 0; b < plan.batch; b++) {
+    const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!, lenK = plan.cuSeqlensK[b + 1]! - plan.cuSeqlensK[b]!;
+    tileCount += Math.ceil(lenQ / (path === 'decode' ? Math.max(1, lenQ) : tileQ)) * Math.ceil(lenK / tileK);
+  }
+  if (!(tileCount * unit <= Number.MAX_SAFE_INTEGER)) {
+    throw new ShapeError(`${tileCount} tiles × ${unit} heads is past 2^53, where tile counts stay exact`, 'shape', path === 'decode' ? 'numKvHeads' : 'numHeads');
+  }
 
   // Tile plans per sequence, shared between sequences of one shape (as the kernel does).
   const byShape = new Map<string, SeqTiles>();
@@ -316,11 +336,10 @@ export function attentionCostFromPlan(plan: AttentionPlan, opts: CostOptions = {
     seqs.push(st);
   }
 
-  let entries = 0, full = 0, partial = 0, total = 0, visited = 0, dense = 0, rowTiles = 0, rowsQ = 0, withinElems = 0;
+  let entries = 0, full = 0, partial = 0, total = 0, visited = 0, dense = 0, rowTiles = 0, withinElems = 0;
   let rowsTouched = 0, keysTouched = 0, blocks = 0;
   for (const s of seqs) {
     dense += s.lenQ * s.lenK;
-    rowsQ += s.lenQ;
     if (!s.plan) continue;
     entries += s.plan.entries.length;
     full += s.plan.fullTiles;
@@ -333,12 +352,12 @@ export function attentionCostFromPlan(plan: AttentionPlan, opts: CostOptions = {
     keysTouched += t.keys;
     if (s.within) withinElems += s.within.visitedElements;
   }
-  const unit = path === 'decode' ? Hk : H;
 
   const softmaxPerElem = SOFTMAX_FLOPS_PER_ELEMENT + (plan.softcap > 0 ? SOFTCAP_FLOPS_PER_ELEMENT : 0);
   const qk = 2 * D * visited * H;
   const pv = 2 * Dv * visited * H;
-  const softmax = H * (softmaxPerElem * visited + rowTiles * (4 + Dv) + rowsQ * Dv);
+  // The final 1/l per row of a Q tile with work: rows of fully masked tiles only write their zeros.
+  const softmax = H * (softmaxPerElem * visited + rowTiles * (4 + Dv) + rowsTouched * Dv);
   const topkPass = topk ? H * withinElems * (2 * D + (plan.softcap > 0 ? SOFTCAP_FLOPS_PER_ELEMENT : 0)) : 0;
   const nominalDense = nominalFlops(plan);
   const squareCausal = isPlainCausal(plan.mask) && seqs.every((s) => s.lenQ === s.lenK);

@@ -104,7 +104,8 @@ export function runCostConfig(config: unknown): CostReport {
     const size = kvCacheSize(input);
     report.kv = { size };
     if (memory !== undefined) {
-      report.kv.maxBatch = maxBatchForMemory({ ...input, memoryBytes: memory as string | number, reservedBytes: reserved as string | number | undefined });
+      const { batch: _batch, ...perSequence } = input; // the batch is what maxBatchForMemory finds
+      report.kv.maxBatch = maxBatchForMemory({ ...perSequence, memoryBytes: memory as string | number, ...(reserved !== undefined ? { reservedBytes: reserved as string | number } : {}) });
     }
   }
   if (c.tokens !== undefined) {

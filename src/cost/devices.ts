@@ -64,7 +64,7 @@ export interface DeviceProfile {
 const ds = (value: number, source: string): Figure => ({ value, label: 'datasheet', source });
 const dv = (value: number, source: string): Figure => ({ value, label: 'derived', source });
 const ms = (value: number, source: string): Figure => ({ value, label: 'measured', source });
-const KiB = 1024, MiB = 1024 ** 2;
+const KiB = 1024, MiB = 1024 ** 2, GiB = 1024 ** 3;
 
 const A100_DS = 'NVIDIA A100 Tensor Core GPU datasheet (SXM4 80GB), dense';
 const A100_WP = 'NVIDIA A100 Tensor Core GPU Architecture whitepaper, Table 1';
@@ -98,7 +98,7 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
       bf16: { tensor: ds(312e12, `${A100_DS}: BF16 Tensor Core 312 TFLOPS`), vector: ds(39e12, `${A100_WP}: peak BF16 non-Tensor 39 TFLOPS`) },
     },
     memoryBandwidth: ds(2039e9, `${A100_DS}: HBM2e 2,039 GB/s`),
-    memoryBytes: ds(80e9, `${A100_DS}: 80 GB HBM2e`),
+    memoryBytes: ds(80 * GiB, `${A100_DS}: 80 GB HBM2e (memory sizes are binary: 80 GiB, as nvidia-smi and the OS count them)`),
     onChipBytes: ds(108 * (164 + 256) * KiB, `${A100_WP}: 108 SMs × (164 KiB shared memory + 256 KiB register file)`),
     l2Bytes: ds(40 * MiB, `${A100_WP}: 40 MB L2`),
   },
@@ -110,7 +110,7 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
       bf16: { tensor: ds(989.5e12, `${H100_DS}: BF16 Tensor Core 1,979 TFLOPS with sparsity`), vector: ds(133.8e12, `${H100_WP}: peak BF16 non-Tensor 133.8 TFLOPS`) },
     },
     memoryBandwidth: ds(3.35e12, `${H100_DS}: HBM3 3.35 TB/s`),
-    memoryBytes: ds(80e9, `${H100_DS}: 80 GB HBM3`),
+    memoryBytes: ds(80 * GiB, `${H100_DS}: 80 GB HBM3 (memory sizes are binary: 80 GiB, as nvidia-smi and the OS count them)`),
     onChipBytes: ds(132 * (228 + 256) * KiB, `${H100_WP}: 132 SMs × (228 KiB shared memory + 256 KiB register file)`),
     l2Bytes: ds(50 * MiB, `${H100_WP}: 50 MB L2`),
   },
@@ -122,7 +122,7 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
       bf16: { tensor: ds(989.5e12, `${H200_DS}: BF16 Tensor Core 1,979 TFLOPS with sparsity`), vector: ds(133.8e12, `${H100_WP}: same GH100 SMs as H100 SXM5, BF16 non-Tensor 133.8 TFLOPS`) },
     },
     memoryBandwidth: ds(4.8e12, `${H200_DS}: HBM3e 4.8 TB/s`),
-    memoryBytes: ds(141e9, `${H200_DS}: 141 GB HBM3e`),
+    memoryBytes: ds(141 * GiB, `${H200_DS}: 141 GB HBM3e (memory sizes are binary: 141 GiB, as nvidia-smi and the OS count them)`),
     onChipBytes: ds(132 * (228 + 256) * KiB, `${H100_WP}: 132 SMs × (228 KiB shared memory + 256 KiB register file)`),
     l2Bytes: ds(50 * MiB, `${H100_WP}: 50 MB L2`),
   },
@@ -133,7 +133,7 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
       f16: { tensor: ms(550e12, `${H200_MEASURED}: subgroup-matrix f16→f32 ≈550 TFLOP/s, operands in registers (an upper bound for kernels that load tiles from memory)`), vector: ms(66e12, `${H200_MEASURED}: f16 FMA 66 TFLOP/s`) },
     },
     memoryBandwidth: ms(4.15e12, `${H200_MEASURED}: device-to-device copy 4.15 TB/s`),
-    memoryBytes: ds(141e9, `${H200_DS}: 141 GB HBM3e`),
+    memoryBytes: ds(141 * GiB, `${H200_DS}: 141 GB HBM3e (memory sizes are binary: 141 GiB, as nvidia-smi and the OS count them)`),
     onChipBytes: ds(132 * (228 + 256) * KiB, `${H100_WP}: 132 SMs × (228 KiB shared memory + 256 KiB register file); WebGPU exposes at most maxComputeWorkgroupStorageSize per workgroup`),
     l2Bytes: ds(50 * MiB, `${H100_WP}: 50 MB L2`),
     notes: 'bf16 is not available in WGSL; f32 has no tensor path through WebGPU.',
@@ -146,7 +146,7 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
       bf16: { tensor: ds(121e12, `${L4_DS}: BF16 Tensor Core 242 TFLOPS with sparsity`), vector: dv(30.3e12, `${ADA_WP}: Ada runs BF16 non-Tensor at the FP32 rate; L4 FP32 30.3 TFLOPS`) },
     },
     memoryBandwidth: ds(300e9, `${L4_DS}: GDDR6 300 GB/s`),
-    memoryBytes: ds(24e9, `${L4_DS}: 24 GB GDDR6`),
+    memoryBytes: ds(24 * GiB, `${L4_DS}: 24 GB GDDR6 (memory sizes are binary: 24 GiB, as nvidia-smi and the OS count them)`),
     onChipBytes: dv(58 * (100 + 256) * KiB, `${ADA_WP}: 58 SMs (L4) × (100 KiB shared memory + 256 KiB register file)`),
     l2Bytes: ds(48 * MiB, 'NVIDIA L4 product brief: 48 MB L2'),
   },
@@ -158,7 +158,7 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
       bf16: { tensor: ds(165.2e12, `${ADA_WP}: peak BF16 Tensor with FP32 accumulate 165.2 TFLOPS`), vector: ds(82.6e12, `${ADA_WP}: peak BF16 non-Tensor 82.6 TFLOPS`) },
     },
     memoryBandwidth: ds(1008e9, `${ADA_WP}: GDDR6X 1,008 GB/s`),
-    memoryBytes: ds(24e9, `${ADA_WP}: 24 GB GDDR6X`),
+    memoryBytes: ds(24 * GiB, `${ADA_WP}: 24 GB GDDR6X (memory sizes are binary: 24 GiB, as nvidia-smi and the OS count them)`),
     onChipBytes: ds(128 * (100 + 256) * KiB, `${ADA_WP}: 128 SMs × (100 KiB shared memory + 256 KiB register file)`),
     l2Bytes: ds(72 * MiB, `${ADA_WP}: 72 MB L2`),
   },
@@ -169,7 +169,7 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
       f16: { vector: dv(3.6e12, 'Apple GPU family 8 runs f16 at the f32 rate; M2 GPU 3.6 TFLOPS (Apple). simdgroup_matrix runs on the same ALUs') },
     },
     memoryBandwidth: ds(100e9, 'Apple newsroom (June 2022): 100 GB/s unified memory bandwidth'),
-    memoryBytes: ds(24e9, 'Apple M2 specifications: up to 24 GB unified memory'),
+    memoryBytes: ds(24 * GiB, 'Apple M2 specifications: up to 24 GB unified memory (binary: 24 GiB)'),
     onChipBytes: dv(10 * 32 * KiB, '10 GPU cores × 32 KiB threadgroup memory (Metal feature set tables)'),
   },
   'apple-m3': {
@@ -179,7 +179,7 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
       f16: { vector: dv(3.58e12, 'f16 at the f32 rate on Apple GPUs; M3 f32 figure derived as above') },
     },
     memoryBandwidth: ds(100e9, 'Apple M3 MacBook Air technical specifications: 100 GB/s memory bandwidth'),
-    memoryBytes: ds(24e9, 'Apple M3 MacBook Air technical specifications: up to 24 GB unified memory'),
+    memoryBytes: ds(24 * GiB, 'Apple M3 MacBook Air technical specifications: up to 24 GB unified memory (binary: 24 GiB)'),
     onChipBytes: dv(10 * 32 * KiB, '10 GPU cores × 32 KiB threadgroup memory (Metal feature set tables)'),
   },
   'apple-m4': {
@@ -189,7 +189,7 @@ export const DEVICE_PROFILES: Readonly<Record<string, DeviceProfile>> = Object.f
       f16: { vector: dv(3.76e12, 'f16 at the f32 rate on Apple GPUs; M4 f32 figure derived as above') },
     },
     memoryBandwidth: ds(120e9, 'Apple newsroom, "Apple introduces M4 chip" (May 2024): 120 GB/s memory bandwidth'),
-    memoryBytes: ds(32e9, 'Apple Mac mini (M4) technical specifications: up to 32 GB unified memory'),
+    memoryBytes: ds(32 * GiB, 'Apple Mac mini (M4) technical specifications: up to 32 GB unified memory (binary: 32 GiB)'),
     onChipBytes: dv(10 * 32 * KiB, '10 GPU cores × 32 KiB threadgroup memory (Metal feature set tables)'),
   },
   'cpu-generic': {

@@ -13,7 +13,7 @@
  *               (blocks of blockSizeTokens, default 16)
  * MHA, GQA and MQA differ only in kvHeads (numHeads, numHeads/g, 1).
  */
-import { DTypeError, ValueError } from '../errors.js';
+import { DTypeError, ValueError, checkOptionKeys, optionNames } from '../errors.js';
 import { checkHeads, dim, dimOr, oneOf } from './validate.js';
 import { parseBytes } from './units.js';
 
@@ -89,9 +89,14 @@ export interface KvCacheSize {
 
 const BPE: Record<KvCacheDType, number> = { f32: 4, f16: 2, bf16: 2, int8: 1 };
 
+const KV_INPUT_KEYS = optionNames<KvCacheInput>({
+  numLayers: true, numKvHeads: true, headDim: true, headDimV: true, seqLen: true, batch: true, dtype: true, blockSizeTokens: true, sharedPrefixTokens: true, numHeads: true,
+});
+
 /** Size of a KV cache (see the module comment for the formulas). */
 export function kvCacheSize(input: KvCacheInput): KvCacheSize {
   if (!input || typeof input !== 'object') throw new ValueError('kv cache input must be an object', 'kv');
+  checkOptionKeys(input, KV_INPUT_KEYS, 'kvCacheSize');
   const layers = dim(input.numLayers, 'numLayers');
   const kvHeads = dim(input.numKvHeads, 'numKvHeads');
   if (input.numHeads !== undefined) checkHeads(dim(input.numHeads, 'numHeads'), kvHeads);
@@ -131,6 +136,9 @@ export function kvCacheSize(input: KvCacheInput): KvCacheSize {
   const wasteTokens = (blocksPerSequence * blockSize - privateTokens) * batch;
   const sharedBytes = sharedBlocks * blockBytes;
   const perSequenceBytes = blocksPerSequence * blockBytes;
+  if (!(totalBlocks * blockBytes <= Number.MAX_SAFE_INTEGER)) {
+    throw new ValueError(`the paged KV cache would hold ${(totalBlocks * blockBytes).toExponential(3)} bytes (${totalBlocks} blocks of ${blockBytes} B), past 2^53 where byte counts stay exact`, 'blockSizeTokens');
+  }
   return {
     dtype, bytesPerToken, perLayerBytes, contiguousBytes,
     paged: { blockSizeTokens: blockSize, blocksPerSequence, sharedBlocks, totalBlocks, blockBytes, wasteTokens, wasteBytes: wasteTokens * bytesPerToken },
@@ -158,15 +166,18 @@ export interface MaxBatchResult {
  * `memoryBytes` may be a number or a size string (`80GB`, `24GiB`).
  */
 export function maxBatchForMemory(input: Omit<KvCacheInput, 'batch'> & { memoryBytes: number | string; reservedBytes?: number | string }): MaxBatchResult {
+  if (!input || typeof input !== 'object') throw new ValueError('maxBatchForMemory input must be an object', 'input');
+  checkOptionKeys(input, [...KV_INPUT_KEYS.filter((k) => k !== 'batch'), 'memoryBytes', 'reservedBytes'], 'maxBatchForMemory');
   const memory = parseBytes(input.memoryBytes, 'memoryBytes');
   const reserved = input.reservedBytes === undefined ? 0 : parseBytes(input.reservedBytes, 'reservedBytes');
-  const one = kvCacheSize({ ...input, batch: 1 });
+  const { memoryBytes: _m, reservedBytes: _r, ...kv } = input;
+  const one = kvCacheSize({ ...kv, batch: 1 });
   if (reserved > memory) throw new ValueError(`reservedBytes (${reserved}) exceeds memoryBytes (${memory})`, 'reservedBytes');
   const available = memory - reserved;
   const per = one.perSequenceBytes, sharedBytes = one.sharedBytes;
   let batch = 0;
   if (available >= sharedBytes + per) batch = per > 0 ? Math.floor((available - sharedBytes) / per) : Number.MAX_SAFE_INTEGER;
   // With nothing per sequence (all of it a shared prefix) every batch holds the same bytes: batch 1's.
-  const used = batch > 0 ? kvCacheSize({ ...input, batch: per > 0 ? batch : 1 }).totalBytes : 0;
+  const used = batch > 0 ? kvCacheSize({ ...kv, batch: per > 0 ? batch : 1 }).totalBytes : 0;
   return { batch, availableBytes: available, usedBytes: used, perSequenceBytes: per, sharedBytes };
 }

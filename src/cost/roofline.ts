@@ -9,7 +9,7 @@
  * FlashAttention-3) and + when they share the vector ALUs. The bound that applies is the larger term;
  * arithmetic intensity = FLOPs / bytes, and the ridge point is peak / bandwidth.
  */
-import { UnsupportedError, ValueError } from '../errors.js';
+import { UnsupportedError, ValueError, checkOptionKeys, optionNames } from '../errors.js';
 import type { DType } from '../tensor/dtype.js';
 import type { AttentionCost } from './attention-cost.js';
 import { type DeviceProfile, type Figure, deviceProfile } from './devices.js';
@@ -49,7 +49,11 @@ export interface RooflineResult {
   bytes: number;
   /** flops / bytes (Infinity when bytes is 0). */
   intensity: number;
-  /** Intensity at which compute and memory times are equal (peak / bandwidth, matrix peak only). */
+  /**
+   * peak / bandwidth: the intensity at which the matrix FLOPs alone take as long as the bytes. With vector FLOPs
+   * (the softmax) the compute time is larger, so a call below the ridge can still be compute-bound: `bound` compares
+   * the two times themselves.
+   */
   ridgeIntensity: number;
   /** FLOP/s used for the matrix FLOPs: the profile's `unit` peak for `dtype`. */
   peak: Figure;
@@ -73,23 +77,28 @@ function pickPeak(p: DeviceProfile, dtype: DType, unit: RooflineOptions['unit'])
   const pk = p.peaks[dtype];
   if (!pk || (!pk.tensor && !pk.vector)) {
     const have = Object.keys(p.peaks).join(', ');
-    throw new UnsupportedError(`device '${p.name}' has no ${dtype} peak`, have || undefined);
+    throw new UnsupportedError(`device '${p.name}' has no ${dtype} peak`, have || undefined, 'dtype');
   }
   const want = unit ?? 'auto';
   if (want === 'tensor') {
-    if (!pk.tensor) throw new UnsupportedError(`device '${p.name}' has no ${dtype} tensor-unit peak`, `unit: 'vector'`);
+    if (!pk.tensor) throw new UnsupportedError(`device '${p.name}' has no ${dtype} tensor-unit peak`, `unit: 'vector'`, 'unit');
     return { fig: pk.tensor, unit: 'tensor' };
   }
   if (want === 'vector') {
-    if (!pk.vector) throw new UnsupportedError(`device '${p.name}' has no ${dtype} vector peak`, `unit: 'tensor'`);
+    if (!pk.vector) throw new UnsupportedError(`device '${p.name}' has no ${dtype} vector peak`, `unit: 'tensor'`, 'unit');
     return { fig: pk.vector, unit: 'vector' };
   }
   if (want !== 'auto') throw new ValueError(`unit must be 'auto', 'tensor' or 'vector', got ${String(unit)}`, 'unit');
   return pk.tensor ? { fig: pk.tensor, unit: 'tensor' } : { fig: pk.vector!, unit: 'vector' };
 }
 
+const ROOFLINE_INPUT_KEYS = optionNames<RooflineInput>({ matmulFlops: true, vectorFlops: true, bytes: true, dtype: true });
+
 /** The roofline of any FLOP/byte count on a device (by name or profile). */
 export function roofline(input: RooflineInput, device: string | DeviceProfile, opts: RooflineOptions = {}): RooflineResult {
+  if (!input || typeof input !== 'object') throw new ValueError('roofline input must be an object', 'input');
+  checkOptionKeys(input, ROOFLINE_INPUT_KEYS, 'roofline');
+  checkOptionKeys(opts ?? {}, optionNames<RooflineOptions>({ unit: true }), 'roofline options');
   const p = deviceProfile(device);
   for (const k of ['matmulFlops', 'bytes'] as const) {
     if (!(input[k] >= 0) || !Number.isFinite(input[k])) throw new ValueError(`${k} must be a finite number ≥ 0, got ${input[k]}`, k);
@@ -125,8 +134,9 @@ export interface AttentionRooflineOptions extends RooflineOptions {
  * (mask-aware, tile-visited) ones; bytes are the chosen kernel's minimum HBM traffic.
  */
 export function attentionRoofline(cost: AttentionCost, device: string | DeviceProfile, opts: AttentionRooflineOptions = {}): RooflineResult & { kernel: 'flash' | 'standard' } {
+  checkOptionKeys(opts ?? {}, optionNames<AttentionRooflineOptions>({ unit: true, kernel: true }), 'attentionRoofline options');
   const kernel = opts.kernel ?? 'flash';
   if (kernel !== 'flash' && kernel !== 'standard') throw new ValueError(`kernel must be 'flash' or 'standard', got ${String(kernel)}`, 'kernel');
-  const r = roofline({ matmulFlops: cost.flops.matmul, vectorFlops: cost.flops.softmax, bytes: cost.bytes[kernel].total, dtype: cost.shape.dtype }, device, opts);
+  const r = roofline({ matmulFlops: cost.flops.matmul, vectorFlops: cost.flops.softmax, bytes: cost.bytes[kernel].total, dtype: cost.shape.dtype }, device, { unit: opts.unit });
   return { ...r, kernel };
 }

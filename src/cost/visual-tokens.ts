@@ -218,7 +218,8 @@ export function visualTokens(tokenizer: TokenizerName | string, image?: ImageSiz
       const factor = patch * merge;
       const minPixels = dimOr(opts.minPixels, 56 * 56, 'minPixels', { path: 'options' });
       const maxPixels = dimOr(opts.maxPixels, 16384 * 28 * 28, 'maxPixels', { path: 'options' });
-      if (minPixels > maxPixels) throw new ValueError(`minPixels (${minPixels}) exceeds maxPixels (${maxPixels})`, 'options.minPixels');
+      // Name the one that was given (a maxPixels under the default minPixels is the usual way here).
+      if (minPixels > maxPixels) throw new ValueError(`minPixels (${minPixels}) exceeds maxPixels (${maxPixels})`, opts.minPixels === undefined ? 'options.maxPixels' : 'options.minPixels');
       const r = qwen2vlSmartResize(img.height, img.width, factor, minPixels, maxPixels);
       const gh = r.height / patch, gw = r.width / patch;
       const rows = r.height / factor, cols = r.width / factor;

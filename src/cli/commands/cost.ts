@@ -80,7 +80,7 @@ const command: Command = {
   flags: {
     seqLenQ: 'seq', seqLenK: 'seq-k', seqLen: 'seq', numHeads: 'heads', numKvHeads: 'kv-heads', numLayers: 'layers',
     blockSizeTokens: 'block-size', sharedPrefixTokens: 'shared-prefix', textTokens: 'text', generatedTokens: 'generated',
-    tileQ: 'tile-q', tileK: 'tile-k', width: 'image', height: 'image',
+    tileQ: 'tile-q', tileK: 'tile-k', width: 'image', height: 'image', memoryBytes: 'memory', reservedBytes: 'reserved', devices: 'device',
   },
   async run(argv) {
     const { values, positionals } = parseArgs({

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import {
   type Mask, ShapeError, ValueError, attention, attentionCost, attentionVarlen, blockSparse, causal, denseMask,
   documents, keySubset, lastKernelStats, mulberry32, planAttentionShape, planTiles, prefixLM, randn, slidingWindow, strided,
-  CPU_PREFILL_TILE_Q, CPU_TILE_K, cpuKernelPath, SOFTMAX_FLOPS_PER_ELEMENT,
+  CPU_PREFILL_TILE_Q, CPU_TILE_K, cpuKernelPath, SOFTMAX_FLOPS_PER_ELEMENT, attentionRoofline, roofline, kvCacheSize, maxBatchForMemory,
 } from '../../../src/index.js';
 import { PREFILL_TILE_Q, TILE_K } from '../../../src/kernels/cpu/wasm-backend.js';
 import { CASES, makeInputs } from '../../conformance/cases.js';
@@ -279,5 +279,33 @@ describe('attentionCost refuses what it cannot count, naming the argument', () =
     expect(() => attentionCost({ ...base, seqLenQ: 2 ** 20, causal: true })).toThrow(expect.objectContaining({ name: 'UnsupportedError' }));
     expect(() => attentionCost({ ...base, seqLenQ: 2 ** 20 })).toThrow(expect.objectContaining({ name: 'UnsupportedError' }));
     expect(attentionCost({ ...base, seqLenQ: 2 ** 19 }).flops.nominal).toBe(4 * 8 * 2 ** 38 * 64);
+  });
+
+  it('misspelt or unknown option names are refused with the nearest one, not costed as another shape', () => {
+    const base = { seqLenQ: 128, numHeads: 8, headDim: 64 };
+    expect(() => attentionCost({ ...base, casual: true } as never)).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'casual', message: expect.stringMatching(/did you mean 'causal'/) }));
+    expect(() => attentionCost({ ...base, seqLenKV: 4096 } as never)).toThrow(/seqLenKV/);
+    expect(() => attentionCost(base, { tilling: 'cpu' } as never)).toThrow(/did you mean 'tiling'/);
+    const cost = attentionCost(base);
+    expect(() => attentionRoofline(cost, 'h200', { kernal: 'standard' } as never)).toThrow(/did you mean 'kernel'/);
+    expect(() => roofline({ matmulFlops: 1, bytes: 1, dtype: 'f16', vectorFlop: 2 } as never, 'h200')).toThrow(/did you mean 'vectorFlops'/);
+    expect(() => roofline({ matmulFlops: 1, bytes: 1, dtype: 'f16' }, 'h200', { units: 'vector' } as never)).toThrow(/did you mean 'unit'/);
+    expect(() => kvCacheSize({ numLayers: 2, numKvHeads: 2, headDim: 8, seqLen: 4, batchSize: 64 } as never)).toThrow(expect.objectContaining({ argument: 'batchSize' }));
+    expect(() => maxBatchForMemory({ numLayers: 2, numKvHeads: 2, headDim: 8, seqLen: 4, memoryBytes: '1GB', reserveBytes: '70GB' } as never)).toThrow(/did you mean 'reservedBytes'/);
+  });
+
+  it('fully masked Q tiles cost no softmax work, and counts past 2^53 are refused', () => {
+    // Causal Sq 4096 > Sk 128 (bottom-right): the first 3,968 rows see nothing.
+    const c = attentionCost({ seqLenQ: 4096, seqLenK: 128, numHeads: 8, headDim: 64, causal: true });
+    const sq = attentionCost({ seqLenQ: 128, seqLenK: 128, numHeads: 8, headDim: 64, causal: true });
+    expect(c.flops.softmax).toBe(sq.flops.softmax);
+    expect(attentionCost({ seqLenQ: 10, seqLenK: 0, numHeads: 8, headDim: 64 }).flops.total).toBe(0);
+    expect(() => attentionCost({ seqLenQ: 1, seqLenK: 2 ** 31 - 1, numHeads: 2 ** 30, headDim: 256, dtype: 'f32' }, { tiling: 'cpu-prefill' })).toThrow(expect.objectContaining({ name: 'ShapeError', dimension: 'numHeads' }));
+    expect(() => kvCacheSize({ numLayers: 2 ** 20, numKvHeads: 2 ** 20, headDim: 128, seqLen: 1, blockSizeTokens: 2 ** 20 })).toThrow(expect.objectContaining({ argument: 'blockSizeTokens' }));
+  });
+
+  it('an unsupported compute unit names unit (the CLI maps it to --unit)', () => {
+    const cost = attentionCost({ seqLenQ: 128, numHeads: 8, headDim: 64 });
+    expect(() => attentionRoofline(cost, 'apple-m2', { unit: 'tensor' })).toThrow(expect.objectContaining({ name: 'UnsupportedError', argument: 'unit' }));
   });
 });

@@ -122,7 +122,7 @@ describe('benchmark JSON → measured profile', () => {
     expect(p.peaks.f16!.tensor).toMatchObject({ value: 550e12, label: 'measured' });
     expect(p.peaks.f16!.tensor!.source).toContain('subgroup-matrix from registers');
     expect(p.memoryBandwidth).toMatchObject({ value: 4.15e12, label: 'measured' });
-    expect(p.memoryBytes).toMatchObject({ value: 141e9, label: 'datasheet' });
+    expect(p.memoryBytes).toMatchObject({ value: 141 * 2 ** 30, label: 'datasheet' });
     expect(p.name).toBe('nvidia-h200-via-dawn-vulkan-measured');
     // Same numbers as the built-in measured profile → same predictions.
     const c = attentionCost({ seqLenQ: 577, batch: 8, numHeads: 16, headDim: 64 });

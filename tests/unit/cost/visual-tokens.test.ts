@@ -101,4 +101,9 @@ describe('bad input', () => {
     expect(() => visualTokens('internvl', { width: 5, height: 5 }, { maxPixels: 10 })).toThrow(/options.maxPixels/);
     expect(() => visualTokens('qwen2-vl', { width: 100, height: 100, depth: 3 } as never)).toThrow(/image.depth/);
   });
+
+  it('a maxPixels under the default minPixels names maxPixels (the option given), and minPixels when both are', () => {
+    expect(() => visualTokens('qwen2-vl', { width: 640, height: 480 }, { maxPixels: 100 })).toThrow(expect.objectContaining({ argument: 'options.maxPixels' }));
+    expect(() => visualTokens('qwen2-vl', { width: 640, height: 480 }, { minPixels: 5000, maxPixels: 4000 })).toThrow(expect.objectContaining({ argument: 'options.minPixels' }));
+  });
 });
