@@ -214,11 +214,17 @@ export interface ReportContext {
   viewer?: { href?: string; capture?: string };
 }
 
+/** `s` as one POSIX shell word: as it is where that is safe, else single-quoted. */
+function shellWord(s: string): string {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
 function viewerLine(v: ReportContext['viewer']): string {
   if (!v || (!v.href && !v.capture)) return '';
   const parts: string[] = [];
   if (v.href) parts.push(`<a id="viewer-link" href="${esc(v.href)}">Open the interactive viewer</a> (query rows over the image, per token; works offline)`);
-  if (v.capture) parts.push(`or serve it with <code>npx vlm-attention view ${esc(v.capture)}</code>`);
+  // One shell word (quoted where the path has spaces or quotes), so that the command can be pasted as it is.
+  if (v.capture) parts.push(`or serve it with <code>npx vlm-attention view ${esc(shellWord(v.capture))}</code>`);
   return `<p>${parts.join(' ')}.</p>`;
 }
 
@@ -227,8 +233,10 @@ export function renderHtmlReport(result: RelevanceResult, pngs: RelevancePngs, c
   const rows = allocationRows(result);
   const lat: LatencyRow[] = latencyTable(result.timings);
   const q = result.plan.lexicon;
-  const img = (name: keyof RelevancePngs, caption: string) =>
-    `<figure><img alt="${esc(caption)}" src="data:image/png;base64,${b64(pngs[name])}"><figcaption>${esc(caption)}</figcaption></figure>`;
+  // The alt text says what the picture shows, the caption what to read from it: a screen reader reads both, so
+  // one repeated verbatim was heard twice.
+  const img = (name: keyof RelevancePngs, caption: string, alt: string) =>
+    `<figure><img alt="${esc(alt)}" src="data:image/png;base64,${b64(pngs[name])}"><figcaption>${esc(caption)}</figcaption></figure>`;
   const a = result.allocation;
   const o = result.opponent;
   const queryText = q ? `“${esc(q.text)}” → tokens: ${q.tokens.map((t) => esc(t.words.join('+'))).join(', ')}${q.unknownWords.length ? ` (ignored: ${esc(q.unknownWords.join(', '))})` : ''}` : 'embedding query';
@@ -252,12 +260,12 @@ ${(ctx.notes ?? []).map((n) => `<p>${esc(n)}</p>`).join('\n')}
 ${viewerLine(ctx.viewer)}
 <h2>Maps</h2>
 <div class="grid">
-${img('heatmap-query.png', 'Query coupling (participatory) per base patch')}
-${img('allocation.png', 'Allocation: tokens per region (token grid drawn)')}
-${img('heatmap-rho.png', 'ρ after opponent processing')}
-${img('heatmap-information.png', 'Information (luminance entropy) per region')}
-${img('heatmap-salience.png', 'Salience per region')}
-${img('image.png', 'Input image')}
+${img('heatmap-query.png', 'Query coupling (participatory) per base patch', 'Heatmap over the image: how strongly each base patch matches the query, brighter is stronger')}
+${img('allocation.png', 'Allocation: tokens per region (token grid drawn)', 'The image divided into regions, each drawn with the grid of tokens it was given; denser grids hold more tokens')}
+${img('heatmap-rho.png', 'ρ after opponent processing', 'Heatmap over the image of each region\'s final relevance, brighter is more relevant')}
+${img('heatmap-information.png', 'Information (luminance entropy) per region', 'Heatmap over the image of how much detail each region holds, brighter is more')}
+${img('heatmap-salience.png', 'Salience per region', 'Heatmap over the image of how much each region stands out from its surroundings, brighter is more')}
+${img('image.png', 'Input image', `The input image (${ctx.source ?? 'image'}), ${result.plan.grid.imageWidth}×${result.plan.grid.imageHeight} pixels`)}
 </div>
 <h2>Allocation</h2>
 <table><tr><th>region</th><th>row</th><th>col</th><th>information</th><th>salience</th><th>participatory</th><th>ρ</th><th>tokens</th><th>grid</th></tr>

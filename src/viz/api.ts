@@ -9,13 +9,19 @@
  *   GET /api/heads                         head importance [numLayers·numHeads] and its method
  *   GET /api/image                         the capture's PNG
  *
+ * `tokens` names sequence positions (integers and a-b ranges), each at most once: unlike `layers` and `heads` it
+ * has no 'all', and a repeated token is refused as a repeated layer is (the library's tokenMap would count it
+ * twice in the mean, which no viewer selection means).
+ *
  * Bad parameters (token index out of range, unknown layer or head, malformed numbers, a rollout the
  * capture cannot support) answer 400 with `{ error, message, argument?, dimension? }`; unknown paths
- * 404; other methods 405. Nothing here throws.
+ * 404; other methods 405 with an `Allow` header. HEAD is answered where it costs nothing (info, heads, image);
+ * on /api/map and /api/patch it would compute the whole map to throw it away, so it is 405 there. Nothing here
+ * throws.
  */
 import { ShapeError, UnsupportedError, ValueError, VlmAttentionError } from '../errors.js';
 import type { Capture } from './capture-file.js';
-import { discoverHeads, headScores } from './heads.js';
+import { discoverHeads, headScores64 } from './heads.js';
 import { type MapMode, MAP_MODES, patchMap, tokenMap } from './maps.js';
 import { parseIndexList } from './index-list.js';
 import { flowWork } from './rollout.js';
@@ -28,6 +34,8 @@ export interface ApiResponse {
   contentType: string;
   /** A JSON string, or the PNG bytes. */
   body: string | Uint8Array;
+  /** Extra response headers (e.g. `Allow` on a 405). */
+  headers?: Record<string, string>;
 }
 
 /** Work limit of rollout (multiply-adds) and flow (edge visits) requests: keeps one request under a few seconds. */
@@ -44,6 +52,38 @@ export function errorResponse(e: unknown): ApiResponse {
     return json(e instanceof UnsupportedError ? 422 : 400, { error: e.name, message: e.message, ...(x.argument ? { argument: x.argument } : {}), ...(x.dimension ? { dimension: x.dimension } : {}) });
   }
   return json(500, { error: 'InternalError', message: e instanceof Error ? e.message : String(e) });
+}
+
+/** The methods each endpoint answers (the `Allow` header of its 405). */
+const ALLOWED: Record<string, string> = { '/api/info': 'GET, HEAD', '/api/heads': 'GET, HEAD', '/api/image': 'GET, HEAD', '/api/map': 'GET', '/api/patch': 'GET' };
+
+function notAllowed(method: string, pathname: string, allow: string): ApiResponse {
+  return { ...json(405, { error: 'MethodNotAllowed', message: `${method} is not allowed on ${pathname} (allowed: ${allow})` }), headers: { Allow: allow } };
+}
+
+const TOKENS_FORM = 'comma-separated sequence positions and a-b ranges, each at most once, e.g. tokens=5,7';
+
+/**
+ * The `tokens` parameter: positions as parseIndexList reads them, but no 'all' (the map of every position is not a
+ * selection the viewer offers) and no position twice. Missing, 'all' and malformed lists get one message.
+ */
+function tokensOf(text: string | null, seqLen: number): number[] {
+  if (text === null || text.trim() === '') throw new ShapeError(`tokens is required: ${TOKENS_FORM}`, 'tokens', 'seqLen');
+  if (text.trim() === 'all') throw new ShapeError(`tokens must be ${TOKENS_FORM}; got "all"`, 'tokens', 'seqLen');
+  let list: number[] | undefined;
+  try {
+    list = parseIndexList(text, 'tokens', 'seqLen', seqLen);
+  } catch (e) {
+    // The shared parser's "must be 'all' or …" would offer what tokens does not take.
+    if (e instanceof ShapeError && /must be 'all' or/.test(e.message)) throw new ShapeError(`tokens must be ${TOKENS_FORM}; got ${JSON.stringify(text.slice(0, 80))}`, 'tokens', 'seqLen');
+    throw e;
+  }
+  const seen = new Set<number>();
+  for (const t of list!) {
+    if (seen.has(t)) throw new ShapeError(`tokens contains ${t} twice; each position may be listed once`, 'tokens', 'seqLen');
+    seen.add(t);
+  }
+  return list!;
 }
 
 function modeOf(v: string | null): MapMode {
@@ -69,7 +109,10 @@ export function captureAvailability(c: Capture): { rollout: boolean; flow: boole
 
 const headCache = new WeakMap<Capture, { scores: number[]; method: string; description: string }>();
 
-/** Head importance: the capture's own, or (computed once) the image-attention mass of its text tokens. */
+/**
+ * Head importance: the capture's own, or (computed once) the image-attention mass of its text tokens, in float64
+ * (a capture of huge but finite attention values overflowed float32 scores to Infinity, which JSON sends as null).
+ */
 export function headImportanceOf(c: Capture): { scores: number[]; method: string; description: string } {
   if (c.headImportance) return { scores: Array.from(c.headImportance), method: c.info.headImportance?.method ?? 'unspecified', description: c.info.headImportance?.description ?? 'stored in the capture' };
   let v = headCache.get(c);
@@ -77,23 +120,28 @@ export function headImportanceOf(c: Capture): { scores: number[]; method: string
     if (c.info.textPositions.length === 0) v = { scores: new Array(c.info.numLayers * c.info.numHeads).fill(0), method: 'none', description: 'the capture has no text positions' };
     else {
       const d = discoverHeads([{ capture: c }], { method: 'activation' });
-      v = { scores: Array.from(headScores(d)), method: 'activation', description: 'mean attention mass from the text tokens to the image (this capture)' };
+      v = { scores: Array.from(headScores64(d)), method: 'activation', description: 'mean attention mass from the text tokens to the image (this capture)' };
     }
     headCache.set(c, v);
   }
   return v;
 }
 
-/** Answers one viewer request. Never throws. */
-export function handleApi(c: Capture, method: string, pathname: string, query: URLSearchParams): ApiResponse {
+/**
+ * Answers one viewer request. Never throws. `opts.generation` (the local server's count of captures loaded) is
+ * reported by /api/info, so that a page can tell when the capture it shows has been replaced.
+ */
+export function handleApi(c: Capture, method: string, pathname: string, query: URLSearchParams, opts: { generation?: number } = {}): ApiResponse {
   try {
-    if (method !== 'GET' && method !== 'HEAD') return json(405, { error: 'MethodNotAllowed', message: `${method} is not allowed on ${pathname}` });
+    const allow = ALLOWED[pathname];
+    if (allow === undefined) return json(404, { error: 'NotFound', message: `no such endpoint: ${pathname}` });
+    if (!allow.split(', ').includes(method)) return notAllowed(method, pathname, allow);
     switch (pathname) {
       case '/api/info':
-        return json(200, { info: c.info, available: captureAvailability(c) });
+        return json(200, { info: c.info, available: captureAvailability(c), ...(opts.generation !== undefined ? { generation: opts.generation } : {}) });
       case '/api/map': {
-        const tokens = parseIndexList(query.get('tokens'), 'tokens', 'seqLen', c.info.seqLen);
-        if (!tokens) throw new ShapeError("tokens is required (comma-separated sequence positions)", 'tokens', 'seqLen');
+        // Single positions are checked against the sequence by tokenMap, which names the position and the length.
+        const tokens = tokensOf(query.get('tokens'), c.info.seqLen);
         const m = tokenMap(c, tokens, {
           layers: parseIndexList(query.get('layers'), 'layers', 'numLayers', c.info.numLayers), heads: parseIndexList(query.get('heads'), 'heads', 'numHeads', c.info.numHeads),
           mode: modeOf(query.get('mode')), maxWork: API_FLOW_MAX_WORK,

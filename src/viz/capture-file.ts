@@ -28,6 +28,7 @@ import { type NdArray, ndarrayToFloat32, ndarrayFromValues, shapeSize } from '..
 import { parseSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { f32ToBf16, f32ToF16 } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
+import { decodePng } from './png.js';
 
 /** The `__metadata__.format` value that marks a capture file. */
 export const CAPTURE_FORMAT = 'vlm-attention-capture';
@@ -120,7 +121,7 @@ export interface CaptureInit {
   headImportance?: ArrayInput;
   /** How headImportance was computed (default 'unspecified'). */
   headImportanceMethod?: string;
-  /** The image as PNG bytes; CaptureInfo.image is read from its header. */
+  /** The image as PNG bytes, decoded once to check it (a corrupt one is a FormatError); CaptureInfo.image is read from its header. */
   imagePng?: Uint8Array;
   /** Object masks on the patch grid, [gridRows, gridCols] each (values > 0.5 count as in); names of 1–64 characters of A–Z a–z 0–9 _ -. */
   masks?: Record<string, ArrayInput | Uint8Array> | Map<string, ArrayInput | Uint8Array>;
@@ -206,6 +207,17 @@ export function pngSize(png: Uint8Array): { width: number; height: number } {
   return { width, height };
 }
 
+/**
+ * The image's size after decoding it whole: chunk CRCs, the zlib stream and its checksum, filters and palette.
+ * pngSize alone (chunk lengths) let a capture with a corrupt IDAT through, which no viewer could then draw (and
+ * an upload of one replaced the good capture being viewed). FormatError naming image.png.
+ */
+function checkPng(png: Uint8Array): { width: number; height: number } {
+  const size = pngSize(png);
+  decodePng(png, 'image.png');
+  return size;
+}
+
 function intList(v: readonly number[], argument: string, lo: number, hi: number, strictlyIncreasing: boolean, dimension: string): number[] {
   if (!Array.isArray(v)) throw new ShapeError(`${argument} must be an array of integers`, argument);
   let prev = -Infinity;
@@ -271,7 +283,7 @@ export function makeCapture(init: CaptureInit): Capture {
   if (rollout) checkProbabilities(rollout, 'rollout', N);
   const headImportance = init.headImportance ? take(init.headImportance, [['numLayers', L], ['numHeads', H]], 'headImportance') : undefined;
   if (headImportance) for (let i = 0; i < headImportance.length; i++) if (!Number.isFinite(headImportance[i]!)) throw new ValueError(`headImportance holds ${headImportance[i]} at layer ${Math.floor(i / H)}, head ${i % H}`, 'headImportance');
-  const image = init.imagePng ? pngSize(init.imagePng) : undefined;
+  const image = init.imagePng ? checkPng(init.imagePng) : undefined;
   const masks = new Map<string, Uint8Array>();
   const maskEntries = init.masks instanceof Map ? [...init.masks] : Object.entries(init.masks ?? {});
   for (const [name, m] of maskEntries) {
@@ -307,20 +319,48 @@ function encodeF(v: Float32Array, shape: number[], dtype: CaptureDType): NdArray
   return { dtype, shape, data: u };
 }
 
-/** Serialises a capture as a version-1 capture file (safetensors). `dtype` sets the attention precision. */
-export function encodeCapture(c: Capture, opts: { dtype?: CaptureDType } = {}): Uint8Array {
-  const dtype = opts.dtype ?? 'f32';
+type TensorPlan = [name: string, dtype: 'f32' | 'f16' | 'bf16' | 'u8', shape: number[], data: () => NdArray];
+
+/** The tensors of a capture file, in file order, each encoded only when asked (encodedCaptureBytes needs none). */
+function captureTensors(c: Capture, dtype: CaptureDType): TensorPlan[] {
   if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16') throw new ValueError(`dtype must be 'f32', 'f16' or 'bf16', got ${JSON.stringify(dtype)}`, 'dtype');
   const { info } = c;
   const H = info.numHeads, Q = info.queryPositions.length, N = info.seqLen;
-  const tensors: [string, NdArray][] = [];
-  c.attention.forEach((a, l) => tensors.push([`attention.${l}`, encodeF(a, [H, Q, N], dtype)]));
-  c.layerMeans?.forEach((a, l) => tensors.push([`layer_mean.${l}`, encodeF(a, [N, N], dtype)]));
-  if (c.rollout) tensors.push(['rollout', { dtype: 'f32', shape: [Q, N], data: c.rollout }]);
-  if (c.headImportance) tensors.push(['head_importance', { dtype: 'f32', shape: [info.numLayers, H], data: c.headImportance }]);
-  if (c.imagePng) tensors.push(['image.png', { dtype: 'u8', shape: [c.imagePng.length], data: c.imagePng }]);
-  for (const [name, m] of c.masks ?? []) tensors.push([`mask.${name}`, { dtype: 'u8', shape: [info.grid.rows, info.grid.cols], data: m }]);
-  return writeSafetensors(tensors, { format: CAPTURE_FORMAT, version: String(CAPTURE_VERSION), capture: JSON.stringify(info) });
+  const out: TensorPlan[] = [];
+  c.attention.forEach((a, l) => out.push([`attention.${l}`, dtype, [H, Q, N], () => encodeF(a, [H, Q, N], dtype)]));
+  c.layerMeans?.forEach((a, l) => out.push([`layer_mean.${l}`, dtype, [N, N], () => encodeF(a, [N, N], dtype)]));
+  if (c.rollout) { const r = c.rollout; out.push(['rollout', 'f32', [Q, N], () => ({ dtype: 'f32', shape: [Q, N], data: r })]); }
+  if (c.headImportance) { const h = c.headImportance; out.push(['head_importance', 'f32', [info.numLayers, H], () => ({ dtype: 'f32', shape: [info.numLayers, H], data: h })]); }
+  if (c.imagePng) { const p = c.imagePng; out.push(['image.png', 'u8', [p.length], () => ({ dtype: 'u8', shape: [p.length], data: p })]); }
+  for (const [name, m] of c.masks ?? []) out.push([`mask.${name}`, 'u8', [info.grid.rows, info.grid.cols], () => ({ dtype: 'u8', shape: [info.grid.rows, info.grid.cols], data: m })]);
+  return out;
+}
+
+function captureMetadata(c: Capture): Record<string, string> {
+  return { format: CAPTURE_FORMAT, version: String(CAPTURE_VERSION), capture: JSON.stringify(c.info) };
+}
+
+/** Serialises a capture as a version-1 capture file (safetensors). `dtype` sets the attention precision. */
+export function encodeCapture(c: Capture, opts: { dtype?: CaptureDType } = {}): Uint8Array {
+  const tensors = captureTensors(c, opts.dtype ?? 'f32').map(([name, , , data]) => [name, data()] as [string, NdArray]);
+  return writeSafetensors(tensors, captureMetadata(c));
+}
+
+/**
+ * The byte length encodeCapture(c, opts) will have, computed from the shapes alone (nothing is encoded): lets a
+ * caller decide whether a capture fits somewhere (a self-contained page) before building hundreds of megabytes.
+ */
+export function encodedCaptureBytes(c: Capture, opts: { dtype?: CaptureDType } = {}): number {
+  const size = { f32: 4, f16: 2, bf16: 2, u8: 1 } as const;
+  const st = { f32: 'F32', f16: 'F16', bf16: 'BF16', u8: 'U8' } as const;
+  const header: Record<string, unknown> = { __metadata__: captureMetadata(c) };
+  let pos = 0;
+  for (const [name, dtype, shape] of captureTensors(c, opts.dtype ?? 'f32')) {
+    const n = shape.reduce((a, b) => a * b, 1) * size[dtype];
+    header[name] = { dtype: st[dtype], shape, data_offsets: [pos, pos + n] };
+    pos += n;
+  }
+  return 8 + Math.ceil(new TextEncoder().encode(JSON.stringify(header)).length / 8) * 8 + pos;
 }
 
 /**

@@ -282,9 +282,17 @@ export function headDiscoveryJson(d: HeadDiscovery, opts: { withClassMeans?: boo
   };
 }
 
-/** The ranking score as a [numLayers, numHeads] array (for `head_importance` and heatmaps). */
+/**
+ * The ranking score as a [numLayers, numHeads] array (for `head_importance` and heatmaps). Float32: a score past
+ * its range (a capture of huge, if finite, attention values) becomes ±Infinity here; `headScores64` keeps it.
+ */
 export function headScores(d: HeadDiscovery): Float32Array {
-  const s = new Float32Array(d.numLayers * d.numHeads);
+  return Float32Array.from(headScores64(d));
+}
+
+/** headScores in float64, where every score computed from a valid capture is finite (sums of f32 values cannot overflow it). */
+export function headScores64(d: HeadDiscovery): Float64Array {
+  const s = new Float64Array(d.numLayers * d.numHeads);
   for (const st of d.stats) s[st.layer * d.numHeads + st.head] = st.score;
   return s;
 }
@@ -304,8 +312,13 @@ export function headHeatmap(scores: ArrayLike<number>, numLayers: number, numHea
   }
   const left = 6 * String(numLayers - 1).length + 10, top = 14;
   const W = left + numHeads * cell + 2, Hh = top + numLayers * cell + 2;
+  // Scaled by the largest finite magnitude before the float32 grid: scores past f32's range (huge but finite
+  // attention values) would otherwise become Infinity there and draw as holes. Colours are relative, so unchanged.
+  let big = 0;
+  for (let i = 0; i < scores.length; i++) { const v = Math.abs(scores[i]!); if (Number.isFinite(v) && v > big) big = v; }
+  const scale = big > 1e30 ? 1 / big : 1;
   const grid = new Float32Array(numLayers * cell * numHeads * cell);
-  for (let y = 0; y < numLayers * cell; y++) for (let x = 0; x < numHeads * cell; x++) grid[y * numHeads * cell + x] = scores[Math.floor(y / cell) * numHeads + Math.floor(x / cell)]!;
+  for (let y = 0; y < numLayers * cell; y++) for (let x = 0; x < numHeads * cell; x++) grid[y * numHeads * cell + x] = scores[Math.floor(y / cell) * numHeads + Math.floor(x / cell)]! * scale;
   const heat = applyColormap(grid, numHeads * cell, numLayers * cell, { colormap: opts.colormap ?? 'viridis' });
   const data = new Uint8Array(W * Hh * 4).fill(255);
   for (let y = 0; y < numLayers * cell; y++) data.set(heat.data.subarray(y * numHeads * cell * 4, (y + 1) * numHeads * cell * 4), ((top + y) * W + left) * 4);
@@ -326,5 +339,5 @@ export function headHeatmap(scores: ArrayLike<number>, numLayers: number, numHea
 
 /** `headHeatmap` of a discovery's scores as PNG bytes, top-k heads outlined. */
 export function headHeatmapPng(d: HeadDiscovery, opts: { cellPixels?: number; colormap?: ColormapName } = {}): Uint8Array {
-  return encodePng(headHeatmap(headScores(d), d.numLayers, d.numHeads, { ...opts, top: d.top }));
+  return encodePng(headHeatmap(headScores64(d), d.numLayers, d.numHeads, { ...opts, top: d.top }));
 }

@@ -199,11 +199,20 @@ export async function readCaptureManifest(path: string): Promise<Capture> {
  * directory holding `capture.json`.
  */
 export async function readCapture(path: string): Promise<Capture> {
+  return (await readCaptureSource(path)).capture;
+}
+
+/**
+ * readCapture, also returning the file's own bytes when `path` is a capture file (null for a manifest): what
+ * `viz` embeds in its page as it is, in the file's own precision (an f16 file re-encoded as f32 doubled).
+ */
+export async function readCaptureSource(path: string): Promise<{ capture: Capture; bytes: Uint8Array | null }> {
   let st;
   try { st = await stat(path); } catch { throw new FormatError(`${path}: no such file or directory`, path); }
-  if (st.isDirectory()) return readCaptureManifest(join(path, 'capture.json'));
-  if (path.toLowerCase().endsWith('.json')) return readCaptureManifest(path);
-  return decodeCapture(await readBytes(path), { path });
+  if (st.isDirectory()) return { capture: await readCaptureManifest(join(path, 'capture.json')), bytes: null };
+  if (path.toLowerCase().endsWith('.json')) return { capture: await readCaptureManifest(path), bytes: null };
+  const bytes = await readBytes(path);
+  return { capture: decodeCapture(bytes, { path }), bytes };
 }
 
 /** Writes a capture file (`dtype` sets the attention precision, default f32). */

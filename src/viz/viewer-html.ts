@@ -35,8 +35,30 @@ export function loadViewerHtml(): string {
   throw new UnsupportedError(`the viewer page is not built (looked in ${viewerHtmlCandidates().join(', ')}); run \`node scripts/build-viewer.mjs\` (part of \`npm run build\`)`);
 }
 
-/** The page with a capture file embedded: a single self-contained HTML file. */
-export function embedCapture(html: string, captureBytes: Uint8Array, title?: string): string {
+/**
+ * Longest page `embedCapture` builds, in characters: V8's longest string (2^29 − 24 characters) less a margin.
+ * The page is one string (the base64 of the capture, then the page around it), so a capture of about 400 MB
+ * cannot be embedded at all: building it failed with "Cannot create a string longer than 0x1fffffe8 characters".
+ */
+export const MAX_EMBED_CHARS = 0x1fffffe8 - 1024;
+
+/** Characters of the page `embedCapture` makes from `html` and a capture of `captureBytes` bytes (base64: 4 per 3 bytes). */
+export function embeddedLength(html: string, captureBytes: number, title?: string): number {
+  const tag = '<script id="vlm-capture" type="application/octet-stream;base64"></script>'.length;
+  return html.length - CAPTURE_MARKER.length + tag + 4 * Math.ceil(captureBytes / 3) + (title ? escapeHtml(title).length : 0);
+}
+
+/**
+ * The page with a capture file embedded: a single self-contained HTML file. UnsupportedError (argument
+ * `captureBytes`) when the page would be longer than `opts.maxChars` (default MAX_EMBED_CHARS): check with
+ * embeddedLength first to avoid encoding a capture that cannot fit.
+ */
+export function embedCapture(html: string, captureBytes: Uint8Array, title?: string, opts: { maxChars?: number } = {}): string {
+  const max = opts.maxChars ?? MAX_EMBED_CHARS;
+  const n = embeddedLength(html, captureBytes.byteLength, title);
+  if (n > max) {
+    throw new UnsupportedError(`a capture of ${captureBytes.byteLength} bytes makes a page of ${n} characters, more than the ${max} one page can hold`, 'serving it with `vlm-attention view <capture>`', 'captureBytes');
+  }
   const b64 = Buffer.from(captureBytes.buffer, captureBytes.byteOffset, captureBytes.byteLength).toString('base64');
   const tag = `<script id="vlm-capture" type="application/octet-stream;base64">${b64}</script>`;
   let out = html.replace(CAPTURE_MARKER, () => tag);
@@ -44,6 +66,7 @@ export function embedCapture(html: string, captureBytes: Uint8Array, title?: str
   return out;
 }
 
+/** `s` with the five HTML-special characters escaped (text and attribute values). */
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }

@@ -18,6 +18,8 @@ import { syntheticCapture } from '../../src/viz/synthetic.js';
 import { embedCapture } from '../../src/viz/viewer-html.js';
 import { decodeCapture } from '../../src/viz/capture-file.js';
 import demo from '../../src/cli/commands/demo.js';
+import { ndarrayFromValues } from '../../src/io/npy.js';
+import { randomAttention, tinyPng } from '../unit/viz/fixtures.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = resolve('test-artifacts');
@@ -196,7 +198,7 @@ describe('attention viewer in Chromium', () => {
     expect((await stageData(page)).tokens).toBeUndefined();
     await page.click(`.tok[data-position="${pos('green')}"]`);
     await page.waitForFunction((p) => document.getElementById('stage')!.dataset.tokens === String(p) && document.getElementById('stage')!.dataset.state === 'ready', pos('green'));
-    expect(await page.getAttribute(`.tok[data-position="${pos('blue')}"]`, 'title')).toBe(`position ${pos('blue')}`);
+    expect(await page.getAttribute(`.tok[data-position="${pos('blue')}"]`, 'title')).toBe(`blue · position ${pos('blue')}`);
     expect((await stageData(page)).patch).toBeUndefined();
     // A failed request leaves no trace of the previous map: no caption, no argmax.
     await page.evaluate(() => { location.hash = 'tokens=9999'; });
@@ -257,6 +259,8 @@ describe('attention viewer in Chromium', () => {
     d = await stageData(page);
     expect(d.argmax).toBe(`${g.argmax.row},${g.argmax.col}`);
     expect(capture.masks!.get('green_triangle')![g.argmax.index]).toBe(1);
+    // The address follows the view in the offline file too (replaceState on file://).
+    expect(new URL(page.url()).hash).toBe(`#tokens=${pos('green')}&mode=rollout`);
     await page.screenshot({ path: join(ARTIFACTS, 'viewer-embedded-green.png'), fullPage: true });
     expect(requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:'))).toEqual([]);
     await page.close();
@@ -299,4 +303,261 @@ describe('attention viewer in Chromium', () => {
     expect(requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:'))).toEqual([]);
     await page.close();
   }, 180_000);
+
+  it('deep links: an edited hash shows exactly what the link says (from the defaults); UI changes rewrite the URL, and a copied URL reopens the view', async () => {
+    const page = await browser.newPage();
+    const red = pos('red');
+    await page.goto(`${server.url}#patch=5&mode=rollout&layer=2&head=all`);
+    await ready(page);
+    expect(await stageData(page)).toMatchObject({ view: 'patch', mode: 'rollout', patch: '5' });
+    // tokens= goes back to the token view; mode and layer are not carried over from the previous link.
+    await page.evaluate((p) => { location.hash = `tokens=${p}`; }, red);
+    await page.waitForFunction((p) => { const s = document.getElementById('stage')!.dataset; return s.view === 'token' && s.tokens === String(p) && s.state === 'ready'; }, red);
+    expect((await stageData(page)).mode).toBe('raw');
+    expect(await page.inputValue('#layer')).toBe('all');
+    expect(await page.isChecked('input[name="mode"][value="raw"]')).toBe(true);
+    const raw = tokenMap(capture, [red]);
+    expect((await stageData(page)).argmax).toBe(`${raw.argmax.row},${raw.argmax.col}`);
+    // Changes on the page are written to the address.
+    const settled = () => page.waitForFunction(() => document.getElementById('stage')!.dataset.state === 'ready');
+    await page.selectOption('#layer', '2');
+    await page.waitForFunction(() => location.hash.includes('layer=2'));
+    await page.check('input[name="mode"][value="rollout"]');
+    await page.waitForFunction(() => location.hash.includes('mode=rollout'));
+    await page.selectOption('#colormap', 'magma');
+    await page.waitForFunction(() => location.hash.includes('colormap=magma'));
+    await settled();
+    expect(new URL(page.url()).hash).toBe(`#tokens=${red}&mode=rollout&layer=2&colormap=magma`);
+    const shown = await stageData(page);
+    const roll = tokenMap(capture, [red], { mode: 'rollout', layers: [0, 1, 2] });
+    expect(shown.argmax).toBe(`${roll.argmax.row},${roll.argmax.col}`);
+    // The copied URL, opened fresh, shows the same view.
+    const copy = await browser.newPage();
+    await copy.goto(page.url());
+    await ready(copy);
+    const again = await stageData(copy);
+    expect({ tokens: again.tokens, mode: again.mode, argmax: again.argmax, view: again.view }).toEqual({ tokens: shown.tokens, mode: shown.mode, argmax: shown.argmax, view: shown.view });
+    expect(await copy.inputValue('#layer')).toBe('2');
+    expect(await copy.inputValue('#colormap')).toBe('magma');
+    await copy.close();
+    // A patch click is a link too.
+    await page.click('#canvas', { position: { x: 5, y: 5 } });
+    await page.waitForFunction(() => document.getElementById('stage')!.dataset.view === 'patch' && document.getElementById('stage')!.dataset.state === 'ready');
+    expect(new URL(page.url()).hash).toBe('#patch=0&mode=rollout&layer=2&colormap=magma');
+    await page.close();
+  }, 120_000);
+
+  it('keyboard and screen readers: Open capture… is a tab stop, the canvas is an image with a label and a patch cursor, tokens and heads are one tab stop each', async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const red = pos('red');
+    await page.goto(`${server.url}?tokens=${red}`);
+    await ready(page);
+    // Open capture…: the first tab stop, and Space opens the file chooser.
+    expect(await page.$eval('#file', (el) => getComputedStyle(el).display)).not.toBe('none');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('file');
+    const [chooser] = await Promise.all([page.waitForEvent('filechooser', { timeout: 10_000 }), page.keyboard.press('Space')]);
+    expect(chooser.isMultiple()).toBe(false);
+
+    // Tokens: one tab stop, arrow keys move it, aria-pressed says what is selected, Enter selects.
+    const tabStops = (sel: string) => page.$$eval(sel, (els) => els.filter((e) => (e as HTMLElement).tabIndex === 0).map((e) => (e as HTMLElement).dataset.position ?? `${(e as HTMLElement).dataset.layer},${(e as HTMLElement).dataset.head}`));
+    expect(await tabStops('#tokens .tok')).toEqual([String(red)]);
+    expect(await page.getAttribute(`.tok[data-position="${red}"]`, 'aria-pressed')).toBe('true');
+    expect(await page.$$eval('#tokens .tok[aria-pressed="true"]', (els) => els.length)).toBe(1);
+    expect(await page.getAttribute('#tokens', 'role')).toBe('toolbar');
+    const text = capture.info.textPositions;
+    const next = text[text.indexOf(red) + 1]!;
+    await page.focus(`.tok[data-position="${red}"]`);
+    await page.keyboard.press('ArrowRight');
+    expect(await page.evaluate(() => (document.activeElement as HTMLElement).dataset.position)).toBe(String(next));
+    expect(await tabStops('#tokens .tok')).toEqual([String(next)]);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction((p) => document.getElementById('stage')!.dataset.tokens === String(p) && document.getElementById('stage')!.dataset.state === 'ready', next);
+    expect(await page.getAttribute(`.tok[data-position="${next}"]`, 'aria-pressed')).toBe('true');
+    expect(await page.getAttribute(`.tok[data-position="${red}"]`, 'aria-pressed')).toBe('false');
+
+    // Head grid: one tab stop; up/down move layers, left/right heads; Enter views the head.
+    expect(await tabStops('#heads .cell')).toEqual(['0,0']);
+    await page.focus('#heads .cell[data-layer="0"][data-head="0"]');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowRight');
+    expect(await page.evaluate(() => { const d = (document.activeElement as HTMLElement).dataset; return `${d.layer},${d.head}`; })).toBe('1,1');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => (document.getElementById('layer') as HTMLSelectElement).value === '1' && (document.getElementById('head') as HTMLSelectElement).value === '1' && document.getElementById('stage')!.dataset.state === 'ready');
+    expect(await page.$$eval('#heads .cell[aria-pressed="true"]', (els) => els.map((e) => `${(e as HTMLElement).dataset.layer},${(e as HTMLElement).dataset.head}`))).toEqual(['1,1']);
+    expect(await tabStops('#heads .cell')).toEqual(['1,1']);
+
+    // Canvas: an image with a label naming the map; arrow keys move a patch cursor from the hottest patch; Enter picks it.
+    expect(await page.getAttribute('#canvas', 'role')).toBe('img');
+    expect(await page.getAttribute('#canvas', 'tabindex')).toBe('0');
+    const m = tokenMap(capture, [next], { layers: [1], heads: [1] });
+    const label = (await page.getAttribute('#canvas', 'aria-label'))!;
+    expect(label).toContain(`(position ${next})`);
+    expect(label).toContain(`hottest patch row ${m.argmax.row}, col ${m.argmax.col}`);
+    await page.focus('#canvas');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowRight');
+    const { rows, cols } = capture.info.grid;
+    const row = Math.min(rows - 1, m.argmax.row + 1), col = Math.min(cols - 1, m.argmax.col + 1);
+    expect(await page.textContent('#cursor-status')).toBe(`patch row ${row}, col ${col}`);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.getElementById('stage')!.dataset.view === 'patch' && document.getElementById('stage')!.dataset.state === 'ready');
+    expect(Number((await stageData(page)).patch)).toBe(row * cols + col);
+    expect(await page.getAttribute('#canvas', 'aria-label')).toContain(`patch row ${row}, col ${col}`);
+    await page.screenshot({ path: join(ARTIFACTS, 'viewer-keyboard-cursor.png') });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 120_000);
+
+  it('head scores that are null or not finite show as "—", and the map still draws; a capture of huge attention values works', async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const { numLayers, numHeads } = capture.info;
+    await page.route('**/api/heads', (route) => route.fulfill({
+      contentType: 'application/json',
+      body: JSON.stringify({ numLayers, numHeads, method: 'probe', description: 'scores past the float range', scores: Array.from({ length: numLayers * numHeads }, (_, i) => (i === 0 ? null : i === 1 ? 'Infinity' : i * 1e300)) }),
+    }));
+    await page.goto(`${server.url}?tokens=${pos('red')}`);
+    await ready(page);
+    expect((await stageData(page)).state).toBe('ready');
+    expect(await page.locator('#heads .cell').count()).toBe(numLayers * numHeads);
+    expect(await page.getAttribute('#heads .cell[data-layer="0"][data-head="0"]', 'title')).toBe('layer 0, head 0: —');
+    expect(await page.getAttribute('#heads .cell[data-layer="0"][data-head="1"]', 'title')).toBe('layer 0, head 1: —');
+    expect(await page.getAttribute('#heads .cell[data-layer="0"][data-head="2"]', 'title')).toBe('layer 0, head 2: 2.000e+300');
+    await page.close();
+
+    // End to end: attention values near the float32 maximum validate, and their head scores no longer overflow.
+    const S = capture.info.seqLen, H = capture.info.numHeads, Q = capture.info.queryPositions.length;
+    const huge = makeCapture({
+      tokens: capture.info.tokens, grid: capture.info.grid, imageSpan: capture.info.imageSpan, imagePng: capture.imagePng,
+      // Entries up to ~3.4e38 (finite, so valid): a head's mass over the patches sums past float32's range.
+      attention: capture.attention.map((a) => ({ dtype: 'f32' as const, shape: [H, Q, S], data: Float32Array.from(a, (v) => Math.min(3.4e38, (0.5 + v) * 3e38)) })),
+    });
+    const hs = await startViewerServer(huge, { html });
+    try {
+      const p2 = await browser.newPage();
+      p2.on('pageerror', (e) => errors.push(e.message));
+      await p2.goto(hs.url);
+      await ready(p2);
+      expect((await stageData(p2)).state).toBe('ready');
+      const titles = await p2.$$eval('#heads .cell', (els) => els.map((e) => e.getAttribute('title')!));
+      expect(titles.length).toBe(capture.info.numLayers * H);
+      for (const t of titles) expect(t).toMatch(/: \d\.\d{3}e\+\d+$/);
+      await p2.close();
+    } finally {
+      await hs.close();
+    }
+    expect(errors).toEqual([]);
+  }, 120_000);
+
+  it('awkward captures: a tall narrow image fits the window and clicks still find their patch; long and bidi tokens stay in their box', async () => {
+    const rows = 17, cols = 3, P = rows * cols;
+    const long = 'x'.repeat(3000), bidi = 'ab\u202Ecd';
+    const tokens = ['<bos>', ...Array.from({ length: P }, (_, i) => `<img ${i}>`), long, bidi, 'dog'];
+    const S = tokens.length;
+    const tall = makeCapture({
+      tokens, grid: [rows, cols], imageSpan: [1, 1 + P], imagePng: tinyPng(30, 170),
+      attention: [0, 1].map((l) => ndarrayFromValues(randomAttention(2, S, S, 40 + l), [2, S, S])),
+    });
+    const ts = await startViewerServer(tall, { html });
+    const page = await browser.newPage();
+    try {
+      await page.goto(ts.url);
+      await ready(page);
+      const vh = await page.evaluate(() => innerHeight);
+      const box = (await page.locator('#canvas').boundingBox())!;
+      expect(box.height).toBeLessThanOrEqual(vh);
+      expect(Math.abs(box.width / box.height - 30 / 170)).toBeLessThan(0.02);
+      // The caption is on screen, not thousands of pixels below.
+      expect(await page.$eval('#caption', (el) => el.getBoundingClientRect().bottom)).toBeLessThanOrEqual(vh);
+      await page.screenshot({ path: join(ARTIFACTS, 'viewer-tall-image.png') });
+      // Token view: the whole of a 3,000-character token is in its title.
+      expect(await page.getAttribute(`.tok[data-position="${1 + P}"]`, 'title') === `${long} · position ${1 + P}`).toBe(true);
+      const [r, c] = [15, 2];
+      await page.mouse.click(box.x + ((c + 0.5) / cols) * box.width, box.y + ((r + 0.5) / rows) * box.height);
+      await page.waitForFunction(() => document.getElementById('stage')!.dataset.view === 'patch' && document.getElementById('stage')!.dataset.state === 'ready');
+      expect(Number((await stageData(page)).patch)).toBe(r * cols + c);
+      // A 3,000-character token: one line's worth on its button, all of it in the title; the page does not widen.
+      const longTok = page.locator(`.tok[data-position="${1 + P}"]`);
+      expect((await longTok.boundingBox())!.width).toBeLessThan(320);
+      expect(await longTok.getAttribute('title')).toMatch(new RegExp(`^${long}: attention to patch \\(15, 2\\) `));
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1200);
+      // A right-to-left override shows as a code point, isolated in its button and in the caption.
+      const bidiTok = page.locator(`.tok[data-position="${2 + P}"]`);
+      expect(await bidiTok.textContent()).toBe('ab⟨U+202E⟩cd');
+      expect(await bidiTok.locator('bdi').evaluate((el) => getComputedStyle(el).unicodeBidi)).toBe('isolate');
+      await bidiTok.click();
+      await page.waitForFunction((p) => document.getElementById('stage')!.dataset.tokens === String(p) && document.getElementById('stage')!.dataset.state === 'ready', 2 + P);
+      expect(await page.$eval('#caption bdi', (el) => el.textContent)).toBe('ab⟨U+202E⟩cd');
+      await longTok.click();
+      await page.waitForFunction((p) => document.getElementById('stage')!.dataset.tokens === String(p) && document.getElementById('stage')!.dataset.state === 'ready', 1 + P);
+      expect(await page.$eval('#caption', (el) => el.getBoundingClientRect().bottom)).toBeLessThanOrEqual(vh);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1200);
+    } finally {
+      await page.close();
+      await ts.close();
+    }
+  }, 120_000);
+
+  it('a capture without an image asks for none; an all-zero map names no hottest patch; a stopped server is said in words', async () => {
+    const N = 12;
+    const a = randomAttention(2, N, N, 9);
+    for (let h = 0; h < 2; h++) { const o = (h * N + 11) * N; a.fill(0, o, o + N); a[o] = 1; } // "dog" attends to <bos> only
+    const bare = makeCapture({ tokens: ['<bos>', ...Array.from({ length: 9 }, (_, i) => `<img ${i}>`), 'big', 'dog'], grid: [3, 3], imageSpan: [1, 10], attention: [ndarrayFromValues(a, [2, N, N])] });
+    const bs = await startViewerServer(bare, { html });
+    const page = await browser.newPage();
+    const requests = watchRequests(page);
+    const consoleErrors: string[] = [];
+    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+    try {
+      await page.goto(bs.url);
+      await ready(page);
+      expect((await stageData(page)).tokens).toBe('11');
+      expect(requests.filter((u) => u.includes('/api/image'))).toEqual([]);
+      expect(consoleErrors).toEqual([]);
+      expect(await page.textContent('#caption')).toMatch(/no attention on the image \(every patch is 0\)/);
+      expect(await page.textContent('#caption')).not.toMatch(/hottest patch row 0, col 0/);
+      await bs.close();
+      await page.click('.tok[data-position="10"]');
+      await page.waitForFunction(() => document.getElementById('stage')!.dataset.state === 'error');
+      expect(await page.textContent('#error')).toMatch(/viewer server .* is not answering/);
+      expect(await page.textContent('#error')).not.toMatch(/Failed to fetch/);
+    } finally {
+      await page.close();
+      await bs.close().catch(() => undefined);
+    }
+  }, 120_000);
+
+  it('another tab uploads a capture: the open page does not label it with its old tokens; it reloads the capture and says so', async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${server.url}?tokens=${pos('red')}&layer=2`);
+    await ready(page);
+    const g0 = Number((await stageData(page)).generation);
+    expect(g0).toBe(server.generation);
+    // "Another tab": an upload the page knows nothing of, with other tokens and provenance.
+    const other = await syntheticCapture({ seed: 3, numLayers: 3 });
+    const replaced = { ...other, info: { ...other.info, meta: { ...other.info.meta, prompt: 'the replacing capture' } } };
+    expect((await fetch(`${server.url}api/capture`, { method: 'POST', body: Buffer.from(encodeCapture(replaced)) })).status).toBe(200);
+    await page.click(`.tok[data-position="${pos('blue')}"]`);
+    await page.waitForFunction((g) => { const s = document.getElementById('stage')!.dataset; return s.generation === String(g) && s.state === 'ready'; }, g0 + 1);
+    expect(await page.textContent('#error')).toMatch(/the capture on the server was replaced/);
+    expect(await page.getAttribute('#error', 'role')).toBe('alert');
+    expect(await page.textContent('#meta')).toContain('the replacing capture');
+    // The new capture's default view, its own layers in the selector.
+    const d = await stageData(page);
+    expect(d.tokens).toBe(String(replaced.info.textPositions[replaced.info.textPositions.length - 1]));
+    expect(await page.inputValue('#layer')).toBe('all');
+    expect(await page.locator('#layer option').count()).toBe(1 + 3);
+    const m = tokenMap(server.capture, [Number(d.tokens)]);
+    expect(d.argmax).toBe(`${m.argmax.row},${m.argmax.col}`);
+    // The test's capture goes back (the server is shared by the tests).
+    expect((await fetch(`${server.url}api/capture`, { method: 'POST', body: Buffer.from(encodeCapture(capture)) })).status).toBe(200);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 120_000);
 });

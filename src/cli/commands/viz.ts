@@ -4,15 +4,15 @@ import { parseArgs } from 'node:util';
 import { ShapeError, ValueError } from '../../errors.js';
 import { parseNpy } from '../../io/npy.js';
 import { captureAvailability, headImportanceOf } from '../../viz/api.js';
-import { type Capture, encodeCapture } from '../../viz/capture-file.js';
+import { type Capture, type CaptureDType, encodeCapture, encodedCaptureBytes } from '../../viz/capture-file.js';
 import { COLORMAP_NAMES, type ColormapName } from '../../viz/colormap.js';
 import { discoverHeads, type HeadExample, headDiscoveryJson, headHeatmap, headHeatmapPng } from '../../viz/heads.js';
 import { type MapMode, MAP_MODES, renderMapPng, rowOf, tokenMap } from '../../viz/maps.js';
-import { captureStem, ensureDir, exportCapture, readCapture, writeCapture } from '../../viz/node-files.js';
+import { captureStem, ensureDir, exportCapture, readCapture, readCaptureSource, writeCapture } from '../../viz/node-files.js';
 import { parseIndexList } from '../../viz/index-list.js';
 import { encodePng } from '../../viz/png.js';
 import { syntheticCapture } from '../../viz/synthetic.js';
-import { embedCapture, escapeHtml, loadViewerHtml } from '../../viz/viewer-html.js';
+import { MAX_EMBED_CHARS, embedCapture, embeddedLength, escapeHtml, loadViewerHtml } from '../../viz/viewer-html.js';
 import { type Command, UsageError, progress, cliNumber, refuseFlags } from '../command.js';
 
 const usage = `vlm-attention viz <capture> [flags]        attention maps, head importance and a self-contained viewer
@@ -32,7 +32,8 @@ docs/interpretability.md.
   --heads all|0,2       heads to average; default all
   --colormap NAME       inferno (default), magma, viridis
   --alpha A             heatmap opacity 0..1 (default 0.75; the hottest pixels reach 1-(1-0.4A)(1-A), 0.825 at 0.75)
-  --no-html             skip the self-contained viewer.html
+  --no-html             skip the self-contained viewer.html (skipped anyway, with a note, for a capture too
+                        large for one page: about 400 MB; serve it with \`vlm-attention view <capture>\` instead)
   --export DIR          also export the capture as transformers-style arrays + capture.json
   --export-format F     safetensors (default) or npy
   --save-capture FILE   also write the (e.g. synthetic or manifest) capture as one capture file
@@ -154,6 +155,8 @@ const command: Command = {
     refuseFlags(argv, ['mask', 'k'], 'without --discover (they choose what head discovery scores)');
     const say = progress(!json);
     let capture: Capture, name: string;
+    // The capture file's own bytes (viewer.html embeds them as they are) and how to serve it instead.
+    let sourceBytes: Uint8Array | null = null, viewCommand: string;
     if (values.synthetic) {
       if (positionals.length) throw new UsageError('--synthetic takes no capture path');
       const seed = cliNumber(values.seed);
@@ -161,11 +164,13 @@ const command: Command = {
       say('building the synthetic scene capture');
       capture = await syntheticCapture({ seed });
       name = `synthetic-${seed}`;
+      viewCommand = `vlm-attention view --synthetic --seed ${seed}`;
     } else {
       refuseFlags(argv, ['seed'], 'without --synthetic (it seeds the synthetic scene)');
       if (positionals.length !== 1) throw new UsageError(`expected one capture path, got ${positionals.length}\n${usage.split('\n')[0]}`);
-      capture = await readCapture(positionals[0]!);
+      ({ capture, bytes: sourceBytes } = await readCaptureSource(positionals[0]!));
       name = captureStem(positionals[0]!);
+      viewCommand = `vlm-attention view ${shellQuote(resolve(positionals[0]!))}`;
     }
     const cm = values.colormap as ColormapName;
     if (!COLORMAP_NAMES.includes(cm)) throw new UsageError(`--colormap must be one of ${COLORMAP_NAMES.join(', ')}, got ${values.colormap}`);
@@ -182,9 +187,13 @@ const command: Command = {
     let positions: number[];
     if (values.positions !== undefined) {
       positions = parseIndexList(values.positions, '--positions', 'seqLen', capture.info.seqLen) ?? capture.info.textPositions;
+      const seen = new Set<number>();
       for (const p of positions) {
         if (p < 0 || p >= capture.info.seqLen) throw new ShapeError(`--positions: token index ${p} is out of range 0..${capture.info.seqLen - 1}`, '--positions', 'seqLen');
         rowOf(capture, p, '--positions');
+        // As --layers and the viewer's API refuse a repeat: with --combine it counted twice in the mean.
+        if (seen.has(p)) throw new ShapeError(`--positions contains ${p} twice; each position may be listed once`, '--positions', 'seqLen');
+        seen.add(p);
       }
     } else if (values.tokens !== undefined) positions = positionsOfWords(capture, values.tokens.split(',').map((s) => s.trim()).filter(Boolean));
     else positions = capture.info.textPositions;
@@ -193,7 +202,7 @@ const command: Command = {
     const out = resolve(values.out ?? join('vlm-attention-out', 'viz', name));
     await ensureDir(out);
     const groups = values.combine ? [positions] : positions.map((p) => [p]);
-    const maps: { file: string; mode: MapMode; tokens: number[]; words: string[]; argmax: { row: number; col: number }; total: number }[] = [];
+    const maps: MapEntry[] = [];
     let done = 0;
     for (const mode of modes) {
       for (const g of groups) {
@@ -201,7 +210,7 @@ const command: Command = {
         const words = g.map((p) => capture.info.tokens[p]!);
         const file = join(out, `${mode}-${g.length === 1 ? `${g[0]}-${slug(words[0]!)}` : `combined-${g.length}`}.png`);
         await writeFile(file, renderMapPng(capture, m, { colormap: cm, alpha }));
-        maps.push({ file, mode, tokens: g, words, argmax: { row: m.argmax.row, col: m.argmax.col }, total: m.total });
+        maps.push({ file, mode, tokens: g, words, argmax: { row: m.argmax.row, col: m.argmax.col }, total: m.total, max: m.max });
         say(`maps (${mode})`, ++done / (modes.length * groups.length));
       }
     }
@@ -209,28 +218,74 @@ const command: Command = {
     const headsFile = join(out, 'heads.png');
     await writeFile(headsFile, encodePng(headHeatmap(hi.scores, capture.info.numLayers, capture.info.numHeads, { cellPixels: capture.info.numHeads > 32 ? 8 : 16 })));
     const files = [...maps.map((m) => m.file), headsFile];
+    const notices: string[] = [];
+    let viewer = false;
     if (!values['no-html']) {
       const htmlFile = join(out, 'viewer.html');
       const title = `vlm-attention viewer: ${name}`;
-      await writeFile(htmlFile, embedCapture(loadViewerHtml(), encodeCapture(capture), title));
-      files.push(htmlFile);
+      const html = loadViewerHtml();
+      const embed = chooseViewerEmbed(capture, sourceBytes, html, title, viewerMaxChars(), viewCommand);
+      if ('skip' in embed) notices.push(embed.skip);
+      else {
+        if (embed.note) notices.push(embed.note);
+        await writeFile(htmlFile, embedCapture(html, embed.bytes(), title, { maxChars: viewerMaxChars() }));
+        files.push(htmlFile);
+        viewer = true;
+      }
     }
-    await writeFile(join(out, 'index.html'), indexHtml(name, capture, maps, !values['no-html'], layers, heads));
+    // Said at once (stderr), one line each, and again in the summary.
+    for (const n of notices) process.stderr.write(`note: ${n}\n`);
+    await writeFile(join(out, 'index.html'), indexHtml(name, capture, maps, viewer, layers, heads, notices));
     files.push(join(out, 'index.html'));
     if (values['save-capture']) { await writeCapture(resolve(values['save-capture']), capture); files.push(resolve(values['save-capture'])); }
     if (values.export) {
       files.push(...(await exportCapture(capture, resolve(values.export), { format: fmt })));
     }
-    const summary = { capture: name, out, grid: capture.info.grid, numLayers: capture.info.numLayers, numHeads: capture.info.numHeads, available: avail, headImportance: { method: hi.method }, maps: maps.map((m) => ({ ...m, file: m.file })), files };
+    const summary = { capture: name, out, grid: capture.info.grid, numLayers: capture.info.numLayers, numHeads: capture.info.numHeads, available: avail, headImportance: { method: hi.method }, maps: maps.map(({ max: _max, ...m }) => m), files, viewer: viewer ? join(out, 'viewer.html') : null, notices };
     if (json) console.log(JSON.stringify(summary, null, 2));
     else {
       console.log(`${name}: ${capture.info.numLayers} layers × ${capture.info.numHeads} heads, ${capture.info.seqLen} tokens, grid ${capture.info.grid.rows}×${capture.info.grid.cols}`);
-      for (const m of maps) console.log(`  ${m.mode.padEnd(7)} ${m.words.map((w) => JSON.stringify(w)).join('+').padEnd(24)} hottest patch (${m.argmax.row}, ${m.argmax.col})  → ${m.file}`);
+      for (const m of maps) console.log(`  ${m.mode.padEnd(7)} ${m.words.map((w) => JSON.stringify(w)).join('+').padEnd(24)} ${m.max > 0 ? `hottest patch (${m.argmax.row}, ${m.argmax.col})` : 'no image attention (all zero)'}  → ${m.file}`);
       console.log(`  head importance (${hi.method}) → ${headsFile}`);
-      if (!values['no-html']) console.log(`  viewer (self-contained, offline) → ${join(out, 'viewer.html')}`);
+      if (viewer) console.log(`  viewer (self-contained, offline) → ${join(out, 'viewer.html')}`);
     }
   },
 };
+
+interface MapEntry { file: string; mode: MapMode; tokens: number[]; words: string[]; argmax: { row: number; col: number }; total: number; max: number }
+
+/** `s` as one shell word: as it is where that is safe, else in single quotes. */
+export function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The page-size limit for viewer.html: MAX_EMBED_CHARS, or less where $VLM_ATTENTION_VIEWER_MAX_CHARS says (a
+ * test hook: a capture past the real limit is some 400 MB).
+ */
+export function viewerMaxChars(): number {
+  const n = Number(process.env.VLM_ATTENTION_VIEWER_MAX_CHARS);
+  return Number.isInteger(n) && n > 0 ? Math.min(n, MAX_EMBED_CHARS) : MAX_EMBED_CHARS;
+}
+
+/**
+ * What viewer.html embeds, decided from sizes before anything is encoded: the capture file as it is (its own
+ * precision), else the capture encoded in f32; where that page would be too long, in f16 (the viewer decodes f16;
+ * half the size), with a note; where even that is too long, nothing: `skip` says why and how to view it instead.
+ */
+export function chooseViewerEmbed(capture: Capture, sourceBytes: Uint8Array | null, html: string, title: string, maxChars: number, viewCommand: string): { bytes: () => Uint8Array; note?: string } | { skip: string } {
+  const fits = (n: number) => embeddedLength(html, n, title) <= maxChars;
+  const encoded = (dtype: CaptureDType) => () => encodeCapture(capture, { dtype });
+  if (sourceBytes && fits(sourceBytes.byteLength)) return { bytes: () => sourceBytes };
+  if (!sourceBytes && fits(encodedCaptureBytes(capture))) return { bytes: encoded('f32') };
+  const f16 = encodedCaptureBytes(capture, { dtype: 'f16' });
+  if (fits(f16) && (!sourceBytes || f16 < sourceBytes.byteLength)) {
+    return { bytes: encoded('f16'), note: 'viewer.html holds the attention in f16 to fit in one page (f32 would not); its maps can differ from the PNGs in the fourth significant digit' };
+  }
+  const n = sourceBytes?.byteLength ?? f16;
+  const mb = (n / 2 ** 20).toFixed(n < 2 ** 20 ? 2 : 0);
+  return { skip: `viewer.html not written: the capture (${mb} MiB) makes a page of ${embeddedLength(html, Math.min(n, f16), title)} characters, over the ${maxChars} one page can hold; view it with \`${viewCommand}\`` };
+}
 
 /**
  * The viewer's deep-link parameters for a map of these layers and heads, or null where the viewer cannot show
@@ -252,7 +307,7 @@ export function viewerSelection(mode: string, layers: readonly number[] | undefi
   return q;
 }
 
-function indexHtml(name: string, c: Capture, maps: { file: string; mode: string; words: string[]; tokens: number[]; argmax: { row: number; col: number } }[], viewer: boolean, layers?: number[], heads?: number[]): string {
+function indexHtml(name: string, c: Capture, maps: MapEntry[], viewer: boolean, layers?: number[], heads?: number[], notices: string[] = []): string {
   const rel = (f: string) => f.split(/[\\/]/).pop()!;
   const link = (m: { mode: string; tokens: number[] }) => {
     const sel = viewerSelection(m.mode, layers, heads);
@@ -260,12 +315,16 @@ function indexHtml(name: string, c: Capture, maps: { file: string; mode: string;
     const href = `viewer.html#tokens=${m.tokens.join(',')}&mode=${m.mode}${sel ?? ''}`;
     return ` · <a href="${escapeHtml(href)}">open in viewer${sel === null ? ' (all layers and heads)' : ''}</a>`;
   };
-  const cards = maps.map((m) => `<figure><img src="${escapeHtml(rel(m.file))}" alt=""><figcaption><b>${escapeHtml(m.words.join(' + '))}</b> · ${m.mode} · hottest (${m.argmax.row}, ${m.argmax.col})${viewer ? link(m) : ''}</figcaption></figure>`).join('\n');
+  // An all-zero map has no hottest patch: its argmax (row 0, col 0) is only the first of equals.
+  const hottest = (m: MapEntry, long: boolean) => (m.max > 0 ? (long ? `hottest at patch row ${m.argmax.row}, col ${m.argmax.col}` : `hottest (${m.argmax.row}, ${m.argmax.col})`) : 'no image attention (all zero)');
+  const alt = (m: MapEntry) => `${m.mode} attention of ${m.words.map((w) => JSON.stringify(w)).join(' + ')} over the image, ${hottest(m, true)}`;
+  const cards = maps.map((m) => `<figure><img src="${escapeHtml(rel(m.file))}" alt="${escapeHtml(alt(m))}"><figcaption><b>${escapeHtml(m.words.join(' + '))}</b> · ${m.mode} · ${hottest(m, false)}${viewer ? link(m) : ''}</figcaption></figure>`).join('\n');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(name)}: attention maps</title>
-<style>body{font:14px system-ui,sans-serif;background:#111317;color:#e8e8ea;margin:16px}a{color:#4cc2ff}figure{display:inline-block;margin:6px;vertical-align:top}img{width:224px;image-rendering:auto;border-radius:4px}figcaption{max-width:224px;font-size:12px;color:#9aa0aa}</style></head>
+<style>body{font:14px system-ui,sans-serif;background:#111317;color:#e8e8ea;margin:16px}a{color:#4cc2ff}figure{display:inline-block;margin:6px;vertical-align:top}img{width:224px;image-rendering:auto;border-radius:4px}figcaption{max-width:224px;font-size:12px;color:#9aa0aa;overflow-wrap:anywhere}code{overflow-wrap:anywhere}</style></head>
 <body><h1>${escapeHtml(name)}</h1><p>${escapeHtml(c.info.meta.model ?? '')} ${escapeHtml(c.info.meta.prompt ? `“${c.info.meta.prompt}”` : '')} · ${c.info.numLayers} layers × ${c.info.numHeads} heads${viewer ? ' · <a href="viewer.html">interactive viewer</a>' : ''}</p>
+${notices.map((n) => `<p class="note">${escapeHtml(n).replace(/`([^`]+)`/g, '<code>$1</code>')}</p>`).join('\n')}
 ${cards}
-<h2>Head importance</h2><img src="heads.png" alt="layer × head importance" style="width:auto;image-rendering:pixelated"></body></html>
+<h2>Head importance</h2><img src="heads.png" alt="Head importance (${escapeHtml(headImportanceOf(c).method)}) as a grid: one row per layer (0–${c.info.numLayers - 1}), one column per head (0–${c.info.numHeads - 1}); brighter is more important" style="width:auto;image-rendering:pixelated"></body></html>
 `;
 }
 

@@ -1,9 +1,10 @@
+import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { FormatError, ShapeError, UnsupportedError, ValueError } from '../../../src/errors.js';
 import { ndarrayFromValues } from '../../../src/io/npy.js';
 import { parseSafetensors, writeSafetensors } from '../../../src/io/safetensors.js';
-import { type Capture, decodeCapture, encodeCapture, makeCapture } from '../../../src/viz/capture-file.js';
+import { type Capture, decodeCapture, encodeCapture, encodedCaptureBytes, makeCapture } from '../../../src/viz/capture-file.js';
 import { randomAttention, tinyPng } from './fixtures.js';
 
 function tiny(opts: { layers?: number; heads?: number } = {}): Capture {
@@ -112,5 +113,33 @@ describe('capture file', () => {
         if (!(e instanceof FormatError || e instanceof ShapeError || e instanceof ValueError || e instanceof UnsupportedError)) throw e;
       }
     }), { numRuns: 1500 });
+  });
+
+  it('an image whose IDAT is corrupt (CRC mismatch, or a bad zlib stream under a good CRC) is a FormatError naming image.png', () => {
+    const c = tiny();
+    const png = c.imagePng!;
+    const dv = new DataView(png.buffer, png.byteOffset, png.byteLength);
+    let at = 8;
+    while (String.fromCharCode(...png.subarray(at + 4, at + 8)) !== 'IDAT') at += 12 + dv.getUint32(at);
+    const len = dv.getUint32(at);
+    for (const fixCrc of [false, true]) {
+      const bad = png.slice();
+      bad[at + 8 + Math.floor(len / 2)] ^= 0x5a;
+      if (fixCrc) new DataView(bad.buffer).setUint32(at + 8 + len, crc32(bad.subarray(at + 4, at + 8 + len)));
+      // pngSize (chunk lengths only) accepted it: the capture validated and then nothing could draw it.
+      const file = encodeCapture({ ...c, imagePng: bad });
+      let err: unknown;
+      try { decodeCapture(file); } catch (e) { err = e; }
+      expect(err, fixCrc ? 'zlib' : 'crc').toBeInstanceOf(FormatError);
+      expect((err as FormatError).path).toBe('image.png');
+      if (!fixCrc) expect((err as Error).message).toMatch(/CRC mismatch in IDAT/);
+    }
+  });
+
+  it('encodedCaptureBytes is the encoded length, computed without encoding', () => {
+    const c = tiny();
+    for (const dtype of ['f32', 'f16', 'bf16'] as const) expect(encodedCaptureBytes(c, { dtype }), dtype).toBe(encodeCapture(c, { dtype }).length);
+    const bare = makeCapture({ tokens: ['a', 'b'], grid: [1, 1], imageSpan: [0, 1], attention: [ndarrayFromValues([0.5, 0.5, 0.25, 0.75], [1, 2, 2])] });
+    expect(encodedCaptureBytes(bare)).toBe(encodeCapture(bare).length);
   });
 });

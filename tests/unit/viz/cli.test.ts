@@ -1,7 +1,7 @@
 /**
  * `vlm-attention viz` and `vlm-attention view`: outputs, --json, typed errors for bad input.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +10,10 @@ import { buildViewer } from '../../../scripts/build-viewer.mjs';
 import { UsageError } from '../../../src/cli/command.js';
 import { startView } from '../../../src/cli/commands/view.js';
 import { FormatError, ShapeError, ValueError } from '../../../src/errors.js';
-import { type Capture, decodeCapture, makeCapture } from '../../../src/viz/capture-file.js';
+import { type Capture, decodeCapture, encodedCaptureBytes, makeCapture } from '../../../src/viz/capture-file.js';
+import { parseSafetensors } from '../../../src/io/safetensors.js';
+import { chooseViewerEmbed, shellQuote } from '../../../src/cli/commands/viz.js';
+import { embeddedLength, loadViewerHtml } from '../../../src/viz/viewer-html.js';
 import { ndarrayFromValues } from '../../../src/io/npy.js';
 import { randomAttention } from './fixtures.js';
 import { tokenMap } from '../../../src/viz/maps.js';
@@ -147,6 +150,97 @@ describe('vlm-attention viz', () => {
     const d = JSON.parse(await viz(['--examples', write('abs.json', [{ capture: capFile, tokens: ['red'] }, { capture: capFile, tokens: ['blue'] }]), '--out', join(dir, 'absheads'), '--json']));
     expect(d.examples).toBe(2);
   }, 60_000);
+});
+
+describe('vlm-attention viz: captures too large for one page', () => {
+  const title = 'vlm-attention viewer: scene';
+  const withLimit = async <T>(limit: number, f: () => Promise<T>): Promise<T> => {
+    process.env.VLM_ATTENTION_VIEWER_MAX_CHARS = String(limit);
+    try { return await f(); } finally { delete process.env.VLM_ATTENTION_VIEWER_MAX_CHARS; }
+  };
+
+  it('a capture whose page would be too long: viewer.html skipped with a one-line note naming `vlm-attention view`, PNGs and index.html still written', async () => {
+    const out = join(dir, 'too-big');
+    // A real one is ~400 MB (V8's longest string is 2^29 − 24 characters); the hook lowers the limit instead.
+    const s = JSON.parse(await withLimit(1000, () => viz([capFile, '--out', out, '--tokens', 'red', '--json'])));
+    expect(existsSync(join(out, 'viewer.html'))).toBe(false);
+    expect(s.viewer).toBeNull();
+    expect(s.notices.length).toBe(1);
+    expect(s.notices[0]).toMatch(/^viewer\.html not written: .* over the 1000 one page can hold; view it with `vlm-attention view \/.*scene\.vlmcap\.safetensors`$/);
+    expect(s.notices[0]).not.toContain('\n');
+    for (const m of s.maps) expect(existsSync(m.file)).toBe(true);
+    expect(existsSync(join(out, 'heads.png'))).toBe(true);
+    const index = readFileSync(join(out, 'index.html'), 'utf8');
+    expect(index).not.toContain('href="viewer.html');
+    expect(index).toContain('viewer.html not written');
+    expect(index).toContain('<code>vlm-attention view ');
+    expect(s.files).toEqual(expect.arrayContaining([join(out, 'index.html')]));
+  }, 60_000);
+
+  it('where the capture file itself would not fit but f16 does, viewer.html embeds f16 (the viewer decodes it) and says so', async () => {
+    const html = loadViewerHtml();
+    const f16 = encodedCaptureBytes(capture, { dtype: 'f16' });
+    const file = statSync(capFile).size;
+    const limit = embeddedLength(html, f16, title);
+    expect(limit).toBeLessThan(embeddedLength(html, file, title));
+    const out = join(dir, 'f16-embed');
+    const s = JSON.parse(await withLimit(limit, () => viz([capFile, '--out', out, '--tokens', 'red', '--json'])));
+    expect(s.viewer).toBe(join(out, 'viewer.html'));
+    expect(s.notices).toEqual([expect.stringMatching(/f16/)]);
+    const page = readFileSync(join(out, 'viewer.html'), 'utf8');
+    expect(page.length).toBeLessThanOrEqual(limit);
+    const b64 = /<script id="vlm-capture" type="application\/octet-stream;base64">([^<]+)<\/script>/.exec(page)![1]!;
+    const bytes = new Uint8Array(Buffer.from(b64, 'base64'));
+    expect(parseSafetensors(bytes).tensors.get('attention.0')!.dtype).toBe('f16');
+    expect(decodeCapture(bytes).info).toEqual(capture.info);
+    // Without the hook, the file's own bytes are embedded as they are (no re-encoding, no note).
+    const plain = JSON.parse(await viz([capFile, '--out', join(dir, 'plain-embed'), '--tokens', 'red', '--json']));
+    expect(plain.notices).toEqual([]);
+    const b64b = /base64">([^<]+)<\/script>/.exec(readFileSync(join(dir, 'plain-embed', 'viewer.html'), 'utf8'))![1]!;
+    expect(Buffer.from(b64b, 'base64').equals(readFileSync(capFile))).toBe(true);
+  }, 60_000);
+
+  it('chooseViewerEmbed decides from sizes alone: file bytes, f32, f16, or a skip naming the command', () => {
+    const html = '<html><!--VLM-ATTENTION-CAPTURE--></html>';
+    const f32 = encodedCaptureBytes(capture), f16 = encodedCaptureBytes(capture, { dtype: 'f16' });
+    const at = (n: number) => embeddedLength(html, n, 't');
+    const src = new Uint8Array(f32);
+    expect(chooseViewerEmbed(capture, src, html, 't', at(f32), 'vlm-attention view x')).toEqual({ bytes: expect.any(Function) });
+    const synth = chooseViewerEmbed(capture, null, html, 't', at(f32), 'v');
+    expect('bytes' in synth && synth.bytes().length).toBe(f32);
+    const half = chooseViewerEmbed(capture, null, html, 't', at(f16), 'v');
+    expect('bytes' in half && half.note).toMatch(/f16/);
+    expect('bytes' in half && half.bytes().length).toBe(f16);
+    const skip = chooseViewerEmbed(capture, src, html, 't', at(f16) - 1, 'vlm-attention view --synthetic --seed 5');
+    expect(skip).toEqual({ skip: expect.stringMatching(/`vlm-attention view --synthetic --seed 5`$/) });
+    expect(shellQuote('/tmp/a b/it\'s.vlmcap.safetensors')).toBe(`'/tmp/a b/it'\\''s.vlmcap.safetensors'`);
+    expect(shellQuote('/tmp/plain.vlmcap.safetensors')).toBe('/tmp/plain.vlmcap.safetensors');
+  });
+});
+
+describe('vlm-attention viz: map details', () => {
+  it('--positions refuses a repeated position (with --combine it counted twice), as --layers does', async () => {
+    const red = capture.info.tokens.lastIndexOf('red');
+    await expect(viz([capFile, '--positions', `${red},${red}`, '--combine', '--out', join(dir, 'e')])).rejects.toMatchObject({ name: 'ShapeError', argument: '--positions', message: expect.stringMatching(new RegExp(`--positions contains ${red} twice`)) });
+    await expect(viz([capFile, '--layers', '1,1', '--tokens', 'red', '--out', join(dir, 'e')])).rejects.toThrow(/layers contains 1 twice/);
+  });
+
+  it('gallery images have alt text; an all-zero map reports no hottest patch (its argmax is only the first of equals)', async () => {
+    const a = randomAttention(2, 12, 12, 3);
+    for (let h = 0; h < 2; h++) { const o = (h * 12 + 11) * 12; a.fill(0, o, o + 12); a[o] = 1; } // "dog" attends to <bos> only
+    const zero = join(dir, 'zero.vlmcap.safetensors');
+    await writeCapture(zero, makeCapture({ tokens: ['<bos>', ...Array.from({ length: 9 }, (_, i) => `<img ${i}>`), 'big', 'dog'], grid: [3, 3], imageSpan: [1, 10], attention: [ndarrayFromValues(a, [2, 12, 12])] }));
+    const out = join(dir, 'zero-out');
+    const text = await viz([zero, '--out', out, '--modes', 'raw', '--no-html']);
+    expect(text).toMatch(/"dog"\s+no image attention \(all zero\)/);
+    expect(text).toMatch(/"big"\s+hottest patch \(\d, \d\)/);
+    const index = readFileSync(join(out, 'index.html'), 'utf8');
+    expect(index).not.toContain('alt=""');
+    expect(index).toContain('alt="raw attention of &quot;dog&quot; over the image, no image attention (all zero)"');
+    expect(index).toMatch(/alt="raw attention of &quot;big&quot; over the image, hottest at patch row \d, col \d"/);
+    expect(index).toMatch(/<img src="heads\.png" alt="Head importance \([a-z]+\) as a grid: one row per layer \(0–0\), one column per head \(0–1\)/);
+    expect(readdirSync(out).filter((f) => f.endsWith('.png')).length).toBe(4); // <bos>, big, dog and heads.png
+  });
 });
 
 describe('vlm-attention view flags', () => {

@@ -14,6 +14,8 @@ import { renderMapPng, tokenMap } from '../../../src/viz/maps.js';
 import { readCapture } from '../../../src/viz/node-files.js';
 import { decodePng } from '../../../src/viz/png.js';
 import { runCommand } from '../../helpers/cli.js';
+import { sceneSource } from '../../../src/cli/commands/demo.js';
+import { demoScene, generateScene } from '../../../src/relevance/scene.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vlm-demo-viz-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -23,8 +25,10 @@ const quiet = async (name: string, argv: string[]): Promise<string> => (await ru
 describe('demo scene heatmaps', () => {
   it('the query object ("red striped" → the red striped circle) is hottest in the maps and in the PNG', async () => {
     await buildViewer();
-    await quiet('demo', ['--out', join(dir, 'demo'), '--json']);
-    const capFile = join(dir, 'demo', 'capture.vlmcap.safetensors');
+    // A folder with a space and a quote: the report's `view` command must still paste as one argument.
+    const demoDir = join(dir, "demo out's");
+    const summary = JSON.parse(await quiet('demo', ['--out', demoDir, '--json']));
+    const capFile = join(demoDir, 'capture.vlmcap.safetensors');
     expect(existsSync(capFile)).toBe(true);
     const c = await readCapture(capFile);
     const target = c.info.masks.find((m) => /red/.test(m) && /strip/.test(m));
@@ -58,5 +62,23 @@ describe('demo scene heatmaps', () => {
     const patch = Math.floor((py * c.info.grid.rows) / img.height) * c.info.grid.cols + Math.floor((px * c.info.grid.cols) / img.width);
     expect(mask[patch], `hottest pixel (${px}, ${py})`).toBe(1);
     expect(readFileSync(join(dir, 'viz', 'viewer.html'), 'utf8')).toContain('vlm-capture');
+    expect(summary.scene).toEqual({ builtIn: true, objects: demoScene().objects.map((o) => o.name) });
   }, 120_000);
+
+  it('the report names the scene truthfully, quotes its `view` command, and its images\' alt texts are not their captions', async () => {
+    // The run above wrote it (vitest runs a file's tests in order).
+    const demoDir = join(dir, "demo out's");
+    const report = readFileSync(join(demoDir, 'report.html'), 'utf8');
+    const unescape = (h: string) => h.replace(/&#39;/g, "'").replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+    // The built-in scene is seed 7 plus a fixed object list: "seed 7" sent people to `demo --seed 7`, another scene.
+    expect(report).toContain('Source: the built-in procedural scene');
+    expect(report).not.toMatch(/seed 7/);
+    expect(generateScene({ seed: 7 }).objects.map((o) => o.name)).not.toEqual(demoScene().objects.map((o) => o.name));
+    expect(sceneSource()).toBe('the built-in procedural scene');
+    expect(sceneSource(7)).toBe('a random procedural scene (seed 7)');
+    expect(unescape(report)).toContain(`npx vlm-attention view '${join(demoDir, 'capture.vlmcap.safetensors').replace(/'/g, "'\\''")}'`);
+    const figures = [...report.matchAll(/<img alt="([^"]*)"[^>]*><figcaption>([^<]*)<\/figcaption>/g)];
+    expect(figures.length).toBe(6);
+    for (const [, alt, cap] of figures) { expect(alt!.length).toBeGreaterThan(10); expect(alt).not.toBe(cap); }
+  });
 });

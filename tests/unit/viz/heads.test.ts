@@ -4,7 +4,7 @@ import { ShapeError, ValueError } from '../../../src/errors.js';
 import { ndarrayFromValues } from '../../../src/io/npy.js';
 import { mulberry32 } from '../../../src/tensor/tensor.js';
 import { type Capture, makeCapture } from '../../../src/viz/capture-file.js';
-import { discoverHeads, headDiscoveryJson, headHeatmapPng, savClassify } from '../../../src/viz/heads.js';
+import { discoverHeads, headDiscoveryJson, headHeatmap, headHeatmapPng, headScores, headScores64, savClassify } from '../../../src/viz/heads.js';
 import { decodePng } from '../../../src/viz/png.js';
 import { syntheticCapture } from '../../../src/viz/synthetic.js';
 import { expectClose } from '../../helpers/close.js';
@@ -127,5 +127,30 @@ describe('head discovery statistics', () => {
     expect(() => discoverHeads([])).toThrow(ShapeError);
     expect(() => discoverHeads([{ capture: cap(1) }], { method: 'sav' })).toThrow(ValueError);
     expect(() => discoverHeads([{ capture: cap(1) }], { k: 0 })).toThrow(ValueError);
+  });
+
+  it('scores of huge but finite attention stay finite in float64, and their heatmap draws every cell (float32 overflowed to Infinity)', () => {
+    const N = 9;
+    const c = makeCapture({
+      tokens: Array.from({ length: N }, (_, i) => `t${i}`), grid: [2, 3], imageSpan: [1, 7],
+      // Head h's every entry is (1 + h)·1.5e38: finite, valid, and six patches of it sum past float32's 3.4e38.
+      attention: [0, 1].map((l) => ndarrayFromValues(Float32Array.from({ length: 2 * N * N }, (_, i) => (1 + Math.floor(i / (N * N))) * 1.5e38 * (1 - 0.1 * l)), [2, N, N])),
+    });
+    const d = discoverHeads([{ capture: c }], { method: 'activation' });
+    const s64 = headScores64(d);
+    for (const v of s64) { expect(Number.isFinite(v)).toBe(true); expect(v).toBeGreaterThan(3.4e38); }
+    expect([...headScores(d)].every((v) => v === Infinity)).toBe(true); // why headScores64 exists
+    for (const scores of [s64, [1e40, 2e40, 3e40, 4e40]]) {
+      const img = headHeatmap(scores, 2, 2, { cellPixels: 8 });
+      // Every cell is drawn (opaque) and the four differ.
+      const left = 6 * 1 + 10, top = 14, colours = new Set<string>();
+      for (let l = 0; l < 2; l++) for (let h = 0; h < 2; h++) {
+        const o = ((top + l * 8 + 4) * img.width + left + h * 8 + 4) * 4;
+        expect(img.data[o + 3]).toBe(255);
+        colours.add(Array.from(img.data.subarray(o, o + 3)).join(','));
+      }
+      expect(colours.size).toBe(scores === s64 ? new Set(s64).size : 4);
+    }
+    expect(decodePng(headHeatmapPng(d)).width).toBeGreaterThan(0);
   });
 });

@@ -1,11 +1,12 @@
 import { request } from 'node:http';
+import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ndarrayFromValues } from '../../../src/io/npy.js';
 import { handleApi } from '../../../src/viz/api.js';
 import { type Capture, encodeCapture, makeCapture } from '../../../src/viz/capture-file.js';
 import { patchMap, tokenMap } from '../../../src/viz/maps.js';
-import { startViewerServer, type ViewerServer } from '../../../src/viz/server.js';
+import { isOwnHost, startViewerServer, type ViewerServer } from '../../../src/viz/server.js';
 import { randomAttention, tinyPng } from './fixtures.js';
 
 const N = 12; // <bos>, 3×3 image, 2 words
@@ -21,13 +22,13 @@ function cap(seed: number, full = true): Capture {
 let server: ViewerServer;
 const HTML = '<!doctype html><title>t</title><!--VLM-ATTENTION-CAPTURE-->';
 
-function http(method: string, path: string, opts: { body?: Uint8Array; host?: string; headers?: Record<string, string>; chunked?: boolean; port?: number } = {}): Promise<{ status: number; body: string; type: string }> {
+function http(method: string, path: string, opts: { body?: Uint8Array; host?: string; headers?: Record<string, string>; chunked?: boolean; port?: number } = {}): Promise<{ status: number; body: string; type: string; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
     const length = opts.body && !opts.chunked ? { 'Content-Length': opts.body.length } : {};
     const req = request({ host: '127.0.0.1', port: opts.port ?? server.port, method, path, headers: { ...(opts.host ? { Host: opts.host } : {}), ...length, ...opts.headers } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString('utf8'), type: String(res.headers['content-type']) }));
+      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString('utf8'), type: String(res.headers['content-type']), headers: res.headers }));
     });
     req.on('error', reject);
     if (opts.body && opts.chunked) {
@@ -181,6 +182,178 @@ describe('viewer server', () => {
       const u = await http('POST', '/api/capture', { body: b });
       expect(u.status).toBeLessThan(500);
     }), { numRuns: 150 });
+    expect((await http('GET', '/api/info')).status).toBe(200);
+  });
+});
+
+/** The capture's PNG with one byte of its IDAT data changed; `fixCrc` recomputes the chunk's CRC (then the zlib stream is what is wrong). */
+function corruptIdat(png: Uint8Array, fixCrc: boolean): Uint8Array {
+  const out = png.slice();
+  const dv = new DataView(out.buffer);
+  let at = 8;
+  while (String.fromCharCode(...out.subarray(at + 4, at + 8)) !== 'IDAT') at += 12 + dv.getUint32(at);
+  const len = dv.getUint32(at);
+  out[at + 8 + Math.floor(len / 2)] ^= 0x5a;
+  if (fixCrc) dv.setUint32(at + 8 + len, crc32(out.subarray(at + 4, at + 8 + len)));
+  return out;
+}
+
+describe('viewer API: tokens, methods, head scores', () => {
+  const c = cap(3);
+  const get = (path: string, q: Record<string, string> = {}, method = 'GET') => {
+    const r = handleApi(c, method, path, new URLSearchParams(q));
+    return { status: r.status, headers: r.headers ?? {}, body: typeof r.body === 'string' && r.body ? JSON.parse(r.body) : r.body };
+  };
+
+  it("tokens: missing, 'all' and malformed lists get one form of message; a repeated token is refused as a repeated layer is", () => {
+    const form = /comma-separated sequence positions and a-b ranges/;
+    for (const q of [{}, { tokens: '' }, { tokens: 'all' }, { tokens: 'x' }, { tokens: '10;11' }] as Record<string, string>[]) {
+      const r = get('/api/map', q);
+      expect(r.status, JSON.stringify(q)).toBe(400);
+      expect(r.body).toMatchObject({ error: 'ShapeError', argument: 'tokens', dimension: 'seqLen' });
+      expect(r.body.message, JSON.stringify(q)).toMatch(form);
+      // 'all' is not offered (the shared parser's message offered it, then the handler refused it).
+      expect(r.body.message).not.toMatch(/'all' or/);
+    }
+    // 198,202,202 was accepted and counted twice in raw, rollout and flow; layers 0,0 was refused.
+    for (const tokens of ['10,11,11', '10-11,11']) {
+      for (const mode of ['raw', 'rollout', 'flow']) {
+        const r = get('/api/map', { tokens, mode });
+        expect(r.status, `${tokens} ${mode}`).toBe(400);
+        expect(r.body).toMatchObject({ error: 'ShapeError', argument: 'tokens' });
+        expect(r.body.message).toMatch(/tokens contains 11 twice/);
+      }
+    }
+    expect(get('/api/map', { tokens: '11', layers: '0,0' }).body.message).toMatch(/layers contains 0 twice/);
+    expect(get('/api/map', { tokens: '10-11' }).status).toBe(200);
+  });
+
+  it('405 names the allowed methods (Allow); HEAD is refused where it would compute a whole map', () => {
+    for (const [method, path, allow] of [['POST', '/api/map', 'GET'], ['DELETE', '/api/info', 'GET, HEAD'], ['HEAD', '/api/map', 'GET'], ['HEAD', '/api/patch', 'GET'], ['PUT', '/api/image', 'GET, HEAD']] as const) {
+      const r = get(path, { tokens: '11', patch: '4' }, method);
+      expect(r.status, `${method} ${path}`).toBe(405);
+      expect(r.headers.Allow).toBe(allow);
+      expect(r.body.message).toContain(allow);
+    }
+    expect(get('/api/info', {}, 'HEAD').status).toBe(200);
+    expect(get('/api/heads', {}, 'HEAD').status).toBe(200);
+  });
+
+  it('head scores stay finite for a capture of huge but finite attention values (they overflowed float32 to Infinity, sent as null)', () => {
+    const huge = makeCapture({
+      tokens: ['<bos>', ...Array.from({ length: 9 }, (_, i) => `<img ${i}>`), 'big', 'dog'], grid: [3, 3], imageSpan: [1, 10],
+      // Entries up to ~3.4e38 (finite, so valid): nine patches of them sum past float32's range.
+      attention: [0, 1].map((l) => ndarrayFromValues(Float32Array.from(randomAttention(2, N, N, 20 + l), (v) => Math.min(3.4e38, (0.5 + v) * 3e38)), [2, N, N])),
+    });
+    const r = handleApi(huge, 'GET', '/api/heads', new URLSearchParams());
+    expect(r.status).toBe(200);
+    const body = JSON.parse(r.body as string);
+    expect(body.scores.length).toBe(4);
+    for (const v of body.scores) { expect(typeof v).toBe('number'); expect(Number.isFinite(v)).toBe(true); expect(v).toBeGreaterThan(3.5e38); }
+    // The maps of such a capture stay finite too.
+    const m = JSON.parse(handleApi(huge, 'GET', '/api/map', new URLSearchParams({ tokens: '11' })).body as string);
+    expect(m.values.every((v: unknown) => typeof v === 'number' && Number.isFinite(v))).toBe(true);
+  });
+});
+
+describe('viewer server: generations, hosts, methods, limits', () => {
+  it('every answer names its capture generation; a request for a replaced capture gets 409 instead of the new capture\'s numbers', async () => {
+    const s = await startViewerServer(cap(1), { html: HTML });
+    try {
+      expect(s.generation).toBe(1);
+      const info = await http('GET', '/api/info', { port: s.port });
+      expect(JSON.parse(info.body).generation).toBe(1);
+      expect(info.headers['x-capture-generation']).toBe('1');
+      const mine = { 'X-Capture-Generation': '1' };
+      expect((await http('GET', '/api/map?tokens=11', { port: s.port, headers: mine })).status).toBe(200);
+      // Another tab uploads a capture.
+      const up = await http('POST', '/api/capture', { port: s.port, body: encodeCapture(cap(7)) });
+      expect(up.status).toBe(200);
+      expect(JSON.parse(up.body).generation).toBe(2);
+      expect(s.generation).toBe(2);
+      for (const path of ['/api/map?tokens=11', '/api/patch?patch=4', '/api/heads', '/api/image']) {
+        const stale = await http('GET', path, { port: s.port, headers: mine });
+        expect(stale.status, path).toBe(409);
+        expect(JSON.parse(stale.body)).toMatchObject({ error: 'CaptureChanged', generation: 2 });
+        expect(stale.headers['x-capture-generation']).toBe('2');
+      }
+      // The current generation, or none (curl, scripts), is answered.
+      expect((await http('GET', '/api/map?tokens=11', { port: s.port, headers: { 'X-Capture-Generation': '2' } })).status).toBe(200);
+      expect((await http('GET', '/api/map?tokens=11', { port: s.port })).headers['x-capture-generation']).toBe('2');
+      // A refused upload changes nothing.
+      const bad = await http('POST', '/api/capture', { port: s.port, body: new Uint8Array([1, 2, 3]) });
+      expect(bad.status).toBe(400);
+      expect(bad.headers['x-capture-generation']).toBe('2');
+      expect(s.generation).toBe(2);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('an upload whose image has a corrupt IDAT (CRC or zlib) is refused with 400 and the old capture stays', async () => {
+    const good = cap(2);
+    const s = await startViewerServer(good, { html: HTML });
+    try {
+      for (const fixCrc of [false, true]) {
+        const broken = { ...cap(5), imagePng: corruptIdat(good.imagePng!, fixCrc) };
+        // encodeCapture does not validate: the bytes are what a damaged file would hold.
+        const r = await http('POST', '/api/capture', { port: s.port, body: encodeCapture(broken) });
+        expect(r.status, fixCrc ? 'zlib' : 'crc').toBe(400);
+        expect(JSON.parse(r.body).error).toBe('FormatError');
+        expect(JSON.parse(r.body).message).toMatch(fixCrc ? /image\.png.*(corrupt|truncated|checksum)/ : /image\.png.*CRC mismatch in IDAT/);
+        expect(s.capture).toBe(good);
+        expect(s.generation).toBe(1);
+      }
+      expect((await http('GET', '/api/image', { port: s.port })).status).toBe(200);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('Host: without a port only on port 80 (where clients leave it out); other hosts stay refused', async () => {
+    for (const h of ['127.0.0.1:80', 'localhost:80', '127.0.0.1', 'LOCALHOST']) expect(isOwnHost(h, 80), h).toBe(true);
+    for (const h of ['evil.example', 'evil.example:80', '127.0.0.1:8080', '127.0.0.2', '', undefined]) expect(isOwnHost(h, 80), String(h)).toBe(false);
+    expect(isOwnHost('127.0.0.1', 8080)).toBe(false);
+    expect(isOwnHost('localhost:8080', 8080)).toBe(true);
+    expect((await http('GET', '/api/info', { host: '127.0.0.1' })).status).toBe(403); // this server is not on port 80
+    // On port 80 itself, where this process may bind it (root, or the port free).
+    let s80: ViewerServer | null = null;
+    try { s80 = await startViewerServer(cap(1), { html: HTML, port: 80 }); } catch (e) { expect(['EACCES', 'EADDRINUSE']).toContain((e as NodeJS.ErrnoException).code); }
+    if (s80) {
+      try {
+        expect((await http('GET', '/api/info', { port: 80, host: '127.0.0.1' })).status).toBe(200);
+        expect((await http('GET', '/api/info', { port: 80, host: 'localhost' })).status).toBe(200);
+        expect((await http('GET', '/api/info', { port: 80, host: 'evil.example' })).status).toBe(403);
+        const own = await http('POST', '/api/capture', { port: 80, host: '127.0.0.1', body: encodeCapture(cap(4)), headers: { Origin: 'http://127.0.0.1' } });
+        expect(own.status).toBe(200);
+      } finally {
+        await s80.close();
+      }
+    }
+  });
+
+  it('405 with Allow (GET /api/capture was a 404), 431 for an over-long URL, //api/info is /api/info, HEAD /api/map computes nothing', async () => {
+    const get = await http('GET', '/api/capture');
+    expect(get.status).toBe(405);
+    expect(get.headers.allow).toBe('POST');
+    const del = await http('DELETE', '/api/map');
+    expect(del.status).toBe(405);
+    expect(del.headers.allow).toBe('GET');
+    const root = await http('POST', '/');
+    expect(root.status).toBe(405);
+    expect(root.headers.allow).toBe('GET, HEAD');
+    const long = await http('GET', `/api/map?tokens=${'11,'.repeat(12_000)}11`);
+    expect(long.status).toBe(431);
+    expect(JSON.parse(long.body).message).toMatch(/shorten the URL/);
+    const slashes = await http('GET', '//api/info');
+    expect(slashes.status).toBe(200);
+    expect(JSON.parse(slashes.body).info.seqLen).toBe(N);
+    expect((await http('GET', '///api//map?tokens=11')).status).toBe(200);
+    const head = await http('HEAD', '/api/map?tokens=11&mode=flow');
+    expect(head.status).toBe(405);
+    expect(head.headers.allow).toBe('GET');
+    expect(head.body).toBe('');
+    // Still serving.
     expect((await http('GET', '/api/info')).status).toBe(200);
   });
 });
