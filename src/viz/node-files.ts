@@ -40,7 +40,7 @@ export async function ensureDir(dir: string): Promise<void> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') {
-      if (!(await stat(dir)).isDirectory()) throw e;
+      if (!(await stat(dir)).isDirectory()) throw new ValueError(`${dir} exists and is not a folder; give a folder for the output`, 'dir');
       return;
     }
     const parent = dirname(resolve(dir));

@@ -17,7 +17,7 @@ import { type Command, UsageError, progress, cliNumber } from '../command.js';
 
 /** Flags shared by `run` and `demo`. */
 /** Library argument names that relevance flags of another name set (Command.flags). */
-export const RELEVANCE_FLAGS: Readonly<Record<string, string>> = { lodAttention: 'lod', regionRows: 'regions', regionCols: 'regions', allowDrop: 'allow-drop' };
+export const RELEVANCE_FLAGS: Readonly<Record<string, string>> = { lodAttention: 'lod', regionRows: 'regions', regionCols: 'regions', allowDrop: 'allow-drop', dir: 'out' };
 
 export const SHARED_OPTIONS = {
   query: { type: 'string' }, budget: { type: 'string' }, allocator: { type: 'string' },
@@ -78,14 +78,15 @@ export function optionsFromFlags(values: Values, defaults: Partial<RelevanceOpti
   if (values.temperature !== undefined) opponent.temperature = num(values.temperature, 'temperature');
   if (values.explore !== undefined) opponent.explore = num(values.explore, 'explore');
   const pick = <T,>(v: T | undefined, d: T | undefined) => (v === undefined ? d : v);
+  // A command's water-fill defaults (demo's min 16) do not apply under the levels allocator, which refuses them.
+  const bound = (f: 'min' | 'max' | 'quantum') => (values.allocator === 'levels' ? undefined : pick(num(values[f], f), defaults[f]));
+  const { min: _min, max: _max, quantum: _quantum, ...rest } = defaults;
   return {
-    ...defaults,
+    ...rest,
     query: values.query ?? defaults.query!,
     budget: pick(num(values.budget, 'budget'), defaults.budget),
     allocator: pick(values.allocator as RelevanceOptions['allocator'], defaults.allocator),
-    min: pick(num(values.min, 'min'), defaults.min),
-    max: pick(num(values.max, 'max'), defaults.max),
-    quantum: pick(num(values.quantum, 'quantum'), defaults.quantum),
+    min: bound('min'), max: bound('max'), quantum: bound('quantum'),
     allowDrop: values['allow-drop'] || defaults.allowDrop,
     bandwidth: pick(num(values.bandwidth, 'bandwidth'), defaults.bandwidth),
     backend: (values.backend ?? defaults.backend) as BackendName,
@@ -135,7 +136,7 @@ export async function runJob(image: RgbaImage, options: RelevanceOptions, out: s
     const capture = await buildRelevanceCapture(result, imagePng, masks);
     const captureName = 'capture.vlmcap.safetensors';
     await write(captureName, capture);
-    viewer = { capture: join(out, captureName) };
+    viewer = { capture: join(dir, captureName) }; // absolute: the report's `view` command works from any folder
     try {
       await write('viewer.html', embedCapture(loadViewerHtml(), capture, `${ctx.title} — viewer`));
       viewer.href = 'viewer.html';

@@ -128,6 +128,7 @@ async function discover(values: Record<string, string | boolean | undefined>, po
 
 const command: Command = {
   summary: 'attention maps (raw/rollout/flow), head importance and a self-contained viewer for a capture',
+  flags: { dir: 'out' },
   usage,
   async run(argv) {
     const { values, positionals } = parseArgs({

@@ -17,7 +17,7 @@ describe('ensureDir', () => {
       expect(statSync(deep).isDirectory()).toBe(true);
       await ensureDir(deep);
       writeFileSync(join(root, 'file'), 'x');
-      await expect(ensureDir(join(root, 'file'))).rejects.toMatchObject({ code: 'EEXIST' });
+      await expect(ensureDir(join(root, 'file'))).rejects.toMatchObject({ name: 'ValueError', argument: 'dir', message: expect.stringMatching(/exists and is not a folder/) });
       await expect(ensureDir(join(root, 'file', 'sub'))).rejects.toMatchObject({ code: 'ENOTDIR' });
     } finally {
       rmSync(root, { recursive: true, force: true });
