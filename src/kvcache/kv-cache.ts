@@ -29,7 +29,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { BlockPool } from './block-pool.js';
 import { type ExtraKey, blockHash, noneHash } from './hash.js';
 import type { WasmHeap } from '../kernels/cpu/wasm-heap.js';
-import { KvBlockStorage, type KvDType, bytesPerBlock, checkSmoothK } from './kv-storage.js';
+import { KvBlockStorage, type KvDType, STAGED_TAIL_BLOCKS, bytesPerBlock, checkSmoothK } from './kv-storage.js';
 import { type HadamardRotation, type Int8GridMode, type KRounding, type RotationSource, makeRotation } from './quant.js';
 
 /** Sequence handle: a positive integer assigned by the cache, never reused. */
@@ -217,11 +217,6 @@ class Sequence {
    * append without kv, or commit before every writeLayer): they are never published to the prefix cache.
    */
   unwrittenBlocks = new Set<number>();
-  /**
-   * int8: the blocks the latest reserve wrote into (the last block it found partly filled, and the new ones), whose
-   * exact values the storage keeps staged until the next reserve (KvBlockStorage.unstage).
-   */
-  recent: number[] = [];
   constructor(readonly id: SeqId, readonly salt: string | null) {}
 
   pushBlock(b: number): void {
@@ -566,18 +561,25 @@ export class PagedKvCache implements RotationSource {
     if (images.length) s.images = [...s.images, ...images].sort((a, b) => a.offset - b.offset);
     s.written.clear();
     if (n === 0) return new Int32Array(0);
-    // int8: blocks the previous reserve wrote are now settled (only the partly filled last one can still grow).
-    if (this.storage && s.recent.length) this.storage.unstage(s.recent.filter((b) => b !== last));
+    // int8: the sequence's last STAGED_TAIL_BLOCKS blocks keep their exact values staged (the storage stages what a
+    // write leaves open); blocks that drop out of them now are settled, unless another sequence holds them too.
+    const tailBefore = this.storage && this.plan.dtype === 'int8' ? Array.from(s.blocks.subarray(Math.max(0, s.numBlocks - STAGED_TAIL_BLOCKS), s.numBlocks)) : [];
     if (cow) {
       const [nb] = this.pool.allocate(1);
       this.storage?.copyBlock(last, nb!);
       s.blocks[s.numBlocks - 1] = nb!;
       this.pool.decRef(last);
+      this.releaseStaged([last]);
       this.cow++;
     }
     const newBlocks = this.pool.allocate(fresh);
     for (const b of newBlocks) s.pushBlock(b);
-    s.recent = lastPartial ? [s.blocks[Math.floor(L / bs)]!, ...newBlocks] : [...newBlocks];
+    if (tailBefore.length) {
+      const tailNow = new Set(Array.from(s.blocks.subarray(Math.max(0, s.numBlocks - STAGED_TAIL_BLOCKS), s.numBlocks)));
+      // (After a copy-on-write the old last block is another sequence's now: its release above decided.)
+      const settled = tailBefore.filter((b) => !tailNow.has(b) && !(cow && b === last) && this.pool.refCount(b) === 1);
+      if (settled.length) this.storage!.unstage(settled);
+    }
     s.pushTokens(tokenIds);
     return this.slotMapping(id, L, L + n);
   }
@@ -674,7 +676,6 @@ export class PagedKvCache implements RotationSource {
     c.blockHashes = s.blockHashes.slice();
     c.images = s.images.slice();
     c.unwrittenBlocks = new Set(s.unwrittenBlocks);
-    c.recent = s.recent.slice();
     for (let i = 0; i < c.numBlocks; i++) this.pool.incRef(c.blocks[i]!);
     this.seqs.set(c.id, c);
     return c.id;
@@ -693,8 +694,6 @@ export class PagedKvCache implements RotationSource {
     const released: number[] = [];
     for (let i = s.numBlocks - 1; i >= keep; i--) { this.pool.decRef(s.blocks[i]!); released.push(s.blocks[i]!); }
     this.releaseStaged(released);
-    const kept = new Set(Array.from(s.blocks.subarray(0, keep)));
-    s.recent = s.recent.filter((b) => kept.has(b));
     // int8: the kept part of the last block may carry a scale that dropped tokens set; its next write checks.
     if (length % bs !== 0 && length < s.length) this.storage?.markTruncated(s.blocks[keep - 1]!);
     s.numBlocks = keep;
@@ -715,7 +714,6 @@ export class PagedKvCache implements RotationSource {
     for (let i = s.numBlocks - 1; i >= 0; i--) this.pool.decRef(s.blocks[i]!);
     this.releaseStaged(s.blocks.subarray(0, s.numBlocks));
     s.numBlocks = 0;
-    s.recent = [];
     this.seqs.delete(id);
   }
 

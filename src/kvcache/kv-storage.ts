@@ -88,6 +88,9 @@ export function checkSmoothK(smoothK: 'auto' | readonly ArrayLike<number>[] | nu
   });
 }
 
+/** int8: how many of a sequence's last blocks keep their exact values staged (KvBlockStorage.unstage). */
+export const STAGED_TAIL_BLOCKS = 2;
+
 /**
  * An int8 block whose scale exceeds 127 × this ratio × the largest value it now holds (kept tokens and the new
  * ones) is re-scaled at the next write: only a truncate leaves such a scale (a block's first write sets it to fit
@@ -126,12 +129,12 @@ export class KvBlockStorage implements RotationSource {
    */
   private readonly truncated: Uint8Array | null;
   /**
-   * int8: per layer, K's and V's exact values (as quantised: smoothed, rotated) of the blocks written in more than
-   * one run that are still open to growth or rollback — a sequence's partly filled last block, and blocks its latest
-   * append filled (PagedKvCache unstages the others). A write that grows a block's scale, or re-scales it after a
-   * truncate, requantises the block's earlier tokens from these values instead of from their codes: the codes of a
-   * coarser scale cannot give back what it rounded away (a rejected draft 100× larger left the kept tokens at 60×
-   * their error). Costs blockSizeTokens · numKvHeads · headDim · 8 bytes a staged block and layer.
+   * int8: per layer, K's and V's exact values (as quantised: smoothed, rotated) of the blocks still open to growth or
+   * rollback: those a write leaves partly filled, and the last STAGED_TAIL_BLOCKS blocks of each write (PagedKvCache
+   * keeps a sequence's last STAGED_TAIL_BLOCKS blocks staged and unstages the rest). A write that grows a block's
+   * scale, or re-scales it after a truncate, requantises the block's earlier tokens from these values instead of from
+   * their codes: the codes of a coarser scale cannot give back what it rounded away (a rejected draft 100× larger left
+   * the kept tokens at 60× their error). Costs blockSizeTokens · numKvHeads · headDim · 8 bytes a staged block and layer.
    */
   private readonly staged: { k: Map<number, Float32Array>; v: Map<number, Float32Array> }[] | null;
   /** Bytes of one block over all layers. */
@@ -342,11 +345,15 @@ export class KvBlockStorage implements RotationSource {
       for (const op of log.ops) if ('x' in op) { all.set(op.x, o); o += op.x.length; }
       sm[layer] = calibrateSmoothing(all, log.tokens, this.numKvHeads, this.headDim);
       this.uncalibrated[layer] = undefined;
-      // Re-write the logged K (all but this write, which the caller writes) with λ, and replay the copies.
+      // Re-write the logged K (all but this write, which the caller writes) with λ, and replay the copies and the
+      // truncations (a truncate's stale scale is found again by the write after it, as the first time).
       const st = this.layers[layer]!, bs = this.blockSizeTokens, Hk = this.numKvHeads, blocks = new Set<number>();
       assert(st.dtype === 'int8', 'smoothing is int8 only');
+      const kStage = this.staged![layer]!.k, stagedBefore = new Set(kStage.keys());
       for (const op of log.ops.slice(0, -1)) {
-        if ('x' in op) {
+        if ('truncated' in op) {
+          this.truncated![layer * this.numBlocks + op.truncated] = 1;
+        } else if ('x' in op) {
           this.divideByLambda(layer, op.x, op.slots.length);
           this.writeInt8(layer, op.slots, op.x, st.k, st.kScales, true);
           for (const sl of op.slots) blocks.add(Math.floor(sl / bs));
@@ -354,11 +361,13 @@ export class KvBlockStorage implements RotationSource {
           const m = bs * this.slotElems;
           st.k.copyWithin(op.dst * m, op.src * m, (op.src + 1) * m);
           st.kScales.copyWithin(op.dst * Hk, op.src * Hk, (op.src + 1) * Hk);
-          const kStage = this.staged![layer]!.k, from = kStage.get(op.src);
+          const from = kStage.get(op.src);
           if (from) kStage.set(op.dst, from.slice()); else kStage.delete(op.dst);
           blocks.add(op.dst);
         }
       }
+      // The replay re-stages blocks long since settled or freed: keep only those staged before it.
+      for (const b of [...kStage.keys()]) if (!stagedBefore.has(b)) kStage.delete(b);
       if (this.observers.size && blocks.size) this.changed(layer, [...blocks]);
     }
     this.divideByLambda(layer, x, n);
@@ -370,7 +379,7 @@ export class KvBlockStorage implements RotationSource {
   }
 
   /** Per layer, while 'auto' smoothing waits for enough tokens to calibrate: the writes and copies since the first (smoothIn). */
-  private readonly uncalibrated: ({ tokens: number; ops: ({ slots: Int32Array; x: Float64Array } | { src: number; dst: number })[] } | undefined)[] = [];
+  private readonly uncalibrated: ({ tokens: number; ops: ({ slots: Int32Array; x: Float64Array } | { src: number; dst: number } | { truncated: number })[] } | undefined)[] = [];
 
   /**
    * Quantises x [n, numKvHeads, headDim] (float64, consumed: rotated in place) into slots (see writeSlots).
@@ -389,6 +398,10 @@ export class KvBlockStorage implements RotationSource {
     const vals = new Float64Array(bs * D), codes = new Int8Array(bs * D), alt = new Int8Array(bs * D);
     const fbs = isK ? this.feedbackFactors(layer) : null, work = new Float64Array(D);
     const stage = isK ? this.staged![layer]!.k : this.staged![layer]!.v;
+    // The last STAGED_TAIL_BLOCKS blocks this write touches are staged even when it fills them: a truncate into them
+    // (a rejected draft, verified in one append) must find their tokens' exact values.
+    const tail = new Set<number>();
+    for (let i = n - 1; i >= 0 && tail.size < STAGED_TAIL_BLOCKS; i--) tail.add(Math.floor(slots[i]! / bs));
     let t = 0;
     while (t < n) {
       const first = slots[t]!, b = Math.floor(first / bs), o0 = first % bs;
@@ -399,7 +412,7 @@ export class KvBlockStorage implements RotationSource {
       // when the block stays partly filled (a later run may grow it). A block's first run starts it afresh.
       const had = o0 > 0 ? stage.get(b) ?? null : null;
       let shadow = had;
-      if (!shadow && end < bs) { shadow = stage.get(b) ?? new Float32Array(bs * Hk * D); stage.set(b, shadow); }
+      if (!shadow && (end < bs || tail.has(b))) { shadow = stage.get(b) ?? new Float32Array(bs * Hk * D); stage.set(b, shadow); }
       if (!shadow && o0 === 0) stage.delete(b);
       for (let h = 0; h < Hk; h++) {
         const fb = fbs?.[h] ?? null;
@@ -480,6 +493,8 @@ export class KvBlockStorage implements RotationSource {
    */
   markTruncated(block: number): void {
     if (this.truncated) for (let l = 0; l < this.numLayers; l++) this.truncated[l * this.numBlocks + block] = 1;
+    // Layers still waiting to calibrate their smoothing replay the truncation with their logged writes.
+    for (const log of this.uncalibrated) log?.ops.push({ truncated: block });
   }
 
   /** Copies block `src` to block `dst` in every layer (K, V and int8 scales): copy-on-write. */

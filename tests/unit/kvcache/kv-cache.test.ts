@@ -492,29 +492,102 @@ describe('errors', () => {
     }
   });
 
-  it('int8: exact values are staged only for blocks still open to growth, and released with their blocks', () => {
+  it('int8: a sequence\'s last two blocks stay staged; others are settled, and staged values go with their blocks', () => {
     const D = 8;
     const c = new PagedKvCache({ numLayers: 2, numKvHeads: 1, headDim: D, blockSizeTokens: 4, numBlocks: 16, dtype: 'int8' });
     const kv = (n: number, seed: number) => ({ k: randn([2, n, 1, D], seed), v: randn([2, n, 1, D], seed + 1) });
+    const per = 2 * 2; // layers × (K, V)
     const { id } = c.addSequence();
-    c.append(id, [1, 2, 3, 4, 5, 6, 7, 8], kv(8, 1)); // two blocks, each filled in one run: nothing staged
-    expect(c.storage!.stagedBlocks).toBe(0);
-    c.append(id, [9, 10], kv(2, 3)); // a partly filled block: staged (2 layers × K and V)
-    expect(c.storage!.stagedBlocks).toBe(4);
-    c.append(id, [11, 12, 13], kv(3, 5)); // fills it and starts another: both staged until the next append
-    expect(c.storage!.stagedBlocks).toBe(8);
-    c.append(id, [14], kv(1, 7)); // the filled one is settled; the partly filled last one stays
-    expect(c.storage!.stagedBlocks).toBe(4);
+    c.append(id, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], kv(12, 1)); // three blocks: the last two staged
+    expect(c.storage!.stagedBlocks).toBe(2 * per);
+    c.append(id, [13], kv(1, 3)); // a fourth block: the first two of the last three settle
+    expect(c.storage!.stagedBlocks).toBe(2 * per);
     const child = c.fork(id);
-    c.append(child, [15], kv(1, 9)); // copy-on-write copies the staged values with the block
-    expect(c.storage!.stagedBlocks).toBe(8);
+    c.append(child, [14], kv(1, 5)); // copy-on-write copies the staged values with the block
+    expect(c.storage!.stagedBlocks).toBe(3 * per);
     c.free(child);
-    expect(c.storage!.stagedBlocks).toBe(4);
-    c.truncate(id, 8);
+    expect(c.storage!.stagedBlocks).toBe(2 * per);
+    c.truncate(id, 8); // the two staged blocks go; the new last two had settled already
     expect(c.storage!.stagedBlocks).toBe(0);
-    c.append(id, [9], kv(1, 11));
     c.free(id);
     expect(c.storage!.stagedBlocks).toBe(0);
+    // Copy-on-write of a prefix-cached block releases the old block's staged values (they leaked before).
+    const c2 = new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: D, blockSizeTokens: 4, numBlocks: 8, dtype: 'int8' });
+    const kv1 = (n: number, seed: number) => ({ k: randn([1, n, 1, D], seed), v: randn([1, n, 1, D], seed + 1) });
+    const s2 = c2.addSequence().id;
+    c2.append(s2, [1, 2], kv1(2, 1)); c2.append(s2, [3, 4], kv1(2, 3)); c2.truncate(s2, 3); c2.append(s2, [5], kv1(1, 5));
+    c2.free(s2); c2.evictCached();
+    expect(c2.storage!.stagedBlocks).toBe(0);
+    expect(c.storage!.stagedBlocks).toBe(0);
+  });
+
+  it('int8: rejected drafts stay harmless across forks, block boundaries, one-token appends and smoothing calibration', () => {
+    const D = 16, bs = 16;
+    const mk = (extra: object = {}) => new PagedKvCache({ numLayers: 1, numKvHeads: 2, headDim: D, blockSizeTokens: bs, numBlocks: 16, dtype: 'int8', ...extra });
+    const kv = (n: number, s: number, seed: number) => {
+      const f = (sd: number) => Tensor.fromValues(Array.from(randn([1, n, 2, D], sd).toFloat32(), (x) => x * s), [1, n, 2, D]);
+      return { k: f(seed), v: f(seed + 1) };
+    };
+    const relErr = (c: PagedKvCache, id: number, ref: { k: Tensor; v: Tensor }, from: number, to: number) => {
+      const got = gatherContiguous(c, 0, c.blockTable(id), c.length(id), { unrotate: true });
+      const e = (g: Tensor, r: Tensor) => {
+        const a = g.toFloat32(), x = r.toFloat32();
+        let num = 0, den = 0;
+        for (let i = from * 2 * D; i < to * 2 * D; i++) { num += (a[i]! - x[i - from * 2 * D]!) ** 2; den += x[i - from * 2 * D]! ** 2; }
+        return Math.sqrt(num / den);
+      };
+      return Math.max(e(got.k, ref.k), e(got.v, ref.v));
+    };
+    const LIMIT = 1.5e-2; // plain int8 is about 6e-3 here; a kept draft scale gave 0.3–0.6
+    // A verify append starting at a block boundary: 5 accepted + 15 rejected 100× tokens in one append.
+    {
+      const c = mk(), { id } = c.addSequence();
+      c.append(id, Array.from({ length: 16 }, (_, i) => i), kv(16, 1, 1));
+      const acc = kv(5, 1, 3), rej = kv(15, 100, 5);
+      c.append(id, new Array(20).fill(7), { k: Tensor.fromValues([...acc.k.toFloat32(), ...rej.k.toFloat32()], [1, 20, 2, D]), v: Tensor.fromValues([...acc.v.toFloat32(), ...rej.v.toFloat32()], [1, 20, 2, D]) });
+      c.truncate(id, 21);
+      c.append(id, [8], kv(1, 1, 9));
+      expect(relErr(c, id, acc as never, 16, 21), 'verify at a block boundary').toBeLessThan(LIMIT);
+    }
+    // A draft model's own cache: 100× draft tokens one at a time, crossing a block boundary, then rolled back.
+    {
+      const c = mk(), { id } = c.addSequence();
+      const kept = kv(10, 1, 11);
+      c.append(id, Array.from({ length: 10 }, (_, i) => i), kept);
+      for (let i = 0; i < 9; i++) c.append(id, [99], kv(1, 100, 20 + 2 * i));
+      c.truncate(id, 10);
+      c.append(id, [5], kv(1, 1, 13));
+      expect(relErr(c, id, kept as never, 0, 10), 'one-token draft across a boundary').toBeLessThan(LIMIT);
+    }
+    // A fork: one branch keeps the draft, the other rolls it back; the first branch's append must not unstage the
+    // block the second one needs.
+    {
+      const c = mk(), x = c.addSequence().id;
+      const base = kv(20, 1, 31);
+      c.append(x, Array.from({ length: 20 }, (_, i) => i), base);
+      c.append(x, new Array(15).fill(9), kv(15, 100, 33));
+      const y = c.fork(x);
+      c.truncate(y, 20);
+      c.append(x, [1], kv(1, 100, 35));
+      c.append(y, new Array(11).fill(2), kv(11, 1, 37));
+      const tail = { k: Tensor.fromValues(base.k.toFloat32().subarray(16 * 2 * D), [1, 4, 2, D]), v: Tensor.fromValues(base.v.toFloat32().subarray(16 * 2 * D), [1, 4, 2, D]) };
+      expect(relErr(c, y, tail as never, 16, 20), 'fork, then rollback on one side').toBeLessThan(LIMIT);
+    }
+    // smoothK (calibrated on the first 16 tokens): another sequence's write calibrates the smoothing and replays every logged write, the draft
+    // included: the replayed truncation keeps the rolled-back sequence's re-scale.
+    {
+      const c = mk({ rotation: true, smoothK: true }), a = c.addSequence().id;
+      const kept = kv(5, 1, 41);
+      c.append(a, [1, 2, 3, 4, 5], kept);
+      c.append(a, [6, 7, 8, 9], kv(4, 100, 43));
+      c.truncate(a, 5);
+      c.append(a, [10], kv(1, 1, 45));
+      const b = c.addSequence().id;
+      c.append(b, Array.from({ length: 16 }, (_, i) => 100 + i), kv(16, 1, 47)); // reaches calibration
+      expect(relErr(c, a, kept as never, 0, 5), 'smoothing calibrated after a rollback').toBeLessThan(LIMIT);
+      c.free(a); c.free(b); c.evictCached();
+      expect(c.storage!.stagedBlocks, 'calibration re-stages nothing freed').toBe(0);
+    }
   });
 
   it('metadata-only caches refuse K/V writes', () => {
