@@ -8,9 +8,9 @@
  * data-patch-argmax (the sequence position of the token that attends most to the clicked patch) and, when
  * served, data-generation (which of the server's captures the page shows).
  *
- * Deep links: ?tokens=5,7&mode=rollout&layer=3&head=all&patch=12&colormap=magma (or the same after #). A link
- * says the whole view: what it leaves out is the default (token view of the last text token, raw, all layers,
- * all heads, inferno), whether the page is loaded with it or its hash is edited in an open page; and every change
+ * Deep links: ?tokens=5,7&mode=rollout&layer=3&head=all&patch=12&colormap=magma&opacity=40 (or the same after #). A
+ * link says the whole view: what it leaves out is the default (token view of the last text token, raw, all layers,
+ * all heads, inferno, opacity 75), whether the page is loaded with it or its hash is edited in an open page; and every change
  * made on the page rewrites the hash (history.replaceState), so a copied URL opens the view on screen.
  *
  * Served, the page sends the capture generation it loaded with every request; when another tab has uploaded a
@@ -24,7 +24,7 @@ import { overlayMap } from '../viz/maps.js';
 import { decodePng, type RgbaImage } from '../viz/png.js';
 
 interface Available { rollout: boolean; flow: boolean; patchFlow: boolean; rolloutHeadSubsets: boolean; storedHeadImportance: boolean }
-interface InfoJson { info: CaptureInfo; available: Available; generation?: number }
+interface InfoJson { info: CaptureInfo; available: Available; generation?: string }
 interface MapJson { rows: number; cols: number; values: number[]; argmax: { index: number; row: number; col: number }; min: number; max: number; total: number; tokens: number[]; mode: string }
 interface PatchJson { patch: { index: number; row: number; col: number; position: number }; positions: number[]; tokens: string[]; values: number[]; argmax: number; mode: string }
 /** Scores are numbers, but a non-finite one arrives as null (JSON has no Infinity). */
@@ -92,13 +92,23 @@ class HttpSource implements Source {
     throw new ApiError(res.status, `${body.error}: ${body.message}`);
   }
 
-  /** The capture's info; sent without a generation, as it is what tells the page the current one. */
+  /** The generation this page's own upload got: the info that follows must be of that capture. */
+  private uploaded: string | null = null;
+
+  /**
+   * The capture's info; sent without a generation, as it is what tells the page the current one. After this page's
+   * own upload, an info of another capture (another client uploaded in between) is CaptureChanged, so that the page
+   * says why it does not show the file just opened.
+   */
   async info(): Promise<InfoJson> {
     const res = await this.request('/api/info');
     if (!res.ok) return this.fail(res);
     const body = await res.json() as InfoJson;
     const g = body.generation ?? res.headers.get(GENERATION_HEADER);
     this.generation = g === null || g === undefined ? null : String(g);
+    const expected = this.uploaded;
+    this.uploaded = null;
+    if (expected !== null && this.generation !== expected) throw new CaptureChanged();
     return body;
   }
 
@@ -119,7 +129,9 @@ class HttpSource implements Source {
   async open(bytes: Uint8Array): Promise<void> {
     const res = await this.request('/api/capture', { method: 'POST', body: new Uint8Array(bytes), headers: { 'Content-Type': 'application/octet-stream' } });
     if (!res.ok) return this.fail(res);
-    // The page loads the new capture's info next, which sets the generation.
+    // The page loads the new capture's info next, which sets the generation and checks it is this upload's.
+    const body = await res.json().catch(() => ({})) as { generation?: unknown };
+    this.uploaded = body.generation === undefined || body.generation === null ? null : String(body.generation);
     this.generation = null;
   }
 }
@@ -140,7 +152,7 @@ const cmapSel = $<HTMLSelectElement>('colormap');
 const alphaIn = $<HTMLInputElement>('alpha');
 
 /** What a link that does not mention a parameter means (also where an edited link starts from). */
-const DEFAULTS = { view: 'token' as 'token' | 'patch', tokens: '', patch: '', mode: 'raw', layer: 'all', head: 'all', colormap: 'inferno' as ColormapName };
+const DEFAULTS = { view: 'token' as 'token' | 'patch', tokens: '', patch: '', mode: 'raw', layer: 'all', head: 'all', colormap: 'inferno' as ColormapName, opacity: alphaIn.defaultValue || '75' };
 
 const state = {
   source: null as Source | null,
@@ -157,6 +169,8 @@ const state = {
   notes: [] as string[],
   seq: 0,
   reloading: false,
+  /** Another 409 came while a reload was in flight: that reload's capture is stale too, so it runs again. */
+  reloadAgain: false,
 };
 
 function showError(msg: string | null): void {
@@ -166,14 +180,35 @@ function showError(msg: string | null): void {
 /** Bidirectional controls (LRM, RLO, isolates…): shown as code points, since inside a token they reorder its text. */
 const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
 
+const codePoint = (c: string) => `⟨U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}⟩`;
+
+/** Text that draws nothing (zero-width and format characters, other spaces): a token of only these was a blank button. */
+const INVISIBLE = /^[\p{Cf}\p{Zs}\p{Cc}\u3164\u115F\u1160\uFFA0]+$/u;
+
 function escapeText(s: string): string {
   if (s === '') return '␣';
-  return s.replace(/\n/g, '⏎').replace(/ /g, '·').replace(BIDI_CONTROLS, (c) => `⟨U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}⟩`);
+  const shown = s.replace(/\n/g, '⏎').replace(/ /g, '·').replace(BIDI_CONTROLS, codePoint);
+  return INVISIBLE.test(shown) ? [...shown].map(codePoint).join('') : shown;
 }
 
-/** At most `n` characters (a 3,000-character token in a caption pushed everything else off screen). */
+/** Text outside tokens (model name, prompt): its bidi controls shown as code points too, as in tokens. */
+function escapeBidi(s: string): string {
+  return s.replace(BIDI_CONTROLS, codePoint);
+}
+
+/**
+ * At most `n` characters (a 3,000-character token in a caption pushed everything else off screen), counted in code
+ * points: cutting UTF-16 units could split an emoji's surrogate pair and show "�".
+ */
 function shorten(s: string, n = 60): string {
-  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+  if (s.length <= n) return s;
+  const cps = [...s];
+  return cps.length > n ? `${cps.slice(0, n - 1).join('')}…` : s;
+}
+
+/** A number for a caption: 4 significant digits (7.388e+37 rather than 7.388266310861363e+37). */
+function fmtNumber(v: number): string {
+  return Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toPrecision(4) : v.toFixed(3);
 }
 
 function params(): Record<string, string> {
@@ -267,7 +302,7 @@ function selectionText(): string {
 function drawTokenMap(m: MapJson): void {
   const { rows, cols } = state.info!.grid;
   const img = overlayMap(baseImage(rows, cols), m.values, cols, rows, {
-    colormap: state.colormap, alpha: state.image ? Number(alphaIn.value) / 100 : 1, weightByValue: !!state.image,
+    colormap: state.colormap, alpha: state.image ? Number(state.opacity) / 100 : 1, weightByValue: !!state.image,
   });
   put(img);
   // An all-zero map has no hottest patch (its argmax is only the first of equals).
@@ -292,10 +327,17 @@ function clearShown(): void {
 function normaliseSelection(): void {
   const info = state.info!, av = state.available!;
   const modeOk = (m: string) => m === 'raw' || (m === 'rollout' && av.rollout) || (m === 'flow' && av.flow);
-  if (!modeOk(state.mode)) {
+  if (!['raw', 'rollout', 'flow'].includes(state.mode)) {
+    state.notes.push(`mode ${JSON.stringify(shorten(state.mode, 20))} is not a mode (raw, rollout or flow): showing raw`);
+    state.mode = 'raw';
+  } else if (!modeOk(state.mode)) {
     state.notes.push(`mode ${state.mode} is not available for this capture: showing raw`);
     state.mode = 'raw';
   }
+  // layer=03 means layer 3: written as the selectors and the head grid name it, or they would show nothing selected.
+  const canonical = (v: string) => (/^\d+$/.test(v) && v.length < 10 ? String(Number(v)) : v);
+  state.layer = canonical(state.layer);
+  state.head = canonical(state.head);
   const inRange = (v: string, n: number) => v === 'all' || (/^\d+$/.test(v) && Number(v) < n);
   if (!inRange(state.layer, info.numLayers)) { state.notes.push(`layer ${state.layer} is not in this capture (0–${info.numLayers - 1}): showing all layers`); state.layer = 'all'; }
   if (!inRange(state.head, info.numHeads)) { state.notes.push(`head ${state.head} is not in this capture (0–${info.numHeads - 1}): showing all heads`); state.head = 'all'; }
@@ -336,6 +378,7 @@ function linkOf(): string {
   if (state.layer !== DEFAULTS.layer) q.set('layer', state.layer);
   if (state.head !== DEFAULTS.head) q.set('head', state.head);
   if (state.colormap !== DEFAULTS.colormap) q.set('colormap', state.colormap);
+  if (state.opacity !== DEFAULTS.opacity) q.set('opacity', state.opacity);
   return q.toString().replace(/%2C/gi, ',');
 }
 
@@ -382,7 +425,7 @@ async function refresh(): Promise<void> {
       const hottest = m.max > 0 ? `hottest patch row ${m.argmax.row}, col ${m.argmax.col}` : 'no attention on the image (every patch is 0)';
       caption.innerHTML = '';
       m.tokens.forEach((t, i) => caption.append(...(i ? [' + '] : []), tokenLabelEl(t)));
-      caption.append(` → ${hottest}`, ` · image mass ${m.total.toFixed(3)} · ${selectionText()}`);
+      caption.append(` → ${hottest}`, ` · image mass ${fmtNumber(m.total)} · ${selectionText()}`);
       describeCanvas(`Heatmap over the image of the attention from ${m.tokens.map(tokenLabel).join(' + ')} (${selectionText()}): ${hottest}.`);
     } else {
       // A patch's flow takes a flow row per text token: where that is past the server's work limit, rollout stands in.
@@ -413,7 +456,7 @@ async function refresh(): Promise<void> {
         el.classList.remove('selected');
         el.setAttribute('aria-pressed', 'false');
         el.classList.toggle('argmax', hi > 0 && Number(el.dataset.position) === pm.argmax);
-        el.title = `${tokenText(Number(el.dataset.position))}: attention to patch (${pm.patch.row}, ${pm.patch.col}) ${v.toFixed(4)}`;
+        el.title = `${tokenText(Number(el.dataset.position))}: attention to patch (${pm.patch.row}, ${pm.patch.col}) ${Math.abs(v) >= 1e6 ? v.toPrecision(4) : v.toFixed(4)}`;
       }
       const how = fallback ? `${pp.mode} (flow to a patch is too much work for this capture)` : state.mode;
       const where = `patch row ${pm.patch.row}, col ${pm.patch.col} (position ${pm.patch.position})`;
@@ -430,7 +473,8 @@ async function refresh(): Promise<void> {
     if (seq !== state.seq) return;
     if (e instanceof CaptureChanged) { void captureReplaced(); return; }
     clearShown();
-    showError((e as Error).message);
+    // The link's other notes (a mode or layer it could not have) are said now too, not after the next click.
+    showError([(e as Error).message, takeNotes()].filter(Boolean).join(' · '));
     stage.dataset.state = 'error';
   }
 }
@@ -455,6 +499,8 @@ function buildControls(): void {
   opt(headSel, 'all', 'all');
   for (let h = 0; h < info.numHeads; h++) opt(headSel, String(h), String(h));
   normaliseSelection();
+  // Rebuilding removes the focused button: the keyboard goes back to its place (by position) rather than to <body>.
+  const focused = focusedIn(tokensBox);
   tokensBox.innerHTML = '';
   const selected = new Set(state.view === 'token' ? state.tokens.split(',') : []);
   for (const p of info.textPositions) {
@@ -471,11 +517,29 @@ function buildControls(): void {
   }
   const toks = [...tokensBox.querySelectorAll<HTMLElement>('.tok')];
   rove(toks, toks.find((el) => el.getAttribute('aria-pressed') === 'true') ?? toks[0] ?? null);
+  if (focused) refocus(tokensBox, '.tok', focused.dataset.position === undefined ? null : `.tok[data-position="${focused.dataset.position}"]`);
   const m = info.meta;
   const meta = $<HTMLDivElement>('meta');
   meta.innerHTML = '';
   const parts = [m.model ?? '', m.prompt ? `“${m.prompt}”` : '', `${info.numLayers} layers × ${info.numHeads} heads`, `${info.seqLen} tokens`, `grid ${info.grid.rows}×${info.grid.cols}`, state.source!.kind].filter(Boolean);
-  parts.forEach((t, i) => { const b = document.createElement('bdi'); b.textContent = t; meta.append(...(i ? [' · '] : []), b); });
+  // Isolated, and their bidi controls shown as in tokens: a prompt's RLO would otherwise still reorder its own text.
+  parts.forEach((t, i) => { const b = document.createElement('bdi'); b.textContent = escapeBidi(t); meta.append(...(i ? [' · '] : []), b); });
+}
+
+/** The element in `box` that has the keyboard focus, if any (read before `box` is rebuilt). */
+function focusedIn(box: HTMLElement): HTMLElement | null {
+  const a = document.activeElement;
+  return a instanceof HTMLElement && box.contains(a) ? a : null;
+}
+
+/** Puts the focus back in a rebuilt `box`: on the control `same` names, else on its tab stop, else its first control. */
+function refocus(box: HTMLElement, controls: string, same: string | null): void {
+  const target = (same ? box.querySelector<HTMLElement>(same) : null)
+    ?? [...box.querySelectorAll<HTMLElement>(controls)].find((el) => el.tabIndex === 0)
+    ?? box.querySelector<HTMLElement>(controls);
+  if (!target) return;
+  rove(box.querySelectorAll<HTMLElement>(controls), target);
+  target.focus();
 }
 
 function fmtScore(v: number | null): string {
@@ -485,6 +549,7 @@ function fmtScore(v: number | null): string {
 async function buildHeads(): Promise<void> {
   const h = await state.source!.get<HeadsJson>('/api/heads');
   $<HTMLElement>('heads-method').textContent = `(${h.method}: ${h.description})`;
+  const focused = focusedIn(headsBox);
   headsBox.innerHTML = '';
   headsBox.style.gridTemplateColumns = `24px repeat(${h.numHeads}, 16px)`;
   const lut = colormapLut('viridis');
@@ -521,6 +586,7 @@ async function buildHeads(): Promise<void> {
   }
   headsBox.append(frag);
   markHead();
+  if (focused) refocus(headsBox, '.cell', focused.dataset.layer === undefined ? null : `.cell[data-layer="${focused.dataset.layer}"][data-head="${focused.dataset.head}"]`);
 }
 
 function markHead(): void {
@@ -553,6 +619,8 @@ async function load(): Promise<void> {
   const png = info.image ? await src.image() : null;
   state.image = png ? decodePng(png) : null;
   state.cursor = null;
+  // The screen reader's cursor text named a patch of the capture before.
+  cursorStatus.textContent = '';
   put(baseImage(info.grid.rows, info.grid.cols));
   finishFrame();
   if (!state.tokens) state.tokens = defaultTokens(info);
@@ -562,30 +630,49 @@ async function load(): Promise<void> {
   await refresh();
 }
 
-/** load, again (a few times) when the server's capture changes under it. */
-async function loadCurrent(): Promise<void> {
+/**
+ * load, again (a few times) when the server's capture changes under it; `onRetry` sets the selection to load the
+ * changed capture with (what a link asked for, or the defaults with a note).
+ */
+async function loadCurrent(onRetry: () => void): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await load();
       return;
     } catch (e) {
       if (!(e instanceof CaptureChanged) || attempt >= 3) throw e;
-      resetSelection();
+      onRetry();
     }
   }
 }
 
+const REPLACED_NOTE = 'the capture on the server was replaced (opened in another tab or window): this page now shows the new capture, from its default view';
+
+/** The default view of a capture the page did not expect, with the note that says why. */
+function resetForReplaced(): void {
+  resetSelection();
+  if (!state.notes.includes(REPLACED_NOTE)) state.notes.push(REPLACED_NOTE);
+}
+
+/** Reloads past this many replacements in a row end in an error rather than loop while uploads keep coming. */
+const MAX_RELOADS = 20;
+
 /**
  * The server's capture was replaced (an upload from another tab): the page's tokens, header and selection belong
- * to the old one, so it loads the new one from its default view and says why.
+ * to the old one, so it loads the new one from its default view and says why. A 409 during the reload itself
+ * (a further upload) makes it load again: the reload it interrupted drew nothing, and would leave the page 'loading'.
  */
 async function captureReplaced(): Promise<void> {
-  if (state.reloading) return;
+  if (state.reloading) { state.reloadAgain = true; return; }
   state.reloading = true;
   try {
-    resetSelection();
-    state.notes.push('the capture on the server was replaced (opened in another tab or window): this page now shows the new capture, from its default view');
-    await loadCurrent();
+    for (let n = 0; ; n++) {
+      if (n >= MAX_RELOADS) throw new Error(`the capture on the server was replaced ${MAX_RELOADS} times while this page loaded it: reload the page`);
+      state.reloadAgain = false;
+      resetForReplaced();
+      await loadCurrent(resetForReplaced);
+      if (!state.reloadAgain) break;
+    }
   } catch (e) {
     showError((e as Error).message);
     stage.dataset.state = 'error';
@@ -611,7 +698,13 @@ function readLinkParams(): void {
   if (merged.has('head')) state.head = merged.get('head')!;
   const cm = merged.get('colormap');
   if (cm === 'inferno' || cm === 'magma' || cm === 'viridis') state.colormap = cm;
+  const op = merged.get('opacity');
+  if (op !== null) {
+    if (/^\d{1,3}$/.test(op) && Number(op) <= 100) state.opacity = String(Number(op));
+    else state.notes.push(`opacity ${JSON.stringify(shorten(op, 20))} is not a whole number 0–100: showing ${DEFAULTS.opacity}`);
+  }
   cmapSel.value = state.colormap;
+  alphaIn.value = state.opacity;
 }
 
 function base64ToBytes(b64: string): Uint8Array {
@@ -653,7 +746,8 @@ function wire(): void {
     if (state.view === 'token' && state.lastMap && stage.dataset.state === 'ready') { drawTokenMap(state.lastMap); writeLink(); } else if (state.view === 'patch') void refresh();
   };
   cmapSel.addEventListener('change', () => { state.colormap = cmapSel.value as ColormapName; drawLegend(); recolour(); });
-  alphaIn.addEventListener('input', () => { if (state.view === 'token') recolour(); });
+  // Opacity is part of the link too (a copied URL reopened at the default); the patch view does not draw with it.
+  alphaIn.addEventListener('input', () => { state.opacity = alphaIn.value; if (state.view === 'token') recolour(); else if (stage.dataset.state === 'ready') writeLink(); });
   // Editing the link of an open page shows what the link says, as opening it would: from the defaults, not
   // on top of what the page showed (the offline file reads its parameters after #).
   window.addEventListener('hashchange', () => {
@@ -765,7 +859,8 @@ function wire(): void {
       // The mode and colours carry over (said in a note where the new capture cannot do the mode); the tokens,
       // layer and head belong to the old capture.
       state.tokens = ''; state.view = 'token'; state.layer = 'all'; state.head = 'all';
-      await loadCurrent();
+      // Another client's upload can land between this one and its info: the page then says it shows that capture.
+      await loadCurrent(resetForReplaced);
     } catch (e) {
       const err = e as Error;
       showError(`could not open ${f.name}: ${err instanceof ApiError ? err.message : `${err.name}: ${err.message}`}`);
@@ -790,7 +885,13 @@ async function main(): Promise<void> {
       state.source = new LocalSource('file', null as unknown as Capture);
       return;
     }
-    await loadCurrent();
+    // A capture replaced during the first load: the link still says what to show (it was opened for whatever
+    // capture the server holds), so it is applied again rather than dropped, and the page says what happened.
+    await loadCurrent(() => {
+      state.notes = [];
+      readLinkParams();
+      state.notes.push('the capture on the server was replaced while this page loaded: it shows the new capture');
+    });
   } catch (e) {
     showError((e as Error).message);
     stage.dataset.state = 'error';

@@ -128,10 +128,10 @@ export function headImportanceOf(c: Capture): { scores: number[]; method: string
 }
 
 /**
- * Answers one viewer request. Never throws. `opts.generation` (the local server's count of captures loaded) is
+ * Answers one viewer request. Never throws. `opts.generation` (the local server's opaque name of its current capture) is
  * reported by /api/info, so that a page can tell when the capture it shows has been replaced.
  */
-export function handleApi(c: Capture, method: string, pathname: string, query: URLSearchParams, opts: { generation?: number } = {}): ApiResponse {
+export function handleApi(c: Capture, method: string, pathname: string, query: URLSearchParams, opts: { generation?: string } = {}): ApiResponse {
   try {
     const allow = ALLOWED[pathname];
     if (allow === undefined) return json(404, { error: 'NotFound', message: `no such endpoint: ${pathname}` });
@@ -169,4 +169,9 @@ export function handleApi(c: Capture, method: string, pathname: string, query: U
   } catch (e) {
     return errorResponse(e);
   }
+}
+
+/** Whether `pathname` is one of the endpoints handleApi answers (anything else under /api/ is 404). */
+export function isApiPath(pathname: string): boolean {
+  return Object.hasOwn(ALLOWED, pathname);
 }

@@ -311,11 +311,35 @@ export function makeCapture(init: CaptureInit): Capture {
 /** Storage precision of the attention arrays in a written capture. */
 export type CaptureDType = 'f32' | 'f16' | 'bf16';
 
-function encodeF(v: Float32Array, shape: number[], dtype: CaptureDType): NdArray {
+/** The ±Infinity bit pattern (sign masked off) of each 16-bit storage type. */
+const INF_BITS = { f16: 0x7c00, bf16: 0x7f80 } as const;
+
+/**
+ * Index of the first finite value of `v` that `dtype` cannot hold (it would round to ±Infinity: past 65504 in f16),
+ * or -1. decodeCapture refuses non-finite attention, so such a value would make a file that cannot be opened.
+ */
+function firstOverflow(v: Float32Array, dtype: 'f16' | 'bf16'): number {
+  const enc = dtype === 'f16' ? f32ToF16 : f32ToBf16, inf = INF_BITS[dtype];
+  for (let i = 0; i < v.length; i++) if (Number.isFinite(v[i]!) && (enc(v[i]!) & 0x7fff) === inf) return i;
+  return -1;
+}
+
+/** Whether every attention value of `c` (layer means included) stays finite when stored as `dtype`. */
+export function captureFitsDType(c: Capture, dtype: CaptureDType): boolean {
+  if (dtype === 'f32') return true;
+  return [...c.attention, ...(c.layerMeans ?? [])].every((a) => firstOverflow(a, dtype) < 0);
+}
+
+function encodeF(name: string, v: Float32Array, shape: number[], dtype: CaptureDType): NdArray {
   if (dtype === 'f32') return { dtype, shape, data: v };
-  const enc = dtype === 'f16' ? f32ToF16 : f32ToBf16;
+  const enc = dtype === 'f16' ? f32ToF16 : f32ToBf16, inf = INF_BITS[dtype];
   const u = new Uint16Array(v.length);
-  for (let i = 0; i < v.length; i++) u[i] = enc(v[i]!);
+  for (let i = 0; i < v.length; i++) {
+    u[i] = enc(v[i]!);
+    if ((u[i]! & 0x7fff) === inf && Number.isFinite(v[i]!)) {
+      throw new ValueError(`${name}[${i}] = ${v[i]} does not fit in ${dtype} (it would be stored as Infinity, which decodeCapture refuses); write the capture in f32`, name);
+    }
+  }
   return { dtype, shape, data: u };
 }
 
@@ -327,8 +351,8 @@ function captureTensors(c: Capture, dtype: CaptureDType): TensorPlan[] {
   const { info } = c;
   const H = info.numHeads, Q = info.queryPositions.length, N = info.seqLen;
   const out: TensorPlan[] = [];
-  c.attention.forEach((a, l) => out.push([`attention.${l}`, dtype, [H, Q, N], () => encodeF(a, [H, Q, N], dtype)]));
-  c.layerMeans?.forEach((a, l) => out.push([`layer_mean.${l}`, dtype, [N, N], () => encodeF(a, [N, N], dtype)]));
+  c.attention.forEach((a, l) => out.push([`attention.${l}`, dtype, [H, Q, N], () => encodeF(`attention.${l}`, a, [H, Q, N], dtype)]));
+  c.layerMeans?.forEach((a, l) => out.push([`layer_mean.${l}`, dtype, [N, N], () => encodeF(`layer_mean.${l}`, a, [N, N], dtype)]));
   if (c.rollout) { const r = c.rollout; out.push(['rollout', 'f32', [Q, N], () => ({ dtype: 'f32', shape: [Q, N], data: r })]); }
   if (c.headImportance) { const h = c.headImportance; out.push(['head_importance', 'f32', [info.numLayers, H], () => ({ dtype: 'f32', shape: [info.numLayers, H], data: h })]); }
   if (c.imagePng) { const p = c.imagePng; out.push(['image.png', 'u8', [p.length], () => ({ dtype: 'u8', shape: [p.length], data: p })]); }
@@ -340,7 +364,10 @@ function captureMetadata(c: Capture): Record<string, string> {
   return { format: CAPTURE_FORMAT, version: String(CAPTURE_VERSION), capture: JSON.stringify(c.info) };
 }
 
-/** Serialises a capture as a version-1 capture file (safetensors). `dtype` sets the attention precision. */
+/**
+ * Serialises a capture as a version-1 capture file (safetensors). `dtype` sets the attention precision; a value it
+ * cannot hold (above 65504 in f16) is a ValueError naming the array, not a file that decodeCapture refuses.
+ */
 export function encodeCapture(c: Capture, opts: { dtype?: CaptureDType } = {}): Uint8Array {
   const tensors = captureTensors(c, opts.dtype ?? 'f32').map(([name, , , data]) => [name, data()] as [string, NdArray]);
   return writeSafetensors(tensors, captureMetadata(c));

@@ -3,8 +3,10 @@
  * and answers `/api/*` through `handleApi`. `POST /api/capture` (body: a capture file) replaces the
  * capture being viewed; a corrupt upload (its image included: decoded whole) answers 400 and keeps the old one.
  *
- * Captures are numbered: every answer carries `X-Capture-Generation: <n>` (also `generation` in /api/info and in
- * the upload's answer), n counting the captures loaded. A request that sends `X-Capture-Generation` for another
+ * Captures are numbered: every answer carries `X-Capture-Generation: <id>-<n>` (also `generation` in /api/info and
+ * in the upload's answer, as a string), n counting the captures loaded and <id> random per server process, so that
+ * a tab left open on a server restarted on the same port cannot mistake the new capture 1 for its old capture 1. The
+ * value is opaque to clients: only equality means anything. A request that sends `X-Capture-Generation` for another
  * capture than the current one gets 409 `CaptureChanged` instead of an answer computed on the new capture: a tab
  * opened before another tab's upload would otherwise label the new capture's maps with the old tokens.
  *
@@ -16,10 +18,11 @@
  * capture of its own choosing into the viewer with a simple cross-site request. Every 405 names the allowed
  * methods in `Allow`.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ValueError } from '../errors.js';
-import { type ApiResponse, errorResponse, handleApi } from './api.js';
+import { type ApiResponse, errorResponse, handleApi, isApiPath } from './api.js';
 import { type Capture, decodeCapture } from './capture-file.js';
 import { loadViewerHtml } from './viewer-html.js';
 
@@ -45,8 +48,11 @@ export interface ViewerServer {
   server: Server;
   /** The capture currently viewed (replaced by a successful POST /api/capture). */
   readonly capture: Capture;
-  /** Which capture that is: 1 for the one started with, one more after each successful upload. */
-  readonly generation: number;
+  /**
+   * Which capture that is, opaque: `<id>-<n>`, <id> random per server process, n 1 for the capture started with
+   * and one more after each successful upload.
+   */
+  readonly generation: string;
   /** Closes open connections and stops listening; resolves once the server is closed. */
   close(): Promise<void>;
 }
@@ -140,13 +146,16 @@ export async function startViewerServer(capture: Capture, opts: ViewerServerOpti
   const html = opts.html ?? loadViewerHtml();
   const limit = opts.maxUploadBytes ?? 512 * 1024 * 1024;
   let current = capture;
-  let generation = 1;
+  // Random per process: a restarted server's captures must not reuse the numbers an open tab holds.
+  const serverId = randomBytes(4).toString('hex');
+  let count = 1;
+  const generationOf = () => `${serverId}-${count}`;
   let port = 0;
   const server = createServer(async (req, res) => {
     const method = req.method ?? 'GET';
     let status = 500;
     // Every answer names the capture it belongs to (the page compares it with the one it loaded).
-    const answer = (r: ApiResponse, head = false) => { status = r.status; send(res, { ...r, headers: { ...r.headers, [GENERATION_HEADER]: String(generation) } }, head); };
+    const answer = (r: ApiResponse, head = false) => { status = r.status; send(res, { ...r, headers: { ...r.headers, [GENERATION_HEADER]: generationOf() } }, head); };
     try {
       if (!isOwnHost(req.headers.host, port)) {
         answer(jsonAnswer(403, 'Forbidden', `Host ${JSON.stringify((req.headers.host ?? '').toLowerCase())} is not this local viewer`));
@@ -171,8 +180,8 @@ export async function startViewerServer(capture: Capture, opts: ViewerServerOpti
         try {
           const bytes = await readBody(req, limit);
           current = decodeCapture(bytes, { path: 'upload' });
-          generation++;
-          answer({ status: 200, contentType: 'application/json', body: JSON.stringify({ ok: true, info: current.info, generation }) });
+          count++;
+          answer({ status: 200, contentType: 'application/json', body: JSON.stringify({ ok: true, info: current.info, generation: generationOf() }) });
         } catch (e) {
           const r = errorResponse(e);
           const st = (e as { status?: number }).status ?? r.status;
@@ -181,11 +190,13 @@ export async function startViewerServer(capture: Capture, opts: ViewerServerOpti
         }
         return;
       }
-      if (url.pathname === '/favicon.ico') { status = 204; res.writeHead(204); res.end(); return; }
+      if (url.pathname === '/favicon.ico') { status = 204; res.writeHead(204, { [GENERATION_HEADER]: generationOf() }); res.end(); return; }
       // A request for a capture other than the current one (a tab opened before another tab's upload) is refused
-      // rather than answered with the new capture's numbers under the old capture's tokens.
+      // rather than answered with the new capture's numbers under the old capture's tokens. An unknown path is 404
+      // whatever capture it names: no capture could answer it.
       const asked = req.headers[GENERATION_HEADER.toLowerCase()];
-      if (typeof asked === 'string' && url.pathname.startsWith('/api/') && asked.trim() !== String(generation)) {
+      const generation = generationOf();
+      if (typeof asked === 'string' && isApiPath(url.pathname) && asked.trim() !== generation) {
         answer(jsonAnswer(409, 'CaptureChanged', `the capture was replaced (now capture ${generation}; this request was for capture ${JSON.stringify(asked.trim())}): reload /api/info`, { generation }));
         return;
       }
@@ -215,7 +226,7 @@ export async function startViewerServer(capture: Capture, opts: ViewerServerOpti
   return {
     url: `http://${VIEWER_HOST}:${port}/`, port, server,
     get capture() { return current; },
-    get generation() { return generation; },
+    get generation() { return generationOf(); },
     close: () => new Promise<void>((resolve) => { server.closeAllConnections?.(); server.close(() => resolve()); }),
   };
 }

@@ -45,8 +45,14 @@ export const MAX_EMBED_CHARS = 0x1fffffe8 - 1024;
 /** Characters of the page `embedCapture` makes from `html` and a capture of `captureBytes` bytes (base64: 4 per 3 bytes). */
 export function embeddedLength(html: string, captureBytes: number, title?: string): number {
   const tag = '<script id="vlm-capture" type="application/octet-stream;base64"></script>'.length;
-  return html.length - CAPTURE_MARKER.length + tag + 4 * Math.ceil(captureBytes / 3) + (title ? escapeHtml(title).length : 0);
+  // The title replaces the page's own title text (as embedCapture does), which was counted in html.length already.
+  const old = title ? TITLE.exec(html) : null;
+  const titleDelta = old ? escapeHtml(title!).length - old[1]!.length : 0;
+  return html.length - CAPTURE_MARKER.length + tag + 4 * Math.ceil(captureBytes / 3) + titleDelta;
 }
+
+/** The page's <title> (its text in group 1): what embedCapture replaces with the capture's title. */
+const TITLE = /<title>([^<]*)<\/title>/;
 
 /**
  * The page with a capture file embedded: a single self-contained HTML file. UnsupportedError (argument
@@ -62,7 +68,7 @@ export function embedCapture(html: string, captureBytes: Uint8Array, title?: str
   const b64 = Buffer.from(captureBytes.buffer, captureBytes.byteOffset, captureBytes.byteLength).toString('base64');
   const tag = `<script id="vlm-capture" type="application/octet-stream;base64">${b64}</script>`;
   let out = html.replace(CAPTURE_MARKER, () => tag);
-  if (title) out = out.replace(/<title>[^<]*<\/title>/, () => `<title>${escapeHtml(title)}</title>`);
+  if (title) out = out.replace(TITLE, () => `<title>${escapeHtml(title)}</title>`);
   return out;
 }
 

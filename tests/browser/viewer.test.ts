@@ -158,7 +158,7 @@ describe('attention viewer in Chromium', () => {
     expect((await stageData(page)).argmax).toBe(`${tokenMap(capture, [pos('red')]).argmax.row},${tokenMap(capture, [pos('red')]).argmax.col}`);
     await page.goto(`${server.url}?tokens=${pos('red')}&head=9&mode=magic`);
     await ready(page);
-    expect(await page.textContent('#error')).toMatch(/mode magic is not available.*head 9 is not in this capture/);
+    expect(await page.textContent('#error')).toMatch(/mode "magic" is not a mode \(raw, rollout or flow\).*head 9 is not in this capture/);
     expect(await page.isChecked('input[name="mode"][value="raw"]')).toBe(true);
     // The next click works and clears the note.
     await page.click(`.tok[data-position="${pos('blue')}"]`);
@@ -327,7 +327,10 @@ describe('attention viewer in Chromium', () => {
     await page.selectOption('#colormap', 'magma');
     await page.waitForFunction(() => location.hash.includes('colormap=magma'));
     await settled();
-    expect(new URL(page.url()).hash).toBe(`#tokens=${red}&mode=rollout&layer=2&colormap=magma`);
+    // Opacity is part of the view too (a copied link reopened at 75).
+    await page.$eval('#alpha', (el) => { (el as HTMLInputElement).value = '40'; el.dispatchEvent(new Event('input', { bubbles: true })); });
+    await page.waitForFunction(() => location.hash.includes('opacity=40'));
+    expect(new URL(page.url()).hash).toBe(`#tokens=${red}&mode=rollout&layer=2&colormap=magma&opacity=40`);
     const shown = await stageData(page);
     const roll = tokenMap(capture, [red], { mode: 'rollout', layers: [0, 1, 2] });
     expect(shown.argmax).toBe(`${roll.argmax.row},${roll.argmax.col}`);
@@ -339,12 +342,27 @@ describe('attention viewer in Chromium', () => {
     expect({ tokens: again.tokens, mode: again.mode, argmax: again.argmax, view: again.view }).toEqual({ tokens: shown.tokens, mode: shown.mode, argmax: shown.argmax, view: shown.view });
     expect(await copy.inputValue('#layer')).toBe('2');
     expect(await copy.inputValue('#colormap')).toBe('magma');
+    expect(await copy.inputValue('#alpha')).toBe('40');
     await copy.close();
     // A patch click is a link too.
     await page.click('#canvas', { position: { x: 5, y: 5 } });
     await page.waitForFunction(() => document.getElementById('stage')!.dataset.view === 'patch' && document.getElementById('stage')!.dataset.state === 'ready');
-    expect(new URL(page.url()).hash).toBe('#patch=0&mode=rollout&layer=2&colormap=magma');
+    expect(new URL(page.url()).hash).toBe('#patch=0&mode=rollout&layer=2&colormap=magma&opacity=40');
     await page.close();
+    // A link's notes are all said when it is applied, with its error (not after the next click); layer=03 is layer 3.
+    const bad = await browser.newPage();
+    await bad.goto(`${server.url}#tokens=999&layer=9&mode=bogus`);
+    await ready(bad);
+    expect((await stageData(bad)).state).toBe('error');
+    const said = (await bad.textContent('#error'))!;
+    expect(said).toMatch(/999/);
+    expect(said).toMatch(/layer 9 is not in this capture/);
+    expect(said).toMatch(/mode "bogus" is not a mode/);
+    await bad.evaluate((p) => { location.hash = `tokens=${p}&layer=03`; }, red);
+    await bad.waitForFunction(() => document.getElementById('stage')!.dataset.state === 'ready');
+    expect(await bad.inputValue('#layer')).toBe('3');
+    expect(new URL(bad.url()).hash).toBe(`#tokens=${red}&layer=3`);
+    await bad.close();
   }, 120_000);
 
   it('keyboard and screen readers: Open capture… is a tab stop, the canvas is an image with a label and a patch cursor, tokens and heads are one tab stop each', async () => {
@@ -455,11 +473,11 @@ describe('attention viewer in Chromium', () => {
 
   it('awkward captures: a tall narrow image fits the window and clicks still find their patch; long and bidi tokens stay in their box', async () => {
     const rows = 17, cols = 3, P = rows * cols;
-    const long = 'x'.repeat(3000), bidi = 'ab\u202Ecd';
-    const tokens = ['<bos>', ...Array.from({ length: P }, (_, i) => `<img ${i}>`), long, bidi, 'dog'];
+    const long = 'x'.repeat(3000), bidi = 'ab\u202Ecd', emoji = `${'y'.repeat(58)}😀😀`;
+    const tokens = ['<bos>', ...Array.from({ length: P }, (_, i) => `<img ${i}>`), long, bidi, 'dog', emoji, '\u200B'];
     const S = tokens.length;
     const tall = makeCapture({
-      tokens, grid: [rows, cols], imageSpan: [1, 1 + P], imagePng: tinyPng(30, 170),
+      tokens, grid: [rows, cols], imageSpan: [1, 1 + P], imagePng: tinyPng(30, 170), meta: { prompt: 'see \u202Eabc' },
       attention: [0, 1].map((l) => ndarrayFromValues(randomAttention(2, S, S, 40 + l), [2, S, S])),
     });
     const ts = await startViewerServer(tall, { html });
@@ -496,6 +514,13 @@ describe('attention viewer in Chromium', () => {
       await page.waitForFunction((p) => document.getElementById('stage')!.dataset.tokens === String(p) && document.getElementById('stage')!.dataset.state === 'ready', 1 + P);
       expect(await page.$eval('#caption', (el) => el.getBoundingClientRect().bottom)).toBeLessThanOrEqual(vh);
       expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1200);
+      // 60 code points (62 UTF-16 units): shown whole, no surrogate pair split into "�". An invisible token has a visible
+      // placeholder; the prompt's bidi control shows as a code point, as in tokens.
+      await page.click(`.tok[data-position="${4 + P}"]`);
+      await page.waitForFunction((p) => document.getElementById('stage')!.dataset.tokens === String(p) && document.getElementById('stage')!.dataset.state === 'ready', 4 + P);
+      expect(await page.$eval('#caption bdi', (el) => el.textContent)).toBe(emoji);
+      expect(await page.textContent(`.tok[data-position="${5 + P}"]`)).toBe('⟨U+200B⟩');
+      expect(await page.textContent('#meta')).toContain('see ⟨U+202E⟩abc');
     } finally {
       await page.close();
       await ts.close();
@@ -537,14 +562,16 @@ describe('attention viewer in Chromium', () => {
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`${server.url}?tokens=${pos('red')}&layer=2`);
     await ready(page);
-    const g0 = Number((await stageData(page)).generation);
+    const g0 = (await stageData(page)).generation;
     expect(g0).toBe(server.generation);
     // "Another tab": an upload the page knows nothing of, with other tokens and provenance.
     const other = await syntheticCapture({ seed: 3, numLayers: 3 });
     const replaced = { ...other, info: { ...other.info, meta: { ...other.info.meta, prompt: 'the replacing capture' } } };
     expect((await fetch(`${server.url}api/capture`, { method: 'POST', body: Buffer.from(encodeCapture(replaced)) })).status).toBe(200);
     await page.click(`.tok[data-position="${pos('blue')}"]`);
-    await page.waitForFunction((g) => { const s = document.getElementById('stage')!.dataset; return s.generation === String(g) && s.state === 'ready'; }, g0 + 1);
+    const g1 = server.generation;
+    expect(g1).not.toBe(g0);
+    await page.waitForFunction((g) => { const s = document.getElementById('stage')!.dataset; return s.generation === g && s.state === 'ready'; }, g1);
     expect(await page.textContent('#error')).toMatch(/the capture on the server was replaced/);
     expect(await page.getAttribute('#error', 'role')).toBe('alert');
     expect(await page.textContent('#meta')).toContain('the replacing capture');
@@ -559,5 +586,67 @@ describe('attention viewer in Chromium', () => {
     expect((await fetch(`${server.url}api/capture`, { method: 'POST', body: Buffer.from(encodeCapture(capture)) })).status).toBe(200);
     expect(errors).toEqual([]);
     await page.close();
+  }, 120_000);
+  it('capture races: an upload during the first load keeps the link; one during a reload reloads again; one racing this tab\'s own upload is said', async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const other = await syntheticCapture({ seed: 3, numLayers: 3 });
+    const upload = async (c: Capture) => expect((await fetch(`${server.url}api/capture`, { method: 'POST', body: Buffer.from(encodeCapture(c)) })).status).toBe(200);
+    const headsUrl = (u: URL) => u.pathname === '/api/heads', mapUrl = (u: URL) => u.pathname === '/api/map';
+    const settledAt = (g: string) => page.waitForFunction((g) => { const s = document.getElementById('stage')!.dataset; return s.generation === g && s.state === 'ready'; }, g);
+    const red = other.info.tokens.lastIndexOf('red');
+    try {
+      // An upload while the first load asks for the head scores: the retry applies the link again and says why.
+      let armed = true, uploaded = 0;
+      await page.route(headsUrl, async (route) => { if (armed) { armed = false; await upload(other); uploaded++; } await route.continue(); });
+      await page.goto(`${server.url}#tokens=${red}&layer=2`);
+      await expect.poll(() => uploaded, { timeout: 30_000 }).toBe(1);
+      await settledAt(server.generation);
+      expect(await stageData(page)).toMatchObject({ tokens: String(red) });
+      expect(await page.inputValue('#layer')).toBe('2');
+      expect(await page.textContent('#error')).toMatch(/replaced while this page loaded/);
+      await page.unroute(headsUrl);
+
+      // Another upload (the page gets 409 on its next click) and, while it reloads, one more: it reloads again and
+      // ends ready on the latest capture with the notice, not stuck in 'loading'. The keyboard stays in the tokens.
+      await upload(capture);
+      let onReload = true;
+      await page.route(mapUrl, async (route) => {
+        if (onReload && route.request().headers()['x-capture-generation'] === server.generation) { onReload = false; await upload(other); uploaded++; }
+        await route.continue();
+      });
+      await page.click(`.tok[data-position="${red}"]`);
+      await expect.poll(() => uploaded, { timeout: 30_000 }).toBe(2);
+      await settledAt(server.generation);
+      expect(await page.textContent('#error')).toMatch(/the capture on the server was replaced/);
+      expect(await page.evaluate(() => document.activeElement?.matches('#tokens .tok') ?? false)).toBe(true);
+      await page.unroute(mapUrl);
+
+      // This tab opens a file, and another client's upload lands before its info: the page says it shows that one.
+      // The race is made in the page, so that it lands exactly between the upload's answer and the page's next request.
+      let raced = false;
+      await page.exposeFunction('raceUpload', async () => { await upload(capture); raced = true; });
+      await page.evaluate(() => {
+        const f = window.fetch;
+        window.fetch = async (input, init) => {
+          const r = await f(input, init);
+          if (init?.method === 'POST') await (window as unknown as { raceUpload(): Promise<void> }).raceUpload();
+          return r;
+        };
+      });
+      const mine = { ...other, info: { ...other.info, meta: { ...other.info.meta, prompt: 'this tab\'s file' } } };
+      await page.setInputFiles('#file', { name: 'mine.vlmcap.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from(encodeCapture(mine)) });
+      await expect.poll(() => raced, { timeout: 30_000 }).toBe(true);
+      await settledAt(server.generation);
+      expect(await page.textContent('#error')).toMatch(/the capture on the server was replaced/);
+      expect(await page.textContent('#meta')).not.toContain('this tab\'s file');
+      expect(await page.locator('#layer option').count()).toBe(1 + capture.info.numLayers);
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+      // The test's capture goes back (the server is shared by the tests).
+      await upload(capture);
+    }
   }, 120_000);
 });

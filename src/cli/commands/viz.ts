@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { ShapeError, ValueError } from '../../errors.js';
 import { parseNpy } from '../../io/npy.js';
 import { captureAvailability, headImportanceOf } from '../../viz/api.js';
-import { type Capture, type CaptureDType, encodeCapture, encodedCaptureBytes } from '../../viz/capture-file.js';
+import { type Capture, type CaptureDType, captureFitsDType, encodeCapture, encodedCaptureBytes } from '../../viz/capture-file.js';
 import { COLORMAP_NAMES, type ColormapName } from '../../viz/colormap.js';
 import { discoverHeads, type HeadExample, headDiscoveryJson, headHeatmap, headHeatmapPng } from '../../viz/heads.js';
 import { type MapMode, MAP_MODES, renderMapPng, rowOf, tokenMap } from '../../viz/maps.js';
@@ -280,11 +280,14 @@ export function chooseViewerEmbed(capture: Capture, sourceBytes: Uint8Array | nu
   if (sourceBytes && fits(sourceBytes.byteLength)) return { bytes: () => sourceBytes };
   if (!sourceBytes && fits(encodedCaptureBytes(capture))) return { bytes: encoded('f32') };
   const f16 = encodedCaptureBytes(capture, { dtype: 'f16' });
-  if (fits(f16) && (!sourceBytes || f16 < sourceBytes.byteLength)) {
+  // Values past f16's range (65504) would be stored as Infinity, which the page refuses: f16 only where all fit.
+  const f16Fits = fits(f16) && (!sourceBytes || f16 < sourceBytes.byteLength);
+  if (f16Fits && captureFitsDType(capture, 'f16')) {
     return { bytes: encoded('f16'), note: 'viewer.html holds the attention in f16 to fit in one page (f32 would not); its maps can differ from the PNGs in the fourth significant digit' };
   }
   const n = sourceBytes?.byteLength ?? f16;
   const mb = (n / 2 ** 20).toFixed(n < 2 ** 20 ? 2 : 0);
+  if (f16Fits) return { skip: `viewer.html not written: the capture (${mb} MiB) is too large for one page in f32, and its attention has values past f16's range (65504); view it with \`${viewCommand}\`` };
   return { skip: `viewer.html not written: the capture (${mb} MiB) makes a page of ${embeddedLength(html, Math.min(n, f16), title)} characters, over the ${maxChars} one page can hold; view it with \`${viewCommand}\`` };
 }
 

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { FormatError, ShapeError, UnsupportedError, ValueError } from '../../../src/errors.js';
 import { ndarrayFromValues } from '../../../src/io/npy.js';
 import { parseSafetensors, writeSafetensors } from '../../../src/io/safetensors.js';
-import { type Capture, decodeCapture, encodeCapture, encodedCaptureBytes, makeCapture } from '../../../src/viz/capture-file.js';
+import { type Capture, captureFitsDType, decodeCapture, encodeCapture, encodedCaptureBytes, makeCapture } from '../../../src/viz/capture-file.js';
 import { randomAttention, tinyPng } from './fixtures.js';
 
 function tiny(opts: { layers?: number; heads?: number } = {}): Capture {
@@ -19,6 +19,22 @@ function tiny(opts: { layers?: number; heads?: number } = {}): Capture {
 }
 
 describe('capture file', () => {
+  it('encodeCapture refuses (ValueError naming the array) values that f16 or bf16 would store as Infinity; captureFitsDType says so first', () => {
+    const c = tiny();
+    expect(captureFitsDType(c, 'f16')).toBe(true);
+    const big = { ...c, attention: c.attention.map((a, l) => (l === 1 ? Float32Array.from(a, (v, i) => (i === 5 ? 70000 : v)) : a)) };
+    expect(captureFitsDType(big, 'f16')).toBe(false);
+    expect(captureFitsDType(big, 'bf16')).toBe(true);
+    expect(() => encodeCapture(big, { dtype: 'f16' })).toThrow(ValueError);
+    expect(() => encodeCapture(big, { dtype: 'f16' })).toThrow(expect.objectContaining({ argument: 'attention.1', message: expect.stringMatching(/attention\.1\[5\] = 70000 does not fit in f16/) }));
+    // 65504 is f16's largest value: kept, and the file opens.
+    const edge = { ...c, attention: c.attention.map((a) => Float32Array.from(a, (v, i) => (i === 0 ? 65504 : v))) };
+    expect(decodeCapture(encodeCapture(edge, { dtype: 'f16' })).attention[0]![0]).toBe(65504);
+    const huge = { ...c, attention: c.attention.map((a) => Float32Array.from(a, (v, i) => (i === 0 ? 3.4e38 : v))) };
+    expect(() => encodeCapture(huge, { dtype: 'bf16' })).toThrow(expect.objectContaining({ name: 'ValueError', argument: 'attention.0' }));
+    expect(decodeCapture(encodeCapture(huge)).attention[0]![0]).toBeCloseTo(3.4e38, -34);
+  });
+
   it('round-trips (f32 exactly, f16 within half precision)', () => {
     const c = tiny();
     const d = decodeCapture(encodeCapture(c));

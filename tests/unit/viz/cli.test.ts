@@ -13,7 +13,7 @@ import { FormatError, ShapeError, ValueError } from '../../../src/errors.js';
 import { type Capture, decodeCapture, encodedCaptureBytes, makeCapture } from '../../../src/viz/capture-file.js';
 import { parseSafetensors } from '../../../src/io/safetensors.js';
 import { chooseViewerEmbed, shellQuote } from '../../../src/cli/commands/viz.js';
-import { embeddedLength, loadViewerHtml } from '../../../src/viz/viewer-html.js';
+import { embedCapture, embeddedLength, loadViewerHtml } from '../../../src/viz/viewer-html.js';
 import { ndarrayFromValues } from '../../../src/io/npy.js';
 import { randomAttention } from './fixtures.js';
 import { tokenMap } from '../../../src/viz/maps.js';
@@ -215,6 +215,26 @@ describe('vlm-attention viz: captures too large for one page', () => {
     expect(skip).toEqual({ skip: expect.stringMatching(/`vlm-attention view --synthetic --seed 5`$/) });
     expect(shellQuote('/tmp/a b/it\'s.vlmcap.safetensors')).toBe(`'/tmp/a b/it'\\''s.vlmcap.safetensors'`);
     expect(shellQuote('/tmp/plain.vlmcap.safetensors')).toBe('/tmp/plain.vlmcap.safetensors');
+  });
+
+  it('f16 only where every value fits it: attention past 65504 (Infinity in f16, which the page refuses) skips viewer.html with the reason', () => {
+    const html = '<html><!--VLM-ATTENTION-CAPTURE--></html>';
+    const { numHeads: H, seqLen: S } = capture.info, Q = capture.info.queryPositions.length;
+    const big = makeCapture({
+      tokens: capture.info.tokens, grid: capture.info.grid, imageSpan: capture.info.imageSpan,
+      attention: capture.attention.map((a) => ({ dtype: 'f32' as const, shape: [H, Q, S], data: Float32Array.from(a, (v) => v * 1e6) })),
+    });
+    const f16 = encodedCaptureBytes(big, { dtype: 'f16' });
+    const r = chooseViewerEmbed(big, null, html, 't', embeddedLength(html, f16, 't'), 'vlm-attention view big');
+    expect(r).toEqual({ skip: expect.stringMatching(/past f16's range \(65504\); view it with `vlm-attention view big`$/) });
+  });
+
+  it('embeddedLength is the length of the page embedCapture builds, the replaced <title> counted once', () => {
+    const html = '<!doctype html><title>vlm-attention viewer (long old title)</title><!--VLM-ATTENTION-CAPTURE-->';
+    for (const [n, title] of [[0, undefined], [1, 'x'], [10, 'a <b> & "c"'], [301, 'vlm-attention viewer: scene']] as const) {
+      expect(embeddedLength(html, n, title), `${n} ${title}`).toBe(embedCapture(html, new Uint8Array(n), title).length);
+    }
+    expect(embeddedLength(loadViewerHtml(), 7, 't')).toBe(embedCapture(loadViewerHtml(), new Uint8Array(7), 't').length);
   });
 });
 

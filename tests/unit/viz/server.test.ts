@@ -260,33 +260,57 @@ describe('viewer server: generations, hosts, methods, limits', () => {
   it('every answer names its capture generation; a request for a replaced capture gets 409 instead of the new capture\'s numbers', async () => {
     const s = await startViewerServer(cap(1), { html: HTML });
     try {
-      expect(s.generation).toBe(1);
+      // Opaque: <server id>-<count>, the count 1 for the capture started with.
+      expect(s.generation).toMatch(/^[0-9a-f]{8}-1$/);
+      const g1 = s.generation, id = g1.slice(0, -2);
       const info = await http('GET', '/api/info', { port: s.port });
-      expect(JSON.parse(info.body).generation).toBe(1);
-      expect(info.headers['x-capture-generation']).toBe('1');
-      const mine = { 'X-Capture-Generation': '1' };
+      expect(JSON.parse(info.body).generation).toBe(g1);
+      expect(info.headers['x-capture-generation']).toBe(g1);
+      const mine = { 'X-Capture-Generation': g1 };
       expect((await http('GET', '/api/map?tokens=11', { port: s.port, headers: mine })).status).toBe(200);
-      // Another tab uploads a capture.
+      // Another tab uploads a capture: the count goes up, the server's id stays.
       const up = await http('POST', '/api/capture', { port: s.port, body: encodeCapture(cap(7)) });
       expect(up.status).toBe(200);
-      expect(JSON.parse(up.body).generation).toBe(2);
-      expect(s.generation).toBe(2);
+      const g2 = `${id}-2`;
+      expect(JSON.parse(up.body).generation).toBe(g2);
+      expect(s.generation).toBe(g2);
       for (const path of ['/api/map?tokens=11', '/api/patch?patch=4', '/api/heads', '/api/image']) {
         const stale = await http('GET', path, { port: s.port, headers: mine });
         expect(stale.status, path).toBe(409);
-        expect(JSON.parse(stale.body)).toMatchObject({ error: 'CaptureChanged', generation: 2 });
-        expect(stale.headers['x-capture-generation']).toBe('2');
+        expect(JSON.parse(stale.body)).toMatchObject({ error: 'CaptureChanged', generation: g2 });
+        expect(stale.headers['x-capture-generation']).toBe(g2);
       }
+      // An unknown path is 404 whatever capture it names; the favicon's 204 names the capture too.
+      expect((await http('GET', '/api/nope', { port: s.port, headers: mine })).status).toBe(404);
+      const icon = await http('GET', '/favicon.ico', { port: s.port });
+      expect(icon.status).toBe(204);
+      expect(icon.headers['x-capture-generation']).toBe(g2);
       // The current generation, or none (curl, scripts), is answered.
-      expect((await http('GET', '/api/map?tokens=11', { port: s.port, headers: { 'X-Capture-Generation': '2' } })).status).toBe(200);
-      expect((await http('GET', '/api/map?tokens=11', { port: s.port })).headers['x-capture-generation']).toBe('2');
+      expect((await http('GET', '/api/map?tokens=11', { port: s.port, headers: { 'X-Capture-Generation': g2 } })).status).toBe(200);
+      expect((await http('GET', '/api/map?tokens=11', { port: s.port })).headers['x-capture-generation']).toBe(g2);
       // A refused upload changes nothing.
       const bad = await http('POST', '/api/capture', { port: s.port, body: new Uint8Array([1, 2, 3]) });
       expect(bad.status).toBe(400);
-      expect(bad.headers['x-capture-generation']).toBe('2');
-      expect(s.generation).toBe(2);
+      expect(bad.headers['x-capture-generation']).toBe(g2);
+      expect(s.generation).toBe(g2);
     } finally {
       await s.close();
+    }
+  });
+
+  it('a server restarted on the same port does not reuse the generations of the one before (an old tab gets 409, not the new capture)', async () => {
+    const a = await startViewerServer(cap(1), { html: HTML });
+    const old = a.generation, port = a.port;
+    await a.close();
+    const b = await startViewerServer(cap(7), { html: HTML, port });
+    try {
+      expect(b.generation).not.toBe(old);
+      expect(b.generation.endsWith('-1')).toBe(true);
+      const stale = await http('GET', '/api/map?tokens=11', { port, headers: { 'X-Capture-Generation': old } });
+      expect(stale.status).toBe(409);
+      expect(JSON.parse(stale.body).generation).toBe(b.generation);
+    } finally {
+      await b.close();
     }
   });
 
@@ -302,7 +326,7 @@ describe('viewer server: generations, hosts, methods, limits', () => {
         expect(JSON.parse(r.body).error).toBe('FormatError');
         expect(JSON.parse(r.body).message).toMatch(fixCrc ? /image\.png.*(corrupt|truncated|checksum)/ : /image\.png.*CRC mismatch in IDAT/);
         expect(s.capture).toBe(good);
-        expect(s.generation).toBe(1);
+        expect(s.generation).toMatch(/-1$/);
       }
       expect((await http('GET', '/api/image', { port: s.port })).status).toBe(200);
     } finally {
