@@ -179,7 +179,17 @@ export function allocateWaterFill(rho: ArrayLike<number>, options: WaterFillOpti
         const d = U < a ? a - U : U > b ? U - b : 0;
         if (d < dist) { dist = d; best = { min: a * q, max: b * q }; }
       }
-      throw new InfeasibleError(`no number of kept regions fits budget ${B}: k regions need ≥ k·${lo * q} tokens and hold ≤ the sum of their caps`, 'no-feasible-region-count', best);
+      // Say where the top-k rule breaks: the most regions that still hold too little, and the fewest that need too much.
+      let under = -1, over = -1;
+      for (let k = 0; k <= order.length; k++) {
+        if (k * lo <= U && prefix[k]! < U) under = k;
+        if (k * lo > U && over < 0) over = k;
+      }
+      const why = [
+        under >= 0 ? `the top ${under} hold at most ${prefix[under]! * q}` : '',
+        over >= 0 ? `the top ${over} need at least ${over * lo * q}` : '',
+      ].filter(Boolean).join(', ');
+      throw new InfeasibleError(`allowDrop keeps the most relevant regions first, and no number of them fits budget ${B} (${why}; nearest feasible budgets ${best.min}–${best.max})`, 'no-feasible-region-count', best);
     }
     idx = order.slice(0, kStar).sort((a, b) => a - b);
   }

@@ -104,6 +104,7 @@ describe('allocator A (water-filling + largest remainder)', () => {
     e = infeasible(() => allocateWaterFill([0.6, 0.4], { budget: 30, min: 16, max: 25, quantum: 1, allowDrop: true }));
     expect(e.condition).toBe('no-feasible-region-count');
     expect(e.feasibleBudget).toEqual({ min: 32, max: 50 });
+    expect(e.message).toMatch(/most relevant regions first.*the top 1 hold at most 25, the top 2 need at least 32; nearest feasible budgets 32–50/);
   });
 
   it('bad arguments raise ValueError naming the argument', () => {
