@@ -217,6 +217,8 @@ class Sequence {
    * append without kv, or commit before every writeLayer): they are never published to the prefix cache.
    */
   unwrittenBlocks = new Set<number>();
+  /** int8: the blocks whose staged exact values this sequence may still need (PagedKvCache.restage). */
+  staged: number[] = [];
   constructor(readonly id: SeqId, readonly salt: string | null) {}
 
   pushBlock(b: number): void {
@@ -472,6 +474,7 @@ export class PagedKvCache implements RotationSource {
       }
       this.hitBlocks += hits.length;
       for (const b of hits) { this.pool.incRef(b); s.pushBlock(b); }
+      this.restage(s);
       s.pushTokens(Array.prototype.slice.call(tokenIds, 0, hits.length * bs) as number[]);
       s.committed = s.length;
     }
@@ -561,25 +564,19 @@ export class PagedKvCache implements RotationSource {
     if (images.length) s.images = [...s.images, ...images].sort((a, b) => a.offset - b.offset);
     s.written.clear();
     if (n === 0) return new Int32Array(0);
-    // int8: the sequence's last STAGED_TAIL_BLOCKS blocks keep their exact values staged (the storage stages what a
-    // write leaves open); blocks that drop out of them now are settled, unless another sequence holds them too.
-    const tailBefore = this.storage && this.plan.dtype === 'int8' ? Array.from(s.blocks.subarray(Math.max(0, s.numBlocks - STAGED_TAIL_BLOCKS), s.numBlocks)) : [];
     if (cow) {
       const [nb] = this.pool.allocate(1);
       this.storage?.copyBlock(last, nb!);
       s.blocks[s.numBlocks - 1] = nb!;
       this.pool.decRef(last);
-      this.releaseStaged([last]);
       this.cow++;
     }
+    const partial = lastPartial ? s.blocks[s.numBlocks - 1]! : -1;
     const newBlocks = this.pool.allocate(fresh);
     for (const b of newBlocks) s.pushBlock(b);
-    if (tailBefore.length) {
-      const tailNow = new Set(Array.from(s.blocks.subarray(Math.max(0, s.numBlocks - STAGED_TAIL_BLOCKS), s.numBlocks)));
-      // (After a copy-on-write the old last block is another sequence's now: its release above decided.)
-      const settled = tailBefore.filter((b) => !tailNow.has(b) && !(cow && b === last) && this.pool.refCount(b) === 1);
-      if (settled.length) this.storage!.unstage(settled);
-    }
+    // int8: this write re-scales the partly filled block from its staged values, and a rollback to inside it may
+    // follow (a rejected draft spanning further than two blocks): it stays staged with the new last two.
+    this.restage(s, partial);
     s.pushTokens(tokenIds);
     return this.slotMapping(id, L, L + n);
   }
@@ -676,6 +673,7 @@ export class PagedKvCache implements RotationSource {
     c.blockHashes = s.blockHashes.slice();
     c.images = s.images.slice();
     c.unwrittenBlocks = new Set(s.unwrittenBlocks);
+    this.restage(c, ...s.staged);
     for (let i = 0; i < c.numBlocks; i++) this.pool.incRef(c.blocks[i]!);
     this.seqs.set(c.id, c);
     return c.id;
@@ -693,10 +691,12 @@ export class PagedKvCache implements RotationSource {
     const keep = Math.ceil(length / bs);
     const released: number[] = [];
     for (let i = s.numBlocks - 1; i >= keep; i--) { this.pool.decRef(s.blocks[i]!); released.push(s.blocks[i]!); }
-    this.releaseStaged(released);
     // int8: the kept part of the last block may carry a scale that dropped tokens set; its next write checks.
     if (length % bs !== 0 && length < s.length) this.storage?.markTruncated(s.blocks[keep - 1]!);
     s.numBlocks = keep;
+    // int8: blocks kept keep their staged values (the rollback may have ended inside any of them).
+    this.restage(s, ...s.staged.filter((b) => !released.includes(b)));
+    this.releaseStaged(released);
     s.length = length;
     s.committed = Math.min(s.committed, length);
     s.blockHashes.length = Math.min(s.blockHashes.length, Math.floor(s.committed / bs));
@@ -711,17 +711,41 @@ export class PagedKvCache implements RotationSource {
    */
   free(id: SeqId): void {
     const s = this.seq(id);
+    const held = Array.from(s.blocks.subarray(0, s.numBlocks));
     for (let i = s.numBlocks - 1; i >= 0; i--) this.pool.decRef(s.blocks[i]!);
-    this.releaseStaged(s.blocks.subarray(0, s.numBlocks));
     s.numBlocks = 0;
+    this.restage(s);
+    this.releaseStaged(held);
     this.seqs.delete(id);
   }
 
-  /** int8: drops the staged values of blocks that no sequence holds any more (KvBlockStorage.unstage). */
+  /**
+   * int8: how many sequences may still need each block's staged exact values (their last STAGED_TAIL_BLOCKS blocks,
+   * and the partly filled block their latest write started in). A block's staged values are dropped when the count
+   * reaches 0, so they live only while some sequence can still grow or roll back into the block.
+   */
+  private readonly stagedRefs = new Map<number, number>();
+
+  /** Sets the blocks `s` keeps staged to its last STAGED_TAIL_BLOCKS blocks plus `extra` (int8; a no-op otherwise). */
+  private restage(s: Sequence, ...extra: number[]): void {
+    if (!this.storage || this.plan.dtype !== 'int8') return;
+    const now = new Set<number>(extra.filter((b) => b >= 0));
+    for (let i = Math.max(0, s.numBlocks - STAGED_TAIL_BLOCKS); i < s.numBlocks; i++) now.add(s.blocks[i]!);
+    for (const b of now) this.stagedRefs.set(b, (this.stagedRefs.get(b) ?? 0) + 1);
+    const settled: number[] = [];
+    for (const b of s.staged) {
+      const n = this.stagedRefs.get(b)! - 1;
+      if (n > 0) this.stagedRefs.set(b, n); else { this.stagedRefs.delete(b); settled.push(b); }
+    }
+    s.staged = [...now];
+    if (settled.length && !this.storage.disposed) this.storage.unstage(settled);
+  }
+
+  /** int8: drops the staged values of released blocks that no sequence holds any more (written outside restage's view). */
   private releaseStaged(blocks: ArrayLike<number>): void {
     if (!this.storage || this.plan.dtype !== 'int8' || this.storage.disposed) return;
     const idle: number[] = [];
-    for (let i = 0; i < blocks.length; i++) if (this.pool.refCount(blocks[i]!) === 0) idle.push(blocks[i]!);
+    for (let i = 0; i < blocks.length; i++) if (this.pool.refCount(blocks[i]!) === 0 && !this.stagedRefs.has(blocks[i]!)) idle.push(blocks[i]!);
     if (idle.length) this.storage.unstage(idle);
   }
 

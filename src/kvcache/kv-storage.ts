@@ -131,7 +131,8 @@ export class KvBlockStorage implements RotationSource {
   /**
    * int8: per layer, K's and V's exact values (as quantised: smoothed, rotated) of the blocks still open to growth or
    * rollback: those a write leaves partly filled, and the last STAGED_TAIL_BLOCKS blocks of each write (PagedKvCache
-   * keeps a sequence's last STAGED_TAIL_BLOCKS blocks staged and unstages the rest). A write that grows a block's
+   * unstages a block once no sequence has it among its last STAGED_TAIL_BLOCKS blocks or the block its latest
+   * append started in). A write that grows a block's
    * scale, or re-scales it after a truncate, requantises the block's earlier tokens from these values instead of from
    * their codes: the codes of a coarser scale cannot give back what it rounded away (a rejected draft 100× larger left
    * the kept tokens at 60× their error). Costs blockSizeTokens · numKvHeads · headDim · 8 bytes a staged block and layer.

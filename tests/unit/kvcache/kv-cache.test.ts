@@ -519,6 +519,24 @@ describe('errors', () => {
     c2.free(s2); c2.evictCached();
     expect(c2.storage!.stagedBlocks).toBe(0);
     expect(c.storage!.stagedBlocks).toBe(0);
+    // A long-lived sequence whose blocks others share for a while (forks, prefix hits): staged values stay bounded.
+    for (const via of ['fork', 'prefix'] as const) {
+      const c3 = new PagedKvCache({ numLayers: 1, numKvHeads: 1, headDim: D, blockSizeTokens: 4, numBlocks: 64, dtype: 'int8' });
+      const a = c3.addSequence().id;
+      const toks: number[] = [1, 2];
+      c3.append(a, toks, kv1(2, 1));
+      for (let r = 0; r < 10; r++) {
+        const b = via === 'fork' ? c3.fork(a) : c3.addSequence({ tokenIds: toks }).id;
+        const more = Array.from({ length: 8 }, (_, i) => 100 * r + i + 10);
+        c3.append(a, more, kv1(8, 10 + r));
+        toks.push(...more);
+        c3.free(b);
+        expect(c3.storage!.stagedBlocks, `${via} round ${r}`).toBeLessThanOrEqual(3 * 2);
+      }
+      c3.free(a);
+      c3.evictCached();
+      expect(c3.storage!.stagedBlocks).toBe(0);
+    }
   });
 
   it('int8: rejected drafts stay harmless across forks, block boundaries, one-token appends and smoothing calibration', () => {
@@ -558,6 +576,28 @@ describe('errors', () => {
       c.truncate(id, 10);
       c.append(id, [5], kv(1, 1, 13));
       expect(relErr(c, id, kept as never, 0, 10), 'one-token draft across a boundary').toBeLessThan(LIMIT);
+    }
+    // The next turn appended as one chunk spanning several blocks after a rollback inside the last block: the
+    // write re-scales the rolled-back block from its staged values (it was unstaged before the write).
+    {
+      const c = mk(), { id } = c.addSequence();
+      const kept = kv(20, 1, 51);
+      c.append(id, Array.from({ length: 20 }, (_, i) => i), kept);
+      c.append(id, new Array(5).fill(99), kv(5, 100, 53));
+      c.truncate(id, 20);
+      c.append(id, new Array(40).fill(3), kv(40, 1, 55));
+      expect(relErr(c, id, kept as never, 0, 20), 'a long chunk after a rollback').toBeLessThan(LIMIT);
+    }
+    // A draft spanning three blocks from a partly filled one, rolled back into that block.
+    {
+      const c = new PagedKvCache({ numLayers: 1, numKvHeads: 2, headDim: D, blockSizeTokens: 4, numBlocks: 16, dtype: 'int8' });
+      const { id } = c.addSequence();
+      const kept = kv(10, 1, 61);
+      c.append(id, Array.from({ length: 10 }, (_, i) => i), kept);
+      c.append(id, new Array(8).fill(99), kv(8, 100, 63));
+      c.truncate(id, 10);
+      c.append(id, [7], kv(1, 1, 65));
+      expect(relErr(c, id, kept as never, 0, 10), 'a draft over three blocks').toBeLessThan(LIMIT);
     }
     // A fork: one branch keeps the draft, the other rolls it back; the first branch's append must not unstage the
     // block the second one needs.
