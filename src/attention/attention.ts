@@ -34,6 +34,13 @@ function noHostOutputs(opts: RunOptions): void {
   if (opts.out !== undefined || opts.lseOut !== undefined) throw new UnsupportedError('out / lseOut with device tensors', 'the returned device tensors (read them back with toTensor())');
 }
 
+/** Device tensors run on the backend that owns them: an explicit other backend is refused, not silently overridden. */
+export function checkDeviceBackend(backend: BackendName | HostBackend | undefined, device: string): void {
+  if (backend === undefined || backend === 'auto') return;
+  const name = typeof backend === 'string' ? backend : backend?.name;
+  if (name !== device) throw new UnsupportedError(`backend '${String(name)}' with ${device} device tensors (they run on the backend that owns them)`, `backend: '${device}' or 'auto' (or host tensors for '${String(name)}')`, 'backend');
+}
+
 async function execute(plan: AttentionPlan, q: Tensor, k: Tensor, v: Tensor, opts: RunOptions): Promise<AttentionResult> {
   // The plan reads shapes only; the kernels need Tensor views (an object with a shape and a dtype is not one).
   for (const [t, name] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) {
@@ -87,6 +94,7 @@ export async function attention(q: Tensor | DeviceTensor, k: Tensor | DeviceTens
   const plan = planAttention(q, k, v, opts);
   if (isDeviceTensor(q)) {
     noHostOutputs(opts);
+    checkDeviceBackend(opts.backend, q.device);
     return executeDevice(plan, q, k as DeviceTensor, v as DeviceTensor);
   }
   return execute(plan, q, k as Tensor, v as Tensor, opts);
@@ -94,7 +102,7 @@ export async function attention(q: Tensor | DeviceTensor, k: Tensor | DeviceTens
 
 /** Run options of a call on device tensors (GpuTensor): the tensors' backend runs it. */
 export interface DeviceRunOptions {
-  /** Ignored for device tensors: the backend that owns them runs the call. */
+  /** 'auto' or the tensors' own backend ('webgpu'): the backend that owns them runs the call; another is refused. */
   backend?: BackendName | HostBackend;
 }
 
@@ -132,6 +140,7 @@ export async function attentionVarlen(q: Tensor | DeviceTensor, k: Tensor | Devi
   const plan = planAttentionVarlen(q, k, v, opts);
   if (isDeviceTensor(q)) {
     noHostOutputs(opts);
+    checkDeviceBackend(opts.backend, q.device);
     return executeDevice(plan, q, k as DeviceTensor, v as DeviceTensor);
   }
   return execute(plan, q, k as Tensor, v as Tensor, opts);

@@ -16,7 +16,7 @@
 import { DTypeError, ShapeError, ValueError, checkOptionKeys } from '../errors.js';
 import { type Mask, TileClass, allowsScored, classifyTile, findTopK, topKThresholds } from '../masks/mask.js';
 import { type Layout, Tensor } from '../tensor/tensor.js';
-import { attention } from './attention.js';
+import { attention, checkDeviceBackend } from './attention.js';
 import { type BackendName, getBackend, isDeviceTensor } from './backend.js';
 import { ATTENTION_OPTION_KEYS, type AttentionPlan, planAttention } from './plan.js';
 import { GpuTensor, prepareGpuAttention } from '../kernels/webgpu/attention-gpu.js';
@@ -61,7 +61,8 @@ export type CaptureInput = Tensor | GpuTensor;
 
 /** Whether the call runs on the GPU: device inputs decide (as for `attention`), else the backend option. */
 async function onGpu(opts: CaptureOptions, ...inputs: (CaptureInput | undefined)[]): Promise<boolean> {
-  if (inputs.some((t) => isDeviceTensor(t))) return true;
+  const dev = inputs.find((t) => isDeviceTensor(t));
+  if (dev) { checkDeviceBackend(opts.backend, (dev as GpuTensor).device); return true; }
   return (await getBackend(opts.backend ?? 'auto')).name === 'webgpu';
 }
 

@@ -223,7 +223,7 @@ export function planAttentionVarlen(q: TensorLike, k: TensorLike, v: TensorLike,
   // Documents first: checked per sequence below, its cuSeqlens would fail with a less useful length error.
   if (mask) {
     const visit = (n: Mask['node']): void => {
-      if (n.kind === 'documents') throw new ValueError('a documents mask cannot be used inside attentionVarlen: the cuSeqlens already separate the sequences', 'mask');
+      if (n.kind === 'documents') throw new ValueError('a documents mask cannot be used on packed sequences (attentionVarlen, attentionPaged): the cuSeqlens or the block tables already separate them', 'mask');
       if (n.kind === 'and' || n.kind === 'or') n.parts.forEach(visit);
       if (n.kind === 'not') visit(n.part);
       if (n.kind === 'topK') visit(n.within);

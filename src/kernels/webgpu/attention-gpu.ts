@@ -12,12 +12,12 @@
  */
 import type { HostBackend } from '../../attention/backend.js';
 import type { AttentionPlan } from '../../attention/plan.js';
-import { ShapeError, StateError, UnsupportedError, ValueError } from '../../errors.js';
+import { DTypeError, ShapeError, StateError, UnsupportedError, ValueError } from '../../errors.js';
 import { Mask, findTopK } from '../../masks/mask.js';
 import { type TilePlan, planTiles } from '../../masks/tiles.js';
 import type { DType } from '../../tensor/dtype.js';
 import { Tensor, contiguousStrides, copyInto, numel } from '../../tensor/tensor.js';
-import { type GpuContext, gpuContext } from './device.js';
+import { type GpuContext, gpuContext, isRetiredContext } from './device.js';
 import { compileMaskWgsl } from './mask-wgsl.js';
 import {
   type DecodeVariant, type InFormat, type KvPaging, type PortableFlashVariant, type TopKVariant, convertSource,
@@ -83,6 +83,8 @@ export class GpuTensor {
 
   /** An uninitialised device tensor. */
   static empty(ctx: GpuContext, shape: readonly number[], dtype: DType): GpuTensor {
+    if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new ShapeError(`shape must be non-negative integers, got [${Array.isArray(shape) ? shape.join(', ') : String(shape)}]`, 'shape');
+    if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16') throw new DTypeError(`dtype must be f32, f16 or bf16, got ${JSON.stringify(dtype)}`, 'dtype');
     const bytes = numel(shape) * (dtype === 'f32' ? 4 : 2);
     const size = Math.max(16, Math.ceil(bytes / 16) * 16);
     if (size > ctx.caps.maxStorageBinding) throw new ShapeError(`an output of ${bytes} bytes exceeds this adapter's maxStorageBufferBindingSize (${ctx.caps.maxStorageBinding})`, 'out');
@@ -95,6 +97,7 @@ export class GpuTensor {
    */
   async toTensor(): Promise<Tensor> {
     if (this.life.disposed) throw new StateError('toTensor: this GpuTensor (or the tensor it views, or a view of it) was disposed');
+    if (isRetiredContext(this.ctx)) throw new ValueError('toTensor: this GpuTensor lives on a GPU device that configureWebGpu replaced, and its data went with it: upload it again', 'tensor');
     // The elements the view's strides reach (a view of some heads of a wider buffer reaches past its own size).
     let span = this.size > 0 ? 1 : 0;
     if (span) for (let d = 0; d < this.shape.length; d++) span += (this.shape[d]! - 1) * this.strides[d]!;

@@ -294,7 +294,15 @@ export function configureWebGpu(init: WebGpuInit): void {
   currentInit = { ...init };
   const old = current;
   current = null;
-  old?.then((ctx) => ctx.device.destroy(), () => undefined);
+  old?.then((ctx) => { RETIRED.add(ctx); ctx.device.destroy(); }, () => undefined);
+}
+
+/** Contexts configureWebGpu replaced (their device destroyed): their tensors' data is gone. */
+const RETIRED = new WeakSet<GpuContext>();
+
+/** Whether configureWebGpu replaced this context (its device was destroyed, with every buffer on it). */
+export function isRetiredContext(ctx: GpuContext): boolean {
+  return RETIRED.has(ctx);
 }
 
 async function create(init: WebGpuInit): Promise<GpuContext> {

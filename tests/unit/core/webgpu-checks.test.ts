@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  GpuTensor, ShapeError, StateError, ValueError, attention, configureWebGpu, gpuContext, randn, setGpuF32Policy, setGpuKernelPreference,
+  GpuTensor, ShapeError, StateError, ValueError, attention, columnSums, configureWebGpu, gpuContext, randn, setGpuF32Policy, setGpuKernelPreference,
 } from '../../../src/index.js';
 
 describe('WebGPU argument checks', () => {
@@ -63,6 +63,25 @@ describe('WebGPU argument checks', () => {
     configureWebGpu({});
     const gk = await GpuTensor.fromTensor(randn([1, 6, 2, 8], 2));
     await expect(attention(gq, gk, gk)).rejects.toThrow(expect.objectContaining({ name: 'ValueError', argument: 'q' }));
+    // Reading it back: its data went with the device (a DeviceError said the device was lost, as if transiently).
+    await expect(gq.toTensor()).rejects.toThrow(expect.objectContaining({ name: 'ValueError', message: expect.stringMatching(/configureWebGpu replaced.*upload it again/) }));
     gk.dispose();
+  }, 60_000);
+
+  it('device tensors: an explicit other backend is refused (not silently overridden); GpuTensor.empty checks its arguments', async () => {
+    const gq = await GpuTensor.fromTensor(randn([1, 5, 2, 8], 1)), gk = await GpuTensor.fromTensor(randn([1, 5, 2, 8], 2));
+    try {
+      await expect(attention(gq, gk, gk, { backend: 'cpu-ts' } as never)).rejects.toThrow(expect.objectContaining({ name: 'UnsupportedError', argument: 'backend' }));
+      await expect(columnSums(gq, gk, { backend: 'wasm' })).rejects.toThrow(expect.objectContaining({ name: 'UnsupportedError', argument: 'backend' }));
+      const { out } = await attention(gq, gk, gk, { backend: 'webgpu' } as never);
+      expect(out.shape).toEqual([1, 5, 2, 8]);
+      (out as GpuTensor).dispose();
+      const ctx = await gpuContext();
+      expect(() => GpuTensor.empty(ctx, [1, 4, 2, -2], 'f32')).toThrow(expect.objectContaining({ name: 'ShapeError', argument: 'shape' }));
+      expect(() => GpuTensor.empty(ctx, [1, 4.5, 2, 8], 'f32')).toThrow(expect.objectContaining({ name: 'ShapeError' }));
+      expect(() => GpuTensor.empty(ctx, [1, 4, 2, 8], 'f64' as never)).toThrow(expect.objectContaining({ name: 'DTypeError', argument: 'dtype' }));
+    } finally {
+      gq.dispose(); gk.dispose();
+    }
   }, 60_000);
 });
