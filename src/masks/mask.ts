@@ -283,6 +283,8 @@ export function checkCuSeqlens(cu: ArrayLike<number>, argument: string, total?: 
 /**
  * Packed documents (FlashAttention varlen boundaries): query i sees key j iff they are in the same
  * document. `cuSeqlensK` defaults to `cuSeqlensQ` (self-attention over one packed sequence).
+ * Combined with `causal()` on a dense call, causal aligns once over the whole packed sequence (bottom-right
+ * when seqLenQ ≠ seqLenK), not per document: for per-document alignment with Sq ≠ Sk use `attentionVarlen`.
  */
 export function documents(cuSeqlensQ: ArrayLike<number>, cuSeqlensK: ArrayLike<number> = cuSeqlensQ): Mask {
   const q = checkCuSeqlens(cuSeqlensQ, 'cuSeqlensQ');
