@@ -299,11 +299,19 @@ export function attentionCostFromPlan(plan: AttentionPlan, opts: CostOptions = {
   const withinMask = topk ? new MaskClass(topk.within) : null;
 
   const unit = path === 'decode' ? Hk : H;
-  // Tile counts are exact integers below 2^53; past it they would round silently. Checked before planning any.
+  // The decode path plans one tile row of all lenQ queries per sequence (kernel: tileQ = lenQ).
+  const tileQOf = (lenQ: number) => (path === 'decode' ? Math.max(1, lenQ) : tileQ);
+  // Checked before any tile is planned. The tile plan lists every visited tile, as the kernels' does: past ~2^26
+  // tiles (a causal 1M-token sequence) it would exhaust the JavaScript heap and abort the process, so it is refused;
+  // and tile counts are exact integers below 2^53, past which they would round silently.
   let tileCount = 0;
   for (let b = 0; b < plan.batch; b++) {
     const lenQ = plan.cuSeqlensQ[b + 1]! - plan.cuSeqlensQ[b]!, lenK = plan.cuSeqlensK[b + 1]! - plan.cuSeqlensK[b]!;
-    tileCount += Math.ceil(lenQ / (path === 'decode' ? Math.max(1, lenQ) : tileQ)) * Math.ceil(lenK / tileK);
+    const tiles = Math.ceil(lenQ / tileQOf(lenQ)) * Math.ceil(lenK / tileK);
+    if (tiles > MAX_COST_TILES) {
+      throw new UnsupportedError(`a ${lenQ} × ${lenK} sequence has ${tiles} tiles to classify (limit ${MAX_COST_TILES})`, `sequences of at most ${Math.floor(Math.sqrt(MAX_COST_TILES)) * tileK} tokens (nominalFlops for the plain count)`);
+    }
+    tileCount += tiles;
   }
   if (!(tileCount * unit <= Number.MAX_SAFE_INTEGER)) {
     throw new ShapeError(`${tileCount} tiles × ${unit} heads is past 2^53, where tile counts stay exact`, 'shape', path === 'decode' ? 'numKvHeads' : 'numHeads');
@@ -318,14 +326,7 @@ export function attentionCostFromPlan(plan: AttentionPlan, opts: CostOptions = {
     let st = byShape.get(key);
     if (!st) {
       const ctx = { seqLenQ: lenQ, seqLenK: lenK };
-      // The decode path plans one tile row of all lenQ queries per sequence (kernel: tileQ = lenQ).
-      const tq = path === 'decode' ? Math.max(1, lenQ) : tileQ;
-      // The tile plan lists every visited tile, as the kernels' does: past ~2^26 tiles (a causal 1M-token
-      // sequence) it would exhaust the JavaScript heap and abort the process, so it is refused instead.
-      const tiles = Math.ceil(lenQ / tq) * Math.ceil(lenK / tileK);
-      if (tiles > MAX_COST_TILES) {
-        throw new UnsupportedError(`a ${lenQ} × ${lenK} sequence has ${tiles} tiles to classify (limit ${MAX_COST_TILES})`, `sequences of at most ${Math.floor(Math.sqrt(MAX_COST_TILES)) * tileK} tokens (nominalFlops for the plain count)`);
-      }
+      const tq = tileQOf(lenQ);
       st = {
         lenQ, lenK,
         plan: lenQ > 0 ? planTiles(plan.mask, ctx, tq, tileK) : null,
