@@ -276,6 +276,13 @@ function parsePyLiteral(src: string, path?: string): PyValue {
   return v;
 }
 
+/** A file reader's input is a Uint8Array: a ValueError naming `bytes` (and what it got) otherwise. */
+export function checkBytes(bytes: unknown): asserts bytes is Uint8Array {
+  if (bytes instanceof Uint8Array) return;
+  const got = bytes === null ? 'null' : typeof bytes === 'object' ? (bytes as object).constructor?.name ?? 'object' : typeof bytes;
+  throw new ValueError(`bytes must be a Uint8Array, got ${got}`, 'bytes');
+}
+
 /** Options of `parseNpy` and `parseNpz`. */
 export interface NpyParseOptions {
   /** File name for error messages. */
@@ -290,7 +297,7 @@ export interface NpyParseOptions {
 export function parseNpy(bytes: Uint8Array, opts: NpyParseOptions = {}): NdArray {
   const { path } = opts;
   const where = path ? ` (${path})` : '';
-  if (!(bytes instanceof Uint8Array)) throw new ValueError(`bytes must be a Uint8Array, got ${bytes === null ? 'null' : typeof bytes === 'object' ? (bytes as object).constructor?.name ?? 'object' : typeof bytes}`, 'bytes');
+  checkBytes(bytes);
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw new FormatError(`not a .npy file${where}: missing the \\x93NUMPY magic`, path);
   const major = bytes[6]!, minor = bytes[7]!;
   if (major < 1 || major > 3) throw new FormatError(`.npy format version ${major}.${minor} is not supported${where} (1.0, 2.0, 3.0 are)`, path);
@@ -398,7 +405,7 @@ export function writeNpy(a: NdArray): Uint8Array {
 
 /** Parses an .npz archive into named arrays (names without the `.npy` suffix). */
 export function parseNpz(bytes: Uint8Array, opts: NpyParseOptions = {}): Map<string, NdArray> {
-  if (!(bytes instanceof Uint8Array)) throw new ValueError(`bytes must be a Uint8Array, got ${bytes === null ? 'null' : typeof bytes === 'object' ? (bytes as object).constructor?.name ?? 'object' : typeof bytes}`, 'bytes');
+  checkBytes(bytes);
   let files: Record<string, Uint8Array>;
   try {
     files = unzipSync(bytes);

@@ -15,7 +15,7 @@
  * as F8_E4M3) on anything else.
  */
 import { DTypeError, FormatError, ShapeError, UnsupportedError, ValueError, checkOptionKeys, optionNames } from '../errors.js';
-import { type ArrayDType, type NdArray, arrayItemSize, checkNdArray, decodeElements, encodeElements, shapeSize } from './npy.js';
+import { type ArrayDType, type NdArray, arrayItemSize, checkBytes, checkNdArray, decodeElements, encodeElements, shapeSize } from './npy.js';
 
 const ST_TO_DTYPE: Record<string, ArrayDType> = {
   F64: 'f64', F32: 'f32', F16: 'f16', BF16: 'bf16', I8: 'i8', I16: 'i16', I32: 'i32', I64: 'i64',
@@ -39,8 +39,6 @@ export interface SafetensorsFile {
   /** The `__metadata__` strings; {} when the file has none. */
   metadata: Record<string, string>;
 }
-
-const describe = (x: unknown) => (x === null ? 'null' : typeof x === 'object' ? (x as object).constructor?.name ?? 'object' : typeof x);
 
 /** Options of `parseSafetensors`. */
 export interface SafetensorsParseOptions {
@@ -78,7 +76,7 @@ export function parseSafetensorsHeader(bytes: Uint8Array, opts: SafetensorsParse
   const only = opts.only ? new Set(opts.only) : null;
   const where = path ? ` (${path})` : '';
   const fail = (msg: string): never => { throw new FormatError(`safetensors${where}: ${msg}`, path); };
-  if (!(bytes instanceof Uint8Array)) throw new ValueError(`bytes must be a Uint8Array, got ${describe(bytes)}`, 'bytes');
+  checkBytes(bytes);
   checkOptionKeys(opts, SAFETENSORS_OPTION_KEYS, 'parseSafetensors');
   if (bytes.length < 8) fail(`file is ${bytes.length} bytes, shorter than the 8-byte header size`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
