@@ -696,7 +696,6 @@ export class PagedKvCache implements RotationSource {
     s.numBlocks = keep;
     // int8: blocks kept keep their staged values (the rollback may have ended inside any of them).
     this.restage(s, ...s.staged.filter((b) => !released.includes(b)));
-    this.releaseStaged(released);
     s.length = length;
     s.committed = Math.min(s.committed, length);
     s.blockHashes.length = Math.min(s.blockHashes.length, Math.floor(s.committed / bs));
@@ -711,11 +710,9 @@ export class PagedKvCache implements RotationSource {
    */
   free(id: SeqId): void {
     const s = this.seq(id);
-    const held = Array.from(s.blocks.subarray(0, s.numBlocks));
     for (let i = s.numBlocks - 1; i >= 0; i--) this.pool.decRef(s.blocks[i]!);
     s.numBlocks = 0;
     this.restage(s);
-    this.releaseStaged(held);
     this.seqs.delete(id);
   }
 
@@ -739,14 +736,6 @@ export class PagedKvCache implements RotationSource {
     }
     s.staged = [...now];
     if (settled.length && !this.storage.disposed) this.storage.unstage(settled);
-  }
-
-  /** int8: drops the staged values of released blocks that no sequence holds any more (written outside restage's view). */
-  private releaseStaged(blocks: ArrayLike<number>): void {
-    if (!this.storage || this.plan.dtype !== 'int8' || this.storage.disposed) return;
-    const idle: number[] = [];
-    for (let i = 0; i < blocks.length; i++) if (this.pool.refCount(blocks[i]!) === 0 && !this.stagedRefs.has(blocks[i]!)) idle.push(blocks[i]!);
-    if (idle.length) this.storage.unstage(idle);
   }
 
   /** Drops up to `count` least recently released cached blocks (all by default). Returns how many. */
